@@ -1,0 +1,142 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using Dapper;
+using Keyway.Storage;
+
+namespace Keyway.Access;
+
+/// <summary>What is shown about an API key: never its value, which exists only once, at creation.</summary>
+internal sealed record ApiKeyInfo(
+    string Id, string Name, string UserId, string Hint, DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt,
+    DateTimeOffset? LastUsedAt, DateTimeOffset? RevokedAt);
+
+/// <summary>
+/// API keys: random tokens shown once and stored as SHA-256 hashes (a high-entropy token needs no
+/// slow hash; a lookup by hash is one index probe). Verified callers are cached briefly so the
+/// proxy's hot path does not touch the store on every request.
+/// </summary>
+internal sealed class ApiKeyService(Database database, TimeProvider time)
+{
+    public const string TokenPrefix = "kw_";
+    private static readonly TimeSpan CacheLifetime = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
+    private const int CacheCapacity = 10_000;
+
+    private readonly ConcurrentDictionary<string, CachedCaller> _cache = new(StringComparer.Ordinal);
+
+    public static string NewToken() => TokenPrefix + Base64Url(RandomNumberGenerator.GetBytes(32));
+
+    public static string Hash(string token)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(Encoding.UTF8.GetBytes(token), hash);
+        return Convert.ToHexStringLower(hash);
+    }
+
+    /// <summary>Creates a key; returns its one and only sight of the token.</summary>
+    public async Task<(ApiKeyInfo Key, string Token)> CreateAsync(
+        string userId, string name, DateTimeOffset? expiresAt, string? presetToken, CancellationToken cancellationToken)
+    {
+        var token = presetToken ?? NewToken();
+        var id = "key_" + Base64Url(RandomNumberGenerator.GetBytes(9));
+        var now = time.GetUtcNow();
+        var hint = token.Length > 10 ? token[..7] + "…" : "…";
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(
+            """
+            INSERT INTO api_keys (id, name, user_id, hash, hint, created_at, expires_at)
+            VALUES (@id, @name, @userId, @hash, @hint, @now, @expires)
+            """,
+            new { id, name, userId, hash = Hash(token), hint, now = now.ToUnixTimeMilliseconds(), expires = expiresAt?.ToUnixTimeMilliseconds() });
+        return (new ApiKeyInfo(id, name, userId, hint, now, expiresAt, null, null), token);
+    }
+
+    public async Task<IReadOnlyList<ApiKeyInfo>> ListAsync(string? userId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<KeyRow>(
+            "SELECT id, name, user_id, hint, created_at, expires_at, last_used_at, revoked_at FROM api_keys WHERE @userId IS NULL OR user_id = @userId ORDER BY created_at",
+            new { userId });
+        return rows.Select(r => r.ToInfo()).ToList();
+    }
+
+    public async Task<bool> RevokeAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var changed = await connection.ExecuteAsync(
+            "UPDATE api_keys SET revoked_at = @now WHERE id = @id AND revoked_at IS NULL",
+            new { id, now = time.GetUtcNow().ToUnixTimeMilliseconds() });
+        _cache.Clear();
+        return changed > 0;
+    }
+
+    /// <summary>The caller a token belongs to, or null for an unknown, revoked or expired token.</summary>
+    public async ValueTask<Caller?> AuthenticateAsync(string token, CancellationToken cancellationToken)
+    {
+        var hash = Hash(token);
+        var now = time.GetUtcNow();
+        if (_cache.TryGetValue(hash, out var cached) && cached.Until > now && (cached.KeyExpiresAt is null || cached.KeyExpiresAt > now))
+        {
+            return cached.Caller;
+        }
+
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<AuthRow>(
+            """
+            SELECT k.id AS key_id, k.expires_at, k.revoked_at, k.last_used_at, u.id AS user_id, u.name AS user_name, u.role, u.email
+            FROM api_keys k JOIN users u ON u.id = k.user_id
+            WHERE k.hash = @hash
+            """,
+            new { hash });
+        if (row is null || row.RevokedAt is not null || (row.ExpiresAt is { } exp && exp <= now.ToUnixTimeMilliseconds()))
+        {
+            _cache.TryRemove(hash, out _);
+            return null;
+        }
+
+        if (row.LastUsedAt is null || now.ToUnixTimeMilliseconds() - row.LastUsedAt.Value > LastUsedResolution.TotalMilliseconds)
+        {
+            await connection.ExecuteAsync("UPDATE api_keys SET last_used_at = @now WHERE id = @id", new { id = row.KeyId, now = now.ToUnixTimeMilliseconds() });
+        }
+
+        var caller = new Caller(row.UserId, row.UserName, row.Role, row.KeyId, row.Email);
+        if (_cache.Count >= CacheCapacity)
+        {
+            _cache.Clear();
+        }
+
+        _cache[hash] = new CachedCaller(caller, now + CacheLifetime, row.ExpiresAt is { } e ? DateTimeOffset.FromUnixTimeMilliseconds(e) : null);
+        return caller;
+    }
+
+    internal static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    private sealed record CachedCaller(Caller Caller, DateTimeOffset Until, DateTimeOffset? KeyExpiresAt);
+
+    private sealed class AuthRow
+    {
+        public string KeyId { get; init; } = "";
+        public long? ExpiresAt { get; init; }
+        public long? RevokedAt { get; init; }
+        public long? LastUsedAt { get; init; }
+        public string UserId { get; init; } = "";
+        public string UserName { get; init; } = "";
+        public string Role { get; init; } = "";
+        public string? Email { get; init; }
+    }
+
+    private sealed class KeyRow
+    {
+        public string Id { get; init; } = "";
+        public string Name { get; init; } = "";
+        public string UserId { get; init; } = "";
+        public string Hint { get; init; } = "";
+        public long CreatedAt { get; init; }
+        public long? ExpiresAt { get; init; }
+        public long? LastUsedAt { get; init; }
+        public long? RevokedAt { get; init; }
+
+        public ApiKeyInfo ToInfo() => new(Id, Name, UserId, Hint, Time.From(CreatedAt), Time.From(ExpiresAt), Time.From(LastUsedAt), Time.From(RevokedAt));
+    }
+}

@@ -1,0 +1,107 @@
+using System.CommandLine;
+using Keyway.Hosting;
+using Spectre.Console;
+
+namespace Keyway.Cli;
+
+/// <summary>
+/// The <c>keyway</c> command line. <c>serve</c> runs the server; every other command is a client of
+/// its HTTP API (<c>KEYWAY_ADDR</c>, <c>KEYWAY_TOKEN</c>).
+/// </summary>
+internal static class KeywayCli
+{
+    /// <summary><c>--json</c>: print the API's JSON instead of tables, for scripts.</summary>
+    public static readonly Option<bool> JsonOption = new("--json") { Description = "Print JSON instead of tables (for scripts).", Recursive = true };
+
+    public static async Task<int> RunAsync(string[] args, TextWriter? stdout = null, TextWriter? stderr = null, TextReader? stdin = null)
+    {
+        var root = new RootCommand("Keyway: credentials for internal tools, attached server-side.\n" +
+                                   "Run 'keyway serve' for the server; the other commands talk to it (KEYWAY_ADDR, KEYWAY_TOKEN).");
+        root.Options.Add(JsonOption);
+        var io = new CliIo(stdout ?? System.Console.Out, stderr ?? System.Console.Error, stdin ?? System.Console.In);
+        root.Subcommands.Add(ServeCommand());
+        root.Subcommands.Add(EnvCommands.Create(io));
+        root.Subcommands.Add(VarCommands.Create(io));
+        root.Subcommands.Add(ResourceCommands.Create(io));
+        root.Subcommands.Add(RunCommand.Create(io));
+        root.Subcommands.Add(KeyCommands.Create(io));
+        var parse = root.Parse(args);
+        return await parse.InvokeAsync(new InvocationConfiguration { Output = io.Out, Error = io.Error });
+    }
+
+    private static Command ServeCommand()
+    {
+        var dataDir = new Option<string>("--data-dir") { Description = "Where Keyway keeps its data (SQLite store, master.key).", DefaultValueFactory = _ => ServeOptions.DefaultDataDirectory };
+        var urls = new Option<string>("--urls") { Description = "Addresses to listen on, separated by ';'.", DefaultValueFactory = _ => ServeOptions.DefaultUrls };
+        var database = new Option<string?>("--database") { Description = "A postgres:// URL to use PostgreSQL instead of the embedded SQLite (or KEYWAY_DATABASE_URL)." };
+        var command = new Command("serve", "Run the Keyway server.") { dataDir, urls, database };
+        command.SetAction(async (parse, ct) =>
+        {
+            try
+            {
+                return await KeywayServer.RunAsync(new ServeOptions
+                {
+                    DataDirectory = Path.GetFullPath(parse.GetValue(dataDir)!),
+                    Urls = parse.GetValue(urls)!,
+                    DatabaseUrl = parse.GetValue(database),
+                }, ct);
+            }
+            catch (Exception e) when (e is StartupException or Secrets.MasterKeyException or ArgumentException)
+            {
+                await System.Console.Error.WriteLineAsync($"keyway: cannot start: {e.Message}");
+                return ExitCodes.Failure;
+            }
+            catch (Exception e) when (e is Npgsql.NpgsqlException or Microsoft.Data.Sqlite.SqliteException or System.Net.Sockets.SocketException)
+            {
+                await System.Console.Error.WriteLineAsync($"keyway: cannot open the store: {e.Message}");
+                return ExitCodes.Failure;
+            }
+            catch (IOException e) when (e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+            {
+                await System.Console.Error.WriteLineAsync($"keyway: cannot listen: {e.Message} Choose another address with --urls.");
+                return ExitCodes.Failure;
+            }
+        });
+        return command;
+    }
+}
+
+/// <summary>The CLI's streams, so tests can drive it in process.</summary>
+internal sealed class CliIo(TextWriter output, TextWriter error, TextReader input)
+{
+    public TextWriter Out { get; } = output;
+
+    public TextWriter Error { get; } = error;
+
+    public TextReader In { get; } = input;
+
+    public Output For(ParseResult parse)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(Out),
+            Ansi = ReferenceEquals(Out, System.Console.Out) && !System.Console.IsOutputRedirected ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = ReferenceEquals(Out, System.Console.Out) && !System.Console.IsOutputRedirected ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+        });
+        return new Output(parse.GetValue(KeywayCli.JsonOption), console, Error);
+    }
+
+    /// <summary>Runs a client command: one place that turns failures into a message and an exit code.</summary>
+    public Func<ParseResult, CancellationToken, Task<int>> Client(Func<KeywayClient, Output, ParseResult, CancellationToken, Task> body) =>
+        async (parse, ct) =>
+        {
+            var output = For(parse);
+            try
+            {
+                using var client = KeywayClient.FromEnvironment();
+                await body(client, output, parse, ct);
+                return ExitCodes.Ok;
+            }
+            catch (CliException e)
+            {
+                output.Error(e);
+                return e.ExitCode;
+            }
+        };
+}

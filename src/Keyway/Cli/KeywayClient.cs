@@ -1,0 +1,148 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Keyway.Cli;
+
+/// <summary>The CLI's HTTP client: <c>KEYWAY_ADDR</c> and <c>KEYWAY_TOKEN</c>, as Vault's CLI does.</summary>
+internal sealed class KeywayClient : IDisposable
+{
+    public const string DefaultAddress = "http://127.0.0.1:7510";
+
+    private readonly HttpClient _http;
+
+    public KeywayClient(string? address, string? token)
+    {
+        Address = (string.IsNullOrWhiteSpace(address) ? DefaultAddress : address.Trim()).TrimEnd('/');
+        if (!Uri.TryCreate(Address, UriKind.Absolute, out var baseUri))
+        {
+            throw new CliException(ExitCodes.Usage, $"KEYWAY_ADDR '{Address}' is not a URL (expected e.g. {DefaultAddress}).");
+        }
+
+        _http = new HttpClient { BaseAddress = baseUri, Timeout = TimeSpan.FromSeconds(100) };
+        if (!string.IsNullOrWhiteSpace(token))
+        {
+            _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token.Trim());
+        }
+
+        HasToken = !string.IsNullOrWhiteSpace(token);
+    }
+
+    public string Address { get; }
+
+    public bool HasToken { get; }
+
+    public static KeywayClient FromEnvironment() =>
+        new(Environment.GetEnvironmentVariable("KEYWAY_ADDR"), Environment.GetEnvironmentVariable("KEYWAY_TOKEN"));
+
+    public Task<JsonNode?> GetAsync(string path, CancellationToken ct) => SendAsync(HttpMethod.Get, path, null, ct);
+
+    public Task<JsonNode?> PutAsync(string path, object? body, CancellationToken ct) => SendAsync(HttpMethod.Put, path, body, ct);
+
+    public Task<JsonNode?> PostAsync(string path, object? body, CancellationToken ct) => SendAsync(HttpMethod.Post, path, body, ct);
+
+    public Task<JsonNode?> DeleteAsync(string path, CancellationToken ct) => SendAsync(HttpMethod.Delete, path, null, ct);
+
+    public async Task<JsonNode?> SendAsync(HttpMethod method, string path, object? body, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(method, path.TrimStart('/'));
+        if (body is not null)
+        {
+            request.Content = body is JsonNode node
+                ? new StringContent(node.ToJsonString(), System.Text.Encoding.UTF8, "application/json")
+                : JsonContent.Create(body, options: CliJson.Options);
+        }
+
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.SendAsync(request, ct);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new CliException(ExitCodes.Unreachable,
+                $"Cannot reach Keyway at {Address}: {e.Message} Is 'keyway serve' running? Set KEYWAY_ADDR to its address.");
+        }
+        catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new CliException(ExitCodes.Unreachable, $"Keyway at {Address} did not answer in time.");
+        }
+
+        using (response)
+        {
+            var text = await response.Content.ReadAsStringAsync(ct);
+            JsonNode? json = null;
+            if (text.Length > 0)
+            {
+                try
+                {
+                    json = JsonNode.Parse(text);
+                }
+                catch (JsonException)
+                {
+                    json = JsonValue.Create(text);
+                }
+            }
+
+            if (response.IsSuccessStatusCode)
+            {
+                return json;
+            }
+
+            var code = json?["code"]?.GetValue<string>() ?? "http_" + (int)response.StatusCode;
+            var detail = json?["detail"]?.GetValue<string>() ?? json?["title"]?.GetValue<string>() ?? response.ReasonPhrase ?? "";
+            if ((int)response.StatusCode == 401 && !HasToken)
+            {
+                detail = "No API key: set KEYWAY_TOKEN (the admin key is printed when Keyway first starts).";
+            }
+
+            var errors = json?["errors"] as JsonArray;
+            throw new CliException(ExitCodes.ForStatus((int)response.StatusCode), detail, code, errors);
+        }
+    }
+
+    public void Dispose() => _http.Dispose();
+}
+
+/// <summary>Exit codes scripts can rely on (docs/cli.md lists them).</summary>
+internal static class ExitCodes
+{
+    public const int Ok = 0;
+    public const int Failure = 1;
+    public const int Usage = 2;
+    public const int NotFound = 3;
+    public const int Denied = 4;
+    public const int Invalid = 5;
+    public const int Unreachable = 6;
+    public const int Conflict = 7;
+
+    public static int ForStatus(int status) => status switch
+    {
+        400 or 422 => Invalid,
+        401 or 403 => Denied,
+        404 => NotFound,
+        409 => Conflict,
+        _ => Failure,
+    };
+}
+
+/// <summary>A failure the CLI reports in one clear message, with an exit code.</summary>
+internal sealed class CliException(int exitCode, string message, string? code = null, JsonArray? errors = null) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+
+    public string? Code { get; } = code;
+
+    public JsonArray? Errors { get; } = errors;
+}
+
+internal static class CliJson
+{
+    public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web)
+    {
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public static readonly JsonSerializerOptions Indented = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+}

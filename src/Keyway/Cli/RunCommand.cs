@@ -1,0 +1,94 @@
+using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Keyway.Cli;
+
+/// <summary><c>keyway run RESOURCE [PATH]</c>: an ad-hoc request through a resource, curl-style.</summary>
+internal static class RunCommand
+{
+    public static Command Create(CliIo io)
+    {
+        var resource = new Argument<string>("resource") { Description = "The resource to call." };
+        var path = new Argument<string?>("path") { Description = "The path relative to the resource's base URL.", DefaultValueFactory = _ => null };
+        var method = new Option<string>("--method", "-X") { Description = "The HTTP method.", DefaultValueFactory = _ => "GET" };
+        var headers = new Option<string[]>("--header", "-H") { Description = "A header 'Name: value' (repeatable).", AllowMultipleArgumentsPerToken = false };
+        var query = new Option<string[]>("--query", "-q") { Description = "A query parameter name=value (repeatable)." };
+        var data = new Option<string?>("--data", "-d") { Description = "The body: JSON, text, or @file to read it from a file ('@-' for stdin)." };
+        var env = new Option<string>("--env", "-e") { Description = "The environment.", DefaultValueFactory = _ => "production" };
+        var command = new Command("run", "Send a request through a resource and print the upstream's answer.\nExample: keyway run github /user -H 'Accept: application/json'")
+        {
+            resource, path, method, headers, query, data, env,
+        };
+        command.SetAction(io.Client(async (client, output, parse, ct) =>
+        {
+            var request = new JsonObject
+            {
+                ["environment"] = parse.GetValue(env),
+                ["method"] = parse.GetValue(method)!.ToUpperInvariant(),
+                ["path"] = parse.GetValue(path),
+                ["headers"] = Pairs(parse.GetValue(headers), ':', "header", "'Name: value'"),
+                ["query"] = Pairs(parse.GetValue(query), '=', "query parameter", "name=value"),
+            };
+            if (parse.GetValue(data) is { } body)
+            {
+                var text = body.StartsWith('@')
+                    ? body == "@-" ? await io.In.ReadToEndAsync(ct) : await File.ReadAllTextAsync(body[1..], ct)
+                    : body;
+                request["body"] = TryJson(text) ?? JsonValue.Create(text);
+            }
+
+            var result = await client.PostAsync($"api/v1/resources/{Uri.EscapeDataString(parse.GetValue(resource)!)}/run", request, ct);
+            if (output.Json)
+            {
+                output.WriteJson(result);
+                return;
+            }
+
+            var status = result?["status"]?.GetValue<int>() ?? 0;
+            io.Error.WriteLine($"{status} in {Output.Str(result?["durationMs"])} ms");
+            var responseBody = result?["body"];
+            io.Out.WriteLine(responseBody is JsonValue v && v.TryGetValue<string>(out var s) ? s : responseBody?.ToJsonString(CliJson.Indented) ?? "");
+            if (status >= 400)
+            {
+                throw new CliException(ExitCodes.Failure, $"The upstream answered {status}.", "upstream_status");
+            }
+        }));
+        return command;
+    }
+
+    private static JsonObject Pairs(string[]? items, char separator, string what, string shape)
+    {
+        var result = new JsonObject();
+        foreach (var item in items ?? [])
+        {
+            var cut = item.IndexOf(separator, StringComparison.Ordinal);
+            if (cut <= 0)
+            {
+                throw new CliException(ExitCodes.Usage, $"The {what} '{item}' is not of the form {shape}.");
+            }
+
+            result[item[..cut].Trim()] = item[(cut + 1)..].Trim();
+        }
+
+        return result;
+    }
+
+    private static JsonNode? TryJson(string text)
+    {
+        var t = text.TrimStart();
+        if (!(t.StartsWith('{') || t.StartsWith('[')))
+        {
+            return null;
+        }
+
+        try
+        {
+            return JsonNode.Parse(text);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,78 @@
+using Keyway.Access;
+using Keyway.Api;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Keyway.Environments;
+
+internal static class EnvironmentEndpoints
+{
+    /// <summary>The body of <c>PUT /api/v1/environments/{env}/variables/{name}</c>.</summary>
+    internal sealed record SetVariableRequest(string? Value, bool Secret = false, DateTimeOffset? ExpiresAt = null);
+
+    internal sealed record PutEnvironmentRequest(string? Description);
+
+    public static RouteGroupBuilder MapEnvironments(this RouteGroupBuilder api)
+    {
+        var group = api.MapGroup("/environments").WithTags("Environments");
+
+        group.MapGet("/", async (VariableService service, CancellationToken ct) =>
+                TypedResults.Ok(new { environments = await service.ListEnvironmentsAsync(ct) }))
+            .Requires(Permission.Read)
+            .WithSummary("List environments.");
+
+        group.MapPut("/{env}", async Task<Results<Ok<EnvironmentInfo>, Created<EnvironmentInfo>>> (
+                string env, PutEnvironmentRequest? body, VariableService service, CancellationToken ct) =>
+            {
+                var (info, created) = await service.PutEnvironmentAsync(env, body?.Description, ct);
+                return created ? TypedResults.Created($"/api/v1/environments/{env}", info) : TypedResults.Ok(info);
+            })
+            .Requires(Permission.Admin)
+            .WithSummary("Create an environment (or update its description).");
+
+        group.MapGet("/{env}", async Task<Results<Ok<EnvironmentInfo>, ProblemHttpResult>> (string env, VariableService service, CancellationToken ct) =>
+                await service.GetEnvironmentAsync(env, ct) is { } info ? TypedResults.Ok(info) : Problems.NotFound($"There is no environment named '{env}'."))
+            .Requires(Permission.Read)
+            .WithSummary("Get an environment.");
+
+        group.MapDelete("/{env}", async Task<Results<NoContent, ProblemHttpResult>> (string env, VariableService service, CancellationToken ct) =>
+                await service.DeleteEnvironmentAsync(env, ct) ? TypedResults.NoContent() : Problems.NotFound($"There is no environment named '{env}'."))
+            .Requires(Permission.Admin)
+            .WithSummary("Delete an environment and its variables ('production' cannot be deleted).");
+
+        group.MapGet("/{env}/variables", async Task<Results<Ok<VariableList>, ProblemHttpResult>> (string env, VariableService service, CancellationToken ct) =>
+                await service.GetEnvironmentAsync(env, ct) is null
+                    ? Problems.NotFound($"There is no environment named '{env}'.")
+                    : TypedResults.Ok(new VariableList(await service.ListAsync(env, ct))))
+            .Requires(Permission.Admin)
+            .WithSummary("List an environment's variables. A secret's value is always null.");
+
+        group.MapGet("/{env}/variables/{name}", async Task<Results<Ok<VariableInfo>, ProblemHttpResult>> (
+                string env, string name, VariableService service, CancellationToken ct) =>
+                await service.GetAsync(env, name, ct) is { } info ? TypedResults.Ok(info) : Problems.NotFound($"There is no variable '{name}' in environment '{env}'."))
+            .Requires(Permission.Admin)
+            .WithSummary("Get a variable. A secret's value is always null; its version and dates are shown.");
+
+        group.MapPut("/{env}/variables/{name}", async Task<Results<Ok<VariableInfo>, ProblemHttpResult>> (
+                string env, string name, SetVariableRequest? body, VariableService service, CancellationToken ct) =>
+            {
+                if (body?.Value is null)
+                {
+                    return Problems.BadRequest("Send the value as JSON: {\"value\": \"...\", \"secret\": true}.");
+                }
+
+                return TypedResults.Ok(await service.SetAsync(env, name, body.Value, body.Secret, body.ExpiresAt, ct));
+            })
+            .Requires(Permission.Admin)
+            .WithSummary("Set a variable. A secret gets a new version each time; its value is never returned.");
+
+        group.MapDelete("/{env}/variables/{name}", async Task<Results<NoContent, ProblemHttpResult>> (
+                string env, string name, VariableService service, CancellationToken ct) =>
+                await service.DeleteAsync(env, name, ct) ? TypedResults.NoContent() : Problems.NotFound($"There is no variable '{name}' in environment '{env}'."))
+            .Requires(Permission.Admin)
+            .WithSummary("Delete a variable and all its versions.");
+
+        return api;
+    }
+
+    internal sealed record VariableList(IReadOnlyList<VariableInfo> Variables);
+}

@@ -1,0 +1,249 @@
+using System.Collections.Concurrent;
+using Dapper;
+using Keyway.Api;
+using Keyway.Secrets;
+using Keyway.Storage;
+
+namespace Keyway.Environments;
+
+/// <summary>An environment as the API shows it.</summary>
+internal sealed record EnvironmentInfo(string Name, string? Description, DateTimeOffset CreatedAt);
+
+/// <summary>A configuration variable as the API shows it: a secret's <c>Value</c> is always null.</summary>
+internal sealed record VariableInfo(
+    string Environment, string Name, bool Secret, string? Value, long Version,
+    DateTimeOffset? ExpiresAt, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt);
+
+/// <summary>
+/// The current values of one environment's variables: plain values as strings, secret values as
+/// <see cref="Secret"/>. Built once per change and shared by every request.
+/// </summary>
+internal sealed class EnvironmentValues(string environment, IReadOnlyDictionary<string, object> values)
+{
+    public string Environment { get; } = environment;
+
+    /// <summary>Every variable, secrets included: the scope of resource configuration.</summary>
+    public IReadOnlyDictionary<string, object> All { get; } = values;
+
+    /// <summary>Only plain variables: the scope of query templates, which resource users write.</summary>
+    public IReadOnlyDictionary<string, object> Plain { get; } =
+        values.Where(kv => kv.Value is string).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+
+    /// <summary>The secret values, for redacting anything Keyway returns.</summary>
+    public IReadOnlyList<Secret> Secrets { get; } = values.Values.OfType<Secret>().ToList();
+
+    public bool IsSecret(string name) => All.TryGetValue(name, out var v) && v is Secret;
+}
+
+/// <summary>Environments and their configuration variables. Secret values are encrypted at rest and write-only.</summary>
+internal sealed class VariableService(Database database, KeyRing keys, TimeProvider time, ChangeFeed changes)
+{
+    public const string Production = "production";
+
+    private readonly ConcurrentDictionary<string, Task<EnvironmentValues>> _values = new(StringComparer.Ordinal);
+
+    public void Subscribe() => changes.Changed += change =>
+    {
+        if (change.Kind == "variables")
+        {
+            _values.TryRemove(change.Name, out _);
+        }
+    };
+
+    /// <summary>The associated data that binds a secret's ciphertext to its row and field.</summary>
+    public static string AssociatedData(string environment, string name, long version) =>
+        $"variable_versions:{environment}:{name}:{version}:ciphertext";
+
+    public async Task EnsureProductionAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(
+            "INSERT INTO environments (name, description, created_at) VALUES (@name, @description, @now) ON CONFLICT (name) DO NOTHING",
+            new { name = Production, description = "The default environment.", now = time.GetUtcNow().ToStore() });
+    }
+
+    public async Task<(EnvironmentInfo Environment, bool Created)> PutEnvironmentAsync(string name, string? description, CancellationToken cancellationToken)
+    {
+        Names.Require("environment", name);
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var existed = await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM environments WHERE name = @name", new { name }) > 0;
+        await connection.ExecuteAsync(
+            """
+            INSERT INTO environments (name, description, created_at) VALUES (@name, @description, @now)
+            ON CONFLICT (name) DO UPDATE SET description = COALESCE(excluded.description, environments.description)
+            """,
+            new { name, description, now = time.GetUtcNow().ToStore() });
+        var info = await GetEnvironmentAsync(name, cancellationToken) ?? throw new InvalidOperationException("The environment vanished.");
+        return (info, !existed);
+    }
+
+    public async Task<EnvironmentInfo?> GetEnvironmentAsync(string name, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<EnvironmentRow>(
+            "SELECT name, description, created_at FROM environments WHERE name = @name", new { name });
+        return row?.ToInfo();
+    }
+
+    public async Task<IReadOnlyList<EnvironmentInfo>> ListEnvironmentsAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<EnvironmentRow>("SELECT name, description, created_at FROM environments ORDER BY name");
+        return rows.Select(r => r.ToInfo()).ToList();
+    }
+
+    public async Task<bool> DeleteEnvironmentAsync(string name, CancellationToken cancellationToken)
+    {
+        if (name == Production)
+        {
+            throw new KeywayException(StatusCodes.Status409Conflict, "conflict", "The 'production' environment always exists and cannot be deleted.");
+        }
+
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var deleted = await connection.ExecuteAsync("DELETE FROM environments WHERE name = @name", new { name }) > 0;
+        changes.Publish(new Change("variables", name));
+        return deleted;
+    }
+
+    /// <summary>Sets a variable: a new version each time. A secret's value is encrypted before it is stored.</summary>
+    public async Task<VariableInfo> SetAsync(
+        string environment, string name, string value, bool secret, DateTimeOffset? expiresAt, CancellationToken cancellationToken)
+    {
+        Names.RequireVariable(name);
+        var now = time.GetUtcNow().ToStore();
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        if (await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM environments WHERE name = @environment", new { environment }, transaction) == 0)
+        {
+            throw new KeywayException(StatusCodes.Status404NotFound, "not_found",
+                $"The environment '{environment}' does not exist. Create it first: keyway env create {environment}");
+        }
+
+        var current = await connection.ExecuteScalarAsync<long?>(
+            "SELECT version FROM variables WHERE environment = @environment AND name = @name", new { environment, name }, transaction);
+        var version = (current ?? 0) + 1;
+        await connection.ExecuteAsync(
+            """
+            INSERT INTO variables (environment, name, secret, version, expires_at, created_at, updated_at)
+            VALUES (@environment, @name, @secret, @version, @expiresAt, @now, @now)
+            ON CONFLICT (environment, name) DO UPDATE SET secret = excluded.secret, version = excluded.version,
+                expires_at = excluded.expires_at, updated_at = excluded.updated_at
+            """,
+            new { environment, name, secret = secret ? 1 : 0, version, expiresAt = expiresAt.ToStore(), now },
+            transaction);
+        await connection.ExecuteAsync(
+            "INSERT INTO variable_versions (environment, name, version, value, ciphertext, created_at) VALUES (@environment, @name, @version, @plain, @ciphertext, @now)",
+            new
+            {
+                environment,
+                name,
+                version,
+                plain = secret ? null : value,
+                ciphertext = secret ? keys.Encrypt(new Secret(value), AssociatedData(environment, name, version)) : null,
+                now,
+            },
+            transaction);
+        await transaction.CommitAsync(cancellationToken);
+        changes.Publish(new Change("variables", environment));
+        return (await GetAsync(environment, name, cancellationToken))!;
+    }
+
+    public async Task<VariableInfo?> GetAsync(string environment, string name, CancellationToken cancellationToken) =>
+        (await QueryAsync(environment, name, cancellationToken)).FirstOrDefault();
+
+    public Task<IReadOnlyList<VariableInfo>> ListAsync(string environment, CancellationToken cancellationToken) =>
+        QueryAsync(environment, null, cancellationToken);
+
+    public async Task<bool> DeleteAsync(string environment, string name, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await connection.ExecuteAsync("DELETE FROM variable_versions WHERE environment = @environment AND name = @name", new { environment, name }, transaction);
+        var deleted = await connection.ExecuteAsync("DELETE FROM variables WHERE environment = @environment AND name = @name", new { environment, name }, transaction) > 0;
+        await transaction.CommitAsync(cancellationToken);
+        changes.Publish(new Change("variables", environment));
+        return deleted;
+    }
+
+    /// <summary>The current values of an environment's variables, decrypted once and cached until they change.</summary>
+    public Task<EnvironmentValues> GetValuesAsync(string environment, CancellationToken cancellationToken)
+    {
+        var task = _values.GetOrAdd(environment, env => LoadValuesAsync(env, CancellationToken.None));
+        if (task.IsFaulted || task.IsCanceled)
+        {
+            // Never cache a failure.
+            _values.TryRemove(new KeyValuePair<string, Task<EnvironmentValues>>(environment, task));
+        }
+
+        return task.WaitAsync(cancellationToken);
+    }
+
+    private async Task<EnvironmentValues> LoadValuesAsync(string environment, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<ValueRow>(
+            """
+            SELECT v.name, v.secret, v.version, vv.value, vv.ciphertext
+            FROM variables v JOIN variable_versions vv
+              ON vv.environment = v.environment AND vv.name = v.name AND vv.version = v.version
+            WHERE v.environment = @environment
+            """,
+            new { environment });
+        var values = new Dictionary<string, object>(StringComparer.Ordinal);
+        foreach (var row in rows)
+        {
+            values[row.Name] = row.Secret != 0
+                ? keys.DecryptSecret(row.Ciphertext!, AssociatedData(environment, row.Name, row.Version))
+                : row.Value ?? "";
+        }
+
+        return new EnvironmentValues(environment, values);
+    }
+
+    private async Task<IReadOnlyList<VariableInfo>> QueryAsync(string environment, string? name, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<VariableRow>(
+            """
+            SELECT v.environment, v.name, v.secret, v.version, v.expires_at, v.created_at, v.updated_at, vv.value
+            FROM variables v JOIN variable_versions vv
+              ON vv.environment = v.environment AND vv.name = v.name AND vv.version = v.version
+            WHERE v.environment = @environment AND (@name IS NULL OR v.name = @name)
+            ORDER BY v.name
+            """,
+            new { environment, name });
+        return rows.Select(r => new VariableInfo(
+            r.Environment, r.Name, r.Secret != 0, r.Secret != 0 ? null : r.Value, r.Version,
+            Time.From(r.ExpiresAt), Time.From(r.CreatedAt), Time.From(r.UpdatedAt))).ToList();
+    }
+
+    private sealed class EnvironmentRow
+    {
+        public string Name { get; init; } = "";
+        public string? Description { get; init; }
+        public long CreatedAt { get; init; }
+
+        public EnvironmentInfo ToInfo() => new(Name, Description, Time.From(CreatedAt));
+    }
+
+    private sealed class VariableRow
+    {
+        public string Environment { get; init; } = "";
+        public string Name { get; init; } = "";
+        public long Secret { get; init; }
+        public long Version { get; init; }
+        public long? ExpiresAt { get; init; }
+        public long CreatedAt { get; init; }
+        public long UpdatedAt { get; init; }
+        public string? Value { get; init; }
+    }
+
+    private sealed class ValueRow
+    {
+        public string Name { get; init; } = "";
+        public long Secret { get; init; }
+        public long Version { get; init; }
+        public string? Value { get; init; }
+        public byte[]? Ciphertext { get; init; }
+    }
+}

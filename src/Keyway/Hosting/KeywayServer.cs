@@ -1,0 +1,177 @@
+using Dapper;
+using Keyway.Access;
+using Keyway.Api;
+using Keyway.Environments;
+using Keyway.Outbound;
+using Keyway.Proxy;
+using Keyway.Resources;
+using Keyway.Runs;
+using Keyway.Secrets;
+using Keyway.Storage;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Diagnostics;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
+using Scalar.AspNetCore;
+
+namespace Keyway.Hosting;
+
+/// <summary><c>keyway serve</c>: opens the store and the keys, then serves the API and the proxy.</summary>
+internal static partial class KeywayServer
+{
+    public static async Task<int> RunAsync(ServeOptions options, CancellationToken cancellationToken)
+    {
+        var time = TimeProvider.System;
+        Directory.CreateDirectory(options.DataDirectory);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(options.DataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+
+        var databaseUrl = options.DatabaseUrl ?? Environment.GetEnvironmentVariable("KEYWAY_DATABASE_URL");
+        await using var database = string.IsNullOrEmpty(databaseUrl)
+            ? Database.Sqlite(Path.Combine(options.DataDirectory, "keyway.db"))
+            : Database.Postgres(databaseUrl);
+
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        builder.WebHost.UseUrls(options.Urls);
+        builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
+        builder.Host.ConfigureHostOptions(h => h.ShutdownTimeout = TimeSpan.FromSeconds(20));
+        builder.Logging.ClearProviders();
+        if (string.Equals(Environment.GetEnvironmentVariable("KEYWAY_LOG_FORMAT"), "json", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.Logging.AddJsonConsole(o => o.UseUtcTimestamp = true);
+        }
+        else
+        {
+            builder.Logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss ";
+                o.UseUtcTimestamp = true;
+            });
+        }
+
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+        builder.Logging.AddFilter("Yarp", LogLevel.Warning);
+        builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
+
+        using var startupLoggers = LoggerFactory.Create(l => l.AddSimpleConsole(o => o.SingleLine = true));
+        var startupLog = startupLoggers.CreateLogger("Keyway.Startup");
+
+        // The store and the keys are opened before the server listens: a wrong key or an unreachable
+        // database is a clear error at start, never a half-working server.
+        await new Migrator(database, time, startupLoggers.CreateLogger<Migrator>()).ApplyAsync(cancellationToken);
+        var master = MasterKeyRing.Load(Environment.GetEnvironmentVariable("KEYWAY_MASTER_KEY"), options.DataDirectory);
+        var keyRing = await KeyRing.OpenAsync(master, new DataKeyStore(database), time, cancellationToken);
+        Log.StoreOpened(startupLog, database.Description, keyRing.ActiveKeyId);
+
+        var services = builder.Services;
+        services.AddSingleton(time);
+        services.AddSingleton(database);
+        services.AddSingleton(master);
+        services.AddSingleton(keyRing);
+        services.AddSingleton(options);
+        services.AddSingleton<ChangeFeed>();
+        services.AddSingleton<VariableService>();
+        services.AddSingleton<ResourceService>();
+        services.AddSingleton<ResourceResolver>();
+        services.AddSingleton<ApiKeyService>();
+        services.AddSingleton<AccessPolicy>();
+        services.AddSingleton<RunExecutor>();
+        services.AddSingleton<Bootstrap>();
+        services.AddSingleton(new DestinationPolicy(DestinationPolicyOptions.FromEnvironment()));
+        services.AddSingleton(sp => new OutboundClient(sp.GetRequiredService<DestinationPolicy>(), new OutboundHandlerOptions()));
+        services.AddHttpForwarder();
+        services.AddProblemDetails();
+        services.AddExceptionHandler<KeywayExceptionHandler>();
+        services.AddOpenApi("v1", o => o.AddDocumentTransformer((document, _, _) =>
+        {
+            document.Info.Title = "Keyway API";
+            document.Info.Description = "Resources, environments, variables and runs. Errors are RFC 9457 problem+json with a stable 'code'.";
+            return Task.CompletedTask;
+        }));
+        services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        services.AddOpenTelemetry()
+            .WithMetrics(m => m.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation().AddMeter(KeywayMetrics.MeterName).AddPrometheusExporter())
+            .WithTracing(t => t.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation().AddSource(KeywayMetrics.MeterName));
+
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseAuthentication();
+
+        app.MapGet("/healthz", () => TypedResults.Text("ok")).ExcludeFromDescription();
+        app.MapGet("/readyz", async (Database db, CancellationToken ct) =>
+        {
+            try
+            {
+                await using var connection = await db.OpenAsync(ct);
+                await connection.ExecuteScalarAsync<long>("SELECT 1");
+                return Results.Text("ready");
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                return Results.Text("store unreachable", statusCode: StatusCodes.Status503ServiceUnavailable);
+            }
+        }).ExcludeFromDescription();
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        app.MapOpenApi("/openapi/{documentName}.json");
+        app.MapScalarApiReference("/api/reference", o => o.WithTitle("Keyway API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
+
+        var api = app.MapGroup("/api/v1").AddEndpointFilter<AccessFilter>();
+        api.MapEnvironments();
+        api.MapResources();
+        api.MapKeys();
+        app.MapProxy();
+
+        var variables = app.Services.GetRequiredService<VariableService>();
+        variables.Subscribe();
+        app.Services.GetRequiredService<ResourceService>().Subscribe();
+        await variables.EnsureProductionAsync(cancellationToken);
+        await app.Services.GetRequiredService<Bootstrap>().RunAsync(
+            Environment.GetEnvironmentVariable("KEYWAY_ADMIN_PASSWORD"), Environment.GetEnvironmentVariable("KEYWAY_ADMIN_TOKEN"),
+            Console.Out, cancellationToken);
+
+        await app.RunAsync(cancellationToken);
+        return 0;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Store {Store} opened; active data key {KeyId}")]
+        public static partial void StoreOpened(ILogger logger, string store, string keyId);
+    }
+}
+
+/// <summary>Turns exceptions into problem+json. Unexpected ones say nothing but a trace id: their text may hold anything.</summary>
+internal sealed partial class KeywayExceptionHandler(ILogger<KeywayExceptionHandler> logger) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
+    {
+        var result = exception switch
+        {
+            KeywayException keyway => Problems.From(keyway),
+            BadHttpRequestException bad => Problems.Create(bad.StatusCode, "bad_request",
+                bad.InnerException is System.Text.Json.JsonException ? "The request body is not valid JSON for this call." : "The request is malformed."),
+            _ => null,
+        };
+        if (result is null)
+        {
+            Log.Unhandled(logger, exception.GetType().FullName ?? "?", httpContext.TraceIdentifier, exception.StackTrace ?? "");
+            result = Problems.Create(StatusCodes.Status500InternalServerError, "internal_error",
+                $"Keyway failed unexpectedly. The server log has the details under trace id {httpContext.TraceIdentifier}.");
+        }
+
+        await result.ExecuteAsync(httpContext);
+        return true;
+    }
+
+    private static partial class Log
+    {
+        // The exception's type and stack only: its message may quote a value Keyway must not log.
+        [LoggerMessage(2, LogLevel.Error, "Unhandled {ExceptionType} in request {TraceId} at {StackTrace}")]
+        public static partial void Unhandled(ILogger logger, string exceptionType, string traceId, string stackTrace);
+    }
+}

@@ -1,0 +1,18 @@
+namespace Keyway.Hosting;
+
+/// <summary>What <c>keyway serve</c> was started with.</summary>
+internal sealed record ServeOptions
+{
+    public required string DataDirectory { get; init; }
+
+    public required string Urls { get; init; }
+
+    /// <summary>A <c>postgres://</c> URL, or null for the embedded SQLite store in the data directory.</summary>
+    public string? DatabaseUrl { get; init; }
+
+    public const string DefaultUrls = "http://127.0.0.1:7510";
+    public const string DefaultDataDirectory = "keyway-data";
+}
+
+/// <summary>A configuration problem found at start: printed plainly, and the process exits non-zero.</summary>
+internal sealed class StartupException(string message) : Exception(message);

@@ -1,0 +1,326 @@
+using System.Text;
+using Keyway.Api;
+using Keyway.Outbound;
+using Keyway.Templates;
+
+namespace Keyway.Resources;
+
+/// <summary>Where an auth method puts a credential on the outbound request.</summary>
+internal enum Placement
+{
+    Header,
+    Query,
+    Cookie,
+}
+
+/// <summary>One credential placement: computed from the scope at resolve time, never stored in plain text.</summary>
+internal sealed record AuthPlacement(Placement Location, string Name, Func<TemplateScope, string> Value);
+
+/// <summary>
+/// A resource ready to serve: validated, every template parsed once. Built when the configuration
+/// is saved or first used, never per request.
+/// </summary>
+internal sealed class CompiledResource
+{
+    public required string Name { get; init; }
+
+    public required long Version { get; init; }
+
+    public required ResourceDefinition Definition { get; init; }
+
+    public required Template BaseUrl { get; init; }
+
+    public required IReadOnlyList<KeyValuePair<string, Template>> Headers { get; init; }
+
+    public required IReadOnlyList<KeyValuePair<string, Template>> Query { get; init; }
+
+    public required IReadOnlyList<AuthPlacement> Auth { get; init; }
+
+    public required TimeSpan Timeout { get; init; }
+
+    public required long MaxResponseBytes { get; init; }
+
+    public required bool FollowSameOriginRedirects { get; init; }
+
+    /// <summary>Whether any template reads <c>current_user</c>: if not, a resolved resource is shared per environment.</summary>
+    public required bool UsesCurrentUser { get; init; }
+
+    /// <summary>The variables the configuration references.</summary>
+    public required IReadOnlySet<string> Variables { get; init; }
+
+    public bool IsGraphQL => Definition.Kind == "graphql";
+}
+
+/// <summary>Validates a <see cref="ResourceDefinition"/> (every error, each with its field) and compiles it.</summary>
+internal static class ResourceCompiler
+{
+    public const long DefaultMaxResponseBytes = 10 * 1024 * 1024;
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
+
+    public static CompiledResource Compile(string name, long version, ResourceDefinition definition)
+    {
+        var errors = new List<FieldError>();
+        if (Names.CheckName("resource", name) is { } nameError)
+        {
+            errors.Add(new FieldError("name", nameError));
+        }
+
+        if (definition.Kind is not ("rest" or "graphql"))
+        {
+            errors.Add(new FieldError("kind", $"'{definition.Kind}' is not a resource kind; use 'rest' or 'graphql'."));
+        }
+
+        var variables = new HashSet<string>(StringComparer.Ordinal);
+        var usesCurrentUser = false;
+
+        Template? Parse(string field, string? text, bool required = false)
+        {
+            if (string.IsNullOrEmpty(text))
+            {
+                if (required)
+                {
+                    errors.Add(new FieldError(field, "This field is required."));
+                }
+
+                return null;
+            }
+
+            try
+            {
+                var template = Template.Parse(text);
+                variables.UnionWith(template.VariableNames);
+                usesCurrentUser |= text.Contains("current_user", StringComparison.Ordinal);
+                return template;
+            }
+            catch (TemplateException e)
+            {
+                errors.Add(new FieldError(field, e.Message));
+                return null;
+            }
+        }
+
+        var baseUrl = Parse("baseUrl", definition.BaseUrl, required: true);
+        if (baseUrl is { IsConstant: true } && CheckBaseUrl(definition.BaseUrl!) is { } baseUrlError)
+        {
+            errors.Add(new FieldError("baseUrl", baseUrlError));
+        }
+
+        var headers = new List<KeyValuePair<string, Template>>();
+        foreach (var (headerName, value) in definition.Headers ?? [])
+        {
+            var field = $"headers.{headerName}";
+            if (!HeaderRules.IsValidName(headerName))
+            {
+                errors.Add(new FieldError(field, $"'{headerName}' is not a valid header name."));
+            }
+            else if (HeaderRules.IsHopByHop(headerName) || headerName.Equals("Host", StringComparison.OrdinalIgnoreCase) || headerName.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
+            {
+                errors.Add(new FieldError(field, $"Keyway sets '{headerName}' itself; remove it from the resource's headers."));
+            }
+
+            if (Parse(field, value ?? "") is { } template)
+            {
+                headers.Add(new(headerName, template));
+            }
+        }
+
+        var query = new List<KeyValuePair<string, Template>>();
+        foreach (var (queryName, value) in definition.Query ?? [])
+        {
+            if (string.IsNullOrEmpty(queryName))
+            {
+                errors.Add(new FieldError("query", "A query parameter name is empty."));
+            }
+            else if (Parse($"query.{queryName}", value ?? "") is { } template)
+            {
+                query.Add(new(queryName, template));
+            }
+        }
+
+        var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse);
+
+        var timeout = DefaultTimeout;
+        if (definition.Timeouts?.RequestMs is { } ms)
+        {
+            if (ms is < 1 or > 600_000)
+            {
+                errors.Add(new FieldError("timeouts.requestMs", "Must be between 1 and 600000 milliseconds."));
+            }
+            else
+            {
+                timeout = TimeSpan.FromMilliseconds(ms);
+            }
+        }
+
+        var maxBytes = definition.MaxResponseBytes ?? DefaultMaxResponseBytes;
+        if (maxBytes is < 1 or > 1L << 30)
+        {
+            errors.Add(new FieldError("maxResponseBytes", "Must be between 1 byte and 1 GiB."));
+        }
+
+        if (definition.FollowRedirects is not (null or "none" or "sameOrigin"))
+        {
+            errors.Add(new FieldError("followRedirects", $"'{definition.FollowRedirects}' is not a redirect policy; use 'none' or 'sameOrigin'."));
+        }
+
+        if (errors.Count > 0)
+        {
+            throw new ResourceValidationException(name, errors);
+        }
+
+        return new CompiledResource
+        {
+            Name = name,
+            Version = version,
+            Definition = definition,
+            BaseUrl = baseUrl!,
+            Headers = headers,
+            Query = query,
+            Auth = auth,
+            Timeout = timeout,
+            MaxResponseBytes = maxBytes,
+            FollowSameOriginRedirects = definition.FollowRedirects == "sameOrigin",
+            UsesCurrentUser = usesCurrentUser,
+            Variables = variables,
+        };
+    }
+
+    /// <summary>An absolute http(s) URL with no user info or fragment, or why not.</summary>
+    public static string? CheckBaseUrl(string value)
+    {
+        if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+        {
+            return $"'{value}' is not an absolute http:// or https:// URL.";
+        }
+
+        if (uri.UserInfo.Length > 0)
+        {
+            return "The base URL must not hold credentials (user:password@); use the auth settings with a secret variable.";
+        }
+
+        if (uri.Fragment.Length > 0)
+        {
+            return "The base URL must not have a fragment (#...).";
+        }
+
+        return null;
+    }
+
+    private static List<AuthPlacement> CompileAuth(AuthDefinition auth, List<FieldError> errors, Func<string, string?, bool, Template?> parse)
+    {
+        var placements = new List<AuthPlacement>();
+
+        Template? Secret(string field, string? text)
+        {
+            var template = parse(field, text, true);
+            if (template is { IsConstant: true })
+            {
+                errors.Add(new FieldError(field,
+                    "A credential must not be written into the resource in plain text. Store it as a secret variable " +
+                    "(keyway var set NAME --secret) and write {{ environment.variables.NAME }} here."));
+            }
+
+            return template;
+        }
+
+        void Reject(string field, string? value)
+        {
+            if (value is not null)
+            {
+                errors.Add(new FieldError($"auth.{field}", $"'{field}' does not apply to auth type '{auth.Type}'."));
+            }
+        }
+
+        switch (auth.Type)
+        {
+            case "none":
+                Reject("token", auth.Token);
+                Reject("username", auth.Username);
+                Reject("password", auth.Password);
+                Reject("value", auth.Value);
+                break;
+
+            case "bearer":
+            {
+                Reject("username", auth.Username);
+                Reject("password", auth.Password);
+                Reject("value", auth.Value);
+                var token = Secret("auth.token", auth.Token);
+                var prefix = auth.Prefix ?? "Bearer";
+                if (token is not null)
+                {
+                    var head = prefix.Length == 0 ? "" : prefix + " ";
+                    placements.Add(new AuthPlacement(Placement.Header, "Authorization", scope => head + token.Render(scope)));
+                }
+
+                break;
+            }
+
+            case "basic":
+            {
+                Reject("token", auth.Token);
+                Reject("value", auth.Value);
+                var username = parse("auth.username", auth.Username, true);
+                var password = Secret("auth.password", auth.Password);
+                if (username is not null && password is not null)
+                {
+                    placements.Add(new AuthPlacement(Placement.Header, "Authorization", scope =>
+                        "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes(username.Render(scope) + ":" + password.Render(scope)))));
+                }
+
+                break;
+            }
+
+            case "apiKey":
+            {
+                Reject("token", auth.Token);
+                Reject("username", auth.Username);
+                Reject("password", auth.Password);
+                var location = auth.In switch
+                {
+                    "header" or null => Placement.Header,
+                    "query" => Placement.Query,
+                    "cookie" => Placement.Cookie,
+                    _ => (Placement?)null,
+                };
+                if (location is null)
+                {
+                    errors.Add(new FieldError("auth.in", $"'{auth.In}' is not a place for an API key; use 'header', 'query' or 'cookie'."));
+                }
+
+                if (string.IsNullOrEmpty(auth.Name))
+                {
+                    errors.Add(new FieldError("auth.name", "Name the header, query parameter or cookie that carries the key."));
+                }
+                else if (location == Placement.Header && !HeaderRules.IsValidName(auth.Name))
+                {
+                    errors.Add(new FieldError("auth.name", $"'{auth.Name}' is not a valid header name."));
+                }
+
+                var value = Secret("auth.value", auth.Value);
+                var prefix = auth.Prefix ?? "";
+                if (location is { } where && value is not null && !string.IsNullOrEmpty(auth.Name))
+                {
+                    placements.Add(new AuthPlacement(where, auth.Name, scope => prefix + value.Render(scope)));
+                }
+
+                break;
+            }
+
+            default:
+                errors.Add(new FieldError("auth.type", $"'{auth.Type}' is not an auth method; use none, bearer, basic or apiKey."));
+                break;
+        }
+
+        return placements;
+    }
+}
+
+/// <summary>A resource definition with errors: every one, each with its field.</summary>
+internal sealed class ResourceValidationException(string name, IReadOnlyList<FieldError> errors)
+    : KeywayException(StatusCodes.Status400BadRequest, "invalid_config",
+        $"The resource '{name}' is not valid: " + string.Join(" ", errors.Select(e => $"{e.Field}: {e.Message}")),
+        new Dictionary<string, object?> { ["errors"] = errors })
+{
+    public IReadOnlyList<FieldError> Errors { get; } = errors;
+}

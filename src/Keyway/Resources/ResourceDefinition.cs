@@ -1,0 +1,83 @@
+using System.Text.Json.Serialization;
+
+namespace Keyway.Resources;
+
+/// <summary>
+/// A resource as people write it (JSON or YAML): an API Keyway calls on their behalf. Every string
+/// may hold <c>{{ }}</c> templates; credentials live in secret variables, referenced as
+/// <c>{{ environment.variables.NAME }}</c>.
+/// </summary>
+internal sealed record ResourceDefinition
+{
+    /// <summary><c>rest</c> or <c>graphql</c>.</summary>
+    public string Kind { get; init; } = "rest";
+
+    public string? BaseUrl { get; init; }
+
+    public string? Description { get; init; }
+
+    /// <summary>Headers sent with every request.</summary>
+    public Dictionary<string, string>? Headers { get; init; }
+
+    /// <summary>Query parameters sent with every request.</summary>
+    public Dictionary<string, string>? Query { get; init; }
+
+    public AuthDefinition? Auth { get; init; }
+
+    public TimeoutDefinition? Timeouts { get; init; }
+
+    /// <summary>The largest response body <c>/run</c> accepts (default 10 MiB).</summary>
+    public long? MaxResponseBytes { get; init; }
+
+    /// <summary><c>none</c> (default) or <c>sameOrigin</c>: a redirect to another origin is never followed.</summary>
+    public string? FollowRedirects { get; init; }
+}
+
+/// <summary>How Keyway authenticates to the resource. Which fields apply depends on <see cref="Type"/>.</summary>
+internal sealed record AuthDefinition
+{
+    /// <summary><c>none</c>, <c>bearer</c>, <c>basic</c> or <c>apiKey</c>.</summary>
+    public string Type { get; init; } = "none";
+
+    /// <summary>bearer: the token (a template over a secret variable).</summary>
+    public string? Token { get; init; }
+
+    /// <summary>bearer: the scheme word (default <c>Bearer</c>); apiKey: text put before the value.</summary>
+    public string? Prefix { get; init; }
+
+    /// <summary>basic: the user name.</summary>
+    public string? Username { get; init; }
+
+    /// <summary>basic: the password (a template over a secret variable).</summary>
+    public string? Password { get; init; }
+
+    /// <summary>apiKey: <c>header</c>, <c>query</c> or <c>cookie</c>.</summary>
+    public string? In { get; init; }
+
+    /// <summary>apiKey: the header, query parameter or cookie name.</summary>
+    public string? Name { get; init; }
+
+    /// <summary>apiKey: the key (a template over a secret variable).</summary>
+    public string? Value { get; init; }
+}
+
+internal sealed record TimeoutDefinition
+{
+    /// <summary>The whole request, default 30 000 ms.</summary>
+    public int? RequestMs { get; init; }
+}
+
+/// <summary>A stored resource with its bookkeeping.</summary>
+internal sealed record ResourceRecord(string Name, ResourceDefinition Definition, long Version, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt);
+
+/// <summary>The JSON options for configuration documents: camelCase, and an unknown field is an error, not silently ignored.</summary>
+internal static class ConfigJson
+{
+    public static readonly System.Text.Json.JsonSerializerOptions Options = new(System.Text.Json.JsonSerializerDefaults.Web)
+    {
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        AllowTrailingCommas = true,
+        ReadCommentHandling = System.Text.Json.JsonCommentHandling.Skip,
+    };
+}

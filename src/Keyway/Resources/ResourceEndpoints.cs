@@ -1,0 +1,86 @@
+using System.Text.Json;
+using Keyway.Access;
+using Keyway.Api;
+using Keyway.Environments;
+using Keyway.Runs;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Keyway.Resources;
+
+/// <summary>A resource as the API shows it: its configuration as written (templates, never secret values).</summary>
+internal sealed record ResourceView(string Name, long Version, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, ResourceDefinition Definition)
+{
+    public static ResourceView From(ResourceRecord record) => new(record.Name, record.Version, record.CreatedAt, record.UpdatedAt, record.Definition);
+}
+
+internal static class ResourceEndpoints
+{
+    public static RouteGroupBuilder MapResources(this RouteGroupBuilder api)
+    {
+        var group = api.MapGroup("/resources").WithTags("Resources");
+
+        group.MapGet("/", async (ResourceService service, CancellationToken ct) =>
+                TypedResults.Ok(new { resources = (await service.ListAsync(ct)).Select(ResourceView.From) }))
+            .Requires(Permission.Read)
+            .WithSummary("List resources.");
+
+        group.MapPut("/{name}", async Task<Results<Ok<ResourceView>, Created<ResourceView>, ProblemHttpResult>> (
+                string name, HttpRequest request, ResourceService service, CancellationToken ct) =>
+            {
+                var definition = await ReadDefinitionAsync(request, ct);
+                var (record, created) = await service.PutAsync(name, definition, ct);
+                var view = ResourceView.From(record);
+                return created ? TypedResults.Created($"/api/v1/resources/{name}", view) : TypedResults.Ok(view);
+            })
+            .Requires(Permission.Edit, "name")
+            .Accepts<ResourceDefinition>("application/json")
+            .WithSummary("Create or replace a resource. Every error is reported with its field.");
+
+        group.MapGet("/{name}", async Task<Results<Ok<ResourceView>, ProblemHttpResult>> (string name, ResourceService service, CancellationToken ct) =>
+                await service.GetAsync(name, ct) is { } record ? TypedResults.Ok(ResourceView.From(record)) : Problems.NotFound($"There is no resource named '{name}'."))
+            .Requires(Permission.Read, "name")
+            .WithSummary("Get a resource's configuration (templates as written; never a secret value).");
+
+        group.MapDelete("/{name}", async Task<Results<NoContent, ProblemHttpResult>> (string name, ResourceService service, CancellationToken ct) =>
+                await service.DeleteAsync(name, ct) ? TypedResults.NoContent() : Problems.NotFound($"There is no resource named '{name}'."))
+            .Requires(Permission.Own, "name")
+            .WithSummary("Delete a resource.");
+
+        group.MapPost("/{name}/run", async Task<Ok<RunResult>> (
+                string name, RunRequest request, HttpContext http, ResourceService resources, ResourceResolver resolver,
+                RunExecutor executor, AccessPolicy access, CancellationToken ct) =>
+            {
+                var caller = Caller.From(http.User)!;
+                var environment = request.Environment ?? VariableService.Production;
+                access.Demand(caller, Permission.Use, name, environment);
+                var compiled = await resources.GetCompiledAsync(name, ct);
+                var resolved = await resolver.ResolveAsync(compiled, environment, caller, ct);
+                var call = RunCalls.FromRequest(request);
+                return TypedResults.Ok(await executor.ExecuteAsync(resolved, call, ct));
+            })
+            .Requires(Permission.Read, "name")
+            .WithSummary("Send an ad-hoc request through the resource. 200 carries the upstream's status; Keyway's own failures are problem+json.");
+
+        return api;
+    }
+
+    private static async Task<ResourceDefinition> ReadDefinitionAsync(HttpRequest request, CancellationToken ct)
+    {
+        try
+        {
+            return await JsonSerializer.DeserializeAsync<ResourceDefinition>(request.Body, ConfigJson.Options, ct)
+                ?? throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config", "The body is empty; send the resource as JSON.");
+        }
+        catch (JsonException e)
+        {
+            var where = e.Path is { Length: > 1 } path ? $" at {path.TrimStart('$', '.')}" : "";
+            throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config", $"The resource is not valid JSON{where}: {FirstSentence(e.Message)}");
+        }
+    }
+
+    private static string FirstSentence(string message)
+    {
+        var cut = message.IndexOf(". Path:", StringComparison.Ordinal);
+        return cut > 0 ? message[..cut] + "." : message;
+    }
+}

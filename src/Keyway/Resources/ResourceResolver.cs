@@ -1,0 +1,141 @@
+using System.Collections.Concurrent;
+using Keyway.Access;
+using Keyway.Api;
+using Keyway.Environments;
+using Keyway.Secrets;
+using Keyway.Templates;
+
+namespace Keyway.Resources;
+
+/// <summary>
+/// A resource's configuration evaluated for one environment (and caller, where its templates read
+/// <c>current_user</c>): the base URL, headers, query and credentials to put on an outbound request.
+/// </summary>
+internal sealed class ResolvedResource
+{
+    public required CompiledResource Resource { get; init; }
+
+    public required EnvironmentValues Values { get; init; }
+
+    public required Uri BaseUrl { get; init; }
+
+    /// <summary>The resource's headers, then the credential's (which win).</summary>
+    public required IReadOnlyList<KeyValuePair<string, string>> Headers { get; init; }
+
+    public required IReadOnlyList<KeyValuePair<string, string?>> Query { get; init; }
+
+    /// <summary>A <c>Cookie</c> header value for cookie-placed credentials, or null.</summary>
+    public required string? Cookie { get; init; }
+
+    /// <summary>Redacts the environment's secrets and the credential values derived from them.</summary>
+    public required Redactor Redactor { get; init; }
+}
+
+/// <summary>Resolves compiled resources, sharing the result per environment when no template reads the caller.</summary>
+internal sealed class ResourceResolver(VariableService variables)
+{
+    private readonly ConcurrentDictionary<(string Resource, string Environment), ResolvedResource> _shared = new();
+
+    public async ValueTask<ResolvedResource> ResolveAsync(CompiledResource resource, string environment, Caller? caller, CancellationToken cancellationToken)
+    {
+        var values = await variables.GetValuesAsync(environment, cancellationToken);
+        if (!resource.UsesCurrentUser &&
+            _shared.TryGetValue((resource.Name, environment), out var cached) &&
+            ReferenceEquals(cached.Resource, resource) && ReferenceEquals(cached.Values, values))
+        {
+            return cached;
+        }
+
+        var resolved = Resolve(resource, values, caller);
+        if (!resource.UsesCurrentUser)
+        {
+            _shared[(resource.Name, environment)] = resolved;
+        }
+
+        return resolved;
+    }
+
+    private static ResolvedResource Resolve(CompiledResource resource, EnvironmentValues values, Caller? caller)
+    {
+        foreach (var name in resource.Variables)
+        {
+            if (!values.All.ContainsKey(name))
+            {
+                throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config",
+                    $"The resource '{resource.Name}' uses the variable '{name}', which is not set in the environment '{values.Environment}'. " +
+                    $"Set it: keyway var set {name} --env {values.Environment} --secret");
+            }
+        }
+
+        var scope = TemplateScopes.ForResource(values, caller);
+        var redactor = Redactor.For(values.Secrets);
+        try
+        {
+            var baseUrlText = resource.BaseUrl.Render(scope);
+            if (ResourceCompiler.CheckBaseUrl(baseUrlText) is { } error)
+            {
+                throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config",
+                    $"The resource '{resource.Name}' has an invalid base URL in '{values.Environment}': {redactor.Redact(error)}");
+            }
+
+            var headers = new List<KeyValuePair<string, string>>(resource.Headers.Count + resource.Auth.Count);
+            foreach (var (name, template) in resource.Headers)
+            {
+                headers.Add(new(name, template.Render(scope)));
+            }
+
+            var query = new List<KeyValuePair<string, string?>>(resource.Query.Count);
+            foreach (var (name, template) in resource.Query)
+            {
+                query.Add(new(name, template.Render(scope)));
+            }
+
+            var derived = new List<string>();
+            string? cookie = null;
+            foreach (var placement in resource.Auth)
+            {
+                var value = placement.Value(scope);
+                derived.Add(value);
+                switch (placement.Location)
+                {
+                    case Placement.Header:
+                        headers.RemoveAll(h => h.Key.Equals(placement.Name, StringComparison.OrdinalIgnoreCase));
+                        headers.Add(new(placement.Name, value));
+                        break;
+                    case Placement.Query:
+                        query.RemoveAll(q => q.Key == placement.Name);
+                        query.Add(new(placement.Name, value));
+                        break;
+                    case Placement.Cookie:
+                        cookie = (cookie is null ? "" : cookie + "; ") + placement.Name + "=" + value;
+                        break;
+                }
+            }
+
+            foreach (var (name, value) in headers)
+            {
+                if (!Outbound.HeaderRules.IsValidValue(value))
+                {
+                    throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config",
+                        $"The header '{name}' of resource '{resource.Name}' evaluates to a value with line breaks or control characters.");
+                }
+            }
+
+            return new ResolvedResource
+            {
+                Resource = resource,
+                Values = values,
+                BaseUrl = new Uri(baseUrlText),
+                Headers = headers,
+                Query = query,
+                Cookie = cookie,
+                Redactor = redactor.Combine(new Redactor(derived)),
+            };
+        }
+        catch (TemplateException e)
+        {
+            throw new KeywayException(StatusCodes.Status400BadRequest, "template_error",
+                $"A template of resource '{resource.Name}' failed in '{values.Environment}': {redactor.Redact(e.Message)}");
+        }
+    }
+}

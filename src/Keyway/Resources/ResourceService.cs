@@ -1,0 +1,111 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Dapper;
+using Keyway.Api;
+using Keyway.Environments;
+using Keyway.Storage;
+
+namespace Keyway.Resources;
+
+/// <summary>
+/// Stores resources and serves them compiled. The compiled form is cached per name and dropped
+/// when the change feed says the resource changed.
+/// </summary>
+internal sealed class ResourceService(Database database, TimeProvider time, ChangeFeed changes)
+{
+    private readonly ConcurrentDictionary<string, Task<CompiledResource?>> _compiled = new(StringComparer.Ordinal);
+
+    public void Subscribe() => changes.Changed += change =>
+    {
+        if (change.Kind == "resources")
+        {
+            _compiled.TryRemove(change.Name, out _);
+        }
+    };
+
+    /// <summary>Creates or replaces a resource. It is validated (and compiled) before anything is stored.</summary>
+    public async Task<(ResourceRecord Resource, bool Created)> PutAsync(string name, ResourceDefinition definition, CancellationToken cancellationToken)
+    {
+        ResourceCompiler.Compile(name, 0, definition);
+        var now = time.GetUtcNow().ToStore();
+        var config = JsonSerializer.Serialize(definition, ConfigJson.Options);
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var version = await connection.ExecuteScalarAsync<long>(
+            """
+            INSERT INTO resources (name, kind, config, version, created_at, updated_at) VALUES (@name, @kind, @config, 1, @now, @now)
+            ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, config = excluded.config,
+                version = resources.version + 1, updated_at = excluded.updated_at
+            RETURNING version
+            """,
+            new { name, kind = definition.Kind, config, now });
+        changes.Publish(new Change("resources", name));
+        var record = await GetAsync(name, cancellationToken) ?? throw new InvalidOperationException("The resource vanished.");
+        return (record, version == 1);
+    }
+
+    public async Task<ResourceRecord?> GetAsync(string name, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<ResourceRow>(
+            "SELECT name, config, version, created_at, updated_at FROM resources WHERE name = @name", new { name });
+        return row?.ToRecord();
+    }
+
+    public async Task<IReadOnlyList<ResourceRecord>> ListAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<ResourceRow>("SELECT name, config, version, created_at, updated_at FROM resources ORDER BY name");
+        return rows.Select(r => r.ToRecord()).ToList();
+    }
+
+    public async Task<bool> DeleteAsync(string name, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var deleted = await connection.ExecuteAsync("DELETE FROM resources WHERE name = @name", new { name }) > 0;
+        changes.Publish(new Change("resources", name));
+        return deleted;
+    }
+
+    /// <summary>The compiled resource, or a 404 problem naming it.</summary>
+    public async ValueTask<CompiledResource> GetCompiledAsync(string name, CancellationToken cancellationToken)
+    {
+        var task = _compiled.GetOrAdd(name, n => LoadCompiledAsync(n));
+        CompiledResource? resource;
+        try
+        {
+            resource = await task.WaitAsync(cancellationToken);
+        }
+        catch
+        {
+            _compiled.TryRemove(new KeyValuePair<string, Task<CompiledResource?>>(name, task));
+            throw;
+        }
+
+        if (resource is null)
+        {
+            _compiled.TryRemove(new KeyValuePair<string, Task<CompiledResource?>>(name, task));
+            throw new KeywayException(StatusCodes.Status404NotFound, "not_found",
+                $"There is no resource named '{name}'. List them with 'keyway resource list'.");
+        }
+
+        return resource;
+    }
+
+    private async Task<CompiledResource?> LoadCompiledAsync(string name)
+    {
+        var record = await GetAsync(name, CancellationToken.None);
+        return record is null ? null : ResourceCompiler.Compile(record.Name, record.Version, record.Definition);
+    }
+
+    private sealed class ResourceRow
+    {
+        public string Name { get; init; } = "";
+        public string Config { get; init; } = "";
+        public long Version { get; init; }
+        public long CreatedAt { get; init; }
+        public long UpdatedAt { get; init; }
+
+        public ResourceRecord ToRecord() => new(
+            Name, JsonSerializer.Deserialize<ResourceDefinition>(Config, ConfigJson.Options)!, Version, Time.From(CreatedAt), Time.From(UpdatedAt));
+    }
+}

@@ -1,0 +1,288 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Keyway.Api;
+using Keyway.Outbound;
+using Keyway.Resources;
+
+namespace Keyway.Runs;
+
+/// <summary>
+/// Sends one outbound call through a resolved resource and reads the answer within the resource's
+/// limits. The caller's own credentials never leave; the resource's are attached here.
+/// </summary>
+internal sealed partial class RunExecutor(OutboundClient outbound, TimeProvider time, ILogger<RunExecutor> logger)
+{
+    private const int MaxRedirects = 5;
+
+    public async Task<RunResult> ExecuteAsync(ResolvedResource resolved, OutboundCall call, CancellationToken cancellationToken)
+    {
+        var resource = resolved.Resource;
+        var url = BuildUrl(resolved, call.Path, call.Query);
+        var started = time.GetTimestamp();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(resource.Timeout);
+        HttpResponseMessage? response = null;
+        try
+        {
+            var method = call.Method;
+            var content = call.Content;
+            for (var hop = 0; ; hop++)
+            {
+                using var request = BuildRequest(resolved, method, url, call.Headers, content);
+                response = await outbound.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+                if (!resource.FollowSameOriginRedirects || hop == MaxRedirects || !IsRedirect(response.StatusCode) ||
+                    response.Headers.Location is not { } location)
+                {
+                    break;
+                }
+
+                var next = location.IsAbsoluteUri ? location : new Uri(url, location);
+                if (!SameOrigin(next, resolved.BaseUrl))
+                {
+                    // Never follow a redirect to another origin: the credential would go with it.
+                    break;
+                }
+
+                var keepsMethod = response.StatusCode is HttpStatusCode.TemporaryRedirect or HttpStatusCode.PermanentRedirect;
+                if (keepsMethod && call.Content is not null && call.ReplayableBody is null)
+                {
+                    break;
+                }
+
+                response.Dispose();
+                response = null;
+                url = next;
+                if (!keepsMethod)
+                {
+                    method = method == HttpMethod.Head ? HttpMethod.Head : HttpMethod.Get;
+                    content = null;
+                }
+                else if (call.ReplayableBody is not null)
+                {
+                    content = new ByteArrayContent(call.ReplayableBody);
+                    if (call.Content?.Headers.ContentType is { } type)
+                    {
+                        content.Headers.ContentType = type;
+                    }
+                }
+            }
+
+            var (body, encoding) = await ReadBodyAsync(response, resource, resolved, timeout.Token);
+            var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            foreach (var (name, values) in response.Headers.Concat(response.Content.Headers))
+            {
+                if (!HeaderRules.IsHopByHop(name))
+                {
+                    headers[name] = resolved.Redactor.Redact(string.Join(", ", values));
+                }
+            }
+
+            return new RunResult
+            {
+                Status = (int)response.StatusCode,
+                Headers = headers,
+                Body = body,
+                BodyEncoding = encoding,
+                DurationMs = (long)time.GetElapsedTime(started).TotalMilliseconds,
+                Refreshed = false,
+            };
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new KeywayException(StatusCodes.Status504GatewayTimeout, "upstream_timeout",
+                $"The resource '{resource.Name}' did not answer within {resource.Timeout.TotalMilliseconds:0} ms (timeouts.requestMs).");
+        }
+        catch (HttpRequestException e)
+        {
+            throw Translate(e, resolved);
+        }
+        finally
+        {
+            response?.Dispose();
+        }
+    }
+
+    internal static Uri BuildUrl(ResolvedResource resolved, string? path, IReadOnlyList<KeyValuePair<string, string?>> query)
+    {
+        try
+        {
+            return OutboundUrl.Build(resolved.BaseUrl, path, resolved.Query.Count == 0 ? query : resolved.Query.Concat(query));
+        }
+        catch (OutboundRequestException e)
+        {
+            throw new KeywayException(StatusCodes.Status400BadRequest, e.Code, e.Message);
+        }
+    }
+
+    internal static KeywayException Translate(HttpRequestException e, ResolvedResource resolved)
+    {
+        if (e.InnerException is OutboundRequestException denied)
+        {
+            return new KeywayException(StatusCodes.Status403Forbidden, denied.Code, resolved.Redactor.Redact(denied.Message));
+        }
+
+        return new KeywayException(StatusCodes.Status502BadGateway, "upstream_unreachable",
+            $"The resource '{resolved.Resource.Name}' could not be reached: {resolved.Redactor.Redact(e.Message)}");
+    }
+
+    private static HttpRequestMessage BuildRequest(
+        ResolvedResource resolved, HttpMethod method, Uri url, IReadOnlyList<KeyValuePair<string, string>> callerHeaders, HttpContent? content)
+    {
+        var request = new HttpRequestMessage(method, url) { Content = content, Version = HttpVersion.Version11 };
+        foreach (var (name, value) in callerHeaders)
+        {
+            AddHeader(request, name, value);
+        }
+
+        foreach (var (name, value) in resolved.Headers)
+        {
+            request.Headers.Remove(name);
+            request.Content?.Headers.Remove(name);
+            AddHeader(request, name, value);
+        }
+
+        if (resolved.Cookie is not null)
+        {
+            request.Headers.TryAddWithoutValidation("Cookie", resolved.Cookie);
+        }
+
+        return request;
+    }
+
+    private static void AddHeader(HttpRequestMessage request, string name, string value)
+    {
+        if (!request.Headers.TryAddWithoutValidation(name, value))
+        {
+            request.Content ??= new ByteArrayContent([]);
+            request.Content.Headers.TryAddWithoutValidation(name, value);
+        }
+    }
+
+    private static bool IsRedirect(HttpStatusCode status) => status is HttpStatusCode.MovedPermanently or HttpStatusCode.Found
+        or HttpStatusCode.SeeOther or HttpStatusCode.TemporaryRedirect or HttpStatusCode.PermanentRedirect;
+
+    private static bool SameOrigin(Uri a, Uri b) =>
+        a.Scheme == b.Scheme && string.Equals(a.IdnHost, b.IdnHost, StringComparison.OrdinalIgnoreCase) && a.Port == b.Port;
+
+    private async Task<(JsonElement? Body, string? Encoding)> ReadBodyAsync(
+        HttpResponseMessage response, CompiledResource resource, ResolvedResource resolved, CancellationToken cancellationToken)
+    {
+        var limit = resource.MaxResponseBytes;
+        if (response.Content.Headers.ContentLength is { } declared && declared > limit)
+        {
+            throw TooLarge(resource);
+        }
+
+        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+        using var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        int read;
+        while ((read = await stream.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            if (buffer.Length + read > limit)
+            {
+                throw TooLarge(resource);
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        if (buffer.Length == 0)
+        {
+            return (null, null);
+        }
+
+        var bytes = buffer.GetBuffer().AsSpan(0, (int)buffer.Length);
+        var mediaType = response.Content.Headers.ContentType?.MediaType;
+        if (!IsText(mediaType, bytes, out var text))
+        {
+            if (!resolved.Redactor.IsEmpty && resolved.Redactor.Contains(Encoding.Latin1.GetString(bytes)))
+            {
+                Log.BinaryBodyHeldSecret(logger, resource.Name);
+                return (JsonSerializer.SerializeToElement(Secrets.Secret.Redacted), null);
+            }
+
+            return (JsonSerializer.SerializeToElement(Convert.ToBase64String(bytes)), "base64");
+        }
+
+        text = resolved.Redactor.Redact(text);
+        if (IsJson(mediaType))
+        {
+            try
+            {
+                using var document = JsonDocument.Parse(text);
+                return (document.RootElement.Clone(), null);
+            }
+            catch (JsonException)
+            {
+                // Declared JSON but is not: hand it back as text.
+            }
+        }
+
+        return (JsonSerializer.SerializeToElement(text), null);
+    }
+
+    private static KeywayException TooLarge(CompiledResource resource) =>
+        new(StatusCodes.Status502BadGateway, "payload_too_large",
+            $"The response of resource '{resource.Name}' is larger than its limit of {resource.MaxResponseBytes} bytes (maxResponseBytes). Raise the limit or use the proxy, which streams.");
+
+    private static bool IsJson(string? mediaType) =>
+        mediaType is not null && (mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) ||
+                                  mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase));
+
+    private static bool IsText(string? mediaType, ReadOnlySpan<byte> bytes, out string text)
+    {
+        var declaredText = mediaType is null || IsJson(mediaType) || mediaType.StartsWith("text/", StringComparison.OrdinalIgnoreCase) ||
+                           mediaType.EndsWith("xml", StringComparison.OrdinalIgnoreCase) ||
+                           mediaType.Equals("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase) ||
+                           mediaType.Equals("application/javascript", StringComparison.OrdinalIgnoreCase) ||
+                           mediaType.Equals("application/graphql-response+json", StringComparison.OrdinalIgnoreCase);
+        text = "";
+        if (!declaredText || bytes.Contains((byte)0))
+        {
+            return false;
+        }
+
+        try
+        {
+            text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes);
+            return true;
+        }
+        catch (DecoderFallbackException)
+        {
+            return false;
+        }
+    }
+
+    internal static HttpContent? ContentFor(JsonElement? body, IReadOnlyList<KeyValuePair<string, string>> headers, out byte[]? replayable)
+    {
+        replayable = null;
+        if (body is not { } element || element.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined)
+        {
+            return null;
+        }
+
+        var contentType = headers.FirstOrDefault(h => h.Key.Equals("Content-Type", StringComparison.OrdinalIgnoreCase)).Value;
+        if (element.ValueKind == JsonValueKind.String)
+        {
+            replayable = Encoding.UTF8.GetBytes(element.GetString()!);
+            var text = new ByteArrayContent(replayable);
+            text.Headers.ContentType = MediaTypeHeaderValue.Parse(contentType ?? "text/plain; charset=utf-8");
+            return text;
+        }
+
+        replayable = JsonSerializer.SerializeToUtf8Bytes(element);
+        var json = new ByteArrayContent(replayable);
+        json.Headers.ContentType = MediaTypeHeaderValue.Parse(contentType ?? "application/json; charset=utf-8");
+        return json;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(100, LogLevel.Warning, "A binary response of resource {Resource} held a secret value; its body was withheld")]
+        public static partial void BinaryBodyHeldSecret(ILogger logger, string resource);
+    }
+}

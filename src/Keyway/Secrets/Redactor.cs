@@ -1,0 +1,56 @@
+using System.Buffers;
+using System.Text;
+
+namespace Keyway.Secrets;
+
+/// <summary>
+/// Replaces known secret values with <c>[REDACTED]</c> in anything Keyway returns: an upstream
+/// response that echoes a token, an error text that quotes one. Values shorter than
+/// <see cref="MinimumLength"/> are not searched for (redacting every "a" would ruin every body).
+/// </summary>
+internal sealed class Redactor
+{
+    public const int MinimumLength = 4;
+
+    public static readonly Redactor None = new([]);
+
+    private readonly string[] _values;
+    private readonly SearchValues<string>? _search;
+
+    public Redactor(IEnumerable<string> values)
+    {
+        // Longest first, so a secret that contains another is replaced whole.
+        _values = values.Where(v => v.Length >= MinimumLength).Distinct(StringComparer.Ordinal)
+            .OrderByDescending(v => v.Length).ToArray();
+        _search = _values.Length == 0 ? null : SearchValues.Create(_values, StringComparison.Ordinal);
+    }
+
+    public static Redactor For(IEnumerable<Secret> secrets, IEnumerable<string>? derived = null) =>
+        new(secrets.Select(s => s.Reveal()).Concat(derived ?? []));
+
+    public bool IsEmpty => _search is null;
+
+    /// <summary>The values, for combining redactors. Never print these.</summary>
+    internal IReadOnlyList<string> Values => _values;
+
+    public bool Contains(ReadOnlySpan<char> text) => _search is not null && text.IndexOfAny(_search) >= 0;
+
+    public string Redact(string text)
+    {
+        if (_search is null || text.AsSpan().IndexOfAny(_search) < 0)
+        {
+            return text;
+        }
+
+        var builder = new StringBuilder(text);
+        foreach (var value in _values)
+        {
+            builder.Replace(value, Secret.Redacted);
+        }
+
+        return builder.ToString();
+    }
+
+    public Redactor Combine(Redactor other) =>
+        other.IsEmpty ? this : IsEmpty ? other : new Redactor(_values.Concat(other._values));
+}

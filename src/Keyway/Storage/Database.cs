@@ -1,0 +1,154 @@
+using System.Data.Common;
+using Dapper;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+
+namespace Keyway.Storage;
+
+/// <summary>Which database engine holds Keyway's state.</summary>
+internal enum StoreKind
+{
+    Sqlite,
+    Postgres,
+}
+
+/// <summary>
+/// Keyway's store: embedded SQLite by default, PostgreSQL to scale out. The SQL Keyway writes is
+/// the common subset of both (ON CONFLICT upserts, RETURNING, BIGINT times), so one data-access
+/// layer serves both; only migrations and cluster coordination differ.
+/// </summary>
+internal sealed class Database : IAsyncDisposable
+{
+    private readonly string? _sqliteConnectionString;
+    private readonly NpgsqlDataSource? _postgres;
+
+    static Database()
+    {
+        // Columns are snake_case (created_at), properties PascalCase (CreatedAt).
+        DefaultTypeMap.MatchNamesWithUnderscores = true;
+    }
+
+    private Database(StoreKind kind, string description, string? sqliteConnectionString, NpgsqlDataSource? postgres)
+    {
+        Kind = kind;
+        Description = description;
+        _sqliteConnectionString = sqliteConnectionString;
+        _postgres = postgres;
+    }
+
+    public StoreKind Kind { get; }
+
+    /// <summary>Where the store is, for logs: never a password.</summary>
+    public string Description { get; }
+
+    public static Database Sqlite(string path)
+    {
+        var builder = new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            ForeignKeys = true,
+            Pooling = true,
+            // Microsoft.Data.Sqlite retries SQLITE_BUSY until the command timeout: writers from
+            // several requests queue up instead of failing.
+            DefaultTimeout = 30,
+        };
+        return new Database(StoreKind.Sqlite, $"sqlite:{path}", builder.ToString(), null);
+    }
+
+    public static Database Postgres(string url)
+    {
+        var connectionString = PostgresUrl.ToConnectionString(url);
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        var description = $"postgres://{builder.Username}@{builder.Host}:{builder.Port}/{builder.Database}";
+        return new Database(StoreKind.Postgres, description, null, NpgsqlDataSource.Create(connectionString));
+    }
+
+    public DbConnection CreateConnection() => Kind switch
+    {
+        StoreKind.Sqlite => new SqliteConnection(_sqliteConnectionString),
+        _ => _postgres!.CreateConnection(),
+    };
+
+    public async Task<DbConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        var connection = CreateConnection();
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_postgres is not null)
+        {
+            await _postgres.DisposeAsync();
+        }
+        else
+        {
+            SqliteConnection.ClearAllPools();
+        }
+    }
+}
+
+/// <summary>Turns <c>postgres://user:password@host:port/db?sslmode=require</c> into an Npgsql connection string.</summary>
+internal static class PostgresUrl
+{
+    public static bool IsPostgres(string value) =>
+        value.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) ||
+        value.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase);
+
+    public static string ToConnectionString(string value)
+    {
+        if (!IsPostgres(value))
+        {
+            // Already a key=value connection string.
+            return new NpgsqlConnectionStringBuilder(value).ConnectionString;
+        }
+
+        if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || string.IsNullOrEmpty(uri.Host))
+        {
+            throw new ArgumentException("The database URL is not a valid postgres:// URL (expected postgres://user:password@host:port/database).");
+        }
+
+        var builder = new NpgsqlConnectionStringBuilder
+        {
+            Host = uri.Host,
+            Port = uri.IsDefaultPort || uri.Port <= 0 ? 5432 : uri.Port,
+            Database = Uri.UnescapeDataString(uri.AbsolutePath.TrimStart('/')) is { Length: > 0 } db ? db : "keyway",
+        };
+        if (uri.UserInfo.Length > 0)
+        {
+            var parts = uri.UserInfo.Split(':', 2);
+            builder.Username = Uri.UnescapeDataString(parts[0]);
+            if (parts.Length == 2)
+            {
+                builder.Password = Uri.UnescapeDataString(parts[1]);
+            }
+        }
+
+        foreach (var pair in uri.Query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var kv = pair.Split('=', 2);
+            var key = Uri.UnescapeDataString(kv[0]);
+            var val = kv.Length == 2 ? Uri.UnescapeDataString(kv[1]) : "";
+            if (key.Equals("sslmode", StringComparison.OrdinalIgnoreCase))
+            {
+                builder.SslMode = Enum.Parse<SslMode>(val, ignoreCase: true);
+            }
+            else
+            {
+                builder[key] = val;
+            }
+        }
+
+        return builder.ConnectionString;
+    }
+}

@@ -29,6 +29,8 @@ namespace Keyway.Outbound;
 /// <c>\</c> and <c>.</c> that an upstream could normalize into them.</item>
 /// <item>double encoding: <c>%25</c> followed by what would decode into another escape
 /// (<c>%252e</c>, <c>%25%32%65</c>); a <c>%</c> not followed by two hex digits.</item>
+/// <item>escapes of bytes that never occur in UTF-8 (<c>%C0</c>, <c>%C1</c>, <c>%F5</c>–<c>%FF</c>):
+/// <c>%C0%AE</c> is an overlong <c>.</c>.</item>
 /// <item>control characters raw or encoded (CR, LF, NUL, TAB, DEL, C1), lone surrogates.</item>
 /// <item><c>?</c> and <c>#</c>: the query is passed separately, so a raw <c>?</c> in the path
 /// is a mistake or a trick; <c>%3F</c> and <c>%23</c> are data and are kept.</item>
@@ -205,6 +207,10 @@ internal static class OutboundUrl
                 }
 
                 return '%';
+            case 0xC0 or 0xC1 or >= 0xF5:
+                // Bytes that never occur in UTF-8; "%C0%AE" is an overlong '.' that lax
+                // decoders (IIS of old, some Java) still read as a dot.
+                throw Reject("percent-encoded bytes that are never valid UTF-8 (%C0, %C1, %F5-%FF) are not allowed in the path");
             case >= 0x80:
                 return '\u0080'; // part of a multi-byte character: never a dot or a separator
             default:

@@ -57,6 +57,9 @@ public sealed class OutboundUrlTests
     [InlineData("users/%2")]
     [InlineData("users/%zz")]
     [InlineData("%u002e%u002e/admin")]
+    [InlineData("%c0%ae%c0%ae/admin")]
+    [InlineData("users/%C1%9C")]
+    [InlineData("users/%FF")]
     // control characters, raw and encoded
     [InlineData("users\r\nHost: evil.example")]
     [InlineData("users\n")]

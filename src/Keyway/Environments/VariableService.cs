@@ -18,15 +18,15 @@ internal sealed record VariableInfo(
 /// The current values of one environment's variables: plain values as strings, secret values as
 /// <see cref="Secret"/>. Built once per change and shared by every request.
 /// </summary>
-internal sealed class EnvironmentValues(string environment, IReadOnlyDictionary<string, object> values)
+internal sealed class EnvironmentValues(string environment, IReadOnlyDictionary<string, object?> values)
 {
     public string Environment { get; } = environment;
 
     /// <summary>Every variable, secrets included: the scope of resource configuration.</summary>
-    public IReadOnlyDictionary<string, object> All { get; } = values;
+    public IReadOnlyDictionary<string, object?> All { get; } = values;
 
     /// <summary>Only plain variables: the scope of query templates, which resource users write.</summary>
-    public IReadOnlyDictionary<string, object> Plain { get; } =
+    public IReadOnlyDictionary<string, object?> Plain { get; } =
         values.Where(kv => kv.Value is string).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
 
     /// <summary>The secret values, for redacting anything Keyway returns.</summary>
@@ -189,7 +189,7 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
             WHERE v.environment = @environment
             """,
             new { environment });
-        var values = new Dictionary<string, object>(StringComparer.Ordinal);
+        var values = new Dictionary<string, object?>(StringComparer.Ordinal);
         foreach (var row in rows)
         {
             values[row.Name] = row.Secret != 0

@@ -81,7 +81,11 @@ internal static partial class KeywayServer
         services.AddSingleton<AccessPolicy>();
         services.AddSingleton<RunExecutor>();
         services.AddSingleton<Bootstrap>();
-        services.AddSingleton(new DestinationPolicy(DestinationPolicyOptions.FromEnvironment()));
+        services.AddSingleton(new DestinationPolicy(new DestinationPolicyOptions
+        {
+            Deny = SplitList(Environment.GetEnvironmentVariable("KEYWAY_OUTBOUND_DENY")),
+            Allow = SplitList(Environment.GetEnvironmentVariable("KEYWAY_OUTBOUND_ALLOW")),
+        }));
         services.AddSingleton(sp => new OutboundClient(sp.GetRequiredService<DestinationPolicy>(), new OutboundHandlerOptions()));
         services.AddHttpForwarder();
         services.AddProblemDetails();
@@ -137,6 +141,9 @@ internal static partial class KeywayServer
         await app.RunAsync(cancellationToken);
         return 0;
     }
+
+    private static string[] SplitList(string? value) =>
+        value?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
 
     private static partial class Log
     {

@@ -67,7 +67,7 @@ internal sealed class ResourceResolver(VariableService variables)
             }
         }
 
-        var scope = TemplateScopes.ForResource(values, caller);
+        var scope = Scopes.ForResource(values, caller);
         var redactor = Redactor.For(values.Secrets);
         try
         {

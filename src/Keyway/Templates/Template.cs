@@ -146,6 +146,9 @@ internal sealed partial class Template
         return builder.ToStringAndClear();
     }
 
+    /// <summary>The expressions, in order (for diagnostics and tests).</summary>
+    internal IEnumerable<TemplateExpression> Expressions => _parts.Where(p => p.Expression is not null).Select(p => p.Expression!);
+
     public override string ToString() => Source;
 
     [GeneratedRegex("""(?<![\w$.])environment\s*\??\.\s*variables\s*(?:\??\.\s*(?<name>[A-Za-z_$][\w$]*)|(?:\?\.)?\[\s*(?:'(?<name>[^'\\\r\n]*)'|"(?<name>[^"\\\r\n]*)")\s*\])""")]

@@ -87,7 +87,7 @@ internal readonly struct TemplateValue
             Secret secret => secret.Reveal(),
             string or bool or JsonNode => Clr,
             IReadOnlyDictionary<string, object?> or IReadOnlyList<object?> => ToJsonNode(Clr, 0),
-            long l => IsSafeInteger(l) ? l : (double)l,
+            long l => IsSafeInteger(l) ? l : (object)(double)l,
             int or short or sbyte or byte or ushort or uint => Convert.ToInt64(Clr, CultureInfo.InvariantCulture),
             _ => NormalizeNumber(Convert.ToDouble(Clr, CultureInfo.InvariantCulture)),
         },
@@ -133,7 +133,7 @@ internal readonly struct TemplateValue
     /// <summary>JavaScript has one number type; integral values within 2^53 come back as long.</summary>
     internal static object NormalizeNumber(double value) =>
         Math.Abs(value) <= MaxSafeInteger && Math.Floor(value) == value && !(value == 0 && double.IsNegative(value))
-            ? (long)value
+            ? (object)(long)value
             : value;
 
     /// <summary>

@@ -28,6 +28,7 @@ internal enum Permission
 /// </summary>
 internal sealed class AccessPolicy
 {
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1822", Justification = "Reads grants from the store once permissions land.")]
     public bool Allows(Caller caller, Permission permission, string? resource, string? environment)
     {
         // Admins may do everything. Members' grants per resource and environment arrive with the

@@ -149,7 +149,7 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
     }
 
     public async Task<VariableInfo?> GetAsync(string environment, string name, CancellationToken cancellationToken) =>
-        (await QueryAsync(environment, name, cancellationToken)).FirstOrDefault();
+        await QueryAsync(environment, name, cancellationToken) is [var variable, ..] ? variable : null;
 
     public Task<IReadOnlyList<VariableInfo>> ListAsync(string environment, CancellationToken cancellationToken) =>
         QueryAsync(environment, null, cancellationToken);

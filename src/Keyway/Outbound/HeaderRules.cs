@@ -24,6 +24,42 @@ internal static class HeaderRules
         "\u0010\u0011\u0012\u0013\u0014\u0015\u0016\u0017\u0018\u0019\u001A\u001B\u001C\u001D\u001E\u001F\u007F");
 
     /// <summary>Headers that describe one connection (RFC 9110 §7.6.1), never forwarded either way.</summary>
+    /// <summary>Headers .NET keeps on <see cref="HttpContent"/> rather than on the request message.</summary>
+    public static FrozenSet<string> ContentHeaders { get; } = FrozenSet.Create(
+        StringComparer.OrdinalIgnoreCase,
+        "Allow",
+        "Content-Disposition",
+        "Content-Encoding",
+        "Content-Language",
+        "Content-Length",
+        "Content-Location",
+        "Content-MD5",
+        "Content-Range",
+        "Content-Type",
+        "Expires",
+        "Last-Modified");
+
+    /// <summary>
+    /// Sets a header on an outbound request, replacing any value it had, on the request or on its
+    /// content as .NET requires. A content header on a request without a body is dropped.
+    /// </summary>
+    public static void Set(HttpRequestMessage request, string name, string value)
+    {
+        if (ContentHeaders.Contains(name))
+        {
+            if (request.Content is { } content)
+            {
+                content.Headers.Remove(name);
+                content.Headers.TryAddWithoutValidation(name, value);
+            }
+
+            return;
+        }
+
+        request.Headers.Remove(name);
+        request.Headers.TryAddWithoutValidation(name, value);
+    }
+
     public static FrozenSet<string> HopByHop { get; } = FrozenSet.Create(
         StringComparer.OrdinalIgnoreCase,
         "Connection",

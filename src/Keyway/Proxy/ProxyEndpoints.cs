@@ -3,6 +3,7 @@ using Keyway.Access;
 using Keyway.Api;
 using Keyway.Outbound;
 using Keyway.Resources;
+using Keyway.Secrets;
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -52,7 +53,28 @@ internal static partial class ProxyEndpoints
             var target = Runs.RunExecutor.BuildUrl(resolved, path, query);
             var transformer = new CredentialTransformer(resolved, target);
             var config = new ForwarderRequestConfig { ActivityTimeout = compiled.Timeout, Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionOrLower };
-            var error = await forwarder.SendAsync(context, resolved.BaseUrl.OriginalString, outbound.Invoker, config, transformer);
+            // Known secret values are redacted from the answer, even when the upstream echoes one.
+            var redacting = resolved.Redactor.IsEmpty ? null : new RedactingStream(context.Response.Body, resolved.Redactor);
+            var original = context.Response.Body;
+            if (redacting is not null)
+            {
+                context.Response.Body = redacting;
+            }
+
+            ForwarderError error;
+            try
+            {
+                error = await forwarder.SendAsync(context, resolved.BaseUrl.OriginalString, outbound.Invoker, config, transformer);
+                if (redacting is not null && error == ForwarderError.None)
+                {
+                    await redacting.CompleteAsync(context.RequestAborted);
+                }
+            }
+            finally
+            {
+                context.Response.Body = original;
+            }
+
             if (error != ForwarderError.None && !context.Response.HasStarted)
             {
                 var exception = context.GetForwarderErrorFeature()?.Exception;
@@ -114,12 +136,7 @@ internal static partial class ProxyEndpoints
 
             foreach (var (name, value) in resolved.Headers)
             {
-                headers.Remove(name);
-                if (!headers.TryAddWithoutValidation(name, value))
-                {
-                    proxyRequest.Content?.Headers.Remove(name);
-                    proxyRequest.Content?.Headers.TryAddWithoutValidation(name, value);
-                }
+                HeaderRules.Set(proxyRequest, name, value);
             }
 
             if (resolved.Cookie is not null)
@@ -127,8 +144,44 @@ internal static partial class ProxyEndpoints
                 headers.TryAddWithoutValidation("Cookie", resolved.Cookie);
             }
 
+            if (!resolved.Redactor.IsEmpty)
+            {
+                // Redaction reads the body: ask for it uncompressed.
+                headers.Remove("Accept-Encoding");
+            }
+
             proxyRequest.RequestUri = target;
             proxyRequest.Headers.Host = null;
+        }
+
+        public override async ValueTask<bool> TransformResponseAsync(
+            HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
+        {
+            var proceed = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
+            var redactor = resolved.Redactor;
+            if (redactor.IsEmpty)
+            {
+                return proceed;
+            }
+
+            // Redaction may change the body's length.
+            var headers = httpContext.Response.Headers;
+            headers.ContentLength = null;
+            List<KeyValuePair<string, string?[]>>? changes = null;
+            foreach (var (name, values) in headers)
+            {
+                if (values.Any(v => v is not null && redactor.Contains(v)))
+                {
+                    (changes ??= []).Add(new(name, values.Select(v => v is null ? null : redactor.Redact(v)).ToArray()));
+                }
+            }
+
+            foreach (var (name, values) in changes ?? [])
+            {
+                headers[name] = values;
+            }
+
+            return proceed;
         }
     }
 }

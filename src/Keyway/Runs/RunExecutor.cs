@@ -134,14 +134,12 @@ internal sealed partial class RunExecutor(OutboundClient outbound, TimeProvider 
         var request = new HttpRequestMessage(method, url) { Content = content, Version = HttpVersion.Version11 };
         foreach (var (name, value) in callerHeaders)
         {
-            AddHeader(request, name, value);
+            HeaderRules.Set(request, name, value);
         }
 
         foreach (var (name, value) in resolved.Headers)
         {
-            request.Headers.Remove(name);
-            request.Content?.Headers.Remove(name);
-            AddHeader(request, name, value);
+            HeaderRules.Set(request, name, value);
         }
 
         if (resolved.Cookie is not null)
@@ -150,15 +148,6 @@ internal sealed partial class RunExecutor(OutboundClient outbound, TimeProvider 
         }
 
         return request;
-    }
-
-    private static void AddHeader(HttpRequestMessage request, string name, string value)
-    {
-        if (!request.Headers.TryAddWithoutValidation(name, value))
-        {
-            request.Content ??= new ByteArrayContent([]);
-            request.Content.Headers.TryAddWithoutValidation(name, value);
-        }
     }
 
     private static bool IsRedirect(HttpStatusCode status) => status is HttpStatusCode.MovedPermanently or HttpStatusCode.Found

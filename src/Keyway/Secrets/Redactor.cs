@@ -23,12 +23,19 @@ internal sealed class Redactor
         _values = values.Where(v => v.Length >= MinimumLength).Distinct(StringComparer.Ordinal)
             .OrderByDescending(v => v.Length).ToArray();
         _search = _values.Length == 0 ? null : SearchValues.Create(_values, StringComparison.Ordinal);
+        Utf8Values = _values.Select(Encoding.UTF8.GetBytes).ToArray();
+        LongestUtf8 = Utf8Values.Length == 0 ? 0 : Utf8Values.Max(v => v.Length);
     }
 
     public static Redactor For(IEnumerable<Secret> secrets, IEnumerable<string>? derived = null) =>
         new(secrets.Select(s => s.Reveal()).Concat(derived ?? []));
 
     public bool IsEmpty => _search is null;
+
+    /// <summary>The values as UTF-8, longest first, for redacting byte streams.</summary>
+    internal byte[][] Utf8Values { get; }
+
+    internal int LongestUtf8 { get; }
 
     /// <summary>The values, for combining redactors. Never print these.</summary>
     internal IReadOnlyList<string> Values => _values;

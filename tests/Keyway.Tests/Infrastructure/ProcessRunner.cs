@@ -22,6 +22,7 @@ internal static class ProcessRunner
         IEnumerable<KeyValuePair<string, string?>>? environment = null,
         string? standardInput = null,
         TimeSpan? timeout = null,
+        string? workingDirectory = null,
         CancellationToken cancellationToken = default)
     {
         var info = new ProcessStartInfo(fileName)
@@ -32,6 +33,7 @@ internal static class ProcessRunner
             UseShellExecute = false,
             StandardOutputEncoding = Encoding.UTF8,
             StandardErrorEncoding = Encoding.UTF8,
+            WorkingDirectory = workingDirectory ?? "",
         };
         foreach (var argument in arguments)
             info.ArgumentList.Add(argument);

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The repository's one test command. It installs what the tests need (PostgreSQL, Chromium),
+# runs every test of Keyway.slnx in Release, and ends with a line "N passed, N failed".
+# Extra arguments go to `dotnet test`, e.g. `scripts/test.sh --filter FullyQualifiedName~Proxy`.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+# --- 1. What the tests need -------------------------------------------------------------
+have_postgres() {
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null
+}
+have_chromium() {
+  command -v chromium >/dev/null || command -v chromium-browser >/dev/null
+}
+
+missing=()
+have_postgres || missing+=(postgresql)
+have_chromium || missing+=(chromium)
+if ((${#missing[@]} > 0)); then
+  if [[ "$(id -u)" -ne 0 ]]; then
+    echo "scripts/test.sh: missing ${missing[*]}. Install with:" >&2
+    echo "  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "scripts/test.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- 2. A scratch directory for results and for the tests' clusters and data dirs -------
+work="$(mktemp -d -t keyway-tests.XXXXXXXX)"
+# PostgreSQL runs as user postgres when we are root: it must be able to reach its directory.
+chmod 0755 "$work"
+mkdir -m 0755 "$work/tmp"
+export KEYWAY_TEST_TEMP="$work/tmp"
+
+cleanup() {
+  # Safety net: a PostgreSQL cluster the test host failed to stop (e.g. it crashed) dies here.
+  local pidfile pid
+  while IFS= read -r pidfile; do
+    pid="$(head -n 1 "$pidfile" 2>/dev/null || true)"
+    if [[ "$pid" =~ ^[0-9]+$ ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
+  done < <(find "$work" -name postmaster.pid 2>/dev/null)
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# --- 3. The tests -------------------------------------------------------------------------
+results="$work/results"
+status=0
+dotnet test Keyway.slnx -c Release \
+  --logger "console;verbosity=minimal" \
+  --logger trx \
+  --results-directory "$results" \
+  "$@" || status=$?
+
+# --- 4. The closing line, from the TRX files ----------------------------------------------
+counter() { # counter NAME FILE -> the value of attribute NAME of <Counters .../>
+  local value
+  value="$(grep -o '<Counters [^>]*>' "$2" | head -n 1 | sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p")"
+  echo "${value:-0}"
+}
+passed=0 failed=0 skipped=0 trx_files=0
+while IFS= read -r trx; do
+  trx_files=$((trx_files + 1))
+  total=$(counter total "$trx"); executed=$(counter executed "$trx")
+  passed=$((passed + $(counter passed "$trx")))
+  for name in failed error timeout aborted; do
+    failed=$((failed + $(counter "$name" "$trx")))
+  done
+  skipped=$((skipped + total - executed))
+done < <(find "$results" -name '*.trx' 2>/dev/null)
+
+line="$passed passed, $failed failed"
+if ((skipped > 0)); then line="$line, $skipped skipped"; fi
+echo
+echo "$line"
+
+if ((status != 0)); then exit "$status"; fi
+if ((failed > 0)); then exit 1; fi
+if ((passed == 0)); then
+  if ((trx_files == 0)); then echo "scripts/test.sh: no test results were written" >&2; fi
+  echo "scripts/test.sh: no test ran" >&2
+  exit 1
+fi

@@ -4,6 +4,7 @@ using Keyway.Api;
 using Keyway.Environments;
 using Keyway.Outbound;
 using Keyway.Proxy;
+using Keyway.Queries;
 using Keyway.Resources;
 using Keyway.Runs;
 using Keyway.Secrets;
@@ -77,6 +78,7 @@ internal static partial class KeywayServer
         services.AddSingleton<VariableService>();
         services.AddSingleton<ResourceService>();
         services.AddSingleton<ResourceResolver>();
+        services.AddSingleton<QueryService>();
         services.AddSingleton<ApiKeyService>();
         services.AddSingleton<AccessPolicy>();
         services.AddSingleton<RunExecutor>();
@@ -127,12 +129,14 @@ internal static partial class KeywayServer
         var api = app.MapGroup("/api/v1").AddEndpointFilter<AccessFilter>();
         api.MapEnvironments();
         api.MapResources();
+        api.MapQueries();
         api.MapKeys();
         app.MapProxy();
 
         var variables = app.Services.GetRequiredService<VariableService>();
         variables.Subscribe();
         app.Services.GetRequiredService<ResourceService>().Subscribe();
+        app.Services.GetRequiredService<QueryService>().Subscribe();
         await variables.EnsureProductionAsync(cancellationToken);
         await app.Services.GetRequiredService<Bootstrap>().RunAsync(
             Environment.GetEnvironmentVariable("KEYWAY_ADMIN_PASSWORD"), Environment.GetEnvironmentVariable("KEYWAY_ADMIN_TOKEN"),

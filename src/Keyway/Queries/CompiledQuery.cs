@@ -16,7 +16,7 @@ internal sealed class CompiledQuery
     private readonly Template? _path;
     private readonly List<KeyValuePair<string, Template>> _query = [];
     private readonly List<KeyValuePair<string, Template>> _headers = [];
-    private readonly Func<TemplateScope, HttpContent>? _body;
+    private readonly Func<TemplateScope, (byte[] Bytes, string ContentType)>? _body;
     private readonly HashSet<string> _variables = new(StringComparer.Ordinal);
 
     private CompiledQuery(string name, long version, QueryDefinition definition, bool graphQLResource)
@@ -127,11 +127,13 @@ internal sealed class CompiledQuery
             }
         }
 
-        var content = _body?.Invoke(scope);
+        HttpContent? content = null;
         byte[]? replayable = null;
-        if (content is ByteArrayContent)
+        if (_body is not null)
         {
-            replayable = content.ReadAsByteArrayAsync().GetAwaiter().GetResult();
+            (replayable, var type) = _body(scope);
+            content = new ByteArrayContent(replayable);
+            content.Headers.ContentType = MediaTypeHeaderValue.Parse(type);
         }
 
         return new OutboundCall(
@@ -143,7 +145,7 @@ internal sealed class CompiledQuery
             replayable);
     }
 
-    private static Func<TemplateScope, HttpContent>? CompileBody(QueryBody body, List<FieldError> errors, Func<string, string?, Template?> parse)
+    private static Func<TemplateScope, (byte[] Bytes, string ContentType)>? CompileBody(QueryBody body, List<FieldError> errors, Func<string, string?, Template?> parse)
     {
         switch (body.Type)
         {
@@ -204,15 +206,10 @@ internal sealed class CompiledQuery
         }
     }
 
-    private static ByteArrayContent Json(JsonNode? node, string type) =>
-        Bytes(Encoding.UTF8.GetBytes(node?.ToJsonString() ?? "null"), type + "; charset=utf-8");
+    private static (byte[], string) Json(JsonNode? node, string type) =>
+        (Encoding.UTF8.GetBytes(node?.ToJsonString() ?? "null"), type + "; charset=utf-8");
 
-    private static ByteArrayContent Bytes(byte[] bytes, string type)
-    {
-        var content = new ByteArrayContent(bytes);
-        content.Headers.ContentType = MediaTypeHeaderValue.Parse(type);
-        return content;
-    }
+    private static (byte[], string) Bytes(byte[] bytes, string type) => (bytes, type);
 }
 
 /// <summary>

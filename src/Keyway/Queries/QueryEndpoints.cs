@@ -1,0 +1,102 @@
+using System.Text.Json;
+using Keyway.Access;
+using Keyway.Api;
+using Keyway.Environments;
+using Keyway.Resources;
+using Keyway.Runs;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Keyway.Queries;
+
+internal static class QueryEndpoints
+{
+    public static RouteGroupBuilder MapQueries(this RouteGroupBuilder api)
+    {
+        var group = api.MapGroup("/queries").WithTags("Queries");
+
+        group.MapGet("/", async (string? resource, QueryService queries, CancellationToken ct) =>
+                TypedResults.Ok(new { queries = await queries.ListAsync(resource, ct) }))
+            .Requires(Permission.Read)
+            .WithSummary("List saved queries, optionally of one resource (?resource=).");
+
+        group.MapPut("/{name}", async Task<Results<Ok<QueryRecord>, Created<QueryRecord>>> (
+                string name, HttpRequest request, HttpContext http, QueryService queries, AccessPolicy access, CancellationToken ct) =>
+            {
+                QueryDefinition definition;
+                try
+                {
+                    definition = await JsonSerializer.DeserializeAsync<QueryDefinition>(request.Body, ConfigJson.Options, ct)
+                        ?? throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config", "The body is empty; send the query as JSON.");
+                }
+                catch (JsonException e)
+                {
+                    throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config",
+                        $"The query is not valid JSON{(e.Path is { Length: > 1 } p ? " at " + p.TrimStart('$', '.') : "")}.");
+                }
+
+                // Writing a query against a resource needs the right to use it: a query can do nothing an ad-hoc run could not.
+                access.Demand(Caller.From(http.User)!, Permission.Use, definition.Resource, null);
+                var (record, created) = await queries.PutAsync(name, definition, ct);
+                return created ? TypedResults.Created($"/api/v1/queries/{name}", record) : TypedResults.Ok(record);
+            })
+            .Requires(Permission.Read)
+            .Accepts<QueryDefinition>("application/json")
+            .WithSummary("Create or replace a saved query.");
+
+        group.MapGet("/{name}", async Task<Results<Ok<QueryRecord>, ProblemHttpResult>> (string name, QueryService queries, CancellationToken ct) =>
+                await queries.GetAsync(name, ct) is { } record ? TypedResults.Ok(record) : Problems.NotFound($"There is no query named '{name}'."))
+            .Requires(Permission.Read)
+            .WithSummary("Get a saved query.");
+
+        group.MapDelete("/{name}", async Task<Results<NoContent, ProblemHttpResult>> (
+                string name, HttpContext http, QueryService queries, AccessPolicy access, CancellationToken ct) =>
+            {
+                if (await queries.GetAsync(name, ct) is not { } record)
+                {
+                    return Problems.NotFound($"There is no query named '{name}'.");
+                }
+
+                access.Demand(Caller.From(http.User)!, Permission.Use, record.Definition.Resource, null);
+                await queries.DeleteAsync(name, ct);
+                return TypedResults.NoContent();
+            })
+            .Requires(Permission.Read)
+            .WithSummary("Delete a saved query.");
+
+        group.MapPost("/{name}/run", async Task<Ok<RunResult>> (
+                string name, QueryRunRequest? request, HttpContext http, QueryService queries, ResourceResolver resolver,
+                RunExecutor executor, AccessPolicy access, CancellationToken ct) =>
+            {
+                var caller = Caller.From(http.User)!;
+                var environment = request?.Environment ?? VariableService.Production;
+                var (query, resource) = await queries.GetCompiledAsync(name, ct);
+                access.Demand(caller, Permission.Use, resource.Name, environment);
+                var resolved = await resolver.ResolveAsync(resource, environment, caller, ct);
+                foreach (var variable in query.Variables)
+                {
+                    if (resolved.Values.IsSecret(variable))
+                    {
+                        throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config",
+                            $"The query '{name}' reads the secret variable '{variable}'. Secret variables can only be used in resource configuration (headers, auth); move it there.");
+                    }
+                }
+
+                var scope = Scopes.ForQuery(resolved.Values, caller, request?.Inputs ?? default(JsonElement?));
+                OutboundCall call;
+                try
+                {
+                    call = query.Build(scope);
+                }
+                catch (Templates.TemplateException e)
+                {
+                    throw new KeywayException(StatusCodes.Status400BadRequest, "template_error", $"A template of query '{name}' failed: {resolved.Redactor.Redact(e.Message)}");
+                }
+
+                return TypedResults.Ok(await executor.ExecuteAsync(resolved, call, ct));
+            })
+            .Requires(Permission.Read)
+            .WithSummary("Run a saved query with inputs. 200 carries the upstream's status; Keyway's own failures are problem+json.");
+
+        return api;
+    }
+}

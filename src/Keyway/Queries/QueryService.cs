@@ -1,0 +1,92 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Dapper;
+using Keyway.Api;
+using Keyway.Environments;
+using Keyway.Resources;
+using Keyway.Storage;
+
+namespace Keyway.Queries;
+
+/// <summary>Stores saved queries and serves them compiled (cached until they change).</summary>
+internal sealed class QueryService(Database database, TimeProvider time, ChangeFeed changes, ResourceService resources)
+{
+    private readonly ConcurrentDictionary<string, CompiledQuery> _compiled = new(StringComparer.Ordinal);
+
+    public void Subscribe() => changes.Changed += change =>
+    {
+        if (change.Kind == "queries")
+        {
+            _compiled.TryRemove(change.Name, out _);
+        }
+        else if (change.Kind == "resources")
+        {
+            // A query compiles against its resource's kind.
+            _compiled.Clear();
+        }
+    };
+
+    public async Task<(QueryRecord Query, bool Created)> PutAsync(string name, QueryDefinition definition, CancellationToken cancellationToken)
+    {
+        var resource = await resources.GetCompiledAsync(definition.Resource ?? "", cancellationToken);
+        CompiledQuery.Compile(name, 0, definition, resource.IsGraphQL);
+        var now = time.GetUtcNow().ToStore();
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var version = await connection.ExecuteScalarAsync<long>(
+            """
+            INSERT INTO queries (name, resource, config, version, created_at, updated_at) VALUES (@name, @resource, @config, 1, @now, @now)
+            ON CONFLICT (name) DO UPDATE SET resource = excluded.resource, config = excluded.config,
+                version = queries.version + 1, updated_at = excluded.updated_at
+            RETURNING version
+            """,
+            new { name, resource = definition.Resource, config = JsonSerializer.Serialize(definition, ConfigJson.Options), now });
+        changes.Publish(new Change("queries", name));
+        return ((await GetAsync(name, cancellationToken))!, version == 1);
+    }
+
+    public async Task<QueryRecord?> GetAsync(string name, CancellationToken cancellationToken) =>
+        (await QueryAsync("WHERE name = @name", new { name }, cancellationToken)) is [var query] ? query : null;
+
+    public Task<IReadOnlyList<QueryRecord>> ListAsync(string? resource, CancellationToken cancellationToken) =>
+        QueryAsync("WHERE @resource IS NULL OR resource = @resource ORDER BY name", new { resource }, cancellationToken);
+
+    public async Task<bool> DeleteAsync(string name, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var deleted = await connection.ExecuteAsync("DELETE FROM queries WHERE name = @name", new { name }) > 0;
+        changes.Publish(new Change("queries", name));
+        return deleted;
+    }
+
+    public async Task<(CompiledQuery Query, CompiledResource Resource)> GetCompiledAsync(string name, CancellationToken cancellationToken)
+    {
+        if (!_compiled.TryGetValue(name, out var query))
+        {
+            var record = await GetAsync(name, cancellationToken) ?? throw new KeywayException(StatusCodes.Status404NotFound, "not_found",
+                $"There is no query named '{name}'. List them with 'keyway query list'.");
+            var owner = await resources.GetCompiledAsync(record.Definition.Resource!, cancellationToken);
+            query = CompiledQuery.Compile(record.Name, record.Version, record.Definition, owner.IsGraphQL);
+            _compiled[name] = query;
+        }
+
+        return (query, await resources.GetCompiledAsync(query.Definition.Resource!, cancellationToken));
+    }
+
+    private async Task<IReadOnlyList<QueryRecord>> QueryAsync(string where, object parameters, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<Row>($"SELECT name, config, version, created_at, updated_at FROM queries {where}", parameters);
+        return rows.Select(r => new QueryRecord(
+            r.Name, r.Version, Time.From(r.CreatedAt), Time.From(r.UpdatedAt),
+            JsonSerializer.Deserialize<QueryDefinition>(r.Config, ConfigJson.Options)!)).ToList();
+    }
+
+    private sealed class Row
+    {
+        public string Name { get; init; } = "";
+        public string Config { get; init; } = "";
+        public long Version { get; init; }
+        public long CreatedAt { get; init; }
+        public long UpdatedAt { get; init; }
+    }
+}

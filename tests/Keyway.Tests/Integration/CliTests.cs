@@ -1,0 +1,100 @@
+using System.Text.Json.Nodes;
+using Keyway.Tests.Infrastructure;
+
+namespace Keyway.Tests.Integration;
+
+/// <summary>The CLI as a user runs it: a real process talking to a real server.</summary>
+[Trait("Category", "Integration")]
+public sealed class CliTests(SqliteKeyway fixture) : IClassFixture<SqliteKeyway>
+{
+    private Dictionary<string, string> Env => fixture.Keyway.CliEnvironment(fixture.Keyway.AdminToken);
+
+    private Task<CommandResult> Cli(string? stdin, params string[] args) => KeywayProcess.RunCliAsync(args, Env, stdin);
+
+    [Fact]
+    public async Task A_user_stores_a_secret_applies_a_yaml_resource_and_runs_it()
+    {
+        var resource = KeywayFixture.Unique("cli");
+        var file = Path.Combine(TestDirectories.Create("cli"), "resource.yaml");
+        await File.WriteAllTextAsync(file, $$$"""
+            name: {{{resource}}}
+            kind: rest
+            baseUrl: {{{fixture.Upstream.BaseUrl}}}
+            headers:
+              Accept: application/json
+            auth:
+              type: bearer
+              token: "{{ environment.variables.CLI_TOKEN }}"
+            """);
+
+        var set = await Cli("cli-secret-token\n", "var", "set", "CLI_TOKEN", "--secret");
+        var list = await Cli(null, "var", "list");
+        var apply = await Cli(null, "resource", "apply", file);
+        var run = await Cli(null, "run", resource, "/cli-path", "-q", "a=1", "-H", "X-From: cli");
+        var json = await Cli(null, "run", resource, "/cli-json", "--json");
+
+        Assert.True(set.ExitCode == 0, set.Output);
+        Assert.Contains("CLI_TOKEN", list.StandardOutput);
+        Assert.Contains("(secret)", list.StandardOutput);
+        Assert.True(apply.ExitCode == 0, apply.Output);
+        Assert.True(run.ExitCode == 0, run.Output);
+        Assert.Contains("/cli-path", run.StandardOutput);
+        var seen = fixture.Upstream.Requests.Single(r => r.Path == "/cli-path");
+        Assert.Equal("Bearer cli-secret-token", seen.Headers["Authorization"]);
+        Assert.Equal("cli", seen.Headers["X-From"]);
+        Assert.Equal("1", seen.Query["a"]);
+        Assert.Equal(200, (int)JsonNode.Parse(json.StandardOutput)!["status"]!);
+        Assert.DoesNotContain("cli-secret-token", set.Output + list.Output + apply.Output + run.Output + json.Output);
+    }
+
+    [Fact]
+    public async Task Exit_codes_tell_scripts_what_went_wrong()
+    {
+        var notFound = await Cli(null, "resource", "get", "no-such-resource");
+        var invalid = await Cli("{\"name\": \"broken\", \"kind\": \"soap\", \"baseUrl\": \"x\"}", "resource", "apply", "-");
+        var noToken = await KeywayProcess.RunCliAsync(["resource", "list"], fixture.Keyway.CliEnvironment());
+        var unreachable = await KeywayProcess.RunCliAsync(["resource", "list"], new Dictionary<string, string> { ["KEYWAY_ADDR"] = $"http://127.0.0.1:{FreePort.Next()}", ["KEYWAY_TOKEN"] = "x" });
+        var usage = await Cli(null, "run");
+
+        Assert.Equal(3, notFound.ExitCode);
+        Assert.Contains("no-such-resource", notFound.StandardError);
+        Assert.Equal(5, invalid.ExitCode);
+        Assert.Contains("kind", invalid.StandardError);
+        Assert.Equal(4, noToken.ExitCode);
+        Assert.Contains("KEYWAY_TOKEN", noToken.StandardError);
+        Assert.Equal(6, unreachable.ExitCode);
+        Assert.Contains("keyway serve", unreachable.StandardError);
+        Assert.NotEqual(0, usage.ExitCode);
+    }
+
+    [Fact]
+    public async Task Every_command_has_help()
+    {
+        foreach (var args in new[] { new[] { "--help" }, ["serve", "--help"], ["var", "set", "--help"], ["resource", "apply", "--help"], ["run", "--help"], ["key", "create", "--help"], ["env", "--help"] })
+        {
+            var result = await Cli(null, args);
+            Assert.True(result.ExitCode == 0, string.Join(' ', args) + ": " + result.Output);
+            Assert.Contains("Usage:", result.StandardOutput);
+        }
+    }
+
+    [Fact]
+    public async Task Keys_are_created_shown_once_listed_without_their_token_and_revoked()
+    {
+        var created = JsonNode.Parse((await Cli(null, "key", "create", "cli-app", "--json")).StandardOutput)!;
+        var token = (string)created["token"]!;
+        var id = (string)created["key"]!["id"]!;
+        var withNewKey = fixture.Keyway.CliEnvironment(token);
+
+        var works = await KeywayProcess.RunCliAsync(["resource", "list"], withNewKey);
+        var list = await Cli(null, "key", "list", "--json");
+        var revoke = await Cli(null, "key", "revoke", id);
+        var refused = await KeywayProcess.RunCliAsync(["resource", "list"], withNewKey);
+
+        Assert.Equal(0, works.ExitCode);
+        Assert.Contains(id, list.StandardOutput);
+        Assert.DoesNotContain(token, list.StandardOutput);
+        Assert.Equal(0, revoke.ExitCode);
+        Assert.Equal(4, refused.ExitCode);
+    }
+}

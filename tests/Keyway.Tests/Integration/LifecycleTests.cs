@@ -1,0 +1,96 @@
+using System.Net.Http.Json;
+using System.Text.RegularExpressions;
+using Keyway.Tests.Infrastructure;
+
+namespace Keyway.Tests.Integration;
+
+/// <summary>Starting, stopping and restarting real Keyway processes: data survives, keys are checked.</summary>
+[Trait("Category", "Integration")]
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+public sealed partial class LifecycleTests
+{
+    [Theory]
+    [MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
+    public async Task Data_survives_a_restart_and_a_wrong_master_key_is_refused_without_loss(StoreKind store)
+    {
+        await using var upstream = await UpstreamServer.StartAsync();
+        var masterKey = KeywayProcess.NewMasterKey();
+        await using var keyway = await KeywayProcess.StartAsync(store, new Dictionary<string, string>
+        {
+            ["KEYWAY_ADMIN_TOKEN"] = "kw_lifecycle_" + Guid.NewGuid().ToString("N"),
+            ["KEYWAY_MASTER_KEY"] = masterKey,
+        });
+        using (var admin = keyway.CreateAdminClient())
+        {
+            await Expect.StatusAsync(await admin.PutAsJsonAsync("/api/v1/environments/production/variables/KEEP", new { value = "kept-token", secret = true }), 200);
+            await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/resources/kept", new { baseUrl = upstream.BaseUrl, auth = new { type = "bearer", token = "{{ environment.variables.KEEP }}" } }));
+        }
+
+        Assert.Equal(0, await keyway.StopAsync());
+        var wrongKey = KeywayProcess.NewMasterKey();
+        var serve = new List<string> { "serve", "--data-dir", keyway.DataDirectory, "--urls", $"http://127.0.0.1:{FreePort.Next()}" };
+        if (keyway.DatabaseUrl is not null)
+        {
+            serve.AddRange(["--database", keyway.DatabaseUrl]);
+        }
+
+        var refused = await KeywayProcess.RunCliAsync(serve, new Dictionary<string, string> { ["KEYWAY_MASTER_KEY"] = wrongKey });
+
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("master key", refused.StandardError, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain(wrongKey, refused.Output);
+        Assert.DoesNotContain(masterKey, refused.Output);
+
+        await keyway.RestartAsync();
+        using var again = keyway.CreateAdminClient();
+        await Expect.StatusAsync(await again.PostAsJsonAsync("/api/v1/resources/kept/run", new { path = "/after-restart" }), 200);
+        Assert.Equal("Bearer kept-token", upstream.Requests.Single(r => r.Path == "/after-restart").Headers["Authorization"]);
+    }
+
+    [Fact]
+    public async Task First_start_generates_a_private_master_key_and_prints_the_admin_credentials_once()
+    {
+        await using var keyway = await KeywayProcess.StartAsync(StoreKind.Sqlite);
+
+        var keyFile = Path.Combine(keyway.DataDirectory, "master.key");
+        Assert.True(File.Exists(keyFile));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyFile));
+        var token = AdminKeyLine().Match(keyway.AllOutput).Groups["token"].Value;
+        Assert.StartsWith("kw_", token);
+        Assert.Contains("admin password:", keyway.AllOutput);
+        using (var admin = keyway.CreateClient(token))
+        {
+            await Expect.StatusAsync(await admin.GetAsync("/api/v1/resources"), 200);
+        }
+
+        await keyway.RestartAsync();
+
+        Assert.Single(AdminKeyLine().Matches(keyway.AllOutput));
+        using var afterRestart = keyway.CreateClient(token);
+        await Expect.StatusAsync(await afterRestart.GetAsync("/api/v1/resources"), 200);
+    }
+
+    [Fact]
+    public async Task A_master_key_file_readable_by_others_is_refused_at_start()
+    {
+        var directory = TestDirectories.Create("loose-key");
+        try
+        {
+            var keyFile = Path.Combine(directory, "master.key");
+            await File.WriteAllTextAsync(keyFile, KeywayProcess.NewMasterKey());
+            File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+
+            var result = await KeywayProcess.RunCliAsync(["serve", "--data-dir", directory, "--urls", $"http://127.0.0.1:{FreePort.Next()}"]);
+
+            Assert.NotEqual(0, result.ExitCode);
+            Assert.Contains("chmod 600", result.StandardError);
+        }
+        finally
+        {
+            TestDirectories.DeleteQuietly(directory);
+        }
+    }
+
+    [GeneratedRegex(@"admin API key:\s+(?<token>kw_\S+)")]
+    private static partial Regex AdminKeyLine();
+}

@@ -23,6 +23,7 @@ internal static class KeywayCli
         root.Subcommands.Add(EnvCommands.Create(io));
         root.Subcommands.Add(VarCommands.Create(io));
         root.Subcommands.Add(ResourceCommands.Create(io));
+        root.Subcommands.Add(QueryCommands.Create(io));
         root.Subcommands.Add(RunCommand.Create(io));
         root.Subcommands.Add(KeyCommands.Create(io));
         var parse = root.Parse(args);
@@ -84,6 +85,12 @@ internal sealed class CliIo(TextWriter output, TextWriter error, TextReader inpu
             ColorSystem = ReferenceEquals(Out, System.Console.Out) && !System.Console.IsOutputRedirected ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
             Interactive = InteractionSupport.No,
         });
+        if (!ReferenceEquals(Out, System.Console.Out) || System.Console.IsOutputRedirected)
+        {
+            // Piped output is read by programs (grep, less): no wrapping inside table cells.
+            console.Profile.Width = 400;
+        }
+
         return new Output(parse.GetValue(KeywayCli.JsonOption), console, Error);
     }
 

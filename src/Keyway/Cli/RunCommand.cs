@@ -39,22 +39,28 @@ internal static class RunCommand
             }
 
             var result = await client.PostAsync($"api/v1/resources/{Uri.EscapeDataString(parse.GetValue(resource)!)}/run", request, ct);
-            if (output.Json)
-            {
-                output.WriteJson(result);
-                return;
-            }
-
-            var status = result?["status"]?.GetValue<int>() ?? 0;
-            io.Error.WriteLine($"{status} in {Output.Str(result?["durationMs"])} ms");
-            var responseBody = result?["body"];
-            io.Out.WriteLine(responseBody is JsonValue v && v.TryGetValue<string>(out var s) ? s : responseBody?.ToJsonString(CliJson.Indented) ?? "");
-            if (status >= 400)
-            {
-                throw new CliException(ExitCodes.Failure, $"The upstream answered {status}.", "upstream_status");
-            }
+            Print(io, output, result);
         }));
         return command;
+    }
+
+    /// <summary>Prints a run's result: the body on stdout, the status on stderr; 4xx/5xx exit 1.</summary>
+    internal static void Print(CliIo io, Output output, JsonNode? result)
+    {
+        if (output.Json)
+        {
+            output.WriteJson(result);
+            return;
+        }
+
+        var status = result?["status"]?.GetValue<int>() ?? 0;
+        io.Error.WriteLine($"{status} in {Output.Str(result?["durationMs"])} ms");
+        var responseBody = result?["body"];
+        io.Out.WriteLine(responseBody is JsonValue v && v.TryGetValue<string>(out var s) ? s : responseBody?.ToJsonString(CliJson.Indented) ?? "");
+        if (status >= 400)
+        {
+            throw new CliException(ExitCodes.Failure, $"The upstream answered {status}.", "upstream_status");
+        }
     }
 
     private static JsonObject Pairs(string[]? items, char separator, string what, string shape)

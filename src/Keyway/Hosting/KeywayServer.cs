@@ -57,6 +57,9 @@ internal static partial class KeywayServer
         builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
         builder.Logging.AddFilter("Yarp", LogLevel.Warning);
         builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
+        // Authentication brings Data Protection along; Keyway issues no cookies yet, so its
+        // "keys stored unencrypted" warning is noise. Console sessions will keep their keys in the store.
+        builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
 
         using var startupLoggers = LoggerFactory.Create(l => l.AddSimpleConsole(o => o.SingleLine = true));
         var startupLog = startupLoggers.CreateLogger("Keyway.Startup");

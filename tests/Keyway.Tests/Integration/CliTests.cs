@@ -48,6 +48,33 @@ public sealed class CliTests(SqliteKeyway fixture) : IClassFixture<SqliteKeyway>
     }
 
     [Fact]
+    public async Task A_saved_query_is_applied_from_yaml_and_run_with_typed_inputs()
+    {
+        var (resource, _) = await fixture.BearerResourceAsync();
+        var query = KeywayFixture.Unique("cliq");
+        var yaml = $$$"""
+            name: {{{query}}}
+            resource: {{{resource}}}
+            method: POST
+            path: /orders/{{ inputs.id }}
+            body:
+              type: json
+              json:
+                qty: "{{ inputs.qty }}"
+                note: "{{ inputs.note }}"
+            """;
+
+        var apply = await Cli(yaml, "query", "apply", "-");
+        var run = await Cli(null, "query", "run", query, "-i", "id=o-1", "-i", "qty=3", "-i", "note=fast please");
+        var list = await Cli(null, "query", "list", "--resource", resource);
+
+        Assert.True(apply.ExitCode == 0, apply.Output);
+        Assert.True(run.ExitCode == 0, run.Output);
+        Assert.Contains(query, list.StandardOutput);
+        Assert.Equal("{\"qty\":3,\"note\":\"fast please\"}", fixture.Upstream.Requests.Single(r => r.Path == "/base/orders/o-1").Body);
+    }
+
+    [Fact]
     public async Task Exit_codes_tell_scripts_what_went_wrong()
     {
         var notFound = await Cli(null, "resource", "get", "no-such-resource");

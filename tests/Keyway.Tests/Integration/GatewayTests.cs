@@ -186,6 +186,26 @@ public abstract class GatewayTests<TFixture>(TFixture fixture) : IClassFixture<T
     }
 
     [Fact]
+    public async Task Same_origin_redirects_are_followed_only_when_configured_and_never_to_another_origin()
+    {
+        var (follows, token) = await Fixture.BearerResourceAsync(new { baseUrl = Fixture.Upstream.BaseUrl, followRedirects = "sameOrigin" });
+        var (stays, _) = await Fixture.BearerResourceAsync(new { baseUrl = Fixture.Upstream.BaseUrl });
+        var target = "/" + KeywayFixture.Unique("target");
+        var elsewhere = Fixture.Upstream.BaseUrl.Replace("127.0.0.1", "localhost", StringComparison.Ordinal) + "/" + KeywayFixture.Unique("other");
+
+        var followed = await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{follows}/run", new { path = "/redirect", query = new { to = target } }), 200);
+        var notFollowed = await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{stays}/run", new { path = "/redirect", query = new { to = target + "-no" } }), 200);
+        var crossOrigin = await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{follows}/run", new { path = "/redirect", query = new { to = elsewhere } }), 200);
+
+        Assert.Equal(200, (int)followed["status"]!);
+        Assert.Equal("Bearer " + token, Fixture.Upstream.Requests.Single(r => r.Path == target).Headers["Authorization"]);
+        Assert.Equal(302, (int)notFollowed["status"]!);
+        Assert.DoesNotContain(Fixture.Upstream.Requests, r => r.Path == target + "-no");
+        Assert.Equal(302, (int)crossOrigin["status"]!);
+        Assert.DoesNotContain(Fixture.Upstream.Requests, r => elsewhere.EndsWith(r.Path, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_missing_or_unknown_key_is_refused()
     {
         using var anonymous = Fixture.Keyway.CreateClient();

@@ -91,6 +91,26 @@ public sealed partial class LifecycleTests
         }
     }
 
+    [Fact]
+    public async Task A_denied_destination_is_refused_at_connect_time_by_runs_and_the_proxy()
+    {
+        await using var keyway = await KeywayProcess.StartAsync(new KeywayProcessOptions
+        {
+            Environment = new Dictionary<string, string>
+            {
+                ["KEYWAY_ADMIN_TOKEN"] = "kw_deny_" + Guid.NewGuid().ToString("N"),
+                ["KEYWAY_OUTBOUND_DENY"] = "127.0.0.2/32",
+            },
+        });
+        using var admin = keyway.CreateAdminClient();
+        await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/resources/denied", new { baseUrl = $"http://127.0.0.2:{FreePort.Next()}" }));
+
+        var run = await Expect.ProblemAsync(await admin.PostAsJsonAsync("/api/v1/resources/denied/run", new { path = "/x" }), 403, "destination_denied");
+        await Expect.ProblemAsync(await admin.GetAsync("/proxy/denied/x"), 403, "destination_denied");
+
+        Assert.Contains("127.0.0.2", (string?)run["detail"]);
+    }
+
     [GeneratedRegex(@"admin API key:\s+(?<token>kw_\S+)")]
     private static partial Regex AdminKeyLine();
 }

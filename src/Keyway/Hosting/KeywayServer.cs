@@ -11,7 +11,9 @@ using Keyway.Secrets;
 using Keyway.Storage;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Diagnostics;
+using OpenTelemetry;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 using Scalar.AspNetCore;
 
@@ -103,9 +105,16 @@ internal static partial class KeywayServer
         }));
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
-        services.AddOpenTelemetry()
+        var telemetry = services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService("keyway"))
             .WithMetrics(m => m.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation().AddMeter(KeywayMetrics.MeterName).AddPrometheusExporter())
-            .WithTracing(t => t.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation().AddSource(KeywayMetrics.MeterName));
+            .WithTracing(t => t.AddAspNetCoreInstrumentation(o => o.Filter = http => !http.Request.Path.StartsWithSegments("/metrics"))
+                .AddHttpClientInstrumentation().AddSource(KeywayMetrics.MeterName));
+        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT")))
+        {
+            // Traces and metrics to a collector, configured by the standard OTEL_* variables.
+            telemetry.UseOtlpExporter();
+        }
 
         var app = builder.Build();
         app.UseExceptionHandler();

@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
 
 namespace Keyway.Secrets;
 
@@ -19,12 +21,46 @@ internal sealed class Redactor
 
     public Redactor(IEnumerable<string> values)
     {
-        // Longest first, so a secret that contains another is replaced whole.
-        _values = values.Where(v => v.Length >= MinimumLength).Distinct(StringComparer.Ordinal)
+        // Longest first, so a secret that contains another is replaced whole. Each value is also
+        // looked for as an upstream would echo it inside JSON or a URL: escaped.
+        _values = values.Where(v => v.Length >= MinimumLength).SelectMany(Forms).Distinct(StringComparer.Ordinal)
             .OrderByDescending(v => v.Length).ToArray();
         _search = _values.Length == 0 ? null : SearchValues.Create(_values, StringComparison.Ordinal);
         Utf8Values = _values.Select(Encoding.UTF8.GetBytes).ToArray();
         LongestUtf8 = Utf8Values.Length == 0 ? 0 : Utf8Values.Max(v => v.Length);
+    }
+
+    private static IEnumerable<string> Forms(string value)
+    {
+        yield return value;
+        yield return JsonEncodedText.Encode(value).ToString();
+        yield return JsonEncodedText.Encode(value, JavaScriptEncoder.UnsafeRelaxedJsonEscaping).ToString();
+        yield return AsciiJson(value, "x4");
+        yield return AsciiJson(value, "X4");
+        yield return Uri.EscapeDataString(value);
+    }
+
+    /// <summary>JSON string escaping that keeps only ASCII, as Python's json.dumps does by default.</summary>
+    private static string AsciiJson(string value, string hex)
+    {
+        var builder = new StringBuilder(value.Length + 8);
+        foreach (var c in value)
+        {
+            builder.Append(c switch
+            {
+                '"' => "\\\"",
+                '\\' => "\\\\",
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                '\b' => "\\b",
+                '\f' => "\\f",
+                < ' ' or > '~' => "\\u" + ((int)c).ToString(hex, System.Globalization.CultureInfo.InvariantCulture),
+                _ => c.ToString(),
+            });
+        }
+
+        return builder.ToString();
     }
 
     public static Redactor For(IEnumerable<Secret> secrets, IEnumerable<string>? derived = null) =>

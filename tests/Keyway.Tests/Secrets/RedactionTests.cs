@@ -14,6 +14,17 @@ public sealed class RedactionTests
     }
 
     [Fact]
+    public void A_value_echoed_escaped_in_json_or_a_url_is_redacted_too()
+    {
+        var redactor = new Redactor(["p\"ss/wörd+1"]);
+
+        Assert.DoesNotContain("ss", redactor.Redact("{\"a\":\"p\\\"ss/w\\u00f6rd+1\"}"));
+        Assert.DoesNotContain("ss", redactor.Redact("{\"a\":\"p\\u0022ss/w\\u00F6rd\\u002B1\"}"));
+        Assert.DoesNotContain("ss", redactor.Redact("{\"a\":\"p\\\"ss/wörd+1\"}"));
+        Assert.DoesNotContain("ss", redactor.Redact("/x?key=" + Uri.EscapeDataString("p\"ss/wörd+1")));
+    }
+
+    [Fact]
     public void Short_values_are_not_searched_for()
     {
         var redactor = new Redactor(["a", "xyz"]);

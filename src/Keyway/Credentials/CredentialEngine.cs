@@ -1,0 +1,435 @@
+using System.Collections.Concurrent;
+using Keyway.Secrets;
+
+namespace Keyway.Credentials;
+
+/// <summary>
+/// The credential engine (DESIGN 4). It hands out credentials from memory, refreshes them once
+/// per credential across the cluster, persists rotated tokens before anyone uses them, and turns
+/// provider failures into clear states.
+/// <list type="bullet">
+/// <item>Hot path: a cached credential that is not due is returned as is (no allocation).</item>
+/// <item>Due but still valid: returned as is while one background refresh runs (keep serving).</item>
+/// <item>Expired, rejected or missing: callers join the one in-process flight for that key; the
+/// flight takes the cluster lock, re-reads the store (another replica may have refreshed), and
+/// only then asks the provider.</item>
+/// </list>
+/// </summary>
+internal sealed partial class CredentialEngine(
+    CredentialStore store, ClusterLock clusterLock, TimeProvider time, ILogger<CredentialEngine> logger, CredentialEvents events)
+{
+    private static readonly TimeSpan MaxMargin = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan MaxJitter = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan BackoffBase = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan BackoffCap = TimeSpan.FromMinutes(5);
+
+    private readonly ConcurrentDictionary<CredentialKey, Credential> _cache = new();
+    private readonly ConcurrentDictionary<CredentialKey, Task<Credential>> _flights = new();
+
+    /// <summary>Who this process is, in the store's in-flight marks.</summary>
+    public string InstanceId { get; } = Guid.NewGuid().ToString("N")[..12];
+
+    /// <summary>A number in [0, 1) for jitter; replaceable so tests are deterministic.</summary>
+    internal Func<double> Random { get; set; } = System.Random.Shared.NextDouble;
+
+    /// <summary>The credential to attach now. Throws <see cref="CredentialException"/> when there is none to give.</summary>
+    public ValueTask<Credential> GetAsync(CredentialKey key, ITokenProvider provider, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        if (_cache.TryGetValue(key, out var cached) && !cached.Rejected && cached.ParametersHash == provider.ParametersHash)
+        {
+            if (!cached.IsDue(now))
+            {
+                return ValueTask.FromResult(cached);
+            }
+
+            if (!cached.IsExpired(now))
+            {
+                // Due but valid: keep serving it while one refresh runs in the background.
+                _ = RefreshInBackgroundAsync(key, provider);
+                return ValueTask.FromResult(cached);
+            }
+        }
+
+        return new ValueTask<Credential>(Join(key, provider, rejected: null).WaitAsync(cancellationToken));
+    }
+
+    /// <summary>
+    /// An upstream rejected <paramref name="token"/>: drop exactly that token and get a fresh one.
+    /// Concurrent rejections of one token cause one refresh; a rejection of a token already
+    /// replaced is answered with the replacement.
+    /// </summary>
+    public Task<Credential> RejectAsync(CredentialKey key, ITokenProvider provider, Secret token, CancellationToken cancellationToken)
+    {
+        if (_cache.TryGetValue(key, out var cached) && !ReferenceEquals(cached.Tokens.AccessToken, token) && !cached.Tokens.AccessToken.Equals(token) && !cached.Rejected)
+        {
+            return Task.FromResult(cached);
+        }
+
+        cached?.Reject();
+        return Join(key, provider, token).WaitAsync(cancellationToken);
+    }
+
+    /// <summary>Refreshes now, whatever the expiry (<c>POST …/credential/refresh</c>, schedules).</summary>
+    public Task<Credential> RefreshAsync(CredentialKey key, ITokenProvider provider, CancellationToken cancellationToken)
+    {
+        if (_cache.TryGetValue(key, out var cached))
+        {
+            cached.Reject();
+        }
+
+        return Join(key, provider, cached?.Tokens.AccessToken ?? Forced).WaitAsync(cancellationToken);
+    }
+
+    /// <summary>Stores a token set obtained elsewhere (import) or by a connect flow, replacing whatever was there.</summary>
+    public async Task<Credential> StoreAsync(CredentialKey key, ITokenProvider provider, TokenSet tokens, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var stored = await store.ReadAsync(key, cancellationToken);
+            var refreshAt = RefreshAt(tokens);
+            var version = await store.SaveTokensAsync(key, stored?.Version, provider.ParametersHash, tokens, refreshAt, countRefresh: false, cancellationToken);
+            if (version is { } v)
+            {
+                var credential = new Credential(key, tokens, v, refreshAt, provider.ParametersHash);
+                _cache[key] = credential;
+                events.Publish(new CredentialEvent(key, CredentialEventKind.Connected, null));
+                return credential;
+            }
+
+            if (attempt == 3)
+            {
+                throw new InvalidOperationException("The credential kept changing while it was being stored.");
+            }
+        }
+    }
+
+    /// <summary>Forgets a credential here and in the store.</summary>
+    public async Task<bool> ForgetAsync(CredentialKey key, CancellationToken cancellationToken)
+    {
+        _cache.TryRemove(key, out _);
+        var deleted = await store.DeleteAsync(key, cancellationToken);
+        events.Publish(new CredentialEvent(key, CredentialEventKind.Disconnected, null));
+        return deleted;
+    }
+
+    /// <summary>Drops the in-memory copy (another replica changed the credential).</summary>
+    public void Evict(CredentialKey key) => _cache.TryRemove(key, out _);
+
+    /// <summary>When to refresh ahead of expiry: expiry − min(60 s, 10% of the lifetime) − jitter.</summary>
+    internal DateTimeOffset? RefreshAt(TokenSet tokens)
+    {
+        if (tokens.ExpiresAt is not { } expires)
+        {
+            return null;
+        }
+
+        var lifetime = expires - tokens.ObtainedAt;
+        if (lifetime <= TimeSpan.Zero)
+        {
+            return expires;
+        }
+
+        var margin = TimeSpan.FromTicks(Math.Min(MaxMargin.Ticks, lifetime.Ticks / 10));
+        var jitter = TimeSpan.FromTicks((long)(Math.Min(MaxJitter.Ticks, lifetime.Ticks / 20) * Random()));
+        return expires - margin - jitter;
+    }
+
+    /// <summary>Exponential backoff with full jitter, capped.</summary>
+    internal TimeSpan Backoff(long failures)
+    {
+        var ceiling = Math.Min(BackoffCap.Ticks, BackoffBase.Ticks * (1L << (int)Math.Min(failures, 20)));
+        return TimeSpan.FromTicks(Math.Max(BackoffBase.Ticks / 2, (long)(ceiling * Random())));
+    }
+
+    // A marker token meaning "refresh whatever is stored": never equal to a real token.
+    private static readonly Secret Forced = new("\0forced");
+
+    private async Task RefreshInBackgroundAsync(CredentialKey key, ITokenProvider provider)
+    {
+        try
+        {
+            await Join(key, provider, rejected: null);
+        }
+        catch (CredentialException e)
+        {
+            // Recorded in the store and published as an event by the flight; callers still have a valid token.
+            Log.BackgroundRefreshFailed(logger, key.ToString(), e.Code);
+        }
+    }
+
+    /// <summary>Joins the one flight for this key, starting it if none runs.</summary>
+    private Task<Credential> Join(CredentialKey key, ITokenProvider provider, Secret? rejected)
+    {
+        while (true)
+        {
+            if (_flights.TryGetValue(key, out var running))
+            {
+                return running;
+            }
+
+            var flight = new TaskCompletionSource<Credential>(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (_flights.TryAdd(key, flight.Task))
+            {
+                _ = FlyAsync(key, provider, rejected, flight);
+                return flight.Task;
+            }
+        }
+    }
+
+    private async Task FlyAsync(CredentialKey key, ITokenProvider provider, Secret? rejected, TaskCompletionSource<Credential> flight)
+    {
+        try
+        {
+            var credential = await ObtainAsync(key, provider, rejected);
+            // The cache is updated before the flight ends, so a caller that arrives next finds it.
+            _cache[key] = credential;
+            flight.SetResult(credential);
+        }
+        catch (Exception e)
+        {
+            flight.SetException(e);
+        }
+        finally
+        {
+            _flights.TryRemove(new KeyValuePair<CredentialKey, Task<Credential>>(key, flight.Task));
+        }
+    }
+
+    private async Task<Credential> ObtainAsync(CredentialKey key, ITokenProvider provider, Secret? rejected)
+    {
+        // Flights are not cancelled by one caller going away: other callers are waiting on them.
+        var ct = CancellationToken.None;
+        var stored = await store.ReadAsync(key, ct);
+        if (Adopt(stored, provider, rejected) is { } fresh)
+        {
+            return fresh;
+        }
+
+        ThrowIfStopped(stored, provider);
+        if (InBackoff(stored, provider, rejected) is { } served)
+        {
+            return served;
+        }
+
+        await using var held = await clusterLock.AcquireAsync(key, ct);
+        for (var attempt = 0; ; attempt++)
+        {
+            // Re-read under the lock: another replica may have refreshed while we waited.
+            stored = await store.ReadAsync(key, ct);
+            if (Adopt(stored, provider, rejected) is { } adopted)
+            {
+                Log.Adopted(logger, key.ToString());
+                return adopted;
+            }
+
+            ThrowIfStopped(stored, provider);
+            if (InBackoff(stored, provider, rejected) is { } stillServed)
+            {
+                return stillServed;
+            }
+
+            var result = await AskProviderAsync(key, provider, stored, ct);
+            if (result is not null)
+            {
+                return result;
+            }
+
+            if (attempt == 3)
+            {
+                throw CredentialException.RefreshFailed(key, "the stored credential kept changing during the refresh.", null);
+            }
+        }
+    }
+
+    /// <summary>Asks the provider and stores the answer; null when the store changed under us (the caller re-reads).</summary>
+    private async Task<Credential?> AskProviderAsync(CredentialKey key, ITokenProvider provider, StoredCredential? stored, CancellationToken ct)
+    {
+        var sameParameters = stored?.ParametersHash == provider.ParametersHash;
+        var current = sameParameters ? stored!.Tokens : null;
+        var version = stored?.Version;
+        var interrupted = stored?.RefreshStartedAt is not null;
+        var useRefreshToken = current?.RefreshToken is not null;
+        if (!useRefreshToken && !provider.CanAcquire)
+        {
+            throw stored?.State == CredentialState.ReconnectRequired
+                ? CredentialException.ReconnectRequired(key, stored.LastError ?? "the grant was revoked.")
+                : CredentialException.NotConnected(key, null);
+        }
+
+        if (useRefreshToken && version is { } v)
+        {
+            // Say, before spending the refresh token, that it is being spent: if this process dies
+            // before the answer is stored, the next refresh knows the stored token may be used up.
+            version = await store.MarkRefreshStartedAsync(key, v, InstanceId, ct);
+            if (version is null)
+            {
+                return null;
+            }
+        }
+
+        var started = time.GetTimestamp();
+        var result = useRefreshToken
+            ? await provider.RefreshAsync(key, current!, ct)
+            : await provider.AcquireAsync(key, ct);
+        var elapsed = time.GetElapsedTime(started);
+        if (result.Tokens is { } tokens)
+        {
+            if (tokens.RefreshToken is null && current?.RefreshToken is { } kept)
+            {
+                // The provider did not rotate: the old refresh token stays good.
+                tokens = tokens with { RefreshToken = kept };
+            }
+
+            var refreshAt = RefreshAt(tokens);
+            var written = await store.SaveTokensAsync(key, version, provider.ParametersHash, tokens, refreshAt, countRefresh: useRefreshToken || stored is not null, ct);
+            if (written is null)
+            {
+                // Only a writer without the lock (an import) can get here; its tokens win.
+                return null;
+            }
+
+            events.Publish(new CredentialEvent(key, stored?.FailureCount > 0 ? CredentialEventKind.Recovered : CredentialEventKind.Refreshed, null) { Duration = elapsed });
+            Log.Refreshed(logger, key.ToString(), useRefreshToken ? "refresh_token" : "acquire", (long)elapsed.TotalMilliseconds);
+            return new Credential(key, tokens, written.Value, refreshAt, provider.ParametersHash);
+        }
+
+        return await RecordFailureAsync(key, provider, stored, version, current, result, interrupted, elapsed, ct);
+    }
+
+    private async Task<Credential?> RecordFailureAsync(
+        CredentialKey key, ITokenProvider provider, StoredCredential? stored, long? version, TokenSet? current,
+        TokenResult result, bool interrupted, TimeSpan elapsed, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        var error = result.Error ?? "the provider refused.";
+        var failures = (stored?.FailureCount ?? 0) + 1;
+        switch (result.Failure)
+        {
+            case FailureKind.GrantRevoked:
+            {
+                if (interrupted)
+                {
+                    error += " A refresh was interrupted earlier (Keyway stopped between the provider's answer and storing it), so the stored refresh token may have been spent.";
+                }
+
+                await RecordAsync(CredentialState.ReconnectRequired, null, clearTokens: true);
+                events.Publish(new CredentialEvent(key, CredentialEventKind.ReconnectRequired, error) { Duration = elapsed });
+                Log.ReconnectRequired(logger, key.ToString(), result.Error ?? "");
+                throw CredentialException.ReconnectRequired(key, error);
+            }
+
+            case FailureKind.Misconfigured:
+            {
+                await RecordAsync(CredentialState.Failed, null, clearTokens: false);
+                events.Publish(new CredentialEvent(key, CredentialEventKind.Failed, error) { Duration = elapsed });
+                Log.Misconfigured(logger, key.ToString(), result.Error ?? "");
+                throw CredentialException.Failed(key, error);
+            }
+
+            default:
+            {
+                var wait = result.RetryAfter is { } r && r > TimeSpan.Zero ? r : Backoff(failures);
+                var stillValid = current is not null && !(current.ExpiresAt is { } e && now >= e);
+                await RecordAsync(stillValid ? CredentialState.Expiring : CredentialState.Expired, now + wait, clearTokens: false);
+                events.Publish(new CredentialEvent(key, CredentialEventKind.RefreshFailed, error) { Duration = elapsed });
+                Log.TransientFailure(logger, key.ToString(), result.Error ?? "", (long)wait.TotalMilliseconds);
+                if (stillValid && stored?.ParametersHash == provider.ParametersHash)
+                {
+                    // Keep serving the current token while it is valid.
+                    var reread = await store.ReadAsync(key, ct);
+                    return new Credential(key, current!, reread?.Version ?? stored.Version, now + wait, provider.ParametersHash);
+                }
+
+                throw CredentialException.RefreshFailed(key, error, wait);
+            }
+        }
+
+        async Task RecordAsync(CredentialState state, DateTimeOffset? next, bool clearTokens)
+        {
+            if (version is { } v)
+            {
+                await store.RecordFailureAsync(key, v, state, error, next, clearTokens, ct);
+            }
+            else
+            {
+                await store.InsertFailureAsync(key, provider.ParametersHash, state, error, next, ct);
+            }
+        }
+    }
+
+    /// <summary>A stored credential good to use as it is: minted under the same parameters, not the rejected token, not expired, not due.</summary>
+    private Credential? Adopt(StoredCredential? stored, ITokenProvider provider, Secret? rejected)
+    {
+        if (stored?.Tokens is not { } tokens || stored.ParametersHash != provider.ParametersHash ||
+            stored.State is CredentialState.ReconnectRequired or CredentialState.Failed ||
+            ReferenceEquals(rejected, Forced) || (rejected is not null && tokens.AccessToken.Equals(rejected)))
+        {
+            return null;
+        }
+
+        var now = time.GetUtcNow();
+        var refreshAt = RefreshAt(tokens);
+        if ((tokens.ExpiresAt is { } expires && now >= expires) || (refreshAt is { } at && now >= at))
+        {
+            return null;
+        }
+
+        return new Credential(stored.Key, tokens, stored.Version, refreshAt, stored.ParametersHash);
+    }
+
+    /// <summary>A credential that failed for good is not retried until its parameters change or someone reconnects.</summary>
+    private static void ThrowIfStopped(StoredCredential? stored, ITokenProvider provider)
+    {
+        if (stored is null || stored.ParametersHash != provider.ParametersHash)
+        {
+            return;
+        }
+
+        switch (stored.State)
+        {
+            case CredentialState.ReconnectRequired:
+                throw CredentialException.ReconnectRequired(stored.Key, stored.LastError ?? "the grant was revoked.");
+            case CredentialState.Failed:
+                throw CredentialException.Failed(stored.Key, stored.LastError ?? "the provider refused the configuration.");
+        }
+    }
+
+    /// <summary>During a transient-failure backoff: serve the still-valid token, or say when to try again.</summary>
+    private Credential? InBackoff(StoredCredential? stored, ITokenProvider provider, Secret? rejected)
+    {
+        var now = time.GetUtcNow();
+        if (stored is null || stored.FailureCount == 0 || stored.NextRefreshAt is not { } next || now >= next || stored.ParametersHash != provider.ParametersHash)
+        {
+            return null;
+        }
+
+        if (stored.Tokens is { } tokens && rejected is null && !(tokens.ExpiresAt is { } e && now >= e))
+        {
+            return new Credential(stored.Key, tokens, stored.Version, next, stored.ParametersHash);
+        }
+
+        throw CredentialException.RefreshFailed(stored.Key, stored.LastError ?? "the provider is unavailable.", next - now);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(300, LogLevel.Information, "Credential {Credential} obtained by {How} in {Milliseconds} ms")]
+        public static partial void Refreshed(ILogger logger, string credential, string how, long milliseconds);
+
+        [LoggerMessage(301, LogLevel.Debug, "Credential {Credential} was already refreshed by another replica")]
+        public static partial void Adopted(ILogger logger, string credential);
+
+        [LoggerMessage(302, LogLevel.Warning, "Credential {Credential}: transient failure ({Error}); next try in {Milliseconds} ms")]
+        public static partial void TransientFailure(ILogger logger, string credential, string error, long milliseconds);
+
+        [LoggerMessage(303, LogLevel.Error, "Credential {Credential} needs to be connected again ({Error})")]
+        public static partial void ReconnectRequired(ILogger logger, string credential, string error);
+
+        [LoggerMessage(304, LogLevel.Error, "Credential {Credential} cannot be obtained with its configuration ({Error})")]
+        public static partial void Misconfigured(ILogger logger, string credential, string error);
+
+        [LoggerMessage(305, LogLevel.Warning, "Background refresh of {Credential} failed ({Code}); the current token is still served")]
+        public static partial void BackgroundRefreshFailed(ILogger logger, string credential, string code);
+    }
+}

@@ -1,0 +1,329 @@
+using System.Data.Common;
+using Dapper;
+using Keyway.Secrets;
+using Keyway.Storage;
+
+namespace Keyway.Credentials;
+
+/// <summary>A credential as stored, tokens decrypted.</summary>
+internal sealed record StoredCredential
+{
+    public required CredentialKey Key { get; init; }
+
+    public required string ParametersHash { get; init; }
+
+    public required CredentialState State { get; init; }
+
+    public required long Version { get; init; }
+
+    public TokenSet? Tokens { get; init; }
+
+    public DateTimeOffset? LastRefreshedAt { get; init; }
+
+    public DateTimeOffset? NextRefreshAt { get; init; }
+
+    public long RefreshCount { get; init; }
+
+    public long FailureCount { get; init; }
+
+    public string? LastError { get; init; }
+
+    /// <summary>Set while a refresh is between "asked the provider" and "stored the answer": if it is still set after that process died, the stored refresh token may be spent.</summary>
+    public DateTimeOffset? RefreshStartedAt { get; init; }
+
+    public string? RefreshOwner { get; init; }
+}
+
+/// <summary>
+/// The <c>credentials</c> table. Every write is a compare-and-swap on <c>version</c>: it names the
+/// version it read and bumps it, and reports false when another writer got there first.
+/// Tokens are encrypted with the key ring, bound to their row and field.
+/// </summary>
+internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvider time)
+{
+    private const string Columns =
+        "resource, environment, owner, params_hash, state, version, access_token, refresh_token, token_type, expires_at, obtained_at, " +
+        "last_refreshed_at, next_refresh_at, refresh_count, failure_count, last_error, refresh_started_at, refresh_owner";
+
+    public static string AssociatedData(CredentialKey key, string field) => $"credentials:{key.Resource}:{key.Environment}:{key.Owner}:{field}";
+
+    public async Task<StoredCredential?> ReadAsync(CredentialKey key, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<Row>(
+            $"SELECT {Columns} FROM credentials WHERE resource = @Resource AND environment = @Environment AND owner = @Owner", key);
+        return row is null ? null : ToStored(row);
+    }
+
+    public async Task<IReadOnlyList<StoredCredential>> ListAsync(string resource, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<Row>($"SELECT {Columns} FROM credentials WHERE resource = @resource ORDER BY environment, owner", new { resource });
+        return rows.Select(ToStored).ToList();
+    }
+
+    /// <summary>Shared credentials whose proactive refresh is due.</summary>
+    public async Task<IReadOnlyList<CredentialKey>> DueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<(string Resource, string Environment, string Owner)>(
+            """
+            SELECT resource, environment, owner FROM credentials
+            WHERE next_refresh_at <= @now AND owner = 'shared' AND state IN ('valid', 'expiring', 'expired')
+            ORDER BY next_refresh_at LIMIT @limit
+            """,
+            new { now = now.ToStore(), limit });
+        return rows.Select(r => new CredentialKey(r.Resource, r.Environment, r.Owner)).ToList();
+    }
+
+    /// <summary>Stores new tokens (and clears any failure and in-flight mark). <paramref name="expectedVersion"/> null means "insert; fail if it exists".</summary>
+    public async Task<long?> SaveTokensAsync(
+        CredentialKey key, long? expectedVersion, string parametersHash, TokenSet tokens, DateTimeOffset? nextRefreshAt, bool countRefresh, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow().ToStore();
+        var values = new
+        {
+            key.Resource,
+            key.Environment,
+            key.Owner,
+            paramsHash = parametersHash,
+            state = StateName(CredentialState.Valid),
+            access = keys.Encrypt(tokens.AccessToken, AssociatedData(key, "access_token")),
+            refresh = tokens.RefreshToken is { } r ? keys.Encrypt(r, AssociatedData(key, "refresh_token")) : null,
+            tokenType = tokens.TokenType,
+            expiresAt = tokens.ExpiresAt.ToStore(),
+            obtainedAt = tokens.ObtainedAt.ToStore(),
+            nextRefreshAt = nextRefreshAt.ToStore(),
+            refreshed = countRefresh ? 1 : 0,
+            expected = expectedVersion ?? 0,
+            now,
+        };
+        await using var connection = await database.OpenAsync(cancellationToken);
+        if (expectedVersion is null)
+        {
+            return await connection.ExecuteScalarAsync<long?>(
+                $"""
+                INSERT INTO credentials ({Columns}, created_at, updated_at)
+                VALUES (@Resource, @Environment, @Owner, @paramsHash, @state, 1, @access, @refresh, @tokenType, @expiresAt, @obtainedAt,
+                        @now, @nextRefreshAt, @refreshed, 0, NULL, NULL, NULL, @now, @now)
+                ON CONFLICT (resource, environment, owner) DO NOTHING
+                RETURNING version
+                """,
+                values);
+        }
+
+        return await connection.ExecuteScalarAsync<long?>(
+            """
+            UPDATE credentials SET params_hash = @paramsHash, state = @state, version = version + 1, access_token = @access, refresh_token = @refresh,
+                token_type = @tokenType, expires_at = @expiresAt, obtained_at = @obtainedAt, last_refreshed_at = @now,
+                next_refresh_at = @nextRefreshAt, refresh_count = refresh_count + @refreshed, failure_count = 0, last_error = NULL,
+                refresh_started_at = NULL, refresh_owner = NULL, updated_at = @now
+            WHERE resource = @Resource AND environment = @Environment AND owner = @Owner AND version = @expected
+            RETURNING version
+            """,
+            values);
+    }
+
+    /// <summary>Marks a refresh as under way, before the provider is asked (see <see cref="StoredCredential.RefreshStartedAt"/>).</summary>
+    public Task<long?> MarkRefreshStartedAsync(CredentialKey key, long expectedVersion, string owner, CancellationToken cancellationToken) =>
+        UpdateAsync(key, expectedVersion, "refresh_started_at = @now, refresh_owner = @owner", new { owner }, cancellationToken);
+
+    /// <summary>Records a failed refresh: the state, the provider's error (never a token) and when to try again.</summary>
+    public Task<long?> RecordFailureAsync(
+        CredentialKey key, long expectedVersion, CredentialState state, string error, DateTimeOffset? nextRefreshAt, bool clearTokens, CancellationToken cancellationToken) =>
+        UpdateAsync(
+            key,
+            expectedVersion,
+            "state = @state, last_error = @error, next_refresh_at = @next, failure_count = failure_count + 1, refresh_started_at = NULL, refresh_owner = NULL" +
+            (clearTokens ? ", refresh_token = NULL" : ""),
+            new { state = StateName(state), error, next = nextRefreshAt.ToStore() },
+            cancellationToken);
+
+    /// <summary>Records a failure for a credential that never had tokens, so a permanent failure is not retried on every request.</summary>
+    public async Task InsertFailureAsync(
+        CredentialKey key, string parametersHash, CredentialState state, string error, DateTimeOffset? nextRefreshAt, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(
+            $"""
+            INSERT INTO credentials ({Columns}, created_at, updated_at)
+            VALUES (@Resource, @Environment, @Owner, @parametersHash, @state, 1, NULL, NULL, NULL, NULL, NULL,
+                    NULL, @next, 0, 1, @error, NULL, NULL, @now, @now)
+            ON CONFLICT (resource, environment, owner) DO NOTHING
+            """,
+            new { key.Resource, key.Environment, key.Owner, parametersHash, state = StateName(state), error, next = nextRefreshAt.ToStore(), now = time.GetUtcNow().ToStore() });
+    }
+
+    /// <summary>Records that a credential was used (coarsely: the caller decides how often).</summary>
+    public async Task TouchAsync(CredentialKey key, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(
+            "UPDATE credentials SET last_used_at = @now WHERE resource = @Resource AND environment = @Environment AND owner = @Owner",
+            new { key.Resource, key.Environment, key.Owner, now = time.GetUtcNow().ToStore() });
+    }
+
+    public async Task<bool> DeleteAsync(CredentialKey key, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.ExecuteAsync(
+            "DELETE FROM credentials WHERE resource = @Resource AND environment = @Environment AND owner = @Owner", key) > 0;
+    }
+
+    private async Task<long?> UpdateAsync(CredentialKey key, long expectedVersion, string set, object extra, CancellationToken cancellationToken)
+    {
+        var parameters = new DynamicParameters(extra);
+        parameters.AddDynamicParams(new { key.Resource, key.Environment, key.Owner, expected = expectedVersion, now = time.GetUtcNow().ToStore() });
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.ExecuteScalarAsync<long?>(
+            $"""
+            UPDATE credentials SET {set}, version = version + 1, updated_at = @now
+            WHERE resource = @Resource AND environment = @Environment AND owner = @Owner AND version = @expected
+            RETURNING version
+            """,
+            parameters);
+    }
+
+    internal static string StateName(CredentialState state) => state switch
+    {
+        CredentialState.NotConnected => "not_connected",
+        CredentialState.Valid => "valid",
+        CredentialState.Expiring => "expiring",
+        CredentialState.Expired => "expired",
+        CredentialState.Refreshing => "refreshing",
+        CredentialState.Failed => "failed",
+        CredentialState.ReconnectRequired => "reconnect_required",
+        _ => throw new ArgumentOutOfRangeException(nameof(state)),
+    };
+
+    internal static CredentialState ParseState(string state) => state switch
+    {
+        "valid" => CredentialState.Valid,
+        "expiring" => CredentialState.Expiring,
+        "expired" => CredentialState.Expired,
+        "refreshing" => CredentialState.Refreshing,
+        "failed" => CredentialState.Failed,
+        "reconnect_required" => CredentialState.ReconnectRequired,
+        _ => CredentialState.NotConnected,
+    };
+
+    private StoredCredential ToStored(Row row)
+    {
+        var key = new CredentialKey(row.Resource, row.Environment, row.Owner);
+        TokenSet? tokens = null;
+        if (row.AccessToken is not null)
+        {
+            tokens = new TokenSet
+            {
+                AccessToken = keys.DecryptSecret(row.AccessToken, AssociatedData(key, "access_token")),
+                RefreshToken = row.RefreshToken is null ? null : keys.DecryptSecret(row.RefreshToken, AssociatedData(key, "refresh_token")),
+                TokenType = row.TokenType,
+                ExpiresAt = Time.From(row.ExpiresAt),
+                ObtainedAt = Time.From(row.ObtainedAt ?? row.LastRefreshedAt ?? 0),
+            };
+        }
+
+        return new StoredCredential
+        {
+            Key = key,
+            ParametersHash = row.ParamsHash,
+            State = ParseState(row.State),
+            Version = row.Version,
+            Tokens = tokens,
+            LastRefreshedAt = Time.From(row.LastRefreshedAt),
+            NextRefreshAt = Time.From(row.NextRefreshAt),
+            RefreshCount = row.RefreshCount,
+            FailureCount = row.FailureCount,
+            LastError = row.LastError,
+            RefreshStartedAt = Time.From(row.RefreshStartedAt),
+            RefreshOwner = row.RefreshOwner,
+        };
+    }
+
+    private sealed class Row
+    {
+        public string Resource { get; init; } = "";
+        public string Environment { get; init; } = "";
+        public string Owner { get; init; } = "";
+        public string ParamsHash { get; init; } = "";
+        public string State { get; init; } = "";
+        public long Version { get; init; }
+        public byte[]? AccessToken { get; init; }
+        public byte[]? RefreshToken { get; init; }
+        public string? TokenType { get; init; }
+        public long? ExpiresAt { get; init; }
+        public long? ObtainedAt { get; init; }
+        public long? LastRefreshedAt { get; init; }
+        public long? NextRefreshAt { get; init; }
+        public long RefreshCount { get; init; }
+        public long FailureCount { get; init; }
+        public string? LastError { get; init; }
+        public long? RefreshStartedAt { get; init; }
+        public string? RefreshOwner { get; init; }
+    }
+}
+
+/// <summary>
+/// Serializes refreshes of one credential across replicas. On PostgreSQL a session advisory lock
+/// held on its own connection: if the holder dies, its connection closes and the lock is freed.
+/// SQLite serves one process, so a process-wide lock per store and credential is enough.
+/// </summary>
+internal sealed class ClusterLock(Database database)
+{
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> LocalLocks = new(StringComparer.Ordinal);
+
+    public async ValueTask<IAsyncDisposable> AcquireAsync(CredentialKey key, CancellationToken cancellationToken)
+    {
+        if (database.Kind == StoreKind.Sqlite)
+        {
+            var gate = LocalLocks.GetOrAdd(database.Description + "|" + key, _ => new SemaphoreSlim(1, 1));
+            await gate.WaitAsync(cancellationToken);
+            return new LocalHeld(gate);
+        }
+
+        var connection = await database.OpenAsync(cancellationToken);
+        try
+        {
+            var (a, b) = LockIds(key);
+            await connection.ExecuteAsync(new CommandDefinition("SELECT pg_advisory_lock(@a, @b)", new { a, b }, cancellationToken: cancellationToken));
+            return new Held(connection, a, b);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Two 32-bit lock ids from a stable hash of the key (the same in every replica).</summary>
+    internal static (int A, int B) LockIds(CredentialKey key)
+    {
+        var hash = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("keyway-credential\0" + key));
+        return (BitConverter.ToInt32(hash, 0), BitConverter.ToInt32(hash, 4));
+    }
+
+    private sealed class Held(DbConnection connection, int a, int b) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                await connection.ExecuteAsync("SELECT pg_advisory_unlock(@a, @b)", new { a, b });
+            }
+            finally
+            {
+                // Closing the session frees the lock even if the unlock failed.
+                await connection.DisposeAsync();
+            }
+        }
+    }
+
+    private sealed class LocalHeld(SemaphoreSlim gate) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync()
+        {
+            gate.Release();
+            return ValueTask.CompletedTask;
+        }
+    }
+}

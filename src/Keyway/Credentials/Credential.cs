@@ -60,6 +60,22 @@ internal sealed class Credential(CredentialKey key, TokenSet tokens, long versio
     /// <summary>When to refresh ahead of expiry (expiry − margin − jitter), or null for never.</summary>
     public DateTimeOffset? RefreshAt { get; } = refreshAt;
 
+    private (Redactor Base, Redactor Combined)? _redactor;
+
+    /// <summary>A redactor for this credential's tokens on top of <paramref name="resourceRedactor"/>, made once.</summary>
+    public Redactor RedactorFor(Redactor resourceRedactor, Func<Redactor> build)
+    {
+        var cached = _redactor;
+        if (cached is { } c && ReferenceEquals(c.Base, resourceRedactor))
+        {
+            return c.Combined;
+        }
+
+        var combined = build();
+        _redactor = (resourceRedactor, combined);
+        return combined;
+    }
+
     /// <summary>Set when an upstream rejected the token: it is never served again.</summary>
     public bool Rejected { get; private set; }
 

@@ -1,6 +1,7 @@
 using Dapper;
 using Keyway.Access;
 using Keyway.Api;
+using Keyway.Credentials;
 using Keyway.Environments;
 using Keyway.Outbound;
 using Keyway.Proxy;
@@ -87,6 +88,11 @@ internal static partial class KeywayServer
         services.AddSingleton<ApiKeyService>();
         services.AddSingleton<AccessPolicy>();
         services.AddSingleton<RunExecutor>();
+        services.AddSingleton<CredentialStore>();
+        services.AddSingleton<ClusterLock>();
+        services.AddSingleton<CredentialEvents>();
+        services.AddSingleton<CredentialEngine>();
+        services.AddSingleton<OAuth2Client>();
         services.AddSingleton<Bootstrap>();
         services.AddSingleton(new DestinationPolicy(new DestinationPolicyOptions
         {

@@ -1,6 +1,7 @@
 using System.Net;
 using Keyway.Access;
 using Keyway.Api;
+using Keyway.Credentials;
 using Keyway.Outbound;
 using Keyway.Resources;
 using Keyway.Secrets;
@@ -30,7 +31,7 @@ internal static partial class ProxyEndpoints
     private static async Task ForwardAsync(
         HttpContext context, string resource, string? path,
         IHttpForwarder forwarder, OutboundClient outbound, ResourceService resources, ResourceResolver resolver,
-        AccessPolicy access, ILoggerFactory loggers)
+        AccessPolicy access, CredentialEngine engine)
     {
         try
         {
@@ -51,53 +52,92 @@ internal static partial class ProxyEndpoints
             }
 
             var target = Runs.RunExecutor.BuildUrl(resolved, path, query);
-            var transformer = new CredentialTransformer(resolved, target);
+            var binding = resolved.Credential;
+            var key = binding?.KeyFor(caller);
+            var credential = binding is null ? null : await engine.GetAsync(key!.Value, binding.Provider, context.RequestAborted);
             var config = new ForwarderRequestConfig { ActivityTimeout = compiled.Timeout, Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionOrLower };
-            // Known secret values are redacted from the answer, even when the upstream echoes one.
-            var redacting = resolved.Redactor.IsEmpty ? null : new RedactingStream(context.Response.Body, resolved.Redactor);
-            var original = context.Response.Body;
-            if (redacting is not null)
+            // Only a request without a body can be sent twice: its body was streamed the first time.
+            var replayable = context.Request.ContentLength is null or 0 && !context.Request.Headers.ContainsKey("Transfer-Encoding");
+            for (var attempt = 0; ; attempt++)
             {
-                context.Response.Body = redacting;
-            }
-
-            ForwarderError error;
-            try
-            {
-                error = await forwarder.SendAsync(context, resolved.BaseUrl.OriginalString, outbound.Invoker, config, transformer);
-                if (redacting is not null && error == ForwarderError.None)
+                var redactor = credential is null ? resolved.Redactor : binding!.RedactorFor(resolved.Redactor, credential);
+                var transformer = new CredentialTransformer(resolved, target, credential, redactor,
+                    attempt == 0 && credential is not null ? compiled.AuthFailureStatuses : null);
+                var error = await ForwardOnceAsync(context, forwarder, outbound, resolved, config, transformer, redactor);
+                if (transformer.Rejected)
                 {
-                    await redacting.CompleteAsync(context.RequestAborted);
-                }
-            }
-            finally
-            {
-                context.Response.Body = original;
-            }
-
-            if (error != ForwarderError.None && !context.Response.HasStarted)
-            {
-                var exception = context.GetForwarderErrorFeature()?.Exception;
-                var problem = error switch
-                {
-                    ForwarderError.RequestTimedOut => Problems.Create(StatusCodes.Status504GatewayTimeout, "upstream_timeout",
-                        $"The resource '{resource}' did not answer within {compiled.Timeout.TotalMilliseconds:0} ms (timeouts.requestMs)."),
-                    ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled => null,
-                    _ when Find<OutboundRequestException>(exception) is { } denied =>
-                        Problems.Create(StatusCodes.Status403Forbidden, denied.Code, resolved.Redactor.Redact(denied.Message)),
-                    _ => Problems.Create(StatusCodes.Status502BadGateway, "upstream_unreachable",
-                        $"The resource '{resource}' could not be reached ({error})."),
-                };
-                if (problem is not null)
-                {
+                    // The upstream rejected this very token: refresh it once, then replay the request if it can be.
                     context.Response.Clear();
-                    await problem.ExecuteAsync(context);
+                    credential = await engine.RejectAsync(key!.Value, binding!.Provider, credential!.Tokens.AccessToken, context.RequestAborted);
+                    if (replayable)
+                    {
+                        continue;
+                    }
+
+                    await Problems.Create(StatusCodes.Status502BadGateway, "upstream_unauthorized",
+                        $"The resource '{resource}' rejected its credential. Keyway has refreshed it; send the request again (its body could not be replayed).").ExecuteAsync(context);
+                    return;
                 }
+
+                if (error != ForwarderError.None && !context.Response.HasStarted)
+                {
+                    await ReportAsync(context, error, resource, compiled.Timeout, redactor);
+                }
+
+                return;
             }
         }
         catch (KeywayException e) when (!context.Response.HasStarted)
         {
             await Problems.From(e).ExecuteAsync(context);
+        }
+    }
+
+    private static async Task<ForwarderError> ForwardOnceAsync(
+        HttpContext context, IHttpForwarder forwarder, OutboundClient outbound, ResolvedResource resolved, ForwarderRequestConfig config,
+        CredentialTransformer transformer, Redactor redactor)
+    {
+        // Known secret values are redacted from the answer, even when the upstream echoes one.
+        var redacting = redactor.IsEmpty ? null : new RedactingStream(context.Response.Body, redactor);
+        var original = context.Response.Body;
+        if (redacting is not null)
+        {
+            context.Response.Body = redacting;
+        }
+
+        try
+        {
+            var error = await forwarder.SendAsync(context, resolved.BaseUrl.OriginalString, outbound.Invoker, config, transformer);
+            if (redacting is not null && error == ForwarderError.None && !transformer.Rejected)
+            {
+                await redacting.CompleteAsync(context.RequestAborted);
+            }
+
+            return error;
+        }
+        finally
+        {
+            context.Response.Body = original;
+        }
+    }
+
+    private static async Task ReportAsync(HttpContext context, ForwarderError error, string resource, TimeSpan timeout, Redactor redactor)
+    {
+        var exception = context.GetForwarderErrorFeature()?.Exception;
+        var problem = error switch
+        {
+            ForwarderError.RequestTimedOut => Problems.Create(StatusCodes.Status504GatewayTimeout, "upstream_timeout",
+                $"The resource '{resource}' did not answer within {timeout.TotalMilliseconds:0} ms (timeouts.requestMs)."),
+            ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled => null,
+            _ when Find<OutboundRequestException>(exception) is { } denied =>
+                Problems.Create(StatusCodes.Status403Forbidden, denied.Code, redactor.Redact(denied.Message)),
+            _ => Problems.Create(StatusCodes.Status502BadGateway, "upstream_unreachable",
+                $"The resource '{resource}' could not be reached ({error})."),
+        };
+        if (problem is not null)
+        {
+            context.Response.Clear();
+            await problem.ExecuteAsync(context);
         }
     }
 
@@ -118,8 +158,12 @@ internal static partial class ProxyEndpoints
     /// Copies the caller's request minus everything that must not reach the upstream (its
     /// Authorization, Cookie, X-Keyway-* and hop-by-hop headers), then attaches the resource's.
     /// </summary>
-    private sealed class CredentialTransformer(ResolvedResource resolved, Uri target) : HttpTransformer
+    private sealed class CredentialTransformer(
+        ResolvedResource resolved, Uri target, Credential? credential, Redactor redactor, IReadOnlySet<int>? rejectionStatuses) : HttpTransformer
     {
+        /// <summary>The upstream answered with a status that means the credential was rejected; nothing was sent to the caller.</summary>
+        public bool Rejected { get; private set; }
+
         public override async ValueTask TransformRequestAsync(
             HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
         {
@@ -144,7 +188,7 @@ internal static partial class ProxyEndpoints
                 headers.TryAddWithoutValidation("Cookie", resolved.Cookie);
             }
 
-            if (!resolved.Redactor.IsEmpty)
+            if (!redactor.IsEmpty)
             {
                 // Redaction reads the body: ask for it uncompressed.
                 headers.Remove("Accept-Encoding");
@@ -152,13 +196,22 @@ internal static partial class ProxyEndpoints
 
             proxyRequest.RequestUri = target;
             proxyRequest.Headers.Host = null;
+            if (credential is not null)
+            {
+                resolved.Credential!.Apply(proxyRequest, credential);
+            }
         }
 
         public override async ValueTask<bool> TransformResponseAsync(
             HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
         {
+            if (proxyResponse is not null && rejectionStatuses is not null && rejectionStatuses.Contains((int)proxyResponse.StatusCode))
+            {
+                Rejected = true;
+                return false;
+            }
+
             var proceed = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
-            var redactor = resolved.Redactor;
             if (redactor.IsEmpty)
             {
                 return proceed;

@@ -92,7 +92,7 @@ internal static class QueryEndpoints
                     throw new KeywayException(StatusCodes.Status400BadRequest, "template_error", $"A template of query '{name}' failed: {resolved.Redactor.Redact(e.Message)}");
                 }
 
-                return TypedResults.Ok(await executor.ExecuteAsync(resolved, call, ct));
+                return TypedResults.Ok(await executor.ExecuteAsync(resolved, call, caller, ct));
             })
             .Requires(Permission.Read)
             .WithSummary("Run a saved query with inputs. 200 carries the upstream's status; Keyway's own failures are problem+json.");

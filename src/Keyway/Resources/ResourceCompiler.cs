@@ -48,6 +48,15 @@ internal sealed class CompiledResource
     /// <summary>The variables the configuration references.</summary>
     public required IReadOnlySet<string> Variables { get; init; }
 
+    /// <summary>A dynamic credential (oauth2), or null for static auth.</summary>
+    public CompiledOAuth2? OAuth2 { get; init; }
+
+    /// <summary>One credential for everyone (true), or one per person.</summary>
+    public bool ShareCredentials { get; init; } = true;
+
+    /// <summary>Upstream statuses that mean the credential was rejected.</summary>
+    public IReadOnlySet<int> AuthFailureStatuses { get; init; } = new HashSet<int> { 401 };
+
     public bool IsGraphQL => Definition.Kind == "graphql";
 }
 
@@ -137,7 +146,17 @@ internal static class ResourceCompiler
             }
         }
 
-        var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse);
+        var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse, out var oauth2);
+        var failureStatuses = new HashSet<int>(definition.AuthFailureStatuses ?? [401]);
+        if (failureStatuses.Any(status => status is < 400 or > 599))
+        {
+            errors.Add(new FieldError("authFailureStatuses", "Only 4xx and 5xx statuses can mean that a credential was rejected."));
+        }
+
+        if (definition.ShareCredentials == false && oauth2?.Grant is not "authorization_code")
+        {
+            errors.Add(new FieldError("shareCredentials", "Per-user credentials need auth.type 'oauth2' with grant 'authorization_code': each person connects their own account."));
+        }
 
         var timeout = DefaultTimeout;
         if (definition.Timeouts?.RequestMs is { } ms)
@@ -182,6 +201,9 @@ internal static class ResourceCompiler
             FollowSameOriginRedirects = definition.FollowRedirects == "sameOrigin",
             UsesCurrentUser = usesCurrentUser,
             Variables = variables,
+            OAuth2 = oauth2,
+            ShareCredentials = definition.ShareCredentials ?? true,
+            AuthFailureStatuses = failureStatuses,
         };
     }
 
@@ -206,9 +228,11 @@ internal static class ResourceCompiler
         return null;
     }
 
-    private static List<AuthPlacement> CompileAuth(AuthDefinition auth, List<FieldError> errors, Func<string, string?, bool, Template?> parse)
+    private static List<AuthPlacement> CompileAuth(
+        AuthDefinition auth, List<FieldError> errors, Func<string, string?, bool, Template?> parse, out CompiledOAuth2? oauth2)
     {
         var placements = new List<AuthPlacement>();
+        oauth2 = null;
 
         Template? Secret(string field, string? text)
         {
@@ -307,8 +331,12 @@ internal static class ResourceCompiler
                 break;
             }
 
+            case "oauth2":
+                oauth2 = CompiledOAuth2.Compile(auth, errors, parse, Secret);
+                break;
+
             default:
-                errors.Add(new FieldError("auth.type", $"'{auth.Type}' is not an auth method; use none, bearer, basic or apiKey."));
+                errors.Add(new FieldError("auth.type", $"'{auth.Type}' is not an auth method; use none, bearer, basic, apiKey or oauth2."));
                 break;
         }
 

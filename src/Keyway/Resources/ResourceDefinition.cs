@@ -31,13 +31,58 @@ internal sealed record ResourceDefinition
 
     /// <summary><c>none</c> (default) or <c>sameOrigin</c>: a redirect to another origin is never followed.</summary>
     public string? FollowRedirects { get; init; }
+
+    /// <summary>
+    /// For dynamic credentials: one shared credential for everyone (default), or each person
+    /// connects their own account (false: per-user OAuth).
+    /// </summary>
+    public bool? ShareCredentials { get; init; }
+
+    /// <summary>Upstream statuses that mean "the credential was rejected": refresh once and retry (default 401).</summary>
+    public List<int>? AuthFailureStatuses { get; init; }
 }
 
 /// <summary>How Keyway authenticates to the resource. Which fields apply depends on <see cref="Type"/>.</summary>
 internal sealed record AuthDefinition
 {
-    /// <summary><c>none</c>, <c>bearer</c>, <c>basic</c> or <c>apiKey</c>.</summary>
+    /// <summary><c>none</c>, <c>bearer</c>, <c>basic</c>, <c>apiKey</c> or <c>oauth2</c>.</summary>
     public string Type { get; init; } = "none";
+
+    /// <summary>oauth2: <c>client_credentials</c>, <c>authorization_code</c>, <c>refresh_token</c> (from an imported token set) or <c>password</c>.</summary>
+    public string? Grant { get; init; }
+
+    /// <summary>oauth2: the issuer, for discovery of the endpoints (<c>/.well-known/openid-configuration</c>).</summary>
+    public string? Issuer { get; init; }
+
+    /// <summary>oauth2: the token endpoint (else discovered from <see cref="Issuer"/>).</summary>
+    public string? TokenUrl { get; init; }
+
+    /// <summary>oauth2 authorization_code: the authorization endpoint (else discovered).</summary>
+    public string? AuthorizeUrl { get; init; }
+
+    /// <summary>oauth2: the RFC 7009 revocation endpoint, used on disconnect (else discovered, if offered).</summary>
+    public string? RevocationUrl { get; init; }
+
+    public string? ClientId { get; init; }
+
+    /// <summary>oauth2: the client secret (a template over a secret variable).</summary>
+    public string? ClientSecret { get; init; }
+
+    /// <summary>oauth2: how the client authenticates: <c>basic</c> (default) or <c>post</c>.</summary>
+    public string? ClientAuth { get; init; }
+
+    public string? Scope { get; init; }
+
+    public string? Audience { get; init; }
+
+    /// <summary>oauth2: the RFC 8707 <c>resource</c> parameter.</summary>
+    public string? ResourceIndicator { get; init; }
+
+    /// <summary>oauth2: more token request parameters.</summary>
+    public Dictionary<string, string>? ExtraParameters { get; init; }
+
+    /// <summary>oauth2: how long a token lives when neither <c>expires_in</c> nor a JWT <c>exp</c> says.</summary>
+    public int? LifetimeSeconds { get; init; }
 
     /// <summary>bearer: the token (a template over a secret variable).</summary>
     public string? Token { get; init; }
@@ -51,10 +96,10 @@ internal sealed record AuthDefinition
     /// <summary>basic: the password (a template over a secret variable).</summary>
     public string? Password { get; init; }
 
-    /// <summary>apiKey: <c>header</c>, <c>query</c> or <c>cookie</c>.</summary>
+    /// <summary>apiKey: <c>header</c>, <c>query</c> or <c>cookie</c>; oauth2: <c>header</c> (default) or <c>query</c> for the access token.</summary>
     public string? In { get; init; }
 
-    /// <summary>apiKey: the header, query parameter or cookie name.</summary>
+    /// <summary>apiKey: the header, query parameter or cookie name; oauth2: the header (default Authorization) or query parameter (default access_token).</summary>
     public string? Name { get; init; }
 
     /// <summary>apiKey: the key (a template over a secret variable).</summary>

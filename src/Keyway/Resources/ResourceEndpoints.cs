@@ -56,7 +56,7 @@ internal static class ResourceEndpoints
                 var compiled = await resources.GetCompiledAsync(name, ct);
                 var resolved = await resolver.ResolveAsync(compiled, environment, caller, ct);
                 var call = RunCalls.FromRequest(request);
-                return TypedResults.Ok(await executor.ExecuteAsync(resolved, call, ct));
+                return TypedResults.Ok(await executor.ExecuteAsync(resolved, call, caller, ct));
             })
             .Requires(Permission.Read, "name")
             .WithSummary("Send an ad-hoc request through the resource. 200 carries the upstream's status; Keyway's own failures are problem+json.");

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Keyway.Access;
 using Keyway.Api;
+using Keyway.Credentials;
 using Keyway.Environments;
 using Keyway.Secrets;
 using Keyway.Templates;
@@ -29,10 +30,13 @@ internal sealed class ResolvedResource
 
     /// <summary>Redacts the environment's secrets and the credential values derived from them.</summary>
     public required Redactor Redactor { get; init; }
+
+    /// <summary>The dynamic credential to attach per request (oauth2), or null.</summary>
+    public CredentialBinding? Credential { get; init; }
 }
 
 /// <summary>Resolves compiled resources, sharing the result per environment when no template reads the caller.</summary>
-internal sealed class ResourceResolver(VariableService variables)
+internal sealed class ResourceResolver(VariableService variables, OAuth2Client oauth)
 {
     private readonly ConcurrentDictionary<(string Resource, string Environment), ResolvedResource> _shared = new();
 
@@ -55,7 +59,7 @@ internal sealed class ResourceResolver(VariableService variables)
         return resolved;
     }
 
-    private static ResolvedResource Resolve(CompiledResource resource, EnvironmentValues values, Caller? caller)
+    private ResolvedResource Resolve(CompiledResource resource, EnvironmentValues values, Caller? caller)
     {
         foreach (var name in resource.Variables)
         {
@@ -130,6 +134,9 @@ internal sealed class ResourceResolver(VariableService variables)
                 Query = query,
                 Cookie = cookie,
                 Redactor = redactor.Combine(new Redactor(derived)),
+                Credential = resource.OAuth2 is { } compiled
+                    ? new CredentialBinding(resource.Name, values.Environment, new OAuth2TokenProvider(oauth, compiled.Render(scope)), compiled, resource.ShareCredentials)
+                    : null,
             };
         }
         catch (TemplateException e)

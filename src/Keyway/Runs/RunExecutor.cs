@@ -3,7 +3,9 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Keyway.Access;
 using Keyway.Api;
+using Keyway.Credentials;
 using Keyway.Outbound;
 using Keyway.Resources;
 
@@ -13,70 +15,43 @@ namespace Keyway.Runs;
 /// Sends one outbound call through a resolved resource and reads the answer within the resource's
 /// limits. The caller's own credentials never leave; the resource's are attached here.
 /// </summary>
-internal sealed partial class RunExecutor(OutboundClient outbound, TimeProvider time, ILogger<RunExecutor> logger)
+internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEngine engine, TimeProvider time, ILogger<RunExecutor> logger)
 {
     private const int MaxRedirects = 5;
 
-    public async Task<RunResult> ExecuteAsync(ResolvedResource resolved, OutboundCall call, CancellationToken cancellationToken)
+    public async Task<RunResult> ExecuteAsync(ResolvedResource resolved, OutboundCall call, Caller? caller, CancellationToken cancellationToken)
     {
         var resource = resolved.Resource;
         var url = BuildUrl(resolved, call.Path, call.Query);
         var started = time.GetTimestamp();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(resource.Timeout);
+        var binding = resolved.Credential;
+        var key = binding?.KeyFor(caller);
+        var credential = binding is null ? null : await engine.GetAsync(key!.Value, binding.Provider, cancellationToken);
+        var refreshed = false;
         HttpResponseMessage? response = null;
         try
         {
-            var method = call.Method;
-            var content = call.Content;
-            for (var hop = 0; ; hop++)
+            response = await SendAsync(resolved, call, url, credential, timeout.Token);
+            if (credential is not null && resource.AuthFailureStatuses.Contains((int)response.StatusCode) && (call.Content is null || call.ReplayableBody is not null))
             {
-                using var request = BuildRequest(resolved, method, url, call.Headers, content);
-                response = await outbound.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
-                if (!resource.FollowSameOriginRedirects || hop == MaxRedirects || !IsRedirect(response.StatusCode) ||
-                    response.Headers.Location is not { } location)
-                {
-                    break;
-                }
-
-                var next = location.IsAbsoluteUri ? location : new Uri(url, location);
-                if (!SameOrigin(next, resolved.BaseUrl))
-                {
-                    // Never follow a redirect to another origin: the credential would go with it.
-                    break;
-                }
-
-                var keepsMethod = response.StatusCode is HttpStatusCode.TemporaryRedirect or HttpStatusCode.PermanentRedirect;
-                if (keepsMethod && call.Content is not null && call.ReplayableBody is null)
-                {
-                    break;
-                }
-
+                // The upstream rejected this very token: refresh it (once, however many callers saw it) and retry once.
                 response.Dispose();
                 response = null;
-                url = next;
-                if (!keepsMethod)
-                {
-                    method = method == HttpMethod.Head ? HttpMethod.Head : HttpMethod.Get;
-                    content = null;
-                }
-                else if (call.ReplayableBody is not null)
-                {
-                    content = new ByteArrayContent(call.ReplayableBody);
-                    if (call.Content?.Headers.ContentType is { } type)
-                    {
-                        content.Headers.ContentType = type;
-                    }
-                }
+                credential = await engine.RejectAsync(key!.Value, binding!.Provider, credential.Tokens.AccessToken, cancellationToken);
+                refreshed = true;
+                response = await SendAsync(resolved, call, url, credential, timeout.Token);
             }
 
-            var (body, encoding) = await ReadBodyAsync(response, resource, resolved, timeout.Token);
+            var redactor = credential is null ? resolved.Redactor : binding!.RedactorFor(resolved.Redactor, credential);
+            var (body, encoding) = await ReadBodyAsync(response, resource, redactor, timeout.Token);
             var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
             foreach (var (name, values) in response.Headers.Concat(response.Content.Headers))
             {
                 if (!HeaderRules.IsHopByHop(name))
                 {
-                    headers[name] = resolved.Redactor.Redact(string.Join(", ", values));
+                    headers[name] = redactor.Redact(string.Join(", ", values));
                 }
             }
 
@@ -87,7 +62,7 @@ internal sealed partial class RunExecutor(OutboundClient outbound, TimeProvider 
                 Body = body,
                 BodyEncoding = encoding,
                 DurationMs = (long)time.GetElapsedTime(started).TotalMilliseconds,
-                Refreshed = false,
+                Refreshed = refreshed,
             };
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
@@ -103,6 +78,62 @@ internal sealed partial class RunExecutor(OutboundClient outbound, TimeProvider 
         {
             response?.Dispose();
         }
+    }
+
+    /// <summary>Sends the call, following same-origin redirects when the resource allows them.</summary>
+    private async Task<HttpResponseMessage> SendAsync(ResolvedResource resolved, OutboundCall call, Uri url, Credential? credential, CancellationToken cancellationToken)
+    {
+        var resource = resolved.Resource;
+        var method = call.Method;
+        var withBody = true;
+        for (var hop = 0; ; hop++)
+        {
+            using var request = BuildRequest(resolved, method, url, call.Headers, withBody ? FreshContent(call) : null);
+            if (credential is not null)
+            {
+                resolved.Credential!.Apply(request, credential);
+            }
+
+            var response = await outbound.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            if (!resource.FollowSameOriginRedirects || hop == MaxRedirects || !IsRedirect(response.StatusCode) ||
+                response.Headers.Location is not { } location)
+            {
+                return response;
+            }
+
+            var next = location.IsAbsoluteUri ? location : new Uri(url, location);
+            var keepsMethod = response.StatusCode is HttpStatusCode.TemporaryRedirect or HttpStatusCode.PermanentRedirect;
+            if (!SameOrigin(next, resolved.BaseUrl) || (keepsMethod && call.Content is not null && call.ReplayableBody is null))
+            {
+                // Never follow a redirect to another origin: the credential would go with it.
+                return response;
+            }
+
+            response.Dispose();
+            url = next;
+            if (!keepsMethod)
+            {
+                method = method == HttpMethod.Head ? HttpMethod.Head : HttpMethod.Get;
+                withBody = false;
+            }
+        }
+    }
+
+    /// <summary>The call's body for one attempt: a new content each time, so a retry or redirect can send it again.</summary>
+    private static HttpContent? FreshContent(OutboundCall call)
+    {
+        if (call.ReplayableBody is null)
+        {
+            return call.Content;
+        }
+
+        var content = new ByteArrayContent(call.ReplayableBody);
+        if (call.Content?.Headers.ContentType is { } type)
+        {
+            content.Headers.ContentType = type;
+        }
+
+        return content;
     }
 
     internal static Uri BuildUrl(ResolvedResource resolved, string? path, IReadOnlyList<KeyValuePair<string, string?>> query)
@@ -157,7 +188,7 @@ internal sealed partial class RunExecutor(OutboundClient outbound, TimeProvider 
         a.Scheme == b.Scheme && string.Equals(a.IdnHost, b.IdnHost, StringComparison.OrdinalIgnoreCase) && a.Port == b.Port;
 
     private async Task<(JsonElement? Body, string? Encoding)> ReadBodyAsync(
-        HttpResponseMessage response, CompiledResource resource, ResolvedResource resolved, CancellationToken cancellationToken)
+        HttpResponseMessage response, CompiledResource resource, Secrets.Redactor redactor, CancellationToken cancellationToken)
     {
         var limit = resource.MaxResponseBytes;
         if (response.Content.Headers.ContentLength is { } declared && declared > limit)
@@ -188,7 +219,7 @@ internal sealed partial class RunExecutor(OutboundClient outbound, TimeProvider 
         var mediaType = response.Content.Headers.ContentType?.MediaType;
         if (!IsText(mediaType, bytes, out var text))
         {
-            if (!resolved.Redactor.IsEmpty && resolved.Redactor.Contains(Encoding.Latin1.GetString(bytes)))
+            if (!redactor.IsEmpty && redactor.Contains(Encoding.Latin1.GetString(bytes)))
             {
                 Log.BinaryBodyHeldSecret(logger, resource.Name);
                 return (JsonSerializer.SerializeToElement(Secrets.Secret.Redacted), null);
@@ -197,7 +228,7 @@ internal sealed partial class RunExecutor(OutboundClient outbound, TimeProvider 
             return (JsonSerializer.SerializeToElement(Convert.ToBase64String(bytes)), "base64");
         }
 
-        text = resolved.Redactor.Redact(text);
+        text = redactor.Redact(text);
         if (IsJson(mediaType))
         {
             try

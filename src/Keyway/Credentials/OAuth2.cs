@@ -1,0 +1,282 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using Duende.IdentityModel.Client;
+using Keyway.Outbound;
+using Keyway.Secrets;
+
+namespace Keyway.Credentials;
+
+/// <summary>An oauth2 auth method with every template evaluated for one environment.</summary>
+internal sealed record OAuth2Settings
+{
+    public required string Grant { get; init; }
+
+    public string? Issuer { get; init; }
+
+    public string? TokenUrl { get; init; }
+
+    public string? AuthorizeUrl { get; init; }
+
+    public string? RevocationUrl { get; init; }
+
+    public required string ClientId { get; init; }
+
+    public Secret? ClientSecret { get; init; }
+
+    /// <summary><c>basic</c> or <c>post</c>.</summary>
+    public string ClientAuth { get; init; } = "basic";
+
+    public string? Scope { get; init; }
+
+    public string? Audience { get; init; }
+
+    public string? ResourceIndicator { get; init; }
+
+    public IReadOnlyDictionary<string, string> ExtraParameters { get; init; } = new Dictionary<string, string>();
+
+    public string? Username { get; init; }
+
+    public Secret? Password { get; init; }
+
+    public TimeSpan? Lifetime { get; init; }
+
+    /// <summary>
+    /// Everything that shapes the tokens (not the client secret or password: rotating those must not
+    /// throw away a working grant). Tokens stored under another hash are not used.
+    /// </summary>
+    public string ParametersHash
+    {
+        get
+        {
+            var text = string.Join('\n', Grant, Issuer, TokenUrl, ClientId, Scope, Audience, ResourceIndicator, Username,
+                string.Join('&', ExtraParameters.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => p.Key + "=" + p.Value)));
+            return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..32];
+        }
+    }
+}
+
+/// <summary>The endpoints of a provider, configured or discovered.</summary>
+internal sealed record OAuth2Endpoints(string TokenUrl, string? AuthorizeUrl, string? RevocationUrl);
+
+/// <summary>
+/// OAuth 2.0 protocol messages through Duende.IdentityModel, sent on Keyway's outbound pool (so the
+/// destination policy applies and redirects are never followed). Discovery documents are cached.
+/// </summary>
+internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
+{
+    private static readonly TimeSpan DiscoveryLifetime = TimeSpan.FromHours(1);
+    private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly ConcurrentDictionary<string, (OAuth2Endpoints Endpoints, DateTimeOffset Until)> _discovered = new(StringComparer.Ordinal);
+
+    public async Task<OAuth2Endpoints> EndpointsAsync(OAuth2Settings settings, CancellationToken cancellationToken)
+    {
+        if (settings.TokenUrl is { } tokenUrl && (settings.Grant != "authorization_code" || settings.AuthorizeUrl is not null))
+        {
+            return new OAuth2Endpoints(tokenUrl, settings.AuthorizeUrl, settings.RevocationUrl);
+        }
+
+        var issuer = settings.Issuer ?? throw new TokenRequestException(FailureKind.Misconfigured, "Set auth.tokenUrl or auth.issuer.");
+        var now = time.GetUtcNow();
+        if (!_discovered.TryGetValue(issuer, out var cached) || cached.Until <= now)
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(RequestTimeout);
+            var document = await outbound.Client.GetDiscoveryDocumentAsync(new DiscoveryDocumentRequest
+            {
+                Address = issuer,
+                Policy = new DiscoveryPolicy { RequireHttps = !IsLoopback(issuer), ValidateEndpoints = false },
+            }, timeout.Token);
+            if (document.IsError)
+            {
+                var kind = document.ErrorType is ResponseErrorType.Http or ResponseErrorType.Exception && (int?)document.HttpStatusCode is null or >= 500
+                    ? FailureKind.Transient
+                    : FailureKind.Misconfigured;
+                throw new TokenRequestException(kind, $"Discovery at {issuer} failed: {document.Error}");
+            }
+
+            cached = (new OAuth2Endpoints(document.TokenEndpoint!, document.AuthorizeEndpoint, document.RevocationEndpoint), now + DiscoveryLifetime);
+            _discovered[issuer] = cached;
+        }
+
+        return cached.Endpoints with
+        {
+            TokenUrl = settings.TokenUrl ?? cached.Endpoints.TokenUrl,
+            AuthorizeUrl = settings.AuthorizeUrl ?? cached.Endpoints.AuthorizeUrl,
+            RevocationUrl = settings.RevocationUrl ?? cached.Endpoints.RevocationUrl,
+        };
+    }
+
+    /// <summary>Runs one token request of the given grant and classifies the answer (DESIGN 4, failure classes).</summary>
+    public async Task<TokenResult> RequestTokenAsync(
+        OAuth2Settings settings, string grant, Secret? refreshToken, string? code, string? codeVerifier, string? redirectUri, CancellationToken cancellationToken)
+    {
+        OAuth2Endpoints endpoints;
+        try
+        {
+            endpoints = await EndpointsAsync(settings, cancellationToken);
+        }
+        catch (TokenRequestException e)
+        {
+            return TokenResult.Fail(e.Kind, e.Message);
+        }
+
+        var parameters = new Parameters();
+        foreach (var (name, value) in settings.ExtraParameters)
+        {
+            parameters.Add(name, value);
+        }
+
+        if (settings.Audience is { Length: > 0 } audience)
+        {
+            parameters.Add("audience", audience);
+        }
+
+        if (settings.ResourceIndicator is { Length: > 0 } resource)
+        {
+            parameters.Add("resource", resource);
+        }
+
+        var style = settings.ClientAuth == "post" ? ClientCredentialStyle.PostBody : ClientCredentialStyle.AuthorizationHeader;
+        var secret = settings.ClientSecret?.Reveal();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(RequestTimeout);
+        var ct = timeout.Token;
+        TokenResponse response;
+        try
+        {
+            response = grant switch
+            {
+                "refresh_token" => await outbound.Client.RequestRefreshTokenAsync(new RefreshTokenRequest
+                {
+                    Address = endpoints.TokenUrl, ClientId = settings.ClientId, ClientSecret = secret, ClientCredentialStyle = style,
+                    RefreshToken = refreshToken!.Reveal(), Scope = settings.Scope, Parameters = parameters,
+                }, ct),
+                "client_credentials" => await outbound.Client.RequestClientCredentialsTokenAsync(new ClientCredentialsTokenRequest
+                {
+                    Address = endpoints.TokenUrl, ClientId = settings.ClientId, ClientSecret = secret, ClientCredentialStyle = style,
+                    Scope = settings.Scope, Parameters = parameters,
+                }, ct),
+                "password" => await outbound.Client.RequestPasswordTokenAsync(new PasswordTokenRequest
+                {
+                    Address = endpoints.TokenUrl, ClientId = settings.ClientId, ClientSecret = secret, ClientCredentialStyle = style,
+                    UserName = settings.Username!, Password = settings.Password?.Reveal(), Scope = settings.Scope, Parameters = parameters,
+                }, ct),
+                "authorization_code" => await outbound.Client.RequestAuthorizationCodeTokenAsync(new AuthorizationCodeTokenRequest
+                {
+                    Address = endpoints.TokenUrl, ClientId = settings.ClientId, ClientSecret = secret, ClientCredentialStyle = style,
+                    Code = code!, CodeVerifier = codeVerifier, RedirectUri = redirectUri!, Parameters = parameters,
+                }, ct),
+                _ => throw new ArgumentOutOfRangeException(nameof(grant)),
+            };
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return TokenResult.Fail(FailureKind.Transient, $"The token endpoint did not answer within {RequestTimeout.TotalSeconds:0} s.");
+        }
+
+        return Classify(response, settings);
+    }
+
+    /// <summary>RFC 7009 revocation, best effort: false when the provider has no endpoint or refused.</summary>
+    public async Task<bool> RevokeAsync(OAuth2Settings settings, Secret token, string hint, CancellationToken cancellationToken)
+    {
+        OAuth2Endpoints endpoints;
+        try
+        {
+            endpoints = await EndpointsAsync(settings, cancellationToken);
+        }
+        catch (TokenRequestException)
+        {
+            return false;
+        }
+
+        if (endpoints.RevocationUrl is null)
+        {
+            return false;
+        }
+
+        var response = await outbound.Client.RevokeTokenAsync(new TokenRevocationRequest
+        {
+            Address = endpoints.RevocationUrl,
+            ClientId = settings.ClientId,
+            ClientSecret = settings.ClientSecret?.Reveal(),
+            ClientCredentialStyle = settings.ClientAuth == "post" ? ClientCredentialStyle.PostBody : ClientCredentialStyle.AuthorizationHeader,
+            Token = token.Reveal(),
+            TokenTypeHint = hint,
+        }, cancellationToken);
+        return !response.IsError;
+    }
+
+    private TokenResult Classify(TokenResponse response, OAuth2Settings settings)
+    {
+        var receivedAt = time.GetUtcNow();
+        if (!response.IsError && response.AccessToken is { Length: > 0 } access)
+        {
+            var accessToken = new Secret(access);
+            return TokenResult.Success(new TokenSet
+            {
+                AccessToken = accessToken,
+                RefreshToken = response.RefreshToken is { Length: > 0 } refresh ? new Secret(refresh) : null,
+                TokenType = response.TokenType,
+                ObtainedAt = receivedAt,
+                ExpiresAt = TokenExpiry.Compute(receivedAt, response.ExpiresIn > 0 ? response.ExpiresIn : null, accessToken, settings.Lifetime),
+            });
+        }
+
+        var status = (int)response.HttpStatusCode;
+        var description = response.ErrorDescription is { Length: > 0 } d ? $" ({Truncate(d)})" : "";
+        var error = response.Error ?? "no access_token in the answer";
+        if (response.ErrorType == ResponseErrorType.Exception || status is 0 or 408 or 429 or >= 500)
+        {
+            TimeSpan? retryAfter = null;
+            if (response.HttpResponse?.Headers.RetryAfter is { } header)
+            {
+                retryAfter = header.Delta ?? (header.Date is { } date ? date - receivedAt : null);
+            }
+
+            var what = status == 0 ? $"the token endpoint could not be reached: {Truncate(error)}" : $"the token endpoint answered {status}{description}";
+            return TokenResult.Fail(FailureKind.Transient, what, retryAfter);
+        }
+
+        var kind = error == "invalid_grant" ? FailureKind.GrantRevoked : FailureKind.Misconfigured;
+        return TokenResult.Fail(kind, $"{error}{description} (HTTP {status})");
+    }
+
+    private static string Truncate(string text) => text.Length <= 200 ? text : text[..200] + "…";
+
+    private static bool IsLoopback(string url) =>
+        Uri.TryCreate(url, UriKind.Absolute, out var uri) && (uri.IsLoopback || (IPAddress.TryParse(uri.Host, out var ip) && IPAddress.IsLoopback(ip)));
+}
+
+/// <summary>A token request that could not even be made (no endpoint, discovery failed).</summary>
+internal sealed class TokenRequestException(FailureKind kind, string message) : Exception(message)
+{
+    public FailureKind Kind { get; } = kind;
+}
+
+/// <summary>The oauth2 auth method as the engine sees it.</summary>
+internal sealed class OAuth2TokenProvider(OAuth2Client client, OAuth2Settings settings) : ITokenProvider
+{
+    public OAuth2Settings Settings { get; } = settings;
+
+    public bool CanAcquire => Settings.Grant is "client_credentials" or "password";
+
+    public string ParametersHash { get; } = settings.ParametersHash;
+
+    public TimeSpan? DefaultLifetime => Settings.Lifetime;
+
+    public Task<TokenResult> AcquireAsync(CredentialKey key, CancellationToken cancellationToken) =>
+        client.RequestTokenAsync(Settings, Settings.Grant, null, null, null, null, cancellationToken);
+
+    public Task<TokenResult> RefreshAsync(CredentialKey key, TokenSet current, CancellationToken cancellationToken) =>
+        current.RefreshToken is { } refresh
+            ? client.RequestTokenAsync(Settings, "refresh_token", refresh, null, null, null, cancellationToken)
+            : AcquireAsync(key, cancellationToken);
+
+    /// <summary>Exchanges an authorization code (the connect flow's callback).</summary>
+    public Task<TokenResult> ExchangeCodeAsync(string code, string codeVerifier, string redirectUri, CancellationToken cancellationToken) =>
+        client.RequestTokenAsync(Settings, "authorization_code", null, code, codeVerifier, redirectUri, cancellationToken);
+}

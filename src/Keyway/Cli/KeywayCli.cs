@@ -35,7 +35,8 @@ internal static class KeywayCli
         var dataDir = new Option<string>("--data-dir") { Description = "Where Keyway keeps its data (SQLite store, master.key).", DefaultValueFactory = _ => ServeOptions.DefaultDataDirectory };
         var urls = new Option<string>("--urls") { Description = "Addresses to listen on, separated by ';'.", DefaultValueFactory = _ => ServeOptions.DefaultUrls };
         var database = new Option<string?>("--database") { Description = "A postgres:// URL to use PostgreSQL instead of the embedded SQLite (or KEYWAY_DATABASE_URL)." };
-        var command = new Command("serve", "Run the Keyway server.") { dataDir, urls, database };
+        var publicUrl = new Option<string?>("--public-url") { Description = "How people and OAuth providers reach this server, for redirects (or KEYWAY_PUBLIC_URL)." };
+        var command = new Command("serve", "Run the Keyway server.") { dataDir, urls, database, publicUrl };
         command.SetAction(async (parse, ct) =>
         {
             try
@@ -45,6 +46,7 @@ internal static class KeywayCli
                     DataDirectory = Path.GetFullPath(parse.GetValue(dataDir)!),
                     Urls = parse.GetValue(urls)!,
                     DatabaseUrl = parse.GetValue(database),
+                    PublicUrl = parse.GetValue(publicUrl) ?? Environment.GetEnvironmentVariable("KEYWAY_PUBLIC_URL"),
                 }, ct);
             }
             catch (Exception e) when (e is StartupException or Secrets.MasterKeyException or ArgumentException)

@@ -116,6 +116,13 @@ internal sealed partial class CredentialEngine(
     /// <summary>Drops the in-memory copy (another replica changed the credential).</summary>
     public void Evict(CredentialKey key) => _cache.TryRemove(key, out _);
 
+    /// <summary>Whether a refresh of this credential is under way in this process.</summary>
+    public bool IsRefreshing(CredentialKey key) => _flights.ContainsKey(key);
+
+    /// <summary>Refreshes a credential if its schedule says so (the proactive sweep); otherwise does nothing.</summary>
+    public Task<Credential> RefreshIfDueAsync(CredentialKey key, ITokenProvider provider, CancellationToken cancellationToken) =>
+        Join(key, provider, rejected: null).WaitAsync(cancellationToken);
+
     /// <summary>When to refresh ahead of expiry: expiry − min(60 s, 10% of the lifetime) − jitter.</summary>
     internal DateTimeOffset? RefreshAt(TokenSet tokens)
     {
@@ -369,7 +376,8 @@ internal sealed partial class CredentialEngine(
         }
 
         var now = time.GetUtcNow();
-        var refreshAt = RefreshAt(tokens);
+        // The schedule written with the tokens, so every replica agrees on when they are due.
+        var refreshAt = stored.NextRefreshAt ?? RefreshAt(tokens);
         if ((tokens.ExpiresAt is { } expires && now >= expires) || (refreshAt is { } at && now >= at))
         {
             return null;

@@ -100,7 +100,10 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
         }
 
         await using var connection = await database.OpenAsync(cancellationToken);
-        var deleted = await connection.ExecuteAsync("DELETE FROM environments WHERE name = @name", new { name }) > 0;
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await connection.ExecuteAsync("DELETE FROM credentials WHERE environment = @name", new { name }, transaction);
+        var deleted = await connection.ExecuteAsync("DELETE FROM environments WHERE name = @name", new { name }, transaction) > 0;
+        await transaction.CommitAsync(cancellationToken);
         changes.Publish(new Change("variables", name));
         return deleted;
     }

@@ -93,6 +93,8 @@ internal static partial class KeywayServer
         services.AddSingleton<CredentialEvents>();
         services.AddSingleton<CredentialEngine>();
         services.AddSingleton<OAuth2Client>();
+        services.AddSingleton<CredentialService>();
+        services.AddHostedService<CredentialRefresher>();
         services.AddSingleton<Bootstrap>();
         services.AddSingleton(new DestinationPolicy(new DestinationPolicyOptions
         {
@@ -148,8 +150,10 @@ internal static partial class KeywayServer
         api.MapEnvironments();
         api.MapResources();
         api.MapQueries();
+        api.MapCredentials();
         api.MapKeys();
         app.MapProxy();
+        app.MapOAuthCallback();
 
         var variables = app.Services.GetRequiredService<VariableService>();
         variables.Subscribe();

@@ -10,6 +10,9 @@ internal sealed record ServeOptions
     /// <summary>A <c>postgres://</c> URL, or null for the embedded SQLite store in the data directory.</summary>
     public string? DatabaseUrl { get; init; }
 
+    /// <summary>How people and providers reach this server (for OAuth redirects), e.g. https://keyway.example.com. Else taken from each request.</summary>
+    public string? PublicUrl { get; init; }
+
     public const string DefaultUrls = "http://127.0.0.1:7510";
     public const string DefaultDataDirectory = "keyway-data";
 }

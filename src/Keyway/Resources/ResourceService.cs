@@ -61,7 +61,11 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
     public async Task<bool> DeleteAsync(string name, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var deleted = await connection.ExecuteAsync("DELETE FROM resources WHERE name = @name", new { name }) > 0;
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        // Its credentials go with it: nothing may refresh tokens for a resource that no longer exists.
+        await connection.ExecuteAsync("DELETE FROM credentials WHERE resource = @name", new { name }, transaction);
+        var deleted = await connection.ExecuteAsync("DELETE FROM resources WHERE name = @name", new { name }, transaction) > 0;
+        await transaction.CommitAsync(cancellationToken);
         changes.Publish(new Change("resources", name));
         return deleted;
     }

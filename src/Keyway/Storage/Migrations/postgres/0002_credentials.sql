@@ -28,3 +28,17 @@ CREATE TABLE credentials (
     PRIMARY KEY (resource, environment, owner)
 );
 CREATE INDEX credentials_due ON credentials(next_refresh_at);
+
+-- Authorization-code connections in progress: the state parameter names the row; the PKCE
+-- verifier is encrypted. Rows older than ten minutes are refused and swept.
+CREATE TABLE oauth_pending (
+    state         TEXT PRIMARY KEY,
+    resource      TEXT NOT NULL,
+    environment   TEXT NOT NULL,
+    owner         TEXT NOT NULL,
+    code_verifier BYTEA NOT NULL,
+    nonce         TEXT NOT NULL,
+    redirect_uri  TEXT NOT NULL,
+    return_to     TEXT NULL,
+    created_at    BIGINT NOT NULL
+);

@@ -1,0 +1,62 @@
+using Keyway.Api;
+using Keyway.Resources;
+
+namespace Keyway.Credentials;
+
+/// <summary>
+/// Proactive refresh of shared credentials: every few seconds, the ones whose schedule
+/// (expiry − margin − jitter) has come are refreshed. On several replicas each may pick the same
+/// credential; the engine's cluster lock and re-read make that one refresh.
+/// </summary>
+internal sealed partial class CredentialRefresher(
+    CredentialStore store, CredentialEngine engine, ResourceService resources, ResourceResolver resolver, TimeProvider time, ILogger<CredentialRefresher> logger)
+    : BackgroundService
+{
+    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(2);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(Interval, time);
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            try
+            {
+                await SweepAsync(stoppingToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                Log.SweepFailed(logger, e.GetType().Name);
+            }
+        }
+    }
+
+    internal async Task SweepAsync(CancellationToken cancellationToken)
+    {
+        foreach (var key in await store.DueAsync(time.GetUtcNow(), 100, cancellationToken))
+        {
+            try
+            {
+                var compiled = await resources.GetCompiledAsync(key.Resource, cancellationToken);
+                var resolved = await resolver.ResolveAsync(compiled, key.Environment, null, cancellationToken);
+                if (resolved.Credential is { Shared: true } binding)
+                {
+                    await engine.RefreshIfDueAsync(key, binding.Provider, cancellationToken);
+                }
+            }
+            catch (KeywayException e)
+            {
+                // The state and error are in the store and the event stream; the sweep moves on.
+                Log.RefreshFailed(logger, key.ToString(), e.Code);
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(330, LogLevel.Warning, "Proactive refresh of {Credential} failed ({Code})")]
+        public static partial void RefreshFailed(ILogger logger, string credential, string code);
+
+        [LoggerMessage(331, LogLevel.Error, "The proactive refresh sweep failed ({Error}); it runs again shortly")]
+        public static partial void SweepFailed(ILogger logger, string error);
+    }
+}

@@ -83,6 +83,8 @@ internal static partial class KeywayServer
         services.AddSingleton<AccessPolicy>();
         services.AddSingleton<RunExecutor>();
         services.AddSingleton<Bootstrap>();
+        services.AddSingleton<RekeyJob>();
+        services.AddHostedService(sp => sp.GetRequiredService<RekeyJob>());
         services.AddSingleton(new DestinationPolicy(new DestinationPolicyOptions
         {
             Deny = SplitList(Environment.GetEnvironmentVariable("KEYWAY_OUTBOUND_DENY")),
@@ -131,6 +133,7 @@ internal static partial class KeywayServer
         api.MapResources();
         api.MapQueries();
         api.MapKeys();
+        api.MapOperator();
         app.MapProxy();
 
         var variables = app.Services.GetRequiredService<VariableService>();

@@ -298,10 +298,11 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
 
             replaced += await connection.ExecuteAsync(
                 """
-                UPDATE variable_versions SET ciphertext = @ciphertext
-                WHERE environment = @Environment AND name = @Name AND version = @Version AND ciphertext = @Ciphertext
+                UPDATE variable_versions SET ciphertext = @replacement
+                WHERE environment = @environment AND name = @name AND version = @version AND ciphertext = @expected
                 """,
-                new { ciphertext, row.Environment, row.Name, row.Version, row.Ciphertext },
+                // Distinct names: Npgsql matches parameter names without regard to case.
+                new { replacement = ciphertext, environment = row.Environment, name = row.Name, version = row.Version, expected = row.Ciphertext },
                 transaction);
         }
 

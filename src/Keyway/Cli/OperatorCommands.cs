@@ -98,7 +98,9 @@ internal static class OperatorCommands
             var last = "";
             while (true)
             {
-                var line = $"rekey {State(status)}: {Number(status, "done")}/{Number(status, "total")} secrets checked";
+                var line = State(status) == RekeyStatus.Running && Number(status, "total") == 0
+                    ? "rekey started"
+                    : $"rekey {State(status)}: {Number(status, "done")}/{Number(status, "total")} secrets checked";
                 if (!output.Json && line != last)
                 {
                     io.Out.WriteLine(line);
@@ -135,9 +137,8 @@ internal static class OperatorCommands
             return;
         }
 
-        output.Success(
-            $"Rekey completed: {Number(status, "done")} secrets checked, {Number(status, "reencrypted")} re-encrypted under data key {Output.Str(status?["dataKeyId"])}. " +
-            "Every data key is now wrapped by the first master key; older master keys can be dropped.");
+        output.Success($"Rekey completed: {Number(status, "done")} secrets checked, {Number(status, "reencrypted")} re-encrypted under data key {Output.Str(status?["dataKeyId"])}.");
+        output.Console.WriteLine("Every data key is now wrapped by the first master key: older master keys can be dropped.");
     }
 
     private static string State(JsonNode? status) => status?["state"]?.GetValue<string>() ?? "unknown";

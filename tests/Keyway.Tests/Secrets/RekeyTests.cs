@@ -123,7 +123,10 @@ public sealed class RekeyTests : IAsyncLifetime
         await ring.RotateDataKeyAsync(CancellationToken.None);
         var stale = (await CiphertextsAsync()).Select(r => new RekeyJob.EncryptedRow
         {
-            Environment = r.Environment, Name = r.Name, Version = r.Version, Ciphertext = r.Ciphertext,
+            Environment = r.Environment,
+            Name = r.Name,
+            Version = r.Version,
+            Ciphertext = r.Ciphertext,
         }).ToList();
         var associatedData = VariableService.AssociatedData(Production, "RACE", 1);
         var newer = ring.Encrypt(new Secret("newer-value"), associatedData);

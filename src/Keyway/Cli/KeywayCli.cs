@@ -26,6 +26,7 @@ internal static class KeywayCli
         root.Subcommands.Add(QueryCommands.Create(io));
         root.Subcommands.Add(RunCommand.Create(io));
         root.Subcommands.Add(KeyCommands.Create(io));
+        root.Subcommands.Add(OperatorCommands.Create(io));
         var parse = root.Parse(args);
         return await parse.InvokeAsync(new InvocationConfiguration { Output = io.Out, Error = io.Error });
     }

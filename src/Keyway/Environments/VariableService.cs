@@ -196,11 +196,28 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
         foreach (var row in rows)
         {
             values[row.Name] = row.Secret != 0
-                ? keys.DecryptSecret(row.Ciphertext!, AssociatedData(environment, row.Name, row.Version))
+                ? await DecryptAsync(row.Ciphertext!, AssociatedData(environment, row.Name, row.Version), cancellationToken)
                 : row.Value ?? "";
         }
 
         return new EnvironmentValues(environment, values);
+    }
+
+    /// <summary>
+    /// Decrypts a secret. A value under a data key this process does not hold yet (another replica
+    /// rotated it, e.g. during <c>keyway operator rekey</c>) reloads the key ring and tries once more.
+    /// </summary>
+    private async Task<Secret> DecryptAsync(byte[] ciphertext, string associatedData, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return keys.DecryptSecret(ciphertext, associatedData);
+        }
+        catch (DecryptionException e) when (e.Reason == DecryptionFailure.UnknownDataKey)
+        {
+            await keys.ReloadAsync(cancellationToken);
+            return keys.DecryptSecret(ciphertext, associatedData);
+        }
     }
 
     private async Task<IReadOnlyList<VariableInfo>> QueryAsync(string environment, string? name, CancellationToken cancellationToken)

@@ -96,6 +96,8 @@ internal static partial class KeywayServer
         services.AddSingleton<CredentialService>();
         services.AddHostedService<CredentialRefresher>();
         services.AddSingleton<Bootstrap>();
+        services.AddSingleton<RekeyJob>();
+        services.AddHostedService(sp => sp.GetRequiredService<RekeyJob>());
         services.AddSingleton(new DestinationPolicy(new DestinationPolicyOptions
         {
             Deny = SplitList(Environment.GetEnvironmentVariable("KEYWAY_OUTBOUND_DENY")),
@@ -152,6 +154,7 @@ internal static partial class KeywayServer
         api.MapQueries();
         api.MapCredentials();
         api.MapKeys();
+        api.MapOperator();
         app.MapProxy();
         app.MapOAuthCallback();
 

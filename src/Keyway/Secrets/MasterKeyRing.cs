@@ -68,7 +68,7 @@ internal sealed class MasterKeyRing
             {
                 throw new MasterKeyException(
                     $"{source} is set but empty. Set it to a base64-encoded 32-byte key "
-                    + $"(keyway operator generate-master-key), or unset it to use {FileName} in the data directory.");
+                    + $"(keyway operator new-master-key), or unset it to use {FileName} in the data directory.");
             }
 
             return new MasterKeyRing(Parse(environmentValue.Split(','), source, "entry"), EnvironmentVariable, createdKeyFile: false);
@@ -278,7 +278,7 @@ internal sealed class MasterKeyRing
             {
                 if (!Convert.TryFromBase64String(text, buffer, out var written))
                 {
-                    throw new MasterKeyException($"{where} is not valid base64. A master key is 32 random bytes, base64-encoded (keyway operator generate-master-key).");
+                    throw new MasterKeyException($"{where} is not valid base64. A master key is 32 random bytes, base64-encoded (keyway operator new-master-key).");
                 }
 
                 if (written != KeySize)

@@ -1,0 +1,423 @@
+using System.Data.Common;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Dapper;
+using Keyway.Api;
+using Keyway.Environments;
+using Keyway.Storage;
+
+namespace Keyway.Secrets;
+
+/// <summary>Where a rekey is, as <c>GET /api/v1/operator/rekey</c> shows it. Never holds key material or values.</summary>
+internal sealed record RekeyStatus
+{
+    public const string Idle = "idle";
+    public const string Running = "running";
+    public const string Completed = "completed";
+    public const string Failed = "failed";
+
+    public static readonly RekeyStatus Never = new() { State = Idle };
+
+    /// <summary><c>idle</c> (never ran), <c>running</c>, <c>completed</c> or <c>failed</c>.</summary>
+    public required string State { get; init; }
+
+    /// <summary>Encrypted values in the store when the job counted them.</summary>
+    public long Total { get; init; }
+
+    /// <summary>Encrypted values checked so far (already current, or re-encrypted).</summary>
+    public long Done { get; init; }
+
+    /// <summary>Of <see cref="Done"/>, the values this run re-encrypted.</summary>
+    public long Reencrypted { get; init; }
+
+    /// <summary>The data key every value is being moved to (an id, not a key).</summary>
+    public string? DataKeyId { get; init; }
+
+    public DateTimeOffset? StartedAt { get; init; }
+
+    public DateTimeOffset? FinishedAt { get; init; }
+
+    /// <summary>Last progress; a running job refreshes it after every batch.</summary>
+    public DateTimeOffset? UpdatedAt { get; init; }
+
+    /// <summary>Why it failed. Names rows and key ids at most, never a value.</summary>
+    public string? Error { get; init; }
+}
+
+/// <summary>
+/// <c>keyway operator rekey</c>: re-wraps every data key under the primary master key, rotates to
+/// a fresh data key and re-encrypts every stored value under it, in small transactions, while the
+/// server keeps serving (older data keys stay in the ring, so values not yet moved still decrypt).
+/// </summary>
+/// <remarks>
+/// Resumable: the job's state is kept in the <c>meta</c> table. A run that finds an unfinished
+/// run (<c>running</c> or <c>failed</c>) whose target data key is still the active one continues
+/// it without rotating again; rows already under the active key are skipped. Each row is replaced
+/// only if its ciphertext is still the one that was read (compare-and-swap), so a concurrent
+/// write is never overwritten. One job per process at a time.
+/// </remarks>
+internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProvider time, ILogger<RekeyJob> logger) : IHostedService, IDisposable
+{
+    public const int DefaultBatchSize = 200;
+
+    private const string MetaKey = "rekey";
+
+    // Another replica's job that has not reported progress for this long is taken to be dead.
+    private static readonly TimeSpan s_staleAfter = TimeSpan.FromSeconds(30);
+
+    private static readonly JsonSerializerOptions s_json = new(JsonSerializerDefaults.Web);
+
+    private readonly Lock _lock = new();
+    private readonly string _owner = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+    private readonly CancellationTokenSource _stopping = new();
+    private RekeyStatus? _status;
+    private Task _job = Task.CompletedTask;
+
+    /// <summary>Rows per transaction.</summary>
+    public int BatchSize { get; init; } = DefaultBatchSize;
+
+    /// <summary>The running or last job of this process; else what the store says (another replica's, or an earlier run).</summary>
+    public async Task<RekeyStatus> GetStatusAsync(CancellationToken ct)
+    {
+        lock (_lock)
+        {
+            if (_status is not null)
+            {
+                return _status;
+            }
+        }
+
+        var stored = await ReadStateAsync(ct);
+        return stored is null ? RekeyStatus.Never : Describe(stored);
+    }
+
+    /// <summary>Starts the job in the background and returns its first status.</summary>
+    /// <exception cref="KeywayException">409 <c>conflict</c>: a rekey is already running.</exception>
+    public async Task<RekeyStatus> StartAsync(CancellationToken ct)
+    {
+        lock (_lock)
+        {
+            if (_status?.State == RekeyStatus.Running)
+            {
+                throw AlreadyRunning(_status);
+            }
+
+            // Claimed before the first await, so two requests cannot both start one.
+            _status = new RekeyStatus { State = RekeyStatus.Running, StartedAt = time.GetUtcNow(), UpdatedAt = time.GetUtcNow() };
+        }
+
+        try
+        {
+            if (await ReadStateAsync(ct) is { } stored && stored.Owner != _owner && Describe(stored).State == RekeyStatus.Running)
+            {
+                throw AlreadyRunning(stored.Status);
+            }
+        }
+        catch
+        {
+            lock (_lock)
+            {
+                _status = null;
+            }
+
+            throw;
+        }
+
+        lock (_lock)
+        {
+            _job = Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
+            return _status!;
+        }
+    }
+
+    /// <summary>The whole job, to completion or failure; never throws but for cancellation of <paramref name="ct"/> before it starts.</summary>
+    internal async Task<RekeyStatus> RunAsync(CancellationToken ct)
+    {
+        var startedAt = time.GetUtcNow();
+        try
+        {
+            var status = await BeginAsync(ct);
+            var after = RowKey.Start;
+            while (true)
+            {
+                var batch = await RunBatchAsync(after, status, ct);
+                status = batch.Status;
+                if (batch.Next is not { } next)
+                {
+                    break;
+                }
+
+                after = next;
+            }
+
+            status = status with
+            {
+                State = RekeyStatus.Completed,
+                Total = Math.Max(status.Total, status.Done),
+                FinishedAt = time.GetUtcNow(),
+                UpdatedAt = time.GetUtcNow(),
+            };
+            await WriteStateAsync(status, ct);
+            Publish(status);
+            Log.Completed(logger, status.Done, status.Reencrypted, status.DataKeyId ?? "?");
+            return status;
+        }
+        catch (Exception e)
+        {
+            var error = e is OperationCanceledException && _stopping.IsCancellationRequested
+                ? "The server stopped before the rekey finished. Run 'keyway operator rekey' again: it resumes where it stopped."
+                : Describe(e);
+            Log.Failed(logger, e.GetType().Name, error);
+            RekeyStatus current;
+            lock (_lock)
+            {
+                current = _status ?? new RekeyStatus { State = RekeyStatus.Running, StartedAt = startedAt };
+            }
+
+            var failed = current with { State = RekeyStatus.Failed, Error = error, FinishedAt = time.GetUtcNow(), UpdatedAt = time.GetUtcNow() };
+            Publish(failed);
+            try
+            {
+                await WriteStateAsync(failed, CancellationToken.None);
+            }
+            catch (Exception inner) when (inner is DbException or InvalidOperationException)
+            {
+                // The store may be what failed; the next run resumes from the "running" state alike.
+                Log.StateNotSaved(logger, inner.GetType().Name);
+            }
+
+            return failed;
+        }
+    }
+
+    /// <summary>
+    /// Re-wraps the data keys under the primary master key, then rotates to a fresh data key unless
+    /// an unfinished run already did (it is then resumed), counts the encrypted rows and records the
+    /// job as running.
+    /// </summary>
+    internal async Task<RekeyStatus> BeginAsync(CancellationToken ct)
+    {
+        var previous = await ReadStateAsync(ct);
+        var rewrapped = await keys.RewrapAsync(ct);
+        Log.Rewrapped(logger, rewrapped);
+
+        string dataKeyId;
+        if (previous?.Status is { State: RekeyStatus.Running or RekeyStatus.Failed, DataKeyId: { } target } && target == keys.ActiveKeyId)
+        {
+            dataKeyId = target;
+            Log.Resuming(logger, dataKeyId);
+        }
+        else
+        {
+            dataKeyId = await keys.RotateDataKeyAsync(ct);
+            Log.Rotated(logger, dataKeyId);
+        }
+
+        long total;
+        await using (var connection = await database.OpenAsync(ct))
+        {
+            total = await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM variable_versions WHERE ciphertext IS NOT NULL");
+        }
+
+        var now = time.GetUtcNow();
+        var status = new RekeyStatus
+        {
+            State = RekeyStatus.Running,
+            Total = total,
+            DataKeyId = dataKeyId,
+            StartedAt = now,
+            UpdatedAt = now,
+        };
+        await WriteStateAsync(status, ct);
+        Publish(status);
+        return status;
+    }
+
+    /// <summary>
+    /// Checks the next <see cref="BatchSize"/> encrypted rows after <paramref name="after"/> and
+    /// re-encrypts those not under the active data key, in one transaction that also records the
+    /// progress. <c>Next</c> is null when no rows are left.
+    /// </summary>
+    internal async Task<(RowKey? Next, RekeyStatus Status)> RunBatchAsync(RowKey after, RekeyStatus status, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        var rows = (await connection.QueryAsync<EncryptedRow>(
+            """
+            SELECT environment, name, version, ciphertext FROM variable_versions
+            WHERE ciphertext IS NOT NULL AND (environment, name, version) > (@Environment, @Name, @Version)
+            ORDER BY environment, name, version
+            LIMIT @limit
+            """,
+            new { after.Environment, after.Name, after.Version, limit = BatchSize })).ToList();
+        if (rows.Count == 0)
+        {
+            return (null, status);
+        }
+
+        await using var transaction = await connection.BeginTransactionAsync(ct);
+        var replaced = await ReplaceAsync(connection, transaction, rows, ct);
+        var last = rows[^1];
+        status = status with
+        {
+            Done = status.Done + rows.Count,
+            Reencrypted = status.Reencrypted + replaced,
+            UpdatedAt = time.GetUtcNow(),
+        };
+        await WriteStateAsync(connection, transaction, status);
+        await transaction.CommitAsync(ct);
+        Publish(status);
+        return (new RowKey(last.Environment, last.Name, last.Version), status);
+    }
+
+    /// <summary>
+    /// Re-encrypts the rows not under the active data key, each only if its ciphertext is still
+    /// the one read (a row changed meanwhile is left alone). Returns how many were replaced.
+    /// </summary>
+    internal async Task<int> ReplaceAsync(DbConnection connection, DbTransaction transaction, IReadOnlyList<EncryptedRow> rows, CancellationToken ct)
+    {
+        var replaced = 0;
+        foreach (var row in rows)
+        {
+            ct.ThrowIfCancellationRequested();
+            if (keys.IsCurrent(row.Ciphertext))
+            {
+                continue;
+            }
+
+            var associatedData = VariableService.AssociatedData(row.Environment, row.Name, row.Version);
+            var plaintext = keys.Decrypt(row.Ciphertext, associatedData);
+            byte[] ciphertext;
+            try
+            {
+                ciphertext = keys.Encrypt(plaintext, associatedData);
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(plaintext);
+            }
+
+            replaced += await connection.ExecuteAsync(
+                """
+                UPDATE variable_versions SET ciphertext = @replacement
+                WHERE environment = @environment AND name = @name AND version = @version AND ciphertext = @expected
+                """,
+                // Distinct names: Npgsql matches parameter names without regard to case.
+                new { replacement = ciphertext, environment = row.Environment, name = row.Name, version = row.Version, expected = row.Ciphertext },
+                transaction);
+        }
+
+        return replaced;
+    }
+
+    Task IHostedService.StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    async Task IHostedService.StopAsync(CancellationToken cancellationToken)
+    {
+        // A job cut short by shutdown records itself as failed; the next run resumes it.
+        await _stopping.CancelAsync();
+        await _job.WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
+    public void Dispose() => _stopping.Dispose();
+
+    private static KeywayException AlreadyRunning(RekeyStatus status) =>
+        new(StatusCodes.Status409Conflict, "conflict",
+            $"A rekey is already running ({status.Done} of {status.Total} values checked). Follow it with 'GET /api/v1/operator/rekey' or 'keyway operator rekey'.",
+            new Dictionary<string, object?> { ["status"] = status });
+
+    /// <summary>A failure's text for the status: only messages known to carry no value; others by type.</summary>
+    private static string Describe(Exception e) => e switch
+    {
+        MasterKeyException or DecryptionException or KeywayException => e.Message,
+        DbException => $"The store failed ({e.GetType().Name}: {e.Message}). Run 'keyway operator rekey' again: it resumes where it stopped.",
+        _ => $"Unexpected {e.GetType().Name}; the server log has the details. Run 'keyway operator rekey' again: it resumes where it stopped.",
+    };
+
+    /// <summary>A stored state as the API shows it: a "running" job of a process that stopped reporting is shown as failed.</summary>
+    private RekeyStatus Describe(StoredState stored)
+    {
+        var status = stored.Status;
+        if (status.State != RekeyStatus.Running)
+        {
+            return status;
+        }
+
+        // On SQLite only this process uses the store, so a job it is not running is dead.
+        var dead = database.Kind == StoreKind.Sqlite
+            || stored.Owner == _owner
+            || status.UpdatedAt is not { } updated
+            || time.GetUtcNow() - updated > s_staleAfter;
+        return dead
+            ? status with
+            {
+                State = RekeyStatus.Failed,
+                Error = "The rekey was interrupted (the server stopped before it finished). Run 'keyway operator rekey' again: it resumes where it stopped.",
+            }
+            : status;
+    }
+
+    private void Publish(RekeyStatus status)
+    {
+        lock (_lock)
+        {
+            _status = status;
+        }
+    }
+
+    private async Task<StoredState?> ReadStateAsync(CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        var json = await connection.ExecuteScalarAsync<string?>("SELECT value FROM meta WHERE key = @key", new { key = MetaKey });
+        return json is null ? null : JsonSerializer.Deserialize<StoredState>(json, s_json);
+    }
+
+    private async Task WriteStateAsync(RekeyStatus status, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        await WriteStateAsync(connection, null, status);
+    }
+
+    private Task<int> WriteStateAsync(DbConnection connection, DbTransaction? transaction, RekeyStatus status) =>
+        connection.ExecuteAsync(
+            "INSERT INTO meta (key, value) VALUES (@key, @value) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            new { key = MetaKey, value = JsonSerializer.Serialize(new StoredState(status, _owner), s_json) },
+            transaction);
+
+    /// <summary>The job's state in <c>meta</c>; <c>Owner</c> is a random id per process.</summary>
+    private sealed record StoredState(RekeyStatus Status, string Owner);
+
+    /// <summary>A position in <c>variable_versions</c>, in primary-key order.</summary>
+    internal readonly record struct RowKey(string Environment, string Name, long Version)
+    {
+        public static RowKey Start => new("", "", 0);
+    }
+
+    internal sealed class EncryptedRow
+    {
+        public string Environment { get; init; } = "";
+        public string Name { get; init; } = "";
+        public long Version { get; init; }
+        public byte[] Ciphertext { get; init; } = [];
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Rekey: {Count} data keys re-wrapped under the primary master key")]
+        public static partial void Rewrapped(ILogger logger, int count);
+
+        [LoggerMessage(2, LogLevel.Information, "Rekey: rotated to data key {KeyId}")]
+        public static partial void Rotated(ILogger logger, string keyId);
+
+        [LoggerMessage(3, LogLevel.Information, "Rekey: resuming an unfinished run towards data key {KeyId}")]
+        public static partial void Resuming(ILogger logger, string keyId);
+
+        [LoggerMessage(4, LogLevel.Information, "Rekey completed: {Checked} values checked, {Reencrypted} re-encrypted under data key {KeyId}")]
+        public static partial void Completed(ILogger logger, long @checked, long reencrypted, string keyId);
+
+        [LoggerMessage(5, LogLevel.Error, "Rekey failed ({ExceptionType}): {Error}")]
+        public static partial void Failed(ILogger logger, string exceptionType, string error);
+
+        [LoggerMessage(6, LogLevel.Warning, "Rekey: could not record the failure in the store ({ExceptionType})")]
+        public static partial void StateNotSaved(ILogger logger, string exceptionType);
+    }
+}

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using Dapper;
+using Keyway.Environments;
 using Keyway.Storage;
 
 namespace Keyway.Access;
@@ -14,9 +15,10 @@ internal sealed record ApiKeyInfo(
 /// <summary>
 /// API keys: random tokens shown once and stored as SHA-256 hashes (a high-entropy token needs no
 /// slow hash; a lookup by hash is one index probe). Verified callers are cached briefly so the
-/// proxy's hot path does not touch the store on every request.
+/// proxy's hot path does not touch the store on every request; a revocation reaches every
+/// replica's cache through the <see cref="ChangeFeed"/> (kind <c>keys</c>), not after 30 s.
 /// </summary>
-internal sealed class ApiKeyService(Database database, TimeProvider time)
+internal sealed class ApiKeyService(Database database, TimeProvider time, ChangeFeed changes)
 {
     public const string TokenPrefix = "kw_";
     private static readonly TimeSpan CacheLifetime = TimeSpan.FromSeconds(30);
@@ -24,6 +26,19 @@ internal sealed class ApiKeyService(Database database, TimeProvider time)
     private const int CacheCapacity = 10_000;
 
     private readonly ConcurrentDictionary<string, CachedCaller> _cache = new(StringComparer.Ordinal);
+
+    // Bumped by every key change: a caller read before a revocation must not be cached after it.
+    private long _generation;
+
+    public void Subscribe() => changes.Changed += change =>
+    {
+        if (change.Kind == "keys" || change.IsAll)
+        {
+            // The cache is keyed by token hash, which a change (by key id) does not name; revocations are rare.
+            Interlocked.Increment(ref _generation);
+            _cache.Clear();
+        }
+    };
 
     public static string NewToken() => TokenPrefix + Base64Url(RandomNumberGenerator.GetBytes(32));
 
@@ -67,7 +82,11 @@ internal sealed class ApiKeyService(Database database, TimeProvider time)
         var changed = await connection.ExecuteAsync(
             "UPDATE api_keys SET revoked_at = @now WHERE id = @id AND revoked_at IS NULL",
             new { id, now = time.GetUtcNow().ToUnixTimeMilliseconds() });
-        _cache.Clear();
+        if (changed > 0)
+        {
+            changes.Publish(new Change("keys", id));
+        }
+
         return changed > 0;
     }
 
@@ -81,6 +100,7 @@ internal sealed class ApiKeyService(Database database, TimeProvider time)
             return cached.Caller;
         }
 
+        var generation = Interlocked.Read(ref _generation);
         await using var connection = await database.OpenAsync(cancellationToken);
         var row = await connection.QuerySingleOrDefaultAsync<AuthRow>(
             """
@@ -106,7 +126,14 @@ internal sealed class ApiKeyService(Database database, TimeProvider time)
             _cache.Clear();
         }
 
-        _cache[hash] = new CachedCaller(caller, now + CacheLifetime, row.ExpiresAt is { } e ? DateTimeOffset.FromUnixTimeMilliseconds(e) : null);
+        var entry = new CachedCaller(caller, now + CacheLifetime, row.ExpiresAt is { } e ? DateTimeOffset.FromUnixTimeMilliseconds(e) : null);
+        _cache[hash] = entry;
+        if (Interlocked.Read(ref _generation) != generation)
+        {
+            // A key changed while this was read (on another replica, say): serve this request, cache nothing.
+            _cache.TryRemove(new KeyValuePair<string, CachedCaller>(hash, entry));
+        }
+
         return caller;
     }
 

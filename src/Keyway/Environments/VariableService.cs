@@ -44,7 +44,11 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
 
     public void Subscribe() => changes.Changed += change =>
     {
-        if (change.Kind == "variables")
+        if (change.IsAll)
+        {
+            _values.Clear();
+        }
+        else if (change.Kind == "variables")
         {
             _values.TryRemove(change.Name, out _);
         }

@@ -80,7 +80,14 @@ internal static partial class KeywayServer
         services.AddSingleton(master);
         services.AddSingleton(keyRing);
         services.AddSingleton(options);
-        services.AddSingleton<ChangeFeed>();
+        // On PostgreSQL other replicas may share the store: changes are relayed with LISTEN/NOTIFY.
+        var replicated = database.Kind == StoreKind.Postgres;
+        services.AddSingleton(new ChangeFeed(replicated));
+        if (replicated)
+        {
+            services.AddHostedService<ChangeRelay>();
+        }
+
         services.AddSingleton<VariableService>();
         services.AddSingleton<ResourceService>();
         services.AddSingleton<ResourceResolver>();
@@ -162,6 +169,7 @@ internal static partial class KeywayServer
         variables.Subscribe();
         app.Services.GetRequiredService<ResourceService>().Subscribe();
         app.Services.GetRequiredService<QueryService>().Subscribe();
+        app.Services.GetRequiredService<ApiKeyService>().Subscribe();
         await variables.EnsureProductionAsync(cancellationToken);
         await app.Services.GetRequiredService<Bootstrap>().RunAsync(
             Environment.GetEnvironmentVariable("KEYWAY_ADMIN_PASSWORD"), Environment.GetEnvironmentVariable("KEYWAY_ADMIN_TOKEN"),

@@ -13,13 +13,17 @@ internal sealed class QueryService(Database database, TimeProvider time, ChangeF
 {
     private readonly ConcurrentDictionary<string, CompiledQuery> _compiled = new(StringComparer.Ordinal);
 
+    // Bumped by every change: a query compiled from rows read before a change must not stay cached after it.
+    private long _generation;
+
     public void Subscribe() => changes.Changed += change =>
     {
+        Interlocked.Increment(ref _generation);
         if (change.Kind == "queries")
         {
             _compiled.TryRemove(change.Name, out _);
         }
-        else if (change.Kind == "resources")
+        else if (change.Kind == "resources" || change.IsAll)
         {
             // A query compiles against its resource's kind.
             _compiled.Clear();
@@ -62,11 +66,17 @@ internal sealed class QueryService(Database database, TimeProvider time, ChangeF
     {
         if (!_compiled.TryGetValue(name, out var query))
         {
+            var generation = Interlocked.Read(ref _generation);
             var record = await GetAsync(name, cancellationToken) ?? throw new KeywayException(StatusCodes.Status404NotFound, "not_found",
                 $"There is no query named '{name}'. List them with 'keyway query list'.");
             var owner = await resources.GetCompiledAsync(record.Definition.Resource!, cancellationToken);
             query = CompiledQuery.Compile(record.Name, record.Version, record.Definition, owner.IsGraphQL);
             _compiled[name] = query;
+            if (Interlocked.Read(ref _generation) != generation)
+            {
+                // A change arrived while this was loading (from another replica, the window is real): do not keep it.
+                _compiled.TryRemove(new KeyValuePair<string, CompiledQuery>(name, query));
+            }
         }
 
         return (query, await resources.GetCompiledAsync(query.Definition.Resource!, cancellationToken));

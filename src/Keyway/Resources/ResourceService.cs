@@ -17,7 +17,11 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
 
     public void Subscribe() => changes.Changed += change =>
     {
-        if (change.Kind == "resources")
+        if (change.IsAll)
+        {
+            _compiled.Clear();
+        }
+        else if (change.Kind == "resources")
         {
             _compiled.TryRemove(change.Name, out _);
         }

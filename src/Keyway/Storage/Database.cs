@@ -21,6 +21,7 @@ internal sealed class Database : IAsyncDisposable
 {
     private readonly string? _sqliteConnectionString;
     private readonly NpgsqlDataSource? _postgres;
+    private readonly string? _postgresConnectionString;
 
     static Database()
     {
@@ -28,12 +29,13 @@ internal sealed class Database : IAsyncDisposable
         DefaultTypeMap.MatchNamesWithUnderscores = true;
     }
 
-    private Database(StoreKind kind, string description, string? sqliteConnectionString, NpgsqlDataSource? postgres)
+    private Database(StoreKind kind, string description, string? sqliteConnectionString, string? postgresConnectionString)
     {
         Kind = kind;
         Description = description;
         _sqliteConnectionString = sqliteConnectionString;
-        _postgres = postgres;
+        _postgresConnectionString = postgresConnectionString;
+        _postgres = postgresConnectionString is null ? null : NpgsqlDataSource.Create(postgresConnectionString);
     }
 
     public StoreKind Kind { get; }
@@ -61,7 +63,7 @@ internal sealed class Database : IAsyncDisposable
         var connectionString = PostgresUrl.ToConnectionString(url);
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
         var description = $"postgres://{builder.Username}@{builder.Host}:{builder.Port}/{builder.Database}";
-        return new Database(StoreKind.Postgres, description, null, NpgsqlDataSource.Create(connectionString));
+        return new Database(StoreKind.Postgres, description, null, connectionString);
     }
 
     public DbConnection CreateConnection() => Kind switch
@@ -69,6 +71,21 @@ internal sealed class Database : IAsyncDisposable
         StoreKind.Sqlite => new SqliteConnection(_sqliteConnectionString),
         _ => _postgres!.CreateConnection(),
     };
+
+    /// <summary>
+    /// A PostgreSQL connection of its own, outside the pool and tagged with <paramref name="applicationName"/>
+    /// (visible in <c>pg_stat_activity</c>): for a session that holds state, such as <c>LISTEN</c>.
+    /// </summary>
+    public NpgsqlConnection CreateDedicatedConnection(string applicationName)
+    {
+        if (_postgresConnectionString is null)
+        {
+            throw new InvalidOperationException("Dedicated connections exist only on PostgreSQL.");
+        }
+
+        var builder = new NpgsqlConnectionStringBuilder(_postgresConnectionString) { ApplicationName = applicationName, Pooling = false };
+        return new NpgsqlConnection(builder.ConnectionString);
+    }
 
     public async Task<DbConnection> OpenAsync(CancellationToken cancellationToken)
     {

@@ -16,8 +16,11 @@ namespace Keyway.Credentials;
 /// </list>
 /// </summary>
 internal sealed partial class CredentialEngine(
-    CredentialStore store, ClusterLock clusterLock, TimeProvider time, ILogger<CredentialEngine> logger, CredentialEvents events)
+    CredentialStore store, ClusterLock clusterLock, TimeProvider time, ILogger<CredentialEngine> logger, CredentialEvents events,
+    Environments.ChangeFeed? changes = null)
 {
+    public const string ChangeKind = "credentials";
+
     private static readonly TimeSpan MaxMargin = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan MaxJitter = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan BackoffBase = TimeSpan.FromSeconds(1);
@@ -92,6 +95,8 @@ internal sealed partial class CredentialEngine(
             if (version is { } v)
             {
                 var credential = new Credential(key, tokens, v, refreshAt, provider.ParametersHash);
+                // Publish first: it evicts here too (synchronously), then the new credential is cached.
+                changes?.Publish(new Environments.Change(ChangeKind, key.ToString()));
                 _cache[key] = credential;
                 events.Publish(new CredentialEvent(key, CredentialEventKind.Connected, null));
                 return credential;
@@ -109,12 +114,34 @@ internal sealed partial class CredentialEngine(
     {
         _cache.TryRemove(key, out _);
         var deleted = await store.DeleteAsync(key, cancellationToken);
+        changes?.Publish(new Environments.Change(ChangeKind, key.ToString()));
         events.Publish(new CredentialEvent(key, CredentialEventKind.Disconnected, null));
         return deleted;
     }
 
     /// <summary>Drops the in-memory copy (another replica changed the credential).</summary>
     public void Evict(CredentialKey key) => _cache.TryRemove(key, out _);
+
+    /// <summary>Evicts credentials that another replica imported, connected or disconnected.</summary>
+    public void Subscribe()
+    {
+        if (changes is null)
+        {
+            return;
+        }
+
+        changes.Changed += change =>
+        {
+            if (change.IsAll)
+            {
+                _cache.Clear();
+            }
+            else if (change.Kind == ChangeKind && change.Name.Split('/') is [var resource, var environment, var owner])
+            {
+                _cache.TryRemove(new CredentialKey(resource, environment, owner), out _);
+            }
+        };
+    }
 
     /// <summary>Whether a refresh of this credential is under way in this process.</summary>
     public bool IsRefreshing(CredentialKey key) => _flights.ContainsKey(key);

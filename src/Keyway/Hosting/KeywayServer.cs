@@ -169,6 +169,7 @@ internal static partial class KeywayServer
         variables.Subscribe();
         app.Services.GetRequiredService<ResourceService>().Subscribe();
         app.Services.GetRequiredService<QueryService>().Subscribe();
+        app.Services.GetRequiredService<CredentialEngine>().Subscribe();
         app.Services.GetRequiredService<ApiKeyService>().Subscribe();
         await variables.EnsureProductionAsync(cancellationToken);
         await app.Services.GetRequiredService<Bootstrap>().RunAsync(

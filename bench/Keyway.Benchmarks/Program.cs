@@ -1,0 +1,10 @@
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Running;
+using Keyway.Benchmarks;
+
+// dotnet run -c Release --project bench/Keyway.Benchmarks -- --filter '*'
+// While developing: add --job short. See docs/benchmarks.md.
+// BenchmarkDotNet rebuilds this project (and Keyway) per job without the shared compiler; on a
+// busy two-core machine that can pass its two-minute default, so the limit is raised.
+var config = ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(TimeSpan.FromMinutes(10));
+BenchmarkSwitcher.FromAssembly(typeof(TemplateBenchmarks).Assembly).Run(args, config);

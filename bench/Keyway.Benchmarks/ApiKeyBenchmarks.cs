@@ -20,7 +20,7 @@ public class ApiKeyBenchmarks
     {
         _store = await BenchStore.CreateAsync();
         var time = new FrozenTime();
-        _keys = new ApiKeyService(_store.Database, time);
+        _keys = new ApiKeyService(_store.Database, time, new Keyway.Environments.ChangeFeed());
         await using (var connection = await _store.Database.OpenAsync(CancellationToken.None))
         {
             await connection.ExecuteAsync(

@@ -40,7 +40,7 @@ public class ResourceResolutionBenchmarks
         variables.Subscribe();
         _resources = new ResourceService(_store.Database, time, changes);
         _resources.Subscribe();
-        _resolver = new ResourceResolver(variables);
+        _resolver = new ResourceResolver(variables, new Keyway.Credentials.OAuth2Client(new Keyway.Outbound.OutboundClient(Keyway.Outbound.DestinationPolicy.Default, new Keyway.Outbound.OutboundHandlerOptions()), time));
         _caller = new Caller("usr_1", "alice", Caller.MemberRole, "key_1", "alice@example.com");
 
         await variables.EnsureProductionAsync(ct);

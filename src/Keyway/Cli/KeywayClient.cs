@@ -44,9 +44,14 @@ internal sealed class KeywayClient : IDisposable
 
     public Task<JsonNode?> DeleteAsync(string path, CancellationToken ct) => SendAsync(HttpMethod.Delete, path, null, ct);
 
-    public async Task<JsonNode?> SendAsync(HttpMethod method, string path, object? body, CancellationToken ct)
+    public async Task<JsonNode?> SendAsync(HttpMethod method, string path, object? body, CancellationToken ct, string? accept = null)
     {
         using var request = new HttpRequestMessage(method, path.TrimStart('/'));
+        if (accept is not null)
+        {
+            request.Headers.Accept.ParseAdd(accept);
+        }
+
         if (body is not null)
         {
             request.Content = body is JsonNode node

@@ -9,7 +9,8 @@ namespace Keyway.Credentials;
 /// credential; the engine's cluster lock and re-read make that one refresh.
 /// </summary>
 internal sealed partial class CredentialRefresher(
-    CredentialStore store, CredentialEngine engine, ResourceService resources, ResourceResolver resolver, TimeProvider time, ILogger<CredentialRefresher> logger)
+    CredentialStore store, CredentialEngine engine, ResourceService resources, ResourceResolver resolver, CredentialMetrics metrics,
+    TimeProvider time, ILogger<CredentialRefresher> logger)
     : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(2);
@@ -32,6 +33,7 @@ internal sealed partial class CredentialRefresher(
 
     internal async Task SweepAsync(CancellationToken cancellationToken)
     {
+        metrics.SetCounts(await store.CountByStateAsync(cancellationToken));
         foreach (var key in await store.DueAsync(time.GetUtcNow(), 100, cancellationToken))
         {
             try

@@ -62,6 +62,14 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
         return rows.Select(ToStored).ToList();
     }
 
+    /// <summary>How many credentials are in each stored state (for metrics).</summary>
+    public async Task<IReadOnlyDictionary<string, long>> CountByStateAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<(string State, long Count)>("SELECT state, COUNT(*) FROM credentials GROUP BY state");
+        return rows.ToDictionary(r => r.State, r => r.Count, StringComparer.Ordinal);
+    }
+
     /// <summary>Shared credentials whose proactive refresh is due.</summary>
     public async Task<IReadOnlyList<CredentialKey>> DueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken)
     {

@@ -101,6 +101,7 @@ internal static partial class KeywayServer
         services.AddSingleton<CredentialEngine>();
         services.AddSingleton<OAuth2Client>();
         services.AddSingleton<CredentialService>();
+        services.AddSingleton<CredentialMetrics>();
         services.AddHostedService<CredentialRefresher>();
         services.AddSingleton<Bootstrap>();
         services.AddSingleton<RekeyJob>();
@@ -170,6 +171,7 @@ internal static partial class KeywayServer
         app.Services.GetRequiredService<ResourceService>().Subscribe();
         app.Services.GetRequiredService<QueryService>().Subscribe();
         app.Services.GetRequiredService<CredentialEngine>().Subscribe();
+        app.Services.GetRequiredService<CredentialMetrics>();
         app.Services.GetRequiredService<ApiKeyService>().Subscribe();
         await variables.EnsureProductionAsync(cancellationToken);
         await app.Services.GetRequiredService<Bootstrap>().RunAsync(

@@ -430,3 +430,156 @@ public sealed class AuthServerTests(ITestOutputHelper output) : IAsyncLifetime
         return _http.SendAsync(request);
     }
 }
+
+/// <summary>The custom-login API that stands beside <see cref="AuthServer"/> for Keyway's <c>custom</c> auth flows.</summary>
+[Trait("Category", "Integration")]
+public sealed class AuthServerLoginApiTests : IAsyncLifetime
+{
+    private static readonly HttpClient _http = new(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, UseCookies = false });
+    private readonly List<LoginApi> _apis = [];
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var api in _apis)
+            await api.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Login_answers_a_session_token_that_data_accepts_as_bearer_or_cookie()
+    {
+        var api = await StartAsync(new LoginApiOptions { SessionLifetime = TimeSpan.FromSeconds(2) });
+
+        using var login = await LoginAsync(api, "alice", "alice-password");
+        var (token, expiresIn) = await ReadSessionAsync(login);
+        using var bearer = await DataAsync(api, token);
+        using var cookie = await DataAsync(api, token, asCookie: true);
+
+        Assert.Equal(HttpStatusCode.OK, login.StatusCode);
+        Assert.Equal(2, expiresIn);
+        Assert.Contains($"session={token}", login.Headers.GetValues("Set-Cookie").Single(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, bearer.StatusCode);
+        Assert.Equal("alice", (await bearer.Content.ReadFromJsonAsync<Dictionary<string, string>>())!["user"]);
+        Assert.Equal(HttpStatusCode.OK, cookie.StatusCode);
+        Assert.Equal((1, 2, 0), (api.LoginCount, api.DataRequestCount, api.RejectedDataRequestCount));
+    }
+
+    [Fact]
+    public async Task A_wrong_password_and_an_unknown_token_answer_401()
+    {
+        var api = await StartAsync();
+
+        using var login = await LoginAsync(api, "alice", "bob-password");
+        using var data = await DataAsync(api, "not-a-token");
+        using var none = await _http.GetAsync(api.Url("/data"));
+
+        Assert.Equal(HttpStatusCode.Unauthorized, login.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, data.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, none.StatusCode);
+        Assert.Equal((0, 1, 2), (api.LoginCount, api.FailedLoginCount, api.RejectedDataRequestCount));
+    }
+
+    [Fact]
+    public async Task Data_answers_401_once_the_session_expires()
+    {
+        var api = await StartAsync(new LoginApiOptions { SessionLifetime = TimeSpan.FromSeconds(1) });
+        using var login = await LoginAsync(api, "bob", "bob-password");
+        var (token, _) = await ReadSessionAsync(login);
+
+        await Poll.UntilAsync(async () =>
+        {
+            using var response = await DataAsync(api, token);
+            return response.StatusCode == HttpStatusCode.Unauthorized;
+        }, TimeSpan.FromSeconds(10), "the session to expire");
+
+        Assert.False(api.IsValid(token));
+    }
+
+    [Fact]
+    public async Task Refresh_replaces_the_token_and_the_old_one_stops_working()
+    {
+        var fakeTime = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        var api = await StartAsync(new LoginApiOptions { SessionLifetime = TimeSpan.FromSeconds(2), TimeProvider = fakeTime });
+        using var login = await LoginAsync(api, "alice", "alice-password");
+        var (first, _) = await ReadSessionAsync(login);
+        fakeTime.Advance(TimeSpan.FromSeconds(3));
+        using var expired = await DataAsync(api, first);
+
+        using var refresh = await _http.PostAsJsonAsync(api.Url("/refresh"), new { token = first });
+        var (second, expiresIn) = await ReadSessionAsync(refresh);
+        using var withNew = await DataAsync(api, second);
+        using var withOld = await DataAsync(api, first);
+        using var refreshOldAgain = await _http.PostAsJsonAsync(api.Url("/refresh"), new { token = first });
+        using var refreshByBearer = new HttpRequestMessage(HttpMethod.Post, api.Url("/refresh"));
+        refreshByBearer.Headers.Authorization = new AuthenticationHeaderValue("Bearer", second);
+        using var third = await _http.SendAsync(refreshByBearer);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, expired.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, refresh.StatusCode);
+        Assert.NotEqual(first, second);
+        Assert.Equal(2, expiresIn);
+        Assert.Equal(HttpStatusCode.OK, withNew.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, withOld.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, refreshOldAgain.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, third.StatusCode);
+        Assert.Equal((1, 2), (api.LoginCount, api.RefreshCount));
+    }
+
+    [Fact]
+    public async Task JWT_session_tokens_carry_an_exp_the_lifetime_away()
+    {
+        var api = await StartAsync(new LoginApiOptions { JwtTokens = true, SessionLifetime = TimeSpan.FromSeconds(30) });
+
+        using var login = await LoginAsync(api, "alice", "alice-password");
+        var (token, _) = await ReadSessionAsync(login);
+        var jwt = new JsonWebToken(token);
+
+        Assert.Equal("alice", jwt.Subject);
+        Assert.InRange(jwt.ValidTo - jwt.IssuedAt, TimeSpan.FromSeconds(29), TimeSpan.FromSeconds(30));
+        Assert.InRange(jwt.ValidTo, DateTime.UtcNow.AddSeconds(25), DateTime.UtcNow.AddSeconds(31));
+        Assert.True(api.IsValid(token));
+    }
+
+    [Fact]
+    public async Task An_expired_session_can_answer_200_with_an_error_body()
+    {
+        var api = await StartAsync(new LoginApiOptions { ExpiredSessionAnswersOkWithError = true });
+        using var login = await LoginAsync(api, "alice", "alice-password");
+        var (token, _) = await ReadSessionAsync(login);
+
+        api.ExpireAllSessions();
+        using var data = await DataAsync(api, token);
+
+        Assert.Equal(HttpStatusCode.OK, data.StatusCode);
+        Assert.Equal("""{"error":"session expired"}""", await data.Content.ReadAsStringAsync());
+        Assert.Equal(1, api.RejectedDataRequestCount);
+    }
+
+    private async Task<LoginApi> StartAsync(LoginApiOptions? options = null)
+    {
+        var api = await LoginApi.StartAsync(options);
+        _apis.Add(api);
+        return api;
+    }
+
+    private static Task<HttpResponseMessage> LoginAsync(LoginApi api, string username, string password) =>
+        _http.PostAsJsonAsync(api.Url("/login"), new { username, password });
+
+    private static Task<HttpResponseMessage> DataAsync(LoginApi api, string token, bool asCookie = false)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, api.Url("/data"));
+        if (asCookie)
+            request.Headers.Add("Cookie", $"{LoginApi.SessionCookie}={token}");
+        else
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return _http.SendAsync(request);
+    }
+
+    private static async Task<(string Token, int ExpiresIn)> ReadSessionAsync(HttpResponseMessage response)
+    {
+        using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        var session = body.RootElement.GetProperty("session");
+        return (session.GetProperty("token").GetString()!, session.GetProperty("expiresIn").GetInt32());
+    }
+}

@@ -269,6 +269,8 @@ public sealed class AuthServer : IAsyncDisposable
                 server.AddEphemeralEncryptionKey()
                     .AddEphemeralSigningKey()
                     .DisableAccessTokenEncryption();
+                if (options.RotateRefreshTokens && options.RefreshTokenReuseLeeway is null)
+                    server.AddEventHandler(SpendRefreshTokenOnce.Descriptor);
                 server.AddEventHandler(DetectRefreshTokenReuse.Descriptor)
                     .AddEventHandler(RecordRefreshTokens.Descriptor)
                     .AddEventHandler(RejectClients.Descriptor)
@@ -283,8 +285,8 @@ public sealed class AuthServer : IAsyncDisposable
             .AddValidation(validation =>
             {
                 validation.UseLocalServer();
-                // Revoked access tokens (reuse detection, RFC 7009) stop working at once.
-                validation.EnableTokenEntryValidation();
+                // Revoked access tokens and grants (reuse detection, RFC 7009) stop working at once.
+                validation.EnableTokenEntryValidation().EnableAuthorizationEntryValidation();
                 validation.UseAspNetCore();
             });
         builder.Services.AddAuthentication();

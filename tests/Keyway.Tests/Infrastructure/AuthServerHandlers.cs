@@ -29,6 +29,7 @@ internal sealed class AuthServerState(AuthServerOptions options)
     private readonly List<string> _redeemedRefreshTokens = [];
     private readonly Dictionary<string, string> _refreshTokenIds = new(StringComparer.Ordinal);
     private readonly HashSet<string> _rejectedClients = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _spentRefreshTokenIds = new(StringComparer.Ordinal);
     private readonly List<int> _apiStatusCodes = [];
     private int _failuresLeft;
     private int _failureStatus;
@@ -92,6 +93,13 @@ internal sealed class AuthServerState(AuthServerOptions options)
             return clientId is not null && _rejectedClients.Contains(clientId);
     }
 
+    /// <summary>Marks a refresh token entry spent; false when it already was (a double spend).</summary>
+    public bool TrySpend(string tokenId)
+    {
+        lock (_lock)
+            return _spentRefreshTokenIds.Add(tokenId);
+    }
+
     public string? RefreshTokenId(string refreshToken)
     {
         lock (_lock)
@@ -145,11 +153,11 @@ internal sealed class AuthServerState(AuthServerOptions options)
 }
 
 /// <summary>
-/// Counts a redeemed refresh token presented again. Runs just before OpenIddict's own
-/// <c>ValidateTokenEntry</c>, which then rejects the request and revokes every token of the
-/// authorization; this handler only observes, with OpenIddict's own reuse rule (the leeway).
+/// Records a redeemed refresh token presented again, with OpenIddict's own reuse rule (the
+/// leeway), and revokes its authorization. Runs just before OpenIddict's <c>ValidateTokenEntry</c>,
+/// which then rejects the request (<c>invalid_grant</c>) and revokes every token of the authorization.
 /// </summary>
-internal sealed class DetectRefreshTokenReuse(IOpenIddictTokenManager tokens, AuthServerState state) : IOpenIddictServerHandler<ValidateTokenContext>
+internal sealed class DetectRefreshTokenReuse(IOpenIddictTokenManager tokens, IOpenIddictAuthorizationManager authorizations, AuthServerState state) : IOpenIddictServerHandler<ValidateTokenContext>
 {
     public static OpenIddictServerHandlerDescriptor Descriptor { get; } =
         OpenIddictServerHandlerDescriptor.CreateBuilder<ValidateTokenContext>()
@@ -174,7 +182,62 @@ internal sealed class DetectRefreshTokenReuse(IOpenIddictTokenManager tokens, Au
         if (leeway is not null && (redeemedAt is null || DateTimeOffset.UtcNow < redeemedAt + leeway))
             return;
 
-        state.RecordReuse(new AuthServerRefreshTokenReuse(identifier, await tokens.GetAuthorizationIdAsync(token)));
+        var authorizationId = await tokens.GetAuthorizationIdAsync(token);
+        state.RecordReuse(new AuthServerRefreshTokenReuse(identifier, authorizationId));
+        // OpenIddict revokes the tokens next; the authorization too, so that tokens another
+        // request is issuing right now under it are dead on arrival.
+        await RevokeGrant.AuthorizationAsync(authorizations, authorizationId);
+    }
+}
+
+/// <summary>
+/// Spends each refresh token exactly once. OpenIddict lets concurrent requests that present the
+/// same refresh token all succeed when each passes validation before any marks it redeemed (it
+/// ignores the failed redemption on purpose); a test server must catch that double spend. The
+/// first request to get here wins; any other answers <c>invalid_grant</c> and takes the grant
+/// down (every token and the authorization revoked), as sequential reuse does.
+/// </summary>
+internal sealed class SpendRefreshTokenOnce(IOpenIddictTokenManager tokens, IOpenIddictAuthorizationManager authorizations, AuthServerState state)
+    : IOpenIddictServerHandler<ProcessSignInContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } =
+        OpenIddictServerHandlerDescriptor.CreateBuilder<ProcessSignInContext>()
+            .UseScopedHandler<SpendRefreshTokenOnce>()
+            .SetOrder(OpenIddictServerHandlers.RedeemTokenEntry.Descriptor.Order - 500)
+            .SetType(OpenIddictServerHandlerType.Custom)
+            .Build();
+
+    public async ValueTask HandleAsync(ProcessSignInContext context)
+    {
+        if (context.EndpointType is not OpenIddictServerEndpointType.Token || context.Request?.IsRefreshTokenGrantType() != true)
+            return;
+        var authentication = context.Transaction.GetProperty<ProcessAuthenticationContext>(typeof(ProcessAuthenticationContext).FullName!);
+        if (authentication?.RefreshTokenPrincipal?.GetTokenId() is not { Length: > 0 } identifier || state.TrySpend(identifier))
+            return;
+
+        context.Reject(Errors.InvalidGrant, "The specified refresh token has already been redeemed.");
+        var authorizationId = authentication.RefreshTokenPrincipal.GetAuthorizationId();
+        state.RecordReuse(new AuthServerRefreshTokenReuse(identifier, authorizationId));
+        await RevokeGrant.TokensAsync(tokens, authorizationId);
+        await RevokeGrant.AuthorizationAsync(authorizations, authorizationId);
+    }
+}
+
+internal static class RevokeGrant
+{
+    public static async Task TokensAsync(IOpenIddictTokenManager tokens, string? authorizationId)
+    {
+        if (string.IsNullOrEmpty(authorizationId))
+            return;
+        await foreach (var token in tokens.FindByAuthorizationIdAsync(authorizationId))
+            await tokens.TryRevokeAsync(token);
+    }
+
+    public static async Task AuthorizationAsync(IOpenIddictAuthorizationManager authorizations, string? authorizationId)
+    {
+        if (string.IsNullOrEmpty(authorizationId) || await authorizations.FindByIdAsync(authorizationId) is not { } authorization)
+            return;
+        await authorizations.TryRevokeAsync(authorization);
     }
 }
 

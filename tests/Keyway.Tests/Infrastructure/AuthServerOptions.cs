@@ -20,7 +20,9 @@ public sealed record AuthServerOptions
     /// <summary>
     /// How long after its redemption a rolling refresh token may still be used without counting
     /// as reuse (OpenIddict's <c>RefreshTokenReuseLeeway</c>, 30 s by default there). Null here:
-    /// the second use is always reuse.
+    /// the second use is always reuse, concurrent uses included (of requests racing with one
+    /// refresh token, exactly one succeeds). With a leeway, OpenIddict's own lenient rules apply:
+    /// uses within it succeed, and so may concurrent ones.
     /// </summary>
     public TimeSpan? RefreshTokenReuseLeeway { get; init; }
 

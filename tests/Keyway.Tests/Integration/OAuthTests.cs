@@ -335,7 +335,7 @@ public sealed class OAuthTests
     }
 
     /// <summary>Sends proxied requests from several tasks through the replicas for a while; returns every status.</summary>
-    private static async Task<List<int>> LoadAsync(IReadOnlyList<KeywayProcess> replicas, string resource, TimeSpan duration)
+    private static async Task<List<int>> LoadAsync(List<KeywayProcess> replicas, string resource, TimeSpan duration)
     {
         var statuses = new List<int>();
         var until = DateTime.UtcNow + duration;

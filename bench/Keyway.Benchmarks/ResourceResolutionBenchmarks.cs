@@ -1,5 +1,5 @@
-using BenchmarkDotNet.Attributes;
 using System.Security.Cryptography;
+using BenchmarkDotNet.Attributes;
 using Keyway.Access;
 using Keyway.Environments;
 using Keyway.Resources;

@@ -104,11 +104,13 @@ internal static class CredentialCommands
     {
         var resource = new Argument<string>("resource") { Description = "The resource to test." };
         var env = new Option<string>("--env", "-e") { Description = "The environment.", DefaultValueFactory = _ => "production" };
-        var command = new Command("test", "Run the resource's auth flow and a test request (GET on its base URL); report each step.") { resource, env };
+        var path = new Option<string?>("--path") { Description = "The path of the test request (default: the base URL itself)." };
+        var command = new Command("test", "Run the resource's auth flow and a test request (GET on its base URL or --path); report each step.") { resource, env, path };
         command.SetAction(io.Client(async (client, output, parse, ct) =>
         {
+            var query = parse.GetValue(path) is { } p ? "&path=" + Uri.EscapeDataString(p) : "";
             var doc = await client.PostAsync(
-                $"api/v1/resources/{Uri.EscapeDataString(parse.GetValue(resource)!)}/test?environment={Uri.EscapeDataString(parse.GetValue(env)!)}", null, ct);
+                $"api/v1/resources/{Uri.EscapeDataString(parse.GetValue(resource)!)}/test?environment={Uri.EscapeDataString(parse.GetValue(env)!)}{query}", null, ct);
             output.Table(doc, doc?["steps"] as JsonArray,
                 ("STEP", s => Output.Str(s["step"])), ("OK", s => s["ok"]?.GetValue<bool>() == true ? "yes" : "NO"), ("DETAIL", s => Output.Str(s["detail"])));
             if (doc?["ok"]?.GetValue<bool>() != true)

@@ -94,7 +94,7 @@ internal static class CredentialEndpoints
             .Requires(Permission.Read, "name")
             .WithSummary("Connect an account (authorization code with PKCE, state and nonce): redirects to the provider, or returns {authorizeUrl} for Accept: application/json.");
 
-        group.MapPost("/test", async (string name, string? environment, HttpContext http, Resources.ResourceService resources, Resources.ResourceResolver resolver,
+        group.MapPost("/test", async (string name, string? environment, string? path, HttpContext http, Resources.ResourceService resources, Resources.ResourceResolver resolver,
                 CredentialEngine engine, RunExecutor executor, AccessPolicy access, CancellationToken ct) =>
             {
                 var caller = Caller.From(http.User)!;
@@ -135,9 +135,9 @@ internal static class CredentialEndpoints
 
                 try
                 {
-                    var result = await executor.ExecuteAsync(resolved, new OutboundCall(HttpMethod.Get, null, [], [], null, null), caller, ct);
+                    var result = await executor.ExecuteAsync(resolved, new OutboundCall(HttpMethod.Get, path, [], [], null, null), caller, ct);
                     var ok = result.Status < 400;
-                    steps.Add(new TestStep("request", ok, $"GET {resolved.BaseUrl} answered {result.Status} in {result.DurationMs} ms" + (result.Refreshed ? " (after one refresh)" : "")));
+                    steps.Add(new TestStep("request", ok, $"GET {path ?? "/"} answered {result.Status} in {result.DurationMs} ms" + (result.Refreshed ? " (after one refresh)" : "")));
                     return TypedResults.Ok(new TestReport(ok, steps));
                 }
                 catch (KeywayException e)
@@ -147,7 +147,7 @@ internal static class CredentialEndpoints
                 }
             })
             .Requires(Permission.Read, "name")
-            .WithSummary("Run the auth flow and a test request (GET on the base URL); report each step, redacted.");
+            .WithSummary("Run the auth flow and a test request (GET on the base URL, or ?path=); report each step, redacted.");
 
         return api;
     }

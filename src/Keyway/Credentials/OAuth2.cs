@@ -177,7 +177,7 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
             return TokenResult.Fail(FailureKind.Transient, $"The token endpoint did not answer within {RequestTimeout.TotalSeconds:0} s.");
         }
 
-        return Classify(response, settings);
+        return Classify(response, settings, grant);
     }
 
     /// <summary>RFC 7009 revocation, best effort: false when the provider has no endpoint or refused.</summary>
@@ -210,7 +210,7 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
         return !response.IsError;
     }
 
-    private TokenResult Classify(TokenResponse response, OAuth2Settings settings)
+    private TokenResult Classify(TokenResponse response, OAuth2Settings settings, string grant)
     {
         var receivedAt = time.GetUtcNow();
         if (!response.IsError && response.AccessToken is { Length: > 0 } access)
@@ -227,8 +227,9 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
         }
 
         var status = (int)response.HttpStatusCode;
-        var description = response.ErrorDescription is { Length: > 0 } d ? $" ({Truncate(d)})" : "";
-        var error = response.Error ?? "no access_token in the answer";
+        // On 4xx/5xx Duende puts the HTTP reason in Error; the OAuth error code is in the JSON body.
+        var error = JsonString(response, "error") ?? response.Error ?? "no access_token in the answer";
+        var description = (JsonString(response, "error_description") ?? response.ErrorDescription) is { Length: > 0 } d ? $" ({Truncate(d)})" : "";
         if (response.ErrorType == ResponseErrorType.Exception || status is 0 or 408 or 429 or >= 500)
         {
             TimeSpan? retryAfter = null;
@@ -241,9 +242,15 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
             return TokenResult.Fail(FailureKind.Transient, what, retryAfter);
         }
 
-        var kind = error == "invalid_grant" ? FailureKind.GrantRevoked : FailureKind.Misconfigured;
+        // invalid_grant on a refresh token or code means the grant is gone; on the password or client
+        // credentials grants it means the configured credentials are wrong.
+        var kind = error == "invalid_grant" && grant is "refresh_token" or "authorization_code" ? FailureKind.GrantRevoked : FailureKind.Misconfigured;
         return TokenResult.Fail(kind, $"{error}{description} (HTTP {status})");
     }
+
+    private static string? JsonString(TokenResponse response, string name) =>
+        response.Json is { ValueKind: System.Text.Json.JsonValueKind.Object } json && json.TryGetProperty(name, out var value) &&
+        value.ValueKind == System.Text.Json.JsonValueKind.String ? value.GetString() : null;
 
     private static string Truncate(string text) => text.Length <= 200 ? text : text[..200] + "…";
 

@@ -22,6 +22,8 @@ public sealed class OAuthTests
     {
         await Expect.StatusAsync(await admin.PutAsJsonAsync("/api/v1/environments/production/variables/OAUTH_SECRET",
             new { value = AuthServerClient.Default.ClientSecret, secret = true }), 200);
+        await Expect.StatusAsync(await admin.PutAsJsonAsync("/api/v1/environments/production/variables/ALICE_PASSWORD",
+            new { value = AuthServerUser.Alice.Password, secret = true }), 200);
         var definition = JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(new { baseUrl = server.BaseUrl, auth }))!.AsObject();
         if (extra is not null)
         {
@@ -42,7 +44,7 @@ public sealed class OAuthTests
     {
         type = "oauth2", grant = "password", tokenUrl = server.TokenEndpoint, clientId = "keyway",
         clientSecret = "{{ environment.variables.OAUTH_SECRET }}", scope = AuthServer.ApiScope + " offline_access",
-        username = "alice", password = "{{ environment.variables.OAUTH_SECRET }}",
+        username = "alice", password = "{{ environment.variables.ALICE_PASSWORD }}",
     };
 
     [Theory]
@@ -324,7 +326,7 @@ public sealed class OAuthTests
         var import = await KeywayProcess.RunCliAsync(["credential", "import", "imported"], cli, initial.RefreshToken);
         var run = await Expect.StatusAsync(await admin.PostAsJsonAsync("/api/v1/resources/imported/run", new { path = "/api/me" }), 200);
         var status = await KeywayProcess.RunCliAsync(["credential", "status", "imported"], cli);
-        var test = await KeywayProcess.RunCliAsync(["resource", "test", "imported"], cli);
+        var test = await KeywayProcess.RunCliAsync(["resource", "test", "imported", "--path", "/api/me"], cli);
 
         Assert.True(import.ExitCode == 0, import.Output);
         Assert.Equal(200, (int)run["status"]!);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Claims;
+using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore;
 using Microsoft.AspNetCore.Authentication;
@@ -27,7 +28,7 @@ namespace Keyway.Tests.Infrastructure;
 /// A real OAuth 2.0 / OpenID Connect authorization server (OpenIddict, EF Core stores on an
 /// in-memory SQLite database, token storage on) in Kestrel on 127.0.0.1, standing in for the
 /// identity provider behind a Keyway <c>oauth2</c> resource. Access tokens are JWTs signed with
-/// an ephemeral development key (not encrypted), so their <c>exp</c> can be read.
+/// a development RSA key (one per test run), not encrypted, so their <c>exp</c> can be read.
 /// <list type="bullet">
 /// <item>Grants: <c>client_credentials</c>, <c>password</c>, <c>authorization_code</c> (PKCE S256 required), <c>refresh_token</c>.</item>
 /// <item>Rolling refresh tokens with reuse detection (see <see cref="AuthServerOptions.RotateRefreshTokens"/>).</item>
@@ -53,6 +54,10 @@ public sealed class AuthServer : IAsyncDisposable
     private const string UserInfoPath = "/connect/userinfo";
     private const string DiscoveryPath = "/.well-known/openid-configuration";
     private const string ApiPath = "/api/me";
+
+    // One RSA key for every server of the test run: generating one takes from 0.1 s to seconds
+    // on a busy machine, and OpenIddict's ephemeral keys would make one per server.
+    private static readonly Lazy<RsaSecurityKey> _developmentSigningKey = new(() => new RsaSecurityKey(RSA.Create(2048)) { KeyId = "keyway-tests" });
 
     private readonly WebApplication _app;
     private readonly SqliteConnection _database;
@@ -266,8 +271,8 @@ public sealed class AuthServer : IAsyncDisposable
                         .DisableSlidingRefreshTokenExpiration()
                         .AddEventHandler(KeepRefreshTokenWithoutRotation.Descriptor);
                 }
-                server.AddEphemeralEncryptionKey()
-                    .AddEphemeralSigningKey()
+                server.AddEncryptionKey(new SymmetricSecurityKey(RandomNumberGenerator.GetBytes(32)))
+                    .AddSigningKey(_developmentSigningKey.Value)
                     .DisableAccessTokenEncryption();
                 if (options.RotateRefreshTokens && options.RefreshTokenReuseLeeway is null)
                     server.AddEventHandler(SpendRefreshTokenOnce.Descriptor);

@@ -215,10 +215,12 @@ public sealed class AuthServerTests(ITestOutputHelper output) : IAsyncLifetime
         using var fresh = await CallApiAsync(server, token.AccessToken!);
         var me = await fresh.Content.ReadFromJsonAsync<AuthServerApiIdentity>(_json);
         HttpStatusCode status = 0;
+        var challenge = "";
         await Poll.UntilAsync(async () =>
         {
             using var response = await CallApiAsync(server, token.AccessToken!);
             status = response.StatusCode;
+            challenge = response.Headers.WwwAuthenticate.ToString();
             return status != HttpStatusCode.OK;
         }, TimeSpan.FromSeconds(10), "the access token to expire");
 
@@ -226,6 +228,9 @@ public sealed class AuthServerTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(("keyway", "keyway"), (me!.Subject, me.ClientId));
         Assert.Equal(["api"], me.Scopes);
         Assert.Equal(HttpStatusCode.Unauthorized, status);
+        Assert.StartsWith("Bearer", challenge, StringComparison.Ordinal);
+        Assert.Contains("invalid_token", challenge, StringComparison.Ordinal);
+        // The JWT exp is in whole seconds, so a 2 s token lives between 1 and 2 s.
         Assert.True(issued.Elapsed > TimeSpan.FromSeconds(1), $"expired after {issued.Elapsed}");
         Assert.Equal(200, server.ApiStatusCodes[0]);
         Assert.Equal(401, server.ApiStatusCodes[^1]);

@@ -91,7 +91,7 @@ internal sealed partial class CredentialEngine(
         {
             var stored = await store.ReadAsync(key, cancellationToken);
             var refreshAt = RefreshAt(tokens);
-            var version = await store.SaveTokensAsync(key, stored?.Version, provider.ParametersHash, tokens, refreshAt, countRefresh: false, cancellationToken);
+            var version = await store.SaveTokensAsync(key, stored?.Version, provider.ParametersHash, tokens, refreshAt, countRefresh: false, cancellationToken, KeepAliveAt(tokens, provider));
             if (version is { } v)
             {
                 var credential = new Credential(key, tokens, v, refreshAt, provider.ParametersHash);
@@ -168,6 +168,10 @@ internal sealed partial class CredentialEngine(
         var jitter = TimeSpan.FromTicks((long)(Math.Min(MaxJitter.Ticks, lifetime.Ticks / 20) * Random()));
         return expires - margin - jitter;
     }
+
+    /// <summary>When to refresh an idle credential so the provider does not expire its refresh token.</summary>
+    private static DateTimeOffset? KeepAliveAt(TokenSet tokens, ITokenProvider provider) =>
+        provider.KeepAlive is { } interval && tokens.RefreshToken is not null ? tokens.ObtainedAt + interval : null;
 
     /// <summary>Exponential backoff with full jitter, capped.</summary>
     internal TimeSpan Backoff(long failures)
@@ -316,7 +320,7 @@ internal sealed partial class CredentialEngine(
             }
 
             var refreshAt = RefreshAt(tokens);
-            var written = await store.SaveTokensAsync(key, version, provider.ParametersHash, tokens, refreshAt, countRefresh: useRefreshToken || stored is not null, ct);
+            var written = await store.SaveTokensAsync(key, version, provider.ParametersHash, tokens, refreshAt, countRefresh: useRefreshToken || stored is not null, ct, KeepAliveAt(tokens, provider));
             if (written is null)
             {
                 // Only a writer without the lock (an import) can get here; its tokens win.

@@ -34,15 +34,20 @@ internal sealed partial class CredentialRefresher(
     internal async Task SweepAsync(CancellationToken cancellationToken)
     {
         metrics.SetCounts(await store.CountByStateAsync(cancellationToken));
-        foreach (var key in await store.DueAsync(time.GetUtcNow(), 100, cancellationToken))
+        foreach (var (key, keepAlive) in await store.DueAsync(time.GetUtcNow(), 100, cancellationToken))
         {
             try
             {
                 var compiled = await resources.GetCompiledAsync(key.Resource, cancellationToken);
                 var resolved = await resolver.ResolveAsync(compiled, key.Environment, null, cancellationToken);
-                if (resolved.Credential is { Shared: true } binding)
+                if (resolved.Credential is { } binding && keepAlive)
                 {
-                    await engine.RefreshIfDueAsync(key, binding.Provider, cancellationToken);
+                    // Fresh but idle for the keep-alive interval: spend the refresh token so the provider keeps the grant.
+                    await engine.RefreshAsync(key, binding.Provider, cancellationToken);
+                }
+                else if (resolved.Credential is { Shared: true } shared)
+                {
+                    await engine.RefreshIfDueAsync(key, shared.Provider, cancellationToken);
                 }
             }
             catch (KeywayException e)

@@ -70,23 +70,28 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
         return rows.ToDictionary(r => r.State, r => r.Count, StringComparer.Ordinal);
     }
 
-    /// <summary>Shared credentials whose proactive refresh is due.</summary>
-    public async Task<IReadOnlyList<CredentialKey>> DueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken)
+    /// <summary>
+    /// Credentials the sweep must refresh: shared ones whose schedule has come, and any whose
+    /// keep-alive has come (<c>KeepAlive</c> true: refresh even though the token is still fresh).
+    /// </summary>
+    public async Task<IReadOnlyList<(CredentialKey Key, bool KeepAlive)>> DueAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<(string Resource, string Environment, string Owner)>(
+        var rows = await connection.QueryAsync<(string Resource, string Environment, string Owner, long KeepAlive)>(
             """
-            SELECT resource, environment, owner FROM credentials
-            WHERE next_refresh_at <= @now AND owner = 'shared' AND state IN ('valid', 'expiring', 'expired')
+            SELECT resource, environment, owner, CASE WHEN keep_alive_at <= @now THEN 1 ELSE 0 END FROM credentials
+            WHERE state IN ('valid', 'expiring', 'expired')
+              AND ((next_refresh_at <= @now AND owner = 'shared') OR keep_alive_at <= @now)
             ORDER BY next_refresh_at LIMIT @limit
             """,
             new { now = now.ToStore(), limit });
-        return rows.Select(r => new CredentialKey(r.Resource, r.Environment, r.Owner)).ToList();
+        return rows.Select(r => (new CredentialKey(r.Resource, r.Environment, r.Owner), r.KeepAlive != 0)).ToList();
     }
 
     /// <summary>Stores new tokens (and clears any failure and in-flight mark). <paramref name="expectedVersion"/> null means "insert; fail if it exists".</summary>
     public async Task<long?> SaveTokensAsync(
-        CredentialKey key, long? expectedVersion, string parametersHash, TokenSet tokens, DateTimeOffset? nextRefreshAt, bool countRefresh, CancellationToken cancellationToken)
+        CredentialKey key, long? expectedVersion, string parametersHash, TokenSet tokens, DateTimeOffset? nextRefreshAt, bool countRefresh,
+        CancellationToken cancellationToken, DateTimeOffset? keepAliveAt = null)
     {
         var now = time.GetUtcNow().ToStore();
         var values = new
@@ -102,6 +107,7 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
             expiresAt = tokens.ExpiresAt.ToStore(),
             obtainedAt = tokens.ObtainedAt.ToStore(),
             nextRefreshAt = nextRefreshAt.ToStore(),
+            keepAliveAt = keepAliveAt.ToStore(),
             refreshed = countRefresh ? 1 : 0,
             expected = expectedVersion ?? 0,
             now,
@@ -111,9 +117,9 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
         {
             return await connection.ExecuteScalarAsync<long?>(
                 $"""
-                INSERT INTO credentials ({Columns}, created_at, updated_at)
+                INSERT INTO credentials ({Columns}, keep_alive_at, created_at, updated_at)
                 VALUES (@Resource, @Environment, @Owner, @paramsHash, @state, 1, @access, @refresh, @tokenType, @expiresAt, @obtainedAt,
-                        @now, @nextRefreshAt, @refreshed, 0, NULL, NULL, NULL, @now, @now)
+                        @now, @nextRefreshAt, @refreshed, 0, NULL, NULL, NULL, @keepAliveAt, @now, @now)
                 ON CONFLICT (resource, environment, owner) DO NOTHING
                 RETURNING version
                 """,
@@ -124,7 +130,7 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
             """
             UPDATE credentials SET params_hash = @paramsHash, state = @state, version = version + 1, access_token = @access, refresh_token = @refresh,
                 token_type = @tokenType, expires_at = @expiresAt, obtained_at = @obtainedAt, last_refreshed_at = @now,
-                next_refresh_at = @nextRefreshAt, refresh_count = refresh_count + @refreshed, failure_count = 0, last_error = NULL,
+                next_refresh_at = @nextRefreshAt, keep_alive_at = @keepAliveAt, refresh_count = refresh_count + @refreshed, failure_count = 0, last_error = NULL,
                 refresh_started_at = NULL, refresh_owner = NULL, updated_at = @now
             WHERE resource = @Resource AND environment = @Environment AND owner = @Owner AND version = @expected
             RETURNING version

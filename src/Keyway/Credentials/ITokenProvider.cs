@@ -17,6 +17,9 @@ internal interface ITokenProvider
     /// <summary>How long a token lives when neither the response nor the token says (null: until rejected).</summary>
     TimeSpan? DefaultLifetime { get; }
 
+    /// <summary>Refresh at least this often, so a provider that expires idle refresh tokens keeps this one alive (null: no keep-alive).</summary>
+    TimeSpan? KeepAlive => null;
+
     Task<TokenResult> AcquireAsync(CredentialKey key, CancellationToken cancellationToken);
 
     Task<TokenResult> RefreshAsync(CredentialKey key, TokenSet current, CancellationToken cancellationToken);

@@ -42,6 +42,8 @@ internal sealed record OAuth2Settings
 
     public TimeSpan? Lifetime { get; init; }
 
+    public TimeSpan? KeepAlive { get; init; }
+
     /// <summary>
     /// Everything that shapes the tokens (not the client secret or password: rotating those must not
     /// throw away a working grant). Tokens stored under another hash are not used.
@@ -274,6 +276,8 @@ internal sealed class OAuth2TokenProvider(OAuth2Client client, OAuth2Settings se
     public string ParametersHash { get; } = settings.ParametersHash;
 
     public TimeSpan? DefaultLifetime => Settings.Lifetime;
+
+    public TimeSpan? KeepAlive => Settings.KeepAlive;
 
     public Task<TokenResult> AcquireAsync(CredentialKey key, CancellationToken cancellationToken) =>
         client.RequestTokenAsync(Settings, Settings.Grant, null, null, null, null, cancellationToken);

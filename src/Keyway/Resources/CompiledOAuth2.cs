@@ -35,6 +35,8 @@ internal sealed class CompiledOAuth2
 
     public TimeSpan? Lifetime { get; init; }
 
+    public TimeSpan? KeepAlive { get; init; }
+
     public static CompiledOAuth2? Compile(
         AuthDefinition auth, List<FieldError> errors, Func<string, string?, bool, Template?> parse, Func<string, string?, Template?> secret)
     {
@@ -82,6 +84,11 @@ internal sealed class CompiledOAuth2
             errors.Add(new FieldError("auth.token", "An oauth2 resource gets its tokens from the provider; import an existing token set with 'keyway credential import' instead."));
         }
 
+        if (auth.KeepAliveSeconds is < 60)
+        {
+            errors.Add(new FieldError("auth.keepAliveSeconds", "Must be at least 60 seconds."));
+        }
+
         if (auth.LifetimeSeconds is < 1)
         {
             errors.Add(new FieldError("auth.lifetimeSeconds", "Must be a positive number of seconds."));
@@ -96,6 +103,7 @@ internal sealed class CompiledOAuth2
             TokenName = auth.Name ?? (inQuery ? "access_token" : "Authorization"),
             TokenPrefix = auth.Prefix ?? (inQuery ? "" : "Bearer "),
             Lifetime = auth.LifetimeSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
+            KeepAlive = auth.KeepAliveSeconds is { } keep ? TimeSpan.FromSeconds(keep) : null,
             _issuer = parse("auth.issuer", auth.Issuer, false),
             _tokenUrl = parse("auth.tokenUrl", auth.TokenUrl, false),
             _authorizeUrl = parse("auth.authorizeUrl", auth.AuthorizeUrl, false),
@@ -140,6 +148,7 @@ internal sealed class CompiledOAuth2
             Username = R(_username),
             Password = R(_password) is { } pw ? new Secret(pw) : null,
             Lifetime = Lifetime,
+            KeepAlive = KeepAlive,
         };
     }
 }

@@ -84,6 +84,9 @@ internal sealed record AuthDefinition
     /// <summary>oauth2: how long a token lives when neither <c>expires_in</c> nor a JWT <c>exp</c> says.</summary>
     public int? LifetimeSeconds { get; init; }
 
+    /// <summary>oauth2: refresh at least this often, for providers that expire idle refresh tokens.</summary>
+    public int? KeepAliveSeconds { get; init; }
+
     /// <summary>bearer: the token (a template over a secret variable).</summary>
     public string? Token { get; init; }
 

@@ -316,6 +316,27 @@ public sealed class CredentialEngineTests
     }
 
     [Fact]
+    public async Task An_idle_refresh_token_is_kept_alive_for_shared_and_per_user_credentials_alike()
+    {
+        await using var f = await EngineFixture.CreateAsync();
+        var provider = new FakeTokenProvider(f.Time) { ExpiresIn = null, KeepAlive = TimeSpan.FromDays(7) };
+        var user = Key with { Owner = "user-1" };
+        await f.Engine.GetAsync(Key, provider, default);
+        await f.Engine.StoreAsync(user, provider, (await provider.AcquireAsync(user, default)).Tokens!, default);
+
+        var early = await f.Store.DueAsync(f.Time.GetUtcNow().AddDays(6), 10, default);
+        var due = await f.Store.DueAsync(f.Time.GetUtcNow().AddDays(7).AddSeconds(1), 10, default);
+        f.Time.Advance(TimeSpan.FromDays(7).Add(TimeSpan.FromSeconds(1)));
+        await f.Engine.RefreshAsync(user, provider, default);
+        var after = await f.Store.DueAsync(f.Time.GetUtcNow(), 10, default);
+
+        Assert.Empty(early);
+        Assert.Equal(new[] { (Key, true), (user, true) }.ToHashSet(), due.ToHashSet());
+        Assert.DoesNotContain(after, d => d.Key == user);
+        Assert.Equal(0, provider.Reuses);
+    }
+
+    [Fact]
     public void Margin_is_the_smaller_of_a_minute_and_a_tenth_of_the_lifetime_and_jitter_spreads_a_fleet()
     {
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();

@@ -24,6 +24,8 @@ internal sealed class FakeTokenProvider(FakeTimeProvider time) : ITokenProvider
 
     public TimeSpan? DefaultLifetime { get; init; }
 
+    public TimeSpan? KeepAlive { get; init; }
+
     /// <summary>Seconds in <c>expires_in</c>; null leaves it out.</summary>
     public long? ExpiresIn { get; init; } = 3600;
 

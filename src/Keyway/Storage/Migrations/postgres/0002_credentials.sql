@@ -17,6 +17,7 @@ CREATE TABLE credentials (
     obtained_at        BIGINT NULL,
     last_refreshed_at  BIGINT NULL,
     next_refresh_at    BIGINT NULL,
+    keep_alive_at      BIGINT NULL,
     refresh_count      BIGINT NOT NULL,
     failure_count      BIGINT NOT NULL,
     last_error         TEXT NULL,
@@ -28,6 +29,7 @@ CREATE TABLE credentials (
     PRIMARY KEY (resource, environment, owner)
 );
 CREATE INDEX credentials_due ON credentials(next_refresh_at);
+CREATE INDEX credentials_keep_alive ON credentials(keep_alive_at);
 
 -- Authorization-code connections in progress: the state parameter names the row; the PKCE
 -- verifier is encrypted. Rows older than ten minutes are refused and swept.

@@ -34,6 +34,27 @@ internal sealed class CredentialBinding(string resource, string environment, OAu
         return new CredentialKey(resource, environment, caller.UserId);
     }
 
+    /// <summary>
+    /// The credential to attach for this caller. When a person must connect (again), the error
+    /// carries <c>connectUrl</c>: where to do it. Never someone else's token.
+    /// </summary>
+    public async ValueTask<(CredentialKey Key, Credential Credential)> GetAsync(CredentialEngine engine, Caller? caller, CancellationToken cancellationToken)
+    {
+        var key = KeyFor(caller);
+        try
+        {
+            return (key, await engine.GetAsync(key, Provider, cancellationToken));
+        }
+        catch (CredentialException e) when (e.Code is "not_connected" or "reconnect_required" && Provider.Settings.Grant == "authorization_code")
+        {
+            var extensions = new Dictionary<string, object?>(e.Extensions ?? new Dictionary<string, object?>())
+            {
+                ["connectUrl"] = $"/api/v1/resources/{Uri.EscapeDataString(resource)}/connect?environment={Uri.EscapeDataString(environment)}",
+            };
+            throw new CredentialException(e.Status, e.Code, e.Message, extensions);
+        }
+    }
+
     /// <summary>The access token as the upstream expects it (header value or query value).</summary>
     public string Value(Credential credential) => _prefix + credential.Tokens.AccessToken.Reveal();
 

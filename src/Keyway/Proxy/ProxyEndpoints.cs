@@ -53,8 +53,14 @@ internal static partial class ProxyEndpoints
 
             var target = Runs.RunExecutor.BuildUrl(resolved, path, query);
             var binding = resolved.Credential;
-            var key = binding?.KeyFor(caller);
-            var credential = binding is null ? null : await engine.GetAsync(key!.Value, binding.Provider, context.RequestAborted);
+            CredentialKey? key = null;
+            Credential? credential = null;
+            if (binding is not null)
+            {
+                (var k, credential) = await binding.GetAsync(engine, caller, context.RequestAborted);
+                key = k;
+            }
+
             var config = new ForwarderRequestConfig { ActivityTimeout = compiled.Timeout, Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionOrLower };
             // Only a request without a body can be sent twice: its body was streamed the first time.
             var replayable = context.Request.ContentLength is null or 0 && !context.Request.Headers.ContainsKey("Transfer-Encoding");

@@ -27,8 +27,14 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(resource.Timeout);
         var binding = resolved.Credential;
-        var key = binding?.KeyFor(caller);
-        var credential = binding is null ? null : await engine.GetAsync(key!.Value, binding.Provider, cancellationToken);
+        CredentialKey? key = null;
+        Credential? credential = null;
+        if (binding is not null)
+        {
+            (var k, credential) = await binding.GetAsync(engine, caller, cancellationToken);
+            key = k;
+        }
+
         var refreshed = false;
         HttpResponseMessage? response = null;
         try

@@ -45,6 +45,9 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
         "resource, environment, owner, params_hash, state, version, access_token, refresh_token, token_type, expires_at, obtained_at, " +
         "last_refreshed_at, next_refresh_at, refresh_count, failure_count, last_error, refresh_started_at, refresh_owner";
 
+    /// <summary>The associated data that binds an encrypted value to its row and field.</summary>
+    // A new encrypted column must be added to RekeyJob's registry (RekeyJob.Columns) with this
+    // associated data, or a rekey leaves its values under the old data key.
     public static string AssociatedData(CredentialKey key, string field) => $"credentials:{key.Resource}:{key.Environment}:{key.Owner}:{field}";
 
     public async Task<StoredCredential?> ReadAsync(CredentialKey key, CancellationToken cancellationToken)

@@ -223,7 +223,7 @@ internal sealed partial class CredentialService(
 
         var key = new CredentialKey(pending.Resource, pending.Environment, pending.Owner);
         var (_, binding) = await BindingAsync(key.Resource, key.Environment, null, ct);
-        var verifier = keys.DecryptSecret(pending.CodeVerifier, PendingAssociatedData(state)).Reveal();
+        var verifier = (await DecryptVerifierAsync(pending.CodeVerifier, state, ct)).Reveal();
         var result = await binding.Provider.ExchangeCodeAsync(code, verifier, pending.RedirectUri, ct);
         if (result.Tokens is not { } tokens)
         {
@@ -233,6 +233,24 @@ internal sealed partial class CredentialService(
         await engine.StoreAsync(key, binding.Provider, tokens, ct);
         Log.Connected(logger, key.ToString());
         return (key, pending.ReturnTo);
+    }
+
+    /// <summary>
+    /// Decrypts a pending connection's verifier. One under a data key this process does not hold
+    /// yet (another replica started the connection, or a rekey moved it) reloads the key ring and
+    /// is tried once more.
+    /// </summary>
+    private async Task<Secret> DecryptVerifierAsync(byte[] ciphertext, string state, CancellationToken ct)
+    {
+        try
+        {
+            return keys.DecryptSecret(ciphertext, PendingAssociatedData(state));
+        }
+        catch (DecryptionException e) when (e.Reason == DecryptionFailure.UnknownDataKey)
+        {
+            await keys.ReloadAsync(ct);
+            return keys.DecryptSecret(ciphertext, PendingAssociatedData(state));
+        }
     }
 
     private sealed class Pending

@@ -258,6 +258,23 @@ public sealed class RekeyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Another_replica_reads_rekeyed_tokens_under_a_data_key_it_has_not_loaded_yet()
+    {
+        var key = new CredentialKey("api", Production, CredentialKey.Shared);
+        using var replica1 = await OpenRingAsync(_keyB, _keyA);
+        using var replica2 = await OpenRingAsync(_keyB, _keyA);
+        await SaveTokensAsync(replica2, key, "access-value", "refresh-value");
+
+        var status = await Job(replica1).RunAsync(CancellationToken.None);
+
+        Assert.Equal((RekeyStatus.Completed, 2L), (status.State, status.Reencrypted));
+        Assert.NotEqual(status.DataKeyId, replica2.ActiveKeyId);
+        var tokens = (await new CredentialStore(_database, replica2, _time).ReadAsync(key, CancellationToken.None))!.Tokens!;
+        Assert.Equal(("access-value", "refresh-value"), (tokens.AccessToken.Reveal(), tokens.RefreshToken!.Reveal()));
+        Assert.Equal(status.DataKeyId, replica2.ActiveKeyId);
+    }
+
+    [Fact]
     public async Task A_token_that_does_not_decrypt_fails_the_rekey_naming_its_row_and_never_a_value()
     {
         var key = new CredentialKey("api", Production, "user-1");

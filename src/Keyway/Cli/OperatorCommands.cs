@@ -16,7 +16,7 @@ internal static class OperatorCommands
         var command = new Command("operator", "Key maintenance: rotate the master key and the data keys.");
 
         var rekey = new Command("rekey",
-            "Re-wrap every data key under the primary master key, rotate to a fresh data key and re-encrypt every secret, " +
+            "Re-wrap every data key under the primary master key, rotate to a fresh data key and re-encrypt every stored secret and credential token, " +
             "while Keyway keeps serving. Waits until it finishes; if it is interrupted, run it again to resume.");
         rekey.SetAction(io.Client((client, output, _, ct) => RekeyAsync(client, output, io, ct)));
 

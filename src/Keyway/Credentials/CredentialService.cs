@@ -25,6 +25,9 @@ internal sealed partial class CredentialService(
 {
     private static readonly TimeSpan PendingLifetime = TimeSpan.FromMinutes(10);
 
+    /// <summary>The associated data of a pending connection's encrypted PKCE verifier (<c>oauth_pending.code_verifier</c>; RekeyJob's registry uses it too).</summary>
+    public static string PendingAssociatedData(string state) => $"oauth_pending:{state}:code_verifier";
+
     /// <summary>The binding of a resource with a dynamic credential, or a 400 saying it has none.</summary>
     public async Task<(ResolvedResource Resolved, CredentialBinding Binding)> BindingAsync(string resource, string environment, Caller? caller, CancellationToken ct)
     {
@@ -179,7 +182,7 @@ internal sealed partial class CredentialService(
                 new
                 {
                     state, key.Resource, key.Environment, key.Owner,
-                    verifier = keys.Encrypt(new Secret(verifier), "oauth_pending:" + state + ":code_verifier"),
+                    verifier = keys.Encrypt(new Secret(verifier), PendingAssociatedData(state)),
                     nonce, callbackUrl, returnTo, now = now.ToStore(),
                 });
         }
@@ -220,7 +223,7 @@ internal sealed partial class CredentialService(
 
         var key = new CredentialKey(pending.Resource, pending.Environment, pending.Owner);
         var (_, binding) = await BindingAsync(key.Resource, key.Environment, null, ct);
-        var verifier = keys.DecryptSecret(pending.CodeVerifier, "oauth_pending:" + state + ":code_verifier").Reveal();
+        var verifier = (await DecryptVerifierAsync(pending.CodeVerifier, state, ct)).Reveal();
         var result = await binding.Provider.ExchangeCodeAsync(code, verifier, pending.RedirectUri, ct);
         if (result.Tokens is not { } tokens)
         {
@@ -230,6 +233,24 @@ internal sealed partial class CredentialService(
         await engine.StoreAsync(key, binding.Provider, tokens, ct);
         Log.Connected(logger, key.ToString());
         return (key, pending.ReturnTo);
+    }
+
+    /// <summary>
+    /// Decrypts a pending connection's verifier. One under a data key this process does not hold
+    /// yet (another replica started the connection, or a rekey moved it) reloads the key ring and
+    /// is tried once more.
+    /// </summary>
+    private async Task<Secret> DecryptVerifierAsync(byte[] ciphertext, string state, CancellationToken ct)
+    {
+        try
+        {
+            return keys.DecryptSecret(ciphertext, PendingAssociatedData(state));
+        }
+        catch (DecryptionException e) when (e.Reason == DecryptionFailure.UnknownDataKey)
+        {
+            await keys.ReloadAsync(ct);
+            return keys.DecryptSecret(ciphertext, PendingAssociatedData(state));
+        }
     }
 
     private sealed class Pending

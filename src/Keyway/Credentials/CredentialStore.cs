@@ -45,6 +45,9 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
         "resource, environment, owner, params_hash, state, version, access_token, refresh_token, token_type, expires_at, obtained_at, " +
         "last_refreshed_at, next_refresh_at, refresh_count, failure_count, last_error, refresh_started_at, refresh_owner";
 
+    /// <summary>The associated data that binds an encrypted value to its row and field.</summary>
+    // A new encrypted column must be added to RekeyJob's registry (RekeyJob.Columns) with this
+    // associated data, or a rekey leaves its values under the old data key.
     public static string AssociatedData(CredentialKey key, string field) => $"credentials:{key.Resource}:{key.Environment}:{key.Owner}:{field}";
 
     public async Task<StoredCredential?> ReadAsync(CredentialKey key, CancellationToken cancellationToken)
@@ -52,14 +55,20 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
         await using var connection = await database.OpenAsync(cancellationToken);
         var row = await connection.QuerySingleOrDefaultAsync<Row>(
             $"SELECT {Columns} FROM credentials WHERE resource = @Resource AND environment = @Environment AND owner = @Owner", key);
-        return row is null ? null : ToStored(row);
+        return row is null ? null : await ToStoredAsync(row, cancellationToken);
     }
 
     public async Task<IReadOnlyList<StoredCredential>> ListAsync(string resource, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<Row>($"SELECT {Columns} FROM credentials WHERE resource = @resource ORDER BY environment, owner", new { resource });
-        return rows.Select(ToStored).ToList();
+        var stored = new List<StoredCredential>();
+        foreach (var row in rows)
+        {
+            stored.Add(await ToStoredAsync(row, cancellationToken));
+        }
+
+        return stored;
     }
 
     /// <summary>How many credentials are in each stored state (for metrics).</summary>
@@ -220,6 +229,24 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
         "reconnect_required" => CredentialState.ReconnectRequired,
         _ => CredentialState.NotConnected,
     };
+
+    /// <summary>
+    /// Decrypts a row. Tokens under a data key this process does not hold yet (another replica
+    /// rotated it, e.g. during <c>keyway operator rekey</c>, which moves every token) reload the
+    /// key ring and are tried once more.
+    /// </summary>
+    private async Task<StoredCredential> ToStoredAsync(Row row, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return ToStored(row);
+        }
+        catch (DecryptionException e) when (e.Reason == DecryptionFailure.UnknownDataKey)
+        {
+            await keys.ReloadAsync(cancellationToken);
+            return ToStored(row);
+        }
+    }
 
     private StoredCredential ToStored(Row row)
     {

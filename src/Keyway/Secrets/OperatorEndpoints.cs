@@ -13,7 +13,7 @@ internal static class OperatorEndpoints
         group.MapPost("/rekey", async Task<Accepted<RekeyStatus>> (RekeyJob job, CancellationToken ct) =>
                 TypedResults.Accepted("/api/v1/operator/rekey", await job.StartAsync(ct)))
             .Requires(Permission.Admin)
-            .WithSummary("Start a rekey: re-wrap data keys under the primary master key, rotate the data key, re-encrypt every value. 409 while one runs.");
+            .WithSummary("Start a rekey: re-wrap data keys under the primary master key, rotate the data key, re-encrypt every stored secret and credential token. 409 while one runs.");
 
         group.MapGet("/rekey", async (RekeyJob job, CancellationToken ct) => TypedResults.Ok(await job.GetStatusAsync(ct)))
             .Requires(Permission.Admin)

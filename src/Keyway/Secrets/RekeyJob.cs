@@ -1,8 +1,10 @@
 using System.Data.Common;
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Dapper;
 using Keyway.Api;
+using Keyway.Credentials;
 using Keyway.Environments;
 using Keyway.Storage;
 
@@ -45,20 +47,52 @@ internal sealed record RekeyStatus
 }
 
 /// <summary>
+/// A column whose values are encrypted with the <see cref="KeyRing"/>, as the rekey job sees it:
+/// the table, its primary-key columns (in key order), the ciphertext column (NULL means "no value")
+/// and how to rebuild a row's associated data from its key values, in the order of
+/// <paramref name="KeyColumns"/> (strings, or <see cref="long"/> for integer columns).
+/// </summary>
+internal sealed record EncryptedColumn(string Table, IReadOnlyList<string> KeyColumns, string Column, Func<IReadOnlyList<object>, string> AssociatedData)
+{
+    /// <summary><c>table.column</c>, for logs and errors.</summary>
+    public override string ToString() => $"{Table}.{Column}";
+}
+
+/// <summary>
 /// <c>keyway operator rekey</c>: re-wraps every data key under the primary master key, rotates to
-/// a fresh data key and re-encrypts every stored value under it, in small transactions, while the
-/// server keeps serving (older data keys stay in the ring, so values not yet moved still decrypt).
+/// a fresh data key and re-encrypts every stored secret and credential token under it (every column
+/// in <see cref="Columns"/>), in small transactions, while the server keeps serving (older data keys
+/// stay in the ring, so values not yet moved still decrypt).
 /// </summary>
 /// <remarks>
 /// Resumable: the job's state is kept in the <c>meta</c> table. A run that finds an unfinished
 /// run (<c>running</c> or <c>failed</c>) whose target data key is still the active one continues
-/// it without rotating again; rows already under the active key are skipped. Each row is replaced
-/// only if its ciphertext is still the one that was read (compare-and-swap), so a concurrent
-/// write is never overwritten. One job per process at a time.
+/// it without rotating again: it scans every column again, skipping rows already under the active
+/// key (cheap: no decryption). Each row is replaced only if its ciphertext is still the one that
+/// was read (compare-and-swap), so a concurrent write is never overwritten. One job per process at a time.
 /// </remarks>
 internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProvider time, ILogger<RekeyJob> logger) : IHostedService, IDisposable
 {
     public const int DefaultBatchSize = 200;
+
+    /// <summary>
+    /// Every column encrypted with the key ring. A new encrypted column is one entry here, with the
+    /// same associated data its writer uses; a test checks that every BLOB column in the schema is
+    /// listed (but <c>data_keys.wrapped_key</c>, which the master key wraps).
+    /// </summary>
+    /// <remarks>
+    /// Credentials are re-encrypted without bumping their <c>version</c>: the plaintext does not
+    /// change, so an engine that read the row before keeps a valid compare-and-swap.
+    /// </remarks>
+    internal static readonly IReadOnlyList<EncryptedColumn> Columns =
+    [
+        new("variable_versions", ["environment", "name", "version"], "ciphertext",
+            key => VariableService.AssociatedData((string)key[0], (string)key[1], Convert.ToInt64(key[2], CultureInfo.InvariantCulture))),
+        CredentialColumn("access_token"),
+        CredentialColumn("refresh_token"),
+        CredentialColumn("extras"),
+        new("oauth_pending", ["state"], "code_verifier", key => CredentialService.PendingAssociatedData((string)key[0])),
+    ];
 
     private const string MetaKey = "rekey";
 
@@ -137,17 +171,17 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
         try
         {
             var status = await BeginAsync(ct);
-            var after = RowKey.Start;
-            while (true)
+            foreach (var column in Columns)
             {
-                var batch = await RunBatchAsync(after, status, ct);
-                status = batch.Status;
-                if (batch.Next is not { } next)
+                var (done, reencrypted) = (status.Done, status.Reencrypted);
+                IReadOnlyList<object>? after = null;
+                do
                 {
-                    break;
+                    (after, status) = await RunBatchAsync(column, after, status, ct);
                 }
+                while (after is not null);
 
-                after = next;
+                Log.ColumnDone(logger, column.ToString(), status.Done - done, status.Reencrypted - reencrypted);
             }
 
             status = status with
@@ -213,10 +247,14 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
             Log.Rotated(logger, dataKeyId);
         }
 
-        long total;
+        long total = 0;
         await using (var connection = await database.OpenAsync(ct))
         {
-            total = await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM variable_versions WHERE ciphertext IS NOT NULL");
+            foreach (var column in Columns)
+            {
+                total += await connection.ExecuteScalarAsync<long>(
+                    new CommandDefinition($"SELECT COUNT(*) FROM {column.Table} WHERE {column.Column} IS NOT NULL", cancellationToken: ct));
+            }
         }
 
         var now = time.GetUtcNow();
@@ -234,29 +272,23 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
     }
 
     /// <summary>
-    /// Checks the next <see cref="BatchSize"/> encrypted rows after <paramref name="after"/> and
-    /// re-encrypts those not under the active data key, in one transaction that also records the
-    /// progress. <c>Next</c> is null when no rows are left.
+    /// Checks the next <see cref="BatchSize"/> values of <paramref name="column"/> after the row
+    /// whose key is <paramref name="after"/> (null: from the first row) and re-encrypts those not
+    /// under the active data key, in one transaction that also records the progress. <c>Next</c>
+    /// is the key of the last row checked, or null when the column has no rows left.
     /// </summary>
-    internal async Task<(RowKey? Next, RekeyStatus Status)> RunBatchAsync(RowKey after, RekeyStatus status, CancellationToken ct)
+    internal async Task<(IReadOnlyList<object>? Next, RekeyStatus Status)> RunBatchAsync(
+        EncryptedColumn column, IReadOnlyList<object>? after, RekeyStatus status, CancellationToken ct)
     {
         await using var connection = await database.OpenAsync(ct);
-        var rows = (await connection.QueryAsync<EncryptedRow>(
-            """
-            SELECT environment, name, version, ciphertext FROM variable_versions
-            WHERE ciphertext IS NOT NULL AND (environment, name, version) > (@Environment, @Name, @Version)
-            ORDER BY environment, name, version
-            LIMIT @limit
-            """,
-            new { after.Environment, after.Name, after.Version, limit = BatchSize })).ToList();
+        var rows = await ReadBatchAsync(connection, column, after, ct);
         if (rows.Count == 0)
         {
             return (null, status);
         }
 
         await using var transaction = await connection.BeginTransactionAsync(ct);
-        var replaced = await ReplaceAsync(connection, transaction, rows, ct);
-        var last = rows[^1];
+        var replaced = await ReplaceAsync(connection, transaction, column, rows, ct);
         status = status with
         {
             Done = status.Done + rows.Count,
@@ -266,15 +298,18 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
         await WriteStateAsync(connection, transaction, status);
         await transaction.CommitAsync(ct);
         Publish(status);
-        return (new RowKey(last.Environment, last.Name, last.Version), status);
+        return (rows[^1].Key, status);
     }
 
     /// <summary>
     /// Re-encrypts the rows not under the active data key, each only if its ciphertext is still
-    /// the one read (a row changed meanwhile is left alone). Returns how many were replaced.
+    /// the one read (a row changed or emptied meanwhile is left alone). Returns how many were replaced.
     /// </summary>
-    internal async Task<int> ReplaceAsync(DbConnection connection, DbTransaction transaction, IReadOnlyList<EncryptedRow> rows, CancellationToken ct)
+    internal async Task<int> ReplaceAsync(DbConnection connection, DbTransaction transaction, EncryptedColumn column, IReadOnlyList<EncryptedRow> rows, CancellationToken ct)
     {
+        // Names from the registry, never from input. Parameters are named apart from every column
+        // and from each other: Npgsql matches parameter names without regard to case.
+        var sql = $"UPDATE {column.Table} SET {column.Column} = @replacement WHERE {KeyEquals(column)} AND {column.Column} = @expected";
         var replaced = 0;
         foreach (var row in rows)
         {
@@ -284,7 +319,7 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
                 continue;
             }
 
-            var associatedData = VariableService.AssociatedData(row.Environment, row.Name, row.Version);
+            var associatedData = column.AssociatedData(row.Key);
             var plaintext = keys.Decrypt(row.Ciphertext, associatedData);
             byte[] ciphertext;
             try
@@ -296,18 +331,61 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
                 CryptographicOperations.ZeroMemory(plaintext);
             }
 
-            replaced += await connection.ExecuteAsync(
-                """
-                UPDATE variable_versions SET ciphertext = @replacement
-                WHERE environment = @environment AND name = @name AND version = @version AND ciphertext = @expected
-                """,
-                // Distinct names: Npgsql matches parameter names without regard to case.
-                new { replacement = ciphertext, environment = row.Environment, name = row.Name, version = row.Version, expected = row.Ciphertext },
-                transaction);
+            var parameters = KeyParameters("key", row.Key);
+            parameters.Add("replacement", ciphertext);
+            parameters.Add("expected", row.Ciphertext);
+            replaced += await connection.ExecuteAsync(new CommandDefinition(sql, parameters, transaction, cancellationToken: ct));
         }
 
         return replaced;
     }
+
+    /// <summary>The next <see cref="BatchSize"/> non-null values of <paramref name="column"/> after <paramref name="after"/>, in primary-key order.</summary>
+    private async Task<List<EncryptedRow>> ReadBatchAsync(DbConnection connection, EncryptedColumn column, IReadOnlyList<object>? after, CancellationToken ct)
+    {
+        var keyList = string.Join(", ", column.KeyColumns);
+        var parameters = after is null ? new DynamicParameters() : KeyParameters("after", after);
+        parameters.Add("limit", BatchSize);
+        // A row-value comparison walks a composite primary key in order on both SQLite and PostgreSQL.
+        var from = after is null
+            ? ""
+            : $" AND ({keyList}) > ({string.Join(", ", column.KeyColumns.Select((_, i) => "@after" + i.ToString(CultureInfo.InvariantCulture)))})";
+        var sql = $"SELECT {keyList}, {column.Column} FROM {column.Table} WHERE {column.Column} IS NOT NULL{from} ORDER BY {keyList} LIMIT @limit";
+
+        var rows = new List<EncryptedRow>();
+        await using var reader = await connection.ExecuteReaderAsync(new CommandDefinition(sql, parameters, cancellationToken: ct));
+        var width = column.KeyColumns.Count;
+        while (await reader.ReadAsync(ct))
+        {
+            var key = new object[width];
+            for (var i = 0; i < width; i++)
+            {
+                key[i] = reader.GetValue(i);
+            }
+
+            rows.Add(new EncryptedRow(key, (byte[])reader.GetValue(width)));
+        }
+
+        return rows;
+    }
+
+    private static string KeyEquals(EncryptedColumn column) =>
+        string.Join(" AND ", column.KeyColumns.Select((name, i) => $"{name} = @key{i.ToString(CultureInfo.InvariantCulture)}"));
+
+    private static DynamicParameters KeyParameters(string prefix, IReadOnlyList<object> key)
+    {
+        var parameters = new DynamicParameters();
+        for (var i = 0; i < key.Count; i++)
+        {
+            parameters.Add(prefix + i.ToString(CultureInfo.InvariantCulture), key[i]);
+        }
+
+        return parameters;
+    }
+
+    private static EncryptedColumn CredentialColumn(string field) =>
+        new("credentials", ["resource", "environment", "owner"], field,
+            key => CredentialStore.AssociatedData(new CredentialKey((string)key[0], (string)key[1], (string)key[2]), field));
 
     Task IHostedService.StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -386,19 +464,8 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
     /// <summary>The job's state in <c>meta</c>; <c>Owner</c> is a random id per process.</summary>
     private sealed record StoredState(RekeyStatus Status, string Owner);
 
-    /// <summary>A position in <c>variable_versions</c>, in primary-key order.</summary>
-    internal readonly record struct RowKey(string Environment, string Name, long Version)
-    {
-        public static RowKey Start => new("", "", 0);
-    }
-
-    internal sealed class EncryptedRow
-    {
-        public string Environment { get; init; } = "";
-        public string Name { get; init; } = "";
-        public long Version { get; init; }
-        public byte[] Ciphertext { get; init; } = [];
-    }
+    /// <summary>One stored value: its row's primary-key values (see <see cref="EncryptedColumn"/>) and its ciphertext as read.</summary>
+    internal sealed record EncryptedRow(IReadOnlyList<object> Key, byte[] Ciphertext);
 
     private static partial class Log
     {
@@ -419,5 +486,8 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
 
         [LoggerMessage(6, LogLevel.Warning, "Rekey: could not record the failure in the store ({ExceptionType})")]
         public static partial void StateNotSaved(ILogger logger, string exceptionType);
+
+        [LoggerMessage(7, LogLevel.Information, "Rekey: {Column} done, {Checked} values checked, {Reencrypted} re-encrypted")]
+        public static partial void ColumnDone(ILogger logger, string column, long @checked, long reencrypted);
     }
 }

@@ -17,7 +17,7 @@ public sealed class RekeyTests
 
     [Theory]
     [MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
-    public async Task Operator_rekey_moves_every_secret_to_the_new_master_key_and_the_old_one_can_be_dropped(StoreKind store)
+    public async Task Operator_rekey_moves_every_secret_and_token_to_the_new_master_key_and_the_old_one_can_be_dropped(StoreKind store)
     {
         await using var upstream = await UpstreamServer.StartAsync();
         var keyA = KeywayProcess.NewMasterKey();
@@ -28,6 +28,10 @@ public sealed class RekeyTests
             ["TWO"] = "two-" + Guid.NewGuid().ToString("N"),
             ["THREE"] = "three-" + Guid.NewGuid().ToString("N"),
         };
+        // An imported OAuth token set: its tokens are encrypted too. The token URL is never called
+        // (the access token is valid for an hour).
+        var accessToken = "access-" + Guid.NewGuid().ToString("N");
+        var refreshToken = "refresh-" + Guid.NewGuid().ToString("N");
         var dataDirectory = TestDirectories.Create("rekey");
         var database = store == StoreKind.Postgres ? await (await PostgresCluster.GetSharedAsync()).CreateDatabaseAsync() : null;
         var outputs = new List<string>();
@@ -61,7 +65,15 @@ public sealed class RekeyTests
                         ["X-Three"] = "{{ environment.variables.THREE }}",
                     },
                 }));
+                await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/resources/tokens", new
+                {
+                    kind = "rest",
+                    baseUrl = upstream.BaseUrl,
+                    auth = new { type = "oauth2", grant = "refresh_token", tokenUrl = upstream.BaseUrl + "/token", clientId = "keyway", clientSecret = "{{ environment.variables.TWO }}" },
+                }));
+                await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/resources/tokens/credential", new { accessToken, refreshToken, expiresIn = 3600 }));
                 await AssertSecretsReachTheUpstreamAsync(admin, upstream, "/under-a", secrets);
+                await AssertTokenReachesTheUpstreamAsync(admin, upstream, "/token-under-a", accessToken);
                 Assert.Equal(0, await underA.StopAsync());
                 outputs.Add(underA.AllOutput);
             }
@@ -71,13 +83,14 @@ public sealed class RekeyTests
                 var rekey = await KeywayProcess.RunCliAsync(["operator", "rekey"], rolling.CliEnvironment(_token));
 
                 Assert.True(rekey.ExitCode == 0, $"keyway operator rekey exited {rekey.ExitCode}:\n{rekey.Output}");
-                Assert.True(rekey.StandardOutput.Contains("Rekey completed: 4 secrets checked, 4 re-encrypted", StringComparison.Ordinal), rekey.StandardOutput);
+                Assert.True(rekey.StandardOutput.Contains("Rekey completed: 6 secrets checked, 6 re-encrypted", StringComparison.Ordinal), rekey.StandardOutput);
                 outputs.Add(rekey.Output);
                 using var admin = rolling.CreateAdminClient();
                 var status = await Expect.StatusAsync(await admin.GetAsync("/api/v1/operator/rekey"), 200);
                 Assert.Equal("completed", (string?)status["state"]);
-                Assert.Equal(4, (long)status["total"]!);
-                Assert.Equal(4, (long)status["done"]!);
+                // 4 secret versions, the access token and the refresh token.
+                Assert.Equal(6, (long)status["total"]!);
+                Assert.Equal(6, (long)status["done"]!);
                 Assert.NotNull((string?)status["finishedAt"]);
                 await AssertSecretsReachTheUpstreamAsync(admin, upstream, "/during-roll", secrets);
 
@@ -96,6 +109,7 @@ public sealed class RekeyTests
             {
                 using var admin = underB.CreateAdminClient();
                 await AssertSecretsReachTheUpstreamAsync(admin, upstream, "/under-b", secrets);
+                await AssertTokenReachesTheUpstreamAsync(admin, upstream, "/token-under-b", accessToken);
                 Assert.Equal(0, await underB.StopAsync());
                 outputs.Add(underB.AllOutput);
             }
@@ -112,7 +126,7 @@ public sealed class RekeyTests
             outputs.Add(underOldKey.Output);
 
             var everything = string.Join('\n', outputs);
-            foreach (var secret in secrets.Values.Append("an-older-version").Append(keyA).Append(keyB))
+            foreach (var secret in secrets.Values.Append("an-older-version").Append(accessToken).Append(refreshToken).Append(keyA).Append(keyB))
             {
                 Assert.DoesNotContain(secret, everything);
             }
@@ -172,6 +186,13 @@ public sealed class RekeyTests
         Assert.Equal(secrets["THREE"], seen.Headers["X-Three"]);
     }
 
+    private static async Task AssertTokenReachesTheUpstreamAsync(HttpClient admin, UpstreamServer upstream, string path, string accessToken)
+    {
+        var run = await Expect.StatusAsync(await admin.PostAsJsonAsync("/api/v1/resources/tokens/run", new { path }), 200);
+        Assert.Equal(200, (int)run["status"]!);
+        Assert.Equal("Bearer " + accessToken, upstream.Requests.Single(r => r.Path == path).Headers["Authorization"]);
+    }
+
     /// <summary>Every data key is wrapped by <paramref name="masterKey"/> and every ciphertext is under the active data key.</summary>
     private static async Task AssertEverythingIsUnderAsync(Database database, string masterKey)
     {
@@ -181,8 +202,13 @@ public sealed class RekeyTests
             var wrappedBy = (await connection.QueryAsync<string>("SELECT DISTINCT master_key_id FROM data_keys")).ToList();
             Assert.Equal([MasterKeyRing.FromKeys(Convert.FromBase64String(masterKey)).PrimaryKeyId], wrappedBy);
             var active = await connection.QuerySingleAsync<string>("SELECT id FROM data_keys WHERE active <> 0");
-            var ciphertexts = (await connection.QueryAsync<byte[]>("SELECT ciphertext FROM variable_versions WHERE ciphertext IS NOT NULL")).ToList();
-            Assert.Equal(4, ciphertexts.Count);
+            var ciphertexts = (await connection.QueryAsync<byte[]>(
+                """
+                SELECT ciphertext FROM variable_versions WHERE ciphertext IS NOT NULL
+                UNION ALL SELECT access_token FROM credentials WHERE access_token IS NOT NULL
+                UNION ALL SELECT refresh_token FROM credentials WHERE refresh_token IS NOT NULL
+                """)).ToList();
+            Assert.Equal(6, ciphertexts.Count);
             Assert.All(ciphertexts, c => Assert.Equal(active, Convert.ToHexStringLower(c.AsSpan(1, 8))));
         }
     }

@@ -169,9 +169,16 @@ internal sealed partial class CredentialEngine(
         return expires - margin - jitter;
     }
 
-    /// <summary>When to refresh an idle credential so the provider does not expire its refresh token.</summary>
-    private static DateTimeOffset? KeepAliveAt(TokenSet tokens, ITokenProvider provider) =>
-        provider.KeepAlive is { } interval && tokens.RefreshToken is not null ? tokens.ObtainedAt + interval : null;
+    /// <summary>
+    /// When the sweep must refresh regardless of expiry: the keep-alive of an idle refresh token,
+    /// or the next time of the resource's refresh schedule, whichever comes first.
+    /// </summary>
+    private static DateTimeOffset? KeepAliveAt(TokenSet tokens, ITokenProvider provider)
+    {
+        DateTimeOffset? keepAlive = provider.KeepAlive is { } interval && tokens.RefreshToken is not null ? tokens.ObtainedAt + interval : null;
+        var scheduled = provider.NextScheduledRefresh(tokens.ObtainedAt);
+        return keepAlive is null ? scheduled : scheduled is null ? keepAlive : (keepAlive < scheduled ? keepAlive : scheduled);
+    }
 
     /// <summary>Exponential backoff with full jitter, capped.</summary>
     internal TimeSpan Backoff(long failures)

@@ -20,6 +20,9 @@ internal interface ITokenProvider
     /// <summary>Refresh at least this often, so a provider that expires idle refresh tokens keeps this one alive (null: no keep-alive).</summary>
     TimeSpan? KeepAlive => null;
 
+    /// <summary>The next scheduled refresh after <paramref name="after"/> (a cron schedule), or null for none.</summary>
+    DateTimeOffset? NextScheduledRefresh(DateTimeOffset after) => null;
+
     Task<TokenResult> AcquireAsync(CredentialKey key, CancellationToken cancellationToken);
 
     Task<TokenResult> RefreshAsync(CredentialKey key, TokenSet current, CancellationToken cancellationToken);

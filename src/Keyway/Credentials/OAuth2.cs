@@ -44,6 +44,8 @@ internal sealed record OAuth2Settings
 
     public TimeSpan? KeepAlive { get; init; }
 
+    public Cronos.CronExpression? RefreshSchedule { get; init; }
+
     /// <summary>
     /// Everything that shapes the tokens (not the client secret or password: rotating those must not
     /// throw away a working grant). Tokens stored under another hash are not used.
@@ -278,6 +280,9 @@ internal sealed class OAuth2TokenProvider(OAuth2Client client, OAuth2Settings se
     public TimeSpan? DefaultLifetime => Settings.Lifetime;
 
     public TimeSpan? KeepAlive => Settings.KeepAlive;
+
+    public DateTimeOffset? NextScheduledRefresh(DateTimeOffset after) =>
+        Settings.RefreshSchedule?.GetNextOccurrence(after.UtcDateTime, TimeZoneInfo.Utc) is { } next ? new DateTimeOffset(next, TimeSpan.Zero) : null;
 
     public Task<TokenResult> AcquireAsync(CredentialKey key, CancellationToken cancellationToken) =>
         client.RequestTokenAsync(Settings, Settings.Grant, null, null, null, null, cancellationToken);

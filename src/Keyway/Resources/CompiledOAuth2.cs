@@ -37,6 +37,8 @@ internal sealed class CompiledOAuth2
 
     public TimeSpan? KeepAlive { get; init; }
 
+    public Cronos.CronExpression? RefreshSchedule { get; init; }
+
     public static CompiledOAuth2? Compile(
         AuthDefinition auth, List<FieldError> errors, Func<string, string?, bool, Template?> parse, Func<string, string?, Template?> secret)
     {
@@ -84,6 +86,12 @@ internal sealed class CompiledOAuth2
             errors.Add(new FieldError("auth.token", "An oauth2 resource gets its tokens from the provider; import an existing token set with 'keyway credential import' instead."));
         }
 
+        Cronos.CronExpression? schedule = null;
+        if (auth.RefreshSchedule is { } cron && !Cronos.CronExpression.TryParse(cron, out schedule))
+        {
+            errors.Add(new FieldError("auth.refreshSchedule", $"'{cron}' is not a cron expression (5 fields: minute hour day month weekday, UTC), e.g. '0 3 * * *'."));
+        }
+
         if (auth.KeepAliveSeconds is < 60)
         {
             errors.Add(new FieldError("auth.keepAliveSeconds", "Must be at least 60 seconds."));
@@ -104,6 +112,7 @@ internal sealed class CompiledOAuth2
             TokenPrefix = auth.Prefix ?? (inQuery ? "" : "Bearer "),
             Lifetime = auth.LifetimeSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
             KeepAlive = auth.KeepAliveSeconds is { } keep ? TimeSpan.FromSeconds(keep) : null,
+            RefreshSchedule = schedule,
             _issuer = parse("auth.issuer", auth.Issuer, false),
             _tokenUrl = parse("auth.tokenUrl", auth.TokenUrl, false),
             _authorizeUrl = parse("auth.authorizeUrl", auth.AuthorizeUrl, false),
@@ -149,6 +158,7 @@ internal sealed class CompiledOAuth2
             Password = R(_password) is { } pw ? new Secret(pw) : null,
             Lifetime = Lifetime,
             KeepAlive = KeepAlive,
+            RefreshSchedule = RefreshSchedule,
         };
     }
 }

@@ -87,6 +87,9 @@ internal sealed record AuthDefinition
     /// <summary>oauth2: refresh at least this often, for providers that expire idle refresh tokens.</summary>
     public int? KeepAliveSeconds { get; init; }
 
+    /// <summary>Refresh on a schedule too: a cron expression (5 fields, UTC), e.g. <c>0 3 * * *</c>.</summary>
+    public string? RefreshSchedule { get; init; }
+
     /// <summary>bearer: the token (a template over a secret variable).</summary>
     public string? Token { get; init; }
 

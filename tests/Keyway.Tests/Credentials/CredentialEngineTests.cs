@@ -337,6 +337,26 @@ public sealed class CredentialEngineTests
     }
 
     [Fact]
+    public async Task A_refresh_schedule_makes_the_sweep_refresh_at_the_scheduled_time_whatever_the_expiry()
+    {
+        await using var f = await EngineFixture.CreateAsync();
+        var provider = new FakeTokenProvider(f.Time) { ExpiresIn = 7 * 24 * 3600, Schedule = Cronos.CronExpression.Parse("0 3 * * *") };
+        await f.Engine.GetAsync(Key, provider, default);
+        var threeAm = new DateTimeOffset(2026, 11, 29, 3, 0, 0, TimeSpan.Zero);
+
+        var before = await f.Store.DueAsync(threeAm.AddSeconds(-1), 10, default);
+        var at = await f.Store.DueAsync(threeAm, 10, default);
+        f.Time.SetUtcNow(threeAm);
+        await f.Engine.RefreshAsync(Key, provider, default);
+        var next = await f.Store.DueAsync(threeAm.AddDays(1).AddSeconds(-1), 10, default);
+
+        Assert.Empty(before);
+        Assert.Equal([(Key, true)], at);
+        Assert.Empty(next);
+        Assert.Equal(2, provider.Calls);
+    }
+
+    [Fact]
     public void Margin_is_the_smaller_of_a_minute_and_a_tenth_of_the_lifetime_and_jitter_spreads_a_fleet()
     {
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();

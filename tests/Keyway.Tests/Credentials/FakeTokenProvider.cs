@@ -26,6 +26,11 @@ internal sealed class FakeTokenProvider(FakeTimeProvider time) : ITokenProvider
 
     public TimeSpan? KeepAlive { get; init; }
 
+    public Cronos.CronExpression? Schedule { get; init; }
+
+    public DateTimeOffset? NextScheduledRefresh(DateTimeOffset after) =>
+        Schedule?.GetNextOccurrence(after.UtcDateTime, TimeZoneInfo.Utc) is { } next ? new DateTimeOffset(next, TimeSpan.Zero) : null;
+
     /// <summary>Seconds in <c>expires_in</c>; null leaves it out.</summary>
     public long? ExpiresIn { get; init; } = 3600;
 

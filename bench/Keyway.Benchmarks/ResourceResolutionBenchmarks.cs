@@ -40,7 +40,8 @@ public class ResourceResolutionBenchmarks
         variables.Subscribe();
         _resources = new ResourceService(_store.Database, time, changes);
         _resources.Subscribe();
-        _resolver = new ResourceResolver(variables, new Keyway.Credentials.OAuth2Client(new Keyway.Outbound.OutboundClient(Keyway.Outbound.DestinationPolicy.Default, new Keyway.Outbound.OutboundHandlerOptions()), time));
+        var outbound = new Keyway.Outbound.OutboundClient(Keyway.Outbound.DestinationPolicy.Default, new Keyway.Outbound.OutboundHandlerOptions());
+        _resolver = new ResourceResolver(variables, new Keyway.Credentials.OAuth2Client(outbound, time), new Keyway.Credentials.CustomFlowClient(outbound.Client, time));
         _caller = new Caller("usr_1", "alice", Caller.MemberRole, "key_1", "alice@example.com");
 
         await variables.EnsureProductionAsync(ct);

@@ -76,6 +76,27 @@ internal sealed class Credential(CredentialKey key, TokenSet tokens, long versio
         return combined;
     }
 
+    private Applied? _applied;
+
+    /// <summary>
+    /// Something derived from these tokens by <paramref name="owner"/> (a binding's rendered
+    /// <c>apply</c> values), made once per credential and owner. Swapped as one reference, so
+    /// concurrent readers see either the old pair or the new one.
+    /// </summary>
+    public T DerivedBy<T>(object owner, Func<T> build) where T : class
+    {
+        if (_applied is { } applied && ReferenceEquals(applied.Owner, owner))
+        {
+            return (T)applied.Value;
+        }
+
+        var value = build();
+        _applied = new Applied(owner, value);
+        return value;
+    }
+
+    private sealed record Applied(object Owner, object Value);
+
     /// <summary>Set when an upstream rejected the token: it is never served again.</summary>
     public bool Rejected { get; private set; }
 

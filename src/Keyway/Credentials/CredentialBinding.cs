@@ -2,36 +2,64 @@ using Keyway.Access;
 using Keyway.Api;
 using Keyway.Resources;
 using Keyway.Secrets;
+using Keyway.Templates;
 
 namespace Keyway.Credentials;
 
 /// <summary>
 /// How one resolved resource gets and attaches its dynamic credential: which provider, whose
-/// credential (shared or the caller's), and where the access token goes.
+/// credential (shared or the caller's), and where it goes: an OAuth access token in one header or
+/// query parameter, or a custom flow's <c>apply</c> templates rendered over its variables.
 /// </summary>
-internal sealed class CredentialBinding(string resource, string environment, OAuth2TokenProvider provider, CompiledOAuth2 oauth, bool shared)
+internal sealed class CredentialBinding
 {
-    private readonly Placement _in = oauth.TokenIn;
-    private readonly string _name = oauth.TokenName;
-    private readonly string _prefix = oauth.TokenPrefix;
+    private readonly string _resource;
+    private readonly string _environment;
+    private readonly CompiledOAuth2? _oauth;
+    private readonly CompiledCustomFlow? _custom;
+    private readonly TemplateScope? _scope;
 
-    public OAuth2TokenProvider Provider { get; } = provider;
+    /// <summary>An oauth2 binding: the access token goes where <paramref name="oauth"/> says.</summary>
+    public CredentialBinding(string resource, string environment, OAuth2TokenProvider provider, CompiledOAuth2 oauth, bool shared)
+    {
+        _resource = resource;
+        _environment = environment;
+        _oauth = oauth;
+        Provider = provider;
+        Shared = shared;
+    }
 
-    public bool Shared { get; } = shared;
+    /// <summary>A custom-flow binding: <paramref name="flow"/>'s apply templates, rendered over <paramref name="scope"/> plus the credential's variables.</summary>
+    public CredentialBinding(string resource, string environment, CustomFlowProvider provider, CompiledCustomFlow flow, TemplateScope scope)
+    {
+        _resource = resource;
+        _environment = environment;
+        _custom = flow;
+        _scope = scope;
+        Provider = provider;
+        Shared = true;
+    }
+
+    public ITokenProvider Provider { get; }
+
+    /// <summary>The OAuth provider (connect, revocation), or null for a custom flow.</summary>
+    public OAuth2TokenProvider? OAuth2 => Provider as OAuth2TokenProvider;
+
+    public bool Shared { get; }
 
     public CredentialKey KeyFor(Caller? caller)
     {
         if (Shared)
         {
-            return new CredentialKey(resource, environment, CredentialKey.Shared);
+            return new CredentialKey(_resource, _environment, CredentialKey.Shared);
         }
 
         if (caller is null)
         {
-            throw new KeywayException(StatusCodes.Status401Unauthorized, "unauthorized", $"Resource '{resource}' uses per-user credentials: sign in first.");
+            throw new KeywayException(StatusCodes.Status401Unauthorized, "unauthorized", $"Resource '{_resource}' uses per-user credentials: sign in first.");
         }
 
-        return new CredentialKey(resource, environment, caller.UserId);
+        return new CredentialKey(_resource, _environment, caller.UserId);
     }
 
     /// <summary>
@@ -45,34 +73,137 @@ internal sealed class CredentialBinding(string resource, string environment, OAu
         {
             return (key, await engine.GetAsync(key, Provider, cancellationToken));
         }
-        catch (CredentialException e) when (e.Code is "not_connected" or "reconnect_required" && Provider.Settings.Grant == "authorization_code")
+        catch (CredentialException e) when (e.Code is "not_connected" or "reconnect_required" && OAuth2?.Settings.Grant == "authorization_code")
         {
             var extensions = new Dictionary<string, object?>(e.Extensions ?? new Dictionary<string, object?>())
             {
-                ["connectUrl"] = $"/api/v1/resources/{Uri.EscapeDataString(resource)}/connect?environment={Uri.EscapeDataString(environment)}",
+                ["connectUrl"] = $"/api/v1/resources/{Uri.EscapeDataString(_resource)}/connect?environment={Uri.EscapeDataString(_environment)}",
             };
             throw new CredentialException(e.Status, e.Code, e.Message, extensions);
         }
     }
 
-    /// <summary>The access token as the upstream expects it (header value or query value).</summary>
-    public string Value(Credential credential) => _prefix + credential.Tokens.AccessToken.Reveal();
-
     public void Apply(HttpRequestMessage request, Credential credential)
     {
-        if (_in == Placement.Query)
+        if (_custom is not null)
         {
-            var url = request.RequestUri!;
-            var separator = string.IsNullOrEmpty(url.Query) ? "?" : "&";
-            request.RequestUri = new Uri(url.AbsoluteUri + separator + Uri.EscapeDataString(_name) + "=" + Uri.EscapeDataString(Value(credential)));
+            ApplyCustom(request, Rendered(credential));
             return;
         }
 
-        Outbound.HeaderRules.Set(request, _name, Value(credential));
+        var value = _oauth!.TokenPrefix + credential.Tokens.AccessToken.Reveal();
+        if (_oauth.TokenIn == Placement.Query)
+        {
+            AppendQuery(request, [new(_oauth.TokenName, value)]);
+            return;
+        }
+
+        Outbound.HeaderRules.Set(request, _oauth.TokenName, value);
     }
 
-    /// <summary>The resource's redactor plus this credential's tokens, built once per credential.</summary>
+    /// <summary>The resource's redactor plus this credential's tokens, variables and placed values, built once per credential.</summary>
     public Redactor RedactorFor(Redactor resourceRedactor, Credential credential) =>
-        credential.RedactorFor(resourceRedactor, () => resourceRedactor.Combine(Redactor.For(
-            credential.Tokens.RefreshToken is { } r ? [credential.Tokens.AccessToken, r] : [credential.Tokens.AccessToken], [Value(credential)])));
+        credential.RedactorFor(resourceRedactor, () =>
+        {
+            var tokens = credential.Tokens;
+            var secrets = new List<Secret> { tokens.AccessToken };
+            if (tokens.RefreshToken is { } refresh)
+            {
+                secrets.Add(refresh);
+            }
+
+            secrets.AddRange(tokens.Extras.Values);
+            var placed = _custom is not null
+                ? Rendered(credential).All.Select(p => p.Value)
+                : [_oauth!.TokenPrefix + tokens.AccessToken.Reveal()];
+            return resourceRedactor.Combine(Redactor.For(secrets, placed));
+        });
+
+    /// <summary>Renders the apply templates for this credential once (it never changes), and checks them.</summary>
+    private RenderedApply Rendered(Credential credential) => credential.DerivedBy(this, () =>
+    {
+        var scope = _scope!.Clone();
+        foreach (var (name, value) in credential.Tokens.Extras)
+        {
+            scope.With(name, value);
+        }
+
+        List<KeyValuePair<string, string>> Render(string section, IReadOnlyList<KeyValuePair<string, Template>> templates)
+        {
+            var rendered = new List<KeyValuePair<string, string>>(templates.Count);
+            foreach (var (name, template) in templates)
+            {
+                string value;
+                try
+                {
+                    value = template.Render(scope);
+                }
+                catch (TemplateException e)
+                {
+                    // The message names the expression, never a value; redact anyway, as every step error is.
+                    var redactor = Redactor.For(credential.Tokens.Extras.Values);
+                    throw new KeywayException(StatusCodes.Status400BadRequest, "template_error",
+                        $"auth.apply.{section}.{name} of resource '{_resource}' failed in '{_environment}': {redactor.Redact(e.Message)}");
+                }
+
+                if (!Outbound.HeaderRules.IsValidValue(value))
+                {
+                    throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config",
+                        $"auth.apply.{section}.{name} of resource '{_resource}' evaluates to a value with line breaks or control characters.");
+                }
+
+                rendered.Add(new(name, value));
+            }
+
+            return rendered;
+        }
+
+        return new RenderedApply(Render("headers", _custom!.ApplyHeaders), Render("query", _custom.ApplyQuery), Render("cookies", _custom.ApplyCookies));
+    });
+
+    private static void ApplyCustom(HttpRequestMessage request, RenderedApply apply)
+    {
+        foreach (var (name, value) in apply.Headers)
+        {
+            Outbound.HeaderRules.Set(request, name, value);
+        }
+
+        if (apply.Query.Count > 0)
+        {
+            AppendQuery(request, apply.Query);
+        }
+
+        if (apply.Cookies.Count > 0)
+        {
+            // Joins the resource's own cookies (an apiKey cookie), if any.
+            var cookies = string.Join("; ", apply.Cookies.Select(c => c.Key + "=" + c.Value));
+            if (request.Headers.TryGetValues("Cookie", out var existing))
+            {
+                cookies = string.Join("; ", existing) + "; " + cookies;
+                request.Headers.Remove("Cookie");
+            }
+
+            request.Headers.TryAddWithoutValidation("Cookie", cookies);
+        }
+    }
+
+    private static void AppendQuery(HttpRequestMessage request, IEnumerable<KeyValuePair<string, string>> parameters)
+    {
+        var url = request.RequestUri!;
+        var query = new System.Text.StringBuilder(url.AbsoluteUri);
+        var separator = string.IsNullOrEmpty(url.Query) ? '?' : '&';
+        foreach (var (name, value) in parameters)
+        {
+            query.Append(separator).Append(Uri.EscapeDataString(name)).Append('=').Append(Uri.EscapeDataString(value));
+            separator = '&';
+        }
+
+        request.RequestUri = new Uri(query.ToString());
+    }
+
+    private sealed record RenderedApply(
+        IReadOnlyList<KeyValuePair<string, string>> Headers, IReadOnlyList<KeyValuePair<string, string>> Query, IReadOnlyList<KeyValuePair<string, string>> Cookies)
+    {
+        public IEnumerable<KeyValuePair<string, string>> All => Headers.Concat(Query).Concat(Cookies);
+    }
 }

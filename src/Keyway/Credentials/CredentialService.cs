@@ -79,11 +79,17 @@ internal sealed partial class CredentialService(
 
         return new CredentialStatus(key.Resource, key.Environment, key.Owner, state, stored?.Tokens?.ExpiresAt, stored?.LastRefreshedAt,
             stored?.NextRefreshAt, stored?.RefreshCount ?? 0, stored?.FailureCount ?? 0, stored?.LastError,
-            state is "not_connected" or "reconnect_required" && binding.Provider.Settings.Grant == "authorization_code" ? connectUrl : null);
+            state is "not_connected" or "reconnect_required" && binding.OAuth2?.Settings.Grant == "authorization_code" ? connectUrl : null);
     }
 
     public async Task ImportAsync(CredentialKey key, CredentialBinding binding, ImportRequest request, CancellationToken ct)
     {
+        if (binding.OAuth2 is null)
+        {
+            throw new KeywayException(StatusCodes.Status400BadRequest, "bad_request",
+                $"Resource '{key.Resource}' logs in with a custom flow: there is no token set to import. Force a new login with POST …/credential/refresh.");
+        }
+
         if (string.IsNullOrEmpty(request.AccessToken) && string.IsNullOrEmpty(request.RefreshToken))
         {
             throw new KeywayException(StatusCodes.Status400BadRequest, "bad_request", "Send an accessToken, a refreshToken, or both.");
@@ -117,18 +123,18 @@ internal sealed partial class CredentialService(
     {
         var stored = await store.ReadAsync(key, ct);
         var revoked = false;
-        if (stored?.Tokens is { } tokens)
+        if (stored?.Tokens is { } tokens && binding.OAuth2 is { } provider)
         {
             try
             {
                 if (tokens.RefreshToken is { } refresh)
                 {
-                    revoked = await oauth.RevokeAsync(binding.Provider.Settings, refresh, "refresh_token", ct);
+                    revoked = await oauth.RevokeAsync(provider.Settings, refresh, "refresh_token", ct);
                 }
 
                 if (tokens.AccessToken.Length > 0)
                 {
-                    revoked |= await oauth.RevokeAsync(binding.Provider.Settings, tokens.AccessToken, "access_token", ct);
+                    revoked |= await oauth.RevokeAsync(provider.Settings, tokens.AccessToken, "access_token", ct);
                 }
             }
             catch (HttpRequestException e)
@@ -144,11 +150,11 @@ internal sealed partial class CredentialService(
     /// <summary>Starts an authorization-code connection: stores state, PKCE verifier and nonce, and returns the provider's URL.</summary>
     public async Task<string> StartConnectAsync(CredentialKey key, CredentialBinding binding, string callbackUrl, string? returnTo, CancellationToken ct)
     {
-        var settings = binding.Provider.Settings;
-        if (settings.Grant != "authorization_code")
+        var settings = binding.OAuth2?.Settings;
+        if (settings?.Grant != "authorization_code")
         {
             throw new KeywayException(StatusCodes.Status400BadRequest, "bad_request",
-                $"Resource '{key.Resource}' uses the {settings.Grant} grant: there is nothing to connect. Its credential is obtained on first use.");
+                $"Resource '{key.Resource}' uses {(settings is null ? "a custom login flow" : "the " + settings.Grant + " grant")}: there is nothing to connect. Its credential is obtained on first use.");
         }
 
         OAuth2Endpoints endpoints;
@@ -224,7 +230,8 @@ internal sealed partial class CredentialService(
         var key = new CredentialKey(pending.Resource, pending.Environment, pending.Owner);
         var (_, binding) = await BindingAsync(key.Resource, key.Environment, null, ct);
         var verifier = (await DecryptVerifierAsync(pending.CodeVerifier, state, ct)).Reveal();
-        var result = await binding.Provider.ExchangeCodeAsync(code, verifier, pending.RedirectUri, ct);
+        var provider = binding.OAuth2 ?? throw new KeywayException(StatusCodes.Status400BadRequest, "bad_request", $"Resource '{key.Resource}' has no authorization-code grant to connect.");
+        var result = await provider.ExchangeCodeAsync(code, verifier, pending.RedirectUri, ct);
         if (result.Tokens is not { } tokens)
         {
             throw new KeywayException(StatusCodes.Status502BadGateway, "credential_failed", $"The provider refused the authorization code: {result.Error}");

@@ -43,7 +43,7 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
 {
     private const string Columns =
         "resource, environment, owner, params_hash, state, version, access_token, refresh_token, token_type, expires_at, obtained_at, " +
-        "last_refreshed_at, next_refresh_at, refresh_count, failure_count, last_error, refresh_started_at, refresh_owner";
+        "last_refreshed_at, next_refresh_at, refresh_count, failure_count, last_error, refresh_started_at, refresh_owner, extras";
 
     /// <summary>The associated data that binds an encrypted value to its row and field.</summary>
     // A new encrypted column must be added to RekeyJob's registry (RekeyJob.Columns) with this
@@ -112,6 +112,7 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
             state = StateName(CredentialState.Valid),
             access = keys.Encrypt(tokens.AccessToken, AssociatedData(key, "access_token")),
             refresh = tokens.RefreshToken is { } r ? keys.Encrypt(r, AssociatedData(key, "refresh_token")) : null,
+            extras = EncryptExtras(key, tokens.Extras),
             tokenType = tokens.TokenType,
             expiresAt = tokens.ExpiresAt.ToStore(),
             obtainedAt = tokens.ObtainedAt.ToStore(),
@@ -128,7 +129,7 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
                 $"""
                 INSERT INTO credentials ({Columns}, keep_alive_at, created_at, updated_at)
                 VALUES (@Resource, @Environment, @Owner, @paramsHash, @state, 1, @access, @refresh, @tokenType, @expiresAt, @obtainedAt,
-                        @now, @nextRefreshAt, @refreshed, 0, NULL, NULL, NULL, @keepAliveAt, @now, @now)
+                        @now, @nextRefreshAt, @refreshed, 0, NULL, NULL, NULL, @keepAliveAt, @extras, @now, @now)
                 ON CONFLICT (resource, environment, owner) DO NOTHING
                 RETURNING version
                 """,
@@ -140,7 +141,7 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
             UPDATE credentials SET params_hash = @paramsHash, state = @state, version = version + 1, access_token = @access, refresh_token = @refresh,
                 token_type = @tokenType, expires_at = @expiresAt, obtained_at = @obtainedAt, last_refreshed_at = @now,
                 next_refresh_at = @nextRefreshAt, keep_alive_at = @keepAliveAt, refresh_count = refresh_count + @refreshed, failure_count = 0, last_error = NULL,
-                refresh_started_at = NULL, refresh_owner = NULL, updated_at = @now
+                refresh_started_at = NULL, refresh_owner = NULL, extras = @extras, updated_at = @now
             WHERE resource = @Resource AND environment = @Environment AND owner = @Owner AND version = @expected
             RETURNING version
             """,
@@ -171,7 +172,7 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
             $"""
             INSERT INTO credentials ({Columns}, created_at, updated_at)
             VALUES (@Resource, @Environment, @Owner, @parametersHash, @state, 1, NULL, NULL, NULL, NULL, NULL,
-                    NULL, @next, 0, 1, @error, NULL, NULL, @now, @now)
+                    NULL, @next, 0, 1, @error, NULL, NULL, NULL, @now, @now)
             ON CONFLICT (resource, environment, owner) DO NOTHING
             """,
             new { key.Resource, key.Environment, key.Owner, parametersHash, state = StateName(state), error, next = nextRefreshAt.ToStore(), now = time.GetUtcNow().ToStore() });
@@ -261,6 +262,7 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
                 TokenType = row.TokenType,
                 ExpiresAt = Time.From(row.ExpiresAt),
                 ObtainedAt = Time.From(row.ObtainedAt ?? row.LastRefreshedAt ?? 0),
+                Extras = DecryptExtras(key, row.Extras),
             };
         }
 
@@ -301,6 +303,63 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
         public string? LastError { get; init; }
         public long? RefreshStartedAt { get; init; }
         public string? RefreshOwner { get; init; }
+        public byte[]? Extras { get; init; }
+    }
+
+    /// <summary>A custom flow's variables as one encrypted JSON object (<c>{"NAME": "value"}</c>), bound to the row like the tokens; null when there are none.</summary>
+    private byte[]? EncryptExtras(CredentialKey key, IReadOnlyDictionary<string, Secret> extras)
+    {
+        if (extras.Count == 0)
+        {
+            return null;
+        }
+
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            foreach (var (name, value) in extras)
+            {
+                writer.WriteString(name, value.Reveal());
+            }
+
+            writer.WriteEndObject();
+        }
+
+        try
+        {
+            return keys.Encrypt(buffer.WrittenSpan, AssociatedData(key, "extras"));
+        }
+        finally
+        {
+            // Clear zeroes what was written (ResetWrittenCount would not).
+            buffer.Clear();
+        }
+    }
+
+    private Dictionary<string, Secret> DecryptExtras(CredentialKey key, byte[]? envelope)
+    {
+        var extras = new Dictionary<string, Secret>(StringComparer.Ordinal);
+        if (envelope is null)
+        {
+            return extras;
+        }
+
+        var plaintext = keys.Decrypt(envelope, AssociatedData(key, "extras"));
+        try
+        {
+            using var document = System.Text.Json.JsonDocument.Parse(plaintext);
+            foreach (var property in document.RootElement.EnumerateObject())
+            {
+                extras[property.Name] = new Secret(property.Value.GetString() ?? "");
+            }
+        }
+        finally
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(plaintext);
+        }
+
+        return extras;
     }
 }
 

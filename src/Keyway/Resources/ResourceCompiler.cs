@@ -51,6 +51,16 @@ internal sealed class CompiledResource
     /// <summary>A dynamic credential (oauth2), or null for static auth.</summary>
     public CompiledOAuth2? OAuth2 { get; init; }
 
+    /// <summary>A dynamic credential from a custom login flow, or null.</summary>
+    public CompiledCustomFlow? Custom { get; init; }
+
+    /// <summary>
+    /// A template over <c>response</c> (status, headers, body) that, when true, means the upstream
+    /// rejected the credential although its status did not say so. Evaluated by runs and saved
+    /// queries (which read the body), not by the streaming proxy.
+    /// </summary>
+    public Template? AuthFailureCondition { get; init; }
+
     /// <summary>One credential for everyone (true), or one per person.</summary>
     public bool ShareCredentials { get; init; } = true;
 
@@ -146,8 +156,10 @@ internal static class ResourceCompiler
             }
         }
 
-        var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse, out var oauth2);
-        var failureStatuses = new HashSet<int>(definition.AuthFailureStatuses ?? [401]);
+        var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse, out var oauth2, out var custom);
+        // A custom flow's refresh.statuses join the resource's list; given alone, they replace the default 401.
+        var failureStatuses = new HashSet<int>(definition.AuthFailureStatuses ?? (custom?.RefreshStatuses is null ? [401] : []));
+        failureStatuses.UnionWith(custom?.RefreshStatuses ?? []);
         if (failureStatuses.Any(status => status is < 400 or > 599))
         {
             errors.Add(new FieldError("authFailureStatuses", "Only 4xx and 5xx statuses can mean that a credential was rejected."));
@@ -202,6 +214,8 @@ internal static class ResourceCompiler
             UsesCurrentUser = usesCurrentUser,
             Variables = variables,
             OAuth2 = oauth2,
+            Custom = custom,
+            AuthFailureCondition = custom?.BodyCondition,
             ShareCredentials = definition.ShareCredentials ?? true,
             AuthFailureStatuses = failureStatuses,
         };
@@ -229,10 +243,25 @@ internal static class ResourceCompiler
     }
 
     private static List<AuthPlacement> CompileAuth(
-        AuthDefinition auth, List<FieldError> errors, Func<string, string?, bool, Template?> parse, out CompiledOAuth2? oauth2)
+        AuthDefinition auth, List<FieldError> errors, Func<string, string?, bool, Template?> parse, out CompiledOAuth2? oauth2, out CompiledCustomFlow? custom)
     {
         var placements = new List<AuthPlacement>();
         oauth2 = null;
+        custom = null;
+        if (auth.Type != "custom")
+        {
+            foreach (var (field, value) in new (string, object?)[]
+                     {
+                         ("steps", auth.Steps), ("refreshSteps", auth.RefreshSteps), ("apply", auth.Apply), ("expiresIn", auth.ExpiresIn),
+                         ("jwt", auth.Jwt), ("refresh", auth.Refresh),
+                     })
+            {
+                if (value is not null)
+                {
+                    errors.Add(new FieldError($"auth.{field}", $"'{field}' belongs to auth type 'custom', not '{auth.Type}'."));
+                }
+            }
+        }
 
         Template? Secret(string field, string? text)
         {
@@ -335,8 +364,12 @@ internal static class ResourceCompiler
                 oauth2 = CompiledOAuth2.Compile(auth, errors, parse, Secret);
                 break;
 
+            case "custom":
+                custom = CompiledCustomFlow.Compile(auth, errors, parse);
+                break;
+
             default:
-                errors.Add(new FieldError("auth.type", $"'{auth.Type}' is not an auth method; use none, bearer, basic, apiKey or oauth2."));
+                errors.Add(new FieldError("auth.type", $"'{auth.Type}' is not an auth method; use none, bearer, basic, apiKey, oauth2 or custom."));
                 break;
         }
 

@@ -45,7 +45,7 @@ internal sealed record ResourceDefinition
 /// <summary>How Keyway authenticates to the resource. Which fields apply depends on <see cref="Type"/>.</summary>
 internal sealed record AuthDefinition
 {
-    /// <summary><c>none</c>, <c>bearer</c>, <c>basic</c>, <c>apiKey</c> or <c>oauth2</c>.</summary>
+    /// <summary><c>none</c>, <c>bearer</c>, <c>basic</c>, <c>apiKey</c>, <c>oauth2</c> or <c>custom</c>.</summary>
     public string Type { get; init; } = "none";
 
     /// <summary>oauth2: <c>client_credentials</c>, <c>authorization_code</c>, <c>refresh_token</c> (from an imported token set) or <c>password</c>.</summary>
@@ -81,7 +81,7 @@ internal sealed record AuthDefinition
     /// <summary>oauth2: more token request parameters.</summary>
     public Dictionary<string, string>? ExtraParameters { get; init; }
 
-    /// <summary>oauth2: how long a token lives when neither <c>expires_in</c> nor a JWT <c>exp</c> says.</summary>
+    /// <summary>oauth2: how long a token lives when neither <c>expires_in</c> nor a JWT <c>exp</c> says; custom: when neither <see cref="ExpiresIn"/> nor <see cref="Jwt"/> says.</summary>
     public int? LifetimeSeconds { get; init; }
 
     /// <summary>oauth2: refresh at least this often, for providers that expire idle refresh tokens.</summary>
@@ -110,6 +110,72 @@ internal sealed record AuthDefinition
 
     /// <summary>apiKey: the key (a template over a secret variable).</summary>
     public string? Value { get; init; }
+
+    /// <summary>custom: the login flow, run in order (<c>request</c>, <c>variable</c> and <c>javascript</c> steps).</summary>
+    public List<AuthStepDefinition>? Steps { get; init; }
+
+    /// <summary>custom: a shorter flow to renew a session, seeing the previous variables; else <see cref="Steps"/> run again.</summary>
+    public List<AuthStepDefinition>? RefreshSteps { get; init; }
+
+    /// <summary>custom: where the flow's variables go on every request.</summary>
+    public AuthApplyDefinition? Apply { get; init; }
+
+    /// <summary>custom: a template giving the session's lifetime in seconds, measured from local receipt.</summary>
+    public string? ExpiresIn { get; init; }
+
+    /// <summary>custom: a template giving a JWT whose <c>exp</c> says when the session ends.</summary>
+    public string? Jwt { get; init; }
+
+    /// <summary>custom: what, besides expiry, makes Keyway log in again.</summary>
+    public AuthRefreshDefinition? Refresh { get; init; }
+}
+
+/// <summary>One step of a custom auth flow. Which fields apply depends on <see cref="Type"/>.</summary>
+internal sealed record AuthStepDefinition
+{
+    /// <summary><c>request</c>, <c>variable</c> or <c>javascript</c>.</summary>
+    public string? Type { get; init; }
+
+    /// <summary>An identifier: a request's response (<c>{{ login.body.token }}</c>), a variable (<c>{{ TOKEN }}</c>), or a javascript step's label.</summary>
+    public string? Name { get; init; }
+
+    /// <summary>request: the HTTP method (default GET).</summary>
+    public string? Method { get; init; }
+
+    /// <summary>request: an absolute http(s) URL, or a template.</summary>
+    public string? Url { get; init; }
+
+    /// <summary>request: headers (templates).</summary>
+    public Dictionary<string, string>? Headers { get; init; }
+
+    /// <summary>request: the body (a template); sent as JSON when it is JSON, unless a Content-Type header says otherwise.</summary>
+    public string? Body { get; init; }
+
+    /// <summary>variable: the value (a template).</summary>
+    public string? Value { get; init; }
+
+    /// <summary>javascript: a function body that returns an object; its properties become variables.</summary>
+    public string? Code { get; init; }
+}
+
+/// <summary>Where a custom flow's variables are put: every value is a template over them.</summary>
+internal sealed record AuthApplyDefinition
+{
+    public Dictionary<string, string>? Headers { get; init; }
+
+    public Dictionary<string, string>? Query { get; init; }
+
+    public Dictionary<string, string>? Cookies { get; init; }
+}
+
+/// <summary>What triggers a custom flow to run again before its expiry.</summary>
+internal sealed record AuthRefreshDefinition
+{
+    /// <summary>Upstream statuses that mean the session was rejected (added to <c>authFailureStatuses</c>).</summary>
+    public List<int>? Statuses { get; init; }
+
+    /// <summary>A template over <c>response</c> (<c>status</c>, <c>headers</c>, <c>body</c>): true means the session was rejected. Runs and saved queries only.</summary>
+    public string? BodyCondition { get; init; }
 }
 
 internal sealed record TimeoutDefinition

@@ -31,12 +31,12 @@ internal sealed class ResolvedResource
     /// <summary>Redacts the environment's secrets and the credential values derived from them.</summary>
     public required Redactor Redactor { get; init; }
 
-    /// <summary>The dynamic credential to attach per request (oauth2), or null.</summary>
+    /// <summary>The dynamic credential to attach per request (oauth2, custom), or null.</summary>
     public CredentialBinding? Credential { get; init; }
 }
 
 /// <summary>Resolves compiled resources, sharing the result per environment when no template reads the caller.</summary>
-internal sealed class ResourceResolver(VariableService variables, OAuth2Client oauth)
+internal sealed class ResourceResolver(VariableService variables, OAuth2Client oauth, CustomFlowClient custom)
 {
     private readonly ConcurrentDictionary<(string Resource, string Environment), ResolvedResource> _shared = new();
 
@@ -134,9 +134,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
                 Query = query,
                 Cookie = cookie,
                 Redactor = redactor.Combine(new Redactor(derived)),
-                Credential = resource.OAuth2 is { } compiled
-                    ? new CredentialBinding(resource.Name, values.Environment, new OAuth2TokenProvider(oauth, compiled.Render(scope)), compiled, resource.ShareCredentials)
-                    : null,
+                Credential = Bind(resource, values, scope, redactor),
             };
         }
         catch (TemplateException e)
@@ -144,5 +142,21 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
             throw new KeywayException(StatusCodes.Status400BadRequest, "template_error",
                 $"A template of resource '{resource.Name}' failed in '{values.Environment}': {redactor.Redact(e.Message)}");
         }
+    }
+
+    private CredentialBinding? Bind(CompiledResource resource, EnvironmentValues values, TemplateScope scope, Redactor redactor)
+    {
+        if (resource.OAuth2 is { } compiled)
+        {
+            return new CredentialBinding(resource.Name, values.Environment, new OAuth2TokenProvider(oauth, compiled.Render(scope)), compiled, resource.ShareCredentials);
+        }
+
+        if (resource.Custom is { } flow)
+        {
+            var hash = CustomFlowProvider.HashParameters(flow, values.Environment, values.All);
+            return new CredentialBinding(resource.Name, values.Environment, new CustomFlowProvider(custom, flow, scope, redactor, hash), flow, scope);
+        }
+
+        return null;
     }
 }

@@ -36,11 +36,12 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
         }
 
         var refreshed = false;
+        var replayable = call.Content is null || call.ReplayableBody is not null;
         HttpResponseMessage? response = null;
         try
         {
             response = await SendAsync(resolved, call, url, credential, timeout.Token);
-            if (credential is not null && resource.AuthFailureStatuses.Contains((int)response.StatusCode) && (call.Content is null || call.ReplayableBody is not null))
+            if (credential is not null && resource.AuthFailureStatuses.Contains((int)response.StatusCode) && replayable)
             {
                 // The upstream rejected this very token: refresh it (once, however many callers saw it) and retry once.
                 response.Dispose();
@@ -50,15 +51,17 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
                 response = await SendAsync(resolved, call, url, credential, timeout.Token);
             }
 
-            var redactor = credential is null ? resolved.Redactor : binding!.RedactorFor(resolved.Redactor, credential);
-            var (body, encoding) = await ReadBodyAsync(response, resource, redactor, timeout.Token);
-            var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-            foreach (var (name, values) in response.Headers.Concat(response.Content.Headers))
+            var (body, encoding, headers) = await ReadAsync(response, resource, credential is null ? resolved.Redactor : binding!.RedactorFor(resolved.Redactor, credential), timeout.Token);
+            if (credential is not null && !refreshed && replayable && resource.AuthFailureCondition is { } condition &&
+                Matches(condition, resource, (int)response.StatusCode, headers, body))
             {
-                if (!HeaderRules.IsHopByHop(name))
-                {
-                    headers[name] = redactor.Redact(string.Join(", ", values));
-                }
+                // The answer says the session is gone although its status does not (auth.refresh.bodyCondition): same as a 401.
+                response.Dispose();
+                response = null;
+                credential = await engine.RejectAsync(key!.Value, binding!.Provider, credential.Tokens.AccessToken, cancellationToken);
+                refreshed = true;
+                response = await SendAsync(resolved, call, url, credential, timeout.Token);
+                (body, encoding, headers) = await ReadAsync(response, resource, binding.RedactorFor(resolved.Redactor, credential), timeout.Token);
             }
 
             return new RunResult
@@ -83,6 +86,60 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
         finally
         {
             response?.Dispose();
+        }
+    }
+
+    private async Task<(JsonElement? Body, string? Encoding, Dictionary<string, string> Headers)> ReadAsync(
+        HttpResponseMessage response, CompiledResource resource, Secrets.Redactor redactor, CancellationToken cancellationToken)
+    {
+        var (body, encoding) = await ReadBodyAsync(response, resource, redactor, cancellationToken);
+        var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, values) in response.Headers.Concat(response.Content.Headers))
+        {
+            if (!HeaderRules.IsHopByHop(name))
+            {
+                headers[name] = redactor.Redact(string.Join(", ", values));
+            }
+        }
+
+        return (body, encoding, headers);
+    }
+
+    /// <summary>
+    /// Evaluates the resource's auth-failure condition over the (already redacted) answer, as
+    /// <c>response.status</c>, <c>response.headers['lower-case-name']</c> and <c>response.body</c>.
+    /// A condition that fails to evaluate is taken as false: the answer goes back as it is.
+    /// </summary>
+    private bool Matches(Templates.Template condition, CompiledResource resource, int status, Dictionary<string, string> headers, JsonElement? body)
+    {
+        var lower = new Dictionary<string, object?>(headers.Count, StringComparer.Ordinal);
+        foreach (var (name, value) in headers)
+        {
+            lower[name.ToLowerInvariant()] = value;
+        }
+
+        var scope = new Templates.TemplateScope().With("response", new Dictionary<string, object?>(StringComparer.Ordinal)
+        {
+            ["status"] = (long)status,
+            ["headers"] = lower,
+            ["body"] = body is { } element ? element : null,
+        });
+        try
+        {
+            return condition.Evaluate(scope) switch
+            {
+                null => false,
+                bool b => b,
+                string s => s.Length > 0 && s != "false",
+                long l => l != 0,
+                double d => d != 0 && !double.IsNaN(d),
+                _ => true,
+            };
+        }
+        catch (Templates.TemplateException e)
+        {
+            Log.AuthFailureConditionFailed(logger, resource.Name, e.Code);
+            return false;
         }
     }
 
@@ -310,5 +367,8 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
     {
         [LoggerMessage(100, LogLevel.Warning, "A binary response of resource {Resource} held a secret value; its body was withheld")]
         public static partial void BinaryBodyHeldSecret(ILogger logger, string resource);
+
+        [LoggerMessage(101, LogLevel.Warning, "The auth failure condition (auth.refresh.bodyCondition) of resource {Resource} could not be evaluated ({Code}); taken as false")]
+        public static partial void AuthFailureConditionFailed(ILogger logger, string resource, string code);
     }
 }

@@ -37,10 +37,12 @@ internal sealed partial class Template
 
         var paths = new List<string>();
         var variables = new HashSet<string>(StringComparer.Ordinal);
+        var roots = new HashSet<string>(StringComparer.Ordinal);
         foreach (var part in parts)
         {
             if (part.Expression is { } expression)
             {
+                expression.CollectRoots(roots);
                 expression.CollectReferences(paths, variables, out var all);
                 ReferencesAllVariables |= all;
             }
@@ -52,6 +54,7 @@ internal sealed partial class Template
 
         ReferencedPaths = paths.Distinct(StringComparer.Ordinal).ToArray();
         VariableNames = variables;
+        Roots = roots;
     }
 
     /// <summary>The text as configured.</summary>
@@ -75,6 +78,13 @@ internal sealed partial class Template
     /// referenced anywhere in the template.
     /// </summary>
     public IReadOnlySet<string> VariableNames { get; }
+
+    /// <summary>
+    /// The root names the expressions read: a member path's first name (<c>login</c> in
+    /// <c>login.body.token</c>), and every global a script names (which includes built-ins such as
+    /// <c>JSON</c>). Lets configuration checks see which step results a template uses.
+    /// </summary>
+    public IReadOnlySet<string> Roots { get; }
 
     /// <summary>
     /// True when an expression can reach variables this class cannot name: <c>environment</c> or
@@ -208,6 +218,18 @@ internal sealed class TemplateExpression
 
         var result = sandbox.Evaluate(_script!, scope);
         return result.IsJson ? (string)result.Value! : TemplateValue.From(result.Value).ToRenderString();
+    }
+
+    internal void CollectRoots(HashSet<string> roots)
+    {
+        if (_path is not null)
+        {
+            roots.Add(_path.Root);
+        }
+        else if (_script!.Globals is { } globals)
+        {
+            roots.UnionWith(globals);
+        }
     }
 
     internal void CollectReferences(List<string> paths, HashSet<string> variables, out bool referencesAll)

@@ -98,6 +98,38 @@ internal sealed class TemplateSandbox
         return new TemplateScript(prepared, globals, expression, position);
     }
 
+    /// <summary>
+    /// Parses and prepares a function body (statements ending in <c>return</c>), run as
+    /// <c>(function () { body })()</c> under the same limits as an expression.
+    /// </summary>
+    internal static TemplateScript CompileFunctionBody(string body)
+    {
+        Prepared<Script> checkedScript;
+        try
+        {
+            checkedScript = Engine.PrepareScript("(function () {\n" + body + "\n})", options: new ScriptPreparationOptions
+            {
+                CollectReferencedGlobals = false,
+                StaticAnalysis = false,
+            });
+        }
+        catch (ScriptPreparationException ex) when (ex.InnerException is Acornima.ParseErrorException parse)
+        {
+            var offset = OffsetInExpression(body, parse.Error?.LineNumber ?? 2, parse.Error?.Column ?? 0);
+            throw new TemplateSyntaxException($"invalid code: {parse.Description}", offset);
+        }
+
+        // "}); while (true) {}; (function () {" would close the function early: the body must stay one function.
+        if (checkedScript.Program?.Body is not [ExpressionStatement { Expression: FunctionExpression }])
+        {
+            throw new TemplateSyntaxException("the code must be one function body (statements and a return), not close it", 0);
+        }
+
+        // The body starts on line 2, as an expression does, so error positions map back to the code.
+        var prepared = Engine.PrepareScript(WrapperPrefix[..^1] + "(function () {\n" + body + "\n})()" + WrapperSuffix);
+        return new TemplateScript(prepared, null, body, 0);
+    }
+
     /// <summary>Evaluates a script against the scope; objects and arrays come back as JSON text.</summary>
     internal ScriptResult Evaluate(TemplateScript script, TemplateScope scope)
     {

@@ -58,6 +58,9 @@ internal sealed class TemplateScope
         return With("environment", new Dictionary<string, object?>(1, StringComparer.Ordinal) { ["variables"] = variables });
     }
 
+    /// <summary>A new scope with the same roots, to extend without touching this one.</summary>
+    public TemplateScope Clone() => new(_roots);
+
     public bool TryGetRoot(string name, out object? value) => _roots.TryGetValue(name, out value);
 
     internal static bool IsSupported(object? value) => value is null

@@ -61,6 +61,9 @@ internal sealed class CustomFlowProvider(
 
     public TimeSpan? DefaultLifetime => Flow.Lifetime;
 
+    public DateTimeOffset? NextScheduledRefresh(DateTimeOffset after) =>
+        Flow.RefreshSchedule?.GetNextOccurrence(after.UtcDateTime, TimeZoneInfo.Utc) is { } next ? new DateTimeOffset(next, TimeSpan.Zero) : null;
+
     /// <summary>
     /// The flow's shape, the environment, and the values of the plain (not secret) variables the flow
     /// reads: a session minted against another login URL or user name is not reused. Secret values

@@ -56,6 +56,9 @@ internal sealed partial class CompiledCustomFlow
     /// <summary>Statuses that mean the session was rejected (<c>refresh.statuses</c>), or null.</summary>
     public IReadOnlyList<int>? RefreshStatuses { get; init; }
 
+    /// <summary>Run the flow again on this schedule too (<c>auth.refreshSchedule</c>, cron, UTC).</summary>
+    public Cronos.CronExpression? RefreshSchedule { get; init; }
+
     /// <summary>A hash of the flow's shape (steps, refresh steps, expiry rules as written): templates, never values.</summary>
     public required string ShapeHash { get; init; }
 
@@ -71,12 +74,19 @@ internal sealed partial class CompiledCustomFlow
                      ("clientAuth", auth.ClientAuth), ("scope", auth.Scope), ("audience", auth.Audience), ("resourceIndicator", auth.ResourceIndicator),
                      ("extraParameters", auth.ExtraParameters), ("token", auth.Token), ("prefix", auth.Prefix), ("username", auth.Username),
                      ("password", auth.Password), ("in", auth.In), ("name", auth.Name), ("value", auth.Value),
+                     ("keepAliveSeconds", auth.KeepAliveSeconds),
                  })
         {
             if (value is not null)
             {
                 errors.Add(new FieldError($"auth.{field}", $"'{field}' does not apply to auth type 'custom': put it in a step (auth.steps) or in auth.apply."));
             }
+        }
+
+        Cronos.CronExpression? schedule = null;
+        if (auth.RefreshSchedule is { } cron && !Cronos.CronExpression.TryParse(cron, out schedule))
+        {
+            errors.Add(new FieldError("auth.refreshSchedule", $"'{cron}' is not a cron expression (5 fields: minute hour day month weekday, UTC), e.g. '0 3 * * *'."));
         }
 
         var flowVariables = new HashSet<string>(StringComparer.Ordinal);
@@ -201,6 +211,7 @@ internal sealed partial class CompiledCustomFlow
             Lifetime = auth.LifetimeSeconds is { } seconds and > 0 ? TimeSpan.FromSeconds(seconds) : null,
             BodyCondition = bodyCondition,
             RefreshStatuses = statuses,
+            RefreshSchedule = schedule,
             ShapeHash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(shape)))[..32],
             FlowVariables = flowVariables,
         };

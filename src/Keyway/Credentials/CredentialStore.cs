@@ -129,7 +129,7 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
                 $"""
                 INSERT INTO credentials ({Columns}, keep_alive_at, created_at, updated_at)
                 VALUES (@Resource, @Environment, @Owner, @paramsHash, @state, 1, @access, @refresh, @tokenType, @expiresAt, @obtainedAt,
-                        @now, @nextRefreshAt, @refreshed, 0, NULL, NULL, NULL, @keepAliveAt, @extras, @now, @now)
+                        @now, @nextRefreshAt, @refreshed, 0, NULL, NULL, NULL, @extras, @keepAliveAt, @now, @now)
                 ON CONFLICT (resource, environment, owner) DO NOTHING
                 RETURNING version
                 """,

@@ -352,42 +352,42 @@ internal sealed partial class CredentialEngine(
         switch (result.Failure)
         {
             case FailureKind.GrantRevoked:
-            {
-                if (interrupted)
                 {
-                    error += " A refresh was interrupted earlier (Keyway stopped between the provider's answer and storing it), so the stored refresh token may have been spent.";
-                }
+                    if (interrupted)
+                    {
+                        error += " A refresh was interrupted earlier (Keyway stopped between the provider's answer and storing it), so the stored refresh token may have been spent.";
+                    }
 
-                await RecordAsync(CredentialState.ReconnectRequired, null, clearTokens: true);
-                events.Publish(new CredentialEvent(key, CredentialEventKind.ReconnectRequired, error) { Duration = elapsed });
-                Log.ReconnectRequired(logger, key.ToString(), result.Error ?? "");
-                throw CredentialException.ReconnectRequired(key, error);
-            }
+                    await RecordAsync(CredentialState.ReconnectRequired, null, clearTokens: true);
+                    events.Publish(new CredentialEvent(key, CredentialEventKind.ReconnectRequired, error) { Duration = elapsed });
+                    Log.ReconnectRequired(logger, key.ToString(), result.Error ?? "");
+                    throw CredentialException.ReconnectRequired(key, error);
+                }
 
             case FailureKind.Misconfigured:
-            {
-                await RecordAsync(CredentialState.Failed, null, clearTokens: false);
-                events.Publish(new CredentialEvent(key, CredentialEventKind.Failed, error) { Duration = elapsed });
-                Log.Misconfigured(logger, key.ToString(), result.Error ?? "");
-                throw CredentialException.Failed(key, error);
-            }
-
-            default:
-            {
-                var wait = result.RetryAfter is { } r && r > TimeSpan.Zero ? r : Backoff(failures);
-                var stillValid = current is not null && !(current.ExpiresAt is { } e && now >= e);
-                await RecordAsync(stillValid ? CredentialState.Expiring : CredentialState.Expired, now + wait, clearTokens: false);
-                events.Publish(new CredentialEvent(key, CredentialEventKind.RefreshFailed, error) { Duration = elapsed });
-                Log.TransientFailure(logger, key.ToString(), result.Error ?? "", (long)wait.TotalMilliseconds);
-                if (stillValid && stored?.ParametersHash == provider.ParametersHash)
                 {
-                    // Keep serving the current token while it is valid.
-                    var reread = await store.ReadAsync(key, ct);
-                    return new Credential(key, current!, reread?.Version ?? stored.Version, now + wait, provider.ParametersHash);
+                    await RecordAsync(CredentialState.Failed, null, clearTokens: false);
+                    events.Publish(new CredentialEvent(key, CredentialEventKind.Failed, error) { Duration = elapsed });
+                    Log.Misconfigured(logger, key.ToString(), result.Error ?? "");
+                    throw CredentialException.Failed(key, error);
                 }
 
-                throw CredentialException.RefreshFailed(key, error, wait);
-            }
+            default:
+                {
+                    var wait = result.RetryAfter is { } r && r > TimeSpan.Zero ? r : Backoff(failures);
+                    var stillValid = current is not null && !(current.ExpiresAt is { } e && now >= e);
+                    await RecordAsync(stillValid ? CredentialState.Expiring : CredentialState.Expired, now + wait, clearTokens: false);
+                    events.Publish(new CredentialEvent(key, CredentialEventKind.RefreshFailed, error) { Duration = elapsed });
+                    Log.TransientFailure(logger, key.ToString(), result.Error ?? "", (long)wait.TotalMilliseconds);
+                    if (stillValid && stored?.ParametersHash == provider.ParametersHash)
+                    {
+                        // Keep serving the current token while it is valid.
+                        var reread = await store.ReadAsync(key, ct);
+                        return new Credential(key, current!, reread?.Version ?? stored.Version, now + wait, provider.ParametersHash);
+                    }
+
+                    throw CredentialException.RefreshFailed(key, error, wait);
+                }
         }
 
         async Task RecordAsync(CredentialState state, DateTimeOffset? next, bool clearTokens)

@@ -187,9 +187,15 @@ internal sealed partial class CredentialService(
                 """,
                 new
                 {
-                    state, key.Resource, key.Environment, key.Owner,
+                    state,
+                    key.Resource,
+                    key.Environment,
+                    key.Owner,
                     verifier = keys.Encrypt(new Secret(verifier), PendingAssociatedData(state)),
-                    nonce, callbackUrl, returnTo, now = now.ToStore(),
+                    nonce,
+                    callbackUrl,
+                    returnTo,
+                    now = now.ToStore(),
                 });
         }
 

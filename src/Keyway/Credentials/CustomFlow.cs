@@ -134,52 +134,52 @@ internal sealed class CustomFlowProvider(
                 switch (step)
                 {
                     case RequestStep request:
-                    {
-                        var (response, failure) = await SendAsync(request, scope, variables, cancellationToken);
-                        if (failure is not null)
                         {
-                            return failure;
-                        }
-
-                        receivedAt = time.GetUtcNow();
-                        scope.With(request.Name, response);
-                        break;
-                    }
-
-                    case VariableStep variable:
-                    {
-                        var value = new Secret(variable.Value.Render(scope));
-                        variables[variable.Name] = value;
-                        scope.With(variable.Name, value);
-                        break;
-                    }
-
-                    case JavascriptStep javascript:
-                    {
-                        if (javascript.Code.Invoke(scope) is not JsonObject result)
-                        {
-                            return Fail(FailureKind.Misconfigured, javascript, "the code must return an object, e.g. return { CSRF: login.headers['x-csrf'] };", variables);
-                        }
-
-                        foreach (var (name, node) in result)
-                        {
-                            if (!IsVariableName(name))
+                            var (response, failure) = await SendAsync(request, scope, variables, cancellationToken);
+                            if (failure is not null)
                             {
-                                return Fail(FailureKind.Misconfigured, javascript, $"the returned property '{Truncate(name)}' is not a usable variable name (an identifier, not environment, current_user or response).", variables);
+                                return failure;
                             }
 
-                            var value = new Secret(node switch
-                            {
-                                null => "",
-                                JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
-                                _ => node.ToJsonString(),
-                            });
-                            variables[name] = value;
-                            scope.With(name, value);
+                            receivedAt = time.GetUtcNow();
+                            scope.With(request.Name, response);
+                            break;
                         }
 
-                        break;
-                    }
+                    case VariableStep variable:
+                        {
+                            var value = new Secret(variable.Value.Render(scope));
+                            variables[variable.Name] = value;
+                            scope.With(variable.Name, value);
+                            break;
+                        }
+
+                    case JavascriptStep javascript:
+                        {
+                            if (javascript.Code.Invoke(scope) is not JsonObject result)
+                            {
+                                return Fail(FailureKind.Misconfigured, javascript, "the code must return an object, e.g. return { CSRF: login.headers['x-csrf'] };", variables);
+                            }
+
+                            foreach (var (name, node) in result)
+                            {
+                                if (!IsVariableName(name))
+                                {
+                                    return Fail(FailureKind.Misconfigured, javascript, $"the returned property '{Truncate(name)}' is not a usable variable name (an identifier, not environment, current_user or response).", variables);
+                                }
+
+                                var value = new Secret(node switch
+                                {
+                                    null => "",
+                                    JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
+                                    _ => node.ToJsonString(),
+                                });
+                                variables[name] = value;
+                                scope.With(name, value);
+                            }
+
+                            break;
+                        }
                 }
             }
             catch (TemplateException e)

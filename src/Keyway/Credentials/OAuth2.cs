@@ -155,23 +155,44 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
             {
                 "refresh_token" => await outbound.Client.RequestRefreshTokenAsync(new RefreshTokenRequest
                 {
-                    Address = endpoints.TokenUrl, ClientId = settings.ClientId, ClientSecret = secret, ClientCredentialStyle = style,
-                    RefreshToken = refreshToken!.Reveal(), Scope = settings.Scope, Parameters = parameters,
+                    Address = endpoints.TokenUrl,
+                    ClientId = settings.ClientId,
+                    ClientSecret = secret,
+                    ClientCredentialStyle = style,
+                    RefreshToken = refreshToken!.Reveal(),
+                    Scope = settings.Scope,
+                    Parameters = parameters,
                 }, ct),
                 "client_credentials" => await outbound.Client.RequestClientCredentialsTokenAsync(new ClientCredentialsTokenRequest
                 {
-                    Address = endpoints.TokenUrl, ClientId = settings.ClientId, ClientSecret = secret, ClientCredentialStyle = style,
-                    Scope = settings.Scope, Parameters = parameters,
+                    Address = endpoints.TokenUrl,
+                    ClientId = settings.ClientId,
+                    ClientSecret = secret,
+                    ClientCredentialStyle = style,
+                    Scope = settings.Scope,
+                    Parameters = parameters,
                 }, ct),
                 "password" => await outbound.Client.RequestPasswordTokenAsync(new PasswordTokenRequest
                 {
-                    Address = endpoints.TokenUrl, ClientId = settings.ClientId, ClientSecret = secret, ClientCredentialStyle = style,
-                    UserName = settings.Username!, Password = settings.Password?.Reveal(), Scope = settings.Scope, Parameters = parameters,
+                    Address = endpoints.TokenUrl,
+                    ClientId = settings.ClientId,
+                    ClientSecret = secret,
+                    ClientCredentialStyle = style,
+                    UserName = settings.Username!,
+                    Password = settings.Password?.Reveal(),
+                    Scope = settings.Scope,
+                    Parameters = parameters,
                 }, ct),
                 "authorization_code" => await outbound.Client.RequestAuthorizationCodeTokenAsync(new AuthorizationCodeTokenRequest
                 {
-                    Address = endpoints.TokenUrl, ClientId = settings.ClientId, ClientSecret = secret, ClientCredentialStyle = style,
-                    Code = code!, CodeVerifier = codeVerifier, RedirectUri = redirectUri!, Parameters = parameters,
+                    Address = endpoints.TokenUrl,
+                    ClientId = settings.ClientId,
+                    ClientSecret = secret,
+                    ClientCredentialStyle = style,
+                    Code = code!,
+                    CodeVerifier = codeVerifier,
+                    RedirectUri = redirectUri!,
+                    Parameters = parameters,
                 }, ct),
                 _ => throw new ArgumentOutOfRangeException(nameof(grant)),
             };

@@ -150,55 +150,55 @@ internal sealed class CompiledQuery
         switch (body.Type)
         {
             case "json":
-            {
-                var json = JsonTemplate.Compile("body.json", body.Json, errors, parse);
-                return scope => Json(json.Render(scope), "application/json");
-            }
+                {
+                    var json = JsonTemplate.Compile("body.json", body.Json, errors, parse);
+                    return scope => Json(json.Render(scope), "application/json");
+                }
 
             case "form":
-            {
-                var fields = (body.Fields ?? []).Select(f => (f.Key, Value: parse($"body.fields.{f.Key}", f.Value ?? ""))).ToList();
-                return scope =>
                 {
-                    var text = string.Join('&', fields.Select(f => Uri.EscapeDataString(f.Key) + "=" + Uri.EscapeDataString(f.Value?.Render(scope) ?? "")));
-                    return Bytes(Encoding.UTF8.GetBytes(text), "application/x-www-form-urlencoded");
-                };
-            }
+                    var fields = (body.Fields ?? []).Select(f => (f.Key, Value: parse($"body.fields.{f.Key}", f.Value ?? ""))).ToList();
+                    return scope =>
+                    {
+                        var text = string.Join('&', fields.Select(f => Uri.EscapeDataString(f.Key) + "=" + Uri.EscapeDataString(f.Value?.Render(scope) ?? "")));
+                        return Bytes(Encoding.UTF8.GetBytes(text), "application/x-www-form-urlencoded");
+                    };
+                }
 
             case "raw":
-            {
-                var text = parse("body.text", body.Text ?? "");
-                var type = body.ContentType ?? "text/plain; charset=utf-8";
-                if (!MediaTypeHeaderValue.TryParse(type, out _))
                 {
-                    errors.Add(new FieldError("body.contentType", $"'{type}' is not a media type."));
-                }
-
-                return scope => Bytes(Encoding.UTF8.GetBytes(text?.Render(scope) ?? ""), type);
-            }
-
-            case "graphql":
-            {
-                if (string.IsNullOrWhiteSpace(body.Query))
-                {
-                    errors.Add(new FieldError("body.query", "A GraphQL body needs its document in 'query'."));
-                }
-
-                // The document is sent as written: GraphQL has its own variables for inputs.
-                var variables = JsonTemplate.Compile("body.variables", body.Variables, errors, parse);
-                var document = body.Query ?? "";
-                var operation = body.OperationName;
-                return scope =>
-                {
-                    var payload = new JsonObject { ["query"] = document, ["variables"] = variables.Render(scope) ?? new JsonObject() };
-                    if (operation is not null)
+                    var text = parse("body.text", body.Text ?? "");
+                    var type = body.ContentType ?? "text/plain; charset=utf-8";
+                    if (!MediaTypeHeaderValue.TryParse(type, out _))
                     {
-                        payload["operationName"] = operation;
+                        errors.Add(new FieldError("body.contentType", $"'{type}' is not a media type."));
                     }
 
-                    return Json(payload, "application/json");
-                };
-            }
+                    return scope => Bytes(Encoding.UTF8.GetBytes(text?.Render(scope) ?? ""), type);
+                }
+
+            case "graphql":
+                {
+                    if (string.IsNullOrWhiteSpace(body.Query))
+                    {
+                        errors.Add(new FieldError("body.query", "A GraphQL body needs its document in 'query'."));
+                    }
+
+                    // The document is sent as written: GraphQL has its own variables for inputs.
+                    var variables = JsonTemplate.Compile("body.variables", body.Variables, errors, parse);
+                    var document = body.Query ?? "";
+                    var operation = body.OperationName;
+                    return scope =>
+                    {
+                        var payload = new JsonObject { ["query"] = document, ["variables"] = variables.Render(scope) ?? new JsonObject() };
+                        if (operation is not null)
+                        {
+                            payload["operationName"] = operation;
+                        }
+
+                        return Json(payload, "application/json");
+                    };
+                }
 
             default:
                 errors.Add(new FieldError("body.type", $"'{body.Type}' is not a body type; use json, form, raw or graphql."));
@@ -232,39 +232,39 @@ internal sealed class JsonTemplate
         switch (element.ValueKind)
         {
             case JsonValueKind.Object:
-            {
-                var members = element.EnumerateObject().Select(p => (p.Name, Render: CompileNode($"{field}.{p.Name}", p.Value, parse))).ToList();
-                return scope => new JsonObject(members.Select(m => new KeyValuePair<string, JsonNode?>(m.Name, m.Render(scope))));
-            }
+                {
+                    var members = element.EnumerateObject().Select(p => (p.Name, Render: CompileNode($"{field}.{p.Name}", p.Value, parse))).ToList();
+                    return scope => new JsonObject(members.Select(m => new KeyValuePair<string, JsonNode?>(m.Name, m.Render(scope))));
+                }
 
             case JsonValueKind.Array:
-            {
-                var items = element.EnumerateArray().Select((item, i) => CompileNode($"{field}[{i}]", item, parse)).ToList();
-                return scope => new JsonArray(items.Select(i => i(scope)).ToArray());
-            }
+                {
+                    var items = element.EnumerateArray().Select((item, i) => CompileNode($"{field}[{i}]", item, parse)).ToList();
+                    return scope => new JsonArray(items.Select(i => i(scope)).ToArray());
+                }
 
             case JsonValueKind.String:
-            {
-                var text = element.GetString()!;
-                var template = parse(field, text);
-                if (template is null || template.IsConstant)
                 {
-                    return _ => JsonValue.Create(text);
-                }
+                    var text = element.GetString()!;
+                    var template = parse(field, text);
+                    if (template is null || template.IsConstant)
+                    {
+                        return _ => JsonValue.Create(text);
+                    }
 
-                if (template.IsSingleExpression)
-                {
-                    return scope => ToNode(template.Evaluate(scope));
-                }
+                    if (template.IsSingleExpression)
+                    {
+                        return scope => ToNode(template.Evaluate(scope));
+                    }
 
-                return scope => JsonValue.Create(template.Render(scope));
-            }
+                    return scope => JsonValue.Create(template.Render(scope));
+                }
 
             default:
-            {
-                var constant = JsonNode.Parse(element.GetRawText());
-                return _ => constant?.DeepClone();
-            }
+                {
+                    var constant = JsonNode.Parse(element.GetRawText());
+                    return _ => constant?.DeepClone();
+                }
         }
     }
 

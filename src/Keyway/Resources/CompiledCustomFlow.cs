@@ -281,98 +281,98 @@ internal sealed partial class CompiledCustomFlow
             switch (step.Type)
             {
                 case "request":
-                {
-                    Reject("value", step.Value);
-                    Reject("code", step.Code);
-                    var method = (step.Method ?? "GET").ToUpperInvariant();
-                    if (!Methods.Contains(method))
                     {
-                        errors.Add(new FieldError($"{at}.method", $"'{step.Method}' is not a method a login step can use; use {string.Join(", ", Methods)}."));
-                    }
-
-                    var url = ParseStep("url", step.Url, true);
-                    if (url is { IsConstant: true } && ResourceCompiler.CheckBaseUrl(step.Url!) is { } urlError)
-                    {
-                        errors.Add(new FieldError($"{at}.url", urlError));
-                    }
-
-                    var headers = new List<KeyValuePair<string, Template>>();
-                    foreach (var (header, value) in step.Headers ?? [])
-                    {
-                        var field = $"headers.{header}";
-                        if (!HeaderRules.IsValidName(header))
+                        Reject("value", step.Value);
+                        Reject("code", step.Code);
+                        var method = (step.Method ?? "GET").ToUpperInvariant();
+                        if (!Methods.Contains(method))
                         {
-                            errors.Add(new FieldError($"{at}.{field}", $"'{header}' is not a valid header name."));
+                            errors.Add(new FieldError($"{at}.method", $"'{step.Method}' is not a method a login step can use; use {string.Join(", ", Methods)}."));
                         }
-                        else if (HeaderRules.IsHopByHop(header) || header.Equals("Host", StringComparison.OrdinalIgnoreCase) || header.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
+
+                        var url = ParseStep("url", step.Url, true);
+                        if (url is { IsConstant: true } && ResourceCompiler.CheckBaseUrl(step.Url!) is { } urlError)
                         {
-                            errors.Add(new FieldError($"{at}.{field}", $"Keyway sets '{header}' itself; remove it."));
+                            errors.Add(new FieldError($"{at}.url", urlError));
                         }
-                        else if (ParseStep(field, value ?? "", false) is { } template)
+
+                        var headers = new List<KeyValuePair<string, Template>>();
+                        foreach (var (header, value) in step.Headers ?? [])
                         {
-                            headers.Add(new(header, template));
+                            var field = $"headers.{header}";
+                            if (!HeaderRules.IsValidName(header))
+                            {
+                                errors.Add(new FieldError($"{at}.{field}", $"'{header}' is not a valid header name."));
+                            }
+                            else if (HeaderRules.IsHopByHop(header) || header.Equals("Host", StringComparison.OrdinalIgnoreCase) || header.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
+                            {
+                                errors.Add(new FieldError($"{at}.{field}", $"Keyway sets '{header}' itself; remove it."));
+                            }
+                            else if (ParseStep(field, value ?? "", false) is { } template)
+                            {
+                                headers.Add(new(header, template));
+                            }
                         }
-                    }
 
-                    var body = ParseStep("body", step.Body, false);
-                    if (body is not null && method is "GET")
-                    {
-                        errors.Add(new FieldError($"{at}.body", "A GET request has no body; use POST."));
-                    }
+                        var body = ParseStep("body", step.Body, false);
+                        if (body is not null && method is "GET")
+                        {
+                            errors.Add(new FieldError($"{at}.body", "A GET request has no body; use POST."));
+                        }
 
-                    if (url is not null)
-                    {
-                        steps.Add(new RequestStep(name, at, new HttpMethod(method), url, headers, body));
-                    }
+                        if (url is not null)
+                        {
+                            steps.Add(new RequestStep(name, at, new HttpMethod(method), url, headers, body));
+                        }
 
-                    break;
-                }
-
-                case "variable":
-                {
-                    Reject("method", step.Method);
-                    Reject("url", step.Url);
-                    Reject("headers", step.Headers);
-                    Reject("body", step.Body);
-                    Reject("code", step.Code);
-                    if (ParseStep("value", step.Value, true) is { } value)
-                    {
-                        steps.Add(new VariableStep(name, at, value));
-                    }
-
-                    break;
-                }
-
-                case "javascript":
-                {
-                    Reject("method", step.Method);
-                    Reject("url", step.Url);
-                    Reject("headers", step.Headers);
-                    Reject("body", step.Body);
-                    Reject("value", step.Value);
-                    sawJavascript = true;
-                    if (string.IsNullOrWhiteSpace(step.Code))
-                    {
-                        errors.Add(new FieldError($"{at}.code", "This field is required: a function body that returns an object, e.g. return { CSRF: login.headers['x-csrf'] };"));
                         break;
                     }
 
-                    if (step.Code.Contains("current_user", StringComparison.Ordinal))
+                case "variable":
                     {
-                        errors.Add(new FieldError($"{at}.code", "A custom flow's credential is shared by everyone: its steps cannot read current_user."));
+                        Reject("method", step.Method);
+                        Reject("url", step.Url);
+                        Reject("headers", step.Headers);
+                        Reject("body", step.Body);
+                        Reject("code", step.Code);
+                        if (ParseStep("value", step.Value, true) is { } value)
+                        {
+                            steps.Add(new VariableStep(name, at, value));
+                        }
+
+                        break;
                     }
 
-                    try
+                case "javascript":
                     {
-                        steps.Add(new JavascriptStep(name, at, TemplateFunction.Parse(step.Code)));
-                    }
-                    catch (TemplateException e)
-                    {
-                        errors.Add(new FieldError($"{at}.code", e.Message));
-                    }
+                        Reject("method", step.Method);
+                        Reject("url", step.Url);
+                        Reject("headers", step.Headers);
+                        Reject("body", step.Body);
+                        Reject("value", step.Value);
+                        sawJavascript = true;
+                        if (string.IsNullOrWhiteSpace(step.Code))
+                        {
+                            errors.Add(new FieldError($"{at}.code", "This field is required: a function body that returns an object, e.g. return { CSRF: login.headers['x-csrf'] };"));
+                            break;
+                        }
 
-                    break;
-                }
+                        if (step.Code.Contains("current_user", StringComparison.Ordinal))
+                        {
+                            errors.Add(new FieldError($"{at}.code", "A custom flow's credential is shared by everyone: its steps cannot read current_user."));
+                        }
+
+                        try
+                        {
+                            steps.Add(new JavascriptStep(name, at, TemplateFunction.Parse(step.Code)));
+                        }
+                        catch (TemplateException e)
+                        {
+                            errors.Add(new FieldError($"{at}.code", e.Message));
+                        }
+
+                        break;
+                    }
 
                 default:
                     errors.Add(new FieldError($"{at}.type", $"'{step.Type}' is not a step type; use request, variable or javascript."));

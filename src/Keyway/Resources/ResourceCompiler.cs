@@ -294,71 +294,71 @@ internal static class ResourceCompiler
                 break;
 
             case "bearer":
-            {
-                Reject("username", auth.Username);
-                Reject("password", auth.Password);
-                Reject("value", auth.Value);
-                var token = Secret("auth.token", auth.Token);
-                var prefix = auth.Prefix ?? "Bearer";
-                if (token is not null)
                 {
-                    var head = prefix.Length == 0 ? "" : prefix + " ";
-                    placements.Add(new AuthPlacement(Placement.Header, "Authorization", scope => head + token.Render(scope)));
-                }
+                    Reject("username", auth.Username);
+                    Reject("password", auth.Password);
+                    Reject("value", auth.Value);
+                    var token = Secret("auth.token", auth.Token);
+                    var prefix = auth.Prefix ?? "Bearer";
+                    if (token is not null)
+                    {
+                        var head = prefix.Length == 0 ? "" : prefix + " ";
+                        placements.Add(new AuthPlacement(Placement.Header, "Authorization", scope => head + token.Render(scope)));
+                    }
 
-                break;
-            }
+                    break;
+                }
 
             case "basic":
-            {
-                Reject("token", auth.Token);
-                Reject("value", auth.Value);
-                var username = parse("auth.username", auth.Username, true);
-                var password = Secret("auth.password", auth.Password);
-                if (username is not null && password is not null)
                 {
-                    placements.Add(new AuthPlacement(Placement.Header, "Authorization", scope =>
-                        "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes(username.Render(scope) + ":" + password.Render(scope)))));
-                }
+                    Reject("token", auth.Token);
+                    Reject("value", auth.Value);
+                    var username = parse("auth.username", auth.Username, true);
+                    var password = Secret("auth.password", auth.Password);
+                    if (username is not null && password is not null)
+                    {
+                        placements.Add(new AuthPlacement(Placement.Header, "Authorization", scope =>
+                            "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes(username.Render(scope) + ":" + password.Render(scope)))));
+                    }
 
-                break;
-            }
+                    break;
+                }
 
             case "apiKey":
-            {
-                Reject("token", auth.Token);
-                Reject("username", auth.Username);
-                Reject("password", auth.Password);
-                var location = auth.In switch
                 {
-                    "header" or null => Placement.Header,
-                    "query" => Placement.Query,
-                    "cookie" => Placement.Cookie,
-                    _ => (Placement?)null,
-                };
-                if (location is null)
-                {
-                    errors.Add(new FieldError("auth.in", $"'{auth.In}' is not a place for an API key; use 'header', 'query' or 'cookie'."));
-                }
+                    Reject("token", auth.Token);
+                    Reject("username", auth.Username);
+                    Reject("password", auth.Password);
+                    var location = auth.In switch
+                    {
+                        "header" or null => Placement.Header,
+                        "query" => Placement.Query,
+                        "cookie" => Placement.Cookie,
+                        _ => (Placement?)null,
+                    };
+                    if (location is null)
+                    {
+                        errors.Add(new FieldError("auth.in", $"'{auth.In}' is not a place for an API key; use 'header', 'query' or 'cookie'."));
+                    }
 
-                if (string.IsNullOrEmpty(auth.Name))
-                {
-                    errors.Add(new FieldError("auth.name", "Name the header, query parameter or cookie that carries the key."));
-                }
-                else if (location == Placement.Header && !HeaderRules.IsValidName(auth.Name))
-                {
-                    errors.Add(new FieldError("auth.name", $"'{auth.Name}' is not a valid header name."));
-                }
+                    if (string.IsNullOrEmpty(auth.Name))
+                    {
+                        errors.Add(new FieldError("auth.name", "Name the header, query parameter or cookie that carries the key."));
+                    }
+                    else if (location == Placement.Header && !HeaderRules.IsValidName(auth.Name))
+                    {
+                        errors.Add(new FieldError("auth.name", $"'{auth.Name}' is not a valid header name."));
+                    }
 
-                var value = Secret("auth.value", auth.Value);
-                var prefix = auth.Prefix ?? "";
-                if (location is { } where && value is not null && !string.IsNullOrEmpty(auth.Name))
-                {
-                    placements.Add(new AuthPlacement(where, auth.Name, scope => prefix + value.Render(scope)));
-                }
+                    var value = Secret("auth.value", auth.Value);
+                    var prefix = auth.Prefix ?? "";
+                    if (location is { } where && value is not null && !string.IsNullOrEmpty(auth.Name))
+                    {
+                        placements.Add(new AuthPlacement(where, auth.Name, scope => prefix + value.Render(scope)));
+                    }
 
-                break;
-            }
+                    break;
+                }
 
             case "oauth2":
                 oauth2 = CompiledOAuth2.Compile(auth, errors, parse, Secret);

@@ -209,7 +209,10 @@ public sealed class CustomFlowProviderTests
             : Json(HttpStatusCode.BadRequest, $"{{\"error\":\"bad\", \"echo\": {JsonValue.Create(await request.Content!.ReadAsStringAsync()).ToJsonString()}}}"));
         var auth = Flow(new AuthStepDefinition
         {
-            Type = "request", Name = "check", Method = "POST", Url = "https://api.example.com/check",
+            Type = "request",
+            Name = "check",
+            Method = "POST",
+            Url = "https://api.example.com/check",
             Body = "{{ TOKEN }} {{ environment.variables.API_PASSWORD }}",
         });
         var (provider, _) = Provider(auth, leaky);

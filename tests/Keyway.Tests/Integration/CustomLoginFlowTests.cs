@@ -58,7 +58,10 @@ public sealed class CustomLoginFlowTests(SqliteKeyway fixture) : IClassFixture<S
             ["steps"] = new JsonArray(
                 new JsonObject
                 {
-                    ["type"] = "request", ["name"] = "login", ["method"] = "POST", ["url"] = _api.BaseUrl + "/login",
+                    ["type"] = "request",
+                    ["name"] = "login",
+                    ["method"] = "POST",
+                    ["url"] = _api.BaseUrl + "/login",
                     ["headers"] = new JsonObject { ["Content-Type"] = "application/json" },
                     ["body"] = $"{{\"username\": \"{{{{ environment.variables.{_userVariable} }}}}\", \"password\": \"{{{{ environment.variables.{_passwordVariable} }}}}\"}}",
                 },

@@ -259,22 +259,33 @@ public abstract class GatewayTests<TFixture>(TFixture fixture) : IClassFixture<T
         var graphql = KeywayFixture.Unique("qgql");
         await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/queries/{json}", new
         {
-            resource, method = "POST", path = "/users/{{ inputs.id }}",
+            resource,
+            method = "POST",
+            path = "/users/{{ inputs.id }}",
             query = new { size = "{{ environment.variables.PAGE_SIZE }}" },
             headers = new Dictionary<string, string> { ["X-User"] = "{{ current_user.name }}" },
             body = new { type = "json", json = new { count = "{{ inputs.count }}", label = "n={{ inputs.count + 1 }}" } },
         }));
         await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/queries/{form}", new
         {
-            resource, method = "POST", path = "/form", body = new { type = "form", fields = new { a = "{{ inputs.a }}", b = "x y" } },
+            resource,
+            method = "POST",
+            path = "/form",
+            body = new { type = "form", fields = new { a = "{{ inputs.a }}", b = "x y" } },
         }));
         await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/queries/{raw}", new
         {
-            resource, method = "PUT", path = "/raw", body = new { type = "raw", text = "hello {{ inputs.who }}", contentType = "text/plain" },
+            resource,
+            method = "PUT",
+            path = "/raw",
+            body = new { type = "raw", text = "hello {{ inputs.who }}", contentType = "text/plain" },
         }));
         await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/queries/{graphql}", new
         {
-            resource, method = "POST", path = "/graphql", body = new { type = "graphql", query = "query($id: ID!) { user(id: $id) { name } }", variables = new { id = "{{ inputs.id }}" } },
+            resource,
+            method = "POST",
+            path = "/graphql",
+            body = new { type = "graphql", query = "query($id: ID!) { user(id: $id) { name } }", variables = new { id = "{{ inputs.id }}" } },
         }));
 
         await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/queries/{json}/run", new { inputs = new { id = 7, count = 3 } }), 200);
@@ -303,7 +314,10 @@ public abstract class GatewayTests<TFixture>(TFixture fixture) : IClassFixture<T
         var name = KeywayFixture.Unique("qsecret");
         await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/queries/{name}", new
         {
-            resource, method = "POST", path = "/leak", body = new { type = "raw", text = "{{ environment.variables.QUERY_FORBIDDEN }}" },
+            resource,
+            method = "POST",
+            path = "/leak",
+            body = new { type = "raw", text = "{{ environment.variables.QUERY_FORBIDDEN }}" },
         }));
 
         var problem = await Expect.ProblemAsync(await Admin.PostAsJsonAsync($"/api/v1/queries/{name}/run", new { }), 400, "invalid_config");

@@ -42,9 +42,14 @@ public sealed class OAuthTests(Xunit.Abstractions.ITestOutputHelper output)
 
     private static object Password(AuthServer server) => new
     {
-        type = "oauth2", grant = "password", tokenUrl = server.TokenEndpoint, clientId = "keyway",
-        clientSecret = "{{ environment.variables.OAUTH_SECRET }}", scope = AuthServer.ApiScope + " offline_access",
-        username = "alice", password = "{{ environment.variables.ALICE_PASSWORD }}",
+        type = "oauth2",
+        grant = "password",
+        tokenUrl = server.TokenEndpoint,
+        clientId = "keyway",
+        clientSecret = "{{ environment.variables.OAUTH_SECRET }}",
+        scope = AuthServer.ApiScope + " offline_access",
+        username = "alice",
+        password = "{{ environment.variables.ALICE_PASSWORD }}",
     };
 
     [Theory]
@@ -202,11 +207,17 @@ public sealed class OAuthTests(Xunit.Abstractions.ITestOutputHelper output)
         {
             await Duende.IdentityModel.Client.HttpClientTokenRequestExtensions.RequestRefreshTokenAsync(http, new Duende.IdentityModel.Client.RefreshTokenRequest
             {
-                Address = server.TokenEndpoint, ClientId = "keyway", ClientSecret = AuthServerClient.Default.ClientSecret, RefreshToken = rt,
+                Address = server.TokenEndpoint,
+                ClientId = "keyway",
+                ClientSecret = AuthServerClient.Default.ClientSecret,
+                RefreshToken = rt,
             });
             await Duende.IdentityModel.Client.HttpClientTokenRequestExtensions.RequestRefreshTokenAsync(http, new Duende.IdentityModel.Client.RefreshTokenRequest
             {
-                Address = server.TokenEndpoint, ClientId = "keyway", ClientSecret = AuthServerClient.Default.ClientSecret, RefreshToken = rt,
+                Address = server.TokenEndpoint,
+                ClientId = "keyway",
+                ClientSecret = AuthServerClient.Default.ClientSecret,
+                RefreshToken = rt,
             });
         }
 
@@ -272,8 +283,12 @@ public sealed class OAuthTests(Xunit.Abstractions.ITestOutputHelper output)
         using var admin = keyway.CreateAdminClient();
         await ResourceAsync(admin, "mine", server, new
         {
-            type = "oauth2", grant = "authorization_code", issuer = server.Issuer, clientId = "keyway",
-            clientSecret = "{{ environment.variables.OAUTH_SECRET }}", scope = "openid " + AuthServer.ApiScope + " offline_access",
+            type = "oauth2",
+            grant = "authorization_code",
+            issuer = server.Issuer,
+            clientId = "keyway",
+            clientSecret = "{{ environment.variables.OAUTH_SECRET }}",
+            scope = "openid " + AuthServer.ApiScope + " offline_access",
         }, new { shareCredentials = false });
 
         var before = await Expect.ProblemAsync(await admin.PostAsJsonAsync("/api/v1/resources/mine/run", new { path = "/api/me" }), 409, "not_connected");
@@ -313,14 +328,21 @@ public sealed class OAuthTests(Xunit.Abstractions.ITestOutputHelper output)
         using var admin = keyway.CreateAdminClient();
         await ResourceAsync(admin, "imported", server, new
         {
-            type = "oauth2", grant = "refresh_token", tokenUrl = server.TokenEndpoint, clientId = "keyway",
+            type = "oauth2",
+            grant = "refresh_token",
+            tokenUrl = server.TokenEndpoint,
+            clientId = "keyway",
             clientSecret = "{{ environment.variables.OAUTH_SECRET }}",
         });
         using var http = new HttpClient();
         var initial = await Duende.IdentityModel.Client.HttpClientTokenRequestExtensions.RequestPasswordTokenAsync(http, new Duende.IdentityModel.Client.PasswordTokenRequest
         {
-            Address = server.TokenEndpoint, ClientId = "keyway", ClientSecret = AuthServerClient.Default.ClientSecret,
-            UserName = "alice", Password = "alice-password", Scope = AuthServer.ApiScope + " offline_access",
+            Address = server.TokenEndpoint,
+            ClientId = "keyway",
+            ClientSecret = AuthServerClient.Default.ClientSecret,
+            UserName = "alice",
+            Password = "alice-password",
+            Scope = AuthServer.ApiScope + " offline_access",
         });
         Assert.False(initial.IsError, initial.Error);
         var cli = keyway.CliEnvironment(adminToken);

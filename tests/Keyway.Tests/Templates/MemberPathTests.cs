@@ -141,7 +141,12 @@ public sealed class MemberPathTests
     {
         var scope = new TemplateScope().With("n", new Dictionary<string, object?>
         {
-            ["big"] = 1e21, ["small"] = 1.5e-7, ["third"] = 1.0 / 3, ["whole"] = 3.0, ["neg"] = -0.25, ["huge"] = 1e20,
+            ["big"] = 1e21,
+            ["small"] = 1.5e-7,
+            ["third"] = 1.0 / 3,
+            ["whole"] = 3.0,
+            ["neg"] = -0.25,
+            ["huge"] = 1e20,
         });
 
         Assert.Equal("1e+21|1.5e-7|0.3333333333333333|3|-0.25|100000000000000000000",

@@ -91,15 +91,37 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
     }
 
     /// <summary>The caller a token belongs to, or null for an unknown, revoked or expired token.</summary>
-    public async ValueTask<Caller?> AuthenticateAsync(string token, CancellationToken cancellationToken)
+    public ValueTask<Caller?> AuthenticateAsync(string token, CancellationToken cancellationToken) =>
+        TryCached(token, time.GetUtcNow()) is { } caller ? ValueTask.FromResult<Caller?>(caller) : AuthenticateSlowAsync(token, cancellationToken);
+
+    /// <summary>
+    /// The hot path: hash the token on the stack and look it up without allocating (a verified
+    /// caller is cached under the hex of its hash).
+    /// </summary>
+    private Caller? TryCached(string token, DateTimeOffset now)
+    {
+        var byteCount = Encoding.UTF8.GetMaxByteCount(token.Length);
+        if (byteCount > 512)
+        {
+            return null;
+        }
+
+        Span<byte> utf8 = stackalloc byte[byteCount];
+        var written = Encoding.UTF8.GetBytes(token, utf8);
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(utf8[..written], hash);
+        Span<char> hex = stackalloc char[64];
+        Convert.TryToHexStringLower(hash, hex, out _);
+        return _cache.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(hex, out var cached) &&
+               cached.Until > now && (cached.KeyExpiresAt is null || cached.KeyExpiresAt > now)
+            ? cached.Caller
+            : null;
+    }
+
+    private async ValueTask<Caller?> AuthenticateSlowAsync(string token, CancellationToken cancellationToken)
     {
         var hash = Hash(token);
         var now = time.GetUtcNow();
-        if (_cache.TryGetValue(hash, out var cached) && cached.Until > now && (cached.KeyExpiresAt is null || cached.KeyExpiresAt > now))
-        {
-            return cached.Caller;
-        }
-
         var generation = Interlocked.Read(ref _generation);
         await using var connection = await database.OpenAsync(cancellationToken);
         var row = await connection.QuerySingleOrDefaultAsync<AuthRow>(

@@ -1,0 +1,50 @@
+using Keyway.Access;
+using Keyway.Credentials;
+using Keyway.Environments;
+using Keyway.Tests.Credentials;
+
+namespace Keyway.Tests.Access;
+
+/// <summary>The per-request lookups that must not allocate (DESIGN 7): measured in bytes, not time.</summary>
+public sealed class HotPathAllocationTests
+{
+    [Fact]
+    public async Task A_cached_api_key_is_verified_without_allocating()
+    {
+        await using var f = await EngineFixture.CreateAsync();
+        var keys = new ApiKeyService(f.Database, f.Time, new ChangeFeed());
+        await using (var connection = await f.Database.OpenAsync(default))
+        {
+            await Dapper.SqlMapper.ExecuteAsync(connection, "INSERT INTO users (id, name, role, created_at) VALUES ('u1', 'alloc', 'admin', 0)");
+        }
+
+        var (_, token) = await keys.CreateAsync("u1", "alloc", null, null, default);
+        Assert.NotNull(await keys.AuthenticateAsync(token, default));
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 100; i++)
+        {
+            var caller = keys.AuthenticateAsync(token, default);
+            Assert.True(caller.IsCompletedSuccessfully);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public async Task A_cached_credential_is_handed_out_without_allocating()
+    {
+        await using var f = await EngineFixture.CreateAsync();
+        var provider = new FakeTokenProvider(f.Time);
+        await f.Engine.GetAsync(EngineFixture.Key, provider, default);
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 100; i++)
+        {
+            var credential = f.Engine.GetAsync(EngineFixture.Key, provider, default);
+            Assert.True(credential.IsCompletedSuccessfully);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+}

@@ -32,6 +32,11 @@ internal sealed class EnvironmentValues(string environment, IReadOnlyDictionary<
     /// <summary>The secret values, for redacting anything Keyway returns.</summary>
     public IReadOnlyList<Secret> Secrets { get; } = values.Values.OfType<Secret>().ToList();
 
+    /// <summary>A redactor of <see cref="Secrets"/>, built once per change rather than per request.</summary>
+    public Redactor Redactor => _redactor ??= Redactor.For(Secrets);
+
+    private Redactor? _redactor;
+
     public bool IsSecret(string name) => All.TryGetValue(name, out var v) && v is Secret;
 }
 

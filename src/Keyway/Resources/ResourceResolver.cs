@@ -72,7 +72,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
         }
 
         var scope = Scopes.ForResource(values, caller);
-        var redactor = Redactor.For(values.Secrets);
+        var redactor = values.Redactor;
         try
         {
             var baseUrlText = resource.BaseUrl.Render(scope);

@@ -4,7 +4,7 @@ using System.Globalization;
 using System.Text;
 
 var port = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 5601;
-var body = Encoding.UTF8.GetBytes("{\"message\":\"hello\",\"from\":\"upstream\",\"padding\":\"0123456789abc\"}");
+var body = Encoding.UTF8.GetBytes("{\"message\":\"hello\",\"from\":\"upstream\",\"padding\":\"0123456789abcd\"}");
 
 var builder = WebApplication.CreateSlimBuilder();
 builder.Logging.ClearProviders();

@@ -148,52 +148,31 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(RequestTimeout);
         var ct = timeout.Token;
+        // What every grant's request carries: the endpoint, the client and the extra parameters.
+        T Client<T>(T request)
+            where T : TokenRequest
+        {
+            request.Address = endpoints.TokenUrl;
+            request.ClientId = settings.ClientId;
+            request.ClientSecret = secret;
+            request.ClientCredentialStyle = style;
+            request.Parameters = parameters;
+            return request;
+        }
+
         TokenResponse response;
         try
         {
             response = grant switch
             {
-                "refresh_token" => await outbound.Client.RequestRefreshTokenAsync(new RefreshTokenRequest
-                {
-                    Address = endpoints.TokenUrl,
-                    ClientId = settings.ClientId,
-                    ClientSecret = secret,
-                    ClientCredentialStyle = style,
-                    RefreshToken = refreshToken!.Reveal(),
-                    Scope = settings.Scope,
-                    Parameters = parameters,
-                }, ct),
-                "client_credentials" => await outbound.Client.RequestClientCredentialsTokenAsync(new ClientCredentialsTokenRequest
-                {
-                    Address = endpoints.TokenUrl,
-                    ClientId = settings.ClientId,
-                    ClientSecret = secret,
-                    ClientCredentialStyle = style,
-                    Scope = settings.Scope,
-                    Parameters = parameters,
-                }, ct),
-                "password" => await outbound.Client.RequestPasswordTokenAsync(new PasswordTokenRequest
-                {
-                    Address = endpoints.TokenUrl,
-                    ClientId = settings.ClientId,
-                    ClientSecret = secret,
-                    ClientCredentialStyle = style,
-                    UserName = settings.Username!,
-                    Password = settings.Password?.Reveal(),
-                    Scope = settings.Scope,
-                    Parameters = parameters,
-                }, ct),
-                "authorization_code" => await outbound.Client.RequestAuthorizationCodeTokenAsync(new AuthorizationCodeTokenRequest
-                {
-                    Address = endpoints.TokenUrl,
-                    ClientId = settings.ClientId,
-                    ClientSecret = secret,
-                    ClientCredentialStyle = style,
-                    Code = code!,
-                    CodeVerifier = codeVerifier,
-                    RedirectUri = redirectUri!,
-                    Parameters = parameters,
-                }, ct),
+                "refresh_token" => await outbound.Client.RequestRefreshTokenAsync(
+                    Client(new RefreshTokenRequest { RefreshToken = refreshToken!.Reveal(), Scope = settings.Scope }), ct),
+                "client_credentials" => await outbound.Client.RequestClientCredentialsTokenAsync(
+                    Client(new ClientCredentialsTokenRequest { Scope = settings.Scope }), ct),
+                "password" => await outbound.Client.RequestPasswordTokenAsync(
+                    Client(new PasswordTokenRequest { UserName = settings.Username!, Password = settings.Password?.Reveal(), Scope = settings.Scope }), ct),
+                "authorization_code" => await outbound.Client.RequestAuthorizationCodeTokenAsync(
+                    Client(new AuthorizationCodeTokenRequest { Code = code!, CodeVerifier = codeVerifier, RedirectUri = redirectUri! }), ct),
                 _ => throw new ArgumentOutOfRangeException(nameof(grant)),
             };
         }

@@ -13,28 +13,7 @@ internal static class QueryCommands
 
         var file = new Argument<string>("file") { Description = "A JSON or YAML file with one query (or several), each with a 'name'. '-' reads stdin." };
         var apply = new Command("apply", "Create or replace the queries described in a file.") { file };
-        apply.SetAction(io.Client(async (client, output, parse, ct) =>
-        {
-            var path = parse.GetValue(file)!;
-            var text = path == "-" ? await io.In.ReadToEndAsync(ct) : await File.ReadAllTextAsync(path, ct);
-            var results = new JsonArray();
-            foreach (var doc in ResourceCommands.ParseDocuments(text, path))
-            {
-                var name = doc["name"]?.GetValue<string>() ?? throw new CliException(ExitCodes.Invalid, $"A query in {path} has no 'name'.");
-                doc.Remove("name");
-                var result = await client.PutAsync($"api/v1/queries/{Uri.EscapeDataString(name)}", doc, ct);
-                results.Add(result);
-                if (!output.Json)
-                {
-                    output.Success($"Query '{name}' applied (version {Output.Str(result?["version"])}).");
-                }
-            }
-
-            if (output.Json)
-            {
-                output.WriteJson(results);
-            }
-        }));
+        apply.SetAction(io.Client((client, output, parse, ct) => ResourceCommands.ApplyAsync(io, client, output, parse.GetValue(file)!, "Query", "queries", ct)));
 
         var resource = new Option<string?>("--resource") { Description = "Only the queries of this resource." };
         var list = new Command("list", "List saved queries.") { resource };

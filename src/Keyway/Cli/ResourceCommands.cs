@@ -15,29 +15,7 @@ internal static class ResourceCommands
 
         var file = new Argument<string>("file") { Description = "A JSON or YAML file with one resource (or several: a JSON array, or YAML documents separated by ---). '-' reads stdin." };
         var apply = new Command("apply", "Create or replace the resources described in a file. Each needs a 'name'.") { file };
-        apply.SetAction(io.Client(async (client, output, parse, ct) =>
-        {
-            var path = parse.GetValue(file)!;
-            var text = path == "-" ? await io.In.ReadToEndAsync(ct) : await ReadFileAsync(path, ct);
-            var documents = ParseDocuments(text, path);
-            var results = new JsonArray();
-            foreach (var doc in documents)
-            {
-                var name = doc["name"]?.GetValue<string>() ?? throw new CliException(ExitCodes.Invalid, $"A resource in {path} has no 'name'.");
-                doc.Remove("name");
-                var result = await client.PutAsync($"api/v1/resources/{Uri.EscapeDataString(name)}", doc, ct);
-                results.Add(result);
-                if (!output.Json)
-                {
-                    output.Success($"Resource '{name}' applied (version {Output.Str(result?["version"])}).");
-                }
-            }
-
-            if (output.Json)
-            {
-                output.WriteJson(results);
-            }
-        }));
+        apply.SetAction(io.Client((client, output, parse, ct) => ApplyAsync(io, client, output, parse.GetValue(file)!, "Resource", "resources", ct)));
 
         var list = new Command("list", "List resources.");
         list.SetAction(io.Client(async (client, output, _, ct) =>
@@ -79,6 +57,32 @@ internal static class ResourceCommands
         command.Subcommands.Add(delete);
         command.Subcommands.Add(CredentialCommands.Test(io));
         return command;
+    }
+
+    /// <summary>
+    /// <c>apply</c> for resources and queries alike: every document of a JSON or YAML file (or stdin
+    /// for '-'), each PUT under its <c>name</c>.
+    /// </summary>
+    internal static async Task ApplyAsync(CliIo io, KeywayClient client, Output output, string path, string kind, string collection, CancellationToken ct)
+    {
+        var text = path == "-" ? await io.In.ReadToEndAsync(ct) : await ReadFileAsync(path, ct);
+        var results = new JsonArray();
+        foreach (var doc in ParseDocuments(text, path))
+        {
+            var name = doc["name"]?.GetValue<string>() ?? throw new CliException(ExitCodes.Invalid, $"A {kind.ToLowerInvariant()} in {path} has no 'name'.");
+            doc.Remove("name");
+            var result = await client.PutAsync($"api/v1/{collection}/{Uri.EscapeDataString(name)}", doc, ct);
+            results.Add(result);
+            if (!output.Json)
+            {
+                output.Success($"{kind} '{name}' applied (version {Output.Str(result?["version"])}).");
+            }
+        }
+
+        if (output.Json)
+        {
+            output.WriteJson(results);
+        }
     }
 
     private static async Task<string> ReadFileAsync(string path, CancellationToken ct)

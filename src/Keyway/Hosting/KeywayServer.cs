@@ -93,6 +93,8 @@ internal static partial class KeywayServer
         services.AddSingleton<ResourceResolver>();
         services.AddSingleton<QueryService>();
         services.AddSingleton<ApiKeyService>();
+        services.AddSingleton<UserStore>();
+        services.AddSingleton<Keyway.Audit.IAuditLog, Keyway.Audit.PendingAuditLog>();
         services.AddSingleton<AccessPolicy>();
         services.AddSingleton<RunExecutor>();
         services.AddSingleton<CredentialStore>();

@@ -1,0 +1,184 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using Dapper;
+using Keyway.Environments;
+using Keyway.Storage;
+
+namespace Keyway.Access;
+
+/// <summary>A user row. <see cref="PasswordHash"/> is a PasswordHasher hash, never a password.</summary>
+internal sealed class UserRecord
+{
+    public string Id { get; init; } = "";
+    public string Name { get; init; } = "";
+    public string? Email { get; init; }
+    public string? DisplayName { get; init; }
+    public string Role { get; init; } = Caller.MemberRole;
+
+    /// <summary><c>local</c> (password), <c>oidc</c> (single sign-on) or <c>service</c> (owns API keys only).</summary>
+    public string Source { get; init; } = UserSources.Local;
+
+    /// <summary>For single sign-on users: <c>issuer|subject</c>.</summary>
+    public string? ExternalId { get; init; }
+
+    public string? PasswordHash { get; init; }
+
+    /// <summary>The identity provider's claims from the last sign-on, as a JSON object of strings.</summary>
+    public string? Claims { get; init; }
+
+    public long? DisabledAt { get; init; }
+    public long FailedSignIns { get; init; }
+    public long? LockedUntil { get; init; }
+    public long? PasswordChangedAt { get; init; }
+
+    /// <summary>Bumped to end every session of the user (password change, disable, role change).</summary>
+    public long SessionVersion { get; init; }
+
+    public long CreatedAt { get; init; }
+    public long? UpdatedAt { get; init; }
+
+    public IReadOnlyDictionary<string, string>? ClaimMap => Claims is null
+        ? null
+        : JsonSerializer.Deserialize<Dictionary<string, string>>(Claims);
+}
+
+internal static class UserSources
+{
+    public const string Local = "local";
+    public const string Oidc = "oidc";
+    public const string Service = "service";
+}
+
+/// <summary>A user to create.</summary>
+internal sealed record NewUser(string Name, string Role, string Source)
+{
+    public string? Email { get; init; }
+    public string? DisplayName { get; init; }
+    public string? ExternalId { get; init; }
+    public string? PasswordHash { get; init; }
+    public IReadOnlyDictionary<string, string>? Claims { get; init; }
+}
+
+/// <summary>
+/// The user and group rows, shared by the admin API, sign-in and API-key authentication. Writers
+/// publish a <c>users</c> change so caches of callers (API keys, sessions, grants) drop what they hold.
+/// </summary>
+internal sealed class UserStore(Database database, TimeProvider time, ChangeFeed changes)
+{
+    public const string ChangeKind = "users";
+
+    private const string Columns =
+        "id, name, email, display_name, role, source, external_id, password_hash, claims, disabled_at, failed_sign_ins, locked_until, password_changed_at, session_version, created_at, updated_at";
+
+    public static string NewId() => "usr_" + ApiKeyService.Base64Url(RandomNumberGenerator.GetBytes(9));
+
+    public async Task<UserRecord?> FindByIdAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.QuerySingleOrDefaultAsync<UserRecord>($"SELECT {Columns} FROM users WHERE id = @id", new { id });
+    }
+
+    public async Task<UserRecord?> FindByNameAsync(string name, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.QuerySingleOrDefaultAsync<UserRecord>($"SELECT {Columns} FROM users WHERE name = @name", new { name });
+    }
+
+    public async Task<UserRecord?> FindByExternalIdAsync(string externalId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.QuerySingleOrDefaultAsync<UserRecord>($"SELECT {Columns} FROM users WHERE external_id = @externalId", new { externalId });
+    }
+
+    public async Task<IReadOnlyList<UserRecord>> ListAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<UserRecord>($"SELECT {Columns} FROM users ORDER BY name")).ToList();
+    }
+
+    /// <summary>Creates a user; throws a 409 problem when the name is taken.</summary>
+    public async Task<UserRecord> CreateAsync(NewUser user, CancellationToken cancellationToken)
+    {
+        var id = NewId();
+        var now = time.GetUtcNow().ToStore();
+        var claims = user.Claims is null ? null : JsonSerializer.Serialize(user.Claims);
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var inserted = await connection.ExecuteAsync(
+            """
+            INSERT INTO users (id, name, email, display_name, role, source, external_id, password_hash, claims, password_changed_at, created_at, updated_at)
+            VALUES (@id, @Name, @Email, @DisplayName, @Role, @Source, @ExternalId, @PasswordHash, @claims, @changed, @now, @now)
+            ON CONFLICT DO NOTHING
+            """,
+            new { id, user.Name, user.Email, user.DisplayName, user.Role, user.Source, user.ExternalId, user.PasswordHash, claims, changed = user.PasswordHash is null ? (long?)null : now, now });
+        if (inserted == 0)
+        {
+            throw new Api.KeywayException(StatusCodes.Status409Conflict, "conflict",
+                $"A user named '{user.Name}' already exists (or that single sign-on identity is linked to another user).");
+        }
+
+        changes.Publish(new Change(ChangeKind, id));
+        return (await FindByIdAsync(id, cancellationToken))!;
+    }
+
+    /// <summary>The names of the groups a user belongs to, sorted.</summary>
+    public async Task<IReadOnlyList<string>> GroupsOfAsync(string userId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<string>(
+            "SELECT group_name FROM group_members WHERE user_id = @userId ORDER BY group_name", new { userId })).ToList();
+    }
+
+    /// <summary>
+    /// Makes the user's memberships of <paramref name="source"/> exactly <paramref name="groups"/>
+    /// (other sources' memberships stay). Groups that do not exist are created when
+    /// <paramref name="createMissing"/>, else ignored. Returns the groups the user is now in from that source.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> SyncGroupsAsync(
+        string userId, IEnumerable<string> groups, string source, bool createMissing, CancellationToken cancellationToken)
+    {
+        var wanted = groups.Where(g => !string.IsNullOrWhiteSpace(g)).Select(g => g.Trim()).Distinct(StringComparer.Ordinal).ToList();
+        var now = time.GetUtcNow().ToStore();
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        if (createMissing)
+        {
+            foreach (var group in wanted)
+            {
+                await connection.ExecuteAsync(
+                    "INSERT INTO groups (name, created_at) VALUES (@group, @now) ON CONFLICT (name) DO NOTHING", new { group, now }, transaction);
+            }
+        }
+
+        var existing = (await connection.QueryAsync<string>("SELECT name FROM groups", transaction: transaction)).ToHashSet(StringComparer.Ordinal);
+        var kept = wanted.Where(existing.Contains).ToList();
+        await connection.ExecuteAsync("DELETE FROM group_members WHERE user_id = @userId AND source = @source", new { userId, source }, transaction);
+        foreach (var group in kept)
+        {
+            await connection.ExecuteAsync(
+                "INSERT INTO group_members (group_name, user_id, source, created_at) VALUES (@group, @userId, @source, @now) ON CONFLICT (group_name, user_id) DO NOTHING",
+                new { group, userId, source, now }, transaction);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        changes.Publish(new Change(ChangeKind, userId));
+        return kept;
+    }
+
+    /// <summary>The caller a user id stands for, with groups; null when the user is gone or disabled.</summary>
+    public async Task<Caller?> LoadCallerAsync(string userId, string? apiKeyId, KeyScope? scope, CancellationToken cancellationToken)
+    {
+        var user = await FindByIdAsync(userId, cancellationToken);
+        if (user is null || user.DisabledAt is not null)
+        {
+            return null;
+        }
+
+        return new Caller(user.Id, user.Name, user.Role, apiKeyId, user.Email)
+        {
+            Groups = await GroupsOfAsync(user.Id, cancellationToken),
+            DisplayName = user.DisplayName,
+            Scope = scope,
+            Claims = user.ClaimMap,
+        };
+    }
+}

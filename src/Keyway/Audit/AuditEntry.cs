@@ -1,0 +1,38 @@
+using Keyway.Access;
+
+namespace Keyway.Audit;
+
+/// <summary>How an audited action ended.</summary>
+internal static class AuditOutcome
+{
+    public const string Success = "success";
+    public const string Failure = "failure";
+    public const string Denied = "denied";
+}
+
+/// <summary>
+/// One thing to record. <see cref="Action"/> is a dotted verb such as <c>resource.put</c>,
+/// <c>variable.set</c>, <c>grant.add</c>, <c>user.create</c>, <c>key.revoke</c>, <c>signin.password</c>,
+/// <c>signin.sso</c>, <c>credential.refreshed</c> or <c>run</c>. <see cref="Detail"/> holds plain
+/// facts (method, path, status, duration, error code) and never a secret value: it passes the
+/// redactor before it is stored.
+/// </summary>
+internal sealed record AuditEntry(string Action, string Outcome = AuditOutcome.Success)
+{
+    /// <summary>Who did it; null for Keyway itself (a scheduled refresh, say).</summary>
+    public Caller? Actor { get; init; }
+
+    public string? Resource { get; init; }
+    public string? Environment { get; init; }
+
+    /// <summary>What was acted on when it is not a resource: a user, group, key, variable or query name.</summary>
+    public string? Target { get; init; }
+
+    public IReadOnlyDictionary<string, object?>? Detail { get; init; }
+}
+
+/// <summary>The append-only, hash-chained audit log. Recording waits when the queue is full; it never drops an event.</summary>
+internal interface IAuditLog
+{
+    ValueTask RecordAsync(AuditEntry entry, CancellationToken cancellationToken = default);
+}

@@ -1,4 +1,5 @@
 using Keyway.Api;
+using Keyway.Audit;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Keyway.Access;
@@ -20,7 +21,7 @@ internal static class KeyEndpoints
             .WithSummary("List API keys (never their tokens).");
 
         group.MapPost("/", async Task<Results<Created<CreatedKey>, ProblemHttpResult>> (
-                CreateKeyRequest? body, HttpContext http, ApiKeyService keys, TimeProvider time, CancellationToken ct) =>
+                CreateKeyRequest? body, HttpContext http, ApiKeyService keys, TimeProvider time, IAuditLog audit, CancellationToken ct) =>
             {
                 var caller = Caller.From(http.User)!;
                 if (string.IsNullOrWhiteSpace(body?.Name))
@@ -34,13 +35,27 @@ internal static class KeyEndpoints
                 }
 
                 var (key, token) = await keys.CreateAsync(caller.UserId, body.Name.Trim(), body.ExpiresAt, null, ct);
+                await audit.RecordAsync(new AuditEntry("key.create")
+                {
+                    Actor = caller,
+                    Target = key.Id,
+                    Detail = new Dictionary<string, object?> { ["name"] = key.Name, ["expiresAt"] = body.ExpiresAt },
+                }, ct);
                 return TypedResults.Created($"/api/v1/keys/{key.Id}", new CreatedKey(key, token));
             })
             .Requires(Permission.Admin)
             .WithSummary("Create an API key. Its token is in this response and nowhere else, ever.");
 
-        group.MapDelete("/{id}", async Task<Results<NoContent, ProblemHttpResult>> (string id, ApiKeyService keys, CancellationToken ct) =>
-                await keys.RevokeAsync(id, ct) ? TypedResults.NoContent() : Problems.NotFound($"There is no active API key '{id}'."))
+        group.MapDelete("/{id}", async Task<Results<NoContent, ProblemHttpResult>> (string id, ApiKeyService keys, HttpContext http, IAuditLog audit, CancellationToken ct) =>
+            {
+                if (!await keys.RevokeAsync(id, ct))
+                {
+                    return Problems.NotFound($"There is no active API key '{id}'.");
+                }
+
+                await audit.RecordAsync(new AuditEntry("key.revoke") { Actor = Caller.From(http.User), Target = id }, ct);
+                return TypedResults.NoContent();
+            })
             .Requires(Permission.Admin)
             .WithSummary("Revoke an API key.");
 

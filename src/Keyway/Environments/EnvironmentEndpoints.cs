@@ -1,5 +1,6 @@
 using Keyway.Access;
 using Keyway.Api;
+using Keyway.Audit;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Keyway.Environments;
@@ -21,9 +22,10 @@ internal static class EnvironmentEndpoints
             .WithSummary("List environments.");
 
         group.MapPut("/{env}", async Task<Results<Ok<EnvironmentInfo>, Created<EnvironmentInfo>>> (
-                string env, PutEnvironmentRequest? body, VariableService service, CancellationToken ct) =>
+                string env, PutEnvironmentRequest? body, VariableService service, HttpContext http, IAuditLog audit, CancellationToken ct) =>
             {
                 var (info, created) = await service.PutEnvironmentAsync(env, body?.Description, ct);
+                await audit.RecordAsync(new AuditEntry("environment.put") { Actor = Caller.From(http.User), Environment = env, Detail = new Dictionary<string, object?> { ["created"] = created } }, ct);
                 return created ? TypedResults.Created($"/api/v1/environments/{env}", info) : TypedResults.Ok(info);
             })
             .Requires(Permission.Admin)
@@ -34,8 +36,16 @@ internal static class EnvironmentEndpoints
             .Requires(Permission.Read)
             .WithSummary("Get an environment.");
 
-        group.MapDelete("/{env}", async Task<Results<NoContent, ProblemHttpResult>> (string env, VariableService service, CancellationToken ct) =>
-                await service.DeleteEnvironmentAsync(env, ct) ? TypedResults.NoContent() : Problems.NotFound($"There is no environment named '{env}'."))
+        group.MapDelete("/{env}", async Task<Results<NoContent, ProblemHttpResult>> (string env, VariableService service, HttpContext http, IAuditLog audit, CancellationToken ct) =>
+            {
+                if (!await service.DeleteEnvironmentAsync(env, ct))
+                {
+                    return Problems.NotFound($"There is no environment named '{env}'.");
+                }
+
+                await audit.RecordAsync(new AuditEntry("environment.delete") { Actor = Caller.From(http.User), Environment = env }, ct);
+                return TypedResults.NoContent();
+            })
             .Requires(Permission.Admin)
             .WithSummary("Delete an environment and its variables ('production' cannot be deleted).");
 
@@ -53,21 +63,38 @@ internal static class EnvironmentEndpoints
             .WithSummary("Get a variable. A secret's value is always null; its version and dates are shown.");
 
         group.MapPut("/{env}/variables/{name}", async Task<Results<Ok<VariableInfo>, ProblemHttpResult>> (
-                string env, string name, SetVariableRequest? body, VariableService service, CancellationToken ct) =>
+                string env, string name, SetVariableRequest? body, VariableService service, HttpContext http, IAuditLog audit, CancellationToken ct) =>
             {
                 if (body?.Value is null)
                 {
                     return Problems.BadRequest("Send the value as JSON: {\"value\": \"...\", \"secret\": true}.");
                 }
 
-                return TypedResults.Ok(await service.SetAsync(env, name, body.Value, body.Secret, body.ExpiresAt, ct));
+                var info = await service.SetAsync(env, name, body.Value, body.Secret, body.ExpiresAt, ct);
+                // The name, the secret flag and the version: never the value.
+                await audit.RecordAsync(new AuditEntry("variable.set")
+                {
+                    Actor = Caller.From(http.User),
+                    Environment = env,
+                    Target = name,
+                    Detail = new Dictionary<string, object?> { ["secret"] = info.Secret, ["version"] = info.Version, ["expiresAt"] = info.ExpiresAt },
+                }, ct);
+                return TypedResults.Ok(info);
             })
             .Requires(Permission.Admin)
             .WithSummary("Set a variable. A secret gets a new version each time; its value is never returned.");
 
         group.MapDelete("/{env}/variables/{name}", async Task<Results<NoContent, ProblemHttpResult>> (
-                string env, string name, VariableService service, CancellationToken ct) =>
-                await service.DeleteAsync(env, name, ct) ? TypedResults.NoContent() : Problems.NotFound($"There is no variable '{name}' in environment '{env}'."))
+                string env, string name, VariableService service, HttpContext http, IAuditLog audit, CancellationToken ct) =>
+            {
+                if (!await service.DeleteAsync(env, name, ct))
+                {
+                    return Problems.NotFound($"There is no variable '{name}' in environment '{env}'.");
+                }
+
+                await audit.RecordAsync(new AuditEntry("variable.delete") { Actor = Caller.From(http.User), Environment = env, Target = name }, ct);
+                return TypedResults.NoContent();
+            })
             .Requires(Permission.Admin)
             .WithSummary("Delete a variable and all its versions.");
 

@@ -1,6 +1,7 @@
 using Dapper;
 using Keyway.Access;
 using Keyway.Api;
+using Keyway.Audit;
 using Keyway.Credentials;
 using Keyway.Environments;
 using Keyway.Outbound;
@@ -94,7 +95,15 @@ internal static partial class KeywayServer
         services.AddSingleton<QueryService>();
         services.AddSingleton<ApiKeyService>();
         services.AddSingleton<UserStore>();
-        services.AddSingleton<Keyway.Audit.IAuditLog, Keyway.Audit.PendingAuditLog>();
+        services.AddSingleton(AuditOptions.FromEnvironment());
+        services.AddSingleton<KnownSecrets>();
+        services.AddSingleton(sp => new AuditLog(sp.GetRequiredService<Database>(), sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<KnownSecrets>().GetAsync, sp.GetRequiredService<AuditOptions>(), sp.GetRequiredService<ILogger<AuditLog>>()));
+        services.AddSingleton<IAuditLog>(sp => sp.GetRequiredService<AuditLog>());
+        services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
+        services.AddSingleton<AuditStore>();
+        services.AddSingleton<AuditVerifier>();
+        services.AddSingleton<CredentialAudit>();
         services.AddSingleton<AccessPolicy>();
         services.AddSingleton<RunExecutor>();
         services.AddSingleton<CredentialStore>();
@@ -166,6 +175,7 @@ internal static partial class KeywayServer
         api.MapCredentials();
         api.MapKeys();
         api.MapOperator();
+        api.MapAudit();
         app.MapProxy();
         app.MapOAuthCallback();
 
@@ -176,6 +186,7 @@ internal static partial class KeywayServer
         app.Services.GetRequiredService<CredentialEngine>().Subscribe();
         app.Services.GetRequiredService<CredentialMetrics>();
         app.Services.GetRequiredService<ApiKeyService>().Subscribe();
+        app.Services.GetRequiredService<CredentialAudit>().Subscribe();
         await variables.EnsureProductionAsync(cancellationToken);
         await app.Services.GetRequiredService<Bootstrap>().RunAsync(
             Environment.GetEnvironmentVariable("KEYWAY_ADMIN_PASSWORD"), Environment.GetEnvironmentVariable("KEYWAY_ADMIN_TOKEN"),
@@ -196,10 +207,16 @@ internal static partial class KeywayServer
 }
 
 /// <summary>Turns exceptions into problem+json. Unexpected ones say nothing but a trace id: their text may hold anything.</summary>
-internal sealed partial class KeywayExceptionHandler(ILogger<KeywayExceptionHandler> logger) : IExceptionHandler
+internal sealed partial class KeywayExceptionHandler(ILogger<KeywayExceptionHandler> logger, IAuditLog audit) : IExceptionHandler
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
+        if (exception is KeywayException { Status: StatusCodes.Status403Forbidden, Code: "forbidden" } denied && Caller.From(httpContext.User) is { } caller)
+        {
+            // AccessPolicy.Demand threw: every refusal is in the audit log.
+            await audit.RecordAsync(AuditEntries.Denied(caller, httpContext, denied), cancellationToken);
+        }
+
         var result = exception switch
         {
             KeywayException keyway => Problems.From(keyway),

@@ -1,6 +1,7 @@
 using System.Net;
 using Keyway.Access;
 using Keyway.Api;
+using Keyway.Audit;
 using Keyway.Credentials;
 using Keyway.Outbound;
 using Keyway.Resources;
@@ -31,13 +32,18 @@ internal static partial class ProxyEndpoints
     private static async Task ForwardAsync(
         HttpContext context, string resource, string? path,
         IHttpForwarder forwarder, OutboundClient outbound, ResourceService resources, ResourceResolver resolver,
-        AccessPolicy access, CredentialEngine engine)
+        AccessPolicy access, CredentialEngine engine, IAuditLog audit, TimeProvider time)
     {
+        var started = time.GetTimestamp();
+        Caller? caller = null;
+        string? environment = null;
+        string? errorCode = null;
+        var refreshed = false;
         try
         {
-            var caller = Caller.From(context.User) ?? throw new KeywayException(StatusCodes.Status401Unauthorized, "unauthorized",
+            caller = Caller.From(context.User) ?? throw new KeywayException(StatusCodes.Status401Unauthorized, "unauthorized",
                 "Send an API key as 'Authorization: Bearer <key>' or 'X-Keyway-Token: <key>'.");
-            var environment = context.Request.Headers[EnvironmentHeader].FirstOrDefault() ?? Environments.VariableService.Production;
+            environment = context.Request.Headers[EnvironmentHeader].FirstOrDefault() ?? Environments.VariableService.Production;
             access.Demand(caller, Permission.Use, resource, environment);
             var compiled = await resources.GetCompiledAsync(resource, context.RequestAborted);
             var resolved = await resolver.ResolveAsync(compiled, environment, caller, context.RequestAborted);
@@ -75,11 +81,13 @@ internal static partial class ProxyEndpoints
                     // The upstream rejected this very token: refresh it once, then replay the request if it can be.
                     context.Response.Clear();
                     credential = await engine.RejectAsync(key!.Value, binding!.Provider, credential!.Tokens.AccessToken, context.RequestAborted);
+                    refreshed = true;
                     if (replayable)
                     {
                         continue;
                     }
 
+                    errorCode = "upstream_unauthorized";
                     await Problems.Create(StatusCodes.Status502BadGateway, "upstream_unauthorized",
                         $"The resource '{resource}' rejected its credential. Keyway has refreshed it; send the request again (its body could not be replayed).").ExecuteAsync(context);
                     return;
@@ -87,7 +95,11 @@ internal static partial class ProxyEndpoints
 
                 if (error != ForwarderError.None && !context.Response.HasStarted)
                 {
-                    await ReportAsync(context, error, resource, compiled.Timeout, redactor);
+                    errorCode = await ReportAsync(context, error, resource, compiled.Timeout, redactor);
+                }
+                else if (error != ForwarderError.None)
+                {
+                    errorCode = "upstream_aborted";
                 }
 
                 return;
@@ -95,7 +107,24 @@ internal static partial class ProxyEndpoints
         }
         catch (KeywayException e) when (!context.Response.HasStarted)
         {
+            errorCode = e.Code;
+            if (caller is not null && e is { Status: StatusCodes.Status403Forbidden, Code: "forbidden" })
+            {
+                await audit.RecordAsync(AuditEntries.Denied(caller, context, e), context.RequestAborted);
+                caller = null;
+            }
+
             await Problems.From(e).ExecuteAsync(context);
+        }
+        finally
+        {
+            if (caller is not null)
+            {
+                // Every proxied request is a run in the audit log; the actor carries the API key's id (key use).
+                await audit.RecordAsync(AuditEntries.Run("proxy", caller, resource, environment!, context.Request.Method,
+                    "/" + path + context.Request.QueryString.Value, context.Response.StatusCode,
+                    (long)time.GetElapsedTime(started).TotalMilliseconds, refreshed, errorCode), CancellationToken.None);
+            }
         }
     }
 
@@ -127,7 +156,8 @@ internal static partial class ProxyEndpoints
         }
     }
 
-    private static async Task ReportAsync(HttpContext context, ForwarderError error, string resource, TimeSpan timeout, Redactor redactor)
+    /// <summary>Reports a forwarding failure as problem+json; returns its code (or "canceled" when the caller left).</summary>
+    private static async Task<string> ReportAsync(HttpContext context, ForwarderError error, string resource, TimeSpan timeout, Redactor redactor)
     {
         var exception = context.GetForwarderErrorFeature()?.Exception;
         var problem = error switch
@@ -140,11 +170,14 @@ internal static partial class ProxyEndpoints
             _ => Problems.Create(StatusCodes.Status502BadGateway, "upstream_unreachable",
                 $"The resource '{resource}' could not be reached ({error})."),
         };
-        if (problem is not null)
+        if (problem is null)
         {
-            context.Response.Clear();
-            await problem.ExecuteAsync(context);
+            return "canceled";
         }
+
+        context.Response.Clear();
+        await problem.ExecuteAsync(context);
+        return problem.ProblemDetails.Extensions.TryGetValue("code", out var code) ? code as string ?? "upstream_error" : "upstream_error";
     }
 
     private static T? Find<T>(Exception? exception) where T : Exception

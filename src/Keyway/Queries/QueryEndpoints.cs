@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Keyway.Access;
 using Keyway.Api;
+using Keyway.Audit;
 using Keyway.Environments;
 using Keyway.Resources;
 using Keyway.Runs;
@@ -20,7 +21,7 @@ internal static class QueryEndpoints
             .WithSummary("List saved queries, optionally of one resource (?resource=).");
 
         group.MapPut("/{name}", async Task<Results<Ok<QueryRecord>, Created<QueryRecord>>> (
-                string name, HttpRequest request, HttpContext http, QueryService queries, AccessPolicy access, CancellationToken ct) =>
+                string name, HttpRequest request, HttpContext http, QueryService queries, AccessPolicy access, IAuditLog audit, CancellationToken ct) =>
             {
                 QueryDefinition definition;
                 try
@@ -37,6 +38,13 @@ internal static class QueryEndpoints
                 // Writing a query against a resource needs the right to use it: a query can do nothing an ad-hoc run could not.
                 access.Demand(Caller.From(http.User)!, Permission.Use, definition.Resource, null);
                 var (record, created) = await queries.PutAsync(name, definition, ct);
+                await audit.RecordAsync(new AuditEntry("query.put")
+                {
+                    Actor = Caller.From(http.User),
+                    Resource = definition.Resource,
+                    Target = name,
+                    Detail = new Dictionary<string, object?> { ["created"] = created },
+                }, ct);
                 return created ? TypedResults.Created($"/api/v1/queries/{name}", record) : TypedResults.Ok(record);
             })
             .Requires(Permission.Read)
@@ -49,7 +57,7 @@ internal static class QueryEndpoints
             .WithSummary("Get a saved query.");
 
         group.MapDelete("/{name}", async Task<Results<NoContent, ProblemHttpResult>> (
-                string name, HttpContext http, QueryService queries, AccessPolicy access, CancellationToken ct) =>
+                string name, HttpContext http, QueryService queries, AccessPolicy access, IAuditLog audit, CancellationToken ct) =>
             {
                 if (await queries.GetAsync(name, ct) is not { } record)
                 {
@@ -58,6 +66,7 @@ internal static class QueryEndpoints
 
                 access.Demand(Caller.From(http.User)!, Permission.Use, record.Definition.Resource, null);
                 await queries.DeleteAsync(name, ct);
+                await audit.RecordAsync(new AuditEntry("query.delete") { Actor = Caller.From(http.User), Resource = record.Definition.Resource, Target = name }, ct);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Read)
@@ -65,34 +74,50 @@ internal static class QueryEndpoints
 
         group.MapPost("/{name}/run", async Task<Ok<RunResult>> (
                 string name, QueryRunRequest? request, HttpContext http, QueryService queries, ResourceResolver resolver,
-                RunExecutor executor, AccessPolicy access, CancellationToken ct) =>
+                RunExecutor executor, AccessPolicy access, IAuditLog audit, TimeProvider time, CancellationToken ct) =>
             {
                 var caller = Caller.From(http.User)!;
                 var environment = request?.Environment ?? VariableService.Production;
                 var (query, resource) = await queries.GetCompiledAsync(name, ct);
                 access.Demand(caller, Permission.Use, resource.Name, environment);
-                var resolved = await resolver.ResolveAsync(resource, environment, caller, ct);
-                foreach (var variable in query.Variables)
-                {
-                    if (resolved.Values.IsSecret(variable))
-                    {
-                        throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config",
-                            $"The query '{name}' reads the secret variable '{variable}'. Secret variables can only be used in resource configuration (headers, auth); move it there.");
-                    }
-                }
-
-                var scope = Scopes.ForQuery(resolved.Values, caller, request?.Inputs ?? default(JsonElement?));
-                OutboundCall call;
+                var started = time.GetTimestamp();
+                OutboundCall? built = null;
                 try
                 {
-                    call = query.Build(scope);
-                }
-                catch (Templates.TemplateException e)
-                {
-                    throw new KeywayException(StatusCodes.Status400BadRequest, "template_error", $"A template of query '{name}' failed: {resolved.Redactor.Redact(e.Message)}");
-                }
+                    var resolved = await resolver.ResolveAsync(resource, environment, caller, ct);
+                    foreach (var variable in query.Variables)
+                    {
+                        if (resolved.Values.IsSecret(variable))
+                        {
+                            throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config",
+                                $"The query '{name}' reads the secret variable '{variable}'. Secret variables can only be used in resource configuration (headers, auth); move it there.");
+                        }
+                    }
 
-                return TypedResults.Ok(await executor.ExecuteAsync(resolved, call, caller, ct));
+                    var scope = Scopes.ForQuery(resolved.Values, caller, request?.Inputs ?? default(JsonElement?));
+                    OutboundCall call;
+                    try
+                    {
+                        call = query.Build(scope);
+                    }
+                    catch (Templates.TemplateException e)
+                    {
+                        throw new KeywayException(StatusCodes.Status400BadRequest, "template_error", $"A template of query '{name}' failed: {resolved.Redactor.Redact(e.Message)}");
+                    }
+
+                    built = call;
+                    var result = await executor.ExecuteAsync(resolved, call, caller, ct);
+                    await audit.RecordAsync(AuditEntries.Run("query", caller, resource.Name, environment, call.Method.Method,
+                        AuditRedaction.PathWithQuery(call.Path, call.Query), result.Status, result.DurationMs, result.Refreshed, null, name), ct);
+                    return TypedResults.Ok(result);
+                }
+                catch (KeywayException e)
+                {
+                    await audit.RecordAsync(AuditEntries.Run("query", caller, resource.Name, environment, built?.Method.Method ?? "-",
+                        built is null ? "-" : AuditRedaction.PathWithQuery(built.Path, built.Query), null,
+                        (long)time.GetElapsedTime(started).TotalMilliseconds, false, e.Code, name), ct);
+                    throw;
+                }
             })
             .Requires(Permission.Read)
             .WithSummary("Run a saved query with inputs. 200 carries the upstream's status; Keyway's own failures are problem+json.");

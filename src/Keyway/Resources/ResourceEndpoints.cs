@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Keyway.Access;
 using Keyway.Api;
+using Keyway.Audit;
 using Keyway.Environments;
 using Keyway.Runs;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -25,10 +26,16 @@ internal static class ResourceEndpoints
             .WithSummary("List resources.");
 
         group.MapPut("/{name}", async Task<Results<Ok<ResourceView>, Created<ResourceView>, ProblemHttpResult>> (
-                string name, HttpRequest request, ResourceService service, CancellationToken ct) =>
+                string name, HttpRequest request, ResourceService service, IAuditLog audit, CancellationToken ct) =>
             {
                 var definition = await ReadDefinitionAsync(request, ct);
                 var (record, created) = await service.PutAsync(name, definition, ct);
+                await audit.RecordAsync(new AuditEntry("resource.put")
+                {
+                    Actor = Caller.From(request.HttpContext.User),
+                    Resource = name,
+                    Detail = new Dictionary<string, object?> { ["created"] = created, ["version"] = record.Version, ["kind"] = definition.Kind },
+                }, ct);
                 var view = ResourceView.From(record);
                 return created ? TypedResults.Created($"/api/v1/resources/{name}", view) : TypedResults.Ok(view);
             })
@@ -41,22 +48,44 @@ internal static class ResourceEndpoints
             .Requires(Permission.Read, "name")
             .WithSummary("Get a resource's configuration (templates as written; never a secret value).");
 
-        group.MapDelete("/{name}", async Task<Results<NoContent, ProblemHttpResult>> (string name, ResourceService service, CancellationToken ct) =>
-                await service.DeleteAsync(name, ct) ? TypedResults.NoContent() : Problems.NotFound($"There is no resource named '{name}'."))
+        group.MapDelete("/{name}", async Task<Results<NoContent, ProblemHttpResult>> (string name, ResourceService service, HttpContext http, IAuditLog audit, CancellationToken ct) =>
+            {
+                if (!await service.DeleteAsync(name, ct))
+                {
+                    return Problems.NotFound($"There is no resource named '{name}'.");
+                }
+
+                await audit.RecordAsync(new AuditEntry("resource.delete") { Actor = Caller.From(http.User), Resource = name }, ct);
+                return TypedResults.NoContent();
+            })
             .Requires(Permission.Own, "name")
             .WithSummary("Delete a resource.");
 
         group.MapPost("/{name}/run", async Task<Ok<RunResult>> (
                 string name, RunRequest request, HttpContext http, ResourceService resources, ResourceResolver resolver,
-                RunExecutor executor, AccessPolicy access, CancellationToken ct) =>
+                RunExecutor executor, AccessPolicy access, IAuditLog audit, TimeProvider time, CancellationToken ct) =>
             {
                 var caller = Caller.From(http.User)!;
                 var environment = request.Environment ?? VariableService.Production;
                 access.Demand(caller, Permission.Use, name, environment);
-                var compiled = await resources.GetCompiledAsync(name, ct);
-                var resolved = await resolver.ResolveAsync(compiled, environment, caller, ct);
-                var call = RunCalls.FromRequest(request);
-                return TypedResults.Ok(await executor.ExecuteAsync(resolved, call, caller, ct));
+                var started = time.GetTimestamp();
+                var path = AuditRedaction.PathWithQuery(request.Path, request.Query);
+                try
+                {
+                    var compiled = await resources.GetCompiledAsync(name, ct);
+                    var resolved = await resolver.ResolveAsync(compiled, environment, caller, ct);
+                    var call = RunCalls.FromRequest(request);
+                    var result = await executor.ExecuteAsync(resolved, call, caller, ct);
+                    await audit.RecordAsync(AuditEntries.Run("run", caller, name, environment, call.Method.Method, path,
+                        result.Status, result.DurationMs, result.Refreshed, null), ct);
+                    return TypedResults.Ok(result);
+                }
+                catch (KeywayException e)
+                {
+                    await audit.RecordAsync(AuditEntries.Run("run", caller, name, environment, request.Method, path,
+                        null, (long)time.GetElapsedTime(started).TotalMilliseconds, false, e.Code), ct);
+                    throw;
+                }
             })
             .Requires(Permission.Read, "name")
             .WithSummary("Send an ad-hoc request through the resource. 200 carries the upstream's status; Keyway's own failures are problem+json.");

@@ -1,4 +1,5 @@
 using Keyway.Access;
+using Keyway.Audit;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Keyway.Secrets;
@@ -10,8 +11,12 @@ internal static class OperatorEndpoints
     {
         var group = api.MapGroup("/operator").WithTags("Operator");
 
-        group.MapPost("/rekey", async Task<Accepted<RekeyStatus>> (RekeyJob job, CancellationToken ct) =>
-                TypedResults.Accepted("/api/v1/operator/rekey", await job.StartAsync(ct)))
+        group.MapPost("/rekey", async Task<Accepted<RekeyStatus>> (RekeyJob job, HttpContext http, IAuditLog audit, CancellationToken ct) =>
+            {
+                var status = await job.StartAsync(ct);
+                await audit.RecordAsync(new AuditEntry("operator.rekey") { Actor = Caller.From(http.User), Detail = new Dictionary<string, object?> { ["total"] = status.Total } }, ct);
+                return TypedResults.Accepted("/api/v1/operator/rekey", status);
+            })
             .Requires(Permission.Admin)
             .WithSummary("Start a rekey: re-wrap data keys under the primary master key, rotate the data key, re-encrypt every stored secret and credential token. 409 while one runs.");
 

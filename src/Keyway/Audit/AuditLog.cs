@@ -1,0 +1,309 @@
+using System.Data.Common;
+using System.Diagnostics.Metrics;
+using System.Threading.Channels;
+using Dapper;
+using Keyway.Access;
+using Keyway.Hosting;
+using Keyway.Secrets;
+using Keyway.Storage;
+
+namespace Keyway.Audit;
+
+/// <summary>How the audit log queues and writes.</summary>
+internal sealed record AuditOptions
+{
+    /// <summary>
+    /// Events waiting to be written. When the queue is full, <see cref="AuditLog.RecordAsync"/> waits
+    /// for room (the request that records is slowed down), so an event is never dropped.
+    /// </summary>
+    public int QueueCapacity { get; init; } = 10_000;
+
+    /// <summary>The most events written in one transaction.</summary>
+    public int BatchSize { get; init; } = 500;
+
+    /// <summary>The longest wait between two attempts when the store refuses a batch.</summary>
+    public TimeSpan MaxRetryDelay { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Reads <c>KEYWAY_AUDIT_QUEUE</c> (the queue's capacity).</summary>
+    public static AuditOptions FromEnvironment()
+    {
+        var capacity = Environment.GetEnvironmentVariable("KEYWAY_AUDIT_QUEUE");
+        if (string.IsNullOrEmpty(capacity))
+        {
+            return new AuditOptions();
+        }
+
+        return int.TryParse(capacity, System.Globalization.CultureInfo.InvariantCulture, out var value) && value > 0
+            ? new AuditOptions { QueueCapacity = value }
+            : throw new StartupException($"KEYWAY_AUDIT_QUEUE must be a positive number of events, not '{capacity}'.");
+    }
+}
+
+/// <summary>
+/// The hash-chained audit log. <see cref="RecordAsync"/> stamps the time and puts the entry on a
+/// bounded queue; a background writer takes what is queued, redacts, serializes and hashes it, and
+/// appends it in one transaction that also moves the chain head. On PostgreSQL the append holds a
+/// transaction-scoped advisory lock and reads the head inside the transaction, so replicas writing
+/// at once still form one linear chain. Stopping flushes the queue.
+/// </summary>
+internal sealed partial class AuditLog : BackgroundService, IAuditLog
+{
+    // An arbitrary constant: the advisory lock id that serializes appends across replicas.
+    internal const long AppendLockId = 0x4b65_7977_6179_0004;
+
+    private readonly Database _database;
+    private readonly TimeProvider _time;
+    private readonly Func<CancellationToken, Task<Redactor>> _knownSecrets;
+    private readonly AuditOptions _options;
+    private readonly ILogger<AuditLog> _logger;
+    private readonly Channel<Pending> _queue;
+    private readonly SemaphoreSlim _writing = new(1, 1);
+    private readonly Meter _meter = new(KeywayMetrics.MeterName);
+    private readonly Counter<long> _written;
+    private readonly Counter<long> _waited;
+    private readonly Counter<long> _failures;
+    private volatile bool _stopping;
+
+    public AuditLog(Database database, TimeProvider time, Func<CancellationToken, Task<Redactor>> knownSecrets, AuditOptions options, ILogger<AuditLog> logger)
+    {
+        _database = database;
+        _time = time;
+        _knownSecrets = knownSecrets;
+        _options = options;
+        _logger = logger;
+        _queue = Channel.CreateBounded<Pending>(new BoundedChannelOptions(options.QueueCapacity)
+        {
+            FullMode = BoundedChannelFullMode.Wait,
+            SingleReader = true,
+            SingleWriter = false,
+        });
+        _meter.CreateObservableGauge("keyway.audit.queue.depth", () => _queue.Reader.Count,
+            description: "Audit events waiting to be written.");
+        _written = _meter.CreateCounter<long>("keyway.audit.events", description: "Audit events written to the chain.");
+        _waited = _meter.CreateCounter<long>("keyway.audit.queue.full", description: "Times a caller waited because the audit queue was full.");
+        _failures = _meter.CreateCounter<long>("keyway.audit.write.failures", description: "Batches the store refused (they are retried).");
+    }
+
+    /// <summary>Events queued and not yet written.</summary>
+    public int QueueDepth => _queue.Reader.Count;
+
+    /// <inheritdoc />
+    public ValueTask RecordAsync(AuditEntry entry, CancellationToken cancellationToken = default)
+    {
+        var pending = new Pending(entry, _time.GetUtcNow().ToUnixTimeMilliseconds());
+        if (!_stopping && _queue.Writer.TryWrite(pending))
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        return RecordSlowAsync(pending, cancellationToken);
+    }
+
+    private async ValueTask RecordSlowAsync(Pending pending, CancellationToken cancellationToken)
+    {
+        if (_stopping)
+        {
+            // The writer has stopped reading: write this one ourselves rather than leave it in the queue.
+            await WriteAsync([pending], cancellationToken);
+            return;
+        }
+
+        // Full: wait for room. Dropping would leave a hole nobody sees; failing would fail the caller's
+        // request for a reason that is not theirs. Waiting slows callers down while the store catches up.
+        _waited.Add(1);
+        Log.QueueFull(_logger, _options.QueueCapacity);
+        await _queue.Writer.WriteAsync(pending, cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var batch = new List<Pending>(_options.BatchSize);
+        try
+        {
+            while (await _queue.Reader.WaitToReadAsync(stoppingToken))
+            {
+                while (batch.Count < _options.BatchSize && _queue.Reader.TryRead(out var item))
+                {
+                    batch.Add(item);
+                }
+
+                await WriteWithRetryAsync(batch, stoppingToken);
+                batch.Clear();
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // A batch still in hand goes back to the front of the line: StopAsync writes it first.
+            _carried = batch.Count > 0 ? [.. batch] : null;
+        }
+    }
+
+    private List<Pending>? _carried;
+
+    /// <summary>Stops the loop, then writes everything still queued before the host exits.</summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _stopping = true;
+        await base.StopAsync(cancellationToken);
+        var remaining = _carried ?? [];
+        while (_queue.Reader.TryRead(out var item))
+        {
+            remaining.Add(item);
+        }
+
+        for (var i = 0; i < remaining.Count; i += _options.BatchSize)
+        {
+            var batch = remaining.GetRange(i, Math.Min(_options.BatchSize, remaining.Count - i));
+            try
+            {
+                await WriteAsync(batch, cancellationToken);
+            }
+            catch (Exception e) when (e is DbException or OperationCanceledException or InvalidOperationException)
+            {
+                // Said loudly: these events are lost, and the log says how many.
+                Log.Lost(_logger, remaining.Count - i, e.GetType().Name);
+                return;
+            }
+        }
+
+        if (remaining.Count > 0)
+        {
+            Log.Flushed(_logger, remaining.Count);
+        }
+    }
+
+    private async Task WriteWithRetryAsync(List<Pending> batch, CancellationToken cancellationToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(250);
+        while (true)
+        {
+            try
+            {
+                await WriteAsync(batch, cancellationToken);
+                return;
+            }
+            catch (DbException e)
+            {
+                // The store is down or busy: keep the batch (callers wait once the queue fills) and try again.
+                _failures.Add(1);
+                Log.WriteFailed(_logger, batch.Count, e.GetType().Name, delay.TotalMilliseconds);
+                await Task.Delay(delay, _time, cancellationToken);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.MaxRetryDelay.Ticks));
+            }
+        }
+    }
+
+    /// <summary>Appends <paramref name="batch"/> to the chain in one transaction.</summary>
+    internal async Task WriteAsync(IReadOnlyList<Pending> batch, CancellationToken cancellationToken)
+    {
+        if (batch.Count == 0)
+        {
+            return;
+        }
+
+        var redactor = await _knownSecrets(cancellationToken);
+        var details = new string?[batch.Count];
+        for (var i = 0; i < batch.Count; i++)
+        {
+            details[i] = AuditRedaction.Serialize(batch[i].Entry.Detail, redactor);
+        }
+
+        await _writing.WaitAsync(cancellationToken);
+        try
+        {
+            await using var connection = await _database.OpenAsync(cancellationToken);
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            var postgres = _database.Kind == StoreKind.Postgres;
+            if (postgres)
+            {
+                await connection.ExecuteAsync("SELECT pg_advisory_xact_lock(@id)", new { id = AppendLockId }, transaction);
+            }
+
+            var head = await connection.QuerySingleAsync<HeadRow>(
+                "SELECT seq, event_id, hash FROM audit_head WHERE id = 1" + (postgres ? " FOR UPDATE" : ""), transaction: transaction);
+            var seq = head.Seq;
+            var previous = head.Hash;
+            var rows = new AuditEvent[batch.Count];
+            for (var i = 0; i < batch.Count; i++)
+            {
+                var (entry, at) = batch[i];
+                seq++;
+                var unsigned = ToEvent(entry, at, seq, NewId(at), details[i], previous);
+                rows[i] = unsigned with { Hash = AuditHash.Compute(unsigned) };
+                previous = rows[i].Hash;
+            }
+
+            await connection.ExecuteAsync(
+                """
+                INSERT INTO audit_events (seq, id, at, actor_id, actor_name, actor_kind, key_id, action, outcome, resource, environment, target, detail, prev_hash, hash)
+                VALUES (@Seq, @Id, @At, @ActorId, @ActorName, @ActorKind, @KeyId, @Action, @Outcome, @Resource, @Environment, @Target, @Detail, @PrevHash, @Hash)
+                """,
+                rows, transaction);
+            var last = rows[^1];
+            await connection.ExecuteAsync(
+                "UPDATE audit_head SET seq = @Seq, event_id = @Id, hash = @Hash WHERE id = 1", new { last.Seq, last.Id, last.Hash }, transaction);
+            await transaction.CommitAsync(cancellationToken);
+            _written.Add(rows.Length);
+        }
+        finally
+        {
+            _writing.Release();
+        }
+    }
+
+    private static string NewId(long at) => "ev_" + Guid.CreateVersion7(DateTimeOffset.FromUnixTimeMilliseconds(at)).ToString("N");
+
+    /// <summary>The stored form of an entry, before its hash.</summary>
+    internal static AuditEvent ToEvent(AuditEntry entry, long at, long seq, string id, string? detail, string previousHash)
+    {
+        var actor = entry.Actor;
+        return new AuditEvent
+        {
+            Seq = seq,
+            Id = id,
+            At = at,
+            ActorId = actor?.UserId ?? ActorKind.System,
+            ActorName = actor?.UserName ?? "keyway",
+            ActorKind = actor is null ? ActorKind.System : actor.ApiKeyId is null ? ActorKind.User : ActorKind.Key,
+            KeyId = actor?.ApiKeyId,
+            Action = entry.Action,
+            Outcome = entry.Outcome,
+            Resource = entry.Resource,
+            Environment = entry.Environment,
+            Target = entry.Target,
+            Detail = detail,
+            PrevHash = previousHash,
+        };
+    }
+
+    public override void Dispose()
+    {
+        _meter.Dispose();
+        _writing.Dispose();
+        base.Dispose();
+    }
+
+    internal readonly record struct Pending(AuditEntry Entry, long At);
+
+    private sealed class HeadRow
+    {
+        public long Seq { get; init; }
+        public string? EventId { get; init; }
+        public string Hash { get; init; } = "";
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "The audit queue is full ({Capacity} events): the caller waits until the writer catches up")]
+        public static partial void QueueFull(ILogger logger, int capacity);
+
+        [LoggerMessage(2, LogLevel.Warning, "Writing {Count} audit events failed ({Error}); retrying in {DelayMs} ms")]
+        public static partial void WriteFailed(ILogger logger, int count, string error, double delayMs);
+
+        [LoggerMessage(3, LogLevel.Information, "Flushed {Count} queued audit events at shutdown")]
+        public static partial void Flushed(ILogger logger, int count);
+
+        [LoggerMessage(4, LogLevel.Error, "{Count} audit events could not be written at shutdown ({Error}); they are lost")]
+        public static partial void Lost(ILogger logger, int count, string error);
+    }
+}

@@ -1,0 +1,151 @@
+using Keyway.Access;
+using Keyway.Api;
+using Keyway.Credentials;
+using Keyway.Environments;
+using Keyway.Secrets;
+
+namespace Keyway.Audit;
+
+/// <summary>
+/// Every environment's secret values as one redactor, for the audit writer: a secret of one
+/// environment must not slip into an event about another. Rebuilt only when a value set changed.
+/// </summary>
+internal sealed class KnownSecrets(VariableService variables)
+{
+    private (EnvironmentValues[] Sources, Redactor Redactor)? _last;
+
+    public async Task<Redactor> GetAsync(CancellationToken cancellationToken)
+    {
+        var environments = await variables.ListEnvironmentsAsync(cancellationToken);
+        var sources = new EnvironmentValues[environments.Count];
+        for (var i = 0; i < sources.Length; i++)
+        {
+            sources[i] = await variables.GetValuesAsync(environments[i].Name, cancellationToken);
+        }
+
+        var last = _last;
+        if (last is { } cached && cached.Sources.AsSpan().SequenceEqual(sources))
+        {
+            return cached.Redactor;
+        }
+
+        var redactor = new Redactor(sources.SelectMany(s => s.Secrets).Select(s => s.Reveal()));
+        _last = (sources, redactor);
+        return redactor;
+    }
+}
+
+/// <summary>Builds the entries Keyway records for runs, denials and credential transitions.</summary>
+internal static class AuditEntries
+{
+    /// <summary>
+    /// A run: an ad-hoc <c>/run</c>, a saved query's run or a proxied request. <paramref name="path"/>
+    /// holds the query string; the writer redacts secret-bearing values in it.
+    /// </summary>
+    public static AuditEntry Run(
+        string kind, Caller? caller, string resource, string environment, string method, string path,
+        int? status, long durationMs, bool refreshed, string? errorCode, string? queryName = null) =>
+        new("run", errorCode is null ? AuditOutcome.Success : AuditOutcome.Failure)
+        {
+            Actor = caller,
+            Resource = resource,
+            Environment = environment,
+            Target = queryName,
+            Detail = new Dictionary<string, object?>(8, StringComparer.Ordinal)
+            {
+                ["kind"] = kind,
+                ["method"] = method,
+                [AuditRedaction.PathKey] = path,
+                ["status"] = status,
+                ["durationMs"] = durationMs,
+                ["refreshed"] = refreshed,
+                ["error"] = errorCode,
+            },
+        };
+
+    /// <summary>A 403: who was refused what, where.</summary>
+    public static AuditEntry Denied(Caller caller, HttpContext http, KeywayException e)
+    {
+        var routes = http.Request.RouteValues;
+        var resource = routes["resource"] as string
+                       ?? (http.Request.Path.StartsWithSegments("/api/v1/resources") ? routes["name"] as string : null);
+        var environment = http.Request.Query["environment"].FirstOrDefault()
+                          ?? http.Request.Headers[Proxy.ProxyEndpoints.EnvironmentHeader].FirstOrDefault();
+        return new AuditEntry("access.denied", AuditOutcome.Denied)
+        {
+            Actor = caller,
+            Resource = resource,
+            Environment = environment,
+            Detail = new Dictionary<string, object?>(StringComparer.Ordinal)
+            {
+                ["method"] = http.Request.Method,
+                [AuditRedaction.PathKey] = http.Request.Path.Value + http.Request.QueryString.Value,
+                ["code"] = e.Code,
+                ["reason"] = e.Message,
+            },
+        };
+    }
+
+    public static AuditEntry Credential(CredentialEvent e)
+    {
+        var (name, outcome) = e.Kind switch
+        {
+            CredentialEventKind.Connected => ("connected", AuditOutcome.Success),
+            CredentialEventKind.Refreshed => ("refreshed", AuditOutcome.Success),
+            CredentialEventKind.RefreshFailed => ("refresh_failed", AuditOutcome.Failure),
+            CredentialEventKind.Recovered => ("recovered", AuditOutcome.Success),
+            CredentialEventKind.ReconnectRequired => ("reconnect_required", AuditOutcome.Failure),
+            CredentialEventKind.Failed => ("failed", AuditOutcome.Failure),
+            _ => ("disconnected", AuditOutcome.Success),
+        };
+        var detail = new Dictionary<string, object?>(StringComparer.Ordinal) { ["owner"] = e.Key.Owner };
+        if (e.Detail is not null)
+        {
+            detail["error"] = e.Detail;
+        }
+
+        if (e.Duration is { } duration)
+        {
+            detail["durationMs"] = (long)duration.TotalMilliseconds;
+        }
+
+        return new AuditEntry("credential." + name, outcome)
+        {
+            Resource = e.Key.Resource,
+            Environment = e.Key.Environment,
+            Target = e.Key.Owner,
+            Detail = detail,
+        };
+    }
+}
+
+/// <summary>Records credential transitions: <see cref="CredentialEvents"/> subscribers must not block, so a full queue is waited on in the background.</summary>
+internal sealed partial class CredentialAudit(CredentialEvents events, IAuditLog audit, ILogger<CredentialAudit> logger)
+{
+    public void Subscribe() => events.Raised += e =>
+    {
+        var pending = audit.RecordAsync(AuditEntries.Credential(e));
+        if (!pending.IsCompletedSuccessfully)
+        {
+            _ = WaitAsync(pending);
+        }
+    };
+
+    private async Task WaitAsync(ValueTask pending)
+    {
+        try
+        {
+            await pending;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            Log.NotRecorded(logger, e.GetType().Name);
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Error, "A credential event could not be recorded in the audit log ({Error})")]
+        public static partial void NotRecorded(ILogger logger, string error);
+    }
+}

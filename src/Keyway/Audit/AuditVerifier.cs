@@ -1,0 +1,146 @@
+namespace Keyway.Audit;
+
+/// <summary>The first event where the chain breaks: its place, its id (when it still exists) and what is wrong.</summary>
+internal sealed record BrokenEvent(long Seq, string? Id, string Problem, string Kind);
+
+/// <summary>What verification found: how many events it checked, the head it ended on, and the first break.</summary>
+internal sealed record AuditVerification(bool Ok, long Checked, AuditHead Head, BrokenEvent? FirstBroken);
+
+/// <summary>Why a chain breaks, as <see cref="BrokenEvent.Kind"/> reports it.</summary>
+internal static class BreakKind
+{
+    /// <summary>An event's fields no longer give its stored hash.</summary>
+    public const string Edited = "edited";
+
+    /// <summary>Events are missing: a gap in seq, a link to nothing, or a head beyond the last event.</summary>
+    public const string Deleted = "deleted";
+
+    /// <summary>An event links to one that now sits after it.</summary>
+    public const string Reordered = "reordered";
+
+    /// <summary>An event the writer never appended: beyond the head, or spliced between two linked events.</summary>
+    public const string Inserted = "inserted";
+}
+
+/// <summary>
+/// Walks the chain in pages, oldest first, and reports the first event that breaks it: its seq must
+/// follow the previous one's, its prev_hash must be the previous event's hash, its hash must be the
+/// hash of its fields, and the last event must be the one the chain head names. Where a link is wrong,
+/// the event it does link to tells an edit, a deletion, a reordering and an insertion apart.
+/// </summary>
+internal sealed class AuditVerifier(AuditStore store)
+{
+    public const int DefaultPageSize = 1000;
+
+    public async Task<AuditVerification> VerifyAsync(CancellationToken cancellationToken, int pageSize = DefaultPageSize)
+    {
+        long checkedCount = 0;
+        AuditEvent? previous = null;
+        var expectedSeq = 1L;
+        var expectedPrev = AuditHash.Genesis;
+        var knownHead = await store.HeadAsync(cancellationToken);
+        while (true)
+        {
+            var page = await store.PageAsync(previous?.Seq ?? 0, pageSize, cancellationToken);
+            if (page.Count == 0)
+            {
+                // The end of the rows; the head is read after them, so it is at least as new as what was read.
+                var head = await store.HeadAsync(cancellationToken);
+                var last = previous?.Seq ?? 0;
+                if (head.Seq > last)
+                {
+                    // Appended while we walked? Read on; if nothing is there, the newest events were deleted.
+                    if ((await store.PageAsync(last, 1, cancellationToken)).Count > 0)
+                    {
+                        continue;
+                    }
+
+                    var missing = head.Seq == last + 1 ? $"event {head.Seq} is" : $"events {last + 1} to {head.Seq} are";
+                    return Broken(checkedCount, head, new BrokenEvent(last + 1, head.Seq == last + 1 ? head.EventId : null,
+                        $"deleted: the chain head names event {head.Seq} ({head.EventId}) but the log ends at {last}; {missing} missing.", BreakKind.Deleted));
+                }
+
+                if (head.Seq < last)
+                {
+                    var forged = await store.FindBySeqAsync(head.Seq + 1, cancellationToken);
+                    return Broken(checkedCount, head, new BrokenEvent(head.Seq + 1, forged?.Id,
+                        $"inserted: event {head.Seq + 1} lies beyond the chain head ({head.Seq}); Keyway never appended it.", BreakKind.Inserted));
+                }
+
+                if (head.Hash != expectedPrev)
+                {
+                    return Broken(checkedCount, head, new BrokenEvent(last, previous?.Id,
+                        $"edited: the chain head records a different hash for event {last}; the newest event was replaced.", BreakKind.Edited));
+                }
+
+                return new AuditVerification(true, checkedCount, head, null);
+            }
+
+            foreach (var e in page)
+            {
+                if (e.Seq > knownHead.Seq && (knownHead = await store.HeadAsync(cancellationToken)).Seq < e.Seq)
+                {
+                    // Past the head even as re-read now: the writer never appended it.
+                    return Broken(checkedCount, knownHead, new BrokenEvent(e.Seq, e.Id,
+                        $"inserted: event {e.Seq} lies beyond the chain head ({knownHead.Seq}); Keyway never appended it.", BreakKind.Inserted));
+                }
+
+                var problem = await CheckAsync(e, previous, expectedSeq, expectedPrev, cancellationToken);
+                if (problem is not null)
+                {
+                    return Broken(checkedCount, await store.HeadAsync(cancellationToken), problem);
+                }
+
+                checkedCount++;
+                previous = e;
+                expectedSeq = e.Seq + 1;
+                expectedPrev = e.Hash;
+            }
+        }
+    }
+
+    private static AuditVerification Broken(long checkedCount, AuditHead head, BrokenEvent broken) => new(false, checkedCount, head, broken);
+
+    private async Task<BrokenEvent?> CheckAsync(AuditEvent e, AuditEvent? previous, long expectedSeq, string expectedPrev, CancellationToken cancellationToken)
+    {
+        var intact = AuditHash.Compute(e) == e.Hash;
+        if (e.Seq != expectedSeq)
+        {
+            var missing = e.Seq == expectedSeq + 1 ? $"event {expectedSeq} is" : $"events {expectedSeq} to {e.Seq - 1} are";
+            return new BrokenEvent(e.Seq, e.Id, $"deleted: {missing} missing before event {e.Seq}.", BreakKind.Deleted);
+        }
+
+        if (e.PrevHash != expectedPrev)
+        {
+            var linked = await store.FindByHashAsync(e.PrevHash, cancellationToken);
+            if (linked is not null && linked.Seq > e.Seq)
+            {
+                return new BrokenEvent(e.Seq, e.Id,
+                    $"reordered: event {e.Seq} was appended after the event now at {linked.Seq} ({linked.Id}) but sits before it.", BreakKind.Reordered);
+            }
+
+            if (linked is not null && linked.Seq < e.Seq - 1)
+            {
+                // This event links past its predecessor: what lies between was spliced in.
+                var first = await store.FindBySeqAsync(linked.Seq + 1, cancellationToken);
+                return new BrokenEvent(linked.Seq + 1, first?.Id,
+                    $"inserted: event {linked.Seq + 1} is not in the chain; event {e.Seq} ({e.Id}) links straight to event {linked.Seq}.", BreakKind.Inserted);
+            }
+
+            if (intact && previous is not null)
+            {
+                // This event is whole, and links to a hash no event has: its predecessor was changed, hash and all.
+                return new BrokenEvent(previous.Seq, previous.Id,
+                    $"edited: event {previous.Seq} was changed and its hash recomputed; event {e.Seq} still links to the original.", BreakKind.Edited);
+            }
+
+            return new BrokenEvent(e.Seq, e.Id,
+                $"deleted: event {e.Seq} does not link to event {e.Seq - 1}; an event before it was removed and the rest renumbered, or this one was edited.",
+                BreakKind.Deleted);
+        }
+
+        return intact
+            ? null
+            : new BrokenEvent(e.Seq, e.Id, $"edited: event {e.Seq}'s fields do not match its hash.", BreakKind.Edited);
+    }
+}

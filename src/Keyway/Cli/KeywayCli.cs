@@ -28,6 +28,7 @@ internal static class KeywayCli
         root.Subcommands.Add(RunCommand.Create(io));
         root.Subcommands.Add(KeyCommands.Create(io));
         root.Subcommands.Add(OperatorCommands.Create(io));
+        root.Subcommands.Add(AuditCommands.Create(io));
         var parse = root.Parse(args);
         return await parse.InvokeAsync(new InvocationConfiguration { Output = io.Out, Error = io.Error });
     }

@@ -44,6 +44,48 @@ internal sealed class KeywayClient : IDisposable
 
     public Task<JsonNode?> DeleteAsync(string path, CancellationToken ct) => SendAsync(HttpMethod.Delete, path, null, ct);
 
+    /// <summary>A GET whose answer is read as it arrives (an export); a failure is a <see cref="CliException"/> as for the others.</summary>
+    public async Task<HttpResponseMessage> GetStreamAsync(string path, string accept, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path.TrimStart('/'));
+        request.Headers.Accept.ParseAdd(accept);
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new CliException(ExitCodes.Unreachable,
+                $"Cannot reach Keyway at {Address}: {e.Message} Is 'keyway serve' running? Set KEYWAY_ADDR to its address.");
+        }
+
+        if (response.IsSuccessStatusCode)
+        {
+            return response;
+        }
+
+        using (response)
+        {
+            JsonNode? json = null;
+            try
+            {
+                json = JsonNode.Parse(await response.Content.ReadAsStringAsync(ct));
+            }
+            catch (JsonException)
+            {
+            }
+
+            var detail = json?["detail"]?.GetValue<string>() ?? response.ReasonPhrase ?? "";
+            if ((int)response.StatusCode == 401 && !HasToken)
+            {
+                detail = "No API key: set KEYWAY_TOKEN (the admin key is printed when Keyway first starts).";
+            }
+
+            throw new CliException(ExitCodes.ForStatus((int)response.StatusCode), detail, json?["code"]?.GetValue<string>() ?? "http_" + (int)response.StatusCode);
+        }
+    }
+
     public async Task<JsonNode?> SendAsync(HttpMethod method, string path, object? body, CancellationToken ct, string? accept = null)
     {
         using var request = new HttpRequestMessage(method, path.TrimStart('/'));
@@ -121,6 +163,9 @@ internal static class ExitCodes
     public const int Invalid = 5;
     public const int Unreachable = 6;
     public const int Conflict = 7;
+
+    /// <summary><c>keyway audit verify</c> found a broken chain.</summary>
+    public const int Tampered = 8;
 
     public static int ForStatus(int status) => status switch
     {

@@ -87,6 +87,9 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
     /// <summary>Events queued and not yet written.</summary>
     public int QueueDepth => _queue.Reader.Count;
 
+    /// <summary>The queue's reading end, for the enqueue benchmark (which drains it instead of the writer).</summary>
+    internal ChannelReader<Pending> Queue => _queue.Reader;
+
     /// <inheritdoc />
     public ValueTask RecordAsync(AuditEntry entry, CancellationToken cancellationToken = default)
     {

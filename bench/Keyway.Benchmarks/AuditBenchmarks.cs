@@ -1,0 +1,62 @@
+using BenchmarkDotNet.Attributes;
+using Keyway.Access;
+using Keyway.Audit;
+using Keyway.Secrets;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Keyway.Benchmarks;
+
+/// <summary>
+/// What recording an audit event costs a request (<see cref="AuditLog.RecordAsync"/>: build the entry,
+/// stamp the time, enqueue; the writer is drained by the benchmark itself so only the hot path is
+/// measured), and what the background writer spends per event: hashing, and appending batches of 500
+/// to a real SQLite store.
+/// </summary>
+[MemoryDiagnoser]
+public class AuditBenchmarks
+{
+    private static readonly Caller s_caller = new("usr_bench", "bench", Caller.MemberRole, "key_bench", null);
+
+    private BenchStore _store = null!;
+    private AuditLog _log = null!;
+    private AuditLog _writer = null!;
+    private AuditEvent _event = null!;
+    private List<AuditLog.Pending> _batch = null!;
+
+    [GlobalSetup]
+    public async Task Setup()
+    {
+        _store = await BenchStore.CreateAsync();
+        var time = new FrozenTime();
+        Task<Redactor> secrets(CancellationToken _) => Task.FromResult(new Redactor(["bench-secret-value-1", "bench-secret-value-2"]));
+        _log = new AuditLog(_store.Database, time, secrets, new AuditOptions(), NullLogger<AuditLog>.Instance);
+        _writer = new AuditLog(_store.Database, time, secrets, new AuditOptions(), NullLogger<AuditLog>.Instance);
+        var entry = Entry();
+        _event = AuditLog.ToEvent(entry, 1_700_000_000_000, 42, "ev_0198a1b2c3d4e5f60718293a4b5c6d7e", AuditRedaction.Serialize(entry.Detail, Redactor.None), AuditHash.Genesis);
+        _batch = Enumerable.Range(0, 500).Select(_ => new AuditLog.Pending(Entry(), 1_700_000_000_000)).ToList();
+    }
+
+    [GlobalCleanup]
+    public async Task Cleanup()
+    {
+        _log.Dispose();
+        _writer.Dispose();
+        await _store.DisposeAsync();
+    }
+
+    private static AuditEntry Entry() =>
+        AuditEntries.Run("proxy", s_caller, "github", "production", "GET", "/repos/keyway/issues?state=open&page=2", 200, 12, false, null);
+
+    [Benchmark(Baseline = true)]
+    public async ValueTask Record_a_proxied_request()
+    {
+        await _log.RecordAsync(Entry());
+        _log.Queue.TryRead(out _);
+    }
+
+    [Benchmark]
+    public string Hash_one_event() => AuditHash.Compute(_event);
+
+    [Benchmark(OperationsPerInvoke = 500)]
+    public Task Append_a_batch_of_500() => _writer.WriteAsync(_batch, CancellationToken.None);
+}

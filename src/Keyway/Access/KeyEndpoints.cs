@@ -40,7 +40,7 @@ internal static class KeyEndpoints
                     Actor = caller,
                     Target = key.Id,
                     Detail = new Dictionary<string, object?> { ["name"] = key.Name, ["expiresAt"] = body.ExpiresAt },
-                }, ct);
+                }, CancellationToken.None);
                 return TypedResults.Created($"/api/v1/keys/{key.Id}", new CreatedKey(key, token));
             })
             .Requires(Permission.Admin)
@@ -53,7 +53,7 @@ internal static class KeyEndpoints
                     return Problems.NotFound($"There is no active API key '{id}'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("key.revoke") { Actor = Caller.From(http.User), Target = id }, ct);
+                await audit.RecordAsync(new AuditEntry("key.revoke") { Actor = Caller.From(http.User), Target = id }, CancellationToken.None);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Admin)

@@ -25,7 +25,7 @@ internal static class EnvironmentEndpoints
                 string env, PutEnvironmentRequest? body, VariableService service, HttpContext http, IAuditLog audit, CancellationToken ct) =>
             {
                 var (info, created) = await service.PutEnvironmentAsync(env, body?.Description, ct);
-                await audit.RecordAsync(new AuditEntry("environment.put") { Actor = Caller.From(http.User), Environment = env, Detail = new Dictionary<string, object?> { ["created"] = created } }, ct);
+                await audit.RecordAsync(new AuditEntry("environment.put") { Actor = Caller.From(http.User), Environment = env, Detail = new Dictionary<string, object?> { ["created"] = created } }, CancellationToken.None);
                 return created ? TypedResults.Created($"/api/v1/environments/{env}", info) : TypedResults.Ok(info);
             })
             .Requires(Permission.Admin)
@@ -43,7 +43,7 @@ internal static class EnvironmentEndpoints
                     return Problems.NotFound($"There is no environment named '{env}'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("environment.delete") { Actor = Caller.From(http.User), Environment = env }, ct);
+                await audit.RecordAsync(new AuditEntry("environment.delete") { Actor = Caller.From(http.User), Environment = env }, CancellationToken.None);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Admin)
@@ -78,7 +78,7 @@ internal static class EnvironmentEndpoints
                     Environment = env,
                     Target = name,
                     Detail = new Dictionary<string, object?> { ["secret"] = info.Secret, ["version"] = info.Version, ["expiresAt"] = info.ExpiresAt },
-                }, ct);
+                }, CancellationToken.None);
                 return TypedResults.Ok(info);
             })
             .Requires(Permission.Admin)
@@ -92,7 +92,7 @@ internal static class EnvironmentEndpoints
                     return Problems.NotFound($"There is no variable '{name}' in environment '{env}'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("variable.delete") { Actor = Caller.From(http.User), Environment = env, Target = name }, ct);
+                await audit.RecordAsync(new AuditEntry("variable.delete") { Actor = Caller.From(http.User), Environment = env, Target = name }, CancellationToken.None);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Admin)

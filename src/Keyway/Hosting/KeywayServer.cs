@@ -214,7 +214,7 @@ internal sealed partial class KeywayExceptionHandler(ILogger<KeywayExceptionHand
         if (exception is KeywayException { Status: StatusCodes.Status403Forbidden, Code: "forbidden" } denied && Caller.From(httpContext.User) is { } caller)
         {
             // AccessPolicy.Demand threw: every refusal is in the audit log.
-            await audit.RecordAsync(AuditEntries.Denied(caller, httpContext, denied), cancellationToken);
+            await audit.RecordAsync(AuditEntries.Denied(caller, httpContext, denied), CancellationToken.None);
         }
 
         var result = exception switch

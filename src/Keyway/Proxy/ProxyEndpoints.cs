@@ -110,7 +110,7 @@ internal static partial class ProxyEndpoints
             errorCode = e.Code;
             if (caller is not null && e is { Status: StatusCodes.Status403Forbidden, Code: "forbidden" })
             {
-                await audit.RecordAsync(AuditEntries.Denied(caller, context, e), context.RequestAborted);
+                await audit.RecordAsync(AuditEntries.Denied(caller, context, e), CancellationToken.None);
                 caller = null;
             }
 

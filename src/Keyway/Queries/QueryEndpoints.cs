@@ -44,7 +44,7 @@ internal static class QueryEndpoints
                     Resource = definition.Resource,
                     Target = name,
                     Detail = new Dictionary<string, object?> { ["created"] = created },
-                }, ct);
+                }, CancellationToken.None);
                 return created ? TypedResults.Created($"/api/v1/queries/{name}", record) : TypedResults.Ok(record);
             })
             .Requires(Permission.Read)
@@ -66,7 +66,7 @@ internal static class QueryEndpoints
 
                 access.Demand(Caller.From(http.User)!, Permission.Use, record.Definition.Resource, null);
                 await queries.DeleteAsync(name, ct);
-                await audit.RecordAsync(new AuditEntry("query.delete") { Actor = Caller.From(http.User), Resource = record.Definition.Resource, Target = name }, ct);
+                await audit.RecordAsync(new AuditEntry("query.delete") { Actor = Caller.From(http.User), Resource = record.Definition.Resource, Target = name }, CancellationToken.None);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Read)
@@ -108,14 +108,14 @@ internal static class QueryEndpoints
                     built = call;
                     var result = await executor.ExecuteAsync(resolved, call, caller, ct);
                     await audit.RecordAsync(AuditEntries.Run("query", caller, resource.Name, environment, call.Method.Method,
-                        AuditRedaction.PathWithQuery(call.Path, call.Query), result.Status, result.DurationMs, result.Refreshed, null, name), ct);
+                        AuditRedaction.PathWithQuery(call.Path, call.Query), result.Status, result.DurationMs, result.Refreshed, null, name), CancellationToken.None);
                     return TypedResults.Ok(result);
                 }
                 catch (KeywayException e)
                 {
                     await audit.RecordAsync(AuditEntries.Run("query", caller, resource.Name, environment, built?.Method.Method ?? "-",
                         built is null ? "-" : AuditRedaction.PathWithQuery(built.Path, built.Query), null,
-                        (long)time.GetElapsedTime(started).TotalMilliseconds, false, e.Code, name), ct);
+                        (long)time.GetElapsedTime(started).TotalMilliseconds, false, e.Code, name), CancellationToken.None);
                     throw;
                 }
             })

@@ -35,7 +35,7 @@ internal static class ResourceEndpoints
                     Actor = Caller.From(request.HttpContext.User),
                     Resource = name,
                     Detail = new Dictionary<string, object?> { ["created"] = created, ["version"] = record.Version, ["kind"] = definition.Kind },
-                }, ct);
+                }, CancellationToken.None);
                 var view = ResourceView.From(record);
                 return created ? TypedResults.Created($"/api/v1/resources/{name}", view) : TypedResults.Ok(view);
             })
@@ -55,7 +55,7 @@ internal static class ResourceEndpoints
                     return Problems.NotFound($"There is no resource named '{name}'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("resource.delete") { Actor = Caller.From(http.User), Resource = name }, ct);
+                await audit.RecordAsync(new AuditEntry("resource.delete") { Actor = Caller.From(http.User), Resource = name }, CancellationToken.None);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Own, "name")
@@ -77,13 +77,13 @@ internal static class ResourceEndpoints
                     var call = RunCalls.FromRequest(request);
                     var result = await executor.ExecuteAsync(resolved, call, caller, ct);
                     await audit.RecordAsync(AuditEntries.Run("run", caller, name, environment, call.Method.Method, path,
-                        result.Status, result.DurationMs, result.Refreshed, null), ct);
+                        result.Status, result.DurationMs, result.Refreshed, null), CancellationToken.None);
                     return TypedResults.Ok(result);
                 }
                 catch (KeywayException e)
                 {
                     await audit.RecordAsync(AuditEntries.Run("run", caller, name, environment, request.Method, path,
-                        null, (long)time.GetElapsedTime(started).TotalMilliseconds, false, e.Code), ct);
+                        null, (long)time.GetElapsedTime(started).TotalMilliseconds, false, e.Code), CancellationToken.None);
                     throw;
                 }
             })

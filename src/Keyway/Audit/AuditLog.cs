@@ -63,6 +63,7 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
     private readonly Counter<long> _waited;
     private readonly Counter<long> _failures;
     private volatile bool _stopping;
+    private List<Pending>? _carried;
 
     public AuditLog(Database database, TimeProvider time, Func<CancellationToken, Task<Redactor>> knownSecrets, AuditOptions options, ILogger<AuditLog> logger)
     {
@@ -104,18 +105,25 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
 
     private async ValueTask RecordSlowAsync(Pending pending, CancellationToken cancellationToken)
     {
-        if (_stopping)
+        if (!_stopping)
         {
-            // The writer has stopped reading: write this one ourselves rather than leave it in the queue.
-            await WriteAsync([pending], cancellationToken);
-            return;
+            // Full: wait for room. Dropping would leave a hole nobody sees; failing would fail the caller's
+            // request for a reason that is not theirs. Waiting slows callers down while the store catches up.
+            _waited.Add(1);
+            Log.QueueFull(_logger, _options.QueueCapacity);
+            try
+            {
+                await _queue.Writer.WriteAsync(pending, cancellationToken);
+                return;
+            }
+            catch (ChannelClosedException)
+            {
+                // Stopping began while we waited: fall through.
+            }
         }
 
-        // Full: wait for room. Dropping would leave a hole nobody sees; failing would fail the caller's
-        // request for a reason that is not theirs. Waiting slows callers down while the store catches up.
-        _waited.Add(1);
-        Log.QueueFull(_logger, _options.QueueCapacity);
-        await _queue.Writer.WriteAsync(pending, cancellationToken);
+        // The writer has stopped reading (the host is stopping): write this one ourselves rather than leave it in the queue.
+        await WriteAsync([pending], cancellationToken);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -141,12 +149,12 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
         }
     }
 
-    private List<Pending>? _carried;
-
     /// <summary>Stops the loop, then writes everything still queued before the host exits.</summary>
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         _stopping = true;
+        // From here on a recorder that finds the queue closed writes its event itself (RecordSlowAsync).
+        _queue.Writer.TryComplete();
         await base.StopAsync(cancellationToken);
         var remaining = _carried ?? [];
         while (_queue.Reader.TryRead(out var item))
@@ -182,7 +190,8 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
         {
             try
             {
-                await WriteAsync(batch, cancellationToken);
+                // Not cancelled by stopping: a batch half-committed could not be told from one never written.
+                await WriteAsync(batch, CancellationToken.None);
                 return;
             }
             catch (DbException e)

@@ -1,37 +1,77 @@
+using Dapper;
 using Keyway.Access;
 using Keyway.Api;
 using Keyway.Credentials;
 using Keyway.Environments;
 using Keyway.Secrets;
+using Keyway.Storage;
 
 namespace Keyway.Audit;
 
 /// <summary>
-/// Every environment's secret values as one redactor, for the audit writer: a secret of one
-/// environment must not slip into an event about another. Rebuilt only when a value set changed.
+/// Every environment's current secret values as one redactor, for the audit writer: a secret of one
+/// environment must not slip into an event about another. It reads the store itself rather than
+/// <see cref="VariableService"/>'s per-request cache (loading that cache from a background thread
+/// would race with variable changes), and keeps the result until a variable changes: a change
+/// bumps the generation, and a redactor built under an older one is rebuilt before it is used again.
 /// </summary>
-internal sealed class KnownSecrets(VariableService variables)
+internal sealed class KnownSecrets(Database database, KeyRing keys, ChangeFeed changes)
 {
-    private (EnvironmentValues[] Sources, Redactor Redactor)? _last;
+    private long _generation;
+    private (long Generation, Redactor Redactor)? _cached;
+
+    public void Subscribe() => changes.Changed += change =>
+    {
+        if (change.IsAll || change.Kind == "variables")
+        {
+            Interlocked.Increment(ref _generation);
+        }
+    };
 
     public async Task<Redactor> GetAsync(CancellationToken cancellationToken)
     {
-        var environments = await variables.ListEnvironmentsAsync(cancellationToken);
-        var sources = new EnvironmentValues[environments.Count];
-        for (var i = 0; i < sources.Length; i++)
-        {
-            sources[i] = await variables.GetValuesAsync(environments[i].Name, cancellationToken);
-        }
-
-        var last = _last;
-        if (last is { } cached && cached.Sources.AsSpan().SequenceEqual(sources))
+        var generation = Volatile.Read(ref _generation);
+        if (_cached is { } cached && cached.Generation == generation)
         {
             return cached.Redactor;
         }
 
-        var redactor = new Redactor(sources.SelectMany(s => s.Secrets).Select(s => s.Reveal()));
-        _last = (sources, redactor);
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<SecretRow>(
+            """
+            SELECT v.environment, v.name, v.version, vv.ciphertext
+            FROM variables v JOIN variable_versions vv
+              ON vv.environment = v.environment AND vv.name = v.name AND vv.version = v.version
+            WHERE v.secret <> 0 AND vv.ciphertext IS NOT NULL
+            """);
+        var values = new List<string>();
+        foreach (var row in rows)
+        {
+            var associatedData = VariableService.AssociatedData(row.Environment, row.Name, row.Version);
+            try
+            {
+                values.Add(keys.DecryptSecret(row.Ciphertext!, associatedData).Reveal());
+            }
+            catch (DecryptionException e) when (e.Reason == DecryptionFailure.UnknownDataKey)
+            {
+                // Another replica rotated the data key (a rekey): load it and try once more.
+                await keys.ReloadAsync(cancellationToken);
+                values.Add(keys.DecryptSecret(row.Ciphertext!, associatedData).Reveal());
+            }
+        }
+
+        var redactor = new Redactor(values);
+        // Cached under the generation read before the store was: a change since then rebuilds it next time.
+        _cached = (generation, redactor);
         return redactor;
+    }
+
+    private sealed class SecretRow
+    {
+        public string Environment { get; init; } = "";
+        public string Name { get; init; } = "";
+        public long Version { get; init; }
+        public byte[]? Ciphertext { get; init; }
     }
 }
 

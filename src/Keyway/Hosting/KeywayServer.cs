@@ -187,6 +187,7 @@ internal static partial class KeywayServer
         app.Services.GetRequiredService<CredentialMetrics>();
         app.Services.GetRequiredService<ApiKeyService>().Subscribe();
         app.Services.GetRequiredService<CredentialAudit>().Subscribe();
+        app.Services.GetRequiredService<KnownSecrets>().Subscribe();
         await variables.EnsureProductionAsync(cancellationToken);
         await app.Services.GetRequiredService<Bootstrap>().RunAsync(
             Environment.GetEnvironmentVariable("KEYWAY_ADMIN_PASSWORD"), Environment.GetEnvironmentVariable("KEYWAY_ADMIN_TOKEN"),

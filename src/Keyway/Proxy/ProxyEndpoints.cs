@@ -116,6 +116,12 @@ internal static partial class ProxyEndpoints
 
             await Problems.From(e).ExecuteAsync(context);
         }
+        catch (Exception e)
+        {
+            // Still recorded below, as a failure.
+            errorCode ??= (e as KeywayException)?.Code ?? (e is OperationCanceledException ? "canceled" : "internal_error");
+            throw;
+        }
         finally
         {
             if (caller is not null)

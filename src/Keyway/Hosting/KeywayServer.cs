@@ -95,7 +95,9 @@ internal static partial class KeywayServer
         services.AddSingleton<ApiKeyService>();
         services.AddSingleton<UserStore>();
         services.AddSingleton<Keyway.Audit.IAuditLog, Keyway.Audit.PendingAuditLog>();
-        services.AddSingleton<AccessPolicy>();
+        services.AddSingleton<GrantStore>();
+        services.AddSingleton(sp => new AccessPolicy(
+            sp.GetRequiredService<GrantStore>(), sp.GetRequiredService<ChangeFeed>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<AccessPolicy>>()));
         services.AddSingleton<RunExecutor>();
         services.AddSingleton<CredentialStore>();
         services.AddSingleton<ClusterLock>();
@@ -166,6 +168,9 @@ internal static partial class KeywayServer
         api.MapCredentials();
         api.MapKeys();
         api.MapOperator();
+        api.MapUsers();
+        api.MapPermissions();
+        api.MapRouteList();
         app.MapProxy();
         app.MapOAuthCallback();
 
@@ -176,6 +181,9 @@ internal static partial class KeywayServer
         app.Services.GetRequiredService<CredentialEngine>().Subscribe();
         app.Services.GetRequiredService<CredentialMetrics>();
         app.Services.GetRequiredService<ApiKeyService>().Subscribe();
+        var access = app.Services.GetRequiredService<AccessPolicy>();
+        access.Subscribe();
+        await access.ReloadAsync(cancellationToken);
         await variables.EnsureProductionAsync(cancellationToken);
         await app.Services.GetRequiredService<Bootstrap>().RunAsync(
             Environment.GetEnvironmentVariable("KEYWAY_ADMIN_PASSWORD"), Environment.GetEnvironmentVariable("KEYWAY_ADMIN_TOKEN"),

@@ -14,8 +14,13 @@ internal static class QueryEndpoints
     {
         var group = api.MapGroup("/queries").WithTags("Queries");
 
-        group.MapGet("/", async (string? resource, QueryService queries, CancellationToken ct) =>
-                TypedResults.Ok(new { queries = await queries.ListAsync(resource, ct) }))
+        group.MapGet("/", async (string? resource, HttpContext http, QueryService queries, AccessPolicy access, CancellationToken ct) =>
+            {
+                // A query is visible to whoever may see its resource.
+                var caller = Caller.From(http.User)!;
+                var visible = (await queries.ListAsync(resource, ct)).Where(q => access.Allows(caller, Permission.Read, q.Definition.Resource ?? "", null));
+                return TypedResults.Ok(new { queries = visible });
+            })
             .Requires(Permission.Read)
             .WithSummary("List saved queries, optionally of one resource (?resource=).");
 
@@ -35,6 +40,11 @@ internal static class QueryEndpoints
                 }
 
                 // Writing a query against a resource needs the right to use it: a query can do nothing an ad-hoc run could not.
+                if (string.IsNullOrWhiteSpace(definition.Resource))
+                {
+                    throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config", "Name the resource the query runs against: {\"resource\": \"billing\", ...}.");
+                }
+
                 access.Demand(Caller.From(http.User)!, Permission.Use, definition.Resource, null);
                 var (record, created) = await queries.PutAsync(name, definition, ct);
                 return created ? TypedResults.Created($"/api/v1/queries/{name}", record) : TypedResults.Ok(record);
@@ -43,8 +53,17 @@ internal static class QueryEndpoints
             .Accepts<QueryDefinition>("application/json")
             .WithSummary("Create or replace a saved query.");
 
-        group.MapGet("/{name}", async Task<Results<Ok<QueryRecord>, ProblemHttpResult>> (string name, QueryService queries, CancellationToken ct) =>
-                await queries.GetAsync(name, ct) is { } record ? TypedResults.Ok(record) : Problems.NotFound($"There is no query named '{name}'."))
+        group.MapGet("/{name}", async Task<Results<Ok<QueryRecord>, ProblemHttpResult>> (
+                string name, HttpContext http, QueryService queries, AccessPolicy access, CancellationToken ct) =>
+            {
+                if (await queries.GetAsync(name, ct) is not { } record)
+                {
+                    return Problems.NotFound($"There is no query named '{name}'.");
+                }
+
+                access.Demand(Caller.From(http.User)!, Permission.Read, record.Definition.Resource ?? "", null);
+                return TypedResults.Ok(record);
+            })
             .Requires(Permission.Read)
             .WithSummary("Get a saved query.");
 
@@ -56,7 +75,7 @@ internal static class QueryEndpoints
                     return Problems.NotFound($"There is no query named '{name}'.");
                 }
 
-                access.Demand(Caller.From(http.User)!, Permission.Use, record.Definition.Resource, null);
+                access.Demand(Caller.From(http.User)!, Permission.Use, record.Definition.Resource ?? "", null);
                 await queries.DeleteAsync(name, ct);
                 return TypedResults.NoContent();
             })
@@ -94,7 +113,7 @@ internal static class QueryEndpoints
 
                 return TypedResults.Ok(await executor.ExecuteAsync(resolved, call, caller, ct));
             })
-            .Requires(Permission.Read)
+            .Requires(Permission.Use, environment: EnvironmentSource.Body)
             .WithSummary("Run a saved query with inputs. 200 carries the upstream's status; Keyway's own failures are problem+json.");
 
         return api;

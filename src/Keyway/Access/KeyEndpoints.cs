@@ -36,15 +36,15 @@ internal static class KeyEndpoints
                 CreateKeyRequest? body, HttpContext http, ApiKeyService keys, UserStore users, IAuditLog audit, TimeProvider time, CancellationToken ct) =>
             {
                 var caller = Caller.From(http.User)!;
-                if (string.IsNullOrWhiteSpace(body?.Name))
-                {
-                    return Problems.BadRequest("Name the key: {\"name\": \"billing-app\"}.");
-                }
-
                 if (caller.Scope is not null)
                 {
                     // A key it created could be wider than itself.
                     return Problems.Forbidden("A scoped API key cannot create keys. Use an unscoped key of the owner, or ask an admin.");
+                }
+
+                if (string.IsNullOrWhiteSpace(body?.Name))
+                {
+                    return Problems.BadRequest("Name the key: {\"name\": \"billing-app\"}.");
                 }
 
                 var owner = body.Owner is null || body.Owner == caller.UserName ? null : await users.FindByNameAsync(body.Owner, ct);

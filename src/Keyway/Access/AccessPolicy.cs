@@ -229,7 +229,8 @@ internal sealed partial class AccessPolicy : IDisposable
         for (var i = 0; i < actions.Count; i++)
         {
             var granted = ParseAction(actions[i]);
-            if (granted == permission || (granted is { } g && g != Permission.Admin && permission != Permission.Admin && g >= permission))
+            // Each action includes those below it; admin includes everything.
+            if (granted is { } g && (g == Permission.Admin || (permission != Permission.Admin && g >= permission)))
             {
                 return true;
             }

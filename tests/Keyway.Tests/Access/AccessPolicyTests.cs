@@ -69,6 +69,20 @@ public sealed class AccessPolicyTests
     }
 
     [Fact]
+    public void A_key_limited_to_use_may_read_but_not_edit_and_an_admin_action_covers_everything()
+    {
+        var policy = new AccessPolicy([Grant("billing", PrincipalKinds.User, "u1", "own")]);
+        var useOnly = Member() with { ApiKeyId = "key_1", Scope = new KeyScope(null, null, ["use"]) };
+        var admin = new Caller("a", "admin", Caller.AdminRole, "key_2", null) { Scope = new KeyScope(null, null, ["admin"]) };
+
+        Assert.True(policy.Allows(useOnly, Permission.Read, "billing", null));
+        Assert.True(policy.Allows(useOnly, Permission.Use, "billing", "production"));
+        Assert.False(policy.Allows(useOnly, Permission.Edit, "billing", null));
+        Assert.True(policy.Allows(admin, Permission.Admin, null, null));
+        Assert.True(policy.Allows(admin, Permission.Own, "billing", null));
+    }
+
+    [Fact]
     public void A_refusal_says_what_is_missing_and_names_the_owners_to_ask()
     {
         var policy = new AccessPolicy([Grant("billing", PrincipalKinds.User, "u9", "own"), Grant("billing", PrincipalKinds.Group, "ops", "own")]);

@@ -1,4 +1,3 @@
-using System.Data.Common;
 using System.Security.Cryptography;
 using Dapper;
 using Keyway.Api;
@@ -66,32 +65,21 @@ internal sealed class GrantStore(Database database, TimeProvider time, ChangeFee
     /// <summary>Adds a grant; an identical one that exists already is returned instead (granting twice is harmless).</summary>
     public async Task<(GrantInfo Grant, bool Created)> AddAsync(
         string resource, string principalKind, string principal, string permission, string environment, string? createdBy,
-        CancellationToken cancellationToken, DbConnection? connection = null, DbTransaction? transaction = null)
+        CancellationToken cancellationToken)
     {
         var id = NewId();
-        var owned = connection is null;
-        connection ??= await database.OpenAsync(cancellationToken);
-        try
-        {
-            var inserted = await connection.ExecuteAsync(
-                """
-                INSERT INTO grants (id, resource, principal_kind, principal, permission, environment, created_at, created_by)
-                VALUES (@id, @resource, @principalKind, @principal, @permission, @environment, @now, @createdBy)
-                ON CONFLICT (resource, principal_kind, principal, permission, environment) DO NOTHING
-                """,
-                new { id, resource, principalKind, principal, permission, environment, now = time.GetUtcNow().ToStore(), createdBy }, transaction);
-            var row = await connection.QuerySingleAsync<Row>(
-                Select + " WHERE g.resource = @resource AND g.principal_kind = @principalKind AND g.principal = @principal AND g.permission = @permission AND g.environment = @environment",
-                new { resource, principalKind, principal, permission, environment }, transaction);
-            return (row.ToInfo(), inserted > 0);
-        }
-        finally
-        {
-            if (owned)
-            {
-                await connection.DisposeAsync();
-            }
-        }
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var inserted = await connection.ExecuteAsync(
+            """
+            INSERT INTO grants (id, resource, principal_kind, principal, permission, environment, created_at, created_by)
+            VALUES (@id, @resource, @principalKind, @principal, @permission, @environment, @now, @createdBy)
+            ON CONFLICT (resource, principal_kind, principal, permission, environment) DO NOTHING
+            """,
+            new { id, resource, principalKind, principal, permission, environment, now = time.GetUtcNow().ToStore(), createdBy });
+        var row = await connection.QuerySingleAsync<Row>(
+            Select + " WHERE g.resource = @resource AND g.principal_kind = @principalKind AND g.principal = @principal AND g.permission = @permission AND g.environment = @environment",
+            new { resource, principalKind, principal, permission, environment });
+        return (row.ToInfo(), inserted > 0);
     }
 
     public async Task<bool> RemoveAsync(string id, CancellationToken cancellationToken)

@@ -45,7 +45,13 @@ internal static class QueryEndpoints
                     throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config", "Name the resource the query runs against: {\"resource\": \"billing\", ...}.");
                 }
 
-                access.Demand(Caller.From(http.User)!, Permission.Use, definition.Resource, null);
+                var caller = Caller.From(http.User)!;
+                access.Demand(caller, Permission.Use, definition.Resource, null);
+                if (await queries.GetAsync(name, ct) is { } existing && existing.Definition.Resource != definition.Resource)
+                {
+                    // Replacing a query moves it off its resource: that needs the right to use the old one too.
+                    access.Demand(caller, Permission.Use, existing.Definition.Resource ?? "", null);
+                }
                 var (record, created) = await queries.PutAsync(name, definition, ct);
                 return created ? TypedResults.Created($"/api/v1/queries/{name}", record) : TypedResults.Ok(record);
             })

@@ -42,6 +42,25 @@ public abstract class AccessTests<TFixture>(TFixture fixture) : IClassFixture<TF
     }
 
     [Fact]
+    public async Task A_saved_query_of_a_resource_the_member_cannot_use_is_neither_seen_nor_moved()
+    {
+        var (theirs, _) = await fixture.BearerResourceAsync();
+        var (mine, _) = await fixture.BearerResourceAsync();
+        var query = await SavedQueryAsync(theirs);
+        var (name, member) = await MemberAsync();
+        await GrantAsync(mine, new { user = name, permission = "use" });
+
+        var get = await member.GetAsync($"/api/v1/queries/{query}");
+        var move = await member.PutAsJsonAsync($"/api/v1/queries/{query}", new { resource = mine, method = "GET", path = "/moved" });
+        var list = await Expect.StatusAsync(await member.GetAsync("/api/v1/queries"), 200);
+
+        await Expect.ProblemAsync(get, 403, "forbidden");
+        await Expect.ProblemAsync(move, 403, "forbidden");
+        Assert.DoesNotContain(list["queries"]!.AsArray(), q => (string)q!["name"]! == query);
+        Assert.Equal(theirs, (string)(await Expect.StatusAsync(await Admin.GetAsync($"/api/v1/queries/{query}"), 200))["definition"]!["resource"]!);
+    }
+
+    [Fact]
     public async Task Use_on_staging_does_not_give_production()
     {
         var (resource, _) = await fixture.BearerResourceAsync();

@@ -85,12 +85,20 @@ internal static class KeyEndpoints
 
                 var scope = CheckScope(body.Scopes);
                 var (key, token) = await keys.CreateAsync(owner?.Id ?? caller.UserId, body.Name.Trim(), expiresAt, null, scope, ct);
-                await audit.RecordAsync(new AuditEntry("key.create") { Actor = caller, Target = key.Id,
+                await audit.RecordAsync(new AuditEntry("key.create")
+                {
+                    Actor = caller,
+                    Target = key.Id,
                     Detail = new Dictionary<string, object?>
                     {
-                        ["name"] = key.Name, ["owner"] = key.Owner, ["expiresAt"] = key.ExpiresAt,
-                        ["resources"] = scope?.Resources, ["environments"] = scope?.Environments, ["actions"] = scope?.Actions,
-                    } }, ct);
+                        ["name"] = key.Name,
+                        ["owner"] = key.Owner,
+                        ["expiresAt"] = key.ExpiresAt,
+                        ["resources"] = scope?.Resources,
+                        ["environments"] = scope?.Environments,
+                        ["actions"] = scope?.Actions,
+                    }
+                }, ct);
                 return TypedResults.Created($"/api/v1/keys/{key.Id}", new CreatedKey(key, token));
             })
             .Requires(Permission.Read)
@@ -112,8 +120,12 @@ internal static class KeyEndpoints
                     return Problems.NotFound($"There is no active API key '{id}'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("key.revoke") { Actor = caller, Target = id,
-                    Detail = new Dictionary<string, object?> { ["name"] = key.Name, ["owner"] = key.Owner } }, ct);
+                await audit.RecordAsync(new AuditEntry("key.revoke")
+                {
+                    Actor = caller,
+                    Target = id,
+                    Detail = new Dictionary<string, object?> { ["name"] = key.Name, ["owner"] = key.Owner }
+                }, ct);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Read)

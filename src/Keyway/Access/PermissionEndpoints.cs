@@ -81,8 +81,14 @@ internal static class PermissionEndpoints
                 }
 
                 await grants.PublishAsync(access, name);
-                await audit.RecordAsync(new AuditEntry("grant.add") { Actor = caller, Resource = name, Environment = environment, Target = shown,
-                    Detail = new Dictionary<string, object?> { ["grant"] = grant.Id, ["principalKind"] = kind, ["permission"] = permission } }, ct);
+                await audit.RecordAsync(new AuditEntry("grant.add")
+                {
+                    Actor = caller,
+                    Resource = name,
+                    Environment = environment,
+                    Target = shown,
+                    Detail = new Dictionary<string, object?> { ["grant"] = grant.Id, ["principalKind"] = kind, ["permission"] = permission }
+                }, ct);
                 return TypedResults.Created($"/api/v1/resources/{name}/permissions/{grant.Id}", grant);
             })
             .Requires(Permission.Own, "name")
@@ -97,9 +103,14 @@ internal static class PermissionEndpoints
                 }
 
                 await grants.PublishAsync(access, name);
-                await audit.RecordAsync(new AuditEntry("grant.remove") { Actor = Caller.From(http.User), Resource = name, Environment = grant.Environment,
+                await audit.RecordAsync(new AuditEntry("grant.remove")
+                {
+                    Actor = Caller.From(http.User),
+                    Resource = name,
+                    Environment = grant.Environment,
                     Target = grant.PrincipalName,
-                    Detail = new Dictionary<string, object?> { ["grant"] = grant.Id, ["principalKind"] = grant.PrincipalKind, ["permission"] = grant.Permission } }, ct);
+                    Detail = new Dictionary<string, object?> { ["grant"] = grant.Id, ["principalKind"] = grant.PrincipalKind, ["permission"] = grant.Permission }
+                }, ct);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Own, "name")

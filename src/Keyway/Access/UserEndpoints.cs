@@ -83,8 +83,12 @@ internal static class UserEndpoints
                 }
 
                 var user = await store.CreateAsync(new NewUser(body.Name!, role, source) { Email = body.Email, DisplayName = body.DisplayName, PasswordHash = hash }, ct);
-                await audit.RecordAsync(new AuditEntry("user.create") { Actor = caller, Target = user.Name,
-                    Detail = new Dictionary<string, object?> { ["role"] = role, ["source"] = source } }, ct);
+                await audit.RecordAsync(new AuditEntry("user.create")
+                {
+                    Actor = caller,
+                    Target = user.Name,
+                    Detail = new Dictionary<string, object?> { ["role"] = role, ["source"] = source }
+                }, ct);
                 return TypedResults.Created($"/api/v1/users/{user.Name}", new CreatedUser(UserView.From(user, []), generated));
             })
             .Requires(Permission.Admin)
@@ -129,13 +133,25 @@ internal static class UserEndpoints
 
                 var updated = await store.UpdateAsync(user, new UserStore.UserUpdate
                 {
-                    Role = body.Role is null ? null : CheckRole(body.Role), Email = body.Email, DisplayName = body.DisplayName,
-                    Disabled = body.Disabled, PasswordHash = hash,
+                    Role = body.Role is null ? null : CheckRole(body.Role),
+                    Email = body.Email,
+                    DisplayName = body.DisplayName,
+                    Disabled = body.Disabled,
+                    PasswordHash = hash,
                 }, ct);
                 var action = body.Disabled switch { true => "user.disable", false => "user.enable", null => "user.update" };
-                await audit.RecordAsync(new AuditEntry(action) { Actor = caller, Target = name,
-                    Detail = new Dictionary<string, object?> { ["role"] = body.Role, ["email"] = body.Email is null ? null : "changed",
-                        ["displayName"] = body.DisplayName is null ? null : "changed", ["password"] = hash is null ? null : "changed" } }, ct);
+                await audit.RecordAsync(new AuditEntry(action)
+                {
+                    Actor = caller,
+                    Target = name,
+                    Detail = new Dictionary<string, object?>
+                    {
+                        ["role"] = body.Role,
+                        ["email"] = body.Email is null ? null : "changed",
+                        ["displayName"] = body.DisplayName is null ? null : "changed",
+                        ["password"] = hash is null ? null : "changed"
+                    }
+                }, ct);
                 return TypedResults.Ok(UserView.From(updated, await store.GroupsOfAsync(updated.Id, ct)));
             })
             .Requires(Permission.Admin)
@@ -212,8 +228,12 @@ internal static class UserEndpoints
                 }
 
                 await store.AddMemberAsync(name, member.Id, ct);
-                await audit.RecordAsync(new AuditEntry("group.member.add") { Actor = Caller.From(http.User), Target = name,
-                    Detail = new Dictionary<string, object?> { ["user"] = user } }, ct);
+                await audit.RecordAsync(new AuditEntry("group.member.add")
+                {
+                    Actor = Caller.From(http.User),
+                    Target = name,
+                    Detail = new Dictionary<string, object?> { ["user"] = user }
+                }, ct);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Admin)
@@ -227,8 +247,12 @@ internal static class UserEndpoints
                     return Problems.NotFound($"'{user}' is not a member of group '{name}'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("group.member.remove") { Actor = Caller.From(http.User), Target = name,
-                    Detail = new Dictionary<string, object?> { ["user"] = user } }, ct);
+                await audit.RecordAsync(new AuditEntry("group.member.remove")
+                {
+                    Actor = Caller.From(http.User),
+                    Target = name,
+                    Detail = new Dictionary<string, object?> { ["user"] = user }
+                }, ct);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Admin)

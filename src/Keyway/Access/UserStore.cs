@@ -222,7 +222,12 @@ internal sealed class UserStore(Database database, TimeProvider time, ChangeFeed
             """,
             new
             {
-                id = user.Id, update.Role, update.Email, update.DisplayName, update.PasswordHash, now,
+                id = user.Id,
+                update.Role,
+                update.Email,
+                update.DisplayName,
+                update.PasswordHash,
+                now,
                 disable = update.Disabled switch { true => 1, false => 0, null => -1 },
                 bump = endsSessions ? 1 : 0,
                 admin = Caller.AdminRole,

@@ -49,8 +49,13 @@ internal static class ResourceEndpoints
                     // Whoever creates a resource owns it.
                     var (grant, _) = await grants.AddAsync(name, PrincipalKinds.User, caller.UserId, "own", GrantStore.Any, caller.UserId, ct);
                     await grants.PublishAsync(access, name);
-                    await audit.RecordAsync(new Audit.AuditEntry("grant.add") { Actor = caller, Resource = name, Target = caller.UserName,
-                        Detail = new Dictionary<string, object?> { ["grant"] = grant.Id, ["permission"] = "own", ["environment"] = GrantStore.Any, ["reason"] = "creator" } }, ct);
+                    await audit.RecordAsync(new Audit.AuditEntry("grant.add")
+                    {
+                        Actor = caller,
+                        Resource = name,
+                        Target = caller.UserName,
+                        Detail = new Dictionary<string, object?> { ["grant"] = grant.Id, ["permission"] = "own", ["environment"] = GrantStore.Any, ["reason"] = "creator" }
+                    }, ct);
                 }
 
                 var view = ResourceView.From(record);

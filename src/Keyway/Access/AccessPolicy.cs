@@ -1,58 +1,394 @@
+using System.Collections.Frozen;
 using Keyway.Api;
+using Keyway.Environments;
+using Microsoft.AspNetCore.Authorization;
 
 namespace Keyway.Access;
 
-/// <summary>What a caller wants to do.</summary>
+/// <summary>What a caller wants to do. Resource permissions are ordered: own ⊇ edit ⊇ use ⊇ read.</summary>
 internal enum Permission
 {
-    /// <summary>See a resource's configuration (never its secrets).</summary>
+    /// <summary>See a resource's configuration (never its secrets): any grant on the resource gives it.</summary>
     Read,
 
     /// <summary>Run queries and proxy requests through a resource.</summary>
     Use,
 
-    /// <summary>Change a resource's configuration.</summary>
+    /// <summary>Change a resource's configuration (never read its secrets).</summary>
     Edit,
 
     /// <summary>Edit, delete and grant permissions on a resource.</summary>
     Own,
 
-    /// <summary>Manage environments, variables, users and keys.</summary>
+    /// <summary>Manage environments, variables, users, groups and other people's keys.</summary>
     Admin,
 }
 
 /// <summary>
 /// The one place that decides whether a caller may do something. Every endpoint, the proxy and
 /// the CLI (through the API) reach it, either through <see cref="AccessFilter"/> (route-level) or by
-/// calling <see cref="Demand"/> once the environment is known (runs and the proxy).
+/// calling <see cref="Demand"/> once the environment is known (runs, the proxy, saved-query runs).
 /// </summary>
-internal sealed class AccessPolicy
+/// <remarks>
+/// Grants live in an immutable in-memory snapshot of the whole <c>grants</c> table, indexed by
+/// resource and then by user id or group name: a check is a handful of dictionary probes and
+/// allocates nothing (the proxy's hot path). The snapshot is reloaded at start and on every
+/// <c>grants</c>, <c>users</c> or <c>all</c> change (from this replica or, through the
+/// <see cref="ChangeRelay"/>, another one); a writer waits for the reload, so it reads its own change.
+/// </remarks>
+internal sealed partial class AccessPolicy : IDisposable
 {
-    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1822", Justification = "Reads grants from the store once permissions land.")]
-    public bool Allows(Caller caller, Permission permission, string? resource, string? environment)
+    private readonly GrantStore? _store;
+    private readonly ChangeFeed? _changes;
+    private readonly TimeProvider _time;
+    private readonly ILogger<AccessPolicy>? _logger;
+    private readonly SemaphoreSlim _reload = new(1, 1);
+    private volatile Snapshot _snapshot = Snapshot.Empty;
+    private long _requested;
+
+    public AccessPolicy(GrantStore store, ChangeFeed changes, TimeProvider time, ILogger<AccessPolicy> logger)
     {
-        // Admins may do everything. Members' grants per resource and environment arrive with the
-        // permissions feature; until then a member may only read.
-        _ = resource;
-        _ = environment;
-        return caller.IsAdmin || permission == Permission.Read;
+        _store = store;
+        _changes = changes;
+        _time = time;
+        _logger = logger;
     }
 
-    /// <summary>Throws a 403 problem when the caller may not do it.</summary>
+    /// <summary>A policy over a fixed set of grants (tests).</summary>
+    internal AccessPolicy(IEnumerable<GrantInfo> grants)
+    {
+        _time = TimeProvider.System;
+        _snapshot = Snapshot.Build(grants);
+    }
+
+    public void Dispose() => _reload.Dispose();
+
+    public void Subscribe() => _changes!.Changed += change =>
+    {
+        if (change.Kind is GrantStore.ChangeKind or UserStore.ChangeKind || change.IsAll)
+        {
+            _ = ReloadInBackgroundAsync();
+        }
+    };
+
+    /// <summary>Reads every grant and swaps the snapshot. Reloads are serialized, so the last one started reads last.</summary>
+    public async Task ReloadAsync(CancellationToken cancellationToken)
+    {
+        if (_store is null)
+        {
+            return;
+        }
+
+        Interlocked.Increment(ref _requested);
+        await _reload.WaitAsync(cancellationToken);
+        try
+        {
+            _snapshot = Snapshot.Build(await _store.ListAllAsync(cancellationToken));
+        }
+        finally
+        {
+            _reload.Release();
+        }
+    }
+
+    private async Task ReloadInBackgroundAsync()
+    {
+        // A stale snapshot could keep a revoked grant alive: retry until a reload succeeds, unless a newer one is requested.
+        for (var attempt = 0; ; attempt++)
+        {
+            var requested = Interlocked.Read(ref _requested);
+            try
+            {
+                await ReloadAsync(CancellationToken.None);
+                return;
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                if (_logger is not null)
+                {
+                    Log.ReloadFailed(_logger, e.GetType().Name, attempt);
+                }
+
+                if (Interlocked.Read(ref _requested) > requested + 1)
+                {
+                    return;
+                }
+
+                await Task.Delay(TimeSpan.FromSeconds(Math.Min(30, 1 << Math.Min(attempt, 5))), _time);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="caller"/> may do <paramref name="permission"/> on <paramref name="resource"/>
+    /// in <paramref name="environment"/>. A null resource is a route-level check of an endpoint
+    /// whose resource is not in its route (lists filter, handlers demand). A null environment means
+    /// "in some environment" for read and use, and "in every environment" for edit and own (a
+    /// resource's configuration is shared by all environments).
+    /// </summary>
+    public bool Allows(Caller caller, Permission permission, string? resource, string? environment) =>
+        ScopeAllows(caller.Scope, permission, resource, environment) && GrantsAllow(caller, permission, resource, environment);
+
+    private bool GrantsAllow(Caller caller, Permission permission, string? resource, string? environment)
+    {
+        if (caller.IsAdmin)
+        {
+            return true;
+        }
+
+        if (permission == Permission.Admin)
+        {
+            return false;
+        }
+
+        if (resource is null)
+        {
+            return permission <= Permission.Use;
+        }
+
+        var snapshot = _snapshot;
+        var level = (int)permission;
+        return Matches(snapshot, resource, caller, level, environment) || Matches(snapshot, GrantStore.Any, caller, level, environment);
+    }
+
+    private static bool Matches(Snapshot snapshot, string resource, Caller caller, int level, string? environment)
+    {
+        if (!snapshot.ByResource.TryGetValue(resource, out var grants))
+        {
+            return false;
+        }
+
+        if (grants.Users.TryGetValue(caller.UserId, out var entries) && AnyMatch(entries, level, environment))
+        {
+            return true;
+        }
+
+        var groups = caller.Groups;
+        for (var i = 0; i < groups.Count; i++)
+        {
+            if (grants.Groups.TryGetValue(groups[i], out entries) && AnyMatch(entries, level, environment))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static bool AnyMatch(Entry[] entries, int level, string? environment)
+    {
+        foreach (var entry in entries)
+        {
+            if (entry.Level < level)
+            {
+                continue;
+            }
+
+            if (level == (int)Permission.Read || entry.Environment == GrantStore.Any ||
+                (environment is null ? level <= (int)Permission.Use : entry.Environment == environment))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>An API key's scope only narrows what its owner may do.</summary>
+    internal static bool ScopeAllows(KeyScope? scope, Permission permission, string? resource, string? environment)
+    {
+        if (scope is null)
+        {
+            return true;
+        }
+
+        if (permission == Permission.Admin && (scope.Resources is not null || scope.Environments is not null))
+        {
+            // A key limited to some resources or environments acts on those alone, never on users, variables or keys.
+            return false;
+        }
+
+        if (scope.Resources is not null && resource is not null && !Contains(scope.Resources, resource))
+        {
+            return false;
+        }
+
+        if (scope.Environments is not null)
+        {
+            if (environment is not null ? !Contains(scope.Environments, environment) : permission >= Permission.Edit && resource is not null)
+            {
+                return false;
+            }
+        }
+
+        return scope.Actions is null || ActionAllowed(scope.Actions, permission);
+    }
+
+    private static bool ActionAllowed(IReadOnlyList<string> actions, Permission permission)
+    {
+        for (var i = 0; i < actions.Count; i++)
+        {
+            var granted = ParseAction(actions[i]);
+            // Each action includes those below it; admin includes everything.
+            if (granted is { } g && (g == Permission.Admin || (permission != Permission.Admin && g >= permission)))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>A scope action name: read, use, edit, own or admin.</summary>
+    public static Permission? ParseAction(string action) => action switch
+    {
+        "read" => Permission.Read,
+        "use" => Permission.Use,
+        "edit" => Permission.Edit,
+        "own" => Permission.Own,
+        "admin" => Permission.Admin,
+        _ => null,
+    };
+
+    private static bool Contains(IReadOnlyList<string> list, string value)
+    {
+        for (var i = 0; i < list.Count; i++)
+        {
+            if (string.Equals(list[i], value, StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Throws a 403 problem that says what is missing and whom to ask.</summary>
     public void Demand(Caller caller, Permission permission, string? resource, string? environment)
     {
-        if (!Allows(caller, permission, resource, environment))
+        if (Allows(caller, permission, resource, environment))
         {
-            var on = resource is null ? "" : $" on resource '{resource}'";
-            var inEnv = environment is null ? "" : $" in environment '{environment}'";
-            throw new KeywayException(StatusCodes.Status403Forbidden, "forbidden",
-                $"'{caller.UserName}' lacks the '{permission.ToString().ToLowerInvariant()}' permission{on}{inEnv}. Ask an owner of the resource or an admin to grant it.");
+            return;
         }
+
+        var name = permission.ToString().ToLowerInvariant();
+        var on = resource is null ? "" : $" on resource '{resource}'";
+        var inEnv = environment is null ? "" : $" in environment '{environment}'";
+        string message;
+        if (!ScopeAllows(caller.Scope, permission, resource, environment))
+        {
+            message = $"The API key '{caller.ApiKeyId}' of '{caller.UserName}' is scoped ({Describe(caller.Scope!)}); it may not {name}{on}{inEnv}. " +
+                      "Use a key whose scope covers it ('keyway key create --resource … --environment … --action …').";
+        }
+        else if (permission == Permission.Admin)
+        {
+            message = $"'{caller.UserName}' is not an admin; only admins manage environments, variables, users, groups and other people's keys. Ask an admin.";
+        }
+        else
+        {
+            var owners = resource is null ? [] : OwnersOf(resource);
+            var ask = owners.Count == 0 ? "an admin" : $"an owner of the resource ({string.Join(", ", owners)}) or an admin";
+            message = $"'{caller.UserName}' lacks the '{name}' permission{on}{inEnv}. Ask {ask} to grant it ('keyway permission grant {resource ?? "RESOURCE"} --user {caller.UserName} --permission {name}').";
+        }
+
+        throw new KeywayException(StatusCodes.Status403Forbidden, "forbidden", message);
+    }
+
+    /// <summary>Who owns a resource (user names and group names), for messages.</summary>
+    public IReadOnlyList<string> OwnersOf(string resource) =>
+        _snapshot.ByResource.TryGetValue(resource, out var grants) ? grants.Owners : [];
+
+    private static string Describe(KeyScope scope)
+    {
+        var parts = new List<string>();
+        if (scope.Resources is not null)
+        {
+            parts.Add("resources: " + string.Join(", ", scope.Resources));
+        }
+
+        if (scope.Environments is not null)
+        {
+            parts.Add("environments: " + string.Join(", ", scope.Environments));
+        }
+
+        if (scope.Actions is not null)
+        {
+            parts.Add("actions: " + string.Join(", ", scope.Actions));
+        }
+
+        return string.Join("; ", parts);
+    }
+
+    private readonly record struct Entry(int Level, string Environment);
+
+    private sealed class ResourceGrants(FrozenDictionary<string, Entry[]> users, FrozenDictionary<string, Entry[]> groups, IReadOnlyList<string> owners)
+    {
+        public FrozenDictionary<string, Entry[]> Users { get; } = users;
+
+        public FrozenDictionary<string, Entry[]> Groups { get; } = groups;
+
+        public IReadOnlyList<string> Owners { get; } = owners;
+    }
+
+    private sealed class Snapshot(FrozenDictionary<string, ResourceGrants> byResource)
+    {
+        public static readonly Snapshot Empty = new(FrozenDictionary<string, ResourceGrants>.Empty);
+
+        public FrozenDictionary<string, ResourceGrants> ByResource { get; } = byResource;
+
+        public static Snapshot Build(IEnumerable<GrantInfo> grants) => new(grants
+            .GroupBy(g => g.Resource, StringComparer.Ordinal)
+            .ToFrozenDictionary(
+                r => r.Key,
+                r => new ResourceGrants(
+                    Index(r, PrincipalKinds.User),
+                    Index(r, PrincipalKinds.Group),
+                    r.Where(g => g.Permission == "own")
+                        .Select(g => g.PrincipalKind == PrincipalKinds.Group ? $"group {g.PrincipalName}" : g.PrincipalName)
+                        .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray()),
+                StringComparer.Ordinal));
+
+        private static FrozenDictionary<string, Entry[]> Index(IEnumerable<GrantInfo> grants, string kind) => grants
+            .Where(g => g.PrincipalKind == kind)
+            .GroupBy(g => g.Principal, StringComparer.Ordinal)
+            .ToFrozenDictionary(
+                p => p.Key,
+                p => p.Select(g => new Entry((int)(ParseAction(g.Permission) ?? Permission.Read), g.Environment)).ToArray(),
+                StringComparer.Ordinal);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(40, LogLevel.Warning, "Reloading grants failed ({ExceptionType}, attempt {Attempt}); retrying")]
+        public static partial void ReloadFailed(ILogger logger, string exceptionType, int attempt);
     }
 }
 
-/// <summary>Endpoint metadata: the permission an endpoint needs, and which route value names the resource.</summary>
-internal sealed record AccessRequirement(Permission Permission, string? ResourceRouteValue);
+/// <summary>Where an endpoint's environment comes from, for the route listing and the matrix test.</summary>
+internal enum EnvironmentSource
+{
+    /// <summary>No environment, or <c>?environment=</c> (read by <see cref="AccessFilter"/>).</summary>
+    Query,
+
+    /// <summary>The JSON body's <c>environment</c>: the handler demands again once it is read.</summary>
+    Body,
+
+    /// <summary>The <c>X-Keyway-Environment</c> header (the proxy): the handler demands.</summary>
+    Header,
+}
+
+/// <summary>
+/// Endpoint metadata: the permission an endpoint needs, and which route value names the resource.
+/// When <see cref="ResourceRouteValue"/> is null for a resource permission, the resource is not in
+/// the route (a saved query's, or a list), and the handler demands or filters per resource.
+/// <see cref="CreatesResource"/>: a member may call it on a resource that does not exist yet (creating it, and owning it).
+/// </summary>
+internal sealed record AccessRequirement(Permission Permission, string? ResourceRouteValue)
+{
+    public EnvironmentSource Environment { get; init; } = EnvironmentSource.Query;
+
+    public bool CreatesResource { get; init; }
+}
 
 /// <summary>Enforces <see cref="AccessRequirement"/> on every endpoint of a route group.</summary>
 internal sealed class AccessFilter(AccessPolicy policy) : IEndpointFilter
@@ -60,16 +396,34 @@ internal sealed class AccessFilter(AccessPolicy policy) : IEndpointFilter
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var http = context.HttpContext;
+        var metadata = http.GetEndpoint()?.Metadata;
+        if (metadata?.GetMetadata<IAllowAnonymous>() is not null)
+        {
+            // Sign-in and similar endpoints: no caller yet, by design.
+            return await next(context);
+        }
+
         var caller = Caller.From(http.User);
         if (caller is null)
         {
             return Problems.Unauthorized("Send an API key as 'Authorization: Bearer <key>' (create one with 'keyway key create').");
         }
 
-        var requirement = http.GetEndpoint()?.Metadata.GetMetadata<AccessRequirement>()
+        var requirement = metadata?.GetMetadata<AccessRequirement>()
             ?? throw new InvalidOperationException($"Endpoint {http.GetEndpoint()?.DisplayName} declares no access requirement.");
         var resource = requirement.ResourceRouteValue is { } key ? http.Request.RouteValues[key] as string : null;
-        var environment = http.Request.Query["environment"].FirstOrDefault();
+        var environment = requirement.Environment == EnvironmentSource.Query ? http.Request.Query["environment"].FirstOrDefault() : null;
+        if (requirement.CreatesResource && resource is not null && !policy.Allows(caller, requirement.Permission, resource, environment))
+        {
+            // Creating a resource needs no grant (its creator owns it); replacing one needs edit. The handler
+            // creates only when the caller may not edit, so a concurrent create cannot turn into a replace.
+            if (await http.RequestServices.GetRequiredService<Resources.ResourceService>().GetAsync(resource, http.RequestAborted) is null &&
+                AccessPolicy.ScopeAllows(caller.Scope, Permission.Edit, resource, environment))
+            {
+                return await next(context);
+            }
+        }
+
         policy.Demand(caller, requirement.Permission, resource, environment);
         return await next(context);
     }
@@ -78,7 +432,9 @@ internal sealed class AccessFilter(AccessPolicy policy) : IEndpointFilter
 internal static class AccessEndpointExtensions
 {
     /// <summary>Declares the permission an endpoint needs. An endpoint without one fails closed.</summary>
-    public static TBuilder Requires<TBuilder>(this TBuilder builder, Permission permission, string? resourceRouteValue = null)
+    public static TBuilder Requires<TBuilder>(
+        this TBuilder builder, Permission permission, string? resourceRouteValue = null,
+        EnvironmentSource environment = EnvironmentSource.Query, bool createsResource = false)
         where TBuilder : IEndpointConventionBuilder =>
-        builder.WithMetadata(new AccessRequirement(permission, resourceRouteValue));
+        builder.WithMetadata(new AccessRequirement(permission, resourceRouteValue) { Environment = environment, CreatesResource = createsResource });
 }

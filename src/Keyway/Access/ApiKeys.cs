@@ -10,7 +10,14 @@ namespace Keyway.Access;
 /// <summary>What is shown about an API key: never its value, which exists only once, at creation.</summary>
 internal sealed record ApiKeyInfo(
     string Id, string Name, string UserId, string Hint, DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt,
-    DateTimeOffset? LastUsedAt, DateTimeOffset? RevokedAt);
+    DateTimeOffset? LastUsedAt, DateTimeOffset? RevokedAt)
+{
+    /// <summary>The owner's name (a user or a service identity).</summary>
+    public string? Owner { get; init; }
+
+    /// <summary>What the key is limited to; null when it may do everything its owner may.</summary>
+    public KeyScope? Scopes { get; init; }
+}
 
 /// <summary>
 /// API keys: random tokens shown once and stored as SHA-256 hashes (a high-entropy token needs no
@@ -32,7 +39,8 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
 
     public void Subscribe() => changes.Changed += change =>
     {
-        if (change.Kind == "keys" || change.IsAll)
+        // Keys (revocation), users (disabled, role, groups) and grants all change what a cached caller may do.
+        if (change.Kind is "keys" or UserStore.ChangeKind or GrantStore.ChangeKind || change.IsAll)
         {
             // The cache is keyed by token hash, which a change (by key id) does not name; revocations are rare.
             Interlocked.Increment(ref _generation);
@@ -50,8 +58,13 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
     }
 
     /// <summary>Creates a key; returns its one and only sight of the token.</summary>
+    public Task<(ApiKeyInfo Key, string Token)> CreateAsync(
+        string userId, string name, DateTimeOffset? expiresAt, string? presetToken, CancellationToken cancellationToken) =>
+        CreateAsync(userId, name, expiresAt, presetToken, null, cancellationToken);
+
+    /// <summary>Creates a key limited to <paramref name="scope"/> (null: everything its owner may do).</summary>
     public async Task<(ApiKeyInfo Key, string Token)> CreateAsync(
-        string userId, string name, DateTimeOffset? expiresAt, string? presetToken, CancellationToken cancellationToken)
+        string userId, string name, DateTimeOffset? expiresAt, string? presetToken, KeyScope? scope, CancellationToken cancellationToken)
     {
         var token = presetToken ?? NewToken();
         var id = "key_" + Base64Url(RandomNumberGenerator.GetBytes(9));
@@ -60,21 +73,40 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
         await using var connection = await database.OpenAsync(cancellationToken);
         await connection.ExecuteAsync(
             """
-            INSERT INTO api_keys (id, name, user_id, hash, hint, created_at, expires_at)
-            VALUES (@id, @name, @userId, @hash, @hint, @now, @expires)
+            INSERT INTO api_keys (id, name, user_id, hash, hint, created_at, expires_at, scopes)
+            VALUES (@id, @name, @userId, @hash, @hint, @now, @expires, @scopes)
             """,
-            new { id, name, userId, hash = Hash(token), hint, now = now.ToUnixTimeMilliseconds(), expires = expiresAt?.ToUnixTimeMilliseconds() });
-        return (new ApiKeyInfo(id, name, userId, hint, now, expiresAt, null, null), token);
+            new { id, name, userId, hash = Hash(token), hint, now = now.ToUnixTimeMilliseconds(), expires = expiresAt?.ToUnixTimeMilliseconds(), scopes = SerializeScope(scope) });
+        var owner = await connection.ExecuteScalarAsync<string?>("SELECT name FROM users WHERE id = @userId", new { userId });
+        return (new ApiKeyInfo(id, name, userId, hint, now, expiresAt, null, null) { Owner = owner, Scopes = scope }, token);
     }
 
     public async Task<IReadOnlyList<ApiKeyInfo>> ListAsync(string? userId, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<KeyRow>(
-            "SELECT id, name, user_id, hint, created_at, expires_at, last_used_at, revoked_at FROM api_keys WHERE @userId IS NULL OR user_id = @userId ORDER BY created_at",
+            $"{KeySelect} WHERE @userId IS NULL OR k.user_id = @userId ORDER BY k.created_at, k.id",
             new { userId });
         return rows.Select(r => r.ToInfo()).ToList();
     }
+
+    public async Task<ApiKeyInfo?> GetAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QuerySingleOrDefaultAsync<KeyRow>($"{KeySelect} WHERE k.id = @id", new { id }))?.ToInfo();
+    }
+
+    private const string KeySelect =
+        "SELECT k.id, k.name, k.user_id, u.name AS owner, k.hint, k.created_at, k.expires_at, k.last_used_at, k.revoked_at, k.scopes FROM api_keys k JOIN users u ON u.id = k.user_id";
+
+    private static readonly System.Text.Json.JsonSerializerOptions ScopeJson = new(System.Text.Json.JsonSerializerDefaults.Web)
+    {
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    internal static string? SerializeScope(KeyScope? scope) => scope is null ? null : System.Text.Json.JsonSerializer.Serialize(scope, ScopeJson);
+
+    internal static KeyScope? ParseScope(string? json) => json is null ? null : System.Text.Json.JsonSerializer.Deserialize<KeyScope>(json, ScopeJson);
 
     public async Task<bool> RevokeAsync(string id, CancellationToken cancellationToken)
     {
@@ -126,12 +158,14 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
         await using var connection = await database.OpenAsync(cancellationToken);
         var row = await connection.QuerySingleOrDefaultAsync<AuthRow>(
             """
-            SELECT k.id AS key_id, k.expires_at, k.revoked_at, k.last_used_at, u.id AS user_id, u.name AS user_name, u.role, u.email
+            SELECT k.id AS key_id, k.expires_at, k.revoked_at, k.last_used_at, k.scopes, u.id AS user_id, u.name AS user_name, u.role, u.email,
+                   u.display_name, u.disabled_at
             FROM api_keys k JOIN users u ON u.id = k.user_id
             WHERE k.hash = @hash
             """,
             new { hash });
-        if (row is null || row.RevokedAt is not null || (row.ExpiresAt is { } exp && exp <= now.ToUnixTimeMilliseconds()))
+        // A disabled owner's keys stop working with them.
+        if (row is null || row.RevokedAt is not null || row.DisabledAt is not null || (row.ExpiresAt is { } exp && exp <= now.ToUnixTimeMilliseconds()))
         {
             _cache.TryRemove(hash, out _);
             return null;
@@ -142,7 +176,14 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
             await connection.ExecuteAsync("UPDATE api_keys SET last_used_at = @now WHERE id = @id", new { id = row.KeyId, now = now.ToUnixTimeMilliseconds() });
         }
 
-        var caller = new Caller(row.UserId, row.UserName, row.Role, row.KeyId, row.Email);
+        var groups = (await connection.QueryAsync<string>(
+            "SELECT group_name FROM group_members WHERE user_id = @userId ORDER BY group_name", new { userId = row.UserId })).ToArray();
+        var caller = new Caller(row.UserId, row.UserName, row.Role, row.KeyId, row.Email)
+        {
+            Groups = groups,
+            DisplayName = row.DisplayName,
+            Scope = ParseScope(row.Scopes),
+        };
         if (_cache.Count >= CacheCapacity)
         {
             _cache.Clear();
@@ -169,8 +210,11 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
         public long? ExpiresAt { get; init; }
         public long? RevokedAt { get; init; }
         public long? LastUsedAt { get; init; }
+        public string? Scopes { get; init; }
         public string UserId { get; init; } = "";
         public string UserName { get; init; } = "";
+        public string? DisplayName { get; init; }
+        public long? DisabledAt { get; init; }
         public string Role { get; init; } = "";
         public string? Email { get; init; }
     }
@@ -180,12 +224,18 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
         public string Id { get; init; } = "";
         public string Name { get; init; } = "";
         public string UserId { get; init; } = "";
+        public string Owner { get; init; } = "";
         public string Hint { get; init; } = "";
         public long CreatedAt { get; init; }
         public long? ExpiresAt { get; init; }
         public long? LastUsedAt { get; init; }
         public long? RevokedAt { get; init; }
+        public string? Scopes { get; init; }
 
-        public ApiKeyInfo ToInfo() => new(Id, Name, UserId, Hint, Time.From(CreatedAt), Time.From(ExpiresAt), Time.From(LastUsedAt), Time.From(RevokedAt));
+        public ApiKeyInfo ToInfo() => new(Id, Name, UserId, Hint, Time.From(CreatedAt), Time.From(ExpiresAt), Time.From(LastUsedAt), Time.From(RevokedAt))
+        {
+            Owner = Owner,
+            Scopes = ParseScope(Scopes),
+        };
     }
 }

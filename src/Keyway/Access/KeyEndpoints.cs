@@ -1,12 +1,20 @@
+using System.Globalization;
 using Keyway.Api;
 using Keyway.Audit;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Keyway.Access;
 
+/// <summary>
+/// <c>/api/v1/keys</c>: API keys for apps and scripts. Admins create keys for anyone (a user or a
+/// service identity); members only for themselves. A key's scope only narrows what its owner may do,
+/// so a member's key is never wider than the member.
+/// </summary>
 internal static class KeyEndpoints
 {
-    internal sealed record CreateKeyRequest(string? Name, DateTimeOffset? ExpiresAt);
+    internal sealed record ScopeRequest(IReadOnlyList<string>? Resources, IReadOnlyList<string>? Environments, IReadOnlyList<string>? Actions);
+
+    internal sealed record CreateKeyRequest(string? Name, string? Owner, string? ExpiresIn, DateTimeOffset? ExpiresAt, ScopeRequest? Scopes);
 
     /// <summary>A new key: the only response that ever carries its token.</summary>
     internal sealed record CreatedKey(ApiKeyInfo Key, string Token);
@@ -16,49 +24,165 @@ internal static class KeyEndpoints
         var group = api.MapGroup("/keys").WithTags("API keys");
 
         group.MapGet("/", async (HttpContext http, ApiKeyService keys, CancellationToken ct) =>
-                TypedResults.Ok(new { keys = await keys.ListAsync(null, ct) }))
-            .Requires(Permission.Admin)
-            .WithSummary("List API keys (never their tokens).");
+            {
+                // Members see their own keys; admins see everyone's.
+                var caller = Caller.From(http.User)!;
+                return TypedResults.Ok(new { keys = await keys.ListAsync(caller.IsAdmin ? null : caller.UserId, ct) });
+            })
+            .Requires(Permission.Read)
+            .WithSummary("List API keys (never their tokens): owner, scopes, last use, expiry, revocation. Members see their own.");
 
         group.MapPost("/", async Task<Results<Created<CreatedKey>, ProblemHttpResult>> (
-                CreateKeyRequest? body, HttpContext http, ApiKeyService keys, TimeProvider time, IAuditLog audit, CancellationToken ct) =>
+                CreateKeyRequest? body, HttpContext http, ApiKeyService keys, UserStore users, IAuditLog audit, TimeProvider time, CancellationToken ct) =>
             {
                 var caller = Caller.From(http.User)!;
+                if (caller.Scope is not null)
+                {
+                    // A key it created could be wider than itself.
+                    return Problems.Forbidden("A scoped API key cannot create keys. Use an unscoped key of the owner, or ask an admin.");
+                }
+
                 if (string.IsNullOrWhiteSpace(body?.Name))
                 {
                     return Problems.BadRequest("Name the key: {\"name\": \"billing-app\"}.");
                 }
 
-                if (body.ExpiresAt is { } expires && expires <= time.GetUtcNow())
+                var owner = body.Owner is null || body.Owner == caller.UserName ? null : await users.FindByNameAsync(body.Owner, ct);
+                if (body.Owner is not null && body.Owner != caller.UserName)
+                {
+                    if (!caller.IsAdmin)
+                    {
+                        return Problems.Forbidden($"'{caller.UserName}' may create keys only for themselves; only admins create keys for other users or service identities.");
+                    }
+
+                    if (owner is null)
+                    {
+                        return Problems.NotFound($"There is no user or service identity named '{body.Owner}'. Create one with 'keyway user create {body.Owner} --service'.");
+                    }
+
+                    if (owner.DisabledAt is not null)
+                    {
+                        return Problems.Create(StatusCodes.Status409Conflict, "conflict", $"'{owner.Name}' is disabled; enable them before creating keys for them.");
+                    }
+                }
+
+                var now = time.GetUtcNow();
+                var expiresAt = body.ExpiresAt;
+                if (body.ExpiresIn is not null)
+                {
+                    if (expiresAt is not null)
+                    {
+                        return Problems.BadRequest("Send expiresIn or expiresAt, not both.");
+                    }
+
+                    expiresAt = now + ParseDuration(body.ExpiresIn);
+                }
+
+                if (expiresAt is { } expires && expires <= now)
                 {
                     return Problems.BadRequest("expiresAt is in the past.");
                 }
 
-                var (key, token) = await keys.CreateAsync(caller.UserId, body.Name.Trim(), body.ExpiresAt, null, ct);
+                var scope = CheckScope(body.Scopes);
+                var (key, token) = await keys.CreateAsync(owner?.Id ?? caller.UserId, body.Name.Trim(), expiresAt, null, scope, ct);
                 await audit.RecordAsync(new AuditEntry("key.create")
                 {
                     Actor = caller,
                     Target = key.Id,
-                    Detail = new Dictionary<string, object?> { ["name"] = key.Name, ["expiresAt"] = body.ExpiresAt },
+                    Detail = new Dictionary<string, object?>
+                    {
+                        ["name"] = key.Name,
+                        ["owner"] = key.Owner,
+                        ["expiresAt"] = key.ExpiresAt,
+                        ["resources"] = scope?.Resources,
+                        ["environments"] = scope?.Environments,
+                        ["actions"] = scope?.Actions,
+                    }
                 }, CancellationToken.None);
                 return TypedResults.Created($"/api/v1/keys/{key.Id}", new CreatedKey(key, token));
             })
-            .Requires(Permission.Admin)
-            .WithSummary("Create an API key. Its token is in this response and nowhere else, ever.");
+            .Requires(Permission.Read)
+            .WithSummary("Create an API key: {name, owner?, expiresIn? ('30d', '12h'), expiresAt?, scopes?: {resources, environments, actions}}. Its token is in this response and nowhere else, ever.");
 
-        group.MapDelete("/{id}", async Task<Results<NoContent, ProblemHttpResult>> (string id, ApiKeyService keys, HttpContext http, IAuditLog audit, CancellationToken ct) =>
+        group.MapDelete("/{id}", async Task<Results<NoContent, ProblemHttpResult>> (
+                string id, HttpContext http, ApiKeyService keys, IAuditLog audit, CancellationToken ct) =>
             {
+                var caller = Caller.From(http.User)!;
+                var key = await keys.GetAsync(id, ct);
+                if (key is null || key.RevokedAt is not null || (!caller.IsAdmin && key.UserId != caller.UserId))
+                {
+                    // Another member's key is reported as absent: its existence is not theirs to learn.
+                    return Problems.NotFound($"There is no active API key '{id}' of yours.");
+                }
+
                 if (!await keys.RevokeAsync(id, ct))
                 {
                     return Problems.NotFound($"There is no active API key '{id}'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("key.revoke") { Actor = Caller.From(http.User), Target = id }, CancellationToken.None);
+                await audit.RecordAsync(new AuditEntry("key.revoke")
+                {
+                    Actor = caller,
+                    Target = id,
+                    Detail = new Dictionary<string, object?> { ["name"] = key.Name, ["owner"] = key.Owner }
+                }, CancellationToken.None);
                 return TypedResults.NoContent();
             })
-            .Requires(Permission.Admin)
-            .WithSummary("Revoke an API key.");
+            .Requires(Permission.Read)
+            .WithSummary("Revoke an API key (members: their own; admins: any).");
 
         return api;
+    }
+
+    /// <summary><c>90m</c>, <c>12h</c>, <c>30d</c>, <c>2w</c>.</summary>
+    internal static TimeSpan ParseDuration(string text)
+    {
+        var value = text.Trim();
+        if (value.Length >= 2 && long.TryParse(value.AsSpan(0, value.Length - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n is > 0 and <= 3650 * 24 * 60)
+        {
+            TimeSpan? span = char.ToLowerInvariant(value[^1]) switch
+            {
+                'm' => TimeSpan.FromMinutes(n),
+                'h' => TimeSpan.FromHours(n),
+                'd' => TimeSpan.FromDays(n),
+                'w' => TimeSpan.FromDays(7 * n),
+                _ => null,
+            };
+            if (span is { } s && s <= TimeSpan.FromDays(3650))
+            {
+                return s;
+            }
+        }
+
+        throw new KeywayException(StatusCodes.Status400BadRequest, "bad_request", $"expiresIn '{text}' is not a duration such as 90m, 12h, 30d or 2w (at most 10 years).");
+    }
+
+    private static KeyScope? CheckScope(ScopeRequest? request)
+    {
+        if (request is null || (request.Resources is null && request.Environments is null && request.Actions is null))
+        {
+            return null;
+        }
+
+        static IReadOnlyList<string>? Clean(IReadOnlyList<string>? list, string what)
+        {
+            if (list is null)
+            {
+                return null;
+            }
+
+            var cleaned = list.Where(x => !string.IsNullOrWhiteSpace(x)).Select(x => x.Trim()).Distinct(StringComparer.Ordinal).ToArray();
+            return cleaned.Length > 0
+                ? cleaned
+                : throw new KeywayException(StatusCodes.Status400BadRequest, "bad_request", $"scopes.{what} is empty; leave it out for no limit.");
+        }
+
+        var actions = Clean(request.Actions?.Select(a => a.Trim().ToLowerInvariant()).ToArray(), "actions");
+        if (actions?.FirstOrDefault(a => AccessPolicy.ParseAction(a) is null) is { } bad)
+        {
+            throw new KeywayException(StatusCodes.Status400BadRequest, "bad_request", $"'{bad}' is not an action: choose read, use, edit, own or admin.");
+        }
+
+        return new KeyScope(Clean(request.Resources, "resources"), Clean(request.Environments, "environments"), actions);
     }
 }

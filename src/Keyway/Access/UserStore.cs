@@ -181,4 +181,170 @@ internal sealed class UserStore(Database database, TimeProvider time, ChangeFeed
             Claims = user.ClaimMap,
         };
     }
+    // ---- Administration (users, groups): the admin API's writes. ----
+
+    /// <summary>A change to a user; null fields stay as they are.</summary>
+    internal sealed record UserUpdate
+    {
+        public string? Role { get; init; }
+        public string? Email { get; init; }
+        public string? DisplayName { get; init; }
+        public bool? Disabled { get; init; }
+        public string? PasswordHash { get; init; }
+    }
+
+    /// <summary>
+    /// Applies <paramref name="update"/>. Demoting or disabling the last active admin is refused
+    /// (409 <c>last_admin</c>) inside the same statement, so two admins cannot demote each other at once.
+    /// Disabling, a role change or a new password bumps <c>session_version</c> (every session ends).
+    /// </summary>
+    public async Task<UserRecord> UpdateAsync(UserRecord user, UserUpdate update, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow().ToStore();
+        var losesAdmin = user.Role == Caller.AdminRole && user.DisabledAt is null &&
+                         ((update.Role is { } r && r != Caller.AdminRole) || update.Disabled == true);
+        var endsSessions = update.Disabled == true || (update.Role is not null && update.Role != user.Role) || update.PasswordHash is not null;
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var changed = await connection.ExecuteAsync(
+            $"""
+            UPDATE users SET
+                role = COALESCE(@Role, role),
+                email = COALESCE(@Email, email),
+                display_name = COALESCE(@DisplayName, display_name),
+                disabled_at = CASE WHEN @disable = 1 THEN COALESCE(disabled_at, @now) WHEN @disable = 0 THEN NULL ELSE disabled_at END,
+                password_hash = COALESCE(@PasswordHash, password_hash),
+                password_changed_at = CASE WHEN @PasswordHash IS NULL THEN password_changed_at ELSE @now END,
+                failed_sign_ins = CASE WHEN @disable = 0 THEN 0 ELSE failed_sign_ins END,
+                locked_until = CASE WHEN @disable = 0 THEN NULL ELSE locked_until END,
+                session_version = session_version + @bump,
+                updated_at = @now
+            WHERE id = @id {(losesAdmin ? LastAdminGuard : "")}
+            """,
+            new
+            {
+                id = user.Id,
+                update.Role,
+                update.Email,
+                update.DisplayName,
+                update.PasswordHash,
+                now,
+                disable = update.Disabled switch { true => 1, false => 0, null => -1 },
+                bump = endsSessions ? 1 : 0,
+                admin = Caller.AdminRole,
+            });
+        if (changed == 0)
+        {
+            throw LastAdmin(user.Name, update.Disabled == true ? "disable" : "demote");
+        }
+
+        changes.Publish(new Change(ChangeKind, user.Id));
+        return (await FindByIdAsync(user.Id, cancellationToken))!;
+    }
+
+    /// <summary>Deletes a user, their keys, memberships and grants. The last active admin cannot be deleted.</summary>
+    public async Task<bool> DeleteAsync(UserRecord user, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var losesAdmin = user.Role == Caller.AdminRole && user.DisabledAt is null;
+        await connection.ExecuteAsync("DELETE FROM grants WHERE principal_kind = 'user' AND principal = @id", new { id = user.Id }, transaction);
+        await connection.ExecuteAsync("DELETE FROM api_keys WHERE user_id = @id", new { id = user.Id }, transaction);
+        await connection.ExecuteAsync("DELETE FROM group_members WHERE user_id = @id", new { id = user.Id }, transaction);
+        var deleted = await connection.ExecuteAsync(
+            $"DELETE FROM users WHERE id = @id {(losesAdmin ? LastAdminGuard : "")}", new { id = user.Id, admin = Caller.AdminRole }, transaction);
+        if (deleted == 0)
+        {
+            await transaction.RollbackAsync(cancellationToken);
+            if (losesAdmin)
+            {
+                throw LastAdmin(user.Name, "delete");
+            }
+
+            return false;
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        changes.Publish(new Change(ChangeKind, user.Id));
+        changes.Publish(new Change("keys", user.Id));
+        changes.Publish(new Change(GrantStore.ChangeKind, user.Id));
+        return true;
+    }
+
+    private const string LastAdminGuard =
+        "AND (SELECT COUNT(*) FROM users o WHERE o.role = @admin AND o.disabled_at IS NULL AND o.id <> @id) > 0";
+
+    private static Api.KeywayException LastAdmin(string name, string verb) =>
+        new(StatusCodes.Status409Conflict, "last_admin",
+            $"'{name}' is the last active admin; Keyway will not {verb} them. Make another user an admin first ('keyway user update NAME --role admin').");
+
+    /// <summary>A group and its members' names.</summary>
+    internal sealed record GroupInfo(string Name, string? Description, DateTimeOffset CreatedAt, IReadOnlyList<GroupMember> Members);
+
+    internal sealed record GroupMember(string User, string Source);
+
+    public async Task<IReadOnlyList<GroupInfo>> ListGroupsAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var groups = await connection.QueryAsync<(string Name, string? Description, long CreatedAt)>("SELECT name, description, created_at FROM groups ORDER BY name");
+        var members = (await connection.QueryAsync<(string GroupName, string User, string Source)>(
+                "SELECT m.group_name, u.name, m.source FROM group_members m JOIN users u ON u.id = m.user_id ORDER BY u.name"))
+            .ToLookup(m => m.GroupName, StringComparer.Ordinal);
+        return groups.Select(g => new GroupInfo(g.Name, g.Description, Storage.Time.From(g.CreatedAt),
+            members[g.Name].Select(m => new GroupMember(m.User, m.Source)).ToList())).ToList();
+    }
+
+    public async Task<GroupInfo?> GetGroupAsync(string name, CancellationToken cancellationToken) =>
+        (await ListGroupsAsync(cancellationToken)).FirstOrDefault(g => g.Name == name);
+
+    /// <summary>Creates a group (or updates its description); true when it was created.</summary>
+    public async Task<bool> PutGroupAsync(string name, string? description, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var created = await connection.ExecuteAsync(
+            "INSERT INTO groups (name, description, created_at) VALUES (@name, @description, @now) ON CONFLICT (name) DO NOTHING",
+            new { name, description, now = time.GetUtcNow().ToStore() }) > 0;
+        if (!created && description is not null)
+        {
+            await connection.ExecuteAsync("UPDATE groups SET description = @description WHERE name = @name", new { name, description });
+        }
+
+        return created;
+    }
+
+    /// <summary>Deletes a group, its memberships and the grants given to it.</summary>
+    public async Task<bool> DeleteGroupAsync(string name, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await connection.ExecuteAsync("DELETE FROM grants WHERE principal_kind = 'group' AND principal = @name", new { name }, transaction);
+        await connection.ExecuteAsync("DELETE FROM group_members WHERE group_name = @name", new { name }, transaction);
+        var deleted = await connection.ExecuteAsync("DELETE FROM groups WHERE name = @name", new { name }, transaction) > 0;
+        await transaction.CommitAsync(cancellationToken);
+        if (deleted)
+        {
+            changes.Publish(new Change(ChangeKind, name));
+            changes.Publish(new Change(GrantStore.ChangeKind, name));
+        }
+
+        return deleted;
+    }
+
+    /// <summary>Adds a user to a group by hand (source <c>manual</c>); false when they were in it already.</summary>
+    public async Task<bool> AddMemberAsync(string group, string userId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var added = await connection.ExecuteAsync(
+            "INSERT INTO group_members (group_name, user_id, source, created_at) VALUES (@group, @userId, 'manual', @now) ON CONFLICT (group_name, user_id) DO NOTHING",
+            new { group, userId, now = time.GetUtcNow().ToStore() }) > 0;
+        changes.Publish(new Change(ChangeKind, userId));
+        return added;
+    }
+
+    public async Task<bool> RemoveMemberAsync(string group, string userId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var removed = await connection.ExecuteAsync("DELETE FROM group_members WHERE group_name = @group AND user_id = @userId", new { group, userId }) > 0;
+        changes.Publish(new Change(ChangeKind, userId));
+        return removed;
+    }
 }

@@ -27,6 +27,9 @@ internal static class KeywayCli
         root.Subcommands.Add(CredentialCommands.Create(io));
         root.Subcommands.Add(RunCommand.Create(io));
         root.Subcommands.Add(KeyCommands.Create(io));
+        root.Subcommands.Add(UserCommands.Users(io));
+        root.Subcommands.Add(UserCommands.Groups(io));
+        root.Subcommands.Add(PermissionCommands.Create(io));
         root.Subcommands.Add(OperatorCommands.Create(io));
         root.Subcommands.Add(AuditCommands.Create(io));
         var parse = root.Parse(args);

@@ -104,7 +104,9 @@ internal static partial class KeywayServer
         services.AddSingleton<AuditStore>();
         services.AddSingleton<AuditVerifier>();
         services.AddSingleton<CredentialAudit>();
-        services.AddSingleton<AccessPolicy>();
+        services.AddSingleton<GrantStore>();
+        services.AddSingleton(sp => new AccessPolicy(
+            sp.GetRequiredService<GrantStore>(), sp.GetRequiredService<ChangeFeed>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<AccessPolicy>>()));
         services.AddSingleton<RunExecutor>();
         services.AddSingleton<CredentialStore>();
         services.AddSingleton<ClusterLock>();
@@ -176,6 +178,9 @@ internal static partial class KeywayServer
         api.MapKeys();
         api.MapOperator();
         api.MapAudit();
+        api.MapUsers();
+        api.MapPermissions();
+        api.MapRouteList();
         app.MapProxy();
         app.MapOAuthCallback();
 
@@ -188,6 +193,9 @@ internal static partial class KeywayServer
         app.Services.GetRequiredService<ApiKeyService>().Subscribe();
         app.Services.GetRequiredService<CredentialAudit>().Subscribe();
         app.Services.GetRequiredService<KnownSecrets>().Subscribe();
+        var access = app.Services.GetRequiredService<AccessPolicy>();
+        access.Subscribe();
+        await access.ReloadAsync(cancellationToken);
         await variables.EnsureProductionAsync(cancellationToken);
         await app.Services.GetRequiredService<Bootstrap>().RunAsync(
             Environment.GetEnvironmentVariable("KEYWAY_ADMIN_PASSWORD"), Environment.GetEnvironmentVariable("KEYWAY_ADMIN_TOKEN"),

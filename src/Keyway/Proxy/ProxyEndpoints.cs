@@ -25,6 +25,8 @@ internal static partial class ProxyEndpoints
             .WithName("Proxy")
             .WithTags("Proxy")
             .WithSummary("Pass a request through to a resource with its credential attached.")
+            // Declared for the route listing; enforced in the handler once X-Keyway-Environment is read (no filter on the hot path).
+            .Requires(Permission.Use, "resource", EnvironmentSource.Header)
             .ExcludeFromDescription();
         return routes;
     }

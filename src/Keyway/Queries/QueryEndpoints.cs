@@ -15,8 +15,13 @@ internal static class QueryEndpoints
     {
         var group = api.MapGroup("/queries").WithTags("Queries");
 
-        group.MapGet("/", async (string? resource, QueryService queries, CancellationToken ct) =>
-                TypedResults.Ok(new { queries = await queries.ListAsync(resource, ct) }))
+        group.MapGet("/", async (string? resource, HttpContext http, QueryService queries, AccessPolicy access, CancellationToken ct) =>
+            {
+                // A query is visible to whoever may see its resource.
+                var caller = Caller.From(http.User)!;
+                var visible = (await queries.ListAsync(resource, ct)).Where(q => access.Allows(caller, Permission.Read, q.Definition.Resource ?? "", null));
+                return TypedResults.Ok(new { queries = visible });
+            })
             .Requires(Permission.Read)
             .WithSummary("List saved queries, optionally of one resource (?resource=).");
 
@@ -36,7 +41,18 @@ internal static class QueryEndpoints
                 }
 
                 // Writing a query against a resource needs the right to use it: a query can do nothing an ad-hoc run could not.
-                access.Demand(Caller.From(http.User)!, Permission.Use, definition.Resource, null);
+                if (string.IsNullOrWhiteSpace(definition.Resource))
+                {
+                    throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config", "Name the resource the query runs against: {\"resource\": \"billing\", ...}.");
+                }
+
+                var caller = Caller.From(http.User)!;
+                access.Demand(caller, Permission.Use, definition.Resource, null);
+                if (await queries.GetAsync(name, ct) is { } existing && existing.Definition.Resource != definition.Resource)
+                {
+                    // Replacing a query moves it off its resource: that needs the right to use the old one too.
+                    access.Demand(caller, Permission.Use, existing.Definition.Resource ?? "", null);
+                }
                 var (record, created) = await queries.PutAsync(name, definition, ct);
                 await audit.RecordAsync(new AuditEntry("query.put")
                 {
@@ -51,8 +67,17 @@ internal static class QueryEndpoints
             .Accepts<QueryDefinition>("application/json")
             .WithSummary("Create or replace a saved query.");
 
-        group.MapGet("/{name}", async Task<Results<Ok<QueryRecord>, ProblemHttpResult>> (string name, QueryService queries, CancellationToken ct) =>
-                await queries.GetAsync(name, ct) is { } record ? TypedResults.Ok(record) : Problems.NotFound($"There is no query named '{name}'."))
+        group.MapGet("/{name}", async Task<Results<Ok<QueryRecord>, ProblemHttpResult>> (
+                string name, HttpContext http, QueryService queries, AccessPolicy access, CancellationToken ct) =>
+            {
+                if (await queries.GetAsync(name, ct) is not { } record)
+                {
+                    return Problems.NotFound($"There is no query named '{name}'.");
+                }
+
+                access.Demand(Caller.From(http.User)!, Permission.Read, record.Definition.Resource ?? "", null);
+                return TypedResults.Ok(record);
+            })
             .Requires(Permission.Read)
             .WithSummary("Get a saved query.");
 
@@ -64,7 +89,7 @@ internal static class QueryEndpoints
                     return Problems.NotFound($"There is no query named '{name}'.");
                 }
 
-                access.Demand(Caller.From(http.User)!, Permission.Use, record.Definition.Resource, null);
+                access.Demand(Caller.From(http.User)!, Permission.Use, record.Definition.Resource ?? "", null);
                 await queries.DeleteAsync(name, ct);
                 await audit.RecordAsync(new AuditEntry("query.delete") { Actor = Caller.From(http.User), Resource = record.Definition.Resource, Target = name }, CancellationToken.None);
                 return TypedResults.NoContent();
@@ -119,7 +144,7 @@ internal static class QueryEndpoints
                     throw;
                 }
             })
-            .Requires(Permission.Read)
+            .Requires(Permission.Use, environment: EnvironmentSource.Body)
             .WithSummary("Run a saved query with inputs. 200 carries the upstream's status; Keyway's own failures are problem+json.");
 
         return api;

@@ -20,26 +20,55 @@ internal static class ResourceEndpoints
     {
         var group = api.MapGroup("/resources").WithTags("Resources");
 
-        group.MapGet("/", async (ResourceService service, CancellationToken ct) =>
-                TypedResults.Ok(new { resources = (await service.ListAsync(ct)).Select(ResourceView.From) }))
+        group.MapGet("/", async (HttpContext http, ResourceService service, AccessPolicy access, CancellationToken ct) =>
+            {
+                // Members see the resources they hold some grant on (and a key only those in its scope).
+                var caller = Caller.From(http.User)!;
+                var visible = (await service.ListAsync(ct)).Where(r => access.Allows(caller, Permission.Read, r.Name, null));
+                return TypedResults.Ok(new { resources = visible.Select(ResourceView.From) });
+            })
             .Requires(Permission.Read)
-            .WithSummary("List resources.");
+            .WithSummary("List the resources the caller holds a permission on (admins: all).");
 
         group.MapPut("/{name}", async Task<Results<Ok<ResourceView>, Created<ResourceView>, ProblemHttpResult>> (
-                string name, HttpRequest request, ResourceService service, IAuditLog audit, CancellationToken ct) =>
+                string name, HttpRequest request, HttpContext http, ResourceService service, AccessPolicy access, GrantStore grants,
+                IAuditLog audit, CancellationToken ct) =>
             {
+                var caller = Caller.From(http.User)!;
                 var definition = await ReadDefinitionAsync(request, ct);
-                var (record, created) = await service.PutAsync(name, definition, ct);
+                // Without edit the caller may only create (the filter let them through because it did not exist).
+                var mayEdit = access.Allows(caller, Permission.Edit, name, null);
+                var put = await service.PutAsync(name, definition, createOnly: !mayEdit, createdBy: caller.UserId, ct);
+                if (put is not var (record, created))
+                {
+                    access.Demand(caller, Permission.Edit, name, null);
+                    throw new InvalidOperationException("Unreachable: the demand above throws.");
+                }
+
+                if (created)
+                {
+                    // Whoever creates a resource owns it.
+                    var (grant, _) = await grants.AddAsync(name, PrincipalKinds.User, caller.UserId, "own", GrantStore.Any, caller.UserId, ct);
+                    await grants.PublishAsync(access, name);
+                    await audit.RecordAsync(new AuditEntry("grant.add")
+                    {
+                        Actor = caller,
+                        Resource = name,
+                        Target = caller.UserName,
+                        Detail = new Dictionary<string, object?> { ["grant"] = grant.Id, ["permission"] = "own", ["environment"] = GrantStore.Any, ["reason"] = "creator" }
+                    }, CancellationToken.None);
+                }
+
                 await audit.RecordAsync(new AuditEntry("resource.put")
                 {
-                    Actor = Caller.From(request.HttpContext.User),
+                    Actor = caller,
                     Resource = name,
                     Detail = new Dictionary<string, object?> { ["created"] = created, ["version"] = record.Version, ["kind"] = definition.Kind },
                 }, CancellationToken.None);
                 var view = ResourceView.From(record);
                 return created ? TypedResults.Created($"/api/v1/resources/{name}", view) : TypedResults.Ok(view);
             })
-            .Requires(Permission.Edit, "name")
+            .Requires(Permission.Edit, "name", createsResource: true)
             .Accepts<ResourceDefinition>("application/json")
             .WithSummary("Create or replace a resource. Every error is reported with its field.");
 
@@ -48,9 +77,12 @@ internal static class ResourceEndpoints
             .Requires(Permission.Read, "name")
             .WithSummary("Get a resource's configuration (templates as written; never a secret value).");
 
-        group.MapDelete("/{name}", async Task<Results<NoContent, ProblemHttpResult>> (string name, ResourceService service, HttpContext http, IAuditLog audit, CancellationToken ct) =>
+        group.MapDelete("/{name}", async Task<Results<NoContent, ProblemHttpResult>> (
+                string name, ResourceService service, AccessPolicy access, HttpContext http, IAuditLog audit, CancellationToken ct) =>
             {
-                if (!await service.DeleteAsync(name, ct))
+                var deleted = await service.DeleteAsync(name, ct);
+                await access.ReloadAsync(ct);
+                if (!deleted)
                 {
                     return Problems.NotFound($"There is no resource named '{name}'.");
                 }
@@ -87,7 +119,7 @@ internal static class ResourceEndpoints
                     throw;
                 }
             })
-            .Requires(Permission.Read, "name")
+            .Requires(Permission.Use, "name", EnvironmentSource.Body)
             .WithSummary("Send an ad-hoc request through the resource. 200 carries the upstream's status; Keyway's own failures are problem+json.");
 
         return api;

@@ -28,20 +28,39 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
     };
 
     /// <summary>Creates or replaces a resource. It is validated (and compiled) before anything is stored.</summary>
-    public async Task<(ResourceRecord Resource, bool Created)> PutAsync(string name, ResourceDefinition definition, CancellationToken cancellationToken)
+    public async Task<(ResourceRecord Resource, bool Created)> PutAsync(string name, ResourceDefinition definition, CancellationToken cancellationToken) =>
+        (await PutAsync(name, definition, createOnly: false, createdBy: null, cancellationToken))!.Value;
+
+    /// <summary>
+    /// Creates or replaces a resource. With <paramref name="createOnly"/>, an existing resource is
+    /// left alone and the result is null (a caller who may create but not edit).
+    /// <paramref name="createdBy"/> is recorded on creation.
+    /// </summary>
+    public async Task<(ResourceRecord Resource, bool Created)?> PutAsync(
+        string name, ResourceDefinition definition, bool createOnly, string? createdBy, CancellationToken cancellationToken)
     {
         ResourceCompiler.Compile(name, 0, definition);
         var now = time.GetUtcNow().ToStore();
         var config = JsonSerializer.Serialize(definition, ConfigJson.Options);
         await using var connection = await database.OpenAsync(cancellationToken);
-        var version = await connection.ExecuteScalarAsync<long>(
-            """
-            INSERT INTO resources (name, kind, config, version, created_at, updated_at) VALUES (@name, @kind, @config, 1, @now, @now)
-            ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, config = excluded.config,
-                version = resources.version + 1, updated_at = excluded.updated_at
+        var onConflict = createOnly
+            ? "ON CONFLICT (name) DO NOTHING"
+            : """
+              ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, config = excluded.config,
+                  version = resources.version + 1, updated_at = excluded.updated_at
+              """;
+        var version = await connection.ExecuteScalarAsync<long?>(
+            $"""
+            INSERT INTO resources (name, kind, config, version, created_at, updated_at, created_by) VALUES (@name, @kind, @config, 1, @now, @now, @createdBy)
+            {onConflict}
             RETURNING version
             """,
-            new { name, kind = definition.Kind, config, now });
+            new { name, kind = definition.Kind, config, now, createdBy });
+        if (version is null)
+        {
+            return null;
+        }
+
         changes.Publish(new Change("resources", name));
         var record = await GetAsync(name, cancellationToken) ?? throw new InvalidOperationException("The resource vanished.");
         return (record, version == 1);
@@ -68,9 +87,16 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         // Its credentials go with it: nothing may refresh tokens for a resource that no longer exists.
         await connection.ExecuteAsync("DELETE FROM credentials WHERE resource = @name", new { name }, transaction);
+        // And its grants: a resource created later under the same name must not inherit them.
+        var grants = await connection.ExecuteAsync("DELETE FROM grants WHERE resource = @name", new { name }, transaction);
         var deleted = await connection.ExecuteAsync("DELETE FROM resources WHERE name = @name", new { name }, transaction) > 0;
         await transaction.CommitAsync(cancellationToken);
         changes.Publish(new Change("resources", name));
+        if (grants > 0)
+        {
+            changes.Publish(new Change(Access.GrantStore.ChangeKind, name));
+        }
+
         return deleted;
     }
 

@@ -32,6 +32,29 @@ public sealed class HotPathAllocationTests
     }
 
     [Fact]
+    public void An_allowed_permission_check_allocates_nothing()
+    {
+        var policy = new AccessPolicy([
+            new GrantInfo("g1", "billing", PrincipalKinds.Group, "ops", "ops", "use", "staging", DateTimeOffset.UnixEpoch, null),
+            new GrantInfo("g2", "*", PrincipalKinds.User, "u2", "bob", "own", "*", DateTimeOffset.UnixEpoch, null),
+        ]);
+        var caller = new Caller("u1", "alice", Caller.MemberRole, "key_1", null)
+        {
+            Groups = ["dev", "ops"],
+            Scope = new KeyScope(["billing"], ["staging"], ["use"]),
+        };
+        Assert.True(policy.Allows(caller, Permission.Use, "billing", "staging"));
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 100; i++)
+        {
+            Assert.True(policy.Allows(caller, Permission.Use, "billing", "staging"));
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
     public async Task A_cached_credential_is_handed_out_without_allocating()
     {
         await using var f = await EngineFixture.CreateAsync();

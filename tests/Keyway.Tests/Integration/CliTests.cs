@@ -75,6 +75,47 @@ public sealed class CliTests(SqliteKeyway fixture) : IClassFixture<SqliteKeyway>
     }
 
     [Fact]
+    public async Task An_admin_sets_up_a_member_a_group_a_grant_and_a_scoped_key_from_the_cli()
+    {
+        var (resource, _) = await fixture.BearerResourceAsync();
+        var (other, _) = await fixture.BearerResourceAsync();
+        var user = KeywayFixture.Unique("cliu");
+        var group = KeywayFixture.Unique("clig");
+
+        var createUser = await Cli(null, "user", "create", user, "--email", $"{user}@example.test");
+        var createGroup = await Cli(null, "group", "create", group);
+        var add = await Cli(null, "group", "add", group, user);
+        var grant = await Cli(null, "permission", "grant", resource, "--group", group, "--permission", "use", "--environment", "production");
+        var permissions = await Cli(null, "permission", "list", resource);
+        var key = await Cli(null, "key", "create", "--name", "cli-scoped", "--owner", user, "--resource", resource, "--action", "use", "--expires", "30d", "--json");
+        var users = await Cli(null, "user", "list");
+        var keys = await Cli(null, "key", "list");
+
+        Assert.True(createUser.ExitCode == 0, createUser.Output);
+        Assert.Contains("password, shown only now", createUser.StandardOutput);
+        Assert.True(createGroup.ExitCode == 0, createGroup.Output);
+        Assert.True(add.ExitCode == 0, add.Output);
+        Assert.True(grant.ExitCode == 0, grant.Output);
+        Assert.Contains($"group {group}", permissions.StandardOutput);
+        Assert.True(key.ExitCode == 0, key.Output);
+        Assert.Contains(user, users.StandardOutput);
+        Assert.Contains(group, users.StandardOutput);
+        Assert.Contains($"resources: {resource}", keys.StandardOutput);
+
+        var token = (string)JsonNode.Parse(key.StandardOutput)!["token"]!;
+        var memberEnv = fixture.Keyway.CliEnvironment(token);
+        var allowed = await KeywayProcess.RunCliAsync(["run", resource, "/cli-member"], memberEnv);
+        var refused = await KeywayProcess.RunCliAsync(["run", other, "/cli-member"], memberEnv);
+        var admin = await KeywayProcess.RunCliAsync(["user", "list"], memberEnv);
+
+        Assert.True(allowed.ExitCode == 0, allowed.Output);
+        Assert.Equal(4, refused.ExitCode);
+        Assert.Contains("forbidden", refused.StandardError);
+        Assert.Equal(4, admin.ExitCode);
+        Assert.DoesNotContain(token, keys.Output + permissions.Output + users.Output);
+    }
+
+    [Fact]
     public async Task Exit_codes_tell_scripts_what_went_wrong()
     {
         var notFound = await Cli(null, "resource", "get", "no-such-resource");

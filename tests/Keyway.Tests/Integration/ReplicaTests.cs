@@ -110,6 +110,28 @@ public sealed class ReplicaTests(ReplicaPair replicas) : IClassFixture<ReplicaPa
     }
 
     [Fact]
+    public async Task A_grant_revoked_through_one_replica_is_enforced_by_the_other_at_once()
+    {
+        var resource = KeywayFixture.Unique("grant");
+        await Expect.SuccessAsync(await replicas.AdminA.PutAsJsonAsync($"/api/v1/resources/{resource}", new { baseUrl = replicas.Upstream.BaseUrl }));
+        var member = KeywayFixture.Unique("m");
+        await Expect.StatusAsync(await replicas.AdminA.PostAsJsonAsync("/api/v1/users", new { name = member }), 201);
+        var key = await Expect.StatusAsync(await replicas.AdminA.PostAsJsonAsync("/api/v1/keys", new { name = "k", owner = member }), 201);
+        var grant = await Expect.StatusAsync(await replicas.AdminA.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { user = member, permission = "use" }), 201);
+        using var onB = replicas.B.CreateClient((string)key["token"]!);
+        async Task<HttpStatusCode> RunOnB()
+        {
+            using var response = await onB.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { method = "GET", path = "/g" });
+            return response.StatusCode;
+        }
+
+        await Poll.UntilAsync(async () => await RunOnB() == HttpStatusCode.OK, Propagation, "replica B to honour the grant made through replica A");
+        await Expect.StatusAsync(await replicas.AdminA.DeleteAsync($"/api/v1/resources/{resource}/permissions/{(string)grant["id"]!}"), 204);
+
+        await Poll.UntilAsync(async () => await RunOnB() == HttpStatusCode.Forbidden, Propagation, "replica B to refuse once the grant was revoked through replica A");
+    }
+
+    [Fact]
     public async Task A_key_revoked_through_one_replica_is_refused_by_the_other_long_before_its_cache_expires()
     {
         var created = await Expect.StatusAsync(await replicas.AdminA.PostAsJsonAsync("/api/v1/keys", new { name = KeywayFixture.Unique("key") }), 201);

@@ -1,0 +1,123 @@
+using Keyway.Api;
+using Keyway.Audit;
+using Keyway.Environments;
+using Keyway.Resources;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Keyway.Access;
+
+/// <summary>
+/// <c>/api/v1/resources/{name}/permissions</c>: who may use, edit or own a resource. Owners and
+/// admins manage them; <c>*</c> as the resource name manages grants on every resource.
+/// </summary>
+internal static class PermissionEndpoints
+{
+    internal sealed record GrantRequest(string? User, string? Group, string? Permission, string? Environment);
+
+    public static RouteGroupBuilder MapPermissions(this RouteGroupBuilder api)
+    {
+        var group = api.MapGroup("/resources/{name}/permissions").WithTags("Permissions");
+
+        group.MapGet("/", async Task<Results<Ok<PermissionList>, ProblemHttpResult>> (
+                string name, ResourceService resources, GrantStore grants, CancellationToken ct) =>
+            {
+                if (name != GrantStore.Any && await resources.GetAsync(name, ct) is null)
+                {
+                    return Problems.NotFound($"There is no resource named '{name}'.");
+                }
+
+                return TypedResults.Ok(new PermissionList(name, await grants.ListForResourceAsync(name, ct)));
+            })
+            .Requires(Permission.Own, "name")
+            .WithSummary("List the grants on a resource, including grants on every resource ('*').");
+
+        group.MapPost("/", async Task<Results<Created<GrantInfo>, Ok<GrantInfo>, ProblemHttpResult>> (
+                string name, GrantRequest? body, HttpContext http, ResourceService resources, VariableService environments, UserStore users,
+                GrantStore grants, AccessPolicy access, IAuditLog audit, CancellationToken ct) =>
+            {
+                var caller = Caller.From(http.User)!;
+                if (name != GrantStore.Any && await resources.GetAsync(name, ct) is null)
+                {
+                    return Problems.NotFound($"There is no resource named '{name}'.");
+                }
+
+                if (body is null || (body.User is null) == (body.Group is null))
+                {
+                    return Problems.BadRequest("Name exactly one principal: {\"user\": \"alice\", \"permission\": \"use\"} or {\"group\": \"ops\", \"permission\": \"use\", \"environment\": \"staging\"}.");
+                }
+
+                var permission = GrantStore.CheckPermission(body.Permission);
+                var environment = string.IsNullOrWhiteSpace(body.Environment) ? GrantStore.Any : body.Environment.Trim();
+                if (environment != GrantStore.Any && await environments.GetEnvironmentAsync(environment, ct) is null)
+                {
+                    return Problems.NotFound($"There is no environment named '{environment}' ('*' means every environment).");
+                }
+
+                string kind, principal, shown;
+                if (body.User is not null)
+                {
+                    var user = await users.FindByNameAsync(body.User, ct);
+                    if (user is null)
+                    {
+                        return Problems.NotFound($"There is no user named '{body.User}'.");
+                    }
+
+                    (kind, principal, shown) = (PrincipalKinds.User, user.Id, user.Name);
+                }
+                else
+                {
+                    if (await users.GetGroupAsync(body.Group!, ct) is null)
+                    {
+                        return Problems.NotFound($"There is no group named '{body.Group}'. An admin creates it with 'keyway group create {body.Group}'.");
+                    }
+
+                    (kind, principal, shown) = (PrincipalKinds.Group, body.Group!, body.Group!);
+                }
+
+                var (grant, created) = await grants.AddAsync(name, kind, principal, permission, environment, caller.UserId, ct);
+                if (!created)
+                {
+                    return TypedResults.Ok(grant);
+                }
+
+                await grants.PublishAsync(access, name);
+                await audit.RecordAsync(new AuditEntry("grant.add")
+                {
+                    Actor = caller,
+                    Resource = name,
+                    Environment = environment,
+                    Target = shown,
+                    Detail = new Dictionary<string, object?> { ["grant"] = grant.Id, ["principalKind"] = kind, ["permission"] = permission }
+                }, ct);
+                return TypedResults.Created($"/api/v1/resources/{name}/permissions/{grant.Id}", grant);
+            })
+            .Requires(Permission.Own, "name")
+            .WithSummary("Grant use, edit or own on the resource to a user or a group, in one environment or every one ('*'). Granting what exists already answers 200 with it.");
+
+        group.MapDelete("/{grantId}", async Task<Results<NoContent, ProblemHttpResult>> (
+                string name, string grantId, HttpContext http, GrantStore grants, AccessPolicy access, IAuditLog audit, CancellationToken ct) =>
+            {
+                if (await grants.GetAsync(grantId, ct) is not { } grant || grant.Resource != name || !await grants.RemoveAsync(grantId, ct))
+                {
+                    return Problems.NotFound($"There is no grant '{grantId}' on resource '{name}'. List them with 'keyway permission list {name}'.");
+                }
+
+                await grants.PublishAsync(access, name);
+                await audit.RecordAsync(new AuditEntry("grant.remove")
+                {
+                    Actor = Caller.From(http.User),
+                    Resource = name,
+                    Environment = grant.Environment,
+                    Target = grant.PrincipalName,
+                    Detail = new Dictionary<string, object?> { ["grant"] = grant.Id, ["principalKind"] = grant.PrincipalKind, ["permission"] = grant.Permission }
+                }, ct);
+                return TypedResults.NoContent();
+            })
+            .Requires(Permission.Own, "name")
+            .WithSummary("Revoke a grant. It takes effect at once, on every replica.");
+
+        return api;
+    }
+
+    internal sealed record PermissionList(string Resource, IReadOnlyList<GrantInfo> Grants);
+}

@@ -1,0 +1,206 @@
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using Keyway.Tests.Infrastructure;
+
+namespace Keyway.Tests.Integration;
+
+/// <summary>
+/// Every route the running server serves × every kind of caller. The routes come from the server
+/// itself (<c>GET /api/v1/operator/routes</c> lists its <c>EndpointDataSource</c>), so a route added
+/// without a row in <see cref="Expected"/> fails this test, and so does a row whose route is gone.
+/// Each cell asserts the outcome's class only: 401, 403, or neither (the call got past
+/// authorization; it may still be a 400 or 404 because the matrix sends placeholder bodies and names).
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<SqliteKeyway>
+{
+    private enum Role { Anonymous, Member, MemberUse, MemberEdit, MemberOwn, KeyForOtherResource, Admin }
+
+    // One letter per role, in the order of Role: U = 401, F = 403, o = neither.
+    private const string Open = "ooooooo";
+    private const string AnyCaller = "Uoooooo";
+    private const string ResourceRead = "UFoooFo";
+    private const string ResourceUse = "UFoooFo";
+    private const string ResourceEdit = "UFFooFo";
+    private const string ResourceOwn = "UFFFoFo";
+    private const string AdminOnly = "UFFFFFo";
+
+    private static readonly Dictionary<string, string> Expected = new(StringComparer.Ordinal)
+    {
+        ["GET /healthz"] = Open,
+        ["GET /readyz"] = Open,
+        ["GET /metrics"] = Open,
+        ["GET /openapi/{documentName}.json"] = Open,
+        ["GET /api/reference/{documentName?}"] = Open,
+        ["GET /api/reference/favicon.svg"] = Open,
+        ["GET /api/reference/scalar.js"] = Open,
+        ["GET /api/reference/scalar.aspnetcore.js"] = Open,
+        ["GET /oauth/callback"] = Open,
+
+        ["GET /api/v1/environments/"] = AnyCaller,
+        ["GET /api/v1/environments/{env}"] = AnyCaller,
+        ["PUT /api/v1/environments/{env}"] = AdminOnly,
+        ["DELETE /api/v1/environments/{env}"] = AdminOnly,
+        ["GET /api/v1/environments/{env}/variables"] = AdminOnly,
+        ["GET /api/v1/environments/{env}/variables/{name}"] = AdminOnly,
+        ["PUT /api/v1/environments/{env}/variables/{name}"] = AdminOnly,
+        ["DELETE /api/v1/environments/{env}/variables/{name}"] = AdminOnly,
+
+        ["GET /api/v1/resources/"] = AnyCaller,
+        ["GET /api/v1/resources/{name}"] = ResourceRead,
+        ["PUT /api/v1/resources/{name}"] = ResourceEdit,
+        ["DELETE /api/v1/resources/{name}"] = ResourceOwn,
+        ["POST /api/v1/resources/{name}/run"] = ResourceUse,
+        ["POST /api/v1/resources/{name}/test"] = ResourceUse,
+        ["GET /api/v1/resources/{name}/credential"] = ResourceRead,
+        ["PUT /api/v1/resources/{name}/credential"] = ResourceUse,
+        ["DELETE /api/v1/resources/{name}/credential"] = ResourceUse,
+        ["POST /api/v1/resources/{name}/credential/refresh"] = ResourceUse,
+        ["GET /api/v1/resources/{name}/connect"] = ResourceUse,
+        ["GET /api/v1/resources/{name}/permissions/"] = ResourceOwn,
+        ["POST /api/v1/resources/{name}/permissions/"] = ResourceOwn,
+        ["DELETE /api/v1/resources/{name}/permissions/{grantId}"] = ResourceOwn,
+        ["GET /proxy/{resource}/{**path}"] = ResourceUse,
+
+        ["GET /api/v1/queries/"] = AnyCaller,
+        ["GET /api/v1/queries/{name}"] = ResourceRead,
+        ["PUT /api/v1/queries/{name}"] = ResourceUse,
+        ["DELETE /api/v1/queries/{name}"] = ResourceUse,
+        ["POST /api/v1/queries/{name}/run"] = ResourceUse,
+
+        ["GET /api/v1/keys/"] = AnyCaller,
+        ["POST /api/v1/keys/"] = "UooooFo", // a scoped key creates no keys
+        ["DELETE /api/v1/keys/{id}"] = AnyCaller,
+
+        ["GET /api/v1/users/"] = AdminOnly,
+        ["POST /api/v1/users/"] = AdminOnly,
+        ["GET /api/v1/users/{name}"] = AdminOnly,
+        ["PATCH /api/v1/users/{name}"] = AdminOnly,
+        ["DELETE /api/v1/users/{name}"] = AdminOnly,
+        ["GET /api/v1/groups/"] = AdminOnly,
+        ["GET /api/v1/groups/{name}"] = AdminOnly,
+        ["PUT /api/v1/groups/{name}"] = AdminOnly,
+        ["DELETE /api/v1/groups/{name}"] = AdminOnly,
+        ["PUT /api/v1/groups/{name}/members/{user}"] = AdminOnly,
+        ["DELETE /api/v1/groups/{name}/members/{user}"] = AdminOnly,
+
+        ["GET /api/v1/operator/rekey"] = AdminOnly,
+        ["POST /api/v1/operator/rekey"] = AdminOnly,
+        ["GET /api/v1/operator/routes"] = AdminOnly,
+    };
+
+    [Fact]
+    public async Task Every_route_answers_every_kind_of_caller_as_the_table_says()
+    {
+        var routes = (await Expect.StatusAsync(await fixture.Admin.GetAsync("/api/v1/operator/routes"), 200))["routes"]!.AsArray()
+            .SelectMany(r => (r!["methods"]!.AsArray().Count == 0 ? ["GET"] : r["methods"]!.AsArray().Select(m => (string)m!))
+                .Select(method => (Method: method, Pattern: (string)r["pattern"]!)))
+            .ToList();
+        var served = routes.Select(r => $"{r.Method} {r.Pattern}").ToHashSet(StringComparer.Ordinal);
+        Assert.True(served.Count > 40, "The route listing looks truncated.");
+        Assert.Empty(served.Where(r => !Expected.ContainsKey(r)).Select(r => $"{r} is served but missing from the expectation table"));
+        Assert.Empty(Expected.Keys.Where(r => !served.Contains(r)).Select(r => $"{r} is in the table but no longer served"));
+
+        var other = KeywayFixture.Unique("other");
+        await fixture.PutResourceAsync(other, new { baseUrl = fixture.Upstream.BaseUrl });
+        var scoped = await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync("/api/v1/keys", new { name = "matrix", scopes = new { resources = new[] { other } } }), 201);
+
+        var failures = new List<string>();
+        var cells = 0;
+        foreach (var role in Enum.GetValues<Role>())
+        {
+            var (resource, query) = await ResourceAndQueryAsync();
+            using var client = await ClientForAsync(role, resource, (string)scoped["token"]!);
+            // Destructive calls last, the resource's own deletion very last: the other cells need it.
+            foreach (var (method, pattern) in routes.OrderBy(r => r.Method == "DELETE").ThenBy(r => r.Pattern == "/api/v1/resources/{name}" && r.Method == "DELETE"))
+            {
+                var expected = Expected[$"{method} {pattern}"][(int)role];
+                using var request = Request(method, pattern, resource, query);
+                using var response = await client.SendAsync(request);
+                var status = (int)response.StatusCode;
+                var actual = status switch { 401 => 'U', 403 => 'F', _ => 'o' };
+                cells++;
+                if (actual != expected)
+                {
+                    failures.Add($"{role,-20} {method,-6} {pattern}: expected {Describe(expected)}, got {status} {await response.Content.ReadAsStringAsync()}");
+                }
+            }
+        }
+
+        Assert.True(failures.Count == 0, $"{failures.Count} of {cells} cells differ:\n" + string.Join('\n', failures));
+    }
+
+    private async Task<(string Resource, string Query)> ResourceAndQueryAsync()
+    {
+        var resource = KeywayFixture.Unique("mx");
+        await fixture.PutResourceAsync(resource, new { baseUrl = fixture.Upstream.BaseUrl });
+        var query = KeywayFixture.Unique("mq");
+        await Expect.SuccessAsync(await fixture.Admin.PutAsJsonAsync($"/api/v1/queries/{query}", new { resource, method = "GET", path = "/q" }));
+        return (resource, query);
+    }
+
+    private async Task<HttpClient> ClientForAsync(Role role, string resource, string scopedToken)
+    {
+        switch (role)
+        {
+            case Role.Anonymous:
+                return fixture.Keyway.CreateClient();
+            case Role.Admin:
+                return fixture.Keyway.CreateAdminClient();
+            case Role.KeyForOtherResource:
+                return fixture.Keyway.CreateClient(scopedToken);
+        }
+
+        var name = KeywayFixture.Unique("mm");
+        await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync("/api/v1/users", new { name }), 201);
+        var permission = role switch { Role.MemberUse => "use", Role.MemberEdit => "edit", Role.MemberOwn => "own", _ => null };
+        if (permission is not null)
+        {
+            await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { user = name, permission }), 201);
+        }
+
+        var key = await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync("/api/v1/keys", new { name = "matrix", owner = name }), 201);
+        return fixture.Keyway.CreateClient((string)key["token"]!);
+    }
+
+    private static HttpRequestMessage Request(string method, string pattern, string resource, string query)
+    {
+        var path = pattern
+            .Replace("{**path}", "x", StringComparison.Ordinal)
+            .Replace("{resource}", resource, StringComparison.Ordinal)
+            .Replace("{documentName?}", "v1", StringComparison.Ordinal)
+            .Replace("{documentName}", "v1", StringComparison.Ordinal);
+        if (path.StartsWith("/api/v1/resources/", StringComparison.Ordinal))
+        {
+            path = path.Replace("{name}", resource, StringComparison.Ordinal);
+        }
+        else if (path.StartsWith("/api/v1/queries/", StringComparison.Ordinal))
+        {
+            path = path.Replace("{name}", query, StringComparison.Ordinal);
+        }
+        else if (path.StartsWith("/api/v1/environments/", StringComparison.Ordinal))
+        {
+            path = path.Replace("{name}", "MATRIX_NONE", StringComparison.Ordinal);
+        }
+
+        foreach (var placeholder in (string[])["{name}", "{env}", "{id}", "{grantId}", "{user}"])
+        {
+            path = path.Replace(placeholder, "matrix-none", StringComparison.Ordinal);
+        }
+
+        Assert.DoesNotContain("{", path);
+        var request = new HttpRequestMessage(new HttpMethod(method), path.TrimStart('/'));
+        if (method is "POST" or "PUT" or "PATCH")
+        {
+            var body = method == "PUT" && pattern == "/api/v1/queries/{name}"
+                ? new JsonObject { ["resource"] = resource, ["method"] = "GET", ["path"] = "/q" }
+                : new JsonObject();
+            request.Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
+        }
+
+        return request;
+    }
+
+    private static string Describe(char outcome) => outcome switch { 'U' => "401", 'F' => "403", _ => "neither 401 nor 403" };
+}

@@ -54,12 +54,20 @@ internal sealed class AccessPolicy
 /// <summary>Endpoint metadata: the permission an endpoint needs, and which route value names the resource.</summary>
 internal sealed record AccessRequirement(Permission Permission, string? ResourceRouteValue);
 
+/// <summary>Endpoint metadata: open to callers who are not signed in (sign-in itself, and nothing else).</summary>
+internal sealed record AnonymousAccess;
+
 /// <summary>Enforces <see cref="AccessRequirement"/> on every endpoint of a route group.</summary>
 internal sealed class AccessFilter(AccessPolicy policy) : IEndpointFilter
 {
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var http = context.HttpContext;
+        if (http.GetEndpoint()?.Metadata.GetMetadata<AnonymousAccess>() is not null)
+        {
+            return await next(context);
+        }
+
         var caller = Caller.From(http.User);
         if (caller is null)
         {
@@ -81,4 +89,9 @@ internal static class AccessEndpointExtensions
     public static TBuilder Requires<TBuilder>(this TBuilder builder, Permission permission, string? resourceRouteValue = null)
         where TBuilder : IEndpointConventionBuilder =>
         builder.WithMetadata(new AccessRequirement(permission, resourceRouteValue));
+
+    /// <summary>Declares an endpoint open to anonymous callers. Only sign-in uses it.</summary>
+    public static TBuilder Anonymous<TBuilder>(this TBuilder builder)
+        where TBuilder : IEndpointConventionBuilder =>
+        builder.WithMetadata(new AnonymousAccess());
 }

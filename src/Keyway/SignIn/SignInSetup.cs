@@ -5,6 +5,7 @@ using Keyway.Hosting;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.AspNetCore.DataProtection.XmlEncryption;
 
 namespace Keyway.SignIn;
 
@@ -87,7 +88,16 @@ internal static class SignInSetup
         services.AddSingleton<SessionValidator>();
         services.AddSingleton<StoreXmlRepository>();
         services.AddDataProtection().SetApplicationName("keyway");
-        services.AddOptions<KeyManagementOptions>().Configure<StoreXmlRepository>((o, repository) => o.XmlRepository = repository);
+        services.AddOptions<KeyManagementOptions>().Configure<StoreXmlRepository, IServiceProvider>((o, repository, provider) =>
+        {
+            o.XmlRepository = repository;
+            // The repository encrypts each key's whole document with the key ring (so a rekey moves it
+            // too); a second, per-element encryption would add nothing. Saying so explicitly keeps
+            // Data Protection from warning that keys may be stored unencrypted, which they are not.
+            o.XmlEncryptor = new NullXmlEncryptor(provider);
+        });
+        // The null encryptor says, at each new key, that it protects nothing; the key ring does.
+        services.Configure<LoggerFilterOptions>(o => o.AddFilter(typeof(NullXmlEncryptor).FullName, LogLevel.Error));
 
         builder.AddPolicyScheme(Sessions.DefaultScheme, "API key or console session", o =>
             o.ForwardDefaultSelector = http => Sessions.HasApiKey(http.Request.Headers) ? ApiKeyAuthenticationHandler.SchemeName : Sessions.SchemeName);

@@ -27,9 +27,10 @@ internal static class SignInEndpoints
     public static void MapSignIn(this IEndpointRouteBuilder api)
     {
         api.MapPost("/auth/login", LoginAsync).Anonymous().WithTags("Sign-in")
+            .Produces<SignedInResponse>()
             .WithSummary("Sign in with a local account's password; sets the session cookie (keyway-session) and the antiforgery cookie (keyway-csrf).");
         api.MapPost("/auth/logout", LogoutAsync).Requires(Permission.Read).WithTags("Sign-in").WithSummary("End the console session.");
-        api.MapGet("/me", MeAsync).Requires(Permission.Read).WithTags("Sign-in").WithSummary("Who is calling: the signed-in user or the API key's owner.");
+        api.MapGet("/me", MeAsync).Requires(Permission.Read).WithTags("Sign-in").Produces<MeResponse>().WithSummary("Who is calling: the signed-in user or the API key's owner.");
         api.MapPost("/me/password", ChangePasswordAsync).Requires(Permission.Read).WithTags("Sign-in")
             .WithSummary("Change your password (at least 12 characters, not your user name); your other sessions end.");
     }
@@ -63,7 +64,17 @@ internal static class SignInEndpoints
                 "Send the sign-in as JSON: Content-Type: application/json with {\"name\": \"…\", \"password\": \"…\"}.");
         }
 
-        var request = await http.Request.ReadFromJsonAsync<LoginRequest>(ct);
+        LoginRequest? request;
+        try
+        {
+            request = await http.Request.ReadFromJsonAsync<LoginRequest>(ct);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            // The parser's message may quote the body, password included: none of it is repeated.
+            request = null;
+        }
+
         if (request is null || string.IsNullOrEmpty(request.Name) || string.IsNullOrEmpty(request.Password))
         {
             return Problems.BadRequest("Send {\"name\": \"…\", \"password\": \"…\"}.");

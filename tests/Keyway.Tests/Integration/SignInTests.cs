@@ -29,6 +29,9 @@ public abstract class SignInFixture(StoreKind store) : IAsyncLifetime
     /// <summary>In no admin group.</summary>
     public static readonly AuthServerUser Dave = new("dave", "dave-password") { Groups = ["sales"] };
 
+    /// <summary>Disabled in Keyway by a test after her first sign-on.</summary>
+    public static readonly AuthServerUser Erin = new("erin", "erin-password") { Groups = ["sales"] };
+
     public StoreKind Store { get; } = store;
 
     /// <summary>The OIDC client secret Keyway holds: planted, so tests can prove it never comes out.</summary>
@@ -49,7 +52,7 @@ public abstract class SignInFixture(StoreKind store) : IAsyncLifetime
         Provider = await AuthServer.StartAsync(new AuthServerOptions
         {
             Clients = [new AuthServerClient { ClientId = ClientId, ClientSecret = ClientSecret }],
-            Users = [Carol, Dave],
+            Users = [Carol, Dave, Erin],
         });
         Upstream = await UpstreamServer.StartAsync();
         Keyway = await KeywayProcess.StartAsync(Store, new Dictionary<string, string>
@@ -82,12 +85,22 @@ public abstract class SignInFixture(StoreKind store) : IAsyncLifetime
     /// <summary>A local account with that password, written to the store as an admin tool would.</summary>
     public async Task CreateUserAsync(string name, string password)
     {
-        await using var database = Keyway.DatabaseUrl is { } url
-            ? global::Keyway.Storage.Database.Postgres(url)
-            : global::Keyway.Storage.Database.Sqlite(Path.Combine(Keyway.DataDirectory, "keyway.db"));
+        await using var database = OpenStore();
         var users = new UserStore(database, TimeProvider.System, new ChangeFeed());
         await users.CreateAsync(new NewUser(name, Caller.MemberRole, UserSources.Local) { PasswordHash = PasswordSignIn.Hash(name, password) }, CancellationToken.None);
     }
+
+    /// <summary>Disables a user in the store, as an admin would.</summary>
+    public async Task DisableUserAsync(string name)
+    {
+        await using var database = OpenStore();
+        await using var connection = await database.OpenAsync(CancellationToken.None);
+        await Dapper.SqlMapper.ExecuteAsync(connection, "UPDATE users SET disabled_at = 1 WHERE name = @name", new { name });
+    }
+
+    private global::Keyway.Storage.Database OpenStore() => Keyway.DatabaseUrl is { } url
+        ? global::Keyway.Storage.Database.Postgres(url)
+        : global::Keyway.Storage.Database.Sqlite(Path.Combine(Keyway.DataDirectory, "keyway.db"));
 
     /// <summary>A browser: keeps cookies, follows no redirect by itself.</summary>
     public HttpClient Browser() => new(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, UseCookies = true, CookieContainer = new CookieContainer() })
@@ -201,8 +214,11 @@ public abstract class SignInTests<TFixture>(TFixture fixture) : IClassFixture<TF
 
         var form = await client.PostAsync("/api/v1/auth/login", new FormUrlEncodedContent(new Dictionary<string, string> { ["name"] = "admin", ["password"] = Fixture.AdminPassword }));
 
+        var broken = await client.PostAsync("/api/v1/auth/login", new StringContent("{\"name\": \"admin\", \"password\": ", Encoding.UTF8, "application/json"));
+
         await Expect.ProblemAsync(form, 415, "unsupported_media_type");
         Assert.False(form.Headers.Contains("Set-Cookie"));
+        await Expect.ProblemAsync(broken, 400, "bad_request");
     }
 
     [Fact]
@@ -301,6 +317,21 @@ public abstract class SignInTests<TFixture>(TFixture fixture) : IClassFixture<TF
         Assert.Equal("dave", (string?)me["name"]);
         Assert.Equal("member", (string?)me["role"]);
         Assert.Equal(["sales"], me["groups"]!.AsArray().Select(g => (string?)g));
+    }
+
+    [Fact]
+    public async Task A_disabled_user_cannot_sign_on_again()
+    {
+        Fixture.Provider.SignInUser = SignInFixture.Erin.Username;
+        using (var first = Fixture.Browser())
+            await Expect.StatusAsync((await SingleSignOnAsync(first, "/api/v1/me")).Landing, 200);
+        await Fixture.DisableUserAsync("erin");
+
+        using var second = Fixture.Browser();
+        var (refused, _) = await SingleSignOnAsync(second, "/api/v1/me");
+
+        await Expect.ProblemAsync(refused, 403, "sso_failed");
+        await Expect.ProblemAsync(await second.GetAsync("/api/v1/me"), 401, "unauthorized");
     }
 
     [Fact]

@@ -20,6 +20,7 @@ public sealed class PasswordSignInTests : IAsyncLifetime
     private readonly string _directory = TestDirectories.Create("signin");
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 11, 28, 12, 0, 0, TimeSpan.Zero));
     private readonly RecordingAuditLog _audit = new();
+    private readonly ChangeFeed _changes = new();
     private Database _database = null!;
     private UserStore _users = null!;
     private PasswordSignIn _signIn = null!;
@@ -28,7 +29,7 @@ public sealed class PasswordSignInTests : IAsyncLifetime
     {
         _database = Database.Sqlite(Path.Combine(_directory, "keyway.db"));
         await new Migrator(_database, _time, NullLogger<Migrator>.Instance).ApplyAsync(CancellationToken.None);
-        _users = new UserStore(_database, _time, new ChangeFeed());
+        _users = new UserStore(_database, _time, _changes);
         _signIn = NewSignIn(new SignInLimits { PerClientPerMinute = 1000, PerUserPerMinute = 1000 });
     }
 
@@ -187,6 +188,27 @@ public sealed class PasswordSignInTests : IAsyncLifetime
         await FailsAsync("kate", Password);
         Assert.Equal("kate", (await _signIn.SignInAsync("kate", "a brand new passphrase", "10.0.0.1", CancellationToken.None)).Name);
         Assert.Contains(_audit.Entries, e => e is { Action: "password.change", Outcome: AuditOutcome.Success });
+    }
+
+    [Fact]
+    public async Task A_session_stands_while_its_version_is_current_and_a_password_change_ends_it_at_once()
+    {
+        var user = await CreateAsync("liam");
+        var sessions = new SessionValidator(_users, _changes, _time);
+        sessions.Subscribe();
+
+        var before = await sessions.ValidateAsync(user.Id, user.SessionVersion, CancellationToken.None);
+        var caller = new Caller(user.Id, user.Name, user.Role, null, null);
+        var version = await _signIn.ChangePasswordAsync(caller, Password, "a brand new passphrase", CancellationToken.None);
+        var oldSession = await sessions.ValidateAsync(user.Id, user.SessionVersion, CancellationToken.None);
+        var newSession = await sessions.ValidateAsync(user.Id, version, CancellationToken.None);
+        var unknown = await sessions.ValidateAsync("usr_nobody", 1, CancellationToken.None);
+
+        Assert.Equal("liam", before?.UserName);
+        Assert.Null(before!.ApiKeyId);
+        Assert.Null(oldSession);
+        Assert.Equal("liam", newSession?.UserName);
+        Assert.Null(unknown);
     }
 
     private sealed class RecordingAuditLog : IAuditLog

@@ -390,6 +390,9 @@ internal sealed record AccessRequirement(Permission Permission, string? Resource
     public bool CreatesResource { get; init; }
 }
 
+/// <summary>Endpoint metadata: open to callers who are not signed in (sign-in itself, and nothing else).</summary>
+internal sealed record AnonymousAccess : IAllowAnonymous;
+
 /// <summary>Enforces <see cref="AccessRequirement"/> on every endpoint of a route group.</summary>
 internal sealed class AccessFilter(AccessPolicy policy) : IEndpointFilter
 {
@@ -437,4 +440,9 @@ internal static class AccessEndpointExtensions
         EnvironmentSource environment = EnvironmentSource.Query, bool createsResource = false)
         where TBuilder : IEndpointConventionBuilder =>
         builder.WithMetadata(new AccessRequirement(permission, resourceRouteValue) { Environment = environment, CreatesResource = createsResource });
+
+    /// <summary>Declares an endpoint open to anonymous callers. Only sign-in uses it.</summary>
+    public static TBuilder Anonymous<TBuilder>(this TBuilder builder)
+        where TBuilder : IEndpointConventionBuilder =>
+        builder.WithMetadata(new AnonymousAccess());
 }

@@ -347,4 +347,67 @@ internal sealed class UserStore(Database database, TimeProvider time, ChangeFeed
         changes.Publish(new Change(ChangeKind, userId));
         return removed;
     }
+
+    // Sign-in (the identity branch): failure counting, password changes and single sign-on profiles.
+
+    /// <summary>
+    /// Counts one more consecutive failed sign-in; when <paramref name="lockFor"/> answers a period for
+    /// the new count, the account is locked until then. Returns the new count.
+    /// </summary>
+    public async Task<long> RecordFailedSignInAsync(string userId, Func<long, TimeSpan?> lockFor, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var failures = await connection.ExecuteScalarAsync<long>(
+            "UPDATE users SET failed_sign_ins = failed_sign_ins + 1 WHERE id = @userId RETURNING failed_sign_ins", new { userId });
+        if (lockFor(failures) is { } period)
+        {
+            await connection.ExecuteAsync(
+                "UPDATE users SET locked_until = @until WHERE id = @userId", new { userId, until = (time.GetUtcNow() + period).ToStore() });
+        }
+
+        return failures;
+    }
+
+    /// <summary>Clears the failure count and any lock (after a successful sign-in).</summary>
+    public async Task ResetFailuresAsync(string userId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(
+            "UPDATE users SET failed_sign_ins = 0, locked_until = NULL WHERE id = @userId AND (failed_sign_ins <> 0 OR locked_until IS NOT NULL)",
+            new { userId });
+    }
+
+    /// <summary>
+    /// Stores a new password hash. With <paramref name="endSessions"/> (a password change) the session
+    /// version is bumped, which ends every console session of the user; a rehash of the same password
+    /// passes false. Returns the session version now in force.
+    /// </summary>
+    public async Task<long> SetPasswordAsync(string userId, string passwordHash, bool endSessions, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow().ToStore();
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var version = await connection.ExecuteScalarAsync<long>(
+            endSessions
+                ? "UPDATE users SET password_hash = @passwordHash, password_changed_at = @now, updated_at = @now, session_version = session_version + 1 WHERE id = @userId RETURNING session_version"
+                : "UPDATE users SET password_hash = @passwordHash WHERE id = @userId RETURNING session_version",
+            new { userId, passwordHash, now });
+        if (endSessions)
+        {
+            changes.Publish(new Change(ChangeKind, userId));
+        }
+
+        return version;
+    }
+
+    /// <summary>Updates what single sign-on says about a user (at each sign-on): email, display name, role and claims.</summary>
+    public async Task UpdateProfileAsync(
+        string userId, string? email, string? displayName, string role, IReadOnlyDictionary<string, string>? claims, CancellationToken cancellationToken)
+    {
+        var json = claims is null ? null : JsonSerializer.Serialize(claims);
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(
+            "UPDATE users SET email = @email, display_name = @displayName, role = @role, claims = @json, updated_at = @now WHERE id = @userId",
+            new { userId, email, displayName, role, json, now = time.GetUtcNow().ToStore() });
+        changes.Publish(new Change(ChangeKind, userId));
+    }
 }

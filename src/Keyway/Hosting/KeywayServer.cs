@@ -10,6 +10,7 @@ using Keyway.Queries;
 using Keyway.Resources;
 using Keyway.Runs;
 using Keyway.Secrets;
+using Keyway.SignIn;
 using Keyway.Storage;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Diagnostics;
@@ -61,12 +62,10 @@ internal static partial class KeywayServer
         builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
         builder.Logging.AddFilter("Yarp", LogLevel.Warning);
         builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
-        // Authentication brings Data Protection along; Keyway issues no cookies yet, so its
-        // "keys stored unencrypted" warning is noise. Console sessions will keep their keys in the store.
-        builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
 
         using var startupLoggers = LoggerFactory.Create(l => l.AddSimpleConsole(o => o.SingleLine = true));
         var startupLog = startupLoggers.CreateLogger("Keyway.Startup");
+        var signIn = SignInSettings.FromEnvironment(Environment.GetEnvironmentVariable);
 
         // The store and the keys are opened before the server listens: a wrong key or an unreachable
         // database is a clear error at start, never a half-working server.
@@ -135,8 +134,9 @@ internal static partial class KeywayServer
             document.Info.Description = "Resources, environments, variables and runs. Errors are RFC 9457 problem+json with a stable 'code'.";
             return Task.CompletedTask;
         }));
-        services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
-            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        services.AddAuthentication(Sessions.DefaultScheme)
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null)
+            .AddKeywaySignIn(signIn, options);
         var telemetry = services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("keyway"))
             .WithMetrics(m => m.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation().AddMeter(KeywayMetrics.MeterName).AddPrometheusExporter())
@@ -151,6 +151,7 @@ internal static partial class KeywayServer
         var app = builder.Build();
         app.UseExceptionHandler();
         app.UseAuthentication();
+        app.UseKeywaySignIn();
 
         app.MapGet("/healthz", () => TypedResults.Text("ok")).ExcludeFromDescription();
         app.MapGet("/readyz", async (Database db, CancellationToken ct) =>
@@ -181,8 +182,10 @@ internal static partial class KeywayServer
         api.MapUsers();
         api.MapPermissions();
         api.MapRouteList();
+        api.MapSignIn();
         app.MapProxy();
         app.MapOAuthCallback();
+        app.MapSingleSignOn(signIn.Oidc is not null);
 
         var variables = app.Services.GetRequiredService<VariableService>();
         variables.Subscribe();

@@ -41,6 +41,12 @@ internal static class Scopes
             ["id"] = caller.UserId,
             ["name"] = caller.UserName,
             ["email"] = caller.Email,
+            ["displayName"] = caller.DisplayName,
             ["role"] = caller.Role,
+            ["groups"] = caller.Groups.Cast<object?>().ToArray(),
+            // The identity provider's claims from the last single sign-on (never a token); empty for others.
+            ["claims"] = caller.Claims is null
+                ? new Dictionary<string, object?>(StringComparer.Ordinal)
+                : caller.Claims.ToDictionary(c => c.Key, c => (object?)c.Value, StringComparer.Ordinal),
         };
 }

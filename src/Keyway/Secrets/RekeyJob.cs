@@ -92,6 +92,7 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
         CredentialColumn("refresh_token"),
         CredentialColumn("extras"),
         new("oauth_pending", ["state"], "code_verifier", key => CredentialService.PendingAssociatedData((string)key[0])),
+        new("dataprotection_keys", ["name"], "xml", key => SignIn.StoreXmlRepository.AssociatedData((string)key[0])),
     ];
 
     private const string MetaKey = "rekey";

@@ -33,7 +33,11 @@ namespace Keyway.Tests.Infrastructure;
 /// <item>Grants: <c>client_credentials</c>, <c>password</c>, <c>authorization_code</c> (PKCE S256 required), <c>refresh_token</c>.</item>
 /// <item>Rolling refresh tokens with reuse detection (see <see cref="AuthServerOptions.RotateRefreshTokens"/>).</item>
 /// <item>The authorization endpoint needs no person: it signs in the user named by <c>login_hint</c>
-/// (else <see cref="DefaultLoginHint"/>) and redirects to the <c>redirect_uri</c> with <c>code</c> and <c>state</c>.</item>
+/// (else <see cref="SignInUser"/>, else <see cref="DefaultLoginHint"/>) and redirects to the <c>redirect_uri</c>
+/// with <c>code</c> and <c>state</c> (in the query, or as a form post when asked). With the <c>openid</c>
+/// scope it issues an ID token (signed, <c>nonce</c> echoed) carrying <c>sub</c>, <c>name</c>,
+/// <c>preferred_username</c>, <c>email</c> and <c>groups</c>; discovery and JWKS are served, so an
+/// OpenID Connect relying party (Keyway's single sign-on) signs people in against it.</item>
 /// <item><c>/api/me</c>: a protected API that validates the bearer access token (expiry, revocation)
 /// and answers the subject and client as JSON (<see cref="AuthServerApiIdentity"/>), 401 otherwise.</item>
 /// </list>
@@ -44,6 +48,9 @@ public sealed class AuthServer : IAsyncDisposable
 {
     /// <summary>The user signed in at the authorization endpoint when the request has no <c>login_hint</c>.</summary>
     public const string DefaultLoginHint = "alice";
+
+    /// <summary>The claim that lists a user's <see cref="AuthServerUser.Groups"/>.</summary>
+    public const string GroupsClaim = "groups";
 
     /// <summary>The API scope.</summary>
     public const string ApiScope = "api";
@@ -110,6 +117,17 @@ public sealed class AuthServer : IAsyncDisposable
     {
         get => _state.OmitExpiresIn;
         set => _state.OmitExpiresIn = value;
+    }
+
+    /// <summary>
+    /// The user (a <see cref="AuthServerUser.Username"/> of <see cref="AuthServerOptions.Users"/>) the
+    /// authorization endpoint signs in when the request has no <c>login_hint</c>, as a person at the
+    /// provider's login page would: <see cref="DefaultLoginHint"/> when null. Single sign-on tests set it.
+    /// </summary>
+    public string? SignInUser
+    {
+        get => _state.SignInUser;
+        set => _state.SignInUser = value;
     }
 
     /// <summary>Every token endpoint request so far, oldest first (a snapshot), failed ones included.</summary>
@@ -301,7 +319,7 @@ public sealed class AuthServer : IAsyncDisposable
         app.Use((context, next) => RecordAndFailTokenRequestsAsync(state, context, next));
         app.UseAuthentication();
         app.UseAuthorization();
-        app.MapMethods(AuthorizationPath, [HttpMethods.Get, HttpMethods.Post], (HttpContext context, AuthServerState state) => Authorize(context, state.Options));
+        app.MapMethods(AuthorizationPath, [HttpMethods.Get, HttpMethods.Post], (HttpContext context, AuthServerState state) => Authorize(context, state));
         app.MapPost(TokenPath, (HttpContext context, AuthServerState state) => TokenAsync(context, state.Options));
         app.MapMethods(UserInfoPath, [HttpMethods.Get, HttpMethods.Post], (Func<HttpContext, Task<IResult>>)UserInfoAsync);
         app.MapGet(ApiPath, (ClaimsPrincipal user) => TypedResults.Ok(new AuthServerApiIdentity(
@@ -379,10 +397,11 @@ public sealed class AuthServer : IAsyncDisposable
         }
     }
 
-    private static IResult Authorize(HttpContext context, AuthServerOptions options)
+    private static IResult Authorize(HttpContext context, AuthServerState state)
     {
+        var options = state.Options;
         var request = context.GetOpenIddictServerRequest() ?? throw new InvalidOperationException("Not an OpenID Connect request.");
-        var hint = request.LoginHint ?? DefaultLoginHint;
+        var hint = request.LoginHint ?? state.SignInUser ?? DefaultLoginHint;
         var user = options.Users.FirstOrDefault(u => u.Username == hint);
         if (user is null)
             return Forbid(Errors.AccessDenied, $"No user '{hint}'.");
@@ -439,15 +458,18 @@ public sealed class AuthServer : IAsyncDisposable
     {
         var identity = NewIdentity();
         identity.SetClaim(Claims.Subject, user.Username)
-            .SetClaim(Claims.Name, user.Username)
+            .SetClaim(Claims.Name, user.DisplayName ?? user.Username)
+            .SetClaim(Claims.PreferredUsername, user.Username)
             .SetClaim(Claims.Email, user.Email);
+        if (user.Groups.Count > 0)
+            identity.SetClaims(GroupsClaim, [.. user.Groups]);
         return identity;
     }
 
     private static SignInHttpResult SignIn(ClaimsIdentity identity, IEnumerable<string> scopes)
     {
         identity.SetScopes(scopes);
-        identity.SetDestinations(claim => claim.Type is Claims.Name or Claims.Email
+        identity.SetDestinations(claim => claim.Type is Claims.Name or Claims.Email or Claims.PreferredUsername or GroupsClaim
             ? [Destinations.AccessToken, Destinations.IdentityToken]
             : [Destinations.AccessToken]);
         return TypedResults.SignIn(new ClaimsPrincipal(identity), authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);

@@ -37,6 +37,9 @@ internal sealed class AuthServerState(AuthServerOptions options)
 
     public AuthServerOptions Options { get; } = options;
 
+    /// <summary>The user the authorization endpoint signs in when the request has no <c>login_hint</c>.</summary>
+    public volatile string? SignInUser;
+
     public bool OmitExpiresIn
     {
         get => _omitExpiresIn;

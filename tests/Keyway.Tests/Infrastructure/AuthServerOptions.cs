@@ -66,6 +66,12 @@ public sealed record AuthServerUser(string Username, string Password)
 
     /// <summary>The <c>email</c> claim: the user name at example.test.</summary>
     public string Email => $"{Username}@example.test";
+
+    /// <summary>The <c>name</c> claim; the user name when null.</summary>
+    public string? DisplayName { get; init; }
+
+    /// <summary>The <c>groups</c> claim (in the ID token and the access token), as an OpenID Connect provider sends it for single sign-on.</summary>
+    public IReadOnlyList<string> Groups { get; init; } = [];
 }
 
 /// <summary>One request to the token endpoint, as the server answered it.</summary>

@@ -83,14 +83,15 @@ public sealed class RekeyTests
                 var rekey = await KeywayProcess.RunCliAsync(["operator", "rekey"], rolling.CliEnvironment(_token));
 
                 Assert.True(rekey.ExitCode == 0, $"keyway operator rekey exited {rekey.ExitCode}:\n{rekey.Output}");
-                Assert.True(rekey.StandardOutput.Contains("Rekey completed: 6 secrets checked, 6 re-encrypted", StringComparison.Ordinal), rekey.StandardOutput);
+                Assert.True(rekey.StandardOutput.Contains("Rekey completed: 7 secrets checked, 7 re-encrypted", StringComparison.Ordinal), rekey.StandardOutput);
                 outputs.Add(rekey.Output);
                 using var admin = rolling.CreateAdminClient();
                 var status = await Expect.StatusAsync(await admin.GetAsync("/api/v1/operator/rekey"), 200);
                 Assert.Equal("completed", (string?)status["state"]);
-                // 4 secret versions, the access token and the refresh token.
-                Assert.Equal(6, (long)status["total"]!);
-                Assert.Equal(6, (long)status["done"]!);
+                // 4 secret versions, the access token, the refresh token and the Data Protection key
+                // (created at first start; it protects console session cookies).
+                Assert.Equal(7, (long)status["total"]!);
+                Assert.Equal(7, (long)status["done"]!);
                 Assert.NotNull((string?)status["finishedAt"]);
                 await AssertSecretsReachTheUpstreamAsync(admin, upstream, "/during-roll", secrets);
 
@@ -207,8 +208,9 @@ public sealed class RekeyTests
                 SELECT ciphertext FROM variable_versions WHERE ciphertext IS NOT NULL
                 UNION ALL SELECT access_token FROM credentials WHERE access_token IS NOT NULL
                 UNION ALL SELECT refresh_token FROM credentials WHERE refresh_token IS NOT NULL
+                UNION ALL SELECT xml FROM dataprotection_keys
                 """)).ToList();
-            Assert.Equal(6, ciphertexts.Count);
+            Assert.Equal(7, ciphertexts.Count);
             Assert.All(ciphertexts, c => Assert.Equal(active, Convert.ToHexStringLower(c.AsSpan(1, 8))));
         }
     }

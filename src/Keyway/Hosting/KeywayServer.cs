@@ -128,12 +128,14 @@ internal static partial class KeywayServer
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         var telemetry = services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("keyway"))
-            .WithMetrics(m => m.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation().AddMeter(KeywayMetrics.MeterName).AddPrometheusExporter())
-            .WithTracing(t => t.AddAspNetCoreInstrumentation(o => o.Filter = http => !http.Request.Path.StartsWithSegments("/metrics"))
-                .AddHttpClientInstrumentation().AddSource(KeywayMetrics.MeterName));
+            .WithMetrics(m => m.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation().AddMeter(KeywayMetrics.MeterName).AddPrometheusExporter());
         if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT")))
         {
-            // Traces and metrics to a collector, configured by the standard OTEL_* variables.
+            // Traces and metrics to a collector, configured by the standard OTEL_* variables. Tracing
+            // is only wired when something receives the spans: an instrumentation listener makes
+            // ASP.NET Core and HttpClient create two activities per proxied request even with no exporter.
+            telemetry.WithTracing(t => t.AddAspNetCoreInstrumentation(o => o.Filter = http => !http.Request.Path.StartsWithSegments("/metrics"))
+                .AddHttpClientInstrumentation().AddSource(KeywayMetrics.MeterName));
             telemetry.UseOtlpExporter();
         }
 

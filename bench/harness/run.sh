@@ -386,6 +386,26 @@ if has main; then
     done
     echo
     echo "Peak RSS (VmHWM) after the proxy load: Keyway ${KW_HWM} MB, YARP ${YARP_HWM} MB, upstream ${UP_HWM} MB (Keyway bar: <= 150 MB)"
+
+    # Bytes allocated per request: the runtime's allocation counter over a c=8 run, divided by
+    # the requests wrk counted. Needs dotnet-counters (dotnet tool install -g dotnet-counters).
+    COUNTERS="$(command -v dotnet-counters || echo "$HOME/.dotnet/tools/dotnet-counters")"
+    if [ -x "$COUNTERS" ]; then
+        alloc_per_request() { # target
+            local f="$WORK/alloc-$1.txt" rate
+            run_wrk "$1" 8 12 "$f" &
+            local wrk_pid=$!
+            sleep 2
+            "$COUNTERS" collect -p "${PID_OF[$1]}" --counters 'System.Runtime[dotnet.gc.heap.total_allocated]' --format csv \
+                -o "$WORK/alloc-$1.csv" --duration 00:00:00:08 >/dev/null 2>&1 || true
+            wait "$wrk_pid"
+            rate="$(grep total_allocated "$WORK/alloc-$1.csv" 2>/dev/null | awk -F, '{ s += $NF; n++ } END { if (n) print s / n; else print 0 }')"
+            awk -v r="$rate" -v q="$(rps_of "$f")" 'BEGIN { if (r > 0 && q > 0) printf "%.0f", r / q; else print "?" }'
+        }
+        echo
+        echo "Allocated per request (c=8, the runtime's allocation rate over wrk's request rate):" \
+            "Keyway $(alloc_per_request keyway) B, Keyway OAuth $(alloc_per_request keyway-oauth) B, YARP $(alloc_per_request yarp) B"
+    fi
 fi
 
 # --- api: /run and saved queries ---------------------------------------------------------

@@ -182,7 +182,7 @@ internal static partial class ProxyEndpoints
     /// Copies the caller's request minus everything that must not reach the upstream (its
     /// Authorization, Cookie, X-Keyway-* and hop-by-hop headers), then attaches the resource's.
     /// </summary>
-    private sealed class CredentialTransformer(
+    internal sealed class CredentialTransformer(
         ResolvedResource resolved, Uri target, Credential? credential, Redactor redactor, IReadOnlySet<int>? rejectionStatuses) : HttpTransformer
     {
         /// <summary>The upstream answered with a status that means the credential was rejected; nothing was sent to the caller.</summary>

@@ -45,21 +45,13 @@ internal static partial class ProxyEndpoints
         {
             caller = Caller.From(context.User) ?? throw new KeywayException(StatusCodes.Status401Unauthorized, "unauthorized",
                 "Send an API key as 'Authorization: Bearer <key>' or 'X-Keyway-Token: <key>'.");
-            environment = context.Request.Headers[EnvironmentHeader].FirstOrDefault() ?? Environments.VariableService.Production;
+            var environmentHeader = context.Request.Headers[EnvironmentHeader];
+            environment = environmentHeader.Count > 0 && environmentHeader[0] is { } named ? named : Environments.VariableService.Production;
             access.Demand(caller, Permission.Use, resource, environment);
             var compiled = await resources.GetCompiledAsync(resource, context.RequestAborted);
             var resolved = await resolver.ResolveAsync(compiled, environment, caller, context.RequestAborted);
 
-            var query = new List<KeyValuePair<string, string?>>();
-            foreach (var (name, values) in context.Request.Query)
-            {
-                foreach (var value in values)
-                {
-                    query.Add(new(name, value));
-                }
-            }
-
-            var target = Runs.RunExecutor.BuildUrl(resolved, path, query);
+            var target = Runs.RunExecutor.BuildUrl(resolved, path, context.Request.QueryString.HasValue ? QueryOf(context.Request.Query) : NoQuery);
             var binding = resolved.Credential;
             CredentialKey? key = null;
             Credential? credential = null;
@@ -69,7 +61,7 @@ internal static partial class ProxyEndpoints
                 key = k;
             }
 
-            var config = new ForwarderRequestConfig { ActivityTimeout = compiled.Timeout, Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionOrLower };
+            var config = ConfigFor(compiled.Timeout);
             // Only a request without a body can be sent twice: its body was streamed the first time.
             var replayable = context.Request.ContentLength is null or 0 && !context.Request.Headers.ContainsKey("Transfer-Encoding");
             for (var attempt = 0; ; attempt++)
@@ -135,6 +127,32 @@ internal static partial class ProxyEndpoints
             }
         }
     }
+
+    private static readonly KeyValuePair<string, string?>[] NoQuery = [];
+
+    private static List<KeyValuePair<string, string?>> QueryOf(IQueryCollection parameters)
+    {
+        var query = new List<KeyValuePair<string, string?>>();
+        foreach (var (name, values) in parameters)
+        {
+            foreach (var value in values)
+            {
+                query.Add(new(name, value));
+            }
+        }
+
+        return query;
+    }
+
+    // One config per timeout value (resources share a handful), rather than one per request.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<TimeSpan, ForwarderRequestConfig> Configs = new();
+
+    private static ForwarderRequestConfig ConfigFor(TimeSpan timeout) => Configs.Count < 64
+        ? Configs.GetOrAdd(timeout, static t => NewConfig(t))
+        : Configs.TryGetValue(timeout, out var config) ? config : NewConfig(timeout);
+
+    private static ForwarderRequestConfig NewConfig(TimeSpan timeout) =>
+        new() { ActivityTimeout = timeout, Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionOrLower };
 
     private static async Task<ForwarderError> ForwardOnceAsync(
         HttpContext context, IHttpForwarder forwarder, OutboundClient outbound, ResolvedResource resolved, ForwarderRequestConfig config,
@@ -205,7 +223,7 @@ internal static partial class ProxyEndpoints
     /// Copies the caller's request minus everything that must not reach the upstream (its
     /// Authorization, Cookie, X-Keyway-* and hop-by-hop headers), then attaches the resource's.
     /// </summary>
-    private sealed class CredentialTransformer(
+    internal sealed class CredentialTransformer(
         ResolvedResource resolved, Uri target, Credential? credential, Redactor redactor, IReadOnlySet<int>? rejectionStatuses) : HttpTransformer
     {
         /// <summary>The upstream answered with a status that means the credential was rejected; nothing was sent to the caller.</summary>
@@ -220,9 +238,14 @@ internal static partial class ProxyEndpoints
             headers.Remove("Cookie");
             headers.Remove(ApiKeyAuthenticationHandler.TokenHeader);
             headers.Remove(EnvironmentHeader);
-            foreach (var header in headers.Where(h => h.Key.StartsWith("X-Keyway-", StringComparison.OrdinalIgnoreCase)).Select(h => h.Key).ToList())
+            // The caller's headers name every X-Keyway-* the copy could hold; enumerating them is
+            // cheaper than enumerating the outbound headers, which materializes every value.
+            foreach (var (name, _) in httpContext.Request.Headers)
             {
-                headers.Remove(header);
+                if (name.StartsWith(HeaderRules.KeywayPrefix, StringComparison.OrdinalIgnoreCase))
+                {
+                    headers.Remove(name);
+                }
             }
 
             foreach (var (name, value) in resolved.Headers)
@@ -270,9 +293,13 @@ internal static partial class ProxyEndpoints
             List<KeyValuePair<string, string?[]>>? changes = null;
             foreach (var (name, values) in headers)
             {
-                if (values.Any(v => v is not null && redactor.Contains(v)))
+                foreach (var value in values)
                 {
-                    (changes ??= []).Add(new(name, values.Select(v => v is null ? null : redactor.Redact(v)).ToArray()));
+                    if (value is not null && redactor.Contains(value))
+                    {
+                        (changes ??= []).Add(new(name, values.Select(v => v is null ? null : redactor.Redact(v)).ToArray()));
+                        break;
+                    }
                 }
             }
 

@@ -37,6 +37,12 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["GET /api/reference/scalar.js"] = Open,
         ["GET /api/reference/scalar.aspnetcore.js"] = Open,
         ["GET /oauth/callback"] = Open,
+        ["GET /auth/oidc/login"] = Open, // starts single sign-on (404 sso_not_configured here)
+        ["POST /api/v1/auth/login"] = Open, // sign-in itself
+
+        ["POST /api/v1/auth/logout"] = AnyCaller,
+        ["GET /api/v1/me"] = AnyCaller,
+        ["POST /api/v1/me/password"] = AnyCaller, // proving the current password is the check that matters
 
         ["GET /api/v1/environments/"] = AnyCaller,
         ["GET /api/v1/environments/{env}"] = AnyCaller,
@@ -84,6 +90,10 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["DELETE /api/v1/groups/{name}"] = AdminOnly,
         ["PUT /api/v1/groups/{name}/members/{user}"] = AdminOnly,
         ["DELETE /api/v1/groups/{name}/members/{user}"] = AdminOnly,
+
+        ["GET /api/v1/audit/"] = AdminOnly,
+        ["GET /api/v1/audit/export"] = AdminOnly,
+        ["POST /api/v1/audit/verify"] = AdminOnly,
 
         ["GET /api/v1/operator/rekey"] = AdminOnly,
         ["POST /api/v1/operator/rekey"] = AdminOnly,

@@ -45,6 +45,12 @@ internal static class ResourceEndpoints
                     throw new InvalidOperationException("Unreachable: the demand above throws.");
                 }
 
+                await audit.RecordAsync(new AuditEntry("resource.put")
+                {
+                    Actor = caller,
+                    Resource = name,
+                    Detail = new Dictionary<string, object?> { ["created"] = created, ["version"] = record.Version, ["kind"] = definition.Kind },
+                }, CancellationToken.None);
                 if (created)
                 {
                     // Whoever creates a resource owns it.
@@ -59,12 +65,6 @@ internal static class ResourceEndpoints
                     }, CancellationToken.None);
                 }
 
-                await audit.RecordAsync(new AuditEntry("resource.put")
-                {
-                    Actor = caller,
-                    Resource = name,
-                    Detail = new Dictionary<string, object?> { ["created"] = created, ["version"] = record.Version, ["kind"] = definition.Kind },
-                }, CancellationToken.None);
                 var view = ResourceView.From(record);
                 return created ? TypedResults.Created($"/api/v1/resources/{name}", view) : TypedResults.Ok(view);
             })

@@ -103,7 +103,8 @@ public abstract class AuditTests<TFixture>(TFixture fixture) : IClassFixture<TFi
             await Expect.SuccessAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = $"/page/{i}" }));
         }
 
-        var all = await WaitForAsync($"?resource={resource}", e => e.Count == 4);
+        // resource.put, grant.add (the creator owns it), three runs.
+        var all = await WaitForAsync($"?resource={resource}", e => e.Count == 5);
         var first = (long)all[0]["seq"]!;
         var page = await Expect.SuccessAsync(await Admin.GetAsync($"/api/v1/audit?resource={resource}&after={first}&limit=2"));
         var seqs = ((JsonArray)page["events"]!).Select(e => (long)e!["seq"]!).ToArray();
@@ -115,7 +116,7 @@ public abstract class AuditTests<TFixture>(TFixture fixture) : IClassFixture<TFi
         Assert.Empty((JsonArray)none["events"]!);
         var past = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddHours(-1).ToString("O"));
         var some = await Expect.SuccessAsync(await Admin.GetAsync($"/api/v1/audit?resource={resource}&since={past}&until={future}"));
-        Assert.Equal(4, ((JsonArray)some["events"]!).Count);
+        Assert.Equal(5, ((JsonArray)some["events"]!).Count);
         await Expect.ProblemAsync(await Admin.GetAsync("/api/v1/audit?since=yesterday"), 400, "bad_request");
 
         using var export = await Admin.GetAsync($"/api/v1/audit/export?resource={resource}");
@@ -132,7 +133,7 @@ public abstract class AuditTests<TFixture>(TFixture fixture) : IClassFixture<TFi
     {
         var (resource, _) = await fixture.BearerResourceAsync();
         await Expect.SuccessAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/cli" }));
-        await WaitForAsync($"?resource={resource}", e => e.Count == 2);
+        await WaitForAsync($"?resource={resource}", e => e.Count == 3);
         var env = fixture.Keyway.CliEnvironment(fixture.Keyway.AdminToken);
 
         var list = await KeywayProcess.RunCliAsync(["audit", "list", "--resource", resource, "--since", "1h"], env);
@@ -140,16 +141,16 @@ public abstract class AuditTests<TFixture>(TFixture fixture) : IClassFixture<TFi
         Assert.Contains("resource.put", list.StandardOutput);
         Assert.Contains("path=/cli", list.StandardOutput);
 
-        var tail = await KeywayProcess.RunCliAsync(["audit", "tail", "--resource", resource, "--last", "5", "--max", "2", "--json"], env);
+        var tail = await KeywayProcess.RunCliAsync(["audit", "tail", "--resource", resource, "--last", "5", "--max", "3", "--json"], env);
         Assert.True(tail.ExitCode == 0, tail.Output);
         var followed = tail.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToList();
-        Assert.Equal(["resource.put", "run"], followed.Select(e => (string)e["action"]!).ToArray());
+        Assert.Equal(["resource.put", "grant.add", "run"], followed.Select(e => (string)e["action"]!).ToArray());
 
         var file = Path.Combine(fixture.Keyway.DataDirectory, "export-" + Guid.NewGuid().ToString("N") + ".jsonl");
         var export = await KeywayProcess.RunCliAsync(["audit", "export", "--resource", resource, "--output", file], env);
         Assert.True(export.ExitCode == 0, export.Output);
-        Assert.Contains("Exported 2 events", export.StandardOutput);
-        Assert.Equal(2, (await File.ReadAllLinesAsync(file)).Length);
+        Assert.Contains("Exported 3 events", export.StandardOutput);
+        Assert.Equal(3, (await File.ReadAllLinesAsync(file)).Length);
 
         var denied = await KeywayProcess.RunCliAsync(["audit", "list"], fixture.Keyway.CliEnvironment("kw_not_a_key"));
         Assert.Equal(4, denied.ExitCode);

@@ -24,15 +24,21 @@ internal sealed record ApiKeyInfo(
 /// slow hash; a lookup by hash is one index probe). Verified callers are cached briefly so the
 /// proxy's hot path does not touch the store on every request; a revocation reaches every
 /// replica's cache through the <see cref="ChangeFeed"/> (kind <c>keys</c>), not after 30 s.
+/// A key that is not cached is looked up once however many requests present it at the same time.
 /// </summary>
 internal sealed class ApiKeyService(Database database, TimeProvider time, ChangeFeed changes)
 {
     public const string TokenPrefix = "kw_";
     private static readonly TimeSpan CacheLifetime = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
-    private const int CacheCapacity = 10_000;
 
     private readonly ConcurrentDictionary<string, CachedCaller> _cache = new(StringComparer.Ordinal);
+
+    // The lookups in progress, by token hash: the requests that miss the cache together share one.
+    private readonly ConcurrentDictionary<string, Task<Caller?>> _lookups = new(StringComparer.Ordinal);
+
+    /// <summary>How many verified callers are kept; at the limit the expired go first, then a few arbitrary ones.</summary>
+    internal int CacheCapacity { get; init; } = 10_000;
 
     // Bumped by every key change: a caller read before a revocation must not be cached after it.
     private long _generation;
@@ -45,6 +51,9 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
             // The cache is keyed by token hash, which a change (by key id) does not name; revocations are rare.
             Interlocked.Increment(ref _generation);
             _cache.Clear();
+            // A lookup that began before the change answers the requests already waiting on it
+            // (they arrived before the change); later requests start a new one.
+            _lookups.Clear();
         }
     };
 
@@ -124,13 +133,13 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
 
     /// <summary>The caller a token belongs to, or null for an unknown, revoked or expired token.</summary>
     public ValueTask<Caller?> AuthenticateAsync(string token, CancellationToken cancellationToken) =>
-        TryCached(token, time.GetUtcNow()) is { } caller ? ValueTask.FromResult<Caller?>(caller) : AuthenticateSlowAsync(token, cancellationToken);
+        TryCached(token) is { } caller ? ValueTask.FromResult<Caller?>(caller) : AuthenticateSlowAsync(token, cancellationToken);
 
     /// <summary>
     /// The hot path: hash the token on the stack and look it up without allocating (a verified
-    /// caller is cached under the hex of its hash).
+    /// caller is cached under the hex of its hash). Null when the key is not cached (it may still be valid).
     /// </summary>
-    private Caller? TryCached(string token, DateTimeOffset now)
+    public Caller? TryCached(ReadOnlySpan<char> token)
     {
         var byteCount = Encoding.UTF8.GetMaxByteCount(token.Length);
         if (byteCount > 512)
@@ -144,8 +153,8 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
         SHA256.HashData(utf8[..written], hash);
         Span<char> hex = stackalloc char[64];
         Convert.TryToHexStringLower(hash, hex, out _);
-        return _cache.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(hex, out var cached) &&
-               cached.Until > now && (cached.KeyExpiresAt is null || cached.KeyExpiresAt > now)
+        var now = time.GetUtcNow();
+        return _cache.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(hex, out var cached) && cached.IsValidAt(now)
             ? cached.Caller
             : null;
     }
@@ -153,9 +162,47 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
     private async ValueTask<Caller?> AuthenticateSlowAsync(string token, CancellationToken cancellationToken)
     {
         var hash = Hash(token);
+        while (true)
+        {
+            if (_lookups.TryGetValue(hash, out var running))
+            {
+                return await running.WaitAsync(cancellationToken);
+            }
+
+            var lookup = new TaskCompletionSource<Caller?>(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (_lookups.TryAdd(hash, lookup.Task))
+            {
+                // Shared by every request that joins it, so it runs on its own rather than on one
+                // caller's thread and cancellation; a caller that leaves just stops waiting.
+                _ = Task.Run(() => RunLookupAsync(hash, lookup), CancellationToken.None);
+                return await lookup.Task.WaitAsync(cancellationToken);
+            }
+        }
+    }
+
+    private async Task RunLookupAsync(string hash, TaskCompletionSource<Caller?> lookup)
+    {
+        try
+        {
+            lookup.SetResult(await LookupAsync(hash));
+        }
+        catch (Exception e)
+        {
+            // Every waiter sees the failure; nothing is cached, so the next request tries again.
+            lookup.SetException(e);
+        }
+        finally
+        {
+            // After the answer is cached: a request arriving now finds the one or the other.
+            _lookups.TryRemove(new KeyValuePair<string, Task<Caller?>>(hash, lookup.Task));
+        }
+    }
+
+    private async Task<Caller?> LookupAsync(string hash)
+    {
         var now = time.GetUtcNow();
         var generation = Interlocked.Read(ref _generation);
-        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var connection = await database.OpenAsync(CancellationToken.None);
         var row = await connection.QuerySingleOrDefaultAsync<AuthRow>(
             """
             SELECT k.id AS key_id, k.expires_at, k.revoked_at, k.last_used_at, k.scopes, u.id AS user_id, u.name AS user_name, u.role, u.email,
@@ -186,7 +233,7 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
         };
         if (_cache.Count >= CacheCapacity)
         {
-            _cache.Clear();
+            MakeRoom(now);
         }
 
         var entry = new CachedCaller(caller, now + CacheLifetime, row.ExpiresAt is { } e ? DateTimeOffset.FromUnixTimeMilliseconds(e) : null);
@@ -200,9 +247,42 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
         return caller;
     }
 
+    /// <summary>
+    /// Frees room in a full cache without emptying it (which would send every active key to the
+    /// store at once): the expired entries first; when none are, an arbitrary tenth.
+    /// </summary>
+    private void MakeRoom(DateTimeOffset now)
+    {
+        var removed = 0;
+        foreach (var (hash, cached) in _cache)
+        {
+            if (!cached.IsValidAt(now) && _cache.TryRemove(new KeyValuePair<string, CachedCaller>(hash, cached)))
+            {
+                removed++;
+            }
+        }
+
+        if (removed > 0)
+        {
+            return;
+        }
+
+        var excess = Math.Max(1, CacheCapacity / 10);
+        foreach (var (hash, _) in _cache)
+        {
+            if (_cache.TryRemove(hash, out _) && --excess == 0)
+            {
+                return;
+            }
+        }
+    }
+
     internal static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
-    private sealed record CachedCaller(Caller Caller, DateTimeOffset Until, DateTimeOffset? KeyExpiresAt);
+    private sealed record CachedCaller(Caller Caller, DateTimeOffset Until, DateTimeOffset? KeyExpiresAt)
+    {
+        public bool IsValidAt(DateTimeOffset now) => Until > now && (KeyExpiresAt is null || KeyExpiresAt > now);
+    }
 
     private sealed class AuthRow
     {

@@ -157,7 +157,7 @@ internal static partial class KeywayServer
 
         var app = builder.Build();
         app.UseExceptionHandler();
-        app.UseAuthentication();
+        app.UseKeywayAuthentication();
         app.UseKeywaySignIn();
 
         app.MapGet("/healthz", () => TypedResults.Text("ok")).ExcludeFromDescription();

@@ -159,19 +159,19 @@ internal static partial class ProxyEndpoints
         CredentialTransformer transformer, Redactor redactor)
     {
         // Known secret values are redacted from the answer, even when the upstream echoes one.
-        var redacting = redactor.IsEmpty ? null : new RedactingStream(context.Response.Body, redactor);
+        var redacted = redactor.IsEmpty ? null : new RedactedResponseBody(context.Response, redactor);
         var original = context.Response.Body;
-        if (redacting is not null)
+        if (redacted is not null)
         {
-            context.Response.Body = redacting;
+            context.Response.Body = redacted;
         }
 
         try
         {
             var error = await forwarder.SendAsync(context, resolved.BaseUrl.OriginalString, outbound.Invoker, config, transformer);
-            if (redacting is not null && error == ForwarderError.None && !transformer.Rejected)
+            if (redacted is not null && error == ForwarderError.None && !transformer.Rejected)
             {
-                await redacting.CompleteAsync(context.RequestAborted);
+                await redacted.CompleteAsync(context.RequestAborted);
             }
 
             return error;
@@ -179,6 +179,7 @@ internal static partial class ProxyEndpoints
         finally
         {
             context.Response.Body = original;
+            redacted?.Release();
         }
     }
 
@@ -287,9 +288,18 @@ internal static partial class ProxyEndpoints
                 return proceed;
             }
 
-            // Redaction may change the body's length.
+            // Redaction may change the body's length: a small body of known length is buffered and
+            // sent with its exact length (RedactedResponseBody); any other goes out chunked.
             var headers = httpContext.Response.Headers;
             headers.ContentLength = null;
+            // (Not a HEAD, 204 or 304: their Content-Length describes a body that is not sent.)
+            if (httpContext.Response.Body is RedactedResponseBody body && proxyResponse is not null
+                && proxyResponse.StatusCode is not (HttpStatusCode.NoContent or HttpStatusCode.NotModified)
+                && !HttpMethods.IsHead(httpContext.Request.Method))
+            {
+                body.Expect(proxyResponse.Content.Headers.ContentLength);
+            }
+
             List<KeyValuePair<string, string?[]>>? changes = null;
             foreach (var (name, values) in headers)
             {

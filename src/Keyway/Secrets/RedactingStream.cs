@@ -53,7 +53,7 @@ internal sealed class RedactingStream(Stream inner, Redactor redactor) : Stream
         try
         {
             var start = 0;
-            while (Find(work.Span[start..], out var at, out var length))
+            while (Find(redactor, work.Span[start..], out var at, out var length))
             {
                 if (at > 0)
                 {
@@ -116,8 +116,42 @@ internal sealed class RedactingStream(Stream inner, Redactor redactor) : Stream
 
     public override void SetLength(long value) => throw new NotSupportedException();
 
+    /// <summary>The length of <paramref name="body"/> once every complete value in it is replaced.</summary>
+    internal static int RedactedLength(Redactor redactor, ReadOnlySpan<byte> body)
+    {
+        var length = body.Length;
+        var start = 0;
+        while (Find(redactor, body[start..], out var at, out var found))
+        {
+            length += Replacement.Length - found;
+            start += at + found;
+        }
+
+        return length;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="body"/> with every complete value replaced into <paramref name="destination"/>,
+    /// which holds at least <see cref="RedactedLength"/> bytes.
+    /// </summary>
+    internal static void Redact(Redactor redactor, ReadOnlySpan<byte> body, Span<byte> destination)
+    {
+        var start = 0;
+        var written = 0;
+        while (Find(redactor, body[start..], out var at, out var found))
+        {
+            body.Slice(start, at).CopyTo(destination[written..]);
+            written += at;
+            Replacement.CopyTo(destination[written..]);
+            written += Replacement.Length;
+            start += at + found;
+        }
+
+        body[start..].CopyTo(destination[written..]);
+    }
+
     /// <summary>The earliest complete value in <paramref name="span"/> (the longest one where two start together).</summary>
-    private bool Find(ReadOnlySpan<byte> span, out int at, out int length)
+    private static bool Find(Redactor redactor, ReadOnlySpan<byte> span, out int at, out int length)
     {
         at = -1;
         length = 0;

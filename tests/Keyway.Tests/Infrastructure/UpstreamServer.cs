@@ -94,6 +94,17 @@ public sealed class UpstreamServer : IAsyncDisposable
             context.Response.ContentType = "text/plain; charset=utf-8";
             return context.Response.WriteAsync(context.Request.Headers[(string)context.Request.RouteValues["name"]!].ToString(), context.RequestAborted);
         });
+        // The header's value after ?pad= bytes of 'x', with a Content-Length (the echo above is chunked).
+        app.Map("/sized-echo/{name}", (HttpContext context) =>
+        {
+            var pad = int.Parse(context.Request.Query["pad"].FirstOrDefault() ?? "0", System.Globalization.CultureInfo.InvariantCulture);
+            var body = new byte[pad].AsSpan();
+            body.Fill((byte)'x');
+            byte[] bytes = [.. body, .. System.Text.Encoding.UTF8.GetBytes(context.Request.Headers[(string)context.Request.RouteValues["name"]!].ToString())];
+            context.Response.ContentType = "text/plain; charset=utf-8";
+            context.Response.ContentLength = bytes.Length;
+            return context.Response.Body.WriteAsync(bytes, context.RequestAborted).AsTask();
+        });
         // A fallback, not app.Run: endpoints run at the end of the pipeline, after any terminal middleware.
         app.MapFallback("{**path}", EchoAsync);
 

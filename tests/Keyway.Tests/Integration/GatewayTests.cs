@@ -89,6 +89,53 @@ public abstract class GatewayTests<TFixture>(TFixture fixture) : IClassFixture<T
     }
 
     [Fact]
+    public async Task A_small_response_with_a_length_is_redacted_and_sent_with_its_exact_new_length()
+    {
+        var (resource, token) = await Fixture.BearerResourceAsync(new { baseUrl = Fixture.Upstream.BaseUrl });
+        using var client = Fixture.Keyway.CreateClient(Fixture.Keyway.AdminToken);
+
+        using var response = await client.GetAsync($"/proxy/{resource}/sized-echo/Authorization?pad=100", HttpCompletionOption.ResponseHeadersRead);
+
+        var body = await response.Content.ReadAsByteArrayAsync();
+        var text = System.Text.Encoding.UTF8.GetString(body);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.DoesNotContain(token, text);
+        Assert.Equal(new string('x', 100) + "[REDACTED]", text);
+        Assert.NotEqual(true, response.Headers.TransferEncodingChunked);
+        Assert.Equal(body.Length, response.Content.Headers.ContentLength);
+    }
+
+    [Fact]
+    public async Task A_response_larger_than_the_buffer_is_still_streamed_and_redacted()
+    {
+        var (resource, token) = await Fixture.BearerResourceAsync(new { baseUrl = Fixture.Upstream.BaseUrl });
+        using var client = Fixture.Keyway.CreateClient(Fixture.Keyway.AdminToken);
+        const int pad = 200_000;
+
+        using var response = await client.GetAsync($"/proxy/{resource}/sized-echo/Authorization?pad={pad}", HttpCompletionOption.ResponseHeadersRead);
+
+        Assert.True(response.Headers.TransferEncodingChunked);
+        Assert.Null(response.Content.Headers.ContentLength);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.DoesNotContain(token, text);
+        Assert.Equal(pad + "[REDACTED]".Length, text.Length);
+        Assert.EndsWith("x[REDACTED]", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_small_response_without_a_secret_keeps_its_bytes_and_its_length()
+    {
+        var (resource, _) = await Fixture.BearerResourceAsync(new { baseUrl = Fixture.Upstream.BaseUrl });
+        using var client = Fixture.Keyway.CreateClient(Fixture.Keyway.AdminToken);
+
+        using var response = await client.GetAsync($"/proxy/{resource}/big/1000", HttpCompletionOption.ResponseHeadersRead);
+
+        Assert.Equal(1000, response.Content.Headers.ContentLength);
+        Assert.NotEqual(true, response.Headers.TransferEncodingChunked);
+        Assert.Equal(new string('x', 1000), await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public async Task Basic_and_api_key_auth_are_placed_where_configured()
     {
         await Fixture.SetVariableAsync("BASIC_PW", "pw-basic-123", secret: true);

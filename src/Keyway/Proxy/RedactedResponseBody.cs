@@ -1,0 +1,156 @@
+using System.Buffers;
+using Keyway.Secrets;
+
+namespace Keyway.Proxy;
+
+/// <summary>
+/// The proxied response body of a resource with secrets: known secret values are replaced on the
+/// way to the caller. Redaction may change the length, so a streamed body goes out chunked; but a
+/// body that declares a <c>Content-Length</c> up to <see cref="MaxBufferedLength"/> is gathered in
+/// one pooled buffer, redacted, and sent with its exact (possibly new) length in one write.
+/// </summary>
+internal sealed class RedactedResponseBody(HttpResponse response, Redactor redactor) : Stream
+{
+    /// <summary>The largest declared length that is buffered rather than streamed.</summary>
+    public const int MaxBufferedLength = 64 * 1024;
+
+    private readonly Stream _inner = response.Body;
+    private RedactingStream? _streaming;
+    private byte[]? _buffer;
+    private int _length;
+
+    /// <summary>
+    /// Called once the upstream's headers are known: buffers the body when its length is declared
+    /// and small. Otherwise (or never called) it is streamed.
+    /// </summary>
+    public void Expect(long? declaredLength)
+    {
+        if (declaredLength is { } length and >= 0 and <= MaxBufferedLength && _streaming is null && _buffer is null)
+        {
+            _buffer = length == 0 ? [] : ArrayPool<byte>.Shared.Rent((int)length);
+        }
+    }
+
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (_buffer is not null)
+        {
+            if (_length + buffer.Length <= _buffer.Length)
+            {
+                buffer.Span.CopyTo(_buffer.AsSpan(_length));
+                _length += buffer.Length;
+                return;
+            }
+
+            // More than the upstream declared: stream from here on (the length is no longer known).
+            var held = _buffer;
+            var heldLength = _length;
+            _buffer = null;
+            _length = 0;
+            try
+            {
+                await Streaming().WriteAsync(held.AsMemory(0, heldLength), cancellationToken);
+            }
+            finally
+            {
+                Return(held);
+            }
+        }
+
+        await Streaming().WriteAsync(buffer, cancellationToken);
+    }
+
+    /// <summary>Sends what is buffered or held back. Call once the body is complete.</summary>
+    public async Task CompleteAsync(CancellationToken cancellationToken)
+    {
+        if (_buffer is null)
+        {
+            if (_streaming is not null)
+            {
+                await _streaming.CompleteAsync(cancellationToken);
+            }
+
+            return;
+        }
+
+        var body = _buffer.AsMemory(0, _length);
+        var redactedLength = RedactingStream.RedactedLength(redactor, body.Span);
+        if (redactedLength == _length)
+        {
+            // No secret in it (the common case): the upstream's bytes, with their length.
+            response.ContentLength = _length;
+            await _inner.WriteAsync(body, cancellationToken);
+            return;
+        }
+
+        var redacted = ArrayPool<byte>.Shared.Rent(redactedLength);
+        try
+        {
+            RedactingStream.Redact(redactor, body.Span, redacted);
+            response.ContentLength = redactedLength;
+            await _inner.WriteAsync(redacted.AsMemory(0, redactedLength), cancellationToken);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(redacted);
+        }
+    }
+
+    private RedactingStream Streaming() => _streaming ??= new RedactingStream(_inner, redactor);
+
+    /// <summary>Returns the pooled buffer; the stream is not used afterwards.</summary>
+    public void Release()
+    {
+        if (_buffer is { } buffer)
+        {
+            _buffer = null;
+            Return(buffer);
+        }
+    }
+
+    private static void Return(byte[] buffer)
+    {
+        if (buffer.Length > 0)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    public override bool CanRead => false;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => true;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position
+    {
+        get => throw new NotSupportedException();
+        set => throw new NotSupportedException();
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override void Write(byte[] buffer, int offset, int count) =>
+        throw new NotSupportedException("The redacted body is written asynchronously.");
+
+    // A buffered body has nothing to flush yet: flushing would send the headers without the length.
+    public override Task FlushAsync(CancellationToken cancellationToken) =>
+        _buffer is null ? _inner.FlushAsync(cancellationToken) : Task.CompletedTask;
+
+    public override void Flush()
+    {
+        if (_buffer is null)
+        {
+            _inner.Flush();
+        }
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+}

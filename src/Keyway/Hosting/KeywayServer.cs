@@ -71,6 +71,7 @@ internal static partial class KeywayServer
         using var startupLoggers = LoggerFactory.Create(l => l.AddSimpleConsole(o => o.SingleLine = true));
         var startupLog = startupLoggers.CreateLogger("Keyway.Startup");
         var signIn = SignInSettings.FromEnvironment(Environment.GetEnvironmentVariable);
+        var metrics = MetricsSelections.Parse(Environment.GetEnvironmentVariable("KEYWAY_METRICS"));
 
         // The store and the keys are opened before the server listens: a wrong key or an unreachable
         // database is a clear error at start, never a half-working server.
@@ -144,7 +145,20 @@ internal static partial class KeywayServer
             .AddKeywaySignIn(signIn, options);
         var telemetry = services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("keyway"))
-            .WithMetrics(m => m.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation().AddMeter(KeywayMetrics.MeterName).AddPrometheusExporter());
+            .WithMetrics(m =>
+            {
+                if (metrics == MetricsSelection.All)
+                {
+                    m.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation();
+                }
+
+                if (metrics != MetricsSelection.None)
+                {
+                    m.AddMeter(KeywayMetrics.MeterName);
+                }
+
+                m.AddPrometheusExporter();
+            });
         if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT")))
         {
             // Traces and metrics to a collector, configured by the standard OTEL_* variables. Tracing

@@ -21,7 +21,10 @@ internal static partial class ProxyEndpoints
 
     public static IEndpointRouteBuilder MapProxy(this IEndpointRouteBuilder routes)
     {
-        routes.Map("/proxy/{resource}/{**path}", ForwardAsync)
+        // A plain RequestDelegate over services resolved once: minimal-API binding would resolve
+        // eight services and build an argument list on every proxied request.
+        var handler = ActivatorUtilities.CreateInstance<Handler>(routes.ServiceProvider);
+        routes.Map("/proxy/{resource}/{**path}", (RequestDelegate)handler.ForwardAsync)
             .WithName("Proxy")
             .WithTags("Proxy")
             .WithSummary("Pass a request through to a resource with its credential attached.")
@@ -29,6 +32,18 @@ internal static partial class ProxyEndpoints
             .Requires(Permission.Use, "resource", EnvironmentSource.Header)
             .ExcludeFromDescription();
         return routes;
+    }
+
+    private sealed class Handler(
+        IHttpForwarder forwarder, OutboundClient outbound, ResourceService resources, ResourceResolver resolver,
+        AccessPolicy access, CredentialEngine engine, IAuditLog audit, TimeProvider time)
+    {
+        public Task ForwardAsync(HttpContext context)
+        {
+            var values = context.Request.RouteValues;
+            return ProxyEndpoints.ForwardAsync(context, (string)values["resource"]!, values["path"] as string,
+                forwarder, outbound, resources, resolver, access, engine, audit, time);
+        }
     }
 
     private static async Task ForwardAsync(

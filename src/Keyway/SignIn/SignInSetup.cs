@@ -122,8 +122,9 @@ internal static class SignInSetup
     /// antiforgery token does not. So an unsafe request authenticated by the session cookie must
     /// echo the session's token in <c>X-Keyway-CSRF</c>. API keys are not ambient: exempt.
     /// </summary>
-    private static async Task RequireCsrfAsync(HttpContext http, RequestDelegate next)
+    private static Task RequireCsrfAsync(HttpContext http, RequestDelegate next)
     {
+        // Not async: a request that passes (every API-key request does) costs no state machine here.
         var method = http.Request.Method;
         if (!HttpMethods.IsGet(method) && !HttpMethods.IsHead(method) && !HttpMethods.IsOptions(method) && !HttpMethods.IsTrace(method)
             && Sessions.IsSession(http)
@@ -131,12 +132,11 @@ internal static class SignInSetup
             && http.GetEndpoint()?.Metadata.GetMetadata<AnonymousAccess>() is null
             && !(Sessions.CsrfToken(http) is { } expected && SignInEndpoints.CsrfMatches(expected, http.Request.Headers[Sessions.CsrfHeader].ToString())))
         {
-            await Problems.Create(StatusCodes.Status403Forbidden, "csrf_failed",
+            return Problems.Create(StatusCodes.Status403Forbidden, "csrf_failed",
                 $"A request signed in with the session cookie that changes something must echo the antiforgery token: send the value of the '{Sessions.CsrfCookie}' cookie (also returned as csrfToken by sign-in) in the '{Sessions.CsrfHeader}' header. Scripts should use an API key instead.")
                 .ExecuteAsync(http);
-            return;
         }
 
-        await next(http);
+        return next(http);
     }
 }

@@ -63,7 +63,7 @@ internal sealed class Credential(CredentialKey key, TokenSet tokens, long versio
     private (Redactor Base, Redactor Combined)? _redactor;
 
     /// <summary>A redactor for this credential's tokens on top of <paramref name="resourceRedactor"/>, made once.</summary>
-    public Redactor RedactorFor(Redactor resourceRedactor, Func<Redactor> build)
+    public Redactor RedactorFor<TState>(Redactor resourceRedactor, TState state, Func<TState, Redactor> build)
     {
         var cached = _redactor;
         if (cached is { } c && ReferenceEquals(c.Base, resourceRedactor))
@@ -71,7 +71,7 @@ internal sealed class Credential(CredentialKey key, TokenSet tokens, long versio
             return c.Combined;
         }
 
-        var combined = build();
+        var combined = build(state);
         _redactor = (resourceRedactor, combined);
         return combined;
     }

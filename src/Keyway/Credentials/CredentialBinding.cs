@@ -103,21 +103,25 @@ internal sealed class CredentialBinding
 
     /// <summary>The resource's redactor plus this credential's tokens, variables and placed values, built once per credential.</summary>
     public Redactor RedactorFor(Redactor resourceRedactor, Credential credential) =>
-        credential.RedactorFor(resourceRedactor, () =>
-        {
-            var tokens = credential.Tokens;
-            var secrets = new List<Secret> { tokens.AccessToken };
-            if (tokens.RefreshToken is { } refresh)
-            {
-                secrets.Add(refresh);
-            }
+        // A static builder with its state passed in: the per-request call (a cache hit) allocates no closure.
+        credential.RedactorFor(resourceRedactor, (Binding: this, ResourceRedactor: resourceRedactor, Credential: credential),
+            static s => s.Binding.BuildRedactor(s.ResourceRedactor, s.Credential));
 
-            secrets.AddRange(tokens.Extras.Values);
-            var placed = _custom is not null
-                ? Rendered(credential).All.Select(p => p.Value)
-                : [_oauth!.TokenPrefix + tokens.AccessToken.Reveal()];
-            return resourceRedactor.Combine(Redactor.For(secrets, placed));
-        });
+    private Redactor BuildRedactor(Redactor resourceRedactor, Credential credential)
+    {
+        var tokens = credential.Tokens;
+        var secrets = new List<Secret> { tokens.AccessToken };
+        if (tokens.RefreshToken is { } refresh)
+        {
+            secrets.Add(refresh);
+        }
+
+        secrets.AddRange(tokens.Extras.Values);
+        var placed = _custom is not null
+            ? Rendered(credential).All.Select(p => p.Value)
+            : [_oauth!.TokenPrefix + tokens.AccessToken.Reveal()];
+        return resourceRedactor.Combine(Redactor.For(secrets, placed));
+    }
 
     /// <summary>Renders the apply templates for this credential once (it never changes), and checks them.</summary>
     private RenderedApply Rendered(Credential credential) => credential.DerivedBy(this, () =>

@@ -32,7 +32,7 @@ public class AuditBenchmarks
         _log = new AuditLog(_store.Database, time, secrets, new AuditOptions(), NullLogger<AuditLog>.Instance);
         _writer = new AuditLog(_store.Database, time, secrets, new AuditOptions(), NullLogger<AuditLog>.Instance);
         var entry = Entry();
-        _event = AuditLog.ToEvent(entry, 1_700_000_000_000, 42, "ev_0198a1b2c3d4e5f60718293a4b5c6d7e", AuditRedaction.Serialize(entry.Detail, Redactor.None), AuditHash.Genesis);
+        _event = AuditLog.ToEvent(entry, 1_700_000_000_000, 42, "ev_0198a1b2c3d4e5f60718293a4b5c6d7e", AuditRedaction.Serialize(entry.Run!.Value, Redactor.None), AuditHash.Genesis);
         _batch = Enumerable.Range(0, 500).Select(_ => new AuditLog.Pending(Entry(), 1_700_000_000_000)).ToList();
     }
 

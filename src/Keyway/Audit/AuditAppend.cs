@@ -78,17 +78,20 @@ internal sealed class AuditEncoder : IDisposable
 }
 
 /// <summary>
-/// Inserts rows into <c>audit_events</c> with multi-row <c>INSERT … VALUES (…), (…)</c> statements of up to
-/// <see cref="RowsPerStatement"/> rows: one statement (one round trip on PostgreSQL) per chunk instead of
-/// one per event. The full-size command is bound again for each chunk of a batch.
+/// Inserts rows into <c>audit_events</c> with commands created once per batch and bound again for each
+/// statement. On PostgreSQL a statement is a multi-row <c>INSERT … VALUES (…), (…)</c> of up to
+/// <see cref="PostgresRowsPerStatement"/> rows: one round trip per chunk instead of one per event. On
+/// SQLite there is no round trip to save, and Microsoft.Data.Sqlite looks each parameter up by name on
+/// every execution, so a statement's cost grows with its parameter count times its rows: one prepared
+/// single-row statement, executed per row, is the fastest there (measured: docs/benchmarks.md).
 /// </summary>
 internal static class AuditInsert
 {
     /// <summary>
-    /// Rows per statement: 64 × 15 = 960 parameters, far below SQLite's 32,766 and PostgreSQL's 65,535,
-    /// and a statement small enough that preparing it once per batch costs little.
+    /// Rows per statement on PostgreSQL: 64 × 15 = 960 parameters, far below its 65,535, and a statement
+    /// small enough that parsing it once per batch costs little.
     /// </summary>
-    public const int RowsPerStatement = 64;
+    public const int PostgresRowsPerStatement = 64;
 
     private const int Columns = 15;
 
@@ -96,19 +99,20 @@ internal static class AuditInsert
         "INSERT INTO audit_events (seq, id, at, actor_id, actor_name, actor_kind, key_id, action, outcome, resource, environment, target, detail, prev_hash, hash) VALUES ";
 
     // The statement text for each row count, per store, built once.
-    private static readonly string?[] s_sqlite = new string?[RowsPerStatement + 1];
-    private static readonly string?[] s_postgres = new string?[RowsPerStatement + 1];
+    private static readonly string?[] s_sqlite = new string?[2];
+    private static readonly string?[] s_postgres = new string?[PostgresRowsPerStatement + 1];
 
     public static async Task InsertAsync(DbConnection connection, DbTransaction transaction, StoreKind kind, ReadOnlyMemory<AuditRow> rows,
         CancellationToken cancellationToken)
     {
+        var perStatement = kind == StoreKind.Sqlite ? 1 : PostgresRowsPerStatement;
         DbCommand? full = null;
         try
         {
-            for (var offset = 0; offset < rows.Length; offset += RowsPerStatement)
+            for (var offset = 0; offset < rows.Length; offset += perStatement)
             {
-                var count = Math.Min(RowsPerStatement, rows.Length - offset);
-                if (count == RowsPerStatement)
+                var count = Math.Min(perStatement, rows.Length - offset);
+                if (count == perStatement)
                 {
                     full ??= Command(connection, transaction, kind, count);
                     Bind(full, rows.Span.Slice(offset, count));

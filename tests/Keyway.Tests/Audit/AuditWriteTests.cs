@@ -61,7 +61,7 @@ public sealed class AuditWriteTests
     {
         await using var context = await StoreContext.CreateAsync(store);
         using var log = context.NewLog(batchSize: 1000);
-        var sizes = new[] { 1, AuditInsert.RowsPerStatement - 1, AuditInsert.RowsPerStatement, AuditInsert.RowsPerStatement + 1, 500 };
+        var sizes = new[] { 1, AuditInsert.PostgresRowsPerStatement - 1, AuditInsert.PostgresRowsPerStatement, AuditInsert.PostgresRowsPerStatement + 1, 500 };
         var written = 0;
         foreach (var size in sizes)
         {

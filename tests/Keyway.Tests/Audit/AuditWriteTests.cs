@@ -50,9 +50,11 @@ public sealed class AuditWriteTests
         var redactor = new Redactor([Canary]);
         var entry = AuditEntries.Run(kind, s_alice, "github", "production", method, path, status, durationMs, refreshed, error);
 
-        Assert.Null(entry.Detail);
         Assert.Equal(expected, AuditRedaction.Serialize(entry.Run!.Value, redactor));
         Assert.Equal(expected, AuditRedaction.Serialize(OldRunDetail(kind, method, path, status, durationMs, refreshed, error), redactor));
+        // A reader of Detail still sees the run's facts, in the same order.
+        Assert.Equal(OldRunDetail(kind, method, path, status, durationMs, refreshed, error), entry.Detail);
+        Assert.Equal(expected, AuditRedaction.Serialize(entry.Detail, redactor));
     }
 
     [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]

@@ -12,6 +12,12 @@ if (args is ["seed", ..])
     return await Seeder.RunAsync(args);
 }
 
+if (args is ["audit-cpu", ..])
+{
+    // The audit writer's CPU time per event (AuditWriterCpu), not a BenchmarkDotNet run.
+    return await AuditWriterCpu.RunAsync();
+}
+
 var config = ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(TimeSpan.FromMinutes(10));
 BenchmarkSwitcher.FromAssembly(typeof(TemplateBenchmarks).Assembly).Run(args, config);
 return 0;

@@ -51,32 +51,61 @@ internal static class AuditHash
     /// <summary>The previous hash of the first event.</summary>
     public static readonly string Genesis = new('0', 64);
 
+    private static readonly JsonEncodedText s_version = JsonEncodedText.Encode(Version);
+
     public static string Compute(AuditEvent e)
     {
         var buffer = new ArrayBufferWriter<byte>(512);
-        using (var writer = new Utf8JsonWriter(buffer))
+        using var writer = new Utf8JsonWriter(buffer);
+        WriteCanonical(writer, e.Seq, e.Id, e.At, e.ActorId, e.ActorName, e.ActorKind, e.KeyId, e.Action, e.Outcome,
+            e.Resource, e.Environment, e.Target, e.Detail, default, e.PrevHash);
+        writer.Flush();
+        return Hex(buffer.WrittenSpan);
+    }
+
+    /// <summary>
+    /// Writes the canonical form (a caller-owned <paramref name="writer"/>, so the audit writer reuses one).
+    /// <paramref name="detailAscii"/>, when not empty, is <paramref name="detail"/> as the bytes it was decoded
+    /// from: the stored detail is JSON written with the escaping encoder, so it is ASCII, and writing those
+    /// bytes gives the same escaped string without transcoding it again.
+    /// </summary>
+    internal static void WriteCanonical(
+        Utf8JsonWriter writer, long seq, string id, long at, string actorId, string actorName, string actorKind, string? keyId,
+        string action, string outcome, string? resource, string? environment, string? target, string? detail,
+        ReadOnlySpan<byte> detailAscii, string prevHash)
+    {
+        writer.WriteStartArray();
+        writer.WriteStringValue(s_version);
+        writer.WriteNumberValue(seq);
+        writer.WriteStringValue(id);
+        writer.WriteNumberValue(at);
+        writer.WriteStringValue(actorId);
+        writer.WriteStringValue(actorName);
+        writer.WriteStringValue(actorKind);
+        WriteNullable(writer, keyId);
+        writer.WriteStringValue(action);
+        writer.WriteStringValue(outcome);
+        WriteNullable(writer, resource);
+        WriteNullable(writer, environment);
+        WriteNullable(writer, target);
+        if (detail is not null && !detailAscii.IsEmpty)
         {
-            writer.WriteStartArray();
-            writer.WriteStringValue(Version);
-            writer.WriteNumberValue(e.Seq);
-            writer.WriteStringValue(e.Id);
-            writer.WriteNumberValue(e.At);
-            writer.WriteStringValue(e.ActorId);
-            writer.WriteStringValue(e.ActorName);
-            writer.WriteStringValue(e.ActorKind);
-            WriteNullable(writer, e.KeyId);
-            writer.WriteStringValue(e.Action);
-            writer.WriteStringValue(e.Outcome);
-            WriteNullable(writer, e.Resource);
-            WriteNullable(writer, e.Environment);
-            WriteNullable(writer, e.Target);
-            WriteNullable(writer, e.Detail);
-            writer.WriteStringValue(e.PrevHash);
-            writer.WriteEndArray();
+            writer.WriteStringValue(detailAscii);
+        }
+        else
+        {
+            WriteNullable(writer, detail);
         }
 
+        writer.WriteStringValue(prevHash);
+        writer.WriteEndArray();
+    }
+
+    /// <summary>SHA-256 of <paramref name="canonical"/>, as lowercase hex.</summary>
+    internal static string Hex(ReadOnlySpan<byte> canonical)
+    {
         Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
-        SHA256.HashData(buffer.WrittenSpan, hash);
+        SHA256.HashData(canonical, hash);
         return Convert.ToHexStringLower(hash);
     }
 

@@ -65,6 +65,10 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
     private volatile bool _stopping;
     private List<Pending>? _carried;
 
+    // The writer's scratch, used only while holding _writing.
+    private readonly AuditEncoder _encoder = new();
+    private AuditRow[] _rows = [];
+
     public AuditLog(Database database, TimeProvider time, Func<CancellationToken, Task<Redactor>> knownSecrets, AuditOptions options, ILogger<AuditLog> logger)
     {
         _database = database;
@@ -214,12 +218,6 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
         }
 
         var redactor = await _knownSecrets(cancellationToken);
-        var details = new string?[batch.Count];
-        for (var i = 0; i < batch.Count; i++)
-        {
-            details[i] = AuditRedaction.Serialize(batch[i].Entry.Detail, redactor);
-        }
-
         await _writing.WaitAsync(cancellationToken);
         try
         {
@@ -235,49 +233,64 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
                 "SELECT seq, event_id, hash FROM audit_head WHERE id = 1" + (postgres ? " FOR UPDATE" : ""), transaction: transaction);
             var seq = head.Seq;
             var previous = head.Hash;
-            var rows = new AuditEvent[batch.Count];
+            // Under the lock: the rows and the encoder's buffers are reused from batch to batch.
+            var rows = Rows(batch.Count);
             for (var i = 0; i < batch.Count; i++)
             {
-                var (entry, at) = batch[i];
-                seq++;
-                var unsigned = ToEvent(entry, at, seq, NewId(at), details[i], previous);
-                rows[i] = unsigned with { Hash = AuditHash.Compute(unsigned) };
-                previous = rows[i].Hash;
+                ref var row = ref rows[i];
+                (row.Entry, row.At) = batch[i];
+                row.Id = NewId(row.At);
+                row.Seq = ++seq;
+                row.PrevHash = previous;
+                _encoder.Encode(ref row, redactor);
+                previous = row.Hash;
             }
 
-            await connection.ExecuteAsync(
-                """
-                INSERT INTO audit_events (seq, id, at, actor_id, actor_name, actor_kind, key_id, action, outcome, resource, environment, target, detail, prev_hash, hash)
-                VALUES (@Seq, @Id, @At, @ActorId, @ActorName, @ActorKind, @KeyId, @Action, @Outcome, @Resource, @Environment, @Target, @Detail, @PrevHash, @Hash)
-                """,
-                rows, transaction);
-            var last = rows[^1];
+            await AuditInsert.InsertAsync(connection, transaction, _database.Kind, rows.AsMemory(0, batch.Count), cancellationToken);
+            ref readonly var last = ref rows[batch.Count - 1];
             await connection.ExecuteAsync(
                 "UPDATE audit_head SET seq = @Seq, event_id = @Id, hash = @Hash WHERE id = 1", new { last.Seq, last.Id, last.Hash }, transaction);
             await transaction.CommitAsync(cancellationToken);
-            _written.Add(rows.Length);
+            _written.Add(batch.Count);
         }
         finally
         {
+            // The rows hold entries (and their callers) until the next batch overwrites them: let them go now.
+            Array.Clear(_rows, 0, Math.Min(batch.Count, _rows.Length));
             _writing.Release();
         }
     }
 
-    private static string NewId(long at) => "ev_" + Guid.CreateVersion7(DateTimeOffset.FromUnixTimeMilliseconds(at)).ToString("N");
+    private AuditRow[] Rows(int count)
+    {
+        if (_rows.Length < count)
+        {
+            _rows = new AuditRow[Math.Max(count, _options.BatchSize)];
+        }
+
+        return _rows;
+    }
+
+    /// <summary><c>ev_</c> and a UUIDv7 of the time it happened, as 32 hex digits: one string.</summary>
+    private static string NewId(long at) => string.Create(35, Guid.CreateVersion7(DateTimeOffset.FromUnixTimeMilliseconds(at)), static (span, guid) =>
+    {
+        "ev_".CopyTo(span);
+        guid.TryFormat(span[3..], out _, "N");
+    });
 
     /// <summary>The stored form of an entry, before its hash.</summary>
     internal static AuditEvent ToEvent(AuditEntry entry, long at, long seq, string id, string? detail, string previousHash)
     {
-        var actor = entry.Actor;
+        var row = new AuditRow { Entry = entry };
         return new AuditEvent
         {
             Seq = seq,
             Id = id,
             At = at,
-            ActorId = actor?.UserId ?? ActorKind.System,
-            ActorName = actor?.UserName ?? "keyway",
-            ActorKind = actor is null ? ActorKind.System : actor.ApiKeyId is null ? ActorKind.User : ActorKind.Key,
-            KeyId = actor?.ApiKeyId,
+            ActorId = row.ActorId,
+            ActorName = row.ActorName,
+            ActorKind = row.ActorKindName,
+            KeyId = row.KeyId,
             Action = entry.Action,
             Outcome = entry.Outcome,
             Resource = entry.Resource,
@@ -292,6 +305,7 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
     {
         _meter.Dispose();
         _writing.Dispose();
+        _encoder.Dispose();
         base.Dispose();
     }
 

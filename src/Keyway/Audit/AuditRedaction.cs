@@ -24,6 +24,15 @@ internal static class AuditRedaction
         ["token", "secret", "password", "passwd", "apikey", "api_key", "api-key", "access_key", "accesskey", "private_key",
          "signature", "credential", "authorization", "client_assertion"];
 
+    // A run's detail keys, pre-encoded: runs are recorded on every proxied request.
+    private static readonly JsonEncodedText s_kind = JsonEncodedText.Encode("kind");
+    private static readonly JsonEncodedText s_method = JsonEncodedText.Encode("method");
+    private static readonly JsonEncodedText s_path = JsonEncodedText.Encode(PathKey);
+    private static readonly JsonEncodedText s_status = JsonEncodedText.Encode("status");
+    private static readonly JsonEncodedText s_durationMs = JsonEncodedText.Encode("durationMs");
+    private static readonly JsonEncodedText s_refreshed = JsonEncodedText.Encode("refreshed");
+    private static readonly JsonEncodedText s_error = JsonEncodedText.Encode("error");
+
     public static bool IsSecretParameter(string name)
     {
         foreach (var exact in s_secretNames)
@@ -115,26 +124,97 @@ internal static class AuditRedaction
     /// <summary>The stored form of a detail: compact JSON, redacted; null when there is none.</summary>
     public static string? Serialize(IReadOnlyDictionary<string, object?>? detail, Redactor redactor)
     {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using var writer = new Utf8JsonWriter(buffer);
+        return Write(writer, detail) ? Redact(buffer.WrittenSpan, redactor, out _) : null;
+    }
+
+    /// <summary>The stored form of a run's detail: the same text as the dictionary form with the same keys, in order.</summary>
+    public static string Serialize(in RunDetail run, Redactor redactor)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using var writer = new Utf8JsonWriter(buffer);
+        Write(writer, run);
+        return Redact(buffer.WrittenSpan, redactor, out _);
+    }
+
+    /// <summary>
+    /// Writes an entry's detail (its <see cref="AuditEntry.Run"/>, else its <see cref="AuditEntry.Detail"/>) to
+    /// <paramref name="writer"/> and flushes it; false, writing nothing, when the entry has none.
+    /// </summary>
+    internal static bool Write(Utf8JsonWriter writer, AuditEntry entry)
+    {
+        if (entry.Run is { } run)
+        {
+            Write(writer, run);
+            return true;
+        }
+
+        return Write(writer, entry.Detail);
+    }
+
+    /// <summary>
+    /// The stored text of detail JSON written by <see cref="Write(Utf8JsonWriter, AuditEntry)"/>, with every known
+    /// secret value replaced. <paramref name="unchanged"/> says the text is exactly <paramref name="json"/> (nothing
+    /// was redacted), so those bytes can stand for it.
+    /// </summary>
+    internal static string Redact(ReadOnlySpan<byte> json, Redactor redactor, out bool unchanged)
+    {
+        // The writer's escaping encoder leaves only ASCII, so this is a plain widening.
+        var text = Encoding.UTF8.GetString(json);
+        // Redacting the JSON text catches a secret in any value, as written or JSON-escaped.
+        var redacted = redactor.Redact(text);
+        unchanged = ReferenceEquals(redacted, text);
+        return redacted;
+    }
+
+    private static bool Write(Utf8JsonWriter writer, IReadOnlyDictionary<string, object?>? detail)
+    {
         if (detail is null || detail.Count == 0)
         {
-            return null;
+            return false;
         }
 
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer))
+        writer.WriteStartObject();
+        foreach (var (name, value) in detail)
         {
-            writer.WriteStartObject();
-            foreach (var (name, value) in detail)
-            {
-                writer.WritePropertyName(name);
-                WriteValue(writer, name == PathKey && value is string path ? RedactPath(path) : value);
-            }
-
-            writer.WriteEndObject();
+            writer.WritePropertyName(name);
+            WriteValue(writer, name == PathKey && value is string path ? RedactPath(path) : value);
         }
 
-        // Redacting the JSON text catches a secret in any value, as written or JSON-escaped.
-        return redactor.Redact(Encoding.UTF8.GetString(buffer.WrittenSpan));
+        writer.WriteEndObject();
+        writer.Flush();
+        return true;
+    }
+
+    private static void Write(Utf8JsonWriter writer, in RunDetail run)
+    {
+        writer.WriteStartObject();
+        writer.WriteString(s_kind, run.Kind);
+        writer.WriteString(s_method, run.Method);
+        writer.WriteString(s_path, RedactPath(run.Path));
+        if (run.Status is { } status)
+        {
+            writer.WriteNumber(s_status, status);
+        }
+        else
+        {
+            writer.WriteNull(s_status);
+        }
+
+        writer.WriteNumber(s_durationMs, run.DurationMs);
+        writer.WriteBoolean(s_refreshed, run.Refreshed);
+        if (run.Error is { } error)
+        {
+            writer.WriteString(s_error, error);
+        }
+        else
+        {
+            writer.WriteNull(s_error);
+        }
+
+        writer.WriteEndObject();
+        writer.Flush();
     }
 
     private static void WriteValue(Utf8JsonWriter writer, object? value)

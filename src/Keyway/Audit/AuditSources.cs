@@ -91,16 +91,7 @@ internal static class AuditEntries
             Resource = resource,
             Environment = environment,
             Target = queryName,
-            Detail = new Dictionary<string, object?>(8, StringComparer.Ordinal)
-            {
-                ["kind"] = kind,
-                ["method"] = method,
-                [AuditRedaction.PathKey] = path,
-                ["status"] = status,
-                ["durationMs"] = durationMs,
-                ["refreshed"] = refreshed,
-                ["error"] = errorCode,
-            },
+            Run = new RunDetail(kind, method, path, status, durationMs, refreshed, errorCode),
         };
 
     /// <summary>A 403: who was refused what, where.</summary>

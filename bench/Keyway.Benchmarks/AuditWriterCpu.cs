@@ -1,0 +1,57 @@
+using System.Diagnostics;
+using Keyway.Access;
+using Keyway.Audit;
+using Keyway.Secrets;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Keyway.Benchmarks;
+
+/// <summary>
+/// The audit writer's CPU time and allocations per event, appending batches of 500 proxied-request runs
+/// to a real SQLite store: <c>dotnet run -c Release --project bench/Keyway.Benchmarks -- audit-cpu</c>.
+/// BenchmarkDotNet reports wall time, which on a shared machine measures the machine's other load as
+/// much as the writer; the process's CPU time moves much less with it.
+/// </summary>
+internal static class AuditWriterCpu
+{
+    private const int BatchSize = 500;
+    private const int Batches = 40;
+
+    public static async Task<int> RunAsync()
+    {
+        await using var store = await BenchStore.CreateAsync();
+        var caller = new Caller("usr_bench", "bench", Caller.MemberRole, "key_bench", null);
+        using var writer = new AuditLog(store.Database, new FrozenTime(),
+            _ => Task.FromResult(new Redactor(["bench-secret-value-1", "bench-secret-value-2"])), new AuditOptions(), NullLogger<AuditLog>.Instance);
+        var batch = Enumerable.Range(0, BatchSize)
+            .Select(i => new AuditLog.Pending(
+                AuditEntries.Run("proxy", caller, "github", "production", "GET", "/repos/keyway/issues?state=open&page=" + i, 200, 12, false, null),
+                1_700_000_000_000 + i))
+            .ToList();
+        for (var i = 0; i < 6; i++)
+        {
+            await writer.WriteAsync(batch, CancellationToken.None);
+        }
+
+        using var process = Process.GetCurrentProcess();
+        for (var round = 1; round <= 3; round++)
+        {
+            process.Refresh();
+            var cpu = process.TotalProcessorTime;
+            var bytes = GC.GetTotalAllocatedBytes(precise: true);
+            var wall = Stopwatch.StartNew();
+            for (var i = 0; i < Batches; i++)
+            {
+                await writer.WriteAsync(batch, CancellationToken.None);
+            }
+
+            process.Refresh();
+            const double events = Batches * BatchSize;
+            Console.WriteLine(
+                $"round {round}: CPU {(process.TotalProcessorTime - cpu).TotalMicroseconds / events:F1} µs/event, " +
+                $"wall {wall.Elapsed.TotalMicroseconds / events:F1} µs/event, {(GC.GetTotalAllocatedBytes(precise: true) - bytes) / events:F0} B/event");
+        }
+
+        return 0;
+    }
+}

@@ -1,0 +1,198 @@
+using Keyway.Access;
+using Keyway.Audit;
+using Keyway.Secrets;
+using Keyway.Storage;
+using Keyway.Tests.Infrastructure;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+using TestStore = Keyway.Tests.Infrastructure.StoreKind;
+
+namespace Keyway.Tests.Audit;
+
+/// <summary>
+/// The audit writer's fast path: a run's typed detail is stored as the text the dictionary form gave,
+/// multi-row inserts keep the chain whole across statement boundaries, and the filters still find their
+/// events with the indexes migration 0006 leaves, on both stores.
+/// </summary>
+public sealed class AuditWriteTests
+{
+    private const string Canary = "CANARY-audit-write-5e2a";
+
+    private static readonly Caller s_alice = new("u_alice", "alice", Caller.AdminRole, "k_alice", null);
+    private static readonly Caller s_bob = new("u_bob", "bob", Caller.MemberRole, null, null);
+
+    /// <summary>The dictionary <see cref="AuditEntries.Run"/> built before runs had a typed detail, key for key.</summary>
+    private static Dictionary<string, object?> OldRunDetail(
+        string kind, string method, string path, int? status, long durationMs, bool refreshed, string? errorCode) =>
+        new(8, StringComparer.Ordinal)
+        {
+            ["kind"] = kind,
+            ["method"] = method,
+            [AuditRedaction.PathKey] = path,
+            ["status"] = status,
+            ["durationMs"] = durationMs,
+            ["refreshed"] = refreshed,
+            ["error"] = errorCode,
+        };
+
+    [Theory]
+    [InlineData("proxy", "GET", "/repos/keyway/issues?state=open&page=2", 200, 12L, false, null,
+        """{"kind":"proxy","method":"GET","path":"/repos/keyway/issues?state=[REDACTED]\u0026page=2","status":200,"durationMs":12,"refreshed":false,"error":null}""")]
+    [InlineData("query", "POST", "/v1/items", null, 30_001L, true, "upstream_timeout",
+        """{"kind":"query","method":"POST","path":"/v1/items","status":null,"durationMs":30001,"refreshed":true,"error":"upstream_timeout"}""")]
+    [InlineData("run", "GET", "/caf\u00e9/<b>'\"\\?q=x+y&access_token=abc", 502, 0L, false, "upstream_unreachable",
+        """{"kind":"run","method":"GET","path":"/caf\u00E9/\u003Cb\u003E\u0027\u0022\\?q=x\u002By\u0026access_token=[REDACTED]","status":502,"durationMs":0,"refreshed":false,"error":"upstream_unreachable"}""")]
+    [InlineData("proxy", "GET", "/echo?q=CANARY-audit-write-5e2a", -1, -5L, false, null,
+        """{"kind":"proxy","method":"GET","path":"/echo?q=[REDACTED]","status":-1,"durationMs":-5,"refreshed":false,"error":null}""")]
+    public void A_run_detail_is_stored_as_exactly_the_text_the_dictionary_form_gave(
+        string kind, string method, string path, int? status, long durationMs, bool refreshed, string? error, string expected)
+    {
+        var redactor = new Redactor([Canary]);
+        var entry = AuditEntries.Run(kind, s_alice, "github", "production", method, path, status, durationMs, refreshed, error);
+
+        Assert.Equal(expected, AuditRedaction.Serialize(entry.Run!.Value, redactor));
+        Assert.Equal(expected, AuditRedaction.Serialize(OldRunDetail(kind, method, path, status, durationMs, refreshed, error), redactor));
+        // A reader of Detail still sees the run's facts, in the same order.
+        Assert.Equal(OldRunDetail(kind, method, path, status, durationMs, refreshed, error), entry.Detail);
+        Assert.Equal(expected, AuditRedaction.Serialize(entry.Detail, redactor));
+    }
+
+    [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
+    [Trait("Category", "Integration")]
+    public async Task Batches_across_statement_boundaries_keep_a_chain_that_verifies(TestStore store)
+    {
+        await using var context = await StoreContext.CreateAsync(store);
+        using var log = context.NewLog(batchSize: 1000);
+        var sizes = new[] { 1, AuditInsert.PostgresRowsPerStatement - 1, AuditInsert.PostgresRowsPerStatement, AuditInsert.PostgresRowsPerStatement + 1, 500 };
+        var written = 0;
+        foreach (var size in sizes)
+        {
+            var batch = new List<AuditLog.Pending>();
+            for (var i = 0; i < size; i++)
+            {
+                var n = written + i;
+                var entry = n % 2 == 0
+                    ? AuditEntries.Run("proxy", n % 4 == 0 ? s_alice : null, "github", "production", "GET", $"/n/{n}?token=t{n}", 200, n, false, null)
+                    : new AuditEntry("resource.put") { Actor = s_bob, Resource = $"res-{n}", Detail = new Dictionary<string, object?> { ["n"] = n } };
+                batch.Add(new AuditLog.Pending(entry, context.Now(n)));
+            }
+
+            await log.WriteAsync(batch, CancellationToken.None);
+            written += size;
+        }
+
+        var result = await new AuditVerifier(new AuditStore(context.Database)).VerifyAsync(CancellationToken.None, pageSize: 100);
+        Assert.True(result.Ok, result.FirstBroken?.Problem);
+        Assert.Equal(written, result.Checked);
+        Assert.Equal(written, result.Head.Seq);
+
+        var events = await new AuditStore(context.Database).PageAsync(0, written, CancellationToken.None);
+        Assert.Equal(Enumerable.Range(1, written).Select(i => (long)i), events.Select(e => e.Seq));
+        Assert.Equal(written, events.Select(e => e.Id).Distinct().Count());
+        // Every column of a run by a key, a run by Keyway itself and a change survives the multi-row insert.
+        var byKey = events[64];
+        Assert.Equal((64L, "u_alice", "alice", ActorKind.Key, "k_alice", "run", AuditOutcome.Success, "github", "production", (string?)null),
+            (byKey.Seq - 1, byKey.ActorId, byKey.ActorName, byKey.ActorKind, byKey.KeyId, byKey.Action, byKey.Outcome, byKey.Resource, byKey.Environment, byKey.Target));
+        Assert.Equal("""{"kind":"proxy","method":"GET","path":"/n/64?token=[REDACTED]","status":200,"durationMs":64,"refreshed":false,"error":null}""", byKey.Detail);
+        Assert.Equal(context.Now(64), byKey.At);
+        var bySystem = events[62];
+        Assert.Equal((ActorKind.System, "keyway", ActorKind.System, (string?)null), (bySystem.ActorId, bySystem.ActorName, bySystem.ActorKind, bySystem.KeyId));
+        var change = events[^2];
+        Assert.Equal(("resource.put", "res-691", (string?)null, """{"n":691}""", ActorKind.User), (change.Action, change.Resource, change.Environment, change.Detail, change.ActorKind));
+    }
+
+    [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
+    [Trait("Category", "Integration")]
+    public async Task The_filters_find_their_events_with_the_indexes_migration_0006_leaves(TestStore store)
+    {
+        await using var context = await StoreContext.CreateAsync(store);
+        using var log = context.NewLog(batchSize: 1000);
+        var batch = new List<AuditLog.Pending>();
+        for (var n = 0; n < 300; n++)
+        {
+            AuditEntry entry = (n % 3) switch
+            {
+                0 => AuditEntries.Run("proxy", s_alice, "github", "production", "GET", "/x", 200, 1, false, null),
+                1 => AuditEntries.Run("run", s_bob, "slack", "staging", "POST", "/y", 500, 2, false, "upstream_error"),
+                _ => new AuditEntry(n % 2 == 0 ? "credential.refreshed" : "resource.put") { Resource = "github" },
+            };
+            batch.Add(new AuditLog.Pending(entry, context.Now(n)));
+        }
+
+        await log.WriteAsync(batch, CancellationToken.None);
+        var audit = new AuditStore(context.Database);
+        async Task<IReadOnlyList<AuditEvent>> QueryAsync(AuditQuery query) => await audit.QueryAsync(query with { Limit = 1000 }, CancellationToken.None);
+
+        Assert.Equal(100, (await QueryAsync(new AuditQuery { Actor = "u_alice" })).Count);
+        Assert.Equal(100, (await QueryAsync(new AuditQuery { Actor = "alice" })).Count);
+        Assert.Equal(100, (await QueryAsync(new AuditQuery { Actor = "k_alice" })).Count);
+        Assert.Equal(100, (await QueryAsync(new AuditQuery { Actor = ActorKind.System })).Count);
+        Assert.Equal(200, (await QueryAsync(new AuditQuery { Resource = "github" })).Count);
+        Assert.Equal(200, (await QueryAsync(new AuditQuery { Action = "run" })).Count);
+        Assert.Equal(50, (await QueryAsync(new AuditQuery { Action = "credential." })).Count);
+        Assert.Equal(50, (await QueryAsync(new AuditQuery { Action = "resource.put", Resource = "github" })).Count);
+        var window = await QueryAsync(new AuditQuery { Since = DateTimeOffset.FromUnixTimeMilliseconds(context.Now(30)), Until = DateTimeOffset.FromUnixTimeMilliseconds(context.Now(60)) });
+        Assert.Equal(Enumerable.Range(31, 30).Select(i => (long)i), window.Select(e => e.Seq));
+        var newest = await audit.QueryAsync(new AuditQuery { Actor = "bob", Limit = 5 }, CancellationToken.None);
+        Assert.Equal(new long[] { 287, 290, 293, 296, 299 }, newest.Select(e => e.Seq));
+        var after = await audit.QueryAsync(new AuditQuery { Resource = "slack", After = 290, Limit = 5 }, CancellationToken.None);
+        Assert.Equal(new long[] { 293, 296, 299 }, after.Select(e => e.Seq));
+        Assert.Equal(150, (await audit.FindByHashAsync((await audit.FindBySeqAsync(150, CancellationToken.None))!.Hash, CancellationToken.None))!.Seq);
+    }
+
+    /// <summary>A migrated store of either kind, dropped on dispose.</summary>
+    private sealed class StoreContext : IAsyncDisposable
+    {
+        private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 1, 5, 9, 0, 0, TimeSpan.Zero));
+        private readonly string? _directory;
+        private readonly (PostgresCluster Cluster, string Name)? _postgres;
+
+        private StoreContext(Database database, string? directory, (PostgresCluster, string)? postgres)
+        {
+            Database = database;
+            _directory = directory;
+            _postgres = postgres;
+        }
+
+        public Database Database { get; }
+
+        public static async Task<StoreContext> CreateAsync(TestStore store)
+        {
+            StoreContext context;
+            if (store == TestStore.Sqlite)
+            {
+                var directory = TestDirectories.Create("audit-write");
+                context = new StoreContext(Database.Sqlite(Path.Combine(directory, "keyway.db")), directory, null);
+            }
+            else
+            {
+                var cluster = await PostgresCluster.GetSharedAsync();
+                var database = await cluster.CreateDatabaseAsync();
+                context = new StoreContext(Database.Postgres(database.Url), null, (cluster, database.Name));
+            }
+
+            await new Migrator(context.Database, context._time, NullLogger<Migrator>.Instance).ApplyAsync(CancellationToken.None);
+            return context;
+        }
+
+        /// <summary>The time of the <paramref name="n"/>th event: a second apart.</summary>
+        public long Now(int n) => _time.GetUtcNow().AddSeconds(n).ToUnixTimeMilliseconds();
+
+        public AuditLog NewLog(int batchSize) => new(Database, _time, _ => Task.FromResult(new Redactor([Canary])),
+            new AuditOptions { BatchSize = batchSize }, NullLogger<AuditLog>.Instance);
+
+        public async ValueTask DisposeAsync()
+        {
+            await Database.DisposeAsync();
+            if (_directory is not null)
+            {
+                TestDirectories.DeleteQuietly(_directory);
+            }
+
+            if (_postgres is { } postgres)
+            {
+                await postgres.Cluster.DropDatabaseAsync(postgres.Name);
+            }
+        }
+    }
+}

@@ -102,17 +102,36 @@ internal static class AuditInsert
     private static readonly string?[] s_sqlite = new string?[2];
     private static readonly string?[] s_postgres = new string?[PostgresRowsPerStatement + 1];
 
-    public static async Task InsertAsync(DbConnection connection, DbTransaction transaction, StoreKind kind, ReadOnlyMemory<AuditRow> rows,
+    /// <summary>The prepared single-row insert on SQLite, kept by the writer for its connection's life.</summary>
+    public static DbCommand SqliteCommand(DbConnection connection) => Command(connection, null, StoreKind.Sqlite, 1);
+
+    /// <summary>
+    /// SQLite: one execution of the prepared single-row <paramref name="command"/> per row (measured faster
+    /// than multi-row statements with Microsoft.Data.Sqlite, whose cost per execution grows with the parameters).
+    /// </summary>
+    public static async Task InsertSqliteAsync(DbCommand command, DbTransaction transaction, ReadOnlyMemory<AuditRow> rows,
         CancellationToken cancellationToken)
     {
-        var perStatement = kind == StoreKind.Sqlite ? 1 : PostgresRowsPerStatement;
+        command.Transaction = transaction;
+        for (var i = 0; i < rows.Length; i++)
+        {
+            Bind(command, rows.Span.Slice(i, 1));
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>PostgreSQL: statements of <see cref="PostgresRowsPerStatement"/> rows, one round trip each.</summary>
+    public static async Task InsertPostgresAsync(DbConnection connection, DbTransaction transaction, ReadOnlyMemory<AuditRow> rows,
+        CancellationToken cancellationToken)
+    {
+        const StoreKind kind = StoreKind.Postgres;
         DbCommand? full = null;
         try
         {
-            for (var offset = 0; offset < rows.Length; offset += perStatement)
+            for (var offset = 0; offset < rows.Length; offset += PostgresRowsPerStatement)
             {
-                var count = Math.Min(perStatement, rows.Length - offset);
-                if (count == perStatement)
+                var count = Math.Min(PostgresRowsPerStatement, rows.Length - offset);
+                if (count == PostgresRowsPerStatement)
                 {
                     full ??= Command(connection, transaction, kind, count);
                     Bind(full, rows.Span.Slice(offset, count));
@@ -135,7 +154,7 @@ internal static class AuditInsert
         }
     }
 
-    private static DbCommand Command(DbConnection connection, DbTransaction transaction, StoreKind kind, int count)
+    private static DbCommand Command(DbConnection connection, DbTransaction? transaction, StoreKind kind, int count)
     {
         var command = connection.CreateCommand();
         command.Transaction = transaction;

@@ -21,6 +21,13 @@ internal sealed record AuditOptions
     /// <summary>The most events written in one transaction.</summary>
     public int BatchSize { get; init; } = 500;
 
+    /// <summary>
+    /// Group commit: when the writer wakes to fewer events than a full batch (and nobody is waiting for
+    /// room), it waits this long for more before writing, so a trickle of requests costs one transaction
+    /// per few milliseconds instead of one per event. Zero writes at once.
+    /// </summary>
+    public TimeSpan Linger { get; init; } = TimeSpan.FromMilliseconds(2);
+
     /// <summary>The longest wait between two attempts when the store refuses a batch.</summary>
     public TimeSpan MaxRetryDelay { get; init; } = TimeSpan.FromSeconds(30);
 
@@ -63,11 +70,16 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
     private readonly Counter<long> _waited;
     private readonly Counter<long> _failures;
     private volatile bool _stopping;
+    private int _batches;
     private List<Pending>? _carried;
 
     // The writer's scratch, used only while holding _writing.
     private readonly AuditEncoder _encoder = new();
     private AuditRow[] _rows = [];
+
+    // On SQLite the writer keeps a connection of its own (see SqliteWriterAsync) and its prepared insert.
+    private DbConnection? _sqlite;
+    private DbCommand? _sqliteInsert;
 
     public AuditLog(Database database, TimeProvider time, Func<CancellationToken, Task<Redactor>> knownSecrets, AuditOptions options, ILogger<AuditLog> logger)
     {
@@ -88,6 +100,9 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
         _waited = _meter.CreateCounter<long>("keyway.audit.queue.full", description: "Times a caller waited because the audit queue was full.");
         _failures = _meter.CreateCounter<long>("keyway.audit.write.failures", description: "Batches the store refused (they are retried).");
     }
+
+    /// <summary>Transactions the writer has committed (for the group-commit tests).</summary>
+    internal int BatchesWritten => Volatile.Read(ref _batches);
 
     /// <summary>Events queued and not yet written.</summary>
     public int QueueDepth => _queue.Reader.Count;
@@ -137,6 +152,12 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
         {
             while (await _queue.Reader.WaitToReadAsync(stoppingToken))
             {
+                var waiting = _queue.Reader.Count;
+                if (_options.Linger > TimeSpan.Zero && waiting < _options.BatchSize && waiting < _options.QueueCapacity)
+                {
+                    await Task.Delay(_options.Linger, _time, stoppingToken);
+                }
+
                 while (batch.Count < _options.BatchSize && _queue.Reader.TryRead(out var item))
                 {
                     batch.Add(item);
@@ -185,6 +206,16 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
         {
             Log.Flushed(_logger, remaining.Count);
         }
+
+        await _writing.WaitAsync(CancellationToken.None);
+        try
+        {
+            await CloseSqliteWriterAsync();
+        }
+        finally
+        {
+            _writing.Release();
+        }
     }
 
     private async Task WriteWithRetryAsync(List<Pending> batch, CancellationToken cancellationToken)
@@ -219,9 +250,11 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
 
         var redactor = await _knownSecrets(cancellationToken);
         await _writing.WaitAsync(cancellationToken);
+        var sqlite = _database.Kind == StoreKind.Sqlite;
+        DbConnection? pooled = null;
         try
         {
-            await using var connection = await _database.OpenAsync(cancellationToken);
+            var connection = sqlite ? await SqliteWriterAsync(cancellationToken) : pooled = await _database.OpenAsync(cancellationToken);
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             var postgres = _database.Kind == StoreKind.Postgres;
             if (postgres)
@@ -246,18 +279,84 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
                 previous = row.Hash;
             }
 
-            await AuditInsert.InsertAsync(connection, transaction, _database.Kind, rows.AsMemory(0, batch.Count), cancellationToken);
+            if (sqlite)
+            {
+                _sqliteInsert ??= AuditInsert.SqliteCommand(connection);
+                await AuditInsert.InsertSqliteAsync(_sqliteInsert, transaction, rows.AsMemory(0, batch.Count), cancellationToken);
+            }
+            else
+            {
+                await AuditInsert.InsertPostgresAsync(connection, transaction, rows.AsMemory(0, batch.Count), cancellationToken);
+            }
+
             ref readonly var last = ref rows[batch.Count - 1];
             await connection.ExecuteAsync(
                 "UPDATE audit_head SET seq = @Seq, event_id = @Id, hash = @Hash WHERE id = 1", new { last.Seq, last.Id, last.Hash }, transaction);
             await transaction.CommitAsync(cancellationToken);
             _written.Add(batch.Count);
+            Interlocked.Increment(ref _batches);
+        }
+        catch when (sqlite)
+        {
+            // The next batch starts from a fresh connection rather than one in an unknown state.
+            await CloseSqliteWriterAsync();
+            throw;
         }
         finally
         {
+            if (pooled is not null)
+            {
+                await pooled.DisposeAsync();
+            }
+
             // The rows hold entries (and their callers) until the next batch overwrites them: let them go now.
             Array.Clear(_rows, 0, Math.Min(batch.Count, _rows.Length));
             _writing.Release();
+        }
+    }
+
+    /// <summary>
+    /// The writer's own SQLite connection, outside the pool, with <c>synchronous=NORMAL</c>: in WAL mode
+    /// a commit is then not flushed to disk by itself but by the next checkpoint or the next
+    /// <c>FULL</c> commit of another connection. An event survives Keyway crashing (it is in the
+    /// operating system's cache) but the last moments before a power loss or an OS crash may be lost,
+    /// never half-written: the chain stays whole. Every other write (credentials, configuration)
+    /// keeps the pool's <c>FULL</c>, which is why this connection is not pooled.
+    /// </summary>
+    private async Task<DbConnection> SqliteWriterAsync(CancellationToken cancellationToken)
+    {
+        if (_sqlite is not null)
+        {
+            return _sqlite;
+        }
+
+        var connection = _database.CreateUnpooledConnection();
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
+            await connection.ExecuteAsync("PRAGMA synchronous=NORMAL");
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+
+        return _sqlite = connection;
+    }
+
+    private async ValueTask CloseSqliteWriterAsync()
+    {
+        if (_sqliteInsert is not null)
+        {
+            await _sqliteInsert.DisposeAsync();
+            _sqliteInsert = null;
+        }
+
+        if (_sqlite is not null)
+        {
+            await _sqlite.DisposeAsync();
+            _sqlite = null;
         }
     }
 
@@ -303,6 +402,8 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
 
     public override void Dispose()
     {
+        _sqliteInsert?.Dispose();
+        _sqlite?.Dispose();
         _meter.Dispose();
         _writing.Dispose();
         _encoder.Dispose();

@@ -72,6 +72,17 @@ internal sealed class Database : IAsyncDisposable
         _ => _postgres!.CreateConnection(),
     };
 
+    /// <summary>A SQLite connection outside the pool, for a session whose settings must not leak to other users.</summary>
+    public SqliteConnection CreateUnpooledConnection()
+    {
+        if (_sqliteConnectionString is null)
+        {
+            throw new InvalidOperationException("Unpooled connections here exist only on SQLite.");
+        }
+
+        return new SqliteConnection(new SqliteConnectionStringBuilder(_sqliteConnectionString) { Pooling = false }.ConnectionString);
+    }
+
     /// <summary>
     /// A PostgreSQL connection of its own, outside the pool and tagged with <paramref name="applicationName"/>
     /// (visible in <c>pg_stat_activity</c>): for a session that holds state, such as <c>LISTEN</c>.

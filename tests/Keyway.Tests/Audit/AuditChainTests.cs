@@ -219,6 +219,46 @@ public sealed class AuditChainTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_trickle_of_events_is_committed_together_after_the_linger()
+    {
+        using var log = new AuditLog(_database, _time, _ => Task.FromResult(new Redactor([Canary])),
+            new AuditOptions { BatchSize = 100, Linger = TimeSpan.FromMilliseconds(2) }, NullLogger<AuditLog>.Instance);
+        await log.StartAsync(CancellationToken.None);
+        for (var i = 0; i < 3; i++)
+        {
+            await log.RecordAsync(new AuditEntry("run") { Actor = _alice });
+        }
+
+        // The writer waits on the (fake) clock: nothing is committed until it moves, then all three at once.
+        Assert.Equal(0, log.BatchesWritten);
+        while (log.BatchesWritten == 0)
+        {
+            _time.Advance(TimeSpan.FromMilliseconds(1));
+            await Task.Yield();
+        }
+
+        await log.StopAsync(CancellationToken.None);
+        Assert.Equal(1, log.BatchesWritten);
+        Assert.Equal(3, (await Verifier.VerifyAsync(CancellationToken.None)).Checked);
+    }
+
+    [Fact]
+    public async Task The_writer_relaxes_fsync_on_its_own_connection_only()
+    {
+        using var log = NewLog();
+        await log.StartAsync(CancellationToken.None);
+        await log.RecordAsync(new AuditEntry("run") { Actor = _alice });
+        await log.StopAsync(CancellationToken.None);
+
+        // Every pooled connection (credentials, configuration) still flushes each commit: synchronous=FULL (2).
+        for (var i = 0; i < 3; i++)
+        {
+            await using var connection = await _database.OpenAsync(CancellationToken.None);
+            Assert.Equal(2, await connection.ExecuteScalarAsync<int>("PRAGMA synchronous"));
+        }
+    }
+
+    [Fact]
     public async Task Stopping_flushes_everything_queued_and_later_events_are_still_written()
     {
         var log = NewLog(capacity: 1000);

@@ -27,7 +27,7 @@ internal static class KeyEndpoints
             {
                 // Members see their own keys; admins see everyone's.
                 var caller = Caller.From(http.User)!;
-                return TypedResults.Ok(new { keys = await keys.ListAsync(caller.IsAdmin ? null : caller.UserId, ct) });
+                return TypedResults.Ok(new KeyList(await keys.ListAsync(caller.IsAdmin ? null : caller.UserId, ct)));
             })
             .Requires(Permission.Read)
             .WithSummary("List API keys (never their tokens): owner, scopes, last use, expiry, revocation. Members see their own.");
@@ -186,3 +186,6 @@ internal static class KeyEndpoints
         return new KeyScope(Clean(request.Resources, "resources"), Clean(request.Environments, "environments"), actions);
     }
 }
+
+/// <summary>The body of <c>GET /api/v1/keys</c>.</summary>
+internal sealed record KeyList(IReadOnlyList<ApiKeyInfo> Keys);

@@ -32,7 +32,7 @@ internal static class RouteListEndpoints
                     })
                     .OrderBy(r => r.Pattern, StringComparer.Ordinal).ThenBy(r => string.Join(',', r.Methods), StringComparer.Ordinal)
                     .ToList();
-                return TypedResults.Ok(new { routes });
+                return TypedResults.Ok(new RouteList(routes));
             })
             .Requires(Permission.Admin)
             .WithTags("Operator")
@@ -40,3 +40,6 @@ internal static class RouteListEndpoints
         return api;
     }
 }
+
+/// <summary>The body of <c>GET /api/v1/operator/routes</c>.</summary>
+internal sealed record RouteList(List<RouteListEndpoints.RouteInfo> Routes);

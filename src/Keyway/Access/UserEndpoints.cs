@@ -41,7 +41,7 @@ internal static class UserEndpoints
                     list.Add(UserView.From(user, await store.GroupsOfAsync(user.Id, ct)));
                 }
 
-                return TypedResults.Ok(new { users = list });
+                return TypedResults.Ok(new UserList(list));
             })
             .Requires(Permission.Admin)
             .WithSummary("List users and service identities.");
@@ -174,7 +174,7 @@ internal static class UserEndpoints
 
         var groups = api.MapGroup("/groups").WithTags("Groups");
 
-        groups.MapGet("/", async (UserStore store, CancellationToken ct) => TypedResults.Ok(new { groups = await store.ListGroupsAsync(ct) }))
+        groups.MapGet("/", async (UserStore store, CancellationToken ct) => TypedResults.Ok(new GroupList(await store.ListGroupsAsync(ct))))
             .Requires(Permission.Admin)
             .WithSummary("List groups and their members.");
 
@@ -268,3 +268,9 @@ internal static class UserEndpoints
         _ => throw new KeywayException(StatusCodes.Status400BadRequest, "bad_request", $"'{role}' is not a role: choose admin or member."),
     };
 }
+
+/// <summary>The body of <c>GET /api/v1/users</c>.</summary>
+internal sealed record UserList(List<UserView> Users);
+
+/// <summary>The body of <c>GET /api/v1/groups</c>.</summary>
+internal sealed record GroupList(IReadOnlyList<UserStore.GroupInfo> Groups);

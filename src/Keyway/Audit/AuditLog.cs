@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Threading.Channels;
 using Dapper;
@@ -69,6 +70,7 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
     private readonly Counter<long> _written;
     private readonly Counter<long> _waited;
     private readonly Counter<long> _failures;
+    private readonly Histogram<double> _runs;
     private volatile bool _stopping;
     private int _batches;
     private List<Pending>? _carried;
@@ -99,6 +101,11 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
         _written = _meter.CreateCounter<long>("keyway.audit.events", description: "Audit events written to the chain.");
         _waited = _meter.CreateCounter<long>("keyway.audit.queue.full", description: "Times a caller waited because the audit queue was full.");
         _failures = _meter.CreateCounter<long>("keyway.audit.write.failures", description: "Batches the store refused (they are retried).");
+        // Recorded by the writer once a run is in the chain: the metric agrees with the audit log and
+        // costs the request nothing. Millisecond resolution, as the audit records it.
+        _runs = _meter.CreateHistogram("keyway.run.duration", unit: "s",
+            description: "Runs (proxied requests, /run and saved queries) by kind, resource, environment and status class, as written to the audit log.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
     }
 
     /// <summary>Transactions the writer has committed (for the group-commit tests).</summary>
@@ -144,6 +151,34 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
         // The writer has stopped reading (the host is stopping): write this one ourselves rather than leave it in the queue.
         await WriteAsync([pending], cancellationToken);
     }
+
+    private void RecordRuns(IReadOnlyList<Pending> batch)
+    {
+        foreach (var pending in batch)
+        {
+            if (pending.Entry.Run is { } run)
+            {
+                var tags = new TagList
+                {
+                    { "kind", run.Kind },
+                    { "resource", pending.Entry.Resource },
+                    { "environment", pending.Entry.Environment },
+                    { "status", StatusClass(run) },
+                };
+                _runs.Record(run.DurationMs / 1000.0, tags);
+            }
+        }
+    }
+
+    /// <summary>"2xx" … "5xx" for an upstream answer, "error" when Keyway failed the run itself.</summary>
+    private static string StatusClass(RunDetail run) => run.Error is not null && run.Status is null or < 100 ? "error" : run.Status switch
+    {
+        < 200 => "1xx",
+        < 300 => "2xx",
+        < 400 => "3xx",
+        < 500 => "4xx",
+        _ => "5xx",
+    };
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -295,6 +330,10 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
             await transaction.CommitAsync(cancellationToken);
             _written.Add(batch.Count);
             Interlocked.Increment(ref _batches);
+            if (_runs.Enabled)
+            {
+                RecordRuns(batch);
+            }
         }
         catch when (sqlite)
         {
@@ -371,11 +410,29 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
     }
 
     /// <summary><c>ev_</c> and a UUIDv7 of the time it happened, as 32 hex digits: one string.</summary>
-    private static string NewId(long at) => string.Create(35, Guid.CreateVersion7(DateTimeOffset.FromUnixTimeMilliseconds(at)), static (span, guid) =>
+    /// <summary>
+    /// "ev_" and a version 7 UUID: 48 bits of Unix milliseconds, then 74 random bits. The bits come
+    /// from <see cref="Random.Shared"/>, not the cryptographic generator Guid.CreateVersion7 calls into
+    /// OpenSSL for on every id: an event id must be unique, not unguessable, and that call was a fifth
+    /// of the writer's CPU under proxy load.
+    /// </summary>
+    internal static string NewId(long at)
     {
-        "ev_".CopyTo(span);
-        guid.TryFormat(span[3..], out _, "N");
-    });
+        Span<byte> bytes = stackalloc byte[16];
+        Random.Shared.NextBytes(bytes);
+        for (var i = 0; i < 6; i++)
+        {
+            bytes[i] = (byte)(at >> (40 - (8 * i)));
+        }
+
+        bytes[6] = (byte)((bytes[6] & 0x0F) | 0x70); // version 7
+        bytes[8] = (byte)((bytes[8] & 0x3F) | 0x80); // RFC 9562 variant
+        return string.Create(35, new Guid(bytes, bigEndian: true), static (span, guid) =>
+        {
+            "ev_".CopyTo(span);
+            guid.TryFormat(span[3..], out _, "N");
+        });
+    }
 
     /// <summary>The stored form of an entry, before its hash.</summary>
     internal static AuditEvent ToEvent(AuditEntry entry, long at, long seq, string id, string? detail, string previousHash)

@@ -69,7 +69,7 @@ internal static class CredentialEndpoints
                 access.Demand(caller, binding.Shared ? Permission.Edit : Permission.Use, name, env);
                 var key = CredentialService.KeyFor(binding, name, env, caller, null);
                 var revoked = await service.DisconnectAsync(key, binding, ct);
-                return TypedResults.Ok(new { disconnected = true, revokedAtProvider = revoked });
+                return TypedResults.Ok(new DisconnectResult(true, revoked));
             })
             .Requires(Permission.Read, "name")
             .WithSummary("Disconnect: revoke the tokens at the provider (RFC 7009, when offered) and forget them.");
@@ -189,3 +189,6 @@ internal static class CredentialEndpoints
     private static string ConnectUrl(HttpContext http, ServeOptions options, string resource, string environment) =>
         $"{PublicUrl(http, options)}/api/v1/resources/{Uri.EscapeDataString(resource)}/connect?environment={Uri.EscapeDataString(environment)}";
 }
+
+/// <summary>The body of <c>DELETE …/credential</c>: whether the provider also revoked the token.</summary>
+internal sealed record DisconnectResult(bool Disconnected, bool RevokedAtProvider);

@@ -17,7 +17,7 @@ internal static class EnvironmentEndpoints
         var group = api.MapGroup("/environments").WithTags("Environments");
 
         group.MapGet("/", async (VariableService service, CancellationToken ct) =>
-                TypedResults.Ok(new { environments = await service.ListEnvironmentsAsync(ct) }))
+                TypedResults.Ok(new EnvironmentList(await service.ListEnvironmentsAsync(ct))))
             .Requires(Permission.Read)
             .WithSummary("List environments.");
 
@@ -103,3 +103,6 @@ internal static class EnvironmentEndpoints
 
     internal sealed record VariableList(IReadOnlyList<VariableInfo> Variables);
 }
+
+/// <summary>The body of <c>GET /api/v1/environments</c>.</summary>
+internal sealed record EnvironmentList(IReadOnlyList<EnvironmentInfo> Environments);

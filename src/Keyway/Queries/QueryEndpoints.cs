@@ -20,7 +20,7 @@ internal static class QueryEndpoints
                 // A query is visible to whoever may see its resource.
                 var caller = Caller.From(http.User)!;
                 var visible = (await queries.ListAsync(resource, ct)).Where(q => access.Allows(caller, Permission.Read, q.Definition.Resource ?? "", null));
-                return TypedResults.Ok(new { queries = visible });
+                return TypedResults.Ok(new QueryList(visible));
             })
             .Requires(Permission.Read)
             .WithSummary("List saved queries, optionally of one resource (?resource=).");
@@ -150,3 +150,6 @@ internal static class QueryEndpoints
         return api;
     }
 }
+
+/// <summary>The body of <c>GET /api/v1/queries</c>.</summary>
+internal sealed record QueryList(IEnumerable<QueryRecord> Queries);

@@ -25,7 +25,7 @@ internal static class ResourceEndpoints
                 // Members see the resources they hold some grant on (and a key only those in its scope).
                 var caller = Caller.From(http.User)!;
                 var visible = (await service.ListAsync(ct)).Where(r => access.Allows(caller, Permission.Read, r.Name, null));
-                return TypedResults.Ok(new { resources = visible.Select(ResourceView.From) });
+                return TypedResults.Ok(new ResourceList(visible.Select(ResourceView.From)));
             })
             .Requires(Permission.Read)
             .WithSummary("List the resources the caller holds a permission on (admins: all).");
@@ -145,3 +145,6 @@ internal static class ResourceEndpoints
         return cut > 0 ? message[..cut] + "." : message;
     }
 }
+
+/// <summary>The body of <c>GET /api/v1/resources</c>.</summary>
+internal sealed record ResourceList(IEnumerable<ResourceView> Resources);

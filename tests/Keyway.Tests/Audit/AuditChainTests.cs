@@ -61,6 +61,24 @@ public sealed class AuditChainTests : IAsyncLifetime
     private async Task<AuditEvent> EventAsync(long seq) => (await new AuditStore(_database).FindBySeqAsync(seq, CancellationToken.None))!;
 
     [Fact]
+    public void Event_ids_are_version_7_uuids_carrying_their_millisecond()
+    {
+        var at = new DateTimeOffset(2026, 11, 29, 4, 15, 0, 123, TimeSpan.Zero).ToUnixTimeMilliseconds();
+
+        var ids = Enumerable.Range(0, 1000).Select(_ => AuditLog.NewId(at)).ToList();
+
+        Assert.Equal(1000, ids.Distinct().Count());
+        foreach (var id in ids)
+        {
+            Assert.StartsWith("ev_", id);
+            var guid = Guid.ParseExact(id[3..], "N");
+            Assert.Equal(7, guid.Version);
+            Assert.Equal(0b10, guid.Variant >> 2);
+            Assert.Equal(at, Convert.ToInt64(id[3..15], 16));
+        }
+    }
+
+    [Fact]
     public void The_hash_is_sha256_of_the_documented_canonical_array()
     {
         var e = new AuditEvent

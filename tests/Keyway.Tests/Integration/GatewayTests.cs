@@ -381,7 +381,17 @@ public abstract class GatewayTests<TFixture>(TFixture fixture) : IClassFixture<T
 
         Assert.Equal("ok", await anonymous.GetStringAsync("/healthz"));
         Assert.Equal("ready", await anonymous.GetStringAsync("/readyz"));
-        Assert.Contains("http_server_request_duration", await anonymous.GetStringAsync("/metrics"));
+        // By default /metrics carries Keyway's own meter: a proxied run shows up once the audit writer has it.
+        var (resource, _) = await Fixture.BearerResourceAsync();
+        await Expect.StatusAsync(await Admin.GetAsync($"/proxy/{resource}/metered"), 200);
+        var metrics = "";
+        await Poll.UntilAsync(async () => (metrics = await anonymous.GetStringAsync("/metrics")).Split('\n').Any(line =>
+                line.StartsWith("keyway_run_duration_seconds_count{", StringComparison.Ordinal) && line.Contains($"resource=\"{resource}\"", StringComparison.Ordinal)
+                && line.Contains("kind=\"proxy\"", StringComparison.Ordinal) && line.Contains("status=\"2xx\"", StringComparison.Ordinal)
+                && line.Contains("environment=\"production\"", StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(15), "the proxied run in keyway_run_duration_seconds");
+        Assert.Contains("keyway_audit_events", metrics);
+        Assert.DoesNotContain("http_server_request_duration", metrics);
         var openapi = JsonNode.Parse(await anonymous.GetStringAsync("/openapi/v1.json"))!;
         Assert.NotNull(openapi["paths"]!["/api/v1/resources/{name}/run"]);
         var reference = await anonymous.GetAsync("/api/reference");

@@ -111,6 +111,30 @@ public sealed partial class LifecycleTests
         Assert.Contains("127.0.0.2", (string?)run["detail"]);
     }
 
+    [Fact]
+    public async Task KEYWAY_METRICS_all_adds_request_metrics_and_a_wrong_value_stops_the_start()
+    {
+        await using var keyway = await KeywayProcess.StartAsync(new KeywayProcessOptions
+        {
+            Environment = new Dictionary<string, string>
+            {
+                ["KEYWAY_ADMIN_TOKEN"] = "kw_metrics_" + Guid.NewGuid().ToString("N"),
+                ["KEYWAY_METRICS"] = "all",
+            },
+        });
+        using var anonymous = keyway.CreateClient();
+        Assert.Equal("ok", await anonymous.GetStringAsync("/healthz"));
+
+        // ASP.NET Core records the /healthz request above; the exporter may serve a scrape cached from before it.
+        await Poll.UntilAsync(async () => (await anonymous.GetStringAsync("/metrics")).Contains("http_server_request_duration_seconds", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(15), "http_server_request_duration_seconds on /metrics");
+
+        var refused = await KeywayProcess.RunCliAsync(["serve", "--data-dir", keyway.DataDirectory, "--urls", $"http://127.0.0.1:{FreePort.Next()}"],
+            new Dictionary<string, string> { ["KEYWAY_METRICS"] = "everything" });
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("KEYWAY_METRICS must be all, keyway or none", refused.StandardError);
+    }
+
     [GeneratedRegex(@"admin API key:\s+(?<token>kw_\S+)")]
     private static partial Regex AdminKeyLine();
 }

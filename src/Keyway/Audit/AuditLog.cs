@@ -32,18 +32,29 @@ internal sealed record AuditOptions
     /// <summary>The longest wait between two attempts when the store refuses a batch.</summary>
     public TimeSpan MaxRetryDelay { get; init; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Reads <c>KEYWAY_AUDIT_QUEUE</c> (the queue's capacity).</summary>
-    public static AuditOptions FromEnvironment()
+    /// <summary>Reads <c>KEYWAY_AUDIT_QUEUE</c> (the queue's capacity) and <c>KEYWAY_AUDIT_LINGER_MS</c> (<see cref="Linger"/>).</summary>
+    /// <exception cref="StartupException">A value is not a number in range.</exception>
+    public static AuditOptions FromEnvironment(Func<string, string?>? variable = null)
     {
-        var capacity = Environment.GetEnvironmentVariable("KEYWAY_AUDIT_QUEUE");
-        if (string.IsNullOrEmpty(capacity))
+        variable ??= Environment.GetEnvironmentVariable;
+        var options = new AuditOptions();
+        var capacity = variable("KEYWAY_AUDIT_QUEUE");
+        if (!string.IsNullOrEmpty(capacity))
         {
-            return new AuditOptions();
+            options = int.TryParse(capacity, System.Globalization.CultureInfo.InvariantCulture, out var value) && value > 0
+                ? options with { QueueCapacity = value }
+                : throw new StartupException($"KEYWAY_AUDIT_QUEUE must be a positive number of events, not '{capacity}'.");
         }
 
-        return int.TryParse(capacity, System.Globalization.CultureInfo.InvariantCulture, out var value) && value > 0
-            ? new AuditOptions { QueueCapacity = value }
-            : throw new StartupException($"KEYWAY_AUDIT_QUEUE must be a positive number of events, not '{capacity}'.");
+        var linger = variable("KEYWAY_AUDIT_LINGER_MS");
+        if (!string.IsNullOrEmpty(linger))
+        {
+            options = int.TryParse(linger, System.Globalization.CultureInfo.InvariantCulture, out var ms) && ms is >= 0 and <= 1000
+                ? options with { Linger = TimeSpan.FromMilliseconds(ms) }
+                : throw new StartupException($"KEYWAY_AUDIT_LINGER_MS must be a number of milliseconds from 0 to 1000, not '{linger}'.");
+        }
+
+        return options;
     }
 }
 

@@ -3,6 +3,7 @@ using System.Text;
 using Dapper;
 using Keyway.Access;
 using Keyway.Audit;
+using Keyway.Hosting;
 using Keyway.Secrets;
 using Keyway.Storage;
 using Keyway.Tests.Infrastructure;
@@ -59,6 +60,23 @@ public sealed class AuditChainTests : IAsyncLifetime
     }
 
     private async Task<AuditEvent> EventAsync(long seq) => (await new AuditStore(_database).FindBySeqAsync(seq, CancellationToken.None))!;
+
+    [Fact]
+    public void The_queue_and_the_linger_are_read_from_the_environment_and_bad_values_stop_the_start()
+    {
+        static Func<string, string?> Env(params (string Name, string Value)[] values) =>
+            name => values.FirstOrDefault(v => v.Name == name).Value;
+
+        Assert.Equal(new AuditOptions(), AuditOptions.FromEnvironment(Env()));
+        var set = AuditOptions.FromEnvironment(Env(("KEYWAY_AUDIT_QUEUE", "500"), ("KEYWAY_AUDIT_LINGER_MS", "10")));
+        Assert.Equal(500, set.QueueCapacity);
+        Assert.Equal(TimeSpan.FromMilliseconds(10), set.Linger);
+        Assert.Equal(TimeSpan.Zero, AuditOptions.FromEnvironment(Env(("KEYWAY_AUDIT_LINGER_MS", "0"))).Linger);
+
+        Assert.Contains("KEYWAY_AUDIT_QUEUE", Assert.Throws<StartupException>(() => AuditOptions.FromEnvironment(Env(("KEYWAY_AUDIT_QUEUE", "0")))).Message);
+        Assert.Contains("0 to 1000", Assert.Throws<StartupException>(() => AuditOptions.FromEnvironment(Env(("KEYWAY_AUDIT_LINGER_MS", "5000")))).Message);
+        Assert.Contains("'soon'", Assert.Throws<StartupException>(() => AuditOptions.FromEnvironment(Env(("KEYWAY_AUDIT_LINGER_MS", "soon")))).Message);
+    }
 
     [Fact]
     public void Event_ids_are_version_7_uuids_carrying_their_millisecond()

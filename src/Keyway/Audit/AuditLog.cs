@@ -420,7 +420,6 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
         return _rows;
     }
 
-    /// <summary><c>ev_</c> and a UUIDv7 of the time it happened, as 32 hex digits: one string.</summary>
     /// <summary>
     /// "ev_" and a version 7 UUID: 48 bits of Unix milliseconds, then 74 random bits. The bits come
     /// from <see cref="Random.Shared"/>, not the cryptographic generator Guid.CreateVersion7 calls into

@@ -182,7 +182,7 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
     }
 
     /// <summary>"2xx" … "5xx" for an upstream answer, "error" when Keyway failed the run itself.</summary>
-    private static string StatusClass(RunDetail run) => run.Error is not null && run.Status is null or < 100 ? "error" : run.Status switch
+    private static string StatusClass(RunDetail run) => run.Error is not null && (run.Status is null or < 100) ? "error" : run.Status switch
     {
         < 200 => "1xx",
         < 300 => "2xx",

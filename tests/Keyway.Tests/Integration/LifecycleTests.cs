@@ -135,6 +135,44 @@ public sealed partial class LifecycleTests
         Assert.Contains("KEYWAY_METRICS must be all, keyway or none", refused.StandardError);
     }
 
+    [Fact]
+    public async Task Serve_restarts_in_place_with_a_small_allocation_budget_and_keeps_an_operators_own()
+    {
+        await using var tuned = await KeywayProcess.StartAsync(new KeywayProcessOptions
+        {
+            Environment = new Dictionary<string, string> { ["KEYWAY_ADMIN_TOKEN"] = "kw_tuning_" + Guid.NewGuid().ToString("N") },
+        });
+        using (var client = tuned.CreateClient())
+        {
+            Assert.Equal("ok", await client.GetStringAsync("/healthz"));
+        }
+
+        // The process that answers is the one started (execve keeps the pid), now with the budget set.
+        Assert.Contains("DOTNET_GCgen0size=0x400000", EnvironmentOf(tuned.ProcessId));
+        Assert.Contains("admin", tuned.AllOutput, StringComparison.Ordinal);
+
+        await using var own = await KeywayProcess.StartAsync(new KeywayProcessOptions
+        {
+            Environment = new Dictionary<string, string>
+            {
+                ["KEYWAY_ADMIN_TOKEN"] = "kw_tuning_" + Guid.NewGuid().ToString("N"),
+                ["DOTNET_GCgen0size"] = "0",
+            },
+        });
+        using (var client = own.CreateClient())
+        {
+            Assert.Equal("ok", await client.GetStringAsync("/healthz"));
+        }
+
+        var environment = EnvironmentOf(own.ProcessId);
+        Assert.Contains("DOTNET_GCgen0size=0", environment);
+        Assert.DoesNotContain("DOTNET_GCgen0size=0x400000", environment);
+    }
+
+    // What the kernel holds as the process's environment: what execve gave it, not what it started with.
+    private static string[] EnvironmentOf(int processId) =>
+        File.ReadAllText($"/proc/{processId}/environ").Split('\0', StringSplitOptions.RemoveEmptyEntries);
+
     [GeneratedRegex(@"admin API key:\s+(?<token>kw_\S+)")]
     private static partial Regex AdminKeyLine();
 }

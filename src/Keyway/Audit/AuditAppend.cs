@@ -6,6 +6,8 @@ using System.Text;
 using System.Text.Json;
 using Keyway.Secrets;
 using Keyway.Storage;
+using Microsoft.Data.Sqlite;
+using SQLitePCL;
 
 namespace Keyway.Audit;
 
@@ -78,12 +80,11 @@ internal sealed class AuditEncoder : IDisposable
 }
 
 /// <summary>
-/// Inserts rows into <c>audit_events</c> with commands created once per batch and bound again for each
-/// statement. On PostgreSQL a statement is a multi-row <c>INSERT … VALUES (…), (…)</c> of up to
-/// <see cref="PostgresRowsPerStatement"/> rows: one round trip per chunk instead of one per event. On
-/// SQLite there is no round trip to save, and Microsoft.Data.Sqlite looks each parameter up by name on
-/// every execution, so a statement's cost grows with its parameter count times its rows: one prepared
-/// single-row statement, executed per row, is the fastest there (measured: docs/benchmarks.md).
+/// Inserts rows into <c>audit_events</c>. On PostgreSQL a statement is a multi-row
+/// <c>INSERT … VALUES (…), (…)</c> of up to <see cref="PostgresRowsPerStatement"/> rows, created once per
+/// batch and bound again for each chunk: one round trip per chunk instead of one per event. On SQLite
+/// there is no round trip to save: <see cref="SqliteAuditInsert"/> steps one prepared single-row
+/// statement per row (measured: docs/benchmarks.md).
 /// </summary>
 internal static class AuditInsert
 {
@@ -98,27 +99,11 @@ internal static class AuditInsert
     private const string Insert =
         "INSERT INTO audit_events (seq, id, at, actor_id, actor_name, actor_kind, key_id, action, outcome, resource, environment, target, detail, prev_hash, hash) VALUES ";
 
-    // The statement text for each row count, per store, built once.
-    private static readonly string?[] s_sqlite = new string?[2];
+    // The statement text for each row count, built once.
     private static readonly string?[] s_postgres = new string?[PostgresRowsPerStatement + 1];
 
-    /// <summary>The prepared single-row insert on SQLite, kept by the writer for its connection's life.</summary>
-    public static DbCommand SqliteCommand(DbConnection connection) => Command(connection, null, StoreKind.Sqlite, 1);
-
-    /// <summary>
-    /// SQLite: one execution of the prepared single-row <paramref name="command"/> per row (measured faster
-    /// than multi-row statements with Microsoft.Data.Sqlite, whose cost per execution grows with the parameters).
-    /// </summary>
-    public static async Task InsertSqliteAsync(DbCommand command, DbTransaction transaction, ReadOnlyMemory<AuditRow> rows,
-        CancellationToken cancellationToken)
-    {
-        command.Transaction = transaction;
-        for (var i = 0; i < rows.Length; i++)
-        {
-            Bind(command, rows.Span.Slice(i, 1));
-            await command.ExecuteNonQueryAsync(cancellationToken);
-        }
-    }
+    /// <summary>The single-row insert with SQLite's numbered parameters, <c>?1</c> to <c>?15</c>.</summary>
+    public static readonly string SqliteSql = Build(StoreKind.Sqlite, 1);
 
     /// <summary>PostgreSQL: statements of <see cref="PostgresRowsPerStatement"/> rows, one round trip each.</summary>
     public static async Task InsertPostgresAsync(DbConnection connection, DbTransaction transaction, ReadOnlyMemory<AuditRow> rows,
@@ -158,16 +143,11 @@ internal static class AuditInsert
     {
         var command = connection.CreateCommand();
         command.Transaction = transaction;
-        command.CommandText = Sql(kind, count);
+        command.CommandText = s_postgres[count] ??= Build(kind, count);
         for (var i = 0; i < count * Columns; i++)
         {
+            // Npgsql binds unnamed parameters to $1, $2, … as they are, without rewriting the SQL.
             var parameter = command.CreateParameter();
-            // SQLite binds by name; Npgsql binds unnamed parameters to $1, $2, … as they are, without rewriting the SQL.
-            if (kind == StoreKind.Sqlite)
-            {
-                parameter.ParameterName = string.Create(CultureInfo.InvariantCulture, $"@p{i}");
-            }
-
             var column = i % Columns;
             parameter.DbType = column is 0 or 2 ? DbType.Int64 : DbType.String;
             command.Parameters.Add(parameter);
@@ -201,12 +181,6 @@ internal static class AuditInsert
         }
     }
 
-    private static string Sql(StoreKind kind, int count)
-    {
-        var cache = kind == StoreKind.Sqlite ? s_sqlite : s_postgres;
-        return cache[count] ??= Build(kind, count);
-    }
-
     private static string Build(StoreKind kind, int count)
     {
         var sql = new StringBuilder(Insert, Insert.Length + count * Columns * 7);
@@ -217,14 +191,7 @@ internal static class AuditInsert
             {
                 var i = row * Columns + column;
                 sql.Append(column == 0 ? "" : ", ");
-                if (kind == StoreKind.Sqlite)
-                {
-                    sql.Append(CultureInfo.InvariantCulture, $"@p{i}");
-                }
-                else
-                {
-                    sql.Append(CultureInfo.InvariantCulture, $"${i + 1}");
-                }
+                sql.Append(kind == StoreKind.Sqlite ? '?' : '$').Append((i + 1).ToString(CultureInfo.InvariantCulture));
             }
 
             sql.Append(')');
@@ -232,4 +199,71 @@ internal static class AuditInsert
 
         return sql.ToString();
     }
+}
+
+/// <summary>
+/// The SQLite writer's prepared single-row insert, bound and stepped through SQLitePCL's own API on
+/// the writer's connection, inside the transaction the writer holds (<c>BEGIN IMMEDIATE</c>: the write
+/// lock is already taken, so a step never waits on another writer). Microsoft.Data.Sqlite's command
+/// looks each parameter up by name, boxes each value and builds a reader on every execution: that
+/// plumbing was a third of the audit writer's CPU under proxy load. Strings are bound as UTF-16
+/// spans, which SQLite copies and converts itself. Not thread-safe: the writer uses it under its lock.
+/// </summary>
+internal sealed class SqliteAuditInsert : IDisposable
+{
+    private readonly sqlite3 _db;
+    private readonly sqlite3_stmt _statement;
+
+    public SqliteAuditInsert(SqliteConnection connection)
+    {
+        _db = connection.Handle ?? throw new InvalidOperationException("The audit writer's SQLite connection is not open.");
+        var rc = raw.sqlite3_prepare_v2(_db, AuditInsert.SqliteSql, out _statement);
+        SqliteException.ThrowExceptionForRC(rc, _db);
+    }
+
+    /// <summary>Inserts <paramref name="rows"/>, one step each.</summary>
+    /// <exception cref="SqliteException">SQLite refused a row (the writer's transaction is then rolled back).</exception>
+    public void Insert(ReadOnlySpan<AuditRow> rows)
+    {
+        foreach (ref readonly var row in rows)
+        {
+            var entry = row.Entry;
+            Int64(1, row.Seq);
+            Text(2, row.Id);
+            Int64(3, row.At);
+            Text(4, row.ActorId);
+            Text(5, row.ActorName);
+            Text(6, row.ActorKindName);
+            Text(7, row.KeyId);
+            Text(8, entry.Action);
+            Text(9, entry.Outcome);
+            Text(10, entry.Resource);
+            Text(11, entry.Environment);
+            Text(12, entry.Target);
+            Text(13, row.Detail);
+            Text(14, row.PrevHash);
+            Text(15, row.Hash);
+            var rc = raw.sqlite3_step(_statement);
+            raw.sqlite3_reset(_statement);
+            if (rc != raw.SQLITE_DONE)
+            {
+                SqliteException.ThrowExceptionForRC(rc, _db);
+            }
+        }
+    }
+
+    private void Int64(int index, long value) => Check(raw.sqlite3_bind_int64(_statement, index, value));
+
+    private void Text(int index, string? value) =>
+        Check(value is null ? raw.sqlite3_bind_null(_statement, index) : raw.sqlite3_bind_text16(_statement, index, value.AsSpan()));
+
+    private void Check(int rc)
+    {
+        if (rc != raw.SQLITE_OK)
+        {
+            SqliteException.ThrowExceptionForRC(rc, _db);
+        }
+    }
+
+    public void Dispose() => _statement.Dispose();
 }

@@ -92,7 +92,7 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
 
     // On SQLite the writer keeps a connection of its own (see SqliteWriterAsync) and its prepared insert.
     private DbConnection? _sqlite;
-    private DbCommand? _sqliteInsert;
+    private SqliteAuditInsert? _sqliteInsert;
 
     public AuditLog(Database database, TimeProvider time, Func<CancellationToken, Task<Redactor>> knownSecrets, AuditOptions options, ILogger<AuditLog> logger)
     {
@@ -327,8 +327,8 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
 
             if (sqlite)
             {
-                _sqliteInsert ??= AuditInsert.SqliteCommand(connection);
-                await AuditInsert.InsertSqliteAsync(_sqliteInsert, transaction, rows.AsMemory(0, batch.Count), cancellationToken);
+                _sqliteInsert ??= new SqliteAuditInsert((Microsoft.Data.Sqlite.SqliteConnection)connection);
+                _sqliteInsert.Insert(rows.AsSpan(0, batch.Count));
             }
             else
             {
@@ -397,11 +397,8 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
 
     private async ValueTask CloseSqliteWriterAsync()
     {
-        if (_sqliteInsert is not null)
-        {
-            await _sqliteInsert.DisposeAsync();
-            _sqliteInsert = null;
-        }
+        _sqliteInsert?.Dispose();
+        _sqliteInsert = null;
 
         if (_sqlite is not null)
         {

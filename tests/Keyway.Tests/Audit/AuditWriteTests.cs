@@ -1,3 +1,4 @@
+using Dapper;
 using Keyway.Access;
 using Keyway.Audit;
 using Keyway.Secrets;
@@ -138,6 +139,45 @@ public sealed class AuditWriteTests
         var after = await audit.QueryAsync(new AuditQuery { Resource = "slack", After = 290, Limit = 5 }, CancellationToken.None);
         Assert.Equal(new long[] { 293, 296, 299 }, after.Select(e => e.Seq));
         Assert.Equal(150, (await audit.FindByHashAsync((await audit.FindBySeqAsync(150, CancellationToken.None))!.Hash, CancellationToken.None))!.Seq);
+    }
+
+    [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
+    [Trait("Category", "Integration")]
+    public async Task Text_beyond_ascii_is_stored_exactly_and_a_refused_batch_leaves_the_chain_as_it_was(TestStore store)
+    {
+        await using var context = await StoreContext.CreateAsync(store);
+        using var log = context.NewLog(batchSize: 1000);
+        const string resource = "caf\u00e9-\u6771\u4eac-\U0001F511";
+        const string target = "Z\u00fcrich \u2014 \"quoted\" \\ back";
+        await log.WriteAsync([new(new AuditEntry("resource.put") { Actor = s_bob, Resource = resource, Target = target, Detail = new Dictionary<string, object?> { ["note"] = "\u00e9\U0001F511" } }, context.Now(0))],
+            CancellationToken.None);
+
+        var audit = new AuditStore(context.Database);
+        var stored = (await audit.FindBySeqAsync(1, CancellationToken.None))!;
+        Assert.Equal((resource, target), (stored.Resource, stored.Target));
+        Assert.Equal("""{"note":"\u00E9\uD83D\uDD11"}""", stored.Detail);
+
+        // Someone holds the next seq: the writer's insert is refused, the whole batch with it.
+        await using (var connection = await context.Database.OpenAsync(CancellationToken.None))
+        {
+            await connection.ExecuteAsync(
+                "INSERT INTO audit_events (seq, id, at, actor_id, actor_name, actor_kind, action, outcome, prev_hash, hash) VALUES (2, 'ev_rogue', 0, 'x', 'x', 'user', 'x', 'success', 'x', 'x')");
+        }
+
+        List<AuditLog.Pending> batch = [new(AuditEntries.Run("proxy", s_alice, "github", "production", "GET", "/a", 200, 1, false, null), context.Now(1))];
+        await Assert.ThrowsAnyAsync<System.Data.Common.DbException>(() => log.WriteAsync(batch, CancellationToken.None));
+        Assert.Equal(1, (await audit.HeadAsync(CancellationToken.None)).Seq);
+
+        // Once the seq is free again the same writer appends from where the chain stood.
+        await using (var connection = await context.Database.OpenAsync(CancellationToken.None))
+        {
+            await connection.ExecuteAsync("DELETE FROM audit_events WHERE id = 'ev_rogue'");
+        }
+
+        await log.WriteAsync(batch, CancellationToken.None);
+        var result = await new AuditVerifier(audit).VerifyAsync(CancellationToken.None);
+        Assert.True(result.Ok, result.FirstBroken?.Problem);
+        Assert.Equal(2, result.Checked);
     }
 
     /// <summary>A migrated store of either kind, dropped on dispose.</summary>

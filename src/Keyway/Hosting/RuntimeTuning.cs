@@ -6,8 +6,9 @@ namespace Keyway.Hosting;
 /// <summary>
 /// Runtime settings the .NET runtime reads only from the environment, never from
 /// <c>keyway.runtimeconfig.json</c>: before <c>keyway serve</c> does anything else, on Linux, Keyway
-/// starts itself again in place with them set (<c>execve</c>: the same process id, arguments, working
-/// directory and open standard streams, so systemd, containers and supervisors see nothing change).
+/// starts itself again in place with them set (<c>execve</c>: the same process id, name, arguments,
+/// working directory and open standard streams, so systemd, containers and supervisors see nothing
+/// change, and the .NET diagnostics tools attach as usual).
 /// </summary>
 /// <remarks>
 /// <para>
@@ -69,7 +70,39 @@ internal static partial class RuntimeTuning
             environment.Add($"{name}={value}");
         }
 
-        Exec("/proc/self/exe", argv, environment);
+        // The executable's own path rather than /proc/self/exe, so the process keeps its name
+        // ("dotnet" or "keyway", not "exe") in ps, top and systemd.
+        if (Environment.ProcessPath is not { } executable)
+        {
+            return;
+        }
+
+        RemoveDiagnosticsSocket();
+        Exec(executable, argv, environment);
+    }
+
+    /// <summary>
+    /// The runtime that is about to be replaced has made its diagnostics socket,
+    /// <c>dotnet-diagnostic-{pid}-{start time}-socket</c> in the temporary directory. The next runtime
+    /// computes the same name (same pid, same start time) and cannot listen where a file already is,
+    /// which would leave dotnet-counters, dotnet-trace and dotnet-dump unable to attach: remove it first.
+    /// </summary>
+    private static void RemoveDiagnosticsSocket()
+    {
+        try
+        {
+            foreach (var socket in Directory.EnumerateFiles(Path.GetTempPath(), $"dotnet-diagnostic-{Environment.ProcessId}-*-socket"))
+            {
+                File.Delete(socket);
+            }
+        }
+        catch (IOException)
+        {
+            // Diagnostics are a convenience: the server runs either way.
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
     }
 
     /// <summary>

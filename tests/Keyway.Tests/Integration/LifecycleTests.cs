@@ -147,9 +147,17 @@ public sealed partial class LifecycleTests
             Assert.Equal("ok", await client.GetStringAsync("/healthz"));
         }
 
-        // The process that answers is the one started (execve keeps the pid), now with the budget set.
+        // The process that answers is the one started (execve keeps the pid), now with the budget set,
+        // under its own name, and with one diagnostics socket that a tool can connect to.
         Assert.Contains("DOTNET_GCgen0size=0x400000", EnvironmentOf(tuned.ProcessId));
         Assert.Contains("admin", tuned.AllOutput, StringComparison.Ordinal);
+        Assert.Equal("dotnet", File.ReadAllText($"/proc/{tuned.ProcessId}/comm").Trim());
+        var socket = Assert.Single(Directory.GetFiles(Path.GetTempPath(), $"dotnet-diagnostic-{tuned.ProcessId}-*-socket"));
+        using (var diagnostics = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified))
+        {
+            await diagnostics.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(socket));
+            Assert.True(diagnostics.Connected);
+        }
 
         await using var own = await KeywayProcess.StartAsync(new KeywayProcessOptions
         {

@@ -18,16 +18,25 @@ internal sealed partial class CredentialRefresher(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(Interval, time);
-        while (await timer.WaitForNextTickAsync(stoppingToken))
+        try
         {
-            try
+            while (await timer.WaitForNextTickAsync(stoppingToken))
             {
-                await SweepAsync(stoppingToken);
+                try
+                {
+                    await SweepAsync(stoppingToken);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    Log.SweepFailed(logger, e.GetType().Name);
+                }
             }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                Log.SweepFailed(logger, e.GetType().Name);
-            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping. Also when the server never started (its port was taken): the host then
+            // disposes the service without stopping it first, and would report a cancelled loop
+            // as a crashed one, next to the one error that matters.
         }
     }
 

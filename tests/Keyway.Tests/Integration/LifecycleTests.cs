@@ -177,6 +177,30 @@ public sealed partial class LifecycleTests
         Assert.DoesNotContain("DOTNET_GCgen0size=0x400000", environment);
     }
 
+    [Fact]
+    public async Task A_taken_port_stops_the_start_with_one_clear_error()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+        var directory = TestDirectories.Create("port-taken");
+        try
+        {
+            var refused = await KeywayProcess.RunCliAsync(["serve", "--data-dir", directory, "--urls", $"http://127.0.0.1:{port}"],
+                new Dictionary<string, string> { ["KEYWAY_ADMIN_TOKEN"] = "kw_port_" + Guid.NewGuid().ToString("N") });
+
+            Assert.NotEqual(0, refused.ExitCode);
+            Assert.Contains($"keyway: cannot listen: Failed to bind to address http://127.0.0.1:{port}", refused.StandardError);
+            Assert.Contains("Choose another address with --urls.", refused.StandardError);
+            Assert.DoesNotContain("BackgroundService failed", refused.Output);
+            Assert.DoesNotContain("crit:", refused.Output);
+        }
+        finally
+        {
+            TestDirectories.DeleteQuietly(directory);
+        }
+    }
+
     // What the kernel holds as the process's environment: what execve gave it, not what it started with.
     private static string[] EnvironmentOf(int processId) =>
         File.ReadAllText($"/proc/{processId}/environ").Split('\0', StringSplitOptions.RemoveEmptyEntries);

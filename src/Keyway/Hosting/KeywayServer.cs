@@ -80,6 +80,10 @@ internal static partial class KeywayServer
         var master = MasterKeyRing.Load(Environment.GetEnvironmentVariable("KEYWAY_MASTER_KEY"), options.DataDirectory);
         var keyRing = await KeyRing.OpenAsync(master, new DataKeyStore(database), time, cancellationToken);
         Log.StoreOpened(startupLog, database.Description, keyRing.ActiveKeyId);
+        if (Environment.GetEnvironmentVariable(RuntimeTuning.Gen0SizeVariable) is { Length: > 0 } gen0)
+        {
+            Log.Gen0Budget(startupLog, gen0, RuntimeTuning.Gen0SizeVariable);
+        }
 
         var services = builder.Services;
         services.AddSingleton(time);
@@ -237,6 +241,9 @@ internal static partial class KeywayServer
     {
         [LoggerMessage(1, LogLevel.Information, "Store {Store} opened; active data key {KeyId}")]
         public static partial void StoreOpened(ILogger logger, string store, string keyId);
+
+        [LoggerMessage(2, LogLevel.Information, "Garbage collector: generation-0 budget {Budget} ({Variable}; 0 means .NET's default)")]
+        public static partial void Gen0Budget(ILogger logger, string budget, string variable);
     }
 }
 

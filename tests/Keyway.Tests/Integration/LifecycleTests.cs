@@ -151,6 +151,7 @@ public sealed partial class LifecycleTests
         // under its own name, and with one diagnostics socket that a tool can connect to.
         Assert.Contains("DOTNET_GCgen0size=0x400000", EnvironmentOf(tuned.ProcessId));
         Assert.Contains("admin", tuned.AllOutput, StringComparison.Ordinal);
+        Assert.Contains("Garbage collector: generation-0 budget 0x400000 (DOTNET_GCgen0size", tuned.AllOutput, StringComparison.Ordinal);
         Assert.Equal("dotnet", File.ReadAllText($"/proc/{tuned.ProcessId}/comm").Trim());
         var socket = Assert.Single(Directory.GetFiles(Path.GetTempPath(), $"dotnet-diagnostic-{tuned.ProcessId}-*-socket"));
         using (var diagnostics = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified))

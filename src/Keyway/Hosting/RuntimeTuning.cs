@@ -53,8 +53,10 @@ internal static partial class RuntimeTuning
             return;
         }
 
+        // The executable's own path rather than /proc/self/exe, so the process keeps its name
+        // ("dotnet" or "keyway", not "exe") in ps, top and systemd.
         var settings = Plan(args, Environment.GetEnvironmentVariable);
-        if (settings.Count == 0 || ReadCommandLine() is not { Count: > 0 } argv)
+        if (settings.Count == 0 || Environment.ProcessPath is not { } executable || ReadCommandLine() is not { Count: > 0 } argv)
         {
             return;
         }
@@ -70,13 +72,8 @@ internal static partial class RuntimeTuning
             environment.Add($"{name}={value}");
         }
 
-        // The executable's own path rather than /proc/self/exe, so the process keeps its name
-        // ("dotnet" or "keyway", not "exe") in ps, top and systemd.
-        if (Environment.ProcessPath is not { } executable)
-        {
-            return;
-        }
-
+        // If execve then fails (a seccomp policy, say), Keyway runs on untuned and without the
+        // diagnostics socket: the server matters more than the tools.
         RemoveDiagnosticsSocket();
         Exec(executable, argv, environment);
     }

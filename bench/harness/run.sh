@@ -342,6 +342,7 @@ if has main; then
     done
 
     TARGETS=(keyway yarp keyway-oauth direct)
+    HWM_BY_C=""
     for c in $CONCURRENCY; do
         for round in $(seq 1 "$ROUNDS"); do
             for target in "${TARGETS[@]}"; do
@@ -349,6 +350,8 @@ if has main; then
                 run_wrk "$target" "$c" "$DURATION" "$WORK/main-$target-c$c-r$round.txt"
             done
         done
+        # The high-water mark only rises: after each level it is the peak of that level and those before.
+        HWM_BY_C+="${HWM_BY_C:+, }up to c=$c $(hwm_mb "$KW_PID") MB"
     done
     KW_HWM="$(hwm_mb "$KW_PID")"
     YARP_HWM="$(hwm_mb "$YARP_PID")"
@@ -396,6 +399,7 @@ if has main; then
     echo
     echo "Peak RSS (VmHWM) after the proxy load: Keyway ${KW_HWM} MB, YARP ${YARP_HWM} MB, upstream ${UP_HWM} MB (Keyway bar: <= 150 MB;"
     echo "the Keyway process has served configuration calls and the proxy only, no /run, saved query or script yet)"
+    echo "Keyway's peak RSS as the load rose: $HWM_BY_C"
 
     # Bytes allocated per request: the runtime's allocation counter over a c=8 run, divided by
     # the requests wrk counted. Needs dotnet-counters (dotnet tool install -g dotnet-counters).

@@ -431,7 +431,21 @@ internal sealed class TemplateSandbox
 }
 
 /// <summary>A prepared script: the expression wrapped, parsed and analysed once, at configuration load.</summary>
-internal sealed record TemplateScript(Prepared<Script> Prepared, string[]? Globals, string Expression, int Position);
+/// <remarks>
+/// The prepared script is kept boxed, as an object: every template expression has a field of this
+/// type, and a field of Jint's <c>Prepared&lt;Script&gt;</c> struct here would load Jint and Acornima
+/// as soon as any template is parsed. This way a server whose templates are all member paths never
+/// loads the script engine (about 2 MB resident; docs/benchmarks.md, "Session 5").
+/// </remarks>
+internal sealed record TemplateScript(object PreparedScript, string[]? Globals, string Expression, int Position)
+{
+    public TemplateScript(Prepared<Script> prepared, string[]? globals, string expression, int position)
+        : this((object)prepared, globals, expression, position)
+    {
+    }
+
+    public Prepared<Script> Prepared => (Prepared<Script>)PreparedScript;
+}
 
 /// <summary>A primitive (string, long, double, bool, null) or, when <see cref="IsJson"/>, compact JSON text.</summary>
 internal readonly record struct ScriptResult(object? Value, bool IsJson);

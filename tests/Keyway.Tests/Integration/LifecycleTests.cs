@@ -202,6 +202,31 @@ public sealed partial class LifecycleTests
         }
     }
 
+    [Fact]
+    public async Task The_script_engine_is_loaded_only_once_a_template_needs_a_script()
+    {
+        await using var upstream = await UpstreamServer.StartAsync();
+        await using var keyway = await KeywayProcess.StartAsync(new KeywayProcessOptions
+        {
+            Environment = new Dictionary<string, string> { ["KEYWAY_ADMIN_TOKEN"] = "kw_jint_" + Guid.NewGuid().ToString("N") },
+        });
+        using var admin = keyway.CreateAdminClient();
+        await Expect.StatusAsync(await admin.PutAsJsonAsync("/api/v1/environments/production/variables/TOKEN", new { value = "member-path-token", secret = true }), 200);
+        await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/resources/paths", new { baseUrl = upstream.BaseUrl, auth = new { type = "bearer", token = "{{ environment.variables.TOKEN }}" } }));
+        Assert.Equal("[REDACTED]", await admin.GetStringAsync("/proxy/paths/echo-header/Authorization"));
+
+        // Member paths only, configured and used: Jint and its parser are not in the process.
+        Assert.DoesNotContain(LoadedFiles(keyway.ProcessId), f => f.EndsWith("/Jint.dll", StringComparison.Ordinal) || f.EndsWith("/Acornima.dll", StringComparison.Ordinal));
+
+        await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/queries/shout", new { resource = "paths", path = "/anything", query = new Dictionary<string, string> { ["q"] = "{{ inputs.word.toUpperCase() }}" } }));
+        await Expect.SuccessAsync(await admin.PostAsJsonAsync("/api/v1/queries/shout/run", new { inputs = new { word = "hi" } }));
+        Assert.Contains(LoadedFiles(keyway.ProcessId), f => f.EndsWith("/Jint.dll", StringComparison.Ordinal));
+    }
+
+    // The files mapped into the process: an assembly .NET has loaded is one of them.
+    private static string[] LoadedFiles(int processId) =>
+        [.. File.ReadLines($"/proc/{processId}/maps").Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Where(f => f.Length >= 6).Select(f => f[5]).Distinct()];
+
     // What the kernel holds as the process's environment: what execve gave it, not what it started with.
     private static string[] EnvironmentOf(int processId) =>
         File.ReadAllText($"/proc/{processId}/environ").Split('\0', StringSplitOptions.RemoveEmptyEntries);

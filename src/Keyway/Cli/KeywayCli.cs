@@ -60,7 +60,8 @@ internal static class KeywayCli
                 await System.Console.Error.WriteLineAsync($"keyway: cannot start: {e.Message}");
                 return ExitCodes.Failure;
             }
-            catch (Exception e) when (e is Npgsql.NpgsqlException or Microsoft.Data.Sqlite.SqliteException or System.Net.Sockets.SocketException)
+            // DbException covers both drivers' errors without naming Npgsql, which would load it on SQLite too.
+            catch (Exception e) when (e is System.Data.Common.DbException or System.Net.Sockets.SocketException)
             {
                 await System.Console.Error.WriteLineAsync($"keyway: cannot open the store: {e.Message}");
                 return ExitCodes.Failure;

@@ -20,7 +20,8 @@ internal enum StoreKind
 internal sealed class Database : IAsyncDisposable
 {
     private readonly string? _sqliteConnectionString;
-    private readonly NpgsqlDataSource? _postgres;
+    // Typed as the base class, and made in a method of its own: on SQLite, Npgsql is never loaded.
+    private readonly DbDataSource? _postgres;
     private readonly string? _postgresConnectionString;
 
     static Database()
@@ -35,8 +36,12 @@ internal sealed class Database : IAsyncDisposable
         Description = description;
         _sqliteConnectionString = sqliteConnectionString;
         _postgresConnectionString = postgresConnectionString;
-        _postgres = postgresConnectionString is null ? null : NpgsqlDataSource.Create(postgresConnectionString);
+        _postgres = postgresConnectionString is null ? null : CreatePostgresSource(postgresConnectionString);
     }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1859", Justification = "The base type keeps Npgsql unloaded on SQLite.")]
+    private static DbDataSource CreatePostgresSource(string connectionString) => NpgsqlDataSource.Create(connectionString);
 
     public StoreKind Kind { get; }
 

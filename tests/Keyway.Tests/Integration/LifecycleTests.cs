@@ -203,7 +203,7 @@ public sealed partial class LifecycleTests
     }
 
     [Fact]
-    public async Task The_script_engine_is_loaded_only_once_a_template_needs_a_script()
+    public async Task The_script_engine_loads_only_once_a_template_needs_a_script_and_the_PostgreSQL_driver_never_on_SQLite()
     {
         await using var upstream = await UpstreamServer.StartAsync();
         await using var keyway = await KeywayProcess.StartAsync(new KeywayProcessOptions
@@ -215,12 +215,33 @@ public sealed partial class LifecycleTests
         await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/resources/paths", new { baseUrl = upstream.BaseUrl, auth = new { type = "bearer", token = "{{ environment.variables.TOKEN }}" } }));
         Assert.Equal("[REDACTED]", await admin.GetStringAsync("/proxy/paths/echo-header/Authorization"));
 
-        // Member paths only, configured and used: Jint and its parser are not in the process.
-        Assert.DoesNotContain(LoadedFiles(keyway.ProcessId), f => f.EndsWith("/Jint.dll", StringComparison.Ordinal) || f.EndsWith("/Acornima.dll", StringComparison.Ordinal));
+        // Member paths only, configured and used: Jint and its parser are not in the process, nor is
+        // the PostgreSQL driver on SQLite.
+        Assert.DoesNotContain(LoadedFiles(keyway.ProcessId), f =>
+            f.EndsWith("/Jint.dll", StringComparison.Ordinal) || f.EndsWith("/Acornima.dll", StringComparison.Ordinal) || f.EndsWith("/Npgsql.dll", StringComparison.Ordinal));
 
         await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/queries/shout", new { resource = "paths", path = "/anything", query = new Dictionary<string, string> { ["q"] = "{{ inputs.word.toUpperCase() }}" } }));
         await Expect.SuccessAsync(await admin.PostAsJsonAsync("/api/v1/queries/shout/run", new { inputs = new { word = "hi" } }));
         Assert.Contains(LoadedFiles(keyway.ProcessId), f => f.EndsWith("/Jint.dll", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task An_unreachable_PostgreSQL_stops_the_start_with_a_clear_error()
+    {
+        var directory = TestDirectories.Create("store-unreachable");
+        try
+        {
+            var refused = await KeywayProcess.RunCliAsync(
+                ["serve", "--data-dir", directory, "--urls", $"http://127.0.0.1:{FreePort.Next()}", "--database", $"postgres://keyway@127.0.0.1:{FreePort.Next()}/keyway"]);
+
+            Assert.NotEqual(0, refused.ExitCode);
+            Assert.Contains("keyway: cannot open the store:", refused.StandardError);
+            Assert.DoesNotContain("Unhandled exception", refused.Output);
+        }
+        finally
+        {
+            TestDirectories.DeleteQuietly(directory);
+        }
     }
 
     // The files mapped into the process: an assembly .NET has loaded is one of them.

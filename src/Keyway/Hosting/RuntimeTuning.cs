@@ -16,7 +16,7 @@ namespace Keyway.Hosting;
 /// much is allocated between two collections. .NET sizes it from the CPU's last-level cache, 16 MB
 /// and more on a server CPU with a 32 MB L3; every byte of it becomes resident under load. Keyway's
 /// requests leave almost nothing alive behind them, so a 4 MB budget collects a little more often,
-/// each collection as cheap, and holds peak memory under the proxy load about 14 MB lower
+/// each collection as cheap, and holds peak memory under the proxy load about 13 MB lower
 /// (docs/benchmarks.md, "Session 5").
 /// </para>
 /// <para>

@@ -109,7 +109,6 @@ internal static class AuditInsert
     public static async Task InsertPostgresAsync(DbConnection connection, DbTransaction transaction, ReadOnlyMemory<AuditRow> rows,
         CancellationToken cancellationToken)
     {
-        const StoreKind kind = StoreKind.Postgres;
         DbCommand? full = null;
         try
         {
@@ -118,13 +117,13 @@ internal static class AuditInsert
                 var count = Math.Min(PostgresRowsPerStatement, rows.Length - offset);
                 if (count == PostgresRowsPerStatement)
                 {
-                    full ??= Command(connection, transaction, kind, count);
+                    full ??= PostgresCommand(connection, transaction, count);
                     Bind(full, rows.Span.Slice(offset, count));
                     await full.ExecuteNonQueryAsync(cancellationToken);
                 }
                 else
                 {
-                    await using var tail = Command(connection, transaction, kind, count);
+                    await using var tail = PostgresCommand(connection, transaction, count);
                     Bind(tail, rows.Span.Slice(offset, count));
                     await tail.ExecuteNonQueryAsync(cancellationToken);
                 }
@@ -139,11 +138,11 @@ internal static class AuditInsert
         }
     }
 
-    private static DbCommand Command(DbConnection connection, DbTransaction? transaction, StoreKind kind, int count)
+    private static DbCommand PostgresCommand(DbConnection connection, DbTransaction transaction, int count)
     {
         var command = connection.CreateCommand();
         command.Transaction = transaction;
-        command.CommandText = s_postgres[count] ??= Build(kind, count);
+        command.CommandText = s_postgres[count] ??= Build(StoreKind.Postgres, count);
         for (var i = 0; i < count * Columns; i++)
         {
             // Npgsql binds unnamed parameters to $1, $2, … as they are, without rewriting the SQL.

@@ -244,8 +244,8 @@ internal static class AuditCommands
 
     private static string Join(List<string> query) => query.Count == 0 ? "" : "?" + string.Join('&', query);
 
-    /// <summary>An ISO 8601 time, or an age (<c>90s</c>, <c>15m</c>, <c>2h</c>, <c>7d</c>) before now.</summary>
-    internal static string? Time(string? value, string option)
+    /// <summary>An ISO 8601 time, or an age (<c>90s</c>, <c>15m</c>, <c>2h</c>, <c>7d</c>) before now by <paramref name="time"/> (the system clock when null).</summary>
+    internal static string? Time(string? value, string option, TimeProvider? time = null)
     {
         if (string.IsNullOrWhiteSpace(value))
         {
@@ -266,7 +266,7 @@ internal static class AuditCommands
             };
             if (age is { } a)
             {
-                return (DateTimeOffset.UtcNow - a).ToString("O", CultureInfo.InvariantCulture);
+                return ((time ?? TimeProvider.System).GetUtcNow() - a).ToString("O", CultureInfo.InvariantCulture);
             }
         }
 

@@ -83,7 +83,7 @@ internal sealed class AuditEncoder : IDisposable
 /// Inserts rows into <c>audit_events</c>. On PostgreSQL a statement is a multi-row
 /// <c>INSERT … VALUES (…), (…)</c> of up to <see cref="PostgresRowsPerStatement"/> rows, created once per
 /// batch and bound again for each chunk: one round trip per chunk instead of one per event. On SQLite
-/// there is no round trip to save: <see cref="SqliteAuditInsert"/> steps one prepared single-row
+/// there is no round trip to save: <see cref="SqliteAuditAppend"/> steps one prepared single-row
 /// statement per row (measured: docs/benchmarks.md).
 /// </summary>
 internal static class AuditInsert
@@ -201,23 +201,52 @@ internal static class AuditInsert
 }
 
 /// <summary>
-/// The SQLite writer's prepared single-row insert, bound and stepped through SQLitePCL's own API on
-/// the writer's connection, inside the transaction the writer holds (<c>BEGIN IMMEDIATE</c>: the write
-/// lock is already taken, so a step never waits on another writer). Microsoft.Data.Sqlite's command
-/// looks each parameter up by name, boxes each value and builds a reader on every execution: that
-/// plumbing was a third of the audit writer's CPU under proxy load. Strings are bound as UTF-16
-/// spans, which SQLite copies and converts itself. Not thread-safe: the writer uses it under its lock.
+/// The SQLite writer's prepared statements (read the chain head, insert a row, move the head), bound and
+/// stepped through SQLitePCL's own API on the writer's connection, inside the transaction the writer
+/// holds (<c>BEGIN IMMEDIATE</c>: the write lock is already taken, so a step never waits on another
+/// writer). Microsoft.Data.Sqlite's command looks each parameter up by name, boxes each value and
+/// builds a reader on every execution: that plumbing was a third of the audit writer's CPU under proxy
+/// load. Text is bound as UTF-8, the database's own encoding, encoded here into one reused buffer
+/// (SQLite copies it): bound as UTF-16, SQLite converted every value itself, more slowly. Not
+/// thread-safe: the writer uses it under its lock.
 /// </summary>
-internal sealed class SqliteAuditInsert : IDisposable
+internal sealed class SqliteAuditAppend : IDisposable
 {
-    private readonly sqlite3 _db;
-    private readonly sqlite3_stmt _statement;
+    private const string HeadSql = "SELECT seq, hash FROM audit_head WHERE id = 1";
+    private const string MoveHeadSql = "UPDATE audit_head SET seq = ?1, event_id = ?2, hash = ?3 WHERE id = 1";
 
-    public SqliteAuditInsert(SqliteConnection connection)
+    private readonly sqlite3 _db;
+    private readonly sqlite3_stmt _head;
+    private readonly sqlite3_stmt _insert;
+    private readonly sqlite3_stmt _moveHead;
+    private byte[] _utf8 = new byte[1024];
+
+    public SqliteAuditAppend(SqliteConnection connection)
     {
         _db = connection.Handle ?? throw new InvalidOperationException("The audit writer's SQLite connection is not open.");
-        var rc = raw.sqlite3_prepare_v2(_db, AuditInsert.SqliteSql, out _statement);
-        SqliteException.ThrowExceptionForRC(rc, _db);
+        _head = Prepare(HeadSql);
+        _insert = Prepare(AuditInsert.SqliteSql);
+        _moveHead = Prepare(MoveHeadSql);
+    }
+
+    /// <summary>The newest event's seq and hash.</summary>
+    /// <exception cref="SqliteException">SQLite refused the read, or the head row is missing.</exception>
+    public (long Seq, string Hash) ReadHead()
+    {
+        try
+        {
+            var rc = raw.sqlite3_step(_head);
+            if (rc != raw.SQLITE_ROW)
+            {
+                SqliteException.ThrowExceptionForRC(rc == raw.SQLITE_DONE ? raw.SQLITE_CORRUPT : rc, _db);
+            }
+
+            return (raw.sqlite3_column_int64(_head, 0), Encoding.UTF8.GetString(raw.sqlite3_column_blob(_head, 1)));
+        }
+        finally
+        {
+            raw.sqlite3_reset(_head);
+        }
     }
 
     /// <summary>Inserts <paramref name="rows"/>, one step each.</summary>
@@ -227,34 +256,70 @@ internal sealed class SqliteAuditInsert : IDisposable
         foreach (ref readonly var row in rows)
         {
             var entry = row.Entry;
-            Int64(1, row.Seq);
-            Text(2, row.Id);
-            Int64(3, row.At);
-            Text(4, row.ActorId);
-            Text(5, row.ActorName);
-            Text(6, row.ActorKindName);
-            Text(7, row.KeyId);
-            Text(8, entry.Action);
-            Text(9, entry.Outcome);
-            Text(10, entry.Resource);
-            Text(11, entry.Environment);
-            Text(12, entry.Target);
-            Text(13, row.Detail);
-            Text(14, row.PrevHash);
-            Text(15, row.Hash);
-            var rc = raw.sqlite3_step(_statement);
-            raw.sqlite3_reset(_statement);
-            if (rc != raw.SQLITE_DONE)
-            {
-                SqliteException.ThrowExceptionForRC(rc, _db);
-            }
+            Int64(_insert, 1, row.Seq);
+            Text(_insert, 2, row.Id);
+            Int64(_insert, 3, row.At);
+            Text(_insert, 4, row.ActorId);
+            Text(_insert, 5, row.ActorName);
+            Text(_insert, 6, row.ActorKindName);
+            Text(_insert, 7, row.KeyId);
+            Text(_insert, 8, entry.Action);
+            Text(_insert, 9, entry.Outcome);
+            Text(_insert, 10, entry.Resource);
+            Text(_insert, 11, entry.Environment);
+            Text(_insert, 12, entry.Target);
+            Text(_insert, 13, row.Detail);
+            Text(_insert, 14, row.PrevHash);
+            Text(_insert, 15, row.Hash);
+            Step(_insert);
         }
     }
 
-    private void Int64(int index, long value) => Check(raw.sqlite3_bind_int64(_statement, index, value));
+    /// <summary>Points the chain head at <paramref name="last"/>, the batch's newest row.</summary>
+    public void MoveHead(in AuditRow last)
+    {
+        Int64(_moveHead, 1, last.Seq);
+        Text(_moveHead, 2, last.Id);
+        Text(_moveHead, 3, last.Hash);
+        Step(_moveHead);
+    }
 
-    private void Text(int index, string? value) =>
-        Check(value is null ? raw.sqlite3_bind_null(_statement, index) : raw.sqlite3_bind_text16(_statement, index, value.AsSpan()));
+    private sqlite3_stmt Prepare(string sql)
+    {
+        var rc = raw.sqlite3_prepare_v2(_db, sql, out var statement);
+        SqliteException.ThrowExceptionForRC(rc, _db);
+        return statement;
+    }
+
+    private void Step(sqlite3_stmt statement)
+    {
+        var rc = raw.sqlite3_step(statement);
+        raw.sqlite3_reset(statement);
+        if (rc != raw.SQLITE_DONE)
+        {
+            SqliteException.ThrowExceptionForRC(rc, _db);
+        }
+    }
+
+    private void Int64(sqlite3_stmt statement, int index, long value) => Check(raw.sqlite3_bind_int64(statement, index, value));
+
+    private void Text(sqlite3_stmt statement, int index, string? value)
+    {
+        if (value is null)
+        {
+            Check(raw.sqlite3_bind_null(statement, index));
+            return;
+        }
+
+        var most = Encoding.UTF8.GetMaxByteCount(value.Length);
+        if (_utf8.Length < most)
+        {
+            _utf8 = new byte[Math.Max(most, _utf8.Length * 2)];
+        }
+
+        var length = Encoding.UTF8.GetBytes(value, _utf8);
+        Check(raw.sqlite3_bind_text(statement, index, _utf8.AsSpan(0, length)));
+    }
 
     private void Check(int rc)
     {
@@ -264,5 +329,10 @@ internal sealed class SqliteAuditInsert : IDisposable
         }
     }
 
-    public void Dispose() => _statement.Dispose();
+    public void Dispose()
+    {
+        _head.Dispose();
+        _insert.Dispose();
+        _moveHead.Dispose();
+    }
 }

@@ -90,9 +90,9 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
     private readonly AuditEncoder _encoder = new();
     private AuditRow[] _rows = [];
 
-    // On SQLite the writer keeps a connection of its own (see SqliteWriterAsync) and its prepared insert.
+    // On SQLite the writer keeps a connection of its own (see SqliteWriterAsync) and its prepared statements.
     private DbConnection? _sqlite;
-    private SqliteAuditInsert? _sqliteInsert;
+    private SqliteAuditAppend? _sqliteAppend;
 
     public AuditLog(Database database, TimeProvider time, Func<CancellationToken, Task<Redactor>> knownSecrets, AuditOptions options, ILogger<AuditLog> logger)
     {
@@ -302,16 +302,20 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
         {
             var connection = sqlite ? await SqliteWriterAsync(cancellationToken) : pooled = await _database.OpenAsync(cancellationToken);
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            var postgres = _database.Kind == StoreKind.Postgres;
-            if (postgres)
+            var append = sqlite ? _sqliteAppend ??= new SqliteAuditAppend((Microsoft.Data.Sqlite.SqliteConnection)connection) : null;
+            long seq;
+            string previous;
+            if (append is not null)
+            {
+                (seq, previous) = append.ReadHead();
+            }
+            else
             {
                 await connection.ExecuteAsync("SELECT pg_advisory_xact_lock(@id)", new { id = AppendLockId }, transaction);
+                var head = await connection.QuerySingleAsync<HeadRow>("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE", transaction: transaction);
+                (seq, previous) = (head.Seq, head.Hash);
             }
 
-            var head = await connection.QuerySingleAsync<HeadRow>(
-                "SELECT seq, event_id, hash FROM audit_head WHERE id = 1" + (postgres ? " FOR UPDATE" : ""), transaction: transaction);
-            var seq = head.Seq;
-            var previous = head.Hash;
             // Under the lock: the rows and the encoder's buffers are reused from batch to batch.
             var rows = Rows(batch.Count);
             for (var i = 0; i < batch.Count; i++)
@@ -325,19 +329,19 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
                 previous = row.Hash;
             }
 
-            if (sqlite)
+            if (append is not null)
             {
-                _sqliteInsert ??= new SqliteAuditInsert((Microsoft.Data.Sqlite.SqliteConnection)connection);
-                _sqliteInsert.Insert(rows.AsSpan(0, batch.Count));
+                append.Insert(rows.AsSpan(0, batch.Count));
+                append.MoveHead(rows[batch.Count - 1]);
             }
             else
             {
                 await AuditInsert.InsertPostgresAsync(connection, transaction, rows.AsMemory(0, batch.Count), cancellationToken);
+                var last = rows[batch.Count - 1];
+                await connection.ExecuteAsync(
+                    "UPDATE audit_head SET seq = @Seq, event_id = @Id, hash = @Hash WHERE id = 1", new { last.Seq, last.Id, last.Hash }, transaction);
             }
 
-            ref readonly var last = ref rows[batch.Count - 1];
-            await connection.ExecuteAsync(
-                "UPDATE audit_head SET seq = @Seq, event_id = @Id, hash = @Hash WHERE id = 1", new { last.Seq, last.Id, last.Hash }, transaction);
             await transaction.CommitAsync(cancellationToken);
             _written.Add(batch.Count);
             Interlocked.Increment(ref _batches);
@@ -397,8 +401,8 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
 
     private async ValueTask CloseSqliteWriterAsync()
     {
-        _sqliteInsert?.Dispose();
-        _sqliteInsert = null;
+        _sqliteAppend?.Dispose();
+        _sqliteAppend = null;
 
         if (_sqlite is not null)
         {
@@ -466,7 +470,7 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
 
     public override void Dispose()
     {
-        _sqliteInsert?.Dispose();
+        _sqliteAppend?.Dispose();
         _sqlite?.Dispose();
         _meter.Dispose();
         _writing.Dispose();
@@ -479,7 +483,6 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
     private sealed class HeadRow
     {
         public long Seq { get; init; }
-        public string? EventId { get; init; }
         public string Hash { get; init; } = "";
     }
 

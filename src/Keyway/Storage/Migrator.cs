@@ -14,7 +14,8 @@ internal sealed partial class Migrator(Database database, TimeProvider time, ILo
     // An arbitrary constant: the advisory lock id that guards migrations.
     private const long MigrationLockId = 0x4b65_7977_6179_0001;
 
-    public async Task<int> ApplyAsync(CancellationToken cancellationToken)
+    /// <summary>Applies the migrations not yet applied, up to and including <paramref name="through"/> (tests stop early to upgrade old data).</summary>
+    public async Task<int> ApplyAsync(CancellationToken cancellationToken, long through = long.MaxValue)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         if (database.Kind == StoreKind.Sqlite)
@@ -35,7 +36,7 @@ internal sealed partial class Migrator(Database database, TimeProvider time, ILo
             var count = 0;
             foreach (var migration in Load(database.Kind))
             {
-                if (applied.Contains(migration.Version))
+                if (applied.Contains(migration.Version) || migration.Version > through)
                 {
                     continue;
                 }

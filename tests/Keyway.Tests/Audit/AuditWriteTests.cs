@@ -104,6 +104,46 @@ public sealed class AuditWriteTests
 
     [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
     [Trait("Category", "Integration")]
+    public async Task Upgrading_to_schema_7_keeps_every_event_and_the_chain_and_drops_only_the_id_uniqueness(TestStore store)
+    {
+        await using var context = await StoreContext.CreateAsync(store, schema: 6);
+        using (var log = context.NewLog(batchSize: 1000))
+        {
+            await log.WriteAsync(Enumerable.Range(0, 120).Select(n => new AuditLog.Pending(
+                AuditEntries.Run("proxy", s_alice, "github", "production", "GET", $"/n/{n}?token=t{n}", 200, n, false, null), context.Now(n))).ToList(), CancellationToken.None);
+        }
+
+        var audit = new AuditStore(context.Database);
+        var before = await audit.PageAsync(0, 1000, CancellationToken.None);
+        Assert.Equal(1, await context.MigrateAsync());
+
+        var after = await audit.PageAsync(0, 1000, CancellationToken.None);
+        Assert.Equal(before, after);
+        using (var log = context.NewLog(batchSize: 1000))
+        {
+            await log.WriteAsync([new AuditLog.Pending(new AuditEntry("resource.put") { Actor = s_bob, Resource = "github" }, context.Now(200))], CancellationToken.None);
+        }
+
+        var result = await new AuditVerifier(audit).VerifyAsync(CancellationToken.None, pageSize: 50);
+        Assert.True(result.Ok, result.FirstBroken?.Problem);
+        Assert.Equal(121, result.Checked);
+        Assert.Equal(121, (await audit.QueryAsync(new AuditQuery { Resource = "github", Limit = 1000 }, CancellationToken.None)).Count);
+
+        // The id is still required, no longer unique; the time, resource and action indexes are back.
+        await using var connection = await context.Database.OpenAsync(CancellationToken.None);
+        var indexes = store == TestStore.Sqlite
+            ? await connection.QueryAsync<string>("SELECT name FROM pragma_index_list('audit_events')")
+            : await connection.QueryAsync<string>("SELECT indexname FROM pg_indexes WHERE tablename = 'audit_events' AND indexname <> 'audit_events_pkey'");
+        Assert.Equal(["audit_events_by_action", "audit_events_by_at", "audit_events_by_resource"], indexes.Order(StringComparer.Ordinal));
+        await connection.ExecuteAsync(
+            "INSERT INTO audit_events (seq, id, at, actor_id, actor_name, actor_kind, action, outcome, prev_hash, hash) VALUES (1000, @id, 0, 'a', 'a', 'user', 'x', 'success', '', '')",
+            new { id = after[0].Id });
+        await Assert.ThrowsAnyAsync<System.Data.Common.DbException>(() => connection.ExecuteAsync(
+            "INSERT INTO audit_events (seq, id, at, actor_id, actor_name, actor_kind, action, outcome, prev_hash, hash) VALUES (1001, NULL, 0, 'a', 'a', 'user', 'x', 'success', '', '')"));
+    }
+
+    [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
+    [Trait("Category", "Integration")]
     public async Task The_filters_find_their_events_with_the_indexes_migration_0006_leaves(TestStore store)
     {
         await using var context = await StoreContext.CreateAsync(store);
@@ -196,7 +236,7 @@ public sealed class AuditWriteTests
 
         public Database Database { get; }
 
-        public static async Task<StoreContext> CreateAsync(TestStore store)
+        public static async Task<StoreContext> CreateAsync(TestStore store, long schema = long.MaxValue)
         {
             StoreContext context;
             if (store == TestStore.Sqlite)
@@ -211,9 +251,12 @@ public sealed class AuditWriteTests
                 context = new StoreContext(Database.Postgres(database.Url), null, (cluster, database.Name));
             }
 
-            await new Migrator(context.Database, context._time, NullLogger<Migrator>.Instance).ApplyAsync(CancellationToken.None);
+            await context.MigrateAsync(schema);
             return context;
         }
+
+        public Task<int> MigrateAsync(long through = long.MaxValue) =>
+            new Migrator(Database, _time, NullLogger<Migrator>.Instance).ApplyAsync(CancellationToken.None, through);
 
         /// <summary>The time of the <paramref name="n"/>th event: a second apart.</summary>
         public long Now(int n) => _time.GetUtcNow().AddSeconds(n).ToUnixTimeMilliseconds();

@@ -1,6 +1,6 @@
 using BenchmarkDotNet.Attributes;
-using Dapper;
 using Keyway.Access;
+using Keyway.Storage;
 
 namespace Keyway.Benchmarks;
 

@@ -1,7 +1,7 @@
 using BenchmarkDotNet.Attributes;
-using Dapper;
 using Keyway.Access;
 using Keyway.SignIn;
+using Keyway.Storage;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;

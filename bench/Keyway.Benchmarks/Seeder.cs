@@ -1,7 +1,6 @@
 using System.Data.Common;
 using System.Globalization;
 using System.Security.Cryptography;
-using Dapper;
 using Keyway.Credentials;
 using Keyway.Environments;
 using Keyway.Resources;

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
-using Dapper;
 using Keyway.Environments;
 using Keyway.Storage;
 

@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using Dapper;
 using Keyway.Api;
 using Keyway.Environments;
 using Keyway.Storage;

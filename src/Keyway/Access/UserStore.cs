@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using System.Text.Json;
-using Dapper;
 using Keyway.Environments;
 using Keyway.Storage;
 

@@ -2,7 +2,6 @@ using System.Data.Common;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Threading.Channels;
-using Dapper;
 using Keyway.Access;
 using Keyway.Hosting;
 using Keyway.Secrets;

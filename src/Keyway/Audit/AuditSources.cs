@@ -1,4 +1,3 @@
-using Dapper;
 using Keyway.Access;
 using Keyway.Api;
 using Keyway.Credentials;

@@ -1,5 +1,4 @@
 using System.Text;
-using Dapper;
 using Keyway.Storage;
 
 namespace Keyway.Audit;
@@ -37,7 +36,7 @@ internal sealed class AuditStore(Database database)
     public async Task<IReadOnlyList<AuditEvent>> QueryAsync(AuditQuery query, CancellationToken cancellationToken)
     {
         var sql = new StringBuilder($"SELECT {Columns} FROM audit_events WHERE 1 = 1");
-        var parameters = new DynamicParameters();
+        var parameters = new SqlParameters();
         if (!string.IsNullOrEmpty(query.Actor))
         {
             sql.Append(" AND (actor_id = @actor OR actor_name = @actor OR key_id = @actor)");

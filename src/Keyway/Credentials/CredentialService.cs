@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using System.Text;
-using Dapper;
 using Duende.IdentityModel.Client;
 using Keyway.Access;
 using Keyway.Api;

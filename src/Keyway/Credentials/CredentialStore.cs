@@ -1,5 +1,4 @@
 using System.Data.Common;
-using Dapper;
 using Keyway.Secrets;
 using Keyway.Storage;
 
@@ -150,7 +149,8 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
 
     /// <summary>Marks a refresh as under way, before the provider is asked (see <see cref="StoredCredential.RefreshStartedAt"/>).</summary>
     public Task<long?> MarkRefreshStartedAsync(CredentialKey key, long expectedVersion, string owner, CancellationToken cancellationToken) =>
-        UpdateAsync(key, expectedVersion, "refresh_started_at = @now, refresh_owner = @owner", new { owner }, cancellationToken);
+        // Not @owner: Npgsql matches parameter names without regard to case, and the key's @Owner is a parameter too.
+        UpdateAsync(key, expectedVersion, "refresh_started_at = @now, refresh_owner = @refreshOwner", new { refreshOwner = owner }, cancellationToken);
 
     /// <summary>Records a failed refresh: the state, the provider's error (never a token) and when to try again.</summary>
     public Task<long?> RecordFailureAsync(
@@ -196,8 +196,9 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
 
     private async Task<long?> UpdateAsync(CredentialKey key, long expectedVersion, string set, object extra, CancellationToken cancellationToken)
     {
-        var parameters = new DynamicParameters(extra);
-        parameters.AddDynamicParams(new { key.Resource, key.Environment, key.Owner, expected = expectedVersion, now = time.GetUtcNow().ToStore() });
+        var parameters = new SqlParameters();
+        parameters.AddProperties(extra);
+        parameters.AddProperties(new { key.Resource, key.Environment, key.Owner, expected = expectedVersion, now = time.GetUtcNow().ToStore() });
         await using var connection = await database.OpenAsync(cancellationToken);
         return await connection.ExecuteScalarAsync<long?>(
             $"""
@@ -385,7 +386,7 @@ internal sealed class ClusterLock(Database database)
         try
         {
             var (a, b) = LockIds(key);
-            await connection.ExecuteAsync(new CommandDefinition("SELECT pg_advisory_lock(@a, @b)", new { a, b }, cancellationToken: cancellationToken));
+            await connection.ExecuteAsync(new SqlStatement("SELECT pg_advisory_lock(@a, @b)", new { a, b }, cancellationToken: cancellationToken));
             return new Held(connection, a, b);
         }
         catch

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Dapper;
 using Keyway.Api;
 using Keyway.Secrets;
 using Keyway.Storage;

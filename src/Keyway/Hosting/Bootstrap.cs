@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using Dapper;
 using Keyway.Access;
 using Keyway.Storage;
 using Microsoft.AspNetCore.Identity;

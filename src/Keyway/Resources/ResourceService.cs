@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
-using Dapper;
 using Keyway.Api;
 using Keyway.Environments;
 using Keyway.Storage;

@@ -2,7 +2,6 @@ using System.Data.Common;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
-using Dapper;
 using Keyway.Api;
 using Keyway.Credentials;
 using Keyway.Environments;
@@ -254,7 +253,7 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
             foreach (var column in Columns)
             {
                 total += await connection.ExecuteScalarAsync<long>(
-                    new CommandDefinition($"SELECT COUNT(*) FROM {column.Table} WHERE {column.Column} IS NOT NULL", cancellationToken: ct));
+                    new SqlStatement($"SELECT COUNT(*) FROM {column.Table} WHERE {column.Column} IS NOT NULL", cancellationToken: ct));
             }
         }
 
@@ -335,7 +334,7 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
             var parameters = KeyParameters("key", row.Key);
             parameters.Add("replacement", ciphertext);
             parameters.Add("expected", row.Ciphertext);
-            replaced += await connection.ExecuteAsync(new CommandDefinition(sql, parameters, transaction, cancellationToken: ct));
+            replaced += await connection.ExecuteAsync(new SqlStatement(sql, parameters, transaction, ct));
         }
 
         return replaced;
@@ -345,7 +344,7 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
     private async Task<List<EncryptedRow>> ReadBatchAsync(DbConnection connection, EncryptedColumn column, IReadOnlyList<object>? after, CancellationToken ct)
     {
         var keyList = string.Join(", ", column.KeyColumns);
-        var parameters = after is null ? new DynamicParameters() : KeyParameters("after", after);
+        var parameters = after is null ? new SqlParameters() : KeyParameters("after", after);
         parameters.Add("limit", BatchSize);
         // A row-value comparison walks a composite primary key in order on both SQLite and PostgreSQL.
         var from = after is null
@@ -354,7 +353,8 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
         var sql = $"SELECT {keyList}, {column.Column} FROM {column.Table} WHERE {column.Column} IS NOT NULL{from} ORDER BY {keyList} LIMIT @limit";
 
         var rows = new List<EncryptedRow>();
-        await using var reader = await connection.ExecuteReaderAsync(new CommandDefinition(sql, parameters, cancellationToken: ct));
+        await using var command = connection.CreateCommand(sql, parameters);
+        await using var reader = await command.ExecuteReaderAsync(ct);
         var width = column.KeyColumns.Count;
         while (await reader.ReadAsync(ct))
         {
@@ -373,9 +373,9 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
     private static string KeyEquals(EncryptedColumn column) =>
         string.Join(" AND ", column.KeyColumns.Select((name, i) => $"{name} = @key{i.ToString(CultureInfo.InvariantCulture)}"));
 
-    private static DynamicParameters KeyParameters(string prefix, IReadOnlyList<object> key)
+    private static SqlParameters KeyParameters(string prefix, IReadOnlyList<object> key)
     {
-        var parameters = new DynamicParameters();
+        var parameters = new SqlParameters();
         for (var i = 0; i < key.Count; i++)
         {
             parameters.Add(prefix + i.ToString(CultureInfo.InvariantCulture), key[i]);

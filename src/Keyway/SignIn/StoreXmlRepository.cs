@@ -1,6 +1,5 @@
 using System.Text;
 using System.Xml.Linq;
-using Dapper;
 using Keyway.Secrets;
 using Keyway.Storage;
 using Microsoft.AspNetCore.DataProtection.Repositories;

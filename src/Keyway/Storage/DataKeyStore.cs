@@ -1,4 +1,3 @@
-using Dapper;
 using Keyway.Secrets;
 
 namespace Keyway.Storage;

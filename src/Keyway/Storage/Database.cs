@@ -1,5 +1,4 @@
 using System.Data.Common;
-using Dapper;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 
@@ -23,12 +22,6 @@ internal sealed class Database : IAsyncDisposable
     // Typed as the base class, and made in a method of its own: on SQLite, Npgsql is never loaded.
     private readonly DbDataSource? _postgres;
     private readonly string? _postgresConnectionString;
-
-    static Database()
-    {
-        // Columns are snake_case (created_at), properties PascalCase (CreatedAt).
-        DefaultTypeMap.MatchNamesWithUnderscores = true;
-    }
 
     private Database(StoreKind kind, string description, string? sqliteConnectionString, string? postgresConnectionString)
     {

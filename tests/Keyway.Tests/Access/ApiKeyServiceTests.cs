@@ -1,6 +1,6 @@
-using Dapper;
 using Keyway.Access;
 using Keyway.Environments;
+using Keyway.Storage;
 using Keyway.Tests.Credentials;
 
 namespace Keyway.Tests.Access;

@@ -1,6 +1,7 @@
 using Keyway.Access;
 using Keyway.Credentials;
 using Keyway.Environments;
+using Keyway.Storage;
 using Keyway.Tests.Credentials;
 
 namespace Keyway.Tests.Access;
@@ -15,7 +16,7 @@ public sealed class HotPathAllocationTests
         var keys = new ApiKeyService(f.Database, f.Time, new ChangeFeed());
         await using (var connection = await f.Database.OpenAsync(default))
         {
-            await Dapper.SqlMapper.ExecuteAsync(connection, "INSERT INTO users (id, name, role, created_at) VALUES ('u1', 'alloc', 'admin', 0)");
+            await connection.ExecuteAsync("INSERT INTO users (id, name, role, created_at) VALUES ('u1', 'alloc', 'admin', 0)");
         }
 
         var (_, token) = await keys.CreateAsync("u1", "alloc", null, null, default);

@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using System.Text;
-using Dapper;
 using Keyway.Access;
 using Keyway.Audit;
 using Keyway.Hosting;

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Keyway.Credentials;
 using Keyway.Resources;
 using Keyway.Secrets;
+using Keyway.Storage;
 using Keyway.Templates;
 using Microsoft.Extensions.Time.Testing;
 
@@ -256,7 +257,7 @@ public sealed class CustomFlowProviderTests
         var first = await f.Engine.GetAsync(Key, provider, default);
         var onReplica = await f.NewEngine().GetAsync(Key, provider, default);
         await using var connection = await f.Database.OpenAsync(default);
-        var raw = await Dapper.SqlMapper.ExecuteScalarAsync<byte[]>(connection, "SELECT extras FROM credentials");
+        var raw = await connection.ExecuteScalarAsync<byte[]>("SELECT extras FROM credentials");
 
         Assert.Single(handler.Requests);
         Assert.Equal(first.Tokens.Extras["TOKEN"], onReplica.Tokens.Extras["TOKEN"]);

@@ -1,6 +1,6 @@
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
-using Dapper;
+using Keyway.Storage;
 using Keyway.Tests.Infrastructure;
 
 namespace Keyway.Tests.Integration;

@@ -226,6 +226,30 @@ public sealed partial class LifecycleTests
     }
 
     [Fact]
+    public async Task Serve_once_ready_and_proxying_maps_neither_Dapper_nor_the_XML_reader_its_start_loaded()
+    {
+        await using var upstream = await UpstreamServer.StartAsync();
+        await using var keyway = await KeywayProcess.StartAsync(new KeywayProcessOptions
+        {
+            Environment = new Dictionary<string, string> { ["KEYWAY_ADMIN_TOKEN"] = "kw_mapper_" + Guid.NewGuid().ToString("N") },
+        });
+        using var admin = keyway.CreateAdminClient();
+        await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/resources/plain", new { baseUrl = upstream.BaseUrl }));
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/proxy/plain/echo-header/X-Probe") { Headers = { { "X-Probe", "proxied" } } };
+        using var proxied = await admin.SendAsync(request);
+        Assert.Equal("proxied", await proxied.Content.ReadAsStringAsync());
+
+        // Dapper's static constructor loaded System.Xml.ReaderWriter, System.Private.Xml and, for its
+        // emitted row readers, System.Linq.Expressions and System.Reflection.Emit. The store is read
+        // without it now. The last three are still mapped, by others: System.Private.Xml by Data
+        // Protection reading its XML key ring at start (SignIn/StoreXmlRepository), System.Linq.Expressions
+        // by AddEndpointFilter<AccessFilter>() (ActivatorUtilities.CreateFactory compiles an expression),
+        // System.Reflection.Emit by the DI container's IL-emitting service resolver.
+        Assert.DoesNotContain(LoadedFiles(keyway.ProcessId), f =>
+            f.EndsWith("/Dapper.dll", StringComparison.Ordinal) || f.EndsWith("/System.Xml.ReaderWriter.dll", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task An_unreachable_PostgreSQL_stops_the_start_with_a_clear_error()
     {
         var directory = TestDirectories.Create("store-unreachable");

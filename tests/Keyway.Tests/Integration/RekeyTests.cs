@@ -1,7 +1,7 @@
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
-using Dapper;
 using Keyway.Secrets;
+using Keyway.Storage;
 using Keyway.Tests.Infrastructure;
 using Database = Keyway.Storage.Database;
 using StoreKind = Keyway.Tests.Infrastructure.StoreKind;

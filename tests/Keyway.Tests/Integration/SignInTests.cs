@@ -5,7 +5,9 @@ using System.Text.Json.Nodes;
 using Keyway.Access;
 using Keyway.Environments;
 using Keyway.SignIn;
+using Keyway.Storage;
 using Keyway.Tests.Infrastructure;
+using StoreKind = Keyway.Tests.Infrastructure.StoreKind;
 
 namespace Keyway.Tests.Integration;
 
@@ -95,7 +97,7 @@ public abstract class SignInFixture(StoreKind store) : IAsyncLifetime
     {
         await using var database = OpenStore();
         await using var connection = await database.OpenAsync(CancellationToken.None);
-        await Dapper.SqlMapper.ExecuteAsync(connection, "UPDATE users SET disabled_at = 1 WHERE name = @name", new { name });
+        await connection.ExecuteAsync("UPDATE users SET disabled_at = 1 WHERE name = @name", new { name });
     }
 
     private global::Keyway.Storage.Database OpenStore() => Keyway.DatabaseUrl is { } url

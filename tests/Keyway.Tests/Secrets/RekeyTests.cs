@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
-using Dapper;
 using Keyway.Api;
 using Keyway.Credentials;
 using Keyway.Environments;

@@ -196,7 +196,9 @@ internal static partial class KeywayServer
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapScalarApiReference("/api/reference", o => o.WithTitle("Keyway API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
 
-        var api = app.MapGroup("/api/v1").AddEndpointFilter<AccessFilter>();
+        // One filter instance over the singleton policy: AddEndpointFilter<T> would build its factory
+        // by compiling an expression, and loading System.Linq.Expressions for that cost 3.7 MB of RSS.
+        var api = app.MapGroup("/api/v1").AddEndpointFilter(new AccessFilter(app.Services.GetRequiredService<AccessPolicy>()));
         api.MapEnvironments();
         api.MapResources();
         api.MapQueries();

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Data;
 using System.Data.Common;
 using System.Globalization;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Keyway.Secrets;
@@ -45,6 +46,7 @@ internal sealed class AuditEncoder : IDisposable
     private readonly Utf8JsonWriter _detailWriter;
     private readonly ArrayBufferWriter<byte> _canonical = new(1024);
     private readonly Utf8JsonWriter _canonicalWriter;
+    private readonly IncrementalHash _sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
 
     public AuditEncoder()
     {
@@ -69,13 +71,14 @@ internal sealed class AuditEncoder : IDisposable
             entry.Action, entry.Outcome, entry.Resource, entry.Environment, entry.Target, row.Detail,
             unchanged ? _detail.WrittenSpan : default, row.PrevHash);
         _canonicalWriter.Flush();
-        row.Hash = AuditHash.Hex(_canonical.WrittenSpan);
+        row.Hash = AuditHash.Hex(_sha256, _canonical.WrittenSpan);
     }
 
     public void Dispose()
     {
         _detailWriter.Dispose();
         _canonicalWriter.Dispose();
+        _sha256.Dispose();
     }
 }
 

@@ -3,8 +3,9 @@
 -- bits, and the chain's hashes cover them; but every append paid one more B-tree insert, with string
 -- comparisons, to keep the uniqueness index. SQLite cannot drop a column constraint, so the table is
 -- rebuilt once: rows are copied as they are (seq, hashes and all), so the chain verifies as before.
--- On a large log this takes a while on the first start after upgrading (about a second per million
--- events). docs/audit.md, "Storage".
+-- On a large log this takes a while on the first start after upgrading (measured: 14 s for a
+-- million events, 517 MB, on a busy two-core machine), and the write-ahead log grows to about the
+-- table's size until the next checkpoint. docs/audit.md, "Storage".
 CREATE TABLE audit_events_v7 (
     seq         INTEGER PRIMARY KEY,
     id          TEXT NOT NULL,

@@ -263,33 +263,15 @@ public sealed class AuditWriteTests
     private sealed class StoreContext : IAsyncDisposable
     {
         private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 1, 5, 9, 0, 0, TimeSpan.Zero));
-        private readonly string? _directory;
-        private readonly (PostgresCluster Cluster, string Name)? _postgres;
+        private readonly ScratchStore _scratch;
 
-        private StoreContext(Database database, string? directory, (PostgresCluster, string)? postgres)
-        {
-            Database = database;
-            _directory = directory;
-            _postgres = postgres;
-        }
+        private StoreContext(ScratchStore scratch) => _scratch = scratch;
 
-        public Database Database { get; }
+        public Database Database => _scratch.Database;
 
         public static async Task<StoreContext> CreateAsync(TestStore store, long schema = long.MaxValue)
         {
-            StoreContext context;
-            if (store == TestStore.Sqlite)
-            {
-                var directory = TestDirectories.Create("audit-write");
-                context = new StoreContext(Database.Sqlite(Path.Combine(directory, "keyway.db")), directory, null);
-            }
-            else
-            {
-                var cluster = await PostgresCluster.GetSharedAsync();
-                var database = await cluster.CreateDatabaseAsync();
-                context = new StoreContext(Database.Postgres(database.Url), null, (cluster, database.Name));
-            }
-
+            var context = new StoreContext(await ScratchStore.CreateAsync(store));
             await context.MigrateAsync(schema);
             return context;
         }
@@ -303,18 +285,6 @@ public sealed class AuditWriteTests
         public AuditLog NewLog(int batchSize) => new(Database, _time, _ => Task.FromResult(new Redactor([Canary])),
             new AuditOptions { BatchSize = batchSize }, NullLogger<AuditLog>.Instance);
 
-        public async ValueTask DisposeAsync()
-        {
-            await Database.DisposeAsync();
-            if (_directory is not null)
-            {
-                TestDirectories.DeleteQuietly(_directory);
-            }
-
-            if (_postgres is { } postgres)
-            {
-                await postgres.Cluster.DropDatabaseAsync(postgres.Name);
-            }
-        }
+        public ValueTask DisposeAsync() => _scratch.DisposeAsync();
     }
 }

@@ -12,10 +12,10 @@ if (args is ["seed", ..])
     return await Seeder.RunAsync(args);
 }
 
-if (args is ["audit-cpu", ..])
+if (args is ["audit-cpu", .. var rest])
 {
-    // The audit writer's CPU time per event (AuditWriterCpu), not a BenchmarkDotNet run.
-    return await AuditWriterCpu.RunAsync();
+    // The audit writer's CPU time per event (AuditWriterCpu), not a BenchmarkDotNet run; optionally the batch size.
+    return await AuditWriterCpu.RunAsync(rest is [var size] ? int.Parse(size, System.Globalization.CultureInfo.InvariantCulture) : 500);
 }
 
 var config = ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(TimeSpan.FromMinutes(10));

@@ -44,6 +44,7 @@ internal sealed class AuditEncoder : IDisposable
 {
     private readonly ArrayBufferWriter<byte> _detail = new(512);
     private readonly Utf8JsonWriter _detailWriter;
+    private readonly ArrayBufferWriter<byte> _detailString = new(1024);
     private readonly ArrayBufferWriter<byte> _canonical = new(1024);
     private readonly Utf8JsonWriter _canonicalWriter;
     private readonly IncrementalHash _sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -64,12 +65,15 @@ internal sealed class AuditEncoder : IDisposable
             ? AuditRedaction.Redact(_detail.WrittenSpan, redactor, out unchanged)
             : null;
 
+        // Unredacted, the stored detail is exactly the bytes written: escape those for the canonical form.
+        _detailString.ResetWrittenCount();
+        var detailString = unchanged && AuditHash.WriteEscapedString(_detail.WrittenSpan, _detailString) ? _detailString.WrittenSpan : default;
+
         _canonical.ResetWrittenCount();
         _canonicalWriter.Reset();
         var entry = row.Entry;
         AuditHash.WriteCanonical(_canonicalWriter, row.Seq, row.Id, row.At, row.ActorId, row.ActorName, row.ActorKindName, row.KeyId,
-            entry.Action, entry.Outcome, entry.Resource, entry.Environment, entry.Target, row.Detail,
-            unchanged ? _detail.WrittenSpan : default, row.PrevHash);
+            entry.Action, entry.Outcome, entry.Resource, entry.Environment, entry.Target, row.Detail, detailString, row.PrevHash);
         _canonicalWriter.Flush();
         row.Hash = AuditHash.Hex(_sha256, _canonical.WrittenSpan);
     }
@@ -224,6 +228,11 @@ internal sealed class SqliteAuditAppend : IDisposable
     private readonly sqlite3_stmt _moveHead;
     private byte[] _utf8 = new byte[1024];
 
+    // What the insert's repeating parameters hold, by index (see Repeated): the string bound, BoundNull,
+    // or null when not known (never bound, or a bind that failed).
+    private static readonly object BoundNull = new();
+    private readonly object?[] _bound = new object?[16];
+
     public SqliteAuditAppend(SqliteConnection connection)
     {
         _db = connection.Handle ?? throw new InvalidOperationException("The audit writer's SQLite connection is not open.");
@@ -262,15 +271,15 @@ internal sealed class SqliteAuditAppend : IDisposable
             Int64(_insert, 1, row.Seq);
             Text(_insert, 2, row.Id);
             Int64(_insert, 3, row.At);
-            Text(_insert, 4, row.ActorId);
-            Text(_insert, 5, row.ActorName);
-            Text(_insert, 6, row.ActorKindName);
-            Text(_insert, 7, row.KeyId);
-            Text(_insert, 8, entry.Action);
-            Text(_insert, 9, entry.Outcome);
-            Text(_insert, 10, entry.Resource);
-            Text(_insert, 11, entry.Environment);
-            Text(_insert, 12, entry.Target);
+            Repeated(4, row.ActorId);
+            Repeated(5, row.ActorName);
+            Repeated(6, row.ActorKindName);
+            Repeated(7, row.KeyId);
+            Repeated(8, entry.Action);
+            Repeated(9, entry.Outcome);
+            Repeated(10, entry.Resource);
+            Repeated(11, entry.Environment);
+            Repeated(12, entry.Target);
             Text(_insert, 13, row.Detail);
             Text(_insert, 14, row.PrevHash);
             Text(_insert, 15, row.Hash);
@@ -302,6 +311,25 @@ internal sealed class SqliteAuditAppend : IDisposable
         {
             SqliteException.ThrowExceptionForRC(rc, _db);
         }
+    }
+
+    /// <summary>
+    /// Binds a column that mostly repeats from row to row (the actor, the action, the resource) only
+    /// when it differs from what the insert already holds: <c>sqlite3_reset</c> keeps a statement's
+    /// bindings (SQLite's own copies), and under proxy load one caller's runs on one resource differ in
+    /// little but their id, time, detail and hashes. Each bind saved is a transcoding and a P/Invoke.
+    /// </summary>
+    private void Repeated(int index, string? value)
+    {
+        var bound = _bound[index];
+        if (bound is not null && (value is null ? bound == BoundNull : bound is string text && string.Equals(text, value, StringComparison.Ordinal)))
+        {
+            return;
+        }
+
+        _bound[index] = null;
+        Text(_insert, index, value);
+        _bound[index] = value ?? BoundNull;
     }
 
     private void Int64(sqlite3_stmt statement, int index, long value) => Check(raw.sqlite3_bind_int64(statement, index, value));

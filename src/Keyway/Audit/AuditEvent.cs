@@ -65,14 +65,14 @@ internal static class AuditHash
 
     /// <summary>
     /// Writes the canonical form (a caller-owned <paramref name="writer"/>, so the audit writer reuses one).
-    /// <paramref name="detailAscii"/>, when not empty, is <paramref name="detail"/> as the bytes it was decoded
-    /// from: the stored detail is JSON written with the escaping encoder, so it is ASCII, and writing those
-    /// bytes gives the same escaped string without transcoding it again.
+    /// <paramref name="detailString"/>, when not empty, is <paramref name="detail"/> already written as a JSON
+    /// string value, quotes and escapes included (<see cref="WriteEscapedString"/>): the writer has the
+    /// detail's bytes at hand and escapes them with a table instead of the general escaper.
     /// </summary>
     internal static void WriteCanonical(
         Utf8JsonWriter writer, long seq, string id, long at, string actorId, string actorName, string actorKind, string? keyId,
         string action, string outcome, string? resource, string? environment, string? target, string? detail,
-        ReadOnlySpan<byte> detailAscii, string prevHash)
+        ReadOnlySpan<byte> detailString, string prevHash)
     {
         writer.WriteStartArray();
         writer.WriteStringValue(s_version);
@@ -88,9 +88,9 @@ internal static class AuditHash
         WriteNullable(writer, resource);
         WriteNullable(writer, environment);
         WriteNullable(writer, target);
-        if (detail is not null && !detailAscii.IsEmpty)
+        if (detail is not null && !detailString.IsEmpty)
         {
-            writer.WriteStringValue(detailAscii);
+            writer.WriteRawValue(detailString, skipInputValidation: true);
         }
         else
         {
@@ -99,6 +99,56 @@ internal static class AuditHash
 
         writer.WriteStringValue(prevHash);
         writer.WriteEndArray();
+    }
+
+    // For each ASCII character, what Utf8JsonWriter's default escaping writes for it inside a string,
+    // or null when it writes the character as it is: taken from System.Text.Json itself, so the two
+    // agree by construction (AuditChainTests checks every ASCII character both ways).
+    private static readonly byte[]?[] s_escapes = Enumerable.Range(0, 128).Select(c =>
+    {
+        var escaped = JsonEncodedText.Encode([(byte)c]).EncodedUtf8Bytes;
+        return escaped is [var same] && same == c ? null : escaped.ToArray();
+    }).ToArray();
+
+    private static readonly SearchValues<byte> s_needsEscape =
+        SearchValues.Create([.. Enumerable.Range(0, 256).Where(c => c >= 128 || s_escapes[c] is not null).Select(c => (byte)c)]);
+
+    /// <summary>
+    /// Appends <paramref name="ascii"/> to <paramref name="destination"/> as the JSON string value (quotes
+    /// included) that <see cref="Utf8JsonWriter.WriteStringValue(ReadOnlySpan{byte})"/> would write for it with
+    /// default options, and returns true; returns false, writing nothing, when it is not all ASCII.
+    /// </summary>
+    internal static bool WriteEscapedString(ReadOnlySpan<byte> ascii, ArrayBufferWriter<byte> destination)
+    {
+        if (!System.Text.Ascii.IsValid(ascii))
+        {
+            return false;
+        }
+
+        // At worst every character becomes \u00XX.
+        var span = destination.GetSpan((ascii.Length * 6) + 2);
+        var written = 0;
+        span[written++] = (byte)'"';
+        while (true)
+        {
+            var next = ascii.IndexOfAny(s_needsEscape);
+            var plain = next < 0 ? ascii : ascii[..next];
+            plain.CopyTo(span[written..]);
+            written += plain.Length;
+            if (next < 0)
+            {
+                break;
+            }
+
+            var escape = s_escapes[ascii[next]]!;
+            escape.CopyTo(span[written..]);
+            written += escape.Length;
+            ascii = ascii[(next + 1)..];
+        }
+
+        span[written++] = (byte)'"';
+        destination.Advance(written);
+        return true;
     }
 
     /// <summary>SHA-256 of <paramref name="canonical"/>, as lowercase hex.</summary>

@@ -61,6 +61,36 @@ public sealed class AuditChainTests : IAsyncLifetime
     private async Task<AuditEvent> EventAsync(long seq) => (await new AuditStore(_database).FindBySeqAsync(seq, CancellationToken.None))!;
 
     [Fact]
+    public void The_writer_escapes_a_detail_for_the_canonical_form_exactly_as_System_Text_Json_does()
+    {
+        // Every ASCII character alone, between others and all together, and a run's detail: the table
+        // the writer escapes with must give the bytes Utf8JsonWriter gives, or its hashes would not verify.
+        var details = Enumerable.Range(0, 128).Select(c => ((char)c).ToString())
+            .Concat(Enumerable.Range(0, 128).Select(c => "a" + (char)c + "zz" + (char)c))
+            .Append(string.Concat(Enumerable.Range(0, 128).Select(c => (char)c)))
+            .Append("""{"kind":"proxy","method":"GET","path":"/x?a=1\u0026b=\u003C2\u003E","status":200,"error":null}""")
+            .Append("");
+        foreach (var detail in details)
+        {
+            var bytes = Encoding.ASCII.GetBytes(detail);
+            var expected = new System.Buffers.ArrayBufferWriter<byte>();
+            using (var writer = new System.Text.Json.Utf8JsonWriter(expected))
+            {
+                writer.WriteStringValue(bytes);
+            }
+
+            var escaped = new System.Buffers.ArrayBufferWriter<byte>();
+            Assert.True(AuditHash.WriteEscapedString(bytes, escaped));
+            Assert.Equal(Encoding.ASCII.GetString(expected.WrittenSpan), Encoding.ASCII.GetString(escaped.WrittenSpan));
+        }
+
+        // Not ASCII: refused, and nothing written (the writer then takes System.Text.Json's own path).
+        var refused = new System.Buffers.ArrayBufferWriter<byte>();
+        Assert.False(AuditHash.WriteEscapedString(Encoding.UTF8.GetBytes("{\"caf\u00e9\":1}"), refused));
+        Assert.Equal(0, refused.WrittenCount);
+    }
+
+    [Fact]
     public void The_queue_and_the_linger_are_read_from_the_environment_and_bad_values_stop_the_start()
     {
         static Func<string, string?> Env(params (string Name, string Value)[] values) =>

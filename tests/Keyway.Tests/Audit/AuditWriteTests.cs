@@ -103,6 +103,37 @@ public sealed class AuditWriteTests
 
     [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
     [Trait("Category", "Integration")]
+    public async Task A_column_that_repeats_changes_or_turns_null_is_stored_as_each_event_had_it_within_and_across_batches(TestStore store)
+    {
+        // On SQLite the writer binds the actor, action, resource, environment and target only when they
+        // change from the row before, batch after batch: every kind of change, at a batch's start too.
+        await using var context = await StoreContext.CreateAsync(store);
+        using var log = context.NewLog(batchSize: 1000);
+        string?[] resources = ["github", "github", null, null, "github", "stripe", "stripe", null, "github", "github"];
+        Caller?[] actors = [s_alice, s_alice, s_bob, null, null, s_alice, s_bob, s_bob, null, s_alice];
+        var entries = resources.Select((resource, i) => new AuditEntry(i % 3 == 0 ? "resource.put" : AuditEntries.RunAction)
+        {
+            Actor = actors[i],
+            Resource = resource,
+            Environment = i % 4 < 2 ? "production" : null,
+            Target = i is 4 or 5 ? "target" : null,
+        }).ToList();
+        await log.WriteAsync(entries.Take(4).Select((e, i) => new AuditLog.Pending(e, context.Now(i))).ToList(), CancellationToken.None);
+        await log.WriteAsync(entries.Skip(4).Take(3).Select((e, i) => new AuditLog.Pending(e, context.Now(4 + i))).ToList(), CancellationToken.None);
+        await log.WriteAsync(entries.Skip(7).Select((e, i) => new AuditLog.Pending(e, context.Now(7 + i))).ToList(), CancellationToken.None);
+
+        var audit = new AuditStore(context.Database);
+        var events = await audit.PageAsync(0, 100, CancellationToken.None);
+        Assert.Equal(
+            entries.Select(e => (e.Action, e.Actor?.UserId ?? ActorKind.System, e.Actor?.UserName ?? "keyway", e.Actor?.ApiKeyId, e.Resource, e.Environment, e.Target)),
+            events.Select(e => (e.Action, e.ActorId, e.ActorName, e.KeyId, e.Resource, e.Environment, e.Target)));
+        var result = await new AuditVerifier(audit).VerifyAsync(CancellationToken.None);
+        Assert.True(result.Ok, result.FirstBroken?.Problem);
+        Assert.Equal(entries.Count, result.Checked);
+    }
+
+    [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
+    [Trait("Category", "Integration")]
     public async Task Upgrading_from_schema_6_keeps_every_event_and_the_chain_and_drops_only_the_id_uniqueness(TestStore store)
     {
         await using var context = await StoreContext.CreateAsync(store, schema: 6);

@@ -24,11 +24,12 @@ internal sealed record AuditOptions
     /// <summary>
     /// Group commit: when the writer wakes to fewer events than a full batch (and nobody is waiting for
     /// room), it waits this long for more before writing, so a trickle of requests costs one transaction
-    /// per linger instead of one per event. Zero writes at once. 20 ms gathers a full batch at 25,000
-    /// events a second; against 2 ms it took the writer's WAL writes from 0.83 to about 0.5 per proxied
-    /// request, its futex calls from 0.35 to 0.1 and its file locks from 0.17 to 0.04 (docs/benchmarks.md).
+    /// per linger instead of one per event. Zero writes at once. Against 2 ms, 10 ms took the writer's
+    /// WAL writes from 0.83 to 0.54 per proxied request, its futex calls from 0.35 to 0.17 and its file
+    /// locks from 0.17 to 0.07; 20 ms saved a little more but each batch's write, a longer burst, showed
+    /// in the p99 latency at concurrency 1 (docs/benchmarks.md, "Session 7").
     /// </summary>
-    public TimeSpan Linger { get; init; } = TimeSpan.FromMilliseconds(20);
+    public TimeSpan Linger { get; init; } = TimeSpan.FromMilliseconds(10);
 
     /// <summary>The longest wait between two attempts when the store refuses a batch.</summary>
     public TimeSpan MaxRetryDelay { get; init; } = TimeSpan.FromSeconds(30);

@@ -44,6 +44,8 @@ internal sealed class AuditEncoder : IDisposable
 {
     private readonly ArrayBufferWriter<byte> _detail = new(512);
     private readonly Utf8JsonWriter _detailWriter;
+    private const int MaxTableEscaped = 8 * 1024;
+
     private readonly ArrayBufferWriter<byte> _detailString = new(1024);
     private readonly ArrayBufferWriter<byte> _canonical = new(1024);
     private readonly Utf8JsonWriter _canonicalWriter;
@@ -65,9 +67,12 @@ internal sealed class AuditEncoder : IDisposable
             ? AuditRedaction.Redact(_detail.WrittenSpan, redactor, out unchanged)
             : null;
 
-        // Unredacted, the stored detail is exactly the bytes written: escape those for the canonical form.
+        // Unredacted, the stored detail is exactly the bytes written: escape those for the canonical form
+        // (a large one, rare, takes the general path rather than grow a buffer kept for every event).
         _detailString.ResetWrittenCount();
-        var detailString = unchanged && AuditHash.WriteEscapedString(_detail.WrittenSpan, _detailString) ? _detailString.WrittenSpan : default;
+        var detailString = unchanged && _detail.WrittenCount <= MaxTableEscaped && AuditHash.WriteEscapedString(_detail.WrittenSpan, _detailString)
+            ? _detailString.WrittenSpan
+            : default;
 
         _canonical.ResetWrittenCount();
         _canonicalWriter.Reset();
@@ -231,7 +236,7 @@ internal sealed class SqliteAuditAppend : IDisposable
     // What the insert's repeating parameters hold, by index (see Repeated): the string bound, BoundNull,
     // or null when not known (never bound, or a bind that failed).
     private static readonly object BoundNull = new();
-    private readonly object?[] _bound = new object?[16];
+    private readonly object?[] _bound = new object?[16]; // by parameter number, 1 to 15
 
     public SqliteAuditAppend(SqliteConnection connection)
     {

@@ -134,6 +134,24 @@ public sealed class AuditWriteTests
 
     [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
     [Trait("Category", "Integration")]
+    public async Task A_detail_of_any_size_or_character_is_hashed_so_that_the_chain_verifies(TestStore store)
+    {
+        // The writer escapes a detail for the canonical form by table up to 8 KB and by System.Text.Json
+        // beyond; the verifier always by System.Text.Json. Both must give the same hash.
+        await using var context = await StoreContext.CreateAsync(store);
+        using var log = context.NewLog(batchSize: 1000);
+        string[] values = ["small <&> '\"\\ \u0001\u007f", new string('x', 9_000) + "<&>\"", "caf\u00e9 \U0001F600"];
+        await log.WriteAsync(values.Select((value, i) => new AuditLog.Pending(
+            new AuditEntry("resource.put") { Actor = s_bob, Resource = "r", Detail = new Dictionary<string, object?> { ["v"] = value } },
+            context.Now(i))).ToList(), CancellationToken.None);
+
+        var result = await new AuditVerifier(new AuditStore(context.Database)).VerifyAsync(CancellationToken.None);
+        Assert.True(result.Ok, result.FirstBroken?.Problem);
+        Assert.Equal(values.Length, result.Checked);
+    }
+
+    [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
+    [Trait("Category", "Integration")]
     public async Task Upgrading_from_schema_6_keeps_every_event_and_the_chain_and_drops_only_the_id_uniqueness(TestStore store)
     {
         await using var context = await StoreContext.CreateAsync(store, schema: 6);

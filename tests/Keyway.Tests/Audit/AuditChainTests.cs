@@ -97,9 +97,10 @@ public sealed class AuditChainTests : IAsyncLifetime
             name => values.FirstOrDefault(v => v.Name == name).Value;
 
         Assert.Equal(new AuditOptions(), AuditOptions.FromEnvironment(Env()));
-        var set = AuditOptions.FromEnvironment(Env(("KEYWAY_AUDIT_QUEUE", "500"), ("KEYWAY_AUDIT_LINGER_MS", "10")));
+        var set = AuditOptions.FromEnvironment(Env(("KEYWAY_AUDIT_QUEUE", "500"), ("KEYWAY_AUDIT_LINGER_MS", "25")));
         Assert.Equal(500, set.QueueCapacity);
-        Assert.Equal(TimeSpan.FromMilliseconds(10), set.Linger);
+        Assert.Equal(TimeSpan.FromMilliseconds(25), set.Linger);
+        Assert.NotEqual(set.Linger, new AuditOptions().Linger);
         Assert.Equal(TimeSpan.Zero, AuditOptions.FromEnvironment(Env(("KEYWAY_AUDIT_LINGER_MS", "0"))).Linger);
 
         Assert.Contains("KEYWAY_AUDIT_QUEUE", Assert.Throws<StartupException>(() => AuditOptions.FromEnvironment(Env(("KEYWAY_AUDIT_QUEUE", "0")))).Message);

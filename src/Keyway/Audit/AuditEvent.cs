@@ -110,9 +110,6 @@ internal static class AuditHash
         return escaped is [var same] && same == c ? null : escaped.ToArray();
     }).ToArray();
 
-    private static readonly SearchValues<byte> s_needsEscape =
-        SearchValues.Create([.. Enumerable.Range(0, 256).Where(c => c >= 128 || s_escapes[c] is not null).Select(c => (byte)c)]);
-
     /// <summary>
     /// Appends <paramref name="ascii"/> to <paramref name="destination"/> as the JSON string value (quotes
     /// included) that <see cref="Utf8JsonWriter.WriteStringValue(ReadOnlySpan{byte})"/> would write for it with
@@ -125,25 +122,23 @@ internal static class AuditHash
             return false;
         }
 
-        // At worst every character becomes \u00XX.
+        // At worst every character becomes \u00XX. One pass, byte by byte: a detail is mostly short
+        // names between quotes, and a search for the next character to escape stops every few bytes.
         var span = destination.GetSpan((ascii.Length * 6) + 2);
         var written = 0;
         span[written++] = (byte)'"';
-        while (true)
+        var escapes = s_escapes;
+        foreach (var c in ascii)
         {
-            var next = ascii.IndexOfAny(s_needsEscape);
-            var plain = next < 0 ? ascii : ascii[..next];
-            plain.CopyTo(span[written..]);
-            written += plain.Length;
-            if (next < 0)
+            if (escapes[c] is { } escape)
             {
-                break;
+                escape.CopyTo(span[written..]);
+                written += escape.Length;
             }
-
-            var escape = s_escapes[ascii[next]]!;
-            escape.CopyTo(span[written..]);
-            written += escape.Length;
-            ascii = ascii[(next + 1)..];
+            else
+            {
+                span[written++] = c;
+            }
         }
 
         span[written++] = (byte)'"';

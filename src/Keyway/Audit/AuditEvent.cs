@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text.Json;
 
@@ -101,14 +102,22 @@ internal static class AuditHash
         writer.WriteEndArray();
     }
 
-    // For each ASCII character, what Utf8JsonWriter's default escaping writes for it inside a string,
-    // or null when it writes the character as it is: taken from System.Text.Json itself, so the two
-    // agree by construction (AuditChainTests checks every ASCII character both ways).
-    private static readonly byte[]?[] s_escapes = Enumerable.Range(0, 128).Select(c =>
+    // For each ASCII character, what Utf8JsonWriter's default escaping writes for it inside a string
+    // (2 to 6 bytes, packed little-endian into a ulong, with its length), or a length of 0 when it writes
+    // the character as it is: taken from System.Text.Json itself, so the two agree by construction
+    // (AuditChainTests checks every ASCII character both ways).
+    private static readonly (ulong Bytes, int Length)[] s_escapes = [.. Enumerable.Range(0, 128).Select(c =>
     {
         var escaped = JsonEncodedText.Encode([(byte)c]).EncodedUtf8Bytes;
-        return escaped is [var same] && same == c ? null : escaped.ToArray();
-    }).ToArray();
+        if (escaped is [var same] && same == c)
+        {
+            return (0UL, 0);
+        }
+
+        Span<byte> packed = stackalloc byte[sizeof(ulong)];
+        escaped.CopyTo(packed);
+        return (BitConverter.ToUInt64(packed), escaped.Length);
+    })];
 
     /// <summary>
     /// Appends <paramref name="ascii"/> to <paramref name="destination"/> as the JSON string value (quotes
@@ -122,22 +131,24 @@ internal static class AuditHash
             return false;
         }
 
-        // At worst every character becomes \u00XX. One pass, byte by byte: a detail is mostly short
-        // names between quotes, and a search for the next character to escape stops every few bytes.
-        var span = destination.GetSpan((ascii.Length * 6) + 2);
-        var written = 0;
-        span[written++] = (byte)'"';
+        // At worst every character becomes \u00XX; an escape is written as 8 bytes (then counted for its
+        // length), so 2 more are reserved. One pass, byte by byte: a detail has an escape every few bytes
+        // (its quotes), so searching for the next one stops as often.
+        var span = destination.GetSpan((ascii.Length * 6) + 4);
+        span[0] = (byte)'"';
+        var written = 1;
         var escapes = s_escapes;
         foreach (var c in ascii)
         {
-            if (escapes[c] is { } escape)
+            var (bytes, length) = escapes[c];
+            if (length == 0)
             {
-                escape.CopyTo(span[written..]);
-                written += escape.Length;
+                span[written++] = c;
             }
             else
             {
-                span[written++] = c;
+                BinaryPrimitives.WriteUInt64LittleEndian(span[written..], bytes);
+                written += length;
             }
         }
 

@@ -116,7 +116,7 @@ internal static class AuditHash
 
         Span<byte> packed = stackalloc byte[sizeof(ulong)];
         escaped.CopyTo(packed);
-        return (BitConverter.ToUInt64(packed), escaped.Length);
+        return (BinaryPrimitives.ReadUInt64LittleEndian(packed), escaped.Length);
     })];
 
     /// <summary>

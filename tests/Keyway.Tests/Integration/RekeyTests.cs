@@ -14,6 +14,7 @@ namespace Keyway.Tests.Integration;
 public sealed class RekeyTests
 {
     private readonly string _token = "kw_rekey_" + Guid.NewGuid().ToString("N");
+    private readonly string _password = "rekey-password-" + Guid.NewGuid().ToString("N");
 
     [Theory]
     [MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
@@ -42,7 +43,10 @@ public sealed class RekeyTests
                 Store = store,
                 DataDirectory = dataDirectory,
                 DatabaseUrl = database?.Url,
-                Environment = new Dictionary<string, string> { ["KEYWAY_ADMIN_TOKEN"] = _token, ["KEYWAY_MASTER_KEY"] = masterKey },
+                Environment = new Dictionary<string, string>
+                {
+                    ["KEYWAY_ADMIN_TOKEN"] = _token, ["KEYWAY_ADMIN_PASSWORD"] = _password, ["KEYWAY_MASTER_KEY"] = masterKey,
+                },
             });
 
             await using (var underA = await StartAsync(keyA))
@@ -74,6 +78,9 @@ public sealed class RekeyTests
                 await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/resources/tokens/credential", new { accessToken, refreshToken, expiresIn = 3600 }));
                 await AssertSecretsReachTheUpstreamAsync(admin, upstream, "/under-a", secrets);
                 await AssertTokenReachesTheUpstreamAsync(admin, upstream, "/token-under-a", accessToken);
+                // A console sign-in: the session cookie is the first thing that needs a Data Protection key.
+                using var browser = underA.CreateClient();
+                await Expect.StatusAsync(await browser.PostAsJsonAsync("/api/v1/auth/login", new { name = "admin", password = _password }), 200);
                 Assert.Equal(0, await underA.StopAsync());
                 outputs.Add(underA.AllOutput);
             }
@@ -89,7 +96,7 @@ public sealed class RekeyTests
                 var status = await Expect.StatusAsync(await admin.GetAsync("/api/v1/operator/rekey"), 200);
                 Assert.Equal("completed", (string?)status["state"]);
                 // 4 secret versions, the access token, the refresh token and the Data Protection key
-                // (created at first start; it protects console session cookies).
+                // (made at the first sign-in; it protects console session cookies).
                 Assert.Equal(7, (long)status["total"]!);
                 Assert.Equal(7, (long)status["done"]!);
                 Assert.NotNull((string?)status["finishedAt"]);

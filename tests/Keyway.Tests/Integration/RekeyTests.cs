@@ -45,7 +45,9 @@ public sealed class RekeyTests
                 DatabaseUrl = database?.Url,
                 Environment = new Dictionary<string, string>
                 {
-                    ["KEYWAY_ADMIN_TOKEN"] = _token, ["KEYWAY_ADMIN_PASSWORD"] = _password, ["KEYWAY_MASTER_KEY"] = masterKey,
+                    ["KEYWAY_ADMIN_TOKEN"] = _token,
+                    ["KEYWAY_ADMIN_PASSWORD"] = _password,
+                    ["KEYWAY_MASTER_KEY"] = masterKey,
                 },
             });
 

@@ -89,7 +89,7 @@ internal static class SignInSetup
         services.AddSingleton<StoreXmlRepository>();
         services.AddDataProtection().SetApplicationName("keyway");
         // Data Protection reads its key ring (XML) at start from a hosted service, which maps
-        // System.Private.Xml and Xml.Linq into every process; the proxy and the API never need it.
+        // System.Private.Xml into every process; the proxy and the API never need it.
         // Without that service the key ring is read, and a first key made, when a console session or
         // an antiforgery token first needs one: a process that only proxies holds 4 to 6 MB less at
         // peak (docs/benchmarks.md, "Session 7").

@@ -233,8 +233,8 @@ internal sealed class SqliteAuditAppend : IDisposable
     private readonly sqlite3_stmt _moveHead;
     private byte[] _utf8 = new byte[1024];
 
-    // What the insert's repeating parameters hold, by index (see Repeated): the string bound, BoundNull,
-    // or null when not known (never bound, or a bind that failed).
+    // What the insert's repeating parameters hold, by index (see Repeated): the string bound, BoundNull
+    // for a bound NULL, or null when not known (never bound, or a bind that failed).
     private static readonly object BoundNull = new();
     private readonly object?[] _bound = new object?[16]; // by parameter number, 1 to 15
 
@@ -326,15 +326,16 @@ internal sealed class SqliteAuditAppend : IDisposable
     /// </summary>
     private void Repeated(int index, string? value)
     {
-        var bound = _bound[index];
-        if (bound is not null && (value is null ? bound == BoundNull : bound is string text && string.Equals(text, value, StringComparison.Ordinal)))
+        // Strings compare by value (ordinal), BoundNull by reference; an unknown binding equals nothing.
+        var binding = (object?)value ?? BoundNull;
+        if (Equals(_bound[index], binding))
         {
             return;
         }
 
         _bound[index] = null;
         Text(_insert, index, value);
-        _bound[index] = value ?? BoundNull;
+        _bound[index] = binding;
     }
 
     private void Int64(sqlite3_stmt statement, int index, long value) => Check(raw.sqlite3_bind_int64(statement, index, value));

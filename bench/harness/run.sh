@@ -415,16 +415,18 @@ if has main; then
         done
     done
     echo
-    echo "Added latency at c=1, (Keyway - direct) / (YARP - direct), medians of $LATENCY_ROUNDS alternating rounds of ${LATENCY_DURATION}s (bar: <= 1.1):"
-    for target in keyway keyway-oauth; do
-        for p in 50 99; do
-            k="$(median_pct "$target" "$p")" y="$(median_pct yarp "$p")" d="$(median_pct direct "$p")"
-            awk -v k="$k" -v y="$y" -v d="$d" -v p="$p" -v t="$target" -v rounds="$(round_ratios "$target" "$p")" 'BEGIN {
-                ka = k - d; ya = y - d
-                if (ya > 0) r = sprintf("%.2f", ka / ya); else r = "n/a (YARP adds nothing measurable)"
-                printf "  %-12s p%s: %s   (Keyway adds %.3f ms, YARP adds %.3f ms over direct %.3f ms; per round %s)\n", t, p, r, ka, ya, d, rounds }'
+    if [ "$LATENCY_ROUNDS" -gt 0 ]; then
+        echo "Added latency at c=1, (Keyway - direct) / (YARP - direct), medians of $LATENCY_ROUNDS alternating rounds of ${LATENCY_DURATION}s (bar: <= 1.1):"
+        for target in keyway keyway-oauth; do
+            for p in 50 99; do
+                k="$(median_pct "$target" "$p")" y="$(median_pct yarp "$p")" d="$(median_pct direct "$p")"
+                awk -v k="$k" -v y="$y" -v d="$d" -v p="$p" -v t="$target" -v rounds="$(round_ratios "$target" "$p")" 'BEGIN {
+                    ka = k - d; ya = y - d
+                    if (ya > 0) r = sprintf("%.2f", ka / ya); else r = "n/a (YARP adds nothing measurable)"
+                    printf "  %-12s p%s: %s   (Keyway adds %.3f ms, YARP adds %.3f ms over direct %.3f ms; per round %s)\n", t, p, r, ka, ya, d, rounds }'
+            done
         done
-    done
+    fi
     echo
     echo "Peak RSS (VmHWM) after the proxy load: Keyway ${KW_HWM} MB, YARP ${YARP_HWM} MB, upstream ${UP_HWM} MB (Keyway bar: <= 150 MB;"
     echo "the Keyway process has served configuration calls and the proxy only, no /run, saved query or script yet)"

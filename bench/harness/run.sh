@@ -24,7 +24,10 @@
 # RESOURCE_COUNTS (default "10 1000 10000"), CREDENTIAL_COUNTS (default "100 10000 100000"),
 # CONNECTION_COUNTS (default "32 128 512 1024"), LATENCY_ROUNDS and LATENCY_DURATION (the short
 # c=1 rounds the added-latency bar is read from, default 12 of 2 s), KEYWAY_ENV (extra VAR=value
-# settings for the Keyway processes only, e.g. "DOTNET_gcServer=1" to compare GC modes). Not part of CI.
+# settings for the Keyway processes only, e.g. "DOTNET_gcServer=1" to compare GC modes),
+# PROXY_CPUS and LOAD_CPUS (taskset CPU lists: Keyway and YARP on the first, wrk and the upstream on
+# the second, e.g. PROXY_CPUS=0-1 LOAD_CPUS=2-5 on a machine with six; default: unpinned, all of them
+# share every CPU). Not part of CI.
 set -euo pipefail
 
 SECTIONS="${SECTIONS:-main api storm scale}"
@@ -38,6 +41,19 @@ CONNECTION_COUNTS="${CONNECTION_COUNTS:-32 128 512 1024}"
 LATENCY_ROUNDS="${LATENCY_ROUNDS:-12}"
 LATENCY_DURATION="${LATENCY_DURATION:-2}"
 read -r -a KEYWAY_ENV_ARGS <<<"${KEYWAY_ENV:-}"
+# Which CPUs the proxies (Keyway, YARP) and the load (wrk, the upstream) may run on: prefixes for
+# their command lines, empty when unpinned.
+PROXY_ON=()
+LOAD_ON=()
+for pinning in "PROXY_ON:${PROXY_CPUS:-}" "LOAD_ON:${LOAD_CPUS:-}"; do
+    cpus="${pinning#*:}"
+    [ -z "$cpus" ] && continue
+    if ! command -v taskset >/dev/null || ! taskset -c "$cpus" true 2>/dev/null; then
+        echo "PROXY_CPUS and LOAD_CPUS take CPU lists that taskset accepts on this machine (0-$(( $(nproc) - 1 ))); '$cpus' is not one." >&2
+        exit 2
+    fi
+    if [ "${pinning%%:*}" = PROXY_ON ]; then PROXY_ON=(taskset -c "$cpus"); else LOAD_ON=(taskset -c "$cpus"); fi
+done
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 WORK="$(mktemp -d -t keyway-harness.XXXXXX)"
@@ -146,7 +162,7 @@ start_keyway() { # name port data-dir [database url] -> sets KW_STARTED_PID
     mkdir -p "$dir"
     env KEYWAY_ADMIN_TOKEN="$ADMIN_TOKEN" KEYWAY_MASTER_KEY="$MASTER_KEY" Logging__LogLevel__Default=Warning \
         ${db:+KEYWAY_DATABASE_URL="$db"} "${KEYWAY_ENV_ARGS[@]}" \
-        dotnet "$KEYWAY_DLL" serve --data-dir "$dir" --urls "http://127.0.0.1:$port" >"$WORK/$name.log" 2>&1 &
+        "${PROXY_ON[@]}" dotnet "$KEYWAY_DLL" serve --data-dir "$dir" --urls "http://127.0.0.1:$port" >"$WORK/$name.log" 2>&1 &
     KW_STARTED_PID=$!
     PIDS+=("$KW_STARTED_PID")
 }
@@ -188,12 +204,12 @@ oauth_resource() { # counter [expiresIn] [delayMs]
 token_count() { curl -fsS "http://127.0.0.1:$UP_PORT/token-count?counter=$1"; }
 
 log "starting the upstream on 127.0.0.1:$UP_PORT"
-dotnet "$UPSTREAM_DLL" "$UP_PORT" >"$WORK/upstream.log" 2>&1 &
+"${LOAD_ON[@]}" dotnet "$UPSTREAM_DLL" "$UP_PORT" >"$WORK/upstream.log" 2>&1 &
 UP_PID=$!
 PIDS+=("$UP_PID")
 
 log "starting YARP on 127.0.0.1:$YARP_PORT"
-dotnet "$YARP_DLL" "$YARP_PORT" "http://127.0.0.1:$UP_PORT" >"$WORK/yarp.log" 2>&1 &
+"${PROXY_ON[@]}" dotnet "$YARP_DLL" "$YARP_PORT" "http://127.0.0.1:$UP_PORT" >"$WORK/yarp.log" 2>&1 &
 YARP_PID=$!
 PIDS+=("$YARP_PID")
 
@@ -256,13 +272,13 @@ run_wrk() { # target concurrency duration out
     [ "$c" -lt 2 ] && t=1
     before="$(cpu_ticks "${PID_OF[$target]}")"
     case "$target" in
-        keyway) wrk -t"$t" -c"$c" -d"${d}s" --latency -H "$AUTH_HEADER" "$KW_URL" >"$out" 2>&1 ;;
-        keyway-oauth) wrk -t"$t" -c"$c" -d"${d}s" --latency -H "$AUTH_HEADER" "$KW_OAUTH_URL" >"$out" 2>&1 ;;
-        run) wrk -t"$t" -c"$c" -d"${d}s" --latency -H "$AUTH_HEADER" -s "$WORK/run.lua" "$RUN_URL" >"$out" 2>&1 ;;
-        query) wrk -t"$t" -c"$c" -d"${d}s" --latency -H "$AUTH_HEADER" -s "$WORK/query.lua" "$QUERY_URL" >"$out" 2>&1 ;;
-        query-script) wrk -t"$t" -c"$c" -d"${d}s" --latency -H "$AUTH_HEADER" -s "$WORK/query.lua" "$QUERY_SCRIPT_URL" >"$out" 2>&1 ;;
-        yarp) wrk -t"$t" -c"$c" -d"${d}s" --latency "$YARP_URL" >"$out" 2>&1 ;;
-        direct) wrk -t"$t" -c"$c" -d"${d}s" --latency "$DIRECT_URL" >"$out" 2>&1 ;;
+        keyway) "${LOAD_ON[@]}" wrk -t"$t" -c"$c" -d"${d}s" --latency -H "$AUTH_HEADER" "$KW_URL" >"$out" 2>&1 ;;
+        keyway-oauth) "${LOAD_ON[@]}" wrk -t"$t" -c"$c" -d"${d}s" --latency -H "$AUTH_HEADER" "$KW_OAUTH_URL" >"$out" 2>&1 ;;
+        run) "${LOAD_ON[@]}" wrk -t"$t" -c"$c" -d"${d}s" --latency -H "$AUTH_HEADER" -s "$WORK/run.lua" "$RUN_URL" >"$out" 2>&1 ;;
+        query) "${LOAD_ON[@]}" wrk -t"$t" -c"$c" -d"${d}s" --latency -H "$AUTH_HEADER" -s "$WORK/query.lua" "$QUERY_URL" >"$out" 2>&1 ;;
+        query-script) "${LOAD_ON[@]}" wrk -t"$t" -c"$c" -d"${d}s" --latency -H "$AUTH_HEADER" -s "$WORK/query.lua" "$QUERY_SCRIPT_URL" >"$out" 2>&1 ;;
+        yarp) "${LOAD_ON[@]}" wrk -t"$t" -c"$c" -d"${d}s" --latency "$YARP_URL" >"$out" 2>&1 ;;
+        direct) "${LOAD_ON[@]}" wrk -t"$t" -c"$c" -d"${d}s" --latency "$DIRECT_URL" >"$out" 2>&1 ;;
     esac
     after="$(cpu_ticks "${PID_OF[$target]}")"
     echo "$((after - before))" >"$out.cpu"
@@ -350,7 +366,11 @@ table_row() { # target c
 echo
 echo "# Keyway harness, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
-echo "$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), shared by wrk, the upstream, YARP and Keyway;"
+if [ -n "${PROXY_CPUS:-}${LOAD_CPUS:-}" ]; then
+    echo "$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)); Keyway and YARP on CPUs ${PROXY_CPUS:-all}, wrk and the upstream on CPUs ${LOAD_CPUS:-all};"
+else
+    echo "$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), shared by wrk, the upstream, YARP and Keyway;"
+fi
 echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg). wrk ${DURATION}s per run, $ROUNDS rounds, alternating."
 echo "GET /hello answers 64 bytes of JSON. CPU µs/req: CPU time of the measured process (Keyway, YARP or the"
 echo "upstream) during the run divided by the requests served; it is what throughput is on cores of its own."
@@ -497,7 +517,7 @@ storm_on() { # label counter port...
         probe "storm warm-up" GET "http://127.0.0.1:$port/api/v1/environments"
     done
     for port in "$@"; do
-        wrk -t1 -c"$conns" -d8s --timeout 20s -H "$AUTH_HEADER" "http://127.0.0.1:$port/proxy/$counter/hello" >"$WORK/storm-$counter-$i.txt" 2>&1 &
+        "${LOAD_ON[@]}" wrk -t1 -c"$conns" -d8s --timeout 20s -H "$AUTH_HEADER" "http://127.0.0.1:$port/proxy/$counter/hello" >"$WORK/storm-$counter-$i.txt" 2>&1 &
         pids+=($!)
         files+=("$WORK/storm-$counter-$i.txt")
         i=$((i + 1))
@@ -589,10 +609,10 @@ scale_point() { # label resources credentials concurrency lua-or-empty -> prints
     # Every resource once (compiled and resolved), then random resources under load.
     printf 'i = -1\nrequest = function()\n  i = i + 1\n  return wrk.format(nil, "/proxy/r" .. (i %% %d) .. "/hello")\nend\n' "$resources" >"$WORK/seq.lua"
     printf 'math.randomseed(42)\nrequest = function()\n  return wrk.format(nil, "/proxy/r" .. math.random(0, %d) .. "/hello")\nend\n' "$((resources - 1))" >"$WORK/random.lua"
-    wrk -t1 -c4 -d5s -H "$AUTH_HEADER" -s "$WORK/seq.lua" "http://127.0.0.1:$port" >"$WORK/scale-warm.txt" 2>&1
+    "${LOAD_ON[@]}" wrk -t1 -c4 -d5s -H "$AUTH_HEADER" -s "$WORK/seq.lua" "http://127.0.0.1:$port" >"$WORK/scale-warm.txt" 2>&1
     f="$WORK/scale-run.txt"
     local before after; before="$(cpu_ticks "$pid")"
-    wrk -t2 -c"$c" -d"${DURATION}s" --latency -H "$AUTH_HEADER" -s "$WORK/random.lua" "http://127.0.0.1:$port" >"$f" 2>&1
+    "${LOAD_ON[@]}" wrk -t2 -c"$c" -d"${DURATION}s" --latency -H "$AUTH_HEADER" -s "$WORK/random.lua" "http://127.0.0.1:$port" >"$f" 2>&1
     after="$(cpu_ticks "$pid")"
     echo "$((after - before))" >"$f.cpu"
     local bad; bad="$(awk '/Non-2xx/ { print $NF; exit }' "$f")"

@@ -15,7 +15,15 @@ if (args is ["seed", ..])
 if (args is ["audit-cpu", .. var rest])
 {
     // The audit writer's CPU time per event (AuditWriterCpu), not a BenchmarkDotNet run; optionally the batch size.
-    return await AuditWriterCpu.RunAsync(rest is [var size] ? int.Parse(size, System.Globalization.CultureInfo.InvariantCulture) : 500);
+    var batchSize = 500;
+    if (rest.Length > 1
+        || (rest is [var size] && !(int.TryParse(size, System.Globalization.CultureInfo.InvariantCulture, out batchSize) && batchSize is >= 1 and <= 50_000)))
+    {
+        Console.Error.WriteLine("usage: audit-cpu [events per batch, 1 to 50000; default 500]");
+        return 2;
+    }
+
+    return await AuditWriterCpu.RunAsync(batchSize);
 }
 
 var config = ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(TimeSpan.FromMinutes(10));

@@ -42,10 +42,11 @@ internal struct AuditRow
 /// </summary>
 internal sealed class AuditEncoder : IDisposable
 {
-    private readonly ArrayBufferWriter<byte> _detail = new(512);
-    private readonly Utf8JsonWriter _detailWriter;
+    // The largest detail escaped by AuditHash's table; a larger one takes System.Text.Json's escaper.
     private const int MaxTableEscaped = 8 * 1024;
 
+    private readonly ArrayBufferWriter<byte> _detail = new(512);
+    private readonly Utf8JsonWriter _detailWriter;
     private readonly ArrayBufferWriter<byte> _detailString = new(1024);
     private readonly ArrayBufferWriter<byte> _canonical = new(1024);
     private readonly Utf8JsonWriter _canonicalWriter;

@@ -43,6 +43,10 @@ public class ApiKeyBenchmarks
     [Benchmark(Baseline = true)]
     public async ValueTask<object?> Authenticate_cache_hit() => await _keys.AuthenticateAsync(_token, CancellationToken.None);
 
+    /// <summary>The proxy's and the API's fast path (<c>ApiKeyMiddleware</c>): hash on the stack, look up, no allocation.</summary>
+    [Benchmark]
+    public object? TryCached_hit() => _keys.TryCached(_token);
+
     [Benchmark]
     public string Hash_only() => ApiKeyService.Hash(_token);
 }

@@ -31,6 +31,11 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
     private static readonly TimeSpan CacheLifetime = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
 
+    // The fast path's SHA-256, one per thread and kept: on Linux the one-shot SHA256.HashData creates and
+    // frees an OpenSSL digest context on every call, which costs more than hashing a key.
+    [ThreadStatic]
+    private static IncrementalHash? t_sha256;
+
     private readonly ConcurrentDictionary<string, CachedCaller> _cache = new(StringComparer.Ordinal);
 
     // The lookups in progress, by token hash: the requests that miss the cache together share one.
@@ -149,7 +154,9 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
         Span<byte> utf8 = stackalloc byte[byteCount];
         var written = Encoding.UTF8.GetBytes(token, utf8);
         Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(utf8[..written], hash);
+        var sha256 = t_sha256 ??= IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        sha256.AppendData(utf8[..written]);
+        sha256.GetHashAndReset(hash);
         Span<char> hex = stackalloc char[64];
         Convert.TryToHexStringLower(hash, hex, out _);
         var now = time.GetUtcNow();

@@ -44,20 +44,7 @@ internal static partial class KeywayServer
         builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
         builder.Host.ConfigureHostOptions(h => h.ShutdownTimeout = TimeSpan.FromSeconds(20));
         builder.Logging.ClearProviders();
-        if (string.Equals(Environment.GetEnvironmentVariable("KEYWAY_LOG_FORMAT"), "json", StringComparison.OrdinalIgnoreCase))
-        {
-            builder.Logging.AddJsonConsole(o => o.UseUtcTimestamp = true);
-        }
-        else
-        {
-            builder.Logging.AddSimpleConsole(o =>
-            {
-                o.SingleLine = true;
-                o.TimestampFormat = "HH:mm:ss ";
-                o.UseUtcTimestamp = true;
-            });
-        }
-
+        AddConsole(builder.Logging);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         // Off entirely: while this category is enabled at any level, ASP.NET Core starts an
         // Activity per request (for log scopes), and HttpClient then starts a child and injects
@@ -68,7 +55,9 @@ internal static partial class KeywayServer
         builder.Logging.AddFilter("Yarp", LogLevel.Warning);
         builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
 
-        using var startupLoggers = LoggerFactory.Create(l => l.AddSimpleConsole(o => o.SingleLine = true));
+        // What is logged before the host is built (migrations, the store and keys opened) goes out in the
+        // same format and under the same levels as everything after it: one JSON object a line stays so.
+        using var startupLoggers = LoggerFactory.Create(l => AddConsole(l.AddConfiguration(builder.Configuration.GetSection("Logging"))));
         var startupLog = startupLoggers.CreateLogger("Keyway.Startup");
         var signIn = SignInSettings.FromEnvironment(Environment.GetEnvironmentVariable);
         var metrics = MetricsSelections.Parse(Environment.GetEnvironmentVariable("KEYWAY_METRICS"));
@@ -234,6 +223,24 @@ internal static partial class KeywayServer
         await app.RunAsync(cancellationToken);
         return 0;
     }
+
+    /// <summary>
+    /// The console: <c>KEYWAY_LOG_FORMAT=json</c> writes one JSON object a line with an ISO 8601 UTC
+    /// <c>Timestamp</c>, otherwise plain single lines stamped with the UTC time of day.
+    /// </summary>
+    private static ILoggingBuilder AddConsole(ILoggingBuilder logging) =>
+        string.Equals(Environment.GetEnvironmentVariable("KEYWAY_LOG_FORMAT"), "json", StringComparison.OrdinalIgnoreCase)
+            ? logging.AddJsonConsole(o =>
+            {
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+                o.UseUtcTimestamp = true;
+            })
+            : logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss ";
+                o.UseUtcTimestamp = true;
+            });
 
     private static string[] SplitList(string? value) =>
         value?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];

@@ -136,6 +136,35 @@ public sealed partial class LifecycleTests
     }
 
     [Fact]
+    public async Task KEYWAY_LOG_FORMAT_json_writes_every_line_from_the_first_migration_on_as_a_stamped_JSON_object()
+    {
+        await using var keyway = await KeywayProcess.StartAsync(new KeywayProcessOptions
+        {
+            Environment = new Dictionary<string, string>
+            {
+                // Both seeded, so the one-time credentials block (plain text by design) is not printed.
+                ["KEYWAY_ADMIN_TOKEN"] = "kw_json_" + Guid.NewGuid().ToString("N"),
+                ["KEYWAY_ADMIN_PASSWORD"] = "json-logs-" + Guid.NewGuid().ToString("N"),
+                ["KEYWAY_LOG_FORMAT"] = "json",
+            },
+        });
+
+        // The host logs where it listens after the store, the keys and the bootstrap: every line before it is out by then.
+        await Poll.UntilAsync(() => keyway.OutputLines.Any(l => l.Contains("Now listening on", StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(15), "the host's listening line");
+        var lines = keyway.OutputLines.Where(l => l.Length > 0).ToList();
+        Assert.Contains(lines, l => l.Contains("\"Category\":\"Keyway.Storage.Migrator\"", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("\"Category\":\"Keyway.Startup\"", StringComparison.Ordinal));
+        foreach (var line in lines)
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(line);
+            var root = json.RootElement;
+            Assert.True(root.TryGetProperty("Timestamp", out var at) && DateTimeOffset.TryParse(at.GetString(), out _), line);
+            Assert.True(root.TryGetProperty("LogLevel", out _) && root.TryGetProperty("Category", out _) && root.TryGetProperty("Message", out _), line);
+        }
+    }
+
+    [Fact]
     public async Task Serve_restarts_in_place_with_a_small_allocation_budget_and_keeps_an_operators_own()
     {
         await using var tuned = await KeywayProcess.StartAsync(new KeywayProcessOptions

@@ -11,6 +11,7 @@ using Keyway.Runs;
 using Keyway.Secrets;
 using Keyway.SignIn;
 using Keyway.Storage;
+using Keyway.WebConsole;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Diagnostics;
 using OpenTelemetry;
@@ -202,6 +203,7 @@ internal static partial class KeywayServer
         app.MapProxy();
         app.MapOAuthCallback();
         app.MapSingleSignOn(signIn.Oidc is not null);
+        app.MapConsole(signIn.Oidc is not null);
 
         var variables = app.Services.GetRequiredService<VariableService>();
         variables.Subscribe();

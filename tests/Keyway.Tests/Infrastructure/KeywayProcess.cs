@@ -51,6 +51,9 @@ public sealed class KeywayProcess : IAsyncDisposable
     /// <summary>The <c>KEYWAY_ADMIN_TOKEN</c> the test gave the server, if any.</summary>
     public string? AdminToken => _options.Environment.GetValueOrDefault("KEYWAY_ADMIN_TOKEN");
 
+    /// <summary>The <c>KEYWAY_ADMIN_PASSWORD</c> the test gave the server, if any.</summary>
+    public string? AdminPassword => _options.Environment.GetValueOrDefault("KEYWAY_ADMIN_PASSWORD");
+
     /// <summary>The id of the current server process.</summary>
     public int ProcessId => (_process ?? throw new InvalidOperationException("Not started.")).Id;
 

@@ -39,6 +39,9 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["GET /oauth/callback"] = Open,
         ["GET /auth/oidc/login"] = Open, // starts single sign-on (404 sso_not_configured here)
         ["POST /api/v1/auth/login"] = Open, // sign-in itself
+        ["GET /"] = Open, // a redirect to the console
+        ["GET /console"] = Open, // the console's page: it holds no data, it reads the API as whoever signs in
+        ["GET /console/{file}"] = Open, // its script, style and icon
 
         ["POST /api/v1/auth/logout"] = AnyCaller,
         ["GET /api/v1/me"] = AnyCaller,
@@ -180,7 +183,8 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
             .Replace("{**path}", "x", StringComparison.Ordinal)
             .Replace("{resource}", resource, StringComparison.Ordinal)
             .Replace("{documentName?}", "v1", StringComparison.Ordinal)
-            .Replace("{documentName}", "v1", StringComparison.Ordinal);
+            .Replace("{documentName}", "v1", StringComparison.Ordinal)
+            .Replace("{file}", "app.js", StringComparison.Ordinal);
         if (path.StartsWith("/api/v1/resources/", StringComparison.Ordinal))
         {
             path = path.Replace("{name}", resource, StringComparison.Ordinal);

@@ -1,0 +1,762 @@
+// Keyway's web console. Everything it shows comes from /api/v1 with the session cookie, so it can
+// show nothing the API would not: secrets are never returned, and known secret values in upstream
+// answers are redacted by the server before they get here. The page builds every element with
+// textContent, never innerHTML, so a value can never become markup.
+'use strict';
+
+const state = { me: null, csrf: null, environments: [], sso: false };
+
+// ---- DOM ----------------------------------------------------------------------------------
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+    else if (key === 'class') el.className = value;
+    else if (value === true) el.setAttribute(key, '');
+    else el.setAttribute(key, String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+const $ = (id) => document.getElementById(id);
+const main = () => $('main');
+
+function show(...nodes) {
+  main().replaceChildren(...nodes.flat());
+  main().focus({ preventScroll: true });
+}
+
+let noticeTimer;
+function notice(text, kind) {
+  const box = $('notice');
+  box.className = kind || '';
+  box.replaceChildren(text);
+  box.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => { box.hidden = true; }, kind === 'bad' ? 9000 : 4000);
+}
+
+function when(value) {
+  if (!value) return '—';
+  const d = new Date(value);
+  return isNaN(d) ? String(value) : d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+}
+
+function badge(text, kind) { return h('span', { class: 'badge ' + (kind || '') }, text); }
+
+function table(columns, rows, empty) {
+  if (rows.length === 0) return h('p', { class: 'muted' }, empty);
+  return h('table', {},
+    h('thead', {}, h('tr', {}, columns.map((c) => h('th', {}, c)))),
+    h('tbody', {}, rows.map((cells) => h('tr', {}, cells.map((c) => c instanceof Node && c.tagName === 'TD' ? c : h('td', {}, c))))));
+}
+
+function field(label, input) { return h('label', {}, label, input); }
+
+function withoutNulls(value) {
+  if (Array.isArray(value)) return value.map(withoutNulls);
+  if (value && typeof value === 'object') {
+    const out = {};
+    for (const [k, v] of Object.entries(value)) if (v !== null && v !== undefined) out[k] = withoutNulls(v);
+    return out;
+  }
+  return value;
+}
+
+function pretty(value) { return typeof value === 'string' ? value : JSON.stringify(value, null, 2); }
+
+function list(text) { return text.split(',').map((s) => s.trim()).filter(Boolean); }
+
+// ---- API ----------------------------------------------------------------------------------
+class ApiError extends Error {
+  constructor(status, problem) {
+    super((problem && (problem.detail || problem.title)) || `The server answered ${status}.`);
+    this.status = status;
+    this.code = (problem && problem.code) || 'http_' + status;
+    this.problem = problem || {};
+  }
+}
+
+function csrfToken() {
+  if (state.csrf) return state.csrf;
+  const match = document.cookie.match(/(?:^|; )keyway-csrf=([^;]*)/);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET' && method !== 'HEAD') {
+    const token = csrfToken();
+    if (token) headers['X-Keyway-CSRF'] = token;
+  }
+  let response;
+  try {
+    response = await fetch('/api/v1' + path, {
+      method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, { detail: 'Keyway did not answer. Is the server running, and is this the right address?', code: 'network' });
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = { detail: text }; }
+  }
+  if (!response.ok) {
+    const error = new ApiError(response.status, data);
+    if (response.status === 401 && path !== '/auth/login' && path !== '/me/password') {
+      state.me = null;
+      renderSignIn('Your session has ended. Sign in again.');
+    }
+    throw error;
+  }
+  return data;
+}
+
+/** The problem as a person reads it: the detail, each field error, and the stable code. */
+function describe(error) {
+  if (!(error instanceof ApiError)) return String(error && error.message || error);
+  const parts = [error.message];
+  const errors = error.problem.errors;
+  if (errors && typeof errors === 'object') {
+    for (const [name, messages] of Object.entries(errors)) parts.push(`${name}: ${[].concat(messages).join(' ')}`);
+  }
+  return parts.join(' ') + (error.code && error.status ? ` (${error.status} ${error.code})` : '');
+}
+
+function errorBox(error) { return h('p', { class: 'error', role: 'alert' }, describe(error)); }
+
+/** Runs an action from a form or button: disables it while it runs, and reports a failure. */
+async function act(button, action) {
+  if (button) button.disabled = true;
+  try {
+    return await action();
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 401)) notice(describe(error), 'bad');
+    return undefined;
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+function onSubmit(handler) {
+  return (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    act(form.querySelector('button[type=submit]'), () => handler(form));
+  };
+}
+
+const isAdmin = () => state.me && state.me.role === 'admin';
+
+async function loadEnvironments() {
+  state.environments = (await api('GET', '/environments/')).environments.map((e) => e.name);
+  return state.environments;
+}
+
+function environmentSelect(selected, onchange) {
+  return h('select', { name: 'environment', onchange, 'aria-label': 'Environment' },
+    state.environments.map((name) => h('option', { value: name, selected: name === selected }, name)));
+}
+
+// ---- Sign-in ------------------------------------------------------------------------------
+function renderSignIn(message) {
+  $('bar').hidden = true;
+  const error = h('p', { class: 'error', role: 'alert', id: 'signin-error' }, message && !message.startsWith('Your') ? message : '');
+  const hint = message && message.startsWith('Your') ? h('p', { class: 'muted' }, message) : null;
+  show(h('div', { class: 'card narrow' },
+    h('h1', {}, 'Sign in to Keyway'),
+    hint,
+    h('form', {
+      class: 'stack', id: 'signin', onsubmit: onSubmit(async (form) => {
+        error.textContent = '';
+        try {
+          const result = await api('POST', '/auth/login', { name: form.elements.name.value, password: form.elements.password.value });
+          state.csrf = result.csrfToken;
+          state.me = result.user;
+          form.elements.password.value = '';
+          start();
+        } catch (e) {
+          form.elements.password.value = '';
+          error.textContent = describe(e);
+        }
+      }),
+    },
+      field('User name', h('input', { name: 'name', autocomplete: 'username', required: true, autofocus: true })),
+      field('Password', h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true })),
+      error,
+      h('button', { type: 'submit' }, 'Sign in')),
+    state.sso ? h('p', {}, h('a', { href: '/auth/oidc/login?returnUrl=' + encodeURIComponent('/console' + location.hash), id: 'sso' }, 'Sign in with single sign-on')) : null));
+  const name = main().querySelector('input[name=name]');
+  if (name) name.focus();
+}
+
+async function signOut() {
+  await act($('signout'), async () => {
+    await api('POST', '/auth/logout');
+    state.me = null;
+    state.csrf = null;
+    location.hash = '';
+    renderSignIn();
+  });
+}
+
+// ---- Shell --------------------------------------------------------------------------------
+const sections = [
+  { path: 'resources', title: 'Resources', render: renderResources },
+  { path: 'queries', title: 'Queries', render: renderQueries },
+  { path: 'variables', title: 'Variables', render: renderVariables, admin: true },
+  { path: 'keys', title: 'API keys', render: renderKeys },
+  { path: 'audit', title: 'Audit log', render: renderAudit, admin: true },
+  { path: 'users', title: 'Users & groups', render: renderUsers, admin: true },
+  { path: 'account', title: 'Account', render: renderAccount, hidden: true },
+];
+
+function renderBar(current) {
+  $('bar').hidden = false;
+  $('nav').replaceChildren(...sections.filter((s) => !s.hidden && (!s.admin || isAdmin()))
+    .map((s) => h('a', { href: '#/' + s.path, class: s.path === current ? 'active' : '', 'aria-current': s.path === current ? 'page' : null }, s.title)));
+  $('who').replaceChildren(state.me.displayName || state.me.name, ' ', badge(state.me.role));
+}
+
+async function route() {
+  if (!state.me) return;
+  const [path, ...rest] = location.hash.replace(/^#\/?/, '').split('?')[0].split('/').map(decodeURIComponent);
+  const section = sections.find((s) => s.path === path && (!s.admin || isAdmin()));
+  if (!section) {
+    location.replace('#/resources');
+    return;
+  }
+  renderBar(section.path);
+  show(h('p', { class: 'muted' }, 'Loading…'));
+  try {
+    await section.render(...rest.filter(Boolean));
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 401)) show(h('div', { class: 'card' }, errorBox(error)));
+  }
+}
+
+async function start() {
+  try {
+    state.me = await api('GET', '/me');
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      renderSignIn();
+      return;
+    }
+    show(h('div', { class: 'card narrow' }, h('h1', {}, 'Keyway'), errorBox(error)));
+    return;
+  }
+  await loadEnvironments();
+  if (!location.hash) location.replace('#/resources');
+  await route();
+}
+
+// ---- Resources ----------------------------------------------------------------------------
+const exampleResource = {
+  kind: 'rest',
+  baseUrl: 'https://api.example.com/v1',
+  description: 'What this API is for',
+  headers: { Accept: 'application/json' },
+  auth: { type: 'bearer', token: '{{ environment.variables.EXAMPLE_TOKEN }}' },
+};
+
+const dynamicAuth = new Set(['oauth2', 'custom']);
+
+async function renderResources(name) {
+  if (name) return renderResource(name);
+  const { resources } = await api('GET', '/resources/');
+  const filter = h('input', { type: 'search', placeholder: 'Filter by name, URL or description', 'aria-label': 'Filter resources' });
+  const rows = () => resources
+    .filter((r) => !filter.value || [r.name, r.definition.baseUrl, r.definition.description].join(' ').toLowerCase().includes(filter.value.toLowerCase()))
+    .map((r) => [h('a', { href: '#/resources/' + encodeURIComponent(r.name) }, r.name), r.definition.kind || 'rest',
+      badge((r.definition.auth && r.definition.auth.type) || 'none'), h('span', { class: 'mono' }, r.definition.baseUrl), r.definition.description || '', when(r.updatedAt)]);
+  const holder = h('div', {});
+  const draw = () => holder.replaceChildren(table(['Name', 'Kind', 'Auth', 'Base URL', 'Description', 'Updated'], rows(),
+    resources.length ? 'No resource matches the filter.' : 'No resources yet. Create the first one below, or with `keyway resource put`.'));
+  filter.addEventListener('input', draw);
+  draw();
+  const definition = h('textarea', { name: 'definition', rows: 10, spellcheck: 'false' }, pretty(exampleResource));
+  show(
+    h('div', { class: 'head' }, h('div', {}, h('h1', {}, 'Resources'), h('p', { class: 'muted' }, 'The APIs your tools call through Keyway, with the credentials Keyway attaches.')), filter),
+    h('div', { class: 'card' }, holder),
+    h('div', { class: 'card' }, h('h2', {}, 'New resource'),
+      h('p', { class: 'muted' }, 'Reference secrets as {{ environment.variables.NAME }}; their values stay on the server. You will own what you create.'),
+      h('form', {
+        class: 'stack', id: 'new-resource', onsubmit: onSubmit(async (form) => {
+          const resourceName = form.elements.name.value.trim();
+          let body;
+          try { body = JSON.parse(form.elements.definition.value); } catch (e) { throw new Error('The definition is not valid JSON: ' + e.message); }
+          await api('PUT', '/resources/' + encodeURIComponent(resourceName), body);
+          notice(`Resource ${resourceName} saved.`, 'ok');
+          location.hash = '#/resources/' + encodeURIComponent(resourceName);
+        }),
+      },
+      field('Name', h('input', { name: 'name', required: true, pattern: '[A-Za-z0-9][A-Za-z0-9._\\-]*', placeholder: 'github' })),
+      field('Definition (JSON)', definition),
+      h('div', {}, h('button', { type: 'submit' }, 'Create resource')))));
+}
+
+async function renderResource(name) {
+  const resource = await api('GET', '/resources/' + encodeURIComponent(name));
+  const auth = (resource.definition.auth && resource.definition.auth.type) || 'none';
+  const params = new URLSearchParams(location.hash.split('?')[1] || '');
+  let environment = state.environments.includes(params.get('env')) ? params.get('env') : 'production';
+  const path = '/resources/' + encodeURIComponent(name);
+
+  const credential = h('div', {});
+  async function drawCredential() {
+    if (!dynamicAuth.has(auth)) {
+      credential.replaceChildren(h('p', { class: 'muted' }, `Static auth (${auth}): Keyway attaches it from the resource's configuration; there is no token to refresh.`));
+      return;
+    }
+    try {
+      const c = await api('GET', `${path}/credential?environment=${encodeURIComponent(environment)}`);
+      const kind = { valid: 'ok', expiring: 'warn', refreshing: 'warn', expired: 'bad', failed: 'bad', reconnect_required: 'bad' }[c.state];
+      credential.replaceChildren(h('dl', { class: 'kv', id: 'credential' },
+        h('dt', {}, 'State'), h('dd', {}, badge(c.state, kind)),
+        h('dt', {}, 'Expires'), h('dd', {}, when(c.expiresAt)),
+        h('dt', {}, 'Last refreshed'), h('dd', {}, when(c.lastRefreshedAt)),
+        h('dt', {}, 'Next refresh'), h('dd', {}, when(c.nextRefreshAt)),
+        h('dt', {}, 'Refreshes'), h('dd', {}, String(c.refreshCount ?? 0)),
+        h('dt', {}, 'Failures'), h('dd', {}, String(c.failureCount ?? 0)),
+        c.lastError ? [h('dt', {}, 'Last error'), h('dd', { class: 'error' }, c.lastError)] : null));
+    } catch (error) {
+      credential.replaceChildren(errorBox(error));
+    }
+  }
+
+  const result = h('div', { id: 'run-result' });
+  const runForm = h('form', {
+    class: 'stack', id: 'run', onsubmit: onSubmit(async (form) => {
+      const call = { environment, method: form.elements.method.value, path: form.elements.path.value || '/' };
+      const rawBody = form.elements.body.value.trim();
+      if (rawBody) {
+        try { call.body = JSON.parse(rawBody); } catch { call.body = rawBody; }
+      }
+      const rawHeaders = form.elements.headers.value.trim();
+      if (rawHeaders) {
+        try { call.headers = JSON.parse(rawHeaders); } catch (e) { throw new Error('Headers must be a JSON object: ' + e.message); }
+      }
+      result.replaceChildren(h('p', { class: 'muted' }, 'Running…'));
+      try {
+        const answer = await api('POST', path + '/run', call);
+        const kind = answer.status < 300 ? 'ok' : answer.status < 500 ? 'warn' : 'bad';
+        result.replaceChildren(
+          h('p', { class: 'row' }, badge(String(answer.status), kind), `${answer.durationMs} ms`, answer.refreshed ? badge('credential refreshed', 'warn') : null),
+          h('details', {}, h('summary', {}, 'Headers'), h('pre', {}, pretty(answer.headers || {}))),
+          h('pre', { class: 'body' }, answer.body === null || answer.body === undefined ? '(no body)' : pretty(answer.body)));
+      } catch (error) {
+        result.replaceChildren(errorBox(error));
+      }
+    }),
+  },
+  h('div', { class: 'row' },
+    h('select', { name: 'method', 'aria-label': 'Method' }, ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'].map((m) => h('option', {}, m))),
+    h('input', { name: 'path', placeholder: '/path relative to the base URL', 'aria-label': 'Path', class: 'grow' }),
+    h('button', { type: 'submit' }, 'Run')),
+  h('details', {}, h('summary', {}, 'Headers and body'),
+    h('div', { class: 'split' },
+      field('Headers (JSON object)', h('textarea', { name: 'headers', rows: 4, spellcheck: 'false', placeholder: '{"X-Request-Id": "r-1"}' })),
+      field('Body (JSON or text)', h('textarea', { name: 'body', rows: 4, spellcheck: 'false' })))));
+
+  const testResult = h('div', {});
+  const configuration = h('pre', { id: 'configuration' }, pretty(withoutNulls(resource.definition)));
+  const editor = h('form', {
+    class: 'stack', hidden: true, onsubmit: onSubmit(async (form) => {
+      let body;
+      try { body = JSON.parse(form.elements.definition.value); } catch (e) { throw new Error('The definition is not valid JSON: ' + e.message); }
+      await api('PUT', path, body);
+      notice(`Resource ${name} saved.`, 'ok');
+      await renderResource(name);
+    }),
+  },
+  h('textarea', { name: 'definition', rows: 16, spellcheck: 'false', 'aria-label': 'Definition' }, pretty(withoutNulls(resource.definition))),
+  h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Save'),
+    h('button', { type: 'button', class: 'secondary', onclick: () => { editor.hidden = true; configuration.hidden = false; } }, 'Cancel')));
+
+  const permissions = h('div', {});
+  async function drawPermissions() {
+    let grants;
+    try {
+      grants = (await api('GET', path + '/permissions/')).grants;
+    } catch (error) {
+      permissions.replaceChildren(h('p', { class: 'muted' }, error.status === 403 ? 'Only the resource\'s owners and admins see and change its permissions.' : describe(error)));
+      return;
+    }
+    permissions.replaceChildren(
+      table(['Who', 'Permission', 'Environment', 'Granted', ''], grants.map((g) => [
+        [g.principalName || g.principal, ' ', badge(g.principalKind)], badge(g.permission), g.environment === '*' ? 'every environment' : g.environment,
+        when(g.createdAt),
+        h('td', { class: 'actions' }, g.resource === '*' ? h('span', { class: 'muted' }, 'on every resource') : h('button', {
+          type: 'button', class: 'danger', onclick: (e) => act(e.currentTarget, async () => {
+            await api('DELETE', `${path}/permissions/${encodeURIComponent(g.id)}`);
+            notice('Permission removed.', 'ok');
+            await drawPermissions();
+          }),
+        }, 'Remove'))]), 'No grants.'),
+      h('form', {
+        class: 'grid', onsubmit: onSubmit(async (form) => {
+          const grant = { permission: form.elements.permission.value, environment: form.elements.genv.value || '*' };
+          grant[form.elements.kind.value] = form.elements.principal.value.trim();
+          await api('POST', path + '/permissions/', grant);
+          notice('Permission granted.', 'ok');
+          await drawPermissions();
+        }),
+      },
+      field('To', h('select', { name: 'kind' }, h('option', { value: 'user' }, 'user'), h('option', { value: 'group' }, 'group'))),
+      field('Name', h('input', { name: 'principal', required: true })),
+      field('Permission', h('select', { name: 'permission' }, ['use', 'edit', 'own'].map((p) => h('option', {}, p)))),
+      field('Environment', h('select', { name: 'genv' }, h('option', { value: '*' }, 'every environment'), state.environments.map((e) => h('option', {}, e)))),
+      h('button', { type: 'submit' }, 'Grant')));
+  }
+
+  const envSelect = environmentSelect(environment, () => {
+    environment = envSelect.value;
+    history.replaceState(null, '', `#/resources/${encodeURIComponent(name)}?env=${encodeURIComponent(environment)}`);
+    drawCredential();
+  });
+
+  show(
+    h('div', { class: 'head' },
+      h('div', {}, h('p', { class: 'muted' }, h('a', { href: '#/resources' }, 'Resources'), ' /'), h('h1', {}, name),
+        h('p', { class: 'muted' }, resource.definition.description || '', ' ', badge(auth), ' ', h('span', { class: 'mono' }, resource.definition.baseUrl))),
+      h('label', {}, 'Environment', envSelect)),
+    h('div', { class: 'split' },
+      h('div', { class: 'card' }, h('h2', {}, 'Credential'), credential,
+        h('div', { class: 'row' },
+          dynamicAuth.has(auth) ? h('button', {
+            type: 'button', class: 'secondary', onclick: (e) => act(e.currentTarget, async () => {
+              await api('POST', `${path}/credential/refresh?environment=${encodeURIComponent(environment)}`);
+              notice('Credential refreshed.', 'ok');
+              await drawCredential();
+            }),
+          }, 'Refresh now') : null,
+          auth === 'oauth2' && resource.definition.auth.grant === 'authorization_code'
+            ? h('button', { type: 'button', class: 'secondary', onclick: () => { location.href = `/api/v1${path}/connect?environment=${encodeURIComponent(environment)}`; } }, 'Connect account')
+            : null,
+          h('button', {
+            type: 'button', class: 'secondary', id: 'test', onclick: (e) => act(e.currentTarget, async () => {
+              testResult.replaceChildren(h('p', { class: 'muted' }, 'Testing…'));
+              try {
+                testResult.replaceChildren(h('pre', {}, pretty(await api('POST', `${path}/test?environment=${encodeURIComponent(environment)}`))));
+              } catch (error) {
+                testResult.replaceChildren(errorBox(error));
+              }
+            }),
+          }, 'Test connection')),
+        testResult),
+      h('div', { class: 'card' }, h('h2', {}, 'Run a request'), runForm, result)),
+    h('div', { class: 'card' },
+      h('div', { class: 'head' }, h('h2', {}, 'Configuration'),
+        h('div', { class: 'row' },
+          h('button', { type: 'button', class: 'secondary', onclick: () => { editor.hidden = false; configuration.hidden = true; } }, 'Edit'),
+          h('button', {
+            type: 'button', class: 'danger', onclick: (e) => act(e.currentTarget, async () => {
+              if (!confirm(`Delete the resource ${name}? Its credentials and saved queries stop working.`)) return;
+              await api('DELETE', path);
+              notice(`Resource ${name} deleted.`, 'ok');
+              location.hash = '#/resources';
+            }),
+          }, 'Delete'))),
+      h('p', { class: 'muted' }, `Version ${resource.version}, updated ${when(resource.updatedAt)}. Secret values are never shown here: templates name them.`),
+      configuration, editor),
+    h('div', { class: 'card' }, h('h2', {}, 'Permissions'), permissions));
+  await Promise.all([drawCredential(), drawPermissions()]);
+}
+
+// ---- Queries ------------------------------------------------------------------------------
+async function renderQueries() {
+  const { queries } = await api('GET', '/queries/');
+  const result = h('div', { id: 'query-result' });
+  show(
+    h('div', { class: 'head' }, h('div', {}, h('h1', {}, 'Saved queries'), h('p', { class: 'muted' }, 'Requests saved against a resource, run by name with inputs.'))),
+    h('div', { class: 'card' }, table(['Name', 'Resource', 'Request', 'Updated'], queries.map((q) => {
+      const d = q.definition || {};
+      return [h('span', { class: 'mono' }, q.name), d.resource, h('span', { class: 'mono' }, `${d.method || 'GET'} ${d.path || '/'}`), when(q.updatedAt)];
+    }), 'No saved queries yet. Save one with `keyway query put` or PUT /api/v1/queries/{name}.')),
+    queries.length ? h('div', { class: 'card' }, h('h2', {}, 'Run a query'),
+      h('form', {
+        class: 'grid', onsubmit: onSubmit(async (form) => {
+          let inputs = {};
+          if (form.elements.inputs.value.trim()) {
+            try { inputs = JSON.parse(form.elements.inputs.value); } catch (e) { throw new Error('Inputs must be a JSON object: ' + e.message); }
+          }
+          try {
+            const answer = await api('POST', `/queries/${encodeURIComponent(form.elements.query.value)}/run`, { environment: form.elements.environment.value, inputs });
+            result.replaceChildren(h('p', { class: 'row' }, badge(String(answer.status), answer.status < 300 ? 'ok' : 'warn'), `${answer.durationMs} ms`),
+              h('pre', {}, answer.body === null || answer.body === undefined ? '(no body)' : pretty(answer.body)));
+          } catch (error) {
+            result.replaceChildren(errorBox(error));
+          }
+        }),
+      },
+      field('Query', h('select', { name: 'query' }, queries.map((q) => h('option', {}, q.name)))),
+      field('Environment', environmentSelect('production')),
+      field('Inputs (JSON)', h('input', { name: 'inputs', placeholder: '{"id": 42}', class: 'mono' })),
+      h('button', { type: 'submit' }, 'Run')), result) : null);
+}
+
+// ---- Variables (admin) --------------------------------------------------------------------
+async function renderVariables(environment) {
+  environment = environment && state.environments.includes(environment) ? environment : 'production';
+  const { variables } = await api('GET', `/environments/${encodeURIComponent(environment)}/variables`);
+  const vpath = (n) => `/environments/${encodeURIComponent(environment)}/variables/${encodeURIComponent(n)}`;
+  const secretBox = h('input', { type: 'checkbox', name: 'secret', checked: true });
+  const value = h('input', { name: 'value', type: 'password', autocomplete: 'off', required: true });
+  secretBox.addEventListener('change', () => { value.type = secretBox.checked ? 'password' : 'text'; });
+  show(
+    h('div', { class: 'head' },
+      h('div', {}, h('h1', {}, 'Configuration variables'),
+        h('p', { class: 'muted' }, 'A secret is write-only: encrypted at rest, usable in resource configuration, never shown again.')),
+      h('label', {}, 'Environment', environmentSelect(environment, (e) => { location.hash = '#/variables/' + encodeURIComponent(e.currentTarget.value); }))),
+    h('div', { class: 'card' }, table(['Name', 'Value', 'Version', 'Expires', 'Updated', ''], variables.map((v) => [
+      h('span', { class: 'mono' }, v.name),
+      v.secret ? [badge('secret', 'warn'), ' ', h('span', { class: 'muted' }, 'hidden')] : h('span', { class: 'mono' }, v.value),
+      String(v.version), when(v.expiresAt), when(v.updatedAt),
+      h('td', { class: 'actions' }, h('button', {
+        type: 'button', class: 'danger', onclick: (e) => act(e.currentTarget, async () => {
+          if (!confirm(`Delete ${v.name} in ${environment}? Resources that use it stop working there.`)) return;
+          await api('DELETE', vpath(v.name));
+          notice(`${v.name} deleted.`, 'ok');
+          await renderVariables(environment);
+        }),
+      }, 'Delete'))]), `No variables in ${environment} yet.`)),
+    h('div', { class: 'card' }, h('h2', {}, `Set a variable in ${environment}`),
+      h('p', { class: 'muted' }, 'Setting a secret that exists makes a new version; the old one is kept for rollback.'),
+      h('form', {
+        class: 'grid', id: 'set-variable', onsubmit: onSubmit(async (form) => {
+          const n = form.elements.name.value.trim();
+          try {
+            await api('PUT', vpath(n), { value: form.elements.value.value, secret: form.elements.secret.checked });
+          } finally {
+            form.elements.value.value = '';
+          }
+          notice(`${n} saved in ${environment}.`, 'ok');
+          await renderVariables(environment);
+        }),
+      },
+      field('Name', h('input', { name: 'name', required: true, pattern: '[A-Za-z_][A-Za-z0-9_]*', placeholder: 'GITHUB_TOKEN', class: 'mono' })),
+      field('Value', value),
+      h('label', { class: 'check' }, secretBox, 'Secret'),
+      h('button', { type: 'submit' }, 'Save'))),
+    h('div', { class: 'card' }, h('h2', {}, 'New environment'),
+      h('form', {
+        class: 'grid', onsubmit: onSubmit(async (form) => {
+          const n = form.elements.env.value.trim();
+          await api('PUT', '/environments/' + encodeURIComponent(n), {});
+          await loadEnvironments();
+          notice(`Environment ${n} created.`, 'ok');
+          location.hash = '#/variables/' + encodeURIComponent(n);
+        }),
+      },
+      field('Name', h('input', { name: 'env', required: true, placeholder: 'staging' })),
+      h('button', { type: 'submit' }, 'Create'))));
+}
+
+// ---- API keys -----------------------------------------------------------------------------
+async function renderKeys() {
+  const { keys } = await api('GET', '/keys/');
+  const created = h('div', {});
+  const scopeText = (s) => !s ? 'everything its owner may do'
+    : [s.resources && 'resources: ' + s.resources.join(', '), s.environments && 'environments: ' + s.environments.join(', '), s.actions && 'actions: ' + s.actions.join(', ')]
+      .filter(Boolean).join('; ') || 'everything its owner may do';
+  const status = (k) => k.revokedAt ? badge('revoked', 'bad') : k.expiresAt && new Date(k.expiresAt) < new Date() ? badge('expired', 'bad') : badge('active', 'ok');
+  show(
+    h('div', { class: 'head' }, h('div', {}, h('h1', {}, 'API keys'),
+      h('p', { class: 'muted' }, isAdmin() ? 'Every key, for apps and scripts. Keyway keeps only their hashes.' : 'Your keys, for apps and scripts. Keyway keeps only their hashes.'))),
+    created,
+    h('div', { class: 'card' }, table(['Name', 'Owner', 'Key', 'Scope', 'Expires', 'Last used', 'Status', ''], keys.map((k) => [
+      k.name, k.owner, h('span', { class: 'mono' }, k.hint), scopeText(k.scopes), when(k.expiresAt), when(k.lastUsedAt), status(k),
+      h('td', { class: 'actions' }, k.revokedAt ? null : h('button', {
+        type: 'button', class: 'danger', onclick: (e) => act(e.currentTarget, async () => {
+          if (!confirm(`Revoke the key ${k.name}? Whatever uses it stops working at once.`)) return;
+          await api('DELETE', '/keys/' + encodeURIComponent(k.id));
+          notice(`Key ${k.name} revoked.`, 'ok');
+          await renderKeys();
+        }),
+      }, 'Revoke'))]), 'No keys yet.')),
+    h('div', { class: 'card' }, h('h2', {}, 'New key'),
+      h('p', { class: 'muted' }, 'Scopes only narrow what the owner may do. Leave them empty for all of it.'),
+      h('form', {
+        class: 'grid', id: 'new-key', onsubmit: onSubmit(async (form) => {
+          const body = { name: form.elements.name.value.trim() };
+          if (form.elements.expires.value.trim()) body.expiresIn = form.elements.expires.value.trim();
+          if (form.elements.owner && form.elements.owner.value.trim()) body.owner = form.elements.owner.value.trim();
+          const scopes = {};
+          for (const part of ['resources', 'environments', 'actions']) {
+            const values = list(form.elements[part].value);
+            if (values.length) scopes[part] = values;
+          }
+          if (Object.keys(scopes).length) body.scopes = scopes;
+          const answer = await api('POST', '/keys/', body);
+          await renderKeys();
+          const copy = h('button', { type: 'button', class: 'secondary', onclick: async () => { await navigator.clipboard.writeText(answer.token); notice('Copied.', 'ok'); } }, 'Copy');
+          $('main').prepend(h('div', { class: 'card once', id: 'new-token', role: 'alert' },
+            h('h2', {}, `Key ${answer.key.name} created`),
+            h('p', {}, 'Copy it now: Keyway keeps only its hash and will not show it again.'),
+            h('code', {}, answer.token), h('div', { class: 'row' }, copy,
+              h('button', { type: 'button', class: 'link', onclick: (e) => e.currentTarget.closest('.once').remove() }, 'I have saved it'))));
+        }),
+      },
+      field('Name', h('input', { name: 'name', required: true, placeholder: 'billing-app' })),
+      isAdmin() ? field('Owner (user or service identity)', h('input', { name: 'owner', placeholder: state.me.name })) : null,
+      field('Expires in', h('input', { name: 'expires', placeholder: '30d, 12h, 2w (empty: never)' })),
+      field('Resources', h('input', { name: 'resources', placeholder: 'billing, github' })),
+      field('Environments', h('input', { name: 'environments', placeholder: 'production' })),
+      field('Actions', h('input', { name: 'actions', placeholder: 'use' })),
+      h('button', { type: 'submit' }, 'Create key'))));
+}
+
+// ---- Audit (admin) ------------------------------------------------------------------------
+async function renderAudit() {
+  const params = new URLSearchParams(location.hash.split('?')[1] || '');
+  const query = new URLSearchParams();
+  for (const name of ['actor', 'action', 'resource']) if (params.get(name)) query.set(name, params.get(name));
+  // The picker's value is local time without an offset; the API wants an instant.
+  if (params.get('since') && !isNaN(new Date(params.get('since')))) query.set('since', new Date(params.get('since')).toISOString());
+  query.set('limit', '200');
+  const { events } = await api('GET', '/audit/?' + query);
+  const verdict = h('div', { id: 'verify-result' });
+  const outcome = (o) => badge(o, o === 'success' ? 'ok' : o === 'denied' ? 'bad' : 'warn');
+  show(
+    h('div', { class: 'head' },
+      h('div', {}, h('h1', {}, 'Audit log'), h('p', { class: 'muted' }, 'Append-only and hash-chained: every change, sign-in, key use and run. Newest first.')),
+      h('button', {
+        type: 'button', id: 'verify', onclick: (e) => act(e.currentTarget, async () => {
+          const v = await api('POST', '/audit/verify');
+          verdict.replaceChildren(v.ok
+            ? h('p', { class: 'row' }, badge('chain intact', 'ok'), `${v.checked} events checked; head #${v.head ? v.head.seq : 0}.`)
+            : h('p', { class: 'row error' }, badge('chain broken', 'bad'), `Event #${v.firstBroken.seq} (${v.firstBroken.id}) was ${v.firstBroken.kind}: ${v.firstBroken.problem}`));
+        }),
+      }, 'Verify chain')),
+    verdict,
+    h('div', { class: 'card' },
+      h('form', {
+        class: 'grid', onsubmit: (event) => {
+          event.preventDefault();
+          const next = new URLSearchParams();
+          for (const name of ['actor', 'action', 'resource', 'since']) if (event.currentTarget.elements[name].value.trim()) next.set(name, event.currentTarget.elements[name].value.trim());
+          location.hash = '#/audit?' + next;
+        },
+      },
+      field('Actor', h('input', { name: 'actor', value: params.get('actor') || '', placeholder: 'user name, id or key id' })),
+      field('Action', h('input', { name: 'action', value: params.get('action') || '', placeholder: 'run or credential.' })),
+      field('Resource', h('input', { name: 'resource', value: params.get('resource') || '' })),
+      field('Since', h('input', { name: 'since', type: 'datetime-local', value: params.get('since') || '' })),
+      h('button', { type: 'submit' }, 'Filter'))),
+    h('div', { class: 'card' }, table(['#', 'When', 'Who', 'Action', 'Outcome', 'Resource', 'Environment', 'Detail'], events.slice().reverse().map((e) => [
+      String(e.seq), when(e.at), [e.actor.name || e.actor.id || e.actor.kind, e.actor.keyId ? h('span', { class: 'muted' }, ' via key') : null],
+      h('span', { class: 'mono' }, e.action), outcome(e.outcome), e.resource || '', e.environment || '',
+      h('span', { class: 'mono' }, [e.target ? 'target ' + e.target + ' ' : '', e.detail ? JSON.stringify(e.detail) : ''].join(''))]), 'No events match.')));
+}
+
+// ---- Users and groups (admin) -------------------------------------------------------------
+async function renderUsers() {
+  const [{ users }, { groups }] = await Promise.all([api('GET', '/users/'), api('GET', '/groups/')]);
+  const once = h('div', {});
+  show(
+    h('div', { class: 'head' }, h('div', {}, h('h1', {}, 'Users & groups'), h('p', { class: 'muted' }, 'People sign in with a password or single sign-on; service identities own API keys.'))),
+    once,
+    h('div', { class: 'card' }, h('h2', {}, 'Users'), table(['Name', 'Email', 'Role', 'Source', 'Groups', 'Status', ''], users.map((u) => [
+      u.displayName ? [u.name, h('span', { class: 'muted' }, ' ' + u.displayName)] : u.name, u.email || '', badge(u.role), u.source, (u.groups || []).join(', '),
+      u.disabled ? badge('disabled', 'bad') : badge('active', 'ok'),
+      h('td', { class: 'actions' }, h('button', {
+        type: 'button', class: u.disabled ? 'secondary' : 'danger', onclick: (e) => act(e.currentTarget, async () => {
+          await api('PATCH', '/users/' + encodeURIComponent(u.name), { disabled: !u.disabled });
+          notice(`${u.name} ${u.disabled ? 'enabled' : 'disabled'}.`, 'ok');
+          await renderUsers();
+        }),
+      }, u.disabled ? 'Enable' : 'Disable'))]), 'No users.'),
+    h('h2', {}, 'New user'),
+    h('form', {
+      class: 'grid', id: 'new-user', onsubmit: onSubmit(async (form) => {
+        const body = { name: form.elements.name.value.trim(), role: form.elements.role.value, source: form.elements.source.value };
+        if (form.elements.email.value.trim()) body.email = form.elements.email.value.trim();
+        const answer = await api('POST', '/users/', body);
+        await renderUsers();
+        if (answer.password) {
+          $('main').prepend(h('div', { class: 'card once', role: 'alert' }, h('h2', {}, `${answer.user.name} created`),
+            h('p', {}, 'Their first password, shown once. Ask them to change it after signing in.'), h('code', {}, answer.password),
+            h('button', { type: 'button', class: 'link', onclick: (e) => e.currentTarget.closest('.once').remove() }, 'I have passed it on')));
+        } else {
+          notice(`${answer.user.name} created.`, 'ok');
+        }
+      }),
+    },
+    field('Name', h('input', { name: 'name', required: true })),
+    field('Email', h('input', { name: 'email', type: 'email' })),
+    field('Role', h('select', { name: 'role' }, h('option', {}, 'member'), h('option', {}, 'admin'))),
+    field('Kind', h('select', { name: 'source' }, h('option', { value: 'local' }, 'person (password)'), h('option', { value: 'service' }, 'service identity'))),
+    h('button', { type: 'submit' }, 'Create user'))),
+    h('div', { class: 'card' }, h('h2', {}, 'Groups'), table(['Name', 'Description', 'Members'], groups.map((g) => [
+      g.name, g.description || '', (g.members || []).map((m) => m.user).join(', ')]), 'No groups.'),
+    h('form', {
+      class: 'grid', onsubmit: onSubmit(async (form) => {
+        const group = form.elements.group.value.trim();
+        await api('PUT', '/groups/' + encodeURIComponent(group), { description: form.elements.description.value.trim() || null });
+        if (form.elements.member.value.trim()) await api('PUT', `/groups/${encodeURIComponent(group)}/members/${encodeURIComponent(form.elements.member.value.trim())}`);
+        notice(`Group ${group} saved.`, 'ok');
+        await renderUsers();
+      }),
+    },
+    field('Group', h('input', { name: 'group', required: true, placeholder: 'ops' })),
+    field('Description', h('input', { name: 'description' })),
+    field('Add member', h('input', { name: 'member', placeholder: 'user name' })),
+    h('button', { type: 'submit' }, 'Save group'))));
+}
+
+// ---- Account ------------------------------------------------------------------------------
+async function renderAccount() {
+  const me = state.me = await api('GET', '/me');
+  const message = h('p', { role: 'status' });
+  show(
+    h('div', { class: 'head' }, h('h1', {}, 'Your account')),
+    h('div', { class: 'card' }, h('dl', { class: 'kv' },
+      h('dt', {}, 'Name'), h('dd', {}, me.name), h('dt', {}, 'Display name'), h('dd', {}, me.displayName || '—'),
+      h('dt', {}, 'Email'), h('dd', {}, me.email || '—'), h('dt', {}, 'Role'), h('dd', {}, me.role),
+      h('dt', {}, 'Groups'), h('dd', {}, (me.groups || []).join(', ') || '—'), h('dt', {}, 'Signed in with'), h('dd', {}, me.source === 'oidc' ? 'single sign-on' : 'password'))),
+    me.source === 'local' ? h('div', { class: 'card' }, h('h2', {}, 'Change password'),
+      h('form', {
+        class: 'stack narrow-form', id: 'password', onsubmit: onSubmit(async (form) => {
+          message.className = '';
+          message.textContent = '';
+          const fresh = form.elements.new.value;
+          if (fresh !== form.elements.confirm.value) {
+            message.className = 'error';
+            message.textContent = 'The two new passwords differ.';
+            return;
+          }
+          try {
+            const answer = await api('POST', '/me/password', { current: form.elements.current.value, new: fresh });
+            state.csrf = answer.csrfToken;
+            message.textContent = 'Password changed. Your other sessions have ended.';
+          } catch (error) {
+            message.className = 'error';
+            message.textContent = describe(error);
+          } finally {
+            form.reset();
+          }
+        }),
+      },
+      field('Current password', h('input', { name: 'current', type: 'password', autocomplete: 'current-password', required: true })),
+      field('New password (at least 12 characters)', h('input', { name: 'new', type: 'password', autocomplete: 'new-password', required: true, minlength: 12 })),
+      field('New password again', h('input', { name: 'confirm', type: 'password', autocomplete: 'new-password', required: true })),
+      message,
+      h('div', {}, h('button', { type: 'submit' }, 'Change password')))) : null);
+}
+
+// ---- Start --------------------------------------------------------------------------------
+document.addEventListener('DOMContentLoaded', () => {
+  const sso = document.querySelector('meta[name=keyway-sso]');
+  state.sso = sso && sso.content === 'on';
+  $('signout').addEventListener('click', signOut);
+  window.addEventListener('hashchange', route);
+  start();
+});

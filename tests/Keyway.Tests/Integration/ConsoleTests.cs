@@ -1,0 +1,272 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Json;
+using Keyway.Tests.Infrastructure;
+using Microsoft.Playwright;
+
+namespace Keyway.Tests.Integration;
+
+/// <summary>
+/// The web console in a real browser (Chromium through Playwright) against a real
+/// <c>keyway serve</c>: sign-in, the pages a person uses, the same refusals the API gives, and a
+/// planted secret that no page and no response the browser receives ever holds.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : IClassFixture<SqliteKeyway>, IClassFixture<Chromium>
+{
+    [Fact]
+    public async Task An_admin_stores_a_secret_and_runs_a_request_and_the_secret_reaches_no_page_and_no_response()
+    {
+        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
+        var received = Record(page);
+        var canary = "CANARY-console-" + Guid.NewGuid().ToString("N");
+        var variable = "CONSOLE_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+
+        await page.GotoAsync("/");
+        Assert.Equal("/console", new Uri(page.Url).AbsolutePath);
+        await SignInAsync(page, "admin", fixture.Keyway.AdminPassword!);
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Resources", Exact = true })).ToBeVisibleAsync();
+
+        // Store the secret through the console's form: the table then says it is there, never what it is.
+        await Nav(page, "Variables").ClickAsync();
+        var form = page.Locator("#set-variable");
+        await form.GetByLabel("Name").FillAsync(variable);
+        await form.GetByLabel("Value").FillAsync(canary);
+        await form.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
+        var row = page.Locator("tr", new() { HasText = variable });
+        await Assertions.Expect(row).ToContainTextAsync("secret");
+        await Assertions.Expect(row).ToContainTextAsync("hidden");
+        await Assertions.Expect(form.GetByLabel("Value")).ToHaveValueAsync("");
+        var pages = new List<string> { await page.ContentAsync() };
+
+        // A resource that sends it upstream as a bearer token, to an upstream that echoes it back.
+        var resource = KeywayFixture.Unique("console");
+        await fixture.PutResourceAsync(resource, new
+        {
+            kind = "rest",
+            baseUrl = fixture.Upstream.BaseUrl,
+            auth = new { type = "bearer", token = $"{{{{ environment.variables.{variable} }}}}" },
+        });
+        await Nav(page, "Resources").ClickAsync();
+        await page.GetByRole(AriaRole.Link, new() { Name = resource, Exact = true }).ClickAsync();
+        await Assertions.Expect(page.Locator("#configuration")).ToContainTextAsync($"environment.variables.{variable}");
+        var run = page.Locator("#run");
+        await run.GetByLabel("Path").FillAsync("/echo-header/Authorization");
+        await run.GetByRole(AriaRole.Button, new() { Name = "Run" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#run-result .body")).ToContainTextAsync("[REDACTED]");
+        await Assertions.Expect(page.Locator("#run-result .badge").First).ToHaveTextAsync("200");
+        pages.Add(await page.ContentAsync());
+        Assert.Equal("Bearer " + canary, fixture.Upstream.Requests.Last(r => r.Path == "/echo-header/Authorization").Headers["Authorization"]);
+
+        // The audit page: the run is there (written off the request path, so it may take a moment), and the chain verifies.
+        await Nav(page, "Audit log").ClickAsync();
+        await page.Locator("input[name=resource]").FillAsync(resource);
+        await Poll.UntilAsync(async () =>
+        {
+            await page.GetByRole(AriaRole.Button, new() { Name = "Filter" }).ClickAsync();
+            return await page.Locator("tr", new() { HasText = "run" }).Filter(new() { HasText = "/echo-header/Authorization" }).CountAsync() > 0;
+        }, TimeSpan.FromSeconds(15), "the run in the console's audit page");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Verify chain" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#verify-result")).ToContainTextAsync("chain intact");
+        pages.Add(await page.ContentAsync());
+
+        var responses = await received();
+        Assert.Contains(responses, r => r.Url.Contains("/run", StringComparison.Ordinal));
+        Assert.All(pages, html => Assert.DoesNotContain(canary, html, StringComparison.Ordinal));
+        Assert.All(responses, r => Assert.False(r.Body.Contains(canary, StringComparison.Ordinal), $"{r.Url} returned the secret"));
+        Assert.DoesNotContain(canary, fixture.Keyway.AllOutput, StringComparison.Ordinal);
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task A_member_without_use_is_refused_in_the_console_as_in_the_api_and_can_run_once_granted()
+    {
+        var member = KeywayFixture.Unique("member");
+        const string password = "member passphrase long enough";
+        await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync("/api/v1/users", new { name = member, role = "member", source = "local", password }), 201);
+        var (resource, _) = await fixture.BearerResourceAsync();
+
+        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
+        await page.GotoAsync($"/console#/resources/{resource}");
+        await SignInAsync(page, member, password);
+
+        await Assertions.Expect(page.GetByRole(AriaRole.Alert)).ToContainTextAsync("403 forbidden");
+        var nav = page.Locator("#nav");
+        await Assertions.Expect(nav).ToContainTextAsync("API keys");
+        await Assertions.Expect(nav).Not.ToContainTextAsync("Audit log");
+        await Assertions.Expect(nav).Not.ToContainTextAsync("Variables");
+        await Assertions.Expect(nav).Not.ToContainTextAsync("Users");
+
+        // Typing an admin page's address shows no admin page: the console falls back to resources.
+        await page.EvaluateAsync("() => { location.hash = '#/audit'; }");
+        await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("#/resources$"));
+
+        await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { user = member, permission = "use" }), 201);
+        await page.GotoAsync($"/console#/resources/{resource}");
+        await page.ReloadAsync();
+        var run = page.Locator("#run");
+        await run.GetByLabel("Path").FillAsync("/after-grant");
+        await run.GetByRole(AriaRole.Button, new() { Name = "Run" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#run-result .badge").First).ToHaveTextAsync("200");
+        Assert.Contains(fixture.Upstream.Requests, r => r.Path == "/base/after-grant");
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task A_wrong_password_is_refused_with_the_reason_and_the_password_field_is_emptied()
+    {
+        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
+        await page.GotoAsync("/console");
+        await SignInAsync(page, "admin", "not the password at all");
+
+        await Assertions.Expect(page.Locator("#signin-error")).ToContainTextAsync("401 invalid_credentials");
+        await Assertions.Expect(page.GetByLabel("Password")).ToHaveValueAsync("");
+        await Assertions.Expect(page.Locator("#bar")).ToBeHiddenAsync();
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task An_api_key_made_in_the_console_is_shown_once_works_within_its_scope_and_stops_when_revoked()
+    {
+        var (resource, _) = await fixture.BearerResourceAsync();
+        var other = KeywayFixture.Unique("other");
+        await fixture.PutResourceAsync(other, new { baseUrl = fixture.Upstream.BaseUrl });
+        var name = KeywayFixture.Unique("console-key");
+        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
+        page.Dialog += (_, dialog) => dialog.AcceptAsync();
+        await page.GotoAsync("/console#/keys");
+        await SignInAsync(page, "admin", fixture.Keyway.AdminPassword!);
+
+        var form = page.Locator("#new-key");
+        await form.GetByLabel("Name").FillAsync(name);
+        await form.GetByLabel("Resources").FillAsync(resource);
+        await form.GetByLabel("Expires in").FillAsync("1d");
+        await form.GetByRole(AriaRole.Button, new() { Name = "Create key" }).ClickAsync();
+        var token = (await page.Locator("#new-token code").TextContentAsync())!;
+        Assert.StartsWith("kw_", token, StringComparison.Ordinal);
+        var row = page.Locator("tr", new() { HasText = name });
+        await Assertions.Expect(row).ToContainTextAsync("resources: " + resource);
+
+        using (var key = fixture.Keyway.CreateClient(token))
+        {
+            Assert.Equal(HttpStatusCode.OK, (await key.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/scoped" })).StatusCode);
+            await Expect.ProblemAsync(await key.PostAsJsonAsync($"/api/v1/resources/{other}/run", new { path = "/scoped" }), 403, "forbidden");
+        }
+
+        // Shown once: a reload lists the key by its hint only.
+        await page.ReloadAsync();
+        await Assertions.Expect(row).ToBeVisibleAsync();
+        Assert.DoesNotContain(token, await page.ContentAsync(), StringComparison.Ordinal);
+
+        await row.GetByRole(AriaRole.Button, new() { Name = "Revoke" }).ClickAsync();
+        await Assertions.Expect(row).ToContainTextAsync("revoked");
+        using (var key = fixture.Keyway.CreateClient(token))
+        {
+            await Expect.ProblemAsync(await key.GetAsync("/api/v1/me"), 401, "unauthorized");
+        }
+
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task Signing_out_ends_the_session_so_the_console_asks_to_sign_in_again()
+    {
+        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
+        await page.GotoAsync("/console");
+        await SignInAsync(page, "admin", fixture.Keyway.AdminPassword!);
+        await Assertions.Expect(page.Locator("#who")).ToContainTextAsync("admin");
+
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign out" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Sign in to Keyway" })).ToBeVisibleAsync();
+        await page.ReloadAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Sign in to Keyway" })).ToBeVisibleAsync();
+        Assert.DoesNotContain(await page.Context.CookiesAsync(), c => c.Name == "keyway-session");
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task The_console_is_served_with_a_policy_that_runs_only_its_own_script_and_cannot_be_framed()
+    {
+        using var http = fixture.Keyway.CreateClient();
+        using var root = await http.GetAsync("/");
+        Assert.Equal(HttpStatusCode.Redirect, root.StatusCode);
+        Assert.Equal("/console", root.Headers.Location?.OriginalString);
+
+        using var shell = await http.GetAsync("/console");
+        Assert.Equal(HttpStatusCode.OK, shell.StatusCode);
+        var csp = string.Join(' ', shell.Headers.GetValues("Content-Security-Policy"));
+        Assert.Contains("script-src 'self'", csp, StringComparison.Ordinal);
+        Assert.Contains("frame-ancestors 'none'", csp, StringComparison.Ordinal);
+        Assert.DoesNotContain("unsafe-inline", csp, StringComparison.Ordinal);
+        Assert.Equal("nosniff", shell.Headers.GetValues("X-Content-Type-Options").Single());
+        Assert.Equal("text/html", shell.Content.Headers.ContentType?.MediaType);
+        var html = await shell.Content.ReadAsStringAsync();
+        Assert.Contains("content=\"off\"", html, StringComparison.Ordinal); // no single sign-on configured here
+
+        using var conditional = new HttpRequestMessage(HttpMethod.Get, "/console/app.js");
+        conditional.Headers.IfNoneMatch.Add(EntityTagHeaderValue(await http.GetAsync("/console/app.js")));
+        Assert.Equal(HttpStatusCode.NotModified, (await http.SendAsync(conditional)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/console/index.html")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/console/..%2Fkeyway.db")).StatusCode);
+    }
+
+    private static System.Net.Http.Headers.EntityTagHeaderValue EntityTagHeaderValue(HttpResponseMessage response)
+    {
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return response.Headers.ETag!;
+    }
+
+    internal static ILocator Nav(IPage page, string section) =>
+        page.Locator("#nav").GetByRole(AriaRole.Link, new() { Name = section, Exact = true });
+
+    internal static async Task SignInAsync(IPage page, string name, string password)
+    {
+        var form = page.Locator("#signin");
+        await form.GetByLabel("User name").FillAsync(name);
+        await form.GetByLabel("Password").FillAsync(password);
+        await form.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+    }
+
+    internal sealed record Received(string Url, string Body);
+
+    /// <summary>Keeps every answer the page receives from Keyway; the returned function waits for them all.</summary>
+    internal static Func<Task<IReadOnlyList<Received>>> Record(IPage page)
+    {
+        var reads = new ConcurrentQueue<Task<Received>>();
+        page.Response += (_, response) =>
+        {
+            if (response.Status is < 300 or >= 400)
+                reads.Enqueue(ReadAsync(response));
+        };
+        return async () => await Task.WhenAll(reads);
+
+        static async Task<Received> ReadAsync(IResponse response)
+        {
+            var headers = string.Join('\n', (await response.AllHeadersAsync()).Select(h => $"{h.Key}: {h.Value}"));
+            return new Received(response.Url, headers + "\n\n" + await response.TextAsync());
+        }
+    }
+}
+
+/// <summary>The console's single sign-on button, against the real OpenID Connect provider on loopback.</summary>
+[Trait("Category", "Integration")]
+public sealed class ConsoleSingleSignOnTests(SqliteSignIn fixture, Chromium chromium) : IClassFixture<SqliteSignIn>, IClassFixture<Chromium>
+{
+    [Fact]
+    public async Task The_single_sign_on_button_signs_a_person_in_through_the_provider_and_back_to_the_console()
+    {
+        fixture.Provider.SignInUser = SignInFixture.Carol.Username;
+        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
+        await page.GotoAsync("/console");
+
+        await page.GetByRole(AriaRole.Link, new() { Name = "Sign in with single sign-on" }).ClickAsync();
+
+        await Assertions.Expect(page.Locator("#who")).ToContainTextAsync("Carol Example");
+        await Assertions.Expect(page.Locator("#nav")).ToContainTextAsync("Audit log"); // an admin through the provider's group
+        Assert.Equal(new Uri(fixture.Keyway.BaseUrl).Authority, new Uri(page.Url).Authority);
+        await page.Locator("#who").ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Main)).ToContainTextAsync("single sign-on");
+        Assert.DoesNotContain(fixture.ClientSecret, await page.ContentAsync(), StringComparison.Ordinal);
+        await page.Context.CloseAsync();
+    }
+}

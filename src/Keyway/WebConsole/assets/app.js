@@ -272,7 +272,7 @@ const dynamicAuth = new Set(['oauth2', 'custom']);
 async function renderResources(name) {
   if (name) return renderResource(name);
   const { resources } = await api('GET', '/resources/');
-  const filter = h('input', { type: 'search', placeholder: 'Filter by name, URL or description', 'aria-label': 'Filter resources' });
+  const filter = h('input', { type: 'search', class: 'filter', placeholder: 'Filter by name, URL or description', 'aria-label': 'Filter resources' });
   const rows = () => resources
     .filter((r) => !filter.value || [r.name, r.definition.baseUrl, r.definition.description].join(' ').toLowerCase().includes(filter.value.toLowerCase()))
     .map((r) => [h('a', { href: '#/resources/' + encodeURIComponent(r.name) }, r.name), r.definition.kind || 'rest',
@@ -652,9 +652,19 @@ async function renderAudit() {
       field('Since', h('input', { name: 'since', type: 'datetime-local', value: params.get('since') || '' })),
       h('button', { type: 'submit' }, 'Filter'))),
     h('div', { class: 'card' }, table(['#', 'When', 'Who', 'Action', 'Outcome', 'Resource', 'Environment', 'Detail'], events.slice().reverse().map((e) => [
-      String(e.seq), when(e.at), [e.actor.name || e.actor.id || e.actor.kind, e.actor.keyId ? h('span', { class: 'muted' }, ' via key') : null],
+      String(e.seq), h('td', { class: 'nowrap' }, when(e.at)),
+      h('td', { class: 'nowrap' }, e.actor.name || e.actor.id || e.actor.kind, e.actor.keyId ? h('span', { class: 'muted' }, ' via key') : null),
       h('span', { class: 'mono' }, e.action), outcome(e.outcome), e.resource || '', e.environment || '',
-      h('span', { class: 'mono' }, [e.target ? 'target ' + e.target + ' ' : '', e.detail ? JSON.stringify(e.detail) : ''].join(''))]), 'No events match.')));
+      h('td', { class: 'detail' }, details(e))]), 'No events match.')));
+}
+
+/** An event's target and detail as short "name value" pairs, e.g. "method GET · path /x · status 200". */
+function details(event) {
+  const parts = event.target ? ['target ' + event.target] : [];
+  for (const [key, value] of Object.entries(event.detail || {})) {
+    if (value !== null && value !== undefined && key !== 'kind') parts.push(`${key} ${typeof value === 'object' ? JSON.stringify(value) : value}`);
+  }
+  return parts.join(' · ');
 }
 
 // ---- Users and groups (admin) -------------------------------------------------------------

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Security.Cryptography;
 using Keyway.Api;
 using Keyway.Environments;
@@ -66,18 +67,32 @@ internal sealed class GrantStore(Database database, TimeProvider time, ChangeFee
         string resource, string principalKind, string principal, string permission, string environment, string? createdBy,
         CancellationToken cancellationToken)
     {
-        var id = NewId();
         await using var connection = await database.OpenAsync(cancellationToken);
+        return await AddAsync(connection, null, resource, principalKind, principal, permission, environment, createdBy);
+    }
+
+    /// <summary>
+    /// Gives <paramref name="userId"/> <c>own</c> on a resource it has just created, inside the
+    /// transaction that creates it: a resource never exists without its creator's grant.
+    /// </summary>
+    public async Task<GrantInfo> AddCreatorAsync(DbConnection connection, DbTransaction transaction, string resource, string userId) =>
+        (await AddAsync(connection, transaction, resource, PrincipalKinds.User, userId, "own", Any, userId)).Grant;
+
+    private async Task<(GrantInfo Grant, bool Created)> AddAsync(
+        DbConnection connection, DbTransaction? transaction, string resource, string principalKind, string principal, string permission,
+        string environment, string? createdBy)
+    {
+        var id = NewId();
         var inserted = await connection.ExecuteAsync(
             """
             INSERT INTO grants (id, resource, principal_kind, principal, permission, environment, created_at, created_by)
             VALUES (@id, @resource, @principalKind, @principal, @permission, @environment, @now, @createdBy)
             ON CONFLICT (resource, principal_kind, principal, permission, environment) DO NOTHING
             """,
-            new { id, resource, principalKind, principal, permission, environment, now = time.GetUtcNow().ToStore(), createdBy });
+            new { id, resource, principalKind, principal, permission, environment, now = time.GetUtcNow().ToStore(), createdBy }, transaction);
         var row = await connection.QuerySingleAsync<Row>(
             Select + " WHERE g.resource = @resource AND g.principal_kind = @principalKind AND g.principal = @principal AND g.permission = @permission AND g.environment = @environment",
-            new { resource, principalKind, principal, permission, environment });
+            new { resource, principalKind, principal, permission, environment }, transaction);
         return (row.ToInfo(), inserted > 0);
     }
 

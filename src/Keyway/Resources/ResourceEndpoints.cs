@@ -38,7 +38,10 @@ internal static class ResourceEndpoints
                 var definition = await ReadDefinitionAsync(request, ct);
                 // Without edit the caller may only create (the filter let them through because it did not exist).
                 var mayEdit = access.Allows(caller, Permission.Edit, name, null);
-                var put = await service.PutAsync(name, definition, createOnly: !mayEdit, createdBy: caller.UserId, ct);
+                // Whoever creates a resource owns it: the grant is written in the transaction that creates it.
+                GrantInfo? creatorGrant = null;
+                var put = await service.PutAsync(name, definition, createOnly: !mayEdit, createdBy: caller.UserId,
+                    async (connection, transaction) => creatorGrant = await grants.AddCreatorAsync(connection, transaction, name, caller.UserId), ct);
                 if (put is not var (record, created))
                 {
                     access.Demand(caller, Permission.Edit, name, null);
@@ -51,10 +54,8 @@ internal static class ResourceEndpoints
                     Resource = name,
                     Detail = new Dictionary<string, object?> { ["created"] = created, ["version"] = record.Version, ["kind"] = definition.Kind },
                 }, CancellationToken.None);
-                if (created)
+                if (created && creatorGrant is { } grant)
                 {
-                    // Whoever creates a resource owns it.
-                    var (grant, _) = await grants.AddAsync(name, PrincipalKinds.User, caller.UserId, "own", GrantStore.Any, caller.UserId, ct);
                     await grants.PublishAsync(access, name);
                     await audit.RecordAsync(new AuditEntry("grant.add")
                     {

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Data.Common;
 using System.Text.Json;
 using Keyway.Api;
 using Keyway.Environments;
@@ -28,36 +29,49 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
 
     /// <summary>Creates or replaces a resource. It is validated (and compiled) before anything is stored.</summary>
     public async Task<(ResourceRecord Resource, bool Created)> PutAsync(string name, ResourceDefinition definition, CancellationToken cancellationToken) =>
-        (await PutAsync(name, definition, createOnly: false, createdBy: null, cancellationToken))!.Value;
+        (await PutAsync(name, definition, createOnly: false, createdBy: null, whenCreated: null, cancellationToken))!.Value;
 
     /// <summary>
     /// Creates or replaces a resource. With <paramref name="createOnly"/>, an existing resource is
     /// left alone and the result is null (a caller who may create but not edit).
-    /// <paramref name="createdBy"/> is recorded on creation.
+    /// <paramref name="createdBy"/> is recorded on creation, and <paramref name="whenCreated"/> runs
+    /// in the same transaction (the creator's grant), so both land or neither does.
     /// </summary>
     public async Task<(ResourceRecord Resource, bool Created)?> PutAsync(
-        string name, ResourceDefinition definition, bool createOnly, string? createdBy, CancellationToken cancellationToken)
+        string name, ResourceDefinition definition, bool createOnly, string? createdBy,
+        Func<DbConnection, DbTransaction, Task>? whenCreated, CancellationToken cancellationToken)
     {
         ResourceCompiler.Compile(name, 0, definition);
         var now = time.GetUtcNow().ToStore();
         var config = JsonSerializer.Serialize(definition, ConfigJson.Options);
-        await using var connection = await database.OpenAsync(cancellationToken);
-        var onConflict = createOnly
-            ? "ON CONFLICT (name) DO NOTHING"
-            : """
-              ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, config = excluded.config,
-                  version = resources.version + 1, updated_at = excluded.updated_at
-              """;
-        var version = await connection.ExecuteScalarAsync<long?>(
-            $"""
-            INSERT INTO resources (name, kind, config, version, created_at, updated_at, created_by) VALUES (@name, @kind, @config, 1, @now, @now, @createdBy)
-            {onConflict}
-            RETURNING version
-            """,
-            new { name, kind = definition.Kind, config, now, createdBy });
-        if (version is null)
+        long? version;
+        await using (var connection = await database.OpenAsync(cancellationToken))
         {
-            return null;
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            var onConflict = createOnly
+                ? "ON CONFLICT (name) DO NOTHING"
+                : """
+                  ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, config = excluded.config,
+                      version = resources.version + 1, updated_at = excluded.updated_at
+                  """;
+            version = await connection.ExecuteScalarAsync<long?>(
+                $"""
+                INSERT INTO resources (name, kind, config, version, created_at, updated_at, created_by) VALUES (@name, @kind, @config, 1, @now, @now, @createdBy)
+                {onConflict}
+                RETURNING version
+                """,
+                new { name, kind = definition.Kind, config, now, createdBy }, transaction);
+            if (version is null)
+            {
+                return null;
+            }
+
+            if (version == 1 && whenCreated is not null)
+            {
+                await whenCreated(connection, transaction);
+            }
+
+            await transaction.CommitAsync(cancellationToken);
         }
 
         changes.Publish(new Change("resources", name));

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
+using Keyway.Audit;
 using Keyway.Environments;
 using Keyway.Storage;
 
@@ -25,7 +26,7 @@ internal sealed record ApiKeyInfo(
 /// replica's cache through the <see cref="ChangeFeed"/> (kind <c>keys</c>), not after 30 s.
 /// A key that is not cached is looked up once however many requests present it at the same time.
 /// </summary>
-internal sealed class ApiKeyService(Database database, TimeProvider time, ChangeFeed changes)
+internal sealed class ApiKeyService(Database database, TimeProvider time, ChangeFeed changes, IAuditLog? audit = null)
 {
     public const string TokenPrefix = "kw_";
     private static readonly TimeSpan CacheLifetime = TimeSpan.FromSeconds(30);
@@ -36,6 +37,10 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
     private static IncrementalHash? t_sha256;
 
     private readonly ConcurrentDictionary<string, CachedCaller> _cache = new(StringComparer.Ordinal);
+
+    // When a refused key (revoked, expired, its owner disabled) was last recorded, by key id: one
+    // event a minute per key, so a script retrying a dead key cannot flood the audit log.
+    private readonly ConcurrentDictionary<string, long> _refusalsRecorded = new(StringComparer.Ordinal);
 
     // The lookups in progress, by token hash: the requests that miss the cache together share one.
     private readonly ConcurrentDictionary<string, Task<Caller?>> _lookups = new(StringComparer.Ordinal);
@@ -220,22 +225,28 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
         await using var connection = await database.OpenAsync(CancellationToken.None);
         var row = await connection.QuerySingleOrDefaultAsync<AuthRow>(
             """
-            SELECT k.id AS key_id, k.expires_at, k.revoked_at, k.last_used_at, k.scopes, u.id AS user_id, u.name AS user_name, u.role, u.email,
+            SELECT k.id AS key_id, k.name, k.expires_at, k.revoked_at, k.last_used_at, k.scopes, u.id AS user_id, u.name AS user_name, u.role, u.email,
                    u.display_name, u.disabled_at
             FROM api_keys k JOIN users u ON u.id = k.user_id
             WHERE k.hash = @hash
             """,
             new { hash });
-        // A disabled owner's keys stop working with them.
-        if (row is null || row.RevokedAt is not null || row.DisabledAt is not null || (row.ExpiresAt is { } exp && exp <= now.ToUnixTimeMilliseconds()))
+        if (row is null)
         {
             _cache.TryRemove(hash, out _);
             return null;
         }
 
-        if (row.LastUsedAt is null || now.ToUnixTimeMilliseconds() - row.LastUsedAt.Value > LastUsedResolution.TotalMilliseconds)
+        // A disabled owner's keys stop working with them.
+        var refused = row.RevokedAt is not null ? "revoked"
+            : row.DisabledAt is not null ? "owner_disabled"
+            : row.ExpiresAt is { } exp && exp <= now.ToUnixTimeMilliseconds() ? "expired"
+            : null;
+        if (refused is not null)
         {
-            await connection.ExecuteAsync("UPDATE api_keys SET last_used_at = @now WHERE id = @id", new { id = row.KeyId, now = now.ToUnixTimeMilliseconds() });
+            _cache.TryRemove(hash, out _);
+            await RecordRefusalAsync(row, refused, now);
+            return null;
         }
 
         var groups = (await connection.QueryAsync<string>(
@@ -246,6 +257,21 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
             DisplayName = row.DisplayName,
             Scope = ParseScope(row.Scopes),
         };
+        if (row.LastUsedAt is null || now.ToUnixTimeMilliseconds() - row.LastUsedAt.Value > LastUsedResolution.TotalMilliseconds)
+        {
+            await connection.ExecuteAsync("UPDATE api_keys SET last_used_at = @now WHERE id = @id", new { id = row.KeyId, now = now.ToUnixTimeMilliseconds() });
+            // A key's use is in the audit log at the resolution of its last-used time (a minute), read-only
+            // calls included; every run and change it makes is recorded on its own, with the key's id.
+            if (audit is not null)
+            {
+                await audit.RecordAsync(new AuditEntry("key.use")
+                {
+                    Actor = caller,
+                    Target = row.KeyId,
+                    Detail = new Dictionary<string, object?> { ["name"] = row.Name, ["firstUse"] = row.LastUsedAt is null },
+                }, CancellationToken.None);
+            }
+        }
         if (_cache.Count >= CacheCapacity)
         {
             MakeRoom(now);
@@ -299,9 +325,43 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
         public bool IsValidAt(DateTimeOffset now) => Until > now && (KeyExpiresAt is null || KeyExpiresAt > now);
     }
 
+    /// <summary>
+    /// Records that a refused key was presented (<c>key.use</c>, denied, with the reason): a revoked or
+    /// expired key still in use is worth an alert. At most one event a minute per key.
+    /// </summary>
+    private async Task RecordRefusalAsync(AuthRow row, string reason, DateTimeOffset now)
+    {
+        if (audit is null)
+        {
+            return;
+        }
+
+        var at = now.ToUnixTimeMilliseconds();
+        var claimed = _refusalsRecorded.TryGetValue(row.KeyId, out var last)
+            ? at - last >= LastUsedResolution.TotalMilliseconds && _refusalsRecorded.TryUpdate(row.KeyId, at, last)
+            : _refusalsRecorded.TryAdd(row.KeyId, at);
+        if (!claimed)
+        {
+            return;
+        }
+
+        if (_refusalsRecorded.Count > CacheCapacity)
+        {
+            _refusalsRecorded.Clear();
+        }
+
+        await audit.RecordAsync(new AuditEntry("key.use", AuditOutcome.Denied)
+        {
+            Actor = new Caller(row.UserId, row.UserName, row.Role, row.KeyId, row.Email),
+            Target = row.KeyId,
+            Detail = new Dictionary<string, object?> { ["name"] = row.Name, ["reason"] = reason },
+        }, CancellationToken.None);
+    }
+
     private sealed class AuthRow
     {
         public string KeyId { get; init; } = "";
+        public string Name { get; init; } = "";
         public long? ExpiresAt { get; init; }
         public long? RevokedAt { get; init; }
         public long? LastUsedAt { get; init; }

@@ -1,6 +1,8 @@
 using Keyway.Access;
+using Keyway.Audit;
 using Keyway.Environments;
 using Keyway.Storage;
+using Keyway.Tests.Audit;
 using Keyway.Tests.Credentials;
 
 namespace Keyway.Tests.Access;
@@ -81,6 +83,43 @@ public sealed class ApiKeyServiceTests
 
         Assert.Equal(9, cached.Count(c => ReferenceEquals(keys.TryCached(c.Token), c.Caller)));
         Assert.Same(extraCaller, keys.TryCached(extra));
+    }
+
+    [Fact]
+    public async Task A_keys_use_is_audited_once_a_minute_and_a_refused_keys_use_as_denied_once_a_minute()
+    {
+        await using var f = await EngineFixture.CreateAsync();
+        var audit = new RecordingAuditLog();
+        var keys = new ApiKeyService(f.Database, f.Time, new ChangeFeed(), audit);
+        keys.Subscribe();
+        var token = await NewKeyAsync(f, keys, "kate");
+
+        await keys.AuthenticateAsync(token, default);
+        f.Time.Advance(TimeSpan.FromSeconds(31)); // the cached caller has expired; the last use is under a minute old
+        await keys.AuthenticateAsync(token, default);
+        f.Time.Advance(TimeSpan.FromSeconds(31));
+        await keys.AuthenticateAsync(token, default);
+
+        var uses = audit.Entries.Where(e => e.Action == "key.use").ToList();
+        Assert.Equal(2, uses.Count);
+        Assert.All(uses, e => Assert.Equal((AuditOutcome.Success, "kate"), (e.Outcome, e.Actor!.UserName)));
+        Assert.Equal([true, false], uses.Select(e => e.Detail!["firstUse"]));
+        var keyId = uses[0].Target!;
+        Assert.Equal(keyId, uses[0].Actor!.ApiKeyId);
+
+        // Revoked: every try is refused; the first of each minute is recorded, with the reason.
+        Assert.True(await keys.RevokeAsync(keyId, default));
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.Null(await keys.AuthenticateAsync(token, default));
+        }
+
+        f.Time.Advance(TimeSpan.FromSeconds(61));
+        Assert.Null(await keys.AuthenticateAsync(token, default));
+        var refusals = audit.Entries.Where(e => e.Outcome == AuditOutcome.Denied).ToList();
+        Assert.Equal(2, refusals.Count);
+        Assert.All(refusals, e => Assert.Equal(("key.use", keyId, "revoked"), (e.Action, e.Target, (string?)e.Detail!["reason"])));
+        Assert.Equal(2, audit.Entries.Count(e => e.Outcome == AuditOutcome.Success));
     }
 
     private static async Task<string> NewKeyAsync(EngineFixture f, ApiKeyService keys, string user)

@@ -11,17 +11,6 @@ namespace Keyway.Tests.Audit;
 /// <summary>A 403 from <see cref="AccessPolicy.Demand"/> is recorded as a <c>denied</c> event where it becomes problem+json.</summary>
 public sealed class DeniedAuditTests
 {
-    private sealed class RecordingAuditLog : IAuditLog
-    {
-        public List<AuditEntry> Entries { get; } = [];
-
-        public ValueTask RecordAsync(AuditEntry entry, CancellationToken cancellationToken = default)
-        {
-            Entries.Add(entry);
-            return ValueTask.CompletedTask;
-        }
-    }
-
     private static DefaultHttpContext Request(Caller? caller)
     {
         var http = new DefaultHttpContext { RequestServices = new ServiceCollection().AddLogging().BuildServiceProvider() };

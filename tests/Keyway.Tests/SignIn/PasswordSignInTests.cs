@@ -4,6 +4,7 @@ using Keyway.Audit;
 using Keyway.Environments;
 using Keyway.SignIn;
 using Keyway.Storage;
+using Keyway.Tests.Audit;
 using Keyway.Tests.Infrastructure;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -208,27 +209,5 @@ public sealed class PasswordSignInTests : IAsyncLifetime
         Assert.Null(oldSession);
         Assert.Equal("liam", newSession?.UserName);
         Assert.Null(unknown);
-    }
-
-    private sealed class RecordingAuditLog : IAuditLog
-    {
-        private readonly Lock _lock = new();
-        private readonly List<AuditEntry> _entries = [];
-
-        public IReadOnlyList<AuditEntry> Entries
-        {
-            get
-            {
-                lock (_lock)
-                    return [.. _entries];
-            }
-        }
-
-        public ValueTask RecordAsync(AuditEntry entry, CancellationToken cancellationToken = default)
-        {
-            lock (_lock)
-                _entries.Add(entry);
-            return ValueTask.CompletedTask;
-        }
     }
 }

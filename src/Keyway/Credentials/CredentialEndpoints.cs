@@ -80,7 +80,7 @@ internal static class CredentialEndpoints
                 var env = environment ?? VariableService.Production;
                 var (_, binding) = await service.BindingAsync(name, env, caller, ct);
                 access.Demand(caller, binding.Shared ? Permission.Edit : Permission.Use, name, env);
-                if (returnTo is not null && !(returnTo.StartsWith('/') && !returnTo.StartsWith("//", StringComparison.Ordinal)))
+                if (returnTo is not null && !LocalPaths.IsLocal(returnTo))
                 {
                     return Problems.BadRequest("returnTo must be a path on this server (it starts with a single '/').");
                 }

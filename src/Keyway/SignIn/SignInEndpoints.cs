@@ -46,7 +46,7 @@ internal static class SignInEndpoints
                     "Single sign-on is not configured on this server (set KEYWAY_OIDC_AUTHORITY and KEYWAY_OIDC_CLIENT_ID).");
             }
 
-            if (returnUrl is not null && !SingleSignOn.IsLocal(returnUrl))
+            if (returnUrl is not null && !LocalPaths.IsLocal(returnUrl))
             {
                 return Problems.BadRequest("returnUrl must be a path on this server, such as /console.");
             }

@@ -80,11 +80,6 @@ internal static partial class SingleSignOn
         };
     }
 
-    /// <summary>A return URL is followed only when it stays on this server (a path, not <c>//host</c>).</summary>
-    public static bool IsLocal(string? url) =>
-        !string.IsNullOrEmpty(url) && url[0] == '/' && (url.Length == 1 || (url[1] != '/' && url[1] != '\\'))
-        && !url.Contains('\r', StringComparison.Ordinal) && !url.Contains('\n', StringComparison.Ordinal);
-
     private static async Task SignedOnAsync(TicketReceivedContext context, OidcSettings settings)
     {
         var http = context.HttpContext;
@@ -153,7 +148,7 @@ internal static partial class SingleSignOn
 
         // What the cookie holds is Keyway's session, not the provider's identity.
         var properties = Sessions.NewProperties(out var csrf);
-        properties.RedirectUri = context.ReturnUri is { } returnUri && IsLocal(returnUri) ? returnUri : "/";
+        properties.RedirectUri = context.ReturnUri is { } returnUri && LocalPaths.IsLocal(returnUri) ? returnUri : "/";
         context.Principal = Sessions.Principal(user.Id, user.SessionVersion);
         context.Properties = properties;
         context.ReturnUri = properties.RedirectUri;

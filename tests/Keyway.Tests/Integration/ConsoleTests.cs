@@ -248,25 +248,78 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     }
 }
 
-/// <summary>The console's single sign-on button, against the real OpenID Connect provider on loopback.</summary>
+/// <summary>The console's single sign-on and account connection, against the real OpenID Connect / OAuth 2.0 provider on loopback.</summary>
 [Trait("Category", "Integration")]
-public sealed class ConsoleSingleSignOnTests(SqliteSignIn fixture, Chromium chromium) : IClassFixture<SqliteSignIn>, IClassFixture<Chromium>
+public sealed class ConsoleProviderTests(SqliteSignIn fixture, Chromium chromium) : IClassFixture<SqliteSignIn>, IClassFixture<Chromium>
 {
     [Fact]
     public async Task The_single_sign_on_button_signs_a_person_in_through_the_provider_and_back_to_the_console()
     {
-        fixture.Provider.SignInUser = SignInFixture.Carol.Username;
-        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
-        await page.GotoAsync("/console");
+        var page = await SignOnAsync(SignInFixture.Carol);
 
-        await page.GetByRole(AriaRole.Link, new() { Name = "Sign in with single sign-on" }).ClickAsync();
-
-        await Assertions.Expect(page.Locator("#who")).ToContainTextAsync("Carol Example");
         await Assertions.Expect(page.Locator("#nav")).ToContainTextAsync("Audit log"); // an admin through the provider's group
         Assert.Equal(new Uri(fixture.Keyway.BaseUrl).Authority, new Uri(page.Url).Authority);
         await page.Locator("#who").ClickAsync();
         await Assertions.Expect(page.GetByRole(AriaRole.Main)).ToContainTextAsync("single sign-on");
         Assert.DoesNotContain(fixture.ClientSecret, await page.ContentAsync(), StringComparison.Ordinal);
         await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task Connect_account_goes_to_the_provider_and_back_to_the_resource_whose_credential_is_then_valid()
+    {
+        var page = await SignOnAsync(SignInFixture.Carol);
+        await fixture.Provider.AddRedirectUriAsync(SignInFixture.ClientId, new Uri(fixture.Keyway.BaseUrl + "/oauth/callback"));
+        var resource = KeywayFixture.Unique("connect");
+        var variable = "CLIENT_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        await Expect.StatusAsync(await fixture.Admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{variable}", new { value = fixture.ClientSecret, secret = true }), 200);
+        await Expect.SuccessAsync(await fixture.Admin.PutAsJsonAsync($"/api/v1/resources/{resource}", new
+        {
+            baseUrl = fixture.Provider.BaseUrl,
+            shareCredentials = false,
+            auth = new
+            {
+                type = "oauth2",
+                grant = "authorization_code",
+                issuer = fixture.Provider.Issuer,
+                clientId = SignInFixture.ClientId,
+                clientSecret = $"{{{{ environment.variables.{variable} }}}}",
+                scope = "openid " + AuthServer.ApiScope + " offline_access",
+            },
+        }));
+
+        await page.GotoAsync($"/console#/resources/{resource}");
+        await Assertions.Expect(page.Locator("#credential")).ToContainTextAsync("not_connected");
+        await page.Locator("#connect").ClickAsync();
+
+        await Assertions.Expect(page.Locator("#credential")).ToContainTextAsync("valid");
+        Assert.EndsWith($"/console#/resources/{resource}?env=production", page.Url, StringComparison.Ordinal);
+        var run = page.Locator("#run");
+        await run.GetByLabel("Path").FillAsync("/api/me");
+        await run.GetByRole(AriaRole.Button, new() { Name = "Run" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#run-result .badge").First).ToHaveTextAsync("200");
+        await Assertions.Expect(page.Locator("#run-result .body")).ToContainTextAsync(SignInFixture.ClientId);
+        Assert.DoesNotContain(fixture.ClientSecret, await page.ContentAsync(), StringComparison.Ordinal);
+
+        // The connection's return address must stay on Keyway, whatever a browser would make of it.
+        using var browser = fixture.Browser();
+        foreach (var returnTo in new[] { "//evil.example", "/\\evil.example", "/\t/evil.example", "https://evil.example/" })
+        {
+            using var connect = new HttpRequestMessage(HttpMethod.Get, $"/api/v1/resources/{resource}/connect?returnTo={Uri.EscapeDataString(returnTo)}");
+            connect.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", fixture.Keyway.AdminToken);
+            await Expect.ProblemAsync(await browser.SendAsync(connect), 400, "bad_request");
+        }
+
+        await page.Context.CloseAsync();
+    }
+
+    private async Task<IPage> SignOnAsync(AuthServerUser user)
+    {
+        fixture.Provider.SignInUser = user.Username;
+        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
+        await page.GotoAsync("/console");
+        await page.GetByRole(AriaRole.Link, new() { Name = "Sign in with single sign-on" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#who")).ToContainTextAsync(user.DisplayName ?? user.Username);
+        return page;
     }
 }

@@ -94,8 +94,12 @@ public sealed class SignInSettingsTests
     [InlineData("/console/resources?x=1", true)]
     [InlineData("//evil.example.com", false)]
     [InlineData("/\\evil.example.com", false)]
+    [InlineData("/\t/evil.example.com", false)]
+    [InlineData("/\n/evil.example.com", false)]
+    [InlineData("/console\\..\\x", false)]
+    [InlineData("/console#/resources/github?env=staging", true)]
     [InlineData("https://evil.example.com/", false)]
     [InlineData("", false)]
     public void Only_local_return_urls_are_followed(string url, bool local) =>
-        Assert.Equal(local, SingleSignOn.IsLocal(url));
+        Assert.Equal(local, Keyway.Api.LocalPaths.IsLocal(url));
 }

@@ -439,8 +439,22 @@ async function renderResource(name) {
             }),
           }, 'Refresh now') : null,
           auth === 'oauth2' && resource.definition.auth.grant === 'authorization_code'
-            ? h('button', { type: 'button', class: 'secondary', onclick: () => { location.href = `/api/v1${path}/connect?environment=${encodeURIComponent(environment)}`; } }, 'Connect account')
+            ? h('button', {
+              type: 'button', class: 'secondary', id: 'connect', onclick: () => {
+                // To the provider and back here: Keyway's callback stores the tokens, then returns to this page.
+                const back = `/console#/resources/${encodeURIComponent(name)}?env=${encodeURIComponent(environment)}`;
+                location.href = `/api/v1${path}/connect?environment=${encodeURIComponent(environment)}&returnTo=${encodeURIComponent(back)}`;
+              },
+            }, 'Connect account')
             : null,
+          dynamicAuth.has(auth) ? h('button', {
+            type: 'button', class: 'danger', onclick: (e) => act(e.currentTarget, async () => {
+              if (!confirm(`Disconnect ${name} in ${environment}? Keyway revokes the tokens at the provider where it can and forgets them.`)) return;
+              await api('DELETE', `${path}/credential?environment=${encodeURIComponent(environment)}`);
+              notice('Disconnected.', 'ok');
+              await drawCredential();
+            }),
+          }, 'Disconnect') : null,
           h('button', {
             type: 'button', class: 'secondary', id: 'test', onclick: (e) => act(e.currentTarget, async () => {
               testResult.replaceChildren(h('p', { class: 'muted' }, 'Testing…'));

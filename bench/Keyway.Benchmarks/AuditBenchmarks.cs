@@ -30,7 +30,7 @@ public class AuditBenchmarks
         _store = await BenchStore.CreateAsync();
         var time = new FrozenTime();
         Task<Redactor> secrets(CancellationToken _) => Task.FromResult(new Redactor(["bench-secret-value-1", "bench-secret-value-2"]));
-        _log = new AuditLog(_store.Database, time, secrets, new AuditOptions(), NullLogger<AuditLog>.Instance);
+        _log = new AuditLog(_store.Database, BenchSeal.New(), time, secrets, new AuditOptions(), NullLogger<AuditLog>.Instance);
         var entry = Entry();
         _secrets = new Redactor(["bench-secret-value-1", "bench-secret-value-2"]);
         _encoder = new AuditEncoder();

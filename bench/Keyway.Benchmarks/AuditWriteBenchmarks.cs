@@ -29,7 +29,7 @@ public class AuditWriteBenchmarks
         _store = await BenchStore.CreateAsync();
         // Known secrets, as a store with secret variables has: the redactor scans every detail.
         Task<Redactor> secrets(CancellationToken _) => Task.FromResult(new Redactor(["bench-secret-value-1", "bench-secret-value-2"]));
-        _writer = new AuditLog(_store.Database, new FrozenTime(), secrets, new AuditOptions { BatchSize = BatchSize }, NullLogger<AuditLog>.Instance);
+        _writer = new AuditLog(_store.Database, BenchSeal.New(), new FrozenTime(), secrets, new AuditOptions { BatchSize = BatchSize }, NullLogger<AuditLog>.Instance);
         _batch = Enumerable.Range(0, BatchSize)
             .Select(i => new AuditLog.Pending(
                 AuditEntries.Run("proxy", s_caller, "github", "production", "GET", "/repos/keyway/issues?state=open&page=" + i, 200, 12, false, null),

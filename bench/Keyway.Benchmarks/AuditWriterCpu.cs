@@ -22,7 +22,7 @@ internal static class AuditWriterCpu
         var batches = Events / batchSize;
         await using var store = await BenchStore.CreateAsync();
         var caller = new Caller("usr_bench", "bench", Caller.MemberRole, "key_bench", null);
-        using var writer = new AuditLog(store.Database, new FrozenTime(),
+        using var writer = new AuditLog(store.Database, BenchSeal.New(), new FrozenTime(),
             _ => Task.FromResult(new Redactor(["bench-secret-value-1", "bench-secret-value-2"])), new AuditOptions(), NullLogger<AuditLog>.Instance);
         var batch = Enumerable.Range(0, batchSize)
             .Select(i => new AuditLog.Pending(

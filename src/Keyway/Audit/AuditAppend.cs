@@ -226,7 +226,7 @@ internal static class AuditInsert
 internal sealed class SqliteAuditAppend : IDisposable
 {
     private const string HeadSql = "SELECT seq, hash FROM audit_head WHERE id = 1";
-    private const string MoveHeadSql = "UPDATE audit_head SET seq = ?1, event_id = ?2, hash = ?3 WHERE id = 1";
+    private const string MoveHeadSql = "UPDATE audit_head SET seq = ?1, event_id = ?2, hash = ?3, seal = ?4, seal_key = ?5 WHERE id = 1";
 
     private readonly sqlite3 _db;
     private readonly sqlite3_stmt _head;
@@ -294,11 +294,13 @@ internal sealed class SqliteAuditAppend : IDisposable
     }
 
     /// <summary>Points the chain head at <paramref name="last"/>, the batch's newest row.</summary>
-    public void MoveHead(in AuditRow last)
+    public void MoveHead(in AuditRow last, string seal, string sealKey)
     {
         Int64(_moveHead, 1, last.Seq);
         Text(_moveHead, 2, last.Id);
         Text(_moveHead, 3, last.Hash);
+        Text(_moveHead, 4, seal);
+        Text(_moveHead, 5, sealKey);
         Step(_moveHead);
     }
 

@@ -42,7 +42,7 @@ internal sealed record AuditPage(IReadOnlyList<AuditEventView> Events, long? Nex
 
 internal sealed record AuditVerifyResult(bool Ok, long Checked, AuditHeadView Head, BrokenEvent? FirstBroken);
 
-internal sealed record AuditHeadView(long Seq, string? Id, string Hash);
+internal sealed record AuditHeadView(long Seq, string? Id, string Hash, string? SealKey);
 
 internal static class AuditEndpoints
 {
@@ -95,7 +95,7 @@ internal static class AuditEndpoints
             {
                 var result = await verifier.VerifyAsync(ct);
                 return TypedResults.Ok(new AuditVerifyResult(result.Ok, result.Checked,
-                    new AuditHeadView(result.Head.Seq, result.Head.EventId, result.Head.Hash), result.FirstBroken));
+                    new AuditHeadView(result.Head.Seq, result.Head.EventId, result.Head.Hash, result.Head.SealKey), result.FirstBroken));
             })
             .Requires(Permission.Admin)
             .WithSummary("Walk the hash chain and report the first broken event (edited, deleted, reordered or inserted) by seq and id.");

@@ -73,6 +73,7 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
     internal const long AppendLockId = 0x4b65_7977_6179_0004;
 
     private readonly Database _database;
+    private readonly AuditSeal _seal;
     private readonly TimeProvider _time;
     private readonly Func<CancellationToken, Task<Redactor>> _knownSecrets;
     private readonly AuditOptions _options;
@@ -96,9 +97,11 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
     private DbConnection? _sqlite;
     private SqliteAuditAppend? _sqliteAppend;
 
-    public AuditLog(Database database, TimeProvider time, Func<CancellationToken, Task<Redactor>> knownSecrets, AuditOptions options, ILogger<AuditLog> logger)
+    public AuditLog(
+        Database database, AuditSeal seal, TimeProvider time, Func<CancellationToken, Task<Redactor>> knownSecrets, AuditOptions options, ILogger<AuditLog> logger)
     {
         _database = database;
+        _seal = seal;
         _time = time;
         _knownSecrets = knownSecrets;
         _options = options;
@@ -288,6 +291,35 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
         }
     }
 
+    /// <summary>
+    /// At start: a chain whose head has no seal this server can check (a store from before seals, or
+    /// one sealed under a master key since rotated away) gets an <c>audit.seal</c> event, and writing it
+    /// seals the head. The event says why, so one that nobody expects stands out in the log. A seal that
+    /// does not match is never resealed: that is tampering, and <c>keyway audit verify</c> reports it.
+    /// </summary>
+    public async Task SealAtStartAsync(AuditStore store, CancellationToken cancellationToken)
+    {
+        var head = await store.HeadAsync(cancellationToken);
+        var check = _seal.Check(head);
+        if (check == SealCheck.Mismatch)
+        {
+            Log.SealMismatch(_logger, head.Seq);
+            return;
+        }
+
+        if (head.Seq == 0 || check == SealCheck.Valid)
+        {
+            return;
+        }
+
+        var reason = check == SealCheck.Missing ? "unsealed" : "sealed_under_another_master_key";
+        Log.Sealing(_logger, head.Seq, reason);
+        await RecordAsync(new AuditEntry("audit.seal")
+        {
+            Detail = new Dictionary<string, object?> { ["reason"] = reason, ["headSeq"] = head.Seq, ["previousSealKey"] = head.SealKey, ["sealKey"] = _seal.KeyId },
+        }, cancellationToken);
+    }
+
     /// <summary>Appends <paramref name="batch"/> to the chain in one transaction.</summary>
     internal async Task WriteAsync(IReadOnlyList<Pending> batch, CancellationToken cancellationToken)
     {
@@ -331,17 +363,19 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
                 previous = row.Hash;
             }
 
+            var last = rows[batch.Count - 1];
+            var seal = _seal.Seal(last.Seq, last.Id, last.Hash);
             if (append is not null)
             {
                 append.Insert(rows.AsSpan(0, batch.Count));
-                append.MoveHead(rows[batch.Count - 1]);
+                append.MoveHead(last, seal, _seal.KeyId);
             }
             else
             {
                 await AuditInsert.InsertPostgresAsync(connection, transaction, rows.AsMemory(0, batch.Count), cancellationToken);
-                var last = rows[batch.Count - 1];
                 await connection.ExecuteAsync(
-                    "UPDATE audit_head SET seq = @Seq, event_id = @Id, hash = @Hash WHERE id = 1", new { last.Seq, last.Id, last.Hash }, transaction);
+                    "UPDATE audit_head SET seq = @Seq, event_id = @Id, hash = @Hash, seal = @seal, seal_key = @sealKey WHERE id = 1",
+                    new { last.Seq, last.Id, last.Hash, seal, sealKey = _seal.KeyId }, transaction);
             }
 
             await transaction.CommitAsync(cancellationToken);
@@ -501,5 +535,11 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
 
         [LoggerMessage(4, LogLevel.Error, "{Count} audit events could not be written at shutdown ({Error}); they are lost")]
         public static partial void Lost(ILogger logger, int count, string error);
+
+        [LoggerMessage(5, LogLevel.Warning, "The audit chain head (event {Seq}) has no seal this server can check ({Reason}); an audit.seal event seals it now")]
+        public static partial void Sealing(ILogger logger, long seq, string reason);
+
+        [LoggerMessage(6, LogLevel.Error, "The audit chain head's seal does not match event {Seq}: the log may have been rewritten in the database. Run `keyway audit verify`")]
+        public static partial void SealMismatch(ILogger logger, long seq);
     }
 }

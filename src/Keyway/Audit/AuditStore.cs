@@ -137,7 +137,7 @@ internal sealed class AuditStore(Database database)
     public async Task<AuditHead> HeadAsync(CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        return await connection.QuerySingleAsync<AuditHead>("SELECT seq, event_id, hash FROM audit_head WHERE id = 1");
+        return await connection.QuerySingleAsync<AuditHead>("SELECT seq, event_id, hash, seal, seal_key FROM audit_head WHERE id = 1");
     }
 }
 
@@ -147,4 +147,10 @@ internal sealed record AuditHead
     public long Seq { get; init; }
     public string? EventId { get; init; }
     public string Hash { get; init; } = "";
+
+    /// <summary>The head's seal (<see cref="AuditSeal"/>), null before the first write that sealed it.</summary>
+    public string? Seal { get; init; }
+
+    /// <summary>The id of the master key the seal was made under.</summary>
+    public string? SealKey { get; init; }
 }

@@ -20,15 +20,25 @@ internal static class BreakKind
 
     /// <summary>An event the writer never appended: beyond the head, or spliced between two linked events.</summary>
     public const string Inserted = "inserted";
+
+    /// <summary>
+    /// Every link holds but the head's seal does not: events were changed and every later hash
+    /// recomputed, by someone without the master key.
+    /// </summary>
+    public const string Rewritten = "rewritten";
+
+    /// <summary>The head carries no seal this server can check (none yet, or made under a master key it no longer holds).</summary>
+    public const string Unsealed = "unsealed";
 }
 
 /// <summary>
 /// Walks the chain in pages, oldest first, and reports the first event that breaks it: its seq must
 /// follow the previous one's, its prev_hash must be the previous event's hash, its hash must be the
-/// hash of its fields, and the last event must be the one the chain head names. Where a link is wrong,
-/// the event it does link to tells an edit, a deletion, a reordering and an insertion apart.
+/// hash of its fields, and the last event must be the one the chain head names, whose seal must be the
+/// one <see cref="AuditSeal"/> makes under the master key. Where a link is wrong, the event it does link
+/// to tells an edit, a deletion, a reordering and an insertion apart.
 /// </summary>
-internal sealed class AuditVerifier(AuditStore store)
+internal sealed class AuditVerifier(AuditStore store, AuditSeal seal)
 {
     public const int DefaultPageSize = 1000;
 
@@ -73,7 +83,22 @@ internal sealed class AuditVerifier(AuditStore store)
                         $"edited: the chain head records a different hash for event {last}; the newest event was replaced.", BreakKind.Edited));
                 }
 
-                return new AuditVerification(true, checkedCount, head, null);
+                return seal.Check(head) switch
+                {
+                    SealCheck.Valid => new AuditVerification(true, checkedCount, head, null),
+                    SealCheck.Mismatch => Broken(checkedCount, head, new BrokenEvent(head.Seq, head.EventId,
+                        $"rewritten: every event links to the one before it, but the chain head's seal does not match event {head.Seq}: " +
+                        "events were changed and their hashes recomputed by someone without Keyway's master key. Compare with a head recorded " +
+                        "outside the database, or with an export, to find where.", BreakKind.Rewritten)),
+                    SealCheck.UnknownKey => Broken(checkedCount, head, new BrokenEvent(head.Seq, head.EventId,
+                        $"unsealed: the chain head (event {head.Seq}) was sealed under master key {head.SealKey}, which this server does not hold. " +
+                        "Verify with that key in KEYWAY_MASTER_KEY (after the primary), or let the next event reseal the head under the current key.",
+                        BreakKind.Unsealed)),
+                    _ when head.Seq == 0 => new AuditVerification(true, checkedCount, head, null),
+                    _ => Broken(checkedCount, head, new BrokenEvent(head.Seq, head.EventId,
+                        $"unsealed: the chain head (event {head.Seq}) carries no seal. Keyway seals it with every write and at start; a head without one was " +
+                        "written by something else, or by a version of Keyway before seals.", BreakKind.Unsealed)),
+                };
             }
 
             foreach (var e in page)

@@ -96,7 +96,8 @@ internal static partial class KeywayServer
         services.AddSingleton<UserStore>();
         services.AddSingleton(AuditOptions.FromEnvironment());
         services.AddSingleton<KnownSecrets>();
-        services.AddSingleton(sp => new AuditLog(sp.GetRequiredService<Database>(), sp.GetRequiredService<TimeProvider>(),
+        services.AddSingleton(new AuditSeal(master));
+        services.AddSingleton(sp => new AuditLog(sp.GetRequiredService<Database>(), sp.GetRequiredService<AuditSeal>(), sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<KnownSecrets>().GetAsync, sp.GetRequiredService<AuditOptions>(), sp.GetRequiredService<ILogger<AuditLog>>()));
         services.AddSingleton<IAuditLog>(sp => sp.GetRequiredService<AuditLog>());
         services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
@@ -218,6 +219,7 @@ internal static partial class KeywayServer
         access.Subscribe();
         await access.ReloadAsync(cancellationToken);
         await variables.EnsureProductionAsync(cancellationToken);
+        await app.Services.GetRequiredService<AuditLog>().SealAtStartAsync(app.Services.GetRequiredService<AuditStore>(), cancellationToken);
         await app.Services.GetRequiredService<Bootstrap>().RunAsync(
             Environment.GetEnvironmentVariable("KEYWAY_ADMIN_PASSWORD"), Environment.GetEnvironmentVariable("KEYWAY_ADMIN_TOKEN"),
             Console.Out, cancellationToken);

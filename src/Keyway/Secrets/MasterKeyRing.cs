@@ -115,6 +115,17 @@ internal sealed class MasterKeyRing
 
     public bool Contains(string keyId) => Array.IndexOf(_ids, keyId) >= 0;
 
+    /// <summary>
+    /// A key for <paramref name="purpose"/> derived from each master key (HKDF-SHA256, the purpose as
+    /// its info), by master key id, primary first. A derived key reveals nothing about the master key
+    /// or about a key derived for another purpose.
+    /// </summary>
+    internal IReadOnlyList<(string KeyId, byte[] Key)> DeriveKeys(string purpose)
+    {
+        var info = Encoding.UTF8.GetBytes($"keyway {purpose} v1");
+        return [.. _ids.Select((id, i) => (id, HKDF.DeriveKey(HashAlgorithmName.SHA256, _keys[i], KeySize, salt: [], info)))];
+    }
+
     /// <summary>Wraps a data key under the primary master key.</summary>
     internal byte[] Wrap(ReadOnlySpan<byte> dataKey, string dataKeyId)
     {

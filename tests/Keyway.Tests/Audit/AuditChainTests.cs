@@ -33,10 +33,10 @@ public sealed class AuditChainTests : IAsyncLifetime
         TestDirectories.DeleteQuietly(_directory);
     }
 
-    private AuditLog NewLog(int capacity = 100) => new(_database, _time, _ => Task.FromResult(new Redactor([Canary])),
+    private AuditLog NewLog(int capacity = 100) => new(_database, TestSeal.Shared, _time, _ => Task.FromResult(new Redactor([Canary])),
         new AuditOptions { QueueCapacity = capacity, BatchSize = 4 }, NullLogger<AuditLog>.Instance);
 
-    private AuditVerifier Verifier => new(new AuditStore(_database));
+    private AuditVerifier Verifier => new(new AuditStore(_database), TestSeal.Shared);
 
     private async Task AppendAsync(AuditLog log, int count)
     {
@@ -265,6 +265,68 @@ public sealed class AuditChainTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_chain_rewritten_from_an_event_on_with_every_hash_and_the_head_recomputed_is_found_by_the_seal()
+    {
+        await AppendAsync(NewLog(), 8);
+        // What someone with write access to the database but without the master key can do: change
+        // event 3, recompute its hash and every later link and hash, and move the head to match.
+        var previous = (await EventAsync(2)).Hash;
+        for (var seq = 3L; seq <= 8; seq++)
+        {
+            var e = await EventAsync(seq);
+            var rewritten = e with { Resource = seq == 3 ? "covered-up" : e.Resource, PrevHash = previous };
+            previous = AuditHash.Compute(rewritten);
+            await ExecuteAsync("UPDATE audit_events SET resource = @Resource, prev_hash = @PrevHash, hash = @Hash WHERE seq = @Seq",
+                new { rewritten.Resource, rewritten.PrevHash, Hash = previous, rewritten.Seq });
+        }
+
+        await ExecuteAsync("UPDATE audit_head SET hash = @previous", new { previous });
+
+        var broken = await AssertBrokenAsync(8, BreakKind.Rewritten);
+        Assert.Contains("master key", broken.Problem, StringComparison.Ordinal);
+        // A seal made without the key does not help either.
+        await ExecuteAsync("UPDATE audit_head SET seal = @seal", new { seal = new string('0', 64) });
+        await AssertBrokenAsync(8, BreakKind.Rewritten);
+        await ExecuteAsync("UPDATE audit_head SET seal = NULL, seal_key = NULL");
+        await AssertBrokenAsync(8, BreakKind.Unsealed);
+    }
+
+    [Fact]
+    public async Task A_head_sealed_under_a_rotated_out_master_key_is_resealed_at_start_and_the_event_says_why()
+    {
+        var old = new AuditSeal(MasterKeyRing.FromKeys(RandomNumberGenerator.GetBytes(MasterKeyRing.KeySize)));
+        await AppendAsync(new AuditLog(_database, old, _time, _ => Task.FromResult(Redactor.None), new AuditOptions(), NullLogger<AuditLog>.Instance), 3);
+        Assert.Equal(old.KeyId, (await new AuditStore(_database).HeadAsync(CancellationToken.None)).SealKey);
+        await AssertBrokenAsync(3, BreakKind.Unsealed); // the tests' key cannot check a seal made under another
+
+        using var log = NewLog();
+        await log.StartAsync(CancellationToken.None);
+        await log.SealAtStartAsync(new AuditStore(_database), CancellationToken.None);
+        await log.StopAsync(CancellationToken.None);
+
+        var result = await Verifier.VerifyAsync(CancellationToken.None);
+        Assert.True(result.Ok, result.FirstBroken?.Problem);
+        Assert.Equal((4, TestSeal.Shared.KeyId), (result.Head.Seq, result.Head.SealKey));
+        var seal = await EventAsync(4);
+        Assert.Equal("audit.seal", seal.Action);
+        Assert.Contains("\"reason\":\"sealed_under_another_master_key\"", seal.Detail, StringComparison.Ordinal);
+        Assert.Contains(old.KeyId, seal.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_head_whose_seal_does_not_match_is_not_resealed_at_start()
+    {
+        await AppendAsync(NewLog(), 3);
+        await ExecuteAsync("UPDATE audit_head SET seal = @seal", new { seal = new string('0', 64) });
+
+        using var log = NewLog();
+        await log.SealAtStartAsync(new AuditStore(_database), CancellationToken.None);
+
+        Assert.Equal(0, log.QueueDepth);
+        await AssertBrokenAsync(3, BreakKind.Rewritten);
+    }
+
+    [Fact]
     public async Task Recording_waits_when_the_queue_is_full_and_never_drops()
     {
         var log = NewLog(capacity: 2);
@@ -287,7 +349,7 @@ public sealed class AuditChainTests : IAsyncLifetime
     [Fact]
     public async Task A_trickle_of_events_is_committed_together_after_the_linger()
     {
-        using var log = new AuditLog(_database, _time, _ => Task.FromResult(new Redactor([Canary])),
+        using var log = new AuditLog(_database, TestSeal.Shared, _time, _ => Task.FromResult(new Redactor([Canary])),
             new AuditOptions { BatchSize = 100, Linger = TimeSpan.FromMilliseconds(2) }, NullLogger<AuditLog>.Instance);
         await log.StartAsync(CancellationToken.None);
         for (var i = 0; i < 3; i++)

@@ -21,8 +21,8 @@ public sealed class AuditReplicaTests
             await using var storeB = Database.Postgres(database.Url);
             await new Migrator(storeA, TimeProvider.System, NullLogger<Migrator>.Instance).ApplyAsync(CancellationToken.None);
             var options = new AuditOptions { BatchSize = 7 };
-            using var a = new AuditLog(storeA, TimeProvider.System, _ => Task.FromResult(Redactor.None), options, NullLogger<AuditLog>.Instance);
-            using var b = new AuditLog(storeB, TimeProvider.System, _ => Task.FromResult(Redactor.None), options, NullLogger<AuditLog>.Instance);
+            using var a = new AuditLog(storeA, TestSeal.Shared, TimeProvider.System, _ => Task.FromResult(Redactor.None), options, NullLogger<AuditLog>.Instance);
+            using var b = new AuditLog(storeB, TestSeal.Shared, TimeProvider.System, _ => Task.FromResult(Redactor.None), options, NullLogger<AuditLog>.Instance);
             await a.StartAsync(CancellationToken.None);
             await b.StartAsync(CancellationToken.None);
 
@@ -42,7 +42,7 @@ public sealed class AuditReplicaTests
             await a.StopAsync(CancellationToken.None);
             await b.StopAsync(CancellationToken.None);
 
-            var result = await new AuditVerifier(new AuditStore(storeA)).VerifyAsync(CancellationToken.None, pageSize: 50);
+            var result = await new AuditVerifier(new AuditStore(storeA), TestSeal.Shared).VerifyAsync(CancellationToken.None, pageSize: 50);
             Assert.True(result.Ok, result.FirstBroken?.Problem);
             Assert.Equal(300, result.Checked);
             Assert.Equal(300, result.Head.Seq);

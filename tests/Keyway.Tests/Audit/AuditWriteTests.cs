@@ -81,7 +81,7 @@ public sealed class AuditWriteTests
             written += size;
         }
 
-        var result = await new AuditVerifier(new AuditStore(context.Database)).VerifyAsync(CancellationToken.None, pageSize: 100);
+        var result = await new AuditVerifier(new AuditStore(context.Database), TestSeal.Shared).VerifyAsync(CancellationToken.None, pageSize: 100);
         Assert.True(result.Ok, result.FirstBroken?.Problem);
         Assert.Equal(written, result.Checked);
         Assert.Equal(written, result.Head.Seq);
@@ -127,7 +127,7 @@ public sealed class AuditWriteTests
         Assert.Equal(
             entries.Select(e => (e.Action, e.Actor?.UserId ?? ActorKind.System, e.Actor?.UserName ?? "keyway", e.Actor?.ApiKeyId, e.Resource, e.Environment, e.Target)),
             events.Select(e => (e.Action, e.ActorId, e.ActorName, e.KeyId, e.Resource, e.Environment, e.Target)));
-        var result = await new AuditVerifier(audit).VerifyAsync(CancellationToken.None);
+        var result = await new AuditVerifier(audit, TestSeal.Shared).VerifyAsync(CancellationToken.None);
         Assert.True(result.Ok, result.FirstBroken?.Problem);
         Assert.Equal(entries.Count, result.Checked);
     }
@@ -145,7 +145,7 @@ public sealed class AuditWriteTests
             new AuditEntry("resource.put") { Actor = s_bob, Resource = "r", Detail = new Dictionary<string, object?> { ["v"] = value } },
             context.Now(i))).ToList(), CancellationToken.None);
 
-        var result = await new AuditVerifier(new AuditStore(context.Database)).VerifyAsync(CancellationToken.None);
+        var result = await new AuditVerifier(new AuditStore(context.Database), TestSeal.Shared).VerifyAsync(CancellationToken.None);
         Assert.True(result.Ok, result.FirstBroken?.Problem);
         Assert.Equal(values.Length, result.Checked);
     }
@@ -155,15 +155,20 @@ public sealed class AuditWriteTests
     public async Task Upgrading_from_schema_6_keeps_every_event_and_the_chain_and_drops_only_the_id_uniqueness(TestStore store)
     {
         await using var context = await StoreContext.CreateAsync(store, schema: 6);
+        // Today's writer also seals the head (schema 9): the schema-6 head gets those two columns while it
+        // writes, and loses them again before the upgrade, which then adds them back empty.
+        await ExecuteAsync(context, "ALTER TABLE audit_head ADD COLUMN seal TEXT NULL; ALTER TABLE audit_head ADD COLUMN seal_key TEXT NULL");
         using (var log = context.NewLog(batchSize: 1000))
         {
             await log.WriteAsync(Enumerable.Range(0, 120).Select(n => new AuditLog.Pending(
                 AuditEntries.Run("proxy", s_alice, "github", "production", "GET", $"/n/{n}?token=t{n}", 200, n, false, null), context.Now(n))).ToList(), CancellationToken.None);
         }
 
+        await ExecuteAsync(context, "ALTER TABLE audit_head DROP COLUMN seal; ALTER TABLE audit_head DROP COLUMN seal_key");
         var audit = new AuditStore(context.Database);
         var before = await audit.PageAsync(0, 1000, CancellationToken.None);
-        Assert.Equal(2, await context.MigrateAsync());
+        Assert.Equal(3, await context.MigrateAsync());
+        Assert.Equal(BreakKind.Unsealed, (await new AuditVerifier(audit, TestSeal.Shared).VerifyAsync(CancellationToken.None)).FirstBroken?.Kind);
 
         var after = await audit.PageAsync(0, 1000, CancellationToken.None);
         Assert.Equal(before, after);
@@ -172,7 +177,7 @@ public sealed class AuditWriteTests
             await log.WriteAsync([new AuditLog.Pending(new AuditEntry("resource.put") { Actor = s_bob, Resource = "github" }, context.Now(200))], CancellationToken.None);
         }
 
-        var result = await new AuditVerifier(audit).VerifyAsync(CancellationToken.None, pageSize: 50);
+        var result = await new AuditVerifier(audit, TestSeal.Shared).VerifyAsync(CancellationToken.None, pageSize: 50);
         Assert.True(result.Ok, result.FirstBroken?.Problem);
         Assert.Equal(121, result.Checked);
         Assert.Equal(121, (await audit.QueryAsync(new AuditQuery { Resource = "github", Limit = 1000 }, CancellationToken.None)).Count);
@@ -188,6 +193,12 @@ public sealed class AuditWriteTests
             new { id = after[0].Id });
         await Assert.ThrowsAnyAsync<System.Data.Common.DbException>(() => connection.ExecuteAsync(
             "INSERT INTO audit_events (seq, id, at, actor_id, actor_name, actor_kind, action, outcome, prev_hash, hash) VALUES (1001, NULL, 0, 'a', 'a', 'user', 'x', 'success', '', '')"));
+    }
+
+    private static async Task ExecuteAsync(StoreContext context, string sql)
+    {
+        await using var connection = await context.Database.OpenAsync(CancellationToken.None);
+        await connection.ExecuteAsync(sql);
     }
 
     [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
@@ -303,7 +314,7 @@ public sealed class AuditWriteTests
         }
 
         await log.WriteAsync(batch, CancellationToken.None);
-        var result = await new AuditVerifier(audit).VerifyAsync(CancellationToken.None);
+        var result = await new AuditVerifier(audit, TestSeal.Shared).VerifyAsync(CancellationToken.None);
         Assert.True(result.Ok, result.FirstBroken?.Problem);
         Assert.Equal(2, result.Checked);
     }
@@ -331,7 +342,7 @@ public sealed class AuditWriteTests
         /// <summary>The time of the <paramref name="n"/>th event: a second apart.</summary>
         public long Now(int n) => _time.GetUtcNow().AddSeconds(n).ToUnixTimeMilliseconds();
 
-        public AuditLog NewLog(int batchSize) => new(Database, _time, _ => Task.FromResult(new Redactor([Canary])),
+        public AuditLog NewLog(int batchSize) => new(Database, TestSeal.Shared, _time, _ => Task.FromResult(new Redactor([Canary])),
             new AuditOptions { BatchSize = batchSize }, NullLogger<AuditLog>.Instance);
 
         public ValueTask DisposeAsync() => _scratch.DisposeAsync();

@@ -214,7 +214,15 @@ public abstract class AuditTests<TFixture>(TFixture fixture) : IClassFixture<TFi
         }
 
         await WaitForAsync("?action=variable.set&limit=1000", e => e.Count(x => ((string?)x["target"])?.StartsWith("AUDIT_TAMPER_", StringComparison.Ordinal) == true) == 6);
-        var env = fixture.Keyway.CliEnvironment(fixture.Keyway.AdminToken);
+        // The checks below use a key of their own: its first use is recorded now (key.use), the next not
+        // within a minute, so nothing is appended to the chain while this test tampers with it.
+        var created = await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/keys", new { name = "tamper-check" }), 201);
+        var checkKey = (string)created["token"]!;
+        using var checker = fixture.Keyway.CreateClient(checkKey);
+        _checker = checker;
+        var env = fixture.Keyway.CliEnvironment(checkKey);
+        await VerifyAsync();
+        await WaitForAsync("?action=key.use&limit=1000", e => e.Any(x => (string?)x["target"] == (string?)created["key"]!["id"]));
         var intact = await VerifyAsync();
         Assert.True((bool)intact["ok"]!, intact.ToJsonString());
         var head = (long)intact["head"]!["seq"]!;
@@ -270,11 +278,67 @@ public abstract class AuditTests<TFixture>(TFixture fixture) : IClassFixture<TFi
         await AssertBrokenAsync(head + 1, forged.id, "inserted");
         await db.ExecuteAsync("DELETE FROM audit_events WHERE id = @id", new { forged.id });
 
+        // 6. Rewrite the newest event and recompute its hash and the head's, as someone with the database but without the master key can.
+        var stored = (await new Keyway.Audit.AuditStore(store).FindBySeqAsync(head, CancellationToken.None))!;
+        var rewritten = stored with { Outcome = "failure" };
+        var rewrittenHash = Keyway.Audit.AuditHash.Compute(rewritten);
+        await db.ExecuteAsync("UPDATE audit_events SET outcome = 'failure', hash = @rewrittenHash WHERE seq = @head", new { rewrittenHash, head });
+        await db.ExecuteAsync("UPDATE audit_head SET hash = @rewrittenHash", new { rewrittenHash });
+        var sealBroken = await AssertBrokenAsync(head, newest.id, "rewritten");
+        Assert.Contains("master key", (string)sealBroken["problem"]!, StringComparison.Ordinal);
+        var rewrittenCli = await KeywayProcess.RunCliAsync(["audit", "verify"], env);
+        Assert.Equal(8, rewrittenCli.ExitCode);
+        Assert.Contains("rewritten", rewrittenCli.StandardError, StringComparison.Ordinal);
+        await db.ExecuteAsync("UPDATE audit_events SET outcome = @outcome, hash = @hash WHERE seq = @head", new { newest.outcome, newest.hash, head });
+        await db.ExecuteAsync("UPDATE audit_head SET hash = @hash", new { newest.hash });
+
         var restored = await VerifyAsync();
         Assert.True((bool)restored["ok"]!, restored.ToJsonString());
     }
 
-    private async Task<JsonNode> VerifyAsync() => await Expect.SuccessAsync(await Admin.PostAsync("/api/v1/audit/verify", null));
+    [Fact]
+    public async Task A_store_from_before_seals_is_sealed_at_the_next_start_by_an_audit_seal_event_that_says_so()
+    {
+        await using var keyway = await KeywayProcess.StartAsync(fixture.Store, new Dictionary<string, string>
+        {
+            ["KEYWAY_ADMIN_TOKEN"] = "kw_test_" + Guid.NewGuid().ToString("N"),
+            ["KEYWAY_ADMIN_PASSWORD"] = "admin-password-" + Guid.NewGuid().ToString("N"),
+            ["KEYWAY_MASTER_KEY"] = KeywayProcess.NewMasterKey(),
+        });
+        using (var admin = keyway.CreateAdminClient())
+        {
+            await Poll.UntilAsync(async () => (long)(await Expect.SuccessAsync(await admin.PostAsync("/api/v1/audit/verify", null)))["head"]!["seq"]! > 0,
+                s_wait, "the first start's events");
+        }
+
+        await keyway.StopAsync();
+        await using (var store = Open(keyway))
+        await using (var db = await store.OpenAsync(CancellationToken.None))
+        {
+            // What a store written before seals looks like.
+            await db.ExecuteAsync("UPDATE audit_head SET seal = NULL, seal_key = NULL");
+        }
+
+        await keyway.RestartAsync();
+        using var again = keyway.CreateAdminClient();
+        JsonNode? seal = null;
+        await Poll.UntilAsync(async () =>
+        {
+            var page = await Expect.SuccessAsync(await again.GetAsync("/api/v1/audit?action=audit.seal"));
+            seal = ((JsonArray)page["events"]!).SingleOrDefault();
+            return seal is not null;
+        }, s_wait, "the audit.seal event");
+        Assert.Equal("unsealed", (string?)seal!["detail"]!["reason"]);
+        Assert.Equal("system", (string?)seal["actor"]!["kind"]);
+        var verified = await Expect.SuccessAsync(await again.PostAsync("/api/v1/audit/verify", null));
+        Assert.True((bool)verified["ok"]!, verified.ToJsonString());
+        Assert.Contains("has no seal this server can check", keyway.AllOutput, StringComparison.Ordinal);
+    }
+
+    // The client the tampering test verifies with (see there); other tests use the admin's.
+    private HttpClient? _checker;
+
+    private async Task<JsonNode> VerifyAsync() => await Expect.SuccessAsync(await (_checker ?? Admin).PostAsync("/api/v1/audit/verify", null));
 
     private async Task<JsonNode> AssertBrokenAsync(long seq, string id, string problem)
     {
@@ -299,9 +363,11 @@ public abstract class AuditTests<TFixture>(TFixture fixture) : IClassFixture<TFi
         return events;
     }
 
-    private Keyway.Storage.Database OpenStore() => fixture.Keyway.DatabaseUrl is { } url
+    private Keyway.Storage.Database OpenStore() => Open(fixture.Keyway);
+
+    private static Keyway.Storage.Database Open(KeywayProcess keyway) => keyway.DatabaseUrl is { } url
         ? Keyway.Storage.Database.Postgres(url)
-        : Keyway.Storage.Database.Sqlite(Path.Combine(fixture.Keyway.DataDirectory, "keyway.db"));
+        : Keyway.Storage.Database.Sqlite(Path.Combine(keyway.DataDirectory, "keyway.db"));
 
     private static Task<int> InsertAsync(System.Data.Common.DbConnection db, Row row) => db.ExecuteAsync(
         """

@@ -125,8 +125,8 @@ internal static class AuditCommands
 
     private static Command Verify(CliIo io)
     {
-        var command = new Command("verify", "Walk the hash chain. Exits 8 and names the first broken event (seq, id, what is wrong) " +
-                                            "if any event was edited, deleted, reordered or inserted.");
+        var command = new Command("verify", "Walk the hash chain and check the head's seal. Exits 8 and names the first broken event (seq, id, what is wrong) " +
+                                            "if any event was edited, deleted, reordered or inserted, or the chain was rewritten without the master key.");
         command.SetAction(io.Client(async (client, output, _, ct) =>
         {
             var doc = await client.PostAsync(AuditPath + "/verify", null, ct);
@@ -137,7 +137,9 @@ internal static class AuditCommands
             }
             else if (ok)
             {
-                output.Success($"The audit chain verifies: {Output.Str(doc?["checked"])} events; head seq {Output.Str(doc?["head"]?["seq"])}, hash {Output.Str(doc?["head"]?["hash"])}.");
+                var sealKey = doc?["head"]?["sealKey"];
+                output.Success($"The audit chain verifies: {Output.Str(doc?["checked"])} events; head seq {Output.Str(doc?["head"]?["seq"])}, hash {Output.Str(doc?["head"]?["hash"])}" +
+                    (sealKey is null ? "." : $", sealed under master key {Output.Str(sealKey)}."));
             }
 
             if (!ok)

@@ -646,8 +646,9 @@ async function renderAudit() {
         type: 'button', id: 'verify', onclick: (e) => act(e.currentTarget, async () => {
           const v = await api('POST', '/audit/verify');
           verdict.replaceChildren(v.ok
-            ? h('p', { class: 'row' }, badge('chain intact', 'ok'), `${v.checked} events checked; head #${v.head ? v.head.seq : 0}.`)
-            : h('p', { class: 'row error' }, badge('chain broken', 'bad'), `Event #${v.firstBroken.seq} (${v.firstBroken.id}) was ${v.firstBroken.kind}: ${v.firstBroken.problem}`));
+            ? h('p', { class: 'row' }, badge('chain intact', 'ok'),
+              `${v.checked} events checked; head #${v.head ? v.head.seq : 0}${v.head && v.head.sealKey ? `, sealed under master key ${v.head.sealKey}` : ''}.`)
+            : h('p', { class: 'row error' }, badge('chain broken', 'bad'), `At event #${v.firstBroken.seq}${v.firstBroken.id ? ` (${v.firstBroken.id})` : ''}: ${v.firstBroken.problem}`));
         }),
       }, 'Verify chain')),
     verdict,

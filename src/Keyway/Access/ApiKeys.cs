@@ -202,19 +202,29 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
 
     private async Task RunLookupAsync(string hash, TaskCompletionSource<Caller?> lookup)
     {
+        Caller? caller = null;
+        Exception? failure = null;
         try
         {
-            lookup.SetResult(await LookupAsync(hash));
+            caller = await LookupAsync(hash);
         }
         catch (Exception e)
         {
-            // Every waiter sees the failure; nothing is cached, so the next request tries again.
-            lookup.SetException(e);
+            failure = e;
         }
-        finally
+
+        // Out of the table after the answer is cached and before anyone gets it: a request arriving
+        // meanwhile finds the one or the other, and a caller that was answered never joins this
+        // lookup again (a later request, even at once, reads the cache or looks the key up afresh).
+        _lookups.TryRemove(new KeyValuePair<string, Task<Caller?>>(hash, lookup.Task));
+        if (failure is null)
         {
-            // After the answer is cached: a request arriving now finds the one or the other.
-            _lookups.TryRemove(new KeyValuePair<string, Task<Caller?>>(hash, lookup.Task));
+            lookup.SetResult(caller);
+        }
+        else
+        {
+            // Every waiter sees the failure; nothing is cached, so the next request tries again.
+            lookup.SetException(failure);
         }
     }
 

@@ -172,7 +172,7 @@ internal sealed partial class AccessPolicy : IDisposable
             }
         }
 
-        return false;
+        return AnyMatch(grants.Everyone, level, environment);
     }
 
     private static bool AnyMatch(Entry[] entries, int level, string? environment)
@@ -321,11 +321,15 @@ internal sealed partial class AccessPolicy : IDisposable
 
     private readonly record struct Entry(int Level, string Environment);
 
-    private sealed class ResourceGrants(FrozenDictionary<string, Entry[]> users, FrozenDictionary<string, Entry[]> groups, IReadOnlyList<string> owners)
+    private sealed class ResourceGrants(
+        FrozenDictionary<string, Entry[]> users, FrozenDictionary<string, Entry[]> groups, Entry[] everyone, IReadOnlyList<string> owners)
     {
         public FrozenDictionary<string, Entry[]> Users { get; } = users;
 
         public FrozenDictionary<string, Entry[]> Groups { get; } = groups;
+
+        /// <summary>What every user holds (grants to <see cref="PrincipalKinds.Everyone"/>); usually none.</summary>
+        public Entry[] Everyone { get; } = everyone;
 
         public IReadOnlyList<string> Owners { get; } = owners;
     }
@@ -343,6 +347,7 @@ internal sealed partial class AccessPolicy : IDisposable
                 r => new ResourceGrants(
                     Index(r, PrincipalKinds.User),
                     Index(r, PrincipalKinds.Group),
+                    [.. r.Where(g => g.PrincipalKind == PrincipalKinds.Everyone).Select(ToEntry)],
                     r.Where(g => g.Permission == "own")
                         .Select(g => g.PrincipalKind == PrincipalKinds.Group ? $"group {g.PrincipalName}" : g.PrincipalName)
                         .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray()),
@@ -353,8 +358,10 @@ internal sealed partial class AccessPolicy : IDisposable
             .GroupBy(g => g.Principal, StringComparer.Ordinal)
             .ToFrozenDictionary(
                 p => p.Key,
-                p => p.Select(g => new Entry((int)(ParseAction(g.Permission) ?? Permission.Read), g.Environment)).ToArray(),
+                p => p.Select(ToEntry).ToArray(),
                 StringComparer.Ordinal);
+
+        private static Entry ToEntry(GrantInfo g) => new((int)(ParseAction(g.Permission) ?? Permission.Read), g.Environment);
     }
 
     private static partial class Log

@@ -19,6 +19,9 @@ internal static class PrincipalKinds
 {
     public const string User = "user";
     public const string Group = "group";
+
+    /// <summary>Every user, people and service identities alike, now and later (principal <c>*</c>).</summary>
+    public const string Everyone = "everyone";
 }
 
 /// <summary>
@@ -34,7 +37,8 @@ internal sealed class GrantStore(Database database, TimeProvider time, ChangeFee
 
     private const string Select =
         """
-        SELECT g.id, g.resource, g.principal_kind, g.principal, COALESCE(u.name, g.principal) AS principal_name, g.permission, g.environment,
+        SELECT g.id, g.resource, g.principal_kind, g.principal,
+               CASE WHEN g.principal_kind = 'everyone' THEN 'everyone' ELSE COALESCE(u.name, g.principal) END AS principal_name, g.permission, g.environment,
                g.created_at, g.created_by
         FROM grants g LEFT JOIN users u ON g.principal_kind = 'user' AND u.id = g.principal
         """;

@@ -12,7 +12,7 @@ namespace Keyway.Access;
 /// </summary>
 internal static class PermissionEndpoints
 {
-    internal sealed record GrantRequest(string? User, string? Group, string? Permission, string? Environment);
+    internal sealed record GrantRequest(string? User, string? Group, string? Permission, string? Environment, bool Everyone = false);
 
     public static RouteGroupBuilder MapPermissions(this RouteGroupBuilder api)
     {
@@ -41,9 +41,10 @@ internal static class PermissionEndpoints
                     return Problems.NotFound($"There is no resource named '{name}'.");
                 }
 
-                if (body is null || (body.User is null) == (body.Group is null))
+                if (body is null || (body.User is not null ? 1 : 0) + (body.Group is not null ? 1 : 0) + (body.Everyone ? 1 : 0) != 1)
                 {
-                    return Problems.BadRequest("Name exactly one principal: {\"user\": \"alice\", \"permission\": \"use\"} or {\"group\": \"ops\", \"permission\": \"use\", \"environment\": \"staging\"}.");
+                    return Problems.BadRequest("Name exactly one principal: {\"user\": \"alice\", \"permission\": \"use\"}, {\"group\": \"ops\", \"permission\": \"use\", \"environment\": \"staging\"} " +
+                        "or {\"everyone\": true, \"permission\": \"use\", \"environment\": \"staging\"}.");
                 }
 
                 var permission = GrantStore.CheckPermission(body.Permission);
@@ -63,6 +64,10 @@ internal static class PermissionEndpoints
                     }
 
                     (kind, principal, shown) = (PrincipalKinds.User, user.Id, user.Name);
+                }
+                else if (body.Everyone)
+                {
+                    (kind, principal, shown) = (PrincipalKinds.Everyone, GrantStore.Any, "everyone");
                 }
                 else
                 {
@@ -92,7 +97,7 @@ internal static class PermissionEndpoints
                 return TypedResults.Created($"/api/v1/resources/{name}/permissions/{grant.Id}", grant);
             })
             .Requires(Permission.Own, "name")
-            .WithSummary("Grant use, edit or own on the resource to a user or a group, in one environment or every one ('*'). Granting what exists already answers 200 with it.");
+            .WithSummary("Grant use, edit or own on the resource to a user, a group or everyone, in one environment or every one ('*'). Granting what exists already answers 200 with it.");
 
         group.MapDelete("/{grantId}", async Task<Results<NoContent, ProblemHttpResult>> (
                 string name, string grantId, HttpContext http, GrantStore grants, AccessPolicy access, IAuditLog audit, CancellationToken ct) =>

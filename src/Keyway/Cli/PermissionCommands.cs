@@ -25,14 +25,15 @@ internal static class PermissionCommands
         var grantResource = new Argument<string>("resource") { Description = "The resource (or '*' for every resource)." };
         var user = new Option<string?>("--user") { Description = "Grant to this user." };
         var group = new Option<string?>("--group") { Description = "Grant to this group." };
+        var everyone = new Option<bool>("--everyone") { Description = "Grant to every user, people and service identities, now and later." };
         var permission = new Option<string>("--permission", "-p") { Description = "use (run, proxy), edit (change configuration; never read secrets) or own (edit, delete, manage permissions).", DefaultValueFactory = _ => "use" };
         var environment = new Option<string>("--environment", "-e") { Description = "One environment, or '*' for every one.", DefaultValueFactory = _ => "*" };
-        var grant = new Command("grant", "Grant a permission on a resource to a user or a group.") { grantResource, user, group, permission, environment };
+        var grant = new Command("grant", "Grant a permission on a resource to a user, a group or everyone.") { grantResource, user, group, everyone, permission, environment };
         grant.SetAction(io.Client(async (client, output, parse, ct) =>
         {
-            if ((parse.GetValue(user) is null) == (parse.GetValue(group) is null))
+            if ((parse.GetValue(user) is null ? 0 : 1) + (parse.GetValue(group) is null ? 0 : 1) + (parse.GetValue(everyone) ? 1 : 0) != 1)
             {
-                throw new CliException(ExitCodes.Usage, "Name exactly one of --user or --group.");
+                throw new CliException(ExitCodes.Usage, "Name exactly one of --user, --group or --everyone.");
             }
 
             var resource = parse.GetValue(grantResource)!;
@@ -40,11 +41,13 @@ internal static class PermissionCommands
             {
                 user = parse.GetValue(user),
                 group = parse.GetValue(group),
+                everyone = parse.GetValue(everyone),
                 permission = parse.GetValue(permission),
                 environment = parse.GetValue(environment),
             }, ct);
+            var who = Output.Str(doc?["principalKind"]) == "everyone" ? "Everyone" : $"{Output.Str(doc?["principalKind"])} '{Output.Str(doc?["principalName"])}'";
             output.Success(
-                $"{Output.Str(doc?["principalKind"])} '{Output.Str(doc?["principalName"])}' may {Output.Str(doc?["permission"])} '{resource}' " +
+                $"{who} may {Output.Str(doc?["permission"])} '{resource}' " +
                 $"in {(Output.Str(doc?["environment"]) == "*" ? "every environment" : "'" + Output.Str(doc?["environment"]) + "'")} (grant {Output.Str(doc?["id"])}).", doc);
         }));
 

@@ -56,6 +56,20 @@ public sealed class AccessPolicyTests
     }
 
     [Fact]
+    public void A_grant_to_everyone_holds_for_every_caller_in_its_environment_and_a_key_scope_still_narrows_it()
+    {
+        var policy = new AccessPolicy([Grant("billing", PrincipalKinds.Everyone, "*", "use", "staging")]);
+
+        Assert.True(policy.Allows(Member("u1"), Permission.Use, "billing", "staging"));
+        Assert.True(policy.Allows(Member("u2", "dev"), Permission.Use, "billing", "staging"));
+        Assert.False(policy.Allows(Member("u1"), Permission.Use, "billing", "production"));
+        Assert.False(policy.Allows(Member("u1"), Permission.Edit, "billing", "staging"));
+        Assert.False(policy.Allows(Member("u1"), Permission.Use, "payroll", "staging"));
+        var scoped = Member("u3") with { Scope = new KeyScope(["payroll"], null, null) };
+        Assert.False(policy.Allows(scoped, Permission.Use, "billing", "staging"));
+    }
+
+    [Fact]
     public void A_key_scope_narrows_even_an_admin()
     {
         var policy = new AccessPolicy([]);

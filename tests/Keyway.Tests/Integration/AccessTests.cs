@@ -81,6 +81,37 @@ public abstract class AccessTests<TFixture>(TFixture fixture) : IClassFixture<TF
     }
 
     [Fact]
+    public async Task Everyone_may_use_staging_and_only_ops_may_use_production()
+    {
+        var (resource, _) = await fixture.BearerResourceAsync();
+        await Expect.SuccessAsync(await Admin.PutAsJsonAsync("/api/v1/environments/staging", new { }));
+        var ops = KeywayFixture.Unique("ops");
+        await Expect.StatusAsync(await Admin.PutAsJsonAsync($"/api/v1/groups/{ops}", new { }), 201);
+        var everyoneGrant = await GrantAsync(resource, new { everyone = true, permission = "use", environment = "staging" });
+        await GrantAsync(resource, new { group = ops, permission = "use", environment = "production" });
+        var (_, anyone) = await MemberAsync(); // in no group, with no grant of their own, and created after the grant
+        var (opsName, inOps) = await MemberAsync();
+        Assert.Equal(HttpStatusCode.NoContent, (await Admin.PutAsync($"/api/v1/groups/{ops}/members/{opsName}", null)).StatusCode);
+
+        async Task<HttpStatusCode> RunAsync(HttpClient client, string environment) =>
+            (await client.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { environment, path = "/everyone" })).StatusCode;
+
+        // Staging has no TOKEN variable: a run there fails on configuration, not on permission.
+        Assert.NotEqual(HttpStatusCode.Forbidden, await RunAsync(anyone, "staging"));
+        Assert.Equal(HttpStatusCode.Forbidden, await RunAsync(anyone, "production"));
+        Assert.NotEqual(HttpStatusCode.Forbidden, await RunAsync(inOps, "staging"));
+        Assert.Equal(HttpStatusCode.OK, await RunAsync(inOps, "production"));
+
+        var listed = await Expect.StatusAsync(await Admin.GetAsync($"/api/v1/resources/{resource}/permissions"), 200);
+        var shown = listed["grants"]!.AsArray().Single(g => (string?)g!["id"] == everyoneGrant)!;
+        Assert.Equal(("everyone", "everyone", "staging"), ((string?)shown["principalKind"], (string?)shown["principalName"], (string?)shown["environment"]));
+        await Expect.ProblemAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { everyone = true, user = opsName, permission = "use" }), 400, "bad_request");
+
+        Assert.Equal(HttpStatusCode.NoContent, (await Admin.DeleteAsync($"/api/v1/resources/{resource}/permissions/{everyoneGrant}")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, await RunAsync(anyone, "staging"));
+    }
+
+    [Fact]
     public async Task An_api_key_scoped_to_one_resource_cannot_touch_another()
     {
         var (allowed, _) = await fixture.BearerResourceAsync();

@@ -86,6 +86,8 @@ public sealed class CliTests(SqliteKeyway fixture) : IClassFixture<SqliteKeyway>
         var createGroup = await Cli(null, "group", "create", group);
         var add = await Cli(null, "group", "add", group, user);
         var grant = await Cli(null, "permission", "grant", resource, "--group", group, "--permission", "use", "--environment", "production");
+        var everyone = await Cli(null, "permission", "grant", other, "--everyone", "--permission", "use");
+        var both = await Cli(null, "permission", "grant", other, "--everyone", "--group", group);
         var permissions = await Cli(null, "permission", "list", resource);
         var key = await Cli(null, "key", "create", "--name", "cli-scoped", "--owner", user, "--resource", resource, "--action", "use", "--expires", "30d", "--json");
         var users = await Cli(null, "user", "list");
@@ -96,6 +98,10 @@ public sealed class CliTests(SqliteKeyway fixture) : IClassFixture<SqliteKeyway>
         Assert.True(createGroup.ExitCode == 0, createGroup.Output);
         Assert.True(add.ExitCode == 0, add.Output);
         Assert.True(grant.ExitCode == 0, grant.Output);
+        Assert.True(everyone.ExitCode == 0, everyone.Output);
+        Assert.Contains($"Everyone may use '{other}' in every environment", everyone.StandardOutput);
+        Assert.Equal(2, both.ExitCode);
+        Assert.Contains("exactly one of --user, --group or --everyone", both.StandardError);
         Assert.Contains($"group {group}", permissions.StandardOutput);
         Assert.True(key.ExitCode == 0, key.Output);
         Assert.Contains(user, users.StandardOutput);

@@ -392,7 +392,7 @@ async function renderResource(name) {
     }
     permissions.replaceChildren(
       table(['Who', 'Permission', 'Environment', 'Granted', ''], grants.map((g) => [
-        [g.principalName || g.principal, ' ', badge(g.principalKind)], badge(g.permission), g.environment === '*' ? 'every environment' : g.environment,
+        g.principalKind === 'everyone' ? badge('everyone', 'warn') : [g.principalName || g.principal, ' ', badge(g.principalKind)], badge(g.permission), g.environment === '*' ? 'every environment' : g.environment,
         when(g.createdAt),
         h('td', { class: 'actions' }, g.resource === '*' ? h('span', { class: 'muted' }, 'on every resource') : h('button', {
           type: 'button', class: 'danger', onclick: (e) => act(e.currentTarget, async () => {
@@ -404,13 +404,20 @@ async function renderResource(name) {
       h('form', {
         class: 'grid', onsubmit: onSubmit(async (form) => {
           const grant = { permission: form.elements.permission.value, environment: form.elements.genv.value || '*' };
-          grant[form.elements.kind.value] = form.elements.principal.value.trim();
+          if (form.elements.kind.value === 'everyone') grant.everyone = true;
+          else grant[form.elements.kind.value] = form.elements.principal.value.trim();
           await api('POST', path + '/permissions/', grant);
           notice('Permission granted.', 'ok');
           await drawPermissions();
         }),
       },
-      field('To', h('select', { name: 'kind' }, h('option', { value: 'user' }, 'user'), h('option', { value: 'group' }, 'group'))),
+      field('To', h('select', {
+        name: 'kind', onchange: (e) => {
+          const name = e.currentTarget.form.elements.principal;
+          name.disabled = e.currentTarget.value === 'everyone';
+          name.required = !name.disabled;
+        },
+      }, h('option', { value: 'user' }, 'user'), h('option', { value: 'group' }, 'group'), h('option', { value: 'everyone' }, 'everyone'))),
       field('Name', h('input', { name: 'principal', required: true })),
       field('Permission', h('select', { name: 'permission' }, ['use', 'edit', 'own'].map((p) => h('option', {}, p)))),
       field('Environment', h('select', { name: 'genv' }, h('option', { value: '*' }, 'every environment'), state.environments.map((e) => h('option', {}, e)))),

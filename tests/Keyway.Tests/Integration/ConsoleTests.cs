@@ -113,6 +113,29 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     }
 
     [Fact]
+    public async Task An_admin_grants_everyone_use_in_one_environment_from_the_console_and_a_new_member_can_run_there()
+    {
+        var (resource, _) = await fixture.BearerResourceAsync();
+        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
+        await page.GotoAsync($"/console#/resources/{resource}");
+        await SignInAsync(page, "admin", fixture.Keyway.AdminPassword!);
+
+        var form = page.Locator("form", new() { Has = page.GetByRole(AriaRole.Button, new() { Name = "Grant" }) });
+        await form.Locator("select[name=kind]").SelectOptionAsync("everyone");
+        await Assertions.Expect(form.Locator("input[name=principal]")).ToBeDisabledAsync();
+        await form.Locator("select[name=genv]").SelectOptionAsync("production");
+        await form.GetByRole(AriaRole.Button, new() { Name = "Grant" }).ClickAsync();
+        await Assertions.Expect(page.Locator("tr", new() { HasText = "everyone" })).ToContainTextAsync("production");
+
+        var member = KeywayFixture.Unique("anyone");
+        await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync("/api/v1/users", new { name = member, role = "member", source = "service" }), 201);
+        var token = (string)(await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync("/api/v1/keys", new { name = "anyone", owner = member }), 201))["token"]!;
+        using var client = fixture.Keyway.CreateClient(token);
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/everyone" })).StatusCode);
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task A_wrong_password_is_refused_with_the_reason_and_the_password_field_is_emptied()
     {
         var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);

@@ -136,6 +136,53 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     }
 
     [Fact]
+    public async Task An_admin_creates_promotes_resets_groups_and_deletes_a_person_from_the_console()
+    {
+        var person = KeywayFixture.Unique("person");
+        var team = KeywayFixture.Unique("team");
+        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
+        page.Dialog += (_, dialog) => dialog.AcceptAsync();
+        await page.GotoAsync("/console#/users");
+        await SignInAsync(page, "admin", fixture.Keyway.AdminPassword!);
+
+        var newUser = page.Locator("#new-user");
+        await newUser.Locator("input[name=name]").FillAsync(person);
+        await newUser.GetByRole(AriaRole.Button, new() { Name = "Create user" }).ClickAsync();
+        await Assertions.Expect(page.Locator(".once code")).ToHaveCountAsync(1);
+        var first = (await page.Locator(".once code").TextContentAsync())!;
+        var row = page.Locator("#users tr", new() { HasText = person });
+        await Assertions.Expect(row).ToContainTextAsync("member");
+
+        await row.GetByRole(AriaRole.Button, new() { Name = "Make admin" }).ClickAsync();
+        await Assertions.Expect(row.GetByRole(AriaRole.Button, new() { Name = "Make member" })).ToBeVisibleAsync();
+        await row.GetByRole(AriaRole.Button, new() { Name = "Reset password" }).ClickAsync();
+        var reset = page.Locator(".once", new() { HasText = "new password" }).Locator("code");
+        await Assertions.Expect(reset).ToHaveCountAsync(1);
+        var password = (await reset.TextContentAsync())!;
+        Assert.NotEqual(first, password);
+        using (var http = fixture.Keyway.CreateClient())
+        {
+            await Expect.ProblemAsync(await http.PostAsJsonAsync("/api/v1/auth/login", new { name = person, password = first }), 401, "invalid_credentials");
+            var signedIn = await Expect.StatusAsync(await http.PostAsJsonAsync("/api/v1/auth/login", new { name = person, password }), 200);
+            Assert.Equal("admin", (string?)signedIn["user"]!["role"]);
+        }
+
+        var groupForm = page.Locator("form", new() { Has = page.GetByRole(AriaRole.Button, new() { Name = "Save group" }) });
+        await groupForm.Locator("input[name=group]").FillAsync(team);
+        await groupForm.Locator("input[name=member]").FillAsync(person);
+        await groupForm.GetByRole(AriaRole.Button, new() { Name = "Save group" }).ClickAsync();
+        var groupRow = page.Locator("#groups tr", new() { HasText = team });
+        await Assertions.Expect(groupRow).ToContainTextAsync(person);
+        await groupRow.GetByRole(AriaRole.Button, new() { Name = $"Remove {person} from {team}" }).ClickAsync();
+        await Assertions.Expect(groupRow).Not.ToContainTextAsync(person);
+
+        await row.GetByRole(AriaRole.Button, new() { Name = "Delete" }).ClickAsync();
+        await Assertions.Expect(row).ToHaveCountAsync(0);
+        await Expect.ProblemAsync(await fixture.Admin.GetAsync($"/api/v1/users/{person}"), 404, "not_found");
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task A_wrong_password_is_refused_with_the_reason_and_the_password_field_is_emptied()
     {
         var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);

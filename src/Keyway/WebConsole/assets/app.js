@@ -692,20 +692,40 @@ function details(event) {
 // ---- Users and groups (admin) -------------------------------------------------------------
 async function renderUsers() {
   const [{ users }, { groups }] = await Promise.all([api('GET', '/users/'), api('GET', '/groups/')]);
-  const once = h('div', {});
+  const path = (u) => '/users/' + encodeURIComponent(u.name);
+  const shownOnce = (title, text, value, done) => $('main').prepend(h('div', { class: 'card once', role: 'alert' }, h('h2', {}, title),
+    h('p', {}, text), h('code', {}, value),
+    h('button', { type: 'button', class: 'link', onclick: (e) => e.currentTarget.closest('.once').remove() }, done)));
+  const action = (label, kind, run) => h('button', { type: 'button', class: kind, onclick: (e) => act(e.currentTarget, run) }, label);
   show(
     h('div', { class: 'head' }, h('div', {}, h('h1', {}, 'Users & groups'), h('p', { class: 'muted' }, 'People sign in with a password or single sign-on; service identities own API keys.'))),
-    once,
-    h('div', { class: 'card' }, h('h2', {}, 'Users'), table(['Name', 'Email', 'Role', 'Source', 'Groups', 'Status', ''], users.map((u) => [
+    h('div', { class: 'card', id: 'users' }, h('h2', {}, 'Users'), table(['Name', 'Email', 'Role', 'Source', 'Groups', 'Status', ''], users.map((u) => [
       u.displayName ? [u.name, h('span', { class: 'muted' }, ' ' + u.displayName)] : u.name, u.email || '', badge(u.role), u.source, (u.groups || []).join(', '),
       u.disabled ? badge('disabled', 'bad') : badge('active', 'ok'),
-      h('td', { class: 'actions' }, h('button', {
-        type: 'button', class: u.disabled ? 'secondary' : 'danger', onclick: (e) => act(e.currentTarget, async () => {
-          await api('PATCH', '/users/' + encodeURIComponent(u.name), { disabled: !u.disabled });
+      h('td', { class: 'actions' }, h('div', { class: 'row' },
+        action(u.role === 'admin' ? 'Make member' : 'Make admin', 'secondary', async () => {
+          const role = u.role === 'admin' ? 'member' : 'admin';
+          await api('PATCH', path(u), { role });
+          notice(`${u.name} is now ${role === 'admin' ? 'an admin' : 'a member'}; their sessions start over.`, 'ok');
+          await renderUsers();
+        }),
+        u.source === 'local' ? action('Reset password', 'secondary', async () => {
+          if (!confirm(`Give ${u.name} a new password? Their sessions end; their API keys keep working.`)) return;
+          const password = newPassword();
+          await api('PATCH', path(u), { password });
+          shownOnce(`${u.name}'s new password`, 'Shown once. Pass it on; they can change it under their name, top right.', password, 'I have passed it on');
+        }) : null,
+        action(u.disabled ? 'Enable' : 'Disable', u.disabled ? 'secondary' : 'danger', async () => {
+          await api('PATCH', path(u), { disabled: !u.disabled });
           notice(`${u.name} ${u.disabled ? 'enabled' : 'disabled'}.`, 'ok');
           await renderUsers();
         }),
-      }, u.disabled ? 'Enable' : 'Disable'))]), 'No users.'),
+        action('Delete', 'danger', async () => {
+          if (!confirm(`Delete ${u.name} with their API keys, group memberships and grants? This cannot be undone; disabling can.`)) return;
+          await api('DELETE', path(u));
+          notice(`${u.name} deleted.`, 'ok');
+          await renderUsers();
+        })))]), 'No users.'),
     h('h2', {}, 'New user'),
     h('form', {
       class: 'grid', id: 'new-user', onsubmit: onSubmit(async (form) => {
@@ -714,9 +734,7 @@ async function renderUsers() {
         const answer = await api('POST', '/users/', body);
         await renderUsers();
         if (answer.password) {
-          $('main').prepend(h('div', { class: 'card once', role: 'alert' }, h('h2', {}, `${answer.user.name} created`),
-            h('p', {}, 'Their first password, shown once. Ask them to change it after signing in.'), h('code', {}, answer.password),
-            h('button', { type: 'button', class: 'link', onclick: (e) => e.currentTarget.closest('.once').remove() }, 'I have passed it on')));
+          shownOnce(`${answer.user.name} created`, 'Their first password, shown once. Ask them to change it after signing in.', answer.password, 'I have passed it on');
         } else {
           notice(`${answer.user.name} created.`, 'ok');
         }
@@ -727,8 +745,22 @@ async function renderUsers() {
     field('Role', h('select', { name: 'role' }, h('option', {}, 'member'), h('option', {}, 'admin'))),
     field('Kind', h('select', { name: 'source' }, h('option', { value: 'local' }, 'person (password)'), h('option', { value: 'service' }, 'service identity'))),
     h('button', { type: 'submit' }, 'Create user'))),
-    h('div', { class: 'card' }, h('h2', {}, 'Groups'), table(['Name', 'Description', 'Members'], groups.map((g) => [
-      g.name, g.description || '', (g.members || []).map((m) => m.user).join(', ')]), 'No groups.'),
+    h('div', { class: 'card', id: 'groups' }, h('h2', {}, 'Groups'), table(['Name', 'Description', 'Members', ''], groups.map((g) => [
+      g.name, g.description || '',
+      h('td', {}, (g.members || []).map((m) => h('span', { class: 'badge member' }, m.user, m.source === 'sso' ? ' (sso)' : '',
+        h('button', {
+          type: 'button', class: 'link', 'aria-label': `Remove ${m.user} from ${g.name}`, onclick: (e) => act(e.currentTarget, async () => {
+            await api('DELETE', `/groups/${encodeURIComponent(g.name)}/members/${encodeURIComponent(m.user)}`);
+            notice(`${m.user} removed from ${g.name}.`, 'ok');
+            await renderUsers();
+          }),
+        }, ' ×')))),
+      h('td', { class: 'actions' }, action('Delete', 'danger', async () => {
+        if (!confirm(`Delete the group ${g.name} with its memberships and the grants given to it?`)) return;
+        await api('DELETE', '/groups/' + encodeURIComponent(g.name));
+        notice(`Group ${g.name} deleted.`, 'ok');
+        await renderUsers();
+      }))]), 'No groups.'),
     h('form', {
       class: 'grid', onsubmit: onSubmit(async (form) => {
         const group = form.elements.group.value.trim();
@@ -742,6 +774,13 @@ async function renderUsers() {
     field('Description', h('input', { name: 'description' })),
     field('Add member', h('input', { name: 'member', placeholder: 'user name' })),
     h('button', { type: 'submit' }, 'Save group'))));
+}
+
+/** A password for someone else to change: 20 characters from a 57-letter alphabet (no 0/O, 1/l/I), about 117 bits. */
+function newPassword() {
+  const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
+  const bytes = crypto.getRandomValues(new Uint32Array(20));
+  return Array.from(bytes, (b) => alphabet[b % alphabet.length]).join('');
 }
 
 // ---- Account ------------------------------------------------------------------------------

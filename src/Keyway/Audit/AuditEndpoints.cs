@@ -59,7 +59,7 @@ internal static class AuditEndpoints
                 return TypedResults.Ok(new AuditPage(events.Select(AuditEventView.From).ToList(), events.Count > 0 ? events[^1].Seq : query.After));
             })
             .Requires(Permission.Admin)
-            .WithSummary("Audit events, oldest first: the newest 'limit' (default 100, at most 1000), or those after the cursor 'after'. " +
+            .WithSummary("Audit events, oldest first: the newest 'limit' (default 100, at most 1000), those after the cursor 'after', or the newest before 'before' (paging back). " +
                          "Filters: actor (user id, user name or key id), resource, action (exact, or a prefix ending in '.'), since and until (ISO 8601).");
 
         group.MapGet("/export", async (HttpContext http, AuditStore store, CancellationToken ct) =>
@@ -114,6 +114,7 @@ internal static class AuditEndpoints
             Since = When(q["since"], "since"),
             Until = When(q["until"], "until"),
             After = Number(q["after"], "after"),
+            Before = Number(q["before"], "before"),
             Limit = (int)(Number(q["limit"], "limit") ?? 100),
         };
     }

@@ -19,6 +19,9 @@ internal sealed record AuditQuery
     /// <summary>Only events after this sequence number (a cursor: the previous page's <c>next</c>).</summary>
     public long? After { get; init; }
 
+    /// <summary>Only events before this sequence number: with no <see cref="After"/>, the newest page older than it (paging back).</summary>
+    public long? Before { get; init; }
+
     public int Limit { get; init; } = 100;
 }
 
@@ -95,6 +98,12 @@ internal sealed class AuditStore(Database database)
         {
             sql.Append(" AND at < @until");
             parameters.Add("until", until.ToStore());
+        }
+
+        if (query.Before is { } before)
+        {
+            sql.Append(" AND seq < @before");
+            parameters.Add("before", before);
         }
 
         if (query.After is { } after)

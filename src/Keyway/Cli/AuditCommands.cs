@@ -56,14 +56,16 @@ internal static class AuditCommands
         var filters = Filters.Create();
         var limit = new Option<int>("--limit", "-n") { Description = "How many events (the newest; at most 1000).", DefaultValueFactory = _ => 50 };
         var after = new Option<long?>("--after") { Description = "Only events after this seq (oldest first from there)." };
-        var command = new Command("list", "List audit events, oldest first: the newest --limit, or those after --after.\n" +
-                                          "Example: keyway audit list --action credential. --since 1h") { limit, after };
+        var before = new Option<long?>("--before") { Description = "Only events before this seq: the newest --limit of them (page back with the first seq shown)." };
+        var command = new Command("list", "List audit events, oldest first: the newest --limit, those after --after, or the newest before --before.\n" +
+                                          "Example: keyway audit list --action credential. --since 1h") { limit, after, before };
         filters.AddTo(command);
         command.SetAction(io.Client(async (client, output, parse, ct) =>
         {
             var query = filters.Query(parse);
             Add(query, "limit", parse.GetValue(limit).ToString(CultureInfo.InvariantCulture));
             Add(query, "after", parse.GetValue(after)?.ToString(CultureInfo.InvariantCulture));
+            Add(query, "before", parse.GetValue(before)?.ToString(CultureInfo.InvariantCulture));
             var doc = await client.GetAsync(AuditPath + Join(query), ct);
             Table(output, doc, doc?["events"] as JsonArray);
         }));

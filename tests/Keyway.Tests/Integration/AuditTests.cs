@@ -110,6 +110,10 @@ public abstract class AuditTests<TFixture>(TFixture fixture) : IClassFixture<TFi
         var seqs = ((JsonArray)page["events"]!).Select(e => (long)e!["seq"]!).ToArray();
         Assert.Equal(all.Skip(1).Take(2).Select(e => (long)e["seq"]!).ToArray(), seqs);
         Assert.Equal(seqs[^1], (long)page["next"]!);
+        // Paging back: the newest two before the last event, oldest first.
+        var last = (long)all[^1]["seq"]!;
+        var back = await Expect.SuccessAsync(await Admin.GetAsync($"/api/v1/audit?resource={resource}&before={last}&limit=2"));
+        Assert.Equal(all.Skip(2).Take(2).Select(e => (long)e["seq"]!), ((JsonArray)back["events"]!).Select(e => (long)e!["seq"]!));
 
         var future = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddHours(1).ToString("O"));
         var none = await Expect.SuccessAsync(await Admin.GetAsync($"/api/v1/audit?resource={resource}&since={future}"));

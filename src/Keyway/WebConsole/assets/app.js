@@ -639,11 +639,17 @@ async function renderKeys() {
 async function renderAudit() {
   const params = new URLSearchParams(location.hash.split('?')[1] || '');
   const query = new URLSearchParams();
-  for (const name of ['actor', 'action', 'resource']) if (params.get(name)) query.set(name, params.get(name));
+  for (const name of ['actor', 'action', 'resource', 'before']) if (params.get(name)) query.set(name, params.get(name));
   // The picker's value is local time without an offset; the API wants an instant.
   if (params.get('since') && !isNaN(new Date(params.get('since')))) query.set('since', new Date(params.get('since')).toISOString());
-  query.set('limit', '200');
+  const pageSize = 200;
+  query.set('limit', String(pageSize));
   const { events } = await api('GET', '/audit/?' + query);
+  // Paging back: the same filters, before the oldest event on this page.
+  const older = new URLSearchParams(params);
+  if (events.length) older.set('before', String(events[0].seq));
+  const newest = new URLSearchParams(params);
+  newest.delete('before');
   const verdict = h('div', { id: 'verify-result' });
   const outcome = (o) => badge(o, o === 'success' ? 'ok' : o === 'denied' ? 'bad' : 'warn');
   show(
@@ -677,7 +683,10 @@ async function renderAudit() {
       String(e.seq), h('td', { class: 'nowrap' }, when(e.at)),
       h('td', { class: 'nowrap' }, e.actor.name || e.actor.id || e.actor.kind, e.actor.keyId ? h('span', { class: 'muted' }, ' via key') : null),
       h('span', { class: 'mono' }, e.action), outcome(e.outcome), e.resource || '', e.environment || '',
-      h('td', { class: 'detail' }, details(e))]), 'No events match.')));
+      h('td', { class: 'detail' }, details(e))]), 'No events match.'),
+    h('div', { class: 'row' },
+      params.get('before') ? h('a', { href: '#/audit?' + newest, id: 'audit-newest' }, '← Newest') : null,
+      events.length === pageSize && events[0].seq > 1 ? h('a', { href: '#/audit?' + older, id: 'audit-older' }, 'Older events →') : null)));
 }
 
 /** An event's target and detail as short "name value" pairs, e.g. "method GET · path /x · status 200". */

@@ -183,6 +183,29 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     }
 
     [Fact]
+    public async Task A_resource_with_a_token_written_in_plain_text_is_refused_with_the_field_and_what_to_do_and_nothing_is_stored()
+    {
+        var name = KeywayFixture.Unique("plain");
+        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
+        await page.GotoAsync("/console#/resources");
+        await SignInAsync(page, "admin", fixture.Keyway.AdminPassword!);
+
+        var form = page.Locator("#new-resource");
+        await form.Locator("input[name=name]").FillAsync(name);
+        await form.Locator("textarea[name=definition]").FillAsync(
+            $$$"""{"baseUrl": "{{{fixture.Upstream.BaseUrl}}}", "auth": {"type": "bearer", "token": "typed-in-plain-text"}}""");
+        await form.GetByRole(AriaRole.Button, new() { Name = "Create resource" }).ClickAsync();
+
+        var notice = page.Locator("#notice");
+        await Assertions.Expect(notice).ToContainTextAsync("auth.token");
+        await Assertions.Expect(notice).ToContainTextAsync("keyway var set NAME --secret");
+        await Assertions.Expect(notice).ToContainTextAsync("(400 invalid_config)");
+        await Assertions.Expect(form.Locator("textarea[name=definition]")).ToHaveValueAsync(new System.Text.RegularExpressions.Regex("typed-in-plain-text"));
+        await Expect.ProblemAsync(await fixture.Admin.GetAsync($"/api/v1/resources/{name}"), 404, "not_found");
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task A_wrong_password_is_refused_with_the_reason_and_the_password_field_is_emptied()
     {
         var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);

@@ -123,8 +123,10 @@ async function api(method, path, body) {
 function describe(error) {
   if (!(error instanceof ApiError)) return String(error && error.message || error);
   const parts = [error.message];
+  // Keyway's per-field errors, [{field, message}], are in the detail already; ASP.NET Core's validation
+  // problems carry {name: [messages]} instead.
   const errors = error.problem.errors;
-  if (errors && typeof errors === 'object') {
+  if (errors && typeof errors === 'object' && !Array.isArray(errors)) {
     for (const [name, messages] of Object.entries(errors)) parts.push(`${name}: ${[].concat(messages).join(' ')}`);
   }
   return parts.join(' ') + (error.code && error.status ? ` (${error.status} ${error.code})` : '');

@@ -218,6 +218,7 @@ internal static partial class KeywayServer
         var access = app.Services.GetRequiredService<AccessPolicy>();
         access.Subscribe();
         await access.ReloadAsync(cancellationToken);
+        await app.Services.GetRequiredService<SessionRevocations>().ReloadAsync(cancellationToken);
         await variables.EnsureProductionAsync(cancellationToken);
         await app.Services.GetRequiredService<AuditLog>().SealAtStartAsync(app.Services.GetRequiredService<AuditStore>(), cancellationToken);
         await app.Services.GetRequiredService<Bootstrap>().RunAsync(

@@ -27,6 +27,8 @@ internal static class Sessions
     public const string CsrfHeader = "X-Keyway-CSRF";
 
     internal const string SessionVersionClaim = "keyway:session_version";
+    internal const string SessionIdClaim = "keyway:sid";
+    internal const string SessionIdItem = "keyway.sid";
     internal const string CsrfProperty = "keyway.csrf";
     internal const string CsrfItem = "keyway.csrf";
 
@@ -42,12 +44,16 @@ internal static class Sessions
         return authorization.Count == 1 && authorization[0] is { } value && value.AsSpan().TrimStart().StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase);
     }
 
-    /// <summary>What the session cookie holds: the user and the session version it was issued under.</summary>
+    /// <summary>
+    /// What the session cookie holds: the user, the session version it was issued under, and a new
+    /// session id (what signing out revokes, <see cref="SessionRevocations"/>).
+    /// </summary>
     public static ClaimsPrincipal Principal(string userId, long sessionVersion) =>
         new(new ClaimsIdentity(
             [
                 new Claim(ClaimTypes.NameIdentifier, userId),
                 new Claim(SessionVersionClaim, sessionVersion.ToString(CultureInfo.InvariantCulture)),
+                new Claim(SessionIdClaim, ApiKeyService.Base64Url(RandomNumberGenerator.GetBytes(16))),
             ],
             SchemeName));
 
@@ -91,6 +97,9 @@ internal static class Sessions
     /// <summary>The antiforgery token of the session that authenticated this request; null for API keys and anonymous calls.</summary>
     public static string? CsrfToken(HttpContext http) => http.Items[CsrfItem] as string;
 
+    /// <summary>The id of the session that authenticated this request; null for API keys and anonymous calls.</summary>
+    public static string? SessionId(HttpContext http) => http.Items[SessionIdItem] as string;
+
     /// <summary>Whether this request was authenticated by a session cookie (not an API key).</summary>
     public static bool IsSession(HttpContext http) => http.User.Identity is { IsAuthenticated: true, AuthenticationType: SchemeName };
 
@@ -122,13 +131,16 @@ internal static class Sessions
     {
         var userId = context.Principal?.FindFirstValue(ClaimTypes.NameIdentifier);
         var versionText = context.Principal?.FindFirstValue(SessionVersionClaim);
-        var validator = context.HttpContext.RequestServices.GetRequiredService<SessionValidator>();
-        var caller = userId is null || !long.TryParse(versionText, CultureInfo.InvariantCulture, out var version)
+        var sessionId = context.Principal?.FindFirstValue(SessionIdClaim);
+        var services = context.HttpContext.RequestServices;
+        // A cookie from before session ids cannot be signed out: it is refused, and its holder signs in again.
+        var caller = userId is null || sessionId is null || !long.TryParse(versionText, CultureInfo.InvariantCulture, out var version)
+            || services.GetRequiredService<SessionRevocations>().IsRevoked(sessionId)
             ? null
-            : await validator.ValidateAsync(userId, version, context.HttpContext.RequestAborted);
+            : await services.GetRequiredService<SessionValidator>().ValidateAsync(userId, version, context.HttpContext.RequestAborted);
         if (caller is null)
         {
-            // Gone, disabled, or the password changed since: the session ends here, and the cookie with it.
+            // Gone, disabled, signed out, or the password changed since: the session ends here, and the cookie with it.
             context.RejectPrincipal();
             await SignOutAsync(context.HttpContext);
             return;
@@ -136,6 +148,7 @@ internal static class Sessions
 
         // The cookie handler renews the ticket it read, not this principal (sliding expiry keeps the cookie small).
         context.ReplacePrincipal(caller.ToPrincipal(SchemeName));
+        context.HttpContext.Items[SessionIdItem] = sessionId;
         if (context.Properties.Items.TryGetValue(CsrfProperty, out var csrf))
         {
             context.HttpContext.Items[CsrfItem] = csrf;

@@ -105,10 +105,16 @@ internal static class SignInEndpoints
         return TypedResults.Ok(new SignedInResponse(Me(caller, user.Source, Sessions.SchemeName), csrf));
     }
 
-    private static async Task<IResult> LogoutAsync(HttpContext http, IAuditLog audit, CancellationToken ct)
+    private static async Task<IResult> LogoutAsync(HttpContext http, IAuditLog audit, SessionRevocations revocations, CancellationToken ct)
     {
         if (Sessions.IsSession(http))
         {
+            // Server-side too: a copy of this cookie taken before now is refused on every replica.
+            if (Sessions.SessionId(http) is { } sessionId)
+            {
+                await revocations.RevokeAsync(sessionId, ct);
+            }
+
             await Sessions.SignOutAsync(http);
             await audit.RecordAsync(new AuditEntry("signout") { Actor = Caller.From(http.User), Target = Caller.From(http.User)?.UserName }, ct);
         }

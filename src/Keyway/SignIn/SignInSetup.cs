@@ -86,6 +86,7 @@ internal static class SignInSetup
         services.AddSingleton<SignInThrottle>();
         services.AddSingleton<PasswordSignIn>();
         services.AddSingleton<SessionValidator>();
+        services.AddSingleton<SessionRevocations>();
         services.AddSingleton<StoreXmlRepository>();
         services.AddDataProtection().SetApplicationName("keyway");
         // Data Protection reads its key ring (XML) at start from a hosted service, which maps
@@ -125,6 +126,7 @@ internal static class SignInSetup
     public static void UseKeywaySignIn(this WebApplication app)
     {
         app.Services.GetRequiredService<SessionValidator>().Subscribe();
+        app.Services.GetRequiredService<SessionRevocations>().Subscribe();
         app.Use(RequireCsrfAsync);
     }
 

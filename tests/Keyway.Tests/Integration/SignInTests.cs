@@ -104,11 +104,26 @@ public abstract class SignInFixture(StoreKind store) : IAsyncLifetime
         ? global::Keyway.Storage.Database.Postgres(url)
         : global::Keyway.Storage.Database.Sqlite(Path.Combine(Keyway.DataDirectory, "keyway.db"));
 
-    /// <summary>A browser: keeps cookies, follows no redirect by itself.</summary>
-    public HttpClient Browser() => new(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, UseCookies = true, CookieContainer = new CookieContainer() })
+    /// <summary>The value of the session cookie a <see cref="Browser"/> holds.</summary>
+    public string SessionCookie(HttpClient browser)
     {
-        BaseAddress = new Uri(Keyway.BaseUrl + "/"),
-    };
+        Assert.True(_jars.TryGetValue(browser, out var jar), "Not a browser from Browser().");
+        return jar.GetCookies(new Uri(Keyway.BaseUrl)).Single(c => c.Name == Sessions.CookieName).Value;
+    }
+
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<HttpClient, CookieContainer> _jars = [];
+
+    /// <summary>A browser: keeps cookies, follows no redirect by itself.</summary>
+    public HttpClient Browser()
+    {
+        var jar = new CookieContainer();
+        var browser = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, UseCookies = true, CookieContainer = jar })
+        {
+            BaseAddress = new Uri(Keyway.BaseUrl + "/"),
+        };
+        _jars.Add(browser, jar);
+        return browser;
+    }
 }
 
 public sealed class SqliteSignIn() : SignInFixture(StoreKind.Sqlite);
@@ -242,6 +257,33 @@ public abstract class SignInTests<TFixture>(TFixture fixture) : IClassFixture<TF
         await Expect.ProblemAsync(proxied, 403, "csrf_failed");
         await Expect.SuccessAsync(with);
         await Expect.SuccessAsync(byKey);
+    }
+
+    [Fact]
+    public async Task Signing_out_ends_the_session_on_the_server_so_a_copy_of_its_cookie_is_refused_too()
+    {
+        var name = Unique("user");
+        await Fixture.CreateUserAsync(name, Password);
+        using var browser = Fixture.Browser();
+        var csrf = await SignInAsync(browser, name, Password);
+        using var other = Fixture.Browser();
+        await SignInAsync(other, name, Password);
+        // What a shared machine or a cookie thief keeps: the session cookie as it was before sign-out.
+        var cookie = Fixture.SessionCookie(browser);
+        using var copy = Fixture.Keyway.CreateClient();
+        copy.DefaultRequestHeaders.Add("Cookie", $"{Sessions.CookieName}={cookie}");
+        await Expect.StatusAsync(await copy.GetAsync("/api/v1/me"), 200);
+
+        await Expect.StatusAsync(await browser.SendAsync(Unsafe(HttpMethod.Post, "/api/v1/auth/logout", csrf)), 204);
+
+        await Expect.ProblemAsync(await copy.GetAsync("/api/v1/me"), 401, "unauthorized");
+        await Expect.ProblemAsync(await browser.GetAsync("/api/v1/me"), 401, "unauthorized");
+        // Only that session: the same person's other session goes on.
+        await Expect.StatusAsync(await other.GetAsync("/api/v1/me"), 200);
+        // And it stays refused after a restart, from the store.
+        await Fixture.Keyway.RestartAsync();
+        await Expect.ProblemAsync(await copy.GetAsync("/api/v1/me"), 401, "unauthorized");
+        await Expect.StatusAsync(await other.GetAsync("/api/v1/me"), 200);
     }
 
     [Fact]

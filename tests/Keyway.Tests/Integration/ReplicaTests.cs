@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
+using Keyway.SignIn;
 using Keyway.Tests.Infrastructure;
 using Npgsql;
 
@@ -145,6 +146,31 @@ public sealed class ReplicaTests(ReplicaPair replicas) : IClassFixture<ReplicaPa
         await Poll.UntilAsync(
             async () => (await caller.GetAsync("/api/v1/keys")).StatusCode == HttpStatusCode.Unauthorized,
             Propagation, "replica B to refuse the key revoked through replica A");
+    }
+
+    [Fact]
+    public async Task A_session_signed_out_on_one_replica_is_refused_by_the_other_at_once()
+    {
+        var name = KeywayFixture.Unique("user");
+        const string password = "a replica passphrase";
+        await Expect.StatusAsync(await replicas.AdminA.PostAsJsonAsync("/api/v1/users", new { name, role = "member", source = "local", password }), 201);
+        using var onA = replicas.A.CreateClient();
+        var login = await onA.PostAsJsonAsync("/api/v1/auth/login", new { name, password });
+        var signedIn = await Expect.StatusAsync(login, 200);
+        var session = login.Headers.GetValues("Set-Cookie").Select(c => c.Split(';')[0]).Single(c => c.StartsWith(Sessions.CookieName + "=", StringComparison.Ordinal));
+        // The same cookie, presented to the other replica (a load balancer without stickiness).
+        using var onB = replicas.B.CreateClient();
+        onB.DefaultRequestHeaders.Add("Cookie", session);
+        await Expect.StatusAsync(await onB.GetAsync("/api/v1/me"), 200);
+
+        using var logout = new HttpRequestMessage(HttpMethod.Post, "/api/v1/auth/logout");
+        logout.Headers.Add("Cookie", session);
+        logout.Headers.Add(Sessions.CsrfHeader, (string)signedIn["csrfToken"]!);
+        await Expect.StatusAsync(await onA.SendAsync(logout), 204);
+
+        await Poll.UntilAsync(
+            async () => (await onB.GetAsync("/api/v1/me")).StatusCode == HttpStatusCode.Unauthorized,
+            Propagation, "replica B to refuse the session signed out on replica A");
     }
 
     [Fact]

@@ -376,6 +376,18 @@ internal sealed class UserStore(Database database, TimeProvider time, ChangeFeed
             new { userId });
     }
 
+    /// <summary>Ends every console session of the user, on every replica: the session version moves on.</summary>
+    public async Task EndSessionsAsync(string userId, CancellationToken cancellationToken)
+    {
+        await using (var connection = await database.OpenAsync(cancellationToken))
+        {
+            await connection.ExecuteAsync(
+                "UPDATE users SET session_version = session_version + 1, updated_at = @now WHERE id = @userId", new { userId, now = time.GetUtcNow().ToStore() });
+        }
+
+        changes.Publish(new Change(ChangeKind, userId));
+    }
+
     /// <summary>
     /// Stores a new password hash. With <paramref name="endSessions"/> (a password change) the session
     /// version is bumped, which ends every console session of the user; a rehash of the same password

@@ -29,7 +29,7 @@ internal static class SignInEndpoints
         api.MapPost("/auth/login", LoginAsync).Anonymous().WithTags("Sign-in")
             .Produces<SignedInResponse>()
             .WithSummary("Sign in with a local account's password; sets the session cookie (keyway-session) and the antiforgery cookie (keyway-csrf).");
-        api.MapPost("/auth/logout", LogoutAsync).Requires(Permission.Read).WithTags("Sign-in").WithSummary("End the console session.");
+        api.MapPost("/auth/logout", LogoutAsync).Requires(Permission.Read).WithTags("Sign-in").WithSummary("End this console session, on the server too; with ?everywhere=true every other session of the same person as well.");
         api.MapGet("/me", MeAsync).Requires(Permission.Read).WithTags("Sign-in").Produces<MeResponse>().WithSummary("Who is calling: the signed-in user or the API key's owner.");
         api.MapPost("/me/password", ChangePasswordAsync).Requires(Permission.Read).WithTags("Sign-in")
             .WithSummary("Change your password (at least 12 characters, not your user name); your other sessions end.");
@@ -105,18 +105,31 @@ internal static class SignInEndpoints
         return TypedResults.Ok(new SignedInResponse(Me(caller, user.Source, Sessions.SchemeName), csrf));
     }
 
-    private static async Task<IResult> LogoutAsync(HttpContext http, IAuditLog audit, SessionRevocations revocations, CancellationToken ct)
+    private static async Task<IResult> LogoutAsync(
+        HttpContext http, bool? everywhere, IAuditLog audit, SessionRevocations revocations, UserStore users, CancellationToken ct)
     {
         if (Sessions.IsSession(http))
         {
+            var caller = Caller.From(http.User)!;
             // Server-side too: a copy of this cookie taken before now is refused on every replica.
             if (Sessions.SessionId(http) is { } sessionId)
             {
                 await revocations.RevokeAsync(sessionId, ct);
             }
 
+            if (everywhere == true)
+            {
+                // Every other session of this person, on every browser and replica (a new session version).
+                await users.EndSessionsAsync(caller.UserId, ct);
+            }
+
             await Sessions.SignOutAsync(http);
-            await audit.RecordAsync(new AuditEntry("signout") { Actor = Caller.From(http.User), Target = Caller.From(http.User)?.UserName }, ct);
+            await audit.RecordAsync(new AuditEntry("signout")
+            {
+                Actor = caller,
+                Target = caller.UserName,
+                Detail = everywhere == true ? new Dictionary<string, object?> { ["everywhere"] = true } : null,
+            }, ct);
         }
 
         return TypedResults.NoContent();

@@ -278,6 +278,31 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     }
 
     [Fact]
+    public async Task Sign_out_everywhere_on_the_account_page_ends_the_persons_sessions_in_other_browsers_too()
+    {
+        var member = KeywayFixture.Unique("member");
+        const string password = "member passphrase long enough";
+        await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync("/api/v1/users", new { name = member, role = "member", source = "local", password }), 201);
+        var laptop = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
+        var phone = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
+        foreach (var page in new[] { laptop, phone })
+        {
+            await page.GotoAsync("/console#/account");
+            await SignInAsync(page, member, password);
+            await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Your account" })).ToBeVisibleAsync();
+        }
+
+        laptop.Dialog += (_, dialog) => dialog.AcceptAsync();
+        await laptop.GetByRole(AriaRole.Button, new() { Name = "Sign out everywhere" }).ClickAsync();
+        await Assertions.Expect(laptop.GetByRole(AriaRole.Heading, new() { Name = "Sign in to Keyway" })).ToBeVisibleAsync();
+
+        await phone.ReloadAsync();
+        await Assertions.Expect(phone.GetByRole(AriaRole.Heading, new() { Name = "Sign in to Keyway" })).ToBeVisibleAsync();
+        await laptop.Context.CloseAsync();
+        await phone.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task The_console_is_served_with_a_policy_that_runs_only_its_own_script_and_cannot_be_framed()
     {
         using var http = fixture.Keyway.CreateClient();

@@ -287,6 +287,31 @@ public abstract class SignInTests<TFixture>(TFixture fixture) : IClassFixture<TF
     }
 
     [Fact]
+    public async Task Signing_out_everywhere_ends_every_session_of_that_person_and_no_one_elses()
+    {
+        var name = Unique("user");
+        await Fixture.CreateUserAsync(name, Password);
+        var someoneElse = Unique("user");
+        await Fixture.CreateUserAsync(someoneElse, Password);
+        using var laptop = Fixture.Browser();
+        using var phone = Fixture.Browser();
+        using var colleague = Fixture.Browser();
+        var csrf = await SignInAsync(laptop, name, Password);
+        await SignInAsync(phone, name, Password);
+        await SignInAsync(colleague, someoneElse, Password);
+
+        await Expect.StatusAsync(await laptop.SendAsync(Unsafe(HttpMethod.Post, "/api/v1/auth/logout?everywhere=true", csrf)), 204);
+
+        await Expect.ProblemAsync(await laptop.GetAsync("/api/v1/me"), 401, "unauthorized");
+        await Expect.ProblemAsync(await phone.GetAsync("/api/v1/me"), 401, "unauthorized");
+        await Expect.StatusAsync(await colleague.GetAsync("/api/v1/me"), 200);
+        // Signing in again works as ever.
+        using var again = Fixture.Browser();
+        await SignInAsync(again, name, Password);
+        await Expect.StatusAsync(await again.GetAsync("/api/v1/me"), 200);
+    }
+
+    [Fact]
     public async Task A_password_change_ends_the_other_sessions_and_keeps_this_one()
     {
         var name = Unique("user");

@@ -804,6 +804,18 @@ async function renderAccount() {
       h('dt', {}, 'Name'), h('dd', {}, me.name), h('dt', {}, 'Display name'), h('dd', {}, me.displayName || '—'),
       h('dt', {}, 'Email'), h('dd', {}, me.email || '—'), h('dt', {}, 'Role'), h('dd', {}, me.role),
       h('dt', {}, 'Groups'), h('dd', {}, (me.groups || []).join(', ') || '—'), h('dt', {}, 'Signed in with'), h('dd', {}, me.source === 'oidc' ? 'single sign-on' : 'password'))),
+    h('div', { class: 'card' }, h('h2', {}, 'Sessions'),
+      h('p', { class: 'muted' }, 'Signed in somewhere you should not be, or on a machine you no longer have? End every console session of yours, this one included. Your API keys keep working: revoke them under API keys.'),
+      h('button', {
+        type: 'button', class: 'danger', id: 'signout-everywhere', onclick: (e) => act(e.currentTarget, async () => {
+          if (!confirm('Sign out of every browser, this one included?')) return;
+          await api('POST', '/auth/logout?everywhere=true');
+          state.me = null;
+          state.csrf = null;
+          location.hash = '';
+          renderSignIn();
+        }),
+      }, 'Sign out everywhere')),
     me.source === 'local' ? h('div', { class: 'card' }, h('h2', {}, 'Change password'),
       h('form', {
         class: 'stack narrow-form', id: 'password', onsubmit: onSubmit(async (form) => {

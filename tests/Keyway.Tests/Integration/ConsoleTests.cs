@@ -81,14 +81,12 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     [Fact]
     public async Task A_member_without_use_is_refused_in_the_console_as_in_the_api_and_can_run_once_granted()
     {
-        var member = KeywayFixture.Unique("member");
-        const string password = "member passphrase long enough";
-        await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync("/api/v1/users", new { name = member, role = "member", source = "local", password }), 201);
+        var member = await MemberAsync();
         var (resource, _) = await fixture.BearerResourceAsync();
 
         var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
         await page.GotoAsync($"/console#/resources/{resource}");
-        await SignInAsync(page, member, password);
+        await SignInAsync(page, member, MemberPassword);
 
         await Assertions.Expect(page.GetByRole(AriaRole.Alert)).ToContainTextAsync("403 forbidden");
         var nav = page.Locator("#nav");
@@ -280,15 +278,13 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     [Fact]
     public async Task Sign_out_everywhere_on_the_account_page_ends_the_persons_sessions_in_other_browsers_too()
     {
-        var member = KeywayFixture.Unique("member");
-        const string password = "member passphrase long enough";
-        await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync("/api/v1/users", new { name = member, role = "member", source = "local", password }), 201);
+        var member = await MemberAsync();
         var laptop = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
         var phone = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
         foreach (var page in new[] { laptop, phone })
         {
             await page.GotoAsync("/console#/account");
-            await SignInAsync(page, member, password);
+            await SignInAsync(page, member, MemberPassword);
             await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Your account" })).ToBeVisibleAsync();
         }
 
@@ -332,6 +328,16 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     {
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         return response.Headers.ETag!;
+    }
+
+    private const string MemberPassword = "member passphrase long enough";
+
+    /// <summary>A new member who signs in with <see cref="MemberPassword"/>, holding no grant.</summary>
+    private async Task<string> MemberAsync()
+    {
+        var member = KeywayFixture.Unique("member");
+        await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync("/api/v1/users", new { name = member, role = "member", source = "local", password = MemberPassword }), 201);
+        return member;
     }
 
     internal static ILocator Nav(IPage page, string section) =>

@@ -204,6 +204,40 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     }
 
     [Fact]
+    public async Task A_query_saved_in_the_console_runs_with_inputs_and_an_invalid_name_gets_the_servers_reason()
+    {
+        var (resource, _) = await fixture.BearerResourceAsync();
+        var query = KeywayFixture.Unique("query");
+        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
+        page.Dialog += (_, dialog) => dialog.AcceptAsync();
+        await page.GotoAsync("/console#/queries");
+        await SignInAsync(page, "admin", fixture.Keyway.AdminPassword!);
+
+        var editor = page.Locator("#save-query");
+        await editor.Locator("input[name=name]").FillAsync("bad name!");
+        await editor.Locator("textarea[name=definition]").FillAsync($$$"""{"resource": "{{{resource}}}", "path": "/orders/{{ inputs.id }}"}""");
+        await editor.GetByRole(AriaRole.Button, new() { Name = "Save query" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#notice")).ToContainTextAsync("may hold only letters, digits");
+
+        await editor.Locator("input[name=name]").FillAsync(query);
+        await editor.GetByRole(AriaRole.Button, new() { Name = "Save query" }).ClickAsync();
+        var row = page.Locator("#queries tr", new() { HasText = query });
+        await Assertions.Expect(row).ToContainTextAsync("/orders/{{ inputs.id }}");
+
+        var run = page.Locator("#run-query");
+        await run.Locator("select[name=query]").SelectOptionAsync(query);
+        await run.Locator("input[name=inputs]").FillAsync("""{"id": "o-42"}""");
+        await run.GetByRole(AriaRole.Button, new() { Name = "Run" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#query-result .badge").First).ToHaveTextAsync("200");
+        Assert.Contains(fixture.Upstream.Requests, r => r.Path == "/base/orders/o-42");
+
+        await row.GetByRole(AriaRole.Button, new() { Name = "Delete" }).ClickAsync();
+        await Assertions.Expect(row).ToHaveCountAsync(0);
+        await Expect.ProblemAsync(await fixture.Admin.GetAsync($"/api/v1/queries/{query}"), 404, "not_found");
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task A_wrong_password_is_refused_with_the_reason_and_the_password_field_is_emptied()
     {
         var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);

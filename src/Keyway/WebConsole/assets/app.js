@@ -300,7 +300,7 @@ async function renderResources(name) {
           location.hash = '#/resources/' + encodeURIComponent(resourceName);
         }),
       },
-      field('Name', h('input', { name: 'name', required: true, pattern: '[A-Za-z0-9][A-Za-z0-9._\\-]*', placeholder: 'github' })),
+      field('Name', h('input', { name: 'name', required: true, placeholder: 'github' })),
       field('Definition (JSON)', definition),
       h('div', {}, h('button', { type: 'submit' }, 'Create resource')))));
 }
@@ -495,18 +495,55 @@ async function renderResource(name) {
 }
 
 // ---- Queries ------------------------------------------------------------------------------
+const exampleQuery = {
+  resource: 'github',
+  method: 'GET',
+  path: '/repos/{{ inputs.owner }}/{{ inputs.repo }}/issues',
+  query: { state: "{{ inputs.state || 'open' }}" },
+  headers: { 'X-Requested-By': '{{ current_user.email }}' },
+};
+
 async function renderQueries() {
   const { queries } = await api('GET', '/queries/');
   const result = h('div', { id: 'query-result' });
+  const editor = h('form', {
+    class: 'stack', id: 'save-query', onsubmit: onSubmit(async (form) => {
+      const name = form.elements.name.value.trim();
+      let body;
+      try { body = JSON.parse(form.elements.definition.value); } catch (e) { throw new Error('The definition is not valid JSON: ' + e.message); }
+      await api('PUT', '/queries/' + encodeURIComponent(name), body);
+      notice(`Query ${name} saved.`, 'ok');
+      await renderQueries();
+    }),
+  },
+  field('Name', h('input', { name: 'name', required: true, placeholder: 'open-issues' })),
+  field('Definition (JSON; templates see inputs, current_user and plain variables)', h('textarea', { name: 'definition', rows: 9, spellcheck: 'false' }, pretty(exampleQuery))),
+  h('div', {}, h('button', { type: 'submit' }, 'Save query')));
+  const edit = (q) => {
+    editor.elements.name.value = q.name;
+    editor.elements.definition.value = pretty(withoutNulls(q.definition));
+    editor.scrollIntoView({ behavior: 'smooth' });
+    editor.elements.definition.focus();
+  };
   show(
     h('div', { class: 'head' }, h('div', {}, h('h1', {}, 'Saved queries'), h('p', { class: 'muted' }, 'Requests saved against a resource, run by name with inputs.'))),
-    h('div', { class: 'card' }, table(['Name', 'Resource', 'Request', 'Updated'], queries.map((q) => {
+    h('div', { class: 'card', id: 'queries' }, table(['Name', 'Resource', 'Request', 'Updated', ''], queries.map((q) => {
       const d = q.definition || {};
-      return [h('span', { class: 'mono' }, q.name), d.resource, h('span', { class: 'mono' }, `${d.method || 'GET'} ${d.path || '/'}`), when(q.updatedAt)];
-    }), 'No saved queries yet. Save one with `keyway query put` or PUT /api/v1/queries/{name}.')),
+      return [h('span', { class: 'mono' }, q.name), d.resource, h('span', { class: 'mono' }, `${d.method || 'GET'} ${d.path || '/'}`), when(q.updatedAt),
+        h('td', { class: 'actions' }, h('div', { class: 'row' },
+          h('button', { type: 'button', class: 'secondary', onclick: () => edit(q) }, 'Edit'),
+          h('button', {
+            type: 'button', class: 'danger', onclick: (e) => act(e.currentTarget, async () => {
+              if (!confirm(`Delete the saved query ${q.name}? Apps that run it by name stop working.`)) return;
+              await api('DELETE', '/queries/' + encodeURIComponent(q.name));
+              notice(`Query ${q.name} deleted.`, 'ok');
+              await renderQueries();
+            }),
+          }, 'Delete')))];
+    }), 'No saved queries yet. Save one below, with `keyway query put`, or PUT /api/v1/queries/{name}.')),
     queries.length ? h('div', { class: 'card' }, h('h2', {}, 'Run a query'),
       h('form', {
-        class: 'grid', onsubmit: onSubmit(async (form) => {
+        class: 'grid', id: 'run-query', onsubmit: onSubmit(async (form) => {
           let inputs = {};
           if (form.elements.inputs.value.trim()) {
             try { inputs = JSON.parse(form.elements.inputs.value); } catch (e) { throw new Error('Inputs must be a JSON object: ' + e.message); }
@@ -514,7 +551,7 @@ async function renderQueries() {
           try {
             const answer = await api('POST', `/queries/${encodeURIComponent(form.elements.query.value)}/run`, { environment: form.elements.environment.value, inputs });
             result.replaceChildren(h('p', { class: 'row' }, badge(String(answer.status), answer.status < 300 ? 'ok' : 'warn'), `${answer.durationMs} ms`),
-              h('pre', {}, answer.body === null || answer.body === undefined ? '(no body)' : pretty(answer.body)));
+              h('pre', { class: 'body' }, answer.body === null || answer.body === undefined ? '(no body)' : pretty(answer.body)));
           } catch (error) {
             result.replaceChildren(errorBox(error));
           }
@@ -523,7 +560,9 @@ async function renderQueries() {
       field('Query', h('select', { name: 'query' }, queries.map((q) => h('option', {}, q.name)))),
       field('Environment', environmentSelect('production')),
       field('Inputs (JSON)', h('input', { name: 'inputs', placeholder: '{"id": 42}', class: 'mono' })),
-      h('button', { type: 'submit' }, 'Run')), result) : null);
+      h('button', { type: 'submit' }, 'Run')), result) : null,
+    h('div', { class: 'card' }, h('h2', {}, 'Save a query'),
+      h('p', { class: 'muted' }, 'Saving needs use on its resource. A name that exists is replaced.'), editor));
 }
 
 // ---- Variables (admin) --------------------------------------------------------------------
@@ -565,7 +604,7 @@ async function renderVariables(environment) {
           await renderVariables(environment);
         }),
       },
-      field('Name', h('input', { name: 'name', required: true, pattern: '[A-Za-z_][A-Za-z0-9_]*', placeholder: 'GITHUB_TOKEN', class: 'mono' })),
+      field('Name', h('input', { name: 'name', required: true, placeholder: 'GITHUB_TOKEN', class: 'mono' })),
       field('Value', value),
       h('label', { class: 'check' }, secretBox, 'Secret'),
       h('button', { type: 'submit' }, 'Save'))),

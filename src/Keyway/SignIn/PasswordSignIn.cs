@@ -63,7 +63,7 @@ internal sealed partial class PasswordSignIn(UserStore users, SignInThrottle thr
     /// <summary>Checks a password; returns the user, or throws the one sign-in problem (429 when rate limited).</summary>
     public async Task<UserRecord> SignInAsync(string name, string password, string client, CancellationToken cancellationToken)
     {
-        if (throttle.TryAcquire(client, name) is { } wait)
+        if (await throttle.TryAcquireAsync(client, name, cancellationToken) is { } wait)
         {
             await FailAsync(name, client, SignInFailures.RateLimited, null, cancellationToken);
             var seconds = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds));

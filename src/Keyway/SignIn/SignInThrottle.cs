@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Keyway.Storage;
 
 namespace Keyway.SignIn;
 
@@ -15,14 +16,90 @@ internal sealed record SignInLimits
 /// <summary>
 /// Token buckets, one per client address and one per user name, on the injected clock. An attempt
 /// takes a token from both; when either is empty the attempt is refused with the time until the
-/// next token, for <c>Retry-After</c>. In memory, per replica: lockout (in the store) is what holds
-/// across replicas; this only keeps one source from hammering the password hasher.
+/// next token, for <c>Retry-After</c>. Each process keeps its buckets in memory; on PostgreSQL an
+/// attempt that passes them also takes its tokens from buckets in the store (<c>signin_buckets</c>),
+/// which every replica shares, so N replicas do not allow N times the limit.
 /// </summary>
-internal sealed class SignInThrottle(SignInLimits limits, TimeProvider time)
+internal sealed class SignInThrottle(SignInLimits limits, TimeProvider time, Database? shared = null)
 {
     private const int MaxBuckets = 100_000;
 
+    // Shared buckets untouched for this long are full again: deleting them changes nothing.
+    private static readonly long StaleMilliseconds = (long)TimeSpan.FromMinutes(10).TotalMilliseconds;
+
     private readonly ConcurrentDictionary<string, Bucket> _buckets = new(StringComparer.Ordinal);
+    private int _attempts;
+
+    /// <summary>
+    /// Takes one attempt for <paramref name="client"/> and <paramref name="userName"/> here and, on
+    /// PostgreSQL, in the buckets every replica shares; null when allowed, else how long to wait.
+    /// </summary>
+    public async ValueTask<TimeSpan?> TryAcquireAsync(string client, string userName, CancellationToken cancellationToken)
+    {
+        if (TryAcquire(client, userName) is { } wait)
+        {
+            return wait;
+        }
+
+        return shared is { Kind: StoreKind.Postgres } database ? await TryAcquireSharedAsync(database, client, userName, cancellationToken) : null;
+    }
+
+    private async Task<TimeSpan?> TryAcquireSharedAsync(Database database, string client, string userName, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        // Locked in key order, so two replicas taking the same pair cannot deadlock.
+        var wanted = new[] { ("ip:" + client, limits.PerClientPerMinute), ("user:" + userName.ToLowerInvariant(), limits.PerUserPerMinute) }
+            .OrderBy(k => k.Item1, StringComparer.Ordinal).ToArray();
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        foreach (var (key, perMinute) in wanted)
+        {
+            await connection.ExecuteAsync(
+                "INSERT INTO signin_buckets (key, tokens, updated_at) VALUES (@key, @tokens, @now) ON CONFLICT (key) DO NOTHING",
+                new { key, tokens = (double)Math.Max(1, perMinute), now }, transaction);
+        }
+
+        var rows = (await connection.QueryAsync<SharedBucket>(
+            "SELECT key, tokens, updated_at FROM signin_buckets WHERE key IN (@first, @second) ORDER BY key FOR UPDATE",
+            new { first = wanted[0].Item1, second = wanted[1].Item1 }, transaction)).ToDictionary(r => r.Key, StringComparer.Ordinal);
+        TimeSpan? wait = null;
+        var refilled = new double[wanted.Length];
+        for (var i = 0; i < wanted.Length; i++)
+        {
+            var (key, perMinute) = wanted[i];
+            var capacity = Math.Max(1, perMinute);
+            var refillMs = 60_000.0 / capacity;
+            var row = rows[key];
+            refilled[i] = Math.Min(capacity, row.Tokens + (Math.Max(0, now - row.UpdatedAt) / refillMs));
+            if (refilled[i] < 1)
+            {
+                var mine = TimeSpan.FromMilliseconds(refillMs * (1 - refilled[i]));
+                wait = wait is null || mine > wait ? mine : wait;
+            }
+        }
+
+        for (var i = 0; i < wanted.Length; i++)
+        {
+            await connection.ExecuteAsync(
+                "UPDATE signin_buckets SET tokens = @tokens, updated_at = @now WHERE key = @key",
+                new { key = wanted[i].Item1, tokens = wait is null ? refilled[i] - 1 : refilled[i], now }, transaction);
+        }
+
+        if (Interlocked.Increment(ref _attempts) % 100 == 0)
+        {
+            await connection.ExecuteAsync("DELETE FROM signin_buckets WHERE updated_at < @stale", new { stale = now - StaleMilliseconds }, transaction);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return wait;
+    }
+
+    private sealed class SharedBucket
+    {
+        public string Key { get; init; } = "";
+        public double Tokens { get; init; }
+        public long UpdatedAt { get; init; }
+    }
 
     /// <summary>Takes one attempt for <paramref name="client"/> and <paramref name="userName"/>; null when allowed, else how long to wait.</summary>
     public TimeSpan? TryAcquire(string client, string userName)

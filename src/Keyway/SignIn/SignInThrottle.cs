@@ -69,8 +69,10 @@ internal sealed class SignInThrottle(SignInLimits limits, TimeProvider time, Dat
             var (key, perMinute) = wanted[i];
             var capacity = Math.Max(1, perMinute);
             var refillMs = 60_000.0 / capacity;
-            var row = rows[key];
-            refilled[i] = Math.Min(capacity, row.Tokens + (Math.Max(0, now - row.UpdatedAt) / refillMs));
+            // A row another replica just pruned as stale was a full bucket.
+            refilled[i] = rows.TryGetValue(key, out var row)
+                ? Math.Min(capacity, row.Tokens + (Math.Max(0, now - row.UpdatedAt) / refillMs))
+                : capacity;
             if (refilled[i] < 1)
             {
                 var mine = TimeSpan.FromMilliseconds(refillMs * (1 - refilled[i]));
@@ -81,7 +83,10 @@ internal sealed class SignInThrottle(SignInLimits limits, TimeProvider time, Dat
         for (var i = 0; i < wanted.Length; i++)
         {
             await connection.ExecuteAsync(
-                "UPDATE signin_buckets SET tokens = @tokens, updated_at = @now WHERE key = @key",
+                """
+                INSERT INTO signin_buckets (key, tokens, updated_at) VALUES (@key, @tokens, @now)
+                ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at
+                """,
                 new { key = wanted[i].Item1, tokens = wait is null ? refilled[i] - 1 : refilled[i], now }, transaction);
         }
 

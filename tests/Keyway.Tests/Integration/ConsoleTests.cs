@@ -79,6 +79,31 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     }
 
     [Fact]
+    public async Task A_plain_variable_set_in_the_console_shows_its_value_and_keeps_its_expiry()
+    {
+        var variable = "PLAIN_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
+        await page.GotoAsync("/console#/variables");
+        await SignInAsync(page, "admin", fixture.Keyway.AdminPassword!);
+
+        var form = page.Locator("#set-variable");
+        await form.GetByLabel("Name").FillAsync(variable);
+        await form.GetByLabel("Secret").UncheckAsync();
+        await Assertions.Expect(form.GetByLabel("Value")).ToHaveAttributeAsync("type", "text");
+        await form.GetByLabel("Value").FillAsync("https://example.test/v2");
+        await form.Locator("input[name=expires]").FillAsync("2099-01-02T03:04");
+        await form.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
+
+        var row = page.Locator("tr", new() { HasText = variable });
+        await Assertions.Expect(row).ToContainTextAsync("https://example.test/v2");
+        await Assertions.Expect(row).ToContainTextAsync("2099");
+        var stored = await Expect.StatusAsync(await fixture.Admin.GetAsync($"/api/v1/environments/production/variables/{variable}"), 200);
+        Assert.False((bool)stored["secret"]!);
+        Assert.Equal(new DateTimeOffset(2099, 1, 2, 3, 4, 0, TimeSpan.Zero), DateTimeOffset.Parse((string)stored["expiresAt"]!, System.Globalization.CultureInfo.InvariantCulture));
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task A_member_without_use_is_refused_in_the_console_as_in_the_api_and_can_run_once_granted()
     {
         var member = await MemberAsync();

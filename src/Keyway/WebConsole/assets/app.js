@@ -581,7 +581,7 @@ async function renderVariables(environment) {
     h('div', { class: 'card' }, table(['Name', 'Value', 'Version', 'Expires', 'Updated', ''], variables.map((v) => [
       h('span', { class: 'mono' }, v.name),
       v.secret ? [badge('secret', 'warn'), ' ', h('span', { class: 'muted' }, 'hidden')] : h('span', { class: 'mono' }, v.value),
-      String(v.version), when(v.expiresAt), when(v.updatedAt),
+      String(v.version), v.expiresAt && new Date(v.expiresAt) < new Date() ? [when(v.expiresAt), ' ', badge('expired', 'bad')] : when(v.expiresAt), when(v.updatedAt),
       h('td', { class: 'actions' }, h('button', {
         type: 'button', class: 'danger', onclick: (e) => act(e.currentTarget, async () => {
           if (!confirm(`Delete ${v.name} in ${environment}? Resources that use it stop working there.`)) return;
@@ -596,7 +596,13 @@ async function renderVariables(environment) {
         class: 'grid', id: 'set-variable', onsubmit: onSubmit(async (form) => {
           const n = form.elements.name.value.trim();
           try {
-            await api('PUT', vpath(n), { value: form.elements.value.value, secret: form.elements.secret.checked });
+            const expires = form.elements.expires.value;
+            await api('PUT', vpath(n), {
+              value: form.elements.value.value,
+              secret: form.elements.secret.checked,
+              // The picker's value is local time without an offset; the API wants an instant.
+              expiresAt: expires ? new Date(expires).toISOString() : null,
+            });
           } finally {
             form.elements.value.value = '';
           }
@@ -606,6 +612,7 @@ async function renderVariables(environment) {
       },
       field('Name', h('input', { name: 'name', required: true, placeholder: 'GITHUB_TOKEN', class: 'mono' })),
       field('Value', value),
+      field('Expires (optional)', h('input', { name: 'expires', type: 'datetime-local' })),
       h('label', { class: 'check' }, secretBox, 'Secret'),
       h('button', { type: 'submit' }, 'Save'))),
     h('div', { class: 'card' }, h('h2', {}, 'New environment'),

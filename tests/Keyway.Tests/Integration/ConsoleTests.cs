@@ -104,6 +104,59 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     }
 
     [Fact]
+    public async Task Tokens_imported_in_the_console_are_used_upstream_and_never_come_back_to_the_page()
+    {
+        var resource = KeywayFixture.Unique("imported");
+        var clientSecret = "CLIENT_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        await fixture.SetVariableAsync(clientSecret, "client-secret-" + Guid.NewGuid().ToString("N"), secret: true);
+        await fixture.PutResourceAsync(resource, new
+        {
+            kind = "rest",
+            baseUrl = fixture.Upstream.BaseUrl,
+            auth = new
+            {
+                type = "oauth2",
+                grant = "refresh_token",
+                tokenUrl = fixture.Upstream.BaseUrl + "/token",
+                clientId = "console",
+                clientSecret = $"{{{{ environment.variables.{clientSecret} }}}}",
+            },
+        });
+        var accessToken = "CANARY-access-" + Guid.NewGuid().ToString("N");
+        var refreshToken = "CANARY-refresh-" + Guid.NewGuid().ToString("N");
+        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
+        var received = Record(page);
+        await page.GotoAsync($"/console#/resources/{resource}");
+        await SignInAsync(page, "admin", fixture.Keyway.AdminPassword!);
+        await Assertions.Expect(page.Locator("#credential")).ToContainTextAsync("not_connected");
+
+        await page.GetByText("Import tokens obtained elsewhere").ClickAsync();
+        var form = page.Locator("#import-credential");
+        await form.GetByLabel("Access token").FillAsync(accessToken);
+        await form.GetByLabel("Refresh token").FillAsync(refreshToken);
+        await form.GetByLabel("Expires in (seconds)").FillAsync("3600");
+        await form.GetByRole(AriaRole.Button, new() { Name = "Import" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#credential")).ToContainTextAsync("valid");
+        await Assertions.Expect(form.GetByLabel("Access token")).ToHaveValueAsync("");
+
+        var run = page.Locator("#run");
+        await run.GetByLabel("Path").FillAsync("/echo-header/Authorization");
+        await run.GetByRole(AriaRole.Button, new() { Name = "Run" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#run-result .body")).ToContainTextAsync("[REDACTED]");
+        Assert.Equal("Bearer " + accessToken, fixture.Upstream.Requests.Last(r => r.Path == "/echo-header/Authorization").Headers["Authorization"]);
+
+        var html = await page.ContentAsync();
+        var responses = await received();
+        foreach (var token in new[] { accessToken, refreshToken })
+        {
+            Assert.DoesNotContain(token, html, StringComparison.Ordinal);
+            Assert.All(responses, r => Assert.False(r.Body.Contains(token, StringComparison.Ordinal), $"{r.Url} returned a token"));
+        }
+
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task A_member_without_use_is_refused_in_the_console_as_in_the_api_and_can_run_once_granted()
     {
         var member = await MemberAsync();

@@ -474,6 +474,28 @@ async function renderResource(name) {
               }
             }),
           }, 'Test connection')),
+        dynamicAuth.has(auth) ? h('details', {}, h('summary', {}, 'Import tokens obtained elsewhere'),
+          h('form', {
+            class: 'stack', id: 'import-credential', onsubmit: onSubmit(async (form) => {
+              const body = {};
+              if (form.elements.accessToken.value) body.accessToken = form.elements.accessToken.value;
+              if (form.elements.refreshToken.value) body.refreshToken = form.elements.refreshToken.value;
+              if (form.elements.expiresIn.value) body.expiresIn = Number(form.elements.expiresIn.value);
+              try {
+                await api('PUT', `${path}/credential?environment=${encodeURIComponent(environment)}`, body);
+              } finally {
+                // The tokens leave this page with the request: they are not kept in the form.
+                form.reset();
+              }
+              notice(`Tokens imported for ${environment}; Keyway refreshes them from now on.`, 'ok');
+              await drawCredential();
+            }),
+          },
+          h('p', { class: 'muted' }, 'Stored encrypted and never shown again. A refresh token alone is enough: Keyway gets an access token with it.'),
+          field('Access token', h('input', { name: 'accessToken', type: 'password', autocomplete: 'off' })),
+          field('Refresh token', h('input', { name: 'refreshToken', type: 'password', autocomplete: 'off' })),
+          field('Expires in (seconds)', h('input', { name: 'expiresIn', type: 'number', min: 1 })),
+          h('div', {}, h('button', { type: 'submit' }, 'Import')))) : null,
         testResult),
       h('div', { class: 'card' }, h('h2', {}, 'Run a request'), runForm, result)),
     h('div', { class: 'card' },

@@ -79,7 +79,7 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     }
 
     [Fact]
-    public async Task A_plain_variable_set_in_the_console_shows_its_value_and_keeps_its_expiry()
+    public async Task A_plain_variable_set_in_the_console_shows_its_value_and_keeps_its_expiry_and_an_environment_comes_and_goes()
     {
         var variable = "PLAIN_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
         var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
@@ -100,6 +100,17 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
         var stored = await Expect.StatusAsync(await fixture.Admin.GetAsync($"/api/v1/environments/production/variables/{variable}"), 200);
         Assert.False((bool)stored["secret"]!);
         Assert.Equal(new DateTimeOffset(2099, 1, 2, 3, 4, 0, TimeSpan.Zero), DateTimeOffset.Parse((string)stored["expiresAt"]!, System.Globalization.CultureInfo.InvariantCulture));
+
+        // An environment made and deleted from the same page; production offers no delete.
+        await Assertions.Expect(page.Locator("#delete-environment")).ToHaveCountAsync(0);
+        var environment = KeywayFixture.Unique("env");
+        page.Dialog += (_, dialog) => dialog.AcceptAsync();
+        await page.Locator("input[name=env]").FillAsync(environment);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Create", Exact = true }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = $"Set a variable in {environment}" })).ToBeVisibleAsync();
+        await page.Locator("#delete-environment").ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Set a variable in production" })).ToBeVisibleAsync();
+        await Expect.ProblemAsync(await fixture.Admin.GetAsync($"/api/v1/environments/{environment}"), 404, "not_found");
         await page.Context.CloseAsync();
     }
 

@@ -637,6 +637,17 @@ async function renderVariables(environment) {
       field('Expires (optional)', h('input', { name: 'expires', type: 'datetime-local' })),
       h('label', { class: 'check' }, secretBox, 'Secret'),
       h('button', { type: 'submit' }, 'Save'))),
+    environment === 'production' ? null : h('div', { class: 'card' }, h('h2', {}, `Delete ${environment}`),
+      h('p', { class: 'muted' }, `Deletes the environment with all its variables and secrets. Resources stop working in ${environment}; production cannot be deleted.`),
+      h('button', {
+        type: 'button', class: 'danger', id: 'delete-environment', onclick: (e) => act(e.currentTarget, async () => {
+          if (!confirm(`Delete the environment ${environment} with all its variables? This cannot be undone.`)) return;
+          await api('DELETE', '/environments/' + encodeURIComponent(environment));
+          await loadEnvironments();
+          notice(`Environment ${environment} deleted.`, 'ok');
+          location.hash = '#/variables';
+        }),
+      }, `Delete ${environment}`)),
     h('div', { class: 'card' }, h('h2', {}, 'New environment'),
       h('form', {
         class: 'grid', onsubmit: onSubmit(async (form) => {

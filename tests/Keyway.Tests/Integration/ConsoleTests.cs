@@ -82,9 +82,7 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     public async Task A_plain_variable_set_in_the_console_shows_its_value_and_keeps_its_expiry_and_an_environment_comes_and_goes()
     {
         var variable = "PLAIN_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
-        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
-        await page.GotoAsync("/console#/variables");
-        await SignInAsync(page, "admin", fixture.Keyway.AdminPassword!);
+        var page = await AdminPageAsync("/console#/variables");
 
         var form = page.Locator("#set-variable");
         await form.GetByLabel("Name").FillAsync(variable);
@@ -104,7 +102,6 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
         // An environment made and deleted from the same page; production offers no delete.
         await Assertions.Expect(page.Locator("#delete-environment")).ToHaveCountAsync(0);
         var environment = KeywayFixture.Unique("env");
-        page.Dialog += (_, dialog) => dialog.AcceptAsync();
         await page.Locator("input[name=env]").FillAsync(environment);
         await page.GetByRole(AriaRole.Button, new() { Name = "Create", Exact = true }).ClickAsync();
         await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = $"Set a variable in {environment}" })).ToBeVisibleAsync();
@@ -203,9 +200,7 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     public async Task An_admin_grants_everyone_use_in_one_environment_from_the_console_and_a_new_member_can_run_there()
     {
         var (resource, _) = await fixture.BearerResourceAsync();
-        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
-        await page.GotoAsync($"/console#/resources/{resource}");
-        await SignInAsync(page, "admin", fixture.Keyway.AdminPassword!);
+        var page = await AdminPageAsync($"/console#/resources/{resource}");
 
         var form = page.Locator("form", new() { Has = page.GetByRole(AriaRole.Button, new() { Name = "Grant" }) });
         await form.Locator("select[name=kind]").SelectOptionAsync("everyone");
@@ -227,10 +222,7 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     {
         var person = KeywayFixture.Unique("person");
         var team = KeywayFixture.Unique("team");
-        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
-        page.Dialog += (_, dialog) => dialog.AcceptAsync();
-        await page.GotoAsync("/console#/users");
-        await SignInAsync(page, "admin", fixture.Keyway.AdminPassword!);
+        var page = await AdminPageAsync("/console#/users");
 
         var newUser = page.Locator("#new-user");
         await newUser.Locator("input[name=name]").FillAsync(person);
@@ -273,9 +265,7 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     public async Task A_resource_with_a_token_written_in_plain_text_is_refused_with_the_field_and_what_to_do_and_nothing_is_stored()
     {
         var name = KeywayFixture.Unique("plain");
-        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
-        await page.GotoAsync("/console#/resources");
-        await SignInAsync(page, "admin", fixture.Keyway.AdminPassword!);
+        var page = await AdminPageAsync("/console#/resources");
 
         var form = page.Locator("#new-resource");
         await form.Locator("input[name=name]").FillAsync(name);
@@ -297,10 +287,7 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     {
         var (resource, _) = await fixture.BearerResourceAsync();
         var query = KeywayFixture.Unique("query");
-        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
-        page.Dialog += (_, dialog) => dialog.AcceptAsync();
-        await page.GotoAsync("/console#/queries");
-        await SignInAsync(page, "admin", fixture.Keyway.AdminPassword!);
+        var page = await AdminPageAsync("/console#/queries");
 
         var editor = page.Locator("#save-query");
         await editor.Locator("input[name=name]").FillAsync("bad name!");
@@ -346,10 +333,7 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
         var other = KeywayFixture.Unique("other");
         await fixture.PutResourceAsync(other, new { baseUrl = fixture.Upstream.BaseUrl });
         var name = KeywayFixture.Unique("console-key");
-        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
-        page.Dialog += (_, dialog) => dialog.AcceptAsync();
-        await page.GotoAsync("/console#/keys");
-        await SignInAsync(page, "admin", fixture.Keyway.AdminPassword!);
+        var page = await AdminPageAsync("/console#/keys");
 
         var form = page.Locator("#new-key");
         await form.GetByLabel("Name").FillAsync(name);
@@ -385,9 +369,7 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     [Fact]
     public async Task Signing_out_ends_the_session_so_the_console_asks_to_sign_in_again()
     {
-        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
-        await page.GotoAsync("/console");
-        await SignInAsync(page, "admin", fixture.Keyway.AdminPassword!);
+        var page = await AdminPageAsync("/console");
         await Assertions.Expect(page.Locator("#who")).ToContainTextAsync("admin");
 
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign out" }).ClickAsync();
@@ -461,6 +443,16 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
         var member = KeywayFixture.Unique("member");
         await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync("/api/v1/users", new { name = member, role = "member", source = "local", password = MemberPassword }), 201);
         return member;
+    }
+
+    /// <summary>A fresh browser at <paramref name="path"/>, signed in as admin there; it confirms every dialog.</summary>
+    private async Task<IPage> AdminPageAsync(string path)
+    {
+        var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
+        page.Dialog += (_, dialog) => dialog.AcceptAsync();
+        await page.GotoAsync(path);
+        await SignInAsync(page, "admin", fixture.Keyway.AdminPassword!);
+        return page;
     }
 
     internal static ILocator Nav(IPage page, string section) =>

@@ -72,6 +72,11 @@ function pretty(value) { return typeof value === 'string' ? value : JSON.stringi
 
 function list(text) { return text.split(',').map((s) => s.trim()).filter(Boolean); }
 
+/** Parses what a person typed, or fails with <what>'s message and the parser's reason. */
+function parseJson(text, what) {
+  try { return JSON.parse(text); } catch (e) { throw new Error(`${what}: ${e.message}`); }
+}
+
 // ---- API ----------------------------------------------------------------------------------
 class ApiError extends Error {
   constructor(status, problem) {
@@ -133,6 +138,24 @@ function describe(error) {
 }
 
 function errorBox(error) { return h('p', { class: 'error', role: 'alert' }, describe(error)); }
+
+/** A run's answer (an ad-hoc request's or a saved query's): the upstream's status, time, headers and body, redacted by the server. */
+function answerView(answer) {
+  const kind = answer.status < 300 ? 'ok' : answer.status < 500 ? 'warn' : 'bad';
+  return [
+    h('p', { class: 'row' }, badge(String(answer.status), kind), `${answer.durationMs} ms`, answer.refreshed ? badge('credential refreshed', 'warn') : null),
+    h('details', {}, h('summary', {}, 'Headers'), h('pre', {}, pretty(answer.headers || {}))),
+    h('pre', { class: 'body' }, answer.body === null || answer.body === undefined ? '(no body)' : pretty(answer.body)),
+  ];
+}
+
+/** A value shown once (a new API key, a generated password), at the top of the page until dismissed. */
+function shownOnce({ title, text, value, done, id, copy }) {
+  $('main').prepend(h('div', { class: 'card once', id, role: 'alert' }, h('h2', {}, title), h('p', {}, text), h('code', {}, value),
+    h('div', { class: 'row' },
+      copy ? h('button', { type: 'button', class: 'secondary', onclick: async () => { await navigator.clipboard.writeText(value); notice('Copied.', 'ok'); } }, 'Copy') : null,
+      h('button', { type: 'button', class: 'link', onclick: (e) => e.currentTarget.closest('.once').remove() }, done))));
+}
 
 /** Runs an action from a form or button: disables it while it runs, and reports a failure. */
 async function act(button, action) {
@@ -293,8 +316,7 @@ async function renderResources(name) {
       h('form', {
         class: 'stack', id: 'new-resource', onsubmit: onSubmit(async (form) => {
           const resourceName = form.elements.name.value.trim();
-          let body;
-          try { body = JSON.parse(form.elements.definition.value); } catch (e) { throw new Error('The definition is not valid JSON: ' + e.message); }
+          const body = parseJson(form.elements.definition.value, 'The definition is not valid JSON');
           await api('PUT', '/resources/' + encodeURIComponent(resourceName), body);
           notice(`Resource ${resourceName} saved.`, 'ok');
           location.hash = '#/resources/' + encodeURIComponent(resourceName);
@@ -344,16 +366,11 @@ async function renderResource(name) {
       }
       const rawHeaders = form.elements.headers.value.trim();
       if (rawHeaders) {
-        try { call.headers = JSON.parse(rawHeaders); } catch (e) { throw new Error('Headers must be a JSON object: ' + e.message); }
+        call.headers = parseJson(rawHeaders, 'Headers must be a JSON object');
       }
       result.replaceChildren(h('p', { class: 'muted' }, 'Running…'));
       try {
-        const answer = await api('POST', path + '/run', call);
-        const kind = answer.status < 300 ? 'ok' : answer.status < 500 ? 'warn' : 'bad';
-        result.replaceChildren(
-          h('p', { class: 'row' }, badge(String(answer.status), kind), `${answer.durationMs} ms`, answer.refreshed ? badge('credential refreshed', 'warn') : null),
-          h('details', {}, h('summary', {}, 'Headers'), h('pre', {}, pretty(answer.headers || {}))),
-          h('pre', { class: 'body' }, answer.body === null || answer.body === undefined ? '(no body)' : pretty(answer.body)));
+        result.replaceChildren(...answerView(await api('POST', path + '/run', call)));
       } catch (error) {
         result.replaceChildren(errorBox(error));
       }
@@ -372,9 +389,7 @@ async function renderResource(name) {
   const configuration = h('pre', { id: 'configuration' }, pretty(withoutNulls(resource.definition)));
   const editor = h('form', {
     class: 'stack', hidden: true, onsubmit: onSubmit(async (form) => {
-      let body;
-      try { body = JSON.parse(form.elements.definition.value); } catch (e) { throw new Error('The definition is not valid JSON: ' + e.message); }
-      await api('PUT', path, body);
+      await api('PUT', path, parseJson(form.elements.definition.value, 'The definition is not valid JSON'));
       notice(`Resource ${name} saved.`, 'ok');
       await renderResource(name);
     }),
@@ -531,9 +546,7 @@ async function renderQueries() {
   const editor = h('form', {
     class: 'stack', id: 'save-query', onsubmit: onSubmit(async (form) => {
       const name = form.elements.name.value.trim();
-      let body;
-      try { body = JSON.parse(form.elements.definition.value); } catch (e) { throw new Error('The definition is not valid JSON: ' + e.message); }
-      await api('PUT', '/queries/' + encodeURIComponent(name), body);
+      await api('PUT', '/queries/' + encodeURIComponent(name), parseJson(form.elements.definition.value, 'The definition is not valid JSON'));
       notice(`Query ${name} saved.`, 'ok');
       await renderQueries();
     }),
@@ -566,14 +579,10 @@ async function renderQueries() {
     queries.length ? h('div', { class: 'card' }, h('h2', {}, 'Run a query'),
       h('form', {
         class: 'grid', id: 'run-query', onsubmit: onSubmit(async (form) => {
-          let inputs = {};
-          if (form.elements.inputs.value.trim()) {
-            try { inputs = JSON.parse(form.elements.inputs.value); } catch (e) { throw new Error('Inputs must be a JSON object: ' + e.message); }
-          }
+          const inputs = form.elements.inputs.value.trim() ? parseJson(form.elements.inputs.value, 'Inputs must be a JSON object') : {};
           try {
             const answer = await api('POST', `/queries/${encodeURIComponent(form.elements.query.value)}/run`, { environment: form.elements.environment.value, inputs });
-            result.replaceChildren(h('p', { class: 'row' }, badge(String(answer.status), answer.status < 300 ? 'ok' : 'warn'), `${answer.durationMs} ms`),
-              h('pre', { class: 'body' }, answer.body === null || answer.body === undefined ? '(no body)' : pretty(answer.body)));
+            result.replaceChildren(...answerView(answer));
           } catch (error) {
             result.replaceChildren(errorBox(error));
           }
@@ -699,12 +708,10 @@ async function renderKeys() {
           if (Object.keys(scopes).length) body.scopes = scopes;
           const answer = await api('POST', '/keys/', body);
           await renderKeys();
-          const copy = h('button', { type: 'button', class: 'secondary', onclick: async () => { await navigator.clipboard.writeText(answer.token); notice('Copied.', 'ok'); } }, 'Copy');
-          $('main').prepend(h('div', { class: 'card once', id: 'new-token', role: 'alert' },
-            h('h2', {}, `Key ${answer.key.name} created`),
-            h('p', {}, 'Copy it now: Keyway keeps only its hash and will not show it again.'),
-            h('code', {}, answer.token), h('div', { class: 'row' }, copy,
-              h('button', { type: 'button', class: 'link', onclick: (e) => e.currentTarget.closest('.once').remove() }, 'I have saved it'))));
+          shownOnce({
+            title: `Key ${answer.key.name} created`, text: 'Copy it now: Keyway keeps only its hash and will not show it again.',
+            value: answer.token, done: 'I have saved it', id: 'new-token', copy: true,
+          });
         }),
       },
       field('Name', h('input', { name: 'name', required: true, placeholder: 'billing-app' })),
@@ -783,9 +790,6 @@ function details(event) {
 async function renderUsers() {
   const [{ users }, { groups }] = await Promise.all([api('GET', '/users/'), api('GET', '/groups/')]);
   const path = (u) => '/users/' + encodeURIComponent(u.name);
-  const shownOnce = (title, text, value, done) => $('main').prepend(h('div', { class: 'card once', role: 'alert' }, h('h2', {}, title),
-    h('p', {}, text), h('code', {}, value),
-    h('button', { type: 'button', class: 'link', onclick: (e) => e.currentTarget.closest('.once').remove() }, done)));
   const action = (label, kind, run) => h('button', { type: 'button', class: kind, onclick: (e) => act(e.currentTarget, run) }, label);
   show(
     h('div', { class: 'head' }, h('div', {}, h('h1', {}, 'Users & groups'), h('p', { class: 'muted' }, 'People sign in with a password or single sign-on; service identities own API keys.'))),
@@ -803,7 +807,7 @@ async function renderUsers() {
           if (!confirm(`Give ${u.name} a new password? Their sessions end; their API keys keep working.`)) return;
           const password = newPassword();
           await api('PATCH', path(u), { password });
-          shownOnce(`${u.name}'s new password`, 'Shown once. Pass it on; they can change it under their name, top right.', password, 'I have passed it on');
+          shownOnce({ title: `${u.name}'s new password`, text: 'Shown once. Pass it on; they can change it under their name, top right.', value: password, done: 'I have passed it on' });
         }) : null,
         action(u.disabled ? 'Enable' : 'Disable', u.disabled ? 'secondary' : 'danger', async () => {
           await api('PATCH', path(u), { disabled: !u.disabled });
@@ -824,7 +828,7 @@ async function renderUsers() {
         const answer = await api('POST', '/users/', body);
         await renderUsers();
         if (answer.password) {
-          shownOnce(`${answer.user.name} created`, 'Their first password, shown once. Ask them to change it after signing in.', answer.password, 'I have passed it on');
+          shownOnce({ title: `${answer.user.name} created`, text: 'Their first password, shown once. Ask them to change it after signing in.', value: answer.password, done: 'I have passed it on' });
         } else {
           notice(`${answer.user.name} created.`, 'ok');
         }

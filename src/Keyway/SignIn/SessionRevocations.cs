@@ -35,8 +35,8 @@ internal sealed partial class SessionRevocations(
     /// <summary>Ends <paramref name="sessionId"/> on every replica: this one at once, the others when the change reaches them.</summary>
     public async Task RevokeAsync(string sessionId, CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow().ToStore();
-        var until = (time.GetUtcNow() + settings.SessionLifetime).ToStore();
+        var at = time.GetUtcNow();
+        var (now, until) = (at.ToStore(), (at + settings.SessionLifetime).ToStore());
         await using (var connection = await database.OpenAsync(cancellationToken))
         {
             await connection.ExecuteAsync("DELETE FROM revoked_sessions WHERE expires_at <= @now", new { now });

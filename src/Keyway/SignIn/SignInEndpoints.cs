@@ -111,16 +111,15 @@ internal static class SignInEndpoints
         if (Sessions.IsSession(http))
         {
             var caller = Caller.From(http.User)!;
-            // Server-side too: a copy of this cookie taken before now is refused on every replica.
-            if (Sessions.SessionId(http) is { } sessionId)
-            {
-                await revocations.RevokeAsync(sessionId, ct);
-            }
-
             if (everywhere == true)
             {
-                // Every other session of this person, on every browser and replica (a new session version).
+                // Every session of this person, this one included, on every browser and replica (a new session version).
                 await users.EndSessionsAsync(caller.UserId, ct);
+            }
+            else if (Sessions.SessionId(http) is { } sessionId)
+            {
+                // Server-side too: a copy of this cookie taken before now is refused on every replica.
+                await revocations.RevokeAsync(sessionId, ct);
             }
 
             await Sessions.SignOutAsync(http);

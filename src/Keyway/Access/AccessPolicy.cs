@@ -425,10 +425,10 @@ internal sealed class AccessFilter(AccessPolicy policy) : IEndpointFilter
         var environment = requirement.Environment == EnvironmentSource.Query ? http.Request.Query["environment"].FirstOrDefault() : null;
         if (requirement.CreatesResource && resource is not null && !policy.Allows(caller, requirement.Permission, resource, environment))
         {
-            // Creating a resource needs no grant (its creator owns it); replacing one needs edit. The handler
-            // creates only when the caller may not edit, so a concurrent create cannot turn into a replace.
+            // Creating a resource needs the build right, not a grant (its creator then owns it: a key's scope
+            // must allow own); the handler checks the right, and creates only what still does not exist.
             if (await http.RequestServices.GetRequiredService<Resources.ResourceService>().GetAsync(resource, http.RequestAborted) is null &&
-                AccessPolicy.ScopeAllows(caller.Scope, Permission.Edit, resource, environment))
+                AccessPolicy.ScopeAllows(caller.Scope, Permission.Own, resource, environment))
             {
                 return await next(context);
             }

@@ -138,3 +138,31 @@ internal sealed class GrantStore(Database database, TimeProvider time, ChangeFee
         public GrantInfo ToInfo() => new(Id, Resource, PrincipalKind, Principal, PrincipalName, Permission, Environment, Time.From(CreatedAt), CreatedBy);
     }
 }
+
+/// <summary>Who a grant or a right is given to, as the API names it: a user, a group or everyone.</summary>
+internal static class Principals
+{
+    public static bool NamesOne(string? user, string? group, bool everyone) =>
+        (user is not null ? 1 : 0) + (group is not null ? 1 : 0) + (everyone ? 1 : 0) == 1;
+
+    /// <summary>(kind, stored principal, name shown), or null when the user or group does not exist.</summary>
+    public static async Task<(string Kind, string Principal, string Shown)?> ResolveAsync(
+        string? user, string? group, bool everyone, UserStore users, CancellationToken cancellationToken)
+    {
+        if (user is not null)
+        {
+            return await users.FindByNameAsync(user, cancellationToken) is { } found ? (PrincipalKinds.User, found.Id, found.Name) : null;
+        }
+
+        if (everyone)
+        {
+            return (PrincipalKinds.Everyone, GrantStore.Any, "everyone");
+        }
+
+        return await users.GetGroupAsync(group!, cancellationToken) is null ? null : (PrincipalKinds.Group, group!, group!);
+    }
+
+    public static string NotFoundMessage(string? user, string? group) => user is not null
+        ? $"There is no user named '{user}'."
+        : $"There is no group named '{group}'. An admin creates it with 'keyway group create {group}'.";
+}

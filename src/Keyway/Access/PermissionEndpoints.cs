@@ -41,7 +41,7 @@ internal static class PermissionEndpoints
                     return Problems.NotFound($"There is no resource named '{name}'.");
                 }
 
-                if (body is null || (body.User is not null ? 1 : 0) + (body.Group is not null ? 1 : 0) + (body.Everyone ? 1 : 0) != 1)
+                if (body is null || !Principals.NamesOne(body.User, body.Group, body.Everyone))
                 {
                     return Problems.BadRequest("Name exactly one principal: {\"user\": \"alice\", \"permission\": \"use\"}, {\"group\": \"ops\", \"permission\": \"use\", \"environment\": \"staging\"} " +
                         "or {\"everyone\": true, \"permission\": \"use\", \"environment\": \"staging\"}.");
@@ -54,29 +54,9 @@ internal static class PermissionEndpoints
                     return Problems.NotFound($"There is no environment named '{environment}' ('*' means every environment).");
                 }
 
-                string kind, principal, shown;
-                if (body.User is not null)
+                if (await Principals.ResolveAsync(body.User, body.Group, body.Everyone, users, ct) is not var (kind, principal, shown))
                 {
-                    var user = await users.FindByNameAsync(body.User, ct);
-                    if (user is null)
-                    {
-                        return Problems.NotFound($"There is no user named '{body.User}'.");
-                    }
-
-                    (kind, principal, shown) = (PrincipalKinds.User, user.Id, user.Name);
-                }
-                else if (body.Everyone)
-                {
-                    (kind, principal, shown) = (PrincipalKinds.Everyone, GrantStore.Any, "everyone");
-                }
-                else
-                {
-                    if (await users.GetGroupAsync(body.Group!, ct) is null)
-                    {
-                        return Problems.NotFound($"There is no group named '{body.Group}'. An admin creates it with 'keyway group create {body.Group}'.");
-                    }
-
-                    (kind, principal, shown) = (PrincipalKinds.Group, body.Group!, body.Group!);
+                    return Problems.NotFound(Principals.NotFoundMessage(body.User, body.Group));
                 }
 
                 var (grant, created) = await grants.AddAsync(name, kind, principal, permission, environment, caller.UserId, ct);

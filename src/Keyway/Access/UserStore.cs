@@ -247,6 +247,7 @@ internal sealed class UserStore(Database database, TimeProvider time, ChangeFeed
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var losesAdmin = user.Role == Caller.AdminRole && user.DisabledAt is null;
         await connection.ExecuteAsync("DELETE FROM grants WHERE principal_kind = 'user' AND principal = @id", new { id = user.Id }, transaction);
+        await connection.ExecuteAsync("DELETE FROM rights WHERE principal_kind = 'user' AND principal = @id", new { id = user.Id }, transaction);
         await connection.ExecuteAsync("DELETE FROM api_keys WHERE user_id = @id", new { id = user.Id }, transaction);
         await connection.ExecuteAsync("DELETE FROM group_members WHERE user_id = @id", new { id = user.Id }, transaction);
         var deleted = await connection.ExecuteAsync(
@@ -316,6 +317,7 @@ internal sealed class UserStore(Database database, TimeProvider time, ChangeFeed
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await connection.ExecuteAsync("DELETE FROM grants WHERE principal_kind = 'group' AND principal = @name", new { name }, transaction);
+        await connection.ExecuteAsync("DELETE FROM rights WHERE principal_kind = 'group' AND principal = @name", new { name }, transaction);
         await connection.ExecuteAsync("DELETE FROM group_members WHERE group_name = @name", new { name }, transaction);
         var deleted = await connection.ExecuteAsync("DELETE FROM groups WHERE name = @name", new { name }, transaction) > 0;
         await transaction.CommitAsync(cancellationToken);

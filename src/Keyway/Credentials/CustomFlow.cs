@@ -45,8 +45,11 @@ internal sealed class CustomFlowClient(HttpClient http, TimeProvider time)
 /// </para>
 /// </remarks>
 internal sealed class CustomFlowProvider(
-    CustomFlowClient client, CompiledCustomFlow flow, TemplateScope resourceScope, Redactor environmentRedactor, string parametersHash) : ITokenProvider
+    CustomFlowClient client, CompiledCustomFlow flow, TemplateScope resourceScope, Redactor environmentRedactor, string parametersHash,
+    SecretBindings? bindings = null) : ITokenProvider
 {
+    private readonly SecretBindings _bindings = bindings ?? SecretBindings.None;
+
     /// <summary>How long one request step may take.</summary>
     public static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(30);
 
@@ -260,6 +263,12 @@ internal sealed class CustomFlowProvider(
         if (ResourceCompiler.CheckBaseUrl(url) is not null)
         {
             return ([], Fail(FailureKind.Misconfigured, step, "its url does not evaluate to an absolute http:// or https:// URL without user info.", variables));
+        }
+
+        // Any step may carry a value derived from any secret the flow reads.
+        if (_bindings.FirstRefusing(new Uri(url)) is { } refusing)
+        {
+            return ([], Fail(FailureKind.Misconfigured, step, SecretBindings.Refused(refusing, new Uri(url), "it").Message, variables));
         }
 
         using var request = new HttpRequestMessage(step.Method, new Uri(url)) { Version = System.Net.HttpVersion.Version11 };

@@ -46,6 +46,9 @@ internal sealed record OAuth2Settings
 
     public Cronos.CronExpression? RefreshSchedule { get; init; }
 
+    /// <summary>The secrets bound to origins among those the settings were rendered from: checked on every token and revocation request.</summary>
+    public SecretBindings Bindings { get; init; } = SecretBindings.None;
+
     /// <summary>
     /// Everything that shapes the tokens (not the client secret or password: rotating those must not
     /// throw away a working grant). Tokens stored under another hash are not used.
@@ -127,6 +130,12 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
             return TokenResult.Fail(e.Kind, e.Message);
         }
 
+        // The client secret, the password and the parameters may come from secrets bound to origins.
+        if (settings.Bindings.FirstRefusing(new Uri(endpoints.TokenUrl)) is { } refusing)
+        {
+            return TokenResult.Fail(FailureKind.Misconfigured, SecretBindings.Refused(refusing, new Uri(endpoints.TokenUrl), "the token request").Message);
+        }
+
         var parameters = new Parameters();
         foreach (var (name, value) in settings.ExtraParameters)
         {
@@ -197,7 +206,7 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
             return false;
         }
 
-        if (endpoints.RevocationUrl is null)
+        if (endpoints.RevocationUrl is null || settings.Bindings.FirstRefusing(new Uri(endpoints.RevocationUrl)) is not null)
         {
             return false;
         }

@@ -8,7 +8,11 @@ namespace Keyway.Environments;
 internal static class EnvironmentEndpoints
 {
     /// <summary>The body of <c>PUT /api/v1/environments/{env}/variables/{name}</c>.</summary>
-    internal sealed record SetVariableRequest(string? Value, bool Secret = false, DateTimeOffset? ExpiresAt = null);
+    /// <remarks><c>Origins</c>: where a secret may be sent; left out, a secret keeps its binding; <c>[]</c> unbinds it.</remarks>
+    internal sealed record SetVariableRequest(string? Value, bool Secret = false, DateTimeOffset? ExpiresAt = null, List<string>? Origins = null);
+
+    /// <summary>The body of <c>PUT /api/v1/environments/{env}/variables/{name}/origins</c>.</summary>
+    internal sealed record SetOriginsRequest(List<string>? Origins);
 
     internal sealed record PutEnvironmentRequest(string? Description);
 
@@ -70,19 +74,44 @@ internal static class EnvironmentEndpoints
                     return Problems.BadRequest("Send the value as JSON: {\"value\": \"...\", \"secret\": true}.");
                 }
 
-                var info = await service.SetAsync(env, name, body.Value, body.Secret, body.ExpiresAt, ct);
+                var info = await service.SetAsync(env, name, body.Value, body.Secret, body.ExpiresAt, ct, body.Origins);
                 // The name, the secret flag and the version: never the value.
                 await audit.RecordAsync(new AuditEntry("variable.set")
                 {
                     Actor = Caller.From(http.User),
                     Environment = env,
                     Target = name,
-                    Detail = new Dictionary<string, object?> { ["secret"] = info.Secret, ["version"] = info.Version, ["expiresAt"] = info.ExpiresAt },
+                    Detail = new Dictionary<string, object?> { ["secret"] = info.Secret, ["version"] = info.Version, ["expiresAt"] = info.ExpiresAt, ["origins"] = info.Origins },
                 }, CancellationToken.None);
                 return TypedResults.Ok(info);
             })
             .Requires(Permission.Admin)
-            .WithSummary("Set a variable. A secret gets a new version each time; its value is never returned.");
+            .WithSummary("Set a variable. A secret gets a new version each time; its value is never returned. 'origins' binds a secret to where it may be sent.");
+
+        group.MapPut("/{env}/variables/{name}/origins", async Task<Results<Ok<VariableInfo>, ProblemHttpResult>> (
+                string env, string name, SetOriginsRequest? body, VariableService service, HttpContext http, IAuditLog audit, CancellationToken ct) =>
+            {
+                if (body?.Origins is null)
+                {
+                    return Problems.BadRequest("Send the origins as JSON: {\"origins\": [\"https://api.example.com\", \"https://*.example.com\"]} ([] unbinds).");
+                }
+
+                if (await service.SetOriginsAsync(env, name, body.Origins, ct) is not { } info)
+                {
+                    return Problems.NotFound($"There is no variable '{name}' in environment '{env}'.");
+                }
+
+                await audit.RecordAsync(new AuditEntry("variable.bind")
+                {
+                    Actor = Caller.From(http.User),
+                    Environment = env,
+                    Target = name,
+                    Detail = new Dictionary<string, object?> { ["origins"] = info.Origins },
+                }, CancellationToken.None);
+                return TypedResults.Ok(info);
+            })
+            .Requires(Permission.Admin)
+            .WithSummary("Bind a secret to the origins its value may be sent to (checked on every request Keyway sends); [] unbinds it.");
 
         group.MapDelete("/{env}/variables/{name}", async Task<Results<NoContent, ProblemHttpResult>> (
                 string env, string name, VariableService service, HttpContext http, IAuditLog audit, CancellationToken ct) =>

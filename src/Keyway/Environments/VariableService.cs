@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
+using System.Text.Json;
 using Keyway.Api;
+using Keyway.Outbound;
 using Keyway.Secrets;
 using Keyway.Storage;
 
@@ -9,15 +11,17 @@ namespace Keyway.Environments;
 internal sealed record EnvironmentInfo(string Name, string? Description, DateTimeOffset CreatedAt);
 
 /// <summary>A configuration variable as the API shows it: a secret's <c>Value</c> is always null.</summary>
+/// <remarks><c>Origins</c>: where a secret's value may be sent; null when it is not bound.</remarks>
 internal sealed record VariableInfo(
     string Environment, string Name, bool Secret, string? Value, long Version,
-    DateTimeOffset? ExpiresAt, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt);
+    DateTimeOffset? ExpiresAt, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, IReadOnlyList<string>? Origins = null);
 
 /// <summary>
 /// The current values of one environment's variables: plain values as strings, secret values as
 /// <see cref="Secret"/>. Built once per change and shared by every request.
 /// </summary>
-internal sealed class EnvironmentValues(string environment, IReadOnlyDictionary<string, object?> values)
+internal sealed class EnvironmentValues(
+    string environment, IReadOnlyDictionary<string, object?> values, IReadOnlyDictionary<string, IReadOnlyList<OriginPattern>>? origins = null)
 {
     public string Environment { get; } = environment;
 
@@ -37,6 +41,25 @@ internal sealed class EnvironmentValues(string environment, IReadOnlyDictionary<
     private Redactor? _redactor;
 
     public bool IsSecret(string name) => All.TryGetValue(name, out var v) && v is Secret;
+
+    /// <summary>The origins each bound secret may be sent to (unbound secrets are absent).</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<OriginPattern>> Origins { get; } =
+        origins ?? new Dictionary<string, IReadOnlyList<OriginPattern>>(StringComparer.Ordinal);
+
+    /// <summary>The bindings of those of <paramref name="names"/> that are bound secrets here.</summary>
+    public SecretBindings BindingsOf(IEnumerable<string> names)
+    {
+        List<SecretBinding>? bindings = null;
+        foreach (var name in names)
+        {
+            if (Origins.TryGetValue(name, out var patterns))
+            {
+                (bindings ??= []).Add(new SecretBinding(name, Environment, patterns));
+            }
+        }
+
+        return bindings is null ? SecretBindings.None : new SecretBindings(bindings);
+    }
 }
 
 /// <summary>Environments and their configuration variables. Secret values are encrypted at rest and write-only.</summary>
@@ -118,9 +141,11 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
 
     /// <summary>Sets a variable: a new version each time. A secret's value is encrypted before it is stored.</summary>
     public async Task<VariableInfo> SetAsync(
-        string environment, string name, string value, bool secret, DateTimeOffset? expiresAt, CancellationToken cancellationToken)
+        string environment, string name, string value, bool secret, DateTimeOffset? expiresAt, CancellationToken cancellationToken,
+        IReadOnlyList<string>? origins = null)
     {
         Names.RequireVariable(name);
+        var originsJson = origins is null ? null : OriginsJson(origins, secret);
         var now = time.GetUtcNow().ToStore();
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -135,12 +160,13 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
         var version = (current ?? 0) + 1;
         await connection.ExecuteAsync(
             """
-            INSERT INTO variables (environment, name, secret, version, expires_at, created_at, updated_at)
-            VALUES (@environment, @name, @secret, @version, @expiresAt, @now, @now)
+            INSERT INTO variables (environment, name, secret, version, expires_at, created_at, updated_at, origins)
+            VALUES (@environment, @name, @secret, @version, @expiresAt, @now, @now, @originsJson)
             ON CONFLICT (environment, name) DO UPDATE SET secret = excluded.secret, version = excluded.version,
-                expires_at = excluded.expires_at, updated_at = excluded.updated_at
+                expires_at = excluded.expires_at, updated_at = excluded.updated_at,
+                origins = CASE WHEN @keepOrigins = 1 AND excluded.secret = 1 THEN variables.origins ELSE excluded.origins END
             """,
-            new { environment, name, secret = secret ? 1 : 0, version, expiresAt = expiresAt.ToStore(), now },
+            new { environment, name, secret = secret ? 1 : 0, version, expiresAt = expiresAt.ToStore(), now, originsJson, keepOrigins = origins is null ? 1 : 0 },
             transaction);
         await connection.ExecuteAsync(
             "INSERT INTO variable_versions (environment, name, version, value, ciphertext, created_at) VALUES (@environment, @name, @version, @plain, @ciphertext, @now)",
@@ -158,6 +184,66 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
         changes.Publish(new Change("variables", environment));
         return (await GetAsync(environment, name, cancellationToken))!;
     }
+
+    /// <summary>
+    /// Binds a secret to the origins its value may be sent to (an empty list unbinds it), without a new version.
+    /// </summary>
+    public async Task<VariableInfo?> SetOriginsAsync(string environment, string name, IReadOnlyList<string> origins, CancellationToken cancellationToken)
+    {
+        if (await GetAsync(environment, name, cancellationToken) is not { } current)
+        {
+            return null;
+        }
+
+        var originsJson = OriginsJson(origins, current.Secret);
+        await using (var connection = await database.OpenAsync(cancellationToken))
+        {
+            await connection.ExecuteAsync(
+                "UPDATE variables SET origins = @originsJson, updated_at = @now WHERE environment = @environment AND name = @name",
+                new { environment, name, originsJson, now = time.GetUtcNow().ToStore() });
+        }
+
+        changes.Publish(new Change("variables", environment));
+        return await GetAsync(environment, name, cancellationToken);
+    }
+
+    /// <summary>The names of the variables that are secret in some environment.</summary>
+    public async Task<IReadOnlySet<string>> SecretNamesAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return (await connection.QueryAsync<string>("SELECT DISTINCT name FROM variables WHERE secret = 1")).ToHashSet(StringComparer.Ordinal);
+    }
+
+    /// <summary>Checks origin patterns and writes them canonically, as JSON; null for an empty list (unbound).</summary>
+    private static string? OriginsJson(IReadOnlyList<string> origins, bool secret)
+    {
+        if (origins.Count == 0)
+        {
+            return null;
+        }
+
+        if (!secret)
+        {
+            throw new KeywayException(StatusCodes.Status400BadRequest, "bad_request",
+                "Only a secret variable is bound to origins: a plain value is not kept from anyone. Set it with \"secret\": true.");
+        }
+
+        var canonical = new List<string>(origins.Count);
+        foreach (var origin in origins)
+        {
+            if (!OriginPattern.TryParse(origin, out var pattern, out var error))
+            {
+                throw new KeywayException(StatusCodes.Status400BadRequest, "bad_request", error!);
+            }
+
+            canonical.Add(pattern!.ToString());
+        }
+
+        return JsonSerializer.Serialize(canonical.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray());
+    }
+
+    private static string[]? ReadOrigins(string? json) =>
+        json is null ? null : JsonSerializer.Deserialize<string[]>(json);
 
     public async Task<VariableInfo?> GetAsync(string environment, string name, CancellationToken cancellationToken) =>
         await QueryAsync(environment, name, cancellationToken) is [var variable, ..] ? variable : null;
@@ -194,21 +280,27 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<ValueRow>(
             """
-            SELECT v.name, v.secret, v.version, vv.value, vv.ciphertext
+            SELECT v.name, v.secret, v.version, v.origins, vv.value, vv.ciphertext
             FROM variables v JOIN variable_versions vv
               ON vv.environment = v.environment AND vv.name = v.name AND vv.version = v.version
             WHERE v.environment = @environment
             """,
             new { environment });
         var values = new Dictionary<string, object?>(StringComparer.Ordinal);
+        var origins = new Dictionary<string, IReadOnlyList<OriginPattern>>(StringComparer.Ordinal);
         foreach (var row in rows)
         {
+            if (row.Secret != 0 && ReadOrigins(row.Origins) is { } bound)
+            {
+                origins[row.Name] = bound.Select(o => OriginPattern.TryParse(o, out var p, out _) ? p! : throw new InvalidDataException($"The stored origin of '{row.Name}' is not valid.")).ToArray();
+            }
+
             values[row.Name] = row.Secret != 0
                 ? await DecryptAsync(row.Ciphertext!, AssociatedData(environment, row.Name, row.Version), cancellationToken)
                 : row.Value ?? "";
         }
 
-        return new EnvironmentValues(environment, values);
+        return new EnvironmentValues(environment, values, origins);
     }
 
     /// <summary>
@@ -233,7 +325,7 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<VariableRow>(
             """
-            SELECT v.environment, v.name, v.secret, v.version, v.expires_at, v.created_at, v.updated_at, vv.value
+            SELECT v.environment, v.name, v.secret, v.version, v.expires_at, v.created_at, v.updated_at, v.origins, vv.value
             FROM variables v JOIN variable_versions vv
               ON vv.environment = v.environment AND vv.name = v.name AND vv.version = v.version
             WHERE v.environment = @environment AND (@name IS NULL OR v.name = @name)
@@ -242,7 +334,7 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
             new { environment, name });
         return rows.Select(r => new VariableInfo(
             r.Environment, r.Name, r.Secret != 0, r.Secret != 0 ? null : r.Value, r.Version,
-            Time.From(r.ExpiresAt), Time.From(r.CreatedAt), Time.From(r.UpdatedAt))).ToList();
+            Time.From(r.ExpiresAt), Time.From(r.CreatedAt), Time.From(r.UpdatedAt), r.Secret != 0 ? ReadOrigins(r.Origins) : null)).ToList();
     }
 
     private sealed class EnvironmentRow
@@ -263,6 +355,7 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
         public long? ExpiresAt { get; init; }
         public long CreatedAt { get; init; }
         public long UpdatedAt { get; init; }
+        public string? Origins { get; init; }
         public string? Value { get; init; }
     }
 
@@ -271,6 +364,7 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
         public string Name { get; init; } = "";
         public long Secret { get; init; }
         public long Version { get; init; }
+        public string? Origins { get; init; }
         public string? Value { get; init; }
         public byte[]? Ciphertext { get; init; }
     }

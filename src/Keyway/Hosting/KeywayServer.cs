@@ -90,6 +90,7 @@ internal static partial class KeywayServer
 
         services.AddSingleton<VariableService>();
         services.AddSingleton<ResourceService>();
+        services.AddSingleton<ResourceAuthoring>();
         services.AddSingleton<ResourceResolver>();
         services.AddSingleton<QueryService>();
         services.AddSingleton<ApiKeyService>();
@@ -105,6 +106,7 @@ internal static partial class KeywayServer
         services.AddSingleton<AuditVerifier>();
         services.AddSingleton<CredentialAudit>();
         services.AddSingleton<GrantStore>();
+        services.AddSingleton<RightStore>();
         services.AddSingleton(sp => new AccessPolicy(
             sp.GetRequiredService<GrantStore>(), sp.GetRequiredService<ChangeFeed>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<AccessPolicy>>()));
         services.AddSingleton<RunExecutor>();
@@ -199,6 +201,7 @@ internal static partial class KeywayServer
         api.MapAudit();
         api.MapUsers();
         api.MapPermissions();
+        api.MapRights();
         api.MapRouteList();
         api.MapSignIn();
         app.MapProxy();

@@ -67,6 +67,7 @@ internal static partial class ProxyEndpoints
             var resolved = await resolver.ResolveAsync(compiled, environment, caller, context.RequestAborted);
 
             var target = Runs.RunExecutor.BuildUrl(resolved, path, context.Request.QueryString.HasValue ? QueryOf(context.Request.Query) : NoQuery);
+            resolved.DemandOrigin(target);
             var binding = resolved.Credential;
             CredentialKey? key = null;
             Credential? credential = null;

@@ -48,6 +48,29 @@ internal sealed class CompiledResource
     /// <summary>The variables the configuration references.</summary>
     public required IReadOnlySet<string> Variables { get; init; }
 
+    /// <summary>
+    /// The variables whose values (or values derived from them) go into the requests sent to the
+    /// base URL: those of the base URL, headers, query and static auth, and every variable of a
+    /// custom flow (whose results its <c>apply</c> places).
+    /// </summary>
+    public required IReadOnlySet<string> RequestVariables { get; init; }
+
+    /// <summary>The variables of the oauth2 settings (client secret, password, parameters): they go to the token endpoint.</summary>
+    public IReadOnlySet<string> OAuth2Variables { get; init; } = new HashSet<string>();
+
+    /// <summary>The variables of a custom flow: every step may carry any of them.</summary>
+    public IReadOnlySet<string> FlowVariables { get; init; } = new HashSet<string>();
+
+    /// <summary>Whether some template reads <c>environment.variables</c> as a whole (or in a way no name can be read from).</summary>
+    public required bool ReadsAllVariables { get; init; }
+
+    /// <summary>
+    /// The variables its saver was allowed to attach (<c>*</c>: all); null for a resource saved before
+    /// attachment was checked. A variable that is secret in an environment but not attached is not
+    /// given to its templates there (<see cref="ResourceResolver"/>).
+    /// </summary>
+    public IReadOnlySet<string>? Attached { get; init; }
+
     /// <summary>A dynamic credential (oauth2), or null for static auth.</summary>
     public CompiledOAuth2? OAuth2 { get; init; }
 
@@ -76,7 +99,7 @@ internal static class ResourceCompiler
     public const long DefaultMaxResponseBytes = 10 * 1024 * 1024;
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
 
-    public static CompiledResource Compile(string name, long version, ResourceDefinition definition)
+    public static CompiledResource Compile(string name, long version, ResourceDefinition definition, IReadOnlySet<string>? attached = null)
     {
         var errors = new List<FieldError>();
         if (Names.CheckName("resource", name) is { } nameError)
@@ -90,7 +113,11 @@ internal static class ResourceCompiler
         }
 
         var variables = new HashSet<string>(StringComparer.Ordinal);
+        var requestVariables = new HashSet<string>(StringComparer.Ordinal);
+        var authVariables = new HashSet<string>(StringComparer.Ordinal);
+        var current = requestVariables;
         var usesCurrentUser = false;
+        var readsAll = false;
 
         Template? Parse(string field, string? text, bool required = false)
         {
@@ -108,6 +135,8 @@ internal static class ResourceCompiler
             {
                 var template = Template.Parse(text);
                 variables.UnionWith(template.VariableNames);
+                current.UnionWith(template.VariableNames);
+                readsAll |= template.ReferencesAllVariables;
                 usesCurrentUser |= text.Contains("current_user", StringComparison.Ordinal);
                 return template;
             }
@@ -156,7 +185,25 @@ internal static class ResourceCompiler
             }
         }
 
+        current = authVariables;
         var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse, out var oauth2, out var custom);
+        foreach (var step in custom is null ? [] : custom.Steps.Concat(custom.RefreshSteps ?? []))
+        {
+            if (step is JavascriptStep javascript)
+            {
+                var named = new HashSet<string>(StringComparer.Ordinal);
+                readsAll |= Template.ScanScript(javascript.Code.Source, named);
+                variables.UnionWith(named);
+                authVariables.UnionWith(named);
+            }
+        }
+
+        if (oauth2 is null)
+        {
+            // Static auth is placed on the request; a custom flow's results are, by its apply templates.
+            requestVariables.UnionWith(authVariables);
+        }
+
         // A custom flow's refresh.statuses join the resource's list; given alone, they replace the default 401.
         var failureStatuses = new HashSet<int>(definition.AuthFailureStatuses ?? (custom?.RefreshStatuses is null ? [401] : []));
         failureStatuses.UnionWith(custom?.RefreshStatuses ?? []);
@@ -213,6 +260,11 @@ internal static class ResourceCompiler
             FollowSameOriginRedirects = definition.FollowRedirects == "sameOrigin",
             UsesCurrentUser = usesCurrentUser,
             Variables = variables,
+            RequestVariables = requestVariables,
+            OAuth2Variables = oauth2 is null ? new HashSet<string>() : authVariables,
+            FlowVariables = custom is null ? new HashSet<string>() : authVariables,
+            ReadsAllVariables = readsAll,
+            Attached = attached,
             OAuth2 = oauth2,
             Custom = custom,
             AuthFailureCondition = custom?.BodyCondition,

@@ -184,8 +184,13 @@ internal sealed record TimeoutDefinition
     public int? RequestMs { get; init; }
 }
 
-/// <summary>A stored resource with its bookkeeping.</summary>
-internal sealed record ResourceRecord(string Name, ResourceDefinition Definition, long Version, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt);
+/// <summary>
+/// A stored resource with its bookkeeping. <c>Attached</c>: the variables its saver was allowed to attach
+/// (<c>*</c>: every one); null for a resource saved before that was checked.
+/// </summary>
+internal sealed record ResourceRecord(
+    string Name, ResourceDefinition Definition, long Version, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt,
+    [property: System.Text.Json.Serialization.JsonIgnore] IReadOnlyList<string>? Attached = null);
 
 /// <summary>The JSON options for configuration documents: camelCase, and an unknown field is an error, not silently ignored.</summary>
 internal static class ConfigJson

@@ -31,21 +31,28 @@ internal static class ResourceEndpoints
             .WithSummary("List the resources the caller holds a permission on (admins: all).");
 
         group.MapPut("/{name}", async Task<Results<Ok<ResourceView>, Created<ResourceView>, ProblemHttpResult>> (
-                string name, HttpRequest request, HttpContext http, ResourceService service, AccessPolicy access, GrantStore grants,
-                IAuditLog audit, CancellationToken ct) =>
+                string name, HttpRequest request, HttpContext http, ResourceService service, ResourceAuthoring authoring, AccessPolicy access,
+                GrantStore grants, IAuditLog audit, CancellationToken ct) =>
             {
                 var caller = Caller.From(http.User)!;
                 var definition = await ReadDefinitionAsync(request, ct);
-                // Without edit the caller may only create (the filter let them through because it did not exist).
-                var mayEdit = access.Allows(caller, Permission.Edit, name, null);
+                var existing = await service.GetAsync(name, ct);
+                if (existing is not null)
+                {
+                    // The filter let a caller without edit through only because the resource did not exist.
+                    access.Demand(caller, Permission.Edit, name, null);
+                }
+
+                var attached = await authoring.CheckAsync(caller, name, existing, definition, ct);
                 // Whoever creates a resource owns it: the grant is written in the transaction that creates it.
                 GrantInfo? creatorGrant = null;
-                var put = await service.PutAsync(name, definition, createOnly: !mayEdit, createdBy: caller.UserId,
+                var put = await service.PutAsync(name, definition, existing?.Version ?? 0, attached, createdBy: caller.UserId,
                     async (connection, transaction) => creatorGrant = await grants.AddCreatorAsync(connection, transaction, name, caller.UserId), ct);
                 if (put is not var (record, created))
                 {
-                    access.Demand(caller, Permission.Edit, name, null);
-                    throw new InvalidOperationException("Unreachable: the demand above throws.");
+                    // Checked against one version, written over another: the checks would not hold.
+                    return Problems.Create(StatusCodes.Status409Conflict, "conflict",
+                        $"The resource '{name}' was changed by someone else while this was saved. Read it again and retry.");
                 }
 
                 await audit.RecordAsync(new AuditEntry("resource.put")

@@ -3,6 +3,7 @@ using Keyway.Access;
 using Keyway.Api;
 using Keyway.Credentials;
 using Keyway.Environments;
+using Keyway.Outbound;
 using Keyway.Secrets;
 using Keyway.Templates;
 
@@ -33,6 +34,18 @@ internal sealed class ResolvedResource
 
     /// <summary>The dynamic credential to attach per request (oauth2, custom), or null.</summary>
     public CredentialBinding? Credential { get; init; }
+
+    /// <summary>The bound secrets the requests to the base URL carry: checked on every URL a request is sent to.</summary>
+    public SecretBindings Bindings { get; init; } = SecretBindings.None;
+
+    /// <summary>Refuses (<c>403 origin_not_allowed</c>) a request to <paramref name="url"/> that would carry a secret bound elsewhere.</summary>
+    public void DemandOrigin(Uri url)
+    {
+        if (!Bindings.IsEmpty)
+        {
+            Bindings.Demand(url, $"a request of resource '{Resource.Name}'");
+        }
+    }
 }
 
 /// <summary>Resolves compiled resources, sharing the result per environment when no template reads the caller.</summary>
@@ -71,7 +84,18 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
             }
         }
 
-        var scope = Scopes.ForResource(values, caller);
+        var visible = Scopes.Visible(resource, values);
+        foreach (var name in resource.Variables)
+        {
+            if (!visible.ContainsKey(name))
+            {
+                throw new KeywayException(StatusCodes.Status403Forbidden, "secret_not_attached",
+                    $"The resource '{resource.Name}' reads the variable '{name}', which is secret in '{values.Environment}' but was not attached " +
+                    "when the resource was last saved (it was plain then, or its saver may not attach it). An owner who may attach it saves the resource again.");
+            }
+        }
+
+        var scope = Scopes.ForResource(values, visible, caller);
         var redactor = values.Redactor;
         try
         {
@@ -134,7 +158,8 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
                 Query = query,
                 Cookie = cookie,
                 Redactor = redactor.Combine(new Redactor(derived)),
-                Credential = Bind(resource, values, scope, redactor),
+                Credential = Bind(resource, values, visible, scope, redactor),
+                Bindings = values.BindingsOf(resource.ReadsAllVariables ? visible.Keys : resource.RequestVariables),
             };
         }
         catch (TemplateException e)
@@ -144,17 +169,23 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
         }
     }
 
-    private CredentialBinding? Bind(CompiledResource resource, EnvironmentValues values, TemplateScope scope, Redactor redactor)
+    private CredentialBinding? Bind(
+        CompiledResource resource, EnvironmentValues values, IReadOnlyDictionary<string, object?> visible, TemplateScope scope, Redactor redactor)
     {
+        // A script that reads the variables as a whole may carry any visible one.
+        IEnumerable<string> Read(IReadOnlySet<string> named) => resource.ReadsAllVariables ? visible.Keys : named;
+
         if (resource.OAuth2 is { } compiled)
         {
-            return new CredentialBinding(resource.Name, values.Environment, new OAuth2TokenProvider(oauth, compiled.Render(scope)), compiled, resource.ShareCredentials);
+            var settings = compiled.Render(scope) with { Bindings = values.BindingsOf(Read(resource.OAuth2Variables)) };
+            return new CredentialBinding(resource.Name, values.Environment, new OAuth2TokenProvider(oauth, settings), compiled, resource.ShareCredentials);
         }
 
         if (resource.Custom is { } flow)
         {
             var hash = CustomFlowProvider.HashParameters(flow, values.Environment, values.All);
-            return new CredentialBinding(resource.Name, values.Environment, new CustomFlowProvider(custom, flow, scope, redactor, hash), flow, scope);
+            var provider = new CustomFlowProvider(custom, flow, scope, redactor, hash, values.BindingsOf(Read(resource.FlowVariables)));
+            return new CredentialBinding(resource.Name, values.Environment, provider, flow, scope);
         }
 
         return null;

@@ -29,38 +29,43 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
 
     /// <summary>Creates or replaces a resource. It is validated (and compiled) before anything is stored.</summary>
     public async Task<(ResourceRecord Resource, bool Created)> PutAsync(string name, ResourceDefinition definition, CancellationToken cancellationToken) =>
-        (await PutAsync(name, definition, createOnly: false, createdBy: null, whenCreated: null, cancellationToken))!.Value;
+        (await PutAsync(name, definition, expectedVersion: null, attached: ["*"], createdBy: null, whenCreated: null, cancellationToken))!.Value;
 
     /// <summary>
-    /// Creates or replaces a resource. With <paramref name="createOnly"/>, an existing resource is
-    /// left alone and the result is null (a caller who may create but not edit).
-    /// <paramref name="createdBy"/> is recorded on creation, and <paramref name="whenCreated"/> runs
-    /// in the same transaction (the creator's grant), so both land or neither does.
+    /// Creates or replaces a resource, if it is still at <paramref name="expectedVersion"/> (0: it must
+    /// not exist yet; null: whatever it is); otherwise nothing is written and the result is null, for
+    /// the caller's checks were made against another version. <paramref name="attached"/> is what the
+    /// saver was allowed to attach. <paramref name="createdBy"/> is recorded on creation, and
+    /// <paramref name="whenCreated"/> runs in the same transaction (the creator's grant), so both land or neither does.
     /// </summary>
     public async Task<(ResourceRecord Resource, bool Created)?> PutAsync(
-        string name, ResourceDefinition definition, bool createOnly, string? createdBy,
+        string name, ResourceDefinition definition, long? expectedVersion, IReadOnlyList<string> attached, string? createdBy,
         Func<DbConnection, DbTransaction, Task>? whenCreated, CancellationToken cancellationToken)
     {
         ResourceCompiler.Compile(name, 0, definition);
         var now = time.GetUtcNow().ToStore();
         var config = JsonSerializer.Serialize(definition, ConfigJson.Options);
+        var attachedJson = JsonSerializer.Serialize(attached);
+        var createOnly = expectedVersion == 0;
         long? version;
         await using (var connection = await database.OpenAsync(cancellationToken))
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             var onConflict = createOnly
                 ? "ON CONFLICT (name) DO NOTHING"
-                : """
-                  ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, config = excluded.config,
-                      version = resources.version + 1, updated_at = excluded.updated_at
-                  """;
+                : $"""
+                   ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, config = excluded.config, attached = excluded.attached,
+                       version = resources.version + 1, updated_at = excluded.updated_at
+                   {(expectedVersion is null ? "" : "WHERE resources.version = @expectedVersion")}
+                   """;
             version = await connection.ExecuteScalarAsync<long?>(
                 $"""
-                INSERT INTO resources (name, kind, config, version, created_at, updated_at, created_by) VALUES (@name, @kind, @config, 1, @now, @now, @createdBy)
+                INSERT INTO resources (name, kind, config, version, created_at, updated_at, created_by, attached)
+                VALUES (@name, @kind, @config, 1, @now, @now, @createdBy, @attachedJson)
                 {onConflict}
                 RETURNING version
                 """,
-                new { name, kind = definition.Kind, config, now, createdBy }, transaction);
+                new { name, kind = definition.Kind, config, now, createdBy, attachedJson, expectedVersion = expectedVersion ?? 0 }, transaction);
             if (version is null)
             {
                 return null;
@@ -83,14 +88,14 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         var row = await connection.QuerySingleOrDefaultAsync<ResourceRow>(
-            "SELECT name, config, version, created_at, updated_at FROM resources WHERE name = @name", new { name });
+            "SELECT name, config, version, created_at, updated_at, attached FROM resources WHERE name = @name", new { name });
         return row?.ToRecord();
     }
 
     public async Task<IReadOnlyList<ResourceRecord>> ListAsync(CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<ResourceRow>("SELECT name, config, version, created_at, updated_at FROM resources ORDER BY name");
+        var rows = await connection.QueryAsync<ResourceRow>("SELECT name, config, version, created_at, updated_at, attached FROM resources ORDER BY name");
         return rows.Select(r => r.ToRecord()).ToList();
     }
 
@@ -141,7 +146,9 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
     private async Task<CompiledResource?> LoadCompiledAsync(string name)
     {
         var record = await GetAsync(name, CancellationToken.None);
-        return record is null ? null : ResourceCompiler.Compile(record.Name, record.Version, record.Definition);
+        return record is null
+            ? null
+            : ResourceCompiler.Compile(record.Name, record.Version, record.Definition, record.Attached?.ToHashSet(StringComparer.Ordinal));
     }
 
     private sealed class ResourceRow
@@ -151,8 +158,10 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
         public long Version { get; init; }
         public long CreatedAt { get; init; }
         public long UpdatedAt { get; init; }
+        public string? Attached { get; init; }
 
         public ResourceRecord ToRecord() => new(
-            Name, JsonSerializer.Deserialize<ResourceDefinition>(Config, ConfigJson.Options)!, Version, Time.From(CreatedAt), Time.From(UpdatedAt));
+            Name, JsonSerializer.Deserialize<ResourceDefinition>(Config, ConfigJson.Options)!, Version, Time.From(CreatedAt), Time.From(UpdatedAt),
+            Attached is null ? null : JsonSerializer.Deserialize<string[]>(Attached));
     }
 }

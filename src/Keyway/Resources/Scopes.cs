@@ -1,5 +1,6 @@
 using Keyway.Access;
 using Keyway.Environments;
+using Keyway.Secrets;
 using Keyway.Templates;
 
 namespace Keyway.Resources;
@@ -8,17 +9,44 @@ namespace Keyway.Resources;
 internal static class Scopes
 {
     /// <summary>
-    /// Resource configuration, written by people who may edit the resource: every variable of the
-    /// environment, secrets included, and the caller.
+    /// Resource configuration: the environment's plain variables, the secrets its saver was allowed
+    /// to attach (<paramref name="variables"/>, from <see cref="Visible"/>), and the caller. A secret
+    /// that is not attached is not in the scope at all, so no script, however it names it, can read it.
     /// </summary>
-    public static TemplateScope ForResource(EnvironmentValues values, Caller? caller) =>
+    public static TemplateScope ForResource(EnvironmentValues values, IReadOnlyDictionary<string, object?> variables, Caller? caller) =>
         new TemplateScope()
             .With("environment", new Dictionary<string, object?>(StringComparer.Ordinal)
             {
                 ["name"] = values.Environment,
-                ["variables"] = values.All,
+                ["variables"] = variables,
             })
             .With("current_user", CurrentUser(caller));
+
+    /// <summary>
+    /// The variables a resource's templates see in one environment: every plain one, and the secrets
+    /// attached when it was saved. A resource saved before attachment was checked
+    /// (<see cref="CompiledResource.Attached"/> null) keeps the secrets it names.
+    /// </summary>
+    public static IReadOnlyDictionary<string, object?> Visible(CompiledResource resource, EnvironmentValues values)
+    {
+        if (values.Secrets.Count == 0)
+        {
+            return values.All;
+        }
+
+        var attached = resource.Attached;
+        var all = attached is null ? resource.ReadsAllVariables : attached.Contains("*");
+        var visible = new Dictionary<string, object?>(values.All.Count, StringComparer.Ordinal);
+        foreach (var (name, value) in values.All)
+        {
+            if (value is not Secret || all || (attached ?? resource.Variables).Contains(name))
+            {
+                visible[name] = value;
+            }
+        }
+
+        return visible;
+    }
 
     /// <summary>
     /// Queries, written by people who may only use the resource: plain variables only (a secret

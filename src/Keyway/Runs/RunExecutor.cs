@@ -151,6 +151,8 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
         var withBody = true;
         for (var hop = 0; ; hop++)
         {
+            // On every hop: a bound secret goes only to its origins, whatever the resource now says.
+            resolved.DemandOrigin(url);
             using var request = BuildRequest(resolved, method, url, call.Headers, withBody ? FreshContent(call) : null);
             if (credential is not null)
             {

@@ -161,6 +161,29 @@ internal sealed partial class Template
 
     public override string ToString() => Source;
 
+    /// <summary>
+    /// Adds the variables a script names literally (<c>environment.variables.NAME</c>) to
+    /// <paramref name="variables"/> (and their paths to <paramref name="paths"/>); true when it uses
+    /// <c>environment</c> in any other way. A best-effort scan for configuration checks: what a
+    /// script can reach at run time is bounded by its scope, not by this scan.
+    /// </summary>
+    internal static bool ScanScript(string script, HashSet<string> variables, List<string>? paths = null)
+    {
+        var named = 0;
+        foreach (Match match in VariableReference().Matches(script))
+        {
+            var name = match.Groups["name"].Value;
+            variables.Add(name);
+            paths?.Add(MemberPath.IsIdentifier(name) ? $"environment.variables.{name}" : $"environment.variables['{name}']");
+            named++;
+        }
+
+        return EnvironmentIdentifier().Count(script) > named + EnvironmentName().Count(script);
+    }
+
+    [GeneratedRegex("""(?<![\w$.])environment\s*\??\.\s*name(?![\w$])""")]
+    internal static partial Regex EnvironmentName();
+
     [GeneratedRegex("""(?<![\w$.])environment\s*\??\.\s*variables\s*(?:\??\.\s*(?<name>[A-Za-z_$][\w$]*)|(?:\?\.)?\[\s*(?:'(?<name>[^'\\\r\n]*)'|"(?<name>[^"\\\r\n]*)")\s*\])""")]
     internal static partial Regex VariableReference();
 
@@ -240,12 +263,12 @@ internal sealed class TemplateExpression
             paths.Add(_path.Canonical);
             if (_path.Root == "environment")
             {
-                using var members = _path.Members.GetEnumerator();
-                if (members.MoveNext() && members.Current == "variables" && members.MoveNext())
+                var members = _path.Members.Take(2).ToArray();
+                if (members is ["variables", var name])
                 {
-                    variables.Add(members.Current);
+                    variables.Add(name);
                 }
-                else
+                else if (members is not ["name", ..])
                 {
                     referencesAll = true;
                 }
@@ -254,15 +277,6 @@ internal sealed class TemplateExpression
             return;
         }
 
-        var named = 0;
-        foreach (Match match in Template.VariableReference().Matches(Text))
-        {
-            var name = match.Groups["name"].Value;
-            variables.Add(name);
-            paths.Add(MemberPath.IsIdentifier(name) ? $"environment.variables.{name}" : $"environment.variables['{name}']");
-            named++;
-        }
-
-        referencesAll = Template.EnvironmentIdentifier().Count(Text) > named;
+        referencesAll = Template.ScanScript(Text, variables, paths);
     }
 }

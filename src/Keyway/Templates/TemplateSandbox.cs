@@ -38,7 +38,7 @@ namespace Keyway.Templates;
 /// step, before any limit can look.
 /// </para>
 /// </remarks>
-internal sealed class TemplateSandbox
+internal sealed partial class TemplateSandbox
 {
     // The user's expression starts on line 2 so error locations map back to the template.
     // Objects and arrays leave the engine as JSON text made inside the limits, so no getter, proxy
@@ -376,7 +376,7 @@ internal sealed class TemplateSandbox
             JavaScriptException js when js.Message.StartsWith("Maximum call stack size exceeded", StringComparison.Ordinal) =>
                 Limit(TemplateLimitKind.Recursion, Describe(TemplateLimitKind.Recursion)),
             JintException or InvalidOperationException =>
-                new($"script error: {Redact(exception.Message, scope)}", script.Expression, position),
+                new($"script error: {Describe(exception, script.Expression)}", script.Expression, position),
             _ => null,
         };
     }
@@ -388,6 +388,44 @@ internal sealed class TemplateSandbox
         TemplateLimitKind.Memory => $"memory limit ({Limits.MaxMemoryBytes} bytes)",
         _ => $"recursion limit (depth {Limits.MaxRecursionDepth})",
     };
+
+    /// <summary>
+    /// What kind of error a script raised, never what it said: a message can carry text the script
+    /// derived from a secret (<c>throw new Error(token.split('').join(' '))</c>), which no redaction can
+    /// recognise. Two engine messages are kept, because they name only what the expression itself
+    /// spells out: "X is not defined" and "Cannot read properties of undefined (reading 'X')", when X
+    /// appears in the expression.
+    /// </summary>
+    internal static string Describe(Exception exception, string expression)
+    {
+        if (exception is JavaScriptException js)
+        {
+            var message = js.Message;
+            if ((SafeEngineMessage().Match(message) is { Success: true } match &&
+                 expression.Contains(match.Groups["name"].Value, StringComparison.Ordinal)))
+            {
+                return $"{match.Value} ({ErrorKind(js)})";
+            }
+
+            return $"the script raised {Article(ErrorKind(js))} (its message is not shown: it could carry a value the script read)";
+        }
+
+        return "the script could not run";
+    }
+
+    private static string ErrorKind(JavaScriptException js) =>
+        js.Error is Jint.Native.Object.ObjectInstance error && error.Get("name") is var name && name.IsString() &&
+        ErrorName().IsMatch(name.AsString())
+            ? name.AsString()
+            : "exception";
+
+    private static string Article(string kind) => kind == "exception" ? "an exception" : (kind[0] is 'E' or 'A' or 'I' or 'O' or 'U' ? "an " : "a ") + kind;
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^(?:(?<name>[A-Za-z_$][\w$]{0,63}) is not defined|Cannot read propert(?:y|ies) of (?:undefined|null) \(reading '(?<name>[A-Za-z_$][\w$]{0,63})'\))$")]
+    private static partial System.Text.RegularExpressions.Regex SafeEngineMessage();
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^(?:Error|TypeError|RangeError|ReferenceError|SyntaxError|EvalError|URIError|AggregateError)$")]
+    private static partial System.Text.RegularExpressions.Regex ErrorName();
 
     /// <summary>
     /// Jint's messages can quote values ("Cannot read properties of undefined (reading 'x')" is fine;

@@ -30,6 +30,7 @@ internal static class KeywayCli
         root.Subcommands.Add(UserCommands.Users(io));
         root.Subcommands.Add(UserCommands.Groups(io));
         root.Subcommands.Add(PermissionCommands.Create(io));
+        root.Subcommands.Add(RightCommands.Create(io));
         root.Subcommands.Add(OperatorCommands.Create(io));
         root.Subcommands.Add(AuditCommands.Create(io));
         var parse = root.Parse(args);

@@ -14,8 +14,14 @@ internal static class ResourceCommands
         var command = new Command("resource", "Manage resources: the APIs Keyway calls with their credentials.");
 
         var file = new Argument<string>("file") { Description = "A JSON or YAML file with one resource (or several: a JSON array, or YAML documents separated by ---). '-' reads stdin." };
-        var apply = new Command("apply", "Create or replace the resources described in a file. Each needs a 'name'.") { file };
-        apply.SetAction(io.Client((client, output, parse, ct) => ApplyAsync(io, client, output, parse.GetValue(file)!, "Resource", "resources", ct)));
+        var bindSecrets = new Option<bool>("--bind-secrets")
+        {
+            Description = "Bind every secret the resources send that is bound to no origin yet to the origin it is sent to, without asking.",
+        };
+        var apply = new Command("apply", "Create or replace the resources described in a file. Each needs a 'name'. " +
+            "Secrets they send that are bound to no origin are offered for binding to it.") { file, bindSecrets };
+        apply.SetAction(io.Client((client, output, parse, ct) =>
+            ApplyAsync(io, client, output, parse.GetValue(file)!, "Resource", "resources", ct, parse.GetValue(bindSecrets))));
 
         var list = new Command("list", "List resources.");
         list.SetAction(io.Client(async (client, output, _, ct) =>
@@ -63,7 +69,8 @@ internal static class ResourceCommands
     /// <c>apply</c> for resources and queries alike: every document of a JSON or YAML file (or stdin
     /// for '-'), each PUT under its <c>name</c>.
     /// </summary>
-    internal static async Task ApplyAsync(CliIo io, KeywayClient client, Output output, string path, string kind, string collection, CancellationToken ct)
+    internal static async Task ApplyAsync(
+        CliIo io, KeywayClient client, Output output, string path, string kind, string collection, CancellationToken ct, bool bindSecrets = false)
     {
         var text = path == "-" ? await io.In.ReadToEndAsync(ct) : await ReadFileAsync(path, ct);
         var results = new JsonArray();
@@ -77,11 +84,55 @@ internal static class ResourceCommands
             {
                 output.Success($"{kind} '{name}' applied (version {Output.Str(result?["version"])}).");
             }
+
+            await OfferBindingsAsync(io, client, output, result?["unboundSecrets"] as JsonArray, bindSecrets, ct);
         }
 
         if (output.Json)
         {
             output.WriteJson(results);
+        }
+    }
+
+    /// <summary>
+    /// A resource sends secrets that are bound to no origin: bind each to the origin it goes to, with
+    /// --bind-secrets or when a person at a terminal says yes; otherwise say how.
+    /// </summary>
+    private static async Task OfferBindingsAsync(CliIo io, KeywayClient client, Output output, JsonArray? unbound, bool bindAll, CancellationToken ct)
+    {
+        var interactive = ReferenceEquals(io.In, Console.In) && !Console.IsInputRedirected && !Console.IsOutputRedirected && !output.Json;
+        foreach (var item in unbound ?? [])
+        {
+            var (variable, env, origin) = (Output.Str(item?["variable"]), Output.Str(item?["environment"]), item?["origin"]?.GetValue<string>());
+            if (origin is null)
+            {
+                if (!output.Json)
+                {
+                    io.Error.WriteLine($"note: the secret '{variable}' ({env}) is bound to no origin; bind it: keyway var bind {variable} https://… --env {env}");
+                }
+
+                continue;
+            }
+
+            var bind = bindAll || (interactive && await AnsiConsole.ConfirmAsync(
+                $"The secret [bold]{Markup.Escape(variable)}[/] ({Markup.Escape(env)}) is bound to no origin. Bind it to [bold]{Markup.Escape(origin)}[/]?", false, ct));
+            if (!bind)
+            {
+                if (!output.Json)
+                {
+                    io.Error.WriteLine($"note: the secret '{variable}' ({env}) is bound to no origin; to send it only to {origin}: keyway var bind {variable} {origin} --env {env}");
+                }
+
+                continue;
+            }
+
+            var current = await client.GetAsync(VarCommands.VariablePath(env, variable), ct);
+            var origins = (current?["origins"] as JsonArray ?? []).Select(o => o!.GetValue<string>()).Append(origin).Distinct(StringComparer.Ordinal).ToArray();
+            await client.PutAsync(VarCommands.VariablePath(env, variable) + "/origins", new { origins }, ct);
+            if (!output.Json)
+            {
+                output.Success($"Secret '{variable}' ({env}) bound to {origin}.");
+            }
         }
     }
 

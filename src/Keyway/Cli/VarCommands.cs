@@ -4,7 +4,7 @@ using Spectre.Console;
 
 namespace Keyway.Cli;
 
-/// <summary><c>keyway var set|get|list|delete</c>: configuration variables, secret or plain.</summary>
+/// <summary><c>keyway var set|get|list|delete|bind|unbind</c>: configuration variables, secret or plain.</summary>
 internal static class VarCommands
 {
     public static Command Create(CliIo io)
@@ -17,7 +17,12 @@ internal static class VarCommands
         var secret = new Option<bool>("--secret", "-s") { Description = "Store it as a secret: encrypted, write-only, usable only in resource configuration." };
         var value = new Option<string?>("--value") { Description = "The value on the command line. It lands in shell history: for secrets, prefer stdin or the prompt." };
         var expires = new Option<DateTimeOffset?>("--expires-at") { Description = "When the value expires (ISO 8601), for reminders and rotation." };
-        var set = new Command("set", "Set a variable. The value comes from --value, else stdin (piped), else a hidden prompt.") { setName, setEnv, secret, value, expires };
+        var origin = new Option<string[]>("--origin")
+        {
+            Description = "A secret: an origin its value may be sent to (https://api.example.com, https://*.example.com); repeat for more. Left out, the binding stays as it was.",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var set = new Command("set", "Set a variable. The value comes from --value, else stdin (piped), else a hidden prompt.") { setName, setEnv, secret, value, expires, origin };
         set.SetAction(io.Client(async (client, output, parse, ct) =>
         {
             var name = parse.GetValue(setName)!;
@@ -26,7 +31,7 @@ internal static class VarCommands
             var text = parse.GetValue(value) ?? await ReadValueAsync(io, name, isSecret, ct);
             var doc = await client.PutAsync(
                 $"api/v1/environments/{Uri.EscapeDataString(env)}/variables/{Uri.EscapeDataString(name)}",
-                new { value = text, secret = isSecret, expiresAt = parse.GetValue(expires) }, ct);
+                new { value = text, secret = isSecret, expiresAt = parse.GetValue(expires), origins = parse.GetValue(origin) is { Length: > 0 } o ? o : null }, ct);
             output.Success($"{(isSecret ? "Secret" : "Variable")} '{name}' set in '{env}' (version {Output.Str(doc?["version"])}).", doc);
         }));
 
@@ -40,7 +45,7 @@ internal static class VarCommands
             output.Details(doc,
                 ("name", Output.Str(doc?["name"])), ("environment", Output.Str(doc?["environment"])),
                 ("secret", Output.Str(doc?["secret"])), ("value", SecretAware(doc!)), ("version", Output.Str(doc?["version"])),
-                ("updated", Output.When(doc?["updatedAt"])), ("expires", Output.When(doc?["expiresAt"])));
+                ("updated", Output.When(doc?["updatedAt"])), ("expires", Output.When(doc?["expiresAt"])), ("origins", OriginsOf(doc!)));
         }));
 
         var listEnv = Env();
@@ -50,7 +55,7 @@ internal static class VarCommands
             var doc = await client.GetAsync($"api/v1/environments/{Uri.EscapeDataString(parse.GetValue(listEnv)!)}/variables", ct);
             output.Table(doc, doc?["variables"] as JsonArray,
                 ("NAME", v => Output.Str(v["name"])), ("SECRET", v => v["secret"]?.GetValue<bool>() == true ? "yes" : "no"),
-                ("VALUE", SecretAware), ("VERSION", v => Output.Str(v["version"])), ("UPDATED", v => Output.When(v["updatedAt"])));
+                ("VALUE", SecretAware), ("VERSION", v => Output.Str(v["version"])), ("ORIGINS", OriginsOf), ("UPDATED", v => Output.When(v["updatedAt"])));
         }));
 
         var delName = new Argument<string>("name") { Description = "The variable's name." };
@@ -63,12 +68,52 @@ internal static class VarCommands
             output.Success($"Variable '{name}' deleted.");
         }));
 
+        var bindName = new Argument<string>("name") { Description = "The secret variable's name." };
+        var bindOrigins = new Argument<string[]>("origins") { Description = "Origins its value may be sent to: https://api.example.com, https://*.example.com.", Arity = ArgumentArity.OneOrMore };
+        var bindEnv = Env();
+        var bind = new Command("bind", "Bind a secret to origins: Keyway sends its value nowhere else, whatever a resource says. Adds to its origins.") { bindName, bindOrigins, bindEnv };
+        bind.SetAction(io.Client(async (client, output, parse, ct) =>
+        {
+            var (name, env) = (parse.GetValue(bindName)!, parse.GetValue(bindEnv)!);
+            var current = await client.GetAsync(VariablePath(env, name), ct);
+            var origins = Origins(current!).Concat(parse.GetValue(bindOrigins)!).Distinct(StringComparer.Ordinal).ToArray();
+            var doc = await client.PutAsync(VariablePath(env, name) + "/origins", new { origins }, ct);
+            output.Success($"Secret '{name}' in '{env}' may be sent only to {OriginsOf(doc!)}.", doc);
+        }));
+
+        var unbindName = new Argument<string>("name") { Description = "The secret variable's name." };
+        var unbindOrigins = new Argument<string[]>("origins") { Description = "The origins to remove; none: remove them all (the secret may then go wherever a resource sends it).", Arity = ArgumentArity.ZeroOrMore };
+        var unbindEnv = Env();
+        var unbind = new Command("unbind", "Remove origins from a secret's binding.") { unbindName, unbindOrigins, unbindEnv };
+        unbind.SetAction(io.Client(async (client, output, parse, ct) =>
+        {
+            var (name, env) = (parse.GetValue(unbindName)!, parse.GetValue(unbindEnv)!);
+            var removing = parse.GetValue(unbindOrigins) ?? [];
+            var current = await client.GetAsync(VariablePath(env, name), ct);
+            var origins = removing.Length == 0 ? [] : Origins(current!).Where(o => !removing.Contains(o, StringComparer.OrdinalIgnoreCase)).ToArray();
+            var doc = await client.PutAsync(VariablePath(env, name) + "/origins", new { origins }, ct);
+            output.Success(origins.Length == 0
+                ? $"Secret '{name}' in '{env}' is bound to no origin now."
+                : $"Secret '{name}' in '{env}' may be sent only to {OriginsOf(doc!)}.", doc);
+        }));
+
         command.Subcommands.Add(set);
         command.Subcommands.Add(get);
         command.Subcommands.Add(list);
         command.Subcommands.Add(delete);
+        command.Subcommands.Add(bind);
+        command.Subcommands.Add(unbind);
         return command;
     }
+
+    internal static string VariablePath(string env, string name) =>
+        $"api/v1/environments/{Uri.EscapeDataString(env)}/variables/{Uri.EscapeDataString(name)}";
+
+    private static string[] Origins(JsonNode v) =>
+        v["origins"] is JsonArray a ? a.Select(o => o?.GetValue<string>() ?? "").Where(o => o.Length > 0).ToArray() : [];
+
+    private static string OriginsOf(JsonNode v) =>
+        v["secret"]?.GetValue<bool>() != true ? "-" : Origins(v) is { Length: > 0 } o ? string.Join(", ", o) : "(anywhere)";
 
     private static string SecretAware(JsonNode v) => v["secret"]?.GetValue<bool>() == true ? "(secret)" : Output.Str(v["value"]);
 

@@ -106,6 +106,42 @@ internal sealed class ResourceAuthoring(RightStore rights, VariableService varia
         return [.. attached];
     }
 
+    /// <summary>
+    /// The secrets a resource sends that are bound to no origin, per environment, with the origin they
+    /// would be bound to (the base URL's, or the token endpoint's), for clients to offer binding them.
+    /// </summary>
+    public async Task<IReadOnlyList<UnboundSecret>> UnboundAsync(CompiledResource resource, CancellationToken cancellationToken)
+    {
+        static string? OriginOf(string? url) =>
+            url is not null && !url.Contains("{{", StringComparison.Ordinal) && Uri.TryCreate(url, UriKind.Absolute, out var uri)
+                ? Outbound.OriginPattern.OriginOf(uri)
+                : null;
+
+        var destinations = new List<(IReadOnlySet<string> Variables, string? Origin)>
+        {
+            (resource.RequestVariables, OriginOf(resource.Definition.BaseUrl)),
+            (resource.OAuth2Variables, OriginOf(resource.Definition.Auth?.TokenUrl)),
+        };
+        var unbound = new List<UnboundSecret>();
+        foreach (var environment in await variables.ListEnvironmentsAsync(cancellationToken))
+        {
+            var values = await variables.GetValuesAsync(environment.Name, cancellationToken);
+            foreach (var (names, origin) in destinations)
+            {
+                foreach (var name in names.Order(StringComparer.Ordinal))
+                {
+                    if (values.IsSecret(name) && !values.Origins.ContainsKey(name) &&
+                        !unbound.Any(u => u.Variable == name && u.Environment == environment.Name))
+                    {
+                        unbound.Add(new UnboundSecret(name, environment.Name, origin));
+                    }
+                }
+            }
+        }
+
+        return unbound;
+    }
+
     private static KeywayException Forbidden(string message, IReadOnlyList<FieldError> errors) =>
         new(StatusCodes.Status403Forbidden, "forbidden",
             message + " " + string.Join(" ", errors.Select(e => $"{e.Field}: {e.Message}")),
@@ -175,3 +211,6 @@ internal sealed class ResourceAuthoring(RightStore rights, VariableService varia
         return fields;
     }
 }
+
+/// <summary>A secret a resource sends that is bound to no origin, and the origin it would be bound to (null: not known until run time).</summary>
+internal sealed record UnboundSecret(string Variable, string Environment, string? Origin);

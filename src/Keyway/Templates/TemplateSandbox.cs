@@ -401,8 +401,8 @@ internal sealed partial class TemplateSandbox
         if (exception is JavaScriptException js)
         {
             var message = js.Message;
-            if ((SafeEngineMessage().Match(message) is { Success: true } match &&
-                 expression.Contains(match.Groups["name"].Value, StringComparison.Ordinal)))
+            if (SafeEngineMessage().Match(message) is { Success: true } match &&
+                (!match.Groups["name"].Success || expression.Contains(match.Groups["name"].Value, StringComparison.Ordinal)))
             {
                 return $"{match.Value} ({ErrorKind(js)})";
             }
@@ -421,7 +421,7 @@ internal sealed partial class TemplateSandbox
 
     private static string Article(string kind) => kind == "exception" ? "an exception" : (kind[0] is 'E' or 'A' or 'I' or 'O' or 'U' ? "an " : "a ") + kind;
 
-    [System.Text.RegularExpressions.GeneratedRegex(@"^(?:(?<name>[A-Za-z_$][\w$]{0,63}) is not defined|Cannot read propert(?:y|ies) of (?:undefined|null) \(reading '(?<name>[A-Za-z_$][\w$]{0,63})'\))$")]
+    [System.Text.RegularExpressions.GeneratedRegex(@"^(?:String compilation has been disabled in engine options|(?<name>[A-Za-z_$][\w$]{0,63}) is not defined|Cannot read propert(?:y|ies) of (?:undefined|null) \(reading '(?<name>[A-Za-z_$][\w$]{0,63})'\))$")]
     private static partial System.Text.RegularExpressions.Regex SafeEngineMessage();
 
     [System.Text.RegularExpressions.GeneratedRegex(@"^(?:Error|TypeError|RangeError|ReferenceError|SyntaxError|EvalError|URIError|AggregateError)$")]

@@ -146,11 +146,15 @@ public abstract class AccessTests<TFixture>(TFixture fixture) : IClassFixture<TF
     }
 
     [Fact]
-    public async Task A_member_who_creates_a_resource_owns_it_and_others_do_not_see_it()
+    public async Task A_builder_who_creates_a_resource_owns_it_and_others_do_not_see_it()
     {
         var (name, creator) = await MemberAsync();
-        var (_, other) = await MemberAsync();
+        var (otherName, other) = await MemberAsync();
         var resource = KeywayFixture.Unique("mine");
+        foreach (var builder in new[] { name, otherName })
+        {
+            await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/rights", new { right = "build", user = builder }), 201);
+        }
 
         await Expect.StatusAsync(await creator.PutAsJsonAsync($"/api/v1/resources/{resource}", new { baseUrl = fixture.Upstream.BaseUrl }), 201);
 

@@ -55,6 +55,10 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["GET /api/v1/environments/{env}/variables/{name}"] = AdminOnly,
         ["PUT /api/v1/environments/{env}/variables/{name}"] = AdminOnly,
         ["DELETE /api/v1/environments/{env}/variables/{name}"] = AdminOnly,
+        ["PUT /api/v1/environments/{env}/variables/{name}/origins"] = AdminOnly,
+        ["GET /api/v1/rights/"] = AdminOnly,
+        ["POST /api/v1/rights/"] = AdminOnly,
+        ["DELETE /api/v1/rights/{id}"] = AdminOnly,
 
         ["GET /api/v1/resources/"] = AnyCaller,
         ["GET /api/v1/resources/{name}"] = ResourceRead,

@@ -28,14 +28,32 @@ public sealed class RedactionTests
         Assert.DoesNotContain(Canary, error.ToString(), StringComparison.Ordinal);
     }
 
-    [Fact]
-    public void A_thrown_secret_is_replaced_with_the_redaction_marker()
+    [Theory]
+    [InlineData("{{ (() => { throw new Error(environment.variables.TOKEN.split('').join(' ')); })() }}", "an Error")]
+    [InlineData("{{ (() => { throw new RangeError([...environment.variables.TOKEN].reverse().join('')); })() }}", "a RangeError")]
+    [InlineData("{{ (() => { const e = new Error('x'); e.name = environment.variables.TOKEN; throw e; })() }}", "an exception")]
+    [InlineData("{{ (() => { throw environment.variables.TOKEN.slice(3); })() }}", "an exception")]
+    public void A_script_derived_message_is_withheld_whatever_it_did_to_the_value(string text, string kind)
     {
-        var error = Assert.Throws<TemplateEvaluationException>(() =>
-            Template.Parse("{{ (() => { throw new Error('token is ' + environment.variables.TOKEN); })() }}").Render(Scope()));
+        var error = Assert.Throws<TemplateEvaluationException>(() => Template.Parse(text).Render(Scope()));
 
-        Assert.Contains("token is [REDACTED]", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"the script raised {kind} (its message is not shown", error.Message, StringComparison.Ordinal);
+        foreach (var form in new[] { Canary, string.Join(' ', Canary.ToCharArray()), new string(Canary.Reverse().ToArray()), Canary[3..] })
+        {
+            Assert.DoesNotContain(form, error.Message, StringComparison.Ordinal);
+        }
+
         Assert.Null(error.InnerException);
+    }
+
+    [Theory]
+    [InlineData("{{ missing.x }}", "missing is not defined")]
+    [InlineData("{{ login.body.nothing.deeper }}", "Cannot read properties of undefined (reading 'deeper')")]
+    public void Engine_messages_that_only_repeat_the_expression_are_kept(string text, string message)
+    {
+        var error = Assert.Throws<TemplateEvaluationException>(() => Template.Parse("{{ (() => " + text[3..^3] + ")() }}").Render(Scope()));
+
+        Assert.Contains(message, error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -35,6 +35,17 @@ public sealed class VariableNamesTests
         Assert.True(Template.Parse(text).ReferencesAllVariables);
     }
 
+    [Theory]
+    [InlineData("{{ environment.name }}")]
+    [InlineData("{{ environment.name === 'production' ? 'https://api' : 'https://staging' }}")]
+    public void The_environment_name_is_not_a_variable(string text)
+    {
+        var template = Template.Parse(text);
+
+        Assert.False(template.ReferencesAllVariables);
+        Assert.Empty(template.VariableNames);
+    }
+
     [Fact]
     public void A_constant_template_references_nothing()
     {

@@ -23,6 +23,8 @@ internal static class CredentialEndpoints
             {
                 var caller = Caller.From(http.User)!;
                 var env = environment ?? VariableService.Production;
+                // A key scoped to other environments does not see this one's credential.
+                access.Demand(caller, Permission.Read, name, env);
                 if (user is not null && user != caller.UserId)
                 {
                     access.Demand(caller, Permission.Admin, name, env);

@@ -41,6 +41,8 @@ internal static class CredentialEndpoints
             {
                 var caller = Caller.From(http.User)!;
                 var env = environment ?? VariableService.Production;
+                // Use in this environment first: a key scoped elsewhere learns nothing of the resource's auth.
+                access.Demand(caller, Permission.Use, name, env);
                 var (_, binding) = await service.BindingAsync(name, env, caller, ct);
                 access.Demand(caller, binding.Shared ? Permission.Edit : Permission.Use, name, env);
                 var key = CredentialService.KeyFor(binding, name, env, caller, null);
@@ -67,6 +69,8 @@ internal static class CredentialEndpoints
             {
                 var caller = Caller.From(http.User)!;
                 var env = environment ?? VariableService.Production;
+                // Use in this environment first: a key scoped elsewhere learns nothing of the resource's auth.
+                access.Demand(caller, Permission.Use, name, env);
                 var (_, binding) = await service.BindingAsync(name, env, caller, ct);
                 access.Demand(caller, binding.Shared ? Permission.Edit : Permission.Use, name, env);
                 var key = CredentialService.KeyFor(binding, name, env, caller, null);
@@ -80,6 +84,8 @@ internal static class CredentialEndpoints
             {
                 var caller = Caller.From(http.User)!;
                 var env = environment ?? VariableService.Production;
+                // Use in this environment first: a key scoped elsewhere learns nothing of the resource's auth.
+                access.Demand(caller, Permission.Use, name, env);
                 var (_, binding) = await service.BindingAsync(name, env, caller, ct);
                 access.Demand(caller, binding.Shared ? Permission.Edit : Permission.Use, name, env);
                 if (returnTo is not null && !LocalPaths.IsLocal(returnTo))

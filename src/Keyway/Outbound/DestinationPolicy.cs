@@ -9,8 +9,8 @@ namespace Keyway.Outbound;
 /// <remarks>
 /// <para><see cref="Deny"/> adds to <see cref="DestinationPolicy.DefaultDeny"/>, it does not
 /// replace it, so adding a range can never re-open the cloud metadata addresses by accident.
-/// <see cref="Allow"/> overrides both (for example loopback in development, or a device on a
-/// link-local address), but never Keyway's own listeners.</para>
+/// <see cref="Allow"/> overrides the defaults (for example loopback in development, or a device on
+/// a link-local address), and a <see cref="Deny"/> range wider than itself, never Keyway's own listeners.</para>
 /// <para>Private ranges are allowed by default: internal tools call internal APIs. An operator
 /// who wants Keyway to reach only the public internet adds <c>10.0.0.0/8</c>, <c>172.16.0.0/12</c>,
 /// <c>192.168.0.0/16</c>, <c>100.64.0.0/10</c> and <c>fc00::/7</c> to <see cref="Deny"/>.</para>
@@ -52,7 +52,8 @@ internal readonly record struct DestinationDenial(IPNetwork Range, DenialSource 
         DenialSource.OwnListener =>
             $"{Endpoint(address, port)} is one of Keyway's own listeners, which it never connects to, whatever {DestinationPolicyOptions.AllowSetting} says",
         DenialSource.Setting =>
-            $"{address} is in {Range}, which {DestinationPolicyOptions.DenySetting} denies; an admin can allow it by adding a range to {DestinationPolicyOptions.AllowSetting}",
+            $"{address} is in {Range}, which {DestinationPolicyOptions.DenySetting} denies; " +
+            $"an admin can open part of it with a narrower range in {DestinationPolicyOptions.AllowSetting}",
         _ =>
             $"{address} is in {Range}, which Keyway denies by default (loopback, link-local, metadata and other local addresses); " +
             $"an admin can allow it by adding the range to {DestinationPolicyOptions.AllowSetting}",
@@ -138,16 +139,20 @@ internal sealed class DestinationPolicy
         // An IPv6 address can carry an IPv4 one (::ffff:169.254.169.254, 64:ff9b::a9fe:a9fe):
         // both forms are checked, so neither list can be dodged by switching families.
         var embedded = EmbeddedIPv4(address);
-        DestinationDenial denial;
-        if (TryMatch(_defaultDeny, address, embedded, out var range))
-            denial = new DestinationDenial(range, DenialSource.Default);
-        else if (TryMatch(_deny, address, embedded, out range))
-            denial = new DestinationDenial(range, DenialSource.Setting);
-        else
+        var allowed = TryMatch(_allow, address, embedded, out var allow);
+        // Between the two settings the narrower range wins, a tie goes to deny: allowing 127.0.0.0/8
+        // and denying 127.0.0.2/32 leaves 127.0.0.2 denied; denying 10.0.0.0/8 and allowing 10.1.0.0/16 opens 10.1.
+        if (TryMatch(_deny, address, embedded, out var deny) && (!allowed || Specificity(allow) <= Specificity(deny)))
+            return new DestinationDenial(deny, DenialSource.Setting);
+        if (allowed)
             return null;
 
-        return TryMatch(_allow, address, embedded, out _) ? null : denial;
+        return TryMatch(_defaultDeny, address, embedded, out var range) ? new DestinationDenial(range, DenialSource.Default) : null;
     }
+
+    // An IPv4 /n is as narrow as an IPv6 /(n + 96).
+    private static int Specificity(IPNetwork range) =>
+        range.PrefixLength + (range.BaseAddress.AddressFamily == AddressFamily.InterNetwork ? 96 : 0);
 
     /// <summary>
     /// Records the addresses Keyway listens on (<c>http://127.0.0.1:7510</c>, <c>http://[::]:80</c>,
@@ -263,19 +268,22 @@ internal sealed class DestinationPolicy
         return null;
     }
 
+    /// <summary>The narrowest range that holds the address or the IPv4 address it carries (the first of equals).</summary>
     private static bool TryMatch(Range[] ranges, IPAddress address, IPAddress? embedded, out IPNetwork match)
     {
+        var found = false;
+        match = default;
         foreach (var range in ranges)
         {
-            if (range.Contains(address) || (embedded is not null && range.Contains(embedded)))
+            if ((range.Contains(address) || (embedded is not null && range.Contains(embedded))) &&
+                (!found || Specificity(range.Network) > Specificity(match)))
             {
                 match = range.Network;
-                return true;
+                found = true;
             }
         }
 
-        match = default;
-        return false;
+        return found;
     }
 
     /// <summary>The ports Keyway listens on, and on which addresses (null: every address of this host).</summary>
@@ -333,7 +341,7 @@ internal sealed class DestinationPolicy
         {
             if (address.IsIPv4MappedToIPv6)
                 return address.MapToIPv4();
-            if (address.ScopeId != 0)
+            if (address.AddressFamily == AddressFamily.InterNetworkV6 && address.ScopeId != 0)
                 return new IPAddress(address.GetAddressBytes());
             return address;
         }

@@ -160,8 +160,9 @@ unset KEYWAY_LOG_FORMAT KEYWAY_DATABASE_URL OTEL_EXPORTER_OTLP_ENDPOINT
 start_keyway() { # name port data-dir [database url] -> sets KW_STARTED_PID
     local name=$1 port=$2 dir=$3 db="${4:-}"
     mkdir -p "$dir"
+    # The upstream listens on loopback, which Keyway refuses by default: allow it (KEYWAY_ENV may override).
     env KEYWAY_ADMIN_TOKEN="$ADMIN_TOKEN" KEYWAY_MASTER_KEY="$MASTER_KEY" Logging__LogLevel__Default=Warning \
-        ${db:+KEYWAY_DATABASE_URL="$db"} "${KEYWAY_ENV_ARGS[@]}" \
+        KEYWAY_OUTBOUND_ALLOW=127.0.0.0/8,::1/128 ${db:+KEYWAY_DATABASE_URL="$db"} "${KEYWAY_ENV_ARGS[@]}" \
         "${PROXY_ON[@]}" dotnet "$KEYWAY_DLL" serve --data-dir "$dir" --urls "http://127.0.0.1:$port" >"$WORK/$name.log" 2>&1 &
     KW_STARTED_PID=$!
     PIDS+=("$KW_STARTED_PID")

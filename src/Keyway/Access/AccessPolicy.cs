@@ -224,6 +224,26 @@ internal sealed partial class AccessPolicy : IDisposable
         return scope.Actions is null || ActionAllowed(scope.Actions, permission);
     }
 
+    /// <summary>
+    /// Whether a key's scope leaves its owner's account to it: creating keys, revoking the owner's
+    /// other keys, changing the owner's password. Only an unscoped key (or a session) and a key
+    /// whose scope is admin over everything (<c>actions</c> holding <c>admin</c>, no resource or
+    /// environment limit) do: any narrower key could mint a key wider than itself, or lock its owner out.
+    /// </summary>
+    internal static bool ScopeCoversAccount(KeyScope? scope) =>
+        scope is null || (scope.Resources is null && scope.Environments is null && (scope.Actions is null || ActionAllowed(scope.Actions, Permission.Admin)));
+
+    /// <summary>Throws a 403 problem unless <see cref="ScopeCoversAccount"/> holds for the caller's key.</summary>
+    public static void DemandAccount(Caller caller, string what)
+    {
+        if (!ScopeCoversAccount(caller.Scope))
+        {
+            throw new KeywayException(StatusCodes.Status403Forbidden, "forbidden",
+                $"The API key '{caller.ApiKeyId}' of '{caller.UserName}' is scoped ({Describe(caller.Scope!)}); a scoped key may not {what}. " +
+                "Use an unscoped key of the owner, or sign in to the console.");
+        }
+    }
+
     private static bool ActionAllowed(IReadOnlyList<string> actions, Permission permission)
     {
         for (var i = 0; i < actions.Count; i++)

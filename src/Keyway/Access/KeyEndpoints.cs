@@ -10,6 +10,13 @@ namespace Keyway.Access;
 /// service identity); members only for themselves. A key's scope only narrows what its owner may do,
 /// so a member's key is never wider than the member.
 /// </summary>
+/// <remarks>
+/// Every admin decision here goes through <see cref="AccessPolicy"/>, never the owner's role alone, so
+/// an admin's scoped key is held to its scope: it sees and revokes only its owner's keys, unless its
+/// scope is admin over everything. Managing the owner's keys (creating, revoking another) needs a key
+/// whose scope covers the account (<see cref="AccessPolicy.ScopeCoversAccount"/>); any key may list its
+/// owner's keys and revoke itself.
+/// </remarks>
 internal static class KeyEndpoints
 {
     internal sealed record ScopeRequest(IReadOnlyList<string>? Resources, IReadOnlyList<string>? Environments, IReadOnlyList<string>? Actions);
@@ -23,24 +30,22 @@ internal static class KeyEndpoints
     {
         var group = api.MapGroup("/keys").WithTags("API keys");
 
-        group.MapGet("/", async (HttpContext http, ApiKeyService keys, CancellationToken ct) =>
+        group.MapGet("/", async (HttpContext http, ApiKeyService keys, AccessPolicy access, CancellationToken ct) =>
             {
-                // Members see their own keys; admins see everyone's.
+                // Members see their own keys; admins see everyone's, unless the admin's key is scoped short of admin.
                 var caller = Caller.From(http.User)!;
-                return TypedResults.Ok(new KeyList(await keys.ListAsync(caller.IsAdmin ? null : caller.UserId, ct)));
+                var everyone = access.Allows(caller, Permission.Admin, null, null);
+                return TypedResults.Ok(new KeyList(await keys.ListAsync(everyone ? null : caller.UserId, ct)));
             })
             .Requires(Permission.Read)
             .WithSummary("List API keys (never their tokens): owner, scopes, last use, expiry, revocation. Members see their own.");
 
         group.MapPost("/", async Task<Results<Created<CreatedKey>, ProblemHttpResult>> (
-                CreateKeyRequest? body, HttpContext http, ApiKeyService keys, UserStore users, IAuditLog audit, TimeProvider time, CancellationToken ct) =>
+                CreateKeyRequest? body, HttpContext http, ApiKeyService keys, UserStore users, AccessPolicy access, IAuditLog audit, TimeProvider time, CancellationToken ct) =>
             {
                 var caller = Caller.From(http.User)!;
-                if (caller.Scope is not null)
-                {
-                    // A key it created could be wider than itself.
-                    return Problems.Forbidden("A scoped API key cannot create keys. Use an unscoped key of the owner, or ask an admin.");
-                }
+                // A key it created could be wider than itself.
+                AccessPolicy.DemandAccount(caller, "create keys");
 
                 if (string.IsNullOrWhiteSpace(body?.Name))
                 {
@@ -50,7 +55,7 @@ internal static class KeyEndpoints
                 var owner = body.Owner is null || body.Owner == caller.UserName ? null : await users.FindByNameAsync(body.Owner, ct);
                 if (body.Owner is not null && body.Owner != caller.UserName)
                 {
-                    if (!caller.IsAdmin)
+                    if (!access.Allows(caller, Permission.Admin, null, null))
                     {
                         return Problems.Forbidden($"'{caller.UserName}' may create keys only for themselves; only admins create keys for other users or service identities.");
                     }
@@ -105,14 +110,26 @@ internal static class KeyEndpoints
             .WithSummary("Create an API key: {name, owner?, expiresIn? ('30d', '12h'), expiresAt?, scopes?: {resources, environments, actions}}. Its token is in this response and nowhere else, ever.");
 
         group.MapDelete("/{id}", async Task<Results<NoContent, ProblemHttpResult>> (
-                string id, HttpContext http, ApiKeyService keys, IAuditLog audit, CancellationToken ct) =>
+                string id, HttpContext http, ApiKeyService keys, AccessPolicy access, IAuditLog audit, CancellationToken ct) =>
             {
                 var caller = Caller.From(http.User)!;
                 var key = await keys.GetAsync(id, ct);
-                if (key is null || key.RevokedAt is not null || (!caller.IsAdmin && key.UserId != caller.UserId))
+                var mine = key is not null && key.UserId == caller.UserId;
+                if (key is null || key.RevokedAt is not null || (!mine && !access.Allows(caller with { Scope = null }, Permission.Admin, null, null)))
                 {
                     // Another member's key is reported as absent: its existence is not theirs to learn.
                     return Problems.NotFound($"There is no active API key '{id}' of yours.");
+                }
+
+                if (!mine)
+                {
+                    // The owner is an admin: the key's scope decides, and says so.
+                    access.Demand(caller, Permission.Admin, null, null);
+                }
+                else if (key.Id != caller.ApiKeyId)
+                {
+                    // Any key may revoke itself (a leaked key ends its own life); revoking its siblings is account management.
+                    AccessPolicy.DemandAccount(caller, "revoke its owner's other keys");
                 }
 
                 if (!await keys.RevokeAsync(id, ct))
@@ -129,7 +146,7 @@ internal static class KeyEndpoints
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Read)
-            .WithSummary("Revoke an API key (members: their own; admins: any).");
+            .WithSummary("Revoke an API key (members: their own; admins: any). A scoped key may revoke itself, and no other key unless its scope is admin over everything.");
 
         return api;
     }

@@ -23,6 +23,8 @@ internal static class CredentialEndpoints
             {
                 var caller = Caller.From(http.User)!;
                 var env = environment ?? VariableService.Production;
+                // A key scoped to other environments does not see this one's credential.
+                access.Demand(caller, Permission.Read, name, env);
                 if (user is not null && user != caller.UserId)
                 {
                     access.Demand(caller, Permission.Admin, name, env);
@@ -39,6 +41,8 @@ internal static class CredentialEndpoints
             {
                 var caller = Caller.From(http.User)!;
                 var env = environment ?? VariableService.Production;
+                // Use in this environment first: a key scoped elsewhere learns nothing of the resource's auth.
+                access.Demand(caller, Permission.Use, name, env);
                 var (_, binding) = await service.BindingAsync(name, env, caller, ct);
                 access.Demand(caller, binding.Shared ? Permission.Edit : Permission.Use, name, env);
                 var key = CredentialService.KeyFor(binding, name, env, caller, null);
@@ -65,6 +69,8 @@ internal static class CredentialEndpoints
             {
                 var caller = Caller.From(http.User)!;
                 var env = environment ?? VariableService.Production;
+                // Use in this environment first: a key scoped elsewhere learns nothing of the resource's auth.
+                access.Demand(caller, Permission.Use, name, env);
                 var (_, binding) = await service.BindingAsync(name, env, caller, ct);
                 access.Demand(caller, binding.Shared ? Permission.Edit : Permission.Use, name, env);
                 var key = CredentialService.KeyFor(binding, name, env, caller, null);
@@ -78,6 +84,8 @@ internal static class CredentialEndpoints
             {
                 var caller = Caller.From(http.User)!;
                 var env = environment ?? VariableService.Production;
+                // Use in this environment first: a key scoped elsewhere learns nothing of the resource's auth.
+                access.Demand(caller, Permission.Use, name, env);
                 var (_, binding) = await service.BindingAsync(name, env, caller, ct);
                 access.Demand(caller, binding.Shared ? Permission.Edit : Permission.Use, name, env);
                 if (returnTo is not null && !LocalPaths.IsLocal(returnTo))

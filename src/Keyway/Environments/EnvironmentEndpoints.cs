@@ -20,10 +20,15 @@ internal static class EnvironmentEndpoints
     {
         var group = api.MapGroup("/environments").WithTags("Environments");
 
-        group.MapGet("/", async (VariableService service, CancellationToken ct) =>
-                TypedResults.Ok(new EnvironmentList(await service.ListEnvironmentsAsync(ct))))
+        group.MapGet("/", async (VariableService service, HttpContext http, AccessPolicy access, CancellationToken ct) =>
+            {
+                // A key scoped to some environments sees those alone.
+                var caller = Caller.From(http.User)!;
+                var visible = (await service.ListEnvironmentsAsync(ct)).Where(e => access.Allows(caller, Permission.Read, null, e.Name)).ToList();
+                return TypedResults.Ok(new EnvironmentList(visible));
+            })
             .Requires(Permission.Read)
-            .WithSummary("List environments.");
+            .WithSummary("List environments (a key scoped to some environments sees those).");
 
         group.MapPut("/{env}", async Task<Results<Ok<EnvironmentInfo>, Created<EnvironmentInfo>>> (
                 string env, PutEnvironmentRequest? body, VariableService service, HttpContext http, IAuditLog audit, CancellationToken ct) =>
@@ -35,8 +40,11 @@ internal static class EnvironmentEndpoints
             .Requires(Permission.Admin)
             .WithSummary("Create an environment (or update its description).");
 
-        group.MapGet("/{env}", async Task<Results<Ok<EnvironmentInfo>, ProblemHttpResult>> (string env, VariableService service, CancellationToken ct) =>
-                await service.GetEnvironmentAsync(env, ct) is { } info ? TypedResults.Ok(info) : Problems.NotFound($"There is no environment named '{env}'."))
+        group.MapGet("/{env}", async Task<Results<Ok<EnvironmentInfo>, ProblemHttpResult>> (string env, VariableService service, HttpContext http, AccessPolicy access, CancellationToken ct) =>
+            {
+                access.Demand(Caller.From(http.User)!, Permission.Read, null, env);
+                return await service.GetEnvironmentAsync(env, ct) is { } info ? TypedResults.Ok(info) : Problems.NotFound($"There is no environment named '{env}'.");
+            })
             .Requires(Permission.Read)
             .WithSummary("Get an environment.");
 

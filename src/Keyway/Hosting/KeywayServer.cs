@@ -14,6 +14,8 @@ using Keyway.Storage;
 using Keyway.WebConsole;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using OpenTelemetry;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
@@ -124,8 +126,8 @@ internal static partial class KeywayServer
         services.AddHostedService(sp => sp.GetRequiredService<RekeyJob>());
         services.AddSingleton(new DestinationPolicy(new DestinationPolicyOptions
         {
-            Deny = SplitList(Environment.GetEnvironmentVariable("KEYWAY_OUTBOUND_DENY")),
-            Allow = SplitList(Environment.GetEnvironmentVariable("KEYWAY_OUTBOUND_ALLOW")),
+            Deny = SplitList(Environment.GetEnvironmentVariable(DestinationPolicyOptions.DenySetting)),
+            Allow = SplitList(Environment.GetEnvironmentVariable(DestinationPolicyOptions.AllowSetting)),
         }));
         services.AddSingleton(sp => new OutboundClient(sp.GetRequiredService<DestinationPolicy>(), new OutboundHandlerOptions()));
         services.AddHttpForwarder();
@@ -227,6 +229,17 @@ internal static partial class KeywayServer
         await app.Services.GetRequiredService<Bootstrap>().RunAsync(
             Environment.GetEnvironmentVariable("KEYWAY_ADMIN_PASSWORD"), Environment.GetEnvironmentVariable("KEYWAY_ADMIN_TOKEN"),
             Console.Out, cancellationToken);
+
+        // Keyway never connects to itself: the configured URLs from the start, the bound ones (port 0 resolved) once listening.
+        var destinations = app.Services.GetRequiredService<DestinationPolicy>();
+        destinations.SetOwnListeners(options.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            if (app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>() is { Addresses.Count: > 0 } bound)
+            {
+                destinations.SetOwnListeners(bound.Addresses);
+            }
+        });
 
         await app.RunAsync(cancellationToken);
         return 0;

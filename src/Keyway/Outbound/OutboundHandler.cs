@@ -58,16 +58,16 @@ internal static class OutboundHandler
 
         Exception? lastFailure = null;
         IPAddress? deniedAddress = null;
-        IPNetwork deniedBy = default;
+        DestinationDenial deniedBy = default;
 
         foreach (var address in addresses)
         {
-            if (!policy.IsAllowed(address, out var range))
+            if (policy.Check(address, endPoint.Port) is { } denial)
             {
                 if (deniedAddress is null)
                 {
                     deniedAddress = address;
-                    deniedBy = range;
+                    deniedBy = denial;
                 }
 
                 continue;
@@ -100,7 +100,7 @@ internal static class OutboundHandler
             throw new OutboundRequestException(
                 OutboundRequestException.DestinationDenied,
                 $"Keyway does not connect to '{host}': {(addresses.Length == 1 ? "its address" : "every address it resolves to")} " +
-                $"is denied by the outbound destination policy ({deniedAddress} is in {deniedBy}).");
+                $"is denied by the outbound destination policy: {deniedBy.Explain(deniedAddress, endPoint.Port)}.");
         }
 
         throw new SocketException((int)SocketError.HostNotFound);

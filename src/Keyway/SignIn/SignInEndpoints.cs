@@ -149,6 +149,8 @@ internal static class SignInEndpoints
 
     private static async Task<IResult> ChangePasswordAsync(HttpContext http, PasswordChangeRequest request, PasswordSignIn signIn, CancellationToken ct)
     {
+        // A key scoped to some resources or actions could otherwise lock its owner out of their account.
+        AccessPolicy.DemandAccount(Caller.From(http.User)!, "change its owner's password");
         if (string.IsNullOrEmpty(request.Current) || request.New is null)
         {
             return Problems.BadRequest("Send {\"current\": \"…\", \"new\": \"…\"}.");

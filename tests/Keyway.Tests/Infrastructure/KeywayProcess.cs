@@ -327,7 +327,8 @@ public sealed class KeywayProcess : IAsyncDisposable
     /// <summary>
     /// The child's environment: the runner's own <c>KEYWAY_*</c> and URL variables removed (a
     /// developer's shell must not change a test), workstation GC (many servers share 2 cores),
-    /// then the test's variables.
+    /// loopback allowed (<see cref="KeywayProcessOptions.LoopbackAllow"/>: the tests' upstreams listen
+    /// there), then the test's variables, which may replace it.
     /// </summary>
     private static List<KeyValuePair<string, string?>> ChildEnvironment(IReadOnlyDictionary<string, string> environment)
     {
@@ -339,6 +340,7 @@ public sealed class KeywayProcess : IAsyncDisposable
                 result.Add(new(name, null));
         }
         result.Add(new("DOTNET_gcServer", "0"));
+        result.Add(new("KEYWAY_OUTBOUND_ALLOW", KeywayProcessOptions.LoopbackAllow));
         foreach (var (name, value) in environment)
             result.Add(new(name, value));
         return result;

@@ -16,6 +16,13 @@ public sealed record KeywayProcessOptions
     public string? DatabaseUrl { get; init; }
 
     /// <summary>
+    /// The <c>KEYWAY_OUTBOUND_ALLOW</c> every test server gets unless its <see cref="Environment"/> sets
+    /// one: Keyway denies loopback by default, and the tests' upstreams listen on loopback. A test of the
+    /// default sets <c>KEYWAY_OUTBOUND_ALLOW</c> to <c>""</c>.
+    /// </summary>
+    public const string LoopbackAllow = "127.0.0.0/8,::1/128";
+
+    /// <summary>
     /// Environment variables for the server, e.g. <c>KEYWAY_ADMIN_TOKEN</c>, <c>KEYWAY_MASTER_KEY</c>.
     /// The test runner's own <c>KEYWAY_*</c> variables are never inherited.
     /// </summary>

@@ -45,7 +45,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
 
         ["POST /api/v1/auth/logout"] = AnyCaller,
         ["GET /api/v1/me"] = AnyCaller,
-        ["POST /api/v1/me/password"] = AnyCaller, // proving the current password is the check that matters
+        ["POST /api/v1/me/password"] = "UooooFo", // proving the current password is the check that matters; a scoped key may not
 
         ["GET /api/v1/environments/"] = AnyCaller,
         ["GET /api/v1/environments/{env}"] = AnyCaller,
@@ -110,14 +110,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
     [Fact]
     public async Task Every_route_answers_every_kind_of_caller_as_the_table_says()
     {
-        var routes = (await Expect.StatusAsync(await fixture.Admin.GetAsync("/api/v1/operator/routes"), 200))["routes"]!.AsArray()
-            .SelectMany(r => (r!["methods"]!.AsArray().Count == 0 ? ["GET"] : r["methods"]!.AsArray().Select(m => (string)m!))
-                .Select(method => (Method: method, Pattern: (string)r["pattern"]!)))
-            .ToList();
-        var served = routes.Select(r => $"{r.Method} {r.Pattern}").ToHashSet(StringComparer.Ordinal);
-        Assert.True(served.Count > 40, "The route listing looks truncated.");
-        Assert.Empty(served.Where(r => !Expected.ContainsKey(r)).Select(r => $"{r} is served but missing from the expectation table"));
-        Assert.Empty(Expected.Keys.Where(r => !served.Contains(r)).Select(r => $"{r} is in the table but no longer served"));
+        var routes = await ServedRoutesAsync(Expected.Keys);
 
         var other = KeywayFixture.Unique("other");
         await fixture.PutResourceAsync(other, new { baseUrl = fixture.Upstream.BaseUrl });
@@ -129,8 +122,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         {
             var (resource, query) = await ResourceAndQueryAsync();
             using var client = await ClientForAsync(role, resource, (string)scoped["token"]!);
-            // Destructive calls last, the resource's own deletion very last: the other cells need it.
-            foreach (var (method, pattern) in routes.OrderBy(r => r.Method == "DELETE").ThenBy(r => r.Pattern == "/api/v1/resources/{name}" && r.Method == "DELETE"))
+            foreach (var (method, pattern) in routes)
             {
                 var expected = Expected[$"{method} {pattern}"][(int)role];
                 using var request = Request(method, pattern, resource, query);
@@ -146,6 +138,22 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         }
 
         Assert.True(failures.Count == 0, $"{failures.Count} of {cells} cells differ:\n" + string.Join('\n', failures));
+    }
+
+    /// <summary>Every route the server serves, checked against a table's keys both ways.</summary>
+    private async Task<List<(string Method, string Pattern)>> ServedRoutesAsync(IEnumerable<string> table)
+    {
+        var routes = (await Expect.StatusAsync(await fixture.Admin.GetAsync("/api/v1/operator/routes"), 200))["routes"]!.AsArray()
+            .SelectMany(r => (r!["methods"]!.AsArray().Count == 0 ? ["GET"] : r["methods"]!.AsArray().Select(m => (string)m!))
+                .Select(method => (Method: method, Pattern: (string)r["pattern"]!)))
+            .ToList();
+        var served = routes.Select(r => $"{r.Method} {r.Pattern}").ToHashSet(StringComparer.Ordinal);
+        var expected = table.ToHashSet(StringComparer.Ordinal);
+        Assert.True(served.Count > 40, "The route listing looks truncated.");
+        Assert.Empty(served.Where(r => !expected.Contains(r)).Select(r => $"{r} is served but missing from the expectation table"));
+        Assert.Empty(expected.Where(r => !served.Contains(r)).Select(r => $"{r} is in the table but no longer served"));
+        // Destructive calls last, the resource's own deletion very last: the other cells need it.
+        return [.. routes.OrderBy(r => r.Method == "DELETE").ThenBy(r => r.Pattern == "/api/v1/resources/{name}" && r.Method == "DELETE")];
     }
 
     private async Task<(string Resource, string Query)> ResourceAndQueryAsync()
@@ -181,7 +189,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         return fixture.Keyway.CreateClient((string)key["token"]!);
     }
 
-    private static HttpRequestMessage Request(string method, string pattern, string resource, string query)
+    private static HttpRequestMessage Request(string method, string pattern, string resource, string query, string environment = "matrix-none", string keyId = "matrix-none")
     {
         var path = pattern
             .Replace("{**path}", "x", StringComparison.Ordinal)
@@ -202,7 +210,8 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
             path = path.Replace("{name}", "MATRIX_NONE", StringComparison.Ordinal);
         }
 
-        foreach (var placeholder in (string[])["{name}", "{env}", "{id}", "{grantId}", "{user}"])
+        path = path.Replace("{env}", environment, StringComparison.Ordinal).Replace("{id}", keyId, StringComparison.Ordinal);
+        foreach (var placeholder in (string[])["{name}", "{grantId}", "{user}"])
         {
             path = path.Replace(placeholder, "matrix-none", StringComparison.Ordinal);
         }
@@ -218,6 +227,173 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         }
 
         return request;
+    }
+
+    // ---- Every route × every scope shape, for a key of an admin and of a member who owns the resource ----
+
+    /// <summary>What a key's scope names, in the order of the expectation strings below.</summary>
+    private enum Shape { Unscoped, ThisResource, OtherResource, Production, OtherEnvironment, Read, Use, Edit, Own, AdminAction, UseThisResource }
+
+    /// <summary>What a route needs, as far as a key's scope is concerned.</summary>
+    private enum Need { Open, AnyKey, Account, KeyRevoke, EnvironmentRead, Admin, ResourceRead, ResourceReadHere, ResourceUse, ResourceUseHere, ResourceEdit, ResourceOwn }
+
+    // One letter per Shape: F = refused (403, or 404 where the route hides what exists), o = got past authorization.
+    // "Here" is production, the environment the matrix calls in: a key scoped to another environment is refused there.
+    private static readonly Dictionary<Need, (string AdminKey, string MemberKey)> ScopeOutcomes = new()
+    {
+        [Need.Open] = ("ooooooooooo", "ooooooooooo"),
+        [Need.AnyKey] = ("ooooooooooo", "ooooooooooo"), // lists filter what a scope does not cover
+        [Need.Account] = ("oFFFFFFFFoF", "oFFFFFFFFoF"), // only a key whose scope is admin over everything creates keys or changes the password
+        [Need.KeyRevoke] = ("oFFFFFFFFoF", "FFFFFFFFFFF"), // another user's key: admin over everything, nothing less
+        [Need.EnvironmentRead] = ("ooooFoooooo", "ooooFoooooo"),
+        [Need.Admin] = ("oFFFFFFFFoF", "FFFFFFFFFFF"),
+        [Need.ResourceRead] = ("ooFoooooooo", "ooFoooooooo"),
+        [Need.ResourceReadHere] = ("ooFoFoooooo", "ooFoFoooooo"),
+        [Need.ResourceUse] = ("ooFooFooooo", "ooFooFooooo"), // saved queries belong to no environment
+        [Need.ResourceUseHere] = ("ooFoFFooooo", "ooFoFFooooo"),
+        [Need.ResourceEdit] = ("ooFFFFFoooF", "ooFFFFFoooF"), // a configuration is every environment's: an environment-scoped key edits none
+        [Need.ResourceOwn] = ("ooFFFFFFooF", "ooFFFFFFooF"),
+    };
+
+    private static readonly Dictionary<string, Need> ScopeNeeds = new(StringComparer.Ordinal)
+    {
+        ["GET /healthz"] = Need.Open,
+        ["GET /readyz"] = Need.Open,
+        ["GET /metrics"] = Need.Open,
+        ["GET /openapi/{documentName}.json"] = Need.Open,
+        ["GET /api/reference/{documentName?}"] = Need.Open,
+        ["GET /api/reference/favicon.svg"] = Need.Open,
+        ["GET /api/reference/scalar.js"] = Need.Open,
+        ["GET /api/reference/scalar.aspnetcore.js"] = Need.Open,
+        ["GET /oauth/callback"] = Need.Open,
+        ["GET /auth/oidc/login"] = Need.Open,
+        ["POST /api/v1/auth/login"] = Need.Open,
+        ["GET /"] = Need.Open,
+        ["GET /console"] = Need.Open,
+        ["GET /console/{file}"] = Need.Open,
+
+        ["POST /api/v1/auth/logout"] = Need.AnyKey,
+        ["GET /api/v1/me"] = Need.AnyKey,
+        ["POST /api/v1/me/password"] = Need.Account,
+
+        ["GET /api/v1/environments/"] = Need.AnyKey,
+        ["GET /api/v1/environments/{env}"] = Need.EnvironmentRead,
+        ["PUT /api/v1/environments/{env}"] = Need.Admin,
+        ["DELETE /api/v1/environments/{env}"] = Need.Admin,
+        ["GET /api/v1/environments/{env}/variables"] = Need.Admin,
+        ["GET /api/v1/environments/{env}/variables/{name}"] = Need.Admin,
+        ["PUT /api/v1/environments/{env}/variables/{name}"] = Need.Admin,
+        ["DELETE /api/v1/environments/{env}/variables/{name}"] = Need.Admin,
+
+        ["GET /api/v1/resources/"] = Need.AnyKey,
+        ["GET /api/v1/resources/{name}"] = Need.ResourceRead,
+        ["PUT /api/v1/resources/{name}"] = Need.ResourceEdit,
+        ["DELETE /api/v1/resources/{name}"] = Need.ResourceOwn,
+        ["POST /api/v1/resources/{name}/run"] = Need.ResourceUseHere,
+        ["POST /api/v1/resources/{name}/test"] = Need.ResourceUseHere,
+        ["GET /api/v1/resources/{name}/credential"] = Need.ResourceReadHere,
+        ["PUT /api/v1/resources/{name}/credential"] = Need.ResourceUseHere,
+        ["DELETE /api/v1/resources/{name}/credential"] = Need.ResourceUseHere,
+        ["POST /api/v1/resources/{name}/credential/refresh"] = Need.ResourceUseHere,
+        ["GET /api/v1/resources/{name}/connect"] = Need.ResourceUseHere,
+        ["GET /api/v1/resources/{name}/permissions/"] = Need.ResourceOwn,
+        ["POST /api/v1/resources/{name}/permissions/"] = Need.ResourceOwn,
+        ["DELETE /api/v1/resources/{name}/permissions/{grantId}"] = Need.ResourceOwn,
+        ["GET /proxy/{resource}/{**path}"] = Need.ResourceUseHere,
+
+        ["GET /api/v1/queries/"] = Need.AnyKey,
+        ["GET /api/v1/queries/{name}"] = Need.ResourceRead,
+        ["PUT /api/v1/queries/{name}"] = Need.ResourceUse,
+        ["DELETE /api/v1/queries/{name}"] = Need.ResourceUse,
+        ["POST /api/v1/queries/{name}/run"] = Need.ResourceUseHere,
+
+        ["GET /api/v1/keys/"] = Need.AnyKey, // its owner's keys; everyone's only for admin over everything (ScopeTests)
+        ["POST /api/v1/keys/"] = Need.Account,
+        ["DELETE /api/v1/keys/{id}"] = Need.KeyRevoke,
+
+        ["GET /api/v1/users/"] = Need.Admin,
+        ["POST /api/v1/users/"] = Need.Admin,
+        ["GET /api/v1/users/{name}"] = Need.Admin,
+        ["PATCH /api/v1/users/{name}"] = Need.Admin,
+        ["DELETE /api/v1/users/{name}"] = Need.Admin,
+        ["GET /api/v1/groups/"] = Need.Admin,
+        ["GET /api/v1/groups/{name}"] = Need.Admin,
+        ["PUT /api/v1/groups/{name}"] = Need.Admin,
+        ["DELETE /api/v1/groups/{name}"] = Need.Admin,
+        ["PUT /api/v1/groups/{name}/members/{user}"] = Need.Admin,
+        ["DELETE /api/v1/groups/{name}/members/{user}"] = Need.Admin,
+
+        ["GET /api/v1/audit/"] = Need.Admin,
+        ["GET /api/v1/audit/export"] = Need.Admin,
+        ["POST /api/v1/audit/verify"] = Need.Admin,
+
+        ["GET /api/v1/operator/rekey"] = Need.Admin,
+        ["POST /api/v1/operator/rekey"] = Need.Admin,
+        ["GET /api/v1/operator/routes"] = Need.Admin,
+    };
+
+    [Fact]
+    public async Task Every_route_holds_every_scope_shape_of_an_admins_key_and_a_members_key_to_what_it_says()
+    {
+        Assert.All(Enum.GetValues<Need>(), need => Assert.True(ScopeOutcomes.ContainsKey(need), $"{need} has no outcome row"));
+        Assert.All(ScopeOutcomes.Values, row => Assert.True(row.AdminKey.Length == Enum.GetValues<Shape>().Length && row.MemberKey.Length == row.AdminKey.Length));
+        var routes = await ServedRoutesAsync(ScopeNeeds.Keys);
+        var victim = KeywayFixture.Unique("victim");
+        await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync("/api/v1/users", new { name = victim }), 201);
+
+        var failures = new List<string>();
+        var cells = 0;
+        foreach (var adminOwned in (bool[])[true, false])
+        {
+            foreach (var shape in Enum.GetValues<Shape>())
+            {
+                var (resource, query) = await ResourceAndQueryAsync();
+                // Another user's key, which only admin over everything may revoke; a fresh one per cell.
+                var victimKey = await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync("/api/v1/keys", new { name = "victim", owner = victim }), 201);
+                using var client = await ScopedClientAsync(adminOwned, shape, resource);
+                foreach (var (method, pattern) in routes)
+                {
+                    var row = ScopeOutcomes[ScopeNeeds[$"{method} {pattern}"]];
+                    var expected = (adminOwned ? row.AdminKey : row.MemberKey)[(int)shape];
+                    using var request = Request(method, pattern, resource, query, method == "GET" ? "production" : "matrix-none", (string)victimKey["key"]!["id"]!);
+                    using var response = await client.SendAsync(request);
+                    var status = (int)response.StatusCode;
+                    // Revoking another's key answers 404 to whoever may not learn that it exists.
+                    var actual = status == 403 || (status == 404 && pattern == "/api/v1/keys/{id}") ? 'F' : status == 401 ? 'U' : 'o';
+                    cells++;
+                    if (actual != expected)
+                    {
+                        failures.Add($"{(adminOwned ? "admin" : "member"),-6} {shape,-16} {method,-6} {pattern}: expected {(expected == 'F' ? "refused" : "allowed")}, got {status} {await response.Content.ReadAsStringAsync()}");
+                    }
+                }
+            }
+        }
+
+        Assert.True(failures.Count == 0, $"{failures.Count} of {cells} cells differ:\n" + string.Join('\n', failures));
+    }
+
+    private async Task<HttpClient> ScopedClientAsync(bool adminOwned, Shape shape, string resource)
+    {
+        string? owner = null;
+        if (!adminOwned)
+        {
+            owner = KeywayFixture.Unique("ms");
+            await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync("/api/v1/users", new { name = owner }), 201);
+            await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { user = owner, permission = "own" }), 201);
+        }
+
+        object? scopes = shape switch
+        {
+            Shape.Unscoped => null,
+            Shape.ThisResource => new { resources = new[] { resource } },
+            Shape.OtherResource => new { resources = new[] { "matrix-elsewhere" } },
+            Shape.Production => new { environments = new[] { "production" } },
+            Shape.OtherEnvironment => new { environments = new[] { "matrix-elsewhere" } },
+            Shape.UseThisResource => new { resources = new[] { resource }, actions = new[] { "use" } },
+            _ => new { actions = new[] { shape == Shape.AdminAction ? "admin" : shape.ToString().ToLowerInvariant() } },
+        };
+        var key = await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync("/api/v1/keys", new { name = "scope-matrix", owner, scopes }), 201);
+        return fixture.Keyway.CreateClient((string)key["token"]!);
     }
 
     private static string Describe(char outcome) => outcome switch { 'U' => "401", 'F' => "403", _ => "neither 401 nor 403" };

@@ -5,17 +5,19 @@ using Keyway.Outbound;
 
 namespace Keyway.Tests.Outbound;
 
-// Every connection here goes to 127.0.0.1. Denials are proven with loopback ranges on the deny list.
+// Every connection here goes to 127.0.0.1, which Keyway denies by default: the tests that connect
+// allow loopback explicitly, the way KEYWAY_OUTBOUND_ALLOW does in development.
 public sealed class OutboundHandlerTests : IAsyncDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+    private static readonly DestinationPolicy Loopback = new(new DestinationPolicyOptions { Allow = ["127.0.0.0/8", "::1/128"] });
     private readonly CannedHttpServer _server = new();
 
     [Fact]
     public async Task A_request_reaches_an_allowed_loopback_upstream()
     {
         var served = _server.ServeOnceAsync("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
-        using var client = CreateClient(DestinationPolicy.Default);
+        using var client = CreateClient(Loopback);
 
         using var response = await client.GetAsync(new Uri($"http://127.0.0.1:{_server.Port}/ping"));
 
@@ -28,8 +30,7 @@ public sealed class OutboundHandlerTests : IAsyncDisposable
     [Fact]
     public async Task A_denied_destination_fails_with_destination_denied_and_no_connection_is_made()
     {
-        var policy = new DestinationPolicy(new DestinationPolicyOptions { Deny = ["127.0.0.0/8"] });
-        using var client = CreateClient(policy);
+        using var client = CreateClient(DestinationPolicy.Default);
 
         var ex = await Assert.ThrowsAsync<HttpRequestException>(
             () => client.GetAsync(new Uri($"http://127.0.0.1:{_server.Port}/secret?token=abc"))).WaitAsync(Timeout);
@@ -39,6 +40,8 @@ public sealed class OutboundHandlerTests : IAsyncDisposable
         Assert.Equal(OutboundRequestException.DestinationDenied, denied.Code);
         Assert.Contains("'127.0.0.1'", denied.Message, StringComparison.Ordinal);
         Assert.Contains("127.0.0.0/8", denied.Message, StringComparison.Ordinal);
+        Assert.Contains("denies by default", denied.Message, StringComparison.Ordinal);
+        Assert.Contains("KEYWAY_OUTBOUND_ALLOW", denied.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("token", denied.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("secret", denied.Message, StringComparison.Ordinal);
 
@@ -47,10 +50,9 @@ public sealed class OutboundHandlerTests : IAsyncDisposable
     }
 
     [Fact]
-    public async Task A_denied_host_name_is_denied_on_every_address_it_resolves_to()
+    public async Task A_host_name_that_resolves_to_loopback_is_denied_on_every_address_by_default()
     {
-        var policy = new DestinationPolicy(new DestinationPolicyOptions { Deny = ["127.0.0.0/8", "::1/128"] });
-        using var client = CreateClient(policy);
+        using var client = CreateClient(DestinationPolicy.Default);
 
         var ex = await Assert.ThrowsAsync<HttpRequestException>(
             () => client.GetAsync(new Uri($"http://localhost:{_server.Port}/"))).WaitAsync(Timeout);
@@ -65,9 +67,9 @@ public sealed class OutboundHandlerTests : IAsyncDisposable
     [Fact]
     public async Task A_denied_address_is_skipped_and_an_allowed_one_is_used()
     {
-        // localhost may resolve to ::1 too; with ::1 denied, 127.0.0.1 is the one connected to.
+        // localhost may resolve to ::1 too; allowing 127.0.0.0/8 leaves ::1 denied, so 127.0.0.1 is the one connected to.
         var served = _server.ServeOnceAsync("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
-        var policy = new DestinationPolicy(new DestinationPolicyOptions { Deny = ["::1/128"] });
+        var policy = new DestinationPolicy(new DestinationPolicyOptions { Allow = ["127.0.0.0/8"] });
         using var client = CreateClient(policy);
 
         using var response = await client.GetAsync(new Uri($"http://localhost:{_server.Port}/"));
@@ -77,9 +79,9 @@ public sealed class OutboundHandlerTests : IAsyncDisposable
     }
 
     [Fact]
-    public async Task Another_loopback_address_on_the_deny_list_is_denied_while_127_0_0_1_is_not()
+    public async Task Allowing_127_0_0_1_alone_leaves_the_rest_of_loopback_denied()
     {
-        var policy = new DestinationPolicy(new DestinationPolicyOptions { Deny = ["127.0.0.2/32"] });
+        var policy = new DestinationPolicy(new DestinationPolicyOptions { Allow = ["127.0.0.1/32"] });
         using var client = CreateClient(policy);
 
         var ex = await Assert.ThrowsAsync<HttpRequestException>(
@@ -97,7 +99,7 @@ public sealed class OutboundHandlerTests : IAsyncDisposable
     {
         var served = _server.ServeOnceAsync(
             $"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{_server.Port}/elsewhere\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        using var client = CreateClient(DestinationPolicy.Default);
+        using var client = CreateClient(Loopback);
 
         using var response = await client.GetAsync(new Uri($"http://127.0.0.1:{_server.Port}/start"));
 
@@ -111,7 +113,7 @@ public sealed class OutboundHandlerTests : IAsyncDisposable
     public async Task A_url_built_by_OutboundUrl_is_sent_with_its_path_and_query()
     {
         var served = _server.ServeOnceAsync("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        using var client = CreateClient(DestinationPolicy.Default);
+        using var client = CreateClient(Loopback);
         var url = OutboundUrl.Build(new Uri($"http://127.0.0.1:{_server.Port}/v2/?key=k"), "/files/caf\u00e9 1", [new("q", "a b&c")]);
 
         using var response = await client.GetAsync(url);
@@ -140,12 +142,29 @@ public sealed class OutboundHandlerTests : IAsyncDisposable
     {
         var accepted = _server.AcceptAsync();
         await using var stream = await OutboundHandler.ConnectAsync(
-            DestinationPolicy.Default, new DnsEndPoint("127.0.0.1", _server.Port), CancellationToken.None);
+            Loopback, new DnsEndPoint("127.0.0.1", _server.Port), CancellationToken.None);
         using var peer = await accepted.WaitAsync(Timeout);
 
         var socket = Assert.IsType<NetworkStream>(stream).Socket;
         Assert.True(socket.NoDelay);
         Assert.Equal(IPAddress.Loopback, ((IPEndPoint)socket.RemoteEndPoint!).Address);
+    }
+
+    [Fact]
+    public async Task Keyways_own_listener_is_denied_even_with_loopback_allowed()
+    {
+        var policy = new DestinationPolicy(new DestinationPolicyOptions { Allow = ["127.0.0.0/8", "::1/128"] });
+        policy.SetOwnListeners([$"http://127.0.0.1:{_server.Port}"]);
+        using var client = CreateClient(policy);
+
+        var ex = await Assert.ThrowsAsync<HttpRequestException>(
+            () => client.GetAsync(new Uri($"http://127.0.0.1:{_server.Port}/api/v1/keys"))).WaitAsync(Timeout);
+
+        var denied = OutboundRequestException.FindIn(ex);
+        Assert.NotNull(denied);
+        Assert.Equal(OutboundRequestException.DestinationDenied, denied.Code);
+        Assert.Contains("own listeners", denied.Message, StringComparison.Ordinal);
+        Assert.False(_server.HasPendingConnection);
     }
 
     public async ValueTask DisposeAsync() => await _server.DisposeAsync();

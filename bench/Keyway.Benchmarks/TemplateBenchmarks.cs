@@ -37,7 +37,7 @@ public class TemplateBenchmarks
         var inputs = new Dictionary<string, object?>(StringComparer.Ordinal) { ["id"] = "ord_8f2k1m", ["limit"] = 50 };
 
         // The resource scope (every variable, secrets included, and current_user) plus a query's inputs.
-        _scope = Scopes.ForResource(values, caller).With("inputs", inputs);
+        _scope = Scopes.ForResource(values, values.All, caller).With("inputs", inputs);
 
         _constant = Template.Parse("https://api.example.com/v1");
         _memberPath = Template.Parse("{{ environment.variables.TOKEN }}");

@@ -50,6 +50,8 @@ internal static class ResourceEndpoints
                     access.Demand(caller, Permission.Edit, name, null);
                 }
 
+                // An invalid definition is reported field by field before anything is judged about who may save it.
+                ResourceCompiler.Compile(name, 0, definition);
                 var attached = await authoring.CheckAsync(caller, name, existing, definition, ct);
                 // Whoever creates a resource owns it: the grant is written in the transaction that creates it.
                 GrantInfo? creatorGrant = null;

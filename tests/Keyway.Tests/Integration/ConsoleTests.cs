@@ -283,6 +283,33 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     }
 
     [Fact]
+    public async Task A_resource_created_in_the_console_offers_to_bind_the_secret_it_sends_to_its_origin()
+    {
+        var name = KeywayFixture.Unique("bindme");
+        var variable = "BIND_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        await fixture.SetVariableAsync(variable, "bind-canary-" + Guid.NewGuid().ToString("N"), secret: true);
+        var page = await AdminPageAsync("/console#/resources");
+
+        var form = page.Locator("#new-resource");
+        await form.Locator("input[name=name]").FillAsync(name);
+        await form.Locator("textarea[name=definition]").FillAsync(
+            $$$"""{"baseUrl": "{{{fixture.Upstream.BaseUrl}}}/v1", "auth": {"type": "bearer", "token": "{{ environment.variables.{{{variable}}} }}"}}""");
+        await form.GetByRole(AriaRole.Button, new() { Name = "Create resource" }).ClickAsync();
+
+        var card = page.Locator("#unbound");
+        await Assertions.Expect(card).ToContainTextAsync(variable);
+        await card.GetByRole(AriaRole.Button, new() { Name = $"Bind to {fixture.Upstream.BaseUrl}" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#notice")).ToContainTextAsync($"is bound to {fixture.Upstream.BaseUrl}");
+        await Assertions.Expect(page.Locator("#unbound")).ToHaveCountAsync(0);
+
+        var shown = await Expect.StatusAsync(await fixture.Admin.GetAsync($"/api/v1/environments/production/variables/{variable}"), 200);
+        Assert.Equal(fixture.Upstream.BaseUrl, (string)shown["origins"]!.AsArray().Single()!);
+        await page.GotoAsync("/console#/variables");
+        await Assertions.Expect(page.Locator("tr", new() { HasText = variable })).ToContainTextAsync(fixture.Upstream.BaseUrl);
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task A_query_saved_in_the_console_runs_with_inputs_and_an_invalid_name_gets_the_servers_reason()
     {
         var (resource, _) = await fixture.BearerResourceAsync();

@@ -284,6 +284,10 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["GET /api/v1/environments/{env}/variables/{name}"] = Need.Admin,
         ["PUT /api/v1/environments/{env}/variables/{name}"] = Need.Admin,
         ["DELETE /api/v1/environments/{env}/variables/{name}"] = Need.Admin,
+        ["PUT /api/v1/environments/{env}/variables/{name}/origins"] = Need.Admin,
+        ["GET /api/v1/rights/"] = Need.Admin,
+        ["POST /api/v1/rights/"] = Need.Admin,
+        ["DELETE /api/v1/rights/{id}"] = Need.Admin,
 
         ["GET /api/v1/resources/"] = Need.AnyKey,
         ["GET /api/v1/resources/{name}"] = Need.ResourceRead,

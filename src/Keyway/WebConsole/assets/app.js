@@ -317,7 +317,8 @@ async function renderResources(name) {
         class: 'stack', id: 'new-resource', onsubmit: onSubmit(async (form) => {
           const resourceName = form.elements.name.value.trim();
           const body = parseJson(form.elements.definition.value, 'The definition is not valid JSON');
-          await api('PUT', '/resources/' + encodeURIComponent(resourceName), body);
+          const saved = await api('PUT', '/resources/' + encodeURIComponent(resourceName), body);
+          unbound.set(resourceName, saved.unboundSecrets || []);
           notice(`Resource ${resourceName} saved.`, 'ok');
           location.hash = '#/resources/' + encodeURIComponent(resourceName);
         }),
@@ -325,6 +326,31 @@ async function renderResources(name) {
       field('Name', h('input', { name: 'name', required: true, placeholder: 'github' })),
       field('Definition (JSON)', definition),
       h('div', {}, h('button', { type: 'submit' }, 'Create resource')))));
+}
+
+// Secrets a resource sends that are bound to no origin, from the answer to its last save here.
+const unbound = new Map();
+
+// Offers to bind each secret the resource just saved sends, and is bound to no origin, to where it goes.
+function unboundCard(name) {
+  const items = unbound.get(name) || [];
+  if (!items.length) return null;
+  const vpath = (u) => `/environments/${encodeURIComponent(u.environment)}/variables/${encodeURIComponent(u.variable)}`;
+  return h('div', { class: 'card', id: 'unbound' }, h('h2', {}, 'Secrets bound to no origin'),
+    h('p', { class: 'muted' }, 'This resource sends these secrets. Bound to an origin, a secret goes nowhere else, whatever the resource says later.'),
+    table(['Secret', 'Environment', 'Sent to', ''], items.map((u) => [
+      h('span', { class: 'mono' }, u.variable), u.environment, h('span', { class: 'mono' }, u.origin || 'known at run time'),
+      h('td', { class: 'actions' }, isAdmin() && u.origin
+        ? h('button', {
+          type: 'button', onclick: (e) => act(e.currentTarget, async () => {
+            const current = await api('GET', vpath(u));
+            await api('PUT', vpath(u) + '/origins', { origins: [...new Set([...(current.origins || []), u.origin])] });
+            unbound.set(name, items.filter((x) => x !== u));
+            notice(`${u.variable} (${u.environment}) is bound to ${u.origin}.`, 'ok');
+            await renderResource(name);
+          }),
+        }, `Bind to ${u.origin}`)
+        : h('span', { class: 'muted mono' }, `keyway var bind ${u.variable} ${u.origin || 'https://…'} --env ${u.environment}`))])));
 }
 
 async function renderResource(name) {
@@ -389,7 +415,8 @@ async function renderResource(name) {
   const configuration = h('pre', { id: 'configuration' }, pretty(withoutNulls(resource.definition)));
   const editor = h('form', {
     class: 'stack', hidden: true, onsubmit: onSubmit(async (form) => {
-      await api('PUT', path, parseJson(form.elements.definition.value, 'The definition is not valid JSON'));
+      const saved = await api('PUT', path, parseJson(form.elements.definition.value, 'The definition is not valid JSON'));
+      unbound.set(name, saved.unboundSecrets || []);
       notice(`Resource ${name} saved.`, 'ok');
       await renderResource(name);
     }),
@@ -452,6 +479,7 @@ async function renderResource(name) {
       h('div', {}, h('p', { class: 'muted' }, h('a', { href: '#/resources' }, 'Resources'), ' /'), h('h1', {}, name),
         h('p', { class: 'muted' }, resource.definition.description || '', ' ', badge(auth), ' ', h('span', { class: 'mono' }, resource.definition.baseUrl))),
       h('label', {}, 'Environment', envSelect)),
+    unboundCard(name),
     h('div', { class: 'split' },
       h('div', { class: 'card' }, h('h2', {}, 'Credential'), credential,
         h('div', { class: 'row' },
@@ -609,11 +637,23 @@ async function renderVariables(environment) {
       h('div', {}, h('h1', {}, 'Configuration variables'),
         h('p', { class: 'muted' }, 'A secret is write-only: encrypted at rest, usable in resource configuration, never shown again.')),
       h('label', {}, 'Environment', environmentSelect(environment, (e) => { location.hash = '#/variables/' + encodeURIComponent(e.currentTarget.value); }))),
-    h('div', { class: 'card' }, table(['Name', 'Value', 'Version', 'Expires', 'Updated', ''], variables.map((v) => [
+    h('div', { class: 'card' }, table(['Name', 'Value', 'Version', 'Sent only to', 'Expires', 'Updated', ''], variables.map((v) => [
       h('span', { class: 'mono' }, v.name),
       v.secret ? [badge('secret', 'warn'), ' ', h('span', { class: 'muted' }, 'hidden')] : h('span', { class: 'mono' }, v.value),
-      String(v.version), v.expiresAt && new Date(v.expiresAt) < new Date() ? [when(v.expiresAt), ' ', badge('expired', 'bad')] : when(v.expiresAt), when(v.updatedAt),
-      h('td', { class: 'actions' }, h('button', {
+      String(v.version),
+      !v.secret ? '—' : v.origins && v.origins.length ? h('span', { class: 'mono' }, v.origins.join(', ')) : h('span', { class: 'muted' }, 'any origin'),
+      v.expiresAt && new Date(v.expiresAt) < new Date() ? [when(v.expiresAt), ' ', badge('expired', 'bad')] : when(v.expiresAt), when(v.updatedAt),
+      h('td', { class: 'actions' }, v.secret ? h('button', {
+        type: 'button', class: 'secondary', onclick: (e) => act(e.currentTarget, async () => {
+          const text = prompt(`Origins ${v.name} may be sent to in ${environment}, separated by commas (https://api.example.com, https://*.example.com). Empty: any origin.`,
+            (v.origins || []).join(', '));
+          if (text === null) return;
+          const origins = text.split(',').map((o) => o.trim()).filter(Boolean);
+          await api('PUT', vpath(v.name) + '/origins', { origins });
+          notice(origins.length ? `${v.name} is sent only to ${origins.join(', ')}.` : `${v.name} is bound to no origin.`, 'ok');
+          await renderVariables(environment);
+        }),
+      }, 'Origins') : null, h('button', {
         type: 'button', class: 'danger', onclick: (e) => act(e.currentTarget, async () => {
           if (!confirm(`Delete ${v.name} in ${environment}? Resources that use it stop working there.`)) return;
           await api('DELETE', vpath(v.name));

@@ -48,6 +48,64 @@ public sealed class CliTests(SqliteKeyway fixture) : IClassFixture<SqliteKeyway>
     }
 
     [Fact]
+    public async Task Apply_says_how_to_bind_an_unbound_secret_and_binds_it_when_asked_and_bind_and_unbind_change_it()
+    {
+        var variable = "CLI_BOUND_" + Guid.NewGuid().ToString("N")[..6].ToUpperInvariant();
+        var resource = KeywayFixture.Unique("clib");
+        var file = Path.Combine(TestDirectories.Create("cli"), "bound.yaml");
+        await File.WriteAllTextAsync(file, $$$"""
+            name: {{{resource}}}
+            baseUrl: {{{fixture.Upstream.BaseUrl}}}/api
+            auth:
+              type: bearer
+              token: "{{ environment.variables.{{{variable}}} }}"
+            """);
+        Assert.Equal(0, (await Cli("bound-canary-value\n", "var", "set", variable, "--secret")).ExitCode);
+
+        var hinted = await Cli(null, "resource", "apply", file);
+        var bound = await Cli(null, "resource", "apply", file, "--bind-secrets");
+        var shown = await Cli(null, "var", "get", variable);
+        var added = await Cli(null, "var", "bind", variable, "https://*.example.com");
+        var removed = await Cli(null, "var", "unbind", variable, fixture.Upstream.BaseUrl);
+        var refused = await Cli(null, "var", "bind", variable, "https://api.example.com/path");
+        var cleared = await Cli(null, "var", "unbind", variable);
+
+        Assert.True(hinted.ExitCode == 0, hinted.Output);
+        Assert.Contains($"keyway var bind {variable} {fixture.Upstream.BaseUrl} --env production", hinted.StandardError);
+        Assert.True(bound.ExitCode == 0, bound.Output);
+        Assert.Contains($"Secret '{variable}' (production) bound to {fixture.Upstream.BaseUrl}", bound.StandardOutput);
+        Assert.Contains(fixture.Upstream.BaseUrl, shown.StandardOutput);
+        Assert.Contains("https://*.example.com", added.StandardOutput);
+        Assert.Contains(fixture.Upstream.BaseUrl, added.StandardOutput);
+        Assert.DoesNotContain(fixture.Upstream.BaseUrl, removed.StandardOutput);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("no path", refused.StandardError);
+        Assert.Contains("bound to no origin", cleared.StandardOutput);
+        Assert.DoesNotContain("bound-canary-value", hinted.Output + bound.Output + shown.Output + added.Output + removed.Output + refused.Output + cleared.Output);
+    }
+
+    [Fact]
+    public async Task Rights_are_given_listed_and_taken_back_from_the_cli()
+    {
+        var member = KeywayFixture.Unique("cr");
+        Assert.Equal(0, (await Cli(null, "user", "create", member)).ExitCode);
+
+        var build = await Cli(null, "right", "grant", "build", "--user", member);
+        var attach = await Cli(null, "right", "grant", "attach", "--variable", "SOME_TOKEN", "--user", member);
+        var list = await Cli(null, "right", "list", "--json");
+        var id = JsonNode.Parse(list.StandardOutput)!["rights"]!.AsArray().First(r => (string)r!["principalName"]! == member && (string)r["right"]! == "build")!["id"]!.GetValue<string>();
+        var revoke = await Cli(null, "right", "revoke", id);
+        var after = await Cli(null, "right", "list");
+
+        Assert.True(build.ExitCode == 0, build.Output);
+        Assert.Contains($"user '{member}' may create resources", build.StandardOutput);
+        Assert.Contains($"user '{member}' may attach the secret variable 'SOME_TOKEN'", attach.StandardOutput);
+        Assert.True(revoke.ExitCode == 0, revoke.Output);
+        Assert.DoesNotContain(id, after.StandardOutput);
+        Assert.Contains("SOME_TOKEN", after.StandardOutput);
+    }
+
+    [Fact]
     public async Task A_saved_query_is_applied_from_yaml_and_run_with_typed_inputs()
     {
         var (resource, _) = await fixture.BearerResourceAsync();

@@ -300,6 +300,28 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
     }
 
     [Fact]
+    public async Task A_builders_scoped_key_creates_only_what_its_scope_owns_and_an_admins_use_key_attaches_nothing()
+    {
+        var (canary, _) = await CanaryAsync();
+        var (name, _) = await BuilderAsync();
+        var allowed = KeywayFixture.Unique("scoped");
+        async Task<HttpClient> KeyAsync(string owner, object scopes) => fixture.Keyway.CreateClient((string)(await Expect.StatusAsync(
+            await Admin.PostAsJsonAsync("/api/v1/keys", new { name = "scoped", owner, scopes }), 201))["token"]!);
+        var ownsOne = await KeyAsync(name, new { resources = new[] { allowed }, actions = new[] { "own" } });
+        var usesAll = await KeyAsync(name, new { actions = new[] { "use" } });
+        var adminUse = await KeyAsync("admin", new { actions = new[] { "use" } });
+        var plain = new { kind = "rest", baseUrl = fixture.Upstream.BaseUrl };
+
+        await Expect.ProblemAsync(await ownsOne.PutAsJsonAsync($"/api/v1/resources/{KeywayFixture.Unique("other")}", plain), 403, "forbidden");
+        await Expect.ProblemAsync(await usesAll.PutAsJsonAsync($"/api/v1/resources/{KeywayFixture.Unique("other")}", plain), 403, "forbidden");
+        await Expect.StatusAsync(await ownsOne.PutAsJsonAsync($"/api/v1/resources/{allowed}", plain), 201);
+        var stolen = await adminUse.PutAsJsonAsync($"/api/v1/resources/{KeywayFixture.Unique("admin-use")}", Resource(null, Bearer(canary)));
+
+        await Expect.ProblemAsync(stolen, 403, "forbidden");
+        Assert.Empty(_attacker.Requests);
+    }
+
+    [Fact]
     public async Task Only_admins_give_rights_and_bind_secrets()
     {
         var (canary, _) = await CanaryAsync();

@@ -20,7 +20,9 @@ internal static class ErrorProblems
             $"The request body is not valid JSON for this call{Where(json)}: check its syntax, that it is UTF-8, and that it nests at most 64 levels deep."),
         _ when bad.InnerException is System.Text.DecoderFallbackException or InvalidOperationException => Problems.Create(StatusCodes.Status400BadRequest, "invalid_json",
             "The request body is not valid UTF-8 JSON for this call."),
-        _ when bad.InnerException is null && request.ContentLength is null or 0 && !request.Headers.ContainsKey("Transfer-Encoding") =>
+        // The binder's own message names the parameter and says "body"; it is not repeated as it is.
+        _ when bad.InnerException is null && bad.Message.Contains("body", StringComparison.OrdinalIgnoreCase)
+            && request.ContentLength is null or 0 && !request.Headers.ContainsKey("Transfer-Encoding") =>
             Problems.Create(StatusCodes.Status400BadRequest, "bad_request", "This call needs a JSON body (Content-Type: application/json)."),
         _ => Problems.Create(bad.StatusCode is >= 400 and < 500 ? bad.StatusCode : StatusCodes.Status400BadRequest, "bad_request",
             "The request is malformed: check its query parameters and body against docs/api.md."),

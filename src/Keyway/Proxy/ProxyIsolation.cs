@@ -95,5 +95,5 @@ internal static class ProxyIsolation
 
     private static OutboundRequestException NotTheRoutedPath() =>
         new(OutboundRequestException.PathNotAllowed,
-            "Path not allowed: '.' and '..' segments (raw or percent-encoded) are not allowed in a proxied path.");
+            "Path not allowed: the path does not name the resource plainly ('.' and '..' segments, raw or percent-encoded, are not allowed); send /proxy/{resource}/{path}.");
 }

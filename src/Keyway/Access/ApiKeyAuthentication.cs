@@ -78,7 +78,8 @@ internal sealed class ApiKeyAuthenticationHandler(
 /// <see cref="ApiKeyService"/> (a cache hit allocates nothing), and gets the principal cached for its
 /// <see cref="Caller"/>. It is what the "Keyway" policy scheme would have done, without resolving
 /// handlers, results and tickets per request. Every other request (a console session, a sign-in, the
-/// single sign-on callback, anything outside those prefixes) goes through the standard middleware.
+/// single sign-on callback, anything outside those prefixes) goes through the standard middleware,
+/// except on <c>/proxy</c>, which never reads the session cookie: it takes API keys only.
 /// An unknown, revoked or expired key leaves the request anonymous, as the handler's failure does:
 /// <see cref="AccessFilter"/> and the proxy answer 401. Authorization stays where it was.
 /// </summary>
@@ -99,7 +100,12 @@ internal static class ApiKeyMiddleware
             var standard = new AuthenticationMiddleware(next, schemes);
             return context => OnFastPath(context.Request)
                 ? AuthenticateAsync(context, keys, next)
-                : standard.Invoke(context);
+                : IsProxy(context.Request)
+                    // The proxy takes API keys only: a cookie rides along with every request a browser
+                    // makes, so a page could spend the console's session through it. Without a key the
+                    // request stays anonymous, whatever cookie it carries, and the proxy answers 401.
+                    ? next(context)
+                    : standard.Invoke(context);
         });
     }
 
@@ -108,8 +114,10 @@ internal static class ApiKeyMiddleware
     /// (<c>/auth/oidc/…</c>, <c>/signout-…</c>), which must see every request.
     /// </summary>
     private static bool OnFastPath(HttpRequest request) =>
-        (request.Path.StartsWithSegments("/proxy") || request.Path.StartsWithSegments("/api/v1"))
+        (IsProxy(request) || request.Path.StartsWithSegments("/api/v1"))
         && SignIn.Sessions.HasApiKey(request.Headers);
+
+    private static bool IsProxy(HttpRequest request) => request.Path.StartsWithSegments("/proxy");
 
     private static Task AuthenticateAsync(HttpContext context, ApiKeyService keys, RequestDelegate next)
     {

@@ -43,7 +43,11 @@ internal static class KeywayCli
         var urls = new Option<string>("--urls") { Description = "Addresses to listen on, separated by ';'.", DefaultValueFactory = _ => ServeOptions.DefaultUrls };
         var database = new Option<string?>("--database") { Description = "A postgres:// URL to use PostgreSQL instead of the embedded SQLite (or KEYWAY_DATABASE_URL)." };
         var publicUrl = new Option<string?>("--public-url") { Description = "How people and OAuth providers reach this server, for redirects (or KEYWAY_PUBLIC_URL)." };
-        var command = new Command("serve", "Run the Keyway server.") { dataDir, urls, database, publicUrl };
+        var proxyUrls = new Option<string?>("--proxy-urls")
+        {
+            Description = "Addresses that serve /proxy alone, separated by ';' (or KEYWAY_PROXY_URLS); the API and console then stay on --urls.",
+        };
+        var command = new Command("serve", "Run the Keyway server.") { dataDir, urls, database, publicUrl, proxyUrls };
         command.SetAction(async (parse, ct) =>
         {
             try
@@ -54,6 +58,7 @@ internal static class KeywayCli
                     Urls = parse.GetValue(urls)!,
                     DatabaseUrl = parse.GetValue(database),
                     PublicUrl = parse.GetValue(publicUrl) ?? Environment.GetEnvironmentVariable("KEYWAY_PUBLIC_URL"),
+                    ProxyUrls = parse.GetValue(proxyUrls) is { Length: > 0 } proxy ? proxy : Environment.GetEnvironmentVariable("KEYWAY_PROXY_URLS") is { Length: > 0 } fromEnvironment ? fromEnvironment : null,
                 }, ct);
             }
             catch (Exception e) when (e is StartupException or Secrets.MasterKeyException or ArgumentException)

@@ -43,7 +43,8 @@ internal static partial class KeywayServer
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.WebHost.UseKestrelHttpsConfiguration();
-        builder.WebHost.UseUrls(options.Urls);
+        var proxyPorts = options.ProxyUrls is null ? null : ProxyListener.Ports(options.ProxyUrls, options.Urls);
+        builder.WebHost.UseUrls(options.ProxyUrls is null ? options.Urls : options.Urls + ";" + options.ProxyUrls);
         builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
         builder.Host.ConfigureHostOptions(h => h.ShutdownTimeout = TimeSpan.FromSeconds(20));
         builder.Logging.ClearProviders();
@@ -132,6 +133,9 @@ internal static partial class KeywayServer
         services.AddSingleton(sp => new OutboundClient(sp.GetRequiredService<DestinationPolicy>(), new OutboundHandlerOptions()));
         services.AddHttpForwarder();
         services.AddProblemDetails();
+        // A body that cannot be bound (malformed JSON, invalid UTF-8, too deep, a wrong content type)
+        // throws, so that KeywayExceptionHandler answers problem+json rather than an empty 400.
+        services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         services.AddExceptionHandler<KeywayExceptionHandler>();
         services.AddOpenApi("v1", o => o.AddDocumentTransformer((document, _, _) =>
         {
@@ -170,6 +174,12 @@ internal static partial class KeywayServer
 
         var app = builder.Build();
         app.UseExceptionHandler();
+        app.UseEmptyErrorProblems();
+        if (proxyPorts is not null)
+        {
+            app.UseProxyListener(proxyPorts);
+        }
+
         app.UseKeywayAuthentication();
         app.UseKeywaySignIn();
 
@@ -290,8 +300,7 @@ internal sealed partial class KeywayExceptionHandler(ILogger<KeywayExceptionHand
         var result = exception switch
         {
             KeywayException keyway => Problems.From(keyway),
-            BadHttpRequestException bad => Problems.Create(bad.StatusCode, "bad_request",
-                bad.InnerException is System.Text.Json.JsonException ? "The request body is not valid JSON for this call." : "The request is malformed."),
+            BadHttpRequestException bad => ErrorProblems.ForBadRequest(bad, httpContext.Request),
             _ => null,
         };
         if (result is null)

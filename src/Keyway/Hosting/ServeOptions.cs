@@ -7,6 +7,13 @@ internal sealed record ServeOptions
 
     public required string Urls { get; init; }
 
+    /// <summary>
+    /// Addresses for the proxy alone (<c>--proxy-urls</c>, <c>KEYWAY_PROXY_URLS</c>), separated by ';'.
+    /// When set, <c>/proxy</c> is served only there and the API and console only on <see cref="Urls"/>,
+    /// so proxied answers live on an origin of their own. Null: everything on <see cref="Urls"/>.
+    /// </summary>
+    public string? ProxyUrls { get; init; }
+
     /// <summary>A <c>postgres://</c> URL, or null for the embedded SQLite store in the data directory.</summary>
     public string? DatabaseUrl { get; init; }
 

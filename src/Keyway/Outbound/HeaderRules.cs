@@ -91,6 +91,38 @@ internal static class HeaderRules
     public static bool IsValidValue(string? value) =>
         value is not null && !value.AsSpan().ContainsAny(ForbiddenValueChars);
 
+    /// <summary>
+    /// Why the written (non-template) text of a header or query value is refused: a CR, LF or NUL
+    /// outside <c>{{ }}</c>, which would end the header or smuggle another; null when it is fine.
+    /// The parts inside <c>{{ }}</c> are checked on what they evaluate to, when the request is built.
+    /// </summary>
+    public static string? StaticValueError(string? text)
+    {
+        if (text is null || text.AsSpan().IndexOfAny('\r', '\n', '\0') < 0)
+            return null;
+
+        var depth = 0;
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (i + 1 < text.Length && text[i] == '{' && text[i + 1] == '{')
+            {
+                depth++;
+                i++;
+            }
+            else if (depth > 0 && i + 1 < text.Length && text[i] == '}' && text[i + 1] == '}')
+            {
+                depth--;
+                i++;
+            }
+            else if (depth == 0 && text[i] is '\r' or '\n' or '\0')
+            {
+                return "A header or query value must not hold a line break (CR, LF) or a NUL character; write it on one line.";
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>A hop-by-hop header, by its name alone.</summary>
     public static bool IsHopByHop(string name) => HopByHop.Contains(name);
 

@@ -56,16 +56,18 @@ internal static partial class ProxyEndpoints
         string? environment = null;
         string? errorCode = null;
         var refreshed = false;
+        ProxyIsolation.ApplyOnStarting(context);
         try
         {
             caller = Caller.From(context.User) ?? throw new KeywayException(StatusCodes.Status401Unauthorized, "unauthorized",
-                "Send an API key as 'Authorization: Bearer <key>' or 'X-Keyway-Token: <key>'.");
+                "The proxy takes API keys only, never the console's session cookie: send 'Authorization: Bearer kw_…' or 'X-Keyway-Token: kw_…'.");
             var environmentHeader = context.Request.Headers[EnvironmentHeader];
             environment = environmentHeader.Count > 0 && environmentHeader[0] is { } named ? named : Environments.VariableService.Production;
             access.Demand(caller, Permission.Use, resource, environment);
             var compiled = await resources.GetCompiledAsync(resource, context.RequestAborted);
             var resolved = await resolver.ResolveAsync(compiled, environment, caller, context.RequestAborted);
 
+            path = RawPath(context, resource, path);
             var target = Runs.RunExecutor.BuildUrl(resolved, path, context.Request.QueryString.HasValue ? QueryOf(context.Request.Query) : NoQuery);
             resolved.DemandOrigin(target);
             var binding = resolved.Credential;
@@ -145,6 +147,19 @@ internal static partial class ProxyEndpoints
     }
 
     private static readonly KeyValuePair<string, string?>[] NoQuery = [];
+
+    /// <summary>The relative path as the caller encoded it (see <see cref="ProxyIsolation.RawRelativePath"/>).</summary>
+    private static string? RawPath(HttpContext context, string resource, string? routed)
+    {
+        try
+        {
+            return ProxyIsolation.RawRelativePath(context, resource, routed);
+        }
+        catch (OutboundRequestException e)
+        {
+            throw new KeywayException(StatusCodes.Status400BadRequest, e.Code, e.Message);
+        }
+    }
 
     private static List<KeyValuePair<string, string?>> QueryOf(IQueryCollection parameters)
     {

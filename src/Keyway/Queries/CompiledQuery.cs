@@ -81,6 +81,10 @@ internal sealed class CompiledQuery
             {
                 errors.Add(new FieldError($"headers.{key}", $"'{key}' cannot be set by a query."));
             }
+            else if (HeaderRules.StaticValueError(value) is { } lineBreak)
+            {
+                errors.Add(new FieldError($"headers.{key}", lineBreak));
+            }
             else if (Parse($"headers.{key}", value ?? "") is { } t)
             {
                 _headers.Add(new(key, t));

@@ -204,6 +204,7 @@ internal static class ResourceCompiler
             requestVariables.UnionWith(authVariables);
         }
 
+        StaticValues.Check(definition, errors);
         // A custom flow's refresh.statuses join the resource's list; given alone, they replace the default 401.
         var failureStatuses = new HashSet<int>(definition.AuthFailureStatuses ?? (custom?.RefreshStatuses is null ? [401] : []));
         failureStatuses.UnionWith(custom?.RefreshStatuses ?? []);

@@ -222,8 +222,10 @@ internal sealed class RedactionForms
 
             var c = text[i];
             // An escape that decodes to the target's next bytes is taken first; a literal introducer after that.
-            if (IsIntroducer(c) && Decode(text, i, decoded, out var consumed) is var count and > 0 && Matches(decoded[..count], target, j))
+            if (IsIntroducer(c) && Decode(text, i, decoded, out var consumed) is var count and > 0 &&
+                (Matches(decoded[..count], target, j) || (c == '\\' && count == 1 && decoded[0] == '+' && target[j] == ' ')))
             {
+                // (A JSON-escaped '+' still stands for a space: a percent-encoded value written into JSON.)
                 i += consumed;
                 j += count;
                 continue;

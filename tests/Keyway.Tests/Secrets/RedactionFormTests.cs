@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Keyway.Secrets;
+using Keyway.Tests.Infrastructure;
 
 namespace Keyway.Tests.Secrets;
 
@@ -11,48 +12,14 @@ public sealed class RedactionFormTests
     private const string Value = "Canary/7f3a 9c1e+ö&secret";
 
     /// <summary>The forms an upstream may echo the value in, by name.</summary>
-    public static TheoryData<string> FormNames() => [.. Forms(Value).Keys];
-
-    internal static Dictionary<string, string> Forms(string value)
-    {
-        var utf8 = Encoding.UTF8.GetBytes(value);
-        string Base64At(int offset) => Convert.ToBase64String([.. Enumerable.Repeat((byte)'x', offset), .. utf8]);
-        return new Dictionary<string, string>(StringComparer.Ordinal)
-        {
-            ["raw"] = value,
-            ["json, short escapes"] = value.Replace("/", "\\/", StringComparison.Ordinal),
-            ["json, every char as \\u lower"] = string.Concat(value.Select(c => "\\u" + ((int)c).ToString("x4", CultureInfo.InvariantCulture))),
-            ["json, every char as \\u upper"] = string.Concat(value.Select(c => "\\u" + ((int)c).ToString("X4", CultureInfo.InvariantCulture))),
-            ["json, mixed"] = string.Concat(value.Select((c, i) => i % 2 == 0 ? "\\u" + ((int)c).ToString("x4", CultureInfo.InvariantCulture) : c == '/' ? "\\/" : c.ToString())),
-            ["json, System.Text.Json default"] = JsonEncodedText.Encode(value).ToString(),
-            ["percent, upper"] = Uri.EscapeDataString(value),
-            ["percent, lower"] = string.Concat(utf8.Select(b => "%" + b.ToString("x2", CultureInfo.InvariantCulture))),
-            ["percent, + for space"] = Uri.EscapeDataString(value).Replace("%20", "+", StringComparison.Ordinal),
-            ["percent, mixed"] = value.Replace("/", "%2f", StringComparison.Ordinal).Replace(" ", "+", StringComparison.Ordinal).Replace("ö", "%C3%b6", StringComparison.Ordinal),
-            ["base64"] = Convert.ToBase64String(utf8),
-            ["base64, no padding"] = Convert.ToBase64String(utf8).TrimEnd('='),
-            ["base64url"] = Convert.ToBase64String(utf8).Replace('+', '-').Replace('/', '_').TrimEnd('='),
-            ["base64 of user:secret"] = Convert.ToBase64String(Encoding.UTF8.GetBytes("svc:" + value)),
-            ["base64 of any user:secret"] = Convert.ToBase64String(Encoding.UTF8.GetBytes("mallory-the-great:" + value)),
-            ["base64 at offset 1"] = Base64At(1),
-            ["base64 at offset 2"] = Base64At(2),
-            ["base64url at offset 1"] = Base64At(1).Replace('+', '-').Replace('/', '_'),
-            ["base64 in json with \\/"] = Base64At(2).Replace("/", "\\/", StringComparison.Ordinal),
-            ["html decimal"] = string.Concat(value.Select(c => "&#" + (int)c + ";")),
-            ["html hex"] = string.Concat(value.Select(c => "&#x" + ((int)c).ToString("x", CultureInfo.InvariantCulture) + ";")),
-            ["html named"] = System.Net.WebUtility.HtmlEncode(value),
-            ["html mixed, no semicolons"] = value.Replace("C", "&#67", StringComparison.Ordinal).Replace("&s", "&amp;s", StringComparison.Ordinal).Replace("/", "&sol;", StringComparison.Ordinal),
-            ["utf-16 le"] = Encoding.Latin1.GetString(Encoding.Unicode.GetBytes(value)),
-            ["utf-16 be"] = Encoding.Latin1.GetString(Encoding.BigEndianUnicode.GetBytes(value)),
-        };
-    }
+    public static TheoryData<string> FormNames() => [.. SecretForms.Of(Value).Keys];
 
     [Theory]
     [MemberData(nameof(FormNames))]
     public void Every_form_of_a_value_is_redacted_in_text(string form)
     {
         var redactor = new Redactor([Value]);
-        var encoded = Forms(Value)[form];
+        var encoded = SecretForms.Of(Value)[form];
         if (form.StartsWith("utf-16", StringComparison.Ordinal))
         {
             // Bytes, not text: found in a body (a /run answer is withheld, the proxy's stream redacted).
@@ -66,7 +33,7 @@ public sealed class RedactionFormTests
         Assert.DoesNotContain(encoded, redacted);
         Assert.StartsWith("{\"echo\":\"before ", redacted);
         Assert.EndsWith(" after\"}", redacted);
-        Assert.DoesNotContain("7f3a", Decoded(redacted));
+        Assert.DoesNotContain("7f3a", SecretForms.Decoded(redacted));
     }
 
     [Theory]
@@ -74,7 +41,7 @@ public sealed class RedactionFormTests
     public async Task Every_form_of_a_value_is_redacted_in_a_stream_however_it_is_split(string form)
     {
         var redactor = new Redactor([Value]);
-        var encoded = Forms(Value)[form];
+        var encoded = SecretForms.Of(Value)[form];
         var body = form.StartsWith("utf-16", StringComparison.Ordinal)
             ? Encoding.Latin1.GetBytes("xx" + encoded + "yy")
             : Encoding.UTF8.GetBytes("{\"a\":\"" + encoded + "\",\"b\":\"" + encoded + "\"}");
@@ -92,7 +59,7 @@ public sealed class RedactionFormTests
             var output = Encoding.Latin1.GetString(sink.ToArray());
             Assert.DoesNotContain(encoded, output);
             Assert.Contains(Secret.Redacted, output);
-            Assert.DoesNotContain("7f3a", Decoded(output));
+            Assert.DoesNotContain("7f3a", SecretForms.Decoded(output));
         }
     }
 
@@ -170,48 +137,5 @@ public sealed class RedactionFormTests
         await stream.WriteAsync(body);
 
         Assert.Equal(body.Length - (redactor.Forms.MaxEncodedLength - 1), sink.Length);
-    }
-
-    /// <summary>The text as a reader would decode it, every way at once: JSON, percent, HTML, base64 runs, UTF-16.</summary>
-    private static string Decoded(string text)
-    {
-        var views = new List<string> { text };
-        try
-        {
-            views.Add(JsonSerializer.Deserialize<string>("\"" + text.Replace("\"", "\\\"", StringComparison.Ordinal) + "\"") ?? "");
-        }
-        catch (JsonException)
-        {
-        }
-
-        try
-        {
-            views.Add(Uri.UnescapeDataString(text.Replace('+', ' ')));
-        }
-        catch (UriFormatException)
-        {
-        }
-
-        views.Add(System.Net.WebUtility.HtmlDecode(text));
-        var bytes = Encoding.Latin1.GetBytes(text);
-        views.Add(Encoding.Unicode.GetString(bytes));
-        views.Add(Encoding.BigEndianUnicode.GetString(bytes));
-        foreach (System.Text.RegularExpressions.Match run in System.Text.RegularExpressions.Regex.Matches(text.Replace("\\/", "/", StringComparison.Ordinal), "[A-Za-z0-9+/_-]{8,}={0,2}"))
-        {
-            for (var skip = 0; skip < 4; skip++)
-            {
-                var candidate = run.Value[skip..].TrimEnd('=').Replace('-', '+').Replace('_', '/');
-                candidate = candidate[..(candidate.Length / 4 * 4)];
-                try
-                {
-                    views.Add(Encoding.UTF8.GetString(Convert.FromBase64String(candidate)));
-                }
-                catch (FormatException)
-                {
-                }
-            }
-        }
-
-        return string.Join("\n", views);
     }
 }

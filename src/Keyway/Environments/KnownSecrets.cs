@@ -16,7 +16,8 @@ internal sealed class KnownSecrets(Database database, KeyRing keys, ChangeFeed c
 {
     private readonly Lock _lock = new();
     private long _generation;
-    private (long Generation, Task<Redactor> Redactor)? _cached;
+    // One reference, so a reader never sees one generation's number with another's redactor.
+    private volatile Entry? _cached;
 
     public void Subscribe() => changes.Changed += change =>
     {
@@ -29,25 +30,26 @@ internal sealed class KnownSecrets(Database database, KeyRing keys, ChangeFeed c
     public Task<Redactor> GetAsync(CancellationToken cancellationToken)
     {
         var generation = Volatile.Read(ref _generation);
-        var cached = _cached;
-        if (cached is { } hit && hit.Generation == generation && !hit.Redactor.IsFaulted && !hit.Redactor.IsCanceled)
+        if (_cached is { } hit && hit.Generation == generation && !hit.Redactor.IsFaulted && !hit.Redactor.IsCanceled)
         {
             return hit.Redactor;
         }
 
         lock (_lock)
         {
-            cached = _cached;
-            if (cached is not { } current || current.Generation != generation || current.Redactor.IsFaulted || current.Redactor.IsCanceled)
+            var current = _cached;
+            if (current is null || current.Generation != generation || current.Redactor.IsFaulted || current.Redactor.IsCanceled)
             {
                 // Cached under the generation read before the store is: a change meanwhile rebuilds it next time.
-                current = (generation, LoadAsync(CancellationToken.None));
+                current = new Entry(generation, LoadAsync(CancellationToken.None));
                 _cached = current;
             }
 
             return current.Redactor.WaitAsync(cancellationToken);
         }
     }
+
+    private sealed record Entry(long Generation, Task<Redactor> Redactor);
 
     private async Task<Redactor> LoadAsync(CancellationToken cancellationToken)
     {

@@ -58,7 +58,7 @@ internal sealed class RedactingStream(Stream inner, Redactor redactor) : Stream
         {
             Encoding.Latin1.GetChars(work.Span, wide);
             var start = 0;
-            while (Next(wide.AsMemory(0, work.Length), start, out var at, out var length))
+            foreach (var (at, length) in _forms.FindAll(wide.AsSpan(0, work.Length)) ?? [])
             {
                 if (at > start)
                 {
@@ -95,8 +95,6 @@ internal sealed class RedactingStream(Stream inner, Redactor redactor) : Stream
             }
         }
     }
-
-    private bool Next(ReadOnlyMemory<char> text, int from, out int at, out int length) => _forms.Find(text.Span, from, out at, out length);
 
     /// <summary>Writes what was held back. Call once the body is complete.</summary>
     public async Task CompleteAsync(CancellationToken cancellationToken)

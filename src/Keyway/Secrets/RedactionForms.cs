@@ -13,13 +13,14 @@ namespace Keyway.Secrets;
 /// those bytes at each of the three alignments a value can have inside a longer base64 text (only the
 /// characters that depend on the value alone, so <c>base64("user:" + value)</c> holds one of them
 /// whatever the user), and its UTF-16 LE and BE bytes.</para>
-/// <para>A target is found either literally (one vectorized <see cref="SearchValues{T}"/> scan over all
-/// of them) or encoded: matched one unit at a time, where each unit may be written as itself, as a JSON
-/// escape (<c>\/</c>, <c>\n</c>, <c>\u0063</c>, a surrogate pair), percent-encoded (either hex case,
-/// <c>+</c> for a space) or as an HTML character reference (<c>&amp;#99;</c>, <c>&amp;#x63;</c>,
-/// <c>&amp;amp;</c>), in any mix. An encoded form holds an escape introducer (<c>\ % &amp; +</c>), and its
-/// literal prefix is shorter than the target, so only the positions shortly before an introducer are
-/// tried: text without escapes costs the two vectorized scans and nothing else.</para>
+/// <para>A target is found literally (one vectorized <see cref="SearchValues{T}"/> scan over all of
+/// them), or encoded: when the text holds an escape introducer (<c>\ % &amp;</c>, and <c>+</c> when a value
+/// holds a space), a decoded copy of it is made — each JSON escape (<c>\/</c>, <c>\n</c>, <c>\u0063</c>,
+/// a surrogate pair), percent-escape (either hex case, <c>+</c> for a space) and HTML character
+/// reference (<c>&amp;#99;</c>, <c>&amp;#x63;</c>, <c>&amp;amp;</c>) replaced by the bytes it stands for,
+/// in any mix — and searched the same vectorized way; a match there is mapped back to the text it
+/// came from. Text without escapes costs the vectorized scans and nothing else; text with escapes one
+/// more copy.</para>
 /// <para>Built once per set of values (<see cref="Redactor"/> caches them by the set), never per request.</para>
 /// </remarks>
 internal sealed class RedactionForms
@@ -33,15 +34,16 @@ internal sealed class RedactionForms
     private static readonly SearchValues<char> s_introducersWithPlus = SearchValues.Create("\\%&+");
     private static readonly SearchValues<char> s_introducers = SearchValues.Create("\\%&");
 
-    private readonly string[] _targets;
-    private readonly SearchValues<string> _literal;
     private readonly SearchValues<char> _escapes;
-    private readonly int[][] _byFirst = new int[256][];
-    private readonly int[] _longestByFirst = new int[256];
+    private readonly bool _plusIsSpace;
+    private readonly Targets _literal;
+    private readonly Targets? _utf16;
+    private readonly Targets _decoded;
 
     public RedactionForms(IReadOnlyCollection<string> values)
     {
         var targets = new HashSet<string>(StringComparer.Ordinal);
+        var utf16 = new HashSet<string>(StringComparer.Ordinal);
         foreach (var value in values)
         {
             var utf8 = Encoding.UTF8.GetBytes(value);
@@ -52,29 +54,19 @@ internal sealed class RedactionForms
                 targets.Add(core.Replace('+', '-').Replace('/', '_'));
             }
 
-            targets.Add(Encoding.Latin1.GetString(Encoding.Unicode.GetBytes(value)));
-            targets.Add(Encoding.Latin1.GetString(Encoding.BigEndianUnicode.GetBytes(value)));
+            // Looked for only in text that holds a NUL: UTF-16 of ASCII does, other text hardly ever.
+            utf16.Add(Encoding.Latin1.GetString(Encoding.Unicode.GetBytes(value)));
+            utf16.Add(Encoding.Latin1.GetString(Encoding.BigEndianUnicode.GetBytes(value)));
         }
 
-        // Longest first, so that of two targets starting at one place the longer is replaced whole.
-        _targets = targets.OrderByDescending(t => t.Length).ThenBy(t => t, StringComparer.Ordinal).ToArray();
-        _literal = SearchValues.Create(_targets, StringComparison.Ordinal);
-        _escapes = _targets.Any(t => t.Contains(' ', StringComparison.Ordinal)) ? s_introducersWithPlus : s_introducers;
-        var byFirst = new List<int>[256];
-        for (var i = 0; i < _targets.Length; i++)
-        {
-            var first = _targets[i][0];
-            (byFirst[first] ??= []).Add(i);
-            _longestByFirst[first] = Math.Max(_longestByFirst[first], _targets[i].Length);
-        }
-
-        for (var b = 0; b < 256; b++)
-        {
-            _byFirst[b] = byFirst[b]?.ToArray() ?? [];
-        }
-
-        LongestTarget = _targets.Length == 0 ? 0 : _targets[0].Length;
-        MaxEncodedLength = LongestTarget * MaxExpansion;
+        // A '+' stands for a space only in a value that holds one; then both sides read every '+' as a space.
+        _plusIsSpace = targets.Any(t => t.Contains(' ', StringComparison.Ordinal));
+        _escapes = _plusIsSpace ? s_introducersWithPlus : s_introducers;
+        _literal = new Targets(targets);
+        _utf16 = utf16.Count == 0 ? null : new Targets(utf16);
+        _decoded = new Targets(_plusIsSpace ? targets.Select(t => t.Replace('+', ' ')) : targets);
+        LongestTarget = Math.Max(_literal.Longest, _utf16?.Longest ?? 0);
+        MaxEncodedLength = Math.Max(_literal.Longest * MaxExpansion, _utf16?.Longest ?? 0);
     }
 
     /// <summary>The longest target, in bytes.</summary>
@@ -105,167 +97,236 @@ internal sealed class RedactionForms
     }
 
     /// <summary>
-    /// Finds the earliest form of any target in <paramref name="text"/> (one byte per char) at or after
-    /// <paramref name="from"/>: where it starts and how many chars it spans.
+    /// Every form of any target in <paramref name="text"/> (one byte per char): where each starts and how
+    /// many chars it spans, earliest first and not overlapping (of two at one place, the longer); null
+    /// when there is none, the common case, which allocates nothing.
     /// </summary>
-    public bool Find(ReadOnlySpan<char> text, int from, out int start, out int length)
+    public List<(int Start, int Length)>? FindAll(ReadOnlySpan<char> text)
     {
-        start = -1;
-        length = 0;
-        if (from >= text.Length || _targets.Length == 0)
+        List<(int Start, int Length)>? found = null;
+        if (text.IsEmpty)
         {
-            return false;
+            return null;
         }
 
-        var literal = text[from..].IndexOfAny(_literal);
-        literal = literal < 0 ? -1 : literal + from;
-        var tried = from;
-        var escape = from;
-        while (true)
+        _literal.FindAll(text, ref found);
+        if (_utf16 is not null && text.Contains('\0'))
         {
-            var next = text[escape..].IndexOfAny(_escapes);
-            if (next < 0)
-            {
-                break;
-            }
+            _utf16.FindAll(text, ref found);
+        }
 
-            var introducer = escape + next;
-            if (literal >= 0 && introducer - LongestTarget >= literal)
-            {
-                // The literal match comes before any encoded form that could reach this introducer.
-                break;
-            }
+        var first = text.IndexOfAny(_escapes);
+        if (first >= 0)
+        {
+            FindDecoded(text, first, ref found);
+        }
 
-            // An encoded form holding this introducer starts at most (its length − 1) before it.
-            for (var p = Math.Max(tried, introducer - LongestTarget + 1); p <= introducer; p++)
+        if (found is { Count: > 1 })
+        {
+            found.Sort(static (a, b) => a.Start != b.Start ? a.Start.CompareTo(b.Start) : b.Length.CompareTo(a.Length));
+            var kept = 0;
+            var end = 0;
+            for (var i = 0; i < found.Count; i++)
             {
-                if (literal >= 0 && p > literal)
+                var match = found[i];
+                if (match.Start >= end)
                 {
+                    found[kept++] = match;
+                    end = match.Start + match.Length;
+                }
+            }
+
+            found.RemoveRange(kept, found.Count - kept);
+        }
+
+        return found;
+    }
+
+    /// <summary>Decodes <paramref name="text"/> from its first escape on, searches the decoded copy, and maps what it finds back.</summary>
+    private void FindDecoded(ReadOnlySpan<char> text, int first, ref List<(int Start, int Length)>? found)
+    {
+        // Decoding never lengthens: every escape stands for at most as many bytes as it has chars.
+        var decoded = ArrayPool<char>.Shared.Rent(text.Length);
+        // Per decoded escape: where it was in the text, how long, where it is in the copy, how long.
+        var tokens = ArrayPool<int>.Shared.Rent(64);
+        var count = 0;
+        try
+        {
+            text[..first].CopyTo(decoded);
+            var source = first;
+            var written = first;
+            Span<byte> bytes = stackalloc byte[4];
+            while (source < text.Length)
+            {
+                var next = text[source..].IndexOfAny(_escapes);
+                if (next < 0)
+                {
+                    text[source..].CopyTo(decoded.AsSpan(written));
+                    written += text.Length - source;
                     break;
                 }
 
-                if (introducer - p < _longestByFirst[Math.Min(text[p], (char)255)] || p == introducer)
+                text.Slice(source, next).CopyTo(decoded.AsSpan(written));
+                source += next;
+                written += next;
+                var length = Decode(text, source, bytes, out var consumed);
+                if (length == 0)
                 {
-                    var found = MatchAt(text, p);
-                    if (found > 0)
+                    decoded[written++] = text[source++];
+                    continue;
+                }
+
+                if ((count + 1) * 4 > tokens.Length)
+                {
+                    var larger = ArrayPool<int>.Shared.Rent(tokens.Length * 2);
+                    tokens.AsSpan(0, count * 4).CopyTo(larger);
+                    ArrayPool<int>.Shared.Return(tokens);
+                    tokens = larger;
+                }
+
+                tokens[count * 4] = source;
+                tokens[(count * 4) + 1] = consumed;
+                tokens[(count * 4) + 2] = written;
+                tokens[(count * 4) + 3] = length;
+                count++;
+                for (var k = 0; k < length; k++)
+                {
+                    decoded[written++] = (char)bytes[k];
+                }
+
+                source += consumed;
+            }
+
+            var copy = decoded.AsSpan(0, written);
+            if (_plusIsSpace)
+            {
+                copy.Replace('+', ' ');
+            }
+
+            List<(int Start, int Length)>? inCopy = null;
+            _decoded.FindAll(copy, ref inCopy);
+            foreach (var (start, length) in inCopy ?? [])
+            {
+                var from = MapStart(tokens.AsSpan(0, count * 4), start);
+                var to = MapEnd(tokens.AsSpan(0, count * 4), start + length);
+                (found ??= []).Add((from, to - from));
+            }
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(tokens);
+            ArrayPool<char>.Shared.Return(decoded);
+        }
+    }
+
+    /// <summary>The text position of decoded position <paramref name="at"/> (the escape's start when it falls inside one).</summary>
+    private static int MapStart(ReadOnlySpan<int> tokens, int at)
+    {
+        var k = LastTokenAtOrBefore(tokens, at, inclusive: true);
+        if (k < 0)
+        {
+            return at;
+        }
+
+        var (source, consumed, written, length) = (tokens[k * 4], tokens[(k * 4) + 1], tokens[(k * 4) + 2], tokens[(k * 4) + 3]);
+        return at < written + length ? source : source + consumed + (at - written - length);
+    }
+
+    /// <summary>The text position just past decoded position <paramref name="end"/> − 1 (the escape's end when it falls inside one).</summary>
+    private static int MapEnd(ReadOnlySpan<int> tokens, int end)
+    {
+        var k = LastTokenAtOrBefore(tokens, end, inclusive: false);
+        if (k < 0)
+        {
+            return end;
+        }
+
+        var (source, consumed, written, length) = (tokens[k * 4], tokens[(k * 4) + 1], tokens[(k * 4) + 2], tokens[(k * 4) + 3]);
+        return end <= written + length ? source + consumed : source + consumed + (end - written - length);
+    }
+
+    /// <summary>The last token whose decoded start is at or before (or strictly before) <paramref name="at"/>; -1 when none.</summary>
+    private static int LastTokenAtOrBefore(ReadOnlySpan<int> tokens, int at, bool inclusive)
+    {
+        int low = 0, high = (tokens.Length / 4) - 1, result = -1;
+        while (low <= high)
+        {
+            var mid = (low + high) / 2;
+            var written = tokens[(mid * 4) + 2];
+            if (inclusive ? written <= at : written < at)
+            {
+                result = mid;
+                low = mid + 1;
+            }
+            else
+            {
+                high = mid - 1;
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>A set of byte sequences (one byte per char) and the vectorized search for them.</summary>
+    private sealed class Targets
+    {
+        private readonly string[] _targets;
+        private readonly SearchValues<string> _search;
+        private readonly int[][] _byFirst = new int[256][];
+
+        public Targets(IEnumerable<string> targets)
+        {
+            // Longest first, so that of two targets starting at one place the longer is replaced whole.
+            _targets = targets.Distinct(StringComparer.Ordinal).OrderByDescending(t => t.Length).ThenBy(t => t, StringComparer.Ordinal).ToArray();
+            _search = SearchValues.Create(_targets, StringComparison.Ordinal);
+            var byFirst = new List<int>[256];
+            for (var i = 0; i < _targets.Length; i++)
+            {
+                (byFirst[_targets[i][0]] ??= []).Add(i);
+            }
+
+            for (var b = 0; b < 256; b++)
+            {
+                _byFirst[b] = byFirst[b]?.ToArray() ?? [];
+            }
+
+            Longest = _targets.Length == 0 ? 0 : _targets[0].Length;
+        }
+
+        public int Longest { get; }
+
+        public void FindAll(ReadOnlySpan<char> text, ref List<(int Start, int Length)>? found)
+        {
+            if (_targets.Length == 0)
+            {
+                return;
+            }
+
+            var from = 0;
+            while (from < text.Length)
+            {
+                var at = text[from..].IndexOfAny(_search);
+                if (at < 0)
+                {
+                    return;
+                }
+
+                at += from;
+                var length = 0;
+                foreach (var index in _byFirst[Math.Min(text[at], (char)255)])
+                {
+                    if (text[at..].StartsWith(_targets[index], StringComparison.Ordinal))
                     {
-                        start = p;
-                        length = found;
-                        return true;
+                        length = _targets[index].Length;
+                        break;
                     }
                 }
-            }
 
-            tried = introducer + 1;
-            escape = introducer + 1;
-            if (escape >= text.Length)
-            {
-                break;
+                // (The search found one; the longest at that place is the first that matches.)
+                (found ??= []).Add((at, Math.Max(length, 1)));
+                from = at + Math.Max(length, 1);
             }
         }
-
-        if (literal >= 0)
-        {
-            start = literal;
-            length = MatchAt(text, literal);
-            return length > 0;
-        }
-
-        return false;
-    }
-
-    /// <summary>The chars the longest target found at <paramref name="at"/> spans (in any form), or 0.</summary>
-    private int MatchAt(ReadOnlySpan<char> text, int at)
-    {
-        var c = text[at];
-        var best = 0;
-        if (c < 256)
-        {
-            best = TryTargets(_byFirst[c], text, at);
-        }
-
-        if (IsIntroducer(c) && DecodeFirst(text, at) is >= 0 and < 256 and var decoded && decoded != c)
-        {
-            best = Math.Max(best, TryTargets(_byFirst[decoded], text, at));
-        }
-
-        return best;
-    }
-
-    private static bool IsIntroducer(char c) => c is '\\' or '%' or '&' or '+';
-
-    private int TryTargets(int[] candidates, ReadOnlySpan<char> text, int at)
-    {
-        var best = 0;
-        foreach (var index in candidates)
-        {
-            var target = _targets[index];
-            var found = text[at..].StartsWith(target, StringComparison.Ordinal) ? target.Length : MatchEncoded(text, at, target);
-            best = Math.Max(best, found);
-        }
-
-        return best;
-    }
-
-    /// <summary>Matches <paramref name="target"/> unit by unit, each as itself or encoded; the chars spanned, or 0.</summary>
-    private static int MatchEncoded(ReadOnlySpan<char> text, int at, string target)
-    {
-        Span<byte> decoded = stackalloc byte[4];
-        var i = at;
-        var j = 0;
-        while (j < target.Length)
-        {
-            if (i >= text.Length)
-            {
-                return 0;
-            }
-
-            var c = text[i];
-            // An escape that decodes to the target's next bytes is taken first; a literal introducer after that.
-            if (IsIntroducer(c) && Decode(text, i, decoded, out var consumed) is var count and > 0 &&
-                (Matches(decoded[..count], target, j) || (c == '\\' && count == 1 && decoded[0] == '+' && target[j] == ' ')))
-            {
-                // (A JSON-escaped '+' still stands for a space: a percent-encoded value written into JSON.)
-                i += consumed;
-                j += count;
-                continue;
-            }
-
-            if (c != target[j])
-            {
-                return 0;
-            }
-
-            i++;
-            j++;
-        }
-
-        return i - at;
-    }
-
-    private static bool Matches(ReadOnlySpan<byte> decoded, string target, int at)
-    {
-        if (at + decoded.Length > target.Length)
-        {
-            return false;
-        }
-
-        for (var k = 0; k < decoded.Length; k++)
-        {
-            if (target[at + k] != decoded[k])
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
-
-    /// <summary>The first byte an escape at <paramref name="at"/> decodes to, or -1.</summary>
-    private static int DecodeFirst(ReadOnlySpan<char> text, int at)
-    {
-        Span<byte> decoded = stackalloc byte[4];
-        return Decode(text, at, decoded, out _) > 0 ? decoded[0] : -1;
     }
 
     /// <summary>

@@ -72,7 +72,7 @@ internal sealed class Redactor
 
         if (Ascii.IsValid(text))
         {
-            return Forms.Find(text, 0, out _, out _);
+            return Forms.FindAll(text) is not null;
         }
 
         var bytes = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(text.Length));
@@ -99,7 +99,7 @@ internal sealed class Redactor
         try
         {
             var count = Encoding.Latin1.GetChars(bytes, wide);
-            return Forms.Find(wide.AsSpan(0, count), 0, out _, out _);
+            return Forms.FindAll(wide.AsSpan(0, count)) is not null;
         }
         finally
         {
@@ -127,20 +127,18 @@ internal sealed class Redactor
     /// <summary>Redacts text of one byte per char; returns <paramref name="original"/> itself when nothing matched.</summary>
     private string RedactWide(string original, ReadOnlySpan<char> wide, bool ascii)
     {
-        var forms = Forms;
-        if (!forms.Find(wide, 0, out var at, out var length))
+        if (Forms.FindAll(wide) is not { } matches)
         {
             return original;
         }
 
         var builder = new StringBuilder(wide.Length);
         var start = 0;
-        do
+        foreach (var (at, length) in matches)
         {
             builder.Append(wide[start..at]).Append(Secret.Redacted);
             start = at + length;
         }
-        while (forms.Find(wide, start, out at, out length));
 
         builder.Append(wide[start..]);
         if (ascii)
@@ -160,11 +158,9 @@ internal sealed class Redactor
         {
             var text = wide.AsSpan(0, Encoding.Latin1.GetChars(body, wide));
             var result = body.Length;
-            var start = 0;
-            while (Forms.Find(text, start, out var at, out var found))
+            foreach (var (_, found) in Forms.FindAll(text) ?? [])
             {
                 result += Replacement.Length - found;
-                start = at + found;
             }
 
             return result;
@@ -187,7 +183,7 @@ internal sealed class Redactor
             var text = wide.AsSpan(0, Encoding.Latin1.GetChars(body, wide));
             var start = 0;
             var written = 0;
-            while (Forms.Find(text, start, out var at, out var found))
+            foreach (var (at, found) in Forms.FindAll(text) ?? [])
             {
                 body[start..at].CopyTo(destination[written..]);
                 written += at - start;

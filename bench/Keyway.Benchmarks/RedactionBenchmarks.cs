@@ -16,6 +16,7 @@ public class RedactorBenchmarks
     private Redactor _redactor = null!;
     private string _clean = null!;
     private string _withSecret = null!;
+    private string _escaped = null!;
 
     [GlobalSetup]
     public void Setup()
@@ -23,7 +24,9 @@ public class RedactorBenchmarks
         _redactor = Redactor.For([new Secret(Token), new Secret("cs_0123456789abcdef0123456789abcdef")], ["Bearer " + Token]);
         _clean = Bodies.Json(4096);
         _withSecret = Bodies.Json(4096, Token);
-        if (!ReferenceEquals(_redactor.Redact(_clean), _clean) || _redactor.Redact(_withSecret).Contains(Token, StringComparison.Ordinal))
+        _escaped = Bodies.Json(4096, string.Concat(Token.Select(c => "\\u" + ((int)c).ToString("x4", System.Globalization.CultureInfo.InvariantCulture))));
+        if (!ReferenceEquals(_redactor.Redact(_clean), _clean) || _redactor.Redact(_withSecret).Contains(Token, StringComparison.Ordinal) ||
+            !_redactor.Redact(_escaped).Contains(Secret.Redacted, StringComparison.Ordinal))
         {
             throw new InvalidOperationException("The redactor does not behave as the benchmark assumes.");
         }
@@ -35,19 +38,29 @@ public class RedactorBenchmarks
     [Benchmark]
     public string Redact_4KB_one_secret() => _redactor.Redact(_withSecret);
 
+    /// <summary>The secret in the middle written as JSON <c>\uXXXX</c> escapes, every character: found encoded.</summary>
+    [Benchmark]
+    public string Redact_4KB_json_escaped_secret() => _redactor.Redact(_escaped);
+
     /// <summary>
-    /// Building a redactor (three values; <c>SearchValues</c> and UTF-8 copies): done once per
-    /// environment change for a shared resolution, but on every request for a resource that reads
-    /// <c>current_user</c>, twice (the environment's and the combined one).
+    /// Making a redactor of three values: cheap, its forms are compiled on first use, once per set of
+    /// values (shared). Done per request for a resource that reads <c>current_user</c>.
     /// </summary>
     [Benchmark]
     public object Construct_3_values() =>
         Redactor.For([new Secret(Token), new Secret("cs_0123456789abcdef0123456789abcdef")], ["Bearer " + Token]);
+
+    /// <summary>Compiling the forms of three values (base64 at three alignments, UTF-16, the literal search): once per set.</summary>
+    [Benchmark]
+    public object Compile_3_values() =>
+        new RedactionForms([Token, "cs_0123456789abcdef0123456789abcdef", "Bearer " + Token]);
 }
 
 /// <summary>
 /// <see cref="RedactingStream"/> as the proxy uses it: a 64 KB streamed body written in 8 KB
-/// chunks (no secret in it, the common case), then completed. One stream per request.
+/// chunks (no secret in it, the common case), then completed. One stream per request. Secrets: how
+/// many values are known (every version in every environment); Escaped: a body whose strings hold a
+/// JSON escape every 100 bytes or so, where encoded forms must be tried.
 /// </summary>
 [MemoryDiagnoser]
 public class RedactingStreamBenchmarks
@@ -57,8 +70,11 @@ public class RedactingStreamBenchmarks
     private Redactor _redactor = null!;
     private byte[] _body = null!;
 
-    [Params(1, 5)]
+    [Params(1, 5, 50)]
     public int Secrets { get; set; }
+
+    [Params(false, true)]
+    public bool Escaped { get; set; }
 
     [GlobalSetup]
     public void Setup()
@@ -66,6 +82,11 @@ public class RedactingStreamBenchmarks
         var secrets = Enumerable.Range(0, Secrets).Select(i => new Secret($"sk_live_{i}_4f9a1c2b7d8e4a6f9b0c1d2e3f4a5b6c"));
         _redactor = Redactor.For(secrets);
         _body = Bodies.JsonUtf8(64 * 1024);
+        if (Escaped)
+        {
+            // "status":"active" → "status":"act\nve": a JSON escape in every item (about every 90 bytes).
+            _body = System.Text.Encoding.UTF8.GetBytes(System.Text.Encoding.UTF8.GetString(_body).Replace("active", "act\\nve", StringComparison.Ordinal))[..(64 * 1024)];
+        }
     }
 
     [Benchmark]

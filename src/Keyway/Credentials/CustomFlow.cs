@@ -320,9 +320,9 @@ internal sealed class CustomFlowProvider(
             {
                 return ([], Fail(FailureKind.Transient, step, $"no complete answer within {StepTimeout.TotalSeconds:0} s.", variables));
             }
-            catch (InvalidDataException)
+            catch (InvalidDataException e)
             {
-                return ([], Fail(FailureKind.Misconfigured, step, $"its answer is larger than {MaxResponseBytes} bytes.", variables));
+                return ([], Fail(FailureKind.Misconfigured, step, e.Message, variables));
             }
             catch (HttpRequestException e)
             {
@@ -389,23 +389,39 @@ internal sealed class CustomFlowProvider(
 
     private static async Task<string> ReadAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
+        var tooLarge = $"its answer is larger than {MaxResponseBytes} bytes.";
         if (response.Content.Headers.ContentLength is > MaxResponseBytes)
         {
-            throw new InvalidDataException();
+            throw new InvalidDataException(tooLarge);
         }
 
-        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+        // Identity was asked for; an answer compressed anyway is decoded (within the limit) so that its error text can be redacted.
+        var encoding = response.Content.Headers.ContentEncoding;
+        if (ResponseDecoding.FindUnsupported(encoding) is { } unsupported)
+        {
+            throw new InvalidDataException($"its answer is encoded as '{unsupported}', which Keyway cannot decode (it asks for 'Accept-Encoding: identity').");
+        }
+
+        await using var raw = await response.Content.ReadAsStreamAsync(cancellationToken);
+        await using var stream = ResponseDecoding.IsEncoded(encoding) ? ResponseDecoding.Decode(raw, encoding, MaxResponseBytes) : raw;
         using var buffer = new MemoryStream();
         var chunk = new byte[16 * 1024];
         int read;
-        while ((read = await stream.ReadAsync(chunk, cancellationToken)) > 0)
+        try
         {
-            if (buffer.Length + read > MaxResponseBytes)
+            while ((read = await stream.ReadAsync(chunk, cancellationToken)) > 0)
             {
-                throw new InvalidDataException();
-            }
+                if (buffer.Length + read > MaxResponseBytes)
+                {
+                    throw new InvalidDataException(tooLarge);
+                }
 
-            buffer.Write(chunk, 0, read);
+                buffer.Write(chunk, 0, read);
+            }
+        }
+        catch (DecodedTooLargeException)
+        {
+            throw new InvalidDataException(tooLarge);
         }
 
         return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);

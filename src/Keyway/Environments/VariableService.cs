@@ -69,6 +69,9 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
 
     private readonly ConcurrentDictionary<string, Task<EnvironmentValues>> _values = new(StringComparer.Ordinal);
 
+    /// <summary>Every secret value held, all versions, all environments: what answers are redacted of.</summary>
+    public KnownSecrets Known { get; } = new(database, keys, changes);
+
     public void Subscribe() => changes.Changed += change =>
     {
         if (change.IsAll)

@@ -99,7 +99,7 @@ internal static partial class KeywayServer
         services.AddSingleton<ApiKeyService>();
         services.AddSingleton<UserStore>();
         services.AddSingleton(AuditOptions.FromEnvironment());
-        services.AddSingleton<KnownSecrets>();
+        services.AddSingleton(sp => sp.GetRequiredService<VariableService>().Known);
         services.AddSingleton(new AuditSeal(master));
         services.AddSingleton(sp => new AuditLog(sp.GetRequiredService<Database>(), sp.GetRequiredService<AuditSeal>(), sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<KnownSecrets>().GetAsync, sp.GetRequiredService<AuditOptions>(), sp.GetRequiredService<ILogger<AuditLog>>()));

@@ -11,6 +11,8 @@ internal sealed class OutboundClient : IDisposable
         Handler = OutboundHandler.Create(policy, options);
         Invoker = new HttpMessageInvoker(Handler, disposeHandler: false);
         Client = new HttpClient(Handler, disposeHandler: false) { Timeout = Timeout.InfiniteTimeSpan };
+        // Answers are redacted (runs, login steps, token endpoints' errors): ask for them uncompressed.
+        Client.DefaultRequestHeaders.TryAddWithoutValidation("Accept-Encoding", ResponseDecoding.Identity);
     }
 
     public SocketsHttpHandler Handler { get; }

@@ -105,6 +105,16 @@ internal static partial class ProxyEndpoints
                     return;
                 }
 
+                if (transformer.UnsupportedEncoding is { } encoding)
+                {
+                    // Compressed in a way Keyway cannot decode, so it cannot be redacted: nothing of it is sent.
+                    context.Response.Clear();
+                    var refused = ResponseDecoding.Unsupported(encoding, $"resource '{resource}'");
+                    errorCode = refused.Code;
+                    await Problems.From(refused).ExecuteAsync(context);
+                    return;
+                }
+
                 if (error != ForwarderError.None && !context.Response.HasStarted)
                 {
                     errorCode = await ReportAsync(context, error, resource, compiled.Timeout, redactor);
@@ -200,7 +210,7 @@ internal static partial class ProxyEndpoints
         try
         {
             var error = await forwarder.SendAsync(context, resolved.BaseUrl.OriginalString, outbound.Invoker, config, transformer);
-            if (redacted is not null && error == ForwarderError.None && !transformer.Rejected)
+            if (redacted is not null && error == ForwarderError.None && !transformer.Rejected && transformer.UnsupportedEncoding is null)
             {
                 await redacted.CompleteAsync(context.RequestAborted);
             }
@@ -223,6 +233,8 @@ internal static partial class ProxyEndpoints
             ForwarderError.RequestTimedOut => Problems.Create(StatusCodes.Status504GatewayTimeout, "upstream_timeout",
                 $"The resource '{resource}' did not answer within {timeout.TotalMilliseconds:0} ms (timeouts.requestMs)."),
             ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled => null,
+            _ when Find<DecodedTooLargeException>(exception) is not null => Problems.Create(StatusCodes.Status502BadGateway, "payload_too_large",
+                $"The decoded answer of resource '{resource}' is larger than its limit (maxResponseBytes)."),
             _ when Find<OutboundRequestException>(exception) is { } denied =>
                 Problems.Create(StatusCodes.Status403Forbidden, denied.Code, redactor.Redact(denied.Message)),
             _ => Problems.Create(StatusCodes.Status502BadGateway, "upstream_unreachable",
@@ -261,6 +273,9 @@ internal static partial class ProxyEndpoints
         /// <summary>The upstream answered with a status that means the credential was rejected; nothing was sent to the caller.</summary>
         public bool Rejected { get; private set; }
 
+        /// <summary>The upstream's answer is compressed in an encoding Keyway cannot decode; nothing was sent to the caller.</summary>
+        public string? UnsupportedEncoding { get; private set; }
+
         public override async ValueTask TransformRequestAsync(
             HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
         {
@@ -292,8 +307,9 @@ internal static partial class ProxyEndpoints
 
             if (!redactor.IsEmpty)
             {
-                // Redaction reads the body: ask for it uncompressed.
+                // Redaction reads the body: ask for it uncompressed (an answer compressed anyway is decoded below).
                 headers.Remove("Accept-Encoding");
+                headers.TryAddWithoutValidation("Accept-Encoding", ResponseDecoding.Identity);
             }
 
             proxyRequest.RequestUri = target;
@@ -323,8 +339,27 @@ internal static partial class ProxyEndpoints
             // sent with its exact length (RedactedResponseBody); any other goes out chunked.
             var headers = httpContext.Response.Headers;
             headers.ContentLength = null;
+            var decoded = false;
+            if (proxyResponse is not null && ResponseDecoding.IsEncoded(proxyResponse.Content.Headers.ContentEncoding))
+            {
+                var contentEncoding = proxyResponse.Content.Headers.ContentEncoding;
+                if (ResponseDecoding.FindUnsupported(contentEncoding) is { } unsupported)
+                {
+                    UnsupportedEncoding = unsupported;
+                    return false;
+                }
+
+                // Compressed although identity was asked for: decoded here (the forwarder copies this content),
+                // redacted like any body, and sent uncompressed; the decoded size counts against maxResponseBytes.
+                var content = new StreamContent(ResponseDecoding.Decode(
+                    await proxyResponse.Content.ReadAsStreamAsync(cancellationToken), contentEncoding, resolved.Resource.MaxResponseBytes));
+                proxyResponse.Content = content;
+                headers.ContentEncoding = default;
+                decoded = true;
+            }
+
             // (Not a HEAD, 204 or 304: their Content-Length describes a body that is not sent.)
-            if (httpContext.Response.Body is RedactedResponseBody body && proxyResponse is not null
+            if (!decoded && httpContext.Response.Body is RedactedResponseBody body && proxyResponse is not null
                 && proxyResponse.StatusCode is not (HttpStatusCode.NoContent or HttpStatusCode.NotModified)
                 && !HttpMethods.IsHead(httpContext.Request.Method))
             {

@@ -74,7 +74,7 @@ internal sealed class RedactedResponseBody(HttpResponse response, Redactor redac
         }
 
         var body = _buffer.AsMemory(0, _length);
-        var redactedLength = RedactingStream.RedactedLength(redactor, body.Span);
+        var redactedLength = redactor.RedactedLength(body.Span);
         if (redactedLength == _length)
         {
             // No secret in it (the common case): the upstream's bytes, with their length.
@@ -86,7 +86,7 @@ internal sealed class RedactedResponseBody(HttpResponse response, Redactor redac
         var redacted = ArrayPool<byte>.Shared.Rent(redactedLength);
         try
         {
-            RedactingStream.Redact(redactor, body.Span, redacted);
+            redactor.Redact(body.Span, redacted);
             response.ContentLength = redactedLength;
             await _inner.WriteAsync(redacted.AsMemory(0, redactedLength), cancellationToken);
         }

@@ -29,8 +29,11 @@ internal sealed class ResolvedResource
     /// <summary>A <c>Cookie</c> header value for cookie-placed credentials, or null.</summary>
     public required string? Cookie { get; init; }
 
-    /// <summary>Redacts the environment's secrets and the credential values derived from them.</summary>
+    /// <summary>Redacts every secret value held (<see cref="KnownSecrets"/>) and the credential values derived from them.</summary>
     public required Redactor Redactor { get; init; }
+
+    /// <summary>The known secrets this resolution was made with (a change of any secret resolves again).</summary>
+    public Redactor? Known { get; init; }
 
     /// <summary>The dynamic credential to attach per request (oauth2, custom), or null.</summary>
     public CredentialBinding? Credential { get; init; }
@@ -56,14 +59,16 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
     public async ValueTask<ResolvedResource> ResolveAsync(CompiledResource resource, string environment, Caller? caller, CancellationToken cancellationToken)
     {
         var values = await variables.GetValuesAsync(environment, cancellationToken);
+        // Answers are redacted of every secret value held (old versions, other environments), not only this environment's.
+        var known = await variables.Known.GetAsync(cancellationToken);
         if (!resource.UsesCurrentUser &&
             _shared.TryGetValue((resource.Name, environment), out var cached) &&
-            ReferenceEquals(cached.Resource, resource) && ReferenceEquals(cached.Values, values))
+            ReferenceEquals(cached.Resource, resource) && ReferenceEquals(cached.Values, values) && ReferenceEquals(cached.Known, known))
         {
             return cached;
         }
 
-        var resolved = Resolve(resource, values, caller);
+        var resolved = Resolve(resource, values, caller, known);
         if (!resource.UsesCurrentUser)
         {
             _shared[(resource.Name, environment)] = resolved;
@@ -72,7 +77,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
         return resolved;
     }
 
-    private ResolvedResource Resolve(CompiledResource resource, EnvironmentValues values, Caller? caller)
+    private ResolvedResource Resolve(CompiledResource resource, EnvironmentValues values, Caller? caller, Redactor known)
     {
         foreach (var name in resource.Variables)
         {
@@ -96,7 +101,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
         }
 
         var scope = Scopes.ForResource(values, visible, caller);
-        var redactor = values.Redactor;
+        var redactor = known.Combine(values.Redactor);
         try
         {
             var baseUrlText = resource.BaseUrl.Render(scope);
@@ -158,6 +163,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
                 Query = query,
                 Cookie = cookie,
                 Redactor = redactor.Combine(new Redactor(derived)),
+                Known = known,
                 Credential = Bind(resource, values, visible, scope, redactor),
                 Bindings = values.BindingsOf(resource.ReadsAllVariables ? visible.Keys : resource.RequestVariables),
             };

@@ -93,12 +93,14 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
         HttpResponseMessage response, CompiledResource resource, Secrets.Redactor redactor, CancellationToken cancellationToken)
     {
         var (body, encoding) = await ReadBodyAsync(response, resource, redactor, cancellationToken);
+        // A compressed answer was decoded: its encoding and length no longer describe the body returned.
+        var decoded = ResponseDecoding.IsEncoded(response.Content.Headers.ContentEncoding);
         var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var (name, values) in response.Headers.Concat(response.Content.Headers))
         {
-            if (!HeaderRules.IsHopByHop(name))
+            if (!HeaderRules.IsHopByHop(name) && !(decoded && name is "Content-Encoding" or "Content-Length"))
             {
-                headers[name] = redactor.Redact(string.Join(", ", values));
+                headers[redactor.Redact(name)] = redactor.Redact(string.Join(", ", values));
             }
         }
 
@@ -243,6 +245,9 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
             request.Headers.TryAddWithoutValidation("Cookie", resolved.Cookie);
         }
 
+        // The answer is redacted: ask for it uncompressed, whatever the caller or the resource asked for.
+        request.Headers.Remove("Accept-Encoding");
+        request.Headers.TryAddWithoutValidation("Accept-Encoding", ResponseDecoding.Identity);
         return request;
     }
 
@@ -261,18 +266,38 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
             throw TooLarge(resource);
         }
 
-        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+        var contentEncoding = response.Content.Headers.ContentEncoding;
+        if (ResponseDecoding.FindUnsupported(contentEncoding) is { } unsupported)
+        {
+            throw ResponseDecoding.Unsupported(unsupported, $"resource '{resource.Name}'");
+        }
+
+        await using var raw = await response.Content.ReadAsStreamAsync(cancellationToken);
+        // Decoded bytes count against the limit as they are read: a small compressed answer cannot grow without bound.
+        await using var stream = ResponseDecoding.IsEncoded(contentEncoding) ? ResponseDecoding.Decode(raw, contentEncoding, limit) : raw;
         using var buffer = new MemoryStream();
         var chunk = new byte[16 * 1024];
         int read;
-        while ((read = await stream.ReadAsync(chunk, cancellationToken)) > 0)
+        try
         {
-            if (buffer.Length + read > limit)
+            while ((read = await stream.ReadAsync(chunk, cancellationToken)) > 0)
             {
-                throw TooLarge(resource);
-            }
+                if (buffer.Length + read > limit)
+                {
+                    throw TooLarge(resource);
+                }
 
-            buffer.Write(chunk, 0, read);
+                buffer.Write(chunk, 0, read);
+            }
+        }
+        catch (DecodedTooLargeException)
+        {
+            throw TooLarge(resource);
+        }
+        catch (InvalidDataException)
+        {
+            throw new KeywayException(StatusCodes.Status502BadGateway, "upstream_encoding_invalid",
+                $"The answer of resource '{resource.Name}' is not valid {string.Join(", ", contentEncoding)} data, so it could not be decoded and redacted.");
         }
 
         if (buffer.Length == 0)
@@ -284,7 +309,7 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
         var mediaType = response.Content.Headers.ContentType?.MediaType;
         if (!IsText(mediaType, bytes, out var text))
         {
-            if (!redactor.IsEmpty && redactor.Contains(Encoding.Latin1.GetString(bytes)))
+            if (redactor.ContainsUtf8(bytes))
             {
                 Log.BinaryBodyHeldSecret(logger, resource.Name);
                 return (JsonSerializer.SerializeToElement(Secrets.Secret.Redacted), null);
@@ -293,13 +318,13 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
             return (JsonSerializer.SerializeToElement(Convert.ToBase64String(bytes)), "base64");
         }
 
-        text = redactor.Redact(text);
         if (IsJson(mediaType))
         {
             try
             {
+                // Redacted once decoded: an escaped form (\u0063…, \/) is the value again once parsed.
                 using var document = JsonDocument.Parse(text);
-                return (document.RootElement.Clone(), null);
+                return (Secrets.JsonRedaction.Redact(document.RootElement, redactor).Clone(), null);
             }
             catch (JsonException)
             {
@@ -307,7 +332,7 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
             }
         }
 
-        return (JsonSerializer.SerializeToElement(text), null);
+        return (JsonSerializer.SerializeToElement(redactor.Redact(text)), null);
     }
 
     private static KeywayException TooLarge(CompiledResource resource) =>

@@ -4,15 +4,17 @@ using System.Text;
 namespace Keyway.Secrets;
 
 /// <summary>
-/// A write-only stream that replaces known secret values with <c>[REDACTED]</c> on their way to
-/// <paramref name="inner"/>, even when a value is split across writes: the last
-/// (longest value − 1) bytes are held back until the next write or <see cref="CompleteAsync"/>.
+/// A write-only stream that replaces every form of a known secret value with <c>[REDACTED]</c> on its
+/// way to <paramref name="inner"/>, even when a form is split across writes: a sliding window of the
+/// longest form a value may take (<see cref="RedactionForms.MaxEncodedLength"/> − 1 bytes) is held back
+/// until the next write or <see cref="CompleteAsync"/>; everything before it goes out at once.
 /// </summary>
 internal sealed class RedactingStream(Stream inner, Redactor redactor) : Stream
 {
     private static readonly byte[] Replacement = Encoding.UTF8.GetBytes(Secret.Redacted);
 
-    private readonly int _keep = Math.Max(0, redactor.LongestUtf8 - 1);
+    private readonly RedactionForms _forms = redactor.Forms;
+    private readonly int _keep = Math.Max(0, redactor.Forms.MaxEncodedLength - 1);
     private byte[] _pending = [];
     private int _pendingLength;
 
@@ -50,22 +52,25 @@ internal sealed class RedactingStream(Stream inner, Redactor redactor) : Stream
             _pendingLength = 0;
         }
 
+        // The matcher reads one byte per char: the bytes widened (vectorized), so any byte sequence is searchable.
+        var wide = ArrayPool<char>.Shared.Rent(work.Length);
         try
         {
+            Encoding.Latin1.GetChars(work.Span, wide);
             var start = 0;
-            while (Find(redactor, work.Span[start..], out var at, out var length))
+            foreach (var (at, length) in _forms.FindAll(wide.AsSpan(0, work.Length)) ?? [])
             {
-                if (at > 0)
+                if (at > start)
                 {
-                    await inner.WriteAsync(work.Slice(start, at), cancellationToken);
+                    await inner.WriteAsync(work[start..at], cancellationToken);
                 }
 
                 await inner.WriteAsync(Replacement, cancellationToken);
                 Redactions++;
-                start += at + length;
+                start = at + length;
             }
 
-            // Every complete value is replaced; hold back a tail that may begin one.
+            // Every complete form is replaced; hold back a tail that may begin one.
             var safe = Math.Max(start, work.Length - _keep);
             if (safe > start)
             {
@@ -75,7 +80,7 @@ internal sealed class RedactingStream(Stream inner, Redactor redactor) : Stream
             var tail = work[safe..];
             if (_pending.Length < tail.Length)
             {
-                _pending = new byte[Math.Max(tail.Length, _keep)];
+                _pending = new byte[Math.Max(tail.Length, Math.Min(_keep, 64 * 1024))];
             }
 
             tail.Span.CopyTo(_pending);
@@ -83,6 +88,7 @@ internal sealed class RedactingStream(Stream inner, Redactor redactor) : Stream
         }
         finally
         {
+            ArrayPool<char>.Shared.Return(wide);
             if (rented is not null)
             {
                 ArrayPool<byte>.Shared.Return(rented);
@@ -115,58 +121,4 @@ internal sealed class RedactingStream(Stream inner, Redactor redactor) : Stream
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
 
     public override void SetLength(long value) => throw new NotSupportedException();
-
-    /// <summary>The length of <paramref name="body"/> once every complete value in it is replaced.</summary>
-    internal static int RedactedLength(Redactor redactor, ReadOnlySpan<byte> body)
-    {
-        var length = body.Length;
-        var start = 0;
-        while (Find(redactor, body[start..], out var at, out var found))
-        {
-            length += Replacement.Length - found;
-            start += at + found;
-        }
-
-        return length;
-    }
-
-    /// <summary>
-    /// Writes <paramref name="body"/> with every complete value replaced into <paramref name="destination"/>,
-    /// which holds at least <see cref="RedactedLength"/> bytes.
-    /// </summary>
-    internal static void Redact(Redactor redactor, ReadOnlySpan<byte> body, Span<byte> destination)
-    {
-        var start = 0;
-        var written = 0;
-        while (Find(redactor, body[start..], out var at, out var found))
-        {
-            body.Slice(start, at).CopyTo(destination[written..]);
-            written += at;
-            Replacement.CopyTo(destination[written..]);
-            written += Replacement.Length;
-            start += at + found;
-        }
-
-        body[start..].CopyTo(destination[written..]);
-    }
-
-    /// <summary>The earliest complete value in <paramref name="span"/> (the longest one where two start together).</summary>
-    private static bool Find(Redactor redactor, ReadOnlySpan<byte> span, out int at, out int length)
-    {
-        at = -1;
-        length = 0;
-        foreach (var value in redactor.Utf8Values)
-        {
-            // Only a match that starts before the best so far can beat it.
-            var limit = at < 0 ? span.Length : Math.Min(span.Length, at + value.Length - 1);
-            var index = span[..limit].IndexOf(value);
-            if (index >= 0 && (at < 0 || index < at))
-            {
-                at = index;
-                length = value.Length;
-            }
-        }
-
-        return at >= 0;
-    }
 }

@@ -90,6 +90,14 @@ public sealed class CanaryTests
         await keyway.StopAsync();
         Assert.All(outputs, output => Assert.DoesNotContain(Canary, output));
         Assert.DoesNotContain(Canary, keyway.AllOutput);
+        // Nor in any form it can be written in (JSON escapes, percent, base64, HTML references, UTF-16): RedactionEncodingTests
+        // has the upstream echo each of them.
+        foreach (var (name, form) in SecretForms.Of(Canary))
+        {
+            Assert.All(outputs, output => Assert.False(output.Contains(form, StringComparison.Ordinal), $"The {name} form of the canary was output."));
+            Assert.False(keyway.AllOutput.Contains(form, StringComparison.Ordinal), $"The {name} form of the canary was logged.");
+        }
+
         Assert.DoesNotContain(Convert.ToBase64String(Encoding.UTF8.GetBytes("Bearer " + Canary)), keyway.AllOutput);
         foreach (var dump in await DumpStoreAsync(keyway))
         {

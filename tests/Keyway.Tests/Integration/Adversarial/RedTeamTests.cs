@@ -1,0 +1,282 @@
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Keyway.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+
+namespace Keyway.Tests.Integration.Adversarial;
+
+/// <summary>
+/// Who may point a secret where, tried again as an attacker would after the authoring rights,
+/// attachment and origin binding were built: an editor, a holder of <c>attach</c> on a bound secret
+/// and a builder try to read a canary secret or send it where it is not bound. What the upstreams
+/// received is checked, not only Keyway's answers.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKeyway>, IAsyncLifetime
+{
+    private UpstreamServer _attacker = null!;
+
+    private HttpClient Admin => fixture.Admin;
+
+    public async Task InitializeAsync() => _attacker = await UpstreamServer.StartAsync();
+
+    public async Task DisposeAsync() => await _attacker.DisposeAsync();
+
+    /// <summary>
+    /// The sandbox keeps "Cannot read properties of undefined (reading 'X')" whenever X appears
+    /// anywhere in the expression: an expression that holds every <c>k32</c>…<c>k126</c> and reads
+    /// <c>'k' + secret.charCodeAt(i)</c> of undefined is told the i-th character. The editor reaches
+    /// the attached secret through a unicode escape, which the save-time scan does not see.
+    /// </summary>
+    [Fact]
+    public async Task An_editor_cannot_spell_out_an_attached_secret_through_the_names_kept_in_template_errors()
+    {
+        var (canary, value) = await CanaryAsync();
+        var resource = KeywayFixture.Unique("oracle");
+        await fixture.PutResourceAsync(resource, Resource(fixture.Upstream.BaseUrl, null, Bearer(canary)));
+        var (name, editor) = await MemberAsync();
+        await Grant(resource, name, "edit");
+        var alphabet = string.Concat(Enumerable.Range(32, 95).Select(c => "k" + c));
+
+        var recovered = new StringBuilder();
+        var refusals = new List<string>();
+        for (var i = 0; i < value.Length; i++)
+        {
+            var probe = $"{{{{ [(void 0)['k' + \\u0065nvironment.variables.{canary}.charCodeAt({i})], '{alphabet}'][1] }}}}";
+            var save = await editor.PutAsJsonAsync($"/api/v1/resources/{resource}",
+                Resource(fixture.Upstream.BaseUrl, new JsonObject { ["X-Probe"] = probe }, Bearer(canary)));
+            if (!save.IsSuccessStatusCode)
+            {
+                refusals.Add(await save.Content.ReadAsStringAsync());
+                break;
+            }
+
+            var run = await editor.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/oracle" });
+            var body = await run.Content.ReadAsStringAsync();
+            if (Regex.Match(body, @"reading 'k(?<code>\d+)'") is not { Success: true } match)
+            {
+                refusals.Add(body);
+                break;
+            }
+
+            recovered.Append((char)int.Parse(match.Groups["code"].Value, System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        Assert.True(recovered.ToString() != value,
+            $"The editor read the secret '{canary}' one character per run from template error messages: '{recovered}'.");
+        Assert.NotEmpty(refusals);
+        Assert.DoesNotContain(value, string.Join("\n", refusals));
+    }
+
+    /// <summary>
+    /// A secret bound to the token endpoint's origin, used as an OAuth client secret, is attached to the
+    /// resource; an editor adds a header reading it through a unicode escape. Requests to the base URL
+    /// are checked against the bindings of the variables the request templates name, and the escaped
+    /// one names none: the client secret goes to the API's origin.
+    /// </summary>
+    [Fact]
+    public async Task An_editor_cannot_send_a_client_secret_bound_to_the_token_endpoint_to_the_api_origin()
+    {
+        await using var tokens = await UpstreamServer.StartAsync(app => app.MapPost("/token", () =>
+            Results.Json(new { access_token = "at-" + Guid.NewGuid().ToString("N"), token_type = "Bearer", expires_in = 3600 })));
+        var (canary, value) = await CanaryAsync();
+        await Bind(canary, tokens.BaseUrl);
+        var resource = KeywayFixture.Unique("oauth");
+        var auth = new JsonObject
+        {
+            ["type"] = "oauth2",
+            ["grant"] = "client_credentials",
+            ["tokenUrl"] = tokens.BaseUrl + "/token",
+            ["clientId"] = "keyway",
+            ["clientSecret"] = $"{{{{ environment.variables.{canary} }}}}",
+        };
+        // The API lives on another origin than the token endpoint: the client secret is bound away from it.
+        await fixture.PutResourceAsync(resource, Resource(_attacker.BaseUrl, null, auth));
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/before" }), 200);
+        var (name, editor) = await MemberAsync();
+        await Grant(resource, name, "edit");
+
+        var save = await editor.PutAsJsonAsync($"/api/v1/resources/{resource}",
+            Resource(_attacker.BaseUrl, new JsonObject { ["X-Leak"] = $"{{{{ String(\\u0065nvironment.variables.{canary}) }}}}" }, (JsonObject)auth.DeepClone()));
+        var run = save.IsSuccessStatusCode
+            ? await editor.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/after" })
+            : null;
+
+        // The legitimate path worked: a token was fetched from the bound origin and only the token went to the API.
+        Assert.Contains(tokens.Requests, r => r.Path == "/token");
+        Assert.StartsWith("Bearer at-", _attacker.Requests.First(r => r.Path == "/before").Headers["Authorization"]);
+        Assert.True(!_attacker.Requests.Any(r => r.Headers.Values.Any(v => v.Contains(value, StringComparison.Ordinal))),
+            $"The client secret bound to {tokens.BaseUrl} reached the API origin {_attacker.BaseUrl} in X-Leak (save {(int)save.StatusCode}, run {(int?)run?.StatusCode}).");
+    }
+
+    /// <summary>
+    /// Redaction knows the value's encodings, not what a script made of it: an editor adds a header
+    /// carrying the attached secret reversed (reached through a unicode escape), and the resource's own
+    /// upstream, which reflects request headers as many APIs' error pages do, hands it back in /run.
+    /// </summary>
+    [Fact]
+    public async Task An_editor_cannot_read_an_attached_secret_back_from_an_upstream_that_reflects_headers()
+    {
+        var (canary, value) = await CanaryAsync();
+        await Bind(canary, fixture.Upstream.BaseUrl);
+        var resource = KeywayFixture.Unique("mirror");
+        await fixture.PutResourceAsync(resource, Resource(fixture.Upstream.BaseUrl, null, Bearer(canary)));
+        var (name, editor) = await MemberAsync();
+        await Grant(resource, name, "edit");
+
+        var save = await editor.PutAsJsonAsync($"/api/v1/resources/{resource}", Resource(fixture.Upstream.BaseUrl,
+            new JsonObject { ["X-Mirror"] = $"{{{{ \\u0065nvironment.variables.{canary}.split('').reverse().join('') }}}}" }, Bearer(canary)));
+        var body = save.IsSuccessStatusCode
+            ? await (await editor.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/echo-header/X-Mirror" })).Content.ReadAsStringAsync()
+            : await save.Content.ReadAsStringAsync();
+
+        var reversed = new string(value.Reverse().ToArray());
+        Assert.True(!body.Contains(reversed, StringComparison.Ordinal),
+            $"The editor read the attached secret, reversed, from /run: {body}");
+    }
+
+    /// <summary>
+    /// <c>attach</c> on a secret bound to an origin lets its holder send it there, not read it. A
+    /// javascript step that returns a property named after the value (reversed, so no redaction knows
+    /// it) fails with "the returned property '…' is not a usable variable name", quoting the name.
+    /// </summary>
+    [Fact]
+    public async Task A_holder_of_attach_on_a_bound_secret_cannot_read_it_through_a_javascript_steps_error()
+    {
+        var (canary, value) = await CanaryAsync();
+        await Bind(canary, fixture.Upstream.BaseUrl);
+        var (name, builder) = await BuilderAsync();
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/rights", new { right = "attach", variable = canary, user = name }), 201);
+        var resource = KeywayFixture.Unique("named");
+        var flow = new JsonObject
+        {
+            ["type"] = "custom",
+            ["steps"] = new JsonArray(new JsonObject
+            {
+                ["type"] = "javascript",
+                ["name"] = "spell",
+                ["code"] = $"return {{ ['-' + environment.variables.{canary}.split('').reverse().join('')]: 1 }};",
+            }),
+            ["apply"] = new JsonObject { ["headers"] = new JsonObject { ["X-A"] = "{{ A }}" } },
+            ["lifetimeSeconds"] = 60,
+        };
+
+        var save = await builder.PutAsJsonAsync($"/api/v1/resources/{resource}", Resource(fixture.Upstream.BaseUrl, null, flow));
+        var run = save.IsSuccessStatusCode ? await builder.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/named" }) : save;
+        var test = save.IsSuccessStatusCode ? await builder.PostAsync($"/api/v1/resources/{resource}/test", null) : save;
+        var bodies = await run.Content.ReadAsStringAsync() + "\n" + await test.Content.ReadAsStringAsync();
+
+        var reversed = new string(value.Reverse().ToArray());
+        Assert.True(!bodies.Contains(reversed, StringComparison.Ordinal),
+            $"The holder of attach on '{canary}' read it, reversed, from the flow's error: {bodies}");
+        Assert.DoesNotContain(_attacker.Requests, r => true);
+    }
+
+    /// <summary>
+    /// A builder's new resource is given only the secrets they may attach: however a template reaches
+    /// for the variables (through the global object, <c>this</c>, a computed name, every value at once),
+    /// it finds only plain ones, and the attacker's server receives no secret.
+    /// </summary>
+    [Theory]
+    [InlineData("{{ JSON.stringify(globalThis['envi' + 'ronment']) }}")]
+    [InlineData("{{ JSON.stringify(Object.values(\\u0065nvironment.variables)) }}")]
+    [InlineData("{{ JSON.stringify(\\u0065nvironment['vari' + 'ables']) }}")]
+    [InlineData("{{ (function () { return JSON.stringify(this) })() }}")]
+    [InlineData("{{ JSON.stringify(Object.getOwnPropertyNames(globalThis).map(n => [n, typeof globalThis[n] === 'object' ? JSON.stringify(globalThis[n]) : ''])) }}")]
+    public async Task A_builders_template_that_reaches_for_every_variable_without_naming_one_finds_no_secret(string template)
+    {
+        var (_, value) = await CanaryAsync();
+        var (_, builder) = await BuilderAsync();
+        var resource = KeywayFixture.Unique("reach");
+
+        var save = await builder.PutAsJsonAsync($"/api/v1/resources/{resource}",
+            Resource(_attacker.BaseUrl, new JsonObject { ["X-All"] = template }, null));
+        var run = save.IsSuccessStatusCode ? await builder.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/reach" }) : save;
+        var body = await run.Content.ReadAsStringAsync();
+
+        Assert.DoesNotContain(value, body);
+        Assert.DoesNotContain(value[7..], body);
+        Assert.DoesNotContain(_attacker.Requests, r => r.Headers.Values.Append(r.Body).Any(v => v.Contains(value[7..], StringComparison.Ordinal)));
+    }
+
+    /// <summary>
+    /// A holder of <c>use</c> writes a saved query whose templates name the secret: query templates see
+    /// plain variables only, so the upstream receives nothing of it.
+    /// </summary>
+    [Fact]
+    public async Task A_users_saved_query_that_names_a_secret_sends_nothing_of_it()
+    {
+        var (canary, value) = await CanaryAsync();
+        var resource = KeywayFixture.Unique("queried");
+        await fixture.PutResourceAsync(resource, Resource(fixture.Upstream.BaseUrl, null, Bearer(canary)));
+        var (name, user) = await MemberAsync();
+        await Grant(resource, name, "use");
+        var query = KeywayFixture.Unique("q");
+
+        var save = await user.PutAsJsonAsync($"/api/v1/queries/{query}", new
+        {
+            resource,
+            method = "POST",
+            path = "/query",
+            headers = new Dictionary<string, string> { ["X-Q"] = $"{{{{ \\u0065nvironment.variables.{canary} }}}}" },
+            body = new { type = "text", text = $"{{{{ JSON.stringify(environment.variables) }}}}|{{{{ environment.variables.{canary} }}}}" },
+        });
+        var run = save.IsSuccessStatusCode ? await user.PostAsJsonAsync($"/api/v1/queries/{query}/run", new { }) : save;
+        var body = await run.Content.ReadAsStringAsync();
+
+        Assert.DoesNotContain(value[7..], body);
+        Assert.DoesNotContain(fixture.Upstream.Requests.Where(r => r.Path == "/query"),
+            r => r.Headers.Where(h => h.Key != "Authorization").Select(h => h.Value).Append(r.Body).Any(v => v.Contains(value[7..], StringComparison.Ordinal)));
+    }
+
+    private async Task Grant(string resource, string user, string permission) =>
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { user, permission }), 201);
+
+    private async Task Bind(string variable, string origin) =>
+        await Expect.StatusAsync(await Admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{variable}/origins",
+            new { origins = new[] { origin } }), 200);
+
+    private static JsonObject Resource(string baseUrl, JsonObject? headers, JsonObject? auth)
+    {
+        var definition = new JsonObject { ["kind"] = "rest", ["baseUrl"] = baseUrl };
+        if (headers is not null)
+        {
+            definition["headers"] = headers;
+        }
+
+        if (auth is not null)
+        {
+            definition["auth"] = auth;
+        }
+
+        return definition;
+    }
+
+    private static JsonObject Bearer(string variable) => new() { ["type"] = "bearer", ["token"] = $"{{{{ environment.variables.{variable} }}}}" };
+
+    private async Task<(string Name, string Value)> CanaryAsync()
+    {
+        var name = "CANARY_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        var value = "canary-" + Guid.NewGuid().ToString("N");
+        await fixture.SetVariableAsync(name, value, secret: true);
+        return (name, value);
+    }
+
+    private async Task<(string Name, HttpClient Client)> MemberAsync()
+    {
+        var name = KeywayFixture.Unique("m");
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/users", new { name, role = "member" }), 201);
+        var key = await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/keys", new { name = "test", owner = name }), 201);
+        return (name, fixture.Keyway.CreateClient((string)key["token"]!));
+    }
+
+    private async Task<(string Name, HttpClient Client)> BuilderAsync()
+    {
+        var (name, client) = await MemberAsync();
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/rights", new { right = "build", user = name }), 201);
+        return (name, client);
+    }
+}

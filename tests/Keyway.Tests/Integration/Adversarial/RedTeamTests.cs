@@ -176,6 +176,71 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
     }
 
     /// <summary>
+    /// An owner without <c>attach</c> may not move a resource whose client secret they could not attach
+    /// (<c>auth.clientSecret</c> is refused). Dropping the client secret in the same save passes the
+    /// check, and the token parameters' hash leaves the client secret out on purpose, so the access token
+    /// minted with the admin's client secret is reused and sent to the owner's server.
+    /// </summary>
+    [Fact]
+    public async Task An_owner_who_drops_the_client_secret_to_move_a_resource_does_not_take_the_token_it_minted()
+    {
+        await using var tokens = await UpstreamServer.StartAsync(app => app.MapPost("/token", () =>
+            Results.Json(new { access_token = "at-" + Guid.NewGuid().ToString("N"), token_type = "Bearer", expires_in = 3600 })));
+        var (canary, _) = await CanaryAsync();
+        var resource = KeywayFixture.Unique("minted");
+        var auth = OAuth(tokens, canary);
+        await fixture.PutResourceAsync(resource, Resource(fixture.Upstream.BaseUrl, null, auth));
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/minted" }), 200);
+        var token = fixture.Upstream.Requests.Single(r => r.Path == "/minted").Headers["Authorization"];
+        var (name, owner) = await MemberAsync();
+        await Grant(resource, name, "own");
+
+        var moved = await owner.PutAsJsonAsync($"/api/v1/resources/{resource}", Resource(_attacker.BaseUrl, null, (JsonObject)auth.DeepClone()));
+        var stripped = (JsonObject)auth.DeepClone();
+        stripped.Remove("clientSecret");
+        var movedWithout = await owner.PutAsJsonAsync($"/api/v1/resources/{resource}", Resource(_attacker.BaseUrl, null, stripped));
+        var run = movedWithout.IsSuccessStatusCode
+            ? await owner.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/stolen" })
+            : movedWithout;
+
+        await Expect.ProblemAsync(moved, 403, "forbidden");
+        Assert.True(!_attacker.Requests.Any(r => r.Headers.TryGetValue("Authorization", out var a) && a == token),
+            $"The owner moved the resource by dropping the client secret (save {(int)movedWithout.StatusCode}, run {(int)run.StatusCode}) " +
+            $"and their server received the access token minted with it: {token}.");
+    }
+
+    /// <summary>
+    /// Deleting a resource deletes its stored credentials, but the engine's in-memory cache is keyed by
+    /// resource name and token parameters (which leave the client secret out): a builder who creates a
+    /// resource under the deleted one's name, with the same token endpoint and client id, no client
+    /// secret and their own base URL, is handed the deleted resource's access token.
+    /// </summary>
+    [Fact]
+    public async Task A_builder_who_recreates_a_deleted_resource_does_not_inherit_its_access_token()
+    {
+        await using var tokens = await UpstreamServer.StartAsync(app => app.MapPost("/token", () =>
+            Results.Json(new { access_token = "at-" + Guid.NewGuid().ToString("N"), token_type = "Bearer", expires_in = 3600 })));
+        var (canary, _) = await CanaryAsync();
+        var resource = KeywayFixture.Unique("reborn");
+        var auth = OAuth(tokens, canary);
+        await fixture.PutResourceAsync(resource, Resource(fixture.Upstream.BaseUrl, null, auth));
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/reborn" }), 200);
+        var token = fixture.Upstream.Requests.Single(r => r.Path == "/reborn").Headers["Authorization"];
+        Assert.Equal(System.Net.HttpStatusCode.NoContent, (await Admin.DeleteAsync($"/api/v1/resources/{resource}")).StatusCode);
+        var (_, builder) = await BuilderAsync();
+
+        var stripped = (JsonObject)auth.DeepClone();
+        stripped.Remove("clientSecret");
+        var created = await builder.PutAsJsonAsync($"/api/v1/resources/{resource}", Resource(_attacker.BaseUrl, null, stripped));
+        var run = created.IsSuccessStatusCode
+            ? await builder.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/inherited" })
+            : created;
+
+        Assert.True(!_attacker.Requests.Any(r => r.Headers.TryGetValue("Authorization", out var a) && a == token),
+            $"A builder recreated '{resource}' (save {(int)created.StatusCode}, run {(int)run.StatusCode}) and their server received the deleted resource's access token {token}.");
+    }
+
+    /// <summary>
     /// A builder's new resource is given only the secrets they may attach: however a template reaches
     /// for the variables (through the global object, <c>this</c>, a computed name, every value at once),
     /// it finds only plain ones, and the attacker's server receives no secret.
@@ -254,6 +319,15 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
 
         return definition;
     }
+
+    private static JsonObject OAuth(UpstreamServer tokens, string clientSecretVariable) => new()
+    {
+        ["type"] = "oauth2",
+        ["grant"] = "client_credentials",
+        ["tokenUrl"] = tokens.BaseUrl + "/token",
+        ["clientId"] = "keyway",
+        ["clientSecret"] = $"{{{{ environment.variables.{clientSecretVariable} }}}}",
+    };
 
     private static JsonObject Bearer(string variable) => new() { ["type"] = "bearer", ["token"] = $"{{{{ environment.variables.{variable} }}}}" };
 

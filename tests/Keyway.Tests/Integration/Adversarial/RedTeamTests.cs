@@ -272,6 +272,33 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
     }
 
     /// <summary>
+    /// A member who owns a resource in staging only grants themselves <c>own</c> in every environment:
+    /// the permissions route is checked against <c>?environment=</c>, and the grant it writes is for the
+    /// body's environment (every one, when left out).
+    /// </summary>
+    [Fact]
+    public async Task An_owner_in_one_environment_cannot_grant_themselves_every_environment()
+    {
+        var staging = KeywayFixture.Unique("stg");
+        await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/environments/{staging}", new { }));
+        var (canary, value) = await CanaryAsync();
+        var resource = KeywayFixture.Unique("staged");
+        await fixture.PutResourceAsync(resource, Resource(fixture.Upstream.BaseUrl, null, Bearer(canary)));
+        var (name, member) = await MemberAsync();
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions",
+            new { user = name, permission = "own", environment = staging }), 201);
+        await Expect.ProblemAsync(await member.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/prod-before" }), 403, "forbidden");
+
+        var granted = await member.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions?environment={staging}", new { user = name, permission = "own" });
+        var run = await member.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/prod-after" });
+
+        Assert.True(!granted.IsSuccessStatusCode && !run.IsSuccessStatusCode,
+            $"A staging-only owner granted themselves {await granted.Content.ReadAsStringAsync()} and then ran the resource in production ({(int)run.StatusCode}).");
+        Assert.DoesNotContain(fixture.Upstream.Requests, r => r.Path == "/prod-after");
+        _ = value;
+    }
+
+    /// <summary>
     /// The same query-string environment lets an admin's staging-scoped key create a resource, which
     /// the admin's rights let attach any secret: a stolen staging key then sends every unbound staging
     /// secret to a server of the thief's.

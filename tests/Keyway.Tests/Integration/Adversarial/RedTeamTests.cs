@@ -323,8 +323,9 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
             ? await scoped.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/staging", environment = staging })
             : created;
 
-        Assert.True(!created.IsSuccessStatusCode, $"The staging-scoped key created '{resource}' ({(int)created.StatusCode}); run {(int)run.StatusCode}.");
-        Assert.DoesNotContain(_attacker.Requests, r => r.Headers.Values.Any(v => v.Contains(value, StringComparison.Ordinal)));
+        var leaked = _attacker.Requests.Any(r => r.Headers.Values.Any(v => v.Contains(value, StringComparison.Ordinal)));
+        Assert.True(!created.IsSuccessStatusCode && !leaked,
+            $"The staging-scoped key created '{resource}' ({(int)created.StatusCode}); run {(int)run.StatusCode}; the attacker's server received the staging secret: {leaked}.");
     }
 
     /// <summary>

@@ -402,6 +402,13 @@ internal enum EnvironmentSource
 
     /// <summary>The <c>X-Keyway-Environment</c> header (the proxy): the handler demands.</summary>
     Header,
+
+    /// <summary>
+    /// None: the endpoint acts on what every environment shares (a resource's configuration, its
+    /// permissions). <c>?environment=</c> is ignored, so edit and own are demanded in every environment
+    /// and a key scoped to some environments cannot act there by naming one of them.
+    /// </summary>
+    None,
 }
 
 /// <summary>

@@ -28,7 +28,7 @@ internal static class PermissionEndpoints
 
                 return TypedResults.Ok(new PermissionList(name, await grants.ListForResourceAsync(name, ct)));
             })
-            .Requires(Permission.Own, "name")
+            .Requires(Permission.Own, "name", EnvironmentSource.None)
             .WithSummary("List the grants on a resource, including grants on every resource ('*').");
 
         group.MapPost("/", async Task<Results<Created<GrantInfo>, Ok<GrantInfo>, ProblemHttpResult>> (
@@ -76,7 +76,7 @@ internal static class PermissionEndpoints
                 }, ct);
                 return TypedResults.Created($"/api/v1/resources/{name}/permissions/{grant.Id}", grant);
             })
-            .Requires(Permission.Own, "name")
+            .Requires(Permission.Own, "name", EnvironmentSource.None)
             .WithSummary("Grant use, edit or own on the resource to a user, a group or everyone, in one environment or every one ('*'). Granting what exists already answers 200 with it.");
 
         group.MapDelete("/{grantId}", async Task<Results<NoContent, ProblemHttpResult>> (
@@ -98,7 +98,7 @@ internal static class PermissionEndpoints
                 }, ct);
                 return TypedResults.NoContent();
             })
-            .Requires(Permission.Own, "name")
+            .Requires(Permission.Own, "name", EnvironmentSource.None)
             .WithSummary("Revoke a grant. It takes effect at once, on every replica.");
 
         return api;

@@ -96,11 +96,11 @@ internal sealed class RightStore(Database database, TimeProvider time)
     /// The targets of <paramref name="right"/> that <paramref name="caller"/> holds, directly, through a
     /// group or as everyone (<c>*</c> among them when it holds the right on every target). Admins hold
     /// every right: for them the answer is just <c>*</c>. An API key's scope narrows it: only a key that
-    /// may own resources acts with its owner's rights to build or attach.
+    /// may own <paramref name="resource"/> in every environment acts with its owner's rights to build or attach there.
     /// </summary>
-    public async Task<IReadOnlySet<string>> TargetsAsync(Caller caller, string right, CancellationToken cancellationToken)
+    public async Task<IReadOnlySet<string>> TargetsAsync(Caller caller, string right, string resource, CancellationToken cancellationToken)
     {
-        if (!AccessPolicy.ScopeAllows(caller.Scope, Permission.Own, null, null))
+        if (!AccessPolicy.ScopeAllows(caller.Scope, Permission.Own, resource, null))
         {
             return new HashSet<string>();
         }
@@ -126,9 +126,9 @@ internal sealed class RightStore(Database database, TimeProvider time)
             .ToHashSet(StringComparer.Ordinal);
     }
 
-    /// <summary>Whether <paramref name="caller"/> may create resources.</summary>
-    public async Task<bool> MayBuildAsync(Caller caller, CancellationToken cancellationToken) =>
-        (await TargetsAsync(caller, Rights.Build, cancellationToken)).Count > 0;
+    /// <summary>Whether <paramref name="caller"/> may create the resource <paramref name="resource"/>.</summary>
+    public async Task<bool> MayBuildAsync(Caller caller, string resource, CancellationToken cancellationToken) =>
+        (await TargetsAsync(caller, Rights.Build, resource, cancellationToken)).Count > 0;
 
     private sealed class Row
     {

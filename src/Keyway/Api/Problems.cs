@@ -37,6 +37,26 @@ internal static class Problems
     public static ProblemHttpResult From(KeywayException exception) =>
         Create(exception.Status, exception.Code, exception.Message, exception.Extensions);
 
+    /// <summary>
+    /// The problem for <paramref name="exception"/>, with every known secret value redacted from its
+    /// detail and its field messages: the last net under texts that quote a provider or an upstream.
+    /// </summary>
+    public static ProblemHttpResult From(KeywayException exception, Secrets.Redactor redactor)
+    {
+        if (redactor.IsEmpty)
+        {
+            return From(exception);
+        }
+
+        var extensions = exception.Extensions?.ToDictionary(e => e.Key, e => e.Value switch
+        {
+            string text => redactor.Redact(text),
+            IEnumerable<FieldError> errors => errors.Select(f => f with { Message = redactor.Redact(f.Message) }).ToList(),
+            var other => other,
+        });
+        return Create(exception.Status, exception.Code, redactor.Redact(exception.Message), extensions);
+    }
+
     private static string Title(string code) => code switch
     {
         "not_found" => "Not found",

@@ -140,6 +140,18 @@ internal sealed partial class CredentialEngine(
             {
                 _cache.TryRemove(new CredentialKey(resource, environment, owner), out _);
             }
+            else if (change.Kind == "resources")
+            {
+                // A resource deleted, or moved to another destination, takes its tokens with it: a resource
+                // created later under its name, or its new destination, must not be handed them from memory.
+                foreach (var key in _cache.Keys)
+                {
+                    if (key.Resource == change.Name)
+                    {
+                        _cache.TryRemove(key, out _);
+                    }
+                }
+            }
         };
     }
 

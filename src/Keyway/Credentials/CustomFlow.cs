@@ -164,11 +164,15 @@ internal sealed class CustomFlowProvider(
                                 return Fail(FailureKind.Misconfigured, javascript, "the code must return an object, e.g. return { CSRF: login.headers['x-csrf'] };", variables);
                             }
 
+                            var position = 0;
                             foreach (var (name, node) in result)
                             {
+                                position++;
                                 if (!IsVariableName(name))
                                 {
-                                    return Fail(FailureKind.Misconfigured, javascript, $"the returned property '{Truncate(name)}' is not a usable variable name (an identifier, not environment, current_user or response).", variables);
+                                    // Not quoted: a returned name is computed by the script and could spell out a secret.
+                                    return Fail(FailureKind.Misconfigured, javascript,
+                                        $"returned property number {position} is not a usable variable name (an identifier, not environment, current_user or response).", variables);
                                 }
 
                                 var value = new Secret(node switch

@@ -190,7 +190,7 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
             return TokenResult.Fail(FailureKind.Transient, $"The token endpoint did not answer within {RequestTimeout.TotalSeconds:0} s.");
         }
 
-        return Classify(response, settings, grant);
+        return Classify(response, settings, grant, refreshToken);
     }
 
     /// <summary>RFC 7009 revocation, best effort: false when the provider has no endpoint or refused.</summary>
@@ -223,7 +223,7 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
         return !response.IsError;
     }
 
-    private TokenResult Classify(TokenResponse response, OAuth2Settings settings, string grant)
+    private TokenResult Classify(TokenResponse response, OAuth2Settings settings, string grant, Secret? refreshToken)
     {
         var receivedAt = time.GetUtcNow();
         if (!response.IsError && response.AccessToken is { Length: > 0 } access)
@@ -252,14 +252,18 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
             }
 
             var what = status == 0 ? $"the token endpoint could not be reached: {Truncate(error)}" : $"the token endpoint answered {status}{description}";
-            return TokenResult.Fail(FailureKind.Transient, what, retryAfter);
+            return TokenResult.Fail(FailureKind.Transient, Sent(settings, refreshToken).Redact(what), retryAfter);
         }
 
         // invalid_grant on a refresh token or code means the grant is gone; on the password or client
         // credentials grants it means the configured credentials are wrong.
         var kind = error == "invalid_grant" && grant is "refresh_token" or "authorization_code" ? FailureKind.GrantRevoked : FailureKind.Misconfigured;
-        return TokenResult.Fail(kind, $"{error}{description} (HTTP {status})");
+        return TokenResult.Fail(kind, Sent(settings, refreshToken).Redact($"{error}{description} (HTTP {status})"));
     }
+
+    /// <summary>What the token request carried: a provider that quotes it back in an error does not get it into a message.</summary>
+    private static Redactor Sent(OAuth2Settings settings, Secret? refreshToken) =>
+        Redactor.For(new[] { settings.ClientSecret, settings.Password, refreshToken }.OfType<Secret>());
 
     private static string? JsonString(TokenResponse response, string name) =>
         response.Json is { ValueKind: System.Text.Json.JsonValueKind.Object } json && json.TryGetProperty(name, out var value) &&

@@ -287,7 +287,7 @@ internal static partial class KeywayServer
 }
 
 /// <summary>Turns exceptions into problem+json. Unexpected ones say nothing but a trace id: their text may hold anything.</summary>
-internal sealed partial class KeywayExceptionHandler(ILogger<KeywayExceptionHandler> logger, IAuditLog audit) : IExceptionHandler
+internal sealed partial class KeywayExceptionHandler(ILogger<KeywayExceptionHandler> logger, IAuditLog audit, KnownSecrets? known = null) : IExceptionHandler
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
@@ -299,7 +299,7 @@ internal sealed partial class KeywayExceptionHandler(ILogger<KeywayExceptionHand
 
         var result = exception switch
         {
-            KeywayException keyway => Problems.From(keyway),
+            KeywayException keyway => known is null ? Problems.From(keyway) : Problems.From(keyway, await known.GetAsync(CancellationToken.None)),
             BadHttpRequestException bad => ErrorProblems.ForBadRequest(bad, httpContext.Request),
             _ => null,
         };

@@ -3,6 +3,7 @@ using Keyway.Access;
 using Keyway.Api;
 using Keyway.Audit;
 using Keyway.Credentials;
+using Keyway.Environments;
 using Keyway.Outbound;
 using Keyway.Resources;
 using Keyway.Secrets;
@@ -36,20 +37,20 @@ internal static partial class ProxyEndpoints
 
     private sealed class Handler(
         IHttpForwarder forwarder, OutboundClient outbound, ResourceService resources, ResourceResolver resolver,
-        AccessPolicy access, CredentialEngine engine, IAuditLog audit, TimeProvider time)
+        AccessPolicy access, CredentialEngine engine, IAuditLog audit, TimeProvider time, KnownSecrets known)
     {
         public Task ForwardAsync(HttpContext context)
         {
             var values = context.Request.RouteValues;
             return ProxyEndpoints.ForwardAsync(context, (string)values["resource"]!, values["path"] as string,
-                forwarder, outbound, resources, resolver, access, engine, audit, time);
+                forwarder, outbound, resources, resolver, access, engine, audit, time, known);
         }
     }
 
     private static async Task ForwardAsync(
         HttpContext context, string resource, string? path,
         IHttpForwarder forwarder, OutboundClient outbound, ResourceService resources, ResourceResolver resolver,
-        AccessPolicy access, CredentialEngine engine, IAuditLog audit, TimeProvider time)
+        AccessPolicy access, CredentialEngine engine, IAuditLog audit, TimeProvider time, KnownSecrets known)
     {
         var started = time.GetTimestamp();
         Caller? caller = null;
@@ -136,7 +137,7 @@ internal static partial class ProxyEndpoints
                 caller = null;
             }
 
-            await Problems.From(e).ExecuteAsync(context);
+            await Problems.From(e, await known.GetAsync(CancellationToken.None)).ExecuteAsync(context);
         }
         catch (Exception e)
         {

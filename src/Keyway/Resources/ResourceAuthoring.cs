@@ -33,7 +33,7 @@ internal sealed class ResourceAuthoring(RightStore rights, VariableService varia
     public async Task<IReadOnlyList<string>> CheckAsync(
         Caller caller, string name, ResourceRecord? existing, ResourceDefinition definition, CancellationToken cancellationToken)
     {
-        if (existing is null && !await rights.MayBuildAsync(caller, cancellationToken))
+        if (existing is null && !await rights.MayBuildAsync(caller, name, cancellationToken))
         {
             throw new KeywayException(StatusCodes.Status403Forbidden, "forbidden",
                 $"'{caller.UserName}' may not create resources: creating one is a right an admin gives " +
@@ -52,7 +52,7 @@ internal sealed class ResourceAuthoring(RightStore rights, VariableService varia
             throw Forbidden($"'{caller.UserName}' may edit resource '{name}' but not change where it sends things; ask an owner.", errors);
         }
 
-        var attachable = await rights.TargetsAsync(caller, Rights.Attach, cancellationToken);
+        var attachable = await rights.TargetsAsync(caller, Rights.Attach, name, cancellationToken);
         var mayAttachAll = attachable.Contains(Rights.Any);
         var previouslyAttached = existing?.Attached is { } list ? new HashSet<string>(list, StringComparer.Ordinal) : null;
         bool WasAttached(string variable) => previouslyAttached is null || previouslyAttached.Contains(Rights.Any) || previouslyAttached.Contains(variable);

@@ -56,7 +56,8 @@ internal static class ResourceEndpoints
                 // Whoever creates a resource owns it: the grant is written in the transaction that creates it.
                 GrantInfo? creatorGrant = null;
                 var put = await service.PutAsync(name, definition, existing?.Version ?? 0, attached, createdBy: caller.UserId,
-                    async (connection, transaction) => creatorGrant = await grants.AddCreatorAsync(connection, transaction, name, caller.UserId), ct);
+                    async (connection, transaction) => creatorGrant = await grants.AddCreatorAsync(connection, transaction, name, caller.UserId), ct,
+                    replacing: existing?.Definition);
                 if (put is not var (record, created))
                 {
                     // Checked against one version, written over another: the checks would not hold.
@@ -88,7 +89,7 @@ internal static class ResourceEndpoints
                 };
                 return created ? TypedResults.Created($"/api/v1/resources/{name}", view) : TypedResults.Ok(view);
             })
-            .Requires(Permission.Edit, "name", createsResource: true)
+            .Requires(Permission.Edit, "name", EnvironmentSource.None, createsResource: true)
             .Accepts<ResourceDefinition>("application/json")
             .WithSummary("Create or replace a resource. Every error is reported with its field.");
 
@@ -110,7 +111,7 @@ internal static class ResourceEndpoints
                 await audit.RecordAsync(new AuditEntry("resource.delete") { Actor = Caller.From(http.User), Resource = name }, CancellationToken.None);
                 return TypedResults.NoContent();
             })
-            .Requires(Permission.Own, "name")
+            .Requires(Permission.Own, "name", EnvironmentSource.None)
             .WithSummary("Delete a resource.");
 
         group.MapPost("/{name}/run", async Task<Ok<RunResult>> (

@@ -38,9 +38,13 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
     /// saver was allowed to attach. <paramref name="createdBy"/> is recorded on creation, and
     /// <paramref name="whenCreated"/> runs in the same transaction (the creator's grant), so both land or neither does.
     /// </summary>
+    /// <remarks>
+    /// Replacing a resource whose base URL moves to another origin deletes its stored credentials in the
+    /// same transaction: tokens minted for one API are not handed to another (people reconnect).
+    /// </remarks>
     public async Task<(ResourceRecord Resource, bool Created)?> PutAsync(
         string name, ResourceDefinition definition, long? expectedVersion, IReadOnlyList<string> attached, string? createdBy,
-        Func<DbConnection, DbTransaction, Task>? whenCreated, CancellationToken cancellationToken)
+        Func<DbConnection, DbTransaction, Task>? whenCreated, CancellationToken cancellationToken, ResourceDefinition? replacing = null)
     {
         ResourceCompiler.Compile(name, 0, definition);
         var now = time.GetUtcNow().ToStore();
@@ -75,6 +79,10 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
             {
                 await whenCreated(connection, transaction);
             }
+            else if (version > 1 && replacing is not null && Moves(replacing, definition))
+            {
+                await connection.ExecuteAsync("DELETE FROM credentials WHERE resource = @name", new { name }, transaction);
+            }
 
             await transaction.CommitAsync(cancellationToken);
         }
@@ -82,6 +90,19 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
         changes.Publish(new Change("resources", name));
         var record = await GetAsync(name, cancellationToken) ?? throw new InvalidOperationException("The resource vanished.");
         return (record, version == 1);
+    }
+
+    /// <summary>Whether the base URL goes to another origin (a templated one that changed counts as moved).</summary>
+    internal static bool Moves(ResourceDefinition before, ResourceDefinition after)
+    {
+        if (before.BaseUrl == after.BaseUrl)
+        {
+            return false;
+        }
+
+        return !Uri.TryCreate(before.BaseUrl, UriKind.Absolute, out var a) || !Uri.TryCreate(after.BaseUrl, UriKind.Absolute, out var b) ||
+               before.BaseUrl!.Contains("{{", StringComparison.Ordinal) || after.BaseUrl!.Contains("{{", StringComparison.Ordinal) ||
+               Uri.Compare(a, b, UriComponents.SchemeAndServer, UriFormat.UriEscaped, StringComparison.OrdinalIgnoreCase) != 0;
     }
 
     public async Task<ResourceRecord?> GetAsync(string name, CancellationToken cancellationToken)

@@ -169,6 +169,15 @@ internal sealed partial class Template
     /// </summary>
     internal static bool ScanScript(string script, HashSet<string> variables, List<string>? paths = null)
     {
+        // An identifier may be written with escapes (\u0065nvironment, \u{65}nvironment): the engine reads
+        // the name, so the scan does too. Decoding inside strings as well only makes it count more.
+        script = UnicodeEscape().Replace(script, m =>
+        {
+            var hex = m.Groups["hex"].Value;
+            return int.TryParse(hex, System.Globalization.NumberStyles.HexNumber, null, out var code) && code <= 0x10FFFF && (code < 0xD800 || code > 0xDFFF)
+                ? char.ConvertFromUtf32(code)
+                : m.Value;
+        });
         var named = 0;
         foreach (Match match in VariableReference().Matches(script))
         {
@@ -180,6 +189,9 @@ internal sealed partial class Template
 
         return EnvironmentIdentifier().Count(script) > named + EnvironmentName().Count(script);
     }
+
+    [GeneratedRegex("""\\u(?:\{(?<hex>[0-9A-Fa-f]{1,6})\}|(?<hex>[0-9A-Fa-f]{4}))""")]
+    private static partial Regex UnicodeEscape();
 
     [GeneratedRegex("""(?<![\w$.])environment\s*\??\.\s*name(?![\w$])""")]
     internal static partial Regex EnvironmentName();

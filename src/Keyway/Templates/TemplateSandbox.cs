@@ -109,7 +109,7 @@ internal sealed partial class TemplateSandbox
         {
             checkedScript = Engine.PrepareScript("(function () {\n" + body + "\n})", options: new ScriptPreparationOptions
             {
-                CollectReferencedGlobals = false,
+                CollectReferencedGlobals = true,
                 StaticAnalysis = false,
             });
         }
@@ -126,8 +126,11 @@ internal sealed partial class TemplateSandbox
         }
 
         // The body starts on line 2, as an expression does, so error positions map back to the code.
+        // Only the scope roots the code names are set, as for an expression: globalThis['environ' + 'ment']
+        // finds nothing, so what the code can reach is what a scan of its names sees.
+        var globals = checkedScript.ReferencedGlobals?.ToArray() ?? [];
         var prepared = Engine.PrepareScript(WrapperPrefix[..^1] + "(function () {\n" + body + "\n})()" + WrapperSuffix);
-        return new TemplateScript(prepared, null, body, 0);
+        return new TemplateScript(prepared, globals, body, 0);
     }
 
     /// <summary>Evaluates a script against the scope; objects and arrays come back as JSON text.</summary>
@@ -376,7 +379,7 @@ internal sealed partial class TemplateSandbox
             JavaScriptException js when js.Message.StartsWith("Maximum call stack size exceeded", StringComparison.Ordinal) =>
                 Limit(TemplateLimitKind.Recursion, Describe(TemplateLimitKind.Recursion)),
             JintException or InvalidOperationException =>
-                new($"script error: {Describe(exception, script.Expression)}", script.Expression, position),
+                new($"script error: {Describe(exception)}", script.Expression, position),
             _ => null,
         };
     }
@@ -391,26 +394,26 @@ internal sealed partial class TemplateSandbox
 
     /// <summary>
     /// What kind of error a script raised, never what it said: a message can carry text the script
-    /// derived from a secret (<c>throw new Error(token.split('').join(' '))</c>), which no redaction can
-    /// recognise. Two engine messages are kept, because they name only what the expression itself
-    /// spells out: "X is not defined" and "Cannot read properties of undefined (reading 'X')", when X
-    /// appears in the expression.
+    /// derived from a secret (<c>throw new Error(token.split('').join(' '))</c>), and even a name an
+    /// engine message quotes can be computed (<c>undefined['k' + token.charCodeAt(0)]</c>). Only the
+    /// error's kind, from a fixed list, and messages of the engine's own that quote nothing are shown.
     /// </summary>
-    internal static string Describe(Exception exception, string expression)
+    internal static string Describe(Exception exception)
     {
-        if (exception is JavaScriptException js)
+        if (exception is not JavaScriptException js)
         {
-            var message = js.Message;
-            if (SafeEngineMessage().Match(message) is { Success: true } match &&
-                (!match.Groups["name"].Success || expression.Contains(match.Groups["name"].Value, StringComparison.Ordinal)))
-            {
-                return $"{match.Value} ({ErrorKind(js)})";
-            }
-
-            return $"the script raised {Article(ErrorKind(js))} (its message is not shown: it could carry a value the script read)";
+            return "the script could not run";
         }
 
-        return "the script could not run";
+        var kind = ErrorKind(js);
+        return js.Message switch
+        {
+            "String compilation has been disabled in engine options" => $"{js.Message} ({kind})",
+            var m when m.EndsWith(" is not defined", StringComparison.Ordinal) => $"the script read a name that is not defined ({kind})",
+            var m when m.StartsWith("Cannot read properties of undefined", StringComparison.Ordinal) => $"the script read a property of undefined ({kind})",
+            var m when m.StartsWith("Cannot read properties of null", StringComparison.Ordinal) => $"the script read a property of null ({kind})",
+            _ => $"the script raised {Article(kind)} (its message is not shown: it could carry a value the script read)",
+        };
     }
 
     private static string ErrorKind(JavaScriptException js) =>
@@ -420,9 +423,6 @@ internal sealed partial class TemplateSandbox
             : "exception";
 
     private static string Article(string kind) => kind == "exception" ? "an exception" : (kind[0] is 'E' or 'A' or 'I' or 'O' or 'U' ? "an " : "a ") + kind;
-
-    [System.Text.RegularExpressions.GeneratedRegex(@"^(?:String compilation has been disabled in engine options|(?<name>[A-Za-z_$][\w$]{0,63}) is not defined|Cannot read propert(?:y|ies) of (?:undefined|null) \(reading '(?<name>[A-Za-z_$][\w$]{0,63})'\))$")]
-    private static partial System.Text.RegularExpressions.Regex SafeEngineMessage();
 
     [System.Text.RegularExpressions.GeneratedRegex(@"^(?:Error|TypeError|RangeError|ReferenceError|SyntaxError|EvalError|URIError|AggregateError)$")]
     private static partial System.Text.RegularExpressions.Regex ErrorName();

@@ -47,13 +47,17 @@ public sealed class RedactionTests
     }
 
     [Theory]
-    [InlineData("{{ missing.x }}", "missing is not defined")]
-    [InlineData("{{ login.body.nothing.deeper }}", "Cannot read properties of undefined (reading 'deeper')")]
-    public void Engine_messages_that_only_repeat_the_expression_are_kept(string text, string message)
+    [InlineData("missing.x", "the script read a name that is not defined (ReferenceError)")]
+    [InlineData("login.body.nothing.deeper", "the script read a property of undefined (TypeError)")]
+    [InlineData("undefined['k' + environment.variables.TOKEN.charCodeAt(0)]", "the script read a property of undefined (TypeError)")]
+    [InlineData("(() => { throw new ReferenceError(environment.variables.TOKEN + ' is not defined'); })()", "the script read a name that is not defined (ReferenceError)")]
+    public void Engine_messages_are_described_by_kind_and_never_quote_a_name(string expression, string message)
     {
-        var error = Assert.Throws<TemplateEvaluationException>(() => Template.Parse("{{ (() => " + text[3..^3] + ")() }}").Render(Scope()));
+        var error = Assert.Throws<TemplateEvaluationException>(() => Template.Parse("{{ (() => " + expression + ")() }}").Render(Scope()));
 
         Assert.Contains(message, error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("k99", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(Canary, error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

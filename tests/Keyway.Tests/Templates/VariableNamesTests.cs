@@ -30,6 +30,8 @@ public sealed class VariableNamesTests
     [InlineData("{{ JSON.stringify(environment.variables) }}")]
     [InlineData("{{ environment.variables[inputs.name] }}")]
     [InlineData("{{ (e => e.variables.X)(environment) }}")]
+    [InlineData("{{ \\u0065nvironment }}")]
+    [InlineData("{{ String(\\u{65}nvironment['vari' + 'ables']) }}")]
     public void Whole_or_dynamic_access_references_all_variables(string text)
     {
         Assert.True(Template.Parse(text).ReferencesAllVariables);
@@ -44,6 +46,15 @@ public sealed class VariableNamesTests
 
         Assert.False(template.ReferencesAllVariables);
         Assert.Empty(template.VariableNames);
+    }
+
+    [Fact]
+    public void A_name_written_with_unicode_escapes_is_read_as_the_engine_reads_it()
+    {
+        var template = Template.Parse("{{ String(\\u0065nvironment.variables.\\u0043S) + \\u{65}nvironment.variables.OTHER }}");
+
+        Assert.Equal(["CS", "OTHER"], template.VariableNames.Order(StringComparer.Ordinal));
+        Assert.False(template.ReferencesAllVariables);
     }
 
     [Fact]

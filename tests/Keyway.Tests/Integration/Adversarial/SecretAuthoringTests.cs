@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Keyway.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 
 namespace Keyway.Tests.Integration.Adversarial;
 
@@ -72,28 +74,32 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
         _ = name;
     }
 
-    [Fact]
-    public async Task A_script_that_reaches_for_a_secret_it_does_not_name_finds_nothing()
+    [Theory]
+    [InlineData("{{ String(\\u0065nvironment.variables.NAME) }}", "an escaped identifier")]
+    [InlineData("{{ String(environment.variables.\\u{43}ANARY_REST) }}", "an escaped variable name")]
+    [InlineData("{{ String(globalThis['environ' + 'ment'].variables.NAME) }}", "a computed global")]
+    public async Task A_secret_reached_without_its_plain_name_is_seen_at_save_or_not_there_at_run(string template, string how)
     {
         var (canary, value) = await CanaryAsync();
         var (_, builder) = await BuilderAsync();
         var resource = KeywayFixture.Unique("dodge");
-        // The scan cannot name the variable, so the save goes through; the value is simply not in the scope.
-        var definition = Resource(new JsonObject
+        var text = template.Replace("NAME", canary, StringComparison.Ordinal).Replace("ANARY_REST", canary[1..], StringComparison.Ordinal);
+
+        var save = await builder.PutAsJsonAsync($"/api/v1/resources/{resource}", Resource(new JsonObject { ["X-A"] = text }, null));
+        if (save.StatusCode == HttpStatusCode.Created)
         {
-            // A unicode escape in the identifier: the same `environment` to the engine, no name to a text scan.
-            ["X-A"] = $"{{{{ String(\\u0065nvironment.variables.{canary}) }}}}",
-        }, null);
+            // The scan could not name it: then it is not in the scope.
+            var run = await builder.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/dodge" });
+            Assert.DoesNotContain(value, await run.Content.ReadAsStringAsync());
+        }
+        else
+        {
+            var problem = await Expect.ProblemAsync(save, 403, "forbidden");
+            Assert.Equal("headers.X-A", (string)problem["errors"]!.AsArray().Single()!["field"]!);
+        }
 
-        await Expect.StatusAsync(await builder.PutAsJsonAsync($"/api/v1/resources/{resource}", definition), 201);
-        var run = await builder.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/dodge" });
-
-        var body = await run.Content.ReadAsStringAsync();
-        Assert.DoesNotContain(value, body);
-        Assert.True(run.IsSuccessStatusCode, body);
-        var seen = _attacker.Requests.Single(r => r.Path == "/dodge");
-        Assert.Equal("undefined", seen.Headers["X-A"]);
         Assert.DoesNotContain(_attacker.Requests, r => r.Headers.Values.Concat(r.Query.Values).Append(r.Body).Any(v => v.Contains(value, StringComparison.Ordinal)));
+        _ = how;
     }
 
     [Fact]
@@ -319,6 +325,39 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
 
         await Expect.ProblemAsync(stolen, 403, "forbidden");
         Assert.Empty(_attacker.Requests);
+    }
+
+    [Fact]
+    public async Task A_token_endpoint_that_quotes_the_client_secret_in_its_error_gets_it_redacted_from_run_and_proxy()
+    {
+        var (canary, value) = await CanaryAsync();
+        await using var provider = await UpstreamServer.StartAsync(app => app.MapPost("/token", (HttpContext context) =>
+        {
+            // Basic client authentication: quote the decoded secret back, as a careless provider might.
+            var basic = context.Request.Headers.Authorization.ToString()["Basic ".Length..];
+            var secret = System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(basic)).Split(':', 2)[1];
+            return Results.Json(new { error = "invalid_client", error_description = $"unknown client secret {Uri.UnescapeDataString(secret)}" }, statusCode: 400);
+        }));
+        var resource = KeywayFixture.Unique("quoter");
+        await fixture.PutResourceAsync(resource, Resource(null, new JsonObject
+        {
+            ["type"] = "oauth2",
+            ["grant"] = "client_credentials",
+            ["tokenUrl"] = provider.BaseUrl + "/token",
+            ["clientId"] = "keyway",
+            ["clientSecret"] = $"{{{{ environment.variables.{canary} }}}}",
+        }, fixture.Upstream.BaseUrl));
+
+        var run = await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/quoted" });
+        var proxy = await Admin.GetAsync($"/proxy/{resource}/quoted");
+        var status = await Admin.GetStringAsync($"/api/v1/resources/{resource}/credential");
+
+        Assert.Contains(provider.Requests, r => r.Path == "/token");
+        foreach (var body in new[] { await run.Content.ReadAsStringAsync(), await proxy.Content.ReadAsStringAsync(), status })
+        {
+            Assert.Contains("unknown client secret", body);
+            Assert.DoesNotContain(value, body);
+        }
     }
 
     [Fact]

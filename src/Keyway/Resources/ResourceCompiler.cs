@@ -198,9 +198,15 @@ internal static class ResourceCompiler
             }
         }
 
-        if (oauth2 is null)
+        if (custom is not null)
         {
-            // Static auth is placed on the request; a custom flow's results are, by its apply templates.
+            // A flow's results reach the base URL through its apply templates, and a result can carry what a
+            // variable or javascript step read; what only a request step reads goes to that step's URL alone.
+            requestVariables.UnionWith(FlowResultVariables(definition.Auth!));
+        }
+        else if (oauth2 is null)
+        {
+            // Static auth is placed on the request.
             requestVariables.UnionWith(authVariables);
         }
 
@@ -272,6 +278,33 @@ internal static class ResourceCompiler
             ShareCredentials = definition.ShareCredentials ?? true,
             AuthFailureStatuses = failureStatuses,
         };
+    }
+
+    /// <summary>The variables a custom flow's results may carry: those its variable and javascript steps and its apply templates read.</summary>
+    private static HashSet<string> FlowResultVariables(AuthDefinition auth)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        var templates = (auth.Steps ?? []).Concat(auth.RefreshSteps ?? [])
+            .Where(step => step.Type == "variable").Select(step => step.Value)
+            .Concat((auth.Apply?.Headers ?? []).Values).Concat((auth.Apply?.Query ?? []).Values).Concat((auth.Apply?.Cookies ?? []).Values);
+        foreach (var text in templates)
+        {
+            try
+            {
+                names.UnionWith(Template.Parse(text ?? "").VariableNames);
+            }
+            catch (TemplateException)
+            {
+                // Reported with its field by the flow's compilation.
+            }
+        }
+
+        foreach (var step in (auth.Steps ?? []).Concat(auth.RefreshSteps ?? []).Where(step => step.Type == "javascript"))
+        {
+            Template.ScanScript(step.Code ?? "", names);
+        }
+
+        return names;
     }
 
     /// <summary>An absolute http(s) URL with no user info or fragment, or why not.</summary>

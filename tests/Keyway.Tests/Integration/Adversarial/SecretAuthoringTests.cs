@@ -27,7 +27,7 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
     [Fact]
     public async Task A_member_cannot_create_a_resource_until_an_admin_gives_the_build_right()
     {
-        var (name, member) = await MemberAsync();
+        var (name, member) = await fixture.MemberAsync();
         var resource = KeywayFixture.Unique("built");
         var definition = new { kind = "rest", baseUrl = fixture.Upstream.BaseUrl };
 
@@ -48,8 +48,8 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
     [Fact]
     public async Task A_builder_cannot_attach_a_secret_they_were_not_given_in_any_field()
     {
-        var (canary, value) = await CanaryAsync();
-        var (name, builder) = await BuilderAsync();
+        var (canary, value) = await fixture.CanaryAsync();
+        var (name, builder) = await fixture.BuilderAsync();
         var header = Resource(new JsonObject { ["X-A"] = $"{{{{ environment.variables.{canary} }}}}" }, null);
         var bearer = Resource(null, new JsonObject { ["type"] = "bearer", ["token"] = $"{{{{ environment.variables.{canary} }}}}" });
         var whole = Resource(new JsonObject { ["X-A"] = "{{ JSON.stringify(environment.variables) }}" }, null);
@@ -80,8 +80,8 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
     [InlineData("{{ String(globalThis['environ' + 'ment'].variables.NAME) }}", "a computed global")]
     public async Task A_secret_reached_without_its_plain_name_is_seen_at_save_or_not_there_at_run(string template, string how)
     {
-        var (canary, value) = await CanaryAsync();
-        var (_, builder) = await BuilderAsync();
+        var (canary, value) = await fixture.CanaryAsync();
+        var (_, builder) = await fixture.BuilderAsync();
         var resource = KeywayFixture.Unique("dodge");
         var text = template.Replace("NAME", canary, StringComparison.Ordinal).Replace("ANARY_REST", canary[1..], StringComparison.Ordinal);
 
@@ -105,9 +105,9 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
     [Fact]
     public async Task With_the_attach_right_a_builder_attaches_exactly_that_secret()
     {
-        var (canary, value) = await CanaryAsync();
-        var (other, _) = await CanaryAsync();
-        var (name, builder) = await BuilderAsync();
+        var (canary, value) = await fixture.CanaryAsync();
+        var (other, _) = await fixture.CanaryAsync();
+        var (name, builder) = await fixture.BuilderAsync();
         await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/rights", new { right = "attach", variable = canary, user = name }), 201);
         var resource = KeywayFixture.Unique("allowed");
         var mine = Resource(new JsonObject { ["X-A"] = $"{{{{ environment.variables.{canary} }}}}" }, null, fixture.Upstream.BaseUrl);
@@ -124,20 +124,20 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
     [Fact]
     public async Task An_editor_cannot_change_where_a_resource_sends_things_nor_attach_its_secret_elsewhere()
     {
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         var resource = KeywayFixture.Unique("edited");
-        var original = Resource(null, Bearer(canary), fixture.Upstream.BaseUrl);
+        var original = Resource(null, Actors.Bearer(canary), fixture.Upstream.BaseUrl);
         await fixture.PutResourceAsync(resource, original);
-        var (name, editor) = await MemberAsync();
+        var (name, editor) = await fixture.MemberAsync();
         await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { user = name, permission = "edit" }), 201);
 
-        var moved = await editor.PutAsJsonAsync($"/api/v1/resources/{resource}", Resource(null, Bearer(canary)));
+        var moved = await editor.PutAsJsonAsync($"/api/v1/resources/{resource}", Resource(null, Actors.Bearer(canary)));
         var reauthed = await editor.PutAsJsonAsync($"/api/v1/resources/{resource}",
             Resource(null, new JsonObject { ["type"] = "apiKey", ["in"] = "query", ["name"] = "k", ["value"] = $"{{{{ environment.variables.{canary} }}}}" }, fixture.Upstream.BaseUrl));
         var copied = await editor.PutAsJsonAsync($"/api/v1/resources/{resource}",
-            Resource(new JsonObject { ["X-Copy"] = $"{{{{ environment.variables.{canary} }}}}" }, Bearer(canary), fixture.Upstream.BaseUrl));
+            Resource(new JsonObject { ["X-Copy"] = $"{{{{ environment.variables.{canary} }}}}" }, Actors.Bearer(canary), fixture.Upstream.BaseUrl));
         var described = await editor.PutAsJsonAsync($"/api/v1/resources/{resource}",
-            Resource(new JsonObject { ["Accept"] = "application/json" }, Bearer(canary), fixture.Upstream.BaseUrl));
+            Resource(new JsonObject { ["Accept"] = "application/json" }, Actors.Bearer(canary), fixture.Upstream.BaseUrl));
 
         var problem = await Expect.ProblemAsync(moved, 403, "forbidden");
         Assert.Contains(problem["errors"]!.AsArray(), e => (string)e!["field"]! == "baseUrl");
@@ -153,13 +153,13 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
     [Fact]
     public async Task An_owner_who_moves_a_resource_must_be_allowed_to_attach_the_secrets_it_sends()
     {
-        var (canary, _) = await CanaryAsync();
+        var (canary, _) = await fixture.CanaryAsync();
         var resource = KeywayFixture.Unique("owned");
-        await fixture.PutResourceAsync(resource, Resource(null, Bearer(canary), fixture.Upstream.BaseUrl));
-        var (name, owner) = await MemberAsync();
+        await fixture.PutResourceAsync(resource, Resource(null, Actors.Bearer(canary), fixture.Upstream.BaseUrl));
+        var (name, owner) = await fixture.MemberAsync();
         await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { user = name, permission = "own" }), 201);
 
-        var moved = await owner.PutAsJsonAsync($"/api/v1/resources/{resource}", Resource(null, Bearer(canary)));
+        var moved = await owner.PutAsJsonAsync($"/api/v1/resources/{resource}", Resource(null, Actors.Bearer(canary)));
 
         Assert.Contains((await Expect.ProblemAsync(moved, 403, "forbidden"))["errors"]!.AsArray(), e => (string)e!["field"]! == "auth.token");
         await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/owner" }), 200);
@@ -171,7 +171,7 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
     {
         var variable = "LATER_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
         await fixture.SetVariableAsync(variable, "plain-for-now", secret: false);
-        var (_, builder) = await BuilderAsync();
+        var (_, builder) = await fixture.BuilderAsync();
         var resource = KeywayFixture.Unique("later");
         await Expect.StatusAsync(await builder.PutAsJsonAsync($"/api/v1/resources/{resource}",
             Resource(new JsonObject { ["X-A"] = $"{{{{ environment.variables.{variable} }}}}" }, null)), 201);
@@ -193,7 +193,7 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
     [InlineData("null[environment.variables.NAME]")]
     public async Task A_failing_template_reports_where_and_what_kind_never_what_it_read(string expression)
     {
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         var resource = KeywayFixture.Unique("thrower");
         await fixture.PutResourceAsync(resource, Resource(new JsonObject { ["X-A"] = "{{ " + expression.Replace("NAME", canary, StringComparison.Ordinal) + " }}" }, null));
 
@@ -215,13 +215,13 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
     [Fact]
     public async Task A_bound_secret_is_sent_only_to_its_origin_through_run_and_proxy()
     {
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         await Expect.StatusAsync(await Admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{canary}/origins",
             new { origins = new[] { fixture.Upstream.BaseUrl } }), 200);
         var home = KeywayFixture.Unique("home");
         var away = KeywayFixture.Unique("away");
-        await fixture.PutResourceAsync(home, Resource(null, Bearer(canary), fixture.Upstream.BaseUrl));
-        await fixture.PutResourceAsync(away, Resource(null, Bearer(canary)));
+        await fixture.PutResourceAsync(home, Resource(null, Actors.Bearer(canary), fixture.Upstream.BaseUrl));
+        await fixture.PutResourceAsync(away, Resource(null, Actors.Bearer(canary)));
 
         var run = await Admin.PostAsJsonAsync($"/api/v1/resources/{away}/run", new { path = "/away" });
         var proxy = await Admin.GetAsync($"/proxy/{away}/away");
@@ -242,11 +242,11 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
     [Fact]
     public async Task A_bound_secret_follows_a_same_origin_redirect_and_never_a_cross_origin_one()
     {
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         await Expect.StatusAsync(await Admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{canary}/origins",
             new { origins = new[] { fixture.Upstream.BaseUrl } }), 200);
         var resource = KeywayFixture.Unique("hops");
-        var definition = Resource(null, Bearer(canary), fixture.Upstream.BaseUrl);
+        var definition = Resource(null, Actors.Bearer(canary), fixture.Upstream.BaseUrl);
         definition["followRedirects"] = "sameOrigin";
         await fixture.PutResourceAsync(resource, definition);
         var landing = "/landing-" + Guid.NewGuid().ToString("N")[..8];
@@ -265,7 +265,7 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
     [Fact]
     public async Task A_bound_client_secret_and_a_bound_flow_secret_go_nowhere_else()
     {
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         await Expect.StatusAsync(await Admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{canary}/origins",
             new { origins = new[] { fixture.Upstream.BaseUrl } }), 200);
         var oauth = KeywayFixture.Unique("oauth");
@@ -308,8 +308,8 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
     [Fact]
     public async Task A_builders_scoped_key_creates_only_what_its_scope_owns_and_an_admins_use_key_attaches_nothing()
     {
-        var (canary, _) = await CanaryAsync();
-        var (name, _) = await BuilderAsync();
+        var (canary, _) = await fixture.CanaryAsync();
+        var (name, _) = await fixture.BuilderAsync();
         var allowed = KeywayFixture.Unique("scoped");
         async Task<HttpClient> KeyAsync(string owner, object scopes) => fixture.Keyway.CreateClient((string)(await Expect.StatusAsync(
             await Admin.PostAsJsonAsync("/api/v1/keys", new { name = "scoped", owner, scopes }), 201))["token"]!);
@@ -321,7 +321,7 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
         await Expect.ProblemAsync(await ownsOne.PutAsJsonAsync($"/api/v1/resources/{KeywayFixture.Unique("other")}", plain), 403, "forbidden");
         await Expect.ProblemAsync(await usesAll.PutAsJsonAsync($"/api/v1/resources/{KeywayFixture.Unique("other")}", plain), 403, "forbidden");
         await Expect.StatusAsync(await ownsOne.PutAsJsonAsync($"/api/v1/resources/{allowed}", plain), 201);
-        var stolen = await adminUse.PutAsJsonAsync($"/api/v1/resources/{KeywayFixture.Unique("admin-use")}", Resource(null, Bearer(canary)));
+        var stolen = await adminUse.PutAsJsonAsync($"/api/v1/resources/{KeywayFixture.Unique("admin-use")}", Resource(null, Actors.Bearer(canary)));
 
         await Expect.ProblemAsync(stolen, 403, "forbidden");
         Assert.Empty(_attacker.Requests);
@@ -330,7 +330,7 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
     [Fact]
     public async Task A_token_endpoint_that_quotes_the_client_secret_in_its_error_gets_it_redacted_from_run_and_proxy()
     {
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         await using var provider = await UpstreamServer.StartAsync(app => app.MapPost("/token", (HttpContext context) =>
         {
             // Basic client authentication: quote the decoded secret back, as a careless provider might.
@@ -363,7 +363,7 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
     [Fact]
     public async Task A_login_password_bound_to_the_login_server_works_with_an_api_elsewhere_and_is_never_copied_there()
     {
-        var (password, value) = await CanaryAsync();
+        var (password, value) = await fixture.CanaryAsync();
         await Expect.StatusAsync(await Admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{password}/origins",
             new { origins = new[] { fixture.Upstream.BaseUrl } }), 200);
         JsonObject Flow(JsonObject session) => Resource(null, new JsonObject
@@ -392,8 +392,8 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
     [Fact]
     public async Task Only_admins_give_rights_and_bind_secrets()
     {
-        var (canary, _) = await CanaryAsync();
-        var (name, member) = await MemberAsync();
+        var (canary, _) = await fixture.CanaryAsync();
+        var (name, member) = await fixture.MemberAsync();
 
         await Expect.ProblemAsync(await member.PostAsJsonAsync("/api/v1/rights", new { right = "build", user = name }), 403, "forbidden");
         await Expect.ProblemAsync(await member.PostAsJsonAsync("/api/v1/rights", new { right = "attach", variable = canary, user = name }), 403, "forbidden");
@@ -406,46 +406,9 @@ public abstract class SecretAuthoringTests<TFixture>(TFixture fixture) : IClassF
         Assert.Empty((await Expect.StatusAsync(await Admin.GetAsync($"/api/v1/rights?variable={canary}"), 200))["rights"]!.AsArray());
     }
 
-    private JsonObject Resource(JsonObject? headers, JsonObject? auth, string? baseUrl = null)
-    {
-        var definition = new JsonObject { ["kind"] = "rest", ["baseUrl"] = baseUrl ?? _attacker.BaseUrl };
-        if (headers is not null)
-        {
-            definition["headers"] = headers;
-        }
+    private JsonObject Resource(JsonObject? headers, JsonObject? auth, string? baseUrl = null) =>
+        Actors.Resource(baseUrl ?? _attacker.BaseUrl, headers, auth);
 
-        if (auth is not null)
-        {
-            definition["auth"] = auth;
-        }
-
-        return definition;
-    }
-
-    private static JsonObject Bearer(string variable) => new() { ["type"] = "bearer", ["token"] = $"{{{{ environment.variables.{variable} }}}}" };
-
-    private async Task<(string Name, string Value)> CanaryAsync()
-    {
-        var name = "CANARY_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
-        var value = "canary-" + Guid.NewGuid().ToString("N");
-        await fixture.SetVariableAsync(name, value, secret: true);
-        return (name, value);
-    }
-
-    private async Task<(string Name, HttpClient Client)> MemberAsync()
-    {
-        var name = KeywayFixture.Unique("m");
-        await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/users", new { name, role = "member" }), 201);
-        var key = await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/keys", new { name = "test", owner = name }), 201);
-        return (name, fixture.Keyway.CreateClient((string)key["token"]!));
-    }
-
-    private async Task<(string Name, HttpClient Client)> BuilderAsync()
-    {
-        var (name, client) = await MemberAsync();
-        await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/rights", new { right = "build", user = name }), 201);
-        return (name, client);
-    }
 }
 
 public sealed class SqliteSecretAuthoringTests(SqliteKeyway fixture) : SecretAuthoringTests<SqliteKeyway>(fixture);

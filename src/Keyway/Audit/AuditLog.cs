@@ -27,7 +27,7 @@ internal sealed record AuditOptions
     /// per linger instead of one per event. Zero writes at once. Against 2 ms, 10 ms took the writer's
     /// WAL writes from 0.83 to 0.54 per proxied request, its futex calls from 0.35 to 0.17 and its file
     /// locks from 0.17 to 0.07; 20 ms saved a little more but each batch's write, a longer burst, showed
-    /// in the p99 latency at concurrency 1 (docs/benchmarks.md, "Session 7").
+    /// in the p99 latency at concurrency 1 (docs/benchmarks.md, "What the audit costs in place, and bigger batches").
     /// </summary>
     public TimeSpan Linger { get; init; } = TimeSpan.FromMilliseconds(10);
 

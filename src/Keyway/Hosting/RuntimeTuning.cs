@@ -17,7 +17,7 @@ namespace Keyway.Hosting;
 /// and more on a server CPU with a 32 MB L3; every byte of it becomes resident under load. Keyway's
 /// requests leave almost nothing alive behind them, so a 4 MB budget collects a little more often,
 /// each collection as cheap, and holds peak memory under the proxy load about 13 MB lower
-/// (docs/benchmarks.md, "Session 5").
+/// (docs/benchmarks.md, "Memory and the audit insert").
 /// </para>
 /// <para>
 /// An operator who sets <c>DOTNET_GCgen0size</c> keeps their value (<c>0</c> means .NET's own default).

@@ -93,7 +93,7 @@ internal static class SignInSetup
         // System.Private.Xml into every process; the proxy and the API never need it.
         // Without that service the key ring is read, and a first key made, when a console session or
         // an antiforgery token first needs one: a process that only proxies holds 4 to 6 MB less at
-        // peak (docs/benchmarks.md, "Session 7").
+        // peak (docs/benchmarks.md, "What the audit costs in place, and bigger batches").
         var eager = services.FirstOrDefault(d => d.ServiceType == typeof(IHostedService)
             && d.ImplementationType?.FullName == "Microsoft.AspNetCore.DataProtection.Internal.DataProtectionHostedService");
         if (eager is not null)

@@ -473,7 +473,7 @@ internal sealed partial class TemplateSandbox
 /// The prepared script is kept boxed, as an object: every template expression has a field of this
 /// type, and a field of Jint's <c>Prepared&lt;Script&gt;</c> struct here would load Jint and Acornima
 /// as soon as any template is parsed. This way a server whose templates are all member paths never
-/// loads the script engine (about 2 MB resident; docs/benchmarks.md, "Session 5").
+/// loads the script engine (about 2 MB resident; docs/benchmarks.md, "Memory and the audit insert").
 /// </remarks>
 internal sealed record TemplateScript(object PreparedScript, string[]? Globals, string Expression, int Position)
 {

@@ -1,0 +1,249 @@
+using System.IO.Compression;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using Keyway.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+
+namespace Keyway.Tests.Integration.Adversarial;
+
+/// <summary>
+/// A second red-team pass: a member holding only <c>use</c> tries to read a secret through what an
+/// upstream answers (header names, headers derived from a secret, compressed bodies, provider errors,
+/// custom-flow step errors). Each hostile upstream is a second server; what the caller received is
+/// searched for the canary, and for a prefix of it where a message is cut.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<SqliteKeyway>, IAsyncLifetime
+{
+    private UpstreamServer _hostile = null!;
+
+    /// <summary>What the hostile upstream echoes, set per test.</summary>
+    private volatile string _echo = "";
+
+    private HttpClient Admin => fixture.Admin;
+
+    public async Task InitializeAsync() => _hostile = await UpstreamServer.StartAsync(app =>
+    {
+        // The secret as a response header's name (a token: "canary-<hex>").
+        app.MapGet("/header-name", (HttpContext context) =>
+        {
+            context.Response.Headers["X-" + _echo] = "1";
+            return context.Response.WriteAsync("ok");
+        });
+        // The secret gzipped, labelled in the ways a careless or hostile upstream labels it.
+        app.MapGet("/gz", (HttpContext context) =>
+        {
+            var encoding = context.Request.Query["as"].ToString();
+            var body = Encoding.UTF8.GetBytes("token=" + _echo);
+            foreach (var layer in encoding.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (layer.Equals("identity", StringComparison.OrdinalIgnoreCase))
+                {
+                    continue;
+                }
+
+                using var buffer = new MemoryStream();
+                using (var gzip = new GZipStream(buffer, CompressionLevel.Fastest))
+                {
+                    gzip.Write(body);
+                }
+
+                body = buffer.ToArray();
+            }
+
+            context.Response.Headers.ContentEncoding = encoding;
+            context.Response.ContentType = "text/plain";
+            context.Response.ContentLength = body.Length;
+            return context.Response.Body.WriteAsync(body).AsTask();
+        });
+        // A token endpoint that fails transiently and quotes what it was sent, after a long preamble.
+        app.MapPost("/token", (HttpContext context) =>
+        {
+            context.Response.StatusCode = 500;
+            return context.Response.WriteAsJsonAsync(new { error = "server_error", error_description = new string('x', 180) + " " + _echo });
+        });
+        // A login that hands out a session, and a second step that fails quoting the session it was sent.
+        app.MapPost("/login", () => Results.Json(new { token = _echo }));
+        app.MapGet("/whoami", (HttpContext context) =>
+        {
+            context.Response.StatusCode = 500;
+            return context.Response.WriteAsync("session " + context.Request.Headers["X-Session"] + " is not known here");
+        });
+    });
+
+    public async Task DisposeAsync() => await _hostile.DisposeAsync();
+
+    [Fact]
+    public async Task A_secret_an_upstream_puts_in_a_response_header_name_does_not_reach_a_proxy_caller()
+    {
+        var (canary, value) = await CanaryAsync();
+        _echo = value;
+        var resource = KeywayFixture.Unique("hname");
+        await fixture.PutResourceAsync(resource, Rest(new JsonObject { ["X-A"] = Var(canary) }));
+        var user = await UserWithUseAsync(resource);
+
+        var proxied = await user.GetAsync($"/proxy/{resource}/header-name");
+        var run = await Expect.StatusAsync(await user.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/header-name" }), 200);
+
+        Assert.Equal(value, _hostile.Requests.First(r => r.Path == "/header-name").Headers["X-A"]);
+        Assert.DoesNotContain(run["headers"]!.AsObject(), h => h.Key.Contains(value, StringComparison.OrdinalIgnoreCase));
+        Assert.DoesNotContain(proxied.Headers.Concat(proxied.Content.Headers), h => h.Key.Contains(value, StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Fact]
+    public async Task A_header_computed_from_a_secret_is_redacted_from_an_echo_like_an_auth_value_is()
+    {
+        var (canary, value) = await CanaryAsync();
+        var resource = KeywayFixture.Unique("derived");
+        // Some APIs want the key upper-cased; the owner writes it so. The value sent is not the stored one.
+        await fixture.PutResourceAsync(resource, Rest(new JsonObject { ["X-Key"] = $"{{{{ environment.variables.{canary}.toUpperCase() }}}}" }));
+        var user = await UserWithUseAsync(resource);
+
+        var run = await user.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/echo-header/X-Key" });
+        var proxied = await user.GetAsync($"/proxy/{resource}/echo-header/X-Key");
+
+        Assert.Equal(value.ToUpperInvariant(), _hostile.Requests.First(r => r.Path == "/echo-header/X-Key").Headers["X-Key"]);
+        Assert.DoesNotContain(value.ToUpperInvariant(), await run.Content.ReadAsStringAsync());
+        Assert.DoesNotContain(value.ToUpperInvariant(), await proxied.Content.ReadAsStringAsync());
+    }
+
+    [Theory]
+    [InlineData("GZIP")]
+    [InlineData("gzip, gzip")]
+    [InlineData("identity, gzip")]
+    [InlineData("gzip, identity")]
+    [InlineData("x-gzip")]
+    public async Task A_body_compressed_against_the_identity_request_is_decoded_and_redacted_however_its_encoding_is_spelled(string encoding)
+    {
+        var (canary, value) = await CanaryAsync();
+        _echo = value;
+        var resource = KeywayFixture.Unique("gz");
+        await fixture.PutResourceAsync(resource, Rest(new JsonObject { ["X-A"] = Var(canary) }));
+        var user = await UserWithUseAsync(resource);
+        var path = "/gz?as=" + Uri.EscapeDataString(encoding);
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/proxy/{resource}{path}");
+        request.Headers.TryAddWithoutValidation("Accept-Encoding", "gzip, br");
+        var proxied = await user.SendAsync(request);
+        var bytes = await proxied.Content.ReadAsByteArrayAsync();
+        var run = await user.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path });
+
+        Assert.Equal("identity", _hostile.Requests.Last(r => r.Path == "/gz").Headers["Accept-Encoding"]);
+        Assert.DoesNotContain(value, Decoded(bytes, proxied.Content.Headers.ContentEncoding));
+        Assert.DoesNotContain(value, await run.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task A_token_endpoint_that_quotes_the_client_secret_past_its_200th_character_leaves_no_part_of_it_in_the_credential_status()
+    {
+        var (canary, value) = await CanaryAsync();
+        _echo = value;
+        var resource = KeywayFixture.Unique("cut");
+        await fixture.PutResourceAsync(resource, Rest(null, new JsonObject
+        {
+            ["type"] = "oauth2",
+            ["grant"] = "client_credentials",
+            ["tokenUrl"] = _hostile.BaseUrl + "/token",
+            ["clientId"] = "keyway",
+            ["clientSecret"] = Var(canary),
+        }));
+        var user = await UserWithUseAsync(resource);
+
+        var run = await user.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/never" });
+        var status = await Admin.GetAsync($"/api/v1/resources/{resource}/credential");
+        var text = await run.Content.ReadAsStringAsync() + await status.Content.ReadAsStringAsync();
+
+        Assert.Contains(_hostile.Requests, r => r.Path == "/token");
+        Assert.False(run.IsSuccessStatusCode);
+        // The message is cut at 200 characters before it is redacted: "canary-" and the first hex digits survive.
+        Assert.DoesNotContain(value[..12], text);
+    }
+
+    [Fact]
+    public async Task A_flow_step_that_fails_quoting_the_session_an_earlier_step_obtained_does_not_give_that_session_away()
+    {
+        var (canary, value) = await CanaryAsync();
+        var session = "session-" + Guid.NewGuid().ToString("N");
+        _echo = session;
+        var resource = KeywayFixture.Unique("steps");
+        await fixture.PutResourceAsync(resource, Rest(null, new JsonObject
+        {
+            ["type"] = "custom",
+            ["steps"] = new JsonArray(
+                new JsonObject { ["type"] = "request", ["name"] = "login", ["method"] = "POST", ["url"] = _hostile.BaseUrl + "/login", ["body"] = Var(canary) },
+                new JsonObject
+                {
+                    ["type"] = "request", ["name"] = "who", ["method"] = "GET", ["url"] = _hostile.BaseUrl + "/whoami",
+                    ["headers"] = new JsonObject { ["X-Session"] = "{{ login.body.token }}" },
+                },
+                new JsonObject { ["type"] = "variable", ["name"] = "SESSION", ["value"] = "{{ login.body.token }}" }),
+            ["apply"] = new JsonObject { ["headers"] = new JsonObject { ["X-Session"] = "{{ SESSION }}" } },
+            ["lifetimeSeconds"] = 600,
+        }));
+        var user = await UserWithUseAsync(resource);
+
+        var run = await user.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/never" });
+        var status = await user.GetAsync($"/api/v1/resources/{resource}/credential");
+        var adminStatus = await Admin.GetAsync($"/api/v1/resources/{resource}/credential");
+        var text = await run.Content.ReadAsStringAsync() + await status.Content.ReadAsStringAsync() + await adminStatus.Content.ReadAsStringAsync();
+
+        Assert.Equal(session, _hostile.Requests.First(r => r.Path == "/whoami").Headers["X-Session"]);
+        Assert.False(run.IsSuccessStatusCode);
+        Assert.DoesNotContain(session, text);
+        Assert.DoesNotContain(value, text);
+    }
+
+    private static string Decoded(byte[] bytes, ICollection<string> encodings)
+    {
+        var stream = (Stream)new MemoryStream(bytes);
+        foreach (var encoding in encodings.Reverse())
+        {
+            if (encoding.Contains("gzip", StringComparison.OrdinalIgnoreCase))
+            {
+                stream = new GZipStream(stream, CompressionMode.Decompress);
+            }
+        }
+
+        using var reader = new StreamReader(stream, Encoding.Latin1);
+        return reader.ReadToEnd();
+    }
+
+    private JsonObject Rest(JsonObject? headers, JsonObject? auth = null)
+    {
+        var definition = new JsonObject { ["kind"] = "rest", ["baseUrl"] = _hostile.BaseUrl };
+        if (headers is not null)
+        {
+            definition["headers"] = headers;
+        }
+
+        if (auth is not null)
+        {
+            definition["auth"] = auth;
+        }
+
+        return definition;
+    }
+
+    private static string Var(string name) => $"{{{{ environment.variables.{name} }}}}";
+
+    private async Task<(string Name, string Value)> CanaryAsync()
+    {
+        var name = "CANARY_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        var value = "canary-" + Guid.NewGuid().ToString("N");
+        await fixture.SetVariableAsync(name, value, secret: true);
+        return (name, value);
+    }
+
+    /// <summary>A member whose only right on <paramref name="resource"/> is <c>use</c>, with an API key.</summary>
+    private async Task<HttpClient> UserWithUseAsync(string resource)
+    {
+        var name = KeywayFixture.Unique("m");
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/users", new { name, role = "member" }), 201);
+        var key = await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/keys", new { name = "test", owner = name }), 201);
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { user = name, permission = "use" }), 201);
+        return fixture.Keyway.CreateClient((string)key["token"]!);
+    }
+}

@@ -196,6 +196,25 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
         Assert.DoesNotContain(value, text);
     }
 
+    [Fact]
+    public async Task A_secret_in_the_base_url_path_is_not_shown_by_the_test_endpoint()
+    {
+        // Some APIs take their key in the path (https://api.telegram.org/bot<token>/): the owner puts it in the base URL.
+        var (canary, value) = await CanaryAsync();
+        var resource = KeywayFixture.Unique("inpath");
+        await fixture.PutResourceAsync(resource, new JsonObject { ["kind"] = "rest", ["baseUrl"] = _hostile.BaseUrl + "/bot" + Var(canary) + "/" });
+        var user = await UserWithUseAsync(resource);
+
+        var run = await user.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "getMe" });
+        var test = await user.PostAsync($"/api/v1/resources/{resource}/test?path=getMe", null);
+        var report = await test.Content.ReadAsStringAsync();
+
+        Assert.Contains(_hostile.Requests, r => r.Path == $"/bot{value}/getMe");
+        Assert.DoesNotContain(value, await run.Content.ReadAsStringAsync());
+        Assert.True(test.IsSuccessStatusCode);
+        Assert.DoesNotContain(value, report);
+    }
+
     private static string Decoded(byte[] bytes, ICollection<string> encodings)
     {
         var stream = (Stream)new MemoryStream(bytes);

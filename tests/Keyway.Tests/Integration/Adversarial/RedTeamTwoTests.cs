@@ -215,6 +215,37 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
         Assert.DoesNotContain(value, report);
     }
 
+    [Fact]
+    public async Task A_member_who_may_use_a_resource_only_in_staging_cannot_rewrite_the_saved_query_production_runs()
+    {
+        var staging = KeywayFixture.Unique("stg");
+        await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/environments/{staging}", new { }));
+        var (canary, value) = await CanaryAsync();
+        var resource = KeywayFixture.Unique("prodq");
+        await fixture.PutResourceAsync(resource, new JsonObject
+        {
+            ["kind"] = "rest",
+            ["baseUrl"] = fixture.Upstream.BaseUrl,
+            ["auth"] = new JsonObject { ["type"] = "bearer", ["token"] = Var(canary) },
+        });
+        var query = KeywayFixture.Unique("report");
+        await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/queries/{query}", new { resource, method = "GET", path = $"/{query}/read" }));
+        var name = KeywayFixture.Unique("m");
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/users", new { name, role = "member" }), 201);
+        var key = await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/keys", new { name = "test", owner = name }), 201);
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { user = name, permission = "use", environment = staging }), 201);
+        var member = fixture.Keyway.CreateClient((string)key["token"]!);
+        await Expect.ProblemAsync(await member.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = $"/{query}/direct" }), 403, "forbidden");
+
+        var rewritten = await member.PutAsJsonAsync($"/api/v1/queries/{query}", new { resource, method = "DELETE", path = $"/{query}/everything" });
+        // Whoever may run it in production runs it as they always did.
+        await Admin.PostAsJsonAsync($"/api/v1/queries/{query}/run", new { environment = "production" });
+
+        Assert.DoesNotContain(fixture.Upstream.Requests, r => r.Path == $"/{query}/everything" && r.Headers.GetValueOrDefault("Authorization") == "Bearer " + value);
+        Assert.False(rewritten.IsSuccessStatusCode,
+            $"A staging-only member rewrote the production query ({(int)rewritten.StatusCode}); it then ran in production with the production credential.");
+    }
+
     private static string Decoded(byte[] bytes, ICollection<string> encodings)
     {
         var stream = (Stream)new MemoryStream(bytes);

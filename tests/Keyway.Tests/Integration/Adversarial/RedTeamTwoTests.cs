@@ -33,6 +33,13 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
             context.Response.Headers["X-" + _echo] = "1";
             return context.Response.WriteAsync("ok");
         });
+        // The secret as the status line's reason phrase.
+        app.MapGet("/reason", (HttpContext context) =>
+        {
+            context.Response.StatusCode = 499;
+            context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpResponseFeature>()!.ReasonPhrase = "Gone " + _echo;
+            return context.Response.WriteAsync("ok");
+        });
         // The secret gzipped, labelled in the ways a careless or hostile upstream labels it.
         app.MapGet("/gz", (HttpContext context) =>
         {
@@ -91,6 +98,21 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
         Assert.Equal(value, _hostile.Requests.First(r => r.Path == "/header-name").Headers["X-A"]);
         Assert.DoesNotContain(run["headers"]!.AsObject(), h => h.Key.Contains(value, StringComparison.OrdinalIgnoreCase));
         Assert.DoesNotContain(proxied.Headers.Concat(proxied.Content.Headers), h => h.Key.Contains(value, StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Fact]
+    public async Task A_secret_an_upstream_puts_in_its_reason_phrase_does_not_reach_a_proxy_caller()
+    {
+        var (canary, value) = await CanaryAsync();
+        _echo = value;
+        var resource = KeywayFixture.Unique("reason");
+        await fixture.PutResourceAsync(resource, Rest(new JsonObject { ["X-A"] = Var(canary) }));
+        var user = await UserWithUseAsync(resource);
+
+        var proxied = await user.GetAsync($"/proxy/{resource}/reason");
+
+        Assert.Equal(499, (int)proxied.StatusCode);
+        Assert.DoesNotContain(value, proxied.ReasonPhrase ?? "");
     }
 
     [Fact]

@@ -33,6 +33,21 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
             context.Response.Headers["X-" + _echo] = "1";
             return context.Response.WriteAsync("ok");
         });
+        // A WebSocket that greets with the header it was opened with (as many streaming APIs echo a session).
+        app.UseWebSockets();
+        app.Map("/ws", async (HttpContext context) =>
+        {
+            if (!context.WebSockets.IsWebSocketRequest)
+            {
+                context.Response.StatusCode = 400;
+                return;
+            }
+
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            var hello = Encoding.UTF8.GetBytes("hello " + context.Request.Headers["X-A"]);
+            await socket.SendAsync(hello, System.Net.WebSockets.WebSocketMessageType.Text, true, context.RequestAborted);
+            await socket.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, "bye", context.RequestAborted);
+        });
         // The secret as the status line's reason phrase.
         app.MapGet("/reason", (HttpContext context) =>
         {
@@ -113,6 +128,32 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
 
         Assert.Equal(499, (int)proxied.StatusCode);
         Assert.DoesNotContain(value, proxied.ReasonPhrase ?? "");
+    }
+
+    [Fact]
+    public async Task A_websocket_through_the_proxy_is_redacted_like_any_answer_or_refused()
+    {
+        var (canary, value) = await CanaryAsync();
+        var resource = KeywayFixture.Unique("ws");
+        await fixture.PutResourceAsync(resource, Rest(new JsonObject { ["X-A"] = Var(canary) }));
+        var token = await UseKeyAsync(resource);
+
+        using var socket = new System.Net.WebSockets.ClientWebSocket();
+        socket.Options.SetRequestHeader("Authorization", "Bearer " + token);
+        var received = "";
+        try
+        {
+            await socket.ConnectAsync(new Uri(fixture.Keyway.BaseUrl.Replace("http://", "ws://", StringComparison.Ordinal) + $"/proxy/{resource}/ws"), CancellationToken.None);
+            var buffer = new byte[4096];
+            var result = await socket.ReceiveAsync(buffer, CancellationToken.None);
+            received = Encoding.UTF8.GetString(buffer, 0, result.Count);
+        }
+        catch (System.Net.WebSockets.WebSocketException)
+        {
+            // Refusing to open it is a fine answer: nothing was passed on.
+        }
+
+        Assert.DoesNotContain(value, received);
     }
 
     [Fact]
@@ -307,6 +348,15 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
         var value = "canary-" + Guid.NewGuid().ToString("N");
         await fixture.SetVariableAsync(name, value, secret: true);
         return (name, value);
+    }
+
+    private async Task<string> UseKeyAsync(string resource)
+    {
+        var name = KeywayFixture.Unique("m");
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/users", new { name, role = "member" }), 201);
+        var key = await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/keys", new { name = "test", owner = name }), 201);
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { user = name, permission = "use" }), 201);
+        return (string)key["token"]!;
     }
 
     /// <summary>A member whose only right on <paramref name="resource"/> is <c>use</c>, with an API key.</summary>

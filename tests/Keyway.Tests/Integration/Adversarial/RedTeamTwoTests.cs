@@ -239,7 +239,10 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
                 new JsonObject { ["type"] = "request", ["name"] = "login", ["method"] = "POST", ["url"] = _hostile.BaseUrl + "/login", ["body"] = Var(canary) },
                 new JsonObject
                 {
-                    ["type"] = "request", ["name"] = "who", ["method"] = "GET", ["url"] = _hostile.BaseUrl + "/whoami",
+                    ["type"] = "request",
+                    ["name"] = "who",
+                    ["method"] = "GET",
+                    ["url"] = _hostile.BaseUrl + "/whoami",
                     ["headers"] = new JsonObject { ["X-Session"] = "{{ login.body.token }}" },
                 },
                 new JsonObject { ["type"] = "variable", ["name"] = "SESSION", ["value"] = "{{ login.body.token }}" }),

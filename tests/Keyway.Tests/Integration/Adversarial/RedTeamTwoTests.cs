@@ -312,6 +312,46 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
             $"A staging-only member rewrote the production query ({(int)rewritten.StatusCode}); it then ran in production with the production credential.");
     }
 
+    [Fact]
+    public async Task A_member_cannot_have_someone_else_finish_their_connect_and_then_act_as_that_person()
+    {
+        await using var idp = await AuthServer.StartAsync();
+        await idp.AddRedirectUriAsync("keyway", new Uri(fixture.Keyway.BaseUrl + "/oauth/callback"));
+        var secret = "OAUTH_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        await fixture.SetVariableAsync(secret, AuthServerClient.Default.ClientSecret, secret: true);
+        var resource = KeywayFixture.Unique("mine");
+        await fixture.PutResourceAsync(resource, new JsonObject
+        {
+            ["kind"] = "rest",
+            ["baseUrl"] = idp.BaseUrl,
+            ["shareCredentials"] = false,
+            ["auth"] = new JsonObject
+            {
+                ["type"] = "oauth2",
+                ["grant"] = "authorization_code",
+                ["issuer"] = idp.Issuer,
+                ["clientId"] = "keyway",
+                ["clientSecret"] = Var(secret),
+                ["scope"] = "openid " + AuthServer.ApiScope + " offline_access",
+            },
+        });
+        var mallory = await UserWithUseAsync(resource);
+
+        // Mallory starts connecting and sends the link to Bob ("connect your account to Keyway").
+        using var connect = new HttpRequestMessage(HttpMethod.Get, $"/api/v1/resources/{resource}/connect");
+        connect.Headers.Accept.ParseAdd("application/json");
+        var authorizeUrl = (string)(await Expect.StatusAsync(await mallory.SendAsync(connect), 200))["authorizeUrl"]!;
+        // Bob's browser: signed in at the provider, not at Keyway; it follows the link and the provider's redirect.
+        using var bob = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false, UseProxy = false });
+        var approved = await bob.GetAsync(authorizeUrl + "&login_hint=bob");
+        Assert.Equal(HttpStatusCode.Redirect, approved.StatusCode);
+        await bob.GetAsync(approved.Headers.Location!);
+
+        var run = await mallory.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/api/me" });
+
+        Assert.DoesNotContain("bob", await run.Content.ReadAsStringAsync());
+    }
+
     private static string Decoded(byte[] bytes, ICollection<string> encodings)
     {
         var stream = (Stream)new MemoryStream(bytes);

@@ -352,6 +352,59 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
         Assert.DoesNotContain("bob", await run.Content.ReadAsStringAsync());
     }
 
+    [Fact]
+    public async Task A_use_holder_cannot_reconnect_the_shared_account_everyone_uses_to_one_of_their_own()
+    {
+        await using var idp = await AuthServer.StartAsync();
+        await idp.AddRedirectUriAsync("keyway", new Uri(fixture.Keyway.BaseUrl + "/oauth/callback"));
+        var secret = "OAUTH_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        await fixture.SetVariableAsync(secret, AuthServerClient.Default.ClientSecret, secret: true);
+        var resource = KeywayFixture.Unique("shared");
+        await fixture.PutResourceAsync(resource, new JsonObject
+        {
+            ["kind"] = "rest",
+            ["baseUrl"] = idp.BaseUrl,
+            ["auth"] = new JsonObject
+            {
+                ["type"] = "oauth2",
+                ["grant"] = "authorization_code",
+                ["issuer"] = idp.Issuer,
+                ["clientId"] = "keyway",
+                ["clientSecret"] = Var(secret),
+                ["scope"] = "openid " + AuthServer.ApiScope + " offline_access",
+            },
+        });
+        async Task ConnectAsync(HttpClient who, string account)
+        {
+            using var connect = new HttpRequestMessage(HttpMethod.Get, $"/api/v1/resources/{resource}/connect");
+            connect.Headers.Accept.ParseAdd("application/json");
+            var started = await who.SendAsync(connect);
+            if (!started.IsSuccessStatusCode)
+            {
+                return;
+            }
+
+            var authorizeUrl = (string)(await Expect.StatusAsync(started, 200))["authorizeUrl"]!;
+            using var browser = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false, UseProxy = false });
+            var approved = await browser.GetAsync(authorizeUrl + "&login_hint=" + account);
+            await browser.GetAsync(approved.Headers.Location!);
+        }
+
+        await ConnectAsync(Admin, "alice");
+        Assert.Contains("alice", (await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/api/me" }), 200)).ToJsonString());
+        var name = KeywayFixture.Unique("m");
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/users", new { name, role = "member" }), 201);
+        var key = await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/keys", new { name = "test", owner = name }), 201);
+        // A member who may use the resource, as everyone does; whose account it is stays the owner's choice ("whose credential" needs own).
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { user = name, permission = "use" }), 201);
+        var member = fixture.Keyway.CreateClient((string)key["token"]!);
+
+        await ConnectAsync(member, "bob");
+        var after = await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/api/me" }), 200);
+
+        Assert.DoesNotContain("bob", after.ToJsonString());
+    }
+
     private static string Decoded(byte[] bytes, ICollection<string> encodings)
     {
         var stream = (Stream)new MemoryStream(bytes);

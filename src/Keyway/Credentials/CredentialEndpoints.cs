@@ -94,7 +94,7 @@ internal static class CredentialEndpoints
                 }
 
                 var key = CredentialService.KeyFor(binding, name, env, caller, null);
-                var url = await service.StartConnectAsync(key, binding, PublicUrl(http, options) + "/oauth/callback", returnTo, ct);
+                var url = await service.StartConnectAsync(key, binding, PublicUrl(http, options) + "/oauth/callback", returnTo, caller.UserId, ct);
                 return http.Request.Headers.Accept.Any(a => a?.Contains("application/json", StringComparison.OrdinalIgnoreCase) == true)
                     ? TypedResults.Ok(new { authorizeUrl = url })
                     : TypedResults.Redirect(url);
@@ -114,7 +114,7 @@ internal static class CredentialEndpoints
                 {
                     var compiled = await resources.GetCompiledAsync(name, ct);
                     resolved = await resolver.ResolveAsync(compiled, env, caller, ct);
-                    steps.Add(new TestStep("configuration", true, $"base URL {resolved.BaseUrl}"));
+                    steps.Add(new TestStep("configuration", true, $"base URL {resolved.Redactor.Redact(resolved.BaseUrl.ToString())}"));
                 }
                 catch (KeywayException e)
                 {
@@ -160,10 +160,14 @@ internal static class CredentialEndpoints
         return api;
     }
 
-    /// <summary>The OAuth redirect target. Anonymous: the one-time state binds it to whoever started connecting.</summary>
+    /// <summary>
+    /// The OAuth redirect target. Anonymous to the access filter; the one-time state names who started
+    /// connecting, and the browser must be signed in to Keyway as them (<see cref="CredentialService.FinishConnectAsync"/>).
+    /// </summary>
     public static IEndpointRouteBuilder MapOAuthCallback(this IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/oauth/callback", async (string? code, string? state, string? error, string? error_description, CredentialService service, CancellationToken ct) =>
+        routes.MapGet("/oauth/callback", async (
+            string? code, string? state, string? error, string? error_description, HttpContext http, CredentialService service, CancellationToken ct) =>
         {
             if (error is not null || code is null || state is null)
             {
@@ -173,7 +177,7 @@ internal static class CredentialEndpoints
 
             try
             {
-                var (key, returnTo) = await service.FinishConnectAsync(state, code, ct);
+                var (key, returnTo) = await service.FinishConnectAsync(state, code, Caller.From(http.User), ct);
                 return returnTo is not null
                     ? Results.Redirect(returnTo)
                     : Page(HttpStatusCode.OK, "Connected", $"Resource '{key.Resource}' is connected in '{key.Environment}'. You can close this window.");

@@ -147,7 +147,8 @@ internal sealed partial class CredentialService(
     }
 
     /// <summary>Starts an authorization-code connection: stores state, PKCE verifier and nonce, and returns the provider's URL.</summary>
-    public async Task<string> StartConnectAsync(CredentialKey key, CredentialBinding binding, string callbackUrl, string? returnTo, CancellationToken ct)
+    public async Task<string> StartConnectAsync(
+        CredentialKey key, CredentialBinding binding, string callbackUrl, string? returnTo, string startedBy, CancellationToken ct)
     {
         var settings = binding.OAuth2?.Settings;
         if (settings?.Grant != "authorization_code")
@@ -181,11 +182,12 @@ internal sealed partial class CredentialService(
             await connection.ExecuteAsync("DELETE FROM oauth_pending WHERE created_at < @cutoff", new { cutoff = (now - PendingLifetime).ToStore() });
             await connection.ExecuteAsync(
                 """
-                INSERT INTO oauth_pending (state, resource, environment, owner, code_verifier, nonce, redirect_uri, return_to, created_at)
-                VALUES (@state, @Resource, @Environment, @Owner, @verifier, @nonce, @callbackUrl, @returnTo, @now)
+                INSERT INTO oauth_pending (state, resource, environment, owner, code_verifier, nonce, redirect_uri, return_to, created_at, started_by)
+                VALUES (@state, @Resource, @Environment, @Owner, @verifier, @nonce, @callbackUrl, @returnTo, @now, @startedBy)
                 """,
                 new
                 {
+                    startedBy,
                     state,
                     key.Resource,
                     key.Environment,
@@ -215,13 +217,18 @@ internal sealed partial class CredentialService(
     }
 
     /// <summary>Finishes a connection: checks the state, exchanges the code with the PKCE verifier, stores the tokens.</summary>
-    public async Task<(CredentialKey Key, string? ReturnTo)> FinishConnectAsync(string state, string code, CancellationToken ct)
+    /// <remarks>
+    /// <paramref name="browser"/> is who the callback's browser is signed in to Keyway as: it must be who
+    /// started connecting. Otherwise a connect link sent to someone else would tie their account to the
+    /// sender's credential, and the sender would act as them.
+    /// </remarks>
+    public async Task<(CredentialKey Key, string? ReturnTo)> FinishConnectAsync(string state, string code, Access.Caller? browser, CancellationToken ct)
     {
         Pending? pending;
         await using (var connection = await database.OpenAsync(ct))
         {
             pending = await connection.QuerySingleOrDefaultAsync<Pending>(
-                "SELECT state, resource, environment, owner, code_verifier, redirect_uri, return_to, created_at FROM oauth_pending WHERE state = @state", new { state });
+                "SELECT state, resource, environment, owner, code_verifier, redirect_uri, return_to, created_at, started_by FROM oauth_pending WHERE state = @state", new { state });
             // One use only, whatever happens next.
             await connection.ExecuteAsync("DELETE FROM oauth_pending WHERE state = @state", new { state });
         }
@@ -230,6 +237,13 @@ internal sealed partial class CredentialService(
         {
             throw new KeywayException(StatusCodes.Status400BadRequest, "bad_request",
                 "This connection link is unknown, already used, or older than ten minutes. Start connecting again.");
+        }
+
+        if (pending.StartedBy is { } startedBy && browser?.UserId != startedBy)
+        {
+            throw new KeywayException(StatusCodes.Status403Forbidden, "connect_elsewhere",
+                "This connection was started by someone else, or this browser is not signed in to Keyway as the person who started it. " +
+                "Sign in to the Keyway console in this browser as that person, then start connecting again.");
         }
 
         var key = new CredentialKey(pending.Resource, pending.Environment, pending.Owner);
@@ -275,6 +289,7 @@ internal sealed partial class CredentialService(
         public string RedirectUri { get; init; } = "";
         public string? ReturnTo { get; init; }
         public long CreatedAt { get; init; }
+        public string? StartedBy { get; init; }
     }
 
     private static partial class Log

@@ -161,7 +161,7 @@ internal sealed class CustomFlowProvider(
                         {
                             if (javascript.Code.Invoke(scope) is not JsonObject result)
                             {
-                                return Fail(FailureKind.Misconfigured, javascript, "the code must return an object, e.g. return { CSRF: login.headers['x-csrf'] };", variables);
+                                return Fail(FailureKind.Misconfigured, javascript, "the code must return an object, e.g. return { CSRF: login.headers['x-csrf'] };", variables, scope);
                             }
 
                             var position = 0;
@@ -172,7 +172,7 @@ internal sealed class CustomFlowProvider(
                                 {
                                     // Not quoted: a returned name is computed by the script and could spell out a secret.
                                     return Fail(FailureKind.Misconfigured, javascript,
-                                        $"returned property number {position} is not a usable variable name (an identifier, not environment, current_user or response).", variables);
+                                        $"returned property number {position} is not a usable variable name (an identifier, not environment, current_user or response).", variables, scope);
                                 }
 
                                 var value = new Secret(node switch
@@ -191,7 +191,7 @@ internal sealed class CustomFlowProvider(
             }
             catch (TemplateException e)
             {
-                return Fail(FailureKind.Misconfigured, step, e.Message, variables);
+                return Fail(FailureKind.Misconfigured, step, e.Message, variables, scope);
             }
         }
 
@@ -266,13 +266,13 @@ internal sealed class CustomFlowProvider(
         var url = step.Url.Render(scope);
         if (ResourceCompiler.CheckBaseUrl(url) is not null)
         {
-            return ([], Fail(FailureKind.Misconfigured, step, "its url does not evaluate to an absolute http:// or https:// URL without user info.", variables));
+            return ([], Fail(FailureKind.Misconfigured, step, "its url does not evaluate to an absolute http:// or https:// URL without user info.", variables, scope));
         }
 
         // Any step may carry a value derived from any secret the flow reads.
         if (_bindings.FirstRefusing(new Uri(url)) is { } refusing)
         {
-            return ([], Fail(FailureKind.Misconfigured, step, SecretBindings.Refused(refusing, new Uri(url), "it").Message, variables));
+            return ([], Fail(FailureKind.Misconfigured, step, SecretBindings.Refused(refusing, new Uri(url), "it").Message, variables, scope));
         }
 
         using var request = new HttpRequestMessage(step.Method, new Uri(url)) { Version = System.Net.HttpVersion.Version11 };
@@ -288,7 +288,7 @@ internal sealed class CustomFlowProvider(
             var value = template.Render(scope);
             if (!HeaderRules.IsValidValue(value))
             {
-                return ([], Fail(FailureKind.Misconfigured, step, $"its header '{name}' evaluates to a value with line breaks or control characters.", variables));
+                return ([], Fail(FailureKind.Misconfigured, step, $"its header '{name}' evaluates to a value with line breaks or control characters.", variables, scope));
             }
 
             // A Content-Type header replaces the guessed one (Set puts it on the content).
@@ -304,13 +304,13 @@ internal sealed class CustomFlowProvider(
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            return ([], Fail(FailureKind.Transient, step, $"no answer within {StepTimeout.TotalSeconds:0} s.", variables));
+            return ([], Fail(FailureKind.Transient, step, $"no answer within {StepTimeout.TotalSeconds:0} s.", variables, scope));
         }
         catch (HttpRequestException e)
         {
             return e.InnerException is OutboundRequestException denied
-                ? ([], Fail(FailureKind.Misconfigured, step, denied.Message, variables))
-                : ([], Fail(FailureKind.Transient, step, $"could not be reached: {e.Message}", variables));
+                ? ([], Fail(FailureKind.Misconfigured, step, denied.Message, variables, scope))
+                : ([], Fail(FailureKind.Transient, step, $"could not be reached: {e.Message}", variables, scope));
         }
 
         using (response)
@@ -322,15 +322,15 @@ internal sealed class CustomFlowProvider(
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
-                return ([], Fail(FailureKind.Transient, step, $"no complete answer within {StepTimeout.TotalSeconds:0} s.", variables));
+                return ([], Fail(FailureKind.Transient, step, $"no complete answer within {StepTimeout.TotalSeconds:0} s.", variables, scope));
             }
             catch (InvalidDataException e)
             {
-                return ([], Fail(FailureKind.Misconfigured, step, e.Message, variables));
+                return ([], Fail(FailureKind.Misconfigured, step, e.Message, variables, scope));
             }
             catch (HttpRequestException e)
             {
-                return ([], Fail(FailureKind.Transient, step, $"the answer was cut short: {e.Message}", variables));
+                return ([], Fail(FailureKind.Transient, step, $"the answer was cut short: {e.Message}", variables, scope));
             }
 
             var status = (int)response.StatusCode;
@@ -343,9 +343,9 @@ internal sealed class CustomFlowProvider(
                     retryAfter = header.Delta ?? (header.Date is { } date ? date - client.Time.GetUtcNow() : null);
                 }
 
-                var snippet = Regex.Replace(Redact(text, variables), @"\s+", " ").Trim();
+                var snippet = Regex.Replace(Redact(text, variables, scope), @"\s+", " ").Trim();
                 var why = $"answered {status}{(snippet.Length == 0 ? "" : ": " + Truncate(snippet))}";
-                return ([], Fail(transient ? FailureKind.Transient : FailureKind.Misconfigured, step, why, variables, retryAfter));
+                return ([], Fail(transient ? FailureKind.Transient : FailureKind.Misconfigured, step, why, variables, scope, retryAfter));
             }
 
             var headers = new Dictionary<string, object?>(StringComparer.Ordinal);
@@ -431,8 +431,16 @@ internal sealed class CustomFlowProvider(
         return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
     }
 
-    private TokenResult Fail(FailureKind kind, CustomStep step, string why, Dictionary<string, Secret> variables, TimeSpan? retryAfter = null) =>
-        TokenResult.Fail(kind, Redact($"Step '{step.Name}' ({step.Field}{(step is RequestStep r ? ", " + r.Method : "")}) failed: {why}", variables), retryAfter);
+    private TokenResult Fail(
+        FailureKind kind, CustomStep step, string why, Dictionary<string, Secret> variables, TemplateScope scope, TimeSpan? retryAfter = null) =>
+        TokenResult.Fail(kind, Redact($"Step '{step.Name}' ({step.Field}{(step is RequestStep r ? ", " + r.Method : "")}) failed: {why}", variables, scope), retryAfter);
+
+    /// <summary>
+    /// Also removes every string the flow has seen so far (earlier steps' answers, a session one of them
+    /// obtained): an error that quotes one back must not give it away.
+    /// </summary>
+    private string Redact(string text, Dictionary<string, Secret> variables, TemplateScope scope) =>
+        new Redactor(scope.CollectStrings(minimumLength: 8)).Redact(Redact(text, variables));
 
     /// <summary>Removes the environment's secrets and every variable the flow has produced so far.</summary>
     private string Redact(string text, Dictionary<string, Secret> variables) =>

@@ -242,7 +242,9 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
         var status = (int)response.HttpStatusCode;
         // On 4xx/5xx Duende puts the HTTP reason in Error; the OAuth error code is in the JSON body.
         var error = JsonString(response, "error") ?? response.Error ?? "no access_token in the answer";
-        var description = (JsonString(response, "error_description") ?? response.ErrorDescription) is { Length: > 0 } d ? $" ({Truncate(d)})" : "";
+        // Redacted before it is cut: a cut would leave the start of a quoted secret that no longer matches.
+        var sent = Sent(settings, refreshToken);
+        var description = (JsonString(response, "error_description") ?? response.ErrorDescription) is { Length: > 0 } d ? $" ({Truncate(sent.Redact(d))})" : "";
         if (response.ErrorType == ResponseErrorType.Exception || status is 0 or 408 or 429 or >= 500)
         {
             TimeSpan? retryAfter = null;
@@ -251,14 +253,14 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
                 retryAfter = header.Delta ?? (header.Date is { } date ? date - receivedAt : null);
             }
 
-            var what = status == 0 ? $"the token endpoint could not be reached: {Truncate(error)}" : $"the token endpoint answered {status}{description}";
-            return TokenResult.Fail(FailureKind.Transient, Sent(settings, refreshToken).Redact(what), retryAfter);
+            var what = status == 0 ? $"the token endpoint could not be reached: {Truncate(sent.Redact(error))}" : $"the token endpoint answered {status}{description}";
+            return TokenResult.Fail(FailureKind.Transient, sent.Redact(what), retryAfter);
         }
 
         // invalid_grant on a refresh token or code means the grant is gone; on the password or client
         // credentials grants it means the configured credentials are wrong.
         var kind = error == "invalid_grant" && grant is "refresh_token" or "authorization_code" ? FailureKind.GrantRevoked : FailureKind.Misconfigured;
-        return TokenResult.Fail(kind, Sent(settings, refreshToken).Redact($"{error}{description} (HTTP {status})"));
+        return TokenResult.Fail(kind, sent.Redact($"{Truncate(sent.Redact(error))}{description} (HTTP {status})"));
     }
 
     /// <summary>What the token request carried: a provider that quotes it back in an error does not get it into a message.</summary>

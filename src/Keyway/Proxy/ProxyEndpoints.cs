@@ -86,6 +86,14 @@ internal static partial class ProxyEndpoints
             for (var attempt = 0; ; attempt++)
             {
                 var redactor = credential is null ? resolved.Redactor : binding!.RedactorFor(resolved.Redactor, credential);
+                if (!redactor.IsEmpty && IsUpgrade(context))
+                {
+                    // An upgraded connection (WebSocket) is a raw stream both ways, past any redaction: refused.
+                    throw new KeywayException(StatusCodes.Status501NotImplemented, "upgrade_not_redactable",
+                        $"The resource '{resource}' sends secrets, so Keyway cannot pass an upgraded connection (WebSocket) through: " +
+                        "its messages would not be redacted. Use plain HTTP requests through the proxy or /run.");
+                }
+
                 var transformer = new CredentialTransformer(resolved, target, credential, redactor,
                     attempt == 0 && credential is not null ? compiled.AuthFailureStatuses : null);
                 var error = await ForwardOnceAsync(context, forwarder, outbound, resolved, config, transformer, redactor);
@@ -185,6 +193,10 @@ internal static partial class ProxyEndpoints
 
         return query;
     }
+
+    private static bool IsUpgrade(HttpContext context) =>
+        context.Features.Get<IHttpUpgradeFeature>()?.IsUpgradableRequest == true ||
+        context.Features.Get<IHttpExtendedConnectFeature>()?.IsExtendedConnect == true;
 
     // One config per timeout value (resources share a handful), rather than one per request.
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<TimeSpan, ForwarderRequestConfig> Configs = new();
@@ -367,9 +379,23 @@ internal static partial class ProxyEndpoints
                 body.Expect(proxyResponse.Content.Headers.ContentLength);
             }
 
+            // A non-default reason phrase is the upstream's free text: it goes no further.
+            if (httpContext.Features.Get<IHttpResponseFeature>() is { } feature)
+            {
+                feature.ReasonPhrase = null;
+            }
+
             List<KeyValuePair<string, string?[]>>? changes = null;
+            List<string>? dropped = null;
             foreach (var (name, values) in headers)
             {
+                if (redactor.Contains(name))
+                {
+                    // A header whose name carries a secret cannot be renamed into something meaningful: it is dropped.
+                    (dropped ??= []).Add(name);
+                    continue;
+                }
+
                 foreach (var value in values)
                 {
                     if (value is not null && redactor.Contains(value))
@@ -383,6 +409,11 @@ internal static partial class ProxyEndpoints
             foreach (var (name, values) in changes ?? [])
             {
                 headers[name] = values;
+            }
+
+            foreach (var name in dropped ?? [])
+            {
+                headers.Remove(name);
             }
 
             return proceed;

@@ -47,11 +47,12 @@ internal static class QueryEndpoints
                 }
 
                 var caller = Caller.From(http.User)!;
-                access.Demand(caller, Permission.Use, definition.Resource, null);
+                // A saved query runs in every environment: writing one needs use in every environment, not in some.
+                access.Demand(caller, Permission.Use, definition.Resource, GrantStore.Any);
                 if (await queries.GetAsync(name, ct) is { } existing && existing.Definition.Resource != definition.Resource)
                 {
                     // Replacing a query moves it off its resource: that needs the right to use the old one too.
-                    access.Demand(caller, Permission.Use, existing.Definition.Resource ?? "", null);
+                    access.Demand(caller, Permission.Use, existing.Definition.Resource ?? "", GrantStore.Any);
                 }
                 var (record, created) = await queries.PutAsync(name, definition, ct);
                 await audit.RecordAsync(new AuditEntry("query.put")
@@ -89,7 +90,7 @@ internal static class QueryEndpoints
                     return Problems.NotFound($"There is no query named '{name}'.");
                 }
 
-                access.Demand(Caller.From(http.User)!, Permission.Use, record.Definition.Resource ?? "", null);
+                access.Demand(Caller.From(http.User)!, Permission.Use, record.Definition.Resource ?? "", GrantStore.Any);
                 await queries.DeleteAsync(name, ct);
                 await audit.RecordAsync(new AuditEntry("query.delete") { Actor = Caller.From(http.User), Resource = record.Definition.Resource, Target = name }, CancellationToken.None);
                 return TypedResults.NoContent();

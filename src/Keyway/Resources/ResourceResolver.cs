@@ -111,19 +111,32 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
                     $"The resource '{resource.Name}' has an invalid base URL in '{values.Environment}': {redactor.Redact(error)}");
             }
 
+            // A value computed from a secret ({{ environment.variables.KEY.toUpperCase() }}) is redacted like the
+            // secret; a short one ("true", "yes") would redact half of every answer and says little of the secret.
+            var derived = new List<string>();
+            string RenderTracked(Template template)
+            {
+                var value = template.Render(scope);
+                if (value.Length >= 8 && (template.ReferencesAllVariables || template.VariableNames.Any(values.IsSecret)))
+                {
+                    derived.Add(value);
+                }
+
+                return value;
+            }
+
             var headers = new List<KeyValuePair<string, string>>(resource.Headers.Count + resource.Auth.Count);
             foreach (var (name, template) in resource.Headers)
             {
-                headers.Add(new(name, template.Render(scope)));
+                headers.Add(new(name, RenderTracked(template)));
             }
 
             var query = new List<KeyValuePair<string, string?>>(resource.Query.Count);
             foreach (var (name, template) in resource.Query)
             {
-                query.Add(new(name, template.Render(scope)));
+                query.Add(new(name, RenderTracked(template)));
             }
 
-            var derived = new List<string>();
             string? cookie = null;
             foreach (var placement in resource.Auth)
             {

@@ -280,7 +280,9 @@ public sealed class OAuthTests(Xunit.Abstractions.ITestOutputHelper output)
     public async Task Each_person_connects_their_own_account_with_pkce_and_disconnecting_revokes_it()
     {
         await using var server = await AuthServer.StartAsync();
-        await using var keyway = await KeywayProcess.StartAsync(new KeywayProcessOptions { Environment = Env("kw_oauth_" + Guid.NewGuid().ToString("N")) });
+        var environment = Env("kw_oauth_" + Guid.NewGuid().ToString("N"));
+        environment["KEYWAY_ADMIN_PASSWORD"] = "admin-password-" + Guid.NewGuid().ToString("N");
+        await using var keyway = await KeywayProcess.StartAsync(new KeywayProcessOptions { Environment = environment });
         await server.AddRedirectUriAsync("keyway", new Uri(keyway.BaseUrl + "/oauth/callback"));
         using var admin = keyway.CreateAdminClient();
         await ResourceAsync(admin, "mine", server, new
@@ -294,18 +296,36 @@ public sealed class OAuthTests(Xunit.Abstractions.ITestOutputHelper output)
         }, new { shareCredentials = false });
 
         var before = await Expect.ProblemAsync(await admin.PostAsJsonAsync("/api/v1/resources/mine/run", new { path = "/api/me" }), 409, "not_connected");
-        using var connectRequest = new HttpRequestMessage(HttpMethod.Get, "/api/v1/resources/mine/connect");
-        connectRequest.Headers.Accept.ParseAdd("application/json");
-        var connect = await Expect.StatusAsync(await admin.SendAsync(connectRequest), 200);
-        var authorizeUrl = (string)connect["authorizeUrl"]!;
-        Assert.Contains("code_challenge_method=S256", authorizeUrl);
-        Assert.Contains("state=", authorizeUrl);
-        Assert.Contains("nonce=", authorizeUrl);
-        using var browser = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false, UseProxy = false });
-        var approved = await browser.GetAsync(authorizeUrl + "&login_hint=bob");
-        Assert.Equal(HttpStatusCode.Redirect, approved.StatusCode);
-        var callback = approved.Headers.Location!;
-        Assert.StartsWith(keyway.BaseUrl + "/oauth/callback", callback.ToString());
+        async Task<Uri> ApprovedCallbackAsync(string who)
+        {
+            using var connectRequest = new HttpRequestMessage(HttpMethod.Get, "/api/v1/resources/mine/connect");
+            connectRequest.Headers.Accept.ParseAdd("application/json");
+            var connect = await Expect.StatusAsync(await admin.SendAsync(connectRequest), 200);
+            var authorizeUrl = (string)connect["authorizeUrl"]!;
+            Assert.Contains("code_challenge_method=S256", authorizeUrl);
+            Assert.Contains("state=", authorizeUrl);
+            Assert.Contains("nonce=", authorizeUrl);
+            using var atProvider = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false, UseProxy = false });
+            var approved = await atProvider.GetAsync(authorizeUrl + "&login_hint=" + who);
+            Assert.Equal(HttpStatusCode.Redirect, approved.StatusCode);
+            Assert.StartsWith(keyway.BaseUrl + "/oauth/callback", approved.Headers.Location!.ToString());
+            return approved.Headers.Location!;
+        }
+
+        // A browser that is not signed in to Keyway as the admin (someone the link was sent to) cannot finish it.
+        using var strangersBrowser = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false, UseProxy = false });
+        var elsewhere = await strangersBrowser.GetAsync(await ApprovedCallbackAsync("bob"));
+        Assert.Equal(HttpStatusCode.Forbidden, elsewhere.StatusCode);
+        Assert.Contains("signed in to Keyway as the person who started it", WebUtility.HtmlDecode(await elsewhere.Content.ReadAsStringAsync()));
+        await Expect.ProblemAsync(await admin.PostAsJsonAsync("/api/v1/resources/mine/run", new { path = "/api/me" }), 409, "not_connected");
+
+        // The admin's own browser, signed in to Keyway, finishes it.
+        using var browser = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = true, CookieContainer = new CookieContainer(), UseProxy = false })
+        {
+            BaseAddress = new Uri(keyway.BaseUrl),
+        };
+        await Expect.StatusAsync(await browser.PostAsJsonAsync("/api/v1/auth/login", new { name = "admin", password = environment["KEYWAY_ADMIN_PASSWORD"] }), 200);
+        var callback = await ApprovedCallbackAsync("bob");
         var page = await browser.GetAsync(callback);
         var replay = await browser.GetAsync(callback);
 

@@ -235,7 +235,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
     private enum Shape { Unscoped, ThisResource, OtherResource, Production, OtherEnvironment, Read, Use, Edit, Own, AdminAction, UseThisResource }
 
     /// <summary>What a route needs, as far as a key's scope is concerned.</summary>
-    private enum Need { Open, AnyKey, Account, KeyRevoke, EnvironmentRead, Admin, ResourceRead, ResourceReadHere, ResourceUse, ResourceUseHere, ResourceEdit, ResourceOwn }
+    private enum Need { Open, AnyKey, Account, KeyRevoke, EnvironmentRead, Admin, ResourceRead, ResourceReadHere, ResourceUse, ResourceUseEverywhere, ResourceUseHere, ResourceEdit, ResourceOwn }
 
     // One letter per Shape: F = refused (403, or 404 where the route hides what exists), o = got past authorization.
     // "Here" is production, the environment the matrix calls in: a key scoped to another environment is refused there.
@@ -250,6 +250,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         [Need.ResourceRead] = ("ooFoooooooo", "ooFoooooooo"),
         [Need.ResourceReadHere] = ("ooFoFoooooo", "ooFoFoooooo"),
         [Need.ResourceUse] = ("ooFooFooooo", "ooFooFooooo"), // saved queries belong to no environment
+        [Need.ResourceUseEverywhere] = ("ooFFFFooooo", "ooFFFFooooo"), // a saved query runs in every environment: an environment-scoped key writes none
         [Need.ResourceUseHere] = ("ooFoFFooooo", "ooFoFFooooo"),
         [Need.ResourceEdit] = ("ooFFFFFoooF", "ooFFFFFoooF"), // a configuration is every environment's: an environment-scoped key edits none
         [Need.ResourceOwn] = ("ooFFFFFFooF", "ooFFFFFFooF"),
@@ -307,8 +308,8 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
 
         ["GET /api/v1/queries/"] = Need.AnyKey,
         ["GET /api/v1/queries/{name}"] = Need.ResourceRead,
-        ["PUT /api/v1/queries/{name}"] = Need.ResourceUse,
-        ["DELETE /api/v1/queries/{name}"] = Need.ResourceUse,
+        ["PUT /api/v1/queries/{name}"] = Need.ResourceUseEverywhere,
+        ["DELETE /api/v1/queries/{name}"] = Need.ResourceUseEverywhere,
         ["POST /api/v1/queries/{name}/run"] = Need.ResourceUseHere,
 
         ["GET /api/v1/keys/"] = Need.AnyKey, // its owner's keys; everyone's only for admin over everything (ScopeTests)

@@ -385,7 +385,12 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
             }
 
             var authorizeUrl = (string)(await Expect.StatusAsync(started, 200))["authorizeUrl"]!;
-            using var browser = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false, UseProxy = false });
+            // The callback is finished in a browser signed in to Keyway as the admin (only the starter's browser may finish it).
+            using var browser = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, CookieContainer = new System.Net.CookieContainer(), UseProxy = false })
+            {
+                BaseAddress = new Uri(fixture.Keyway.BaseUrl),
+            };
+            await Expect.StatusAsync(await browser.PostAsJsonAsync("/api/v1/auth/login", new { name = "admin", password = fixture.Keyway.AdminPassword }), 200);
             var approved = await browser.GetAsync(authorizeUrl + "&login_hint=" + account);
             await browser.GetAsync(approved.Headers.Location!);
         }

@@ -18,3 +18,6 @@ ALTER TABLE variables ADD COLUMN origins TEXT NULL;
 -- The variables a resource's saver was allowed to attach, as a JSON array ('*': every variable);
 -- NULL for a resource saved before version 12, whose references were never checked.
 ALTER TABLE resources ADD COLUMN attached TEXT NULL;
+-- Who started an authorization-code connection: only a browser signed in to Keyway as them may finish
+-- it, so a connect link sent to someone else cannot tie their account to the sender's credential.
+ALTER TABLE oauth_pending ADD COLUMN started_by TEXT NULL;

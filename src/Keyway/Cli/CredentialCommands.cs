@@ -76,7 +76,7 @@ internal static class CredentialCommands
                 return;
             }
 
-            io.Error.WriteLine("Open this address in a browser and approve access; the page says when the account is connected:");
+            io.Error.WriteLine("Open this address in a browser signed in to the Keyway console as you, and approve access; the page says when the account is connected:");
             io.Out.WriteLine(Output.Str(doc?["authorizeUrl"]));
         }));
 

@@ -101,7 +101,7 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
     [Fact]
     public async Task A_secret_an_upstream_puts_in_a_response_header_name_does_not_reach_a_proxy_caller()
     {
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         _echo = value;
         var resource = KeywayFixture.Unique("hname");
         await fixture.PutResourceAsync(resource, Rest(new JsonObject { ["X-A"] = Var(canary) }));
@@ -118,7 +118,7 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
     [Fact]
     public async Task A_secret_an_upstream_puts_in_its_reason_phrase_does_not_reach_a_proxy_caller()
     {
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         _echo = value;
         var resource = KeywayFixture.Unique("reason");
         await fixture.PutResourceAsync(resource, Rest(new JsonObject { ["X-A"] = Var(canary) }));
@@ -133,7 +133,7 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
     [Fact]
     public async Task A_websocket_through_the_proxy_is_redacted_like_any_answer_or_refused()
     {
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         var resource = KeywayFixture.Unique("ws");
         await fixture.PutResourceAsync(resource, Rest(new JsonObject { ["X-A"] = Var(canary) }));
         var token = await UseKeyAsync(resource);
@@ -159,7 +159,7 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
     [Fact]
     public async Task A_header_computed_from_a_secret_is_redacted_from_an_echo_like_an_auth_value_is()
     {
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         var resource = KeywayFixture.Unique("derived");
         // Some APIs want the key upper-cased; the owner writes it so. The value sent is not the stored one.
         await fixture.PutResourceAsync(resource, Rest(new JsonObject { ["X-Key"] = $"{{{{ environment.variables.{canary}.toUpperCase() }}}}" }));
@@ -181,7 +181,7 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
     [InlineData("x-gzip")]
     public async Task A_body_compressed_against_the_identity_request_is_decoded_and_redacted_however_its_encoding_is_spelled(string encoding)
     {
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         _echo = value;
         var resource = KeywayFixture.Unique("gz");
         await fixture.PutResourceAsync(resource, Rest(new JsonObject { ["X-A"] = Var(canary) }));
@@ -202,7 +202,7 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
     [Fact]
     public async Task A_token_endpoint_that_quotes_the_client_secret_past_its_200th_character_leaves_no_part_of_it_in_the_credential_status()
     {
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         _echo = value;
         var resource = KeywayFixture.Unique("cut");
         await fixture.PutResourceAsync(resource, Rest(null, new JsonObject
@@ -228,7 +228,7 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
     [Fact]
     public async Task A_flow_step_that_fails_quoting_the_session_an_earlier_step_obtained_does_not_give_that_session_away()
     {
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         var session = "session-" + Guid.NewGuid().ToString("N");
         _echo = session;
         var resource = KeywayFixture.Unique("steps");
@@ -266,7 +266,7 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
     public async Task A_secret_in_the_base_url_path_is_not_shown_by_the_test_endpoint()
     {
         // Some APIs take their key in the path (https://api.telegram.org/bot<token>/): the owner puts it in the base URL.
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         var resource = KeywayFixture.Unique("inpath");
         await fixture.PutResourceAsync(resource, new JsonObject { ["kind"] = "rest", ["baseUrl"] = _hostile.BaseUrl + "/bot" + Var(canary) + "/" });
         var user = await UserWithUseAsync(resource);
@@ -286,7 +286,7 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
     {
         var staging = KeywayFixture.Unique("stg");
         await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/environments/{staging}", new { }));
-        var (canary, value) = await CanaryAsync();
+        var (canary, value) = await fixture.CanaryAsync();
         var resource = KeywayFixture.Unique("prodq");
         await fixture.PutResourceAsync(resource, new JsonObject
         {
@@ -425,31 +425,9 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
         return reader.ReadToEnd();
     }
 
-    private JsonObject Rest(JsonObject? headers, JsonObject? auth = null)
-    {
-        var definition = new JsonObject { ["kind"] = "rest", ["baseUrl"] = _hostile.BaseUrl };
-        if (headers is not null)
-        {
-            definition["headers"] = headers;
-        }
-
-        if (auth is not null)
-        {
-            definition["auth"] = auth;
-        }
-
-        return definition;
-    }
+    private JsonObject Rest(JsonObject? headers, JsonObject? auth = null) => Actors.Resource(_hostile.BaseUrl, headers, auth);
 
     private static string Var(string name) => $"{{{{ environment.variables.{name} }}}}";
-
-    private async Task<(string Name, string Value)> CanaryAsync()
-    {
-        var name = "CANARY_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
-        var value = "canary-" + Guid.NewGuid().ToString("N");
-        await fixture.SetVariableAsync(name, value, secret: true);
-        return (name, value);
-    }
 
     private async Task<string> UseKeyAsync(string resource)
     {
@@ -461,12 +439,5 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
     }
 
     /// <summary>A member whose only right on <paramref name="resource"/> is <c>use</c>, with an API key.</summary>
-    private async Task<HttpClient> UserWithUseAsync(string resource)
-    {
-        var name = KeywayFixture.Unique("m");
-        await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/users", new { name, role = "member" }), 201);
-        var key = await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/keys", new { name = "test", owner = name }), 201);
-        await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { user = name, permission = "use" }), 201);
-        return fixture.Keyway.CreateClient((string)key["token"]!);
-    }
+    private async Task<HttpClient> UserWithUseAsync(string resource) => fixture.Keyway.CreateClient(await UseKeyAsync(resource));
 }

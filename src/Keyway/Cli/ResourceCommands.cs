@@ -126,9 +126,7 @@ internal static class ResourceCommands
                 continue;
             }
 
-            var current = await client.GetAsync(VarCommands.VariablePath(env, variable), ct);
-            var origins = (current?["origins"] as JsonArray ?? []).Select(o => o!.GetValue<string>()).Append(origin).Distinct(StringComparer.Ordinal).ToArray();
-            await client.PutAsync(VarCommands.VariablePath(env, variable) + "/origins", new { origins }, ct);
+            await VarCommands.BindAsync(client, env, variable, [origin], ct);
             if (!output.Json)
             {
                 output.Success($"Secret '{variable}' ({env}) bound to {origin}.");

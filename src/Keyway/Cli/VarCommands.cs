@@ -75,9 +75,7 @@ internal static class VarCommands
         bind.SetAction(io.Client(async (client, output, parse, ct) =>
         {
             var (name, env) = (parse.GetValue(bindName)!, parse.GetValue(bindEnv)!);
-            var current = await client.GetAsync(VariablePath(env, name), ct);
-            var origins = Origins(current!).Concat(parse.GetValue(bindOrigins)!).Distinct(StringComparer.Ordinal).ToArray();
-            var doc = await client.PutAsync(VariablePath(env, name) + "/origins", new { origins }, ct);
+            var doc = await BindAsync(client, env, name, parse.GetValue(bindOrigins)!, ct);
             output.Success($"Secret '{name}' in '{env}' may be sent only to {OriginsOf(doc!)}.", doc);
         }));
 
@@ -104,6 +102,14 @@ internal static class VarCommands
         command.Subcommands.Add(bind);
         command.Subcommands.Add(unbind);
         return command;
+    }
+
+    /// <summary>Adds origins to a secret's binding (the API sets the whole list, so its current origins are read first).</summary>
+    internal static async Task<JsonNode?> BindAsync(KeywayClient client, string env, string name, IEnumerable<string> adding, CancellationToken ct)
+    {
+        var current = await client.GetAsync(VariablePath(env, name), ct);
+        var origins = Origins(current!).Concat(adding).Distinct(StringComparer.Ordinal).ToArray();
+        return await client.PutAsync(VariablePath(env, name) + "/origins", new { origins }, ct);
     }
 
     internal static string VariablePath(string env, string name) =>

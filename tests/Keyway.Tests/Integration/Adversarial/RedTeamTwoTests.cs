@@ -316,25 +316,7 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
     public async Task A_member_cannot_have_someone_else_finish_their_connect_and_then_act_as_that_person()
     {
         await using var idp = await AuthServer.StartAsync();
-        await idp.AddRedirectUriAsync("keyway", new Uri(fixture.Keyway.BaseUrl + "/oauth/callback"));
-        var secret = "OAUTH_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
-        await fixture.SetVariableAsync(secret, AuthServerClient.Default.ClientSecret, secret: true);
-        var resource = KeywayFixture.Unique("mine");
-        await fixture.PutResourceAsync(resource, new JsonObject
-        {
-            ["kind"] = "rest",
-            ["baseUrl"] = idp.BaseUrl,
-            ["shareCredentials"] = false,
-            ["auth"] = new JsonObject
-            {
-                ["type"] = "oauth2",
-                ["grant"] = "authorization_code",
-                ["issuer"] = idp.Issuer,
-                ["clientId"] = "keyway",
-                ["clientSecret"] = Var(secret),
-                ["scope"] = "openid " + AuthServer.ApiScope + " offline_access",
-            },
-        });
+        var resource = await AuthorizationCodeResourceAsync(idp, "mine", shared: false);
         var mallory = await UserWithUseAsync(resource);
 
         // Mallory starts connecting and sends the link to Bob ("connect your account to Keyway").
@@ -356,24 +338,7 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
     public async Task A_use_holder_cannot_reconnect_the_shared_account_everyone_uses_to_one_of_their_own()
     {
         await using var idp = await AuthServer.StartAsync();
-        await idp.AddRedirectUriAsync("keyway", new Uri(fixture.Keyway.BaseUrl + "/oauth/callback"));
-        var secret = "OAUTH_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
-        await fixture.SetVariableAsync(secret, AuthServerClient.Default.ClientSecret, secret: true);
-        var resource = KeywayFixture.Unique("shared");
-        await fixture.PutResourceAsync(resource, new JsonObject
-        {
-            ["kind"] = "rest",
-            ["baseUrl"] = idp.BaseUrl,
-            ["auth"] = new JsonObject
-            {
-                ["type"] = "oauth2",
-                ["grant"] = "authorization_code",
-                ["issuer"] = idp.Issuer,
-                ["clientId"] = "keyway",
-                ["clientSecret"] = Var(secret),
-                ["scope"] = "openid " + AuthServer.ApiScope + " offline_access",
-            },
-        });
+        var resource = await AuthorizationCodeResourceAsync(idp, "shared", shared: true);
         async Task ConnectAsync(HttpClient who, string account)
         {
             using var connect = new HttpRequestMessage(HttpMethod.Get, $"/api/v1/resources/{resource}/connect");
@@ -426,6 +391,31 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
     }
 
     private JsonObject Rest(JsonObject? headers, JsonObject? auth = null) => Actors.Resource(_hostile.BaseUrl, headers, auth);
+
+    /// <summary>A resource on <paramref name="idp"/>'s API with the authorization-code grant: one account for all, or one each.</summary>
+    private async Task<string> AuthorizationCodeResourceAsync(AuthServer idp, string prefix, bool shared)
+    {
+        await idp.AddRedirectUriAsync("keyway", new Uri(fixture.Keyway.BaseUrl + "/oauth/callback"));
+        var secret = "OAUTH_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        await fixture.SetVariableAsync(secret, AuthServerClient.Default.ClientSecret, secret: true);
+        var resource = KeywayFixture.Unique(prefix);
+        await fixture.PutResourceAsync(resource, new JsonObject
+        {
+            ["kind"] = "rest",
+            ["baseUrl"] = idp.BaseUrl,
+            ["shareCredentials"] = shared,
+            ["auth"] = new JsonObject
+            {
+                ["type"] = "oauth2",
+                ["grant"] = "authorization_code",
+                ["issuer"] = idp.Issuer,
+                ["clientId"] = "keyway",
+                ["clientSecret"] = Var(secret),
+                ["scope"] = "openid " + AuthServer.ApiScope + " offline_access",
+            },
+        });
+        return resource;
+    }
 
     private static string Var(string name) => $"{{{{ environment.variables.{name} }}}}";
 

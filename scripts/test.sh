@@ -74,6 +74,14 @@ while IFS= read -r trx; do
   skipped=$((skipped + total - executed))
 done < <(find "$results" -name '*.trx' 2>/dev/null)
 
+# A Keyway server that died under running tests left a report (tests/…/KeywayProcess.cs): show it.
+if ((failed > 0)) && compgen -G "$work/tmp/unexpected-exits/*.log" >/dev/null; then
+  for report in "$work"/tmp/unexpected-exits/*.log; do
+    echo
+    cat "$report"
+  done
+fi
+
 line="$passed passed, $failed failed"
 if ((skipped > 0)); then line="$line, $skipped skipped"; fi
 echo

@@ -27,6 +27,7 @@ public sealed class KeywayProcess : IAsyncDisposable
     private readonly Lock _outputLock = new();
     private readonly List<string> _output = [];
     private Process? _process;
+    private bool _stopping;
 
     private KeywayProcess(KeywayProcessOptions options, string dataDirectory, string? ownedDirectory, string? databaseUrl, string? ownedDatabase)
     {
@@ -163,6 +164,7 @@ public sealed class KeywayProcess : IAsyncDisposable
     public async Task<int> KillAsync()
     {
         var process = _process ?? throw new InvalidOperationException("Not started.");
+        _stopping = true;
         if (!process.HasExited)
             process.Kill(entireProcessTree: true);
         await process.WaitForExitAsync();
@@ -173,6 +175,7 @@ public sealed class KeywayProcess : IAsyncDisposable
     public async Task<int> StopAsync(CancellationToken cancellationToken = default)
     {
         var process = _process ?? throw new InvalidOperationException("Not started.");
+        _stopping = true;
         if (!process.HasExited && NativeMethods.Kill(process.Id, SigTerm) != 0 && !process.HasExited)
             throw new InvalidOperationException($"kill -TERM {process.Id} failed: errno {Marshal.GetLastPInvokeError()}.");
 
@@ -206,6 +209,7 @@ public sealed class KeywayProcess : IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
+        _stopping = true;
         if (_process is not null)
         {
             if (!_process.HasExited)
@@ -257,9 +261,11 @@ public sealed class KeywayProcess : IAsyncDisposable
                 info.Environment[name] = value;
         }
 
-        var process = new Process { StartInfo = info };
+        var process = new Process { StartInfo = info, EnableRaisingEvents = true };
         process.OutputDataReceived += (_, e) => AddOutput(e.Data);
         process.ErrorDataReceived += (_, e) => AddOutput(e.Data);
+        process.Exited += (_, _) => ReportUnexpectedExit(process);
+        _stopping = false;
         if (!process.Start())
             throw new InvalidOperationException("Could not start keyway.");
         _process = process;
@@ -313,6 +319,31 @@ public sealed class KeywayProcess : IAsyncDisposable
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
             }
+        }
+    }
+
+    /// <summary>
+    /// A server that exits while no test stopped it fails every test that uses it afterwards with
+    /// "connection refused", which says nothing of why. Its exit code and last lines go to a file
+    /// that scripts/test.sh prints when the run fails.
+    /// </summary>
+    private void ReportUnexpectedExit(Process process)
+    {
+        if (_stopping)
+            return;
+        try
+        {
+            process.WaitForExit(); // drains the output
+            var directory = Path.Combine(TestDirectories.Root, "unexpected-exits");
+            Directory.CreateDirectory(directory);
+            var lines = OutputLines;
+            var report = $"keyway serve on {BaseUrl} (pid {process.Id}) exited with code {process.ExitCode} while tests were using it. Its last output:\n" +
+                string.Join('\n', lines.Skip(Math.Max(0, lines.Count - 60)));
+            File.WriteAllText(Path.Combine(directory, $"keyway-{_port}-{process.Id}.log"), report);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            // A report is a courtesy: never fail the run over it.
         }
     }
 

@@ -49,6 +49,42 @@ internal sealed class PostgresCluster : IDisposable
     /// <summary>The cluster of this test run, started on first use.</summary>
     public static Task<PostgresCluster> GetSharedAsync() => _shared.Value;
 
+    /// <summary>
+    /// A cluster of the caller's own, for a test that stops and starts PostgreSQL under running
+    /// replicas (<see cref="CrashAsync"/>, <see cref="StartAgainAsync"/>). The caller disposes it.
+    /// </summary>
+    public static async Task<PostgresCluster> StartOwnAsync()
+    {
+        var cluster = await StartAsync();
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => cluster.Dispose();
+        return cluster;
+    }
+
+    /// <summary>Whether the cluster is down after <see cref="CrashAsync"/>.</summary>
+    public bool IsDown { get; private set; }
+
+    /// <summary>
+    /// Stops PostgreSQL the way a crash does (<c>pg_ctl stop -m immediate</c>: every backend quits at
+    /// once, open connections break, nothing is flushed politely) and returns once nothing listens.
+    /// </summary>
+    public async Task CrashAsync()
+    {
+        var stop = await RunAsync("pg_ctl", ["stop", "-D", DataDirectory, "-m", "immediate", "-w", "-t", "10"], TimeSpan.FromSeconds(15));
+        if (stop.ExitCode != 0)
+            KillPostmaster();
+        IsDown = true;
+        await Poll.UntilAsync(async () => !await CanConnectAsync(), TimeSpan.FromSeconds(10), "PostgreSQL to stop accepting connections");
+    }
+
+    /// <summary>Starts the cluster again on the same port after <see cref="CrashAsync"/> (crash recovery runs) and waits until it accepts connections.</summary>
+    public async Task StartAgainAsync()
+    {
+        var failure = await TryStartOnAsync(Port);
+        if (failure is not null)
+            throw new InvalidOperationException($"PostgreSQL did not start again on port {Port}:\n{failure}");
+        IsDown = false;
+    }
+
     /// <summary>Stops the shared cluster if it was started. Called when the test run ends.</summary>
     public static void StopShared()
     {

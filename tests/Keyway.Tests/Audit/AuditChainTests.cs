@@ -131,9 +131,20 @@ public sealed class AuditChainTests : IAsyncLifetime
     {
         var e = new AuditEvent
         {
-            Seq = 7, Id = "ev_1", At = 1700000000000, ActorId = "u_alice", ActorName = "alice", ActorKind = "key", KeyId = "k_1",
-            Action = "run", Outcome = "success", Resource = "github", Environment = "production", Target = null,
-            Detail = "{\"status\":200}", PrevHash = AuditHash.Genesis,
+            Seq = 7,
+            Id = "ev_1",
+            At = 1700000000000,
+            ActorId = "u_alice",
+            ActorName = "alice",
+            ActorKind = "key",
+            KeyId = "k_1",
+            Action = "run",
+            Outcome = "success",
+            Resource = "github",
+            Environment = "production",
+            Target = null,
+            Detail = "{\"status\":200}",
+            PrevHash = AuditHash.Genesis,
         };
         const string canonical = "[\"keyway.audit.v1\",7,\"ev_1\",1700000000000,\"u_alice\",\"alice\",\"key\",\"k_1\",\"run\",\"success\",\"github\",\"production\",null,\"{\\u0022status\\u0022:200}\",\"0000000000000000000000000000000000000000000000000000000000000000\"]";
         Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonical))), AuditHash.Compute(e));

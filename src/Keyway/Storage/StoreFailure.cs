@@ -1,0 +1,45 @@
+using System.Data.Common;
+using System.Net.Sockets;
+using Keyway.Api;
+
+namespace Keyway.Storage;
+
+/// <summary>
+/// Tells a store that cannot be reached (PostgreSQL down or restarting, a broken connection, a pool
+/// that timed out waiting for one, SQLite busy past its timeout) from a store that answered with an
+/// error. The first is an outage: callers answer <c>503 store_unavailable</c> and try again later;
+/// the second is a bug or a conflict and is handled where it happens.
+/// </summary>
+internal static class StoreFailure
+{
+    /// <summary>How long a caller is told to wait before trying again while the store is unreachable.</summary>
+    public static readonly TimeSpan RetryAfter = TimeSpan.FromSeconds(2);
+
+    /// <summary>Whether <paramref name="exception"/> (or one it wraps) says the store could not be reached.</summary>
+    public static bool IsUnavailable(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            switch (e)
+            {
+                // Npgsql marks connection failures, shutdowns and timeouts transient; SQLite marks BUSY and LOCKED.
+                // Not matched by type: on SQLite, Npgsql's assembly is never loaded.
+                case DbException { IsTransient: true }:
+                case SocketException:
+                case EndOfStreamException:
+                case TimeoutException:
+                    return true;
+                case DbException db when db.GetType().Name == "NpgsqlException" && db.InnerException is IOException or SocketException:
+                    return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>The problem a request gets when what it needs is only in the unreachable store.</summary>
+    public static KeywayException Unavailable() =>
+        new(StatusCodes.Status503ServiceUnavailable, "store_unavailable",
+            "Keyway's store cannot be reached right now, and this request needs it. Try again shortly; requests that Keyway can serve from memory keep working meanwhile.",
+            new Dictionary<string, object?> { ["retryAfterSeconds"] = (int)RetryAfter.TotalSeconds });
+}

@@ -52,8 +52,8 @@ internal sealed partial class CredentialEngine(
     public string InstanceId { get; } = heartbeat?.InstanceId ?? Guid.NewGuid().ToString("N")[..12];
 
     /// <summary>Whether the replica that marked a refresh may still store its answer; replaceable so tests can say.</summary>
-    internal Func<string, CancellationToken, Task<bool>> OwnerMayStillWrite { get; set; } =
-        heartbeat is null ? (_, _) => Task.FromResult(false) : heartbeat.MayStillWriteAsync;
+    internal Func<string, DateTimeOffset, CancellationToken, Task<bool>> OwnerMayStillWrite { get; set; } =
+        heartbeat is null ? (_, _, _) => Task.FromResult(false) : heartbeat.MayStillWriteAsync;
 
     /// <summary>How many token answers wait for the store (for metrics and readiness).</summary>
     public int PendingWrites => _pending.Count;
@@ -351,8 +351,8 @@ internal sealed partial class CredentialEngine(
                     return stillServed;
                 }
 
-                var marked = stored is { RefreshStartedAt: not null, RefreshOwner: { } owner } && owner != InstanceId && stored.ParametersHash == provider.ParametersHash
-                    && await OwnerMayStillWrite(owner, ct);
+                var marked = stored is { RefreshStartedAt: { } markedAt, RefreshOwner: { } owner } && owner != InstanceId && stored.ParametersHash == provider.ParametersHash
+                    && await OwnerMayStillWrite(owner, markedAt, ct);
                 if (held is not null && !marked)
                 {
                     var result = await AskProviderAsync(key, provider, stored, ct);
@@ -479,6 +479,7 @@ internal sealed partial class CredentialEngine(
             var newer = entry with { Tokens = next, NextRefreshAt = refreshAt, KeepAliveAt = KeepAliveAt(next, provider), CountRefresh = true };
             Journal(newer);
             _pending[key] = newer;
+            Counted();
             events.Publish(new CredentialEvent(key, CredentialEventKind.Refreshed, null) { Duration = time.GetElapsedTime(started) });
             Log.RefreshedWhileStoreDown(logger, key.ToString());
             EnsureLanding(key);
@@ -514,6 +515,7 @@ internal sealed partial class CredentialEngine(
 
         journal?.Remove(key, entry.Tokens);
         _pending.TryRemove(new KeyValuePair<CredentialKey, JournalEntry>(key, entry));
+        Counted();
         if (written is { } version)
         {
             changes?.Publish(new Environments.Change(ChangeKind, key.ToString()));
@@ -590,6 +592,7 @@ internal sealed partial class CredentialEngine(
         foreach (var entry in entries)
         {
             _pending[entry.Key] = entry;
+            Counted();
             var outcome = await TryLandAsync(entry, cancellationToken);
             Log.Replayed(logger, entry.Key.ToString(), outcome.ToString());
             if (outcome == Landing.StoreDown)
@@ -599,6 +602,15 @@ internal sealed partial class CredentialEngine(
         }
 
         return entries.Count;
+    }
+
+    /// <summary>Tells the heartbeat how many answers wait for the store: other replicas honour this one's marks while any do.</summary>
+    private void Counted()
+    {
+        if (heartbeat is not null)
+        {
+            heartbeat.Pending = _pending.Count;
+        }
     }
 
     /// <summary>Writes an answer to the journal; a journal that cannot be written is logged, never a reason to drop the answer.</summary>
@@ -668,6 +680,7 @@ internal sealed partial class CredentialEngine(
                 // before asking stays, so no other replica spends the refresh token the provider just replaced.
                 heartbeat?.StoreFailed();
                 _pending[key] = entry;
+                Counted();
                 EnsureLanding(key);
                 events.Publish(new CredentialEvent(key, CredentialEventKind.Refreshed, null) { Duration = elapsed });
                 Log.Pending(logger, key.ToString(), e.GetType().Name);

@@ -59,6 +59,7 @@ internal sealed partial class ReplicaHeartbeat(Database database, TimeProvider t
     private readonly DateTimeOffset _started = time.GetUtcNow();
     private DateTimeOffset? _reachableSince = time.GetUtcNow();
     private long _beats;
+    private int _pending;
 
     /// <summary>Who this process is, in heartbeats and in the store's in-flight marks.</summary>
     public string InstanceId { get; } = Guid.NewGuid().ToString("N")[..12];
@@ -68,8 +69,20 @@ internal sealed partial class ReplicaHeartbeat(Database database, TimeProvider t
     /// <summary>Something reached for the store failed: the grace starts again when it answers.</summary>
     public void StoreFailed() => _reachableSince = null;
 
-    /// <summary>Whether the replica <paramref name="owner"/>, which marked a refresh in flight, may still store its answer.</summary>
-    public async Task<bool> MayStillWriteAsync(string owner, CancellationToken cancellationToken)
+    /// <summary>How many token answers this replica holds that the store has not taken (the engine keeps it current).</summary>
+    public int Pending
+    {
+        get => Volatile.Read(ref _pending);
+        set => Volatile.Write(ref _pending, value);
+    }
+
+    /// <summary>
+    /// Whether the replica <paramref name="owner"/>, which marked a refresh in flight at <paramref name="markedAt"/>,
+    /// may still store its answer: it is alive, and its refresh may still be at the provider (marked less than
+    /// <see cref="InFlightLimit"/> ago) or it holds answers the store has not taken. A live replica's mark left by
+    /// a refresh that failed without clearing it is not honoured past that limit.
+    /// </summary>
+    public async Task<bool> MayStillWriteAsync(string owner, DateTimeOffset markedAt, CancellationToken cancellationToken)
     {
         if (database.Kind == StoreKind.Sqlite)
         {
@@ -84,9 +97,12 @@ internal sealed partial class ReplicaHeartbeat(Database database, TimeProvider t
         }
 
         await using var connection = await database.OpenAsync(cancellationToken);
-        var seen = await connection.ExecuteScalarAsync<long?>("SELECT seen_at FROM replicas WHERE id = @owner", new { owner });
-        return seen is { } at && now - Time.From(at) < options.OwnerGrace;
+        var rows = await connection.QueryAsync<(long SeenAt, long Pending)>("SELECT seen_at, pending FROM replicas WHERE id = @owner", new { owner });
+        return rows is [var row] && now - Time.From(row.SeenAt) < options.OwnerGrace && (row.Pending > 0 || now - markedAt < InFlightLimit);
     }
+
+    /// <summary>How long a token request, or a custom flow's steps, may take: a mark younger than this may still be at the provider.</summary>
+    public static readonly TimeSpan InFlightLimit = TimeSpan.FromMinutes(2);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -118,10 +134,10 @@ internal sealed partial class ReplicaHeartbeat(Database database, TimeProvider t
             await connection.ExecuteAsync(
                 new SqlStatement(
                     """
-                    INSERT INTO replicas (id, started_at, seen_at) VALUES (@id, @started, @now)
-                    ON CONFLICT (id) DO UPDATE SET seen_at = @now
+                    INSERT INTO replicas (id, started_at, seen_at, pending) VALUES (@id, @started, @now, @pending)
+                    ON CONFLICT (id) DO UPDATE SET seen_at = @now, pending = @pending
                     """,
-                    new { id = InstanceId, started = _started.ToStore(), now = now.ToStore() },
+                    new { id = InstanceId, started = _started.ToStore(), now = now.ToStore(), pending = (long)Pending },
                     cancellationToken: cancellationToken));
             if (_reachableSince is null)
             {

@@ -64,7 +64,7 @@ public sealed class PendingAnswerTests(CrashablePostgres postgres) : IClassFixtu
             journal: new CredentialJournal(dataDirectory, _keys, NullLogger<CredentialJournal>.Instance))
         {
             Random = () => 0,
-            OwnerMayStillWrite = (_, _) => Task.FromResult(othersMayStillWrite),
+            OwnerMayStillWrite = (_, _, _) => Task.FromResult(othersMayStillWrite),
         };
 
     private string DataDirectory(string name)

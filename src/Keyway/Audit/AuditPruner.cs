@@ -138,6 +138,12 @@ internal sealed partial class AuditPruner(
                 after = page[^1].Seq;
             }
 
+            // The cut never moves back: the previous checkpoint's event may be gone, and the chain after it links to its hash.
+            if (previous is not null && (cut is null || cut.Seq < previous.Seq))
+            {
+                cut = new AuditEvent { Seq = previous.Seq, Id = previous.EventId ?? "", Hash = previous.Hash, At = previous.At };
+            }
+
             var pruned = traffic + changes;
             var result = new AuditPruneResult(dryRun, pruned, traffic, changes, digest.Count, cut?.Seq,
                 retention.Traffic is null ? null : Time.From(trafficBefore), retention.Changes is null ? null : Time.From(changesBefore), null, null);
@@ -160,7 +166,7 @@ internal sealed partial class AuditPruner(
             {
                 Number = (previous?.Number ?? 0) + 1,
                 Seq = cut.Seq,
-                EventId = cut.Id,
+                EventId = cut.Id.Length == 0 ? null : cut.Id,
                 Hash = cut.Hash,
                 At = cut.At,
                 MadeAt = now.ToStore(),

@@ -4,10 +4,10 @@ using Keyway.Audit;
 using Keyway.Hosting;
 using Keyway.Secrets;
 using Keyway.Storage;
-using StoreKind = Keyway.Tests.Infrastructure.StoreKind;
 using Keyway.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
+using StoreKind = Keyway.Tests.Infrastructure.StoreKind;
 
 namespace Keyway.Tests.Audit;
 

@@ -303,6 +303,24 @@ public sealed class AuditRetentionTests
     }
 
     [Fact]
+    public async Task On_PostgreSQL_a_prune_while_another_replica_prunes_does_nothing_and_says_so()
+    {
+        await using var scenario = await Scenario.CreateAsync(StoreKind.Postgres, _alice);
+        await using (var other = await scenario.Database.OpenAsync(CancellationToken.None))
+        {
+            // Another replica's prune holds the lock.
+            Assert.True(await other.ExecuteScalarAsync<bool>("SELECT pg_try_advisory_lock(@id)", new { id = AuditPruner.PruneLockId }));
+            Assert.Null(await scenario.Pruner().PruneAsync(dryRun: false, actor: null, CancellationToken.None));
+            Assert.Equal(10, (await scenario.SeqsAsync()).Count);
+            await other.ExecuteAsync("SELECT pg_advisory_unlock(@id)", new { id = AuditPruner.PruneLockId });
+        }
+
+        Assert.Equal(4L, (await PruneAsync(scenario)).Pruned);
+        // The lock went back with the prune: the next one takes it again.
+        Assert.NotNull(await scenario.Pruner().PruneAsync(dryRun: true, actor: null, CancellationToken.None));
+    }
+
+    [Fact]
     public void Retention_settings_have_documented_defaults_and_read_durations_or_forever()
     {
         var defaults = AuditRetention.FromEnvironment(_ => null);

@@ -283,20 +283,30 @@ internal sealed partial class AuditPruner(
     }
 }
 
-/// <summary>Prunes the audit log on a schedule (<see cref="AuditRetention.Interval"/>); a failed prune is logged and tried at the next tick.</summary>
+/// <summary>
+/// Prunes the audit log on a schedule: a minute after start, then every <see cref="AuditRetention.Interval"/>.
+/// A failed prune is logged and tried at the next tick; one another replica is running is left to it.
+/// </summary>
 internal sealed partial class AuditPruneService(AuditPruner pruner, AuditRetention retention, TimeProvider time, ILogger<AuditPruneService> logger) : BackgroundService
 {
+    private static readonly TimeSpan FirstDelay = TimeSpan.FromMinutes(1);
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (retention.Traffic is null && retention.Changes is null)
+        if ((retention.Traffic is null && retention.Changes is null) || retention.Interval is not { } interval)
         {
             return;
         }
 
-        using var timer = new PeriodicTimer(retention.Interval, time);
+        using var timer = new PeriodicTimer(interval, time);
         try
         {
-            while (await timer.WaitForNextTickAsync(stoppingToken))
+            // The first a minute after start, once the server has settled: a server restarted more often
+            // than the interval still prunes.
+            await Task.Delay(Min(FirstDelay, interval), time, stoppingToken);
+            do
             {
                 try
                 {
@@ -307,6 +317,7 @@ internal sealed partial class AuditPruneService(AuditPruner pruner, AuditRetenti
                     Log.Failed(logger, e);
                 }
             }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {

@@ -31,8 +31,11 @@ internal sealed record AuditRetention
 
     public TimeSpan? Changes { get; init; } = DefaultChanges;
 
-    /// <summary>How often the server prunes (<c>KEYWAY_AUDIT_PRUNE_INTERVAL</c>, default an hour).</summary>
-    public TimeSpan Interval { get; init; } = TimeSpan.FromHours(1);
+    /// <summary>
+    /// How often the server prunes (<c>KEYWAY_AUDIT_PRUNE_INTERVAL</c>, default an hour); null (<c>off</c>)
+    /// prunes only when asked (<c>keyway audit prune</c>, from a scheduler of the operator's choosing).
+    /// </summary>
+    public TimeSpan? Interval { get; init; } = TimeSpan.FromHours(1);
 
     /// <summary>Where each prune writes the events it deletes, as JSON lines, before it deletes them; null writes none.</summary>
     public string? ArchiveDirectory { get; init; }
@@ -44,7 +47,7 @@ internal sealed record AuditRetention
 
     /// <summary>
     /// Reads <c>KEYWAY_AUDIT_RETAIN_TRAFFIC</c>, <c>KEYWAY_AUDIT_RETAIN_CHANGES</c> (a duration such as
-    /// <c>30d</c>, or <c>forever</c>), <c>KEYWAY_AUDIT_PRUNE_INTERVAL</c> and <c>KEYWAY_AUDIT_ARCHIVE_DIR</c>.
+    /// <c>30d</c>, or <c>forever</c>), <c>KEYWAY_AUDIT_PRUNE_INTERVAL</c> (or <c>off</c>) and <c>KEYWAY_AUDIT_ARCHIVE_DIR</c>.
     /// </summary>
     /// <exception cref="StartupException">A value is malformed, or the archive directory cannot be made.</exception>
     public static AuditRetention FromEnvironment(Func<string, string?>? variable = null)
@@ -55,11 +58,15 @@ internal sealed record AuditRetention
             Traffic = Period(variable("KEYWAY_AUDIT_RETAIN_TRAFFIC"), "KEYWAY_AUDIT_RETAIN_TRAFFIC", DefaultTraffic),
             Changes = Period(variable("KEYWAY_AUDIT_RETAIN_CHANGES"), "KEYWAY_AUDIT_RETAIN_CHANGES", DefaultChanges),
         };
-        if (SignInSettings.ParseDuration(variable("KEYWAY_AUDIT_PRUNE_INTERVAL"), "KEYWAY_AUDIT_PRUNE_INTERVAL") is { } interval)
+        if (string.Equals(variable("KEYWAY_AUDIT_PRUNE_INTERVAL")?.Trim(), "off", StringComparison.OrdinalIgnoreCase))
+        {
+            retention = retention with { Interval = null };
+        }
+        else if (SignInSettings.ParseDuration(variable("KEYWAY_AUDIT_PRUNE_INTERVAL"), "KEYWAY_AUDIT_PRUNE_INTERVAL") is { } interval)
         {
             retention = interval >= TimeSpan.FromMinutes(1) && interval <= TimeSpan.FromDays(7)
                 ? retention with { Interval = interval }
-                : throw new StartupException($"KEYWAY_AUDIT_PRUNE_INTERVAL must be from 1m to 7d; '{variable("KEYWAY_AUDIT_PRUNE_INTERVAL")}' is not.");
+                : throw new StartupException($"KEYWAY_AUDIT_PRUNE_INTERVAL must be from 1m to 7d, or 'off'; '{variable("KEYWAY_AUDIT_PRUNE_INTERVAL")}' is not.");
         }
 
         if (variable("KEYWAY_AUDIT_ARCHIVE_DIR") is { Length: > 0 } directory)

@@ -321,10 +321,35 @@ public sealed class AuditRetentionTests
     }
 
     [Fact]
+    public async Task The_server_prunes_on_its_own_a_minute_after_start()
+    {
+        await using var scenario = await Scenario.CreateAsync(StoreKind.Sqlite, _alice);
+        var retention = new AuditRetention();
+        using var service = new AuditPruneService(scenario.Pruner(retention), retention, scenario.Time, NullLogger<AuditPruneService>.Instance);
+        await service.StartAsync(CancellationToken.None);
+        try
+        {
+            // The service waits on the fake clock: move it on until the prune has run.
+            await Poll.UntilAsync(async () =>
+            {
+                scenario.Time.Advance(TimeSpan.FromSeconds(30));
+                return await scenario.Store.NewestCheckpointAsync(CancellationToken.None) is not null;
+            }, TimeSpan.FromSeconds(30), "the scheduled prune's checkpoint");
+            Assert.Equal(new long[] { 2, 6, 7, 8, 9, 10 }, await scenario.SeqsAsync());
+            Assert.Null(Assert.Single(scenario.Recorded.Entries).Actor);
+        }
+        finally
+        {
+            await service.StopAsync(CancellationToken.None);
+        }
+    }
+
+    [Fact]
     public void Retention_settings_have_documented_defaults_and_read_durations_or_forever()
     {
         var defaults = AuditRetention.FromEnvironment(_ => null);
-        Assert.Equal((TimeSpan.FromDays(30), TimeSpan.FromDays(400), TimeSpan.FromHours(1)), (defaults.Traffic, defaults.Changes, defaults.Interval));
+        Assert.Equal((TimeSpan.FromDays(30), TimeSpan.FromDays(400), TimeSpan.FromHours(1)), (defaults.Traffic!.Value, defaults.Changes!.Value, defaults.Interval!.Value));
+        Assert.Null(AuditRetention.FromEnvironment(n => n == "KEYWAY_AUDIT_PRUNE_INTERVAL" ? "off" : null).Interval);
         Assert.Null(defaults.ArchiveDirectory);
 
         var directory = TestDirectories.Create("audit-archive-setting");
@@ -339,7 +364,7 @@ public sealed class AuditRetentionTests
                 "KEYWAY_AUDIT_ARCHIVE_DIR" => archive,
                 _ => null,
             });
-            Assert.Equal((TimeSpan.FromDays(7), (TimeSpan?)null, TimeSpan.FromMinutes(15)), (set.Traffic, set.Changes, set.Interval));
+            Assert.Equal((TimeSpan.FromDays(7), (TimeSpan?)null, TimeSpan.FromMinutes(15)), (set.Traffic!.Value, set.Changes, set.Interval!.Value));
             Assert.True(Directory.Exists(archive));
         }
         finally

@@ -107,6 +107,9 @@ internal static partial class KeywayServer
         services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
         services.AddSingleton<AuditStore>();
         services.AddSingleton<AuditVerifier>();
+        services.AddSingleton(AuditRetention.FromEnvironment());
+        services.AddSingleton<AuditPruner>();
+        services.AddHostedService<AuditPruneService>();
         services.AddSingleton<CredentialAudit>();
         services.AddSingleton<GrantStore>();
         services.AddSingleton<RightStore>();

@@ -65,6 +65,8 @@ internal static partial class KeywayServer
         var startupLog = startupLoggers.CreateLogger("Keyway.Startup");
         var signIn = SignInSettings.FromEnvironment(Environment.GetEnvironmentVariable);
         var metrics = MetricsSelections.Parse(Environment.GetEnvironmentVariable("KEYWAY_METRICS"));
+        var staleness = SignInSettings.ParseDuration(Environment.GetEnvironmentVariable(StoreOutage.StalenessSetting), StoreOutage.StalenessSetting)
+            ?? StoreOutage.DefaultStaleness;
 
         // The store and the keys are opened before the server listens: a wrong key or an unreachable
         // database is a clear error at start, never a half-working server.
@@ -83,6 +85,8 @@ internal static partial class KeywayServer
         services.AddSingleton(master);
         services.AddSingleton(keyRing);
         services.AddSingleton(options);
+        services.AddSingleton(new StoreOutage(time, staleness));
+        services.AddSingleton<Readiness>();
         // On PostgreSQL other replicas may share the store: changes are relayed with LISTEN/NOTIFY.
         var replicated = database.Kind == StoreKind.Postgres;
         services.AddSingleton(new ChangeFeed(replicated));
@@ -184,19 +188,7 @@ internal static partial class KeywayServer
         app.UseKeywaySignIn();
 
         app.MapGet("/healthz", () => TypedResults.Text("ok")).ExcludeFromDescription();
-        app.MapGet("/readyz", async (Database db, CancellationToken ct) =>
-        {
-            try
-            {
-                await using var connection = await db.OpenAsync(ct);
-                await connection.ExecuteScalarAsync<long>("SELECT 1");
-                return Results.Text("ready");
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                return Results.Text("store unreachable", statusCode: StatusCodes.Status503ServiceUnavailable);
-            }
-        }).ExcludeFromDescription();
+        app.MapGet("/readyz", (Readiness readiness, HttpContext context) => readiness.AnswerAsync(context)).ExcludeFromDescription();
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapScalarApiReference("/api/reference", o => o.WithTitle("Keyway API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
@@ -287,22 +279,47 @@ internal static partial class KeywayServer
 }
 
 /// <summary>Turns exceptions into problem+json. Unexpected ones say nothing but a trace id: their text may hold anything.</summary>
-internal sealed partial class KeywayExceptionHandler(ILogger<KeywayExceptionHandler> logger, IAuditLog audit, KnownSecrets? known = null) : IExceptionHandler
+internal sealed partial class KeywayExceptionHandler(
+    ILogger<KeywayExceptionHandler> logger, IAuditLog audit, KnownSecrets? known = null, StoreOutage? outage = null) : IExceptionHandler
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
         if (exception is KeywayException { Status: StatusCodes.Status403Forbidden, Code: "forbidden" } denied && Caller.From(httpContext.User) is { } caller)
         {
-            // AccessPolicy.Demand threw: every refusal is in the audit log.
+            // AccessPolicy.Demand threw: every refusal is in the audit log (queued; the writer retries while the store is down).
             await audit.RecordAsync(AuditEntries.Denied(caller, httpContext, denied), CancellationToken.None);
         }
 
-        var result = exception switch
+        // A store that cannot be reached is an outage, not a bug: 503 with Retry-After, never 500.
+        if (exception is not KeywayException && StoreFailure.IsUnavailable(exception))
         {
-            KeywayException keyway => known is null ? Problems.From(keyway) : Problems.From(keyway, await known.GetAsync(CancellationToken.None)),
-            BadHttpRequestException bad => ErrorProblems.ForBadRequest(bad, httpContext.Request),
-            _ => null,
-        };
+            outage?.Observe(exception);
+            exception = StoreFailure.Unavailable();
+        }
+
+        Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult? result;
+        try
+        {
+            result = exception switch
+            {
+                KeywayException keyway => known is null ? Problems.From(keyway) : Problems.From(keyway, await known.GetAsync(CancellationToken.None)),
+                BadHttpRequestException bad => ErrorProblems.ForBadRequest(bad, httpContext.Request),
+                _ => null,
+            };
+        }
+        catch (Exception e) when (StoreFailure.IsUnavailable(e))
+        {
+            // The redactor could not be loaded, so the message cannot be shown safely: say only that the store is down.
+            outage?.Observe(e);
+            exception = StoreFailure.Unavailable();
+            result = Problems.From((KeywayException)exception);
+        }
+
+        if (exception is KeywayException answered)
+        {
+            Problems.SetRetryAfter(httpContext.Response, answered);
+        }
+
         if (result is null)
         {
             Log.Unhandled(logger, exception.GetType().FullName ?? "?", httpContext.TraceIdentifier, exception.StackTrace ?? "");

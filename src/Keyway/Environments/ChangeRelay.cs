@@ -145,7 +145,7 @@ internal sealed partial class ChangeRelay(Database database, ChangeFeed feed, Ti
                 // Woken no later than the bound, whatever the backoff says.
                 var delay = Min(Backoff(failures), dropAt.Value - now);
                 Log.ListenerLost(logger, database.Description, e.GetType().Name, (e as PostgresException)?.SqlState, failures, (long)delay.TotalMilliseconds);
-                if (!await DelayAsync(delay, stoppingToken))
+                if (!await DelayAsync(delay, outage, stoppingToken))
                 {
                     return;
                 }
@@ -231,11 +231,12 @@ internal sealed partial class ChangeRelay(Database database, ChangeFeed feed, Ti
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
-    private async Task<bool> DelayAsync(TimeSpan delay, CancellationToken stoppingToken)
+    /// <summary>Waits out a backoff, or less once something else in this replica reached the store again.</summary>
+    private async Task<bool> DelayAsync(TimeSpan delay, StoreOutage? outage, CancellationToken stoppingToken)
     {
         try
         {
-            await Task.Delay(delay, time, stoppingToken);
+            await (outage is null ? Task.Delay(delay, time, stoppingToken) : outage.DelayAsync(delay, FirstRetry, stoppingToken));
             return true;
         }
         catch (OperationCanceledException)

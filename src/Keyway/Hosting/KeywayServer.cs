@@ -106,7 +106,8 @@ internal static partial class KeywayServer
         services.AddSingleton(sp => sp.GetRequiredService<VariableService>().Known);
         services.AddSingleton(new AuditSeal(master));
         services.AddSingleton(sp => new AuditLog(sp.GetRequiredService<Database>(), sp.GetRequiredService<AuditSeal>(), sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<KnownSecrets>().GetAsync, sp.GetRequiredService<AuditOptions>(), sp.GetRequiredService<ILogger<AuditLog>>()));
+            sp.GetRequiredService<KnownSecrets>().GetAsync, sp.GetRequiredService<AuditOptions>(), sp.GetRequiredService<ILogger<AuditLog>>(),
+            sp.GetRequiredService<StoreOutage>()));
         services.AddSingleton<IAuditLog>(sp => sp.GetRequiredService<AuditLog>());
         services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
         services.AddSingleton<AuditStore>();
@@ -291,33 +292,37 @@ internal sealed partial class KeywayExceptionHandler(
         }
 
         // A store that cannot be reached is an outage, not a bug: 503 with Retry-After, never 500.
-        if (exception is not KeywayException && StoreFailure.IsUnavailable(exception))
+        var keyway = exception as KeywayException;
+        if (keyway is null && StoreFailure.IsUnavailable(exception))
         {
+            Log.StoreUnavailable(logger, exception.GetType().Name, httpContext.TraceIdentifier);
             outage?.Observe(exception);
-            exception = StoreFailure.Unavailable();
+            keyway = StoreFailure.Unavailable();
         }
 
-        Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult? result;
-        try
+        Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult? result = null;
+        if (keyway is not null)
         {
-            result = exception switch
+            try
             {
-                KeywayException keyway => known is null ? Problems.From(keyway) : Problems.From(keyway, await known.GetAsync(CancellationToken.None)),
-                BadHttpRequestException bad => ErrorProblems.ForBadRequest(bad, httpContext.Request),
-                _ => null,
-            };
-        }
-        catch (Exception e) when (StoreFailure.IsUnavailable(e))
-        {
-            // The redactor could not be loaded, so the message cannot be shown safely: say only that the store is down.
-            outage?.Observe(e);
-            exception = StoreFailure.Unavailable();
-            result = Problems.From((KeywayException)exception);
-        }
+                result = known is null || keyway.Code == "store_unavailable"
+                    ? Problems.From(keyway)
+                    : Problems.From(keyway, await known.GetAsync(CancellationToken.None));
+            }
+            catch (Exception e) when (StoreFailure.IsUnavailable(e))
+            {
+                // The redactor could not be loaded, so the message cannot be shown safely: say only that the store is down.
+                Log.UnredactableWhileUnavailable(logger, keyway.Code, httpContext.TraceIdentifier);
+                outage?.Observe(e);
+                keyway = StoreFailure.Unavailable();
+                result = Problems.From(keyway);
+            }
 
-        if (exception is KeywayException answered)
+            Problems.SetRetryAfter(httpContext.Response, keyway);
+        }
+        else if (exception is BadHttpRequestException bad)
         {
-            Problems.SetRetryAfter(httpContext.Response, answered);
+            result = ErrorProblems.ForBadRequest(bad, httpContext.Request);
         }
 
         if (result is null)
@@ -336,5 +341,11 @@ internal sealed partial class KeywayExceptionHandler(
         // The exception's type and stack only: its message may quote a value Keyway must not log.
         [LoggerMessage(2, LogLevel.Error, "Unhandled {ExceptionType} in request {TraceId} at {StackTrace}")]
         public static partial void Unhandled(ILogger logger, string exceptionType, string traceId, string stackTrace);
+
+        [LoggerMessage(3, LogLevel.Warning, "The store could not be reached ({ExceptionType}) in request {TraceId}: answered 503 store_unavailable")]
+        public static partial void StoreUnavailable(ILogger logger, string exceptionType, string traceId);
+
+        [LoggerMessage(4, LogLevel.Warning, "Request {TraceId} failed with {Code}, and the store could not be reached to redact its message: answered 503 store_unavailable")]
+        public static partial void UnredactableWhileUnavailable(ILogger logger, string code, string traceId);
     }
 }

@@ -150,7 +150,8 @@ internal static partial class ProxyEndpoints
         catch (Exception e)
         {
             // Still recorded below, as a failure.
-            errorCode ??= (e as KeywayException)?.Code ?? (e is OperationCanceledException ? "canceled" : "internal_error");
+            errorCode ??= (e as KeywayException)?.Code
+                ?? (e is OperationCanceledException ? "canceled" : Storage.StoreFailure.IsUnavailable(e) ? "store_unavailable" : "internal_error");
             throw;
         }
         finally

@@ -170,6 +170,63 @@ public sealed class StoreOutageTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task Past_the_staleness_bound_a_replica_drops_what_it_held_and_answers_503_until_the_database_is_back()
+    {
+        using var cluster = await PostgresCluster.StartOwnAsync();
+        var database = await cluster.CreateDatabaseAsync();
+        await using var upstream = await UpstreamServer.StartAsync();
+        await using var keyway = await KeywayProcess.StartAsync(new KeywayProcessOptions
+        {
+            Store = StoreKind.Postgres,
+            DatabaseUrl = database.Url,
+            Environment = new Dictionary<string, string>
+            {
+                ["KEYWAY_ADMIN_TOKEN"] = "kw_stale_" + Guid.NewGuid().ToString("N"),
+                ["KEYWAY_MASTER_KEY"] = KeywayProcess.NewMasterKey(),
+                ["KEYWAY_STORE_OUTAGE_STALENESS"] = "3s",
+            },
+        });
+        using var admin = keyway.CreateAdminClient();
+        await Expect.StatusAsync(await admin.PutAsJsonAsync("/api/v1/environments/production/variables/OUTAGE_TOKEN", new { value = Secret, secret = true }), 200);
+        await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/resources/outage", new
+        {
+            baseUrl = upstream.BaseUrl,
+            auth = new { type = "bearer", token = "{{ environment.variables.OUTAGE_TOKEN }}" },
+        }));
+        await RunAsync(admin, upstream, "warm");
+
+        // From before the crash: the replica notices it later, so the bound is measured from no earlier than its start.
+        var crashed = Stopwatch.StartNew();
+        await cluster.CrashAsync();
+        await RunAsync(admin, upstream, "within-bound");
+        var statuses = new List<HttpStatusCode>();
+        await Poll.UntilAsync(async () =>
+        {
+            using var response = await admin.PostAsJsonAsync("/api/v1/resources/outage/run", new { path = "/past-bound" });
+            statuses.Add(response.StatusCode);
+            if (response.StatusCode != HttpStatusCode.ServiceUnavailable)
+                return false;
+            Assert.DoesNotContain(Secret, await StoreUnavailableAsync(response), StringComparison.Ordinal);
+            return true;
+        }, TimeSpan.FromSeconds(30), "the replica to stop serving from memory past the 3 s staleness bound");
+        var dropped = crashed.Elapsed;
+        output.WriteLine($"Served from memory for {dropped.TotalSeconds:0.0} s with KEYWAY_STORE_OUTAGE_STALENESS=3s.");
+        Assert.True(dropped >= TimeSpan.FromSeconds(3), $"Stopped serving after {dropped.TotalSeconds:0.0} s, before the bound.");
+        Assert.All(statuses, status => Assert.True(status is HttpStatusCode.OK or HttpStatusCode.ServiceUnavailable, $"Answered {(int)status}."));
+
+        await cluster.StartAgainAsync();
+        var restarted = Stopwatch.StartNew();
+        await Poll.UntilAsync(async () =>
+        {
+            using var response = await admin.PostAsJsonAsync("/api/v1/resources/outage/run", new { path = "/back" });
+            return response.StatusCode == HttpStatusCode.OK;
+        }, Recovery, "runs to be served again once PostgreSQL is back");
+        output.WriteLine($"Runs were served again {restarted.Elapsed.TotalMilliseconds:0} ms after PostgreSQL accepted connections again.");
+        Assert.DoesNotContain(Secret, keyway.AllOutput, StringComparison.Ordinal);
+        Assert.Contains("staleness bound", keyway.AllOutput, StringComparison.Ordinal);
+    }
+
     /// <summary>Asserts a 503 <c>store_unavailable</c> problem with a <c>Retry-After</c> header; returns its body.</summary>
     private static async Task<string> StoreUnavailableAsync(HttpResponseMessage response)
     {

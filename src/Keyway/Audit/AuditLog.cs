@@ -133,6 +133,9 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
     /// <summary>Events queued and not yet written.</summary>
     public int QueueDepth => _queue.Reader.Count;
 
+    /// <inheritdoc />
+    public bool IsStalled => _outage?.Since is not null && _queue.Reader.Count >= _options.QueueCapacity;
+
     /// <summary>The queue's reading end, for the enqueue benchmark (which drains it instead of the writer).</summary>
     internal ChannelReader<Pending> Queue => _queue.Reader;
 

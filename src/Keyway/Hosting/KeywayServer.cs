@@ -287,8 +287,16 @@ internal sealed partial class KeywayExceptionHandler(
     {
         if (exception is KeywayException { Status: StatusCodes.Status403Forbidden, Code: "forbidden" } denied && Caller.From(httpContext.User) is { } caller)
         {
-            // AccessPolicy.Demand threw: every refusal is in the audit log (queued; the writer retries while the store is down).
-            await audit.RecordAsync(AuditEntries.Denied(caller, httpContext, denied), CancellationToken.None);
+            if (audit.IsStalled)
+            {
+                // Every refusal is recorded, and this one could not be until the store is back: try again then.
+                exception = StoreFailure.Unavailable();
+            }
+            else
+            {
+                // AccessPolicy.Demand threw: every refusal is in the audit log (queued; the writer retries while the store is down).
+                await audit.RecordAsync(AuditEntries.Denied(caller, httpContext, denied), CancellationToken.None);
+            }
         }
 
         // A store that cannot be reached is an outage, not a bug: 503 with Retry-After, never 500.

@@ -227,6 +227,68 @@ public sealed class StoreOutageTests(ITestOutputHelper output)
         Assert.Contains("staleness bound", keyway.AllOutput, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_full_audit_queue_during_an_outage_refuses_runs_with_503_instead_of_holding_them_and_its_events_land_afterwards()
+    {
+        using var cluster = await PostgresCluster.StartOwnAsync();
+        var database = await cluster.CreateDatabaseAsync();
+        await using var upstream = await UpstreamServer.StartAsync();
+        await using var keyway = await KeywayProcess.StartAsync(new KeywayProcessOptions
+        {
+            Store = StoreKind.Postgres,
+            DatabaseUrl = database.Url,
+            Environment = new Dictionary<string, string>
+            {
+                ["KEYWAY_ADMIN_TOKEN"] = "kw_queue_" + Guid.NewGuid().ToString("N"),
+                ["KEYWAY_MASTER_KEY"] = KeywayProcess.NewMasterKey(),
+                ["KEYWAY_AUDIT_QUEUE"] = "20",
+            },
+        });
+        using var admin = keyway.CreateAdminClient();
+        // A request held on a full queue would wait for the store: far longer than this.
+        admin.Timeout = TimeSpan.FromSeconds(10);
+        await Expect.StatusAsync(await admin.PutAsJsonAsync("/api/v1/environments/production/variables/OUTAGE_TOKEN", new { value = Secret, secret = true }), 200);
+        await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/resources/outage", new
+        {
+            baseUrl = upstream.BaseUrl,
+            auth = new { type = "bearer", token = "{{ environment.variables.OUTAGE_TOKEN }}" },
+        }));
+        await RunAsync(admin, upstream, "warm");
+        await ProxyAsync(admin, upstream, "warm");
+
+        await cluster.CrashAsync();
+        var served = new List<string>();
+        await Poll.UntilAsync(async () =>
+        {
+            var probe = "queued-" + Guid.NewGuid().ToString("N");
+            using var response = await admin.PostAsJsonAsync("/api/v1/resources/outage/run", new { path = "/run/" + probe });
+            if (response.StatusCode == HttpStatusCode.OK)
+            {
+                served.Add(probe);
+                return false;
+            }
+
+            await StoreUnavailableAsync(response);
+            return true;
+        }, TimeSpan.FromSeconds(30), "a run to be refused once the audit queue is full");
+        await StoreUnavailableAsync(await admin.GetAsync("/proxy/outage/refused"));
+        // The queue's 20, and the batch the writer holds and retries.
+        output.WriteLine($"{served.Count} runs were served and queued for the audit log before the queue of 20 was full.");
+        Assert.InRange(served.Count, 1, 20 + 500);
+
+        await cluster.StartAgainAsync();
+        await Poll.UntilAsync(async () =>
+        {
+            using var response = await admin.GetAsync("/proxy/outage/proxied/after-" + Guid.NewGuid().ToString("N"));
+            return response.StatusCode == HttpStatusCode.OK;
+        }, Recovery, "the proxy to serve again once PostgreSQL is back");
+        await Poll.UntilAsync(async () =>
+        {
+            var logged = await AuditedPathsAsync(admin);
+            return served.All(p => logged.Any(path => path.Contains(p, StringComparison.Ordinal)));
+        }, Recovery, "the runs served during the outage to be in the audit log");
+    }
+
     /// <summary>Asserts a 503 <c>store_unavailable</c> problem with a <c>Retry-After</c> header; returns its body.</summary>
     private static async Task<string> StoreUnavailableAsync(HttpResponseMessage response)
     {

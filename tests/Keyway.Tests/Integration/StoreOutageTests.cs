@@ -90,6 +90,9 @@ public sealed class StoreOutageTests(ITestOutputHelper output)
                 answers.Add(await StoreUnavailableAsync(await admin.PutAsJsonAsync("/api/v1/resources/created-during-outage", new { baseUrl = upstream.BaseUrl })));
                 answers.Add(await StoreUnavailableAsync(await admin.PutAsJsonAsync("/api/v1/environments/production/variables/OUTAGE_TOKEN", new { value = "changed", secret = true })));
                 answers.Add(await StoreUnavailableAsync(await admin.GetAsync("/api/v1/resources")));
+                answers.Add(await StoreUnavailableAsync(await admin.GetAsync("/api/v1/me")));
+                answers.Add(await StoreUnavailableAsync(await admin.PostAsJsonAsync("/api/v1/keys", new { name = "during-outage" })));
+                answers.Add(await StoreUnavailableAsync(await anonymous.PostAsJsonAsync("/api/v1/auth/login", new { name = "admin", password = adminPassword })));
                 answers.Add(await StoreUnavailableAsync(await unseen.PostAsJsonAsync("/api/v1/resources/outage/run", new { path = "/unseen" })));
                 answers.Add(await StoreUnavailableAsync(await unseen.GetAsync("/proxy/outage/unseen")));
             }

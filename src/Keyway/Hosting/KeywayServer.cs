@@ -281,8 +281,13 @@ internal static partial class KeywayServer
 
 /// <summary>Turns exceptions into problem+json. Unexpected ones say nothing but a trace id: their text may hold anything.</summary>
 internal sealed partial class KeywayExceptionHandler(
-    ILogger<KeywayExceptionHandler> logger, IAuditLog audit, KnownSecrets? known = null, StoreOutage? outage = null) : IExceptionHandler
+    ILogger<KeywayExceptionHandler> logger, IAuditLog audit, KnownSecrets? known = null, StoreOutage? outage = null, TimeProvider? time = null) : IExceptionHandler
 {
+    // During an outage every request that needs the store lands here: one log line a second says so, with how many.
+    private static readonly TimeSpan LogEvery = TimeSpan.FromSeconds(1);
+    private long _lastLogged = long.MinValue;
+    private long _unlogged;
+
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
         if (exception is KeywayException { Status: StatusCodes.Status403Forbidden, Code: "forbidden" } denied && Caller.From(httpContext.User) is { } caller)
@@ -303,7 +308,7 @@ internal sealed partial class KeywayExceptionHandler(
         var keyway = exception as KeywayException;
         if (keyway is null && StoreFailure.IsUnavailable(exception))
         {
-            Log.StoreUnavailable(logger, exception.GetType().Name, httpContext.TraceIdentifier);
+            LogStoreUnavailable(exception.GetType().Name, httpContext.TraceIdentifier);
             outage?.Observe(exception);
             keyway = StoreFailure.Unavailable();
         }
@@ -344,14 +349,28 @@ internal sealed partial class KeywayExceptionHandler(
         return true;
     }
 
+    private void LogStoreUnavailable(string exceptionType, string traceId)
+    {
+        var clock = time ?? TimeProvider.System;
+        var now = clock.GetTimestamp();
+        var last = Interlocked.Read(ref _lastLogged);
+        if ((last != long.MinValue && clock.GetElapsedTime(last, now) < LogEvery) || Interlocked.CompareExchange(ref _lastLogged, now, last) != last)
+        {
+            Interlocked.Increment(ref _unlogged);
+            return;
+        }
+
+        Log.StoreUnavailable(logger, exceptionType, traceId, Interlocked.Exchange(ref _unlogged, 0));
+    }
+
     private static partial class Log
     {
         // The exception's type and stack only: its message may quote a value Keyway must not log.
         [LoggerMessage(2, LogLevel.Error, "Unhandled {ExceptionType} in request {TraceId} at {StackTrace}")]
         public static partial void Unhandled(ILogger logger, string exceptionType, string traceId, string stackTrace);
 
-        [LoggerMessage(3, LogLevel.Warning, "The store could not be reached ({ExceptionType}) in request {TraceId}: answered 503 store_unavailable")]
-        public static partial void StoreUnavailable(ILogger logger, string exceptionType, string traceId);
+        [LoggerMessage(3, LogLevel.Warning, "The store could not be reached ({ExceptionType}) in request {TraceId}: answered 503 store_unavailable (and {Others} other requests since the last such line)")]
+        public static partial void StoreUnavailable(ILogger logger, string exceptionType, string traceId, long others);
 
         [LoggerMessage(4, LogLevel.Warning, "Request {TraceId} failed with {Code}, and the store could not be reached to redact its message: answered 503 store_unavailable")]
         public static partial void UnredactableWhileUnavailable(ILogger logger, string code, string traceId);

@@ -107,6 +107,7 @@ internal sealed partial class ChangeRelay(Database database, ChangeFeed feed, Ti
                 Log.Listening(logger, database.Description, failures);
                 failures = 0;
                 dropAt = null;
+                Heard();
                 outage?.Reached();
 
                 // Raised only now that LISTEN is active: a change committed from here on is heard,
@@ -118,9 +119,11 @@ internal sealed partial class ChangeRelay(Database database, ChangeFeed feed, Ti
                     {
                         // Quiet for a while: prove the connection still answers, or a half-open
                         // socket would leave this replica deaf without anyone noticing.
-                        await using var ping = new NpgsqlCommand("SELECT 1", connection);
+                        await using var ping = new NpgsqlCommand("SELECT 1", connection) { CommandTimeout = PingTimeoutSeconds };
                         await ping.ExecuteScalarAsync(stoppingToken);
                     }
+
+                    Heard();
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -132,7 +135,9 @@ internal sealed partial class ChangeRelay(Database database, ChangeFeed feed, Ti
                 failures++;
                 outage?.Observe(e);
                 var now = time.GetUtcNow();
-                dropAt ??= now + staleness;
+                // Counted from when the listener was last heard, not from when its loss was noticed (a half-open socket
+                // is noticed only at the next ping): what the caches hold is no older than the bound allows.
+                dropAt ??= new DateTimeOffset(Volatile.Read(ref _lastHeard), TimeSpan.Zero) + staleness;
                 if (now >= dropAt)
                 {
                     // Deaf past the staleness bound: what the caches hold may be out of date by more than
@@ -153,8 +158,17 @@ internal sealed partial class ChangeRelay(Database database, ChangeFeed feed, Ti
         }
     }
 
+    // A quiet connection is proven alive this fast, or counted lost.
+    private const int PingTimeoutSeconds = 5;
+
+    // UTC ticks of when the listener last proved it was listening: LISTEN, a notification, a ping.
+    private long _lastHeard;
+
+    private void Heard() => Volatile.Write(ref _lastHeard, time.GetUtcNow().UtcTicks);
+
     private void OnNotification(object sender, NpgsqlNotificationEventArgs e)
     {
+        Heard();
         var (change, origin) = Parse(e.Payload);
         if (origin != feed.Origin)
         {

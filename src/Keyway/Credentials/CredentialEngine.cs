@@ -76,7 +76,7 @@ internal sealed partial class CredentialEngine(
                 return ValueTask.FromResult(cached);
             }
 
-            if (!cached.IsExpired(now))
+            if (Usable(cached.Tokens, now))
             {
                 // Due but valid: keep serving it while one refresh runs in the background.
                 _ = RefreshInBackgroundAsync(key, provider);
@@ -221,6 +221,25 @@ internal sealed partial class CredentialEngine(
         var earliest = tokens.ObtainedAt + lifetime / 4;
         return at < earliest ? earliest : at;
     }
+
+    /// <summary>
+    /// Until when a token is handed out: its expiry less a second for a whole-second <c>expires_in</c> and the
+    /// clock-skew allowance (it may be dead by then), but at least half its lifetime. Past it, callers wait for the
+    /// refresh (bounded by their timeout) rather than carry a token the upstream may already refuse.
+    /// </summary>
+    internal DateTimeOffset? UsableUntil(TokenSet tokens)
+    {
+        if (tokens.ExpiresAt is not { } expires)
+        {
+            return null;
+        }
+
+        var safe = expires - WholeSecond - _options.ClockSkew;
+        var half = tokens.ObtainedAt + (expires - tokens.ObtainedAt) / 2;
+        return safe > half ? safe : half;
+    }
+
+    private bool Usable(TokenSet tokens, DateTimeOffset now) => UsableUntil(tokens) is not { } until || now < until;
 
     /// <summary>
     /// When the sweep must refresh regardless of expiry: the keep-alive of an idle refresh token,
@@ -417,13 +436,13 @@ internal sealed partial class CredentialEngine(
     {
         var now = time.GetUtcNow();
         if (stored.Tokens is not { } tokens || (rejected is not null && (ReferenceEquals(rejected, Forced) || tokens.AccessToken.Equals(rejected))) ||
-            (tokens.ExpiresAt is { } expires && now >= expires))
+            !Usable(tokens, now))
         {
             return null;
         }
 
         var again = now + WholeSecond;
-        return new Credential(stored.Key, tokens, stored.Version, tokens.ExpiresAt is { } e && e < again ? e : again, stored.ParametersHash);
+        return new Credential(stored.Key, tokens, stored.Version, UsableUntil(tokens) is { } until && until < again ? until : again, stored.ParametersHash);
     }
 
     /// <summary>
@@ -452,7 +471,7 @@ internal sealed partial class CredentialEngine(
                 throw StoreFailure.Unavailable();
             }
 
-            var valid = !(tokens.ExpiresAt is { } expires && now >= expires);
+            var valid = Usable(tokens, now);
             var isRejected = rejected is not null && (ReferenceEquals(rejected, Forced) || tokens.AccessToken.Equals(rejected));
             if (valid && !isRejected && !(entry.NextRefreshAt is { } due && now >= due))
             {
@@ -867,7 +886,7 @@ internal sealed partial class CredentialEngine(
         var now = time.GetUtcNow();
         // The schedule written with the tokens, so every replica agrees on when they are due.
         var refreshAt = stored.NextRefreshAt ?? RefreshAt(tokens);
-        if ((tokens.ExpiresAt is { } expires && now >= expires) || (refreshAt is { } at && now >= at))
+        if (!Usable(tokens, now) || (refreshAt is { } at && now >= at))
         {
             return null;
         }

@@ -380,6 +380,27 @@ public sealed class CredentialEngineTests
     }
 
     [Fact]
+    public async Task A_token_in_its_last_seconds_is_not_handed_out_callers_wait_for_its_refresh_instead()
+    {
+        await using var f = await EngineFixture.CreateAsync();
+        var provider = new FakeTokenProvider(f.Time) { ExpiresIn = 100 };
+        var first = await f.Engine.GetAsync(Key, provider, default);
+        var now = f.Time.GetUtcNow();
+
+        // expires_in 100 may mean 99 s and change, and the provider's clock may run a second ahead.
+        Assert.Equal(now.AddSeconds(98), f.Engine.UsableUntil(first.Tokens));
+        Assert.Equal(now.AddSeconds(1.5), f.Engine.UsableUntil(first.Tokens with { ExpiresAt = now.AddSeconds(3) }));
+        f.Time.Advance(TimeSpan.FromSeconds(98));
+        provider.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var waiting = f.Engine.GetAsync(Key, provider, default).AsTask();
+        await Infrastructure.Poll.UntilAsync(() => provider.Calls == 2, TimeSpan.FromSeconds(10), "the refresh to start");
+
+        Assert.False(waiting.IsCompleted);
+        provider.Gate.SetResult();
+        Assert.Equal("access-2", (await waiting).Tokens.AccessToken.Reveal());
+    }
+
+    [Fact]
     public void The_clock_skew_allowance_is_at_least_a_second_and_says_so()
     {
         Assert.Equal(TimeSpan.FromSeconds(1), CredentialOptions.FromEnvironment(_ => null).ClockSkew);

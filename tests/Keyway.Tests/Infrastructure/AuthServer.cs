@@ -154,6 +154,12 @@ public sealed class AuthServer : IAsyncDisposable
     /// <summary>The status of every <c>/api/me</c> answer so far, oldest first.</summary>
     public IReadOnlyList<int> ApiStatusCodes => _state.ApiStatusCodes;
 
+    /// <summary>
+    /// How many <c>/api/me</c> requests were refused with 401: an access token presented after its
+    /// JWT <c>exp</c> (checked without clock skew), revoked, forged or missing.
+    /// </summary>
+    public int ApiRejectionCount => _state.ApiStatusCodes.Count(s => s == StatusCodes.Status401Unauthorized);
+
     /// <summary>Starts a server and returns once it listens with its clients registered.</summary>
     public static async Task<AuthServer> StartAsync(AuthServerOptions? options = null, CancellationToken cancellationToken = default)
     {
@@ -226,6 +232,31 @@ public sealed class AuthServer : IAsyncDisposable
     /// <summary>Undoes <see cref="RejectClient"/>.</summary>
     public void AcceptClient(string clientId) => _state.SetRejected(clientId, rejected: false);
 
+    /// <summary>
+    /// Holds the token endpoint's answers to requests with that <c>grant_type</c> (and client, when
+    /// given) after the server has processed them, until <see cref="AuthServerHold.Release"/> or
+    /// disposal: the refresh token presented is already redeemed and the new one sits in the held
+    /// answer. <c>using var hold = server.HoldTokenAnswers("refresh_token"); await hold.Arrived;</c>
+    /// </summary>
+    public AuthServerHold HoldTokenAnswers(string? grantType = null, string? clientId = null) => _state.AddHold(grantType, clientId);
+
+    /// <summary>
+    /// How many authorizations (grants) are revoked: by reuse detection, or by revoking a token
+    /// through the revocation endpoint. A grant revoked is one a person must connect again.
+    /// </summary>
+    public async Task<int> CountRevokedGrantsAsync(CancellationToken cancellationToken = default)
+    {
+        await using var scope = _app.Services.CreateAsyncScope();
+        var authorizations = scope.ServiceProvider.GetRequiredService<IOpenIddictAuthorizationManager>();
+        var revoked = 0;
+        await foreach (var authorization in authorizations.ListAsync(count: null, offset: null, cancellationToken))
+        {
+            if (await authorizations.HasStatusAsync(authorization, Statuses.Revoked, cancellationToken))
+                revoked++;
+        }
+        return revoked;
+    }
+
     /// <summary>How many token requests had that <c>grant_type</c>.</summary>
     public int TokenRequestCount(string grantType) => TokenRequests.Count(r => r.GrantType == grantType);
 
@@ -250,6 +281,7 @@ public sealed class AuthServer : IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
+        _state.ReleaseHolds();
         await _app.StopAsync();
         await _app.DisposeAsync();
         await _database.DisposeAsync();
@@ -374,7 +406,10 @@ public sealed class AuthServer : IAsyncDisposable
                 grantType, clientId, context.Response.StatusCode, context.Items[AuthServerState.ErrorItem] as string));
             return Task.CompletedTask;
         });
-        await next(context);
+        if (state.HoldFor(grantType, clientId) is { } hold)
+            await hold.PassAsync(context, next);
+        else
+            await next(context);
     }
 
     private static string? BasicClientId(HttpRequest request)

@@ -31,6 +31,7 @@ internal sealed class AuthServerState(AuthServerOptions options)
     private readonly HashSet<string> _rejectedClients = new(StringComparer.Ordinal);
     private readonly HashSet<string> _spentRefreshTokenIds = new(StringComparer.Ordinal);
     private readonly List<int> _apiStatusCodes = [];
+    private readonly List<AuthServerHold> _holds = [];
     private int _failuresLeft;
     private int _failureStatus;
     private volatile bool _omitExpiresIn = options.OmitExpiresIn;
@@ -109,6 +110,26 @@ internal sealed class AuthServerState(AuthServerOptions options)
             return _refreshTokenIds.GetValueOrDefault(refreshToken);
     }
 
+    public AuthServerHold AddHold(string? grantType, string? clientId)
+    {
+        var hold = new AuthServerHold(grantType, clientId, RemoveHold);
+        Add(_holds, hold);
+        return hold;
+    }
+
+    /// <summary>The first hold that takes an answer to this request, if any.</summary>
+    public AuthServerHold? HoldFor(string grantType, string? clientId)
+    {
+        lock (_lock)
+            return _holds.FirstOrDefault(h => h.Matches(grantType, clientId));
+    }
+
+    public void ReleaseHolds()
+    {
+        foreach (var hold in Snapshot(_holds))
+            hold.Dispose();
+    }
+
     public void RecordTokenRequest(AuthServerTokenRequest request) => Add(_tokenRequests, request);
 
     public void RecordReuse(AuthServerRefreshTokenReuse reuse) => Add(_reuses, reuse);
@@ -140,6 +161,12 @@ internal sealed class AuthServerState(AuthServerOptions options)
             _redeemedRefreshTokens.Clear();
             _apiStatusCodes.Clear();
         }
+    }
+
+    private void RemoveHold(AuthServerHold hold)
+    {
+        lock (_lock)
+            _holds.Remove(hold);
     }
 
     private void Add<T>(List<T> list, T item)

@@ -312,7 +312,7 @@ internal sealed class RejectClients(AuthServerState state) : IOpenIddictServerHa
     }
 }
 
-/// <summary>Leaves <c>expires_in</c> out when asked, and hands the OAuth error to the request recorder.</summary>
+/// <summary>Leaves <c>expires_in</c> out or states the nominal lifetime when asked, and hands the OAuth error to the request recorder.</summary>
 internal sealed class ShapeTokenResponse(AuthServerState state) : IOpenIddictServerHandler<ApplyTokenResponseContext>
 {
     public static OpenIddictServerHandlerDescriptor Descriptor { get; } =
@@ -326,6 +326,8 @@ internal sealed class ShapeTokenResponse(AuthServerState state) : IOpenIddictSer
     {
         if (state.OmitExpiresIn)
             context.Response.ExpiresIn = null;
+        else if (state.Options.StateNominalExpiresIn && context.Response.ExpiresIn is not null)
+            context.Response.ExpiresIn = (long)state.Options.AccessTokenLifetime.TotalSeconds;
         if (context.Transaction.GetHttpRequest() is { } http)
             http.HttpContext.Items[AuthServerState.ErrorItem] = context.Response.Error;
         return default;

@@ -320,6 +320,20 @@ public sealed class AuthServerTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_nominal_expires_in_states_the_whole_lifetime_while_the_token_dies_at_its_truncated_exp()
+    {
+        var server = await StartAsync(new AuthServerOptions { AccessTokenLifetime = TimeSpan.FromSeconds(3), StateNominalExpiresIn = true });
+
+        var before = DateTimeOffset.UtcNow;
+        var token = await ClientCredentialsAsync(server);
+        var exp = DateTimeOffset.FromUnixTimeSeconds(new JsonWebToken(token.AccessToken).GetPayloadValue<long>("exp"));
+
+        Assert.Equal(3, token.ExpiresIn);
+        // The exp counts from the issue second: at most 3 s after the request was sent, more than 2 s.
+        Assert.InRange(exp, before.AddSeconds(2), before.AddSeconds(3));
+    }
+
+    [Fact]
     public async Task Reuse_revokes_the_grant_and_the_grant_is_counted()
     {
         var server = await StartAsync();

@@ -155,6 +155,8 @@ public sealed class CredentialOutageTests(CredentialOutageCluster cluster, ITest
             () => (pending = Replicas.FirstOrDefault(r => CredentialOutageCluster.JournalEntries(r).Length > 0)) is not null,
             ArrivalTimeout, $"a journal entry (*.entry in <data dir>/{CredentialOutageCluster.JournalDirectoryName}/) for the provider's answer while PostgreSQL is down");
         var journaled = CredentialOutageCluster.JournalEntries(pending!);
+        // The journal is encrypted: the tokens it keeps are not in it as text.
+        var journalText = string.Concat(journaled.Select(f => System.Text.Encoding.Latin1.GetString(File.ReadAllBytes(f))));
         Assert.Equal(137, await pending!.KillAsync());
         await cluster.Postgres.StartAgainAsync();
         await pending.RestartAsync();
@@ -168,6 +170,7 @@ public sealed class CredentialOutageTests(CredentialOutageCluster cluster, ITest
 
         output.WriteLine($"journal of replica {Replicas.ToList().IndexOf(pending) + 1}: {journaled.Length} entries; {cluster.ProviderSummary()}");
         Assert.Single(journaled);
+        Assert.DoesNotContain(heldRefreshToken, journalText, StringComparison.Ordinal);
         Assert.Empty(Provider.RefreshTokenReuses);
         Assert.Equal(0, await Provider.CountRevokedGrantsAsync());
         Assert.Equal("redeemed", await Provider.GetRefreshTokenStatusAsync(heldRefreshToken));

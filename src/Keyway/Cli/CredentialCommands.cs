@@ -125,5 +125,6 @@ internal static class CredentialCommands
         ("resource", Output.Str(doc?["resource"])), ("environment", Output.Str(doc?["environment"])), ("owner", Output.Str(doc?["owner"])),
         ("state", Output.Str(doc?["state"])), ("expires", Output.When(doc?["expiresAt"])), ("last refreshed", Output.When(doc?["lastRefreshedAt"])),
         ("next refresh", Output.When(doc?["nextRefreshAt"])), ("refreshes", Output.Str(doc?["refreshCount"])), ("failures", Output.Str(doc?["failureCount"])),
-        ("last error", Output.Str(doc?["lastError"])), ("connect at", Output.Str(doc?["connectUrl"])));
+        ("last error", Output.Str(doc?["lastError"])), ("connect at", Output.Str(doc?["connectUrl"])),
+        ("refresh in flight", doc?["refreshingReplica"] is null ? "" : $"by replica {Output.Str(doc["refreshingReplica"])} since {Output.Str(doc["refreshStartedAt"])}"));
 }

@@ -128,6 +128,20 @@ internal sealed class CredentialException(int status, string code, string messag
             $"The credential of resource '{key.Resource}' in '{key.Environment}' expired and could not be refreshed: {why}",
             retryAfter is { } r ? new Dictionary<string, object?> { ["retryAfterSeconds"] = (int)Math.Ceiling(r.TotalSeconds) } : null);
 
+    /// <summary>Another replica is refreshing this credential, or holds an answer it has not stored yet, and no valid token is at hand.</summary>
+    public static CredentialException RefreshPending(CredentialKey key, bool heldByAnotherReplica, TimeSpan retryAfter) =>
+        RefreshPending(key.Resource, key.Environment,
+            heldByAnotherReplica
+                ? "another replica refreshed it and has not stored the answer yet (the store was unreachable); it stores it as soon as it can."
+                : "another replica is refreshing it right now.",
+            retryAfter);
+
+    /// <summary>The caller's own timeout (<c>timeouts.requestMs</c>) ran out while it waited for the credential.</summary>
+    public static CredentialException RefreshPending(string resource, string environment, string why, TimeSpan retryAfter) =>
+        new(StatusCodes.Status503ServiceUnavailable, "credential_refresh_pending",
+            $"The credential of resource '{resource}' in '{environment}' is not ready: {why} Try again shortly.",
+            new Dictionary<string, object?> { ["retryAfterSeconds"] = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)) });
+
     public static CredentialException Failed(CredentialKey key, string why) =>
         new(StatusCodes.Status502BadGateway, "credential_failed",
             $"The credential of resource '{key.Resource}' in '{key.Environment}' cannot be obtained: {why} Fix the resource's auth settings; Keyway will not call the provider again until they change.");

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Keyway.Secrets;
+using Keyway.Storage;
 
 namespace Keyway.Credentials;
 
@@ -13,11 +14,17 @@ namespace Keyway.Credentials;
 /// <item>Expired, rejected or missing: callers join the one in-process flight for that key; the
 /// flight takes the cluster lock, re-reads the store (another replica may have refreshed), and
 /// only then asks the provider.</item>
+/// <item>A provider's answer is written to the <see cref="CredentialJournal"/> before it is used or
+/// stored. An answer the store cannot take (it is down) is kept in memory and in the journal, served,
+/// refreshed further if need be, and stored as soon as the store answers; meanwhile the in-flight
+/// mark in the store tells every other replica not to spend the refresh token it replaced.</item>
+/// <item>Waits for another replica's refresh (its lock, its mark) are bounded: a caller gets a valid
+/// token, or <c>credential_refresh_pending</c> within its own timeout.</item>
 /// </list>
 /// </summary>
 internal sealed partial class CredentialEngine(
     CredentialStore store, ClusterLock clusterLock, TimeProvider time, ILogger<CredentialEngine> logger, CredentialEvents events,
-    Environments.ChangeFeed? changes = null)
+    Environments.ChangeFeed? changes = null, CredentialJournal? journal = null, ReplicaHeartbeat? heartbeat = null, CredentialOptions? options = null)
 {
     public const string ChangeKind = "credentials";
 
@@ -26,11 +33,30 @@ internal sealed partial class CredentialEngine(
     private static readonly TimeSpan BackoffBase = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan BackoffCap = TimeSpan.FromMinutes(5);
 
+    // expires_in is stated in whole seconds: the token may die up to one second before the expiry it gives.
+    private static readonly TimeSpan WholeSecond = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan FirstWait = TimeSpan.FromMilliseconds(25);
+    private static readonly TimeSpan LongestWait = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan LongestLandingWait = TimeSpan.FromSeconds(2);
+
+    private readonly CredentialOptions _options = options ?? new CredentialOptions();
     private readonly ConcurrentDictionary<CredentialKey, Credential> _cache = new();
     private readonly ConcurrentDictionary<CredentialKey, Task<Credential>> _flights = new();
 
-    /// <summary>Who this process is, in the store's in-flight marks.</summary>
-    public string InstanceId { get; } = Guid.NewGuid().ToString("N")[..12];
+    // Token answers this replica holds that the store does not have yet (it was down), by credential.
+    private readonly ConcurrentDictionary<CredentialKey, JournalEntry> _pending = new();
+    private readonly ConcurrentDictionary<CredentialKey, SemaphoreSlim> _pendingGates = new();
+    private readonly ConcurrentDictionary<CredentialKey, byte> _landing = new();
+
+    /// <summary>Who this process is, in the store's in-flight marks and in heartbeats.</summary>
+    public string InstanceId { get; } = heartbeat?.InstanceId ?? Guid.NewGuid().ToString("N")[..12];
+
+    /// <summary>Whether the replica that marked a refresh may still store its answer; replaceable so tests can say.</summary>
+    internal Func<string, DateTimeOffset, CancellationToken, Task<bool>> OwnerMayStillWrite { get; set; } =
+        heartbeat is null ? (_, _, _) => Task.FromResult(false) : heartbeat.MayStillWriteAsync;
+
+    /// <summary>How many token answers wait for the store (for metrics and readiness).</summary>
+    public int PendingWrites => _pending.Count;
 
     /// <summary>A number in [0, 1) for jitter; replaceable so tests are deterministic.</summary>
     internal Func<double> Random { get; set; } = System.Random.Shared.NextDouble;
@@ -162,7 +188,12 @@ internal sealed partial class CredentialEngine(
     public Task<Credential> RefreshIfDueAsync(CredentialKey key, ITokenProvider provider, CancellationToken cancellationToken) =>
         Join(key, provider, rejected: null).WaitAsync(cancellationToken);
 
-    /// <summary>When to refresh ahead of expiry: expiry − min(60 s, 10% of the lifetime) − jitter.</summary>
+    /// <summary>
+    /// When to refresh ahead of expiry: expiry − 1 s (<c>expires_in</c> is whole seconds) − the clock-skew
+    /// allowance − min(60 s, 10% of the lifetime) − jitter; never before a quarter of the lifetime has
+    /// passed, so a token shorter than the allowances is still used a while. The expiry itself counts
+    /// from when the token request was sent (<see cref="TokenExpiry"/>), so its round trip is inside.
+    /// </summary>
     internal DateTimeOffset? RefreshAt(TokenSet tokens)
     {
         if (tokens.ExpiresAt is not { } expires)
@@ -178,7 +209,9 @@ internal sealed partial class CredentialEngine(
 
         var margin = TimeSpan.FromTicks(Math.Min(MaxMargin.Ticks, lifetime.Ticks / 10));
         var jitter = TimeSpan.FromTicks((long)(Math.Min(MaxJitter.Ticks, lifetime.Ticks / 20) * Random()));
-        return expires - margin - jitter;
+        var at = expires - WholeSecond - _options.ClockSkew - margin - jitter;
+        var earliest = tokens.ObtainedAt + lifetime / 4;
+        return at < earliest ? earliest : at;
     }
 
     /// <summary>
@@ -236,20 +269,34 @@ internal sealed partial class CredentialEngine(
 
     private async Task FlyAsync(CredentialKey key, ITokenProvider provider, Secret? rejected, TaskCompletionSource<Credential> flight)
     {
+        Credential? credential = null;
+        Exception? failure = null;
         try
         {
-            var credential = await ObtainAsync(key, provider, rejected);
+            credential = await ObtainAsync(key, provider, rejected);
             // The cache is updated before the flight ends, so a caller that arrives next finds it.
             _cache[key] = credential;
-            flight.SetResult(credential);
+        }
+        catch (Exception e) when (StoreFailure.IsUnavailable(e))
+        {
+            heartbeat?.StoreFailed();
+            failure = StoreFailure.Unavailable();
         }
         catch (Exception e)
         {
-            flight.SetException(e);
+            failure = e;
         }
-        finally
+
+        // Ended before its callers are told: one that calls again at once (its token just expired) starts a new
+        // flight instead of joining this finished one and getting its answer again.
+        _flights.TryRemove(new KeyValuePair<CredentialKey, Task<Credential>>(key, flight.Task));
+        if (failure is null)
         {
-            _flights.TryRemove(new KeyValuePair<CredentialKey, Task<Credential>>(key, flight.Task));
+            flight.SetResult(credential!);
+        }
+        else
+        {
+            flight.SetException(failure);
         }
     }
 
@@ -257,6 +304,15 @@ internal sealed partial class CredentialEngine(
     {
         // Flights are not cancelled by one caller going away: other callers are waiting on them.
         var ct = CancellationToken.None;
+        if (_pending.ContainsKey(key))
+        {
+            // This replica holds the newest tokens there are, and the store does not have them yet.
+            if (await FromPendingAsync(key, provider, rejected, ct) is { } pending)
+            {
+                return pending;
+            }
+        }
+
         var stored = await store.ReadAsync(key, ct);
         if (Adopt(stored, provider, rejected) is { } fresh)
         {
@@ -269,33 +325,304 @@ internal sealed partial class CredentialEngine(
             return served;
         }
 
-        await using var held = await clusterLock.AcquireAsync(key, ct);
-        for (var attempt = 0; ; attempt++)
+        var deadline = time.GetUtcNow() + _options.RefreshWait;
+        var wait = FirstWait;
+        IAsyncDisposable? held = null;
+        try
         {
-            // Re-read under the lock: another replica may have refreshed while we waited.
-            stored = await store.ReadAsync(key, ct);
-            if (Adopt(stored, provider, rejected) is { } adopted)
+            for (var attempt = 0; ;)
             {
-                Log.Adopted(logger, key.ToString());
-                return adopted;
+                held ??= await clusterLock.TryAcquireAsync(key, deadline - time.GetUtcNow(), ct);
+                if (held is not null)
+                {
+                    // Re-read under the lock: another replica may have refreshed while we waited.
+                    stored = await store.ReadAsync(key, ct);
+                }
+
+                if (Adopt(stored, provider, rejected) is { } adopted)
+                {
+                    Log.Adopted(logger, key.ToString());
+                    return adopted;
+                }
+
+                ThrowIfStopped(stored, provider);
+                if (InBackoff(stored, provider, rejected) is { } stillServed)
+                {
+                    return stillServed;
+                }
+
+                var marked = stored is { RefreshStartedAt: { } markedAt, RefreshOwner: { } owner } && owner != InstanceId && stored.ParametersHash == provider.ParametersHash
+                    && await OwnerMayStillWrite(owner, markedAt, ct);
+                if (held is not null && !marked)
+                {
+                    var result = await AskProviderAsync(key, provider, stored, ct);
+                    if (result is not null)
+                    {
+                        return result;
+                    }
+
+                    if (++attempt == 3)
+                    {
+                        throw CredentialException.RefreshFailed(key, "the stored credential kept changing during the refresh.", null);
+                    }
+
+                    continue;
+                }
+
+                if (marked && ServeWhileOwnerStores(stored!, rejected) is { } meanwhile)
+                {
+                    // Another replica spent the refresh token and may hold the answer: its access token still works.
+                    return meanwhile;
+                }
+
+                // Another replica is refreshing (it holds the lock), or its answer waits to be stored (its mark):
+                // never spend the refresh token it replaced. Wait for it, reading what it stores, within bounds.
+                if (held is not null)
+                {
+                    await held.DisposeAsync();
+                    held = null;
+                }
+
+                if (time.GetUtcNow() >= deadline)
+                {
+                    throw CredentialException.RefreshPending(key, marked, LongestWait);
+                }
+
+                await Task.Delay(wait, time, ct);
+                wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, LongestWait.Ticks));
+                stored = await store.ReadAsync(key, ct);
+            }
+        }
+        finally
+        {
+            if (held is not null)
+            {
+                await held.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>
+    /// While another replica's refresh mark stands, its predecessor access token is served for as long
+    /// as it is valid (looked at again within a second), unless it is the one an upstream rejected.
+    /// </summary>
+    private Credential? ServeWhileOwnerStores(StoredCredential stored, Secret? rejected)
+    {
+        var now = time.GetUtcNow();
+        if (stored.Tokens is not { } tokens || (rejected is not null && (ReferenceEquals(rejected, Forced) || tokens.AccessToken.Equals(rejected))) ||
+            (tokens.ExpiresAt is { } expires && now >= expires))
+        {
+            return null;
+        }
+
+        var again = now + WholeSecond;
+        return new Credential(stored.Key, tokens, stored.Version, tokens.ExpiresAt is { } e && e < again ? e : again, stored.ParametersHash);
+    }
+
+    /// <summary>
+    /// This replica holds tokens the store does not have yet. Store them if the store answers now (then
+    /// null: the caller goes on as usual); otherwise serve them, or refresh them further (the store still
+    /// holds this replica's mark, so no other replica refreshes meanwhile) and keep the new answer pending.
+    /// </summary>
+    private async Task<Credential?> FromPendingAsync(CredentialKey key, ITokenProvider provider, Secret? rejected, CancellationToken ct)
+    {
+        var gate = _pendingGates.GetOrAdd(key, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(ct);
+        try
+        {
+            if (!_pending.TryGetValue(key, out var entry) || await TryLandAsync(entry, ct) != Landing.StoreDown)
+            {
+                return null;
             }
 
-            ThrowIfStopped(stored, provider);
-            if (InBackoff(stored, provider, rejected) is { } stillServed)
+            var tokens = entry.Tokens;
+            var now = time.GetUtcNow();
+            if (entry.ParametersHash != provider.ParametersHash)
             {
-                return stillServed;
+                // The resource's auth settings changed while the store was down; nothing can be decided without it.
+                throw StoreFailure.Unavailable();
             }
 
-            var result = await AskProviderAsync(key, provider, stored, ct);
-            if (result is not null)
+            var valid = !(tokens.ExpiresAt is { } expires && now >= expires);
+            var isRejected = rejected is not null && (ReferenceEquals(rejected, Forced) || tokens.AccessToken.Equals(rejected));
+            if (valid && !isRejected && !(entry.NextRefreshAt is { } due && now >= due))
             {
-                return result;
+                return new Credential(key, tokens, entry.ExpectedVersion ?? 0, entry.NextRefreshAt, entry.ParametersHash);
             }
 
-            if (attempt == 3)
+            if (tokens.RefreshToken is null && !provider.CanAcquire)
             {
-                throw CredentialException.RefreshFailed(key, "the stored credential kept changing during the refresh.", null);
+                return valid && !isRejected ? new Credential(key, tokens, entry.ExpectedVersion ?? 0, now + WholeSecond, entry.ParametersHash) : throw StoreFailure.Unavailable();
             }
+
+            var started = time.GetTimestamp();
+            var result = tokens.RefreshToken is not null ? await provider.RefreshAsync(key, tokens, ct) : await provider.AcquireAsync(key, ct);
+            if (result.Tokens is not { } next)
+            {
+                // Nothing is recorded (the store is down); the pending tokens are stored when it is back.
+                if (valid && !isRejected)
+                {
+                    return new Credential(key, tokens, entry.ExpectedVersion ?? 0, now + Backoff(1), entry.ParametersHash);
+                }
+
+                throw result.Failure == FailureKind.GrantRevoked
+                    ? CredentialException.ReconnectRequired(key, result.Error ?? "the grant was revoked.")
+                    : CredentialException.RefreshFailed(key, result.Error ?? "the provider is unavailable.", Backoff(1));
+            }
+
+            if (next.RefreshToken is null && tokens.RefreshToken is { } kept)
+            {
+                next = next with { RefreshToken = kept };
+            }
+
+            var refreshAt = RefreshAt(next);
+            var newer = entry with { Tokens = next, NextRefreshAt = refreshAt, KeepAliveAt = KeepAliveAt(next, provider), CountRefresh = true };
+            Journal(newer);
+            _pending[key] = newer;
+            Counted();
+            events.Publish(new CredentialEvent(key, CredentialEventKind.Refreshed, null) { Duration = time.GetElapsedTime(started) });
+            Log.RefreshedWhileStoreDown(logger, key.ToString());
+            EnsureLanding(key);
+            return new Credential(key, next, entry.ExpectedVersion ?? 0, refreshAt, entry.ParametersHash);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    private enum Landing
+    {
+        Landed,
+        Superseded,
+        StoreDown,
+    }
+
+    /// <summary>Stores a pending answer: landed (it is in the store now), superseded (the store holds something newer), or the store is still down.</summary>
+    private async Task<Landing> TryLandAsync(JournalEntry entry, CancellationToken ct)
+    {
+        var key = entry.Key;
+        long? written;
+        try
+        {
+            written = await store.SaveTokensAsync(key, entry.ExpectedVersion, entry.ParametersHash, entry.Tokens, entry.NextRefreshAt, entry.CountRefresh, ct, entry.KeepAliveAt);
+        }
+        catch (Exception e) when (StoreFailure.IsUnavailable(e))
+        {
+            heartbeat?.StoreFailed();
+            return Landing.StoreDown;
+        }
+
+        journal?.Remove(key, entry.Tokens);
+        _pending.TryRemove(new KeyValuePair<CredentialKey, JournalEntry>(key, entry));
+        Counted();
+        if (written is { } version)
+        {
+            changes?.Publish(new Environments.Change(ChangeKind, key.ToString()));
+            _cache[key] = new Credential(key, entry.Tokens, version, entry.NextRefreshAt, entry.ParametersHash);
+            Log.Landed(logger, key.ToString());
+            return Landing.Landed;
+        }
+
+        // Someone stored newer tokens (an import, a connect, or a replica that gave up waiting for this one).
+        _cache.TryRemove(key, out _);
+        Log.Superseded(logger, key.ToString());
+        return Landing.Superseded;
+    }
+
+    /// <summary>Retries storing a pending answer in the background, with backoff, until it lands or is superseded.</summary>
+    private void EnsureLanding(CredentialKey key)
+    {
+        if (_landing.TryAdd(key, 0))
+        {
+            _ = LandInBackgroundAsync(key);
+        }
+    }
+
+    private async Task LandInBackgroundAsync(CredentialKey key)
+    {
+        var wait = TimeSpan.FromMilliseconds(250);
+        var gate = _pendingGates.GetOrAdd(key, _ => new SemaphoreSlim(1, 1));
+        try
+        {
+            while (_pending.ContainsKey(key))
+            {
+                await Task.Delay(wait, time);
+                wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, LongestLandingWait.Ticks));
+                await gate.WaitAsync();
+                try
+                {
+                    if (_pending.TryGetValue(key, out var entry))
+                    {
+                        await TryLandAsync(entry, CancellationToken.None);
+                    }
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    Log.LandingFailed(logger, key.ToString(), e.GetType().Name);
+                }
+                finally
+                {
+                    gate.Release();
+                }
+            }
+        }
+        finally
+        {
+            _landing.TryRemove(key, out _);
+            if (_pending.ContainsKey(key))
+            {
+                EnsureLanding(key);
+            }
+        }
+    }
+
+    /// <summary>
+    /// At start, before the server listens: stores what the journal holds (answers a previous run of this
+    /// replica got and could not store). What the store cannot take yet stays pending and is retried.
+    /// </summary>
+    public async Task<int> ReplayJournalAsync(CancellationToken cancellationToken)
+    {
+        if (journal is null)
+        {
+            return 0;
+        }
+
+        var entries = journal.ReadAll();
+        foreach (var entry in entries)
+        {
+            _pending[entry.Key] = entry;
+            Counted();
+            var outcome = await TryLandAsync(entry, cancellationToken);
+            Log.Replayed(logger, entry.Key.ToString(), outcome.ToString());
+            if (outcome == Landing.StoreDown)
+            {
+                EnsureLanding(entry.Key);
+            }
+        }
+
+        return entries.Count;
+    }
+
+    /// <summary>Tells the heartbeat how many answers wait for the store: other replicas honour this one's marks while any do.</summary>
+    private void Counted()
+    {
+        if (heartbeat is not null)
+        {
+            heartbeat.Pending = _pending.Count;
+        }
+    }
+
+    /// <summary>Writes an answer to the journal; a journal that cannot be written is logged, never a reason to drop the answer.</summary>
+    private void Journal(JournalEntry entry)
+    {
+        try
+        {
+            journal?.Write(entry);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.JournalFailed(logger, entry.Key.ToString(), e.GetType().Name);
         }
     }
 
@@ -339,7 +666,28 @@ internal sealed partial class CredentialEngine(
             }
 
             var refreshAt = RefreshAt(tokens);
-            var written = await store.SaveTokensAsync(key, version, provider.ParametersHash, tokens, refreshAt, countRefresh: useRefreshToken || stored is not null, ct, KeepAliveAt(tokens, provider));
+            var entry = new JournalEntry(key, version, provider.ParametersHash, tokens, refreshAt, KeepAliveAt(tokens, provider), CountRefresh: useRefreshToken || stored is not null);
+            // On disk before anything else: from here on a crash or an outage cannot lose the answer.
+            Journal(entry);
+            long? written;
+            try
+            {
+                written = await store.SaveTokensAsync(key, version, provider.ParametersHash, tokens, refreshAt, entry.CountRefresh, ct, entry.KeepAliveAt);
+            }
+            catch (Exception e) when (StoreFailure.IsUnavailable(e))
+            {
+                // The store is down: serve the answer from memory and store it when it is back. The mark written
+                // before asking stays, so no other replica spends the refresh token the provider just replaced.
+                heartbeat?.StoreFailed();
+                _pending[key] = entry;
+                Counted();
+                EnsureLanding(key);
+                events.Publish(new CredentialEvent(key, CredentialEventKind.Refreshed, null) { Duration = elapsed });
+                Log.Pending(logger, key.ToString(), e.GetType().Name);
+                return new Credential(key, tokens, version ?? 0, refreshAt, provider.ParametersHash);
+            }
+
+            journal?.Remove(key, tokens);
             if (written is null)
             {
                 // Only a writer without the lock (an import) can get here; its tokens win.
@@ -367,7 +715,7 @@ internal sealed partial class CredentialEngine(
                 {
                     if (interrupted)
                     {
-                        error += " A refresh was interrupted earlier (Keyway stopped between the provider's answer and storing it), so the stored refresh token may have been spent.";
+                        error += $" A refresh by replica {stored!.RefreshOwner ?? "?"} was interrupted earlier (it ended between asking the provider and storing the answer, and no journal held the answer), so the stored refresh token may have been spent.";
                     }
 
                     await RecordAsync(CredentialState.ReconnectRequired, null, clearTokens: true);
@@ -489,5 +837,26 @@ internal sealed partial class CredentialEngine(
 
         [LoggerMessage(305, LogLevel.Warning, "Background refresh of {Credential} failed ({Code}); the current token is still served")]
         public static partial void BackgroundRefreshFailed(ILogger logger, string credential, string code);
+
+        [LoggerMessage(306, LogLevel.Warning, "Credential {Credential}: the provider's answer could not be stored ({Error}); it is served from memory, kept in the journal, and stored when the store answers")]
+        public static partial void Pending(ILogger logger, string credential, string error);
+
+        [LoggerMessage(307, LogLevel.Information, "Credential {Credential}: the answer held while the store was down is stored")]
+        public static partial void Landed(ILogger logger, string credential);
+
+        [LoggerMessage(308, LogLevel.Warning, "Credential {Credential}: the answer held while the store was down was superseded by newer tokens in the store and dropped")]
+        public static partial void Superseded(ILogger logger, string credential);
+
+        [LoggerMessage(309, LogLevel.Information, "Credential {Credential} refreshed while the store is down; the answer is pending")]
+        public static partial void RefreshedWhileStoreDown(ILogger logger, string credential);
+
+        [LoggerMessage(310, LogLevel.Error, "Credential {Credential}: the journal could not be written ({Error}); the answer is kept in memory only")]
+        public static partial void JournalFailed(ILogger logger, string credential, string error);
+
+        [LoggerMessage(311, LogLevel.Warning, "Credential {Credential}: storing the held answer failed ({Error}); retrying")]
+        public static partial void LandingFailed(ILogger logger, string credential, string error);
+
+        [LoggerMessage(312, LogLevel.Information, "Credential {Credential}: journal entry replayed at start ({Outcome})")]
+        public static partial void Replayed(ILogger logger, string credential, string outcome);
     }
 }

@@ -12,7 +12,8 @@ namespace Keyway.Credentials;
 /// <summary>A credential's status as the API shows it: never a token.</summary>
 internal sealed record CredentialStatus(
     string Resource, string Environment, string Owner, string State, DateTimeOffset? ExpiresAt, DateTimeOffset? LastRefreshedAt,
-    DateTimeOffset? NextRefreshAt, long RefreshCount, long FailureCount, string? LastError, string? ConnectUrl);
+    DateTimeOffset? NextRefreshAt, long RefreshCount, long FailureCount, string? LastError, string? ConnectUrl,
+    string? RefreshingReplica = null, DateTimeOffset? RefreshStartedAt = null);
 
 /// <summary>The body of <c>PUT …/credential</c>: a token set obtained elsewhere.</summary>
 internal sealed record ImportRequest(string? AccessToken, string? RefreshToken, long? ExpiresIn, string? TokenType);
@@ -46,8 +47,9 @@ internal sealed partial class CredentialService(
         var stored = await store.ReadAsync(key, ct);
         var now = time.GetUtcNow();
         string state;
-        if (engine.IsRefreshing(key))
+        if (engine.IsRefreshing(key) || (stored?.RefreshStartedAt is not null && stored.ParametersHash == binding.Provider.ParametersHash))
         {
+            // Here, or marked in flight by a replica (whose answer may wait in its journal for the store).
             state = "refreshing";
         }
         else if (stored is null || (stored.Tokens is null && stored.State is not (CredentialState.Failed or CredentialState.ReconnectRequired)))
@@ -78,7 +80,8 @@ internal sealed partial class CredentialService(
 
         return new CredentialStatus(key.Resource, key.Environment, key.Owner, state, stored?.Tokens?.ExpiresAt, stored?.LastRefreshedAt,
             stored?.NextRefreshAt, stored?.RefreshCount ?? 0, stored?.FailureCount ?? 0, stored?.LastError,
-            state is "not_connected" or "reconnect_required" && binding.OAuth2?.Settings.Grant == "authorization_code" ? connectUrl : null);
+            state is "not_connected" or "reconnect_required" && binding.OAuth2?.Settings.Grant == "authorization_code" ? connectUrl : null,
+            stored?.RefreshOwner, stored?.RefreshStartedAt);
     }
 
     public async Task ImportAsync(CredentialKey key, CredentialBinding binding, ImportRequest request, CancellationToken ct)

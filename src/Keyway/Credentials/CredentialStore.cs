@@ -367,33 +367,44 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
 /// <summary>
 /// Serializes refreshes of one credential across replicas. On PostgreSQL a session advisory lock
 /// held on its own connection: if the holder dies, its connection closes and the lock is freed.
+/// It is only ever tried (<c>pg_try_advisory_lock</c>), never waited on inside the database: a caller
+/// that finds it taken re-reads the store (the holder may have stored new tokens already) and tries
+/// again, within its own deadline, instead of blocking until the driver's command timeout.
 /// SQLite serves one process, so a process-wide lock per store and credential is enough.
 /// </summary>
 internal sealed class ClusterLock(Database database)
 {
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> LocalLocks = new(StringComparer.Ordinal);
 
-    public async ValueTask<IAsyncDisposable> AcquireAsync(CredentialKey key, CancellationToken cancellationToken)
+    /// <summary>
+    /// The lock, or null when someone else holds it. On SQLite it waits up to <paramref name="wait"/>
+    /// for the holder, in this process; on PostgreSQL it tries once and the caller polls.
+    /// </summary>
+    public async ValueTask<IAsyncDisposable?> TryAcquireAsync(CredentialKey key, TimeSpan wait, CancellationToken cancellationToken)
     {
         if (database.Kind == StoreKind.Sqlite)
         {
             var gate = LocalLocks.GetOrAdd(database.Description + "|" + key, _ => new SemaphoreSlim(1, 1));
-            await gate.WaitAsync(cancellationToken);
-            return new LocalHeld(gate);
+            return await gate.WaitAsync(wait > TimeSpan.Zero ? wait : TimeSpan.Zero, cancellationToken) ? new LocalHeld(gate) : null;
         }
 
         var connection = await database.OpenAsync(cancellationToken);
         try
         {
             var (a, b) = LockIds(key);
-            await connection.ExecuteAsync(new SqlStatement("SELECT pg_advisory_lock(@a, @b)", new { a, b }, cancellationToken: cancellationToken));
-            return new Held(connection, a, b);
+            if (await connection.ExecuteScalarAsync<bool>(new SqlStatement("SELECT pg_try_advisory_lock(@a, @b)", new { a, b }, cancellationToken: cancellationToken)))
+            {
+                return new Held(connection, a, b);
+            }
         }
         catch
         {
             await connection.DisposeAsync();
             throw;
         }
+
+        await connection.DisposeAsync();
+        return null;
     }
 
     /// <summary>Two 32-bit lock ids from a stable hash of the key (the same in every replica).</summary>
@@ -410,6 +421,10 @@ internal sealed class ClusterLock(Database database)
             try
             {
                 await connection.ExecuteAsync("SELECT pg_advisory_unlock(@a, @b)", new { a, b });
+            }
+            catch (Exception e) when (StoreFailure.IsUnavailable(e) || e is DbException)
+            {
+                // The connection broke (the store went down while the lock was held): the lock went with its session.
             }
             finally
             {

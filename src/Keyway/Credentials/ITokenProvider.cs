@@ -64,14 +64,15 @@ internal sealed record TokenResult
 internal static class TokenExpiry
 {
     /// <summary>
-    /// From <c>expires_in</c> measured from local receipt, else the JWT <c>exp</c> of the access token,
-    /// else the configured lifetime, else null (the token lives until an upstream rejects it).
+    /// From <c>expires_in</c> measured from <paramref name="since"/> (when the token request was sent,
+    /// so the round trip counts against the token), else the JWT <c>exp</c> of the access token, else
+    /// the configured lifetime, else null (the token lives until an upstream rejects it).
     /// </summary>
-    public static DateTimeOffset? Compute(DateTimeOffset receivedAt, long? expiresIn, Secret accessToken, TimeSpan? configured)
+    public static DateTimeOffset? Compute(DateTimeOffset since, long? expiresIn, Secret accessToken, TimeSpan? configured)
     {
         if (expiresIn is > 0)
         {
-            return receivedAt.AddSeconds(expiresIn.Value);
+            return since.AddSeconds(expiresIn.Value);
         }
 
         if (JwtExpiry(accessToken.Reveal()) is { } exp)
@@ -79,7 +80,7 @@ internal static class TokenExpiry
             return exp;
         }
 
-        return configured is { } lifetime ? receivedAt + lifetime : null;
+        return configured is { } lifetime ? since + lifetime : null;
     }
 
     /// <summary>The <c>exp</c> claim of a JWT, or null when the value is not a JWT or has none. The signature is not checked: the value only schedules a refresh.</summary>

@@ -170,6 +170,9 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
         }
 
         TokenResponse response;
+        // expires_in counts from when the provider issued the token, somewhere in the round trip: counting
+        // from the moment the request left makes the expiry early by at most that trip, never late.
+        var sentAt = time.GetUtcNow();
         try
         {
             response = grant switch
@@ -190,7 +193,7 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
             return TokenResult.Fail(FailureKind.Transient, $"The token endpoint did not answer within {RequestTimeout.TotalSeconds:0} s.");
         }
 
-        return Classify(response, settings, grant, refreshToken);
+        return Classify(response, settings, grant, refreshToken, sentAt);
     }
 
     /// <summary>RFC 7009 revocation, best effort: false when the provider has no endpoint or refused.</summary>
@@ -223,7 +226,7 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
         return !response.IsError;
     }
 
-    private TokenResult Classify(TokenResponse response, OAuth2Settings settings, string grant, Secret? refreshToken)
+    private TokenResult Classify(TokenResponse response, OAuth2Settings settings, string grant, Secret? refreshToken, DateTimeOffset sentAt)
     {
         var receivedAt = time.GetUtcNow();
         if (!response.IsError && response.AccessToken is { Length: > 0 } access)
@@ -235,7 +238,7 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
                 RefreshToken = response.RefreshToken is { Length: > 0 } refresh ? new Secret(refresh) : null,
                 TokenType = response.TokenType,
                 ObtainedAt = receivedAt,
-                ExpiresAt = TokenExpiry.Compute(receivedAt, response.ExpiresIn > 0 ? response.ExpiresIn : null, accessToken, settings.Lifetime),
+                ExpiresAt = TokenExpiry.Compute(sentAt, response.ExpiresIn > 0 ? response.ExpiresIn : null, accessToken, settings.Lifetime),
             });
         }
 

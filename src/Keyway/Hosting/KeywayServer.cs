@@ -116,6 +116,10 @@ internal static partial class KeywayServer
         services.AddSingleton<CredentialStore>();
         services.AddSingleton<ClusterLock>();
         services.AddSingleton<CredentialEvents>();
+        services.AddSingleton(CredentialOptions.FromEnvironment());
+        services.AddSingleton(sp => new CredentialJournal(options.DataDirectory, sp.GetRequiredService<KeyRing>(), sp.GetRequiredService<ILogger<CredentialJournal>>()));
+        services.AddSingleton<ReplicaHeartbeat>();
+        services.AddHostedService(sp => sp.GetRequiredService<ReplicaHeartbeat>());
         services.AddSingleton<CredentialEngine>();
         services.AddSingleton<OAuth2Client>();
         services.AddSingleton(sp => new CustomFlowClient(sp.GetRequiredService<OutboundClient>().Client, sp.GetRequiredService<TimeProvider>()));
@@ -225,7 +229,10 @@ internal static partial class KeywayServer
         variables.Subscribe();
         app.Services.GetRequiredService<ResourceService>().Subscribe();
         app.Services.GetRequiredService<QueryService>().Subscribe();
-        app.Services.GetRequiredService<CredentialEngine>().Subscribe();
+        var engine = app.Services.GetRequiredService<CredentialEngine>();
+        engine.Subscribe();
+        // Token answers a previous run got and could not store go to the store before anything is served.
+        await engine.ReplayJournalAsync(cancellationToken);
         app.Services.GetRequiredService<CredentialMetrics>();
         app.Services.GetRequiredService<ApiKeyService>().Subscribe();
         app.Services.GetRequiredService<CredentialAudit>().Subscribe();

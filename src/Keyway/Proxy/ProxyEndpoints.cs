@@ -76,7 +76,7 @@ internal static partial class ProxyEndpoints
             Credential? credential = null;
             if (binding is not null)
             {
-                (var k, credential) = await binding.GetAsync(engine, caller, context.RequestAborted);
+                (var k, credential) = await CredentialWithinAsync(compiled.Timeout, resolved, ct => binding.GetAsync(engine, caller, ct).AsTask(), context.RequestAborted);
                 key = k;
             }
 
@@ -101,7 +101,9 @@ internal static partial class ProxyEndpoints
                 {
                     // The upstream rejected this very token: refresh it once, then replay the request if it can be.
                     context.Response.Clear();
-                    credential = await engine.RejectAsync(key!.Value, binding!.Provider, credential!.Tokens.AccessToken, context.RequestAborted);
+                    var rejected = credential!.Tokens.AccessToken;
+                    (_, credential) = await CredentialWithinAsync(compiled.Timeout, resolved,
+                        async ct => (key!.Value, await engine.RejectAsync(key!.Value, binding!.Provider, rejected, ct)), context.RequestAborted);
                     refreshed = true;
                     if (replayable)
                     {
@@ -280,6 +282,22 @@ internal static partial class ProxyEndpoints
     /// Copies the caller's request minus everything that must not reach the upstream (its
     /// Authorization, Cookie, X-Keyway-* and hop-by-hop headers), then attaches the resource's.
     /// </summary>
+    /// <summary>Waits for a credential no longer than the resource's timeout: another replica's refresh never holds a request past it.</summary>
+    private static async Task<(CredentialKey Key, Credential Credential)> CredentialWithinAsync(
+        TimeSpan timeout, ResolvedResource resolved, Func<CancellationToken, Task<(CredentialKey, Credential)>> get, CancellationToken aborted)
+    {
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        bounded.CancelAfter(timeout);
+        try
+        {
+            return await get(bounded.Token);
+        }
+        catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
+        {
+            throw Runs.RunExecutor.CredentialTimedOut(resolved);
+        }
+    }
+
     internal sealed class CredentialTransformer(
         ResolvedResource resolved, Uri target, Credential? credential, Redactor redactor, IReadOnlySet<int>? rejectionStatuses) : HttpTransformer
     {

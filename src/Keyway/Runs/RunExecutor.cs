@@ -31,8 +31,16 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
         Credential? credential = null;
         if (binding is not null)
         {
-            (var k, credential) = await binding.GetAsync(engine, caller, cancellationToken);
-            key = k;
+            try
+            {
+                // Bounded by the call's own timeout: waiting on another replica's refresh never outlasts it.
+                (var k, credential) = await binding.GetAsync(engine, caller, timeout.Token);
+                key = k;
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw CredentialTimedOut(resolved);
+            }
         }
 
         var refreshed = false;
@@ -46,7 +54,7 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
                 // The upstream rejected this very token: refresh it (once, however many callers saw it) and retry once.
                 response.Dispose();
                 response = null;
-                credential = await engine.RejectAsync(key!.Value, binding!.Provider, credential.Tokens.AccessToken, cancellationToken);
+                credential = await RenewAsync(key!.Value, binding!, credential, resolved, timeout.Token, cancellationToken);
                 refreshed = true;
                 response = await SendAsync(resolved, call, url, credential, timeout.Token);
             }
@@ -58,10 +66,10 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
                 // The answer says the session is gone although its status does not (auth.refresh.bodyCondition): same as a 401.
                 response.Dispose();
                 response = null;
-                credential = await engine.RejectAsync(key!.Value, binding!.Provider, credential.Tokens.AccessToken, cancellationToken);
+                credential = await RenewAsync(key!.Value, binding!, credential, resolved, timeout.Token, cancellationToken);
                 refreshed = true;
                 response = await SendAsync(resolved, call, url, credential, timeout.Token);
-                (body, encoding, headers) = await ReadAsync(response, resource, binding.RedactorFor(resolved.Redactor, credential), timeout.Token);
+                (body, encoding, headers) = await ReadAsync(response, resource, binding!.RedactorFor(resolved.Redactor, credential), timeout.Token);
             }
 
             return new RunResult
@@ -88,6 +96,25 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
             response?.Dispose();
         }
     }
+
+    /// <summary>The upstream rejected <paramref name="credential"/>: a fresh one, within the call's timeout.</summary>
+    private async Task<Credential> RenewAsync(
+        CredentialKey key, CredentialBinding binding, Credential credential, ResolvedResource resolved, CancellationToken timeout, CancellationToken aborted)
+    {
+        try
+        {
+            return await engine.RejectAsync(key, binding.Provider, credential.Tokens.AccessToken, timeout);
+        }
+        catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
+        {
+            throw CredentialTimedOut(resolved);
+        }
+    }
+
+    internal static CredentialException CredentialTimedOut(ResolvedResource resolved) =>
+        CredentialException.RefreshPending(resolved.Resource.Name, resolved.Values.Environment,
+            $"it is being refreshed, and the refresh did not finish within the resource's timeout ({resolved.Resource.Timeout.TotalMilliseconds:0} ms, timeouts.requestMs).",
+            TimeSpan.FromSeconds(1));
 
     private async Task<(JsonElement? Body, string? Encoding, Dictionary<string, string> Headers)> ReadAsync(
         HttpResponseMessage response, CompiledResource resource, Secrets.Redactor redactor, CancellationToken cancellationToken)

@@ -133,9 +133,10 @@ public sealed class CredentialEngineTests
         await using var f = await EngineFixture.CreateAsync();
         var provider = new FakeTokenProvider(f.Time) { ExpiresIn = 100 };
         var first = await f.Engine.GetAsync(Key, provider, default);
-        Assert.Equal(f.Time.GetUtcNow().AddSeconds(90), first.RefreshAt);
+        // 100 s − 10 s margin − 1 s for a whole-second expires_in − 1 s of clock skew.
+        Assert.Equal(f.Time.GetUtcNow().AddSeconds(88), first.RefreshAt);
 
-        f.Time.Advance(TimeSpan.FromSeconds(89));
+        f.Time.Advance(TimeSpan.FromSeconds(87));
         Assert.Same(first, await f.Engine.GetAsync(Key, provider, default));
         f.Time.Advance(TimeSpan.FromSeconds(2));
         provider.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -357,17 +358,33 @@ public sealed class CredentialEngineTests
     }
 
     [Fact]
-    public void Margin_is_the_smaller_of_a_minute_and_a_tenth_of_the_lifetime_and_jitter_spreads_a_fleet()
+    public void Margin_is_the_smaller_of_a_minute_and_a_tenth_of_the_lifetime_plus_a_whole_second_and_the_clock_skew_and_jitter_spreads_a_fleet()
     {
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
         var engine = new CredentialEngine(null!, null!, time, Microsoft.Extensions.Logging.Abstractions.NullLogger<CredentialEngine>.Instance, new CredentialEvents()) { Random = () => 0 };
+        var skewed = new CredentialEngine(null!, null!, time, Microsoft.Extensions.Logging.Abstractions.NullLogger<CredentialEngine>.Instance, new CredentialEvents(),
+            options: new CredentialOptions { ClockSkew = TimeSpan.FromSeconds(5) })
+        { Random = () => 0 };
         var now = time.GetUtcNow();
         TokenSet Lifetime(TimeSpan t) => new() { AccessToken = new Secret("x"), ObtainedAt = now, ExpiresAt = now + t };
 
-        Assert.Equal(now + TimeSpan.FromSeconds(90), engine.RefreshAt(Lifetime(TimeSpan.FromSeconds(100))));
-        Assert.Equal(now + TimeSpan.FromMinutes(59), engine.RefreshAt(Lifetime(TimeSpan.FromHours(1))));
+        Assert.Equal(now + TimeSpan.FromSeconds(88), engine.RefreshAt(Lifetime(TimeSpan.FromSeconds(100))));
+        Assert.Equal(now + TimeSpan.FromMinutes(59) - TimeSpan.FromSeconds(2), engine.RefreshAt(Lifetime(TimeSpan.FromHours(1))));
+        Assert.Equal(now + TimeSpan.FromSeconds(84), skewed.RefreshAt(Lifetime(TimeSpan.FromSeconds(100))));
+        // A 3-second token (expires_in: 3) stays usable for 2 s at worst: refreshed 0.75 s in, never later than 1.7 s.
+        Assert.Equal(now + TimeSpan.FromSeconds(0.75), engine.RefreshAt(Lifetime(TimeSpan.FromSeconds(3))));
+        Assert.Equal(now + TimeSpan.FromSeconds(7), engine.RefreshAt(Lifetime(TimeSpan.FromSeconds(10))));
         engine.Random = () => 0.999;
-        Assert.True(engine.RefreshAt(Lifetime(TimeSpan.FromHours(1))) < now + TimeSpan.FromMinutes(59) - TimeSpan.FromSeconds(29));
+        Assert.True(engine.RefreshAt(Lifetime(TimeSpan.FromHours(1))) < now + TimeSpan.FromMinutes(59) - TimeSpan.FromSeconds(31));
         Assert.True(engine.Backoff(30) <= TimeSpan.FromMinutes(5));
+    }
+
+    [Fact]
+    public void The_clock_skew_allowance_is_at_least_a_second_and_says_so()
+    {
+        Assert.Equal(TimeSpan.FromSeconds(1), CredentialOptions.FromEnvironment(_ => null).ClockSkew);
+        Assert.Equal(TimeSpan.FromSeconds(3), CredentialOptions.FromEnvironment(n => n == "KEYWAY_CREDENTIAL_CLOCK_SKEW" ? "3s" : null).ClockSkew);
+        var refused = Assert.Throws<Keyway.Hosting.StartupException>(() => CredentialOptions.FromEnvironment(n => n == "KEYWAY_CREDENTIAL_CLOCK_SKEW" ? "0.5s" : null));
+        Assert.Contains("KEYWAY_CREDENTIAL_CLOCK_SKEW must be from 1s to 5m", refused.Message);
     }
 }

@@ -24,6 +24,7 @@ internal sealed class PostgresCluster : IDisposable
     private Process? _reaper;
     private int _databaseCount;
     private bool _stopped;
+    private bool _durableCommits;
 
     private PostgresCluster(string binDirectory, string directory, bool runAsPostgresUser)
     {
@@ -55,7 +56,8 @@ internal sealed class PostgresCluster : IDisposable
     /// </summary>
     public static async Task<PostgresCluster> StartOwnAsync()
     {
-        var cluster = await StartAsync();
+        // A crash must not lose what was committed: commits wait for their WAL (which survives the process; fsync stays off).
+        var cluster = await StartAsync(durableCommits: true);
         AppDomain.CurrentDomain.ProcessExit += (_, _) => cluster.Dispose();
         return cluster;
     }
@@ -219,13 +221,13 @@ internal sealed class PostgresCluster : IDisposable
         return cluster;
     }
 
-    private static async Task<PostgresCluster> StartAsync()
+    private static async Task<PostgresCluster> StartAsync(bool durableCommits = false)
     {
         var clock = Stopwatch.StartNew();
         var binDirectory = FindBinDirectory();
         var runAsPostgresUser = IsRoot();
         var directory = TestDirectories.Create("pg");
-        var cluster = new PostgresCluster(binDirectory, directory, runAsPostgresUser);
+        var cluster = new PostgresCluster(binDirectory, directory, runAsPostgresUser) { _durableCommits = durableCommits };
         try
         {
             Directory.CreateDirectory(cluster.SocketDirectory);
@@ -273,7 +275,7 @@ internal sealed class PostgresCluster : IDisposable
             $"-c port={port}",
             $"-c unix_socket_directories='{SocketDirectory}'",
             "-c fsync=off",
-            "-c synchronous_commit=off",
+            _durableCommits ? "-c synchronous_commit=on" : "-c synchronous_commit=off",
             "-c full_page_writes=off",
             "-c max_connections=300",
             "-c shared_buffers=64MB");

@@ -75,6 +75,35 @@ public sealed class CredentialOutageCluster : IAsyncLifetime
         return Directory.Exists(directory) ? Directory.GetFiles(directory, "*.entry") : [];
     }
 
+    /// <summary>The journal entries of a replica written (created or replaced) at or after <paramref name="since"/>.</summary>
+    public static string[] JournalEntriesWrittenSince(KeywayProcess replica, DateTime since) =>
+        [.. JournalEntries(replica).Where(f =>
+        {
+            try
+            {
+                return File.GetLastWriteTimeUtc(f) >= since;
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+        })];
+
+    /// <summary>What a replica logged about a problem answer (the lines with its trace id, and a few after each), for failure messages.</summary>
+    public string LogFor(RunOutcome outcome)
+    {
+        if (outcome.TraceId is not { } traceId || outcome.Replica < 0 || outcome.Replica >= Replicas.Count)
+            return "";
+        var lines = Replicas[outcome.Replica].OutputLines;
+        var found = new List<string>();
+        for (var i = 0; i < lines.Count && found.Count < 40; i++)
+        {
+            if (lines[i].Contains(traceId, StringComparison.Ordinal))
+                found.AddRange(lines.Skip(i).Take(12));
+        }
+        return found.Count == 0 ? $"(replica {outcome.Replica + 1} logged nothing with {traceId})" : string.Join('\n', found);
+    }
+
     /// <summary>
     /// Puts PostgreSQL and every replica back up after a test that stopped them, and forgets the
     /// provider's records, so each test starts from a running cluster.
@@ -179,6 +208,10 @@ public sealed class CredentialOutageCluster : IAsyncLifetime
         }
     }
 
+    /// <summary>When the stored access token expires, as a replica reports it.</summary>
+    public static async Task<DateTimeOffset> StoredExpiryAsync(KeywayProcess replica, string resource) =>
+        DateTimeOffset.Parse((string)(await CredentialAsync(replica, resource))["expiresAt"]!, System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>The credential's status as a replica reports it (<c>GET …/credential</c>).</summary>
     public static async Task<JsonNode> CredentialAsync(KeywayProcess replica, string resource)
     {
@@ -250,6 +283,12 @@ public sealed record OutageResource(string Name, string ClientId);
 /// </summary>
 public sealed record RunOutcome(int Replica, int Status, string? Code, int? UpstreamStatus, TimeSpan Elapsed, string Detail)
 {
+    /// <summary>When the answer came (or the caller gave up).</summary>
+    public DateTimeOffset At { get; init; } = DateTimeOffset.UtcNow;
+
+    /// <summary>The <c>traceId</c> of a problem answer, to find the replica's log lines.</summary>
+    public string? TraceId => System.Text.RegularExpressions.Regex.Match(Detail, "\"traceId\":\"([^\"]+)\"") is { Success: true } m ? m.Groups[1].Value : null;
+
     public bool Succeeded => Status == 200 && UpstreamStatus == 200;
 
     public override string ToString() =>
@@ -305,6 +344,13 @@ public sealed class OutageTraffic : IAsyncDisposable
             lock (_outcomes)
                 return [.. _outcomes];
         }
+    }
+
+    /// <summary>Whether each of <paramref name="replicas"/> answered at least <paramref name="count"/> runs (any answer but "not listening") after <paramref name="since"/>.</summary>
+    public bool Answered(IEnumerable<int> replicas, DateTimeOffset since, int count)
+    {
+        var outcomes = Outcomes;
+        return replicas.All(r => outcomes.Count(o => o.Replica == r && o.Status != -1 && o.At - o.Elapsed > since) >= count);
     }
 
     /// <summary>Answers that must not happen: a 500 (any internal error) or no answer within the request timeout and slack.</summary>

@@ -54,6 +54,29 @@ public sealed class CredentialOutageTests(CredentialOutageCluster cluster, ITest
     }
 
     [Fact]
+    public async Task With_the_store_up_a_journal_entry_is_removed_once_its_answer_is_stored()
+    {
+        var started = DateTime.UtcNow;
+        var resource = await ConnectAsync("drain");
+        await cluster.WaitUntilEveryReplicaServesAsync(resource.Name, TimeSpan.FromSeconds(10), "after the import");
+        var refreshesBefore = SuccessfulRefreshes();
+        for (var i = 0; i < Replicas.Count; i++)
+            Assert.True((await CredentialOutageCluster.ForceRefreshAsync(Replicas[i], i, resource.Name)).Status == 200);
+        Assert.True(SuccessfulRefreshes() > refreshesBefore);
+
+        string[] left = [];
+        try
+        {
+            await Poll.UntilAsync(() => (left = [.. Replicas.SelectMany(r => CredentialOutageCluster.JournalEntriesWrittenSince(r, started))]).Length == 0,
+                TimeSpan.FromSeconds(10), "the journal entries of stored answers to be removed");
+        }
+        catch (TimeoutException e)
+        {
+            Assert.Fail($"{e.Message} {left.Length} left: {string.Join(", ", left.Select(Path.GetFileName))}");
+        }
+    }
+
+    [Fact]
     public async Task A_refresh_held_at_the_provider_with_the_store_up_completes_once_released()
     {
         var resource = await ConnectAsync("held");
@@ -88,8 +111,10 @@ public sealed class CredentialOutageTests(CredentialOutageCluster cluster, ITest
 
     /// <summary>
     /// Issue 19, 1 and 2: the provider has rotated the refresh token (the old one is spent) and
-    /// PostgreSQL is down when its answer arrives. The new tokens must be kept and stored once the
-    /// store is back; no replica may spend the old refresh token meanwhile; nothing answers 500.
+    /// PostgreSQL is down when its answer arrives. PostgreSQL stays down until the access token
+    /// valid at the crash has expired and every replica has answered runs since (they all need the
+    /// new tokens then). The new tokens must be kept and stored once the store is back; no replica
+    /// may spend the old refresh token meanwhile; nothing answers 500.
     /// </summary>
     [Fact]
     public async Task PostgreSQL_crashing_while_a_refresh_is_at_the_provider_loses_no_token_and_no_replica_answers_500()
@@ -102,15 +127,18 @@ public sealed class CredentialOutageTests(CredentialOutageCluster cluster, ITest
         var refresh = CredentialOutageCluster.ForceRefreshAsync(Replicas[0], 0, resource.Name);
         await hold.Arrived.WaitAsync(ArrivalTimeout);
         var heldRefreshToken = Assert.Single(hold.RefreshTokens);
+        var oldExpiry = await CredentialOutageCluster.StoredExpiryAsync(Replicas[1], resource.Name);
+        var crashedAt = DateTime.UtcNow;
         await cluster.Postgres.CrashAsync();
         var crashed = Stopwatch.StartNew();
         hold.Release();
         await hold.Delivered.WaitAsync(ArrivalTimeout);
-        // The replica has the answer and the store is down: it answers the refresh (a 503 or the
-        // tokens from memory) or journals the tokens; either way the answer is now in its hands.
+        // Replica 1 has the answer in hand (it answered the refresh, or journalled the tokens), and
+        // every replica has needed the new tokens.
         await Poll.UntilAsync(
-            () => refresh.IsCompleted || Replicas.Any(r => CredentialOutageCluster.JournalEntries(r).Length > 0),
-            ArrivalTimeout, "replica 1 to answer the refresh or journal the provider's answer while PostgreSQL is down");
+            () => (refresh.IsCompleted || Replicas.Any(r => CredentialOutageCluster.JournalEntriesWrittenSince(r, crashedAt).Length > 0))
+                && traffic.Answered([0, 1, 2], oldExpiry, count: 2),
+            RecoveryTimeout, "replica 1 to answer the refresh or journal the provider's answer, and every replica to answer runs after the old token expired, while PostgreSQL is down");
         await cluster.Postgres.StartAgainAsync();
         var downFor = crashed.Elapsed;
 
@@ -123,14 +151,15 @@ public sealed class CredentialOutageTests(CredentialOutageCluster cluster, ITest
         await traffic.StopAsync();
         var refreshAnswer = await refresh;
         output.WriteLine($"PostgreSQL down for {downFor.TotalSeconds:0.0} s; refresh on replica 1: {refreshAnswer}");
+
         Assert.Empty(Provider.RefreshTokenReuses);
         Assert.Equal(0, await Provider.CountRevokedGrantsAsync());
         Assert.Equal("redeemed", await Provider.GetRefreshTokenStatusAsync(heldRefreshToken));
-        Assert.True(refreshAnswer.Status != 500, refreshAnswer.ToString());
-        Assert.True(traffic.Violations.Count == 0, "Answers during the outage:\n" + string.Join('\n', traffic.Violations.Take(10)));
+        Assert.True(refreshAnswer.Status != 500, $"{refreshAnswer}\n{cluster.LogFor(refreshAnswer)}");
+        AssertNoViolations(traffic);
         await WaitForStateAsync(resource.Name, "valid");
-        await Poll.UntilAsync(() => Replicas.All(r => CredentialOutageCluster.JournalEntries(r).Length == 0),
-            TimeSpan.FromSeconds(10), "the journal entries to be removed once stored");
+        await Poll.UntilAsync(() => Replicas.All(r => CredentialOutageCluster.JournalEntriesWrittenSince(r, crashedAt).Length == 0),
+            TimeSpan.FromSeconds(10), "the journal entries written during the outage to be removed once stored");
     }
 
     /// <summary>
@@ -148,18 +177,24 @@ public sealed class CredentialOutageTests(CredentialOutageCluster cluster, ITest
         var refresh = CredentialOutageCluster.ForceRefreshAsync(Replicas[0], 0, resource.Name);
         await hold.Arrived.WaitAsync(ArrivalTimeout);
         var heldRefreshToken = Assert.Single(hold.RefreshTokens);
+        var oldExpiry = await CredentialOutageCluster.StoredExpiryAsync(Replicas[1], resource.Name);
+        var crashedAt = DateTime.UtcNow;
         await cluster.Postgres.CrashAsync();
         hold.Release();
-        KeywayProcess? pending = null;
+        var pending = -1;
         await Poll.UntilAsync(
-            () => (pending = Replicas.FirstOrDefault(r => CredentialOutageCluster.JournalEntries(r).Length > 0)) is not null,
+            () => (pending = Replicas.ToList().FindIndex(r => CredentialOutageCluster.JournalEntriesWrittenSince(r, crashedAt).Length > 0)) >= 0,
             ArrivalTimeout, $"a journal entry (*.entry in <data dir>/{CredentialOutageCluster.JournalDirectoryName}/) for the provider's answer while PostgreSQL is down");
-        var journaled = CredentialOutageCluster.JournalEntries(pending!);
+        var journaled = CredentialOutageCluster.JournalEntriesWrittenSince(Replicas[pending], crashedAt);
         // The journal is encrypted: the tokens it keeps are not in it as text.
         var journalText = string.Concat(journaled.Select(f => System.Text.Encoding.Latin1.GetString(File.ReadAllBytes(f))));
-        Assert.Equal(137, await pending!.KillAsync());
+        Assert.Equal(137, await Replicas[pending].KillAsync());
+        // The others need the new tokens while the one replica that had them is dead and the store down.
+        int[] others = [.. Enumerable.Range(0, Replicas.Count).Where(i => i != pending)];
+        await Poll.UntilAsync(() => traffic.Answered(others, oldExpiry, count: 2), RecoveryTimeout,
+            "the other replicas to answer runs after the old token expired, while PostgreSQL is down");
         await cluster.Postgres.StartAgainAsync();
-        await pending.RestartAsync();
+        await Replicas[pending].RestartAsync();
 
         await cluster.WaitUntilEveryReplicaServesAsync(resource.Name, RecoveryTimeout, "after the journal was replayed");
         var refreshesAfter = SuccessfulRefreshes();
@@ -168,16 +203,16 @@ public sealed class CredentialOutageTests(CredentialOutageCluster cluster, ITest
         await cluster.WaitUntilEveryReplicaServesAsync(resource.Name, RecoveryTimeout, "after the first refresh following the replay");
         await traffic.StopAsync();
 
-        output.WriteLine($"journal of replica {Replicas.ToList().IndexOf(pending) + 1}: {journaled.Length} entries; {cluster.ProviderSummary()}");
+        output.WriteLine($"journal of replica {pending + 1}: {journaled.Length} entries; {cluster.ProviderSummary()}");
         Assert.Single(journaled);
         Assert.DoesNotContain(heldRefreshToken, journalText, StringComparison.Ordinal);
         Assert.Empty(Provider.RefreshTokenReuses);
         Assert.Equal(0, await Provider.CountRevokedGrantsAsync());
         Assert.Equal("redeemed", await Provider.GetRefreshTokenStatusAsync(heldRefreshToken));
-        Assert.True(traffic.Violations.Count == 0, "Answers during the outage:\n" + string.Join('\n', traffic.Violations.Take(10)));
+        AssertNoViolations(traffic);
         await WaitForStateAsync(resource.Name, "valid");
-        await Poll.UntilAsync(() => Replicas.All(r => CredentialOutageCluster.JournalEntries(r).Length == 0),
-            TimeSpan.FromSeconds(10), "the journal entries to be removed once stored");
+        await Poll.UntilAsync(() => Replicas.All(r => CredentialOutageCluster.JournalEntriesWrittenSince(r, crashedAt).Length == 0),
+            TimeSpan.FromSeconds(10), "the journal entries written during the outage to be removed once stored");
         Assert.All(Replicas, r => Assert.DoesNotContain(heldRefreshToken, r.AllOutput));
     }
 
@@ -195,7 +230,7 @@ public sealed class CredentialOutageTests(CredentialOutageCluster cluster, ITest
         var refresh = CredentialOutageCluster.ForceRefreshAsync(Replicas[0], 0, resource.Name);
         await hold.Arrived.WaitAsync(ArrivalTimeout);
         // The stored access token runs out while the refresh is held: replica 2 needs a new one.
-        var expiresAt = DateTimeOffset.Parse((string)(await CredentialOutageCluster.CredentialAsync(Replicas[1], resource.Name))["expiresAt"]!, System.Globalization.CultureInfo.InvariantCulture);
+        var expiresAt = await CredentialOutageCluster.StoredExpiryAsync(Replicas[1], resource.Name);
         await Poll.UntilAsync(() => DateTimeOffset.UtcNow > expiresAt, CredentialOutageCluster.AccessTokenLifetime + TimeSpan.FromSeconds(2), "the stored access token to expire");
 
         var waiting = await CredentialOutageCluster.RunAsync(Replicas[1], 1, resource.Name, TimeSpan.FromMilliseconds(CredentialOutageCluster.RequestTimeoutMs + 5000));
@@ -234,6 +269,14 @@ public sealed class CredentialOutageTests(CredentialOutageCluster cluster, ITest
         Assert.True(outcomes.All(o => o.Succeeded), "Failed runs:\n" + string.Join('\n', outcomes.Where(o => !o.Succeeded).Take(10)));
         Assert.True(SuccessfulRefreshes() >= 10, $"only {SuccessfulRefreshes()} refreshes in a minute of 3-second tokens");
         Assert.Empty(Provider.RefreshTokenReuses);
+    }
+
+    private void AssertNoViolations(OutageTraffic traffic)
+    {
+        var violations = traffic.Violations;
+        Assert.True(violations.Count == 0,
+            $"{violations.Count} answers were 500 or none in time:\n{string.Join('\n', violations.Take(5))}\n" +
+            (violations.Count > 0 ? cluster.LogFor(violations[0]) : ""));
     }
 
     private async Task<OutageResource> ConnectAsync(string prefix)

@@ -53,6 +53,6 @@ public class CredentialJournalBenchmarks
     public void Write_durably_then_remove()
     {
         _journal.Write(_entry);
-        _journal.Remove(_entry.Key, _entry.Tokens);
+        _journal.Remove(_entry.Key, _entry.Id);
     }
 }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Keyway.Api;
 using Keyway.Secrets;
 using Keyway.Storage;
 
@@ -38,6 +39,9 @@ internal sealed partial class CredentialEngine(
     private static readonly TimeSpan FirstWait = TimeSpan.FromMilliseconds(25);
     private static readonly TimeSpan LongestWait = TimeSpan.FromMilliseconds(500);
     private static readonly TimeSpan LongestLandingWait = TimeSpan.FromSeconds(2);
+
+    // A store that drops packets instead of refusing must not hold a held answer's caller for the driver's timeouts.
+    private static readonly TimeSpan LandingTimeout = TimeSpan.FromSeconds(2);
 
     private readonly CredentialOptions _options = options ?? new CredentialOptions();
     private readonly ConcurrentDictionary<CredentialKey, Credential> _cache = new();
@@ -124,6 +128,7 @@ internal sealed partial class CredentialEngine(
                 // Publish first: it evicts here too (synchronously), then the new credential is cached.
                 changes?.Publish(new Environments.Change(ChangeKind, key.ToString()));
                 _cache[key] = credential;
+                await DropPendingAsync(key);
                 events.Publish(new CredentialEvent(key, CredentialEventKind.Connected, null));
                 return credential;
             }
@@ -140,6 +145,7 @@ internal sealed partial class CredentialEngine(
     {
         _cache.TryRemove(key, out _);
         var deleted = await store.DeleteAsync(key, cancellationToken);
+        await DropPendingAsync(key);
         changes?.Publish(new Environments.Change(ChangeKind, key.ToString()));
         events.Publish(new CredentialEvent(key, CredentialEventKind.Disconnected, null));
         return deleted;
@@ -151,6 +157,8 @@ internal sealed partial class CredentialEngine(
     /// <summary>Evicts credentials that another replica imported, connected or disconnected.</summary>
     public void Subscribe()
     {
+        // Other replicas honour this one's in-flight marks while it holds answers for the store: its heartbeat says how many.
+        heartbeat?.CountPendingWith(() => _pending.Count);
         if (changes is null)
         {
             return;
@@ -241,9 +249,9 @@ internal sealed partial class CredentialEngine(
         {
             await Join(key, provider, rejected: null);
         }
-        catch (CredentialException e)
+        catch (KeywayException e)
         {
-            // Recorded in the store and published as an event by the flight; callers still have a valid token.
+            // Recorded in the store and published as an event by the flight (or the store is unreachable); callers still have a valid token.
             Log.BackgroundRefreshFailed(logger, key.ToString(), e.Code);
         }
     }
@@ -279,7 +287,6 @@ internal sealed partial class CredentialEngine(
         }
         catch (Exception e) when (StoreFailure.IsUnavailable(e))
         {
-            heartbeat?.StoreFailed();
             failure = StoreFailure.Unavailable();
         }
         catch (Exception e)
@@ -423,14 +430,16 @@ internal sealed partial class CredentialEngine(
     /// This replica holds tokens the store does not have yet. Store them if the store answers now (then
     /// null: the caller goes on as usual); otherwise serve them, or refresh them further (the store still
     /// holds this replica's mark, so no other replica refreshes meanwhile) and keep the new answer pending.
+    /// An answer whose write may have committed unacknowledged is never refreshed from memory: once
+    /// committed, it cleared the mark, and another replica may spend its refresh token.
     /// </summary>
     private async Task<Credential?> FromPendingAsync(CredentialKey key, ITokenProvider provider, Secret? rejected, CancellationToken ct)
     {
-        var gate = _pendingGates.GetOrAdd(key, _ => new SemaphoreSlim(1, 1));
+        var gate = Gate(key);
         await gate.WaitAsync(ct);
         try
         {
-            if (!_pending.TryGetValue(key, out var entry) || await TryLandAsync(entry, ct) != Landing.StoreDown)
+            if (!_pending.TryGetValue(key, out var entry) || await TryLandAsync(entry) != Landing.StoreDown)
             {
                 return null;
             }
@@ -447,22 +456,22 @@ internal sealed partial class CredentialEngine(
             var isRejected = rejected is not null && (ReferenceEquals(rejected, Forced) || tokens.AccessToken.Equals(rejected));
             if (valid && !isRejected && !(entry.NextRefreshAt is { } due && now >= due))
             {
-                return new Credential(key, tokens, entry.ExpectedVersion ?? 0, entry.NextRefreshAt, entry.ParametersHash);
+                return new Credential(key, tokens, entry.ExpectedVersion, entry.NextRefreshAt, entry.ParametersHash);
             }
 
-            if (tokens.RefreshToken is null && !provider.CanAcquire)
+            if (tokens.RefreshToken is null || entry.Uncertain)
             {
-                return valid && !isRejected ? new Credential(key, tokens, entry.ExpectedVersion ?? 0, now + WholeSecond, entry.ParametersHash) : throw StoreFailure.Unavailable();
+                return valid && !isRejected ? new Credential(key, tokens, entry.ExpectedVersion, now + WholeSecond, entry.ParametersHash) : throw StoreFailure.Unavailable();
             }
 
             var started = time.GetTimestamp();
-            var result = tokens.RefreshToken is not null ? await provider.RefreshAsync(key, tokens, ct) : await provider.AcquireAsync(key, ct);
+            var result = await provider.RefreshAsync(key, tokens, ct);
             if (result.Tokens is not { } next)
             {
                 // Nothing is recorded (the store is down); the pending tokens are stored when it is back.
                 if (valid && !isRejected)
                 {
-                    return new Credential(key, tokens, entry.ExpectedVersion ?? 0, now + Backoff(1), entry.ParametersHash);
+                    return new Credential(key, tokens, entry.ExpectedVersion, now + Backoff(1), entry.ParametersHash);
                 }
 
                 throw result.Failure == FailureKind.GrantRevoked
@@ -470,20 +479,27 @@ internal sealed partial class CredentialEngine(
                     : CredentialException.RefreshFailed(key, result.Error ?? "the provider is unavailable.", Backoff(1));
             }
 
-            if (next.RefreshToken is null && tokens.RefreshToken is { } kept)
+            if (next.RefreshToken is null)
             {
-                next = next with { RefreshToken = kept };
+                next = next with { RefreshToken = tokens.RefreshToken };
             }
 
             var refreshAt = RefreshAt(next);
-            var newer = entry with { Tokens = next, NextRefreshAt = refreshAt, KeepAliveAt = KeepAliveAt(next, provider), CountRefresh = true };
+            var newer = entry with
+            {
+                Id = Guid.NewGuid().ToString("N"),
+                Tokens = next,
+                NextRefreshAt = refreshAt,
+                KeepAliveAt = KeepAliveAt(next, provider),
+                CountRefresh = true,
+                Spent = [.. entry.Spent, tokens.RefreshToken],
+            };
             Journal(newer);
             _pending[key] = newer;
-            Counted();
             events.Publish(new CredentialEvent(key, CredentialEventKind.Refreshed, null) { Duration = time.GetElapsedTime(started) });
             Log.RefreshedWhileStoreDown(logger, key.ToString());
             EnsureLanding(key);
-            return new Credential(key, next, entry.ExpectedVersion ?? 0, refreshAt, entry.ParametersHash);
+            return new Credential(key, next, entry.ExpectedVersion, refreshAt, entry.ParametersHash);
         }
         finally
         {
@@ -498,36 +514,100 @@ internal sealed partial class CredentialEngine(
         StoreDown,
     }
 
-    /// <summary>Stores a pending answer: landed (it is in the store now), superseded (the store holds something newer), or the store is still down.</summary>
-    private async Task<Landing> TryLandAsync(JournalEntry entry, CancellationToken ct)
+    private SemaphoreSlim Gate(CredentialKey key) => _pendingGates.GetOrAdd(key, _ => new SemaphoreSlim(1, 1));
+
+    /// <summary>
+    /// Stores a pending answer (the caller holds its key's gate): landed (it is in the store now), superseded
+    /// (the store holds something newer), or the store is still down. A version that moved is read: if the
+    /// store holds this very answer, or an answer this replica spent on the way to it (a write that
+    /// committed while its acknowledgement was lost), the answer is ours to store over it.
+    /// </summary>
+    private async Task<Landing> TryLandAsync(JournalEntry entry)
     {
         var key = entry.Key;
-        long? written;
+        using var bounded = new CancellationTokenSource(LandingTimeout, time);
         try
         {
-            written = await store.SaveTokensAsync(key, entry.ExpectedVersion, entry.ParametersHash, entry.Tokens, entry.NextRefreshAt, entry.CountRefresh, ct, entry.KeepAliveAt);
+            for (var attempt = 0; attempt < 3; attempt++)
+            {
+                var written = await store.SaveTokensAsync(key, entry.ExpectedVersion, entry.ParametersHash, entry.Tokens, entry.NextRefreshAt, entry.CountRefresh, bounded.Token, entry.KeepAliveAt);
+                if (written is { } version)
+                {
+                    Settle(entry);
+                    changes?.Publish(new Environments.Change(ChangeKind, key.ToString()));
+                    _cache[key] = new Credential(key, entry.Tokens, version, entry.NextRefreshAt, entry.ParametersHash);
+                    Log.Landed(logger, key.ToString());
+                    return Landing.Landed;
+                }
+
+                var stored = await store.ReadAsync(key, bounded.Token);
+                if (stored?.Tokens is { } current && current.AccessToken.Equals(entry.Tokens.AccessToken))
+                {
+                    // This very answer is stored (an earlier write of it committed unacknowledged).
+                    Settle(entry);
+                    _cache[key] = new Credential(key, current, stored.Version, stored.NextRefreshAt, stored.ParametersHash);
+                    Log.Landed(logger, key.ToString());
+                    return Landing.Landed;
+                }
+
+                if (stored?.Tokens?.RefreshToken is { } storedRefresh && entry.Spent.Any(storedRefresh.Equals))
+                {
+                    // The store holds an answer this replica already spent: ours is its successor.
+                    entry = entry with { ExpectedVersion = stored.Version };
+                    _pending[key] = entry;
+                    Journal(entry);
+                    continue;
+                }
+
+                break;
+            }
         }
-        catch (Exception e) when (StoreFailure.IsUnavailable(e))
+        catch (Exception e) when (StoreFailure.IsUnavailable(e) || e is OperationCanceledException)
         {
-            heartbeat?.StoreFailed();
+            if (e is StoreOutcomeUnknownException && !entry.Uncertain && _pending.TryGetValue(key, out var same) && same.Id == entry.Id)
+            {
+                _pending[key] = entry with { Uncertain = true };
+            }
+
             return Landing.StoreDown;
         }
 
-        journal?.Remove(key, entry.Tokens);
-        _pending.TryRemove(new KeyValuePair<CredentialKey, JournalEntry>(key, entry));
-        Counted();
-        if (written is { } version)
-        {
-            changes?.Publish(new Environments.Change(ChangeKind, key.ToString()));
-            _cache[key] = new Credential(key, entry.Tokens, version, entry.NextRefreshAt, entry.ParametersHash);
-            Log.Landed(logger, key.ToString());
-            return Landing.Landed;
-        }
-
-        // Someone stored newer tokens (an import, a connect, or a replica that gave up waiting for this one).
+        // Someone stored newer tokens (an import, a connect, a disconnect, or a replica that gave up waiting for this one).
+        Settle(entry);
         _cache.TryRemove(key, out _);
         Log.Superseded(logger, key.ToString());
         return Landing.Superseded;
+    }
+
+    /// <summary>The answer is settled: out of the journal and out of the pending set (unless a newer one replaced it).</summary>
+    private void Settle(JournalEntry entry)
+    {
+        journal?.Remove(entry.Key, entry.Id);
+        if (_pending.TryGetValue(entry.Key, out var current) && current.Id == entry.Id)
+        {
+            _pending.TryRemove(new KeyValuePair<CredentialKey, JournalEntry>(entry.Key, current));
+        }
+    }
+
+    /// <summary>The store took tokens from elsewhere (an import, a connect) or forgot the credential: a held answer is moot.</summary>
+    private async Task DropPendingAsync(CredentialKey key)
+    {
+        if (!_pending.ContainsKey(key))
+        {
+            return;
+        }
+
+        var gate = Gate(key);
+        await gate.WaitAsync();
+        try
+        {
+            _pending.TryRemove(key, out _);
+            journal?.Forget(key);
+        }
+        finally
+        {
+            gate.Release();
+        }
     }
 
     /// <summary>Retries storing a pending answer in the background, with backoff, until it lands or is superseded.</summary>
@@ -542,7 +622,7 @@ internal sealed partial class CredentialEngine(
     private async Task LandInBackgroundAsync(CredentialKey key)
     {
         var wait = TimeSpan.FromMilliseconds(250);
-        var gate = _pendingGates.GetOrAdd(key, _ => new SemaphoreSlim(1, 1));
+        var gate = Gate(key);
         try
         {
             while (_pending.ContainsKey(key))
@@ -554,11 +634,12 @@ internal sealed partial class CredentialEngine(
                 {
                     if (_pending.TryGetValue(key, out var entry))
                     {
-                        await TryLandAsync(entry, CancellationToken.None);
+                        await TryLandAsync(entry);
                     }
                 }
                 catch (Exception e) when (e is not OutOfMemoryException)
                 {
+                    // Not an outage (a bug, a full disk, a read-only store): said loudly, and tried again; the answer is kept.
                     Log.LandingFailed(logger, key.ToString(), e.GetType().Name);
                 }
                 finally
@@ -592,25 +673,24 @@ internal sealed partial class CredentialEngine(
         foreach (var entry in entries)
         {
             _pending[entry.Key] = entry;
-            Counted();
-            var outcome = await TryLandAsync(entry, cancellationToken);
+            var outcome = Landing.StoreDown;
+            try
+            {
+                outcome = await TryLandAsync(entry);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                Log.LandingFailed(logger, entry.Key.ToString(), e.GetType().Name);
+            }
+
             Log.Replayed(logger, entry.Key.ToString(), outcome.ToString());
-            if (outcome == Landing.StoreDown)
+            if (_pending.ContainsKey(entry.Key))
             {
                 EnsureLanding(entry.Key);
             }
         }
 
         return entries.Count;
-    }
-
-    /// <summary>Tells the heartbeat how many answers wait for the store: other replicas honour this one's marks while any do.</summary>
-    private void Counted()
-    {
-        if (heartbeat is not null)
-        {
-            heartbeat.Pending = _pending.Count;
-        }
     }
 
     /// <summary>Writes an answer to the journal; a journal that cannot be written is logged, never a reason to drop the answer.</summary>
@@ -620,7 +700,7 @@ internal sealed partial class CredentialEngine(
         {
             journal?.Write(entry);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
             Log.JournalFailed(logger, entry.Key.ToString(), e.GetType().Name);
         }
@@ -666,28 +746,39 @@ internal sealed partial class CredentialEngine(
             }
 
             var refreshAt = RefreshAt(tokens);
-            var entry = new JournalEntry(key, version, provider.ParametersHash, tokens, refreshAt, KeepAliveAt(tokens, provider), CountRefresh: useRefreshToken || stored is not null);
-            // On disk before anything else: from here on a crash or an outage cannot lose the answer.
-            Journal(entry);
+            var keepAliveAt = KeepAliveAt(tokens, provider);
+            var countRefresh = useRefreshToken || stored is not null;
+            // Only an answer that spent a refresh token is irreplaceable: it goes to disk before anything else,
+            // so from here on neither a crash nor an outage can lose it. Any other answer can be asked for again.
+            var entry = useRefreshToken
+                ? new JournalEntry(key, version!.Value, provider.ParametersHash, tokens, refreshAt, keepAliveAt, countRefresh)
+                : null;
+            if (entry is not null)
+            {
+                Journal(entry);
+            }
+
             long? written;
             try
             {
-                written = await store.SaveTokensAsync(key, version, provider.ParametersHash, tokens, refreshAt, entry.CountRefresh, ct, entry.KeepAliveAt);
+                written = await store.SaveTokensAsync(key, version, provider.ParametersHash, tokens, refreshAt, countRefresh, ct, keepAliveAt);
             }
-            catch (Exception e) when (StoreFailure.IsUnavailable(e))
+            catch (Exception e) when (entry is not null && e is not OutOfMemoryException)
             {
-                // The store is down: serve the answer from memory and store it when it is back. The mark written
-                // before asking stays, so no other replica spends the refresh token the provider just replaced.
-                heartbeat?.StoreFailed();
-                _pending[key] = entry;
-                Counted();
+                // The store did not take it (down, or failing otherwise): serve the answer from memory and store it when
+                // it can. The mark written before asking stays, so no other replica spends the refresh token just replaced.
+                _pending[key] = entry with { Uncertain = e is StoreOutcomeUnknownException };
                 EnsureLanding(key);
                 events.Publish(new CredentialEvent(key, CredentialEventKind.Refreshed, null) { Duration = elapsed });
                 Log.Pending(logger, key.ToString(), e.GetType().Name);
-                return new Credential(key, tokens, version ?? 0, refreshAt, provider.ParametersHash);
+                return new Credential(key, tokens, version!.Value, refreshAt, provider.ParametersHash);
             }
 
-            journal?.Remove(key, tokens);
+            if (entry is not null)
+            {
+                journal?.Remove(key, entry.Id);
+            }
+
             if (written is null)
             {
                 // Only a writer without the lock (an import) can get here; its tokens win.

@@ -9,11 +9,22 @@ namespace Keyway.Credentials;
 
 /// <summary>
 /// A token answer on its way to the store: the credential, the version its write expects (the one
-/// the refresher's in-flight mark produced; null for a first insert) and what the write sets.
+/// the refresher's in-flight mark produced) and what the write sets. <see cref="Id"/> names this
+/// answer (the journal removes an entry only by it). In memory only: <see cref="Spent"/>, the
+/// refresh tokens this replica spent on the way to it while the store was down, and
+/// <see cref="Uncertain"/>, set when a write of it (or of an earlier answer in that line) may have
+/// committed although its acknowledgement was lost.
 /// </summary>
 internal sealed record JournalEntry(
-    CredentialKey Key, long? ExpectedVersion, string ParametersHash, TokenSet Tokens,
-    DateTimeOffset? NextRefreshAt, DateTimeOffset? KeepAliveAt, bool CountRefresh);
+    CredentialKey Key, long ExpectedVersion, string ParametersHash, TokenSet Tokens,
+    DateTimeOffset? NextRefreshAt, DateTimeOffset? KeepAliveAt, bool CountRefresh)
+{
+    public string Id { get; init; } = Guid.NewGuid().ToString("N");
+
+    public IReadOnlyList<Secret> Spent { get; init; } = [];
+
+    public bool Uncertain { get; init; }
+}
 
 /// <summary>
 /// The credential engine's write-ahead journal, in <c>DATA_DIR/credential-journal/</c>: every token
@@ -39,6 +50,7 @@ internal sealed partial class CredentialJournal
     private readonly KeyRing _keys;
     private readonly ILogger _logger;
     private readonly Lock _writing = new();
+    private bool _directoryReady;
 
     public CredentialJournal(string dataDirectory, KeyRing keys, ILogger<CredentialJournal> logger)
     {
@@ -77,15 +89,15 @@ internal sealed partial class CredentialJournal
         }
     }
 
-    /// <summary>Removes the entry of <paramref name="key"/> if it still holds <paramref name="tokens"/> (a newer answer stays).</summary>
-    public void Remove(CredentialKey key, TokenSet tokens)
+    /// <summary>Removes the entry of <paramref name="key"/> if it is still the answer <paramref name="id"/> (a newer answer stays).</summary>
+    public void Remove(CredentialKey key, string id)
     {
         var path = PathOf(key);
         lock (_writing)
         {
             try
             {
-                if (File.Exists(path) && Read(path) is { } current && !SameAnswer(current.Tokens, tokens))
+                if (!File.Exists(path) || ReadId(path) != id)
                 {
                     return;
                 }
@@ -118,17 +130,44 @@ internal sealed partial class CredentialJournal
                     entries.Add(entry);
                 }
             }
-            catch (Exception e) when (e is IOException or JsonException or DecryptionException or FormatException or KeyNotFoundException or InvalidOperationException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or DecryptionException or FormatException or KeyNotFoundException or InvalidOperationException)
             {
                 Log.Unreadable(_logger, Path.GetFileName(path), e.GetType().Name);
-                File.Move(path, Path.ChangeExtension(path, ".unreadable"), overwrite: true);
+                try
+                {
+                    File.Move(path, Path.ChangeExtension(path, ".unreadable"), overwrite: true);
+                }
+                catch (Exception move) when (move is IOException or UnauthorizedAccessException)
+                {
+                    // Left where it is: read again, and said again, at the next start.
+                }
             }
         }
 
         return entries;
     }
 
-    private static bool SameAnswer(TokenSet a, TokenSet b) => a.AccessToken.Equals(b.AccessToken) && a.ObtainedAt == b.ObtainedAt;
+    /// <summary>Removes whatever entry <paramref name="key"/> has: the store holds newer truth (an import, a disconnect).</summary>
+    public void Forget(CredentialKey key)
+    {
+        lock (_writing)
+        {
+            try
+            {
+                File.Delete(PathOf(key));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Log.RemoveFailed(_logger, key.ToString(), e.GetType().Name);
+            }
+        }
+    }
+
+    private static string? ReadId(string path)
+    {
+        using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+        return document.RootElement.TryGetProperty("id", out var id) ? id.GetString() : null;
+    }
 
     private string PathOf(CredentialKey key)
     {
@@ -136,24 +175,22 @@ internal sealed partial class CredentialJournal
         return Path.Combine(_directory, Convert.ToHexStringLower(hash.AsSpan(0, 16)) + Extension);
     }
 
-    private static string AssociatedData(CredentialKey key, long? expectedVersion) =>
-        $"credential-journal:{key.Resource}:{key.Environment}:{key.Owner}:{expectedVersion?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "new"}";
+    private static string AssociatedData(CredentialKey key, long expectedVersion, string id) =>
+        $"credential-journal:{key.Resource}:{key.Environment}:{key.Owner}:{expectedVersion.ToString(System.Globalization.CultureInfo.InvariantCulture)}:{id}";
 
     private byte[] Serialize(JournalEntry entry)
     {
-        var sealedTokens = _keys.Encrypt(TokenPayload(entry.Tokens), AssociatedData(entry.Key, entry.ExpectedVersion));
+        var sealedTokens = _keys.Encrypt(TokenPayload(entry.Tokens), AssociatedData(entry.Key, entry.ExpectedVersion, entry.Id));
         var buffer = new ArrayBufferWriter<byte>();
         using (var writer = new Utf8JsonWriter(buffer))
         {
             writer.WriteStartObject();
             writer.WriteNumber("format", FormatVersion);
+            writer.WriteString("id", entry.Id);
             writer.WriteString("resource", entry.Key.Resource);
             writer.WriteString("environment", entry.Key.Environment);
             writer.WriteString("owner", entry.Key.Owner);
-            if (entry.ExpectedVersion is { } v)
-            {
-                writer.WriteNumber("expectedVersion", v);
-            }
+            writer.WriteNumber("expectedVersion", entry.ExpectedVersion);
 
             writer.WriteString("parametersHash", entry.ParametersHash);
             WriteTime(writer, "nextRefreshAt", entry.NextRefreshAt);
@@ -177,13 +214,19 @@ internal sealed partial class CredentialJournal
         }
 
         var key = new CredentialKey(root.GetProperty("resource").GetString()!, root.GetProperty("environment").GetString()!, root.GetProperty("owner").GetString()!);
-        long? expected = root.TryGetProperty("expectedVersion", out var v) ? v.GetInt64() : null;
-        var plaintext = _keys.Decrypt(root.GetProperty("tokens").GetBytesFromBase64(), AssociatedData(key, expected));
+        var expected = root.GetProperty("expectedVersion").GetInt64();
+        var id = root.GetProperty("id").GetString()!;
+        var plaintext = _keys.Decrypt(root.GetProperty("tokens").GetBytesFromBase64(), AssociatedData(key, expected, id));
         try
         {
             return new JournalEntry(
                 key, expected, root.GetProperty("parametersHash").GetString()!, ParseTokens(plaintext),
-                ReadTime(root, "nextRefreshAt"), ReadTime(root, "keepAliveAt"), root.GetProperty("countRefresh").GetBoolean());
+                ReadTime(root, "nextRefreshAt"), ReadTime(root, "keepAliveAt"), root.GetProperty("countRefresh").GetBoolean())
+            {
+                Id = id,
+                // Written before its store write was known to fail or succeed: replay settles it against the store.
+                Uncertain = true,
+            };
         }
         finally
         {
@@ -259,17 +302,23 @@ internal sealed partial class CredentialJournal
 
     private void EnsureDirectory()
     {
-        if (!System.IO.Directory.Exists(_directory))
+        if (_directoryReady)
         {
-            if (OperatingSystem.IsWindows())
-            {
-                System.IO.Directory.CreateDirectory(_directory);
-            }
-            else
-            {
-                System.IO.Directory.CreateDirectory(_directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            }
+            return;
         }
+
+        if (OperatingSystem.IsWindows())
+        {
+            System.IO.Directory.CreateDirectory(_directory);
+        }
+        else
+        {
+            // Only this user, whoever made the directory: it holds sealed tokens.
+            System.IO.Directory.CreateDirectory(_directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            File.SetUnixFileMode(_directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+
+        _directoryReady = true;
     }
 
     /// <summary>A rename is durable only once its directory is flushed (POSIX); elsewhere the rename itself is the best there is.</summary>

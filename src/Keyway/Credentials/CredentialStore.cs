@@ -121,7 +121,20 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
             expected = expectedVersion ?? 0,
             now,
         };
+        // A failure to open means nothing was sent; one after means the write may have committed.
         await using var connection = await database.OpenAsync(cancellationToken);
+        try
+        {
+            return await WriteTokensAsync(connection, expectedVersion, values);
+        }
+        catch (Exception e) when (StoreFailure.IsUnavailable(e) || e is OperationCanceledException)
+        {
+            throw new StoreOutcomeUnknownException(e);
+        }
+    }
+
+    private static async Task<long?> WriteTokensAsync(System.Data.Common.DbConnection connection, long? expectedVersion, object values)
+    {
         if (expectedVersion is null)
         {
             return await connection.ExecuteScalarAsync<long?>(

@@ -53,34 +53,39 @@ internal sealed record CredentialOptions
 /// left by one that has ended, and its journal was replayed at start.
 /// </para>
 /// </summary>
-internal sealed partial class ReplicaHeartbeat(Database database, TimeProvider time, CredentialOptions options, ILogger<ReplicaHeartbeat> logger) : BackgroundService
+internal sealed partial class ReplicaHeartbeat(Database database, TimeProvider time, CredentialOptions options, ServeOptions serve, ILogger<ReplicaHeartbeat> logger)
+    : BackgroundService
 {
+    private const string IdFile = "replica-id";
     private static readonly TimeSpan Forgotten = TimeSpan.FromDays(1);
-    private readonly DateTimeOffset _started = time.GetUtcNow();
-    private DateTimeOffset? _reachableSince = time.GetUtcNow();
-    private long _beats;
-    private int _pending;
 
-    /// <summary>Who this process is, in heartbeats and in the store's in-flight marks.</summary>
-    public string InstanceId { get; } = Guid.NewGuid().ToString("N")[..12];
+    // The store's own clock, in Unix milliseconds: heartbeats are written and judged by one clock, whatever the replicas' say.
+    private const string StoreNow = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+
+    private readonly DateTimeOffset _started = time.GetUtcNow();
+    // Ticks of the local clock since when every beat reached the store; 0 while the last one did not.
+    private long _reachableSince = time.GetUtcNow().UtcTicks;
+    private long _beats;
+    private Func<int> _pendingCount = () => 0;
+
+    /// <summary>
+    /// Who this replica is, in heartbeats and in the store's in-flight marks: kept in <c>DATA_DIR/replica-id</c>, so a
+    /// replica that restarts (and replays its journal) is the same owner of the marks it left. Each replica needs a
+    /// data directory of its own.
+    /// </summary>
+    public string InstanceId { get; } = LoadOrCreateId(serve.DataDirectory);
 
     private TimeSpan Interval => options.OwnerGrace / 5;
 
-    /// <summary>Something reached for the store failed: the grace starts again when it answers.</summary>
-    public void StoreFailed() => _reachableSince = null;
-
-    /// <summary>How many token answers this replica holds that the store has not taken (the engine keeps it current).</summary>
-    public int Pending
-    {
-        get => Volatile.Read(ref _pending);
-        set => Volatile.Write(ref _pending, value);
-    }
+    /// <summary>Where each beat reads how many token answers this replica holds that the store has not taken.</summary>
+    public void CountPendingWith(Func<int> count) => _pendingCount = count;
 
     /// <summary>
     /// Whether the replica <paramref name="owner"/>, which marked a refresh in flight at <paramref name="markedAt"/>,
-    /// may still store its answer: it is alive, and its refresh may still be at the provider (marked less than
-    /// <see cref="InFlightLimit"/> ago) or it holds answers the store has not taken. A live replica's mark left by
-    /// a refresh that failed without clearing it is not honoured past that limit.
+    /// may still store its answer. Yes while it is alive and its refresh may still be at the provider (marked less
+    /// than <see cref="InFlightLimit"/> ago) or it holds answers for the store; and for <see cref="HolderGrace"/>
+    /// after its last heartbeat if that heartbeat said it held answers (its journal has them: it may be restarting).
+    /// A live replica's mark left by a refresh that failed without clearing it is not honoured past the limit.
     /// </summary>
     public async Task<bool> MayStillWriteAsync(string owner, DateTimeOffset markedAt, CancellationToken cancellationToken)
     {
@@ -89,20 +94,31 @@ internal sealed partial class ReplicaHeartbeat(Database database, TimeProvider t
             return false;
         }
 
-        var now = time.GetUtcNow();
-        if (_reachableSince is not { } since || now - since < options.OwnerGrace)
+        var since = Volatile.Read(ref _reachableSince);
+        if (since == 0 || time.GetUtcNow().UtcTicks - since < options.OwnerGrace.Ticks)
         {
             // Too soon to tell a dead replica from one that has not had the chance to speak.
             return true;
         }
 
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<(long SeenAt, long Pending)>("SELECT seen_at, pending FROM replicas WHERE id = @owner", new { owner });
-        return rows is [var row] && now - Time.From(row.SeenAt) < options.OwnerGrace && (row.Pending > 0 || now - markedAt < InFlightLimit);
+        var rows = await connection.QueryAsync<(long Silent, long Pending)>($"SELECT {StoreNow} - seen_at, pending FROM replicas WHERE id = @owner", new { owner });
+        if (rows is not [var row])
+        {
+            return false;
+        }
+
+        var silent = TimeSpan.FromMilliseconds(row.Silent);
+        return row.Pending > 0
+            ? silent < HolderGrace
+            : silent < options.OwnerGrace && time.GetUtcNow() - markedAt < InFlightLimit;
     }
 
     /// <summary>How long a token request, or a custom flow's steps, may take: a mark younger than this may still be at the provider.</summary>
     public static readonly TimeSpan InFlightLimit = TimeSpan.FromMinutes(2);
+
+    /// <summary>How long a replica that last said it held answers for the store is waited for: time to restart and replay its journal.</summary>
+    public static readonly TimeSpan HolderGrace = TimeSpan.FromMinutes(10);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -127,37 +143,58 @@ internal sealed partial class ReplicaHeartbeat(Database database, TimeProvider t
 
     private async Task BeatAsync(CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
         try
         {
-            await using var connection = await database.OpenAsync(cancellationToken);
+            using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            bounded.CancelAfter(Interval);
+            await using var connection = await database.OpenAsync(bounded.Token);
             await connection.ExecuteAsync(
                 new SqlStatement(
-                    """
-                    INSERT INTO replicas (id, started_at, seen_at, pending) VALUES (@id, @started, @now, @pending)
-                    ON CONFLICT (id) DO UPDATE SET seen_at = @now, pending = @pending
+                    $"""
+                    INSERT INTO replicas (id, started_at, seen_at, pending) VALUES (@id, @started, {StoreNow}, @pending)
+                    ON CONFLICT (id) DO UPDATE SET seen_at = {StoreNow}, pending = @pending
                     """,
-                    new { id = InstanceId, started = _started.ToStore(), now = now.ToStore(), pending = (long)Pending },
-                    cancellationToken: cancellationToken));
-            if (_reachableSince is null)
+                    new { id = InstanceId, started = _started.ToStore(), pending = (long)_pendingCount() },
+                    cancellationToken: bounded.Token));
+            if (Interlocked.CompareExchange(ref _reachableSince, time.GetUtcNow().UtcTicks, 0) == 0)
             {
-                _reachableSince = now;
                 Log.StoreBack(logger);
             }
 
             if (_beats++ % 1000 == 0)
             {
-                await connection.ExecuteAsync("DELETE FROM replicas WHERE seen_at < @before", new { before = (now - Forgotten).ToStore() });
+                await connection.ExecuteAsync($"DELETE FROM replicas WHERE seen_at < {StoreNow} - @forgotten", new { forgotten = (long)Forgotten.TotalMilliseconds });
             }
         }
-        catch (Exception e) when (StoreFailure.IsUnavailable(e) && !cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is not OutOfMemoryException)
         {
-            if (_reachableSince is not null)
+            // Whatever the reason (down, read-only, a timeout), a beat that did not land restarts the grace; the loop goes on.
+            if (Interlocked.Exchange(ref _reachableSince, 0) != 0)
             {
                 Log.StoreLost(logger, e.GetType().Name);
             }
+        }
+    }
 
-            _reachableSince = null;
+    private static string LoadOrCreateId(string dataDirectory)
+    {
+        var path = Path.Combine(dataDirectory, IdFile);
+        try
+        {
+            if (File.Exists(path) && File.ReadAllText(path).Trim() is { Length: 12 } kept && kept.All(char.IsAsciiHexDigitLower))
+            {
+                return kept;
+            }
+
+            var id = Guid.NewGuid().ToString("N")[..12];
+            Directory.CreateDirectory(dataDirectory);
+            File.WriteAllText(path, id + "\n");
+            return id;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A read-only data directory: this run is its own replica.
+            return Guid.NewGuid().ToString("N")[..12];
         }
     }
 

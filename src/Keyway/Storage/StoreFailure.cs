@@ -24,6 +24,7 @@ internal static class StoreFailure
             {
                 // Npgsql marks connection failures, shutdowns and timeouts transient; SQLite marks BUSY and LOCKED.
                 // Not matched by type: on SQLite, Npgsql's assembly is never loaded.
+                case StoreOutcomeUnknownException:
                 case DbException { IsTransient: true }:
                 case SocketException:
                 case EndOfStreamException:
@@ -43,3 +44,12 @@ internal static class StoreFailure
             "Keyway's store cannot be reached right now, and this request needs it. Try again shortly; requests that Keyway can serve from memory keep working meanwhile.",
             new Dictionary<string, object?> { ["retryAfterSeconds"] = (int)RetryAfter.TotalSeconds });
 }
+
+/// <summary>
+/// A write whose command reached the store, which then became unreachable before it answered: it
+/// may have committed or not. Callers that must not act twice (spend a refresh token) settle it by
+/// reading the store once it answers. <see cref="StoreFailure.IsUnavailable"/> holds for it.
+/// </summary>
+internal sealed class StoreOutcomeUnknownException(Exception inner)
+    : Exception("The store stopped answering after a write was sent; it may or may not have committed.", inner);
+

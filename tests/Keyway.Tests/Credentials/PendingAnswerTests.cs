@@ -1,3 +1,4 @@
+using Keyway.Api;
 using Keyway.Credentials;
 using Keyway.Secrets;
 using Keyway.Storage;
@@ -37,6 +38,7 @@ public sealed class PendingAnswerTests(CrashablePostgres postgres) : IClassFixtu
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 12, 7, 9, 0, 0, TimeSpan.Zero));
     private readonly string _directory = TestDirectories.Create("pending");
     private Database _database = null!;
+    private string _url = null!;
     private KeyRing _keys = null!;
     private CredentialStore _store = null!;
 
@@ -45,7 +47,9 @@ public sealed class PendingAnswerTests(CrashablePostgres postgres) : IClassFixtu
         if (postgres.Cluster.IsDown)
             await postgres.Cluster.StartAgainAsync();
         var created = await postgres.Cluster.CreateDatabaseAsync();
-        _database = Database.Postgres(created.Url);
+        _url = created.Url;
+        // Unpooled: with the store down every write fails to connect, before anything is sent (see the pooled test below).
+        _database = Database.Postgres(created.Url + "?Pooling=false");
         await new Migrator(_database, _time, NullLogger<Migrator>.Instance).ApplyAsync(CancellationToken.None);
         _keys = await KeyRing.OpenAsync(MasterKeyRing.FromKeys(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)), new DataKeyStore(_database), _time, CancellationToken.None);
         _store = new CredentialStore(_database, _keys, _time);
@@ -229,9 +233,9 @@ public sealed class PendingAnswerTests(CrashablePostgres postgres) : IClassFixtu
         var tokens = new TokenSet { AccessToken = new Secret("old-access"), RefreshToken = new Secret("old-refresh"), ObtainedAt = _time.GetUtcNow(), ExpiresAt = _time.GetUtcNow().AddMinutes(1) };
         var version = await _store.SaveTokensAsync(Key, null, "params-1", tokens, null, countRefresh: false, default);
         // An entry expecting a version the store has moved past: something newer is stored.
-        journal.Write(new JournalEntry(Key, version - 1, "params-1", tokens with { AccessToken = new Secret("stale") }, null, null, true));
+        journal.Write(new JournalEntry(Key, version!.Value - 1, "params-1", tokens with { AccessToken = new Secret("stale") }, null, null, true));
         var other = Key with { Resource = "other" };
-        journal.Write(new JournalEntry(other, null, "params-1", tokens, null, null, false));
+        journal.Write(new JournalEntry(other, 1, "params-1", tokens, null, null, false));
         var tampered = Directory.GetFiles(Path.Combine(home, CredentialJournal.DirectoryName), "*.entry").Single(f => File.ReadAllText(f).Contains("\"other\"", StringComparison.Ordinal));
         await File.WriteAllTextAsync(tampered, File.ReadAllText(tampered).Replace("\"other\"", "\"api2\"", StringComparison.Ordinal));
 
@@ -241,5 +245,81 @@ public sealed class PendingAnswerTests(CrashablePostgres postgres) : IClassFixtu
         Assert.Equal("old-access", (await _store.ReadAsync(Key, default))!.Tokens!.AccessToken.Reveal());
         Assert.Empty(Entries(home));
         Assert.Single(Directory.GetFiles(Path.Combine(home, CredentialJournal.DirectoryName), "*.unreadable"));
+    }
+
+    [Fact]
+    public async Task A_refresh_the_store_took_leaves_no_journal_entry_and_an_answer_that_spent_no_refresh_token_is_never_journalled()
+    {
+        // A clock with sub-millisecond ticks, as the real one has: the journal must not depend on the time's precision.
+        _time.Advance(TimeSpan.FromTicks(1234));
+        var provider = new FakeTokenProvider(_time) { ExpiresIn = 60 };
+        var home = DataDirectory("a");
+        var replica = Replica(home);
+
+        await replica.GetAsync(Key, provider, default);
+        Assert.Empty(Entries(home));
+        _time.Advance(TimeSpan.FromSeconds(61.0001));
+        Assert.Equal("access-2", (await replica.GetAsync(Key, provider, default)).Tokens.AccessToken.Reveal());
+
+        Assert.Empty(Entries(home));
+        Assert.Equal(0, replica.PendingWrites);
+    }
+
+    [Fact]
+    public async Task A_credential_disconnected_or_imported_while_an_answer_is_held_is_not_brought_back_by_it()
+    {
+        var provider = new FakeTokenProvider(_time) { ExpiresIn = 60 };
+        var home = DataDirectory("a");
+        var replica = Replica(home);
+        await replica.GetAsync(Key, provider, default);
+        _time.Advance(TimeSpan.FromSeconds(61));
+        provider.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var refreshing = replica.GetAsync(Key, provider, default).AsTask();
+        await Poll.UntilAsync(() => provider.Calls == 2, TimeSpan.FromSeconds(10), "the refresh to reach the provider");
+        await postgres.Cluster.CrashAsync();
+        provider.Gate.SetResult();
+        await refreshing;
+        await postgres.Cluster.StartAgainAsync();
+
+        // Someone disconnects the credential before the held answer is stored (the clock has not moved: no retry yet).
+        await replica.ForgetAsync(Key, default);
+        _time.Advance(TimeSpan.FromSeconds(5));
+        var restarted = Replica(home);
+        await restarted.ReplayJournalAsync(default);
+
+        Assert.Equal(0, replica.PendingWrites);
+        Assert.Empty(Entries(home));
+        Assert.Null(await _store.ReadAsync(Key, default));
+    }
+
+    [Fact]
+    public async Task An_answer_whose_write_may_have_committed_is_served_but_never_refreshed_from_memory_and_is_stored_once_the_store_says()
+    {
+        // Pooled connections: the one the write gets was opened before the crash, so the write fails after it was sent.
+        await using var pooled = Database.Postgres(_url);
+        var store = new CredentialStore(pooled, _keys, _time);
+        var provider = new FakeTokenProvider(_time) { ExpiresIn = 60 };
+        var home = DataDirectory("a");
+        var replica = new CredentialEngine(store, new ClusterLock(pooled), _time, NullLogger<CredentialEngine>.Instance, new CredentialEvents(),
+            journal: new CredentialJournal(home, _keys, NullLogger<CredentialJournal>.Instance))
+        { Random = () => 0 };
+        await replica.GetAsync(Key, provider, default);
+        _time.Advance(TimeSpan.FromSeconds(61));
+        provider.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var refreshing = replica.GetAsync(Key, provider, default).AsTask();
+        await Poll.UntilAsync(() => provider.Calls == 2, TimeSpan.FromSeconds(10), "the refresh to reach the provider");
+        await postgres.Cluster.CrashAsync();
+        provider.Gate.SetResult();
+        Assert.Equal("access-2", (await refreshing).Tokens.AccessToken.Reveal());
+
+        _time.Advance(TimeSpan.FromSeconds(61));
+        var expired = await Assert.ThrowsAsync<KeywayException>(() => replica.GetAsync(Key, provider, default).AsTask());
+
+        Assert.Equal("store_unavailable", expired.Code);
+        Assert.Equal(2, provider.Calls);
+        await postgres.Cluster.StartAgainAsync();
+        await AdvanceUntilAsync(async () => replica.PendingWrites == 0, "the held answer to be stored");
+        Assert.Equal("refresh-2", (await _store.ReadAsync(Key, default))!.Tokens!.RefreshToken!.Reveal());
+        Assert.Equal(0, provider.Reuses);
     }
 }

@@ -261,10 +261,13 @@ public sealed class CredentialOutageTests(CredentialOutageCluster cluster, ITest
         await cluster.WaitUntilEveryReplicaServesAsync(resource.Name, TimeSpan.FromSeconds(10), "before the load");
         Provider.ClearRecords();
 
-        var outcomes = await LoadAsync(resource.Name, TimeSpan.FromSeconds(60), callersPerReplica: 2);
+        // Steady, not saturating: two callers per replica, each at most 20 runs a second (about 120 a
+        // second in all, hundreds per token lifetime), so every token is in use up to its last moment.
+        var outcomes = await LoadAsync(resource.Name, TimeSpan.FromSeconds(60), callersPerReplica: 2, pace: TimeSpan.FromMilliseconds(50));
 
         var rejected = Provider.ApiRejectionCount;
-        output.WriteLine($"{outcomes.Count} runs over 60 s; {outcomes.Count(o => !o.Succeeded)} failed; {cluster.ProviderSummary()}");
+        var slowest = outcomes.Max(o => o.Elapsed);
+        output.WriteLine($"{outcomes.Count} runs over 60 s (slowest {slowest.TotalMilliseconds:0} ms); {outcomes.Count(o => !o.Succeeded)} failed; {cluster.ProviderSummary()}");
         Assert.True(rejected == 0, $"{rejected} of {Provider.ApiStatusCodes.Count} upstream requests met a 401 (an access token used after its exp); {cluster.ProviderSummary()}");
         Assert.True(outcomes.All(o => o.Succeeded), "Failed runs:\n" + string.Join('\n', outcomes.Where(o => !o.Succeeded).Take(10)));
         Assert.True(SuccessfulRefreshes() >= 10, $"only {SuccessfulRefreshes()} refreshes in a minute of 3-second tokens");
@@ -288,19 +291,25 @@ public sealed class CredentialOutageTests(CredentialOutageCluster cluster, ITest
 
     private int SuccessfulRefreshes() => Provider.TokenRequests.Count(r => r.GrantType == RefreshGrant && r.StatusCode == 200);
 
-    /// <summary>Runs from <paramref name="callersPerReplica"/> sequential callers on every replica for a while; returns every outcome.</summary>
-    private async Task<List<RunOutcome>> LoadAsync(string resource, TimeSpan duration, int callersPerReplica)
+    /// <summary>
+    /// Runs from <paramref name="callersPerReplica"/> sequential callers on every replica for a while,
+    /// each as fast as it is answered, or at most one run per <paramref name="pace"/>; returns every outcome.
+    /// </summary>
+    private async Task<List<RunOutcome>> LoadAsync(string resource, TimeSpan duration, int callersPerReplica, TimeSpan? pace = null)
     {
         var outcomes = new List<RunOutcome>();
         var clock = Stopwatch.StartNew();
         var callers = Enumerable.Range(0, Replicas.Count * callersPerReplica).Select(c => Task.Run(async () =>
         {
             var index = c % Replicas.Count;
+            using var timer = pace is { } p ? new PeriodicTimer(p) : null;
             while (clock.Elapsed < duration)
             {
                 var outcome = await CredentialOutageCluster.RunAsync(Replicas[index], index, resource);
                 lock (outcomes)
                     outcomes.Add(outcome);
+                if (timer is not null)
+                    await timer.WaitForNextTickAsync();
             }
         }));
         await Task.WhenAll(callers);

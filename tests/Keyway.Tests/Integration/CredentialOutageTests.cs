@@ -61,7 +61,10 @@ public sealed class CredentialOutageTests(CredentialOutageCluster cluster, ITest
         await cluster.WaitUntilEveryReplicaServesAsync(resource.Name, TimeSpan.FromSeconds(10), "after the import");
         var refreshesBefore = SuccessfulRefreshes();
         for (var i = 0; i < Replicas.Count; i++)
-            Assert.True((await CredentialOutageCluster.ForceRefreshAsync(Replicas[i], i, resource.Name)).Status == 200);
+        {
+            var forced = await CredentialOutageCluster.ForceRefreshAsync(Replicas[i], i, resource.Name);
+            Assert.True(forced.Status == 200, forced.ToString());
+        }
         Assert.True(SuccessfulRefreshes() > refreshesBefore);
 
         string[] left = [];

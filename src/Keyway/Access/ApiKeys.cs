@@ -25,8 +25,11 @@ internal sealed record ApiKeyInfo(
 /// proxy's hot path does not touch the store on every request; a revocation reaches every
 /// replica's cache through the <see cref="ChangeFeed"/> (kind <c>keys</c>), not after 30 s.
 /// A key that is not cached is looked up once however many requests present it at the same time.
+/// While the store is unreachable a cached key whose lifetime ran out is kept (stale-if-error, within
+/// <see cref="StoreOutage.Staleness"/>) and looked up again every <see cref="StoreFailure.RetryAfter"/>;
+/// a key never seen cannot be verified and its request answers <c>503 store_unavailable</c>.
 /// </summary>
-internal sealed class ApiKeyService(Database database, TimeProvider time, ChangeFeed changes, IAuditLog? audit = null)
+internal sealed class ApiKeyService(Database database, TimeProvider time, ChangeFeed changes, IAuditLog? audit = null, StoreOutage? outage = null)
 {
     public const string TokenPrefix = "kw_";
     private static readonly TimeSpan CacheLifetime = TimeSpan.FromSeconds(30);
@@ -213,6 +216,12 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
             failure = e;
         }
 
+        if (failure is not null && StaleIfUnreachable(hash, failure) is { } stale)
+        {
+            caller = stale;
+            failure = null;
+        }
+
         // Out of the table after the answer is cached and before anyone gets it: a request arriving
         // meanwhile finds the one or the other, and a caller that was answered never joins this
         // lookup again (a later request, even at once, reads the cache or looks the key up afresh).
@@ -228,6 +237,28 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
         }
     }
 
+    /// <summary>
+    /// The last verified caller of <paramref name="hash"/> when its reload failed only because the store
+    /// is unreachable and the outage is within the staleness bound; kept for another
+    /// <see cref="StoreFailure.RetryAfter"/> so the hot path serves it without trying the store on every request.
+    /// </summary>
+    private Caller? StaleIfUnreachable(string hash, Exception failure)
+    {
+        if (outage is null || !outage.Observe(failure) || !outage.MayServeStale() || !_cache.TryGetValue(hash, out var stale))
+        {
+            return null;
+        }
+
+        var now = time.GetUtcNow();
+        if (stale.KeyExpiresAt is { } expires && expires <= now)
+        {
+            return null;
+        }
+
+        _cache.TryUpdate(hash, stale with { Until = now + StoreFailure.RetryAfter }, stale);
+        return stale.Caller;
+    }
+
     private async Task<Caller?> LookupAsync(string hash)
     {
         var now = time.GetUtcNow();
@@ -241,6 +272,7 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
             WHERE k.hash = @hash
             """,
             new { hash });
+        outage?.Reached();
         if (row is null)
         {
             _cache.TryRemove(hash, out _);
@@ -269,7 +301,17 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
         };
         if (row.LastUsedAt is null || now.ToUnixTimeMilliseconds() - row.LastUsedAt.Value > LastUsedResolution.TotalMilliseconds)
         {
-            await connection.ExecuteAsync("UPDATE api_keys SET last_used_at = @now WHERE id = @id", new { id = row.KeyId, now = now.ToUnixTimeMilliseconds() });
+            try
+            {
+                await connection.ExecuteAsync("UPDATE api_keys SET last_used_at = @now WHERE id = @id", new { id = row.KeyId, now = now.ToUnixTimeMilliseconds() });
+            }
+            catch (Exception failure) when (StoreFailure.IsUnavailable(failure))
+            {
+                // The key was verified a moment ago; a last-used time is bookkeeping, not a reason to fail
+                // its request. The next lookup (the cache's lifetime from now) writes it.
+                outage?.Observe(failure);
+            }
+
             // A key's use is in the audit log at the resolution of its last-used time (a minute), read-only
             // calls included; every run and change it makes is recorded on its own, with the key's id.
             if (audit is not null)

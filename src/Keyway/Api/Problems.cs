@@ -57,6 +57,18 @@ internal static class Problems
         return Create(exception.Status, exception.Code, redactor.Redact(exception.Message), extensions);
     }
 
+    /// <summary>
+    /// Sets <c>Retry-After</c> when the problem says how long to wait (its <c>retryAfterSeconds</c>, as
+    /// <c>503 store_unavailable</c> does), so that clients and load balancers back off without reading the body.
+    /// </summary>
+    public static void SetRetryAfter(HttpResponse response, KeywayException exception)
+    {
+        if (exception.Extensions?.TryGetValue("retryAfterSeconds", out var seconds) == true && seconds is int or long)
+        {
+            response.Headers.RetryAfter = Convert.ToString(seconds, System.Globalization.CultureInfo.InvariantCulture);
+        }
+    }
+
     private static string Title(string code) => code switch
     {
         "not_found" => "Not found",
@@ -74,6 +86,7 @@ internal static class Problems
         "method_not_allowed" => "Method not allowed",
         "template_error" => "Template error",
         "conflict" => "Conflict",
+        "store_unavailable" => "Store unavailable",
         _ => code.Replace('_', ' '),
     };
 }

@@ -40,9 +40,23 @@ internal sealed record AuditActorView(string Id, string Name, string Kind, strin
 
 internal sealed record AuditPage(IReadOnlyList<AuditEventView> Events, long? Next);
 
-internal sealed record AuditVerifyResult(bool Ok, long Checked, AuditHeadView Head, BrokenEvent? FirstBroken);
+internal sealed record AuditVerifyResult(bool Ok, long Checked, AuditHeadView Head, BrokenEvent? FirstBroken, AuditCheckpointView? Checkpoint = null);
 
 internal sealed record AuditHeadView(long Seq, string? Id, string Hash, string? SealKey);
+
+/// <summary>A retention checkpoint as the API shows it (docs/audit.md, "Retention and checkpoints").</summary>
+internal sealed record AuditCheckpointView(
+    long Number, long Seq, string? Id, string Hash, DateTimeOffset At, DateTimeOffset MadeAt, DateTimeOffset TrafficBefore, DateTimeOffset ChangesBefore,
+    long Pruned, long Kept, string? Archive, string? SealKey)
+{
+    public static AuditCheckpointView? From(AuditCheckpoint? c) => c is null ? null : new(
+        c.Number, c.Seq, c.EventId, c.Hash, DateTimeOffset.FromUnixTimeMilliseconds(c.At), DateTimeOffset.FromUnixTimeMilliseconds(c.MadeAt),
+        DateTimeOffset.FromUnixTimeMilliseconds(c.TrafficBefore), DateTimeOffset.FromUnixTimeMilliseconds(c.ChangesBefore), c.Pruned, c.Kept, c.Archive, c.SealKey);
+}
+
+internal sealed record AuditPruneView(
+    bool DryRun, long Pruned, long Traffic, long Changes, long Kept, long? CutSeq, DateTimeOffset? TrafficBefore, DateTimeOffset? ChangesBefore,
+    AuditCheckpointView? Checkpoint, string? Archive);
 
 internal static class AuditEndpoints
 {
@@ -95,10 +109,24 @@ internal static class AuditEndpoints
             {
                 var result = await verifier.VerifyAsync(ct);
                 return TypedResults.Ok(new AuditVerifyResult(result.Ok, result.Checked,
-                    new AuditHeadView(result.Head.Seq, result.Head.EventId, result.Head.Hash, result.Head.SealKey), result.FirstBroken));
+                    new AuditHeadView(result.Head.Seq, result.Head.EventId, result.Head.Hash, result.Head.SealKey), result.FirstBroken,
+                    AuditCheckpointView.From(result.Checkpoint)));
             })
             .Requires(Permission.Admin)
-            .WithSummary("Walk the hash chain and report the first broken event (edited, deleted, reordered or inserted) by seq and id.");
+            .WithSummary("Walk the hash chain from the newest retention checkpoint and report the first broken event (edited, deleted, reordered or inserted) by seq and id.");
+
+        group.MapPost("/prune", async (HttpContext http, AuditPruner pruner, CancellationToken ct) =>
+            {
+                var dryRun = http.Request.Query["dryRun"] is { Count: > 0 } flag && (flag[0] is "" or "true" or "1");
+                var result = await pruner.PruneAsync(dryRun, Caller.From(http.User), ct)
+                             ?? throw new KeywayException(StatusCodes.Status409Conflict, "conflict",
+                                 "Another prune of the audit log is running (on this server or another replica); try again when it has finished.");
+                return TypedResults.Ok(new AuditPruneView(result.DryRun, result.Pruned, result.TrafficPruned, result.ChangesPruned, result.Kept, result.CutSeq,
+                    result.TrafficBefore, result.ChangesBefore, AuditCheckpointView.From(result.Checkpoint), result.Archive));
+            })
+            .Requires(Permission.Admin)
+            .WithSummary("Delete the audit events past their retention, after a sealed checkpoint (and, with KEYWAY_AUDIT_ARCHIVE_DIR, an NDJSON archive of them). " +
+                         "With dryRun=true, only count what would go.");
 
         return api;
     }

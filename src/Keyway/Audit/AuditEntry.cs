@@ -72,4 +72,11 @@ internal readonly record struct RunDetail(
 internal interface IAuditLog
 {
     ValueTask RecordAsync(AuditEntry entry, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Whether the queue is full while the store cannot be reached: an event recorded now would wait
+    /// until the store is back, so work that must be recorded is refused up front
+    /// (<c>503 store_unavailable</c>) instead of hanging.
+    /// </summary>
+    bool IsStalled => false;
 }

@@ -73,6 +73,7 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
     internal const long AppendLockId = 0x4b65_7977_6179_0004;
 
     private readonly Database _database;
+    private readonly StoreOutage? _outage;
     private readonly AuditSeal _seal;
     private readonly TimeProvider _time;
     private readonly Func<CancellationToken, Task<Redactor>> _knownSecrets;
@@ -98,8 +99,10 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
     private SqliteAuditAppend? _sqliteAppend;
 
     public AuditLog(
-        Database database, AuditSeal seal, TimeProvider time, Func<CancellationToken, Task<Redactor>> knownSecrets, AuditOptions options, ILogger<AuditLog> logger)
+        Database database, AuditSeal seal, TimeProvider time, Func<CancellationToken, Task<Redactor>> knownSecrets, AuditOptions options, ILogger<AuditLog> logger,
+        StoreOutage? outage = null)
     {
+        _outage = outage;
         _database = database;
         _seal = seal;
         _time = time;
@@ -129,6 +132,9 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
 
     /// <summary>Events queued and not yet written.</summary>
     public int QueueDepth => _queue.Reader.Count;
+
+    /// <inheritdoc />
+    public bool IsStalled => _outage?.Since is not null && _queue.Reader.Count >= _options.QueueCapacity;
 
     /// <summary>The queue's reading end, for the enqueue benchmark (which drains it instead of the writer).</summary>
     internal ChannelReader<Pending> Queue => _queue.Reader;
@@ -278,14 +284,24 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
             {
                 // Not cancelled by stopping: a batch half-committed could not be told from one never written.
                 await WriteAsync(batch, CancellationToken.None);
+                _outage?.Reached();
                 return;
             }
             catch (DbException e)
             {
-                // The store is down or busy: keep the batch (callers wait once the queue fills) and try again.
+                // The store is down or busy: keep the batch (callers wait once the queue fills) and try again,
+                // at the latest after the backoff, and sooner once this replica reaches the store again.
                 _failures.Add(1);
                 Log.WriteFailed(_logger, batch.Count, e.GetType().Name, delay.TotalMilliseconds);
-                await Task.Delay(delay, _time, cancellationToken);
+                if (_outage is not null && _outage.Observe(e))
+                {
+                    await _outage.DelayAsync(delay, TimeSpan.FromMilliseconds(250), cancellationToken);
+                }
+                else
+                {
+                    await Task.Delay(delay, _time, cancellationToken);
+                }
+
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.MaxRetryDelay.Ticks));
             }
         }

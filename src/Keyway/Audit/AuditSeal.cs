@@ -9,7 +9,8 @@ namespace Keyway.Audit;
 /// master key. The hash chain alone shows any change to an event, unless the one who changed it also
 /// recomputed every later hash and the head; that takes only write access to the database. The seal
 /// takes the master key too, which never is in the database: a rewritten chain verifies link by link,
-/// but its head's seal does not.
+/// but its head's seal does not. Retention's checkpoints (<see cref="AuditCheckpoint"/>) are sealed
+/// under the same key, with a text of their own so a head's seal can never pass for a checkpoint's.
 /// </summary>
 internal sealed class AuditSeal
 {
@@ -22,22 +23,32 @@ internal sealed class AuditSeal
     public string KeyId => _keys[0].KeyId;
 
     /// <summary>The seal of a head, under the primary master key, as lowercase hex.</summary>
-    public string Seal(long seq, string? eventId, string hash) => Mac(_keys[0].Key, seq, eventId, hash);
+    public string Seal(long seq, string? eventId, string hash) => Mac(_keys[0].Key, HeadText(seq, eventId, hash));
+
+    /// <summary>The seal of a checkpoint (every field but the seal itself), under the primary master key.</summary>
+    public string Seal(AuditCheckpoint checkpoint) => Mac(_keys[0].Key, checkpoint.SealedText());
 
     /// <summary>Whether <paramref name="head"/>'s seal is the one its seq, event id and hash call for.</summary>
     public SealCheck Check(AuditHead head)
     {
-        if (head.Seal is null || head.SealKey is null)
+        return Check(HeadText(head.Seq, head.EventId, head.Hash), head.Seal, head.SealKey);
+    }
+
+    /// <summary>Whether <paramref name="checkpoint"/>'s seal is the one its fields call for.</summary>
+    public SealCheck Check(AuditCheckpoint checkpoint) => Check(checkpoint.SealedText(), checkpoint.Seal, checkpoint.SealKey);
+
+    private SealCheck Check(string text, string? seal, string? sealKey)
+    {
+        if (seal is null || sealKey is null)
         {
             return SealCheck.Missing;
         }
 
         foreach (var (keyId, key) in _keys)
         {
-            if (keyId == head.SealKey)
+            if (keyId == sealKey)
             {
-                return CryptographicOperations.FixedTimeEquals(
-                    Encoding.ASCII.GetBytes(Mac(key, head.Seq, head.EventId, head.Hash)), Encoding.ASCII.GetBytes(head.Seal))
+                return CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(Mac(key, text)), Encoding.ASCII.GetBytes(seal))
                     ? SealCheck.Valid
                     : SealCheck.Mismatch;
             }
@@ -46,11 +57,12 @@ internal sealed class AuditSeal
         return SealCheck.UnknownKey;
     }
 
-    private static string Mac(byte[] key, long seq, string? eventId, string hash) =>
-        Convert.ToHexStringLower(HMACSHA256.HashData(key, Encoding.UTF8.GetBytes($"keyway audit head v1\n{seq}\n{eventId}\n{hash}")));
+    private static string HeadText(long seq, string? eventId, string hash) => $"keyway audit head v1\n{seq}\n{eventId}\n{hash}";
+
+    private static string Mac(byte[] key, string text) => Convert.ToHexStringLower(HMACSHA256.HashData(key, Encoding.UTF8.GetBytes(text)));
 }
 
-/// <summary>What <see cref="AuditSeal.Check"/> found.</summary>
+/// <summary>What <see cref="AuditSeal.Check(AuditHead)"/> found.</summary>
 internal enum SealCheck
 {
     /// <summary>The seal matches the head.</summary>

@@ -142,6 +142,15 @@ internal sealed class AuditStore(Database database)
         return await connection.QuerySingleOrDefaultAsync<AuditEvent>($"SELECT {Columns} FROM audit_events WHERE seq = @seq", new { seq });
     }
 
+    /// <summary>The newest retention checkpoint (docs/audit.md, "Retention and checkpoints"), or null before the first prune.</summary>
+    public async Task<AuditCheckpoint?> NewestCheckpointAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await connection.QueryFirstOrDefaultAsync<AuditCheckpoint>(
+            "SELECT number, seq, event_id, hash, at, made_at, traffic_before, changes_before, pruned, kept, kept_digest, archive, seal, seal_key " +
+            "FROM audit_checkpoints ORDER BY number DESC LIMIT 1");
+    }
+
     /// <summary>The chain head: the newest event's seq, id and hash as the writer last recorded them.</summary>
     public async Task<AuditHead> HeadAsync(CancellationToken cancellationToken)
     {

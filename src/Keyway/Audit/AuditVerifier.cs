@@ -4,7 +4,11 @@ namespace Keyway.Audit;
 internal sealed record BrokenEvent(long Seq, string? Id, string Problem, string Kind);
 
 /// <summary>What verification found: how many events it checked, the head it ended on, and the first break.</summary>
-internal sealed record AuditVerification(bool Ok, long Checked, AuditHead Head, BrokenEvent? FirstBroken);
+internal sealed record AuditVerification(bool Ok, long Checked, AuditHead Head, BrokenEvent? FirstBroken)
+{
+    /// <summary>The checkpoint verification started from (its seal checked), null when the log was never pruned.</summary>
+    public AuditCheckpoint? Checkpoint { get; init; }
+}
 
 /// <summary>Why a chain breaks, as <see cref="BrokenEvent.Kind"/> reports it.</summary>
 internal static class BreakKind
@@ -29,6 +33,12 @@ internal static class BreakKind
 
     /// <summary>The head carries no seal this server can check (none yet, or made under a master key it no longer holds).</summary>
     public const string Unsealed = "unsealed";
+
+    /// <summary>
+    /// The newest retention checkpoint does not match its seal (edited or forged), or the events it kept
+    /// before its cut no longer give its digest.
+    /// </summary>
+    public const string Checkpoint = "checkpoint";
 }
 
 /// <summary>
@@ -37,6 +47,12 @@ internal static class BreakKind
 /// hash of its fields, and the last event must be the one the chain head names, whose seal must be the
 /// one <see cref="AuditSeal"/> makes under the master key. Where a link is wrong, the event it does link
 /// to tells an edit, a deletion, a reordering and an insertion apart.
+/// <para>
+/// After a prune the walk starts at the newest checkpoint (<see cref="AuditCheckpoint"/>), once its seal
+/// holds: the events it kept before its cut must each match their hash and together give its digest, and
+/// the first event after the cut must link to the checkpoint's hash. Events pruned before the cut are gone
+/// by design and not reported. A prune that commits while the walk runs starts it again from the new checkpoint.
+/// </para>
 /// </summary>
 internal sealed class AuditVerifier(AuditStore store, AuditSeal seal)
 {
@@ -44,19 +60,48 @@ internal sealed class AuditVerifier(AuditStore store, AuditSeal seal)
 
     public async Task<AuditVerification> VerifyAsync(CancellationToken cancellationToken, int pageSize = DefaultPageSize)
     {
+        for (var attempt = 0; ; attempt++)
+        {
+            var checkpoint = await store.NewestCheckpointAsync(cancellationToken);
+            var result = await VerifyFromAsync(checkpoint, pageSize, cancellationToken);
+            if (result.Ok || attempt == 2 || (await store.NewestCheckpointAsync(cancellationToken))?.Number == checkpoint?.Number)
+            {
+                return result with { Checkpoint = checkpoint };
+            }
+
+            // A prune committed while we walked, and cut away what we were reading: start from its checkpoint.
+        }
+    }
+
+    private async Task<AuditVerification> VerifyFromAsync(AuditCheckpoint? checkpoint, int pageSize, CancellationToken cancellationToken)
+    {
         long checkedCount = 0;
         AuditEvent? previous = null;
         var expectedSeq = 1L;
         var expectedPrev = AuditHash.Genesis;
         var knownHead = await store.HeadAsync(cancellationToken);
+        if (checkpoint is not null)
+        {
+            var (kept, broken) = await CheckCheckpointAsync(checkpoint, pageSize, cancellationToken);
+            if (broken is not null)
+            {
+                return Broken(kept, await store.HeadAsync(cancellationToken), broken);
+            }
+
+            checkedCount = kept;
+            expectedSeq = checkpoint.Seq + 1;
+            expectedPrev = checkpoint.Hash;
+        }
+
+        var start = expectedSeq - 1;
         while (true)
         {
-            var page = await store.PageAsync(previous?.Seq ?? 0, pageSize, cancellationToken);
+            var page = await store.PageAsync(previous?.Seq ?? start, pageSize, cancellationToken);
             if (page.Count == 0)
             {
                 // The end of the rows; the head is read after them, so it is at least as new as what was read.
                 var head = await store.HeadAsync(cancellationToken);
-                var last = previous?.Seq ?? 0;
+                var last = previous?.Seq ?? start;
                 if (head.Seq > last)
                 {
                     // Appended while we walked? Read on; if nothing is there, the newest events were deleted.
@@ -80,7 +125,9 @@ internal sealed class AuditVerifier(AuditStore store, AuditSeal seal)
                 if (head.Hash != expectedPrev)
                 {
                     return Broken(checkedCount, head, new BrokenEvent(last, previous?.Id,
-                        $"edited: the chain head records a different hash for event {last}; the newest event was replaced.", BreakKind.Edited));
+                        last == start && checkpoint is not null
+                        ? $"edited: the chain head records a different hash for event {last} than the checkpoint at it does."
+                        : $"edited: the chain head records a different hash for event {last}; the newest event was replaced.", BreakKind.Edited));
                 }
 
                 return seal.Check(head) switch
@@ -121,6 +168,79 @@ internal sealed class AuditVerifier(AuditStore store, AuditSeal seal)
                 expectedSeq = e.Seq + 1;
                 expectedPrev = e.Hash;
             }
+        }
+    }
+
+    /// <summary>
+    /// The checkpoint's seal, then the events it kept at or before its cut: each must match its hash, and
+    /// together they must give its digest. Events it pruned that are still there (a prune stopped half-way)
+    /// are passed over. Returns how many kept events were checked, or what is wrong.
+    /// </summary>
+    private async Task<(long Kept, BrokenEvent? Broken)> CheckCheckpointAsync(AuditCheckpoint checkpoint, int pageSize, CancellationToken cancellationToken)
+    {
+        var sealCheck = seal.Check(checkpoint);
+        if (sealCheck != SealCheck.Valid)
+        {
+            var why = sealCheck switch
+            {
+                SealCheck.UnknownKey => $"it was sealed under master key {checkpoint.SealKey}, which this server does not hold; verify with that key in " +
+                                        "KEYWAY_MASTER_KEY (after the primary), or prune again to write a checkpoint under the current key.",
+                SealCheck.Missing => "it carries no seal; Keyway seals every checkpoint it writes, so this one was written by something else.",
+                _ => "its seal does not match its fields: the checkpoint was edited or forged by someone without Keyway's master key.",
+            };
+            return (0, new BrokenEvent(checkpoint.Seq, checkpoint.EventId,
+                $"checkpoint: the retention checkpoint {checkpoint.Number} (at event {checkpoint.Seq}) cannot be trusted: {why}",
+                sealCheck == SealCheck.UnknownKey ? BreakKind.Unsealed : BreakKind.Checkpoint));
+        }
+
+        using var digest = new KeptDigestBuilder();
+        var after = 0L;
+        while (true)
+        {
+            var page = await store.PageAsync(after, pageSize, cancellationToken);
+            foreach (var e in page)
+            {
+                if (e.Seq > checkpoint.Seq)
+                {
+                    return (digest.Count, Compare());
+                }
+
+                if (checkpoint.Expired(e))
+                {
+                    continue;
+                }
+
+                if (AuditHash.Compute(e) != e.Hash)
+                {
+                    return (digest.Count, new BrokenEvent(e.Seq, e.Id,
+                        $"edited: event {e.Seq}, kept before the checkpoint at event {checkpoint.Seq}, no longer matches its hash.", BreakKind.Edited));
+                }
+
+                digest.Add(e);
+            }
+
+            if (page.Count < pageSize)
+            {
+                return (digest.Count, Compare());
+            }
+
+            after = page[^1].Seq;
+        }
+
+        BrokenEvent? Compare()
+        {
+            if (digest.Count == checkpoint.Kept && digest.Finish() == checkpoint.KeptDigest)
+            {
+                return null;
+            }
+
+            var what = digest.Count < checkpoint.Kept
+                ? $"deleted: {checkpoint.Kept - digest.Count} of the {checkpoint.Kept} events kept before the checkpoint at event {checkpoint.Seq} are missing."
+                : digest.Count > checkpoint.Kept
+                    ? $"inserted: {digest.Count - checkpoint.Kept} events before the checkpoint at event {checkpoint.Seq} were not there when it was made."
+                    : $"edited: an event kept before the checkpoint at event {checkpoint.Seq} was changed and its hash recomputed, or replaced.";
+            var kind = digest.Count < checkpoint.Kept ? BreakKind.Deleted : digest.Count > checkpoint.Kept ? BreakKind.Inserted : BreakKind.Edited;
+            return new BrokenEvent(checkpoint.Seq, checkpoint.EventId, what, kind);
         }
     }
 

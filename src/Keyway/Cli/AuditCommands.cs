@@ -6,7 +6,7 @@ using Spectre.Console;
 
 namespace Keyway.Cli;
 
-/// <summary><c>keyway audit list|tail|verify|export</c>: read and check the tamper-evident audit log (admins).</summary>
+/// <summary><c>keyway audit list|tail|verify|export|prune</c>: read and check the tamper-evident audit log (admins).</summary>
 internal static class AuditCommands
 {
     private const string AuditPath = "api/v1/audit";
@@ -18,6 +18,7 @@ internal static class AuditCommands
         command.Subcommands.Add(Tail(io));
         command.Subcommands.Add(Verify(io));
         command.Subcommands.Add(Export(io));
+        command.Subcommands.Add(Prune(io));
         return command;
     }
 
@@ -140,7 +141,10 @@ internal static class AuditCommands
             else if (ok)
             {
                 var sealKey = doc?["head"]?["sealKey"];
-                output.Success($"The audit chain verifies: {Output.Str(doc?["checked"])} events; head seq {Output.Str(doc?["head"]?["seq"])}, hash {Output.Str(doc?["head"]?["hash"])}" +
+                var checkpoint = doc?["checkpoint"] is JsonObject c
+                    ? $" from checkpoint {Output.Str(c["number"])} at seq {Output.Str(c["seq"])} (events before it pruned by retention)"
+                    : "";
+                output.Success($"The audit chain verifies{checkpoint}: {Output.Str(doc?["checked"])} events; head seq {Output.Str(doc?["head"]?["seq"])}, hash {Output.Str(doc?["head"]?["hash"])}" +
                     (sealKey is null ? "." : $", sealed under master key {Output.Str(sealKey)}."));
             }
 
@@ -215,6 +219,49 @@ internal static class AuditCommands
             }
 
             output.Success($"Exported {count} events to {path}.", new JsonObject { ["ok"] = true, ["events"] = count, ["file"] = path });
+        }));
+        return command;
+    }
+
+    private static Command Prune(CliIo io)
+    {
+        var dryRun = new Option<bool>("--dry-run") { Description = "Only count what would be pruned; change nothing." };
+        var command = new Command("prune", "Delete the audit events past their retention (KEYWAY_AUDIT_RETAIN_TRAFFIC, KEYWAY_AUDIT_RETAIN_CHANGES), after a sealed " +
+                                           "checkpoint that verify starts from (and an NDJSON archive of them with KEYWAY_AUDIT_ARCHIVE_DIR). The server also prunes on its own " +
+                                           "every KEYWAY_AUDIT_PRUNE_INTERVAL.\nExample: keyway audit prune --dry-run") { dryRun };
+        command.SetAction(io.Client(async (client, output, parse, ct) =>
+        {
+            var path = AuditPath + "/prune" + (parse.GetValue(dryRun) ? "?dryRun=true" : "");
+            JsonNode? doc = null;
+            var terminal = !output.Json && ReferenceEquals(io.Error, System.Console.Error) && !System.Console.IsErrorRedirected;
+            if (terminal)
+            {
+                // One request does the work; the spinner says it is under way on a large log.
+                var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(System.Console.Error) });
+                await console.Status().StartAsync(parse.GetValue(dryRun) ? "Counting audit events past their retention…" : "Pruning the audit log…",
+                    async _ => doc = await client.PostAsync(path, null, ct));
+            }
+            else
+            {
+                doc = await client.PostAsync(path, null, ct);
+            }
+
+            var dry = doc?["dryRun"]?.GetValue<bool>() == true;
+            var pruned = doc?["pruned"]?.GetValue<long>() ?? 0;
+            var checkpoint = doc?["checkpoint"];
+            output.Details(doc,
+                (dry ? "Would prune" : "Pruned", $"{pruned} events ({Output.Str(doc?["traffic"])} traffic, {Output.Str(doc?["changes"])} changes)"),
+                ("Kept before the cut", $"{Output.Str(doc?["kept"])} events within their retention"),
+                ("Cut at seq", Output.Str(doc?["cutSeq"])),
+                ("Traffic before", doc?["trafficBefore"] is { } t ? Output.When(t) : "kept for ever"),
+                ("Changes before", doc?["changesBefore"] is { } c ? Output.When(c) : "kept for ever"),
+                ("Checkpoint", checkpoint is null ? "-" : $"{Output.Str(checkpoint["number"])} at seq {Output.Str(checkpoint["seq"])}, hash {Output.Str(checkpoint["hash"])}"),
+                ("Archive", Output.Str(doc?["archive"])));
+            if (!output.Json)
+            {
+                output.Success(dry ? $"Dry run: {pruned} events would be pruned; nothing changed."
+                    : pruned == 0 ? "Nothing is past its retention; nothing pruned." : $"Pruned {pruned} events; keyway audit verify starts from checkpoint {Output.Str(checkpoint?["number"])}.");
+            }
         }));
         return command;
     }

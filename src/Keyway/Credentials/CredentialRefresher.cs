@@ -26,6 +26,11 @@ internal sealed partial class CredentialRefresher(
                 {
                     await SweepAsync(stoppingToken);
                 }
+                catch (Exception e) when (Storage.StoreFailure.IsUnavailable(e))
+                {
+                    // An outage, not a bug: the credentials in memory keep being served, and the sweep runs again.
+                    Log.SweepWaitsForStore(logger, e.GetType().Name);
+                }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
                     Log.SweepFailed(logger, e.GetType().Name);
@@ -74,5 +79,8 @@ internal sealed partial class CredentialRefresher(
 
         [LoggerMessage(331, LogLevel.Error, "The proactive refresh sweep failed ({Error}); it runs again shortly")]
         public static partial void SweepFailed(ILogger logger, string error);
+
+        [LoggerMessage(332, LogLevel.Warning, "The proactive refresh sweep could not reach the store ({Error}); it runs again shortly")]
+        public static partial void SweepWaitsForStore(ILogger logger, string error);
     }
 }

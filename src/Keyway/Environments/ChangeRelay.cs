@@ -13,12 +13,16 @@ namespace Keyway.Environments;
 /// <remarks>
 /// Two loops. The listener holds one dedicated connection (application name
 /// <see cref="ApplicationName"/>) with <c>LISTEN keyway_changes</c>; when it drops, it reconnects
-/// with bounded, jittered backoff and, once listening again, raises <see cref="ChangeFeed.All"/>:
-/// whatever changed meanwhile was missed, so every cache starts over. The sender drains the
-/// feed's outbox in batches over pooled connections and retries a failed batch with the same
-/// backoff, so a write is never lost to a brief outage. Not registered on SQLite.
+/// with bounded, jittered backoff. Meanwhile the caches keep serving what they hold (the store may be
+/// down, and they are what keeps requests answered), but only for the outage staleness bound
+/// (<see cref="StoreOutage.Staleness"/>): a replica deaf for that long raises <see cref="ChangeFeed.All"/>,
+/// and again after each further such period. Once listening again it raises <see cref="ChangeFeed.All"/>
+/// once: whatever changed meanwhile was missed, so every cache is reloaded (reconciled) from the store.
+/// The sender drains the feed's outbox in batches over pooled connections and retries a failed batch
+/// with the same backoff, so a write is never lost to a brief outage. Not registered on SQLite.
 /// </remarks>
-internal sealed partial class ChangeRelay(Database database, ChangeFeed feed, TimeProvider time, ILogger<ChangeRelay> logger) : BackgroundService
+internal sealed partial class ChangeRelay(Database database, ChangeFeed feed, TimeProvider time, ILogger<ChangeRelay> logger, StoreOutage? outage = null)
+    : BackgroundService
 {
     public const string ChannelName = "keyway_changes";
     public const string ApplicationName = "keyway-listener";
@@ -85,6 +89,9 @@ internal sealed partial class ChangeRelay(Database database, ChangeFeed feed, Ti
     private async Task ListenAsync(CancellationToken stoppingToken)
     {
         var failures = 0;
+        var staleness = outage?.Staleness ?? StoreOutage.DefaultStaleness;
+        // While deaf: when the caches, which may have missed changes, are dropped (the staleness bound).
+        DateTimeOffset? dropAt = null;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -99,6 +106,8 @@ internal sealed partial class ChangeRelay(Database database, ChangeFeed feed, Ti
 
                 Log.Listening(logger, database.Description, failures);
                 failures = 0;
+                dropAt = null;
+                outage?.Reached();
 
                 // Raised only now that LISTEN is active: a change committed from here on is heard,
                 // and one committed before (while this replica was deaf) is dropped with the rest.
@@ -121,9 +130,22 @@ internal sealed partial class ChangeRelay(Database database, ChangeFeed feed, Ti
             catch (Exception e)
             {
                 failures++;
-                var delay = Backoff(failures);
+                outage?.Observe(e);
+                var now = time.GetUtcNow();
+                dropAt ??= now + staleness;
+                if (now >= dropAt)
+                {
+                    // Deaf past the staleness bound: what the caches hold may be out of date by more than
+                    // an operator allowed. Requests that need anything dropped now go to the store (503 while it is down).
+                    Log.StaleCachesDropped(logger, (long)staleness.TotalSeconds);
+                    feed.Raise(ChangeFeed.All);
+                    dropAt = now + staleness;
+                }
+
+                // Woken no later than the bound, whatever the backoff says.
+                var delay = Min(Backoff(failures), dropAt.Value - now);
                 Log.ListenerLost(logger, database.Description, e.GetType().Name, (e as PostgresException)?.SqlState, failures, (long)delay.TotalMilliseconds);
-                if (!await DelayAsync(delay, stoppingToken))
+                if (!await DelayAsync(delay, outage, stoppingToken))
                 {
                     return;
                 }
@@ -207,11 +229,14 @@ internal sealed partial class ChangeRelay(Database database, ChangeFeed feed, Ti
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private async Task<bool> DelayAsync(TimeSpan delay, CancellationToken stoppingToken)
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+
+    /// <summary>Waits out a backoff, or less once something else in this replica reached the store again.</summary>
+    private async Task<bool> DelayAsync(TimeSpan delay, StoreOutage? outage, CancellationToken stoppingToken)
     {
         try
         {
-            await Task.Delay(delay, time, stoppingToken);
+            await (outage is null ? Task.Delay(delay, time, stoppingToken) : outage.DelayAsync(delay, FirstRetry, stoppingToken));
             return true;
         }
         catch (OperationCanceledException)
@@ -226,8 +251,11 @@ internal sealed partial class ChangeRelay(Database database, ChangeFeed feed, Ti
         public static partial void Listening(ILogger logger, string store, int failures);
 
         // The exception's type and SQLSTATE only: Keyway never logs a connection string.
-        [LoggerMessage(41, LogLevel.Warning, "Lost the change listener on {Store} ({ExceptionType}, SQLSTATE {SqlState}); attempt {Failures} to reconnect in {DelayMs} ms, then every cache is dropped")]
+        [LoggerMessage(41, LogLevel.Warning, "Lost the change listener on {Store} ({ExceptionType}, SQLSTATE {SqlState}); attempt {Failures} to reconnect in {DelayMs} ms; caches keep serving meanwhile, and are reloaded once listening again")]
         public static partial void ListenerLost(ILogger logger, string store, string exceptionType, string? sqlState, int failures, long delayMs);
+
+        [LoggerMessage(43, LogLevel.Warning, "The change listener has been lost for {StalenessSeconds} s (the store outage staleness bound): every cache is dropped, and what is not in memory needs the store again")]
+        public static partial void StaleCachesDropped(ILogger logger, long stalenessSeconds);
 
         [LoggerMessage(42, LogLevel.Warning, "Could not notify other replicas on {Store} ({ExceptionType}, SQLSTATE {SqlState}); {Count} changes retried in {DelayMs} ms")]
         public static partial void SendFailed(ILogger logger, string store, string exceptionType, string? sqlState, int count, long delayMs);

@@ -65,6 +65,8 @@ internal static partial class KeywayServer
         var startupLog = startupLoggers.CreateLogger("Keyway.Startup");
         var signIn = SignInSettings.FromEnvironment(Environment.GetEnvironmentVariable);
         var metrics = MetricsSelections.Parse(Environment.GetEnvironmentVariable("KEYWAY_METRICS"));
+        var staleness = SignInSettings.ParseDuration(Environment.GetEnvironmentVariable(StoreOutage.StalenessSetting), StoreOutage.StalenessSetting)
+            ?? StoreOutage.DefaultStaleness;
 
         // The store and the keys are opened before the server listens: a wrong key or an unreachable
         // database is a clear error at start, never a half-working server.
@@ -83,6 +85,8 @@ internal static partial class KeywayServer
         services.AddSingleton(master);
         services.AddSingleton(keyRing);
         services.AddSingleton(options);
+        services.AddSingleton(new StoreOutage(time, staleness));
+        services.AddSingleton<Readiness>();
         // On PostgreSQL other replicas may share the store: changes are relayed with LISTEN/NOTIFY.
         var replicated = database.Kind == StoreKind.Postgres;
         services.AddSingleton(new ChangeFeed(replicated));
@@ -102,11 +106,15 @@ internal static partial class KeywayServer
         services.AddSingleton(sp => sp.GetRequiredService<VariableService>().Known);
         services.AddSingleton(new AuditSeal(master));
         services.AddSingleton(sp => new AuditLog(sp.GetRequiredService<Database>(), sp.GetRequiredService<AuditSeal>(), sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<KnownSecrets>().GetAsync, sp.GetRequiredService<AuditOptions>(), sp.GetRequiredService<ILogger<AuditLog>>()));
+            sp.GetRequiredService<KnownSecrets>().GetAsync, sp.GetRequiredService<AuditOptions>(), sp.GetRequiredService<ILogger<AuditLog>>(),
+            sp.GetRequiredService<StoreOutage>()));
         services.AddSingleton<IAuditLog>(sp => sp.GetRequiredService<AuditLog>());
         services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
         services.AddSingleton<AuditStore>();
         services.AddSingleton<AuditVerifier>();
+        services.AddSingleton(AuditRetention.FromEnvironment());
+        services.AddSingleton<AuditPruner>();
+        services.AddHostedService<AuditPruneService>();
         services.AddSingleton<CredentialAudit>();
         services.AddSingleton<GrantStore>();
         services.AddSingleton<RightStore>();
@@ -188,19 +196,7 @@ internal static partial class KeywayServer
         app.UseKeywaySignIn();
 
         app.MapGet("/healthz", () => TypedResults.Text("ok")).ExcludeFromDescription();
-        app.MapGet("/readyz", async (Database db, CancellationToken ct) =>
-        {
-            try
-            {
-                await using var connection = await db.OpenAsync(ct);
-                await connection.ExecuteScalarAsync<long>("SELECT 1");
-                return Results.Text("ready");
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                return Results.Text("store unreachable", statusCode: StatusCodes.Status503ServiceUnavailable);
-            }
-        }).ExcludeFromDescription();
+        app.MapGet("/readyz", (Readiness readiness, HttpContext context) => readiness.AnswerAsync(context)).ExcludeFromDescription();
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapScalarApiReference("/api/reference", o => o.WithTitle("Keyway API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
@@ -294,22 +290,64 @@ internal static partial class KeywayServer
 }
 
 /// <summary>Turns exceptions into problem+json. Unexpected ones say nothing but a trace id: their text may hold anything.</summary>
-internal sealed partial class KeywayExceptionHandler(ILogger<KeywayExceptionHandler> logger, IAuditLog audit, KnownSecrets? known = null) : IExceptionHandler
+internal sealed partial class KeywayExceptionHandler(
+    ILogger<KeywayExceptionHandler> logger, IAuditLog audit, KnownSecrets? known = null, StoreOutage? outage = null, TimeProvider? time = null) : IExceptionHandler
 {
+    // During an outage every request that needs the store lands here: one log line a second says so, with how many.
+    private static readonly TimeSpan LogEvery = TimeSpan.FromSeconds(1);
+    private long _lastLogged = long.MinValue;
+    private long _unlogged;
+
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
         if (exception is KeywayException { Status: StatusCodes.Status403Forbidden, Code: "forbidden" } denied && Caller.From(httpContext.User) is { } caller)
         {
-            // AccessPolicy.Demand threw: every refusal is in the audit log.
-            await audit.RecordAsync(AuditEntries.Denied(caller, httpContext, denied), CancellationToken.None);
+            if (audit.IsStalled)
+            {
+                // Every refusal is recorded, and this one could not be until the store is back: try again then.
+                exception = StoreFailure.Unavailable();
+            }
+            else
+            {
+                // AccessPolicy.Demand threw: every refusal is in the audit log (queued; the writer retries while the store is down).
+                await audit.RecordAsync(AuditEntries.Denied(caller, httpContext, denied), CancellationToken.None);
+            }
         }
 
-        var result = exception switch
+        // A store that cannot be reached is an outage, not a bug: 503 with Retry-After, never 500.
+        var keyway = exception as KeywayException;
+        if (keyway is null && StoreFailure.IsUnavailable(exception))
         {
-            KeywayException keyway => known is null ? Problems.From(keyway) : Problems.From(keyway, await known.GetAsync(CancellationToken.None)),
-            BadHttpRequestException bad => ErrorProblems.ForBadRequest(bad, httpContext.Request),
-            _ => null,
-        };
+            LogStoreUnavailable(exception.GetType().Name, httpContext.TraceIdentifier);
+            outage?.Observe(exception);
+            keyway = StoreFailure.Unavailable();
+        }
+
+        Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult? result = null;
+        if (keyway is not null)
+        {
+            try
+            {
+                result = known is null || keyway.Code == "store_unavailable"
+                    ? Problems.From(keyway)
+                    : Problems.From(keyway, await known.GetAsync(CancellationToken.None));
+            }
+            catch (Exception e) when (StoreFailure.IsUnavailable(e))
+            {
+                // The redactor could not be loaded, so the message cannot be shown safely: say only that the store is down.
+                Log.UnredactableWhileUnavailable(logger, keyway.Code, httpContext.TraceIdentifier);
+                outage?.Observe(e);
+                keyway = StoreFailure.Unavailable();
+                result = Problems.From(keyway);
+            }
+
+            Problems.SetRetryAfter(httpContext.Response, keyway);
+        }
+        else if (exception is BadHttpRequestException bad)
+        {
+            result = ErrorProblems.ForBadRequest(bad, httpContext.Request);
+        }
+
         if (result is null)
         {
             Log.Unhandled(logger, exception.GetType().FullName ?? "?", httpContext.TraceIdentifier, exception.StackTrace ?? "");
@@ -321,10 +359,30 @@ internal sealed partial class KeywayExceptionHandler(ILogger<KeywayExceptionHand
         return true;
     }
 
+    private void LogStoreUnavailable(string exceptionType, string traceId)
+    {
+        var clock = time ?? TimeProvider.System;
+        var now = clock.GetTimestamp();
+        var last = Interlocked.Read(ref _lastLogged);
+        if ((last != long.MinValue && clock.GetElapsedTime(last, now) < LogEvery) || Interlocked.CompareExchange(ref _lastLogged, now, last) != last)
+        {
+            Interlocked.Increment(ref _unlogged);
+            return;
+        }
+
+        Log.StoreUnavailable(logger, exceptionType, traceId, Interlocked.Exchange(ref _unlogged, 0));
+    }
+
     private static partial class Log
     {
         // The exception's type and stack only: its message may quote a value Keyway must not log.
         [LoggerMessage(2, LogLevel.Error, "Unhandled {ExceptionType} in request {TraceId} at {StackTrace}")]
         public static partial void Unhandled(ILogger logger, string exceptionType, string traceId, string stackTrace);
+
+        [LoggerMessage(3, LogLevel.Warning, "The store could not be reached ({ExceptionType}) in request {TraceId}: answered 503 store_unavailable (and {Others} other requests since the last such line)")]
+        public static partial void StoreUnavailable(ILogger logger, string exceptionType, string traceId, long others);
+
+        [LoggerMessage(4, LogLevel.Warning, "Request {TraceId} failed with {Code}, and the store could not be reached to redact its message: answered 503 store_unavailable")]
+        public static partial void UnredactableWhileUnavailable(ILogger logger, string code, string traceId);
     }
 }

@@ -7,6 +7,7 @@ using Keyway.Environments;
 using Keyway.Outbound;
 using Keyway.Resources;
 using Keyway.Secrets;
+using Keyway.Storage;
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -65,6 +66,13 @@ internal static partial class ProxyEndpoints
             var environmentHeader = context.Request.Headers[EnvironmentHeader];
             environment = environmentHeader.Count > 0 && environmentHeader[0] is { } named ? named : Environments.VariableService.Production;
             access.Demand(caller, Permission.Use, resource, environment);
+            if (audit.IsStalled)
+            {
+                // Every proxied request is recorded, and the record could not be queued until the store is back.
+                caller = null;
+                throw StoreFailure.Unavailable();
+            }
+
             var compiled = await resources.GetCompiledAsync(resource, context.RequestAborted);
             var resolved = await resolver.ResolveAsync(compiled, environment, caller, context.RequestAborted);
 
@@ -143,16 +151,28 @@ internal static partial class ProxyEndpoints
             errorCode = e.Code;
             if (caller is not null && e is { Status: StatusCodes.Status403Forbidden, Code: "forbidden" })
             {
-                await audit.RecordAsync(AuditEntries.Denied(caller, context, e), CancellationToken.None);
+                if (audit.IsStalled)
+                {
+                    // Every refusal is recorded, and this one could not be until the store is back: try again then.
+                    e = StoreFailure.Unavailable();
+                    errorCode = e.Code;
+                }
+                else
+                {
+                    await audit.RecordAsync(AuditEntries.Denied(caller, context, e), CancellationToken.None);
+                }
+
                 caller = null;
             }
 
+            Problems.SetRetryAfter(context.Response, e);
             await Problems.From(e, await known.GetAsync(CancellationToken.None)).ExecuteAsync(context);
         }
         catch (Exception e)
         {
             // Still recorded below, as a failure.
-            errorCode ??= (e as KeywayException)?.Code ?? (e is OperationCanceledException ? "canceled" : "internal_error");
+            errorCode ??= (e as KeywayException)?.Code
+                ?? (e is OperationCanceledException ? "canceled" : StoreFailure.IsUnavailable(e) ? "store_unavailable" : "internal_error");
             throw;
         }
         finally

@@ -5,6 +5,7 @@ using Keyway.Audit;
 using Keyway.Environments;
 using Keyway.Resources;
 using Keyway.Runs;
+using Keyway.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Keyway.Queries;
@@ -106,6 +107,12 @@ internal static class QueryEndpoints
                 var environment = request?.Environment ?? VariableService.Production;
                 var (query, resource) = await queries.GetCompiledAsync(name, ct);
                 access.Demand(caller, Permission.Use, resource.Name, environment);
+                if (audit.IsStalled)
+                {
+                    // A run is recorded, and the record could not be queued until the store is back.
+                    throw StoreFailure.Unavailable();
+                }
+
                 var started = time.GetTimestamp();
                 OutboundCall? built = null;
                 try

@@ -4,6 +4,7 @@ using Keyway.Api;
 using Keyway.Audit;
 using Keyway.Environments;
 using Keyway.Runs;
+using Keyway.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Keyway.Resources;
@@ -121,6 +122,12 @@ internal static class ResourceEndpoints
                 var caller = Caller.From(http.User)!;
                 var environment = request.Environment ?? VariableService.Production;
                 access.Demand(caller, Permission.Use, name, environment);
+                if (audit.IsStalled)
+                {
+                    // A run is recorded, and the record could not be queued until the store is back.
+                    throw StoreFailure.Unavailable();
+                }
+
                 var started = time.GetTimestamp();
                 var path = AuditRedaction.PathWithQuery(request.Path, request.Query);
                 try

@@ -4,6 +4,7 @@ using System.Security.Claims;
 using System.Security.Cryptography;
 using Keyway.Access;
 using Keyway.Environments;
+using Keyway.Storage;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 
@@ -159,9 +160,11 @@ internal static class Sessions
 /// <summary>
 /// Re-checks a session's user on every request: it exists, is not disabled, and its session version
 /// is the one the cookie was issued under. Answers are cached briefly; a <c>users</c> change (from
-/// this replica or, on PostgreSQL, another) drops the user's entry at once.
+/// this replica or, on PostgreSQL, another) drops the user's entry at once. While the store is
+/// unreachable, an entry whose lifetime ran out is kept (stale-if-error, within
+/// <see cref="StoreOutage.Staleness"/>) and re-checked every <see cref="StoreFailure.RetryAfter"/>.
 /// </summary>
-internal sealed class SessionValidator(UserStore users, ChangeFeed changes, TimeProvider time)
+internal sealed class SessionValidator(UserStore users, ChangeFeed changes, TimeProvider time, StoreOutage? outage = null)
 {
     private static readonly TimeSpan CacheLifetime = TimeSpan.FromSeconds(15);
     private const int CacheCapacity = 10_000;
@@ -195,7 +198,25 @@ internal sealed class SessionValidator(UserStore users, ChangeFeed changes, Time
         }
 
         var generation = Interlocked.Read(ref _generation);
-        var user = await users.FindByIdAsync(userId, cancellationToken);
+        UserRecord? user;
+        IReadOnlyList<string> groups = [];
+        try
+        {
+            user = await users.FindByIdAsync(userId, cancellationToken);
+            if (user is not null)
+            {
+                groups = await users.GroupsOfAsync(user.Id, cancellationToken);
+            }
+
+            outage?.Reached();
+        }
+        catch (Exception e) when (cached is not null && outage is not null && outage.Observe(e) && outage.MayServeStale())
+        {
+            // The store cannot be reached: the last answer stands for a while longer, re-checked after a pause.
+            _cache.TryUpdate(userId, cached with { Until = now + StoreFailure.RetryAfter }, cached);
+            return cached.SessionVersion == sessionVersion ? cached.Caller : null;
+        }
+
         if (user is null || user.DisabledAt is not null || user.Source == UserSources.Service)
         {
             _cache.TryRemove(userId, out _);
@@ -204,7 +225,7 @@ internal sealed class SessionValidator(UserStore users, ChangeFeed changes, Time
 
         var caller = new Caller(user.Id, user.Name, user.Role, null, user.Email)
         {
-            Groups = await users.GroupsOfAsync(user.Id, cancellationToken),
+            Groups = groups,
             DisplayName = user.DisplayName,
             Claims = user.ClaimMap,
         };

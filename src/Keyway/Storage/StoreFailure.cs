@@ -22,10 +22,12 @@ internal static class StoreFailure
         {
             switch (e)
             {
-                // Npgsql marks connection failures, shutdowns and timeouts transient; SQLite marks BUSY and LOCKED.
-                // Not matched by type: on SQLite, Npgsql's assembly is never loaded.
+                // Npgsql marks connection failures, shutdowns and timeouts transient. Microsoft.Data.Sqlite marks
+                // nothing: BUSY (5) and LOCKED (6), past the busy timeout, are matched by code.
+                // Npgsql's exceptions are not matched by type: on SQLite, Npgsql's assembly is never loaded.
                 case StoreOutcomeUnknownException:
                 case DbException { IsTransient: true }:
+                case Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 5 or 6 }:
                 case SocketException:
                 case EndOfStreamException:
                 case TimeoutException:

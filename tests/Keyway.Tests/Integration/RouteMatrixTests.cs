@@ -101,6 +101,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["GET /api/v1/audit/"] = AdminOnly,
         ["GET /api/v1/audit/export"] = AdminOnly,
         ["POST /api/v1/audit/verify"] = AdminOnly,
+        ["POST /api/v1/audit/prune"] = AdminOnly,
 
         ["GET /api/v1/operator/rekey"] = AdminOnly,
         ["POST /api/v1/operator/rekey"] = AdminOnly,
@@ -331,6 +332,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["GET /api/v1/audit/"] = Need.Admin,
         ["GET /api/v1/audit/export"] = Need.Admin,
         ["POST /api/v1/audit/verify"] = Need.Admin,
+        ["POST /api/v1/audit/prune"] = Need.Admin,
 
         ["GET /api/v1/operator/rekey"] = Need.Admin,
         ["POST /api/v1/operator/rekey"] = Need.Admin,

@@ -160,6 +160,9 @@ public sealed class AuthServer : IAsyncDisposable
     /// </summary>
     public int ApiRejectionCount => _state.ApiStatusCodes.Count(s => s == StatusCodes.Status401Unauthorized);
 
+    /// <summary>Every 401 of <c>/api/me</c>, oldest first, with the presented token's <c>exp</c>: tells an expired token from a revoked one.</summary>
+    public IReadOnlyList<AuthServerApiRejection> ApiRejections => _state.ApiRejections;
+
     /// <summary>Starts a server and returns once it listens with its clients registered.</summary>
     public static async Task<AuthServer> StartAsync(AuthServerOptions? options = null, CancellationToken cancellationToken = default)
     {
@@ -372,6 +375,8 @@ public sealed class AuthServer : IAsyncDisposable
             context.Response.OnStarting(() =>
             {
                 state.RecordApiStatus(context.Response.StatusCode);
+                if (context.Response.StatusCode == StatusCodes.Status401Unauthorized)
+                    state.RecordApiRejection(new AuthServerApiRejection(DateTimeOffset.UtcNow, BearerExpiry(context.Request)));
                 return Task.CompletedTask;
             });
             await next(context);
@@ -410,6 +415,26 @@ public sealed class AuthServer : IAsyncDisposable
             await hold.PassAsync(context, next);
         else
             await next(context);
+    }
+
+    /// <summary>The JWT <c>exp</c> of the request's bearer token, if it has one that reads as a JWT.</summary>
+    private static DateTimeOffset? BearerExpiry(HttpRequest request)
+    {
+        if (!AuthenticationHeaderValue.TryParse(request.Headers.Authorization, out var header)
+            || !string.Equals(header.Scheme, "Bearer", StringComparison.OrdinalIgnoreCase)
+            || header.Parameter is null)
+        {
+            return null;
+        }
+        try
+        {
+            var jwt = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(header.Parameter);
+            return jwt.TryGetPayloadValue<long>("exp", out var exp) ? DateTimeOffset.FromUnixTimeSeconds(exp) : null;
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
     }
 
     private static string? BasicClientId(HttpRequest request)
@@ -546,6 +571,20 @@ public sealed class AuthServer : IAsyncDisposable
         descriptor.RedirectUris.UnionWith(client.RedirectUris);
         await applications.CreateAsync(descriptor, cancellationToken);
     }
+}
+
+/// <summary>A 401 of <c>/api/me</c>.</summary>
+/// <param name="At">When the server answered.</param>
+/// <param name="TokenExpiry">The presented access token's JWT <c>exp</c>; null when it had none (missing or not a JWT).</param>
+public sealed record AuthServerApiRejection(DateTimeOffset At, DateTimeOffset? TokenExpiry)
+{
+    /// <summary>How long after its <c>exp</c> the token was presented; negative or zero when it had not expired (revoked).</summary>
+    public TimeSpan? Late => TokenExpiry is { } exp ? At - exp : null;
+
+    /// <inheritdoc />
+    public override string ToString() => Late is { } late
+        ? late > TimeSpan.Zero ? $"{late.TotalMilliseconds:0} ms after its exp" : $"{-late.TotalMilliseconds:0} ms before its exp (revoked?)"
+        : "no JWT";
 }
 
 /// <summary>What <c>/api/me</c> answers: whom the access token was issued to.</summary>

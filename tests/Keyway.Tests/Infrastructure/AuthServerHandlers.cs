@@ -31,6 +31,7 @@ internal sealed class AuthServerState(AuthServerOptions options)
     private readonly HashSet<string> _rejectedClients = new(StringComparer.Ordinal);
     private readonly HashSet<string> _spentRefreshTokenIds = new(StringComparer.Ordinal);
     private readonly List<int> _apiStatusCodes = [];
+    private readonly List<AuthServerApiRejection> _apiRejections = [];
     private readonly List<AuthServerHold> _holds = [];
     private int _failuresLeft;
     private int _failureStatus;
@@ -58,6 +59,8 @@ internal sealed class AuthServerState(AuthServerOptions options)
     public IReadOnlyList<string> RedeemedRefreshTokens => Snapshot(_redeemedRefreshTokens);
 
     public IReadOnlyList<int> ApiStatusCodes => Snapshot(_apiStatusCodes);
+
+    public IReadOnlyList<AuthServerApiRejection> ApiRejections => Snapshot(_apiRejections);
 
     public void FailNext(int count, int status)
     {
@@ -138,6 +141,8 @@ internal sealed class AuthServerState(AuthServerOptions options)
 
     public void RecordApiStatus(int status) => Add(_apiStatusCodes, status);
 
+    public void RecordApiRejection(AuthServerApiRejection rejection) => Add(_apiRejections, rejection);
+
     public void RecordIssuedRefreshToken(string token, string? tokenId)
     {
         lock (_lock)
@@ -160,6 +165,7 @@ internal sealed class AuthServerState(AuthServerOptions options)
             _issuedRefreshTokens.Clear();
             _redeemedRefreshTokens.Clear();
             _apiStatusCodes.Clear();
+            _apiRejections.Clear();
         }
     }
 

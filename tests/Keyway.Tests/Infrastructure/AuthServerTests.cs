@@ -317,6 +317,7 @@ public sealed class AuthServerTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.True(lastAccepted <= exp + TimeSpan.FromMilliseconds(50), $"accepted at {lastAccepted:O}, after its exp {exp:O}");
         Assert.True(firstRefused <= exp + TimeSpan.FromMilliseconds(500), $"first refused when sent at {firstRefused:O}, exp {exp:O}");
         Assert.Equal(1, server.ApiRejectionCount);
+        Assert.True(Assert.Single(server.ApiRejections).Late > TimeSpan.Zero);
     }
 
     [Fact]

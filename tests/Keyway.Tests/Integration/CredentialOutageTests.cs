@@ -271,7 +271,8 @@ public sealed class CredentialOutageTests(CredentialOutageCluster cluster, ITest
         var rejected = Provider.ApiRejectionCount;
         var slowest = outcomes.Max(o => o.Elapsed);
         output.WriteLine($"{outcomes.Count} runs over 60 s (slowest {slowest.TotalMilliseconds:0} ms); {outcomes.Count(o => !o.Succeeded)} failed; {cluster.ProviderSummary()}");
-        Assert.True(rejected == 0, $"{rejected} of {Provider.ApiStatusCodes.Count} upstream requests met a 401 (an access token used after its exp); {cluster.ProviderSummary()}");
+        Assert.True(rejected == 0, $"{rejected} of {Provider.ApiStatusCodes.Count} upstream requests met a 401: " +
+            $"{string.Join(", ", Provider.ApiRejections.Take(10))}; {cluster.ProviderSummary()}");
         Assert.True(outcomes.All(o => o.Succeeded), "Failed runs:\n" + string.Join('\n', outcomes.Where(o => !o.Succeeded).Take(10)));
         Assert.True(SuccessfulRefreshes() >= 10, $"only {SuccessfulRefreshes()} refreshes in a minute of 3-second tokens");
         Assert.Empty(Provider.RefreshTokenReuses);

@@ -134,7 +134,10 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
     public int QueueDepth => _queue.Reader.Count;
 
     /// <inheritdoc />
-    public bool IsStalled => _outage?.Since is not null && _queue.Reader.Count >= _options.QueueCapacity;
+    public bool IsStalled => Volatile.Read(ref _writerFailing) != 0 && _queue.Reader.Count >= _options.QueueCapacity;
+
+    // 1 while the writer's last attempt failed (the store is down, or takes reads but not writes), 0 once a batch is written.
+    private int _writerFailing;
 
     /// <summary>The queue's reading end, for the enqueue benchmark (which drains it instead of the writer).</summary>
     internal ChannelReader<Pending> Queue => _queue.Reader;
@@ -284,13 +287,16 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
             {
                 // Not cancelled by stopping: a batch half-committed could not be told from one never written.
                 await WriteAsync(batch, CancellationToken.None);
+                Volatile.Write(ref _writerFailing, 0);
                 _outage?.Reached();
                 return;
             }
-            catch (DbException e)
+            catch (Exception e) when (e is not OperationCanceledException and not OutOfMemoryException)
             {
-                // The store is down or busy: keep the batch (callers wait once the queue fills) and try again,
-                // at the latest after the backoff, and sooner once this replica reaches the store again.
+                // The store is down or busy, or the batch failed otherwise: keep it (callers wait once the queue fills,
+                // or are refused while the store is unreachable) and try again, at the latest after the backoff, and
+                // sooner once this replica reaches the store again. Never let the writer die: that would stop the server.
+                Volatile.Write(ref _writerFailing, 1);
                 _failures.Add(1);
                 Log.WriteFailed(_logger, batch.Count, e.GetType().Name, delay.TotalMilliseconds);
                 if (_outage is not null && _outage.Observe(e))

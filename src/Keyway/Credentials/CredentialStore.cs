@@ -163,7 +163,9 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
     /// <summary>Marks a refresh as under way, before the provider is asked (see <see cref="StoredCredential.RefreshStartedAt"/>).</summary>
     public Task<long?> MarkRefreshStartedAsync(CredentialKey key, long expectedVersion, string owner, CancellationToken cancellationToken) =>
         // Not @owner: Npgsql matches parameter names without regard to case, and the key's @Owner is a parameter too.
-        UpdateAsync(key, expectedVersion, "refresh_started_at = @now, refresh_owner = @refreshOwner", new { refreshOwner = owner }, cancellationToken);
+        // On PostgreSQL the mark's time is the store's clock, the one replicas judge its age by (ReplicaHeartbeat).
+        UpdateAsync(key, expectedVersion, $"refresh_started_at = {(database.Kind == StoreKind.Postgres ? ReplicaHeartbeat.StoreNow : "@now")}, refresh_owner = @refreshOwner",
+            new { refreshOwner = owner }, cancellationToken);
 
     /// <summary>Records a failed refresh: the state, the provider's error (never a token) and when to try again.</summary>
     public Task<long?> RecordFailureAsync(

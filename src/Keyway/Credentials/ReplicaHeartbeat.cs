@@ -60,7 +60,7 @@ internal sealed partial class ReplicaHeartbeat(Database database, TimeProvider t
     private static readonly TimeSpan Forgotten = TimeSpan.FromDays(1);
 
     // The store's own clock, in Unix milliseconds: heartbeats are written and judged by one clock, whatever the replicas' say.
-    private const string StoreNow = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+    internal const string StoreNow = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
 
     private readonly DateTimeOffset _started = time.GetUtcNow();
     // Ticks of the local clock since when every beat reached the store; 0 while the last one did not.
@@ -81,11 +81,13 @@ internal sealed partial class ReplicaHeartbeat(Database database, TimeProvider t
     public void CountPendingWith(Func<int> count) => _pendingCount = count;
 
     /// <summary>
-    /// Whether the replica <paramref name="owner"/>, which marked a refresh in flight at <paramref name="markedAt"/>,
-    /// may still store its answer. Yes while it is alive and its refresh may still be at the provider (marked less
-    /// than <see cref="InFlightLimit"/> ago) or it holds answers for the store; and for <see cref="HolderGrace"/>
-    /// after its last heartbeat if that heartbeat said it held answers (its journal has them: it may be restarting).
-    /// A live replica's mark left by a refresh that failed without clearing it is not honoured past the limit.
+    /// Whether the replica <paramref name="owner"/>, which marked a refresh in flight at <paramref name="markedAt"/>
+    /// (the store's clock), may still store its answer. Ages are taken on the store's clock. Yes while it is alive
+    /// and its refresh may still be at the provider (marked less than <see cref="InFlightLimit"/> ago) or it holds
+    /// answers for the store; and, once it is silent, for <see cref="HolderGrace"/> after its last heartbeat if that
+    /// heartbeat said it held answers or came while its refresh may have been at the provider: its answer may be in
+    /// its journal, or it may have lost the store while the others did not. A live replica's mark left by a refresh
+    /// that failed without clearing it is not honoured past the in-flight limit.
     /// </summary>
     public async Task<bool> MayStillWriteAsync(string owner, DateTimeOffset markedAt, CancellationToken cancellationToken)
     {
@@ -102,16 +104,27 @@ internal sealed partial class ReplicaHeartbeat(Database database, TimeProvider t
         }
 
         await using var connection = await database.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<(long Silent, long Pending)>($"SELECT {StoreNow} - seen_at, pending FROM replicas WHERE id = @owner", new { owner });
+        var rows = await connection.QueryAsync<(long Silent, long Pending, long MarkAge, long SeenAfterMark)>(
+            $"SELECT {StoreNow} - seen_at, pending, {StoreNow} - @marked, seen_at - @marked FROM replicas WHERE id = @owner",
+            new { owner, marked = markedAt.ToStore() });
         if (rows is not [var row])
         {
             return false;
         }
 
         var silent = TimeSpan.FromMilliseconds(row.Silent);
-        return row.Pending > 0
-            ? silent < HolderGrace
-            : silent < options.OwnerGrace && time.GetUtcNow() - markedAt < InFlightLimit;
+        if (row.Pending > 0)
+        {
+            return silent < HolderGrace;
+        }
+
+        if (silent < options.OwnerGrace)
+        {
+            return TimeSpan.FromMilliseconds(row.MarkAge) < InFlightLimit;
+        }
+
+        // Silent: if it fell silent while its refresh may have been at the provider, it may hold the answer.
+        return TimeSpan.FromMilliseconds(row.SeenAfterMark) < InFlightLimit && silent < HolderGrace;
     }
 
     /// <summary>How long a token request, or a custom flow's steps, may take: a mark younger than this may still be at the provider.</summary>

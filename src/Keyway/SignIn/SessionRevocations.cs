@@ -83,21 +83,56 @@ internal sealed partial class SessionRevocations(
         public long ExpiresAt { get; init; }
     }
 
+    /// <summary>
+    /// Reloads after a change, and keeps trying until a reload succeeds: a sign-out elsewhere that this
+    /// replica failed to read would otherwise stand unread until the next change, however long that is.
+    /// </summary>
     private async Task ReloadQuietlyAsync()
     {
+        if (Interlocked.Exchange(ref _retrying, 1) == 1)
+        {
+            // A reload loop runs already; it reads whatever changed by the time it succeeds.
+            Interlocked.Exchange(ref _again, 1);
+            return;
+        }
+
+        var wait = TimeSpan.FromMilliseconds(250);
         try
         {
-            await ReloadAsync(CancellationToken.None);
+            while (true)
+            {
+                Interlocked.Exchange(ref _again, 0);
+                try
+                {
+                    await ReloadAsync(CancellationToken.None);
+                    if (Interlocked.Exchange(ref _again, 0) == 0)
+                    {
+                        return;
+                    }
+
+                    continue;
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    Log.ReloadFailed(logger, e.GetType().Name);
+                }
+
+                await Task.Delay(wait, time);
+                wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+            }
         }
-        catch (Exception e)
+        finally
         {
-            Log.ReloadFailed(logger, e.GetType().Name);
+            Interlocked.Exchange(ref _retrying, 0);
         }
     }
 
+    private int _retrying;
+    private int _again;
+
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Reading the signed-out sessions failed ({Error}); the ones this replica knows stay refused, and the next change retries")]
+        [LoggerMessage(1, LogLevel.Warning, "Reading the signed-out sessions failed ({Error}); the ones this replica knows stay refused, and it tries again")]
         public static partial void ReloadFailed(ILogger logger, string error);
     }
 }

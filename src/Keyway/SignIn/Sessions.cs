@@ -210,7 +210,10 @@ internal sealed class SessionValidator(UserStore users, ChangeFeed changes, Time
 
             outage?.Reached();
         }
-        catch (Exception e) when (cached is not null && outage is not null && outage.Observe(e) && outage.MayServeStale())
+        catch (Exception e) when (cached is not null && outage is not null && outage.Observe(e) && outage.MayServeStale()
+                                  // Only the answer still cached: a change (the user disabled, demoted) that dropped it meanwhile wins.
+                                  && _cache.TryGetValue(userId, out var current) && ReferenceEquals(current, cached)
+                                  && Interlocked.Read(ref _generation) == generation)
         {
             // The store cannot be reached: the last answer stands for a while longer, re-checked after a pause.
             _cache.TryUpdate(userId, cached with { Until = now + StoreFailure.RetryAfter }, cached);

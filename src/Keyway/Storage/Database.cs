@@ -127,6 +127,9 @@ internal sealed class Database : IAsyncDisposable
 /// <summary>Turns <c>postgres://user:password@host:port/db?sslmode=require</c> into an Npgsql connection string.</summary>
 internal static class PostgresUrl
 {
+    /// <summary>Seconds to establish a connection, unless the URL says otherwise.</summary>
+    public const int DefaultConnectTimeoutSeconds = 5;
+
     public static bool IsPostgres(string value) =>
         value.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) ||
         value.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase);
@@ -149,6 +152,9 @@ internal static class PostgresUrl
             Host = uri.Host,
             Port = uri.IsDefaultPort || uri.Port <= 0 ? 5432 : uri.Port,
             Database = Uri.UnescapeDataString(uri.AbsolutePath.TrimStart('/')) is { Length: > 0 } db ? db : "keyway",
+            // A database that drops packets instead of refusing holds a request no longer than this before it is
+            // an outage (503 store_unavailable); Npgsql's own default is 15 s. `?Timeout=N` in the URL overrides it.
+            Timeout = DefaultConnectTimeoutSeconds,
         };
         if (uri.UserInfo.Length > 0)
         {

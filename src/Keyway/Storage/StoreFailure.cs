@@ -26,7 +26,7 @@ internal static class StoreFailure
                 // nothing: BUSY (5) and LOCKED (6), past the busy timeout, are matched by code.
                 // Npgsql's exceptions are not matched by type: on SQLite, Npgsql's assembly is never loaded.
                 case StoreOutcomeUnknownException:
-                case DbException { IsTransient: true }:
+                case DbException { IsTransient: true } db when IsConnectionState(db.SqlState):
                 case Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 5 or 6 }:
                 case SocketException:
                 case EndOfStreamException:
@@ -39,6 +39,15 @@ internal static class StoreFailure
 
         return false;
     }
+
+    /// <summary>
+    /// A transient error that says the server cannot be reached (no SQLSTATE: the connection itself failed), a
+    /// connection exception (class 08), a shutdown or start-up (57P01–57P03), or too many connections (53300).
+    /// Other transient errors — a serialization failure, a deadlock, a lock not available — come from a store
+    /// that answers: they are conflicts, not outages.
+    /// </summary>
+    private static bool IsConnectionState(string? state) =>
+        state is null || state.StartsWith("08", StringComparison.Ordinal) || state is "57P01" or "57P02" or "57P03" or "53300";
 
     /// <summary>The problem a request gets when what it needs is only in the unreachable store.</summary>
     public static KeywayException Unavailable() =>

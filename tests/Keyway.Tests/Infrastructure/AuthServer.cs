@@ -154,6 +154,15 @@ public sealed class AuthServer : IAsyncDisposable
     /// <summary>The status of every <c>/api/me</c> answer so far, oldest first.</summary>
     public IReadOnlyList<int> ApiStatusCodes => _state.ApiStatusCodes;
 
+    /// <summary>
+    /// How many <c>/api/me</c> requests were refused with 401: an access token presented after its
+    /// JWT <c>exp</c> (checked without clock skew), revoked, forged or missing.
+    /// </summary>
+    public int ApiRejectionCount => _state.ApiStatusCodes.Count(s => s == StatusCodes.Status401Unauthorized);
+
+    /// <summary>Every 401 of <c>/api/me</c>, oldest first, with the presented token's <c>exp</c>: tells an expired token from a revoked one.</summary>
+    public IReadOnlyList<AuthServerApiRejection> ApiRejections => _state.ApiRejections;
+
     /// <summary>Starts a server and returns once it listens with its clients registered.</summary>
     public static async Task<AuthServer> StartAsync(AuthServerOptions? options = null, CancellationToken cancellationToken = default)
     {
@@ -226,6 +235,31 @@ public sealed class AuthServer : IAsyncDisposable
     /// <summary>Undoes <see cref="RejectClient"/>.</summary>
     public void AcceptClient(string clientId) => _state.SetRejected(clientId, rejected: false);
 
+    /// <summary>
+    /// Holds the token endpoint's answers to requests with that <c>grant_type</c> (and client, when
+    /// given) after the server has processed them, until <see cref="AuthServerHold.Release"/> or
+    /// disposal: the refresh token presented is already redeemed and the new one sits in the held
+    /// answer. <c>using var hold = server.HoldTokenAnswers("refresh_token"); await hold.Arrived;</c>
+    /// </summary>
+    public AuthServerHold HoldTokenAnswers(string? grantType = null, string? clientId = null) => _state.AddHold(grantType, clientId);
+
+    /// <summary>
+    /// How many authorizations (grants) are revoked: by reuse detection, or by revoking a token
+    /// through the revocation endpoint. A grant revoked is one a person must connect again.
+    /// </summary>
+    public async Task<int> CountRevokedGrantsAsync(CancellationToken cancellationToken = default)
+    {
+        await using var scope = _app.Services.CreateAsyncScope();
+        var authorizations = scope.ServiceProvider.GetRequiredService<IOpenIddictAuthorizationManager>();
+        var revoked = 0;
+        await foreach (var authorization in authorizations.ListAsync(count: null, offset: null, cancellationToken))
+        {
+            if (await authorizations.HasStatusAsync(authorization, Statuses.Revoked, cancellationToken))
+                revoked++;
+        }
+        return revoked;
+    }
+
     /// <summary>How many token requests had that <c>grant_type</c>.</summary>
     public int TokenRequestCount(string grantType) => TokenRequests.Count(r => r.GrantType == grantType);
 
@@ -250,6 +284,7 @@ public sealed class AuthServer : IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
+        _state.ReleaseHolds();
         await _app.StopAsync();
         await _app.DisposeAsync();
         await _database.DisposeAsync();
@@ -340,6 +375,8 @@ public sealed class AuthServer : IAsyncDisposable
             context.Response.OnStarting(() =>
             {
                 state.RecordApiStatus(context.Response.StatusCode);
+                if (context.Response.StatusCode == StatusCodes.Status401Unauthorized)
+                    state.RecordApiRejection(new AuthServerApiRejection(DateTimeOffset.UtcNow, BearerExpiry(context.Request)));
                 return Task.CompletedTask;
             });
             await next(context);
@@ -374,7 +411,30 @@ public sealed class AuthServer : IAsyncDisposable
                 grantType, clientId, context.Response.StatusCode, context.Items[AuthServerState.ErrorItem] as string));
             return Task.CompletedTask;
         });
-        await next(context);
+        if (state.HoldFor(grantType, clientId) is { } hold)
+            await hold.PassAsync(context, next);
+        else
+            await next(context);
+    }
+
+    /// <summary>The JWT <c>exp</c> of the request's bearer token, if it has one that reads as a JWT.</summary>
+    private static DateTimeOffset? BearerExpiry(HttpRequest request)
+    {
+        if (!AuthenticationHeaderValue.TryParse(request.Headers.Authorization, out var header)
+            || !string.Equals(header.Scheme, "Bearer", StringComparison.OrdinalIgnoreCase)
+            || header.Parameter is null)
+        {
+            return null;
+        }
+        try
+        {
+            var jwt = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(header.Parameter);
+            return jwt.TryGetPayloadValue<long>("exp", out var exp) ? DateTimeOffset.FromUnixTimeSeconds(exp) : null;
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
     }
 
     private static string? BasicClientId(HttpRequest request)
@@ -511,6 +571,20 @@ public sealed class AuthServer : IAsyncDisposable
         descriptor.RedirectUris.UnionWith(client.RedirectUris);
         await applications.CreateAsync(descriptor, cancellationToken);
     }
+}
+
+/// <summary>A 401 of <c>/api/me</c>.</summary>
+/// <param name="At">When the server answered.</param>
+/// <param name="TokenExpiry">The presented access token's JWT <c>exp</c>; null when it had none (missing or not a JWT).</param>
+public sealed record AuthServerApiRejection(DateTimeOffset At, DateTimeOffset? TokenExpiry)
+{
+    /// <summary>How long after its <c>exp</c> the token was presented; negative or zero when it had not expired (revoked).</summary>
+    public TimeSpan? Late => TokenExpiry is { } exp ? At - exp : null;
+
+    /// <inheritdoc />
+    public override string ToString() => Late is { } late
+        ? late > TimeSpan.Zero ? $"{late.TotalMilliseconds:0} ms after its exp" : $"{-late.TotalMilliseconds:0} ms before its exp (revoked?)"
+        : "no JWT";
 }
 
 /// <summary>What <c>/api/me</c> answers: whom the access token was issued to.</summary>

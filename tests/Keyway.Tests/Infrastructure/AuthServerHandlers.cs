@@ -31,6 +31,8 @@ internal sealed class AuthServerState(AuthServerOptions options)
     private readonly HashSet<string> _rejectedClients = new(StringComparer.Ordinal);
     private readonly HashSet<string> _spentRefreshTokenIds = new(StringComparer.Ordinal);
     private readonly List<int> _apiStatusCodes = [];
+    private readonly List<AuthServerApiRejection> _apiRejections = [];
+    private readonly List<AuthServerHold> _holds = [];
     private int _failuresLeft;
     private int _failureStatus;
     private volatile bool _omitExpiresIn = options.OmitExpiresIn;
@@ -57,6 +59,8 @@ internal sealed class AuthServerState(AuthServerOptions options)
     public IReadOnlyList<string> RedeemedRefreshTokens => Snapshot(_redeemedRefreshTokens);
 
     public IReadOnlyList<int> ApiStatusCodes => Snapshot(_apiStatusCodes);
+
+    public IReadOnlyList<AuthServerApiRejection> ApiRejections => Snapshot(_apiRejections);
 
     public void FailNext(int count, int status)
     {
@@ -109,6 +113,26 @@ internal sealed class AuthServerState(AuthServerOptions options)
             return _refreshTokenIds.GetValueOrDefault(refreshToken);
     }
 
+    public AuthServerHold AddHold(string? grantType, string? clientId)
+    {
+        var hold = new AuthServerHold(grantType, clientId, RemoveHold);
+        Add(_holds, hold);
+        return hold;
+    }
+
+    /// <summary>The first hold that takes an answer to this request, if any.</summary>
+    public AuthServerHold? HoldFor(string grantType, string? clientId)
+    {
+        lock (_lock)
+            return _holds.FirstOrDefault(h => h.Matches(grantType, clientId));
+    }
+
+    public void ReleaseHolds()
+    {
+        foreach (var hold in Snapshot(_holds))
+            hold.Dispose();
+    }
+
     public void RecordTokenRequest(AuthServerTokenRequest request) => Add(_tokenRequests, request);
 
     public void RecordReuse(AuthServerRefreshTokenReuse reuse) => Add(_reuses, reuse);
@@ -116,6 +140,8 @@ internal sealed class AuthServerState(AuthServerOptions options)
     public void RecordRevocation(AuthServerRevocation revocation) => Add(_revocations, revocation);
 
     public void RecordApiStatus(int status) => Add(_apiStatusCodes, status);
+
+    public void RecordApiRejection(AuthServerApiRejection rejection) => Add(_apiRejections, rejection);
 
     public void RecordIssuedRefreshToken(string token, string? tokenId)
     {
@@ -139,7 +165,14 @@ internal sealed class AuthServerState(AuthServerOptions options)
             _issuedRefreshTokens.Clear();
             _redeemedRefreshTokens.Clear();
             _apiStatusCodes.Clear();
+            _apiRejections.Clear();
         }
+    }
+
+    private void RemoveHold(AuthServerHold hold)
+    {
+        lock (_lock)
+            _holds.Remove(hold);
     }
 
     private void Add<T>(List<T> list, T item)
@@ -285,7 +318,7 @@ internal sealed class RejectClients(AuthServerState state) : IOpenIddictServerHa
     }
 }
 
-/// <summary>Leaves <c>expires_in</c> out when asked, and hands the OAuth error to the request recorder.</summary>
+/// <summary>Leaves <c>expires_in</c> out or states the nominal lifetime when asked, and hands the OAuth error to the request recorder.</summary>
 internal sealed class ShapeTokenResponse(AuthServerState state) : IOpenIddictServerHandler<ApplyTokenResponseContext>
 {
     public static OpenIddictServerHandlerDescriptor Descriptor { get; } =
@@ -299,6 +332,8 @@ internal sealed class ShapeTokenResponse(AuthServerState state) : IOpenIddictSer
     {
         if (state.OmitExpiresIn)
             context.Response.ExpiresIn = null;
+        else if (state.Options.StateNominalExpiresIn && context.Response.ExpiresIn is not null)
+            context.Response.ExpiresIn = (long)state.Options.AccessTokenLifetime.TotalSeconds;
         if (context.Transaction.GetHttpRequest() is { } http)
             http.HttpContext.Items[AuthServerState.ErrorItem] = context.Response.Error;
         return default;

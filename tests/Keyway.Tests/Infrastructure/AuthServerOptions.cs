@@ -26,6 +26,15 @@ public sealed record AuthServerOptions
     /// </summary>
     public TimeSpan? RefreshTokenReuseLeeway { get; init; }
 
+    /// <summary>
+    /// States <c>expires_in</c> as the configured <see cref="AccessTokenLifetime"/> in whole seconds
+    /// in every token response, as most providers do (a fixed 3600 or 3599), while the JWT
+    /// <c>exp</c> is counted from the issue time truncated to the second: the token dies up to a
+    /// second before "received + expires_in". By default OpenIddict states the time left until
+    /// <c>exp</c>, rounded to the nearest second (off by up to half a second either way).
+    /// </summary>
+    public bool StateNominalExpiresIn { get; init; }
+
     /// <summary>Leaves <c>expires_in</c> out of token responses, so a client must read the JWT <c>exp</c>. Can be changed later with <see cref="AuthServer.OmitExpiresIn"/>.</summary>
     public bool OmitExpiresIn { get; init; }
 

@@ -238,6 +238,117 @@ public sealed class AuthServerTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_held_refresh_answer_is_redeemed_at_the_provider_before_the_client_receives_it()
+    {
+        var server = await StartAsync();
+        var first = await PasswordAsync(server, "alice", "alice-password");
+        using var hold = server.HoldTokenAnswers(grantType: "refresh_token");
+
+        var refresh = RefreshAsync(server, first.RefreshToken!);
+        await hold.Arrived.WaitAsync(TimeSpan.FromSeconds(10));
+        var statusWhileHeld = await server.GetRefreshTokenStatusAsync(first.RefreshToken!);
+        var heldToken = Assert.Single(hold.RefreshTokens);
+        var statusOfHeld = await server.GetRefreshTokenStatusAsync(heldToken);
+        var receivedWhileHeld = refresh.IsCompleted;
+        // Another grant type is not held.
+        var password = await PasswordAsync(server, "bob", "bob-password");
+        hold.Release();
+        var refreshed = await refresh.WaitAsync(TimeSpan.FromSeconds(10));
+        await hold.Delivered.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.False(receivedWhileHeld);
+        Assert.Equal("redeemed", statusWhileHeld);
+        Assert.Equal("valid", statusOfHeld);
+        Assert.False(password.IsError, password.Raw);
+        Assert.False(refreshed.IsError, refreshed.Raw);
+        Assert.Equal(heldToken, refreshed.RefreshToken);
+        Assert.Equal(1, hold.HeldCount);
+        // Released: later answers pass.
+        Assert.False((await RefreshAsync(server, refreshed.RefreshToken!)).IsError);
+        Assert.Equal(0, await server.CountRevokedGrantsAsync());
+    }
+
+    [Fact]
+    public async Task A_hold_for_one_client_lets_other_clients_answers_through()
+    {
+        var server = await StartAsync();
+        await server.AddClientAsync(new AuthServerClient { ClientId = "other", ClientSecret = "other-secret" });
+        using var hold = server.HoldTokenAnswers(clientId: "other");
+
+        var keyway = await ClientCredentialsAsync(server);
+        var other = _http.RequestClientCredentialsTokenAsync(new ClientCredentialsTokenRequest
+        {
+            Address = server.TokenEndpoint,
+            ClientId = "other",
+            ClientSecret = "other-secret",
+        });
+        await hold.Arrived.WaitAsync(TimeSpan.FromSeconds(10));
+        var otherReceivedWhileHeld = other.IsCompleted;
+        hold.Dispose();
+
+        Assert.False(keyway.IsError, keyway.Raw);
+        Assert.False(otherReceivedWhileHeld);
+        Assert.False((await other.WaitAsync(TimeSpan.FromSeconds(10))).IsError);
+    }
+
+    [Fact]
+    public async Task The_api_accepts_an_access_token_until_its_exp_and_refuses_it_from_then_on_without_clock_skew()
+    {
+        var server = await StartAsync(new AuthServerOptions { AccessTokenLifetime = TimeSpan.FromSeconds(2) });
+        var token = await ClientCredentialsAsync(server);
+        var exp = DateTimeOffset.FromUnixTimeSeconds(new JsonWebToken(token.AccessToken).GetPayloadValue<long>("exp"));
+        DateTimeOffset lastAccepted = default, firstRefused = default;
+
+        await Poll.UntilAsync(async () =>
+        {
+            var sent = DateTimeOffset.UtcNow;
+            using var response = await CallApiAsync(server, token.AccessToken!);
+            if (response.StatusCode == HttpStatusCode.OK)
+            {
+                lastAccepted = DateTimeOffset.UtcNow;
+                return false;
+            }
+            firstRefused = sent;
+            return true;
+        }, TimeSpan.FromSeconds(10), "the access token to expire");
+
+        // A provider states whole seconds: expires_in is an integer, the JWT exp a whole second.
+        Assert.InRange(token.ExpiresIn, 1, 2);
+        Assert.True(lastAccepted <= exp + TimeSpan.FromMilliseconds(50), $"accepted at {lastAccepted:O}, after its exp {exp:O}");
+        Assert.True(firstRefused <= exp + TimeSpan.FromMilliseconds(500), $"first refused when sent at {firstRefused:O}, exp {exp:O}");
+        Assert.Equal(1, server.ApiRejectionCount);
+        Assert.True(Assert.Single(server.ApiRejections).Late > TimeSpan.Zero);
+    }
+
+    [Fact]
+    public async Task A_nominal_expires_in_states_the_whole_lifetime_while_the_token_dies_at_its_truncated_exp()
+    {
+        var server = await StartAsync(new AuthServerOptions { AccessTokenLifetime = TimeSpan.FromSeconds(3), StateNominalExpiresIn = true });
+
+        var before = DateTimeOffset.UtcNow;
+        var token = await ClientCredentialsAsync(server);
+        var exp = DateTimeOffset.FromUnixTimeSeconds(new JsonWebToken(token.AccessToken).GetPayloadValue<long>("exp"));
+
+        Assert.Equal(3, token.ExpiresIn);
+        // The exp counts from the issue second: at most 3 s after the request was sent, more than 2 s.
+        Assert.InRange(exp, before.AddSeconds(2), before.AddSeconds(3));
+    }
+
+    [Fact]
+    public async Task Reuse_revokes_the_grant_and_the_grant_is_counted()
+    {
+        var server = await StartAsync();
+        var first = await PasswordAsync(server, "alice", "alice-password");
+        Assert.False((await RefreshAsync(server, first.RefreshToken!)).IsError);
+        Assert.Equal(0, await server.CountRevokedGrantsAsync());
+
+        await RefreshAsync(server, first.RefreshToken!);
+
+        Assert.Single(server.RefreshTokenReuses);
+        Assert.Equal(1, await server.CountRevokedGrantsAsync());
+    }
+
+    [Fact]
     public async Task The_api_answers_401_without_a_token_or_with_a_forged_one()
     {
         var server = await StartAsync();

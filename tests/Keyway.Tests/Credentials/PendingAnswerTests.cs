@@ -95,6 +95,24 @@ public sealed class PendingAnswerTests(CrashablePostgres postgres) : IClassFixtu
         }, TimeSpan.FromSeconds(30), what);
     }
 
+    /// <summary>
+    /// Lets the token expire, then has the provider answer <paramref name="replica"/>'s refresh only once the store
+    /// is down (the old refresh token is spent by then): the moment issue 19 is about. Returns what the replica served.
+    /// </summary>
+    private async Task<Credential> RefreshAcrossACrashAsync(CredentialEngine replica, FakeTokenProvider provider)
+    {
+        _time.Advance(TimeSpan.FromSeconds(61));
+        provider.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var calls = provider.Calls;
+        var refreshing = replica.GetAsync(Key, provider, default).AsTask();
+        await Poll.UntilAsync(() => provider.Calls > calls || refreshing.IsFaulted, TimeSpan.FromSeconds(10), "the refresh to reach the provider");
+        if (refreshing.IsFaulted)
+            await refreshing;
+        await postgres.Cluster.CrashAsync();
+        provider.Gate.SetResult();
+        return await refreshing;
+    }
+
     [Fact]
     public async Task An_answer_the_store_cannot_take_is_journalled_served_and_stored_when_the_store_is_back_and_no_refresh_token_is_spent_twice()
     {
@@ -102,17 +120,7 @@ public sealed class PendingAnswerTests(CrashablePostgres postgres) : IClassFixtu
         var home = DataDirectory("a");
         var replica = Replica(home);
         await replica.GetAsync(Key, provider, default);
-        _time.Advance(TimeSpan.FromSeconds(61));
-
-        // The provider answers only once the store is down: the old refresh token is spent by then.
-        provider.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var refreshing = replica.GetAsync(Key, provider, default).AsTask();
-        await Poll.UntilAsync(() => provider.Calls == 2 || refreshing.IsFaulted, TimeSpan.FromSeconds(10), "the refresh to reach the provider");
-        if (refreshing.IsFaulted)
-            await refreshing;
-        await postgres.Cluster.CrashAsync();
-        provider.Gate.SetResult();
-        var served = await refreshing;
+        var served = await RefreshAcrossACrashAsync(replica, provider);
 
         Assert.Equal("access-2", served.Tokens.AccessToken.Reveal());
         Assert.Equal(1, replica.PendingWrites);
@@ -144,15 +152,7 @@ public sealed class PendingAnswerTests(CrashablePostgres postgres) : IClassFixtu
         var home = DataDirectory("a");
         var replica = Replica(home);
         await replica.GetAsync(Key, provider, default);
-        _time.Advance(TimeSpan.FromSeconds(61));
-        provider.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var refreshing = replica.GetAsync(Key, provider, default).AsTask();
-        await Poll.UntilAsync(() => provider.Calls == 2 || refreshing.IsFaulted, TimeSpan.FromSeconds(10), "the refresh to reach the provider");
-        if (refreshing.IsFaulted)
-            await refreshing;
-        await postgres.Cluster.CrashAsync();
-        provider.Gate.SetResult();
-        await refreshing;
+        await RefreshAcrossACrashAsync(replica, provider);
 
         // The outage outlasts the new token: the holder refreshes with the refresh token only it has.
         _time.Advance(TimeSpan.FromSeconds(61));
@@ -173,15 +173,7 @@ public sealed class PendingAnswerTests(CrashablePostgres postgres) : IClassFixtu
         var holder = Replica(DataDirectory("a"));
         var other = Replica(DataDirectory("b"), othersMayStillWrite: true);
         await holder.GetAsync(Key, provider, default);
-        _time.Advance(TimeSpan.FromSeconds(61));
-        provider.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var refreshing = holder.GetAsync(Key, provider, default).AsTask();
-        await Poll.UntilAsync(() => provider.Calls == 2 || refreshing.IsFaulted, TimeSpan.FromSeconds(10), "the refresh to reach the provider");
-        if (refreshing.IsFaulted)
-            await refreshing;
-        await postgres.Cluster.CrashAsync();
-        provider.Gate.SetResult();
-        await refreshing;
+        await RefreshAcrossACrashAsync(holder, provider);
         await postgres.Cluster.StartAgainAsync();
 
         // The other replica reads the store before the holder's answer lands: expired tokens and the holder's mark.
@@ -200,15 +192,7 @@ public sealed class PendingAnswerTests(CrashablePostgres postgres) : IClassFixtu
         var home = DataDirectory("a");
         var killed = Replica(home);
         await killed.GetAsync(Key, provider, default);
-        _time.Advance(TimeSpan.FromSeconds(61));
-        provider.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var refreshing = killed.GetAsync(Key, provider, default).AsTask();
-        await Poll.UntilAsync(() => provider.Calls == 2 || refreshing.IsFaulted, TimeSpan.FromSeconds(10), "the refresh to reach the provider");
-        if (refreshing.IsFaulted)
-            await refreshing;
-        await postgres.Cluster.CrashAsync();
-        provider.Gate.SetResult();
-        await refreshing;
+        await RefreshAcrossACrashAsync(killed, provider);
         Assert.Single(Entries(home));
 
         // The process is gone (its memory with it; the clock is never moved, so it never retries): a new one starts on the same data directory.
@@ -272,13 +256,7 @@ public sealed class PendingAnswerTests(CrashablePostgres postgres) : IClassFixtu
         var home = DataDirectory("a");
         var replica = Replica(home);
         await replica.GetAsync(Key, provider, default);
-        _time.Advance(TimeSpan.FromSeconds(61));
-        provider.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var refreshing = replica.GetAsync(Key, provider, default).AsTask();
-        await Poll.UntilAsync(() => provider.Calls == 2, TimeSpan.FromSeconds(10), "the refresh to reach the provider");
-        await postgres.Cluster.CrashAsync();
-        provider.Gate.SetResult();
-        await refreshing;
+        await RefreshAcrossACrashAsync(replica, provider);
         await postgres.Cluster.StartAgainAsync();
 
         // Someone disconnects the credential before the held answer is stored (the clock has not moved: no retry yet).
@@ -304,13 +282,7 @@ public sealed class PendingAnswerTests(CrashablePostgres postgres) : IClassFixtu
             journal: new CredentialJournal(home, _keys, NullLogger<CredentialJournal>.Instance))
         { Random = () => 0 };
         await replica.GetAsync(Key, provider, default);
-        _time.Advance(TimeSpan.FromSeconds(61));
-        provider.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var refreshing = replica.GetAsync(Key, provider, default).AsTask();
-        await Poll.UntilAsync(() => provider.Calls == 2, TimeSpan.FromSeconds(10), "the refresh to reach the provider");
-        await postgres.Cluster.CrashAsync();
-        provider.Gate.SetResult();
-        Assert.Equal("access-2", (await refreshing).Tokens.AccessToken.Reveal());
+        Assert.Equal("access-2", (await RefreshAcrossACrashAsync(replica, provider)).Tokens.AccessToken.Reveal());
 
         _time.Advance(TimeSpan.FromSeconds(61));
         var expired = await Assert.ThrowsAsync<KeywayException>(() => replica.GetAsync(Key, provider, default).AsTask());

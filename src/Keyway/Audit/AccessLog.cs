@@ -132,7 +132,7 @@ internal sealed partial class AccessLog : BackgroundService
             var path = AuditRedaction.RedactPath(record.Run.Path);
             path = redactor is null ? StripQuery(path) : redactor.Redact(path);
             var run = record.Run;
-            Log.Access(_logger, DateTimeOffset.FromUnixTimeMilliseconds(record.TimeMs).ToString("O", System.Globalization.CultureInfo.InvariantCulture),
+            Log.Access(_logger, FormatTime(record.TimeMs),
                 run.Kind, record.Caller, record.Resource, record.Environment, record.Query, run.Method, path, run.Status, run.DurationMs,
                 run.Refreshed, run.Error, record.BytesOut, record.BytesIn);
         }
@@ -141,6 +141,10 @@ internal sealed partial class AccessLog : BackgroundService
     /// <summary>The length of a run's answer body as returned (its JSON, text or base64 form).</summary>
     public static long? BodyBytes(Runs.RunResult result) =>
         result.Body is { } body ? System.Text.Encoding.UTF8.GetByteCount(body.GetRawText()) : null;
+
+    /// <summary>ISO 8601 UTC with milliseconds, as the JSON log's own <c>Timestamp</c>.</summary>
+    internal static string FormatTime(long unixMs) =>
+        DateTimeOffset.FromUnixTimeMilliseconds(unixMs).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);
 
     private static string StripQuery(string path)
     {
@@ -160,7 +164,7 @@ internal sealed partial class AccessLog : BackgroundService
     private static partial class Log
     {
         [LoggerMessage(1, LogLevel.Information,
-            "{Time} {Kind} {Caller} {Resource} {Environment} {Query} {Method} {Path} {Status} {DurationMs}ms refreshed={Refreshed} error={Error} out={BytesOut} in={BytesIn}")]
+            "{Kind} {Method} {Path} {Status} {DurationMs} ms resource={Resource} environment={Environment} caller={Caller} query={Query} refreshed={Refreshed} error={Error} out={BytesOut} in={BytesIn} at {Time}")]
         public static partial void Access(
             ILogger logger, string time, string kind, string? caller, string? resource, string? environment, string? query, string method, string path,
             int? status, long durationMs, bool refreshed, string? error, long? bytesOut, long? bytesIn);

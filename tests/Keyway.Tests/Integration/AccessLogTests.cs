@@ -128,11 +128,13 @@ public sealed class AccessLogTests
             .Select(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture))
             .Sum();
 
-    [Fact]
-    public async Task Off_writes_no_access_line()
+    [Theory]
+    [InlineData("KEYWAY_ACCESS_LOG", "off")]
+    [InlineData("Logging__LogLevel__Keyway.Access", "Warning")]
+    public async Task Off_or_filtered_out_writes_no_access_line(string name, string value)
     {
         await using var upstream = await UpstreamServer.StartAsync();
-        var (keyway, admin, app, _) = await StartAsync(upstream, new() { ["KEYWAY_ACCESS_LOG"] = "off" });
+        var (keyway, admin, app, _) = await StartAsync(upstream, new() { [name] = value });
         await using (keyway)
         using (admin)
         using (app)

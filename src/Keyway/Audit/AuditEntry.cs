@@ -45,6 +45,12 @@ internal sealed record AuditEntry(string Action, string Outcome = AuditOutcome.S
     /// </summary>
     public RunDetail? Run { get; init; }
 
+    /// <summary>For a run, the bytes sent back to the caller when cheaply known (the access log's, not stored in the audit log).</summary>
+    public long? BytesOut { get; init; }
+
+    /// <summary>For a run, the bytes the caller sent when cheaply known (the access log's, not stored in the audit log).</summary>
+    public long? BytesIn { get; init; }
+
     private readonly IReadOnlyDictionary<string, object?>? _detail;
 }
 

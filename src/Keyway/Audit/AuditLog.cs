@@ -74,6 +74,7 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
 
     private readonly Database _database;
     private readonly StoreOutage? _outage;
+    private readonly AccessLog? _access;
     private readonly AuditSeal _seal;
     private readonly TimeProvider _time;
     private readonly Func<CancellationToken, Task<Redactor>> _knownSecrets;
@@ -100,9 +101,10 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
 
     public AuditLog(
         Database database, AuditSeal seal, TimeProvider time, Func<CancellationToken, Task<Redactor>> knownSecrets, AuditOptions options, ILogger<AuditLog> logger,
-        StoreOutage? outage = null)
+        StoreOutage? outage = null, AccessLog? access = null)
     {
         _outage = outage;
+        _access = access;
         _database = database;
         _seal = seal;
         _time = time;
@@ -146,6 +148,7 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
     public ValueTask RecordAsync(AuditEntry entry, CancellationToken cancellationToken = default)
     {
         var pending = new Pending(entry, _time.GetUtcNow().ToUnixTimeMilliseconds());
+        _access?.Write(entry, pending.At);
         if (!_stopping && _queue.Writer.TryWrite(pending))
         {
             return ValueTask.CompletedTask;

@@ -23,7 +23,7 @@ internal static class AuditEntries
     /// </summary>
     public static AuditEntry Run(
         string kind, Caller? caller, string resource, string environment, string method, string path,
-        int? status, long durationMs, bool refreshed, string? errorCode, string? queryName = null) =>
+        int? status, long durationMs, bool refreshed, string? errorCode, string? queryName = null, long? bytesOut = null, long? bytesIn = null) =>
         new(RunAction, errorCode is null ? AuditOutcome.Success : AuditOutcome.Failure)
         {
             Actor = caller,
@@ -31,6 +31,8 @@ internal static class AuditEntries
             Environment = environment,
             Target = queryName,
             Run = new RunDetail(kind, method, path, status, durationMs, refreshed, errorCode),
+            BytesOut = bytesOut,
+            BytesIn = bytesIn,
         };
 
     /// <summary>A 403: who was refused what, where.</summary>

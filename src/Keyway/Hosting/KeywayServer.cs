@@ -107,7 +107,10 @@ internal static partial class KeywayServer
         services.AddSingleton(new AuditSeal(master));
         services.AddSingleton(sp => new AuditLog(sp.GetRequiredService<Database>(), sp.GetRequiredService<AuditSeal>(), sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<KnownSecrets>().GetAsync, sp.GetRequiredService<AuditOptions>(), sp.GetRequiredService<ILogger<AuditLog>>(),
-            sp.GetRequiredService<StoreOutage>()));
+            sp.GetRequiredService<StoreOutage>(), sp.GetRequiredService<AccessLog>()));
+        services.AddSingleton(sp => new AccessLog(AccessLogOptions.FromEnvironment(), sp.GetRequiredService<KnownSecrets>().GetAsync,
+            sp.GetRequiredService<ILoggerFactory>()));
+        services.AddHostedService(sp => sp.GetRequiredService<AccessLog>());
         services.AddSingleton<IAuditLog>(sp => sp.GetRequiredService<AuditLog>());
         services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
         services.AddSingleton<AuditStore>();

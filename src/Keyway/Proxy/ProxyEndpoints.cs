@@ -182,7 +182,8 @@ internal static partial class ProxyEndpoints
                 // Every proxied request is a run in the audit log; the actor carries the API key's id (key use).
                 await audit.RecordAsync(AuditEntries.Run("proxy", caller, resource, environment!, context.Request.Method,
                     "/" + path + context.Request.QueryString.Value, context.Response.StatusCode,
-                    (long)time.GetElapsedTime(started).TotalMilliseconds, refreshed, errorCode), CancellationToken.None);
+                    (long)time.GetElapsedTime(started).TotalMilliseconds, refreshed, errorCode,
+                    bytesOut: context.Response.ContentLength, bytesIn: context.Request.ContentLength), CancellationToken.None);
             }
         }
     }

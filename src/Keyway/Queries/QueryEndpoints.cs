@@ -141,7 +141,8 @@ internal static class QueryEndpoints
                     built = call;
                     var result = await executor.ExecuteAsync(resolved, call, caller, ct);
                     await audit.RecordAsync(AuditEntries.Run("query", caller, resource.Name, environment, call.Method.Method,
-                        AuditRedaction.PathWithQuery(call.Path, call.Query), result.Status, result.DurationMs, result.Refreshed, null, name), CancellationToken.None);
+                        AuditRedaction.PathWithQuery(call.Path, call.Query), result.Status, result.DurationMs, result.Refreshed, null, name,
+                        bytesOut: AccessLog.BodyBytes(result)), CancellationToken.None);
                     return TypedResults.Ok(result);
                 }
                 catch (KeywayException e)

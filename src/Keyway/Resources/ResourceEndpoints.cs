@@ -137,7 +137,7 @@ internal static class ResourceEndpoints
                     var call = RunCalls.FromRequest(request);
                     var result = await executor.ExecuteAsync(resolved, call, caller, ct);
                     await audit.RecordAsync(AuditEntries.Run("run", caller, name, environment, call.Method.Method, path,
-                        result.Status, result.DurationMs, result.Refreshed, null), CancellationToken.None);
+                        result.Status, result.DurationMs, result.Refreshed, null, bytesOut: AccessLog.BodyBytes(result)), CancellationToken.None);
                     return TypedResults.Ok(result);
                 }
                 catch (KeywayException e)

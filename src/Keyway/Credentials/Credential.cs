@@ -102,8 +102,6 @@ internal sealed class Credential(CredentialKey key, TokenSet tokens, long versio
 
     public void Reject() => Rejected = true;
 
-    public bool IsExpired(DateTimeOffset now) => Tokens.ExpiresAt is { } expires && now >= expires;
-
     public bool IsDue(DateTimeOffset now) => Rejected || (RefreshAt is { } at && now >= at);
 }
 

@@ -239,6 +239,10 @@ internal sealed partial class CredentialEngine(
         return safe > half ? safe : half;
     }
 
+    /// <summary>Whether <paramref name="tokens"/> are what the caller asked to be rid of: the rejected token, or anything on a forced refresh.</summary>
+    private static bool IsRejected(TokenSet tokens, Secret? rejected) =>
+        rejected is not null && (ReferenceEquals(rejected, Forced) || tokens.AccessToken.Equals(rejected));
+
     private bool Usable(TokenSet tokens, DateTimeOffset now) => UsableUntil(tokens) is not { } until || now < until;
 
     /// <summary>
@@ -435,7 +439,7 @@ internal sealed partial class CredentialEngine(
     private Credential? ServeWhileOwnerStores(StoredCredential stored, Secret? rejected)
     {
         var now = time.GetUtcNow();
-        if (stored.Tokens is not { } tokens || (rejected is not null && (ReferenceEquals(rejected, Forced) || tokens.AccessToken.Equals(rejected))) ||
+        if (stored.Tokens is not { } tokens || IsRejected(tokens, rejected) ||
             !Usable(tokens, now))
         {
             return null;
@@ -472,7 +476,7 @@ internal sealed partial class CredentialEngine(
             }
 
             var valid = Usable(tokens, now);
-            var isRejected = rejected is not null && (ReferenceEquals(rejected, Forced) || tokens.AccessToken.Equals(rejected));
+            var isRejected = IsRejected(tokens, rejected);
             if (valid && !isRejected && !(entry.NextRefreshAt is { } due && now >= due))
             {
                 return new Credential(key, tokens, entry.ExpectedVersion, entry.NextRefreshAt, entry.ParametersHash);
@@ -878,7 +882,7 @@ internal sealed partial class CredentialEngine(
     {
         if (stored?.Tokens is not { } tokens || stored.ParametersHash != provider.ParametersHash ||
             stored.State is CredentialState.ReconnectRequired or CredentialState.Failed ||
-            ReferenceEquals(rejected, Forced) || (rejected is not null && tokens.AccessToken.Equals(rejected)))
+            IsRejected(tokens, rejected))
         {
             return null;
         }

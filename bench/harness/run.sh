@@ -7,10 +7,13 @@
 # and Keyway (SQLite in a temporary directory), and drives them with wrk:
 #
 #   main     the upstream directly (the physical limit), YARP, Keyway's proxy with a static bearer
-#            token (resolved-resource cache) and Keyway's proxy with an OAuth 2.0 client-credentials
-#            token (credential engine cache), at each concurrency, alternating A B A B; throughput
-#            with its spread across rounds, p50/p99, CPU time per request of the proxy process, the
-#            ratios of the bars, and peak RSS
+#            token (resolved-resource cache), the same resource with per-request audit events
+#            (traffic: each) and Keyway's proxy with an OAuth 2.0 client-credentials token (credential
+#            engine cache), at each concurrency, alternating A B A B; throughput with its spread
+#            across rounds, p50/p99, CPU time per request of the proxy process, the ratios of the
+#            bars (medians of the rounds), and peak RSS
+#   stream   a 10 MB answer through a resource that sends a secret (so the answer is redacted) and
+#            through one that sends none: CPU per MB of each, and the resident memory before and after
 #   api      POST /api/v1/resources/{name}/run and a saved query with templates (member paths, and
 #            one with a script expression), alternating with YARP
 #   storm    1,000 connections at once on a credential nobody holds yet: token requests counted by
@@ -19,8 +22,8 @@
 #   scale    throughput and memory against resources (10 -> 10,000), stored credentials
 #            (100 -> 100,000; with start-to-ready time) and connections
 #
-# Environment: SECTIONS (default "main api storm scale"), DURATION (wrk seconds per run, default
-# 10), CONCURRENCY (default "1 32 128"), ROUNDS (default 2), API_CONCURRENCY (default 32),
+# Environment: SECTIONS (default "main stream api storm scale"), DURATION (wrk seconds per run, default
+# 8), CONCURRENCY (default "1 32 128 1024"), ROUNDS (default 5), STREAM_MB (default 10), API_CONCURRENCY (default 32),
 # RESOURCE_COUNTS (default "10 1000 10000"), CREDENTIAL_COUNTS (default "100 10000 100000"),
 # CONNECTION_COUNTS (default "32 128 512 1024"), LATENCY_ROUNDS and LATENCY_DURATION (the short
 # c=1 rounds the added-latency bar is read from, default 12 of 2 s), KEYWAY_ENV (extra VAR=value
@@ -30,10 +33,11 @@
 # share every CPU). Not part of CI.
 set -euo pipefail
 
-SECTIONS="${SECTIONS:-main api storm scale}"
-DURATION="${DURATION:-10}"
-CONCURRENCY="${CONCURRENCY:-1 32 128}"
-ROUNDS="${ROUNDS:-2}"
+SECTIONS="${SECTIONS:-main stream api storm scale}"
+DURATION="${DURATION:-8}"
+CONCURRENCY="${CONCURRENCY:-1 32 128 1024}"
+ROUNDS="${ROUNDS:-5}"
+STREAM_MB="${STREAM_MB:-10}"
 API_CONCURRENCY="${API_CONCURRENCY:-32}"
 RESOURCE_COUNTS="${RESOURCE_COUNTS:-10 1000 10000}"
 CREDENTIAL_COUNTS="${CREDENTIAL_COUNTS:-100 10000 100000}"
@@ -228,10 +232,16 @@ api "$KW_PORT" PUT /api/v1/environments/production/variables/TOKEN '{"value":"be
 api "$KW_PORT" PUT /api/v1/environments/production/variables/CLIENT_SECRET '{"value":"bench-client-secret-0123456789","secret":true}'
 api "$KW_PORT" PUT /api/v1/resources/bench \
     "{\"baseUrl\":\"http://127.0.0.1:$UP_PORT\",\"auth\":{\"type\":\"bearer\",\"token\":\"{{ environment.variables.TOKEN }}\"}}"
+api "$KW_PORT" PUT /api/v1/resources/bench-each \
+    "{\"baseUrl\":\"http://127.0.0.1:$UP_PORT\",\"auth\":{\"type\":\"bearer\",\"token\":\"{{ environment.variables.TOKEN }}\"},\"audit\":{\"traffic\":\"each\"}}"
 api "$KW_PORT" PUT /api/v1/resources/oauth "$(oauth_resource oauth)"
+# The stream section's resource that sends no secret, so its answers are not redacted.
+api "$KW_PORT" PUT /api/v1/resources/plain "{\"baseUrl\":\"http://127.0.0.1:$UP_PORT\"}"
 
 KW_URL="http://127.0.0.1:$KW_PORT/proxy/bench/hello"
 KW_OAUTH_URL="http://127.0.0.1:$KW_PORT/proxy/oauth/hello"
+KW_EACH_URL="http://127.0.0.1:$KW_PORT/proxy/bench-each/hello"
+STREAM_BYTES=$((STREAM_MB * 1024 * 1024))
 YARP_URL="http://127.0.0.1:$YARP_PORT/hello"
 DIRECT_URL="http://127.0.0.1:$UP_PORT/hello"
 RUN_URL="http://127.0.0.1:$KW_PORT/api/v1/resources/bench/run"
@@ -242,6 +252,7 @@ QUERY_BODY='{"inputs":{"id":"abc-42"}}'
 
 probe keyway GET "$KW_URL"
 probe keyway-oauth GET "$KW_OAUTH_URL"
+probe keyway-each GET "$KW_EACH_URL"
 
 # The saved queries (one with a Jint script) are created by the api section, after the proxy load:
 # until then the Keyway process has served only configuration calls and the proxy, so the peak RSS
@@ -265,7 +276,7 @@ post_script "$WORK/query.lua" "$QUERY_BODY"
 
 # --- load ----------------------------------------------------------------------------------
 # Every run records requests/s, latencies and the CPU time the measured process spent per request.
-declare -A PID_OF=([keyway]=$KW_PID [keyway-oauth]=$KW_PID [run]=$KW_PID [query]=$KW_PID [query-script]=$KW_PID
+declare -A PID_OF=([keyway]=$KW_PID [keyway-oauth]=$KW_PID [keyway-each]=$KW_PID [stream-redacted]=$KW_PID [stream-plain]=$KW_PID [run]=$KW_PID [query]=$KW_PID [query-script]=$KW_PID
     [yarp]=$YARP_PID [direct]=$UP_PID)
 
 run_wrk() { # target concurrency duration out
@@ -275,6 +286,9 @@ run_wrk() { # target concurrency duration out
     case "$target" in
         keyway) "${LOAD_ON[@]}" wrk -t"$t" -c"$c" -d"${d}s" --latency -H "$AUTH_HEADER" "$KW_URL" >"$out" 2>&1 ;;
         keyway-oauth) "${LOAD_ON[@]}" wrk -t"$t" -c"$c" -d"${d}s" --latency -H "$AUTH_HEADER" "$KW_OAUTH_URL" >"$out" 2>&1 ;;
+        keyway-each) "${LOAD_ON[@]}" wrk -t"$t" -c"$c" -d"${d}s" --latency -H "$AUTH_HEADER" "$KW_EACH_URL" >"$out" 2>&1 ;;
+        stream-redacted) "${LOAD_ON[@]}" wrk -t1 -c"$c" -d"${d}s" --latency -H "$AUTH_HEADER" "http://127.0.0.1:$KW_PORT/proxy/bench/big?bytes=$STREAM_BYTES" >"$out" 2>&1 ;;
+        stream-plain) "${LOAD_ON[@]}" wrk -t1 -c"$c" -d"${d}s" --latency -H "$AUTH_HEADER" "http://127.0.0.1:$KW_PORT/proxy/plain/big?bytes=$STREAM_BYTES" >"$out" 2>&1 ;;
         run) "${LOAD_ON[@]}" wrk -t"$t" -c"$c" -d"${d}s" --latency -H "$AUTH_HEADER" -s "$WORK/run.lua" "$RUN_URL" >"$out" 2>&1 ;;
         query) "${LOAD_ON[@]}" wrk -t"$t" -c"$c" -d"${d}s" --latency -H "$AUTH_HEADER" -s "$WORK/query.lua" "$QUERY_URL" >"$out" 2>&1 ;;
         query-script) "${LOAD_ON[@]}" wrk -t"$t" -c"$c" -d"${d}s" --latency -H "$AUTH_HEADER" -s "$WORK/query.lua" "$QUERY_SCRIPT_URL" >"$out" 2>&1 ;;
@@ -351,8 +365,19 @@ paired_ratio() { # prefix a b c
     for round in $(seq 1 "$ROUNDS"); do
         ratios+="$(awk -v a="$(rps_of "$WORK/$1-$2-c$4-r$round.txt")" -v b="$(rps_of "$WORK/$1-$3-c$4-r$round.txt")" 'BEGIN { printf "%.4f", a / b }') "
     done
-    echo "$ratios" | awk '{ lo = $1; hi = $1; s = 0; for (i = 1; i <= NF; i++) { s += $i; if ($i < lo) lo = $i; if ($i > hi) hi = $i }
-        printf "%.2f (%.2f–%.2f)", s / NF, lo, hi }'
+    echo "$ratios" | tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END {
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.2f (%.2f–%.2f)", m, v[1], v[NR] }'
+}
+
+# The median over the rounds of a's wrk percentile over b's, per round (a and b ran next to each other).
+paired_pct_ratio() { # prefix a b c percentile
+    local round
+    for round in $(seq 1 "$ROUNDS"); do
+        awk -v a="$(pct_of "$WORK/$1-$2-c$4-r$round.txt" "$5")" -v b="$(pct_of "$WORK/$1-$3-c$4-r$round.txt" "$5")" 'BEGIN { printf "%.4f\n", a / b }'
+    done | sort -g | awk '{ v[NR] = $1 } END {
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.2f (%.2f–%.2f)", m, v[1], v[NR] }'
 }
 
 table_header() {
@@ -379,11 +404,11 @@ echo "upstream) during the run divided by the requests served; it is what throug
 # --- main: the proxy against YARP and the upstream ----------------------------------------
 if has main; then
     log "warming up (5 s each at c=32)"
-    for target in keyway keyway-oauth yarp direct; do
+    for target in keyway keyway-each keyway-oauth yarp direct; do
         run_wrk "$target" 32 5 "$WORK/warmup-$target.txt"
     done
 
-    TARGETS=(keyway yarp keyway-oauth direct)
+    TARGETS=(keyway yarp keyway-each keyway-oauth direct)
     HWM_BY_C=""
     for c in $CONCURRENCY; do
         for round in $(seq 1 "$ROUNDS"); do
@@ -404,7 +429,7 @@ if has main; then
     # rounds of LATENCY_DURATION seconds, the four targets alternating within each round.
     for round in $(seq 1 "$LATENCY_ROUNDS"); do
         log "latency round $round of $LATENCY_ROUNDS (c=1, ${LATENCY_DURATION}s each)"
-        for target in "${TARGETS[@]}"; do
+        for target in keyway yarp keyway-oauth direct; do
             run_wrk "$target" 1 "$LATENCY_DURATION" "$WORK/latency-$target-r$round.txt"
         done
     done
@@ -412,10 +437,11 @@ if has main; then
     echo
     echo "## Proxy: Keyway against plain YARP and the upstream directly"
     echo
-    echo "keyway: /proxy/bench/hello, static bearer token from the resolved-resource cache. keyway-oauth:"
-    echo "/proxy/oauth/hello, OAuth 2.0 client-credentials token from the credential engine's cache. Both"
-    echo "authenticate an API key, authorize, strip the caller's credentials, attach the resource's and"
-    echo "stream the answer through the redactor."
+    echo "keyway: /proxy/bench/hello, static bearer token from the resolved-resource cache, traffic recorded as"
+    echo "rollups (the default). keyway-each: the same resource with audit.traffic: each (one chained event per"
+    echo "request). keyway-oauth: /proxy/oauth/hello, OAuth 2.0 client-credentials token from the credential"
+    echo "engine's cache, rollups. All authenticate an API key, authorize, strip the caller's credentials,"
+    echo "attach the resource's, stream the answer through the redactor and write an access log line."
     echo
     table_header
     for c in $CONCURRENCY; do
@@ -427,17 +453,30 @@ if has main; then
     echo
     echo "p50 and p99 are the means of the rounds' wrk percentiles; spread is half the range of the rounds, of the mean."
     echo
-    echo "Throughput, Keyway / YARP, paired per round (bar: >= 0.95); CPU per request, YARP / Keyway:"
+    echo "Throughput, Keyway / YARP, paired per round, median (min–max) (bars: rollup >= 0.95 at c=32 and 128,"
+    echo ">= 0.90 at c=1024 with p99 <= 2x YARP's; each >= 0.80); CPU per request, YARP / Keyway:"
     for c in $CONCURRENCY; do
-        for target in keyway keyway-oauth; do
+        for target in keyway keyway-each keyway-oauth; do
             printf '  c=%-4s %-12s throughput %s   CPU %s   (YARP %s µs/req, Keyway %s µs/req)\n' "$c" "$target" \
                 "$(paired_ratio main "$target" yarp "$c")" \
                 "$(awk -v y="${CPU[yarp,$c]}" -v k="${CPU[$target,$c]}" 'BEGIN { printf "%.2f", y / k }')" "${CPU[yarp,$c]}" "${CPU[$target,$c]}"
         done
+        if [ "$c" -ge 512 ]; then
+            printf '  c=%-4s p99, Keyway / YARP, paired per round: keyway %s, keyway-oauth %s\n' "$c" \
+                "$(paired_pct_ratio main keyway yarp "$c" 99)" "$(paired_pct_ratio main keyway-oauth yarp "$c" 99)"
+        fi
     done
     echo
     if [ "$LATENCY_ROUNDS" -gt 0 ]; then
-        echo "Added latency at c=1, (Keyway - direct) / (YARP - direct), medians of $LATENCY_ROUNDS alternating rounds of ${LATENCY_DURATION}s (bar: <= 1.1):"
+        echo "Total latency at c=1, Keyway / YARP as wrk reports it, medians of $LATENCY_ROUNDS alternating rounds of ${LATENCY_DURATION}s (bars: p50 <= 1.1, p99 <= 1.25):"
+        for target in keyway keyway-oauth; do
+            for p in 50 99; do
+                awk -v k="$(median_pct "$target" "$p")" -v y="$(median_pct yarp "$p")" -v p="$p" -v t="$target" \
+                    'BEGIN { printf "  %-12s p%s: %.2f   (Keyway %.3f ms, YARP %.3f ms)\n", t, p, k / y, k, y }'
+            done
+        done
+        echo
+        echo "Added latency at c=1, (Keyway - direct) / (YARP - direct), the same medians:"
         for target in keyway keyway-oauth; do
             for p in 50 99; do
                 k="$(median_pct "$target" "$p")" y="$(median_pct yarp "$p")" d="$(median_pct direct "$p")"
@@ -472,6 +511,51 @@ if has main; then
         echo "Allocated per request (c=8, the runtime's allocation rate over wrk's request rate):" \
             "Keyway $(alloc_per_request keyway) B, Keyway OAuth $(alloc_per_request keyway-oauth) B, YARP $(alloc_per_request yarp) B"
     fi
+fi
+
+# --- stream: a large answer, redacted and not ------------------------------------------------
+if has stream; then
+    probe stream-plain GET "http://127.0.0.1:$KW_PORT/proxy/plain/big?bytes=1024"
+    run_wrk stream-redacted 2 3 "$WORK/warmup-stream-redacted.txt"
+    run_wrk stream-plain 2 3 "$WORK/warmup-stream-plain.txt"
+    STREAM_RSS_BEFORE="$(rss_mb "$KW_PID")"
+    STREAM_HWM_BEFORE="$(hwm_mb "$KW_PID")"
+    for round in $(seq 1 "$ROUNDS"); do
+        for target in stream-redacted stream-plain; do
+            log "stream round $round: $target (${STREAM_MB} MB answers, c=2, ${DURATION}s)"
+            run_wrk "$target" 2 "$DURATION" "$WORK/stream-$target-c2-r$round.txt"
+        done
+    done
+    # CPU µs per MB of answer: the process's CPU time over the megabytes wrk read.
+    cpu_us_per_mb() { # file
+        awk -v t="$(cat "$1.cpu")" -v n="$(requests_of "$1")" -v mb="$STREAM_MB" -v hz="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.0f", t * 1e6 / hz / (n * mb); else print "?" }'
+    }
+    echo
+    echo "## A ${STREAM_MB} MB answer, redacted and not (c=2)"
+    echo
+    echo "stream-redacted: /proxy/bench/big, a resource that sends a secret, so every byte of the answer"
+    echo "passes the redactor (every form of every known secret searched for). stream-plain: /proxy/plain/big,"
+    echo "a resource that sends none, forwarded as is. The upstream answers ${STREAM_MB} MB of JSON items with its length."
+    echo
+    printf '| %-15s | %-27s | %12s | %18s |
+' target "MB/s per round" "CPU µs / MB" "p50 ms per answer"
+    printf '|-----------------|-----------------------------|-------------:|-------------------:|
+'
+    declare -A STREAM_CPU
+    for target in stream-redacted stream-plain; do
+        mbs="" cpus=""
+        for round in $(seq 1 "$ROUNDS"); do
+            f="$WORK/stream-$target-c2-r$round.txt"
+            mbs+="${mbs:+ / }$(awk -v r="$(rps_of "$f")" -v q="$(awk '/^Requests\/sec:/ { print $2 }' "$f")" -v mb="$STREAM_MB" 'BEGIN { printf "%.0f", q * mb }')"
+            cpus+="$(cpu_us_per_mb "$f") "
+        done
+        STREAM_CPU[$target]="$(echo "$cpus" | tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%.0f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+        printf '| %-15s | %-27s | %12s | %18s |
+' "$target" "$mbs" "${STREAM_CPU[$target]}" "$(pct_of "$WORK/stream-$target-c2-r1.txt" 50)"
+    done
+    echo
+    echo "CPU per byte, redacted / plain, medians of $ROUNDS rounds (bar: <= 1.2): $(awk -v r="${STREAM_CPU[stream-redacted]}" -v p="${STREAM_CPU[stream-plain]}" 'BEGIN { printf "%.2f", r / p }')"
+    echo "Keyway's resident memory: ${STREAM_RSS_BEFORE} MB before the stream rounds, $(rss_mb "$KW_PID") MB after; peak (VmHWM) ${STREAM_HWM_BEFORE} MB before, $(hwm_mb "$KW_PID") MB after."
 fi
 
 # --- api: /run and saved queries ---------------------------------------------------------

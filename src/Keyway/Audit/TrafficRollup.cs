@@ -76,9 +76,20 @@ internal sealed partial class TrafficRollup : BackgroundService
         {
             while (true)
             {
+                // The boundary after the open interval's start, whenever this loop gets to run.
+                var next = Volatile.Read(ref _open).StartMs + _intervalMs;
+                next -= next % _intervalMs;
                 var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-                var next = (now - (now % _intervalMs)) + _intervalMs;
-                await Task.Delay(TimeSpan.FromMilliseconds(next - now), _time, stoppingToken);
+                if (next > now)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(next - now), _time, stoppingToken);
+                }
+                else
+                {
+                    // Behind (the process was paused): close at the last boundary passed.
+                    next = now - (now % _intervalMs);
+                }
+
                 // Not cancelled by stopping: the counts are in hand, and stopping waits for this close.
                 await CloseAsync(next, CancellationToken.None);
             }

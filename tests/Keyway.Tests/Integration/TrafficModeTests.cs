@@ -85,6 +85,11 @@ public sealed class TrafficModeTests
             Assert.All(each, e => Assert.Equal("/anything", (string?)e["detail"]!["path"]));
             Assert.Empty(await EventsAsync(after, "action=traffic.rollup&resource=each-one"));
 
+            // The CLI shows a rollup in one line.
+            var listed = await KeywayProcess.RunCliAsync(["audit", "list", "--action", "traffic.rollup", "--resource", "rolled"], keyway.CliEnvironment(keyway.AdminToken));
+            Assert.True(listed.ExitCode == 0, listed.Output);
+            Assert.Matches(@"proxy GET 4xx count=\d+ slowest=\d+ms in=\d+B out=\d+B \d\d:\d\d:\d\dZ-\d\d:\d\d:\d\dZ", listed.StandardOutput);
+
             // The chain with the rollups in it verifies.
             Assert.True((bool)(await Expect.SuccessAsync(await after.PostAsync("/api/v1/audit/verify", null)))["ok"]!);
         }

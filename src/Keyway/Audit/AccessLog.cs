@@ -42,7 +42,7 @@ internal sealed record AccessLogOptions
 /// <summary>
 /// One line per run under the log category <c>Keyway.Access</c>: who, which resource and environment,
 /// method, redacted path, status, duration, whether the credential was refreshed, the error code and the
-/// bytes when cheaply known. <see cref="Write"/> never blocks: it queues on a bounded channel and, when
+/// bytes when cheaply known. <see cref="Write(AuditEntry, long)"/> never blocks: it queues on a bounded channel and, when
 /// the channel is full, drops the line and counts it (<c>keyway.access_log.dropped</c>). A background
 /// service drains the queue, redacts the path (secret-bearing query parameters and every known secret
 /// value) and logs.
@@ -80,13 +80,21 @@ internal sealed partial class AccessLog : BackgroundService
     /// <summary>Queues a line for a recorded run; a no-op for other entries or when the access log is off.</summary>
     public void Write(AuditEntry entry, long timeMs)
     {
-        if (!_enabled || entry.Run is not { } run)
+        if (entry.Run is { } run)
+        {
+            Write(timeMs, entry.Actor, entry.Resource, entry.Environment, entry.Target, run, entry.BytesOut, entry.BytesIn);
+        }
+    }
+
+    /// <summary>Queues a line for a run that is not written to the audit log one by one (rolled up, or not recorded).</summary>
+    public void Write(long timeMs, Access.Caller? caller, string? resource, string? environment, string? query, in RunDetail run, long? bytesOut, long? bytesIn)
+    {
+        if (!_enabled)
         {
             return;
         }
 
-        if (!_queue.Writer.TryWrite(new AccessRecord(timeMs, entry.Actor?.ApiKeyId ?? entry.Actor?.UserId, entry.Resource, entry.Environment,
-                entry.Target, run, entry.BytesOut, entry.BytesIn)))
+        if (!_queue.Writer.TryWrite(new AccessRecord(timeMs, caller?.ApiKeyId ?? caller?.UserId, resource, environment, query, run, bytesOut, bytesIn)))
         {
             Interlocked.Increment(ref _droppedCount);
             _dropped.Add(1);

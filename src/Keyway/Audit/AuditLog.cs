@@ -125,7 +125,7 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
         // Recorded by the writer once a run is in the chain: the metric agrees with the audit log and
         // costs the request nothing. Millisecond resolution, as the audit records it.
         _runs = _meter.CreateHistogram("keyway.run.duration", unit: "s",
-            description: "Runs (proxied requests, /run and saved queries) by kind, resource, environment and status class, as written to the audit log.",
+            description: "Runs (proxied requests, /run and saved queries) by kind, resource, environment and status class, as recorded in the audit log.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
     }
 
@@ -186,20 +186,34 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
         {
             if (pending.Entry.Run is { } run)
             {
-                var tags = new TagList
-                {
-                    { "kind", run.Kind },
-                    { "resource", pending.Entry.Resource },
-                    { "environment", pending.Entry.Environment },
-                    { "status", StatusClass(run) },
-                };
-                _runs.Record(run.DurationMs / 1000.0, tags);
+                RecordRunMetric(pending.Entry.Resource, pending.Entry.Environment, run);
             }
         }
     }
 
+    /// <summary>
+    /// Measures a run in <c>keyway.run.duration</c>: for a run in the chain, once written; for one rolled up
+    /// (<see cref="TrafficAudit"/>), on the request thread, and only while something listens.
+    /// </summary>
+    internal void RecordRunMetric(string? resource, string? environment, in RunDetail run)
+    {
+        if (!_runs.Enabled)
+        {
+            return;
+        }
+
+        var tags = new TagList
+        {
+            { "kind", run.Kind },
+            { "resource", resource },
+            { "environment", environment },
+            { "status", StatusClass(run) },
+        };
+        _runs.Record(run.DurationMs / 1000.0, tags);
+    }
+
     /// <summary>"2xx" … "5xx" for an upstream answer, "error" when Keyway failed the run itself.</summary>
-    private static string StatusClass(RunDetail run) => run.Error is not null && (run.Status is null or < 100) ? "error" : run.Status switch
+    internal static string StatusClass(RunDetail run) => run.Error is not null && (run.Status is null or < 100) ? "error" : run.Status switch
     {
         < 200 => "1xx",
         < 300 => "2xx",

@@ -246,6 +246,16 @@ internal static class AuditRedaction
                 // Never the value, even if a caller passed one by mistake.
                 writer.WriteStringValue(Secret.Redacted);
                 break;
+            case IEnumerable<KeyValuePair<string, long>> counts:
+                // Counts by name, such as a rollup's errors by code.
+                writer.WriteStartObject();
+                foreach (var (name, count) in counts)
+                {
+                    writer.WriteNumber(name, count);
+                }
+
+                writer.WriteEndObject();
+                break;
             case IEnumerable<string> list:
                 writer.WriteStartArray();
                 foreach (var item in list)

@@ -6,7 +6,7 @@ namespace Keyway.Audit;
 /// <summary>
 /// How long audit events are kept, by class (<c>KEYWAY_AUDIT_RETAIN_*</c>; docs/audit.md, "Retention
 /// and checkpoints"). <b>Traffic</b> is the record of requests (<c>run</c>: runs, saved queries and
-/// proxied requests), nearly every event and nearly all of the log's size; <b>changes</b> is everything
+/// proxied requests, and <c>traffic.rollup</c>: their counts per interval), nearly every event and nearly all of the log's size; <b>changes</b> is everything
 /// else: configuration, keys, users, grants, sign-ins, credential transitions, denials. A null period
 /// keeps that class for ever.
 /// </summary>
@@ -24,8 +24,8 @@ internal sealed record AuditRetention
     /// </summary>
     public static readonly TimeSpan DefaultChanges = TimeSpan.FromDays(400);
 
-    /// <summary>The actions counted as traffic; every other action is a change.</summary>
-    public static readonly IReadOnlyList<string> TrafficActions = [AuditEntries.RunAction];
+    /// <summary>The actions counted as traffic (runs one by one, and their rollups); every other action is a change.</summary>
+    public static readonly IReadOnlyList<string> TrafficActions = [AuditEntries.RunAction, TrafficRollup.Action];
 
     public TimeSpan? Traffic { get; init; } = DefaultTraffic;
 

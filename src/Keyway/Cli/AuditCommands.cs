@@ -270,11 +270,11 @@ internal static class AuditCommands
         output.Table(document, rows,
             ("SEQ", e => Output.Str(e["seq"])), ("AT", e => Output.When(e["at"])), ("ACTOR", Actor), ("ACTION", e => Output.Str(e["action"])),
             ("OUTCOME", e => Output.Str(e["outcome"])), ("RESOURCE", e => Output.Str(e["resource"])), ("ENV", e => Output.Str(e["environment"])),
-            ("TARGET", e => Output.Str(e["target"])), ("DETAIL", e => Detail(e["detail"])));
+            ("TARGET", e => Output.Str(e["target"])), ("DETAIL", Detail));
 
     private static string Line(JsonNode e) =>
         $"{Output.Str(e["seq"])}  {Output.When(e["at"])}  {Actor(e)}  {Output.Str(e["action"])}  {Output.Str(e["outcome"])}  " +
-        $"{Output.Str(e["resource"])}  {Output.Str(e["environment"])}  {Output.Str(e["target"])}  {Detail(e["detail"])}";
+        $"{Output.Str(e["resource"])}  {Output.Str(e["environment"])}  {Output.Str(e["target"])}  {Detail(e)}";
 
     private static string Actor(JsonNode e)
     {
@@ -282,8 +282,32 @@ internal static class AuditCommands
         return e["actor"]?["keyId"] is { } key ? $"{name} (key {Output.Str(key)})" : name;
     }
 
-    private static string Detail(JsonNode? detail) =>
-        detail is JsonObject o ? string.Join(' ', o.Where(kv => kv.Value is not null).Select(kv => $"{kv.Key}={Output.Str(kv.Value)}")) : "-";
+    private static string Detail(JsonNode e) => e["detail"] switch
+    {
+        JsonObject rollup when Output.Str(e["action"]) == "traffic.rollup" => Rollup(rollup),
+        JsonObject o => string.Join(' ', o.Where(kv => kv.Value is not null).Select(kv => $"{kv.Key}={Output.Str(kv.Value)}")),
+        _ => "-",
+    };
+
+    /// <summary>A rollup in one short line: "proxy GET 2xx count=23 slowest=40ms in=0B out=2048B 09:15:00Z-09:16:00Z", then errors and refreshes if any.</summary>
+    private static string Rollup(JsonObject d)
+    {
+        static string Time(JsonNode? at) => Output.When(at) is var t && t.Length > 11 ? t[11..] : t;
+        var line = $"{Output.Str(d["kind"])} {Output.Str(d["method"])} {Output.Str(d["statusClass"])} count={Output.Str(d["count"])} " +
+                   $"slowest={Output.Str(d["slowestMs"])}ms in={Output.Str(d["bytesIn"])}B out={Output.Str(d["bytesOut"])}B " +
+                   $"{Time(d["intervalStart"])}-{Time(d["intervalEnd"])}";
+        if (d["refreshed"] is JsonValue refreshed && refreshed.TryGetValue<long>(out var r) && r > 0)
+        {
+            line += $" refreshed={r}";
+        }
+
+        if (d["errors"] is JsonValue errors && errors.TryGetValue<long>(out var n) && n > 0)
+        {
+            line += $" errors={n} {Output.Str(d["errorCodes"])}";
+        }
+
+        return line;
+    }
 
     private static void Add(List<string> query, string name, string? value)
     {

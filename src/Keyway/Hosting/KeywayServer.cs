@@ -113,6 +113,13 @@ internal static partial class KeywayServer
         services.AddHostedService(sp => sp.GetRequiredService<AccessLog>());
         services.AddSingleton<IAuditLog>(sp => sp.GetRequiredService<AuditLog>());
         services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
+        // Registered after the audit log: hosted services stop in reverse order, so the open rollup interval
+        // is recorded before the audit log stops and flushes its queue.
+        services.AddSingleton(TrafficOptions.FromEnvironment());
+        services.AddSingleton<TrafficRollup>();
+        services.AddHostedService(sp => sp.GetRequiredService<TrafficRollup>());
+        services.AddSingleton(sp => new TrafficAudit(sp.GetRequiredService<IAuditLog>(), sp.GetRequiredService<TrafficRollup>(),
+            sp.GetRequiredService<TrafficOptions>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<AccessLog>(), sp.GetRequiredService<AuditLog>()));
         services.AddSingleton<AuditStore>();
         services.AddSingleton<AuditVerifier>();
         services.AddSingleton(AuditRetention.FromEnvironment());

@@ -38,23 +38,24 @@ internal static partial class ProxyEndpoints
 
     private sealed class Handler(
         IHttpForwarder forwarder, OutboundClient outbound, ResourceService resources, ResourceResolver resolver,
-        AccessPolicy access, CredentialEngine engine, IAuditLog audit, TimeProvider time, KnownSecrets known)
+        AccessPolicy access, CredentialEngine engine, IAuditLog audit, TrafficAudit traffic, TimeProvider time, KnownSecrets known)
     {
         public Task ForwardAsync(HttpContext context)
         {
             var values = context.Request.RouteValues;
             return ProxyEndpoints.ForwardAsync(context, (string)values["resource"]!, values["path"] as string,
-                forwarder, outbound, resources, resolver, access, engine, audit, time, known);
+                forwarder, outbound, resources, resolver, access, engine, audit, traffic, time, known);
         }
     }
 
     private static async Task ForwardAsync(
         HttpContext context, string resource, string? path,
         IHttpForwarder forwarder, OutboundClient outbound, ResourceService resources, ResourceResolver resolver,
-        AccessPolicy access, CredentialEngine engine, IAuditLog audit, TimeProvider time, KnownSecrets known)
+        AccessPolicy access, CredentialEngine engine, IAuditLog audit, TrafficAudit traffic, TimeProvider time, KnownSecrets known)
     {
         var started = time.GetTimestamp();
         Caller? caller = null;
+        TrafficMode? mode = null;
         string? environment = null;
         string? errorCode = null;
         var refreshed = false;
@@ -75,6 +76,7 @@ internal static partial class ProxyEndpoints
 
             var compiled = await resources.GetCompiledAsync(resource, context.RequestAborted);
             var resolved = await resolver.ResolveAsync(compiled, environment, caller, context.RequestAborted);
+            mode = resolved.TrafficMode;
 
             path = RawPath(context, resource, path);
             var target = Runs.RunExecutor.BuildUrl(resolved, path, context.Request.QueryString.HasValue ? QueryOf(context.Request.Query) : NoQuery);
@@ -179,11 +181,12 @@ internal static partial class ProxyEndpoints
         {
             if (caller is not null)
             {
-                // Every proxied request is a run in the audit log; the actor carries the API key's id (key use).
-                await audit.RecordAsync(AuditEntries.Run("proxy", caller, resource, environment!, context.Request.Method,
+                // Every proxied request is a run: an access line, and in the audit log one event or a count in the
+                // open rollup interval (TrafficAudit); the actor carries the API key's id (key use).
+                await traffic.RecordRunAsync(mode, "proxy", caller, resource, environment!, context.Request.Method,
                     "/" + path + context.Request.QueryString.Value, context.Response.StatusCode,
                     (long)time.GetElapsedTime(started).TotalMilliseconds, refreshed, errorCode,
-                    bytesOut: context.Response.ContentLength, bytesIn: context.Request.ContentLength), CancellationToken.None);
+                    bytesOut: context.Response.ContentLength, bytesIn: context.Request.ContentLength);
             }
         }
     }

@@ -101,13 +101,13 @@ internal static class QueryEndpoints
 
         group.MapPost("/{name}/run", async Task<Ok<RunResult>> (
                 string name, QueryRunRequest? request, HttpContext http, QueryService queries, ResourceResolver resolver,
-                RunExecutor executor, AccessPolicy access, IAuditLog audit, TimeProvider time, CancellationToken ct) =>
+                RunExecutor executor, AccessPolicy access, TrafficAudit traffic, TimeProvider time, CancellationToken ct) =>
             {
                 var caller = Caller.From(http.User)!;
                 var environment = request?.Environment ?? VariableService.Production;
                 var (query, resource) = await queries.GetCompiledAsync(name, ct);
                 access.Demand(caller, Permission.Use, resource.Name, environment);
-                if (audit.IsStalled)
+                if (traffic.IsStalled)
                 {
                     // A run is recorded, and the record could not be queued until the store is back.
                     throw StoreFailure.Unavailable();
@@ -115,9 +115,11 @@ internal static class QueryEndpoints
 
                 var started = time.GetTimestamp();
                 OutboundCall? built = null;
+                TrafficMode? mode = null;
                 try
                 {
                     var resolved = await resolver.ResolveAsync(resource, environment, caller, ct);
+                    mode = resolved.TrafficMode;
                     foreach (var variable in query.Variables)
                     {
                         if (resolved.Values.IsSecret(variable))
@@ -140,16 +142,16 @@ internal static class QueryEndpoints
 
                     built = call;
                     var result = await executor.ExecuteAsync(resolved, call, caller, ct);
-                    await audit.RecordAsync(AuditEntries.Run("query", caller, resource.Name, environment, call.Method.Method,
+                    await traffic.RecordRunAsync(mode, "query", caller, resource.Name, environment, call.Method.Method,
                         AuditRedaction.PathWithQuery(call.Path, call.Query), result.Status, result.DurationMs, result.Refreshed, null, name,
-                        bytesOut: AccessLog.BodyBytes(result)), CancellationToken.None);
+                        bytesOut: AccessLog.BodyBytes(result));
                     return TypedResults.Ok(result);
                 }
                 catch (KeywayException e)
                 {
-                    await audit.RecordAsync(AuditEntries.Run("query", caller, resource.Name, environment, built?.Method.Method ?? "-",
+                    await traffic.RecordRunAsync(mode, "query", caller, resource.Name, environment, built?.Method.Method ?? "-",
                         built is null ? "-" : AuditRedaction.PathWithQuery(built.Path, built.Query), null,
-                        (long)time.GetElapsedTime(started).TotalMilliseconds, false, e.Code, name), CancellationToken.None);
+                        (long)time.GetElapsedTime(started).TotalMilliseconds, false, e.Code, name);
                     throw;
                 }
             })

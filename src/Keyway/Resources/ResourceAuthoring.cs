@@ -103,6 +103,15 @@ internal sealed class ResourceAuthoring(RightStore rights, VariableService varia
             throw Forbidden($"'{caller.UserName}' may not attach the secrets this definition of '{name}' reads.", refused);
         }
 
+        if (Audit.TrafficModes.Parse(definition.Audit?.Traffic) == Audit.TrafficMode.Off &&
+            ResourceCompiler.Compile(name, 0, definition).Variables.Where(secrets.Contains).Order(StringComparer.Ordinal).ToList() is [_, ..] secret)
+        {
+            // A resource that sends secrets has its traffic audited: off would leave their use unrecorded.
+            throw new ResourceValidationException(name, [new FieldError("audit.traffic",
+                $"'off' is only for a resource that sends no secret, and this one reads the secret variable(s) {string.Join(", ", secret.Select(v => "'" + v + "'"))}. " +
+                "Use 'rollup' (counts per interval) or 'each'.")]);
+        }
+
         return [.. attached];
     }
 

@@ -91,6 +91,9 @@ internal sealed class CompiledResource
     public IReadOnlySet<int> AuthFailureStatuses { get; init; } = new HashSet<int> { 401 };
 
     public bool IsGraphQL => Definition.Kind == "graphql";
+
+    /// <summary>How its traffic is audited; null: the server's default.</summary>
+    public Audit.TrafficMode? Traffic { get; init; }
 }
 
 /// <summary>Validates a <see cref="ResourceDefinition"/> (every error, each with its field) and compiles it.</summary>
@@ -248,6 +251,7 @@ internal static class ResourceCompiler
             errors.Add(new FieldError("followRedirects", $"'{definition.FollowRedirects}' is not a redirect policy; use 'none' or 'sameOrigin'."));
         }
 
+        var traffic = CheckTraffic(definition, readsAll, errors);
         if (errors.Count > 0)
         {
             throw new ResourceValidationException(name, errors);
@@ -277,7 +281,42 @@ internal static class ResourceCompiler
             AuthFailureCondition = custom?.BodyCondition,
             ShareCredentials = definition.ShareCredentials ?? true,
             AuthFailureStatuses = failureStatuses,
+            Traffic = traffic,
         };
+    }
+
+    /// <summary>
+    /// The resource's traffic mode. <c>off</c> is refused for a resource that holds secrets: one with
+    /// credential-bearing auth, or whose templates may read every variable. (Its templates reading a
+    /// secret variable by name is refused when it is saved, by <see cref="ResourceAuthoring"/>, which
+    /// knows which variables are secret; a resource that sends a secret anyway is recorded in the
+    /// server's mode.)
+    /// </summary>
+    private static Audit.TrafficMode? CheckTraffic(ResourceDefinition definition, bool readsAll, List<FieldError> errors)
+    {
+        if (definition.Audit?.Traffic is not { } text)
+        {
+            return null;
+        }
+
+        if (text is not ("rollup" or "each" or "off") || Audit.TrafficModes.Parse(text) is not { } mode)
+        {
+            errors.Add(new FieldError("audit.traffic", $"'{text}' is not a traffic mode; use 'rollup', 'each' or 'off'."));
+            return null;
+        }
+
+        if (mode == Audit.TrafficMode.Off && (definition.Auth?.Type ?? "none") != "none")
+        {
+            errors.Add(new FieldError("audit.traffic",
+                $"'off' is only for a resource that sends no secret, and this one authenticates with '{definition.Auth!.Type}'. Use 'rollup' (counts per interval) or 'each'."));
+        }
+        else if (mode == Audit.TrafficMode.Off && readsAll)
+        {
+            errors.Add(new FieldError("audit.traffic",
+                "'off' is only for a resource that sends no secret, and this one's templates may read every variable. Use 'rollup' (counts per interval) or 'each'."));
+        }
+
+        return mode;
     }
 
     /// <summary>The variables a custom flow's results may carry: those its variable and javascript steps and its apply templates read.</summary>

@@ -40,6 +40,19 @@ internal sealed record ResourceDefinition
 
     /// <summary>Upstream statuses that mean "the credential was rejected": refresh once and retry (default 401).</summary>
     public List<int>? AuthFailureStatuses { get; init; }
+
+    /// <summary>How the resource's traffic is audited (else the server's <c>KEYWAY_AUDIT_TRAFFIC</c>).</summary>
+    public ResourceAuditDefinition? Audit { get; init; }
+}
+
+/// <summary>A resource's audit settings.</summary>
+internal sealed record ResourceAuditDefinition
+{
+    /// <summary>
+    /// <c>rollup</c> (counts per interval), <c>each</c> (one event per request) or <c>off</c> (none; only for a
+    /// resource that sends no secret). Unset: the server's default.
+    /// </summary>
+    public string? Traffic { get; init; }
 }
 
 /// <summary>How Keyway authenticates to the resource. Which fields apply depends on <see cref="Type"/>.</summary>

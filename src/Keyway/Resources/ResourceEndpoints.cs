@@ -117,12 +117,12 @@ internal static class ResourceEndpoints
 
         group.MapPost("/{name}/run", async Task<Ok<RunResult>> (
                 string name, RunRequest request, HttpContext http, ResourceService resources, ResourceResolver resolver,
-                RunExecutor executor, AccessPolicy access, IAuditLog audit, TimeProvider time, CancellationToken ct) =>
+                RunExecutor executor, AccessPolicy access, TrafficAudit traffic, TimeProvider time, CancellationToken ct) =>
             {
                 var caller = Caller.From(http.User)!;
                 var environment = request.Environment ?? VariableService.Production;
                 access.Demand(caller, Permission.Use, name, environment);
-                if (audit.IsStalled)
+                if (traffic.IsStalled)
                 {
                     // A run is recorded, and the record could not be queued until the store is back.
                     throw StoreFailure.Unavailable();
@@ -130,20 +130,22 @@ internal static class ResourceEndpoints
 
                 var started = time.GetTimestamp();
                 var path = AuditRedaction.PathWithQuery(request.Path, request.Query);
+                TrafficMode? mode = null;
                 try
                 {
                     var compiled = await resources.GetCompiledAsync(name, ct);
                     var resolved = await resolver.ResolveAsync(compiled, environment, caller, ct);
+                    mode = resolved.TrafficMode;
                     var call = RunCalls.FromRequest(request);
                     var result = await executor.ExecuteAsync(resolved, call, caller, ct);
-                    await audit.RecordAsync(AuditEntries.Run("run", caller, name, environment, call.Method.Method, path,
-                        result.Status, result.DurationMs, result.Refreshed, null, bytesOut: AccessLog.BodyBytes(result)), CancellationToken.None);
+                    await traffic.RecordRunAsync(mode, "run", caller, name, environment, call.Method.Method, path,
+                        result.Status, result.DurationMs, result.Refreshed, null, bytesOut: AccessLog.BodyBytes(result));
                     return TypedResults.Ok(result);
                 }
                 catch (KeywayException e)
                 {
-                    await audit.RecordAsync(AuditEntries.Run("run", caller, name, environment, request.Method, path,
-                        null, (long)time.GetElapsedTime(started).TotalMilliseconds, false, e.Code), CancellationToken.None);
+                    await traffic.RecordRunAsync(mode, "run", caller, name, environment, request.Method, path,
+                        null, (long)time.GetElapsedTime(started).TotalMilliseconds, false, e.Code);
                     throw;
                 }
             })

@@ -38,6 +38,12 @@ internal sealed class ResolvedResource
     /// <summary>The dynamic credential to attach per request (oauth2, custom), or null.</summary>
     public CredentialBinding? Credential { get; init; }
 
+    /// <summary>
+    /// How its traffic is audited (null: the server's mode). A resource saved with <c>off</c> whose templates
+    /// read a variable that is secret here (made secret after it was saved) is audited in the server's mode.
+    /// </summary>
+    public Audit.TrafficMode? TrafficMode { get; init; }
+
     /// <summary>The bound secrets the requests to the base URL carry: checked on every URL a request is sent to.</summary>
     public SecretBindings Bindings { get; init; } = SecretBindings.None;
 
@@ -179,6 +185,11 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
                 Known = known,
                 Credential = Bind(resource, values, visible, scope, redactor),
                 Bindings = values.BindingsOf(resource.ReadsAllVariables ? visible.Keys : resource.RequestVariables),
+                TrafficMode = resource.Traffic == Audit.TrafficMode.Off &&
+                              (resource.ReadsAllVariables || resource.Auth.Count > 0 || resource.OAuth2 is not null || resource.Custom is not null ||
+                               resource.Variables.Any(values.IsSecret))
+                    ? null
+                    : resource.Traffic,
             };
         }
         catch (TemplateException e)

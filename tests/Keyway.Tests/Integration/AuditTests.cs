@@ -17,12 +17,18 @@ public abstract class AuditTests<TFixture>(TFixture fixture) : IClassFixture<TFi
 
     private HttpClient Admin => fixture.Admin;
 
+    /// <summary>
+    /// These tests read runs one by one (their paths, their order, the CLI's lines), so their resources
+    /// record each run as its own event rather than in the default rollups (TrafficModeTests covers those).
+    /// </summary>
+    private static readonly object OneByOne = new { audit = new { traffic = "each" } };
+
     [Fact]
     public async Task Every_change_credential_event_and_run_is_recorded_with_its_actor()
     {
         var env = KeywayFixture.Unique("env");
         await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/environments/{env}", new { description = "audit" }));
-        var (resource, token) = await fixture.BearerResourceAsync();
+        var (resource, token) = await fixture.BearerResourceAsync(OneByOne);
         var query = KeywayFixture.Unique("q");
         await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/queries/{query}", new { resource, method = "GET", path = "/items" }));
         await Expect.SuccessAsync(await Admin.PostAsJsonAsync($"/api/v1/queries/{query}/run", new { }));
@@ -97,7 +103,7 @@ public abstract class AuditTests<TFixture>(TFixture fixture) : IClassFixture<TFi
     [Fact]
     public async Task The_list_pages_with_a_cursor_filters_by_time_and_the_export_streams_json_lines()
     {
-        var (resource, _) = await fixture.BearerResourceAsync();
+        var (resource, _) = await fixture.BearerResourceAsync(OneByOne);
         for (var i = 0; i < 3; i++)
         {
             await Expect.SuccessAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = $"/page/{i}" }));
@@ -135,7 +141,7 @@ public abstract class AuditTests<TFixture>(TFixture fixture) : IClassFixture<TFi
     [Fact]
     public async Task The_cli_lists_follows_and_exports()
     {
-        var (resource, _) = await fixture.BearerResourceAsync();
+        var (resource, _) = await fixture.BearerResourceAsync(OneByOne);
         await Expect.SuccessAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { path = "/cli" }));
         await WaitForAsync($"?resource={resource}", e => e.Count == 3);
         var env = fixture.Keyway.CliEnvironment(fixture.Keyway.AdminToken);
@@ -171,6 +177,7 @@ public abstract class AuditTests<TFixture>(TFixture fixture) : IClassFixture<TFi
         {
             baseUrl = fixture.Upstream.BaseUrl,
             auth = new { type = "bearer", token = $"{{{{ environment.variables.{variable} }}}}" },
+            audit = new { traffic = "each" },
         });
 
         // The caller sends it in query strings (by a harmless name and by a secret-bearing one); the upstream echoes it all back.

@@ -41,6 +41,8 @@ public sealed class StoreOutageTests(ITestOutputHelper output)
                 ["KEYWAY_ADMIN_PASSWORD"] = adminPassword,
                 ["KEYWAY_MASTER_KEY"] = KeywayProcess.NewMasterKey(),
                 ["KEYWAY_STORE_OUTAGE_STALENESS"] = "5m",
+                // Each run is its own audit event here: the test finds every served run's path in the log.
+                ["KEYWAY_AUDIT_TRAFFIC"] = "each",
             },
         };
         await using var a = await KeywayProcess.StartAsync(options);
@@ -248,6 +250,8 @@ public sealed class StoreOutageTests(ITestOutputHelper output)
                 ["KEYWAY_ADMIN_TOKEN"] = "kw_queue_" + Guid.NewGuid().ToString("N"),
                 ["KEYWAY_MASTER_KEY"] = KeywayProcess.NewMasterKey(),
                 ["KEYWAY_AUDIT_QUEUE"] = "20",
+                // One audit event per run, so runs fill the queue, and each served run's path is found in the log afterwards.
+                ["KEYWAY_AUDIT_TRAFFIC"] = "each",
             },
         });
         using var admin = keyway.CreateAdminClient();

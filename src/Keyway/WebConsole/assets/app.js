@@ -782,7 +782,7 @@ async function renderAudit() {
   const outcome = (o) => badge(o, o === 'success' ? 'ok' : o === 'denied' ? 'bad' : 'warn');
   show(
     h('div', { class: 'head' },
-      h('div', {}, h('h1', {}, 'Audit log'), h('p', { class: 'muted' }, 'Append-only and hash-chained: every change, sign-in, key use and run. Newest first.')),
+      h('div', {}, h('h1', {}, 'Audit log'), h('p', { class: 'muted' }, 'Append-only and hash-chained: every change, sign-in, key use and run (runs through API keys counted per interval unless a resource says otherwise). Newest first.')),
       h('button', {
         type: 'button', id: 'verify', onclick: (e) => act(e.currentTarget, async () => {
           const v = await api('POST', '/audit/verify');
@@ -819,10 +819,24 @@ async function renderAudit() {
 
 /** An event's target and detail as short "name value" pairs, e.g. "method GET · path /x · status 200". */
 function details(event) {
+  if (event.action === 'traffic.rollup' && event.detail) return rollupDetails(event);
   const parts = event.target ? ['target ' + event.target] : [];
   for (const [key, value] of Object.entries(event.detail || {})) {
     if (value !== null && value !== undefined && key !== 'kind') parts.push(`${key} ${typeof value === 'object' ? JSON.stringify(value) : value}`);
   }
+  return parts.join(' · ');
+}
+
+/** A rollup as one line: "proxy GET 2xx · 23 requests · slowest 40 ms · in 0 B · out 2048 B · 09:15:00–09:16:00". */
+function rollupDetails(event) {
+  const d = event.detail;
+  const time = (t) => (t ? new Date(t).toLocaleTimeString() : '?');
+  const parts = event.target ? ['query ' + event.target] : [];
+  parts.push([d.kind, d.method, d.statusClass].join(' '), `${d.count} request${d.count === 1 ? '' : 's'}`, `slowest ${d.slowestMs} ms`,
+    `in ${d.bytesIn} B`, `out ${d.bytesOut} B`);
+  if (d.refreshed) parts.push(`refreshed ${d.refreshed}`);
+  if (d.errors) parts.push(`errors ${d.errors}` + (d.errorCodes ? ' (' + Object.entries(d.errorCodes).map(([c, n]) => `${c} ${n}`).join(', ') + ')' : ''));
+  parts.push(`${time(d.intervalStart)}–${time(d.intervalEnd)}`);
   return parts.join(' · ');
 }
 

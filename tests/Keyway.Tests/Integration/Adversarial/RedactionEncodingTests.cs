@@ -36,6 +36,8 @@ public sealed class RedactionEncodingFixture : IAsyncLifetime
             ["KEYWAY_ADMIN_TOKEN"] = "kw_test_" + Guid.NewGuid().ToString("N"),
             ["KEYWAY_ADMIN_PASSWORD"] = "admin-password-" + Guid.NewGuid().ToString("N"),
             ["KEYWAY_MASTER_KEY"] = KeywayProcess.NewMasterKey(),
+            // Each request is its own audit event, path included: what these tests check is redacted.
+            ["KEYWAY_AUDIT_TRAFFIC"] = "each",
         });
         Admin = Keyway.CreateAdminClient();
         // A previous version, then the current one; another environment's value of the same variable.

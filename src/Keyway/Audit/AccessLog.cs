@@ -89,7 +89,8 @@ internal sealed partial class AccessLog : BackgroundService
     /// <summary>Queues a line for a run that is not written to the audit log one by one (rolled up, or not recorded).</summary>
     public void Write(long timeMs, Access.Caller? caller, string? resource, string? environment, string? query, in RunDetail run, long? bytesOut, long? bytesIn)
     {
-        if (!_enabled)
+        // A line the logging configuration would filter out (Keyway.Access below Information) is not queued at all.
+        if (!_enabled || !_logger.IsEnabled(LogLevel.Information))
         {
             return;
         }

@@ -441,7 +441,8 @@ if has main; then
     echo "rollups (the default). keyway-each: the same resource with audit.traffic: each (one chained event per"
     echo "request). keyway-oauth: /proxy/oauth/hello, OAuth 2.0 client-credentials token from the credential"
     echo "engine's cache, rollups. All authenticate an API key, authorize, strip the caller's credentials,"
-    echo "attach the resource's, stream the answer through the redactor and write an access log line."
+    echo "attach the resource's and stream the answer through the redactor. Keyway logs at Warning here, so"
+    echo "its access log lines (Information) are filtered out before they are queued."
     echo
     table_header
     for c in $CONCURRENCY; do

@@ -316,7 +316,7 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
             // calls included; every run and change it makes is recorded on its own, with the key's id.
             if (audit is not null)
             {
-                await audit.RecordAsync(new AuditEntry("key.use")
+                await audit.RecordDurableAsync(new AuditEntry("key.use")
                 {
                     Actor = caller,
                     Target = row.KeyId,
@@ -402,7 +402,7 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
             _refusalsRecorded.Clear();
         }
 
-        await audit.RecordAsync(new AuditEntry("key.use", AuditOutcome.Denied)
+        await audit.RecordDurableAsync(new AuditEntry("key.use", AuditOutcome.Denied)
         {
             Actor = new Caller(row.UserId, row.UserName, row.Role, row.KeyId, row.Email),
             Target = row.KeyId,

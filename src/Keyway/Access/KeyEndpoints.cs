@@ -90,7 +90,7 @@ internal static class KeyEndpoints
 
                 var scope = CheckScope(body.Scopes);
                 var (key, token) = await keys.CreateAsync(owner?.Id ?? caller.UserId, body.Name.Trim(), expiresAt, null, scope, ct);
-                await audit.RecordAsync(new AuditEntry("key.create")
+                await audit.RecordDurableAsync(new AuditEntry("key.create")
                 {
                     Actor = caller,
                     Target = key.Id,
@@ -137,7 +137,7 @@ internal static class KeyEndpoints
                     return Problems.NotFound($"There is no active API key '{id}'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("key.revoke")
+                await audit.RecordDurableAsync(new AuditEntry("key.revoke")
                 {
                     Actor = caller,
                     Target = id,

@@ -66,14 +66,14 @@ internal static class PermissionEndpoints
                 }
 
                 await grants.PublishAsync(access, name);
-                await audit.RecordAsync(new AuditEntry("grant.add")
+                await audit.RecordDurableAsync(new AuditEntry("grant.add")
                 {
                     Actor = caller,
                     Resource = name,
                     Environment = environment,
                     Target = shown,
                     Detail = new Dictionary<string, object?> { ["grant"] = grant.Id, ["principalKind"] = kind, ["permission"] = permission }
-                }, ct);
+                }, CancellationToken.None);
                 return TypedResults.Created($"/api/v1/resources/{name}/permissions/{grant.Id}", grant);
             })
             .Requires(Permission.Own, "name", EnvironmentSource.None)
@@ -88,14 +88,14 @@ internal static class PermissionEndpoints
                 }
 
                 await grants.PublishAsync(access, name);
-                await audit.RecordAsync(new AuditEntry("grant.remove")
+                await audit.RecordDurableAsync(new AuditEntry("grant.remove")
                 {
                     Actor = Caller.From(http.User),
                     Resource = name,
                     Environment = grant.Environment,
                     Target = grant.PrincipalName,
                     Detail = new Dictionary<string, object?> { ["grant"] = grant.Id, ["principalKind"] = grant.PrincipalKind, ["permission"] = grant.Permission }
-                }, ct);
+                }, CancellationToken.None);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Own, "name", EnvironmentSource.None)

@@ -72,12 +72,12 @@ internal static class RightEndpoints
                     return TypedResults.Ok(info);
                 }
 
-                await audit.RecordAsync(new AuditEntry("right.add")
+                await audit.RecordDurableAsync(new AuditEntry("right.add")
                 {
                     Actor = caller,
                     Target = shown,
                     Detail = new Dictionary<string, object?> { ["right"] = right, ["variable"] = right == Rights.Attach ? target : null, ["principalKind"] = kind, ["id"] = info.Id },
-                }, ct);
+                }, CancellationToken.None);
                 return TypedResults.Created($"/api/v1/rights/{info.Id}", info);
             })
             .Requires(Permission.Admin)
@@ -91,12 +91,12 @@ internal static class RightEndpoints
                     return Problems.NotFound($"There is no right '{id}'. List them with 'keyway right list'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("right.remove")
+                await audit.RecordDurableAsync(new AuditEntry("right.remove")
                 {
                     Actor = Caller.From(http.User),
                     Target = info.PrincipalName,
                     Detail = new Dictionary<string, object?> { ["right"] = info.Right, ["variable"] = info.Right == Rights.Attach ? info.Target : null, ["principalKind"] = info.PrincipalKind, ["id"] = info.Id },
-                }, ct);
+                }, CancellationToken.None);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Admin)

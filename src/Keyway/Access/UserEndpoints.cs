@@ -83,12 +83,12 @@ internal static class UserEndpoints
                 }
 
                 var user = await store.CreateAsync(new NewUser(body.Name!, role, source) { Email = body.Email, DisplayName = body.DisplayName, PasswordHash = hash }, ct);
-                await audit.RecordAsync(new AuditEntry("user.create")
+                await audit.RecordDurableAsync(new AuditEntry("user.create")
                 {
                     Actor = caller,
                     Target = user.Name,
                     Detail = new Dictionary<string, object?> { ["role"] = role, ["source"] = source }
-                }, ct);
+                }, CancellationToken.None);
                 return TypedResults.Created($"/api/v1/users/{user.Name}", new CreatedUser(UserView.From(user, []), generated));
             })
             .Requires(Permission.Admin)
@@ -140,7 +140,7 @@ internal static class UserEndpoints
                     PasswordHash = hash,
                 }, ct);
                 var action = body.Disabled switch { true => "user.disable", false => "user.enable", null => "user.update" };
-                await audit.RecordAsync(new AuditEntry(action)
+                await audit.RecordDurableAsync(new AuditEntry(action)
                 {
                     Actor = caller,
                     Target = name,
@@ -151,7 +151,7 @@ internal static class UserEndpoints
                         ["displayName"] = body.DisplayName is null ? null : "changed",
                         ["password"] = hash is null ? null : "changed"
                     }
-                }, ct);
+                }, CancellationToken.None);
                 return TypedResults.Ok(UserView.From(updated, await store.GroupsOfAsync(updated.Id, ct)));
             })
             .Requires(Permission.Admin)
@@ -166,7 +166,7 @@ internal static class UserEndpoints
                 }
 
                 await access.ReloadAsync(ct);
-                await audit.RecordAsync(new AuditEntry("user.delete") { Actor = Caller.From(http.User), Target = name }, ct);
+                await audit.RecordDurableAsync(new AuditEntry("user.delete") { Actor = Caller.From(http.User), Target = name }, CancellationToken.None);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Admin)
@@ -187,7 +187,7 @@ internal static class UserEndpoints
                 }
 
                 var created = await store.PutGroupAsync(name, body?.Description, ct);
-                await audit.RecordAsync(new AuditEntry(created ? "group.create" : "group.update") { Actor = Caller.From(http.User), Target = name }, ct);
+                await audit.RecordDurableAsync(new AuditEntry(created ? "group.create" : "group.update") { Actor = Caller.From(http.User), Target = name }, CancellationToken.None);
                 var group = (await store.GetGroupAsync(name, ct))!;
                 return created ? TypedResults.Created($"/api/v1/groups/{name}", group) : TypedResults.Ok(group);
             })
@@ -208,7 +208,7 @@ internal static class UserEndpoints
                 }
 
                 await access.ReloadAsync(ct);
-                await audit.RecordAsync(new AuditEntry("group.delete") { Actor = Caller.From(http.User), Target = name }, ct);
+                await audit.RecordDurableAsync(new AuditEntry("group.delete") { Actor = Caller.From(http.User), Target = name }, CancellationToken.None);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Admin)
@@ -228,12 +228,12 @@ internal static class UserEndpoints
                 }
 
                 await store.AddMemberAsync(name, member.Id, ct);
-                await audit.RecordAsync(new AuditEntry("group.member.add")
+                await audit.RecordDurableAsync(new AuditEntry("group.member.add")
                 {
                     Actor = Caller.From(http.User),
                     Target = name,
                     Detail = new Dictionary<string, object?> { ["user"] = user }
-                }, ct);
+                }, CancellationToken.None);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Admin)
@@ -247,12 +247,12 @@ internal static class UserEndpoints
                     return Problems.NotFound($"'{user}' is not a member of group '{name}'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("group.member.remove")
+                await audit.RecordDurableAsync(new AuditEntry("group.member.remove")
                 {
                     Actor = Caller.From(http.User),
                     Target = name,
                     Detail = new Dictionary<string, object?> { ["user"] = user }
-                }, ct);
+                }, CancellationToken.None);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Admin)

@@ -431,7 +431,7 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
 
         var reason = check == SealCheck.Missing ? "unsealed" : "sealed_under_another_master_key";
         Log.Sealing(_logger, head.Seq, reason);
-        await RecordAsync(new AuditEntry("audit.seal")
+        await RecordDurableAsync(new AuditEntry("audit.seal")
         {
             Detail = new Dictionary<string, object?> { ["reason"] = reason, ["headSeq"] = head.Seq, ["previousSealKey"] = head.SealKey, ["sealKey"] = _seal.KeyId },
         }, cancellationToken);

@@ -34,7 +34,7 @@ internal static class EnvironmentEndpoints
                 string env, PutEnvironmentRequest? body, VariableService service, HttpContext http, IAuditLog audit, CancellationToken ct) =>
             {
                 var (info, created) = await service.PutEnvironmentAsync(env, body?.Description, ct);
-                await audit.RecordAsync(new AuditEntry("environment.put") { Actor = Caller.From(http.User), Environment = env, Detail = new Dictionary<string, object?> { ["created"] = created } }, CancellationToken.None);
+                await audit.RecordDurableAsync(new AuditEntry("environment.put") { Actor = Caller.From(http.User), Environment = env, Detail = new Dictionary<string, object?> { ["created"] = created } }, CancellationToken.None);
                 return created ? TypedResults.Created($"/api/v1/environments/{env}", info) : TypedResults.Ok(info);
             })
             .Requires(Permission.Admin)
@@ -55,7 +55,7 @@ internal static class EnvironmentEndpoints
                     return Problems.NotFound($"There is no environment named '{env}'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("environment.delete") { Actor = Caller.From(http.User), Environment = env }, CancellationToken.None);
+                await audit.RecordDurableAsync(new AuditEntry("environment.delete") { Actor = Caller.From(http.User), Environment = env }, CancellationToken.None);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Admin)
@@ -84,7 +84,7 @@ internal static class EnvironmentEndpoints
 
                 var info = await service.SetAsync(env, name, body.Value, body.Secret, body.ExpiresAt, ct, body.Origins);
                 // The name, the secret flag and the version: never the value.
-                await audit.RecordAsync(new AuditEntry("variable.set")
+                await audit.RecordDurableAsync(new AuditEntry("variable.set")
                 {
                     Actor = Caller.From(http.User),
                     Environment = env,
@@ -109,7 +109,7 @@ internal static class EnvironmentEndpoints
                     return Problems.NotFound($"There is no variable '{name}' in environment '{env}'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("variable.bind")
+                await audit.RecordDurableAsync(new AuditEntry("variable.bind")
                 {
                     Actor = Caller.From(http.User),
                     Environment = env,
@@ -129,7 +129,7 @@ internal static class EnvironmentEndpoints
                     return Problems.NotFound($"There is no variable '{name}' in environment '{env}'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("variable.delete") { Actor = Caller.From(http.User), Environment = env, Target = name }, CancellationToken.None);
+                await audit.RecordDurableAsync(new AuditEntry("variable.delete") { Actor = Caller.From(http.User), Environment = env, Target = name }, CancellationToken.None);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Admin)

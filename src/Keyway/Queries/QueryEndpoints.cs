@@ -56,7 +56,7 @@ internal static class QueryEndpoints
                     access.Demand(caller, Permission.Use, existing.Definition.Resource ?? "", GrantStore.Any);
                 }
                 var (record, created) = await queries.PutAsync(name, definition, ct);
-                await audit.RecordAsync(new AuditEntry("query.put")
+                await audit.RecordDurableAsync(new AuditEntry("query.put")
                 {
                     Actor = Caller.From(http.User),
                     Resource = definition.Resource,
@@ -93,7 +93,7 @@ internal static class QueryEndpoints
 
                 access.Demand(Caller.From(http.User)!, Permission.Use, record.Definition.Resource ?? "", GrantStore.Any);
                 await queries.DeleteAsync(name, ct);
-                await audit.RecordAsync(new AuditEntry("query.delete") { Actor = Caller.From(http.User), Resource = record.Definition.Resource, Target = name }, CancellationToken.None);
+                await audit.RecordDurableAsync(new AuditEntry("query.delete") { Actor = Caller.From(http.User), Resource = record.Definition.Resource, Target = name }, CancellationToken.None);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Read)

@@ -66,7 +66,7 @@ internal static class ResourceEndpoints
                         $"The resource '{name}' was changed by someone else while this was saved. Read it again and retry.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("resource.put")
+                await audit.RecordDurableAsync(new AuditEntry("resource.put")
                 {
                     Actor = caller,
                     Resource = name,
@@ -75,7 +75,7 @@ internal static class ResourceEndpoints
                 if (created && creatorGrant is { } grant)
                 {
                     await grants.PublishAsync(access, name);
-                    await audit.RecordAsync(new AuditEntry("grant.add")
+                    await audit.RecordDurableAsync(new AuditEntry("grant.add")
                     {
                         Actor = caller,
                         Resource = name,
@@ -109,7 +109,7 @@ internal static class ResourceEndpoints
                     return Problems.NotFound($"There is no resource named '{name}'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("resource.delete") { Actor = Caller.From(http.User), Resource = name }, CancellationToken.None);
+                await audit.RecordDurableAsync(new AuditEntry("resource.delete") { Actor = Caller.From(http.User), Resource = name }, CancellationToken.None);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Own, "name", EnvironmentSource.None)

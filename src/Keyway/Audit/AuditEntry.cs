@@ -103,6 +103,13 @@ internal interface IAuditLog
     Task RecordDurableAsync(AuditEntry entry, CancellationToken cancellationToken) => RecordAsync(entry, cancellationToken).AsTask();
 
     /// <summary>
+    /// <see cref="RecordDurableAsync"/> while the store answers; while it is unreachable the entry is queued
+    /// instead, and written once the store is back: for what is still served during an outage (a denial,
+    /// a key's use, a credential transition), which must not wait on a store that does not answer.
+    /// </summary>
+    Task RecordDurableOrQueuedAsync(AuditEntry entry, CancellationToken cancellationToken) => RecordAsync(entry, cancellationToken).AsTask();
+
+    /// <summary>
     /// Whether the queue is full while the store cannot be reached: an event recorded now would wait
     /// until the store is back, so work that must be recorded is refused up front
     /// (<c>503 store_unavailable</c>) instead of hanging.

@@ -201,6 +201,25 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
         NotifyStaged();
     }
 
+    /// <inheritdoc />
+    public async Task RecordDurableOrQueuedAsync(AuditEntry entry, CancellationToken cancellationToken)
+    {
+        if (_outage?.Since is null)
+        {
+            try
+            {
+                await RecordDurableAsync(entry, cancellationToken);
+                return;
+            }
+            catch (Exception e) when (StoreFailure.IsUnavailable(e))
+            {
+                _outage?.Observe(e);
+            }
+        }
+
+        await RecordAsync(entry, cancellationToken);
+    }
+
     private async ValueTask RecordSlowAsync(Pending pending, CancellationToken cancellationToken)
     {
         if (!_stopping)

@@ -159,7 +159,7 @@ internal static partial class ProxyEndpoints
                 }
                 else
                 {
-                    await audit.RecordDurableAsync(AuditEntries.Denied(caller, context, e), CancellationToken.None);
+                    await audit.RecordDurableOrQueuedAsync(AuditEntries.Denied(caller, context, e), CancellationToken.None);
                 }
 
                 caller = null;

@@ -143,9 +143,10 @@ internal sealed partial class PasswordSignIn(UserStore users, SignInThrottle thr
                 "The current password is wrong, or the account is locked for a while after repeated failures.");
         }
 
-        var version = await users.SetPasswordAsync(user.Id, Hash(user.Name, next), endSessions: true, cancellationToken);
+        var version = await users.SetPasswordAsync(user.Id, Hash(user.Name, next), endSessions: true, cancellationToken,
+            transaction => audit.StageAsync(transaction, new AuditEntry("password.change") { Actor = caller, Target = user.Name }, cancellationToken));
+        audit.NotifyStaged();
         await users.ResetFailuresAsync(user.Id, cancellationToken);
-        await audit.RecordDurableAsync(new AuditEntry("password.change") { Actor = caller, Target = user.Name }, CancellationToken.None);
         Log.PasswordChanged(logger, user.Name);
         return version;
     }

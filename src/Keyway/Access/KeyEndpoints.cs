@@ -134,11 +134,11 @@ internal static class KeyEndpoints
                 }
 
                 if (!await keys.RevokeAsync(id, ct, transaction => audit.StageAsync(transaction, new AuditEntry("key.revoke")
-                    {
-                        Actor = caller,
-                        Target = id,
-                        Detail = new Dictionary<string, object?> { ["name"] = key.Name, ["owner"] = key.Owner },
-                    }, ct)))
+                {
+                    Actor = caller,
+                    Target = id,
+                    Detail = new Dictionary<string, object?> { ["name"] = key.Name, ["owner"] = key.Owner },
+                }, ct)))
                 {
                     return Problems.NotFound($"There is no active API key '{id}'.");
                 }

@@ -26,6 +26,9 @@ public sealed class AuditDurabilityTests
             ["KEYWAY_ADMIN_TOKEN"] = "kw_test_" + Guid.NewGuid().ToString("N"),
             ["KEYWAY_ADMIN_PASSWORD"] = "admin-password-" + Guid.NewGuid().ToString("N"),
             ["KEYWAY_MASTER_KEY"] = KeywayProcess.NewMasterKey(),
+            // The writer waits a second for more before each batch: an event that had to wait in memory for
+            // the writer would be lost to the kill, one committed with its change is not.
+            ["KEYWAY_AUDIT_LINGER_MS"] = "1000",
         });
 
         // What the server answered 2xx to: (action, resource or variable, version).

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text;
 using Keyway.Audit;
@@ -95,22 +96,33 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
         CreateAsync(userId, name, expiresAt, presetToken, null, cancellationToken);
 
     /// <summary>Creates a key limited to <paramref name="scope"/> (null: everything its owner may do).</summary>
+    /// <summary>Creates a key; <paramref name="audit"/> runs in the same transaction, given the key (never its token).</summary>
     public async Task<(ApiKeyInfo Key, string Token)> CreateAsync(
-        string userId, string name, DateTimeOffset? expiresAt, string? presetToken, KeyScope? scope, CancellationToken cancellationToken)
+        string userId, string name, DateTimeOffset? expiresAt, string? presetToken, KeyScope? scope, CancellationToken cancellationToken,
+        Func<DbTransaction, ApiKeyInfo, Task>? audit = null)
     {
         var token = presetToken ?? NewToken();
         var id = "key_" + Base64Url(RandomNumberGenerator.GetBytes(9));
         var now = time.GetUtcNow();
         var hint = token.Length > 10 ? token[..7] + "…" : "…";
         await using var connection = await database.OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await connection.ExecuteAsync(
             """
             INSERT INTO api_keys (id, name, user_id, hash, hint, created_at, expires_at, scopes)
             VALUES (@id, @name, @userId, @hash, @hint, @now, @expires, @scopes)
             """,
-            new { id, name, userId, hash = Hash(token), hint, now = now.ToUnixTimeMilliseconds(), expires = expiresAt?.ToUnixTimeMilliseconds(), scopes = SerializeScope(scope) });
-        var owner = await connection.ExecuteScalarAsync<string?>("SELECT name FROM users WHERE id = @userId", new { userId });
-        return (new ApiKeyInfo(id, name, userId, hint, now, expiresAt, null, null) { Owner = owner, Scopes = scope }, token);
+            new { id, name, userId, hash = Hash(token), hint, now = now.ToUnixTimeMilliseconds(), expires = expiresAt?.ToUnixTimeMilliseconds(), scopes = SerializeScope(scope) },
+            transaction);
+        var owner = await connection.ExecuteScalarAsync<string?>("SELECT name FROM users WHERE id = @userId", new { userId }, transaction);
+        var key = new ApiKeyInfo(id, name, userId, hint, now, expiresAt, null, null) { Owner = owner, Scopes = scope };
+        if (audit is not null)
+        {
+            await audit(transaction, key);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return (key, token);
     }
 
     public async Task<IReadOnlyList<ApiKeyInfo>> ListAsync(string? userId, CancellationToken cancellationToken)
@@ -140,12 +152,24 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
 
     internal static KeyScope? ParseScope(string? json) => json is null ? null : System.Text.Json.JsonSerializer.Deserialize<KeyScope>(json, ScopeJson);
 
-    public async Task<bool> RevokeAsync(string id, CancellationToken cancellationToken)
+    /// <summary>Revokes a key; <paramref name="audit"/> runs in the same transaction when it was active.</summary>
+    public async Task<bool> RevokeAsync(string id, CancellationToken cancellationToken, Func<DbTransaction, Task>? audit = null)
     {
-        await using var connection = await database.OpenAsync(cancellationToken);
-        var changed = await connection.ExecuteAsync(
-            "UPDATE api_keys SET revoked_at = @now WHERE id = @id AND revoked_at IS NULL",
-            new { id, now = time.GetUtcNow().ToUnixTimeMilliseconds() });
+        int changed;
+        await using (var connection = await database.OpenAsync(cancellationToken))
+        {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            changed = await connection.ExecuteAsync(
+                "UPDATE api_keys SET revoked_at = @now WHERE id = @id AND revoked_at IS NULL",
+                new { id, now = time.GetUtcNow().ToUnixTimeMilliseconds() }, transaction);
+            if (changed > 0 && audit is not null)
+            {
+                await audit(transaction);
+            }
+
+            await transaction.CommitAsync(cancellationToken);
+        }
+
         if (changed > 0)
         {
             changes.Publish(new Change("keys", id));
@@ -301,27 +325,36 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
         };
         if (row.LastUsedAt is null || now.ToUnixTimeMilliseconds() - row.LastUsedAt.Value > LastUsedResolution.TotalMilliseconds)
         {
+            // A key's use is in the audit log at the resolution of its last-used time (a minute), read-only
+            // calls included, written with the last-used time; every run and change it makes is recorded on its own, with the key's id.
+            var use = new AuditEntry("key.use")
+            {
+                Actor = caller,
+                Target = row.KeyId,
+                Detail = new Dictionary<string, object?> { ["name"] = row.Name, ["firstUse"] = row.LastUsedAt is null },
+            };
             try
             {
-                await connection.ExecuteAsync("UPDATE api_keys SET last_used_at = @now WHERE id = @id", new { id = row.KeyId, now = now.ToUnixTimeMilliseconds() });
+                await using var transaction = await connection.BeginTransactionAsync(CancellationToken.None);
+                await connection.ExecuteAsync("UPDATE api_keys SET last_used_at = @now WHERE id = @id", new { id = row.KeyId, now = now.ToUnixTimeMilliseconds() }, transaction);
+                if (audit is not null)
+                {
+                    await audit.StageAsync(transaction, use, CancellationToken.None);
+                }
+
+                await transaction.CommitAsync(CancellationToken.None);
+                audit?.NotifyStaged();
             }
             catch (Exception failure) when (StoreFailure.IsUnavailable(failure))
             {
                 // The key was verified a moment ago; a last-used time is bookkeeping, not a reason to fail
-                // its request. The next lookup (the cache's lifetime from now) writes it.
+                // its request. The next lookup (the cache's lifetime from now) writes it; the use is queued
+                // and written once the store is back.
                 outage?.Observe(failure);
-            }
-
-            // A key's use is in the audit log at the resolution of its last-used time (a minute), read-only
-            // calls included; every run and change it makes is recorded on its own, with the key's id.
-            if (audit is not null)
-            {
-                await audit.RecordAsync(new AuditEntry("key.use")
+                if (audit is not null)
                 {
-                    Actor = caller,
-                    Target = row.KeyId,
-                    Detail = new Dictionary<string, object?> { ["name"] = row.Name, ["firstUse"] = row.LastUsedAt is null },
-                }, CancellationToken.None);
+                    await audit.RecordAsync(use, CancellationToken.None);
+                }
             }
         }
         if (_cache.Count >= CacheCapacity)
@@ -402,7 +435,7 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
             _refusalsRecorded.Clear();
         }
 
-        await audit.RecordAsync(new AuditEntry("key.use", AuditOutcome.Denied)
+        await audit.RecordDurableOrQueuedAsync(new AuditEntry("key.use", AuditOutcome.Denied)
         {
             Actor = new Caller(row.UserId, row.UserName, row.Role, row.KeyId, row.Email),
             Target = row.KeyId,

@@ -67,12 +67,21 @@ internal sealed class GrantStore(Database database, TimeProvider time, ChangeFee
     }
 
     /// <summary>Adds a grant; an identical one that exists already is returned instead (granting twice is harmless).</summary>
+    /// <summary>Grants a permission; when it did not exist, <paramref name="audit"/> runs in the same transaction, given the new grant.</summary>
     public async Task<(GrantInfo Grant, bool Created)> AddAsync(
         string resource, string principalKind, string principal, string permission, string environment, string? createdBy,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, Func<DbTransaction, GrantInfo, Task>? audit = null)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        return await AddAsync(connection, null, resource, principalKind, principal, permission, environment, createdBy);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var added = await AddAsync(connection, transaction, resource, principalKind, principal, permission, environment, createdBy);
+        if (added.Created && audit is not null)
+        {
+            await audit(transaction, added.Grant);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return added;
     }
 
     /// <summary>
@@ -100,10 +109,19 @@ internal sealed class GrantStore(Database database, TimeProvider time, ChangeFee
         return (row.ToInfo(), inserted > 0);
     }
 
-    public async Task<bool> RemoveAsync(string id, CancellationToken cancellationToken)
+    /// <summary>Revokes a grant; <paramref name="audit"/> runs in the same transaction when one was deleted.</summary>
+    public async Task<bool> RemoveAsync(string id, CancellationToken cancellationToken, Func<DbTransaction, Task>? audit = null)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        return await connection.ExecuteAsync("DELETE FROM grants WHERE id = @id", new { id }) > 0;
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var deleted = await connection.ExecuteAsync("DELETE FROM grants WHERE id = @id", new { id }, transaction) > 0;
+        if (deleted && audit is not null)
+        {
+            await audit(transaction);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return deleted;
     }
 
     /// <summary>Publishes the change and waits until this process's policy sees it.</summary>

@@ -89,21 +89,22 @@ internal static class KeyEndpoints
                 }
 
                 var scope = CheckScope(body.Scopes);
-                var (key, token) = await keys.CreateAsync(owner?.Id ?? caller.UserId, body.Name.Trim(), expiresAt, null, scope, ct);
-                await audit.RecordAsync(new AuditEntry("key.create")
-                {
-                    Actor = caller,
-                    Target = key.Id,
-                    Detail = new Dictionary<string, object?>
+                var (key, token) = await keys.CreateAsync(owner?.Id ?? caller.UserId, body.Name.Trim(), expiresAt, null, scope, ct,
+                    (transaction, created) => audit.StageAsync(transaction, new AuditEntry("key.create")
                     {
-                        ["name"] = key.Name,
-                        ["owner"] = key.Owner,
-                        ["expiresAt"] = key.ExpiresAt,
-                        ["resources"] = scope?.Resources,
-                        ["environments"] = scope?.Environments,
-                        ["actions"] = scope?.Actions,
-                    }
-                }, CancellationToken.None);
+                        Actor = caller,
+                        Target = created.Id,
+                        Detail = new Dictionary<string, object?>
+                        {
+                            ["name"] = created.Name,
+                            ["owner"] = created.Owner,
+                            ["expiresAt"] = created.ExpiresAt,
+                            ["resources"] = scope?.Resources,
+                            ["environments"] = scope?.Environments,
+                            ["actions"] = scope?.Actions,
+                        },
+                    }, ct));
+                audit.NotifyStaged();
                 return TypedResults.Created($"/api/v1/keys/{key.Id}", new CreatedKey(key, token));
             })
             .Requires(Permission.Read)
@@ -132,17 +133,17 @@ internal static class KeyEndpoints
                     AccessPolicy.DemandAccount(caller, "revoke its owner's other keys");
                 }
 
-                if (!await keys.RevokeAsync(id, ct))
+                if (!await keys.RevokeAsync(id, ct, transaction => audit.StageAsync(transaction, new AuditEntry("key.revoke")
+                {
+                    Actor = caller,
+                    Target = id,
+                    Detail = new Dictionary<string, object?> { ["name"] = key.Name, ["owner"] = key.Owner },
+                }, ct)))
                 {
                     return Problems.NotFound($"There is no active API key '{id}'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("key.revoke")
-                {
-                    Actor = caller,
-                    Target = id,
-                    Detail = new Dictionary<string, object?> { ["name"] = key.Name, ["owner"] = key.Owner }
-                }, CancellationToken.None);
+                audit.NotifyStaged();
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Read)

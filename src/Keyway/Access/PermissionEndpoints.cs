@@ -59,21 +59,22 @@ internal static class PermissionEndpoints
                     return Problems.NotFound(Principals.NotFoundMessage(body.User, body.Group));
                 }
 
-                var (grant, created) = await grants.AddAsync(name, kind, principal, permission, environment, caller.UserId, ct);
+                var (grant, created) = await grants.AddAsync(name, kind, principal, permission, environment, caller.UserId, ct, (transaction, added) => audit.StageAsync(transaction,
+                    new AuditEntry("grant.add")
+                    {
+                        Actor = caller,
+                        Resource = name,
+                        Environment = environment,
+                        Target = shown,
+                        Detail = new Dictionary<string, object?> { ["grant"] = added.Id, ["principalKind"] = kind, ["permission"] = permission },
+                    }, ct));
                 if (!created)
                 {
                     return TypedResults.Ok(grant);
                 }
 
+                audit.NotifyStaged();
                 await grants.PublishAsync(access, name);
-                await audit.RecordAsync(new AuditEntry("grant.add")
-                {
-                    Actor = caller,
-                    Resource = name,
-                    Environment = environment,
-                    Target = shown,
-                    Detail = new Dictionary<string, object?> { ["grant"] = grant.Id, ["principalKind"] = kind, ["permission"] = permission }
-                }, ct);
                 return TypedResults.Created($"/api/v1/resources/{name}/permissions/{grant.Id}", grant);
             })
             .Requires(Permission.Own, "name", EnvironmentSource.None)
@@ -82,20 +83,21 @@ internal static class PermissionEndpoints
         group.MapDelete("/{grantId}", async Task<Results<NoContent, ProblemHttpResult>> (
                 string name, string grantId, HttpContext http, GrantStore grants, AccessPolicy access, IAuditLog audit, CancellationToken ct) =>
             {
-                if (await grants.GetAsync(grantId, ct) is not { } grant || grant.Resource != name || !await grants.RemoveAsync(grantId, ct))
+                if (await grants.GetAsync(grantId, ct) is not { } grant || grant.Resource != name || !await grants.RemoveAsync(grantId, ct, transaction => audit.StageAsync(transaction,
+                        new AuditEntry("grant.remove")
+                        {
+                            Actor = Caller.From(http.User),
+                            Resource = name,
+                            Environment = grant.Environment,
+                            Target = grant.PrincipalName,
+                            Detail = new Dictionary<string, object?> { ["grant"] = grant.Id, ["principalKind"] = grant.PrincipalKind, ["permission"] = grant.Permission },
+                        }, ct)))
                 {
                     return Problems.NotFound($"There is no grant '{grantId}' on resource '{name}'. List them with 'keyway permission list {name}'.");
                 }
 
+                audit.NotifyStaged();
                 await grants.PublishAsync(access, name);
-                await audit.RecordAsync(new AuditEntry("grant.remove")
-                {
-                    Actor = Caller.From(http.User),
-                    Resource = name,
-                    Environment = grant.Environment,
-                    Target = grant.PrincipalName,
-                    Detail = new Dictionary<string, object?> { ["grant"] = grant.Id, ["principalKind"] = grant.PrincipalKind, ["permission"] = grant.Permission }
-                }, ct);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Own, "name", EnvironmentSource.None)

@@ -66,18 +66,19 @@ internal static class RightEndpoints
                 }
 
                 var caller = Caller.From(http.User)!;
-                var (info, created) = await rights.AddAsync(right, target, kind, principal, caller.UserId, ct);
+                var (info, created) = await rights.AddAsync(right, target, kind, principal, caller.UserId, ct, (transaction, added) => audit.StageAsync(transaction,
+                    new AuditEntry("right.add")
+                    {
+                        Actor = caller,
+                        Target = shown,
+                        Detail = new Dictionary<string, object?> { ["right"] = right, ["variable"] = right == Rights.Attach ? target : null, ["principalKind"] = kind, ["id"] = added.Id },
+                    }, ct));
                 if (!created)
                 {
                     return TypedResults.Ok(info);
                 }
 
-                await audit.RecordAsync(new AuditEntry("right.add")
-                {
-                    Actor = caller,
-                    Target = shown,
-                    Detail = new Dictionary<string, object?> { ["right"] = right, ["variable"] = right == Rights.Attach ? target : null, ["principalKind"] = kind, ["id"] = info.Id },
-                }, ct);
+                audit.NotifyStaged();
                 return TypedResults.Created($"/api/v1/rights/{info.Id}", info);
             })
             .Requires(Permission.Admin)
@@ -86,17 +87,18 @@ internal static class RightEndpoints
         group.MapDelete("/{id}", async Task<Results<NoContent, ProblemHttpResult>> (
                 string id, HttpContext http, RightStore rights, IAuditLog audit, CancellationToken ct) =>
             {
-                if (await rights.GetAsync(id, ct) is not { } info || !await rights.RemoveAsync(id, ct))
+                if (await rights.GetAsync(id, ct) is not { } info || !await rights.RemoveAsync(id, ct, transaction => audit.StageAsync(transaction,
+                        new AuditEntry("right.remove")
+                        {
+                            Actor = Caller.From(http.User),
+                            Target = info.PrincipalName,
+                            Detail = new Dictionary<string, object?> { ["right"] = info.Right, ["variable"] = info.Right == Rights.Attach ? info.Target : null, ["principalKind"] = info.PrincipalKind, ["id"] = info.Id },
+                        }, ct)))
                 {
                     return Problems.NotFound($"There is no right '{id}'. List them with 'keyway right list'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("right.remove")
-                {
-                    Actor = Caller.From(http.User),
-                    Target = info.PrincipalName,
-                    Detail = new Dictionary<string, object?> { ["right"] = info.Right, ["variable"] = info.Right == Rights.Attach ? info.Target : null, ["principalKind"] = info.PrincipalKind, ["id"] = info.Id },
-                }, ct);
+                audit.NotifyStaged();
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Admin)

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Security.Cryptography;
 using Keyway.Api;
 using Keyway.Storage;
@@ -68,10 +69,13 @@ internal sealed class RightStore(Database database, TimeProvider time)
     }
 
     /// <summary>Gives a right; an identical one that exists already is returned instead.</summary>
+    /// <summary>Gives a right; when it did not exist, <paramref name="audit"/> runs in the same transaction, given the new right.</summary>
     public async Task<(RightInfo Right, bool Created)> AddAsync(
-        string right, string target, string principalKind, string principal, string? createdBy, CancellationToken cancellationToken)
+        string right, string target, string principalKind, string principal, string? createdBy, CancellationToken cancellationToken,
+        Func<DbTransaction, RightInfo, Task>? audit = null)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var id = "rgt_" + ApiKeyService.Base64Url(RandomNumberGenerator.GetBytes(9));
         var inserted = await connection.ExecuteAsync(
             """
@@ -79,17 +83,33 @@ internal sealed class RightStore(Database database, TimeProvider time)
             VALUES (@id, @right, @target, @principalKind, @principal, @now, @createdBy)
             ON CONFLICT ("right", target, principal_kind, principal) DO NOTHING
             """,
-            new { id, right, target, principalKind, principal, now = time.GetUtcNow().ToStore(), createdBy });
+            new { id, right, target, principalKind, principal, now = time.GetUtcNow().ToStore(), createdBy }, transaction);
         var row = await connection.QuerySingleAsync<Row>(
             Select + """ WHERE r."right" = @right AND r.target = @target AND r.principal_kind = @principalKind AND r.principal = @principal""",
-            new { right, target, principalKind, principal });
-        return (row.ToInfo(), inserted > 0);
+            new { right, target, principalKind, principal }, transaction);
+        var info = row.ToInfo();
+        if (inserted > 0 && audit is not null)
+        {
+            await audit(transaction, info);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return (info, inserted > 0);
     }
 
-    public async Task<bool> RemoveAsync(string id, CancellationToken cancellationToken)
+    /// <summary>Takes a right back; <paramref name="audit"/> runs in the same transaction when one was deleted.</summary>
+    public async Task<bool> RemoveAsync(string id, CancellationToken cancellationToken, Func<DbTransaction, Task>? audit = null)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        return await connection.ExecuteAsync("DELETE FROM rights WHERE id = @id", new { id }) > 0;
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var deleted = await connection.ExecuteAsync("DELETE FROM rights WHERE id = @id", new { id }, transaction) > 0;
+        if (deleted && audit is not null)
+        {
+            await audit(transaction);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return deleted;
     }
 
     /// <summary>

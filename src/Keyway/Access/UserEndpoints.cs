@@ -82,13 +82,14 @@ internal static class UserEndpoints
                     hash = new PasswordHasher<string>().HashPassword(body.Name!, body.Password ?? generated!);
                 }
 
-                var user = await store.CreateAsync(new NewUser(body.Name!, role, source) { Email = body.Email, DisplayName = body.DisplayName, PasswordHash = hash }, ct);
-                await audit.RecordAsync(new AuditEntry("user.create")
-                {
-                    Actor = caller,
-                    Target = user.Name,
-                    Detail = new Dictionary<string, object?> { ["role"] = role, ["source"] = source }
-                }, ct);
+                var user = await store.CreateAsync(new NewUser(body.Name!, role, source) { Email = body.Email, DisplayName = body.DisplayName, PasswordHash = hash }, ct,
+                    transaction => audit.StageAsync(transaction, new AuditEntry("user.create")
+                    {
+                        Actor = caller,
+                        Target = body.Name,
+                        Detail = new Dictionary<string, object?> { ["role"] = role, ["source"] = source },
+                    }, ct));
+                audit.NotifyStaged();
                 return TypedResults.Created($"/api/v1/users/{user.Name}", new CreatedUser(UserView.From(user, []), generated));
             })
             .Requires(Permission.Admin)
@@ -131,6 +132,7 @@ internal static class UserEndpoints
                     hash = new PasswordHasher<string>().HashPassword(name, body.Password);
                 }
 
+                var action = body.Disabled switch { true => "user.disable", false => "user.enable", null => "user.update" };
                 var updated = await store.UpdateAsync(user, new UserStore.UserUpdate
                 {
                     Role = body.Role is null ? null : CheckRole(body.Role),
@@ -138,9 +140,7 @@ internal static class UserEndpoints
                     DisplayName = body.DisplayName,
                     Disabled = body.Disabled,
                     PasswordHash = hash,
-                }, ct);
-                var action = body.Disabled switch { true => "user.disable", false => "user.enable", null => "user.update" };
-                await audit.RecordAsync(new AuditEntry(action)
+                }, ct, transaction => audit.StageAsync(transaction, new AuditEntry(action)
                 {
                     Actor = caller,
                     Target = name,
@@ -149,9 +149,10 @@ internal static class UserEndpoints
                         ["role"] = body.Role,
                         ["email"] = body.Email is null ? null : "changed",
                         ["displayName"] = body.DisplayName is null ? null : "changed",
-                        ["password"] = hash is null ? null : "changed"
-                    }
-                }, ct);
+                        ["password"] = hash is null ? null : "changed",
+                    },
+                }, ct));
+                audit.NotifyStaged();
                 return TypedResults.Ok(UserView.From(updated, await store.GroupsOfAsync(updated.Id, ct)));
             })
             .Requires(Permission.Admin)
@@ -160,13 +161,14 @@ internal static class UserEndpoints
         users.MapDelete("/{name}", async Task<Results<NoContent, ProblemHttpResult>> (
                 string name, HttpContext http, UserStore store, AccessPolicy access, IAuditLog audit, CancellationToken ct) =>
             {
-                if (await store.FindByNameAsync(name, ct) is not { } user || !await store.DeleteAsync(user, ct))
+                if (await store.FindByNameAsync(name, ct) is not { } user ||
+                    !await store.DeleteAsync(user, ct, transaction => audit.StageAsync(transaction, new AuditEntry("user.delete") { Actor = Caller.From(http.User), Target = name }, ct)))
                 {
                     return Problems.NotFound($"There is no user named '{name}'.");
                 }
 
+                audit.NotifyStaged();
                 await access.ReloadAsync(ct);
-                await audit.RecordAsync(new AuditEntry("user.delete") { Actor = Caller.From(http.User), Target = name }, ct);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Admin)
@@ -186,8 +188,9 @@ internal static class UserEndpoints
                     return Problems.BadRequest(error);
                 }
 
-                var created = await store.PutGroupAsync(name, body?.Description, ct);
-                await audit.RecordAsync(new AuditEntry(created ? "group.create" : "group.update") { Actor = Caller.From(http.User), Target = name }, ct);
+                var created = await store.PutGroupAsync(name, body?.Description, ct, (transaction, isNew) => audit.StageAsync(transaction,
+                    new AuditEntry(isNew ? "group.create" : "group.update") { Actor = Caller.From(http.User), Target = name }, ct));
+                audit.NotifyStaged();
                 var group = (await store.GetGroupAsync(name, ct))!;
                 return created ? TypedResults.Created($"/api/v1/groups/{name}", group) : TypedResults.Ok(group);
             })
@@ -202,13 +205,14 @@ internal static class UserEndpoints
         groups.MapDelete("/{name}", async Task<Results<NoContent, ProblemHttpResult>> (
                 string name, HttpContext http, UserStore store, AccessPolicy access, IAuditLog audit, CancellationToken ct) =>
             {
-                if (!await store.DeleteGroupAsync(name, ct))
+                if (!await store.DeleteGroupAsync(name, ct, transaction => audit.StageAsync(transaction,
+                        new AuditEntry("group.delete") { Actor = Caller.From(http.User), Target = name }, ct)))
                 {
                     return Problems.NotFound($"There is no group named '{name}'.");
                 }
 
+                audit.NotifyStaged();
                 await access.ReloadAsync(ct);
-                await audit.RecordAsync(new AuditEntry("group.delete") { Actor = Caller.From(http.User), Target = name }, ct);
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Admin)
@@ -227,13 +231,13 @@ internal static class UserEndpoints
                     return Problems.NotFound($"There is no user named '{user}'.");
                 }
 
-                await store.AddMemberAsync(name, member.Id, ct);
-                await audit.RecordAsync(new AuditEntry("group.member.add")
+                await store.AddMemberAsync(name, member.Id, ct, transaction => audit.StageAsync(transaction, new AuditEntry("group.member.add")
                 {
                     Actor = Caller.From(http.User),
                     Target = name,
-                    Detail = new Dictionary<string, object?> { ["user"] = user }
-                }, ct);
+                    Detail = new Dictionary<string, object?> { ["user"] = user },
+                }, ct));
+                audit.NotifyStaged();
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Admin)
@@ -242,17 +246,18 @@ internal static class UserEndpoints
         groups.MapDelete("/{name}/members/{user}", async Task<Results<NoContent, ProblemHttpResult>> (
                 string name, string user, HttpContext http, UserStore store, IAuditLog audit, CancellationToken ct) =>
             {
-                if (await store.FindByNameAsync(user, ct) is not { } member || !await store.RemoveMemberAsync(name, member.Id, ct))
+                if (await store.FindByNameAsync(user, ct) is not { } member || !await store.RemoveMemberAsync(name, member.Id, ct, transaction => audit.StageAsync(transaction,
+                        new AuditEntry("group.member.remove")
+                        {
+                            Actor = Caller.From(http.User),
+                            Target = name,
+                            Detail = new Dictionary<string, object?> { ["user"] = user },
+                        }, ct)))
                 {
                     return Problems.NotFound($"'{user}' is not a member of group '{name}'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("group.member.remove")
-                {
-                    Actor = Caller.From(http.User),
-                    Target = name,
-                    Detail = new Dictionary<string, object?> { ["user"] = user }
-                }, ct);
+                audit.NotifyStaged();
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Admin)

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Keyway.Environments;
@@ -96,25 +97,34 @@ internal sealed class UserStore(Database database, TimeProvider time, ChangeFeed
     }
 
     /// <summary>Creates a user; throws a 409 problem when the name is taken.</summary>
-    public async Task<UserRecord> CreateAsync(NewUser user, CancellationToken cancellationToken)
+    /// <summary>Creates a user; <paramref name="audit"/> runs in the same transaction.</summary>
+    public async Task<UserRecord> CreateAsync(NewUser user, CancellationToken cancellationToken, Func<DbTransaction, Task>? audit = null)
     {
         var id = NewId();
         var now = time.GetUtcNow().ToStore();
         var claims = user.Claims is null ? null : JsonSerializer.Serialize(user.Claims);
         await using var connection = await database.OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var inserted = await connection.ExecuteAsync(
             """
             INSERT INTO users (id, name, email, display_name, role, source, external_id, password_hash, claims, password_changed_at, created_at, updated_at)
             VALUES (@id, @Name, @Email, @DisplayName, @Role, @Source, @ExternalId, @PasswordHash, @claims, @changed, @now, @now)
             ON CONFLICT DO NOTHING
             """,
-            new { id, user.Name, user.Email, user.DisplayName, user.Role, user.Source, user.ExternalId, user.PasswordHash, claims, changed = user.PasswordHash is null ? (long?)null : now, now });
+            new { id, user.Name, user.Email, user.DisplayName, user.Role, user.Source, user.ExternalId, user.PasswordHash, claims, changed = user.PasswordHash is null ? (long?)null : now, now },
+            transaction);
         if (inserted == 0)
         {
             throw new Api.KeywayException(StatusCodes.Status409Conflict, "conflict",
                 $"A user named '{user.Name}' already exists (or that single sign-on identity is linked to another user).");
         }
 
+        if (audit is not null)
+        {
+            await audit(transaction);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
         changes.Publish(new Change(ChangeKind, id));
         return (await FindByIdAsync(id, cancellationToken))!;
     }
@@ -197,13 +207,14 @@ internal sealed class UserStore(Database database, TimeProvider time, ChangeFeed
     /// (409 <c>last_admin</c>) inside the same statement, so two admins cannot demote each other at once.
     /// Disabling, a role change or a new password bumps <c>session_version</c> (every session ends).
     /// </summary>
-    public async Task<UserRecord> UpdateAsync(UserRecord user, UserUpdate update, CancellationToken cancellationToken)
+    public async Task<UserRecord> UpdateAsync(UserRecord user, UserUpdate update, CancellationToken cancellationToken, Func<DbTransaction, Task>? audit = null)
     {
         var now = time.GetUtcNow().ToStore();
         var losesAdmin = user.Role == Caller.AdminRole && user.DisabledAt is null &&
                          ((update.Role is { } r && r != Caller.AdminRole) || update.Disabled == true);
         var endsSessions = update.Disabled == true || (update.Role is not null && update.Role != user.Role) || update.PasswordHash is not null;
         await using var connection = await database.OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var changed = await connection.ExecuteAsync(
             $"""
             UPDATE users SET
@@ -230,18 +241,26 @@ internal sealed class UserStore(Database database, TimeProvider time, ChangeFeed
                 disable = update.Disabled switch { true => 1, false => 0, null => -1 },
                 bump = endsSessions ? 1 : 0,
                 admin = Caller.AdminRole,
-            });
+            },
+            transaction);
         if (changed == 0)
         {
             throw LastAdmin(user.Name, update.Disabled == true ? "disable" : "demote");
         }
+
+        if (audit is not null)
+        {
+            await audit(transaction);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
 
         changes.Publish(new Change(ChangeKind, user.Id));
         return (await FindByIdAsync(user.Id, cancellationToken))!;
     }
 
     /// <summary>Deletes a user, their keys, memberships and grants. The last active admin cannot be deleted.</summary>
-    public async Task<bool> DeleteAsync(UserRecord user, CancellationToken cancellationToken)
+    public async Task<bool> DeleteAsync(UserRecord user, CancellationToken cancellationToken, Func<DbTransaction, Task>? audit = null)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -261,6 +280,11 @@ internal sealed class UserStore(Database database, TimeProvider time, ChangeFeed
             }
 
             return false;
+        }
+
+        if (audit is not null)
+        {
+            await audit(transaction);
         }
 
         await transaction.CommitAsync(cancellationToken);
@@ -296,23 +320,30 @@ internal sealed class UserStore(Database database, TimeProvider time, ChangeFeed
     public async Task<GroupInfo?> GetGroupAsync(string name, CancellationToken cancellationToken) =>
         (await ListGroupsAsync(cancellationToken)).FirstOrDefault(g => g.Name == name);
 
-    /// <summary>Creates a group (or updates its description); true when it was created.</summary>
-    public async Task<bool> PutGroupAsync(string name, string? description, CancellationToken cancellationToken)
+    /// <summary>Creates a group (or updates its description); true when it was created. <paramref name="audit"/> runs in the same transaction, told which.</summary>
+    public async Task<bool> PutGroupAsync(string name, string? description, CancellationToken cancellationToken, Func<DbTransaction, bool, Task>? audit = null)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var created = await connection.ExecuteAsync(
             "INSERT INTO groups (name, description, created_at) VALUES (@name, @description, @now) ON CONFLICT (name) DO NOTHING",
-            new { name, description, now = time.GetUtcNow().ToStore() }) > 0;
+            new { name, description, now = time.GetUtcNow().ToStore() }, transaction) > 0;
         if (!created && description is not null)
         {
-            await connection.ExecuteAsync("UPDATE groups SET description = @description WHERE name = @name", new { name, description });
+            await connection.ExecuteAsync("UPDATE groups SET description = @description WHERE name = @name", new { name, description }, transaction);
         }
 
+        if (audit is not null)
+        {
+            await audit(transaction, created);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
         return created;
     }
 
     /// <summary>Deletes a group, its memberships and the grants given to it.</summary>
-    public async Task<bool> DeleteGroupAsync(string name, CancellationToken cancellationToken)
+    public async Task<bool> DeleteGroupAsync(string name, CancellationToken cancellationToken, Func<DbTransaction, Task>? audit = null)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -320,6 +351,11 @@ internal sealed class UserStore(Database database, TimeProvider time, ChangeFeed
         await connection.ExecuteAsync("DELETE FROM rights WHERE principal_kind = 'group' AND principal = @name", new { name }, transaction);
         await connection.ExecuteAsync("DELETE FROM group_members WHERE group_name = @name", new { name }, transaction);
         var deleted = await connection.ExecuteAsync("DELETE FROM groups WHERE name = @name", new { name }, transaction) > 0;
+        if (deleted && audit is not null)
+        {
+            await audit(transaction);
+        }
+
         await transaction.CommitAsync(cancellationToken);
         if (deleted)
         {
@@ -331,20 +367,44 @@ internal sealed class UserStore(Database database, TimeProvider time, ChangeFeed
     }
 
     /// <summary>Adds a user to a group by hand (source <c>manual</c>); false when they were in it already.</summary>
-    public async Task<bool> AddMemberAsync(string group, string userId, CancellationToken cancellationToken)
+    /// <remarks><paramref name="audit"/> runs in the same transaction, whether or not the user was in the group already.</remarks>
+    public async Task<bool> AddMemberAsync(string group, string userId, CancellationToken cancellationToken, Func<DbTransaction, Task>? audit = null)
     {
-        await using var connection = await database.OpenAsync(cancellationToken);
-        var added = await connection.ExecuteAsync(
-            "INSERT INTO group_members (group_name, user_id, source, created_at) VALUES (@group, @userId, 'manual', @now) ON CONFLICT (group_name, user_id) DO NOTHING",
-            new { group, userId, now = time.GetUtcNow().ToStore() }) > 0;
+        bool added;
+        await using (var connection = await database.OpenAsync(cancellationToken))
+        {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            added = await connection.ExecuteAsync(
+                "INSERT INTO group_members (group_name, user_id, source, created_at) VALUES (@group, @userId, 'manual', @now) ON CONFLICT (group_name, user_id) DO NOTHING",
+                new { group, userId, now = time.GetUtcNow().ToStore() }, transaction) > 0;
+            if (audit is not null)
+            {
+                await audit(transaction);
+            }
+
+            await transaction.CommitAsync(cancellationToken);
+        }
+
         changes.Publish(new Change(ChangeKind, userId));
         return added;
     }
 
-    public async Task<bool> RemoveMemberAsync(string group, string userId, CancellationToken cancellationToken)
+    /// <summary>Removes a user from a group; <paramref name="audit"/> runs in the same transaction when they were in it.</summary>
+    public async Task<bool> RemoveMemberAsync(string group, string userId, CancellationToken cancellationToken, Func<DbTransaction, Task>? audit = null)
     {
-        await using var connection = await database.OpenAsync(cancellationToken);
-        var removed = await connection.ExecuteAsync("DELETE FROM group_members WHERE group_name = @group AND user_id = @userId", new { group, userId }) > 0;
+        bool removed;
+        await using (var connection = await database.OpenAsync(cancellationToken))
+        {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            removed = await connection.ExecuteAsync("DELETE FROM group_members WHERE group_name = @group AND user_id = @userId", new { group, userId }, transaction) > 0;
+            if (removed && audit is not null)
+            {
+                await audit(transaction);
+            }
+
+            await transaction.CommitAsync(cancellationToken);
+        }
+
         changes.Publish(new Change(ChangeKind, userId));
         return removed;
     }
@@ -395,15 +455,27 @@ internal sealed class UserStore(Database database, TimeProvider time, ChangeFeed
     /// version is bumped, which ends every console session of the user; a rehash of the same password
     /// passes false. Returns the session version now in force.
     /// </summary>
-    public async Task<long> SetPasswordAsync(string userId, string passwordHash, bool endSessions, CancellationToken cancellationToken)
+    /// <remarks><paramref name="audit"/> runs in the same transaction.</remarks>
+    public async Task<long> SetPasswordAsync(string userId, string passwordHash, bool endSessions, CancellationToken cancellationToken, Func<DbTransaction, Task>? audit = null)
     {
         var now = time.GetUtcNow().ToStore();
-        await using var connection = await database.OpenAsync(cancellationToken);
-        var version = await connection.ExecuteScalarAsync<long>(
-            endSessions
-                ? "UPDATE users SET password_hash = @passwordHash, password_changed_at = @now, updated_at = @now, session_version = session_version + 1 WHERE id = @userId RETURNING session_version"
-                : "UPDATE users SET password_hash = @passwordHash WHERE id = @userId RETURNING session_version",
-            new { userId, passwordHash, now });
+        long version;
+        await using (var connection = await database.OpenAsync(cancellationToken))
+        {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            version = await connection.ExecuteScalarAsync<long>(
+                endSessions
+                    ? "UPDATE users SET password_hash = @passwordHash, password_changed_at = @now, updated_at = @now, session_version = session_version + 1 WHERE id = @userId RETURNING session_version"
+                    : "UPDATE users SET password_hash = @passwordHash WHERE id = @userId RETURNING session_version",
+                new { userId, passwordHash, now }, transaction);
+            if (audit is not null)
+            {
+                await audit(transaction);
+            }
+
+            await transaction.CommitAsync(cancellationToken);
+        }
+
         if (endSessions)
         {
             changes.Publish(new Change(ChangeKind, userId));

@@ -26,6 +26,9 @@ internal struct AuditRow
     public string PrevHash;
     public string Hash;
 
+    /// <summary>Taken from the outbox: <see cref="Detail"/> is already set, redacted when it was staged.</summary>
+    public bool Staged;
+
     public readonly string ActorId => Entry.Actor?.UserId ?? ActorKind.System;
     public readonly string ActorName => Entry.Actor?.UserName ?? "keyway";
 
@@ -61,6 +64,12 @@ internal sealed class AuditEncoder : IDisposable
     /// <summary>Sets <paramref name="row"/>'s detail (redacted JSON text) and its hash; its other fields must be set.</summary>
     public void Encode(ref AuditRow row, Redactor redactor)
     {
+        if (row.Staged)
+        {
+            Hash(ref row, default);
+            return;
+        }
+
         _detail.ResetWrittenCount();
         _detailWriter.Reset();
         var unchanged = false;
@@ -74,7 +83,11 @@ internal sealed class AuditEncoder : IDisposable
         var detailString = unchanged && _detail.WrittenCount <= MaxTableEscaped && AuditHash.WriteEscapedString(_detail.WrittenSpan, _detailString)
             ? _detailString.WrittenSpan
             : default;
+        Hash(ref row, detailString);
+    }
 
+    private void Hash(ref AuditRow row, ReadOnlySpan<byte> detailString)
+    {
         _canonical.ResetWrittenCount();
         _canonicalWriter.Reset();
         var entry = row.Entry;

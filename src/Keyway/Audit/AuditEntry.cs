@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Keyway.Access;
 
 namespace Keyway.Audit;
@@ -77,7 +78,36 @@ internal readonly record struct RunDetail(
 /// <summary>The append-only, hash-chained audit log. Recording waits when the queue is full; it never drops an event.</summary>
 internal interface IAuditLog
 {
+    /// <summary>
+    /// Queues <paramref name="entry"/> for the writer: for runs, which are many and record no change of
+    /// their own. An event still queued when the process is killed is lost.
+    /// </summary>
     ValueTask RecordAsync(AuditEntry entry, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Inserts <paramref name="entry"/> into the audit outbox inside <paramref name="transaction"/>, the
+    /// transaction of the change it records: the change and its event commit together or not at all.
+    /// Once the transaction commits, call <see cref="NotifyStaged"/> so the writer chains it at once.
+    /// </summary>
+    Task StageAsync(DbTransaction transaction, AuditEntry entry, CancellationToken cancellationToken) => RecordAsync(entry, cancellationToken).AsTask();
+
+    /// <summary>Wakes the writer for events just committed by <see cref="StageAsync"/> (it also looks for them every few seconds).</summary>
+    void NotifyStaged()
+    {
+    }
+
+    /// <summary>
+    /// Records an event that has no change of its own to ride with (a denial, a sign-in, an outcome the
+    /// caller is about to be told of): it is in the outbox, committed, when this returns.
+    /// </summary>
+    Task RecordDurableAsync(AuditEntry entry, CancellationToken cancellationToken) => RecordAsync(entry, cancellationToken).AsTask();
+
+    /// <summary>
+    /// <see cref="RecordDurableAsync"/> while the store answers; while it is unreachable the entry is queued
+    /// instead, and written once the store is back: for what is still served during an outage (a denial,
+    /// a key's use, a credential transition), which must not wait on a store that does not answer.
+    /// </summary>
+    Task RecordDurableOrQueuedAsync(AuditEntry entry, CancellationToken cancellationToken) => RecordAsync(entry, cancellationToken).AsTask();
 
     /// <summary>
     /// Whether the queue is full while the store cannot be reached: an event recorded now would wait

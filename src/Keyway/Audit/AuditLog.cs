@@ -31,6 +31,12 @@ internal sealed record AuditOptions
     /// </summary>
     public TimeSpan Linger { get; init; } = TimeSpan.FromMilliseconds(10);
 
+    /// <summary>
+    /// How often the writer looks for events in the outbox that nobody woke it for: those another replica
+    /// staged and did not chain before it died (on PostgreSQL). Events staged here wake it at once.
+    /// </summary>
+    public TimeSpan OutboxPoll { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>The longest wait between two attempts when the store refuses a batch.</summary>
     public TimeSpan MaxRetryDelay { get; init; } = TimeSpan.FromSeconds(30);
 
@@ -66,6 +72,9 @@ internal sealed record AuditOptions
 /// appends it in one transaction that also moves the chain head. On PostgreSQL the append holds a
 /// transaction-scoped advisory lock and reads the head inside the transaction, so replicas writing
 /// at once still form one linear chain. Stopping flushes the queue.
+/// Changes do not queue their events: they stage them in the audit outbox in their own transaction
+/// (<see cref="StageAsync"/>, <see cref="RecordDurableAsync"/>), and each batch also takes what waits
+/// there, first thing after start too, so no acknowledged change loses its event to a crash.
 /// </summary>
 internal sealed partial class AuditLog : BackgroundService, IAuditLog
 {
@@ -90,6 +99,12 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
     private volatile bool _stopping;
     private int _batches;
     private List<Pending>? _carried;
+
+    // 1 when the outbox may hold events (set at start, when one is staged, and by the poll); the next batch takes them.
+    private int _outboxWaiting = 1;
+
+    // Queued to wake the writer for the outbox; never written to the chain.
+    private static readonly AuditEntry s_wake = new("outbox.wake");
 
     // The writer's scratch, used only while holding _writing.
     private readonly AuditEncoder _encoder = new();
@@ -225,6 +240,9 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var batch = new List<Pending>(_options.BatchSize);
+        var poll = PollOutboxAsync(stoppingToken);
+        // Events a killed process staged and never chained are taken by the first batch.
+        NotifyStaged();
         try
         {
             while (await _queue.Reader.WaitToReadAsync(stoppingToken))
@@ -237,7 +255,10 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
 
                 while (batch.Count < _options.BatchSize && _queue.Reader.TryRead(out var item))
                 {
-                    batch.Add(item);
+                    if (!ReferenceEquals(item.Entry, s_wake))
+                    {
+                        batch.Add(item);
+                    }
                 }
 
                 await WriteWithRetryAsync(batch, stoppingToken);
@@ -249,6 +270,8 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
             // A batch still in hand goes back to the front of the line: StopAsync writes it first.
             _carried = batch.Count > 0 ? [.. batch] : null;
         }
+
+        await poll;
     }
 
     /// <summary>Stops the loop, then writes everything still queued before the host exits.</summary>
@@ -261,7 +284,10 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
         var remaining = _carried ?? [];
         while (_queue.Reader.TryRead(out var item))
         {
-            remaining.Add(item);
+            if (!ReferenceEquals(item.Entry, s_wake))
+            {
+                remaining.Add(item);
+            }
         }
 
         for (var i = 0; i < remaining.Count; i += _options.BatchSize)
@@ -282,6 +308,17 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
         if (remaining.Count > 0)
         {
             Log.Flushed(_logger, remaining.Count);
+        }
+
+        try
+        {
+            // Staged events are durable already; chaining them now only spares the next start the work.
+            Volatile.Write(ref _outboxWaiting, 1);
+            await WriteAsync([], cancellationToken);
+        }
+        catch (Exception e) when (e is DbException or OperationCanceledException or InvalidOperationException)
+        {
+            Log.OutboxLeft(_logger, e.GetType().Name);
         }
 
         await _writing.WaitAsync(CancellationToken.None);
@@ -353,16 +390,17 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
 
         var reason = check == SealCheck.Missing ? "unsealed" : "sealed_under_another_master_key";
         Log.Sealing(_logger, head.Seq, reason);
-        await RecordAsync(new AuditEntry("audit.seal")
+        await RecordDurableAsync(new AuditEntry("audit.seal")
         {
             Detail = new Dictionary<string, object?> { ["reason"] = reason, ["headSeq"] = head.Seq, ["previousSealKey"] = head.SealKey, ["sealKey"] = _seal.KeyId },
         }, cancellationToken);
     }
 
-    /// <summary>Appends <paramref name="batch"/> to the chain in one transaction.</summary>
+    /// <summary>Appends what waits in the outbox (when it may hold events), then <paramref name="batch"/>, to the chain in one transaction.</summary>
     internal async Task WriteAsync(IReadOnlyList<Pending> batch, CancellationToken cancellationToken)
     {
-        if (batch.Count == 0)
+        var drain = Interlocked.Exchange(ref _outboxWaiting, 0) != 0;
+        if (batch.Count == 0 && !drain)
         {
             return;
         }
@@ -371,6 +409,7 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
         await _writing.WaitAsync(cancellationToken);
         var sqlite = _database.Kind == StoreKind.Sqlite;
         DbConnection? pooled = null;
+        var count = 0;
         try
         {
             var connection = sqlite ? await SqliteWriterAsync(cancellationToken) : pooled = await _database.OpenAsync(cancellationToken);
@@ -389,46 +428,84 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
                 (seq, previous) = (head.Seq, head.Hash);
             }
 
+            // Under the lock, so no other replica chains the same staged events.
+            var staged = drain ? await AuditOutbox.TakeAsync(connection, transaction, _options.BatchSize) : [];
+            count = staged.Count + batch.Count;
+            if (count == 0)
+            {
+                return;
+            }
+
             // Under the lock: the rows and the encoder's buffers are reused from batch to batch.
-            var rows = Rows(batch.Count);
-            for (var i = 0; i < batch.Count; i++)
+            var rows = Rows(count);
+            for (var i = 0; i < count; i++)
             {
                 ref var row = ref rows[i];
-                (row.Entry, row.At) = batch[i];
-                row.Id = NewId(row.At);
+                if (i < staged.Count)
+                {
+                    row = staged[i].ToRow();
+                }
+                else
+                {
+                    (row.Entry, row.At) = batch[i - staged.Count];
+                    row.Id = NewId(row.At);
+                    row.Staged = false;
+                }
+
                 row.Seq = ++seq;
                 row.PrevHash = previous;
                 _encoder.Encode(ref row, redactor);
                 previous = row.Hash;
             }
 
-            var last = rows[batch.Count - 1];
+            var last = rows[count - 1];
             var seal = _seal.Seal(last.Seq, last.Id, last.Hash);
             if (append is not null)
             {
-                append.Insert(rows.AsSpan(0, batch.Count));
+                append.Insert(rows.AsSpan(0, count));
                 append.MoveHead(last, seal, _seal.KeyId);
             }
             else
             {
-                await AuditInsert.InsertPostgresAsync(connection, transaction, rows.AsMemory(0, batch.Count), cancellationToken);
+                await AuditInsert.InsertPostgresAsync(connection, transaction, rows.AsMemory(0, count), cancellationToken);
                 await connection.ExecuteAsync(
                     "UPDATE audit_head SET seq = @Seq, event_id = @Id, hash = @Hash, seal = @seal, seal_key = @sealKey WHERE id = 1",
                     new { last.Seq, last.Id, last.Hash, seal, sealKey = _seal.KeyId }, transaction);
             }
 
+            if (staged.Count > 0)
+            {
+                await AuditOutbox.DeleteAsync(connection, transaction, staged);
+            }
+
             await transaction.CommitAsync(cancellationToken);
-            _written.Add(batch.Count);
+            _written.Add(count);
             Interlocked.Increment(ref _batches);
+            if (staged.Count == _options.BatchSize)
+            {
+                // More may wait: the next batch takes them.
+                NotifyStaged();
+            }
+
             if (_runs.Enabled)
             {
                 RecordRuns(batch);
             }
         }
-        catch when (sqlite)
+        catch
         {
-            // The next batch starts from a fresh connection rather than one in an unknown state.
-            await CloseSqliteWriterAsync();
+            if (drain)
+            {
+                // What was not chained still waits: the retry takes it.
+                Volatile.Write(ref _outboxWaiting, 1);
+            }
+
+            if (sqlite)
+            {
+                // The next batch starts from a fresh connection rather than one in an unknown state.
+                await CloseSqliteWriterAsync();
+            }
+
             throw;
         }
         finally
@@ -439,7 +516,7 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
             }
 
             // The rows hold entries (and their callers) until the next batch overwrites them: let them go now.
-            Array.Clear(_rows, 0, Math.Min(batch.Count, _rows.Length));
+            Array.Clear(_rows, 0, Math.Min(count, _rows.Length));
             _writing.Release();
         }
     }
@@ -577,6 +654,9 @@ internal sealed partial class AuditLog : BackgroundService, IAuditLog
 
         [LoggerMessage(5, LogLevel.Warning, "The audit chain head (event {Seq}) has no seal this server can check ({Reason}); an audit.seal event seals it now")]
         public static partial void Sealing(ILogger logger, long seq, string reason);
+
+        [LoggerMessage(7, LogLevel.Information, "Staged audit events could not be chained at shutdown ({Error}); the next start chains them")]
+        public static partial void OutboxLeft(ILogger logger, string error);
 
         [LoggerMessage(6, LogLevel.Error, "The audit chain head's seal does not match event {Seq}: the log may have been rewritten in the database. Run `keyway audit verify`")]
         public static partial void SealMismatch(ILogger logger, long seq);

@@ -51,7 +51,7 @@ internal sealed partial class AuditPruner(
         if (!dryRun && result.Checkpoint is { } checkpoint)
         {
             Log.Pruned(logger, result.Pruned, checkpoint.Seq, result.Kept, result.Archive ?? "none");
-            await audit.RecordAsync(new AuditEntry("audit.prune")
+            await audit.RecordDurableAsync(new AuditEntry("audit.prune")
             {
                 Actor = actor,
                 Detail = new Dictionary<string, object?>
@@ -64,7 +64,7 @@ internal sealed partial class AuditPruner(
                     ["kept"] = result.Kept,
                     ["archive"] = checkpoint.Archive,
                 },
-            }, cancellationToken);
+            }, CancellationToken.None);
         }
 
         return result;

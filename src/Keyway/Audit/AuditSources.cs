@@ -91,17 +91,24 @@ internal static class AuditEntries
     }
 }
 
-/// <summary>Records credential transitions: <see cref="CredentialEvents"/> subscribers must not block, so a full queue is waited on in the background.</summary>
+/// <summary>
+/// Records credential transitions durably before the engine goes on (<see cref="CredentialEvents.Record"/>);
+/// while the store is unreachable, queued instead. A failure to record is logged, never thrown into the refresh path.
+/// </summary>
 internal sealed partial class CredentialAudit(CredentialEvents events, IAuditLog audit, ILogger<CredentialAudit> logger)
 {
-    public void Subscribe() => events.Raised += e =>
+    public void Subscribe()
     {
-        var pending = audit.RecordAsync(AuditEntries.Credential(e));
-        if (!pending.IsCompletedSuccessfully)
+        events.Record = RecordAsync;
+        events.RecordLater = e =>
         {
-            _ = WaitAsync(pending);
-        }
-    };
+            var pending = audit.RecordAsync(AuditEntries.Credential(e));
+            if (!pending.IsCompletedSuccessfully)
+            {
+                _ = WaitAsync(pending);
+            }
+        };
+    }
 
     private async Task WaitAsync(ValueTask pending)
     {
@@ -112,6 +119,18 @@ internal sealed partial class CredentialAudit(CredentialEvents events, IAuditLog
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             Log.NotRecorded(logger, e.GetType().Name);
+        }
+    }
+
+    private async Task RecordAsync(CredentialEvent e)
+    {
+        try
+        {
+            await audit.RecordDurableOrQueuedAsync(AuditEntries.Credential(e), CancellationToken.None);
+        }
+        catch (Exception failure) when (failure is not OutOfMemoryException)
+        {
+            Log.NotRecorded(logger, failure.GetType().Name);
         }
     }
 

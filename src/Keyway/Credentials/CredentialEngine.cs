@@ -129,7 +129,7 @@ internal sealed partial class CredentialEngine(
                 changes?.Publish(new Environments.Change(ChangeKind, key.ToString()));
                 _cache[key] = credential;
                 await DropPendingAsync(key);
-                events.Publish(new CredentialEvent(key, CredentialEventKind.Connected, null));
+                await events.PublishAsync(new CredentialEvent(key, CredentialEventKind.Connected, null));
                 return credential;
             }
 
@@ -147,7 +147,7 @@ internal sealed partial class CredentialEngine(
         var deleted = await store.DeleteAsync(key, cancellationToken);
         await DropPendingAsync(key);
         changes?.Publish(new Environments.Change(ChangeKind, key.ToString()));
-        events.Publish(new CredentialEvent(key, CredentialEventKind.Disconnected, null));
+        await events.PublishAsync(new CredentialEvent(key, CredentialEventKind.Disconnected, null));
         return deleted;
     }
 
@@ -519,7 +519,7 @@ internal sealed partial class CredentialEngine(
             };
             Journal(newer);
             _pending[key] = newer;
-            events.Publish(new CredentialEvent(key, CredentialEventKind.Refreshed, null) { Duration = time.GetElapsedTime(started) });
+            events.PublishWhileStoreDown(new CredentialEvent(key, CredentialEventKind.Refreshed, null) { Duration = time.GetElapsedTime(started) });
             Log.RefreshedWhileStoreDown(logger, key.ToString());
             EnsureLanding(key);
             return new Credential(key, next, entry.ExpectedVersion, refreshAt, entry.ParametersHash);
@@ -792,7 +792,7 @@ internal sealed partial class CredentialEngine(
                 // it can. The mark written before asking stays, so no other replica spends the refresh token just replaced.
                 _pending[key] = entry with { Uncertain = e is StoreOutcomeUnknownException };
                 EnsureLanding(key);
-                events.Publish(new CredentialEvent(key, CredentialEventKind.Refreshed, null) { Duration = elapsed });
+                events.PublishWhileStoreDown(new CredentialEvent(key, CredentialEventKind.Refreshed, null) { Duration = elapsed });
                 Log.Pending(logger, key.ToString(), e.GetType().Name);
                 return new Credential(key, tokens, version!.Value, refreshAt, provider.ParametersHash);
             }
@@ -808,7 +808,7 @@ internal sealed partial class CredentialEngine(
                 return null;
             }
 
-            events.Publish(new CredentialEvent(key, stored?.FailureCount > 0 ? CredentialEventKind.Recovered : CredentialEventKind.Refreshed, null) { Duration = elapsed });
+            await events.PublishAsync(new CredentialEvent(key, stored?.FailureCount > 0 ? CredentialEventKind.Recovered : CredentialEventKind.Refreshed, null) { Duration = elapsed });
             Log.Refreshed(logger, key.ToString(), useRefreshToken ? "refresh_token" : "acquire", (long)elapsed.TotalMilliseconds);
             return new Credential(key, tokens, written.Value, refreshAt, provider.ParametersHash);
         }
@@ -833,7 +833,7 @@ internal sealed partial class CredentialEngine(
                     }
 
                     await RecordAsync(CredentialState.ReconnectRequired, null, clearTokens: true);
-                    events.Publish(new CredentialEvent(key, CredentialEventKind.ReconnectRequired, error) { Duration = elapsed });
+                    await events.PublishAsync(new CredentialEvent(key, CredentialEventKind.ReconnectRequired, error) { Duration = elapsed });
                     Log.ReconnectRequired(logger, key.ToString(), result.Error ?? "");
                     throw CredentialException.ReconnectRequired(key, error);
                 }
@@ -841,7 +841,7 @@ internal sealed partial class CredentialEngine(
             case FailureKind.Misconfigured:
                 {
                     await RecordAsync(CredentialState.Failed, null, clearTokens: false);
-                    events.Publish(new CredentialEvent(key, CredentialEventKind.Failed, error) { Duration = elapsed });
+                    await events.PublishAsync(new CredentialEvent(key, CredentialEventKind.Failed, error) { Duration = elapsed });
                     Log.Misconfigured(logger, key.ToString(), result.Error ?? "");
                     throw CredentialException.Failed(key, error);
                 }
@@ -851,7 +851,7 @@ internal sealed partial class CredentialEngine(
                     var wait = result.RetryAfter is { } r && r > TimeSpan.Zero ? r : Backoff(failures);
                     var stillValid = current is not null && !(current.ExpiresAt is { } e && now >= e);
                     await RecordAsync(stillValid ? CredentialState.Expiring : CredentialState.Expired, now + wait, clearTokens: false);
-                    events.Publish(new CredentialEvent(key, CredentialEventKind.RefreshFailed, error) { Duration = elapsed });
+                    await events.PublishAsync(new CredentialEvent(key, CredentialEventKind.RefreshFailed, error) { Duration = elapsed });
                     Log.TransientFailure(logger, key.ToString(), result.Error ?? "", (long)wait.TotalMilliseconds);
                     if (stillValid && stored?.ParametersHash == provider.ParametersHash)
                     {

@@ -26,5 +26,26 @@ internal sealed class CredentialEvents
 {
     public event Action<CredentialEvent>? Raised;
 
-    public void Publish(CredentialEvent e) => Raised?.Invoke(e);
+    /// <summary>
+    /// Records a transition durably (the audit log's outbox): <see cref="PublishAsync"/> awaits it, so the
+    /// engine goes on only once the transition's event is in the store. It must not throw.
+    /// </summary>
+    public Func<CredentialEvent, Task>? Record { get; set; }
+
+    /// <summary>Records a transition that happened while the store was unreachable: it is written once the store is back. It must not block or throw.</summary>
+    public Action<CredentialEvent>? RecordLater { get; set; }
+
+    /// <summary>For a transition while the store does not answer: tells the subscribers and hands it to <see cref="RecordLater"/>, without waiting on the store.</summary>
+    public void PublishWhileStoreDown(CredentialEvent e)
+    {
+        Raised?.Invoke(e);
+        RecordLater?.Invoke(e);
+    }
+
+    /// <summary>Tells the subscribers, then waits for <see cref="Record"/>.</summary>
+    public Task PublishAsync(CredentialEvent e)
+    {
+        Raised?.Invoke(e);
+        return Record?.Invoke(e) ?? Task.CompletedTask;
+    }
 }

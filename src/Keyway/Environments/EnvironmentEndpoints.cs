@@ -33,8 +33,9 @@ internal static class EnvironmentEndpoints
         group.MapPut("/{env}", async Task<Results<Ok<EnvironmentInfo>, Created<EnvironmentInfo>>> (
                 string env, PutEnvironmentRequest? body, VariableService service, HttpContext http, IAuditLog audit, CancellationToken ct) =>
             {
-                var (info, created) = await service.PutEnvironmentAsync(env, body?.Description, ct);
-                await audit.RecordAsync(new AuditEntry("environment.put") { Actor = Caller.From(http.User), Environment = env, Detail = new Dictionary<string, object?> { ["created"] = created } }, CancellationToken.None);
+                var (info, created) = await service.PutEnvironmentAsync(env, body?.Description, ct, (transaction, isNew) => audit.StageAsync(transaction,
+                    new AuditEntry("environment.put") { Actor = Caller.From(http.User), Environment = env, Detail = new Dictionary<string, object?> { ["created"] = isNew } }, ct));
+                audit.NotifyStaged();
                 return created ? TypedResults.Created($"/api/v1/environments/{env}", info) : TypedResults.Ok(info);
             })
             .Requires(Permission.Admin)
@@ -50,12 +51,13 @@ internal static class EnvironmentEndpoints
 
         group.MapDelete("/{env}", async Task<Results<NoContent, ProblemHttpResult>> (string env, VariableService service, HttpContext http, IAuditLog audit, CancellationToken ct) =>
             {
-                if (!await service.DeleteEnvironmentAsync(env, ct))
+                if (!await service.DeleteEnvironmentAsync(env, ct, transaction => audit.StageAsync(transaction,
+                        new AuditEntry("environment.delete") { Actor = Caller.From(http.User), Environment = env }, ct)))
                 {
                     return Problems.NotFound($"There is no environment named '{env}'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("environment.delete") { Actor = Caller.From(http.User), Environment = env }, CancellationToken.None);
+                audit.NotifyStaged();
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Admin)
@@ -82,15 +84,16 @@ internal static class EnvironmentEndpoints
                     return Problems.BadRequest("Send the value as JSON: {\"value\": \"...\", \"secret\": true}.");
                 }
 
-                var info = await service.SetAsync(env, name, body.Value, body.Secret, body.ExpiresAt, ct, body.Origins);
                 // The name, the secret flag and the version: never the value.
-                await audit.RecordAsync(new AuditEntry("variable.set")
-                {
-                    Actor = Caller.From(http.User),
-                    Environment = env,
-                    Target = name,
-                    Detail = new Dictionary<string, object?> { ["secret"] = info.Secret, ["version"] = info.Version, ["expiresAt"] = info.ExpiresAt, ["origins"] = info.Origins },
-                }, CancellationToken.None);
+                var info = await service.SetAsync(env, name, body.Value, body.Secret, body.ExpiresAt, ct, body.Origins, (transaction, written) => audit.StageAsync(transaction,
+                    new AuditEntry("variable.set")
+                    {
+                        Actor = Caller.From(http.User),
+                        Environment = env,
+                        Target = name,
+                        Detail = new Dictionary<string, object?> { ["secret"] = written.Secret, ["version"] = written.Version, ["expiresAt"] = written.ExpiresAt, ["origins"] = written.Origins },
+                    }, ct));
+                audit.NotifyStaged();
                 return TypedResults.Ok(info);
             })
             .Requires(Permission.Admin)
@@ -104,18 +107,20 @@ internal static class EnvironmentEndpoints
                     return Problems.BadRequest("Send the origins as JSON: {\"origins\": [\"https://api.example.com\", \"https://*.example.com\"]} ([] unbinds).");
                 }
 
-                if (await service.SetOriginsAsync(env, name, body.Origins, ct) is not { } info)
+                var bound = await service.SetOriginsAsync(env, name, body.Origins, ct, (transaction, written) => audit.StageAsync(transaction,
+                    new AuditEntry("variable.bind")
+                    {
+                        Actor = Caller.From(http.User),
+                        Environment = env,
+                        Target = name,
+                        Detail = new Dictionary<string, object?> { ["origins"] = written.Origins },
+                    }, ct));
+                if (bound is not { } info)
                 {
                     return Problems.NotFound($"There is no variable '{name}' in environment '{env}'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("variable.bind")
-                {
-                    Actor = Caller.From(http.User),
-                    Environment = env,
-                    Target = name,
-                    Detail = new Dictionary<string, object?> { ["origins"] = info.Origins },
-                }, CancellationToken.None);
+                audit.NotifyStaged();
                 return TypedResults.Ok(info);
             })
             .Requires(Permission.Admin)
@@ -124,12 +129,13 @@ internal static class EnvironmentEndpoints
         group.MapDelete("/{env}/variables/{name}", async Task<Results<NoContent, ProblemHttpResult>> (
                 string env, string name, VariableService service, HttpContext http, IAuditLog audit, CancellationToken ct) =>
             {
-                if (!await service.DeleteAsync(env, name, ct))
+                if (!await service.DeleteAsync(env, name, ct, transaction => audit.StageAsync(transaction,
+                        new AuditEntry("variable.delete") { Actor = Caller.From(http.User), Environment = env, Target = name }, ct)))
                 {
                     return Problems.NotFound($"There is no variable '{name}' in environment '{env}'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("variable.delete") { Actor = Caller.From(http.User), Environment = env, Target = name }, CancellationToken.None);
+                audit.NotifyStaged();
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Admin)

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Data.Common;
 using System.Text.Json;
 using Keyway.Api;
 using Keyway.Outbound;
@@ -96,17 +97,30 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
             new { name = Production, description = "The default environment.", now = time.GetUtcNow().ToStore() });
     }
 
-    public async Task<(EnvironmentInfo Environment, bool Created)> PutEnvironmentAsync(string name, string? description, CancellationToken cancellationToken)
+    /// <summary>Creates an environment or updates its description; <paramref name="audit"/> runs in the same transaction, told whether it was created.</summary>
+    public async Task<(EnvironmentInfo Environment, bool Created)> PutEnvironmentAsync(
+        string name, string? description, CancellationToken cancellationToken, Func<DbTransaction, bool, Task>? audit = null)
     {
         Names.Require("environment", name);
-        await using var connection = await database.OpenAsync(cancellationToken);
-        var existed = await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM environments WHERE name = @name", new { name }) > 0;
-        await connection.ExecuteAsync(
-            """
-            INSERT INTO environments (name, description, created_at) VALUES (@name, @description, @now)
-            ON CONFLICT (name) DO UPDATE SET description = COALESCE(excluded.description, environments.description)
-            """,
-            new { name, description, now = time.GetUtcNow().ToStore() });
+        bool existed;
+        await using (var connection = await database.OpenAsync(cancellationToken))
+        {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            existed = await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM environments WHERE name = @name", new { name }, transaction) > 0;
+            await connection.ExecuteAsync(
+                """
+                INSERT INTO environments (name, description, created_at) VALUES (@name, @description, @now)
+                ON CONFLICT (name) DO UPDATE SET description = COALESCE(excluded.description, environments.description)
+                """,
+                new { name, description, now = time.GetUtcNow().ToStore() }, transaction);
+            if (audit is not null)
+            {
+                await audit(transaction, !existed);
+            }
+
+            await transaction.CommitAsync(cancellationToken);
+        }
+
         var info = await GetEnvironmentAsync(name, cancellationToken) ?? throw new InvalidOperationException("The environment vanished.");
         return (info, !existed);
     }
@@ -126,7 +140,8 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
         return rows.Select(r => r.ToInfo()).ToList();
     }
 
-    public async Task<bool> DeleteEnvironmentAsync(string name, CancellationToken cancellationToken)
+    /// <summary>Deletes an environment and its credentials; <paramref name="audit"/> runs in the same transaction when one was deleted.</summary>
+    public async Task<bool> DeleteEnvironmentAsync(string name, CancellationToken cancellationToken, Func<DbTransaction, Task>? audit = null)
     {
         if (name == Production)
         {
@@ -137,15 +152,23 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await connection.ExecuteAsync("DELETE FROM credentials WHERE environment = @name", new { name }, transaction);
         var deleted = await connection.ExecuteAsync("DELETE FROM environments WHERE name = @name", new { name }, transaction) > 0;
+        if (deleted && audit is not null)
+        {
+            await audit(transaction);
+        }
+
         await transaction.CommitAsync(cancellationToken);
         changes.Publish(new Change("variables", name));
         return deleted;
     }
 
-    /// <summary>Sets a variable: a new version each time. A secret's value is encrypted before it is stored.</summary>
+    /// <summary>
+    /// Sets a variable: a new version each time. A secret's value is encrypted before it is stored.
+    /// <paramref name="audit"/> runs in the same transaction, given the variable as written.
+    /// </summary>
     public async Task<VariableInfo> SetAsync(
         string environment, string name, string value, bool secret, DateTimeOffset? expiresAt, CancellationToken cancellationToken,
-        IReadOnlyList<string>? origins = null)
+        IReadOnlyList<string>? origins = null, Func<DbTransaction, VariableInfo, Task>? audit = null)
     {
         Names.RequireVariable(name);
         var originsJson = origins is null ? null : OriginsJson(origins, secret);
@@ -183,15 +206,23 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
                 now,
             },
             transaction);
+        var info = (await QueryAsync(connection, transaction, environment, name))[0];
+        if (audit is not null)
+        {
+            await audit(transaction, info);
+        }
+
         await transaction.CommitAsync(cancellationToken);
         changes.Publish(new Change("variables", environment));
-        return (await GetAsync(environment, name, cancellationToken))!;
+        return info;
     }
 
     /// <summary>
     /// Binds a secret to the origins its value may be sent to (an empty list unbinds it), without a new version.
+    /// <paramref name="audit"/> runs in the same transaction, given the variable as written.
     /// </summary>
-    public async Task<VariableInfo?> SetOriginsAsync(string environment, string name, IReadOnlyList<string> origins, CancellationToken cancellationToken)
+    public async Task<VariableInfo?> SetOriginsAsync(
+        string environment, string name, IReadOnlyList<string> origins, CancellationToken cancellationToken, Func<DbTransaction, VariableInfo, Task>? audit = null)
     {
         if (await GetAsync(environment, name, cancellationToken) is not { } current)
         {
@@ -199,15 +230,24 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
         }
 
         var originsJson = OriginsJson(origins, current.Secret);
+        VariableInfo? info;
         await using (var connection = await database.OpenAsync(cancellationToken))
         {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             await connection.ExecuteAsync(
                 "UPDATE variables SET origins = @originsJson, updated_at = @now WHERE environment = @environment AND name = @name",
-                new { environment, name, originsJson, now = time.GetUtcNow().ToStore() });
+                new { environment, name, originsJson, now = time.GetUtcNow().ToStore() }, transaction);
+            info = (await QueryAsync(connection, transaction, environment, name)) is [var written, ..] ? written : null;
+            if (info is not null && audit is not null)
+            {
+                await audit(transaction, info);
+            }
+
+            await transaction.CommitAsync(cancellationToken);
         }
 
         changes.Publish(new Change("variables", environment));
-        return await GetAsync(environment, name, cancellationToken);
+        return info;
     }
 
     /// <summary>The names of the variables that are secret in some environment.</summary>
@@ -254,12 +294,18 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
     public Task<IReadOnlyList<VariableInfo>> ListAsync(string environment, CancellationToken cancellationToken) =>
         QueryAsync(environment, null, cancellationToken);
 
-    public async Task<bool> DeleteAsync(string environment, string name, CancellationToken cancellationToken)
+    /// <summary>Deletes a variable and its versions; <paramref name="audit"/> runs in the same transaction when one was deleted.</summary>
+    public async Task<bool> DeleteAsync(string environment, string name, CancellationToken cancellationToken, Func<DbTransaction, Task>? audit = null)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await connection.ExecuteAsync("DELETE FROM variable_versions WHERE environment = @environment AND name = @name", new { environment, name }, transaction);
         var deleted = await connection.ExecuteAsync("DELETE FROM variables WHERE environment = @environment AND name = @name", new { environment, name }, transaction) > 0;
+        if (deleted && audit is not null)
+        {
+            await audit(transaction);
+        }
+
         await transaction.CommitAsync(cancellationToken);
         changes.Publish(new Change("variables", environment));
         return deleted;
@@ -326,6 +372,11 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
     private async Task<IReadOnlyList<VariableInfo>> QueryAsync(string environment, string? name, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
+        return await QueryAsync(connection, null, environment, name);
+    }
+
+    private static async Task<IReadOnlyList<VariableInfo>> QueryAsync(DbConnection connection, DbTransaction? transaction, string environment, string? name)
+    {
         var rows = await connection.QueryAsync<VariableRow>(
             """
             SELECT v.environment, v.name, v.secret, v.version, v.expires_at, v.created_at, v.updated_at, v.origins, vv.value
@@ -334,7 +385,7 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
             WHERE v.environment = @environment AND (@name IS NULL OR v.name = @name)
             ORDER BY v.name
             """,
-            new { environment, name });
+            new { environment, name }, transaction);
         return rows.Select(r => new VariableInfo(
             r.Environment, r.Name, r.Secret != 0, r.Secret != 0 ? null : r.Value, r.Version,
             Time.From(r.ExpiresAt), Time.From(r.CreatedAt), Time.From(r.UpdatedAt), r.Secret != 0 ? ReadOrigins(r.Origins) : null)).ToList();

@@ -320,7 +320,7 @@ internal sealed partial class KeywayExceptionHandler(
             else
             {
                 // AccessPolicy.Demand threw: every refusal is in the audit log (queued; the writer retries while the store is down).
-                await audit.RecordAsync(AuditEntries.Denied(caller, httpContext, denied), CancellationToken.None);
+                await audit.RecordDurableOrQueuedAsync(AuditEntries.Denied(caller, httpContext, denied), CancellationToken.None);
             }
         }
 

@@ -161,7 +161,7 @@ internal static partial class ProxyEndpoints
                 }
                 else
                 {
-                    await audit.RecordAsync(AuditEntries.Denied(caller, context, e), CancellationToken.None);
+                    await audit.RecordDurableOrQueuedAsync(AuditEntries.Denied(caller, context, e), CancellationToken.None);
                 }
 
                 caller = null;

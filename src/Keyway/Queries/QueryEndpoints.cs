@@ -55,14 +55,15 @@ internal static class QueryEndpoints
                     // Replacing a query moves it off its resource: that needs the right to use the old one too.
                     access.Demand(caller, Permission.Use, existing.Definition.Resource ?? "", GrantStore.Any);
                 }
-                var (record, created) = await queries.PutAsync(name, definition, ct);
-                await audit.RecordAsync(new AuditEntry("query.put")
-                {
-                    Actor = Caller.From(http.User),
-                    Resource = definition.Resource,
-                    Target = name,
-                    Detail = new Dictionary<string, object?> { ["created"] = created },
-                }, CancellationToken.None);
+                var (record, created) = await queries.PutAsync(name, definition, ct, (transaction, isNew) => audit.StageAsync(transaction,
+                    new AuditEntry("query.put")
+                    {
+                        Actor = Caller.From(http.User),
+                        Resource = definition.Resource,
+                        Target = name,
+                        Detail = new Dictionary<string, object?> { ["created"] = isNew },
+                    }, ct));
+                audit.NotifyStaged();
                 return created ? TypedResults.Created($"/api/v1/queries/{name}", record) : TypedResults.Ok(record);
             })
             .Requires(Permission.Read)
@@ -92,8 +93,9 @@ internal static class QueryEndpoints
                 }
 
                 access.Demand(Caller.From(http.User)!, Permission.Use, record.Definition.Resource ?? "", GrantStore.Any);
-                await queries.DeleteAsync(name, ct);
-                await audit.RecordAsync(new AuditEntry("query.delete") { Actor = Caller.From(http.User), Resource = record.Definition.Resource, Target = name }, CancellationToken.None);
+                await queries.DeleteAsync(name, ct, transaction => audit.StageAsync(transaction,
+                    new AuditEntry("query.delete") { Actor = Caller.From(http.User), Resource = record.Definition.Resource, Target = name }, ct));
+                audit.NotifyStaged();
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Read)

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Data.Common;
 using System.Text.Json;
 using Keyway.Api;
 using Keyway.Environments;
@@ -29,20 +30,33 @@ internal sealed class QueryService(Database database, TimeProvider time, ChangeF
         }
     };
 
-    public async Task<(QueryRecord Query, bool Created)> PutAsync(string name, QueryDefinition definition, CancellationToken cancellationToken)
+    /// <summary>Creates or replaces a saved query; <paramref name="audit"/> runs in the same transaction, told whether it was created.</summary>
+    public async Task<(QueryRecord Query, bool Created)> PutAsync(
+        string name, QueryDefinition definition, CancellationToken cancellationToken, Func<DbTransaction, bool, Task>? audit = null)
     {
         var resource = await resources.GetCompiledAsync(definition.Resource ?? "", cancellationToken);
         CompiledQuery.Compile(name, 0, definition, resource.IsGraphQL);
         var now = time.GetUtcNow().ToStore();
-        await using var connection = await database.OpenAsync(cancellationToken);
-        var version = await connection.ExecuteScalarAsync<long>(
-            """
-            INSERT INTO queries (name, resource, config, version, created_at, updated_at) VALUES (@name, @resource, @config, 1, @now, @now)
-            ON CONFLICT (name) DO UPDATE SET resource = excluded.resource, config = excluded.config,
-                version = queries.version + 1, updated_at = excluded.updated_at
-            RETURNING version
-            """,
-            new { name, resource = definition.Resource, config = JsonSerializer.Serialize(definition, ConfigJson.Options), now });
+        long version;
+        await using (var connection = await database.OpenAsync(cancellationToken))
+        {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            version = await connection.ExecuteScalarAsync<long>(
+                """
+                INSERT INTO queries (name, resource, config, version, created_at, updated_at) VALUES (@name, @resource, @config, 1, @now, @now)
+                ON CONFLICT (name) DO UPDATE SET resource = excluded.resource, config = excluded.config,
+                    version = queries.version + 1, updated_at = excluded.updated_at
+                RETURNING version
+                """,
+                new { name, resource = definition.Resource, config = JsonSerializer.Serialize(definition, ConfigJson.Options), now }, transaction);
+            if (audit is not null)
+            {
+                await audit(transaction, version == 1);
+            }
+
+            await transaction.CommitAsync(cancellationToken);
+        }
+
         changes.Publish(new Change("queries", name));
         return ((await GetAsync(name, cancellationToken))!, version == 1);
     }
@@ -53,10 +67,22 @@ internal sealed class QueryService(Database database, TimeProvider time, ChangeF
     public Task<IReadOnlyList<QueryRecord>> ListAsync(string? resource, CancellationToken cancellationToken) =>
         QueryAsync("WHERE @resource IS NULL OR resource = @resource ORDER BY name", new { resource }, cancellationToken);
 
-    public async Task<bool> DeleteAsync(string name, CancellationToken cancellationToken)
+    /// <summary>Deletes a saved query; <paramref name="audit"/> runs in the same transaction when one was deleted.</summary>
+    public async Task<bool> DeleteAsync(string name, CancellationToken cancellationToken, Func<DbTransaction, Task>? audit = null)
     {
-        await using var connection = await database.OpenAsync(cancellationToken);
-        var deleted = await connection.ExecuteAsync("DELETE FROM queries WHERE name = @name", new { name }) > 0;
+        bool deleted;
+        await using (var connection = await database.OpenAsync(cancellationToken))
+        {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            deleted = await connection.ExecuteAsync("DELETE FROM queries WHERE name = @name", new { name }, transaction) > 0;
+            if (deleted && audit is not null)
+            {
+                await audit(transaction);
+            }
+
+            await transaction.CommitAsync(cancellationToken);
+        }
+
         changes.Publish(new Change("queries", name));
         return deleted;
     }

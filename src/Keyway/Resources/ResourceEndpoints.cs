@@ -58,7 +58,26 @@ internal static class ResourceEndpoints
                 GrantInfo? creatorGrant = null;
                 var put = await service.PutAsync(name, definition, existing?.Version ?? 0, attached, createdBy: caller.UserId,
                     async (connection, transaction) => creatorGrant = await grants.AddCreatorAsync(connection, transaction, name, caller.UserId), ct,
-                    replacing: existing?.Definition);
+                    replacing: existing?.Definition,
+                    audit: async (transaction, version, isNew) =>
+                    {
+                        await audit.StageAsync(transaction, new AuditEntry("resource.put")
+                        {
+                            Actor = caller,
+                            Resource = name,
+                            Detail = new Dictionary<string, object?> { ["created"] = isNew, ["version"] = version, ["kind"] = definition.Kind },
+                        }, ct);
+                        if (isNew && creatorGrant is { } grant)
+                        {
+                            await audit.StageAsync(transaction, new AuditEntry("grant.add")
+                            {
+                                Actor = caller,
+                                Resource = name,
+                                Target = caller.UserName,
+                                Detail = new Dictionary<string, object?> { ["grant"] = grant.Id, ["permission"] = "own", ["environment"] = GrantStore.Any, ["reason"] = "creator" },
+                            }, ct);
+                        }
+                    });
                 if (put is not var (record, created))
                 {
                     // Checked against one version, written over another: the checks would not hold.
@@ -66,22 +85,10 @@ internal static class ResourceEndpoints
                         $"The resource '{name}' was changed by someone else while this was saved. Read it again and retry.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("resource.put")
-                {
-                    Actor = caller,
-                    Resource = name,
-                    Detail = new Dictionary<string, object?> { ["created"] = created, ["version"] = record.Version, ["kind"] = definition.Kind },
-                }, CancellationToken.None);
-                if (created && creatorGrant is { } grant)
+                audit.NotifyStaged();
+                if (created && creatorGrant is not null)
                 {
                     await grants.PublishAsync(access, name);
-                    await audit.RecordAsync(new AuditEntry("grant.add")
-                    {
-                        Actor = caller,
-                        Resource = name,
-                        Target = caller.UserName,
-                        Detail = new Dictionary<string, object?> { ["grant"] = grant.Id, ["permission"] = "own", ["environment"] = GrantStore.Any, ["reason"] = "creator" }
-                    }, CancellationToken.None);
                 }
 
                 var view = ResourceView.From(record) with
@@ -102,14 +109,15 @@ internal static class ResourceEndpoints
         group.MapDelete("/{name}", async Task<Results<NoContent, ProblemHttpResult>> (
                 string name, ResourceService service, AccessPolicy access, HttpContext http, IAuditLog audit, CancellationToken ct) =>
             {
-                var deleted = await service.DeleteAsync(name, ct);
+                var deleted = await service.DeleteAsync(name, ct, transaction => audit.StageAsync(transaction,
+                    new AuditEntry("resource.delete") { Actor = Caller.From(http.User), Resource = name }, ct));
                 await access.ReloadAsync(ct);
                 if (!deleted)
                 {
                     return Problems.NotFound($"There is no resource named '{name}'.");
                 }
 
-                await audit.RecordAsync(new AuditEntry("resource.delete") { Actor = Caller.From(http.User), Resource = name }, CancellationToken.None);
+                audit.NotifyStaged();
                 return TypedResults.NoContent();
             })
             .Requires(Permission.Own, "name", EnvironmentSource.None)

@@ -36,7 +36,8 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
     /// not exist yet; null: whatever it is); otherwise nothing is written and the result is null, for
     /// the caller's checks were made against another version. <paramref name="attached"/> is what the
     /// saver was allowed to attach. <paramref name="createdBy"/> is recorded on creation, and
-    /// <paramref name="whenCreated"/> runs in the same transaction (the creator's grant), so both land or neither does.
+    /// <paramref name="whenCreated"/> runs in the same transaction (the creator's grant), so both land or neither does;
+    /// so does <paramref name="audit"/>, last, told the version written and whether it was created.
     /// </summary>
     /// <remarks>
     /// Replacing a resource whose base URL moves to another origin deletes its stored credentials in the
@@ -44,7 +45,8 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
     /// </remarks>
     public async Task<(ResourceRecord Resource, bool Created)?> PutAsync(
         string name, ResourceDefinition definition, long? expectedVersion, IReadOnlyList<string> attached, string? createdBy,
-        Func<DbConnection, DbTransaction, Task>? whenCreated, CancellationToken cancellationToken, ResourceDefinition? replacing = null)
+        Func<DbConnection, DbTransaction, Task>? whenCreated, CancellationToken cancellationToken, ResourceDefinition? replacing = null,
+        Func<DbTransaction, long, bool, Task>? audit = null)
     {
         ResourceCompiler.Compile(name, 0, definition);
         var now = time.GetUtcNow().ToStore();
@@ -84,6 +86,11 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
                 await connection.ExecuteAsync("DELETE FROM credentials WHERE resource = @name", new { name }, transaction);
             }
 
+            if (audit is not null)
+            {
+                await audit(transaction, version.Value, version == 1);
+            }
+
             await transaction.CommitAsync(cancellationToken);
         }
 
@@ -120,7 +127,8 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
         return rows.Select(r => r.ToRecord()).ToList();
     }
 
-    public async Task<bool> DeleteAsync(string name, CancellationToken cancellationToken)
+    /// <summary>Deletes a resource, its credentials and grants; <paramref name="audit"/> runs in the same transaction when one was deleted.</summary>
+    public async Task<bool> DeleteAsync(string name, CancellationToken cancellationToken, Func<DbTransaction, Task>? audit = null)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -129,6 +137,11 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
         // And its grants: a resource created later under the same name must not inherit them.
         var grants = await connection.ExecuteAsync("DELETE FROM grants WHERE resource = @name", new { name }, transaction);
         var deleted = await connection.ExecuteAsync("DELETE FROM resources WHERE name = @name", new { name }, transaction) > 0;
+        if (deleted && audit is not null)
+        {
+            await audit(transaction);
+        }
+
         await transaction.CommitAsync(cancellationToken);
         changes.Publish(new Change("resources", name));
         if (grants > 0)

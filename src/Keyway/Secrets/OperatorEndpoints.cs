@@ -14,7 +14,7 @@ internal static class OperatorEndpoints
         group.MapPost("/rekey", async Task<Accepted<RekeyStatus>> (RekeyJob job, HttpContext http, IAuditLog audit, CancellationToken ct) =>
             {
                 var status = await job.StartAsync(ct);
-                await audit.RecordAsync(new AuditEntry("operator.rekey") { Actor = Caller.From(http.User), Detail = new Dictionary<string, object?> { ["total"] = status.Total } }, CancellationToken.None);
+                await audit.RecordDurableAsync(new AuditEntry("operator.rekey") { Actor = Caller.From(http.User), Detail = new Dictionary<string, object?> { ["total"] = status.Total } }, CancellationToken.None);
                 return TypedResults.Accepted("/api/v1/operator/rekey", status);
             })
             .Requires(Permission.Admin)

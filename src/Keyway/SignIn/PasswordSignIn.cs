@@ -133,19 +133,20 @@ internal sealed partial class PasswordSignIn(UserStore users, SignInThrottle thr
                 await users.RecordFailedSignInAsync(user.Id, LockFor, cancellationToken);
             }
 
-            await audit.RecordAsync(new AuditEntry("password.change", AuditOutcome.Failure)
+            await audit.RecordDurableAsync(new AuditEntry("password.change", AuditOutcome.Failure)
             {
                 Actor = caller,
                 Target = user.Name,
                 Detail = new Dictionary<string, object?> { ["reason"] = locked ? SignInFailures.Locked : SignInFailures.WrongPassword },
-            }, cancellationToken);
+            }, CancellationToken.None);
             throw new KeywayException(StatusCodes.Status403Forbidden, "invalid_credentials",
                 "The current password is wrong, or the account is locked for a while after repeated failures.");
         }
 
-        var version = await users.SetPasswordAsync(user.Id, Hash(user.Name, next), endSessions: true, cancellationToken);
+        var version = await users.SetPasswordAsync(user.Id, Hash(user.Name, next), endSessions: true, cancellationToken,
+            transaction => audit.StageAsync(transaction, new AuditEntry("password.change") { Actor = caller, Target = user.Name }, cancellationToken));
+        audit.NotifyStaged();
         await users.ResetFailuresAsync(user.Id, cancellationToken);
-        await audit.RecordAsync(new AuditEntry("password.change") { Actor = caller, Target = user.Name }, cancellationToken);
         Log.PasswordChanged(logger, user.Name);
         return version;
     }
@@ -184,7 +185,7 @@ internal sealed partial class PasswordSignIn(UserStore users, SignInThrottle thr
             }
         }
 
-        await audit.RecordAsync(new AuditEntry("signin.password", AuditOutcome.Failure) { Target = name, Detail = detail }, cancellationToken);
+        await audit.RecordDurableAsync(new AuditEntry("signin.password", AuditOutcome.Failure) { Target = name, Detail = detail }, CancellationToken.None);
     }
 
     private static partial class Log

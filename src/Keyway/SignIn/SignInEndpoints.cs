@@ -96,12 +96,12 @@ internal static class SignInEndpoints
         var csrf = await Sessions.SignInAsync(http, user.Id, user.SessionVersion);
         var groups = await users.GroupsOfAsync(user.Id, ct);
         var caller = new Caller(user.Id, user.Name, user.Role, null, user.Email) { Groups = groups, DisplayName = user.DisplayName };
-        await audit.RecordAsync(new AuditEntry("signin.password")
+        await audit.RecordDurableAsync(new AuditEntry("signin.password")
         {
             Actor = caller,
             Target = user.Name,
             Detail = new Dictionary<string, object?> { ["client"] = client },
-        }, ct);
+        }, CancellationToken.None);
         return TypedResults.Ok(new SignedInResponse(Me(caller, user.Source, Sessions.SchemeName), csrf));
     }
 
@@ -123,12 +123,12 @@ internal static class SignInEndpoints
             }
 
             await Sessions.SignOutAsync(http);
-            await audit.RecordAsync(new AuditEntry("signout")
+            await audit.RecordDurableAsync(new AuditEntry("signout")
             {
                 Actor = caller,
                 Target = caller.UserName,
                 Detail = everywhere == true ? new Dictionary<string, object?> { ["everywhere"] = true } : null,
-            }, ct);
+            }, CancellationToken.None);
         }
 
         return TypedResults.NoContent();

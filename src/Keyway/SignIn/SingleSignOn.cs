@@ -138,12 +138,12 @@ internal static partial class SingleSignOn
 
         await users.SyncGroupsAsync(user.Id, groups, "sso", createMissing: true, ct);
         var caller = new Caller(user.Id, user.Name, role, null, email) { Groups = groups, DisplayName = displayName };
-        await audit.RecordAsync(new AuditEntry("signin.sso")
+        await audit.RecordDurableAsync(new AuditEntry("signin.sso")
         {
             Actor = caller,
             Target = user.Name,
             Detail = new Dictionary<string, object?> { ["issuer"] = issuer, ["groups"] = groups, ["role"] = role },
-        }, ct);
+        }, CancellationToken.None);
         Log.SignedOn(logger, user.Name);
 
         // What the cookie holds is Keyway's session, not the provider's identity.
@@ -173,11 +173,11 @@ internal static partial class SingleSignOn
     private static async Task RejectAsync(TicketReceivedContext context, IAuditLog audit, UserRecord? user, string reason, int status, string message)
     {
         context.HandleResponse();
-        await audit.RecordAsync(new AuditEntry("signin.sso", AuditOutcome.Failure)
+        await audit.RecordDurableAsync(new AuditEntry("signin.sso", AuditOutcome.Failure)
         {
             Target = user?.Name,
             Detail = new Dictionary<string, object?> { ["reason"] = reason },
-        }, context.HttpContext.RequestAborted);
+        }, CancellationToken.None);
         await Problems.Create(status, "sso_failed", message).ExecuteAsync(context.HttpContext);
     }
 
@@ -187,9 +187,9 @@ internal static partial class SingleSignOn
         var logger = context.HttpContext.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(SingleSignOn));
         // The handler's messages name protocol errors (state, nonce, signature), never a secret.
         Log.Failed(logger, context.Failure?.GetType().Name ?? "?", context.Failure?.Message ?? "");
-        await context.HttpContext.RequestServices.GetRequiredService<IAuditLog>().RecordAsync(
+        await context.HttpContext.RequestServices.GetRequiredService<IAuditLog>().RecordDurableAsync(
             new AuditEntry("signin.sso", AuditOutcome.Failure) { Detail = new Dictionary<string, object?> { ["reason"] = "protocol_error" } },
-            context.HttpContext.RequestAborted);
+            CancellationToken.None);
         await Problems.Create(StatusCodes.Status401Unauthorized, "sso_failed",
             $"Single sign-on failed. Start again from {LoginPath}; if it keeps failing, the server log has the details under trace id {context.HttpContext.TraceIdentifier}.")
             .ExecuteAsync(context.HttpContext);

@@ -155,16 +155,18 @@ public sealed class AuditWriteTests
     public async Task Upgrading_from_schema_6_keeps_every_event_and_the_chain_and_drops_only_the_id_uniqueness(TestStore store)
     {
         await using var context = await StoreContext.CreateAsync(store, schema: 6);
-        // Today's writer also seals the head (schema 9): the schema-6 head gets those two columns while it
-        // writes, and loses them again before the upgrade, which then adds them back empty.
+        // Today's writer also seals the head (schema 9) and drains the outbox (schema 15): the schema-6 store
+        // gets the head's two columns and an empty outbox while it writes, and loses them again before the
+        // upgrade, which then adds them back empty.
         await ExecuteAsync(context, "ALTER TABLE audit_head ADD COLUMN seal TEXT NULL; ALTER TABLE audit_head ADD COLUMN seal_key TEXT NULL");
+        await ExecuteAsync(context, OutboxTable);
         using (var log = context.NewLog(batchSize: 1000))
         {
             await log.WriteAsync(Enumerable.Range(0, 120).Select(n => new AuditLog.Pending(
                 AuditEntries.Run("proxy", s_alice, "github", "production", "GET", $"/n/{n}?token=t{n}", 200, n, false, null), context.Now(n))).ToList(), CancellationToken.None);
         }
 
-        await ExecuteAsync(context, "ALTER TABLE audit_head DROP COLUMN seal; ALTER TABLE audit_head DROP COLUMN seal_key");
+        await ExecuteAsync(context, "ALTER TABLE audit_head DROP COLUMN seal; ALTER TABLE audit_head DROP COLUMN seal_key; DROP TABLE audit_outbox");
         var audit = new AuditStore(context.Database);
         var before = await audit.PageAsync(0, 1000, CancellationToken.None);
         Assert.Equal(3, await context.MigrateAsync(through: 9)); // 7, 8 (the audit indexes) and 9 (the seal)
@@ -195,6 +197,14 @@ public sealed class AuditWriteTests
         await Assert.ThrowsAnyAsync<System.Data.Common.DbException>(() => connection.ExecuteAsync(
             "INSERT INTO audit_events (seq, id, at, actor_id, actor_name, actor_kind, action, outcome, prev_hash, hash) VALUES (1001, NULL, 0, 'a', 'a', 'user', 'x', 'success', '', '')"));
     }
+
+    // The outbox as schema 15 makes it, in SQL both stores take (the test never stages, so n needs no default).
+    private const string OutboxTable =
+        """
+        CREATE TABLE audit_outbox (n BIGINT PRIMARY KEY, id TEXT NOT NULL, at BIGINT NOT NULL, actor_id TEXT NOT NULL, actor_name TEXT NOT NULL,
+            actor_kind TEXT NOT NULL, key_id TEXT NULL, action TEXT NOT NULL, outcome TEXT NOT NULL, resource TEXT NULL, environment TEXT NULL,
+            target TEXT NULL, detail TEXT NULL)
+        """;
 
     private static async Task ExecuteAsync(StoreContext context, string sql)
     {

@@ -33,12 +33,18 @@ internal sealed class RedactionForms
 
     private static readonly SearchValues<char> s_introducersWithPlus = SearchValues.Create("\\%&+");
     private static readonly SearchValues<char> s_introducers = SearchValues.Create("\\%&");
+    private static readonly SearchValues<byte> s_introducerBytesWithPlus = SearchValues.Create("\\%&+"u8);
+    private static readonly SearchValues<byte> s_introducerBytes = SearchValues.Create("\\%&"u8);
 
     private readonly SearchValues<char> _escapes;
+    private readonly SearchValues<byte> _escapeBytes;
     private readonly bool _plusIsSpace;
     private readonly Targets _literal;
     private readonly Targets? _utf16;
     private readonly Targets _decoded;
+
+    // The literal and UTF-16 targets as bytes, searched in a body as it is; null where Teddy does not fit (many values).
+    private readonly TeddySearch? _bytes;
 
     public RedactionForms(IReadOnlyCollection<string> values)
     {
@@ -62,11 +68,13 @@ internal sealed class RedactionForms
         // A '+' stands for a space only in a value that holds one; then both sides read every '+' as a space.
         _plusIsSpace = targets.Any(t => t.Contains(' ', StringComparison.Ordinal));
         _escapes = _plusIsSpace ? s_introducersWithPlus : s_introducers;
+        _escapeBytes = _plusIsSpace ? s_introducerBytesWithPlus : s_introducerBytes;
         _literal = new Targets(targets);
         _utf16 = utf16.Count == 0 ? null : new Targets(utf16);
         _decoded = new Targets(_plusIsSpace ? targets.Select(t => t.Replace('+', ' ')) : targets);
         LongestTarget = Math.Max(_literal.Longest, _utf16?.Longest ?? 0);
         MaxEncodedLength = Math.Max(_literal.Longest * MaxExpansion, _utf16?.Longest ?? 0);
+        _bytes = TeddySearch.TryCreate([.. targets.Concat(utf16).Select(Encoding.Latin1.GetBytes)]);
     }
 
     /// <summary>The longest target, in bytes.</summary>
@@ -121,6 +129,66 @@ internal sealed class RedactionForms
             FindDecoded(text, first, ref found);
         }
 
+        return Settle(found);
+    }
+
+    /// <summary>Whether <paramref name="bytes"/> hold a character that may begin an escape (<c>\ % &amp;</c>, <c>+</c> for a space).</summary>
+    public bool HasEscapeIntroducer(ReadOnlySpan<byte> bytes) => bytes.ContainsAny(_escapeBytes);
+
+    /// <summary>
+    /// <see cref="FindAll(ReadOnlySpan{char})"/> of bytes (a body, in any encoding): the literal and UTF-16
+    /// forms are searched in the bytes themselves; only a body that holds an escape introducer is widened
+    /// to one char per byte, for its decoded copy.
+    /// </summary>
+    public List<(int Start, int Length)>? FindAll(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.IsEmpty)
+        {
+            return null;
+        }
+
+        if (_bytes is null)
+        {
+            return FindWidened(bytes, decodedOnly: false);
+        }
+
+        List<(int Start, int Length)>? found = null;
+        _bytes.FindAll(bytes, ref found);
+        if (HasEscapeIntroducer(bytes))
+        {
+            foreach (var match in FindWidened(bytes, decodedOnly: true) ?? [])
+            {
+                (found ??= []).Add(match);
+            }
+        }
+
+        return Settle(found);
+    }
+
+    private List<(int Start, int Length)>? FindWidened(ReadOnlySpan<byte> bytes, bool decodedOnly)
+    {
+        var wide = ArrayPool<char>.Shared.Rent(bytes.Length);
+        try
+        {
+            var text = wide.AsSpan(0, Encoding.Latin1.GetChars(bytes, wide));
+            if (!decodedOnly)
+            {
+                return FindAll(text);
+            }
+
+            List<(int Start, int Length)>? found = null;
+            FindDecoded(text, text.IndexOfAny(_escapes), ref found);
+            return found;
+        }
+        finally
+        {
+            ArrayPool<char>.Shared.Return(wide);
+        }
+    }
+
+    /// <summary>Orders the matches of several searches and keeps, of overlapping ones, the earliest (the longer at one place).</summary>
+    private static List<(int Start, int Length)>? Settle(List<(int Start, int Length)>? found)
+    {
         if (found is { Count: > 1 })
         {
             found.Sort(static (a, b) => a.Start != b.Start ? a.Start.CompareTo(b.Start) : b.Length.CompareTo(a.Length));

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.IO.Pipelines;
 using System.Text;
 
 namespace Keyway.Secrets;
@@ -15,8 +16,11 @@ namespace Keyway.Secrets;
 /// from where that left off. Only a small write, or a held-back window with an escape introducer (an
 /// escape may run across the two, and the write read alone could decode differently), is joined to
 /// the window and searched as one.
+/// <para>Given the pipe behind <paramref name="inner"/> (<paramref name="pipe"/>, a response's
+/// <c>BodyWriter</c>), the pieces of one write (the window, the text between replacements) are copied
+/// into it and flushed once, so each write still goes out as one: no extra send for the window.</para>
 /// </remarks>
-internal sealed class RedactingStream(Stream inner, Redactor redactor) : Stream
+internal sealed class RedactingStream(Stream inner, Redactor redactor, PipeWriter? pipe = null) : Stream
 {
     private static readonly byte[] Replacement = Encoding.UTF8.GetBytes(Secret.Redacted);
 
@@ -59,6 +63,7 @@ internal sealed class RedactingStream(Stream inner, Redactor redactor) : Stream
         if (_pendingLength == 0)
         {
             await RedactAsync(buffer, last: false, cancellationToken);
+            await FlushPipeAsync(cancellationToken);
             return;
         }
 
@@ -70,6 +75,7 @@ internal sealed class RedactingStream(Stream inner, Redactor redactor) : Stream
             var length = _pendingLength + buffer.Length;
             _pendingLength = 0;
             await RedactAsync(joined.AsMemory(0, length), last: false, cancellationToken);
+            await FlushPipeAsync(cancellationToken);
         }
         finally
         {
@@ -106,17 +112,17 @@ internal sealed class RedactingStream(Stream inner, Redactor redactor) : Stream
 
             if (at > start)
             {
-                await inner.WriteAsync(seam[start..at], cancellationToken);
+                await SendAsync(seam[start..at], cancellationToken);
             }
 
-            await inner.WriteAsync(Replacement, cancellationToken);
+            await SendAsync(Replacement, cancellationToken);
             Redactions++;
             start = at + length;
         }
 
         if (start < held)
         {
-            await inner.WriteAsync(seam[start..held], cancellationToken);
+            await SendAsync(seam[start..held], cancellationToken);
         }
 
         _pendingLength = 0;
@@ -141,10 +147,10 @@ internal sealed class RedactingStream(Stream inner, Redactor redactor) : Stream
 
             if (at > start)
             {
-                await inner.WriteAsync(work[start..at], cancellationToken);
+                await SendAsync(work[start..at], cancellationToken);
             }
 
-            await inner.WriteAsync(Replacement, cancellationToken);
+            await SendAsync(Replacement, cancellationToken);
             Redactions++;
             start = at + length;
         }
@@ -153,7 +159,7 @@ internal sealed class RedactingStream(Stream inner, Redactor redactor) : Stream
         var safe = Math.Max(start, window);
         if (safe > start)
         {
-            await inner.WriteAsync(work[start..safe], cancellationToken);
+            await SendAsync(work[start..safe], cancellationToken);
         }
 
         var tail = work[safe..];
@@ -175,6 +181,27 @@ internal sealed class RedactingStream(Stream inner, Redactor redactor) : Stream
             var length = _pendingLength;
             _pendingLength = 0;
             await RedactAsync(_pending.AsMemory(0, length), last: true, cancellationToken);
+            await FlushPipeAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>One piece of a write: copied into the pipe (flushed once the write is done), or written to the stream.</summary>
+    private ValueTask SendAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
+    {
+        if (pipe is null)
+        {
+            return inner.WriteAsync(bytes, cancellationToken);
+        }
+
+        pipe.Write(bytes.Span);
+        return ValueTask.CompletedTask;
+    }
+
+    private async ValueTask FlushPipeAsync(CancellationToken cancellationToken)
+    {
+        if (pipe is not null)
+        {
+            await pipe.FlushAsync(cancellationToken);
         }
     }
 
@@ -184,7 +211,8 @@ internal sealed class RedactingStream(Stream inner, Redactor redactor) : Stream
     public override void Write(byte[] buffer, int offset, int count) =>
         throw new NotSupportedException("The redacting stream is written asynchronously.");
 
-    public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+    public override Task FlushAsync(CancellationToken cancellationToken) =>
+        pipe is null ? inner.FlushAsync(cancellationToken) : pipe.FlushAsync(cancellationToken).AsTask();
 
     public override void Flush() => inner.Flush();
 

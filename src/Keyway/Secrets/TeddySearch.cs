@@ -41,8 +41,12 @@ internal sealed class TeddySearch
     private readonly Vector128<byte>[] _low = new Vector128<byte>[Fingerprint];
     private readonly Vector128<byte>[] _high = new Vector128<byte>[Fingerprint];
 
-    // The same, per whole byte (low AND high), for the candidates' check and the last few bytes: [position * 256 + byte].
+    // Per fingerprint position, the buckets that admit each byte there exactly: [position * 256 + byte]. For
+    // the candidates' check and the last few bytes; and, folded to 128 entries, for a whole-byte lookup
+    // (VPERMI2B, AVX-512 VBMI), one instruction per position and fewer false candidates than the nibbles.
     private readonly byte[] _admits = new byte[Fingerprint * 256];
+    private readonly Vector512<byte>[] _byteLower = new Vector512<byte>[Fingerprint];
+    private readonly Vector512<byte>[] _byteUpper = new Vector512<byte>[Fingerprint];
 
     private TeddySearch(byte[][] targets)
     {
@@ -65,6 +69,7 @@ internal sealed class TeddySearch
                 {
                     low[(k * 16) + (target[k] & 0xF)] |= (byte)(1 << b);
                     high[(k * 16) + (target[k] >> 4)] |= (byte)(1 << b);
+                    _admits[(k * 256) + target[k]] |= (byte)(1 << b);
                 }
             }
         }
@@ -79,10 +84,16 @@ internal sealed class TeddySearch
         {
             _low[k] = Vector128.Create(low.Slice(k * 16, 16));
             _high[k] = Vector128.Create(high.Slice(k * 16, 16));
-            for (var value = 0; value < 256; value++)
+
+            // The byte-wide lookup reads 7 bits: a byte and the byte 128 away share an entry.
+            var wide = new byte[128];
+            for (var value = 0; value < 128; value++)
             {
-                _admits[(k * 256) + value] = (byte)(low[(k * 16) + (value & 0xF)] & high[(k * 16) + (value >> 4)]);
+                wide[value] = (byte)(_admits[(k * 256) + value] | _admits[(k * 256) + value + 128]);
             }
+
+            _byteLower[k] = Vector512.Create(wide.AsSpan(0, 64));
+            _byteUpper[k] = Vector512.Create(wide.AsSpan(64, 64));
         }
     }
 
@@ -107,7 +118,11 @@ internal sealed class TeddySearch
         // Places before `next` are inside the last match.
         var next = 0;
         var from = 0;
-        if (widestVector >= 512 && Vector512.IsHardwareAccelerated && Avx512BW.IsSupported && text.Length >= Vector512<byte>.Count + Fingerprint - 1)
+        if (widestVector >= 512 && Vector512.IsHardwareAccelerated && Avx512Vbmi.IsSupported && text.Length >= Vector512<byte>.Count + Fingerprint - 1)
+        {
+            from = ScanBytes512(text, ref next, ref found);
+        }
+        else if (widestVector >= 512 && Vector512.IsHardwareAccelerated && Avx512BW.IsSupported && text.Length >= Vector512<byte>.Count + Fingerprint - 1)
         {
             from = Scan512(text, ref next, ref found);
         }
@@ -130,91 +145,78 @@ internal sealed class TeddySearch
         }
     }
 
-    private int Scan512(ReadOnlySpan<byte> text, ref int next, ref List<(int Start, int Length)>? found)
+    // Each scan runs a loop with no call in it (so the tables stay in registers) to the next vector with a
+    // candidate, and returns there for the candidates to be checked.
+    private int ScanBytes512(ReadOnlySpan<byte> text, ref int next, ref List<(int Start, int Length)>? found)
     {
-        ref var start = ref MemoryMarshal.GetReference(text);
-        var nibble = Vector512.Create((byte)0xF);
-        var (low0, high0) = (Wide512(_low[0]), Wide512(_high[0]));
-        var (low1, high1) = (Wide512(_low[1]), Wide512(_high[1]));
-        var (low2, high2) = (Wide512(_low[2]), Wide512(_high[2]));
-        var (low3, high3) = (Wide512(_low[3]), Wide512(_high[3]));
+        var tables = new ByteTables512(_byteLower, _byteUpper);
+        var last = text.Length - Vector512<byte>.Count - (Fingerprint - 1);
         var at = 0;
-        for (var last = text.Length - Vector512<byte>.Count - (Fingerprint - 1); at <= last; at += Vector512<byte>.Count)
+        while (at <= last)
         {
-            var offset = (nuint)at;
-            var candidates =
-                Classify(Vector512.LoadUnsafe(ref start, offset), low0, high0, nibble) &
-                Classify(Vector512.LoadUnsafe(ref start, offset + 1), low1, high1, nibble) &
-                Classify(Vector512.LoadUnsafe(ref start, offset + 2), low2, high2, nibble) &
-                Classify(Vector512.LoadUnsafe(ref start, offset + 3), low3, high3, nibble);
-            if (candidates != Vector512<byte>.Zero)
+            var places = tables.Next(ref MemoryMarshal.GetReference(text), ref at, last);
+            if (places != 0)
             {
-                Candidates(text, at, ~Vector512.Equals(candidates, Vector512<byte>.Zero).ExtractMostSignificantBits(), ref next, ref found);
+                Candidates(text, at, places, ref next, ref found);
+                at += Vector512<byte>.Count;
             }
         }
 
         return at;
+    }
 
-        static Vector512<byte> Classify(Vector512<byte> bytes, Vector512<byte> low, Vector512<byte> high, Vector512<byte> nibble) =>
-            Avx512BW.Shuffle(low, bytes & nibble) & Avx512BW.Shuffle(high, Vector512.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble);
+    private int Scan512(ReadOnlySpan<byte> text, ref int next, ref List<(int Start, int Length)>? found)
+    {
+        var tables = new Tables512(_low, _high);
+        var last = text.Length - Vector512<byte>.Count - (Fingerprint - 1);
+        var at = 0;
+        while (at <= last)
+        {
+            var places = tables.Next(ref MemoryMarshal.GetReference(text), ref at, last);
+            if (places != 0)
+            {
+                Candidates(text, at, places, ref next, ref found);
+                at += Vector512<byte>.Count;
+            }
+        }
 
-        static Vector512<byte> Wide512(Vector128<byte> table) => Vector512.Create(Vector256.Create(table, table), Vector256.Create(table, table));
+        return at;
     }
 
     private int Scan256(ReadOnlySpan<byte> text, ref int next, ref List<(int Start, int Length)>? found)
     {
-        ref var start = ref MemoryMarshal.GetReference(text);
-        var nibble = Vector256.Create((byte)0xF);
-        var (low0, high0) = (Vector256.Create(_low[0], _low[0]), Vector256.Create(_high[0], _high[0]));
-        var (low1, high1) = (Vector256.Create(_low[1], _low[1]), Vector256.Create(_high[1], _high[1]));
-        var (low2, high2) = (Vector256.Create(_low[2], _low[2]), Vector256.Create(_high[2], _high[2]));
-        var (low3, high3) = (Vector256.Create(_low[3], _low[3]), Vector256.Create(_high[3], _high[3]));
+        var tables = new Tables256(_low, _high);
+        var last = text.Length - Vector256<byte>.Count - (Fingerprint - 1);
         var at = 0;
-        for (var last = text.Length - Vector256<byte>.Count - (Fingerprint - 1); at <= last; at += Vector256<byte>.Count)
+        while (at <= last)
         {
-            var offset = (nuint)at;
-            var candidates =
-                Classify(Vector256.LoadUnsafe(ref start, offset), low0, high0, nibble) &
-                Classify(Vector256.LoadUnsafe(ref start, offset + 1), low1, high1, nibble) &
-                Classify(Vector256.LoadUnsafe(ref start, offset + 2), low2, high2, nibble) &
-                Classify(Vector256.LoadUnsafe(ref start, offset + 3), low3, high3, nibble);
-            if (candidates != Vector256<byte>.Zero)
+            var places = tables.Next(ref MemoryMarshal.GetReference(text), ref at, last);
+            if (places != 0)
             {
-                Candidates(text, at, ~Vector256.Equals(candidates, Vector256<byte>.Zero).ExtractMostSignificantBits(), ref next, ref found);
+                Candidates(text, at, places, ref next, ref found);
+                at += Vector256<byte>.Count;
             }
         }
 
         return at;
-
-        // (The shuffle looks up within each 16-byte lane: the tables are repeated in both.)
-        static Vector256<byte> Classify(Vector256<byte> bytes, Vector256<byte> low, Vector256<byte> high, Vector256<byte> nibble) =>
-            Avx2.Shuffle(low, bytes & nibble) & Avx2.Shuffle(high, Vector256.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble);
     }
 
     private int Scan128(ReadOnlySpan<byte> text, ref int next, ref List<(int Start, int Length)>? found)
     {
-        ref var start = ref MemoryMarshal.GetReference(text);
-        var nibble = Vector128.Create((byte)0xF);
+        var tables = new Tables128(_low, _high);
+        var last = text.Length - Vector128<byte>.Count - (Fingerprint - 1);
         var at = 0;
-        for (var last = text.Length - Vector128<byte>.Count - (Fingerprint - 1); at <= last; at += Vector128<byte>.Count)
+        while (at <= last)
         {
-            var offset = (nuint)at;
-            var candidates =
-                Classify(Vector128.LoadUnsafe(ref start, offset), _low[0], _high[0], nibble) &
-                Classify(Vector128.LoadUnsafe(ref start, offset + 1), _low[1], _high[1], nibble) &
-                Classify(Vector128.LoadUnsafe(ref start, offset + 2), _low[2], _high[2], nibble) &
-                Classify(Vector128.LoadUnsafe(ref start, offset + 3), _low[3], _high[3], nibble);
-            if (candidates != Vector128<byte>.Zero)
+            var places = tables.Next(ref MemoryMarshal.GetReference(text), ref at, last);
+            if (places != 0)
             {
-                Candidates(text, at, ~Vector128.Equals(candidates, Vector128<byte>.Zero).ExtractMostSignificantBits() & 0xFFFF, ref next, ref found);
+                Candidates(text, at, places, ref next, ref found);
+                at += Vector128<byte>.Count;
             }
         }
 
         return at;
-
-        // The indices are nibbles (0 to 15): PSHUFB and TBL agree on them.
-        static Vector128<byte> Classify(Vector128<byte> bytes, Vector128<byte> low, Vector128<byte> high, Vector128<byte> nibble) =>
-            Vector128.ShuffleNative(low, bytes & nibble) & Vector128.ShuffleNative(high, Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble);
     }
 
     /// <summary>Checks the candidate places of one vector (a bit each, from <paramref name="at"/>).</summary>
@@ -265,6 +267,142 @@ internal sealed class TeddySearch
             (found ??= []).Add((at, longest));
             next = at + longest;
         }
+    }
+
+    /// <summary>The whole-byte tables (128 entries each, in two vectors) of the four positions.</summary>
+    private readonly struct ByteTables512(Vector512<byte>[] lower, Vector512<byte>[] upper)
+    {
+        private readonly Vector512<byte> _lower0 = lower[0], _lower1 = lower[1], _lower2 = lower[2], _lower3 = lower[3];
+        private readonly Vector512<byte> _upper0 = upper[0], _upper1 = upper[1], _upper2 = upper[2], _upper3 = upper[3];
+
+        /// <summary>From <paramref name="at"/> on, the first vector with a candidate: its places (a bit each), 0 past <paramref name="last"/>.</summary>
+        public ulong Next(ref byte text, ref int at, int last)
+        {
+            var (lower0, lower1, lower2, lower3, upper0, upper1, upper2, upper3) = (_lower0, _lower1, _lower2, _lower3, _upper0, _upper1, _upper2, _upper3);
+            for (var i = at; i <= last; i += Vector512<byte>.Count)
+            {
+                var offset = (nuint)i;
+                var candidates =
+                    Avx512Vbmi.PermuteVar64x8x2(lower0, Vector512.LoadUnsafe(ref text, offset), upper0) &
+                    Avx512Vbmi.PermuteVar64x8x2(lower1, Vector512.LoadUnsafe(ref text, offset + 1), upper1) &
+                    Avx512Vbmi.PermuteVar64x8x2(lower2, Vector512.LoadUnsafe(ref text, offset + 2), upper2) &
+                    Avx512Vbmi.PermuteVar64x8x2(lower3, Vector512.LoadUnsafe(ref text, offset + 3), upper3);
+                if (candidates != Vector512<byte>.Zero)
+                {
+                    at = i;
+                    return ~Vector512.Equals(candidates, Vector512<byte>.Zero).ExtractMostSignificantBits();
+                }
+            }
+
+            at = last + 1;
+            return 0;
+        }
+    }
+
+    /// <summary>The nibble tables repeated in each 16-byte lane of a 512-bit vector (the shuffle looks up within a lane).</summary>
+    private readonly struct Tables512(Vector128<byte>[] low, Vector128<byte>[] high)
+    {
+        private readonly Vector512<byte> _low0 = Wide(low[0]), _low1 = Wide(low[1]), _low2 = Wide(low[2]), _low3 = Wide(low[3]);
+        private readonly Vector512<byte> _high0 = Wide(high[0]), _high1 = Wide(high[1]), _high2 = Wide(high[2]), _high3 = Wide(high[3]);
+
+        /// <summary>From <paramref name="at"/> on, the first vector with a candidate: its places (a bit each), 0 past <paramref name="last"/>.</summary>
+        public ulong Next(ref byte text, ref int at, int last)
+        {
+            var nibble = Vector512.Create((byte)0xF);
+            var (low0, low1, low2, low3, high0, high1, high2, high3) = (_low0, _low1, _low2, _low3, _high0, _high1, _high2, _high3);
+            for (var i = at; i <= last; i += Vector512<byte>.Count)
+            {
+                var offset = (nuint)i;
+                var candidates =
+                    Classify(Vector512.LoadUnsafe(ref text, offset), low0, high0, nibble) &
+                    Classify(Vector512.LoadUnsafe(ref text, offset + 1), low1, high1, nibble) &
+                    Classify(Vector512.LoadUnsafe(ref text, offset + 2), low2, high2, nibble) &
+                    Classify(Vector512.LoadUnsafe(ref text, offset + 3), low3, high3, nibble);
+                if (candidates != Vector512<byte>.Zero)
+                {
+                    at = i;
+                    return ~Vector512.Equals(candidates, Vector512<byte>.Zero).ExtractMostSignificantBits();
+                }
+            }
+
+            at = last + 1;
+            return 0;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector512<byte> Classify(Vector512<byte> bytes, Vector512<byte> low, Vector512<byte> high, Vector512<byte> nibble) =>
+            Avx512BW.Shuffle(low, bytes & nibble) & Avx512BW.Shuffle(high, Vector512.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble);
+
+        private static Vector512<byte> Wide(Vector128<byte> table) => Vector512.Create(Vector256.Create(table, table), Vector256.Create(table, table));
+    }
+
+    private readonly struct Tables256(Vector128<byte>[] low, Vector128<byte>[] high)
+    {
+        private readonly Vector256<byte> _low0 = Wide(low[0]), _low1 = Wide(low[1]), _low2 = Wide(low[2]), _low3 = Wide(low[3]);
+        private readonly Vector256<byte> _high0 = Wide(high[0]), _high1 = Wide(high[1]), _high2 = Wide(high[2]), _high3 = Wide(high[3]);
+
+        public ulong Next(ref byte text, ref int at, int last)
+        {
+            var nibble = Vector256.Create((byte)0xF);
+            var (low0, low1, low2, low3, high0, high1, high2, high3) = (_low0, _low1, _low2, _low3, _high0, _high1, _high2, _high3);
+            for (var i = at; i <= last; i += Vector256<byte>.Count)
+            {
+                var offset = (nuint)i;
+                var candidates =
+                    Classify(Vector256.LoadUnsafe(ref text, offset), low0, high0, nibble) &
+                    Classify(Vector256.LoadUnsafe(ref text, offset + 1), low1, high1, nibble) &
+                    Classify(Vector256.LoadUnsafe(ref text, offset + 2), low2, high2, nibble) &
+                    Classify(Vector256.LoadUnsafe(ref text, offset + 3), low3, high3, nibble);
+                if (candidates != Vector256<byte>.Zero)
+                {
+                    at = i;
+                    return ~Vector256.Equals(candidates, Vector256<byte>.Zero).ExtractMostSignificantBits();
+                }
+            }
+
+            at = last + 1;
+            return 0;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector256<byte> Classify(Vector256<byte> bytes, Vector256<byte> low, Vector256<byte> high, Vector256<byte> nibble) =>
+            Avx2.Shuffle(low, bytes & nibble) & Avx2.Shuffle(high, Vector256.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble);
+
+        private static Vector256<byte> Wide(Vector128<byte> table) => Vector256.Create(table, table);
+    }
+
+    private readonly struct Tables128(Vector128<byte>[] low, Vector128<byte>[] high)
+    {
+        private readonly Vector128<byte> _low0 = low[0], _low1 = low[1], _low2 = low[2], _low3 = low[3];
+        private readonly Vector128<byte> _high0 = high[0], _high1 = high[1], _high2 = high[2], _high3 = high[3];
+
+        public ulong Next(ref byte text, ref int at, int last)
+        {
+            var nibble = Vector128.Create((byte)0xF);
+            var (low0, low1, low2, low3, high0, high1, high2, high3) = (_low0, _low1, _low2, _low3, _high0, _high1, _high2, _high3);
+            for (var i = at; i <= last; i += Vector128<byte>.Count)
+            {
+                var offset = (nuint)i;
+                var candidates =
+                    Classify(Vector128.LoadUnsafe(ref text, offset), low0, high0, nibble) &
+                    Classify(Vector128.LoadUnsafe(ref text, offset + 1), low1, high1, nibble) &
+                    Classify(Vector128.LoadUnsafe(ref text, offset + 2), low2, high2, nibble) &
+                    Classify(Vector128.LoadUnsafe(ref text, offset + 3), low3, high3, nibble);
+                if (candidates != Vector128<byte>.Zero)
+                {
+                    at = i;
+                    return ~Vector128.Equals(candidates, Vector128<byte>.Zero).ExtractMostSignificantBits() & 0xFFFF;
+                }
+            }
+
+            at = last + 1;
+            return 0;
+        }
+
+        // The indices are nibbles (0 to 15): PSHUFB and TBL agree on them.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector128<byte> Classify(Vector128<byte> bytes, Vector128<byte> low, Vector128<byte> high, Vector128<byte> nibble) =>
+            Vector128.ShuffleNative(low, bytes & nibble) & Vector128.ShuffleNative(high, Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & nibble);
     }
 
     private sealed class ByteOrder : IComparer<byte[]>

@@ -102,7 +102,7 @@ internal sealed class RedactingStream(Stream inner, Redactor redactor, PipeWrite
         buffer.Span[..head].CopyTo(_pending.AsSpan(held));
         var seam = _pending.AsMemory(0, held + head);
         var start = 0;
-        foreach (var (at, length) in _forms.FindAll(seam.Span) ?? [])
+        foreach (var (at, length) in _forms.FindAll(seam.Span) ?? RedactionForms.NoMatches)
         {
             if (at >= held)
             {
@@ -137,7 +137,7 @@ internal sealed class RedactingStream(Stream inner, Redactor redactor, PipeWrite
     {
         var start = 0;
         var window = last ? work.Length : work.Length - _keep;
-        foreach (var (at, length) in _forms.FindAll(work.Span) ?? [])
+        foreach (var (at, length) in _forms.FindAll(work.Span) ?? RedactionForms.NoMatches)
         {
             if (at >= window)
             {

@@ -77,6 +77,9 @@ internal sealed class RedactionForms
         _bytes = TeddySearch.TryCreate([.. targets.Concat(utf16).Select(Encoding.Latin1.GetBytes)]);
     }
 
+    /// <summary>An empty list to loop over when <see cref="FindAll(ReadOnlySpan{byte})"/> finds nothing (never added to).</summary>
+    internal static readonly List<(int Start, int Length)> NoMatches = [];
+
     /// <summary>The longest target, in bytes.</summary>
     public int LongestTarget { get; }
 

@@ -145,7 +145,7 @@ internal sealed class Redactor
     internal int RedactedLength(ReadOnlySpan<byte> body)
     {
         var result = body.Length;
-        foreach (var (_, found) in Forms.FindAll(body) ?? [])
+        foreach (var (_, found) in Forms.FindAll(body) ?? RedactionForms.NoMatches)
         {
             result += Replacement.Length - found;
         }
@@ -161,7 +161,7 @@ internal sealed class Redactor
     {
         var start = 0;
         var written = 0;
-        foreach (var (at, found) in Forms.FindAll(body) ?? [])
+        foreach (var (at, found) in Forms.FindAll(body) ?? RedactionForms.NoMatches)
         {
             body[start..at].CopyTo(destination[written..]);
             written += at - start;

@@ -102,3 +102,128 @@ public class RedactingStreamBenchmarks
         return stream.Redactions;
     }
 }
+
+/// <summary>
+/// A 10 MB streamed answer as the proxy redacts it: each 64 KB chunk read into one reused buffer (YARP's
+/// copy buffer) and written from it into a sink that copies each write, as Kestrel copies a response
+/// write into its pipe; the redactor holds the
+/// harness's stream resource's values (a token, <c>Bearer &lt;token&gt;</c>, a client secret). The baseline
+/// writes the same chunks to the same sink without redaction, so the difference is what redaction adds
+/// per byte (divide by 10,485,760). Planted: the token raw, JSON-escaped, in <c>Bearer</c> and in base64
+/// (<c>user:token</c>), some across a chunk boundary.
+/// </summary>
+[MemoryDiagnoser]
+public class RedactingStream10MBBenchmarks
+{
+    private const int ChunkSize = 64 * 1024;
+    private const int Size = 10 * 1024 * 1024;
+    private const string Token = "bench-upstream-token-0123456789";
+
+    private readonly CopySink _sink = new();
+    private readonly byte[] _read = new byte[ChunkSize];
+    private Redactor _redactor = null!;
+    private byte[] _clean = null!;
+    private byte[] _planted = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _redactor = Redactor.For([new Secret(Token), new Secret("bench-client-secret-0123456789")], ["Bearer " + Token]);
+        _clean = Bodies.JsonUtf8(Size);
+        _planted = (byte[])_clean.Clone();
+        string[] forms =
+        [
+            Token,
+            "Bearer " + Token,
+            string.Concat(Token.Select(c => "\\u" + ((int)c).ToString("x4", System.Globalization.CultureInfo.InvariantCulture))),
+            Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes("user:" + Token)),
+        ];
+        var planted = 0;
+        foreach (var at in new[] { 1000, ChunkSize - 7, (3 * ChunkSize) + 1, (40 * ChunkSize) - 20, Size / 2, Size - 4000, (100 * ChunkSize) - 1, Size - 200 })
+        {
+            var form = System.Text.Encoding.UTF8.GetBytes(forms[planted++ % forms.Length]);
+            form.CopyTo(_planted, at);
+        }
+
+        if (Redact(_clean).Result != 0 || Redact(_planted).Result != planted)
+        {
+            throw new InvalidOperationException("The redactor does not behave as the benchmark assumes.");
+        }
+    }
+
+    /// <summary>The same chunks to the same sink, not redacted.</summary>
+    [Benchmark(Baseline = true)]
+    public async Task<int> Plain_copy_10MB_in_64KB_chunks()
+    {
+        for (var offset = 0; offset < _clean.Length; offset += ChunkSize)
+        {
+            await _sink.WriteAsync(Read(_clean, offset));
+        }
+
+        return 0;
+    }
+
+    [Benchmark]
+    public Task<int> Redact_10MB_in_64KB_chunks_no_secret() => Redact(_clean);
+
+    [Benchmark]
+    public Task<int> Redact_10MB_in_64KB_chunks_8_planted() => Redact(_planted);
+
+    private async Task<int> Redact(byte[] body)
+    {
+        var stream = new RedactingStream(_sink, _redactor);
+        for (var offset = 0; offset < body.Length; offset += ChunkSize)
+        {
+            await stream.WriteAsync(Read(body, offset));
+        }
+
+        await stream.CompleteAsync(CancellationToken.None);
+        return stream.Redactions;
+    }
+
+    /// <summary>The chunk at <paramref name="offset"/>, as a read from the upstream puts it in the copy buffer.</summary>
+    private ReadOnlyMemory<byte> Read(byte[] body, int offset)
+    {
+        var length = Math.Min(ChunkSize, body.Length - offset);
+        body.AsSpan(offset, length).CopyTo(_read);
+        return _read.AsMemory(0, length);
+    }
+
+    /// <summary>Copies every write into a buffer of its own, as a response pipe does.</summary>
+    private sealed class CopySink : Stream
+    {
+        private readonly byte[] _buffer = new byte[ChunkSize];
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            for (var span = buffer.Span; !span.IsEmpty; span = span[Math.Min(span.Length, _buffer.Length)..])
+            {
+                span[..Math.Min(span.Length, _buffer.Length)].CopyTo(_buffer);
+            }
+
+            return ValueTask.CompletedTask;
+        }
+
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.IO.Pipelines;
 using Keyway.Secrets;
 
 namespace Keyway.Proxy;
@@ -15,6 +16,10 @@ internal sealed class RedactedResponseBody(HttpResponse response, Redactor redac
     public const int MaxBufferedLength = 64 * 1024;
 
     private readonly Stream _inner = response.Body;
+
+    // The server's own pipe, taken before the body is replaced by this stream: a streamed write's
+    // pieces are copied into it and flushed once.
+    private readonly PipeWriter _pipe = response.BodyWriter;
     private RedactingStream? _streaming;
     private byte[]? _buffer;
     private int _length;
@@ -96,7 +101,7 @@ internal sealed class RedactedResponseBody(HttpResponse response, Redactor redac
         }
     }
 
-    private RedactingStream Streaming() => _streaming ??= new RedactingStream(_inner, redactor);
+    private RedactingStream Streaming() => _streaming ??= new RedactingStream(_inner, redactor, _pipe);
 
     /// <summary>Returns the pooled buffer; the stream is not used afterwards.</summary>
     public void Release()

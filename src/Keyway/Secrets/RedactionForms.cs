@@ -33,12 +33,18 @@ internal sealed class RedactionForms
 
     private static readonly SearchValues<char> s_introducersWithPlus = SearchValues.Create("\\%&+");
     private static readonly SearchValues<char> s_introducers = SearchValues.Create("\\%&");
+    private static readonly SearchValues<byte> s_introducerBytesWithPlus = SearchValues.Create("\\%&+"u8);
+    private static readonly SearchValues<byte> s_introducerBytes = SearchValues.Create("\\%&"u8);
 
     private readonly SearchValues<char> _escapes;
+    private readonly SearchValues<byte> _escapeBytes;
     private readonly bool _plusIsSpace;
     private readonly Targets _literal;
     private readonly Targets? _utf16;
     private readonly Targets _decoded;
+
+    // The literal and UTF-16 targets as bytes, searched in a body as it is; null where Teddy does not fit (many values).
+    private readonly TeddySearch? _bytes;
 
     public RedactionForms(IReadOnlyCollection<string> values)
     {
@@ -62,12 +68,17 @@ internal sealed class RedactionForms
         // A '+' stands for a space only in a value that holds one; then both sides read every '+' as a space.
         _plusIsSpace = targets.Any(t => t.Contains(' ', StringComparison.Ordinal));
         _escapes = _plusIsSpace ? s_introducersWithPlus : s_introducers;
+        _escapeBytes = _plusIsSpace ? s_introducerBytesWithPlus : s_introducerBytes;
         _literal = new Targets(targets);
         _utf16 = utf16.Count == 0 ? null : new Targets(utf16);
         _decoded = new Targets(_plusIsSpace ? targets.Select(t => t.Replace('+', ' ')) : targets);
         LongestTarget = Math.Max(_literal.Longest, _utf16?.Longest ?? 0);
         MaxEncodedLength = Math.Max(_literal.Longest * MaxExpansion, _utf16?.Longest ?? 0);
+        _bytes = TeddySearch.TryCreate([.. targets.Concat(utf16).Select(Encoding.Latin1.GetBytes)]);
     }
+
+    /// <summary>An empty list to loop over when <see cref="FindAll(ReadOnlySpan{byte})"/> finds nothing (never added to).</summary>
+    internal static readonly List<(int Start, int Length)> NoMatches = [];
 
     /// <summary>The longest target, in bytes.</summary>
     public int LongestTarget { get; }
@@ -121,6 +132,66 @@ internal sealed class RedactionForms
             FindDecoded(text, first, ref found);
         }
 
+        return Settle(found);
+    }
+
+    /// <summary>Whether <paramref name="bytes"/> hold a character that may begin an escape (<c>\ % &amp;</c>, <c>+</c> for a space).</summary>
+    public bool HasEscapeIntroducer(ReadOnlySpan<byte> bytes) => bytes.ContainsAny(_escapeBytes);
+
+    /// <summary>
+    /// <see cref="FindAll(ReadOnlySpan{char})"/> of bytes (a body, in any encoding): the literal and UTF-16
+    /// forms are searched in the bytes themselves; only a body that holds an escape introducer is widened
+    /// to one char per byte, for its decoded copy.
+    /// </summary>
+    public List<(int Start, int Length)>? FindAll(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.IsEmpty)
+        {
+            return null;
+        }
+
+        if (_bytes is null)
+        {
+            return FindWidened(bytes, decodedOnly: false);
+        }
+
+        List<(int Start, int Length)>? found = null;
+        _bytes.FindAll(bytes, ref found);
+        if (HasEscapeIntroducer(bytes))
+        {
+            foreach (var match in FindWidened(bytes, decodedOnly: true) ?? [])
+            {
+                (found ??= []).Add(match);
+            }
+        }
+
+        return Settle(found);
+    }
+
+    private List<(int Start, int Length)>? FindWidened(ReadOnlySpan<byte> bytes, bool decodedOnly)
+    {
+        var wide = ArrayPool<char>.Shared.Rent(bytes.Length);
+        try
+        {
+            var text = wide.AsSpan(0, Encoding.Latin1.GetChars(bytes, wide));
+            if (!decodedOnly)
+            {
+                return FindAll(text);
+            }
+
+            List<(int Start, int Length)>? found = null;
+            FindDecoded(text, text.IndexOfAny(_escapes), ref found);
+            return found;
+        }
+        finally
+        {
+            ArrayPool<char>.Shared.Return(wide);
+        }
+    }
+
+    /// <summary>Orders the matches of several searches and keeps, of overlapping ones, the earliest (the longer at one place).</summary>
+    private static List<(int Start, int Length)>? Settle(List<(int Start, int Length)>? found)
+    {
         if (found is { Count: > 1 })
         {
             found.Sort(static (a, b) => a.Start != b.Start ? a.Start.CompareTo(b.Start) : b.Length.CompareTo(a.Length));
@@ -169,7 +240,7 @@ internal sealed class RedactionForms
                 text.Slice(source, next).CopyTo(decoded.AsSpan(written));
                 source += next;
                 written += next;
-                var length = Decode(text, source, bytes, out var consumed);
+                var length = EscapeDecoding.Decode(text, source, bytes, out var consumed);
                 if (length == 0)
                 {
                     decoded[written++] = text[source++];
@@ -328,192 +399,4 @@ internal sealed class RedactionForms
             }
         }
     }
-
-    /// <summary>
-    /// Decodes one escape at <paramref name="at"/> (JSON, percent, <c>+</c>, HTML reference) into the
-    /// UTF-8 bytes it stands for; returns how many, 0 when there is no escape there.
-    /// </summary>
-    private static int Decode(ReadOnlySpan<char> text, int at, Span<byte> bytes, out int consumed)
-    {
-        consumed = 0;
-        var rest = text[at..];
-        switch (rest[0])
-        {
-            case '+':
-                consumed = 1;
-                bytes[0] = (byte)' ';
-                return 1;
-            case '%' when rest.Length >= 3 && Hex(rest[1]) is >= 0 and var high && Hex(rest[2]) is >= 0 and var low:
-                consumed = 3;
-                bytes[0] = (byte)(high * 16 + low);
-                return 1;
-            case '\\' when rest.Length >= 2:
-                return DecodeJson(rest, bytes, out consumed);
-            case '&' when rest.Length >= 3:
-                return DecodeHtml(rest, bytes, out consumed);
-            default:
-                return 0;
-        }
-    }
-
-    private static int DecodeJson(ReadOnlySpan<char> rest, Span<byte> bytes, out int consumed)
-    {
-        consumed = 2;
-        int single = rest[1] switch
-        {
-            '"' => '"',
-            '\\' => '\\',
-            '/' => '/',
-            'b' => '\b',
-            'f' => '\f',
-            'n' => '\n',
-            'r' => '\r',
-            't' => '\t',
-            _ => -1,
-        };
-        if (single >= 0)
-        {
-            bytes[0] = (byte)single;
-            return 1;
-        }
-
-        if (rest[1] != 'u' || HexUnit(rest, 2) is not (>= 0 and var unit))
-        {
-            return 0;
-        }
-
-        consumed = 6;
-        if (char.IsHighSurrogate((char)unit) && rest.Length >= 12 && rest[6] == '\\' && rest[7] == 'u' &&
-            HexUnit(rest, 8) is >= 0 and var low && char.IsLowSurrogate((char)low))
-        {
-            consumed = 12;
-            return new Rune((char)unit, (char)low).EncodeToUtf8(bytes);
-        }
-
-        return Rune.TryCreate(unit, out var rune) ? rune.EncodeToUtf8(bytes) : 0;
-    }
-
-    private static int DecodeHtml(ReadOnlySpan<char> rest, Span<byte> bytes, out int consumed)
-    {
-        consumed = 0;
-        int codePoint;
-        int i;
-        if (rest[1] == '#')
-        {
-            var hex = rest[2] is 'x' or 'X';
-            i = hex ? 3 : 2;
-            var start = i;
-            codePoint = 0;
-            // At most 7 digits: enough for any code point with a leading zero or two; the window stays bounded.
-            while (i < rest.Length && i - start < 7 && (hex ? Hex(rest[i]) : rest[i] is >= '0' and <= '9' ? rest[i] - '0' : -1) is >= 0 and var digit)
-            {
-                codePoint = codePoint * (hex ? 16 : 10) + digit;
-                i++;
-            }
-
-            if (i == start)
-            {
-                return 0;
-            }
-
-            // The semicolon may be left out (browsers accept it).
-            if (i < rest.Length && rest[i] == ';')
-            {
-                i++;
-            }
-        }
-        else
-        {
-            i = 1;
-            while (i < rest.Length && i <= 7 && char.IsAsciiLetter(rest[i]))
-            {
-                i++;
-            }
-
-            if (i >= rest.Length || rest[i] != ';' || Named(rest[1..i]) is not (>= 0 and var named))
-            {
-                return 0;
-            }
-
-            codePoint = named;
-            i++;
-        }
-
-        if (!Rune.TryCreate(codePoint, out var rune))
-        {
-            return 0;
-        }
-
-        consumed = i;
-        return rune.EncodeToUtf8(bytes);
-    }
-
-    /// <summary>The named references of ASCII characters a value may hold.</summary>
-    private static int Named(ReadOnlySpan<char> name) => name switch
-    {
-        "amp" or "AMP" => '&',
-        "lt" or "LT" => '<',
-        "gt" or "GT" => '>',
-        "quot" or "QUOT" => '"',
-        "apos" => '\'',
-        "sol" => '/',
-        "bsol" => '\\',
-        "colon" => ':',
-        "semi" => ';',
-        "equals" => '=',
-        "plus" => '+',
-        "num" => '#',
-        "percnt" => '%',
-        "dollar" => '$',
-        "lowbar" => '_',
-        "period" => '.',
-        "comma" => ',',
-        "excl" => '!',
-        "quest" => '?',
-        "commat" => '@',
-        "lpar" => '(',
-        "rpar" => ')',
-        "ast" or "midast" => '*',
-        "lsqb" or "lbrack" => '[',
-        "rsqb" or "rbrack" => ']',
-        "lcub" or "lbrace" => '{',
-        "rcub" or "rbrace" => '}',
-        "verbar" or "vert" => '|',
-        "grave" => '`',
-        "Hat" => '^',
-        "tilde" => '~',
-        "Tab" => '\t',
-        "NewLine" => '\n',
-        _ => -1,
-    };
-
-    private static int HexUnit(ReadOnlySpan<char> text, int at)
-    {
-        if (text.Length < at + 4)
-        {
-            return -1;
-        }
-
-        var value = 0;
-        for (var k = at; k < at + 4; k++)
-        {
-            var digit = Hex(text[k]);
-            if (digit < 0)
-            {
-                return -1;
-            }
-
-            value = value * 16 + digit;
-        }
-
-        return value;
-    }
-
-    private static int Hex(char c) => c switch
-    {
-        >= '0' and <= '9' => c - '0',
-        >= 'a' and <= 'f' => c - 'a' + 10,
-        >= 'A' and <= 'F' => c - 'A' + 10,
-        _ => -1,
-    };
 }

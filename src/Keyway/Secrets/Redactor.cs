@@ -95,16 +95,7 @@ internal sealed class Redactor
             return false;
         }
 
-        var wide = ArrayPool<char>.Shared.Rent(bytes.Length);
-        try
-        {
-            var count = Encoding.Latin1.GetChars(bytes, wide);
-            return Forms.FindAll(wide.AsSpan(0, count)) is not null;
-        }
-        finally
-        {
-            ArrayPool<char>.Shared.Return(wide);
-        }
+        return Forms.FindAll(bytes) is not null;
     }
 
     public string Redact(string text)
@@ -153,22 +144,13 @@ internal sealed class Redactor
     /// <summary>The length of <paramref name="body"/> once every form of a value in it is replaced.</summary>
     internal int RedactedLength(ReadOnlySpan<byte> body)
     {
-        var wide = ArrayPool<char>.Shared.Rent(body.Length);
-        try
+        var result = body.Length;
+        foreach (var (_, found) in Forms.FindAll(body) ?? RedactionForms.NoMatches)
         {
-            var text = wide.AsSpan(0, Encoding.Latin1.GetChars(body, wide));
-            var result = body.Length;
-            foreach (var (_, found) in Forms.FindAll(text) ?? [])
-            {
-                result += Replacement.Length - found;
-            }
+            result += Replacement.Length - found;
+        }
 
-            return result;
-        }
-        finally
-        {
-            ArrayPool<char>.Shared.Return(wide);
-        }
+        return result;
     }
 
     /// <summary>
@@ -177,27 +159,18 @@ internal sealed class Redactor
     /// </summary>
     internal void Redact(ReadOnlySpan<byte> body, Span<byte> destination)
     {
-        var wide = ArrayPool<char>.Shared.Rent(body.Length);
-        try
+        var start = 0;
+        var written = 0;
+        foreach (var (at, found) in Forms.FindAll(body) ?? RedactionForms.NoMatches)
         {
-            var text = wide.AsSpan(0, Encoding.Latin1.GetChars(body, wide));
-            var start = 0;
-            var written = 0;
-            foreach (var (at, found) in Forms.FindAll(text) ?? [])
-            {
-                body[start..at].CopyTo(destination[written..]);
-                written += at - start;
-                Replacement.CopyTo(destination[written..]);
-                written += Replacement.Length;
-                start = at + found;
-            }
+            body[start..at].CopyTo(destination[written..]);
+            written += at - start;
+            Replacement.CopyTo(destination[written..]);
+            written += Replacement.Length;
+            start = at + found;
+        }
 
-            body[start..].CopyTo(destination[written..]);
-        }
-        finally
-        {
-            ArrayPool<char>.Shared.Return(wide);
-        }
+        body[start..].CopyTo(destination[written..]);
     }
 
     public Redactor Combine(Redactor other) =>

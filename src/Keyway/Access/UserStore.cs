@@ -413,19 +413,28 @@ internal sealed class UserStore(Database database, TimeProvider time, ChangeFeed
 
     /// <summary>
     /// Counts one more consecutive failed sign-in; when <paramref name="lockFor"/> answers a period for
-    /// the new count, the account is locked until then. Returns the new count.
+    /// the new count, the account is locked until then. <paramref name="audit"/> stages the failure's
+    /// event, given the new count, in the same transaction. Returns the new count.
     /// </summary>
-    public async Task<long> RecordFailedSignInAsync(string userId, Func<long, TimeSpan?> lockFor, CancellationToken cancellationToken)
+    public async Task<long> RecordFailedSignInAsync(
+        string userId, Func<long, TimeSpan?> lockFor, CancellationToken cancellationToken, Func<long, DbTransaction, Task>? audit = null)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var failures = await connection.ExecuteScalarAsync<long>(
-            "UPDATE users SET failed_sign_ins = failed_sign_ins + 1 WHERE id = @userId RETURNING failed_sign_ins", new { userId });
+            "UPDATE users SET failed_sign_ins = failed_sign_ins + 1 WHERE id = @userId RETURNING failed_sign_ins", new { userId }, transaction);
         if (lockFor(failures) is { } period)
         {
             await connection.ExecuteAsync(
-                "UPDATE users SET locked_until = @until WHERE id = @userId", new { userId, until = (time.GetUtcNow() + period).ToStore() });
+                "UPDATE users SET locked_until = @until WHERE id = @userId", new { userId, until = (time.GetUtcNow() + period).ToStore() }, transaction);
         }
 
+        if (audit is not null)
+        {
+            await audit(failures, transaction);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
         return failures;
     }
 

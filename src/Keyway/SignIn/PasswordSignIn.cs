@@ -65,7 +65,8 @@ internal sealed partial class PasswordSignIn(UserStore users, SignInThrottle thr
     {
         if (await throttle.TryAcquireAsync(client, name, cancellationToken) is { } wait)
         {
-            await FailAsync(name, client, SignInFailures.RateLimited, null, cancellationToken);
+            Log.SignInFailed(logger, name, SignInFailures.RateLimited, client);
+            await audit.RecordDurableAsync(FailureEntry(name, client, SignInFailures.RateLimited, null), CancellationToken.None);
             var seconds = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds));
             throw new KeywayException(StatusCodes.Status429TooManyRequests, "rate_limited",
                 $"Too many sign-in attempts. Try again in {seconds} s.",
@@ -87,13 +88,19 @@ internal sealed partial class PasswordSignIn(UserStore users, SignInThrottle thr
 
         if (reason is not null)
         {
-            long? failures = null;
+            Log.SignInFailed(logger, name, reason, client);
             if (reason == SignInFailures.WrongPassword)
             {
-                failures = await users.RecordFailedSignInAsync(user!.Id, LockFor, cancellationToken);
+                // The failure count (and any lock) commits with its event.
+                await users.RecordFailedSignInAsync(user!.Id, LockFor, CancellationToken.None,
+                    (failures, transaction) => audit.StageAsync(transaction, FailureEntry(name, client, reason, failures), CancellationToken.None));
+                audit.NotifyStaged();
+            }
+            else
+            {
+                await audit.RecordDurableAsync(FailureEntry(name, client, reason, null), CancellationToken.None);
             }
 
-            await FailAsync(name, client, reason, failures, cancellationToken);
             throw Failed();
         }
 
@@ -128,17 +135,23 @@ internal sealed partial class PasswordSignIn(UserStore users, SignInThrottle thr
         var locked = user.LockedUntil is { } until && until > time.GetUtcNow().ToUnixTimeMilliseconds();
         if (locked || Hasher.VerifyHashedPassword(user.Name, user.PasswordHash, current) == PasswordVerificationResult.Failed)
         {
-            if (!locked)
-            {
-                await users.RecordFailedSignInAsync(user.Id, LockFor, cancellationToken);
-            }
-
-            await audit.RecordDurableAsync(new AuditEntry("password.change", AuditOutcome.Failure)
+            var failure = new AuditEntry("password.change", AuditOutcome.Failure)
             {
                 Actor = caller,
                 Target = user.Name,
                 Detail = new Dictionary<string, object?> { ["reason"] = locked ? SignInFailures.Locked : SignInFailures.WrongPassword },
-            }, CancellationToken.None);
+            };
+            if (locked)
+            {
+                await audit.RecordDurableAsync(failure, CancellationToken.None);
+            }
+            else
+            {
+                // The failure count (and any lock) commits with its event.
+                await users.RecordFailedSignInAsync(user.Id, LockFor, CancellationToken.None,
+                    (_, transaction) => audit.StageAsync(transaction, failure, CancellationToken.None));
+                audit.NotifyStaged();
+            }
             throw new KeywayException(StatusCodes.Status403Forbidden, "invalid_credentials",
                 "The current password is wrong, or the account is locked for a while after repeated failures.");
         }
@@ -172,9 +185,8 @@ internal sealed partial class PasswordSignIn(UserStore users, SignInThrottle thr
         return null;
     }
 
-    private async Task FailAsync(string name, string client, string reason, long? failures, CancellationToken cancellationToken)
+    private static AuditEntry FailureEntry(string name, string client, string reason, long? failures)
     {
-        Log.SignInFailed(logger, name, reason, client);
         var detail = new Dictionary<string, object?> { ["reason"] = reason, ["client"] = client };
         if (failures is { } count)
         {
@@ -185,7 +197,7 @@ internal sealed partial class PasswordSignIn(UserStore users, SignInThrottle thr
             }
         }
 
-        await audit.RecordDurableAsync(new AuditEntry("signin.password", AuditOutcome.Failure) { Target = name, Detail = detail }, CancellationToken.None);
+        return new AuditEntry("signin.password", AuditOutcome.Failure) { Target = name, Detail = detail };
     }
 
     private static partial class Log

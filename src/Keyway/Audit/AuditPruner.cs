@@ -47,30 +47,18 @@ internal sealed partial class AuditPruner(
             return null;
         }
 
-        var result = await PruneHeldAsync(dryRun, cancellationToken);
+        var result = await PruneHeldAsync(dryRun, actor, cancellationToken);
         if (!dryRun && result.Checkpoint is { } checkpoint)
         {
             Log.Pruned(logger, result.Pruned, checkpoint.Seq, result.Kept, result.Archive ?? "none");
-            await audit.RecordDurableAsync(new AuditEntry("audit.prune")
-            {
-                Actor = actor,
-                Detail = new Dictionary<string, object?>
-                {
-                    ["checkpoint"] = checkpoint.Number,
-                    ["cutSeq"] = checkpoint.Seq,
-                    ["pruned"] = result.Pruned,
-                    ["traffic"] = result.TrafficPruned,
-                    ["changes"] = result.ChangesPruned,
-                    ["kept"] = result.Kept,
-                    ["archive"] = checkpoint.Archive,
-                },
-            }, CancellationToken.None);
+            // Its event committed with the checkpoint (DeleteAsync): let the writer chain it.
+            audit.NotifyStaged();
         }
 
         return result;
     }
 
-    private async Task<AuditPruneResult> PruneHeldAsync(bool dryRun, CancellationToken cancellationToken)
+    private async Task<AuditPruneResult> PruneHeldAsync(bool dryRun, Caller? actor, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         // "Forever" is a horizon at the epoch: nothing happened before it.
@@ -177,7 +165,21 @@ internal sealed partial class AuditPruner(
                 SealKey = seal.KeyId,
             };
             checkpoint = checkpoint with { Seal = seal.Seal(checkpoint) };
-            await DeleteAsync(checkpoint, firstPruned, cancellationToken);
+            var pruneEvent = new AuditEntry("audit.prune")
+            {
+                Actor = actor,
+                Detail = new Dictionary<string, object?>
+                {
+                    ["checkpoint"] = checkpoint.Number,
+                    ["cutSeq"] = checkpoint.Seq,
+                    ["pruned"] = result.Pruned,
+                    ["traffic"] = result.TrafficPruned,
+                    ["changes"] = result.ChangesPruned,
+                    ["kept"] = result.Kept,
+                    ["archive"] = checkpoint.Archive,
+                },
+            };
+            await DeleteAsync(checkpoint, firstPruned, transaction => audit.StageAsync(transaction, pruneEvent, CancellationToken.None), cancellationToken);
             return result with { Checkpoint = checkpoint, Archive = archiveName };
         }
         finally
@@ -194,8 +196,11 @@ internal sealed partial class AuditPruner(
         }
     }
 
-    /// <summary>The checkpoint, then the expired events at or before its cut, a batch per transaction, the first with the checkpoint.</summary>
-    private async Task DeleteAsync(AuditCheckpoint checkpoint, long from, CancellationToken cancellationToken)
+    /// <summary>
+    /// The checkpoint, then the expired events at or before its cut, a batch per transaction, the first with
+    /// the checkpoint and the prune's event (<paramref name="stage"/>): a checkpoint never stands without it.
+    /// </summary>
+    private async Task DeleteAsync(AuditCheckpoint checkpoint, long from, Func<DbTransaction, Task> stage, CancellationToken cancellationToken)
     {
         var traffic = string.Join(", ", AuditRetention.TrafficActions.Select(a => "'" + a + "'"));
         var delete = "DELETE FROM audit_events WHERE seq IN (SELECT seq FROM audit_events WHERE seq >= @from AND seq <= @cut AND " +
@@ -211,6 +216,7 @@ internal sealed partial class AuditPruner(
                     "INSERT INTO audit_checkpoints (number, seq, event_id, hash, at, made_at, traffic_before, changes_before, pruned, kept, kept_digest, archive, seal, seal_key) " +
                     "VALUES (@Number, @Seq, @EventId, @Hash, @At, @MadeAt, @TrafficBefore, @ChangesBefore, @Pruned, @Kept, @KeptDigest, @Archive, @Seal, @SealKey)",
                     checkpoint, transaction);
+                await stage(transaction);
                 first = false;
             }
 

@@ -1,4 +1,5 @@
 using Keyway.Access;
+using Keyway.Alerts;
 using Keyway.Api;
 using Keyway.Audit;
 using Keyway.Credentials;
@@ -95,6 +96,7 @@ internal static partial class KeywayServer
             services.AddHostedService<ChangeRelay>();
         }
 
+        services.AddSingleton<IAlertSink, NoAlerts>();
         services.AddSingleton<VariableService>();
         services.AddSingleton<ResourceService>();
         services.AddSingleton<ResourceAuthoring>();

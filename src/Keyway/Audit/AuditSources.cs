@@ -92,14 +92,15 @@ internal static class AuditEntries
 }
 
 /// <summary>
-/// Records credential transitions durably before the engine goes on (<see cref="CredentialEvents.Record"/>);
-/// while the store is unreachable, queued instead. A failure to record is logged, never thrown into the refresh path.
+/// Stages credential transitions in the transaction that stores them (<see cref="CredentialEvents.Stage"/>);
+/// while the store is unreachable, queues them instead. A failure to queue is logged, never thrown into the refresh path.
 /// </summary>
 internal sealed partial class CredentialAudit(CredentialEvents events, IAuditLog audit, ILogger<CredentialAudit> logger)
 {
     public void Subscribe()
     {
-        events.Record = RecordAsync;
+        events.Stage = (e, transaction) => audit.StageAsync(transaction, AuditEntries.Credential(e), CancellationToken.None);
+        events.Staged = audit.NotifyStaged;
         events.RecordLater = e =>
         {
             var pending = audit.RecordAsync(AuditEntries.Credential(e));
@@ -119,18 +120,6 @@ internal sealed partial class CredentialAudit(CredentialEvents events, IAuditLog
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             Log.NotRecorded(logger, e.GetType().Name);
-        }
-    }
-
-    private async Task RecordAsync(CredentialEvent e)
-    {
-        try
-        {
-            await audit.RecordDurableOrQueuedAsync(AuditEntries.Credential(e), CancellationToken.None);
-        }
-        catch (Exception failure) when (failure is not OutOfMemoryException)
-        {
-            Log.NotRecorded(logger, failure.GetType().Name);
         }
     }
 

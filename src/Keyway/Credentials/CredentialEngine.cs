@@ -121,7 +121,9 @@ internal sealed partial class CredentialEngine(
         {
             var stored = await store.ReadAsync(key, cancellationToken);
             var refreshAt = RefreshAt(tokens);
-            var version = await store.SaveTokensAsync(key, stored?.Version, provider.ParametersHash, tokens, refreshAt, countRefresh: false, cancellationToken, KeepAliveAt(tokens, provider));
+            var connected = new CredentialEvent(key, CredentialEventKind.Connected, null);
+            var version = await store.SaveTokensAsync(
+                key, stored?.Version, provider.ParametersHash, tokens, refreshAt, countRefresh: false, cancellationToken, KeepAliveAt(tokens, provider), events.StageFor(connected));
             if (version is { } v)
             {
                 var credential = new Credential(key, tokens, v, refreshAt, provider.ParametersHash);
@@ -129,7 +131,7 @@ internal sealed partial class CredentialEngine(
                 changes?.Publish(new Environments.Change(ChangeKind, key.ToString()));
                 _cache[key] = credential;
                 await DropPendingAsync(key);
-                await events.PublishAsync(new CredentialEvent(key, CredentialEventKind.Connected, null));
+                events.Committed(connected);
                 return credential;
             }
 
@@ -144,10 +146,11 @@ internal sealed partial class CredentialEngine(
     public async Task<bool> ForgetAsync(CredentialKey key, CancellationToken cancellationToken)
     {
         _cache.TryRemove(key, out _);
-        var deleted = await store.DeleteAsync(key, cancellationToken);
+        var disconnected = new CredentialEvent(key, CredentialEventKind.Disconnected, null);
+        var deleted = await store.DeleteAsync(key, cancellationToken, events.StageFor(disconnected));
         await DropPendingAsync(key);
         changes?.Publish(new Environments.Change(ChangeKind, key.ToString()));
-        await events.PublishAsync(new CredentialEvent(key, CredentialEventKind.Disconnected, null));
+        events.Committed(disconnected);
         return deleted;
     }
 
@@ -781,10 +784,11 @@ internal sealed partial class CredentialEngine(
                 Journal(entry);
             }
 
+            var refreshed = new CredentialEvent(key, stored?.FailureCount > 0 ? CredentialEventKind.Recovered : CredentialEventKind.Refreshed, null) { Duration = elapsed };
             long? written;
             try
             {
-                written = await store.SaveTokensAsync(key, version, provider.ParametersHash, tokens, refreshAt, countRefresh, ct, keepAliveAt);
+                written = await store.SaveTokensAsync(key, version, provider.ParametersHash, tokens, refreshAt, countRefresh, ct, keepAliveAt, events.StageFor(refreshed));
             }
             catch (Exception e) when (entry is not null && e is not OutOfMemoryException)
             {
@@ -808,7 +812,7 @@ internal sealed partial class CredentialEngine(
                 return null;
             }
 
-            await events.PublishAsync(new CredentialEvent(key, stored?.FailureCount > 0 ? CredentialEventKind.Recovered : CredentialEventKind.Refreshed, null) { Duration = elapsed });
+            events.Committed(refreshed);
             Log.Refreshed(logger, key.ToString(), useRefreshToken ? "refresh_token" : "acquire", (long)elapsed.TotalMilliseconds);
             return new Credential(key, tokens, written.Value, refreshAt, provider.ParametersHash);
         }
@@ -832,16 +836,14 @@ internal sealed partial class CredentialEngine(
                         error += $" A refresh by replica {stored!.RefreshOwner ?? "?"} was interrupted earlier (it ended between asking the provider and storing the answer, and no journal held the answer), so the stored refresh token may have been spent.";
                     }
 
-                    await RecordAsync(CredentialState.ReconnectRequired, null, clearTokens: true);
-                    await events.PublishAsync(new CredentialEvent(key, CredentialEventKind.ReconnectRequired, error) { Duration = elapsed });
+                    await RecordAsync(CredentialState.ReconnectRequired, null, clearTokens: true, CredentialEventKind.ReconnectRequired);
                     Log.ReconnectRequired(logger, key.ToString(), result.Error ?? "");
                     throw CredentialException.ReconnectRequired(key, error);
                 }
 
             case FailureKind.Misconfigured:
                 {
-                    await RecordAsync(CredentialState.Failed, null, clearTokens: false);
-                    await events.PublishAsync(new CredentialEvent(key, CredentialEventKind.Failed, error) { Duration = elapsed });
+                    await RecordAsync(CredentialState.Failed, null, clearTokens: false, CredentialEventKind.Failed);
                     Log.Misconfigured(logger, key.ToString(), result.Error ?? "");
                     throw CredentialException.Failed(key, error);
                 }
@@ -850,8 +852,7 @@ internal sealed partial class CredentialEngine(
                 {
                     var wait = result.RetryAfter is { } r && r > TimeSpan.Zero ? r : Backoff(failures);
                     var stillValid = current is not null && !(current.ExpiresAt is { } e && now >= e);
-                    await RecordAsync(stillValid ? CredentialState.Expiring : CredentialState.Expired, now + wait, clearTokens: false);
-                    await events.PublishAsync(new CredentialEvent(key, CredentialEventKind.RefreshFailed, error) { Duration = elapsed });
+                    await RecordAsync(stillValid ? CredentialState.Expiring : CredentialState.Expired, now + wait, clearTokens: false, CredentialEventKind.RefreshFailed);
                     Log.TransientFailure(logger, key.ToString(), result.Error ?? "", (long)wait.TotalMilliseconds);
                     if (stillValid && stored?.ParametersHash == provider.ParametersHash)
                     {
@@ -864,16 +865,20 @@ internal sealed partial class CredentialEngine(
                 }
         }
 
-        async Task RecordAsync(CredentialState state, DateTimeOffset? next, bool clearTokens)
+        // The failure and its audit event commit together.
+        async Task RecordAsync(CredentialState state, DateTimeOffset? next, bool clearTokens, CredentialEventKind kind)
         {
+            var failed = new CredentialEvent(key, kind, error) { Duration = elapsed };
             if (version is { } v)
             {
-                await store.RecordFailureAsync(key, v, state, error, next, clearTokens, ct);
+                await store.RecordFailureAsync(key, v, state, error, next, clearTokens, ct, events.StageFor(failed));
             }
             else
             {
-                await store.InsertFailureAsync(key, provider.ParametersHash, state, error, next, ct);
+                await store.InsertFailureAsync(key, provider.ParametersHash, state, error, next, ct, events.StageFor(failed));
             }
+
+            events.Committed(failed);
         }
     }
 

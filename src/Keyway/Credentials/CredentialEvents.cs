@@ -1,3 +1,5 @@
+using System.Data.Common;
+
 namespace Keyway.Credentials;
 
 /// <summary>What happened to a credential.</summary>
@@ -19,33 +21,38 @@ internal sealed record CredentialEvent(CredentialKey Key, CredentialEventKind Ki
 }
 
 /// <summary>
-/// Credential transitions, for the audit log, alerts and metrics. Subscribers must be quick and
-/// must not throw: they run on the refresh path.
+/// Credential transitions, for the audit log, alerts and metrics. A transition's audit event is staged
+/// inside the store transaction that makes the transition (<see cref="StageFor"/>), so the two commit
+/// together; <see cref="Committed"/> then tells the subscribers. Subscribers must be quick and must not
+/// throw: they run on the refresh path.
 /// </summary>
 internal sealed class CredentialEvents
 {
     public event Action<CredentialEvent>? Raised;
 
-    /// <summary>
-    /// Records a transition durably (the audit log's outbox): <see cref="PublishAsync"/> awaits it, so the
-    /// engine goes on only once the transition's event is in the store. It must not throw.
-    /// </summary>
-    public Func<CredentialEvent, Task>? Record { get; set; }
+    /// <summary>Stages a transition's audit event in the given transaction (the audit log's outbox).</summary>
+    public Func<CredentialEvent, DbTransaction, Task>? Stage { get; set; }
+
+    /// <summary>Runs once a transaction that staged events has committed (wakes the audit writer). It must not block or throw.</summary>
+    public Action? Staged { get; set; }
 
     /// <summary>Records a transition that happened while the store was unreachable: it is written once the store is back. It must not block or throw.</summary>
     public Action<CredentialEvent>? RecordLater { get; set; }
+
+    /// <summary>What a store write passes its transaction to, so <paramref name="e"/>'s audit event commits with the write.</summary>
+    public Func<DbTransaction, Task>? StageFor(CredentialEvent e) => Stage is { } stage ? transaction => stage(e, transaction) : null;
+
+    /// <summary>After the write that staged <paramref name="e"/> committed: tells the subscribers.</summary>
+    public void Committed(CredentialEvent e)
+    {
+        Staged?.Invoke();
+        Raised?.Invoke(e);
+    }
 
     /// <summary>For a transition while the store does not answer: tells the subscribers and hands it to <see cref="RecordLater"/>, without waiting on the store.</summary>
     public void PublishWhileStoreDown(CredentialEvent e)
     {
         Raised?.Invoke(e);
         RecordLater?.Invoke(e);
-    }
-
-    /// <summary>Tells the subscribers, then waits for <see cref="Record"/>.</summary>
-    public Task PublishAsync(CredentialEvent e)
-    {
-        Raised?.Invoke(e);
-        return Record?.Invoke(e) ?? Task.CompletedTask;
     }
 }

@@ -96,10 +96,13 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
         return rows.Select(r => (new CredentialKey(r.Resource, r.Environment, r.Owner), r.KeepAlive != 0)).ToList();
     }
 
-    /// <summary>Stores new tokens (and clears any failure and in-flight mark). <paramref name="expectedVersion"/> null means "insert; fail if it exists".</summary>
+    /// <summary>
+    /// Stores new tokens (and clears any failure and in-flight mark). <paramref name="expectedVersion"/> null means "insert; fail if it exists".
+    /// <paramref name="audit"/> stages the transition's audit event in the same transaction, only when the write took.
+    /// </summary>
     public async Task<long?> SaveTokensAsync(
         CredentialKey key, long? expectedVersion, string parametersHash, TokenSet tokens, DateTimeOffset? nextRefreshAt, bool countRefresh,
-        CancellationToken cancellationToken, DateTimeOffset? keepAliveAt = null)
+        CancellationToken cancellationToken, DateTimeOffset? keepAliveAt = null, Func<DbTransaction, Task>? audit = null)
     {
         var now = time.GetUtcNow().ToStore();
         var values = new
@@ -125,7 +128,20 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
         await using var connection = await database.OpenAsync(cancellationToken);
         try
         {
-            return await WriteTokensAsync(connection, expectedVersion, values);
+            if (audit is null)
+            {
+                return await WriteTokensAsync(connection, null, expectedVersion, values);
+            }
+
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            var written = await WriteTokensAsync(connection, transaction, expectedVersion, values);
+            if (written is not null)
+            {
+                await audit(transaction);
+            }
+
+            await transaction.CommitAsync(cancellationToken);
+            return written;
         }
         catch (Exception e) when (StoreFailure.IsUnavailable(e) || e is OperationCanceledException)
         {
@@ -133,7 +149,7 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
         }
     }
 
-    private static async Task<long?> WriteTokensAsync(System.Data.Common.DbConnection connection, long? expectedVersion, object values)
+    private static async Task<long?> WriteTokensAsync(DbConnection connection, DbTransaction? transaction, long? expectedVersion, object values)
     {
         if (expectedVersion is null)
         {
@@ -145,7 +161,7 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
                 ON CONFLICT (resource, environment, owner) DO NOTHING
                 RETURNING version
                 """,
-                values);
+                values, transaction);
         }
 
         return await connection.ExecuteScalarAsync<long?>(
@@ -157,7 +173,7 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
             WHERE resource = @Resource AND environment = @Environment AND owner = @Owner AND version = @expected
             RETURNING version
             """,
-            values);
+            values, transaction);
     }
 
     /// <summary>Marks a refresh as under way, before the provider is asked (see <see cref="StoredCredential.RefreshStartedAt"/>).</summary>
@@ -167,22 +183,29 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
         UpdateAsync(key, expectedVersion, $"refresh_started_at = {(database.Kind == StoreKind.Postgres ? ReplicaHeartbeat.StoreNow : "@now")}, refresh_owner = @refreshOwner",
             new { refreshOwner = owner }, cancellationToken);
 
-    /// <summary>Records a failed refresh: the state, the provider's error (never a token) and when to try again.</summary>
+    /// <summary>
+    /// Records a failed refresh: the state, the provider's error (never a token) and when to try again. <paramref name="audit"/>
+    /// stages the failure's audit event in the same transaction, whether or not the row had moved on: the provider refused either way.
+    /// </summary>
     public Task<long?> RecordFailureAsync(
-        CredentialKey key, long expectedVersion, CredentialState state, string error, DateTimeOffset? nextRefreshAt, bool clearTokens, CancellationToken cancellationToken) =>
+        CredentialKey key, long expectedVersion, CredentialState state, string error, DateTimeOffset? nextRefreshAt, bool clearTokens, CancellationToken cancellationToken,
+        Func<DbTransaction, Task>? audit = null) =>
         UpdateAsync(
             key,
             expectedVersion,
             "state = @state, last_error = @error, next_refresh_at = @next, failure_count = failure_count + 1, refresh_started_at = NULL, refresh_owner = NULL" +
             (clearTokens ? ", refresh_token = NULL" : ""),
             new { state = StateName(state), error, next = nextRefreshAt.ToStore() },
-            cancellationToken);
+            cancellationToken,
+            audit);
 
     /// <summary>Records a failure for a credential that never had tokens, so a permanent failure is not retried on every request.</summary>
     public async Task InsertFailureAsync(
-        CredentialKey key, string parametersHash, CredentialState state, string error, DateTimeOffset? nextRefreshAt, CancellationToken cancellationToken)
+        CredentialKey key, string parametersHash, CredentialState state, string error, DateTimeOffset? nextRefreshAt, CancellationToken cancellationToken,
+        Func<DbTransaction, Task>? audit = null)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await connection.ExecuteAsync(
             $"""
             INSERT INTO credentials ({Columns}, created_at, updated_at)
@@ -190,7 +213,14 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
                     NULL, @next, 0, 1, @error, NULL, NULL, NULL, @now, @now)
             ON CONFLICT (resource, environment, owner) DO NOTHING
             """,
-            new { key.Resource, key.Environment, key.Owner, parametersHash, state = StateName(state), error, next = nextRefreshAt.ToStore(), now = time.GetUtcNow().ToStore() });
+            new { key.Resource, key.Environment, key.Owner, parametersHash, state = StateName(state), error, next = nextRefreshAt.ToStore(), now = time.GetUtcNow().ToStore() },
+            transaction);
+        if (audit is not null)
+        {
+            await audit(transaction);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
     }
 
     /// <summary>Records that a credential was used (coarsely: the caller decides how often).</summary>
@@ -202,26 +232,43 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
             new { key.Resource, key.Environment, key.Owner, now = time.GetUtcNow().ToStore() });
     }
 
-    public async Task<bool> DeleteAsync(CredentialKey key, CancellationToken cancellationToken)
+    /// <summary>Deletes a credential; <paramref name="audit"/> stages its audit event in the same transaction.</summary>
+    public async Task<bool> DeleteAsync(CredentialKey key, CancellationToken cancellationToken, Func<DbTransaction, Task>? audit = null)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        return await connection.ExecuteAsync(
-            "DELETE FROM credentials WHERE resource = @Resource AND environment = @Environment AND owner = @Owner", key) > 0;
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var deleted = await connection.ExecuteAsync(
+            "DELETE FROM credentials WHERE resource = @Resource AND environment = @Environment AND owner = @Owner", key, transaction) > 0;
+        if (audit is not null)
+        {
+            await audit(transaction);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return deleted;
     }
 
-    private async Task<long?> UpdateAsync(CredentialKey key, long expectedVersion, string set, object extra, CancellationToken cancellationToken)
+    private async Task<long?> UpdateAsync(
+        CredentialKey key, long expectedVersion, string set, object extra, CancellationToken cancellationToken, Func<DbTransaction, Task>? audit = null)
     {
         var parameters = new SqlParameters();
         parameters.AddProperties(extra);
         parameters.AddProperties(new { key.Resource, key.Environment, key.Owner, expected = expectedVersion, now = time.GetUtcNow().ToStore() });
-        await using var connection = await database.OpenAsync(cancellationToken);
-        return await connection.ExecuteScalarAsync<long?>(
-            $"""
-            UPDATE credentials SET {set}, version = version + 1, updated_at = @now
+        const string Where = """
             WHERE resource = @Resource AND environment = @Environment AND owner = @Owner AND version = @expected
             RETURNING version
-            """,
-            parameters);
+            """;
+        await using var connection = await database.OpenAsync(cancellationToken);
+        if (audit is null)
+        {
+            return await connection.ExecuteScalarAsync<long?>($"UPDATE credentials SET {set}, version = version + 1, updated_at = @now\n{Where}", parameters);
+        }
+
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var written = await connection.ExecuteScalarAsync<long?>($"UPDATE credentials SET {set}, version = version + 1, updated_at = @now\n{Where}", parameters, transaction);
+        await audit(transaction);
+        await transaction.CommitAsync(cancellationToken);
+        return written;
     }
 
     internal static string StateName(CredentialState state) => state switch

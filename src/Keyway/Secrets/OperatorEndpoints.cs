@@ -11,12 +11,8 @@ internal static class OperatorEndpoints
     {
         var group = api.MapGroup("/operator").WithTags("Operator");
 
-        group.MapPost("/rekey", async Task<Accepted<RekeyStatus>> (RekeyJob job, HttpContext http, IAuditLog audit, CancellationToken ct) =>
-            {
-                var status = await job.StartAsync(ct);
-                await audit.RecordDurableAsync(new AuditEntry("operator.rekey") { Actor = Caller.From(http.User), Detail = new Dictionary<string, object?> { ["total"] = status.Total } }, CancellationToken.None);
-                return TypedResults.Accepted("/api/v1/operator/rekey", status);
-            })
+        group.MapPost("/rekey", async Task<Accepted<RekeyStatus>> (RekeyJob job, HttpContext http, CancellationToken ct) =>
+                TypedResults.Accepted("/api/v1/operator/rekey", await job.StartAsync(Caller.From(http.User), ct)))
             .Requires(Permission.Admin)
             .WithSummary("Start a rekey: re-wrap data keys under the primary master key, rotate the data key, re-encrypt every stored secret and credential token. 409 while one runs.");
 

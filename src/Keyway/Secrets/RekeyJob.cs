@@ -2,7 +2,9 @@ using System.Data.Common;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
+using Keyway.Access;
 using Keyway.Api;
+using Keyway.Audit;
 using Keyway.Credentials;
 using Keyway.Environments;
 using Keyway.Storage;
@@ -70,7 +72,7 @@ internal sealed record EncryptedColumn(string Table, IReadOnlyList<string> KeyCo
 /// key (cheap: no decryption). Each row is replaced only if its ciphertext is still the one that
 /// was read (compare-and-swap), so a concurrent write is never overwritten. One job per process at a time.
 /// </remarks>
-internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProvider time, ILogger<RekeyJob> logger) : IHostedService, IDisposable
+internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProvider time, IAuditLog audit, ILogger<RekeyJob> logger) : IHostedService, IDisposable
 {
     public const int DefaultBatchSize = 200;
 
@@ -105,6 +107,7 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
     private readonly string _owner = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
     private readonly CancellationTokenSource _stopping = new();
     private RekeyStatus? _status;
+    private Caller? _actor;
     private Task _job = Task.CompletedTask;
 
     /// <summary>Rows per transaction.</summary>
@@ -125,9 +128,13 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
         return stored is null ? RekeyStatus.Never : Describe(stored);
     }
 
-    /// <summary>Starts the job in the background and returns its first status.</summary>
+    /// <summary>
+    /// Starts the job in the background and returns its first status. The <c>operator.rekey</c> event of
+    /// <paramref name="actor"/> is in the store before the job changes anything; its outcome
+    /// (<c>operator.rekey.complete</c> or <c>operator.rekey.fail</c>) commits with the job's final state.
+    /// </summary>
     /// <exception cref="KeywayException">409 <c>conflict</c>: a rekey is already running.</exception>
-    public async Task<RekeyStatus> StartAsync(CancellationToken ct)
+    public async Task<RekeyStatus> StartAsync(Caller? actor, CancellationToken ct)
     {
         lock (_lock)
         {
@@ -146,6 +153,8 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
             {
                 throw AlreadyRunning(stored.Status);
             }
+
+            await audit.RecordDurableAsync(new AuditEntry("operator.rekey") { Actor = actor }, ct);
         }
         catch
         {
@@ -159,6 +168,7 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
 
         lock (_lock)
         {
+            _actor = actor;
             _job = Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
             return _status!;
         }
@@ -191,7 +201,7 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
                 FinishedAt = time.GetUtcNow(),
                 UpdatedAt = time.GetUtcNow(),
             };
-            await WriteStateAsync(status, ct);
+            await WriteOutcomeAsync(status, ct);
             Publish(status);
             Log.Completed(logger, status.Done, status.Reencrypted, status.DataKeyId ?? "?");
             return status;
@@ -212,7 +222,7 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
             Publish(failed);
             try
             {
-                await WriteStateAsync(failed, CancellationToken.None);
+                await WriteOutcomeAsync(failed, CancellationToken.None);
             }
             catch (Exception inner) when (inner is DbException or InvalidOperationException)
             {
@@ -454,6 +464,30 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
     {
         await using var connection = await database.OpenAsync(ct);
         await WriteStateAsync(connection, null, status);
+    }
+
+    /// <summary>Writes the job's final state and its outcome's audit event in one transaction.</summary>
+    private async Task WriteOutcomeAsync(RekeyStatus status, CancellationToken ct)
+    {
+        var completed = status.State == RekeyStatus.Completed;
+        var entry = new AuditEntry(completed ? "operator.rekey.complete" : "operator.rekey.fail", completed ? AuditOutcome.Success : AuditOutcome.Failure)
+        {
+            Actor = _actor,
+            Detail = new Dictionary<string, object?>
+            {
+                ["total"] = status.Total,
+                ["done"] = status.Done,
+                ["reencrypted"] = status.Reencrypted,
+                ["dataKey"] = status.DataKeyId,
+                ["error"] = status.Error,
+            },
+        };
+        await using var connection = await database.OpenAsync(ct);
+        await using var transaction = await connection.BeginTransactionAsync(ct);
+        await WriteStateAsync(connection, transaction, status);
+        await audit.StageAsync(transaction, entry, ct);
+        await transaction.CommitAsync(ct);
+        audit.NotifyStaged();
     }
 
     private Task<int> WriteStateAsync(DbConnection connection, DbTransaction? transaction, RekeyStatus status) =>

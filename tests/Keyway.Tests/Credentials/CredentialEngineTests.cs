@@ -214,6 +214,38 @@ public sealed class CredentialEngineTests
     }
 
     [Fact]
+    public async Task Each_transition_stages_its_event_in_the_transaction_that_stores_it_and_is_told_after_the_commit()
+    {
+        await using var f = await EngineFixture.CreateAsync();
+        // What another connection sees while each event is staged: the state before the transition, so the
+        // event is inside the transaction that writes the transition, not after it.
+        var staged = new List<(CredentialEventKind Kind, string? Visible)>();
+        var told = new List<CredentialEventKind>();
+        f.Events.Stage = async (e, transaction) => staged.Add((e.Kind, await CommittedStateAsync(f)));
+        f.Events.Raised += e => told.Add(e.Kind);
+        var provider = new FakeTokenProvider(f.Time) { ExpiresIn = 60 };
+
+        await f.Engine.GetAsync(Key, provider, default);
+        f.Time.Advance(TimeSpan.FromSeconds(61));
+        provider.FailNext(TokenResult.Fail(FailureKind.Transient, "temporarily_unavailable"));
+        await Assert.ThrowsAsync<CredentialException>(async () => await f.Engine.GetAsync(Key, provider, default));
+        f.Time.Advance(TimeSpan.FromMinutes(10));
+        await f.Engine.GetAsync(Key, provider, default);
+        await f.Engine.ForgetAsync(Key, default);
+
+        Assert.Equal(
+            [(CredentialEventKind.Refreshed, null), (CredentialEventKind.RefreshFailed, "valid"), (CredentialEventKind.Recovered, "expired"), (CredentialEventKind.Disconnected, "valid")],
+            staged);
+        Assert.Equal([CredentialEventKind.Refreshed, CredentialEventKind.RefreshFailed, CredentialEventKind.Recovered, CredentialEventKind.Disconnected], told);
+    }
+
+    private static async Task<string?> CommittedStateAsync(EngineFixture f)
+    {
+        await using var connection = await f.Database.OpenAsync(default);
+        return await Keyway.Storage.Sql.ExecuteScalarAsync<string?>(connection, "SELECT state FROM credentials");
+    }
+
+    [Fact]
     public async Task A_misconfigured_client_fails_once_and_stays_failed_until_the_configuration_changes()
     {
         await using var f = await EngineFixture.CreateAsync();

@@ -5,6 +5,7 @@ using Keyway.Credentials;
 using Keyway.Environments;
 using Keyway.Secrets;
 using Keyway.Storage;
+using Keyway.Tests.Audit;
 using Keyway.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
@@ -20,6 +21,7 @@ public sealed class RekeyTests : IAsyncLifetime
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2025, 3, 1, 12, 0, 0, TimeSpan.Zero));
     private readonly byte[] _keyA = RandomNumberGenerator.GetBytes(32);
     private readonly byte[] _keyB = RandomNumberGenerator.GetBytes(32);
+    private readonly RecordingAuditLog _audit = new();
     private Database _database = null!;
 
     public async Task InitializeAsync()
@@ -159,8 +161,8 @@ public sealed class RekeyTests : IAsyncLifetime
         var hold = await blocker.BeginTransactionAsync();
         await blocker.ExecuteAsync("UPDATE meta SET value = value WHERE key = 'none'", transaction: hold);
 
-        var started = await job.StartAsync(CancellationToken.None);
-        var conflict = await Assert.ThrowsAsync<KeywayException>(() => job.StartAsync(CancellationToken.None));
+        var started = await job.StartAsync(null, CancellationToken.None);
+        var conflict = await Assert.ThrowsAsync<KeywayException>(() => job.StartAsync(null, CancellationToken.None));
 
         Assert.Equal(RekeyStatus.Running, started.State);
         Assert.Equal((409, "conflict"), (conflict.Status, conflict.Code));
@@ -170,6 +172,9 @@ public sealed class RekeyTests : IAsyncLifetime
             TimeSpan.FromSeconds(30), "the rekey to finish");
         Assert.Equal(RekeyStatus.Completed, (await job.GetStatusAsync(CancellationToken.None)).State);
         Assert.All(await CiphertextsAsync(), row => Assert.True(ring.IsCurrent(row.Ciphertext)));
+        // One start (the conflict recorded nothing), then the outcome with the final state.
+        Assert.Equal(["operator.rekey", "operator.rekey.complete"], _audit.Entries.Select(e => e.Action));
+        Assert.Equal(1L, _audit.Entries[1].Detail!["reencrypted"]);
     }
 
     [Fact]
@@ -315,7 +320,7 @@ public sealed class RekeyTests : IAsyncLifetime
     }
 
     private RekeyJob Job(KeyRing ring, int batchSize = RekeyJob.DefaultBatchSize) =>
-        new(_database, ring, _time, NullLogger<RekeyJob>.Instance) { BatchSize = batchSize };
+        new(_database, ring, _time, _audit, NullLogger<RekeyJob>.Instance) { BatchSize = batchSize };
 
     private static EncryptedColumn Column(string table, string column) =>
         RekeyJob.Columns.Single(c => c.Table == table && c.Column == column);

@@ -311,7 +311,7 @@ internal sealed partial class AccessPolicy : IDisposable
             message = $"'{caller.UserName}' lacks the '{name}' permission{on}{inEnv}. Ask {ask} to grant it ('keyway permission grant {resource ?? "RESOURCE"} --user {caller.UserName} --permission {name}').";
         }
 
-        throw new KeywayException(StatusCodes.Status403Forbidden, "forbidden", message);
+        throw new AccessDeniedException(message, resource, environment);
     }
 
     /// <summary>Who owns a resource (user names and group names), for messages.</summary>
@@ -479,4 +479,13 @@ internal static class AccessEndpointExtensions
     public static TBuilder Anonymous<TBuilder>(this TBuilder builder)
         where TBuilder : IEndpointConventionBuilder =>
         builder.WithMetadata(new AnonymousAccess());
+}
+
+/// <summary>A 403 <c>forbidden</c> from <see cref="AccessPolicy.Demand"/>: what was refused where, for the audit log's denial.</summary>
+internal sealed class AccessDeniedException(string message, string? resource, string? environment)
+    : KeywayException(StatusCodes.Status403Forbidden, "forbidden", message)
+{
+    public string? Resource { get; } = resource;
+
+    public string? Environment { get; } = environment;
 }

@@ -38,10 +38,12 @@ internal static class AuditEntries
     /// <summary>A 403: who was refused what, where.</summary>
     public static AuditEntry Denied(Caller caller, HttpContext http, KeywayException e)
     {
+        // What Demand refused names the resource and environment; route values are gone by the time the exception handler runs.
+        var refused = e as AccessDeniedException;
         var routes = http.Request.RouteValues;
-        var resource = routes["resource"] as string
+        var resource = refused?.Resource ?? routes["resource"] as string
                        ?? (http.Request.Path.StartsWithSegments("/api/v1/resources") ? routes["name"] as string : null);
-        var environment = http.Request.Query["environment"].FirstOrDefault()
+        var environment = refused?.Environment ?? http.Request.Query["environment"].FirstOrDefault()
                           ?? http.Request.Headers[Proxy.ProxyEndpoints.EnvironmentHeader].FirstOrDefault();
         return new AuditEntry("access.denied", AuditOutcome.Denied)
         {

@@ -197,6 +197,9 @@ internal static partial class KeywayServer
         }
 
         var app = builder.Build();
+        // The proxy first, then routing (called here, or WebApplication would put it ahead of everything).
+        app.UseProxy(proxyPorts);
+        app.UseRouting();
         app.UseExceptionHandler();
         app.UseEmptyErrorProblems();
         if (proxyPorts is not null)

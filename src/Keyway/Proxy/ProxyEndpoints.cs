@@ -23,10 +23,10 @@ internal static partial class ProxyEndpoints
 
     public static IEndpointRouteBuilder MapProxy(this IEndpointRouteBuilder routes)
     {
-        // A plain RequestDelegate over services resolved once: minimal-API binding would resolve
-        // eight services and build an argument list on every proxied request.
+        // Reached only by requests UseProxy passes on (none, on a default setup); mapped so that the route
+        // listing and the access matrix know the proxy. A plain RequestDelegate over services resolved once.
         var handler = ActivatorUtilities.CreateInstance<Handler>(routes.ServiceProvider);
-        routes.Map("/proxy/{resource}/{**path}", (RequestDelegate)handler.ForwardAsync)
+        routes.Map("/proxy/{resource}/{**path}", (RequestDelegate)handler.ForwardRoutedAsync)
             .WithName("Proxy")
             .WithTags("Proxy")
             .WithSummary("Pass a request through to a resource with its credential attached.")
@@ -36,16 +36,142 @@ internal static partial class ProxyEndpoints
         return routes;
     }
 
+    /// <summary>
+    /// The proxy as the first middleware: <c>/proxy/{resource}/{**path}</c> is answered here, ahead of routing,
+    /// the exception-handler middleware and the session, antiforgery and authentication middlewares. None of
+    /// them has anything to do for it: the proxy takes API keys only (read here, as the authentication fast
+    /// path reads them), checks its own permission, and its errors go to the same exception handler the rest of
+    /// Keyway uses. A request on a listener that does not serve the proxy (<c>--proxy-urls</c>) goes on, to the
+    /// middleware that refuses it.
+    /// </summary>
+    public static IApplicationBuilder UseProxy(this IApplicationBuilder app, HashSet<int>? proxyPorts)
+    {
+        var services = app.ApplicationServices;
+        var handler = ActivatorUtilities.CreateInstance<Handler>(services);
+        var keys = services.GetRequiredService<ApiKeyService>();
+        var errors = services.GetServices<Microsoft.AspNetCore.Diagnostics.IExceptionHandler>().ToArray();
+        return app.Use(next => context =>
+            (proxyPorts is null || proxyPorts.Contains(context.Connection.LocalPort)) && TryMatch(context.Request.Path, out var resource, out var path)
+                ? ServeAsync(context, resource, path, handler, keys, errors)
+                : next(context));
+    }
+
+    /// <summary>
+    /// <c>/proxy/{resource}/{**path}</c> as routing matches it: the prefix in any case, a resource segment that is
+    /// not empty, and the rest of the (decoded) path, null when there is none. False sends the request on to
+    /// routing, so a form this does not claim is answered exactly as before.
+    /// </summary>
+    internal static bool TryMatch(PathString requestPath, out string resource, out string? path)
+    {
+        resource = "";
+        path = null;
+        if (!requestPath.StartsWithSegments("/proxy", StringComparison.OrdinalIgnoreCase, out var rest) || !rest.HasValue)
+        {
+            return false;
+        }
+
+        var value = rest.Value!;
+        var slash = value.IndexOf('/', 1);
+        resource = slash < 0 ? value[1..] : value[1..slash];
+        if (resource.Length == 0)
+        {
+            return false;
+        }
+
+        path = slash < 0 || slash == value.Length - 1 ? null : value[(slash + 1)..];
+        // An empty segment after the resource (//) is left to routing, which decides it as it always has.
+        return path is null || path[0] != '/';
+    }
+
+    private static Task ServeAsync(
+        HttpContext context, string resource, string? path, Handler handler, ApiKeyService keys, Microsoft.AspNetCore.Diagnostics.IExceptionHandler[] errors)
+    {
+        var headers = context.Request.Headers;
+        if (SignIn.Sessions.HasApiKey(headers) && ApiKeyAuthenticationHandler.TryReadToken(headers, out var token))
+        {
+            if (keys.TryCached(token) is not { } cached)
+            {
+                return AuthenticateThenServeAsync(context, resource, path, handler, keys, token.ToString(), errors);
+            }
+
+            context.User = ApiKeyAuthenticationHandler.PrincipalOf(cached);
+        }
+
+        var forwarding = handler.ForwardAsync(context, resource, path);
+        return forwarding.IsCompletedSuccessfully ? Task.CompletedTask : AwaitAsync(forwarding, context, errors);
+    }
+
+    private static async Task AuthenticateThenServeAsync(
+        HttpContext context, string resource, string? path, Handler handler, ApiKeyService keys, string token, Microsoft.AspNetCore.Diagnostics.IExceptionHandler[] errors)
+    {
+        try
+        {
+            if (await keys.AuthenticateAsync(token, context.RequestAborted) is { } caller)
+            {
+                context.User = ApiKeyAuthenticationHandler.PrincipalOf(caller);
+            }
+        }
+        catch (Exception e)
+        {
+            await HandleAsync(context, e, errors);
+            return;
+        }
+
+        await AwaitAsync(handler.ForwardAsync(context, resource, path), context, errors);
+    }
+
+    private static async Task AwaitAsync(Task forwarding, HttpContext context, Microsoft.AspNetCore.Diagnostics.IExceptionHandler[] errors)
+    {
+        try
+        {
+            await forwarding;
+        }
+        catch (Exception e)
+        {
+            await HandleAsync(context, e, errors);
+        }
+    }
+
+    /// <summary>What the exception-handler middleware does for the rest of Keyway: problem+json, or an aborted answer once it has started.</summary>
+    private static async Task HandleAsync(HttpContext context, Exception exception, Microsoft.AspNetCore.Diagnostics.IExceptionHandler[] errors)
+    {
+        if (context.Response.HasStarted)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(exception);
+        }
+
+        if (exception is OperationCanceledException && context.RequestAborted.IsCancellationRequested)
+        {
+            // The caller went away: nobody to answer.
+            context.Response.StatusCode = StatusCodes.Status499ClientClosedRequest;
+            return;
+        }
+
+        context.Response.Clear();
+        context.Response.StatusCode = StatusCodes.Status500InternalServerError;
+        foreach (var handler in errors)
+        {
+            if (await handler.TryHandleAsync(context, exception, context.RequestAborted))
+            {
+                return;
+            }
+        }
+
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(exception);
+    }
+
     private sealed class Handler(
         IHttpForwarder forwarder, OutboundClient outbound, ResourceService resources, ResourceResolver resolver,
         AccessPolicy access, CredentialEngine engine, IAuditLog audit, TrafficAudit traffic, TimeProvider time, KnownSecrets known)
     {
-        public Task ForwardAsync(HttpContext context)
+        public Task ForwardRoutedAsync(HttpContext context)
         {
             var values = context.Request.RouteValues;
-            return ProxyEndpoints.ForwardAsync(context, (string)values["resource"]!, values["path"] as string,
-                forwarder, outbound, resources, resolver, access, engine, audit, traffic, time, known);
+            return ForwardAsync(context, (string)values["resource"]!, values["path"] as string);
         }
+
+        public Task ForwardAsync(HttpContext context, string resource, string? path) =>
+            ProxyEndpoints.ForwardAsync(context, resource, path, forwarder, outbound, resources, resolver, access, engine, audit, traffic, time, known);
     }
 
     private static async Task ForwardAsync(

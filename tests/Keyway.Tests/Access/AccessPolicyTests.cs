@@ -101,7 +101,7 @@ public sealed class AccessPolicyTests
     {
         var policy = new AccessPolicy([Grant("billing", PrincipalKinds.User, "u9", "own"), Grant("billing", PrincipalKinds.Group, "ops", "own")]);
 
-        var e = Assert.Throws<KeywayException>(() => policy.Demand(Member(), Permission.Use, "billing", "production"));
+        var e = Assert.Throws<AccessDeniedException>(() => policy.Demand(Member(), Permission.Use, "billing", "production"));
 
         Assert.Equal(403, e.Status);
         Assert.Equal("forbidden", e.Code);

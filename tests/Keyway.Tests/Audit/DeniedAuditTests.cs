@@ -34,7 +34,7 @@ public sealed class DeniedAuditTests
         var handler = new KeywayExceptionHandler(NullLogger<KeywayExceptionHandler>.Instance, audit);
         var member = new Caller("u_bob", "bob", Caller.MemberRole, "k_bob", null);
         var http = Request(member);
-        var denied = Assert.Throws<KeywayException>(() => new AccessPolicy([]).Demand(member, Permission.Use, "billing", "staging"));
+        var denied = Assert.Throws<AccessDeniedException>(() => new AccessPolicy([]).Demand(member, Permission.Use, "billing", "staging"));
 
         Assert.True(await handler.TryHandleAsync(http, denied, CancellationToken.None));
 

@@ -35,6 +35,16 @@ public abstract class AccessTests<TFixture>(TFixture fixture) : IClassFixture<TF
         await Expect.ProblemAsync(saved, 403, "forbidden");
         Assert.DoesNotContain(fixture.Upstream.Requests, r => r.Path == "/base/x");
 
+        // Each refusal is in the audit log, naming the resource it was about.
+        JsonArray denials = [];
+        await Poll.UntilAsync(async () =>
+        {
+            var page = await Expect.SuccessAsync(await Admin.GetAsync($"/api/v1/audit?resource={resource}&action=access.denied"));
+            denials = page["events"]!.AsArray();
+            return denials.Count == 3;
+        }, TimeSpan.FromSeconds(30), "three access.denied events");
+        Assert.Contains(denials, e => ((string)e!["detail"]!["path"]!).StartsWith($"/proxy/{resource}/x", StringComparison.Ordinal));
+
         // The member with use gets through all three.
         Assert.Equal(200, (int)(await Expect.StatusAsync(await member.PostAsJsonAsync($"/api/v1/resources/{resource}/run", new { method = "GET", path = "/x" }), 200))["status"]!);
         Assert.Equal(HttpStatusCode.OK, (await member.GetAsync($"/proxy/{resource}/x")).StatusCode);

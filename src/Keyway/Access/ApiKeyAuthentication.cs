@@ -45,29 +45,35 @@ internal sealed class ApiKeyAuthenticationHandler(
     internal static string? ReadToken(IHeaderDictionary headers) => TryReadToken(headers, out var token) ? token.ToString() : null;
 
     /// <summary>The API key the request carries, without copying it out of the header value.</summary>
-    internal static bool TryReadToken(IHeaderDictionary headers, out ReadOnlySpan<char> token)
+    internal static bool TryReadToken(IHeaderDictionary headers, out ReadOnlySpan<char> token) => TryReadToken(headers, out _, out token);
+
+    /// <summary>The API key the request carries, and the header value it was read from.</summary>
+    internal static bool TryReadToken(IHeaderDictionary headers, out string header, out ReadOnlySpan<char> token)
     {
         var explicitToken = headers[TokenHeader];
         if (explicitToken.Count == 1 && !string.IsNullOrWhiteSpace(explicitToken[0]))
         {
-            token = explicitToken[0].AsSpan().Trim();
+            header = explicitToken[0]!;
+            token = header.AsSpan().Trim();
             return true;
         }
 
+        header = "";
         token = default;
         var authorization = headers.Authorization;
-        if (authorization.Count != 1)
+        if (authorization.Count != 1 || authorization[0] is not { } value)
         {
             return false;
         }
 
-        var value = authorization[0].AsSpan().Trim();
-        if (!value.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        var trimmed = value.AsSpan().Trim();
+        if (!trimmed.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
         {
             return false;
         }
 
-        token = value[7..].Trim();
+        header = value;
+        token = trimmed[7..].Trim();
         return true;
     }
 }

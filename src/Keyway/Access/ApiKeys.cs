@@ -186,7 +186,45 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
     /// The hot path: hash the token on the stack and look it up without allocating (a verified
     /// caller is cached under the hex of its hash). Null when the key is not cached (it may still be valid).
     /// </summary>
-    public Caller? TryCached(ReadOnlySpan<char> token)
+    public Caller? TryCached(ReadOnlySpan<char> token) => Cached(token, time.GetUtcNow())?.Caller;
+
+    /// <summary>
+    /// <see cref="TryCached(ReadOnlySpan{char})"/> for a request on a keep-alive HTTP/1.x connection, without hashing the
+    /// token again when the connection's previous request carried the same header. Kestrel hands back the very same
+    /// string instance for a known header whose bytes repeat on a connection, so a reference comparison with the
+    /// string remembered on the connection proves the token is the same; the remembered entry still has to be
+    /// valid now and no key, user or grant may have changed since (<see cref="_generation"/>). Only HTTP/1.x: its
+    /// requests on one connection come one after another, so the connection's items are never touched by two at once.
+    /// </summary>
+    public Caller? TryCached(HttpContext context, string header, ReadOnlySpan<char> token)
+    {
+        var now = time.GetUtcNow();
+        var generation = Interlocked.Read(ref _generation);
+        var items = HttpProtocol.IsHttp11(context.Request.Protocol) || HttpProtocol.IsHttp10(context.Request.Protocol)
+            ? context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionItemsFeature>()?.Items
+            : null;
+        if (items is null)
+        {
+            return Cached(token, now)?.Caller;
+        }
+
+        if (items.TryGetValue(typeof(ConnectionMemo), out var remembered) && remembered is ConnectionMemo memo
+            && ReferenceEquals(memo.Header, header) && memo.Generation == generation && memo.Entry.IsValidAt(now))
+        {
+            return memo.Entry.Caller;
+        }
+
+        if (Cached(token, now) is not { } entry)
+        {
+            return null;
+        }
+
+        items[typeof(ConnectionMemo)] = new ConnectionMemo(header, entry, generation);
+        return entry.Caller;
+    }
+
+    /// <summary>The verified caller cached for a token (by the hex of its hash, looked up without allocating), if still valid.</summary>
+    private CachedCaller? Cached(ReadOnlySpan<char> token, DateTimeOffset now)
     {
         var byteCount = Encoding.UTF8.GetMaxByteCount(token.Length);
         if (byteCount > 512)
@@ -200,11 +238,11 @@ internal sealed class ApiKeyService(Database database, TimeProvider time, Change
         Sha256(utf8[..written], hash);
         Span<char> hex = stackalloc char[64];
         Convert.TryToHexStringLower(hash, hex, out _);
-        var now = time.GetUtcNow();
-        return _cache.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(hex, out var cached) && cached.IsValidAt(now)
-            ? cached.Caller
-            : null;
+        return _cache.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(hex, out var cached) && cached.IsValidAt(now) ? cached : null;
     }
+
+    /// <summary>The header a connection's last request was verified by, what it verified to, and the key generation then.</summary>
+    private sealed record ConnectionMemo(string Header, CachedCaller Entry, long Generation);
 
     private async ValueTask<Caller?> AuthenticateSlowAsync(string token, CancellationToken cancellationToken)
     {

@@ -97,7 +97,10 @@ internal static partial class KeywayServer
         }
 
         services.AddSingleton<IAlertSink, NoAlerts>();
+        services.AddSingleton(VariableOptions.FromEnvironment());
         services.AddSingleton<VariableService>();
+        services.AddHostedService<SecretExpirySweep>();
+        services.AddSingleton<Attention>();
         services.AddSingleton<ResourceService>();
         services.AddSingleton<ResourceAuthoring>();
         services.AddSingleton<ResourceResolver>();
@@ -227,6 +230,7 @@ internal static partial class KeywayServer
         api.MapPermissions();
         api.MapRights();
         api.MapRouteList();
+        api.MapStatus();
         api.MapSignIn();
         app.MapProxy();
         app.MapOAuthCallback();

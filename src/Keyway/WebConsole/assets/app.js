@@ -27,7 +27,7 @@ const $ = (id) => document.getElementById(id);
 const main = () => $('main');
 
 function show(...nodes) {
-  main().replaceChildren(...nodes.flat());
+  main().replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined));
   main().focus({ preventScroll: true });
 }
 
@@ -625,7 +625,7 @@ async function renderQueries() {
 }
 
 // ---- Variables (admin) --------------------------------------------------------------------
-async function renderVariables(environment) {
+async function renderVariables(environment, openVersions) {
   environment = environment && state.environments.includes(environment) ? environment : 'production';
   const { variables } = await api('GET', `/environments/${encodeURIComponent(environment)}/variables`);
   const vpath = (n) => `/environments/${encodeURIComponent(environment)}/variables/${encodeURIComponent(n)}`;
@@ -651,8 +651,8 @@ async function renderVariables(environment) {
             if (!confirm(`Make version ${v.version} of ${name} current again in ${environment}?`)) return;
             const written = await api('POST', vpath(name) + '/rollback', { version: v.version });
             notice(`${name} rolled back to the value of version ${v.version} (now version ${written.version}).`, 'ok');
-            await renderVariables(environment);
-            await drawVersions(name);
+            // The whole page again (the table shows the new version), with this list open.
+            await renderVariables(environment, name);
           }),
         }, 'Roll back')),
       ]), 'No versions.'));
@@ -740,6 +740,7 @@ async function renderVariables(environment) {
       },
       field('Name', h('input', { name: 'env', required: true, placeholder: 'staging' })),
       h('button', { type: 'submit' }, 'Create'))));
+  if (openVersions) await drawVersions(openVersions);
 }
 
 // ---- API keys -----------------------------------------------------------------------------

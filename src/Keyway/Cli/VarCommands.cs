@@ -39,8 +39,13 @@ internal static class VarCommands
                 $"api/v1/environments/{Uri.EscapeDataString(env)}/variables/{Uri.EscapeDataString(name)}",
                 new
                 {
-                    value = text, secret = isSecret, expiresAt = parse.GetValue(expires), origins = parse.GetValue(origin) is { Length: > 0 } o ? o : null,
-                    keepVersions = parse.GetValue(keep), rotateEvery = parse.GetValue(rotateEvery), expiredPolicy = parse.GetValue(expiredPolicy),
+                    value = text,
+                    secret = isSecret,
+                    expiresAt = parse.GetValue(expires),
+                    origins = parse.GetValue(origin) is { Length: > 0 } o ? o : null,
+                    keepVersions = parse.GetValue(keep),
+                    rotateEvery = parse.GetValue(rotateEvery),
+                    expiredPolicy = parse.GetValue(expiredPolicy),
                 }, ct);
             output.Success($"{(isSecret ? "Secret" : "Variable")} '{name}' set in '{env}' (version {Output.Str(doc?["version"])}).", doc);
         }));

@@ -103,8 +103,14 @@ internal static class EnvironmentEndpoints
                         Target = name,
                         Detail = new Dictionary<string, object?>
                         {
-                            ["secret"] = written.Secret, ["version"] = written.Version, ["expiresAt"] = written.ExpiresAt, ["expiresFrom"] = written.ExpiresFrom,
-                            ["origins"] = written.Origins, ["keepVersions"] = written.KeepVersions, ["rotateEvery"] = written.RotateEvery, ["expiredPolicy"] = written.ExpiredPolicy,
+                            ["secret"] = written.Secret,
+                            ["version"] = written.Version,
+                            ["expiresAt"] = written.ExpiresAt,
+                            ["expiresFrom"] = written.ExpiresFrom,
+                            ["origins"] = written.Origins,
+                            ["keepVersions"] = written.KeepVersions,
+                            ["rotateEvery"] = written.RotateEvery,
+                            ["expiredPolicy"] = written.ExpiredPolicy,
                         },
                     }, ct),
                     new VariablePolicy(body.KeepVersions, body.RotateEvery, body.ExpiredPolicy), new VersionAuthor(caller.UserName, caller.ApiKeyId));

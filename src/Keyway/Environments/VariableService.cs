@@ -231,9 +231,20 @@ internal sealed partial class VariableService(Database database, KeyRing keys, T
             """,
             new
             {
-                environment, name, secret = secret ? 1 : 0, version, expiresAt = expiry.ToStore(), now, originsJson, keepOrigins = origins is null ? 1 : 0,
-                keep, rotateEvery, expiredPolicy,
-                setKeep = policy?.KeepVersions is null ? 0 : 1, setRotate = policy?.RotateEvery is null ? 0 : 1, setPolicy = policy?.ExpiredPolicy is null ? 0 : 1,
+                environment,
+                name,
+                secret = secret ? 1 : 0,
+                version,
+                expiresAt = expiry.ToStore(),
+                now,
+                originsJson,
+                keepOrigins = origins is null ? 1 : 0,
+                keep,
+                rotateEvery,
+                expiredPolicy,
+                setKeep = policy?.KeepVersions is null ? 0 : 1,
+                setRotate = policy?.RotateEvery is null ? 0 : 1,
+                setPolicy = policy?.ExpiredPolicy is null ? 0 : 1,
             },
             transaction);
         await InsertVersionAsync(connection, transaction, new NewVersion(environment, name, version, secret, value, expiry, expiresFrom, now, null, author), now);

@@ -4,7 +4,7 @@ using Spectre.Console;
 
 namespace Keyway.Cli;
 
-/// <summary><c>keyway var set|get|list|delete|bind|unbind</c>: configuration variables, secret or plain.</summary>
+/// <summary><c>keyway var set|get|list|delete|bind|unbind|versions|rollback</c>: configuration variables, secret or plain.</summary>
 internal static class VarCommands
 {
     public static Command Create(CliIo io)
@@ -22,7 +22,13 @@ internal static class VarCommands
             Description = "A secret: an origin its value may be sent to (https://api.example.com, https://*.example.com); repeat for more. Left out, the binding stays as it was.",
             AllowMultipleArgumentsPerToken = false,
         };
-        var set = new Command("set", "Set a variable. The value comes from --value, else stdin (piped), else a hidden prompt.") { setName, setEnv, secret, value, expires, origin };
+        var keep = new Option<int?>("--keep-versions") { Description = "How many versions to keep, the current one included (0: the server's default). Left out, unchanged." };
+        var rotateEvery = new Option<string?>("--rotate-every") { Description = "How often the value should be rotated: 90d, 12h or P90D (\"\": no policy). Left out, unchanged." };
+        var expiredPolicy = new Option<string?>("--expired-policy") { Description = "Once expired: warn (used, flagged, alerted) or block (refused with secret_expired). Left out, unchanged." };
+        var set = new Command("set", "Set a variable. The value comes from --value, else stdin (piped), else a hidden prompt. A JWT's exp is its expiry unless --expires-at says otherwise.")
+        {
+            setName, setEnv, secret, value, expires, origin, keep, rotateEvery, expiredPolicy,
+        };
         set.SetAction(io.Client(async (client, output, parse, ct) =>
         {
             var name = parse.GetValue(setName)!;
@@ -31,7 +37,16 @@ internal static class VarCommands
             var text = parse.GetValue(value) ?? await ReadValueAsync(io, name, isSecret, ct);
             var doc = await client.PutAsync(
                 $"api/v1/environments/{Uri.EscapeDataString(env)}/variables/{Uri.EscapeDataString(name)}",
-                new { value = text, secret = isSecret, expiresAt = parse.GetValue(expires), origins = parse.GetValue(origin) is { Length: > 0 } o ? o : null }, ct);
+                new
+                {
+                    value = text,
+                    secret = isSecret,
+                    expiresAt = parse.GetValue(expires),
+                    origins = parse.GetValue(origin) is { Length: > 0 } o ? o : null,
+                    keepVersions = parse.GetValue(keep),
+                    rotateEvery = parse.GetValue(rotateEvery),
+                    expiredPolicy = parse.GetValue(expiredPolicy),
+                }, ct);
             output.Success($"{(isSecret ? "Secret" : "Variable")} '{name}' set in '{env}' (version {Output.Str(doc?["version"])}).", doc);
         }));
 
@@ -45,7 +60,9 @@ internal static class VarCommands
             output.Details(doc,
                 ("name", Output.Str(doc?["name"])), ("environment", Output.Str(doc?["environment"])),
                 ("secret", Output.Str(doc?["secret"])), ("value", SecretAware(doc!)), ("version", Output.Str(doc?["version"])),
-                ("updated", Output.When(doc?["updatedAt"])), ("expires", Output.When(doc?["expiresAt"])), ("origins", OriginsOf(doc!)));
+                ("updated", Output.When(doc?["updatedAt"])), ("expires", Expiry(doc!)), ("rotate every", Output.Str(doc?["rotateEvery"])),
+                ("rotate by", Output.When(doc?["rotateBy"])), ("expired policy", Output.Str(doc?["expiredPolicy"])), ("keep versions", Output.Str(doc?["keepVersions"])),
+                ("attention", Output.Str(doc?["attention"])), ("origins", OriginsOf(doc!)));
         }));
 
         var listEnv = Env();
@@ -55,7 +72,8 @@ internal static class VarCommands
             var doc = await client.GetAsync($"api/v1/environments/{Uri.EscapeDataString(parse.GetValue(listEnv)!)}/variables", ct);
             output.Table(doc, doc?["variables"] as JsonArray,
                 ("NAME", v => Output.Str(v["name"])), ("SECRET", v => v["secret"]?.GetValue<bool>() == true ? "yes" : "no"),
-                ("VALUE", SecretAware), ("VERSION", v => Output.Str(v["version"])), ("ORIGINS", OriginsOf), ("UPDATED", v => Output.When(v["updatedAt"])));
+                ("VALUE", SecretAware), ("VERSION", v => Output.Str(v["version"])), ("ORIGINS", OriginsOf), ("UPDATED", v => Output.When(v["updatedAt"])),
+                ("EXPIRES", Expiry), ("ROTATE BY", v => Output.When(v["rotateBy"])), ("ATTENTION", v => Output.Str(v["attention"])));
         }));
 
         var delName = new Argument<string>("name") { Description = "The variable's name." };
@@ -95,12 +113,38 @@ internal static class VarCommands
                 : $"Secret '{name}' in '{env}' may be sent only to {OriginsOf(doc!)}.", doc);
         }));
 
+        var versionsName = new Argument<string>("name") { Description = "The variable's name." };
+        var versionsEnv = Env();
+        var versions = new Command("versions", "List a variable's stored versions, newest first: who set each, when, its expiry. Never a value.") { versionsName, versionsEnv };
+        versions.SetAction(io.Client(async (client, output, parse, ct) =>
+        {
+            var doc = await client.GetAsync(VariablePath(parse.GetValue(versionsEnv)!, parse.GetValue(versionsName)!) + "/versions", ct);
+            output.Table(doc, doc?["versions"] as JsonArray,
+                ("VERSION", v => Output.Str(v["version"])), ("STATE", v => Output.Str(v["state"])),
+                ("SET BY", v => Output.Str(v["setBy"]) + (v["setByKey"] is { } key ? $" (key {Output.Str(key)})" : "")),
+                ("SET AT", v => Output.When(v["setAt"])), ("EXPIRES", Expiry),
+                ("RESTORED FROM", v => Output.Str(v["restoredFrom"])));
+        }));
+
+        var rollbackName = new Argument<string>("name") { Description = "The variable's name." };
+        var rollbackVersion = new Option<long>("--version") { Description = "The version whose value becomes current again (keyway var versions NAME).", Required = true };
+        var rollbackEnv = Env();
+        var rollback = new Command("rollback", "Make an earlier version's value current again, as a new version.") { rollbackName, rollbackVersion, rollbackEnv };
+        rollback.SetAction(io.Client(async (client, output, parse, ct) =>
+        {
+            var (name, env, version) = (parse.GetValue(rollbackName)!, parse.GetValue(rollbackEnv)!, parse.GetValue(rollbackVersion));
+            var doc = await client.PostAsync(VariablePath(env, name) + "/rollback", new { version }, ct);
+            output.Success($"'{name}' in '{env}' rolled back to the value of version {version} (now version {Output.Str(doc?["version"])}).", doc);
+        }));
+
         command.Subcommands.Add(set);
         command.Subcommands.Add(get);
         command.Subcommands.Add(list);
         command.Subcommands.Add(delete);
         command.Subcommands.Add(bind);
         command.Subcommands.Add(unbind);
+        command.Subcommands.Add(versions);
+        command.Subcommands.Add(rollback);
         return command;
     }
 
@@ -120,6 +164,11 @@ internal static class VarCommands
 
     private static string OriginsOf(JsonNode v) =>
         v["secret"]?.GetValue<bool>() != true ? "-" : Origins(v) is { Length: > 0 } o ? string.Join(", ", o) : "(anywhere)";
+
+    /// <summary>An expiry with where it came from, and a flag once it has passed.</summary>
+    private static string Expiry(JsonNode v) =>
+        v["expiresAt"] is null ? "-"
+        : Output.When(v["expiresAt"]) + (v["expiresFrom"]?.GetValue<string>() == "jwt" ? " (jwt)" : "") + (v["expired"]?.GetValue<bool>() == true || v["attention"]?.GetValue<string>() == "expired" ? " EXPIRED" : "");
 
     private static string SecretAware(JsonNode v) => v["secret"]?.GetValue<bool>() == true ? "(secret)" : Output.Str(v["value"]);
 

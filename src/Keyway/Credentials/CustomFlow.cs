@@ -68,11 +68,13 @@ internal sealed class CustomFlowProvider(
         Flow.RefreshSchedule?.GetNextOccurrence(after.UtcDateTime, TimeZoneInfo.Utc) is { } next ? new DateTimeOffset(next, TimeSpan.Zero) : null;
 
     /// <summary>
-    /// The flow's shape, the environment, and the values of the plain (not secret) variables the flow
-    /// reads: a session minted against another login URL or user name is not reused. Secret values
-    /// are left out, so rotating a password does not throw away a working session.
+    /// The flow's shape, the environment, the values of the plain variables the flow reads, and the
+    /// versions of the secret ones: a session minted against another login URL or user name is not
+    /// reused, and a new password (or a rollback) logs in again with it. A secret counts by its
+    /// version (<paramref name="versions"/>), never its value, which is not hashed into the store.
     /// </summary>
-    public static string HashParameters(CompiledCustomFlow flow, string environment, IReadOnlyDictionary<string, object?> variables)
+    public static string HashParameters(
+        CompiledCustomFlow flow, string environment, IReadOnlyDictionary<string, object?> variables, IReadOnlyDictionary<string, long>? versions = null)
     {
         var text = new StringBuilder("custom\n").Append(flow.ShapeHash).Append('\n').Append(environment);
         foreach (var name in flow.FlowVariables.Order(StringComparer.Ordinal))
@@ -81,6 +83,10 @@ internal sealed class CustomFlowProvider(
             if (variables.TryGetValue(name, out var value) && value is string plain)
             {
                 text.Append(plain);
+            }
+            else if (versions is not null && versions.TryGetValue(name, out var version))
+            {
+                text.Append('#').Append(version);
             }
         }
 

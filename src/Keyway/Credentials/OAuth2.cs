@@ -50,8 +50,16 @@ internal sealed record OAuth2Settings
     public SecretBindings Bindings { get; init; } = SecretBindings.None;
 
     /// <summary>
-    /// Everything that shapes the tokens (not the client secret or password: rotating those must not
-    /// throw away a working grant). Tokens stored under another hash are not used.
+    /// The versions of the secret variables the settings were rendered from (<c>NAME#3</c>, sorted), never their values.
+    /// </summary>
+    public string SecretVersions { get; init; } = "";
+
+    /// <summary>
+    /// Everything that shapes the tokens. For a grant Keyway can acquire again by itself (client
+    /// credentials, password) that includes the versions of the secrets it was rendered from: a new
+    /// client secret or password (or a rollback) re-acquires the token with it. For an authorization
+    /// code grant it does not: rotating the client secret must not throw away a grant only a person
+    /// can give again; the next refresh uses the new secret. Tokens stored under another hash are not used.
     /// </summary>
     public string ParametersHash
     {
@@ -59,6 +67,11 @@ internal sealed record OAuth2Settings
         {
             var text = string.Join('\n', Grant, Issuer, TokenUrl, ClientId, Scope, Audience, ResourceIndicator, Username,
                 string.Join('&', ExtraParameters.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => p.Key + "=" + p.Value)));
+            if (Grant is "client_credentials" or "password" && SecretVersions.Length > 0)
+            {
+                text += "\n" + SecretVersions;
+            }
+
             return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..32];
         }
     }

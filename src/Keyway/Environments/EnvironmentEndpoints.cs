@@ -9,7 +9,16 @@ internal static class EnvironmentEndpoints
 {
     /// <summary>The body of <c>PUT /api/v1/environments/{env}/variables/{name}</c>.</summary>
     /// <remarks><c>Origins</c>: where a secret may be sent; left out, a secret keeps its binding; <c>[]</c> unbinds it.</remarks>
-    internal sealed record SetVariableRequest(string? Value, bool Secret = false, DateTimeOffset? ExpiresAt = null, List<string>? Origins = null);
+    /// <remarks>
+    /// <c>KeepVersions</c>, <c>RotateEvery</c>, <c>ExpiredPolicy</c>: left out, the variable keeps what it had;
+    /// <c>keepVersions</c> 0 is the server's default, <c>rotateEvery</c> "" removes the policy.
+    /// </remarks>
+    internal sealed record SetVariableRequest(
+        string? Value, bool Secret = false, DateTimeOffset? ExpiresAt = null, List<string>? Origins = null,
+        int? KeepVersions = null, string? RotateEvery = null, string? ExpiredPolicy = null);
+
+    /// <summary>The body of <c>POST /api/v1/environments/{env}/variables/{name}/rollback</c>.</summary>
+    internal sealed record RollbackRequest(long? Version);
 
     /// <summary>The body of <c>PUT /api/v1/environments/{env}/variables/{name}/origins</c>.</summary>
     internal sealed record SetOriginsRequest(List<string>? Origins);
@@ -85,19 +94,67 @@ internal static class EnvironmentEndpoints
                 }
 
                 // The name, the secret flag and the version: never the value.
+                var caller = Caller.From(http.User)!;
                 var info = await service.SetAsync(env, name, body.Value, body.Secret, body.ExpiresAt, ct, body.Origins, (transaction, written) => audit.StageAsync(transaction,
                     new AuditEntry("variable.set")
                     {
-                        Actor = Caller.From(http.User),
+                        Actor = caller,
                         Environment = env,
                         Target = name,
-                        Detail = new Dictionary<string, object?> { ["secret"] = written.Secret, ["version"] = written.Version, ["expiresAt"] = written.ExpiresAt, ["origins"] = written.Origins },
-                    }, ct));
+                        Detail = new Dictionary<string, object?>
+                        {
+                            ["secret"] = written.Secret,
+                            ["version"] = written.Version,
+                            ["expiresAt"] = written.ExpiresAt,
+                            ["expiresFrom"] = written.ExpiresFrom,
+                            ["origins"] = written.Origins,
+                            ["keepVersions"] = written.KeepVersions,
+                            ["rotateEvery"] = written.RotateEvery,
+                            ["expiredPolicy"] = written.ExpiredPolicy,
+                        },
+                    }, ct),
+                    new VariablePolicy(body.KeepVersions, body.RotateEvery, body.ExpiredPolicy), new VersionAuthor(caller.UserName, caller.ApiKeyId));
                 audit.NotifyStaged();
                 return TypedResults.Ok(info);
             })
             .Requires(Permission.Admin)
             .WithSummary("Set a variable. A secret gets a new version each time; its value is never returned. 'origins' binds a secret to where it may be sent.");
+
+        group.MapGet("/{env}/variables/{name}/versions", async Task<Results<Ok<VersionList>, ProblemHttpResult>> (
+                string env, string name, VariableService service, CancellationToken ct) =>
+                await service.ListVersionsAsync(env, name, ct) is { } versions
+                    ? TypedResults.Ok(new VersionList(env, name, versions))
+                    : Problems.NotFound($"There is no variable '{name}' in environment '{env}'."))
+            .Requires(Permission.Admin)
+            .WithSummary("List a variable's stored versions, newest first: number, state, who set it, when, expiry. Never a value.");
+
+        group.MapPost("/{env}/variables/{name}/rollback", async Task<Results<Ok<VariableInfo>, ProblemHttpResult>> (
+                string env, string name, RollbackRequest? body, VariableService service, HttpContext http, IAuditLog audit, CancellationToken ct) =>
+            {
+                if (body?.Version is not { } version)
+                {
+                    return Problems.BadRequest("Send the version to roll back to as JSON: {\"version\": 3}. See them: keyway var versions NAME --env ENV");
+                }
+
+                var caller = Caller.From(http.User)!;
+                var rolled = await service.RollbackAsync(env, name, version, new VersionAuthor(caller.UserName, caller.ApiKeyId), ct, (transaction, written) => audit.StageAsync(transaction,
+                    new AuditEntry("variable.rollback")
+                    {
+                        Actor = caller,
+                        Environment = env,
+                        Target = name,
+                        Detail = new Dictionary<string, object?> { ["secret"] = written.Secret, ["version"] = written.Version, ["restoredFrom"] = version, ["expiresAt"] = written.ExpiresAt },
+                    }, ct));
+                if (rolled is not { } info)
+                {
+                    return Problems.NotFound($"There is no variable '{name}' in environment '{env}'.");
+                }
+
+                audit.NotifyStaged();
+                return TypedResults.Ok(info);
+            })
+            .Requires(Permission.Admin)
+            .WithSummary("Make an earlier version's value current again, as a new version (restoredFrom names the one copied).");
 
         group.MapPut("/{env}/variables/{name}/origins", async Task<Results<Ok<VariableInfo>, ProblemHttpResult>> (
                 string env, string name, SetOriginsRequest? body, VariableService service, HttpContext http, IAuditLog audit, CancellationToken ct) =>
@@ -145,6 +202,8 @@ internal static class EnvironmentEndpoints
     }
 
     internal sealed record VariableList(IReadOnlyList<VariableInfo> Variables);
+
+    internal sealed record VersionList(string Environment, string Name, IReadOnlyList<VariableVersionInfo> Versions);
 }
 
 /// <summary>The body of <c>GET /api/v1/environments</c>.</summary>

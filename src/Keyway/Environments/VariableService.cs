@@ -12,17 +12,36 @@ namespace Keyway.Environments;
 internal sealed record EnvironmentInfo(string Name, string? Description, DateTimeOffset CreatedAt);
 
 /// <summary>A configuration variable as the API shows it: a secret's <c>Value</c> is always null.</summary>
-/// <remarks><c>Origins</c>: where a secret's value may be sent; null when it is not bound.</remarks>
+/// <remarks>
+/// <c>Origins</c>: where a secret's value may be sent; null when it is not bound. <c>Version</c> is the
+/// current version. <c>ExpiresFrom</c>: <c>set</c> (given with the value) or <c>jwt</c> (the value's
+/// <c>exp</c> claim). <c>RotateBy</c>: when the value was first set plus <c>RotateEvery</c>.
+/// <c>Attention</c>: <c>expired</c>, <c>rotate_overdue</c> or null.
+/// </remarks>
 internal sealed record VariableInfo(
     string Environment, string Name, bool Secret, string? Value, long Version,
-    DateTimeOffset? ExpiresAt, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, IReadOnlyList<string>? Origins = null);
+    DateTimeOffset? ExpiresAt, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, IReadOnlyList<string>? Origins = null)
+{
+    public string? ExpiresFrom { get; init; }
+
+    public string? RotateEvery { get; init; }
+
+    public DateTimeOffset? RotateBy { get; init; }
+
+    public string ExpiredPolicy { get; init; } = Environments.ExpiredPolicy.Warn;
+
+    public int KeepVersions { get; init; }
+
+    public string? Attention { get; init; }
+}
 
 /// <summary>
 /// The current values of one environment's variables: plain values as strings, secret values as
 /// <see cref="Secret"/>. Built once per change and shared by every request.
 /// </summary>
 internal sealed class EnvironmentValues(
-    string environment, IReadOnlyDictionary<string, object?> values, IReadOnlyDictionary<string, IReadOnlyList<OriginPattern>>? origins = null)
+    string environment, IReadOnlyDictionary<string, object?> values, IReadOnlyDictionary<string, IReadOnlyList<OriginPattern>>? origins = null,
+    IReadOnlyDictionary<string, long>? versions = null, IReadOnlyDictionary<string, DateTimeOffset>? blockedAfter = null)
 {
     public string Environment { get; } = environment;
 
@@ -42,6 +61,16 @@ internal sealed class EnvironmentValues(
     private Redactor? _redactor;
 
     public bool IsSecret(string name) => All.TryGetValue(name, out var v) && v is Secret;
+
+    /// <summary>The current version of each secret: what dependent credentials are keyed by, never the value.</summary>
+    public IReadOnlyDictionary<string, long> Versions { get; } = versions ?? new Dictionary<string, long>(StringComparer.Ordinal);
+
+    /// <summary>The secrets whose expired policy is <c>block</c>, with their expiry: refused once it has passed.</summary>
+    public IReadOnlyDictionary<string, DateTimeOffset> BlockedAfter { get; } = blockedAfter ?? new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
+
+    /// <summary>The versions of those of <paramref name="names"/> that are secrets here, as <c>NAME#3</c> sorted.</summary>
+    public string VersionsOf(IEnumerable<string> names) =>
+        string.Join(',', names.Where(Versions.ContainsKey).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select(n => n + "#" + Versions[n]));
 
     /// <summary>The origins each bound secret may be sent to (unbound secrets are absent).</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<OriginPattern>> Origins { get; } =
@@ -64,8 +93,10 @@ internal sealed class EnvironmentValues(
 }
 
 /// <summary>Environments and their configuration variables. Secret values are encrypted at rest and write-only.</summary>
-internal sealed class VariableService(Database database, KeyRing keys, TimeProvider time, ChangeFeed changes)
+internal sealed partial class VariableService(Database database, KeyRing keys, TimeProvider time, ChangeFeed changes, VariableOptions? options = null)
 {
+    private readonly VariableOptions _options = options ?? new VariableOptions();
+
     public const string Production = "production";
 
     private readonly ConcurrentDictionary<string, Task<EnvironmentValues>> _values = new(StringComparer.Ordinal);
@@ -163,15 +194,20 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
     }
 
     /// <summary>
-    /// Sets a variable: a new version each time. A secret's value is encrypted before it is stored.
-    /// <paramref name="audit"/> runs in the same transaction, given the variable as written.
+    /// Sets a variable: a new current version each time (older ones retired, and pruned past the
+    /// variable's keep count in the same transaction). A secret's value is encrypted before it is stored.
+    /// Its expiry is <paramref name="expiresAt"/> if given, else the value's own when it is a JWT.
+    /// <paramref name="policy"/>'s null members keep what the variable had. <paramref name="audit"/> runs
+    /// in the same transaction, given the variable as written.
     /// </summary>
     public async Task<VariableInfo> SetAsync(
         string environment, string name, string value, bool secret, DateTimeOffset? expiresAt, CancellationToken cancellationToken,
-        IReadOnlyList<string>? origins = null, Func<DbTransaction, VariableInfo, Task>? audit = null)
+        IReadOnlyList<string>? origins = null, Func<DbTransaction, VariableInfo, Task>? audit = null, VariablePolicy? policy = null, VersionAuthor author = default)
     {
         Names.RequireVariable(name);
         var originsJson = origins is null ? null : OriginsJson(origins, secret);
+        var (keep, rotateEvery, expiredPolicy) = CheckPolicy(policy);
+        var (expiry, expiresFrom) = expiresAt is { } given ? (given, "set") : SecretPolicy.JwtExpiry(value) is { } exp ? (exp, "jwt") : ((DateTimeOffset?)null, (string?)null);
         var now = time.GetUtcNow().ToStore();
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -181,31 +217,37 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
                 $"The environment '{environment}' does not exist. Create it first: keyway env create {environment}");
         }
 
-        var current = await connection.ExecuteScalarAsync<long?>(
-            "SELECT version FROM variables WHERE environment = @environment AND name = @name", new { environment, name }, transaction);
-        var version = (current ?? 0) + 1;
+        var version = await NextVersionAsync(connection, transaction, environment, name);
         await connection.ExecuteAsync(
             """
-            INSERT INTO variables (environment, name, secret, version, expires_at, created_at, updated_at, origins)
-            VALUES (@environment, @name, @secret, @version, @expiresAt, @now, @now, @originsJson)
+            INSERT INTO variables (environment, name, secret, version, expires_at, created_at, updated_at, origins, keep_versions, rotate_every, expired_policy)
+            VALUES (@environment, @name, @secret, @version, @expiresAt, @now, @now, @originsJson, @keep, @rotateEvery, @expiredPolicy)
             ON CONFLICT (environment, name) DO UPDATE SET secret = excluded.secret, version = excluded.version,
                 expires_at = excluded.expires_at, updated_at = excluded.updated_at,
-                origins = CASE WHEN @keepOrigins = 1 AND excluded.secret = 1 THEN variables.origins ELSE excluded.origins END
+                origins = CASE WHEN @keepOrigins = 1 AND excluded.secret = 1 THEN variables.origins ELSE excluded.origins END,
+                keep_versions = CASE WHEN @setKeep = 1 THEN excluded.keep_versions ELSE variables.keep_versions END,
+                rotate_every = CASE WHEN @setRotate = 1 THEN excluded.rotate_every ELSE variables.rotate_every END,
+                expired_policy = CASE WHEN @setPolicy = 1 THEN excluded.expired_policy ELSE variables.expired_policy END
             """,
-            new { environment, name, secret = secret ? 1 : 0, version, expiresAt = expiresAt.ToStore(), now, originsJson, keepOrigins = origins is null ? 1 : 0 },
-            transaction);
-        await connection.ExecuteAsync(
-            "INSERT INTO variable_versions (environment, name, version, value, ciphertext, created_at) VALUES (@environment, @name, @version, @plain, @ciphertext, @now)",
             new
             {
                 environment,
                 name,
+                secret = secret ? 1 : 0,
                 version,
-                plain = secret ? null : value,
-                ciphertext = secret ? keys.Encrypt(new Secret(value), AssociatedData(environment, name, version)) : null,
+                expiresAt = expiry.ToStore(),
                 now,
+                originsJson,
+                keepOrigins = origins is null ? 1 : 0,
+                keep,
+                rotateEvery,
+                expiredPolicy,
+                setKeep = policy?.KeepVersions is null ? 0 : 1,
+                setRotate = policy?.RotateEvery is null ? 0 : 1,
+                setPolicy = policy?.ExpiredPolicy is null ? 0 : 1,
             },
             transaction);
+        await InsertVersionAsync(connection, transaction, new NewVersion(environment, name, version, secret, value, expiry, expiresFrom, now, null, author), now);
         var info = (await QueryAsync(connection, transaction, environment, name))[0];
         if (audit is not null)
         {
@@ -329,7 +371,7 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<ValueRow>(
             """
-            SELECT v.name, v.secret, v.version, v.origins, vv.value, vv.ciphertext
+            SELECT v.name, v.secret, v.version, v.origins, v.expires_at, v.expired_policy, vv.value, vv.ciphertext
             FROM variables v JOIN variable_versions vv
               ON vv.environment = v.environment AND vv.name = v.name AND vv.version = v.version
             WHERE v.environment = @environment
@@ -337,8 +379,19 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
             new { environment });
         var values = new Dictionary<string, object?>(StringComparer.Ordinal);
         var origins = new Dictionary<string, IReadOnlyList<OriginPattern>>(StringComparer.Ordinal);
+        var versions = new Dictionary<string, long>(StringComparer.Ordinal);
+        var blocked = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
         foreach (var row in rows)
         {
+            if (row.Secret != 0)
+            {
+                versions[row.Name] = row.Version;
+                if (row.ExpiredPolicy == ExpiredPolicy.Block && row.ExpiresAt is { } expires)
+                {
+                    blocked[row.Name] = Time.From(expires);
+                }
+            }
+
             if (row.Secret != 0 && ReadOrigins(row.Origins) is { } bound)
             {
                 origins[row.Name] = bound.Select(o => OriginPattern.TryParse(o, out var p, out _) ? p! : throw new InvalidDataException($"The stored origin of '{row.Name}' is not valid.")).ToArray();
@@ -349,7 +402,7 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
                 : row.Value ?? "";
         }
 
-        return new EnvironmentValues(environment, values, origins);
+        return new EnvironmentValues(environment, values, origins, versions, blocked);
     }
 
     /// <summary>
@@ -375,20 +428,35 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
         return await QueryAsync(connection, null, environment, name);
     }
 
-    private static async Task<IReadOnlyList<VariableInfo>> QueryAsync(DbConnection connection, DbTransaction? transaction, string environment, string? name)
+    private async Task<IReadOnlyList<VariableInfo>> QueryAsync(DbConnection connection, DbTransaction? transaction, string environment, string? name)
     {
         var rows = await connection.QueryAsync<VariableRow>(
             """
-            SELECT v.environment, v.name, v.secret, v.version, v.expires_at, v.created_at, v.updated_at, v.origins, vv.value
+            SELECT v.environment, v.name, v.secret, v.version, v.expires_at, v.created_at, v.updated_at, v.origins, vv.value,
+                   v.keep_versions, v.rotate_every, v.expired_policy, vv.expires_from, vv.value_set_at
             FROM variables v JOIN variable_versions vv
               ON vv.environment = v.environment AND vv.name = v.name AND vv.version = v.version
             WHERE v.environment = @environment AND (@name IS NULL OR v.name = @name)
             ORDER BY v.name
             """,
             new { environment, name }, transaction);
-        return rows.Select(r => new VariableInfo(
-            r.Environment, r.Name, r.Secret != 0, r.Secret != 0 ? null : r.Value, r.Version,
-            Time.From(r.ExpiresAt), Time.From(r.CreatedAt), Time.From(r.UpdatedAt), r.Secret != 0 ? ReadOrigins(r.Origins) : null)).ToList();
+        var now = time.GetUtcNow();
+        return rows.Select(r =>
+        {
+            var rotateBy = r.RotateEvery is { } every ? Time.From(r.ValueSetAt ?? r.UpdatedAt) + TimeSpan.FromSeconds(every) : (DateTimeOffset?)null;
+            var expiresAt = Time.From(r.ExpiresAt);
+            return new VariableInfo(
+                r.Environment, r.Name, r.Secret != 0, r.Secret != 0 ? null : r.Value, r.Version,
+                expiresAt, Time.From(r.CreatedAt), Time.From(r.UpdatedAt), r.Secret != 0 ? ReadOrigins(r.Origins) : null)
+            {
+                ExpiresFrom = r.ExpiresAt is null ? null : r.ExpiresFrom ?? "set",
+                RotateEvery = r.RotateEvery is { } e ? SecretPolicy.Format(TimeSpan.FromSeconds(e)) : null,
+                RotateBy = rotateBy,
+                ExpiredPolicy = r.ExpiredPolicy ?? ExpiredPolicy.Warn,
+                KeepVersions = (int)(r.KeepVersions ?? _options.KeepVersions),
+                Attention = expiresAt <= now ? "expired" : rotateBy <= now ? "rotate_overdue" : null,
+            };
+        }).ToList();
     }
 
     private sealed class EnvironmentRow
@@ -411,6 +479,11 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
         public long UpdatedAt { get; init; }
         public string? Origins { get; init; }
         public string? Value { get; init; }
+        public long? KeepVersions { get; init; }
+        public long? RotateEvery { get; init; }
+        public string? ExpiredPolicy { get; init; }
+        public string? ExpiresFrom { get; init; }
+        public long? ValueSetAt { get; init; }
     }
 
     private sealed class ValueRow
@@ -418,6 +491,8 @@ internal sealed class VariableService(Database database, KeyRing keys, TimeProvi
         public string Name { get; init; } = "";
         public long Secret { get; init; }
         public long Version { get; init; }
+        public long? ExpiresAt { get; init; }
+        public string? ExpiredPolicy { get; init; }
         public string? Origins { get; init; }
         public string? Value { get; init; }
         public byte[]? Ciphertext { get; init; }

@@ -97,7 +97,10 @@ internal static partial class KeywayServer
         }
 
         services.AddSingleton<IAlertSink, NoAlerts>();
+        services.AddSingleton(VariableOptions.FromEnvironment());
         services.AddSingleton<VariableService>();
+        services.AddHostedService<SecretExpirySweep>();
+        services.AddSingleton<Attention>();
         services.AddSingleton<ResourceService>();
         services.AddSingleton<ResourceAuthoring>();
         services.AddSingleton<ResourceResolver>();
@@ -230,6 +233,7 @@ internal static partial class KeywayServer
         api.MapPermissions();
         api.MapRights();
         api.MapRouteList();
+        api.MapStatus();
         api.MapSignIn();
         app.MapProxy();
         app.MapOAuthCallback();

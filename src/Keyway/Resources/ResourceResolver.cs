@@ -58,13 +58,19 @@ internal sealed class ResolvedResource
 }
 
 /// <summary>Resolves compiled resources, sharing the result per environment when no template reads the caller.</summary>
-internal sealed class ResourceResolver(VariableService variables, OAuth2Client oauth, CustomFlowClient custom)
+internal sealed class ResourceResolver(VariableService variables, OAuth2Client oauth, CustomFlowClient custom, TimeProvider time)
 {
     private readonly ConcurrentDictionary<(string Resource, string Environment), ResolvedResource> _shared = new();
 
     public async ValueTask<ResolvedResource> ResolveAsync(CompiledResource resource, string environment, Caller? caller, CancellationToken cancellationToken)
     {
         var values = await variables.GetValuesAsync(environment, cancellationToken);
+        if (values.BlockedAfter.Count > 0)
+        {
+            // Checked on every request, cached resolution or not: expiry is a matter of time, not of a change.
+            DemandNotExpired(resource, values);
+        }
+
         // Answers are redacted of every secret value held (old versions, other environments), not only this environment's.
         var known = await variables.Known.GetAsync(cancellationToken);
         if (!resource.UsesCurrentUser &&
@@ -81,6 +87,25 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
         }
 
         return resolved;
+    }
+
+    /// <summary>
+    /// Refuses (<c>409 secret_expired</c>) a request whose resolution reads a secret past its expiry whose
+    /// policy is <c>block</c>. A <c>warn</c> secret is used; the expiry sweep alerts about it.
+    /// </summary>
+    private void DemandNotExpired(CompiledResource resource, EnvironmentValues values)
+    {
+        var now = time.GetUtcNow();
+        foreach (var (name, expiredAt) in values.BlockedAfter)
+        {
+            if (now >= expiredAt && (resource.Variables.Contains(name) || (resource.ReadsAllVariables && Scopes.Visible(resource, values).ContainsKey(name))))
+            {
+                throw new KeywayException(StatusCodes.Status409Conflict, "secret_expired",
+                    $"The secret '{name}' in '{values.Environment}' expired at {expiredAt:yyyy-MM-dd HH:mm:ss}Z and its expired policy is 'block', so resource " +
+                    $"'{resource.Name}' is not used with it. An admin sets a new value (keyway var set {name} --env {values.Environment} --secret) " +
+                    $"or rolls back to one that has not expired (keyway var versions {name} --env {values.Environment}).");
+            }
+        }
     }
 
     private ResolvedResource Resolve(CompiledResource resource, EnvironmentValues values, Caller? caller, Redactor known)
@@ -207,13 +232,14 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
 
         if (resource.OAuth2 is { } compiled)
         {
-            var settings = compiled.Render(scope) with { Bindings = values.BindingsOf(Read(resource.OAuth2Variables)) };
+            var read = Read(resource.OAuth2Variables).ToList();
+            var settings = compiled.Render(scope) with { Bindings = values.BindingsOf(read), SecretVersions = values.VersionsOf(read) };
             return new CredentialBinding(resource.Name, values.Environment, new OAuth2TokenProvider(oauth, settings), compiled, resource.ShareCredentials);
         }
 
         if (resource.Custom is { } flow)
         {
-            var hash = CustomFlowProvider.HashParameters(flow, values.Environment, values.All);
+            var hash = CustomFlowProvider.HashParameters(flow, values.Environment, values.All, values.Versions);
             var provider = new CustomFlowProvider(custom, flow, scope, redactor, hash, values.BindingsOf(Read(resource.FlowVariables)));
             return new CredentialBinding(resource.Name, values.Environment, provider, flow, scope);
         }

@@ -48,6 +48,37 @@ public sealed class CliTests(SqliteKeyway fixture) : IClassFixture<SqliteKeyway>
     }
 
     [Fact]
+    public async Task Var_versions_and_rollback_show_and_restore_versions_and_status_lists_what_expired_without_a_value()
+    {
+        var variable = "CLI_VER_" + Guid.NewGuid().ToString("N")[..6].ToUpperInvariant();
+        var first = "cli-ver-one-" + Guid.NewGuid().ToString("N");
+        var second = "cli-ver-two-" + Guid.NewGuid().ToString("N");
+        var set1 = await Cli(first + "\n", "var", "set", variable, "--secret", "--expires-at", "2020-01-01T00:00:00Z", "--expired-policy", "block", "--keep-versions", "5");
+        var set2 = await Cli(second + "\n", "var", "set", variable, "--secret", "--rotate-every", "90d");
+
+        var versions = await Cli(null, "var", "versions", variable);
+        var rollback = await Cli(null, "var", "rollback", variable, "--version", "1");
+        var json = await Cli(null, "var", "versions", variable, "--json");
+        var status = await Cli(null, "status");
+        var statusJson = await Cli(null, "status", "--json");
+
+        Assert.True(set1.ExitCode == 0 && set2.ExitCode == 0, set1.Output + set2.Output);
+        Assert.True(versions.ExitCode == 0, versions.Output);
+        Assert.Contains("current", versions.StandardOutput);
+        Assert.Contains("retired", versions.StandardOutput);
+        Assert.True(rollback.ExitCode == 0, rollback.Output);
+        Assert.Contains("now version 3", rollback.StandardOutput);
+        var listed = JsonNode.Parse(json.StandardOutput)!["versions"]!.AsArray();
+        Assert.Equal(1, (int)listed[0]!["restoredFrom"]!);
+        Assert.True(status.ExitCode == 0, status.Output);
+        Assert.Contains(variable, status.StandardOutput);
+        var item = JsonNode.Parse(statusJson.StandardOutput)!["items"]!.AsArray().First(i => (string?)i!["name"] == variable)!;
+        Assert.Equal("expired", (string?)item["state"]);
+        Assert.DoesNotContain(first, versions.Output + rollback.Output + json.Output + status.Output + statusJson.Output);
+        Assert.DoesNotContain(second, versions.Output + rollback.Output + json.Output + status.Output + statusJson.Output);
+    }
+
+    [Fact]
     public async Task Apply_says_how_to_bind_an_unbound_secret_and_binds_it_when_asked_and_bind_and_unbind_change_it()
     {
         var variable = "CLI_BOUND_" + Guid.NewGuid().ToString("N")[..6].ToUpperInvariant();

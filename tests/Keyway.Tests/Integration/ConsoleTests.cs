@@ -472,6 +472,35 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
         return member;
     }
 
+    [Fact]
+    public async Task An_admin_lists_a_secrets_versions_and_rolls_one_back_without_a_value_on_the_page()
+    {
+        var variable = "CONSOLE_VER_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        var values = new[] { "CANARY-v1-" + Guid.NewGuid().ToString("N"), "CANARY-v2-" + Guid.NewGuid().ToString("N") };
+        foreach (var value in values)
+        {
+            await fixture.SetVariableAsync(variable, value, secret: true);
+        }
+
+        var page = await AdminPageAsync("/console#/variables");
+        var received = Record(page);
+        await page.Locator($"button[data-versions={variable}]").ClickAsync();
+        var versions = page.Locator("#variable-versions");
+        var currentNumber = versions.Locator("tr", new() { HasText = "current" }).Locator("td").First;
+        await Assertions.Expect(currentNumber).ToHaveTextAsync("2");
+        await versions.Locator("button[data-rollback='1']").ClickAsync();
+        await Assertions.Expect(currentNumber).ToHaveTextAsync("3");
+        await Assertions.Expect(versions).ToContainTextAsync("admin");
+
+        var current = await Expect.StatusAsync(await fixture.Admin.GetAsync($"/api/v1/environments/production/variables/{variable}/versions"), 200);
+        Assert.Equal(1, (int)current["versions"]![0]!["restoredFrom"]!);
+        var html = await page.ContentAsync();
+        var responses = await received();
+        Assert.All(values, v => Assert.DoesNotContain(v, html, StringComparison.Ordinal));
+        Assert.All(responses, r => Assert.All(values, v => Assert.DoesNotContain(v, r.Body, StringComparison.Ordinal)));
+        await page.Context.CloseAsync();
+    }
+
     /// <summary>A fresh browser at <paramref name="path"/>, signed in as admin there; it confirms every dialog.</summary>
     private async Task<IPage> AdminPageAsync(string path)
     {

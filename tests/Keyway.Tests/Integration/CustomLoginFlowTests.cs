@@ -103,6 +103,26 @@ public sealed class CustomLoginFlowTests(SqliteKeyway fixture) : IClassFixture<S
     }
 
     [Fact]
+    public async Task A_new_version_of_the_password_and_a_rollback_each_log_in_again_with_it()
+    {
+        var resource = await CustomResourceAsync();
+        await RunAsync(resource, "/data");
+        Assert.Equal(1, _api.Logins);
+
+        // The same password as a new version: the session made with the old version is not used again.
+        await fixture.SetVariableAsync(_passwordVariable, _password, secret: true);
+        await RunAsync(resource, "/data");
+        Assert.Equal(2, _api.Logins);
+        await RunAsync(resource, "/data");
+        Assert.Equal(2, _api.Logins);
+
+        var rollback = await Admin.PostAsJsonAsync($"/api/v1/environments/production/variables/{_passwordVariable}/rollback", new { version = 1 });
+        Assert.Equal(HttpStatusCode.OK, rollback.StatusCode);
+        await RunAsync(resource, "/data");
+        Assert.Equal(3, _api.Logins);
+    }
+
+    [Fact]
     public async Task The_first_use_logs_in_and_the_session_is_attached_through_run_and_the_proxy()
     {
         var resource = await CustomResourceAsync();

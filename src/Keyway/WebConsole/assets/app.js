@@ -27,7 +27,7 @@ const $ = (id) => document.getElementById(id);
 const main = () => $('main');
 
 function show(...nodes) {
-  main().replaceChildren(...nodes.flat());
+  main().replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined));
   main().focus({ preventScroll: true });
 }
 
@@ -625,13 +625,38 @@ async function renderQueries() {
 }
 
 // ---- Variables (admin) --------------------------------------------------------------------
-async function renderVariables(environment) {
+async function renderVariables(environment, openVersions) {
   environment = environment && state.environments.includes(environment) ? environment : 'production';
   const { variables } = await api('GET', `/environments/${encodeURIComponent(environment)}/variables`);
   const vpath = (n) => `/environments/${encodeURIComponent(environment)}/variables/${encodeURIComponent(n)}`;
   const secretBox = h('input', { type: 'checkbox', name: 'secret', checked: true });
   const value = h('input', { name: 'value', type: 'password', autocomplete: 'off', required: true });
   secretBox.addEventListener('change', () => { value.type = secretBox.checked ? 'password' : 'text'; });
+  const versionsCard = h('div', { class: 'card', id: 'variable-versions', hidden: true });
+  // A variable's versions, never a value: each earlier one can be made current again (as a new version).
+  async function drawVersions(name) {
+    const { versions } = await api('GET', vpath(name) + '/versions');
+    versionsCard.hidden = false;
+    versionsCard.replaceChildren(h('h2', {}, `Versions of ${name} in ${environment}`),
+      h('p', { class: 'muted' }, 'A rollback makes an earlier value current again as a new version; requests already under way finish with the value they started with.'),
+      table(['Version', 'State', 'Set by', 'Set at', 'Expires', 'Restored from', ''], versions.map((v) => [
+        String(v.version),
+        v.current ? badge('current', 'ok') : badge(v.state),
+        v.setBy ? v.setBy + (v.setByKey ? ` (key ${v.setByKey})` : '') : '—',
+        when(v.setAt),
+        v.expiresAt ? [when(v.expiresAt), v.expiresFrom === 'jwt' ? ' (jwt)' : '', v.expired ? [' ', badge('expired', 'bad')] : ''] : '—',
+        v.restoredFrom ? String(v.restoredFrom) : '—',
+        h('td', { class: 'actions' }, v.current || v.state === 'pending' ? null : h('button', {
+          type: 'button', class: 'secondary', 'data-rollback': String(v.version), onclick: (e) => act(e.currentTarget, async () => {
+            if (!confirm(`Make version ${v.version} of ${name} current again in ${environment}?`)) return;
+            const written = await api('POST', vpath(name) + '/rollback', { version: v.version });
+            notice(`${name} rolled back to the value of version ${v.version} (now version ${written.version}).`, 'ok');
+            // The whole page again (the table shows the new version), with this list open.
+            await renderVariables(environment, name);
+          }),
+        }, 'Roll back')),
+      ]), 'No versions.'));
+  }
   show(
     h('div', { class: 'head' },
       h('div', {}, h('h1', {}, 'Configuration variables'),
@@ -642,8 +667,13 @@ async function renderVariables(environment) {
       v.secret ? [badge('secret', 'warn'), ' ', h('span', { class: 'muted' }, 'hidden')] : h('span', { class: 'mono' }, v.value),
       String(v.version),
       !v.secret ? '—' : v.origins && v.origins.length ? h('span', { class: 'mono' }, v.origins.join(', ')) : h('span', { class: 'muted' }, 'any origin'),
-      v.expiresAt && new Date(v.expiresAt) < new Date() ? [when(v.expiresAt), ' ', badge('expired', 'bad')] : when(v.expiresAt), when(v.updatedAt),
-      h('td', { class: 'actions' }, v.secret ? h('button', {
+      [v.expiresAt && new Date(v.expiresAt) < new Date() ? [when(v.expiresAt), ' ', badge('expired', 'bad')] : when(v.expiresAt),
+        v.rotateBy ? [h('br'), h('span', { class: 'muted' }, 'rotate by '), when(v.rotateBy), v.attention === 'rotate_overdue' ? [' ', badge('overdue', 'warn')] : ''] : '',
+        v.expiredPolicy === 'block' ? [' ', badge('blocks when expired', 'warn')] : ''],
+      when(v.updatedAt),
+      h('td', { class: 'actions' }, h('button', {
+        type: 'button', class: 'secondary', 'data-versions': v.name, onclick: (e) => act(e.currentTarget, () => drawVersions(v.name)),
+      }, 'Versions'), v.secret ? h('button', {
         type: 'button', class: 'secondary', onclick: (e) => act(e.currentTarget, async () => {
           const text = prompt(`Origins ${v.name} may be sent to in ${environment}, separated by commas (https://api.example.com, https://*.example.com). Empty: any origin.`,
             (v.origins || []).join(', '));
@@ -661,6 +691,7 @@ async function renderVariables(environment) {
           await renderVariables(environment);
         }),
       }, 'Delete'))]), `No variables in ${environment} yet.`)),
+    versionsCard,
     h('div', { class: 'card' }, h('h2', {}, `Set a variable in ${environment}`),
       h('p', { class: 'muted' }, 'Setting a secret that exists makes a new version; the old one is kept for rollback.'),
       h('form', {
@@ -709,6 +740,7 @@ async function renderVariables(environment) {
       },
       field('Name', h('input', { name: 'env', required: true, placeholder: 'staging' })),
       h('button', { type: 'submit' }, 'Create'))));
+  if (openVersions) await drawVersions(openVersions);
 }
 
 // ---- API keys -----------------------------------------------------------------------------

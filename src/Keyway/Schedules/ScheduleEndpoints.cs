@@ -156,11 +156,19 @@ internal sealed class ScheduleTargets(
     ScheduleStore store, AccessPolicy access, ResourceService resources, QueryService queries, VariableService variables,
     CredentialService credentials, UserStore users)
 {
-    /// <summary>The schedule, if the caller may see it; a 404 otherwise (whether it exists is not told to those who may not see it).</summary>
-    public async Task<StoredSchedule> VisibleAsync(Caller caller, string name, CancellationToken ct) =>
-        await store.GetAsync(name, ct) is { } schedule && await MaySeeAsync(caller, schedule.Compiled, ct)
-            ? schedule
-            : throw new KeywayException(StatusCodes.Status404NotFound, "not_found", $"There is no schedule named '{name}' that you may see. List them with 'keyway schedule list'.");
+    /// <summary>The schedule, if the caller may see it: 404 when there is none, 403 (saying what is missing) when they may not.</summary>
+    public async Task<StoredSchedule> VisibleAsync(Caller caller, string name, CancellationToken ct)
+    {
+        var schedule = await store.GetAsync(name, ct)
+            ?? throw new KeywayException(StatusCodes.Status404NotFound, "not_found", $"There is no schedule named '{name}'. List them with 'keyway schedule list'.");
+        if (!await MaySeeAsync(caller, schedule.Compiled, ct))
+        {
+            var (permission, resource, environment) = ScheduleActionRunner.Requirement(schedule.Compiled, await QueryResourceAsync(schedule.Compiled, ct));
+            access.Demand(caller, permission == Permission.Admin || resource is null ? Permission.Admin : Permission.Read, resource, environment);
+        }
+
+        return schedule;
+    }
 
     /// <summary>Seeing a schedule needs read on its target's resource; a <c>verify</c> schedule is admin's.</summary>
     public async Task<bool> MaySeeAsync(Caller caller, CompiledSchedule schedule, CancellationToken ct)

@@ -68,10 +68,10 @@ internal static class ScheduleEndpoints
                 if (await store.GetAsync(name, ct) is { } existing)
                 {
                     // Replacing a schedule takes it over: that needs what it needs now, on its old target.
-                    await targets.DemandAsync(caller, existing.Compiled, ct);
+                    await targets.DemandAsync(caller, existing.Compiled, existing.OwnerId, ct);
                 }
 
-                await targets.DemandAsync(caller, compiled, ct);
+                await targets.DemandAsync(caller, compiled, null, ct);
                 await targets.CheckExistsAsync(caller, compiled, ct);
                 var (schedule, created) = await store.PutAsync(compiled, caller.UserId, caller.Scope, time.GetUtcNow(), ct,
                     (transaction, isNew) => audit.StageAsync(transaction, new AuditEntry("schedule.put")
@@ -103,7 +103,7 @@ internal static class ScheduleEndpoints
             {
                 var caller = Caller.From(http.User)!;
                 var schedule = await targets.VisibleAsync(caller, name, ct);
-                await targets.DemandAsync(caller, schedule.Compiled, ct);
+                await targets.DemandAsync(caller, schedule.Compiled, schedule.OwnerId, ct);
                 await store.DeleteAsync(name, ct, transaction => audit.StageAsync(transaction,
                     new AuditEntry("schedule.delete") { Actor = caller, Resource = schedule.Compiled.Definition.Resource, Target = name }, ct));
                 audit.NotifyStaged();
@@ -117,7 +117,7 @@ internal static class ScheduleEndpoints
             {
                 var caller = Caller.From(http.User)!;
                 var schedule = await targets.VisibleAsync(caller, name, ct);
-                await targets.DemandAsync(caller, schedule.Compiled, ct);
+                await targets.DemandAsync(caller, schedule.Compiled, schedule.OwnerId, ct);
                 // The run is the schedule's (as its owner, recorded in its history): it finishes even if the caller hangs up.
                 return TypedResults.Ok(await runner.RunNowAsync(schedule, lifetime.ApplicationStopping));
             })
@@ -161,7 +161,7 @@ internal sealed class ScheduleTargets(
     {
         var schedule = await store.GetAsync(name, ct)
             ?? throw new KeywayException(StatusCodes.Status404NotFound, "not_found", $"There is no schedule named '{name}'. List them with 'keyway schedule list'.");
-        if (!await MaySeeAsync(caller, schedule.Compiled, ct))
+        if (!await MaySeeAsync(caller, schedule.Compiled, ct) && !(caller.UserId == schedule.OwnerId && await QueryResourceAsync(schedule.Compiled, ct) is null && schedule.Compiled.Action == ScheduleActions.Run))
         {
             var (permission, resource, environment) = ScheduleActionRunner.Requirement(schedule.Compiled, await QueryResourceAsync(schedule.Compiled, ct));
             access.Demand(caller, permission == Permission.Admin || resource is null ? Permission.Admin : Permission.Read, resource, environment);
@@ -180,13 +180,17 @@ internal sealed class ScheduleTargets(
     }
 
     /// <summary>Saving, deleting or running a schedule needs what its action needs (refresh, run: use; rotate: edit; verify: admin).</summary>
-    public async Task DemandAsync(Caller caller, CompiledSchedule schedule, CancellationToken ct)
+    public async Task DemandAsync(Caller caller, CompiledSchedule schedule, string? ownerId, CancellationToken ct)
     {
         var queryResource = await QueryResourceAsync(schedule, ct);
         if (schedule.Action == ScheduleActions.Run && queryResource is null)
         {
-            // A query that does not exist (any more): only an admin may act on the schedule, and learns why.
-            access.Demand(caller, Permission.Admin, null, null);
+            // Its query is gone: the schedule can run nothing. Its owner may still clean it up, and an admin.
+            if (caller.UserId != ownerId)
+            {
+                access.Demand(caller, Permission.Admin, null, null);
+            }
+
             return;
         }
 

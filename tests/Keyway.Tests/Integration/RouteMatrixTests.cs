@@ -160,8 +160,10 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         Assert.True(served.Count > 40, "The route listing looks truncated.");
         Assert.Empty(served.Where(r => !expected.Contains(r)).Select(r => $"{r} is served but missing from the expectation table"));
         Assert.Empty(expected.Where(r => !served.Contains(r)).Select(r => $"{r} is in the table but no longer served"));
-        // Destructive calls last, the resource's own deletion very last: the other cells need it.
-        return [.. routes.OrderBy(r => r.Method == "DELETE").ThenBy(r => r.Pattern == "/api/v1/resources/{name}" && r.Method == "DELETE")];
+        // Destructive calls last, a schedule's before its query's, the resource's own deletion very last: the other cells need it.
+        return [.. routes.OrderBy(r => r.Method == "DELETE")
+            .ThenBy(r => r.Method == "DELETE" && !r.Pattern.StartsWith("/api/v1/schedules/", StringComparison.Ordinal))
+            .ThenBy(r => r.Pattern == "/api/v1/resources/{name}" && r.Method == "DELETE")];
     }
 
     private async Task<(string Resource, string Query)> ResourceAndQueryAsync()

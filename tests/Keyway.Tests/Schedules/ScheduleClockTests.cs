@@ -46,7 +46,11 @@ public sealed class ScheduleClockTests
     {
         var e = Assert.Throws<KeywayException>(() => CompiledSchedule.Compile("s", new ScheduleDefinition
         {
-            Cron = "61 * * * *", TimeZone = "Mars/Olympus", Action = "rotate", Variable = "STRIPE_KEY", MaxAttempts = 0,
+            Cron = "61 * * * *",
+            TimeZone = "Mars/Olympus",
+            Action = "rotate",
+            Variable = "STRIPE_KEY",
+            MaxAttempts = 0,
         }));
 
         Assert.Equal("invalid_config", e.Code);

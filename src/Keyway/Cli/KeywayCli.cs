@@ -24,6 +24,7 @@ internal static class KeywayCli
         root.Subcommands.Add(VarCommands.Create(io));
         root.Subcommands.Add(ResourceCommands.Create(io));
         root.Subcommands.Add(QueryCommands.Create(io));
+        root.Subcommands.Add(ScheduleCommands.Create(io));
         root.Subcommands.Add(CredentialCommands.Create(io));
         root.Subcommands.Add(RunCommand.Create(io));
         root.Subcommands.Add(KeyCommands.Create(io));

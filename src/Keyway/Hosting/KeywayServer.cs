@@ -9,6 +9,7 @@ using Keyway.Proxy;
 using Keyway.Queries;
 using Keyway.Resources;
 using Keyway.Runs;
+using Keyway.Schedules;
 using Keyway.Secrets;
 using Keyway.SignIn;
 using Keyway.Storage;
@@ -149,6 +150,14 @@ internal static partial class KeywayServer
         services.AddSingleton<CredentialService>();
         services.AddSingleton<CredentialMetrics>();
         services.AddHostedService<CredentialRefresher>();
+        services.AddSingleton<QueryRunner>();
+        services.AddSingleton<ScheduleStore>();
+        services.AddSingleton<ScheduleTargets>();
+        services.AddSingleton<IScheduleActions, ScheduleActionRunner>();
+        services.AddSingleton(sp => new ScheduleRunner(sp.GetRequiredService<ScheduleStore>(), sp.GetRequiredService<IScheduleActions>(),
+            sp.GetRequiredService<IAuditLog>(), sp.GetRequiredService<IAlertSink>(), sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ReplicaHeartbeat>().InstanceId, sp.GetRequiredService<ILogger<ScheduleRunner>>()));
+        services.AddHostedService<ScheduleService>();
         services.AddSingleton<Bootstrap>();
         services.AddSingleton<RekeyJob>();
         services.AddHostedService(sp => sp.GetRequiredService<RekeyJob>());
@@ -225,6 +234,7 @@ internal static partial class KeywayServer
         api.MapEnvironments();
         api.MapResources();
         api.MapQueries();
+        api.MapSchedules();
         api.MapCredentials();
         api.MapKeys();
         api.MapOperator();

@@ -102,61 +102,8 @@ internal static class QueryEndpoints
             .WithSummary("Delete a saved query.");
 
         group.MapPost("/{name}/run", async Task<Ok<RunResult>> (
-                string name, QueryRunRequest? request, HttpContext http, QueryService queries, ResourceResolver resolver,
-                RunExecutor executor, AccessPolicy access, TrafficAudit traffic, TimeProvider time, CancellationToken ct) =>
-            {
-                var caller = Caller.From(http.User)!;
-                var environment = request?.Environment ?? VariableService.Production;
-                var (query, resource) = await queries.GetCompiledAsync(name, ct);
-                access.Demand(caller, Permission.Use, resource.Name, environment);
-                if (traffic.IsStalled)
-                {
-                    // A run is recorded, and the record could not be queued until the store is back.
-                    throw StoreFailure.Unavailable();
-                }
-
-                var started = time.GetTimestamp();
-                OutboundCall? built = null;
-                TrafficMode? mode = null;
-                try
-                {
-                    var resolved = await resolver.ResolveAsync(resource, environment, caller, ct);
-                    mode = resolved.TrafficMode;
-                    foreach (var variable in query.Variables)
-                    {
-                        if (resolved.Values.IsSecret(variable))
-                        {
-                            throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config",
-                                $"The query '{name}' reads the secret variable '{variable}'. Secret variables can only be used in resource configuration (headers, auth); move it there.");
-                        }
-                    }
-
-                    var scope = Scopes.ForQuery(resolved.Values, caller, request?.Inputs ?? default(JsonElement?));
-                    OutboundCall call;
-                    try
-                    {
-                        call = query.Build(scope);
-                    }
-                    catch (Templates.TemplateException e)
-                    {
-                        throw new KeywayException(StatusCodes.Status400BadRequest, "template_error", $"A template of query '{name}' failed: {resolved.Redactor.Redact(e.Message)}");
-                    }
-
-                    built = call;
-                    var result = await executor.ExecuteAsync(resolved, call, caller, ct);
-                    await traffic.RecordRunAsync(mode, "query", caller, resource.Name, environment, call.Method.Method,
-                        AuditRedaction.PathWithQuery(call.Path, call.Query), result.Status, result.DurationMs, result.Refreshed, null, name,
-                        bytesOut: AccessLog.BodyBytes(result));
-                    return TypedResults.Ok(result);
-                }
-                catch (KeywayException e)
-                {
-                    await traffic.RecordRunAsync(mode, "query", caller, resource.Name, environment, built?.Method.Method ?? "-",
-                        built is null ? "-" : AuditRedaction.PathWithQuery(built.Path, built.Query), null,
-                        (long)time.GetElapsedTime(started).TotalMilliseconds, false, e.Code, name);
-                    throw;
-                }
-            })
+                string name, QueryRunRequest? request, HttpContext http, QueryRunner runner, CancellationToken ct) =>
+                TypedResults.Ok(await runner.RunAsync(name, request?.Environment ?? VariableService.Production, request?.Inputs, Caller.From(http.User)!, ct)))
             .Requires(Permission.Use, environment: EnvironmentSource.Body)
             .WithSummary("Run a saved query with inputs. 200 carries the upstream's status; Keyway's own failures are problem+json.");
 

@@ -84,6 +84,13 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["PUT /api/v1/queries/{name}"] = ResourceUse,
         ["DELETE /api/v1/queries/{name}"] = ResourceUse,
         ["POST /api/v1/queries/{name}/run"] = ResourceUse,
+        // The matrix's schedule runs the matrix's query in production: it needs what running that query needs.
+        ["GET /api/v1/schedules/"] = AnyCaller,
+        ["GET /api/v1/schedules/{name}"] = ResourceRead,
+        ["PUT /api/v1/schedules/{name}"] = ResourceUse,
+        ["DELETE /api/v1/schedules/{name}"] = ResourceUse,
+        ["POST /api/v1/schedules/{name}/run"] = ResourceUse,
+        ["GET /api/v1/schedules/{name}/history"] = ResourceRead,
 
         ["GET /api/v1/keys/"] = AnyCaller,
         ["POST /api/v1/keys/"] = "UooooFo", // a scoped key creates no keys
@@ -156,8 +163,10 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         Assert.True(served.Count > 40, "The route listing looks truncated.");
         Assert.Empty(served.Where(r => !expected.Contains(r)).Select(r => $"{r} is served but missing from the expectation table"));
         Assert.Empty(expected.Where(r => !served.Contains(r)).Select(r => $"{r} is in the table but no longer served"));
-        // Destructive calls last, the resource's own deletion very last: the other cells need it.
-        return [.. routes.OrderBy(r => r.Method == "DELETE").ThenBy(r => r.Pattern == "/api/v1/resources/{name}" && r.Method == "DELETE")];
+        // Destructive calls last, a schedule's before its query's, the resource's own deletion very last: the other cells need it.
+        return [.. routes.OrderBy(r => r.Method == "DELETE")
+            .ThenBy(r => r.Method == "DELETE" && !r.Pattern.StartsWith("/api/v1/schedules/", StringComparison.Ordinal))
+            .ThenBy(r => r.Pattern == "/api/v1/resources/{name}" && r.Method == "DELETE")];
     }
 
     private async Task<(string Resource, string Query)> ResourceAndQueryAsync()
@@ -166,6 +175,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         await fixture.PutResourceAsync(resource, new { baseUrl = fixture.Upstream.BaseUrl });
         var query = KeywayFixture.Unique("mq");
         await Expect.SuccessAsync(await fixture.Admin.PutAsJsonAsync($"/api/v1/queries/{query}", new { resource, method = "GET", path = "/q" }));
+        await Expect.SuccessAsync(await fixture.Admin.PutAsync($"/api/v1/schedules/{ScheduleOf(resource)}", ScheduleBody(query)));
         return (resource, query);
     }
 
@@ -205,6 +215,10 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         {
             path = path.Replace("{name}", resource, StringComparison.Ordinal);
         }
+        else if (path.StartsWith("/api/v1/schedules/", StringComparison.Ordinal))
+        {
+            path = path.Replace("{name}", ScheduleOf(resource), StringComparison.Ordinal);
+        }
         else if (path.StartsWith("/api/v1/queries/", StringComparison.Ordinal))
         {
             path = path.Replace("{name}", query, StringComparison.Ordinal);
@@ -224,14 +238,21 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         var request = new HttpRequestMessage(new HttpMethod(method), path.TrimStart('/'));
         if (method is "POST" or "PUT" or "PATCH")
         {
-            var body = method == "PUT" && pattern == "/api/v1/queries/{name}"
-                ? new JsonObject { ["resource"] = resource, ["method"] = "GET", ["path"] = "/q" }
-                : new JsonObject();
-            request.Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
+            request.Content = method == "PUT" && pattern == "/api/v1/schedules/{name}"
+                ? ScheduleBody(query)
+                : new StringContent((method == "PUT" && pattern == "/api/v1/queries/{name}"
+                    ? new JsonObject { ["resource"] = resource, ["method"] = "GET", ["path"] = "/q" }
+                    : new JsonObject()).ToJsonString(), Encoding.UTF8, "application/json");
         }
 
         return request;
     }
+
+    /// <summary>The matrix's schedule of a resource: it runs the resource's matrix query in production.</summary>
+    private static string ScheduleOf(string resource) => resource + "-sch";
+
+    private static StringContent ScheduleBody(string query) =>
+        new(new JsonObject { ["cron"] = "0 3 * * *", ["action"] = "run", ["query"] = query }.ToJsonString(), Encoding.UTF8, "application/json");
 
     // ---- Every route × every scope shape, for a key of an admin and of a member who owns the resource ----
 
@@ -318,6 +339,13 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["PUT /api/v1/queries/{name}"] = Need.ResourceUseEverywhere,
         ["DELETE /api/v1/queries/{name}"] = Need.ResourceUseEverywhere,
         ["POST /api/v1/queries/{name}/run"] = Need.ResourceUseHere,
+
+        ["GET /api/v1/schedules/"] = Need.AnyKey, // lists filter what a scope does not cover
+        ["GET /api/v1/schedules/{name}"] = Need.ResourceReadHere, // the schedule acts in production
+        ["PUT /api/v1/schedules/{name}"] = Need.ResourceUseHere,
+        ["DELETE /api/v1/schedules/{name}"] = Need.ResourceUseHere,
+        ["POST /api/v1/schedules/{name}/run"] = Need.ResourceUseHere,
+        ["GET /api/v1/schedules/{name}/history"] = Need.ResourceReadHere,
 
         ["GET /api/v1/keys/"] = Need.AnyKey, // its owner's keys; everyone's only for admin over everything (ScopeTests)
         ["POST /api/v1/keys/"] = Need.Account,

@@ -236,6 +236,8 @@ async function signOut() {
 const sections = [
   { path: 'resources', title: 'Resources', render: renderResources },
   { path: 'queries', title: 'Queries', render: renderQueries },
+  // renderSchedules is in schedules.js, loaded after this file.
+  { path: 'schedules', title: 'Schedules', render: (...args) => renderSchedules(...args) },
   { path: 'variables', title: 'Variables', render: renderVariables, admin: true },
   { path: 'keys', title: 'API keys', render: renderKeys },
   { path: 'audit', title: 'Audit log', render: renderAudit, admin: true },

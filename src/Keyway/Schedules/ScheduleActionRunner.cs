@@ -1,0 +1,152 @@
+using Keyway.Access;
+using Keyway.Alerts;
+using Keyway.Api;
+using Keyway.Audit;
+using Keyway.Credentials;
+using Keyway.Queries;
+
+namespace Keyway.Schedules;
+
+/// <summary>Does what a schedule says, once (the runner retries). Throws a <see cref="KeywayException"/> whose code history records.</summary>
+internal interface IScheduleActions
+{
+    /// <summary>Runs <paramref name="schedule"/>'s action; returns the upstream status of a <c>run</c>, else null.</summary>
+    Task<int?> ExecuteAsync(StoredSchedule schedule, CancellationToken cancellationToken);
+}
+
+/// <summary>Error codes a schedule run records beyond the ones the actions' own paths raise.</summary>
+internal static class ScheduleErrors
+{
+    /// <summary>The schedule's owner is deleted or disabled: it runs as nobody, so it does not run.</summary>
+    public const string OwnerUnavailable = "schedule_owner_unavailable";
+
+    /// <summary>The schedule's owner (or the key scope it was saved with) no longer allows its action.</summary>
+    public const string OwnerForbidden = "schedule_owner_forbidden";
+
+    /// <summary>A <c>run</c> whose upstream answered 4xx or 5xx.</summary>
+    public const string UpstreamStatus = "upstream_error_status";
+
+    /// <summary>A <c>verify</c> that found the audit chain broken.</summary>
+    public const string AuditChainBroken = "audit_chain_broken";
+
+    /// <summary>The run did not finish within its time limit.</summary>
+    public const string Timeout = "schedule_timeout";
+
+    /// <summary>Something other than a Keyway failure (a bug): logged by type, recorded under this code.</summary>
+    public const string Internal = "internal_error";
+
+    /// <summary>Codes that another attempt cannot change: not retried.</summary>
+    public static bool IsPermanent(string code) => code is OwnerUnavailable or OwnerForbidden or "forbidden" or "not_found" or "invalid_config"
+        or "template_error" or "bad_request" or AuditChainBroken;
+}
+
+/// <summary>
+/// The actions, each through the path a person would take, as the schedule's owner: <c>refresh</c>
+/// through the engine's forced refresh, <c>rotate</c> a new grant from the provider (not a refresh),
+/// <c>run</c> through <see cref="QueryRunner"/>, <c>verify</c> through <see cref="AuditVerifier"/>.
+/// </summary>
+internal sealed class ScheduleActionRunner(
+    UserStore users, AccessPolicy access, CredentialService credentials, CredentialEngine engine, QueryRunner queries,
+    QueryService savedQueries, AuditVerifier verifier, IAlertSink alerts) : IScheduleActions
+{
+    public async Task<int?> ExecuteAsync(StoredSchedule schedule, CancellationToken cancellationToken)
+    {
+        var compiled = schedule.Compiled;
+        var definition = compiled.Definition;
+        var owner = await users.LoadCallerAsync(schedule.OwnerId, null, schedule.OwnerScope, cancellationToken)
+            ?? throw new KeywayException(StatusCodes.Status403Forbidden, ScheduleErrors.OwnerUnavailable,
+                $"Schedule '{schedule.Name}' runs as a user who is deleted or disabled. Save it again as someone who may run it.");
+        switch (compiled.Action)
+        {
+            case ScheduleActions.Refresh:
+                {
+                    DemandOwner(access, owner, schedule, Permission.Use, definition.Resource!, compiled.Environment);
+                    var (_, binding) = await credentials.BindingAsync(definition.Resource!, compiled.Environment, owner, cancellationToken);
+                    await engine.RefreshAsync(CredentialService.KeyFor(binding, definition.Resource!, compiled.Environment, owner, null), binding.Provider, cancellationToken);
+                    return null;
+                }
+
+            case ScheduleActions.Rotate:
+                {
+                    DemandOwner(access, owner, schedule, Permission.Edit, definition.Resource!, compiled.Environment);
+                    var (_, binding) = await credentials.BindingAsync(definition.Resource!, compiled.Environment, owner, cancellationToken);
+                    if (!binding.Provider.CanAcquire)
+                    {
+                        throw new KeywayException(StatusCodes.Status400BadRequest, "bad_request",
+                            $"Resource '{definition.Resource}' gets its credential when a person connects: there is no new grant to obtain without them.");
+                    }
+
+                    // A new grant, not a refresh: the provider issues tokens that share nothing with the old ones.
+                    var key = CredentialService.KeyFor(binding, definition.Resource!, compiled.Environment, owner, null);
+                    var result = await binding.Provider.AcquireAsync(key, cancellationToken);
+                    if (result.Tokens is not { } tokens)
+                    {
+                        throw new KeywayException(StatusCodes.Status502BadGateway, "credential_failed",
+                            $"The provider refused a new credential for '{definition.Resource}' ({result.Failure}); the current one stays in use.");
+                    }
+
+                    await engine.StoreAsync(key, binding.Provider, tokens, cancellationToken);
+                    return null;
+                }
+
+            case ScheduleActions.Run:
+                {
+                    // QueryRunner demands use as the owner too; checked first here for the clearer code.
+                    var (_, resource) = await savedQueries.GetCompiledAsync(definition.Query!, cancellationToken);
+                    DemandOwner(access, owner, schedule, Permission.Use, resource.Name, compiled.Environment);
+                    var result = await queries.RunAsync(definition.Query!, compiled.Environment, definition.Inputs, owner, cancellationToken);
+                    return result.Status >= 400
+                        ? throw new KeywayException(StatusCodes.Status502BadGateway, ScheduleErrors.UpstreamStatus,
+                            $"The upstream answered {result.Status}.", new Dictionary<string, object?> { ["status"] = result.Status })
+                        : result.Status;
+                }
+
+            case ScheduleActions.Verify:
+                {
+                    DemandOwner(access, owner, schedule, Permission.Admin, null, null);
+                    var verification = await verifier.VerifyAsync(cancellationToken);
+                    if (!verification.Ok)
+                    {
+                        await alerts.RaiseAsync(new Alert(AlertTypes.AuditVerifyFailed, "audit", new Dictionary<string, string?>
+                        {
+                            ["schedule"] = schedule.Name,
+                            ["seq"] = verification.FirstBroken?.Seq.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                            ["kind"] = verification.FirstBroken?.Kind,
+                        }), cancellationToken);
+                        throw new KeywayException(StatusCodes.Status409Conflict, ScheduleErrors.AuditChainBroken,
+                            $"The audit chain is broken at seq {verification.FirstBroken?.Seq} ({verification.FirstBroken?.Kind}). Run 'keyway audit verify'.");
+                    }
+
+                    return null;
+                }
+
+            default:
+                throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config", $"Schedule '{schedule.Name}' has an unknown action.");
+        }
+    }
+
+    /// <summary>
+    /// What saving the schedule needs, asked again as its owner when it runs: a schedule keeps no
+    /// right its owner lost, and never exceeds the scope of the key it was saved with.
+    /// </summary>
+    private static void DemandOwner(AccessPolicy access, Caller owner, StoredSchedule schedule, Permission permission, string? resource, string? environment)
+    {
+        if (!access.Allows(owner, permission, resource, environment))
+        {
+            throw new KeywayException(StatusCodes.Status403Forbidden, ScheduleErrors.OwnerForbidden,
+                $"Schedule '{schedule.Name}' runs as '{owner.UserName}', who may no longer {permission.ToString().ToLowerInvariant()}" +
+                $"{(resource is null ? "" : $" resource '{resource}'")}{(environment is null ? "" : $" in environment '{environment}'")}. " +
+                "Grant it back, or save the schedule again as someone who may.");
+        }
+    }
+
+    /// <summary>The permission saving (and running) a schedule with this action needs, and on what.</summary>
+    public static (Permission Permission, string? Resource, string? Environment) Requirement(CompiledSchedule schedule, string? queryResource) =>
+        schedule.Action switch
+        {
+            ScheduleActions.Refresh => (Permission.Use, schedule.Definition.Resource, schedule.Environment),
+            ScheduleActions.Rotate => (Permission.Edit, schedule.Definition.Resource, schedule.Environment),
+            ScheduleActions.Run => (Permission.Use, queryResource, schedule.Environment),
+            _ => (Permission.Admin, null, null),
+        };
+}

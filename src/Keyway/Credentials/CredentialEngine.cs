@@ -833,7 +833,7 @@ internal sealed partial class CredentialEngine(
                     }
 
                     await RecordAsync(CredentialState.ReconnectRequired, null, clearTokens: true);
-                    await events.PublishAsync(new CredentialEvent(key, CredentialEventKind.ReconnectRequired, error) { Duration = elapsed });
+                    await events.PublishAsync(new CredentialEvent(key, CredentialEventKind.ReconnectRequired, error) { Duration = elapsed, Failures = failures });
                     Log.ReconnectRequired(logger, key.ToString(), result.Error ?? "");
                     throw CredentialException.ReconnectRequired(key, error);
                 }
@@ -841,7 +841,7 @@ internal sealed partial class CredentialEngine(
             case FailureKind.Misconfigured:
                 {
                     await RecordAsync(CredentialState.Failed, null, clearTokens: false);
-                    await events.PublishAsync(new CredentialEvent(key, CredentialEventKind.Failed, error) { Duration = elapsed });
+                    await events.PublishAsync(new CredentialEvent(key, CredentialEventKind.Failed, error) { Duration = elapsed, Failures = failures });
                     Log.Misconfigured(logger, key.ToString(), result.Error ?? "");
                     throw CredentialException.Failed(key, error);
                 }
@@ -851,7 +851,7 @@ internal sealed partial class CredentialEngine(
                     var wait = result.RetryAfter is { } r && r > TimeSpan.Zero ? r : Backoff(failures);
                     var stillValid = current is not null && !(current.ExpiresAt is { } e && now >= e);
                     await RecordAsync(stillValid ? CredentialState.Expiring : CredentialState.Expired, now + wait, clearTokens: false);
-                    await events.PublishAsync(new CredentialEvent(key, CredentialEventKind.RefreshFailed, error) { Duration = elapsed });
+                    await events.PublishAsync(new CredentialEvent(key, CredentialEventKind.RefreshFailed, error) { Duration = elapsed, Failures = failures });
                     Log.TransientFailure(logger, key.ToString(), result.Error ?? "", (long)wait.TotalMilliseconds);
                     if (stillValid && stored?.ParametersHash == provider.ParametersHash)
                     {

@@ -33,6 +33,7 @@ internal static class KeywayCli
         root.Subcommands.Add(RightCommands.Create(io));
         root.Subcommands.Add(OperatorCommands.Create(io));
         root.Subcommands.Add(AuditCommands.Create(io));
+        root.Subcommands.Add(WebhookCommands.Create(io));
         var parse = root.Parse(args);
         return await parse.InvokeAsync(new InvocationConfiguration { Output = io.Out, Error = io.Error });
     }

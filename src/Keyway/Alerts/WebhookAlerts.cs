@@ -44,7 +44,7 @@ internal sealed partial class WebhookAlerts(
                 onlyEndpoint is null
                     ? "SELECT name, events FROM webhook_endpoints WHERE enabled = 1 ORDER BY name"
                     : "SELECT name, events FROM webhook_endpoints WHERE name = @onlyEndpoint",
-                new { onlyEndpoint });
+                onlyEndpoint is null ? null : new { onlyEndpoint });
             foreach (var target in targets)
             {
                 if (onlyEndpoint is null && target.Events is { } events && !JsonSerializer.Deserialize<string[]>(events)!.Contains(alert.Type))

@@ -73,7 +73,15 @@ internal sealed class KnownSecrets(Database database, KeyRing keys, ChangeFeed c
         }
 
         // Webhook signing secrets too: shown once and never again, they must not reach an answer or a log either.
-        values.AddRange(await Alerts.WebhookStore.AllSecretsAsync(connection, keys, cancellationToken));
+        try
+        {
+            values.AddRange(await Alerts.WebhookStore.AllSecretsAsync(connection, keys, cancellationToken));
+        }
+        catch (DecryptionException e) when (e.Reason == DecryptionFailure.UnknownDataKey)
+        {
+            await keys.ReloadAsync(cancellationToken);
+            values.AddRange(await Alerts.WebhookStore.AllSecretsAsync(connection, keys, cancellationToken));
+        }
         return new Redactor(values);
     }
 

@@ -14,10 +14,14 @@ have_postgres() {
 have_chromium() {
   command -v chromium >/dev/null || command -v chromium-browser >/dev/null
 }
+have_node() {
+  command -v node >/dev/null && command -v npm >/dev/null
+}
 
 missing=()
 have_postgres || missing+=(postgresql)
 have_chromium || missing+=(chromium)
+have_node || missing+=(nodejs npm)
 if ((${#missing[@]} > 0)); then
   if [[ "$(id -u)" -ne 0 ]]; then
     echo "scripts/test.sh: missing ${missing[*]}. Install with:" >&2
@@ -28,6 +32,14 @@ if ((${#missing[@]} > 0)); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The webhook tests check Keyway's signatures with an independent implementation, the npm package
+# standardwebhooks, at the version its lock file pins (installed once; again when the lock changes).
+verifier="tests/webhook-verifier"
+if [[ ! -f "$verifier/node_modules/.package-lock.json" || "$verifier/package-lock.json" -nt "$verifier/node_modules/.package-lock.json" ]]; then
+  echo "scripts/test.sh: installing $verifier's npm packages"
+  npm ci --prefix "$verifier" --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
 # --- 2. A scratch directory for results and for the tests' clusters and data dirs -------

@@ -22,6 +22,16 @@ internal static class AlertTypes
     public const string CredentialRecovered = "credential.recovered";
     public const string ScheduleFailed = "schedule.failed";
     public const string AuditVerifyFailed = "audit.verify_failed";
+
+    /// <summary>What <c>POST /api/v1/webhooks/{name}/test</c> sends: not an alert, so no endpoint subscribes to it.</summary>
+    public const string WebhookTest = "webhook.test";
+
+    /// <summary>Every alert type, in the order the docs list them.</summary>
+    public static readonly IReadOnlyList<string> All =
+    [
+        SecretExpiring, SecretExpired, RotationSucceeded, RotationFailed, CredentialFailed,
+        CredentialReconnectRequired, CredentialRecovered, ScheduleFailed, AuditVerifyFailed,
+    ];
 }
 
 /// <summary>Where alerts go. Raising one never fails the caller's work: delivery is the sink's job.</summary>

@@ -54,7 +54,8 @@ internal static class BreakKind
 /// by design and not reported. A prune that commits while the walk runs starts it again from the new checkpoint.
 /// </para>
 /// </summary>
-internal sealed class AuditVerifier(AuditStore store, AuditSeal seal)
+/// <remarks>A verification that finds a break raises <c>audit.verify_failed</c> through <paramref name="alerts"/>, whoever asked for it.</remarks>
+internal sealed class AuditVerifier(AuditStore store, AuditSeal seal, Alerts.IAlertSink? alerts = null)
 {
     public const int DefaultPageSize = 1000;
 
@@ -66,6 +67,18 @@ internal sealed class AuditVerifier(AuditStore store, AuditSeal seal)
             var result = await VerifyFromAsync(checkpoint, pageSize, cancellationToken);
             if (result.Ok || attempt == 2 || (await store.NewestCheckpointAsync(cancellationToken))?.Number == checkpoint?.Number)
             {
+                if (!result.Ok && alerts is not null && result.FirstBroken is { } broken)
+                {
+                    await alerts.RaiseAsync(new Alerts.Alert(Alerts.AlertTypes.AuditVerifyFailed, "audit:chain", new Dictionary<string, string?>
+                    {
+                        ["seq"] = broken.Seq.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                        ["eventId"] = broken.Id,
+                        ["kind"] = broken.Kind,
+                        ["problem"] = broken.Problem,
+                        ["checked"] = result.Checked.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    }), cancellationToken);
+                }
+
                 return result with { Checkpoint = checkpoint };
             }
 

@@ -35,6 +35,7 @@ internal static class KeywayCli
         root.Subcommands.Add(OperatorCommands.Create(io));
         root.Subcommands.Add(AuditCommands.Create(io));
         root.Subcommands.Add(StatusCommand.Create(io));
+        root.Subcommands.Add(WebhookCommands.Create(io));
         var parse = root.Parse(args);
         return await parse.InvokeAsync(new InvocationConfiguration { Output = io.Out, Error = io.Error });
     }

@@ -868,7 +868,7 @@ internal sealed partial class CredentialEngine(
         // The failure and its audit event commit together.
         async Task RecordAsync(CredentialState state, DateTimeOffset? next, bool clearTokens, CredentialEventKind kind)
         {
-            var failed = new CredentialEvent(key, kind, error) { Duration = elapsed };
+            var failed = new CredentialEvent(key, kind, error) { Duration = elapsed, Failures = failures };
             if (version is { } v)
             {
                 await store.RecordFailureAsync(key, v, state, error, next, clearTokens, ct, events.StageFor(failed));

@@ -18,6 +18,12 @@ internal enum CredentialEventKind
 internal sealed record CredentialEvent(CredentialKey Key, CredentialEventKind Kind, string? Detail)
 {
     public TimeSpan? Duration { get; init; }
+
+    /// <summary>
+    /// On a failure, the stored count of failures in a row, this one included: 1 is the first since the
+    /// credential last worked, which is what alerts are raised on (once per transition, not per attempt).
+    /// </summary>
+    public long? Failures { get; init; }
 }
 
 /// <summary>

@@ -5,7 +5,7 @@ namespace Keyway.Environments;
 
 /// <summary>
 /// Every secret value Keyway holds, as one redactor: each secret variable's current and previous
-/// versions in every environment. A resource's answers, its errors and the audit log are redacted
+/// versions in every environment, and every webhook signing secret. A resource's answers, its errors and the audit log are redacted
 /// with it, so an upstream that echoes an old version, or another environment's value, gets nothing
 /// back. It reads the store itself rather than <see cref="VariableService"/>'s per-environment cache
 /// (which holds current values only), and keeps the result until a variable changes: a change bumps
@@ -21,7 +21,7 @@ internal sealed class KnownSecrets(Database database, KeyRing keys, ChangeFeed c
 
     public void Subscribe() => changes.Changed += change =>
     {
-        if (change.IsAll || change.Kind == "variables")
+        if (change.IsAll || change.Kind is "variables" or Alerts.WebhookStore.ChangeKind)
         {
             Interlocked.Increment(ref _generation);
         }
@@ -72,6 +72,16 @@ internal sealed class KnownSecrets(Database database, KeyRing keys, ChangeFeed c
             }
         }
 
+        // Webhook signing secrets too: shown once and never again, they must not reach an answer or a log either.
+        try
+        {
+            values.AddRange(await Alerts.WebhookStore.AllSecretsAsync(connection, keys, cancellationToken));
+        }
+        catch (DecryptionException e) when (e.Reason == DecryptionFailure.UnknownDataKey)
+        {
+            await keys.ReloadAsync(cancellationToken);
+            values.AddRange(await Alerts.WebhookStore.AllSecretsAsync(connection, keys, cancellationToken));
+        }
         return new Redactor(values);
     }
 

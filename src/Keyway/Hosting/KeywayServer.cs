@@ -97,7 +97,15 @@ internal static partial class KeywayServer
             services.AddHostedService<ChangeRelay>();
         }
 
-        services.AddSingleton<IAlertSink, NoAlerts>();
+        // Alerts are queued in the store for the webhook endpoints that take them, and sent in the background.
+        services.AddSingleton(WebhookOptions.FromEnvironment());
+        services.AddSingleton<WebhookStore>();
+        services.AddSingleton<WebhookQueue>();
+        services.AddSingleton<WebhookAlerts>();
+        services.AddSingleton<IAlertSink>(sp => sp.GetRequiredService<WebhookAlerts>());
+        services.AddSingleton<WebhookSender>();
+        services.AddHostedService(sp => sp.GetRequiredService<WebhookSender>());
+        services.AddSingleton<CredentialAlerts>();
         services.AddSingleton(VariableOptions.FromEnvironment());
         services.AddSingleton<VariableService>();
         services.AddHostedService<SecretExpirySweep>();
@@ -242,6 +250,7 @@ internal static partial class KeywayServer
         api.MapUsers();
         api.MapPermissions();
         api.MapRights();
+        api.MapWebhooks();
         api.MapRouteList();
         api.MapStatus();
         api.MapSignIn();
@@ -261,6 +270,8 @@ internal static partial class KeywayServer
         app.Services.GetRequiredService<CredentialMetrics>();
         app.Services.GetRequiredService<ApiKeyService>().Subscribe();
         app.Services.GetRequiredService<CredentialAudit>().Subscribe();
+        app.Services.GetRequiredService<CredentialAlerts>().Subscribe();
+        app.Services.GetRequiredService<WebhookAlerts>().Queued = app.Services.GetRequiredService<WebhookSender>().Wake;
         app.Services.GetRequiredService<KnownSecrets>().Subscribe();
         var access = app.Services.GetRequiredService<AccessPolicy>();
         access.Subscribe();

@@ -1,5 +1,4 @@
 using Keyway.Access;
-using Keyway.Alerts;
 using Keyway.Api;
 using Keyway.Audit;
 using Keyway.Credentials;
@@ -47,7 +46,7 @@ internal static class ScheduleErrors
 /// </summary>
 internal sealed class ScheduleActionRunner(
     UserStore users, AccessPolicy access, CredentialService credentials, CredentialEngine engine, QueryRunner queries,
-    QueryService savedQueries, AuditVerifier verifier, IAlertSink alerts) : IScheduleActions
+    QueryService savedQueries, AuditVerifier verifier) : IScheduleActions
 {
     public async Task<int?> ExecuteAsync(StoredSchedule schedule, CancellationToken cancellationToken)
     {
@@ -107,12 +106,7 @@ internal sealed class ScheduleActionRunner(
                     var verification = await verifier.VerifyAsync(cancellationToken);
                     if (!verification.Ok)
                     {
-                        await alerts.RaiseAsync(new Alert(AlertTypes.AuditVerifyFailed, "audit", new Dictionary<string, string?>
-                        {
-                            ["schedule"] = schedule.Name,
-                            ["seq"] = verification.FirstBroken?.Seq.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                            ["kind"] = verification.FirstBroken?.Kind,
-                        }), cancellationToken);
+                        // The verifier itself raises audit.verify_failed, whoever asked it.
                         throw new KeywayException(StatusCodes.Status409Conflict, ScheduleErrors.AuditChainBroken,
                             $"The audit chain is broken at seq {verification.FirstBroken?.Seq} ({verification.FirstBroken?.Kind}). Run 'keyway audit verify'.");
                     }

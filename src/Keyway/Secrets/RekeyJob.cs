@@ -94,6 +94,8 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
         CredentialColumn("extras"),
         new("oauth_pending", ["state"], "code_verifier", key => CredentialService.PendingAssociatedData((string)key[0])),
         new("dataprotection_keys", ["name"], "xml", key => SignIn.StoreXmlRepository.AssociatedData((string)key[0])),
+        new("webhook_endpoints", ["name"], "secret", key => Alerts.WebhookStore.AssociatedData((string)key[0], "secret")),
+        new("webhook_endpoints", ["name"], "previous_secret", key => Alerts.WebhookStore.AssociatedData((string)key[0], "previous_secret")),
     ];
 
     private const string MetaKey = "rekey";

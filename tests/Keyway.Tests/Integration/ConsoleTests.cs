@@ -262,6 +262,36 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
     }
 
     [Fact]
+    public async Task An_admin_creates_a_webhook_sees_its_secret_once_sends_a_test_event_and_redelivers_it_from_the_console()
+    {
+        var name = KeywayFixture.Unique("hook");
+        var path = "/" + name;
+        var page = await AdminPageAsync("/console#/webhooks");
+
+        var form = page.Locator("#new-webhook");
+        await form.Locator("input[name=name]").FillAsync(name);
+        await form.Locator("input[name=url]").FillAsync(fixture.Upstream.BaseUrl + path);
+        await form.GetByRole(AriaRole.Button, new() { Name = "Create endpoint" }).ClickAsync();
+        await Assertions.Expect(page.Locator(".once code")).ToHaveCountAsync(1);
+        var secret = (await page.Locator(".once code").TextContentAsync())!;
+        Assert.StartsWith("whsec_", secret);
+        Assert.DoesNotContain(secret, (await Expect.StatusAsync(await fixture.Admin.GetAsync("/api/v1/webhooks"), 200)).ToJsonString());
+
+        var row = page.Locator("#webhooks tr", new() { HasText = name });
+        await row.GetByRole(AriaRole.Button, new() { Name = "Send test" }).ClickAsync();
+        await Poll.UntilAsync(() => fixture.Upstream.Requests.Any(r => r.Path == path), TimeSpan.FromSeconds(20), "the test event to arrive");
+
+        await page.GotoAsync(fixture.Keyway.BaseUrl + "/console#/webhooks/" + name);
+        var delivery = page.Locator("#deliveries tbody tr").First;
+        await Assertions.Expect(delivery).ToContainTextAsync("webhook.test");
+        await delivery.GetByRole(AriaRole.Button, new() { Name = "Redeliver" }).ClickAsync();
+        await Poll.UntilAsync(() => fixture.Upstream.Requests.Count(r => r.Path == path) == 2, TimeSpan.FromSeconds(20), "the redelivery to arrive");
+        await Assertions.Expect(page.Locator("#deliveries tbody tr")).ToHaveCountAsync(2);
+        Assert.DoesNotContain(secret, await page.ContentAsync());
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task A_resource_with_a_token_written_in_plain_text_is_refused_with_the_field_and_what_to_do_and_nothing_is_stored()
     {
         var name = KeywayFixture.Unique("plain");

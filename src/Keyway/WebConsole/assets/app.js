@@ -241,6 +241,7 @@ const sections = [
   { path: 'variables', title: 'Variables', render: renderVariables, admin: true },
   { path: 'keys', title: 'API keys', render: renderKeys },
   { path: 'audit', title: 'Audit log', render: renderAudit, admin: true },
+  { path: 'webhooks', title: 'Webhooks', render: renderWebhooks, admin: true },
   { path: 'users', title: 'Users & groups', render: renderUsers, admin: true },
   { path: 'account', title: 'Account', render: renderAccount, hidden: true },
 ];
@@ -795,6 +796,81 @@ async function renderKeys() {
       field('Environments', h('input', { name: 'environments', placeholder: 'production' })),
       field('Actions', h('input', { name: 'actions', placeholder: 'use' })),
       h('button', { type: 'submit' }, 'Create key'))));
+}
+
+// ---- Webhooks (admin) ---------------------------------------------------------------------
+async function renderWebhooks(name) {
+  if (name) return renderWebhookDeliveries(name);
+  const { webhooks, eventTypes } = await api('GET', '/webhooks/');
+  const showSecret = (answer, what) => shownOnce({
+    title: `${what}: ${answer.webhook.name}`, text: answer.message, value: answer.secret, done: 'I have stored it', id: 'new-secret', copy: true,
+  });
+  show(
+    h('div', { class: 'head' }, h('div', {}, h('h1', {}, 'Webhooks'),
+      h('p', { class: 'muted' }, 'Where alerts are delivered: signed per Standard Webhooks, retried with backoff. A signing secret is shown once, when it is made.'))),
+    h('div', { class: 'card', id: 'webhooks' }, table(['Name', 'URL', 'Events', 'Status', ''], webhooks.map((w) => [
+      h('a', { href: '#/webhooks/' + encodeURIComponent(w.name) }, w.name), h('span', { class: 'mono' }, w.url),
+      w.events ? w.events.join(', ') : 'all', w.enabled ? badge('enabled', 'ok') : badge('disabled', 'warn'),
+      h('td', { class: 'actions' },
+        h('button', {
+          type: 'button', class: 'secondary', onclick: (e) => act(e.currentTarget, async () => {
+            const delivery = await api('POST', `/webhooks/${encodeURIComponent(w.name)}/test`);
+            notice(`Test event queued as ${delivery.id}.`, 'ok');
+          }),
+        }, 'Send test'),
+        h('button', {
+          type: 'button', class: 'secondary', onclick: (e) => act(e.currentTarget, async () => {
+            if (!confirm(`Give ${w.name} a new signing secret? The old one keeps signing for 24 hours.`)) return;
+            const answer = await api('POST', `/webhooks/${encodeURIComponent(w.name)}/rotate-secret`, {});
+            await renderWebhooks();
+            showSecret(answer, 'New signing secret');
+          }),
+        }, 'Rotate secret'),
+        h('button', {
+          type: 'button', class: 'danger', onclick: (e) => act(e.currentTarget, async () => {
+            if (!confirm(`Delete the webhook endpoint ${w.name} and its delivery history?`)) return;
+            await api('DELETE', '/webhooks/' + encodeURIComponent(w.name));
+            notice(`Webhook endpoint ${w.name} deleted.`, 'ok');
+            await renderWebhooks();
+          }),
+        }, 'Delete'))]), 'No webhook endpoints yet: alerts go nowhere.')),
+    h('div', { class: 'card' }, h('h2', {}, 'New endpoint'),
+      h('form', {
+        class: 'grid', id: 'new-webhook', onsubmit: onSubmit(async (form) => {
+          const body = { name: form.elements.name.value.trim(), url: form.elements.url.value.trim() };
+          const events = list(form.elements.events.value);
+          if (events.length) body.events = events;
+          if (form.elements.description.value.trim()) body.description = form.elements.description.value.trim();
+          const answer = await api('POST', '/webhooks/', body);
+          await renderWebhooks();
+          showSecret(answer, 'Webhook endpoint created');
+        }),
+      },
+      field('Name', h('input', { name: 'name', required: true, placeholder: 'ops' })),
+      field('URL', h('input', { name: 'url', required: true, type: 'url', placeholder: 'https://hooks.example.com/keyway' })),
+      field('Events (empty: all)', h('input', { name: 'events', placeholder: eventTypes.slice(4, 7).join(', '), title: eventTypes.join(', ') })),
+      field('Description', h('input', { name: 'description', placeholder: 'On-call pager' })),
+      h('button', { type: 'submit' }, 'Create endpoint'))));
+}
+
+async function renderWebhookDeliveries(name) {
+  const { deliveries } = await api('GET', `/webhooks/${encodeURIComponent(name)}/deliveries`);
+  const status = (d) => badge(d.status, d.status === 'succeeded' ? 'ok' : d.status === 'failed' ? 'bad' : 'warn');
+  show(
+    h('div', { class: 'head' }, h('div', {}, h('h1', {}, `Deliveries to ${name}`),
+      h('p', { class: 'muted' }, h('a', { href: '#/webhooks' }, '← Webhooks'), ' Newest first. A redelivery sends the same payload under a new id.'))),
+    h('div', { class: 'card', id: 'deliveries' }, table(['Id', 'Event', 'Status', 'Attempts', 'Last answer', 'Next attempt', 'Created', ''], deliveries.map((d) => [
+      h('span', { class: 'mono' }, d.id), d.eventType, status(d), String(d.attempts),
+      d.lastStatusCode ? String(d.lastStatusCode) : d.lastError || '—', when(d.nextAttemptAt), when(d.createdAt),
+      h('td', { class: 'actions' },
+        h('details', {}, h('summary', {}, 'Payload'), h('pre', {}, pretty(d.payload))),
+        h('button', {
+          type: 'button', class: 'secondary', onclick: (e) => act(e.currentTarget, async () => {
+            const again = await api('POST', `/webhooks/${encodeURIComponent(name)}/deliveries/${encodeURIComponent(d.id)}/redeliver`);
+            notice(`Queued again as ${again.id}.`, 'ok');
+            await renderWebhookDeliveries(name);
+          }),
+        }, 'Redeliver'))]), 'No deliveries yet. Send a test event from the Webhooks page.')));
 }
 
 // ---- Audit (admin) ------------------------------------------------------------------------

@@ -217,6 +217,7 @@ internal sealed partial class VariableService(Database database, KeyRing keys, T
                 $"The environment '{environment}' does not exist. Create it first: keyway env create {environment}");
         }
 
+        await LockVariableAsync(connection, transaction, environment, name);
         var version = await NextVersionAsync(connection, transaction, environment, name);
         await connection.ExecuteAsync(
             """

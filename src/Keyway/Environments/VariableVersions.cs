@@ -84,6 +84,19 @@ internal sealed partial class VariableService
         string Environment, string Name, long Version, bool Secret, string Value, DateTimeOffset? ExpiresAt, string? ExpiresFrom,
         long ValueSetAt, long? RestoredFrom, VersionAuthor Author);
 
+    /// <summary>
+    /// On PostgreSQL, makes writers of one variable take turns until the transaction ends: each computes the next
+    /// version number from what is stored, so two at once would pick the same one. SQLite's write transactions
+    /// are serialized already.
+    /// </summary>
+    private Task LockVariableAsync(DbConnection connection, DbTransaction transaction, string environment, string name) =>
+        database.Kind == StoreKind.Postgres
+            ? connection.ExecuteAsync("SELECT pg_advisory_xact_lock(@lockClass, hashtext(@key))", new { lockClass = VariableLockClass, key = environment + "/" + name }, transaction)
+            : Task.CompletedTask;
+
+    // The first key of the two-key advisory locks taken per variable ("KV").
+    private const int VariableLockClass = 0x4B56;
+
     private static Task<long> NextVersionAsync(DbConnection connection, DbTransaction transaction, string environment, string name) =>
         connection.ExecuteScalarAsync<long>(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM variable_versions WHERE environment = @environment AND name = @name",
@@ -182,7 +195,7 @@ internal sealed partial class VariableService
         await using (var connection = await database.OpenAsync(cancellationToken))
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            // Touch the row first: on PostgreSQL that locks it, so two writers of one variable take turns.
+            await LockVariableAsync(connection, transaction, environment, name);
             if (await connection.ExecuteAsync(
                     "UPDATE variables SET updated_at = @now WHERE environment = @environment AND name = @name", new { environment, name, now }, transaction) == 0)
             {

@@ -98,6 +98,30 @@ public sealed class VariableVersionTests
     }
 
     [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
+    public async Task Concurrent_sets_and_rollbacks_of_one_variable_each_get_a_version_of_their_own(StoreKind kind)
+    {
+        await using var h = await Harness.CreateAsync(kind, new VariableOptions { KeepVersions = 100 });
+        await h.SetAsync("RACED", "v-first");
+
+        var writers = Enumerable.Range(0, 12).Select(i => Task.Run(async () =>
+        {
+            if (i % 4 == 3)
+            {
+                await h.Variables.RollbackAsync("production", "RACED", 1, default, CancellationToken.None);
+            }
+            else
+            {
+                await h.SetAsync("RACED", $"v-{i}");
+            }
+        }));
+        await Task.WhenAll(writers);
+
+        var versions = await h.Variables.ListVersionsAsync("production", "RACED", CancellationToken.None);
+        Assert.Equal(Enumerable.Range(1, 13).Select(v => (long)v), versions!.Select(v => v.Version).Order());
+        Assert.Single(versions!, v => v.State == "current");
+    }
+
+    [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
     public async Task Versions_past_the_keep_count_are_pruned_and_no_longer_redacted_or_restorable(StoreKind kind)
     {
         await using var h = await Harness.CreateAsync(kind, new VariableOptions { KeepVersions = 10 });

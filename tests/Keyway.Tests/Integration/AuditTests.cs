@@ -91,7 +91,7 @@ public abstract class AuditTests<TFixture>(TFixture fixture) : IClassFixture<TFi
         var variables = await WaitForAsync("?action=variable.&limit=1000", e => e.Count > 0);
         var secrets = variables.Where(e => (bool?)e["detail"]!["secret"] == true).ToList();
         Assert.NotEmpty(secrets);
-        Assert.All(secrets, e => Assert.Equal(["secret", "version", "expiresAt", "origins"], ((JsonObject)e["detail"]!).Select(kv => kv.Key).ToArray()));
+        Assert.All(secrets, e => Assert.Equal(["secret", "version", "expiresAt", "expiresFrom", "origins", "keepVersions", "rotateEvery", "expiredPolicy"], ((JsonObject)e["detail"]!).Select(kv => kv.Key).ToArray()));
         Assert.DoesNotContain(token, (await Admin.GetStringAsync("/api/v1/audit?limit=1000")));
         var environments = await WaitForAsync($"?action=environment.put&limit=1000", e => e.Any(x => (string?)x["environment"] == env));
         Assert.True((bool)environments.Single(x => (string?)x["environment"] == env)["detail"]!["created"]!);

@@ -19,19 +19,26 @@ internal sealed partial class SecretExpirySweep(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(options.SweepInterval, time);
-        do
+        try
         {
-            try
+            do
             {
-                await SweepAsync(stoppingToken);
+                try
+                {
+                    await SweepAsync(stoppingToken);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // The store may be unreachable; the next tick tries again. The type only: a message could quote SQL.
+                    Log.SweepFailed(logger, e.GetType().Name);
+                }
             }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                // The store may be unreachable; the next tick tries again. The type only: a message could quote SQL.
-                Log.SweepFailed(logger, e.GetType().Name);
-            }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping (or a start that failed, such as a taken port): nothing to report.
+        }
     }
 
     /// <summary>One pass: claims and raises what is due now. Returns the alerts raised.</summary>

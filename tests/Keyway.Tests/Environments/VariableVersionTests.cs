@@ -102,6 +102,7 @@ public sealed class VariableVersionTests
     {
         await using var h = await Harness.CreateAsync(kind, new VariableOptions { KeepVersions = 100 });
         await h.SetAsync("RACED", "v-first");
+        await h.SetAsync("RACED", "v-second");
 
         var writers = Enumerable.Range(0, 12).Select(i => Task.Run(async () =>
         {
@@ -117,7 +118,7 @@ public sealed class VariableVersionTests
         await Task.WhenAll(writers);
 
         var versions = await h.Variables.ListVersionsAsync("production", "RACED", CancellationToken.None);
-        Assert.Equal(Enumerable.Range(1, 13).Select(v => (long)v), versions!.Select(v => v.Version).Order());
+        Assert.Equal(Enumerable.Range(1, 14).Select(v => (long)v), versions!.Select(v => v.Version).Order());
         Assert.Single(versions!, v => v.State == "current");
     }
 

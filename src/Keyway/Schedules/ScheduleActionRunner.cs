@@ -22,6 +22,12 @@ internal static class ScheduleErrors
     /// <summary>The schedule's owner (or the key scope it was saved with) no longer allows its action.</summary>
     public const string OwnerForbidden = "schedule_owner_forbidden";
 
+    /// <summary>
+    /// A <c>run</c> whose saved query changed after the schedule was saved: anyone who may use its resource
+    /// may rewrite a query, and the schedule would send their request as its owner.
+    /// </summary>
+    public const string QueryChanged = "schedule_query_changed";
+
     /// <summary>A <c>run</c> whose upstream answered 4xx or 5xx.</summary>
     public const string UpstreamStatus = "upstream_error_status";
 
@@ -35,7 +41,7 @@ internal static class ScheduleErrors
     public const string Internal = "internal_error";
 
     /// <summary>Codes that another attempt cannot change: not retried.</summary>
-    public static bool IsPermanent(string code) => code is OwnerUnavailable or OwnerForbidden or "forbidden" or "not_found" or "invalid_config"
+    public static bool IsPermanent(string code) => code is OwnerUnavailable or OwnerForbidden or QueryChanged or "forbidden" or "not_found" or "invalid_config"
         or "template_error" or "bad_request" or AuditChainBroken;
 }
 
@@ -93,6 +99,14 @@ internal sealed class ScheduleActionRunner(
                     // QueryRunner demands use as the owner too; checked first here for the clearer code.
                     var (_, resource) = await savedQueries.GetCompiledAsync(definition.Query!, cancellationToken);
                     DemandOwner(access, owner, schedule, Permission.Use, resource.Name, compiled.Environment);
+                    // The owner agreed to run the query as it was when they saved the schedule, not as someone rewrote it since.
+                    if (await savedQueries.GetAsync(definition.Query!, cancellationToken) is { } saved && saved.UpdatedAt > schedule.UpdatedAt)
+                    {
+                        throw new KeywayException(StatusCodes.Status409Conflict, ScheduleErrors.QueryChanged,
+                            $"The query '{definition.Query}' changed after schedule '{schedule.Name}' was saved, and the schedule runs as '{owner.UserName}'. " +
+                            "Check the query, then save the schedule again (as its owner) to run it as it is now.");
+                    }
+
                     var result = await queries.RunAsync(definition.Query!, compiled.Environment, definition.Inputs, owner, cancellationToken);
                     return result.Status >= 400
                         ? throw new KeywayException(StatusCodes.Status502BadGateway, ScheduleErrors.UpstreamStatus,

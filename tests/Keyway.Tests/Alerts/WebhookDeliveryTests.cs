@@ -80,6 +80,44 @@ public sealed class WebhookDeliveryTests
     }
 
     [Fact]
+    public async Task Under_the_default_destination_policy_a_webhook_reaches_neither_loopback_nor_the_metadata_address_and_no_redirect_is_followed()
+    {
+        var hits = 0;
+        await using var upstream = await UpstreamServer.StartAsync(app =>
+        {
+            app.MapPost("/hook", () => { Interlocked.Increment(ref hits); return Results.Redirect("http://169.254.169.254/latest/meta-data/"); });
+            app.MapPost("/moved", () => { Interlocked.Increment(ref hits); return Results.Redirect("/hook"); });
+        });
+        await using var f = await WebhookFixture.CreateAsync();
+        await f.CreateEndpointAsync("local", upstream.BaseUrl + "/hook");
+        await f.CreateEndpointAsync("metadata", "http://169.254.169.254/latest/meta-data/");
+        using var strict = new Keyway.Outbound.OutboundClient(
+            new Keyway.Outbound.DestinationPolicy(new Keyway.Outbound.DestinationPolicyOptions()), new Keyway.Outbound.OutboundHandlerOptions());
+        using var sender = new WebhookSender(f.Queue, f.Store, f.Database, strict, f.Time, new WebhookOptions { Timeout = TimeSpan.FromSeconds(5) },
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<WebhookSender>.Instance);
+        await f.Alerts.RaiseAsync(CredentialFailed());
+
+        Assert.Equal(2, await sender.RunOnceAsync(default));
+
+        foreach (var endpoint in new[] { "local", "metadata" })
+        {
+            var attempt = Assert.Single(await f.Queue.ListAsync(endpoint, null, 10, default));
+            Assert.Equal((1, (int?)null), (attempt.Attempts, attempt.LastStatusCode));
+            Assert.StartsWith("destination_", attempt.LastError);
+        }
+
+        Assert.Equal(0, hits);
+
+        // Allowed to loopback (as the fixture is), a redirect is an answer, not an instruction: never followed.
+        await f.CreateEndpointAsync("moved", upstream.BaseUrl + "/moved");
+        await f.Alerts.EnqueueAsync(new Alert(AlertTypes.WebhookTest, "webhook:moved", new Dictionary<string, string?>()), "moved", default);
+        await f.Sender.RunOnceAsync(default);
+        var moved = Assert.Single(await f.Queue.ListAsync("moved", null, 10, default));
+        Assert.Equal((302, "HTTP 302"), (moved.LastStatusCode, moved.LastError));
+        Assert.Equal(1, hits);
+    }
+
+    [Fact]
     public async Task A_failed_delivery_is_recorded_and_retried_after_the_backoff_with_the_same_id()
     {
         var answered = 0;

@@ -114,6 +114,36 @@ public sealed class ScheduleTests(SqliteKeyway fixture) : IClassFixture<SqliteKe
     }
 
     [Fact]
+    public async Task A_member_who_rewrites_a_scheduled_query_cannot_make_it_run_as_the_schedules_owner()
+    {
+        var resource = KeywayFixture.Unique("shared");
+        await fixture.PutResourceAsync(resource, new { baseUrl = fixture.Upstream.BaseUrl });
+        var query = KeywayFixture.Unique("q");
+        await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/queries/{query}", new { resource, method = "GET", path = "/daily" }));
+        var name = KeywayFixture.Unique("admins");
+        await Expect.StatusAsync(await Admin.PutAsJsonAsync($"/api/v1/schedules/{name}", new { cron = "0 3 * * *", action = "run", query }), 201);
+        var member = KeywayFixture.Unique("m");
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/users", new { name = member }), 201);
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { user = member, permission = "use" }), 201);
+        var key = await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/keys", new { name = "test", owner = member }), 201);
+        using var client = fixture.Keyway.CreateClient((string)key["token"]!);
+
+        // The member may use the resource, so they may rewrite the query and run the admin's schedule now...
+        var marker = "/as/" + name + "/";
+        await Expect.SuccessAsync(await client.PutAsJsonAsync($"/api/v1/queries/{query}",
+            new { resource, method = "POST", path = marker + "{{ current_user.role }}" }));
+        var run = await Expect.StatusAsync(await client.PostAsync($"/api/v1/schedules/{name}/run", null), 200);
+
+        // ...but the schedule's owner never saw that request: it is not sent as them (with their per-user credential, their identity).
+        Assert.Equal(("failed", "schedule_query_changed"), ((string)run["outcome"]!, (string)run["errorCode"]!));
+        Assert.DoesNotContain(fixture.Upstream.Requests, r => r.Path.StartsWith("/base" + marker, StringComparison.Ordinal) || r.Path.StartsWith(marker, StringComparison.Ordinal));
+
+        // The owner saving the schedule again accepts the query as it is now.
+        await Expect.StatusAsync(await Admin.PutAsJsonAsync($"/api/v1/schedules/{name}", new { cron = "0 3 * * *", action = "run", query }), 200);
+        Assert.Equal("succeeded", (string)(await Expect.StatusAsync(await Admin.PostAsync($"/api/v1/schedules/{name}/run", null), 200))["outcome"]!);
+    }
+
+    [Fact]
     public async Task A_verify_schedule_checks_the_audit_chain()
     {
         var name = KeywayFixture.Unique("verify");

@@ -8,21 +8,6 @@ public sealed class CredentialAlertTests
 {
     private static readonly CredentialKey Key = EngineFixture.Key;
 
-    private sealed class RecordingAlerts : IAlertSink
-    {
-        public List<Alert> Raised { get; } = [];
-
-        public ValueTask RaiseAsync(Alert alert, CancellationToken cancellationToken = default)
-        {
-            lock (Raised)
-            {
-                Raised.Add(alert);
-            }
-
-            return ValueTask.CompletedTask;
-        }
-    }
-
     [Fact]
     public async Task Failing_refreshes_raise_one_credential_failed_and_the_recovery_one_credential_recovered()
     {

@@ -217,26 +217,17 @@ public sealed class AuditChainTests : IAsyncLifetime
     [Fact]
     public async Task A_broken_chain_raises_one_audit_verify_failed_alert_naming_the_event_and_an_intact_one_none()
     {
-        var alerts = new List<Keyway.Alerts.Alert>();
-        var verifier = new AuditVerifier(new AuditStore(_database), TestSeal.Shared, new RecordingAlerts(alerts));
+        var alerts = new Keyway.Tests.Alerts.RecordingAlerts();
+        var verifier = new AuditVerifier(new AuditStore(_database), TestSeal.Shared, alerts);
         await AppendAsync(NewLog(), 8);
         Assert.True((await verifier.VerifyAsync(CancellationToken.None)).Ok);
-        Assert.Empty(alerts);
+        Assert.Empty(alerts.Raised);
 
         await ExecuteAsync("UPDATE audit_events SET outcome = 'failure' WHERE seq = 5");
         Assert.False((await verifier.VerifyAsync(CancellationToken.None)).Ok);
 
-        var alert = Assert.Single(alerts);
+        var alert = Assert.Single(alerts.Raised);
         Assert.Equal((Keyway.Alerts.AlertTypes.AuditVerifyFailed, "5", BreakKind.Edited), (alert.Type, alert.Data["seq"], alert.Data["kind"]));
-    }
-
-    private sealed class RecordingAlerts(List<Keyway.Alerts.Alert> raised) : Keyway.Alerts.IAlertSink
-    {
-        public ValueTask RaiseAsync(Keyway.Alerts.Alert alert, CancellationToken cancellationToken = default)
-        {
-            raised.Add(alert);
-            return ValueTask.CompletedTask;
-        }
     }
 
     [Fact]

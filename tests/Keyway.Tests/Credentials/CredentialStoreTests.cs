@@ -18,9 +18,7 @@ public sealed class CredentialStoreTests
     {
         await using var scratch = await ScratchStore.CreateAsync(kind);
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 5, 9, 0, 0, TimeSpan.Zero));
-        await new Migrator(scratch.Database, time, NullLogger<Migrator>.Instance).ApplyAsync(CancellationToken.None);
-        using var keys = await KeyRing.OpenAsync(
-            MasterKeyRing.FromKeys(RandomNumberGenerator.GetBytes(32)), new DataKeyStore(scratch.Database), time, CancellationToken.None);
+        using var keys = await MigratedKeyRingAsync(scratch, time);
         var store = new CredentialStore(scratch.Database, keys, time);
         var key = new CredentialKey("api", "production", CredentialKey.Shared);
         var tokens = new TokenSet { AccessToken = new Secret("access"), ObtainedAt = time.GetUtcNow() };
@@ -38,9 +36,7 @@ public sealed class CredentialStoreTests
     {
         await using var scratch = await ScratchStore.CreateAsync(kind);
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 5, 9, 0, 0, TimeSpan.Zero));
-        await new Migrator(scratch.Database, time, NullLogger<Migrator>.Instance).ApplyAsync(CancellationToken.None);
-        using var keys = await KeyRing.OpenAsync(
-            MasterKeyRing.FromKeys(RandomNumberGenerator.GetBytes(32)), new DataKeyStore(scratch.Database), time, CancellationToken.None);
+        using var keys = await MigratedKeyRingAsync(scratch, time);
         var store = new CredentialStore(scratch.Database, keys, time);
         var key = new CredentialKey("api", "production", CredentialKey.Shared);
         var tokens = new TokenSet { AccessToken = new Secret("access-1"), ObtainedAt = time.GetUtcNow() };
@@ -76,5 +72,11 @@ public sealed class CredentialStoreTests
             var names = await connection.QueryAsync<string>("SELECT key FROM meta WHERE key LIKE 'test.%' ORDER BY key");
             return [.. names.Select(n => n["test.".Length..])];
         }
+    }
+
+    private static async Task<KeyRing> MigratedKeyRingAsync(ScratchStore scratch, TimeProvider time)
+    {
+        await new Migrator(scratch.Database, time, NullLogger<Migrator>.Instance).ApplyAsync(CancellationToken.None);
+        return await KeyRing.OpenAsync(MasterKeyRing.FromKeys(RandomNumberGenerator.GetBytes(32)), new DataKeyStore(scratch.Database), time, CancellationToken.None);
     }
 }

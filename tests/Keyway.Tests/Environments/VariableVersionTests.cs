@@ -4,6 +4,7 @@ using Keyway.Api;
 using Keyway.Environments;
 using Keyway.Secrets;
 using Keyway.Storage;
+using Keyway.Tests.Alerts;
 using Keyway.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
@@ -56,21 +57,6 @@ public sealed class VariableVersionTests
         {
             _keys.Dispose();
             await _scratch.DisposeAsync();
-        }
-    }
-
-    internal sealed class RecordingAlerts : IAlertSink
-    {
-        public List<Alert> Raised { get; } = [];
-
-        public ValueTask RaiseAsync(Alert alert, CancellationToken cancellationToken = default)
-        {
-            lock (Raised)
-            {
-                Raised.Add(alert);
-            }
-
-            return ValueTask.CompletedTask;
         }
     }
 

@@ -3,6 +3,7 @@ using Keyway.Api;
 using Keyway.Environments;
 using Keyway.Schedules;
 using Keyway.Storage;
+using Keyway.Tests.Alerts;
 using Keyway.Tests.Audit;
 using Keyway.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -235,25 +236,4 @@ public sealed class ScheduleRunnerTests
         }
     }
 
-    private sealed class RecordingAlerts : IAlertSink
-    {
-        private readonly Lock _lock = new();
-        private readonly List<Alert> _raised = [];
-
-        public IReadOnlyList<Alert> Raised
-        {
-            get
-            {
-                lock (_lock)
-                    return [.. _raised];
-            }
-        }
-
-        public ValueTask RaiseAsync(Alert alert, CancellationToken cancellationToken = default)
-        {
-            lock (_lock)
-                _raised.Add(alert);
-            return ValueTask.CompletedTask;
-        }
-    }
 }

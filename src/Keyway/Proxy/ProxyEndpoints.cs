@@ -97,8 +97,7 @@ internal static partial class ProxyEndpoints
             context.User = ApiKeyAuthenticationHandler.PrincipalOf(cached);
         }
 
-        var forwarding = handler.ForwardAsync(context, resource, path);
-        return forwarding.IsCompletedSuccessfully ? Task.CompletedTask : AwaitAsync(forwarding, context, errors);
+        return handler.ForwardAsync(context, resource, path);
     }
 
     private static async Task AuthenticateThenServeAsync(
@@ -117,19 +116,7 @@ internal static partial class ProxyEndpoints
             return;
         }
 
-        await AwaitAsync(handler.ForwardAsync(context, resource, path), context, errors);
-    }
-
-    private static async Task AwaitAsync(Task forwarding, HttpContext context, Microsoft.AspNetCore.Diagnostics.IExceptionHandler[] errors)
-    {
-        try
-        {
-            await forwarding;
-        }
-        catch (Exception e)
-        {
-            await HandleAsync(context, e, errors);
-        }
+        await handler.ForwardAsync(context, resource, path);
     }
 
     /// <summary>What the exception-handler middleware does for the rest of Keyway: problem+json, or an aborted answer once it has started.</summary>
@@ -147,7 +134,7 @@ internal static partial class ProxyEndpoints
             return;
         }
 
-        context.Response.Clear();
+        ClearKeepingIsolation(context.Response);
         context.Response.StatusCode = StatusCodes.Status500InternalServerError;
         foreach (var handler in errors)
         {
@@ -162,185 +149,201 @@ internal static partial class ProxyEndpoints
 
     private sealed class Handler(
         IHttpForwarder forwarder, OutboundClient outbound, ResourceService resources, ResourceResolver resolver,
-        AccessPolicy access, CredentialEngine engine, IAuditLog audit, TrafficAudit traffic, TimeProvider time, KnownSecrets known)
+        AccessPolicy access, CredentialEngine engine, IAuditLog audit, TrafficAudit traffic, TimeProvider time, KnownSecrets known,
+        IEnumerable<Microsoft.AspNetCore.Diagnostics.IExceptionHandler> exceptionHandlers)
     {
+        private readonly Microsoft.AspNetCore.Diagnostics.IExceptionHandler[] errors = exceptionHandlers.ToArray();
+
         public Task ForwardRoutedAsync(HttpContext context)
         {
             var values = context.Request.RouteValues;
             return ForwardAsync(context, (string)values["resource"]!, values["path"] as string);
         }
 
-        public Task ForwardAsync(HttpContext context, string resource, string? path) =>
-            ProxyEndpoints.ForwardAsync(context, resource, path, forwarder, outbound, resources, resolver, access, engine, audit, traffic, time, known);
-    }
-
-    private static async Task ForwardAsync(
-        HttpContext context, string resource, string? path,
-        IHttpForwarder forwarder, OutboundClient outbound, ResourceService resources, ResourceResolver resolver,
-        AccessPolicy access, CredentialEngine engine, IAuditLog audit, TrafficAudit traffic, TimeProvider time, KnownSecrets known)
-    {
-        var started = time.GetTimestamp();
-        Caller? caller = null;
-        TrafficMode? mode = null;
-        string? environment = null;
-        string? errorCode = null;
-        var refreshed = false;
-        ProxyIsolation.ApplyOnStarting(context);
-        try
+        // An instance method: its state machine holds the handler, not each of its ten services.
+        public async Task ForwardAsync(HttpContext context, string resource, string? path)
         {
-            caller = Caller.From(context.User) ?? throw new KeywayException(StatusCodes.Status401Unauthorized, "unauthorized",
-                "The proxy takes API keys only, never the console's session cookie: send 'Authorization: Bearer kw_…' or 'X-Keyway-Token: kw_…'.");
-            var environmentHeader = context.Request.Headers[EnvironmentHeader];
-            environment = environmentHeader.Count > 0 && environmentHeader[0] is { } named ? named : Environments.VariableService.Production;
-            access.Demand(caller, Permission.Use, resource, environment);
-            if (audit.IsStalled)
+            try
             {
-                // Every proxied request is recorded, and the record could not be queued until the store is back.
-                caller = null;
-                throw StoreFailure.Unavailable();
-            }
-
-            var compiled = await resources.GetCompiledAsync(resource, context.RequestAborted);
-            var resolved = await resolver.ResolveAsync(compiled, environment, caller, context.RequestAborted);
-            mode = resolved.TrafficMode;
-
-            path = RawPath(context, resource, path);
-            var target = Runs.RunExecutor.BuildUrl(resolved, path, context.Request.QueryString.HasValue ? QueryOf(context.Request.Query) : NoQuery);
-            resolved.DemandOrigin(target);
-            var binding = resolved.Credential;
-            CredentialKey? key = null;
-            Credential? credential = null;
-            if (binding is not null)
-            {
-                (var k, credential) = await CredentialWithinAsync(compiled.Timeout, resolved, ct => binding.GetAsync(engine, caller, ct).AsTask(), context.RequestAborted);
-                key = k;
-            }
-
-            var config = ConfigFor(compiled.Timeout);
-            // Only a request without a body can be sent twice: its body was streamed the first time.
-            var replayable = context.Request.ContentLength is null or 0 && !context.Request.Headers.ContainsKey("Transfer-Encoding");
-            for (var attempt = 0; ; attempt++)
-            {
-                var redactor = credential is null ? resolved.Redactor : binding!.RedactorFor(resolved.Redactor, credential);
-                if (!redactor.IsEmpty && IsUpgrade(context))
-                {
-                    // An upgraded connection (WebSocket) is a raw stream both ways, past any redaction: refused.
-                    throw new KeywayException(StatusCodes.Status501NotImplemented, "upgrade_not_redactable",
-                        $"The resource '{resource}' sends secrets, so Keyway cannot pass an upgraded connection (WebSocket) through: " +
-                        "its messages would not be redacted. Use plain HTTP requests through the proxy or /run.");
-                }
-
-                var transformer = new CredentialTransformer(resolved, target, credential, redactor,
-                    attempt == 0 && credential is not null ? compiled.AuthFailureStatuses : null);
-                // Known secret values are redacted from the answer, even when the upstream echoes one. Inline rather than a
-                // method of its own: one async layer fewer around the forwarder on every request.
-                var redacted = redactor.IsEmpty ? null : new RedactedResponseBody(context.Response, redactor);
-                var original = context.Response.Body;
-                if (redacted is not null)
-                {
-                    context.Response.Body = redacted;
-                }
-
-                ForwarderError error;
+                var started = time.GetTimestamp();
+                Caller? caller = null;
+                TrafficMode? mode = null;
+                string? environment = null;
+                string? errorCode = null;
+                var refreshed = false;
+                ProxyIsolation.Apply(context.Response.Headers);
                 try
                 {
-                    error = await forwarder.SendAsync(context, resolved.BaseUrl.OriginalString, outbound.Invoker, config, transformer);
-                    if (redacted is not null && error == ForwarderError.None && !transformer.Rejected && transformer.UnsupportedEncoding is null)
+                    caller = Caller.From(context.User) ?? throw new KeywayException(StatusCodes.Status401Unauthorized, "unauthorized",
+                        "The proxy takes API keys only, never the console's session cookie: send 'Authorization: Bearer kw_…' or 'X-Keyway-Token: kw_…'.");
+                    var environmentHeader = context.Request.Headers[EnvironmentHeader];
+                    environment = environmentHeader.Count > 0 && environmentHeader[0] is { } named ? named : Environments.VariableService.Production;
+                    access.Demand(caller, Permission.Use, resource, environment);
+                    if (audit.IsStalled)
                     {
-                        await redacted.CompleteAsync(context.RequestAborted);
+                        // Every proxied request is recorded, and the record could not be queued until the store is back.
+                        caller = null;
+                        throw StoreFailure.Unavailable();
                     }
+
+                    var compiled = await resources.GetCompiledAsync(resource, context.RequestAborted);
+                    var resolved = await resolver.ResolveAsync(compiled, environment, caller, context.RequestAborted);
+                    mode = resolved.TrafficMode;
+
+                    path = RawPath(context, resource, path);
+                    var target = Runs.RunExecutor.BuildUrl(resolved, path, context.Request.QueryString.HasValue ? QueryOf(context.Request.Query) : NoQuery);
+                    resolved.DemandOrigin(target);
+                    var binding = resolved.Credential;
+                    CredentialKey? key = null;
+                    Credential? credential = null;
+                    if (binding is not null)
+                    {
+                        (var k, credential) = await CredentialWithinAsync(compiled.Timeout, resolved, (binding, engine, caller),
+                            static (state, ct) => state.binding.GetAsync(state.engine, state.caller, ct).AsTask(), context.RequestAborted);
+                        key = k;
+                    }
+
+                    var config = ConfigFor(compiled.Timeout);
+                    // Only a request without a body can be sent twice: its body was streamed the first time.
+                    var replayable = context.Request.ContentLength is null or 0 && !context.Request.Headers.ContainsKey("Transfer-Encoding");
+                    for (var attempt = 0; ; attempt++)
+                    {
+                        var redactor = credential is null ? resolved.Redactor : binding!.RedactorFor(resolved.Redactor, credential);
+                        if (!redactor.IsEmpty && IsUpgrade(context))
+                        {
+                            // An upgraded connection (WebSocket) is a raw stream both ways, past any redaction: refused.
+                            throw new KeywayException(StatusCodes.Status501NotImplemented, "upgrade_not_redactable",
+                                $"The resource '{resource}' sends secrets, so Keyway cannot pass an upgraded connection (WebSocket) through: " +
+                                "its messages would not be redacted. Use plain HTTP requests through the proxy or /run.");
+                        }
+
+                        var transformer = new CredentialTransformer(resolved, target, credential, redactor,
+                            attempt == 0 && credential is not null ? compiled.AuthFailureStatuses : null);
+                        // Known secret values are redacted from the answer, even when the upstream echoes one. Inline rather than a
+                        // method of its own: one async layer fewer around the forwarder on every request.
+                        var redacted = redactor.IsEmpty ? null : new RedactedResponseBody(context.Response, redactor);
+                        var original = context.Response.Body;
+                        if (redacted is not null)
+                        {
+                            context.Response.Body = redacted;
+                        }
+
+                        ForwarderError error;
+                        try
+                        {
+                            error = await forwarder.SendAsync(context, resolved.BaseUrl.OriginalString, outbound.Invoker, config, transformer);
+                            if (redacted is not null && error == ForwarderError.None && !transformer.Rejected && transformer.UnsupportedEncoding is null)
+                            {
+                                await redacted.CompleteAsync(context.RequestAborted);
+                            }
+                        }
+                        finally
+                        {
+                            context.Response.Body = original;
+                            redacted?.Release();
+                        }
+
+                        if (transformer.Rejected)
+                        {
+                            // The upstream rejected this very token: refresh it once, then replay the request if it can be.
+                            ClearKeepingIsolation(context.Response);
+                            var rejected = credential!.Tokens.AccessToken;
+                            (_, credential) = await CredentialWithinAsync(compiled.Timeout, resolved, (engine, key!.Value, binding!.Provider, rejected),
+                                static async (state, ct) => (state.Value, await state.engine.RejectAsync(state.Value, state.Provider, state.rejected, ct)),
+                                context.RequestAborted);
+                            refreshed = true;
+                            if (replayable)
+                            {
+                                continue;
+                            }
+
+                            errorCode = "upstream_unauthorized";
+                            await Problems.Create(StatusCodes.Status502BadGateway, "upstream_unauthorized",
+                                $"The resource '{resource}' rejected its credential. Keyway has refreshed it; send the request again (its body could not be replayed).").ExecuteAsync(context);
+                            return;
+                        }
+
+                        if (transformer.UnsupportedEncoding is { } encoding)
+                        {
+                            // Compressed in a way Keyway cannot decode, so it cannot be redacted: nothing of it is sent.
+                            ClearKeepingIsolation(context.Response);
+                            var refused = ResponseDecoding.Unsupported(encoding, $"resource '{resource}'");
+                            errorCode = refused.Code;
+                            await Problems.From(refused).ExecuteAsync(context);
+                            return;
+                        }
+
+                        if (error != ForwarderError.None && !context.Response.HasStarted)
+                        {
+                            errorCode = await ReportAsync(context, error, resource, compiled.Timeout, redactor);
+                        }
+                        else if (error != ForwarderError.None)
+                        {
+                            errorCode = "upstream_aborted";
+                        }
+
+                        return;
+                    }
+                }
+                catch (KeywayException e) when (!context.Response.HasStarted)
+                {
+                    errorCode = e.Code;
+                    if (caller is not null && e is { Status: StatusCodes.Status403Forbidden, Code: "forbidden" })
+                    {
+                        if (audit.IsStalled)
+                        {
+                            // Every refusal is recorded, and this one could not be until the store is back: try again then.
+                            e = StoreFailure.Unavailable();
+                            errorCode = e.Code;
+                        }
+                        else
+                        {
+                            await audit.RecordDurableOrQueuedAsync(AuditEntries.Denied(caller, context, e), CancellationToken.None);
+                        }
+
+                        caller = null;
+                    }
+
+                    Problems.SetRetryAfter(context.Response, e);
+                    await Problems.From(e, await known.GetAsync(CancellationToken.None)).ExecuteAsync(context);
+                }
+                catch (Exception e)
+                {
+                    // Still recorded below, as a failure.
+                    errorCode ??= (e as KeywayException)?.Code
+                        ?? (e is OperationCanceledException ? "canceled" : StoreFailure.IsUnavailable(e) ? "store_unavailable" : "internal_error");
+                    throw;
                 }
                 finally
                 {
-                    context.Response.Body = original;
-                    redacted?.Release();
-                }
-
-                if (transformer.Rejected)
-                {
-                    // The upstream rejected this very token: refresh it once, then replay the request if it can be.
-                    context.Response.Clear();
-                    var rejected = credential!.Tokens.AccessToken;
-                    (_, credential) = await CredentialWithinAsync(compiled.Timeout, resolved,
-                        async ct => (key!.Value, await engine.RejectAsync(key!.Value, binding!.Provider, rejected, ct)), context.RequestAborted);
-                    refreshed = true;
-                    if (replayable)
+                    if (caller is not null)
                     {
-                        continue;
+                        // Every proxied request is a run: an access line, and in the audit log one event or a count in the
+                        // open rollup interval (TrafficAudit); the actor carries the API key's id (key use).
+                        await traffic.RecordRunAsync(mode, "proxy", caller, resource, environment!, context.Request.Method,
+                            "/" + path + context.Request.QueryString.Value, context.Response.StatusCode,
+                            (long)time.GetElapsedTime(started).TotalMilliseconds, refreshed, errorCode,
+                            bytesOut: context.Response.ContentLength, bytesIn: context.Request.ContentLength);
                     }
-
-                    errorCode = "upstream_unauthorized";
-                    await Problems.Create(StatusCodes.Status502BadGateway, "upstream_unauthorized",
-                        $"The resource '{resource}' rejected its credential. Keyway has refreshed it; send the request again (its body could not be replayed).").ExecuteAsync(context);
-                    return;
                 }
-
-                if (transformer.UnsupportedEncoding is { } encoding)
-                {
-                    // Compressed in a way Keyway cannot decode, so it cannot be redacted: nothing of it is sent.
-                    context.Response.Clear();
-                    var refused = ResponseDecoding.Unsupported(encoding, $"resource '{resource}'");
-                    errorCode = refused.Code;
-                    await Problems.From(refused).ExecuteAsync(context);
-                    return;
-                }
-
-                if (error != ForwarderError.None && !context.Response.HasStarted)
-                {
-                    errorCode = await ReportAsync(context, error, resource, compiled.Timeout, redactor);
-                }
-                else if (error != ForwarderError.None)
-                {
-                    errorCode = "upstream_aborted";
-                }
-
-                return;
             }
-        }
-        catch (KeywayException e) when (!context.Response.HasStarted)
-        {
-            errorCode = e.Code;
-            if (caller is not null && e is { Status: StatusCodes.Status403Forbidden, Code: "forbidden" })
+            catch (Exception e)
             {
-                if (audit.IsStalled)
-                {
-                    // Every refusal is recorded, and this one could not be until the store is back: try again then.
-                    e = StoreFailure.Unavailable();
-                    errorCode = e.Code;
-                }
-                else
-                {
-                    await audit.RecordDurableOrQueuedAsync(AuditEntries.Denied(caller, context, e), CancellationToken.None);
-                }
-
-                caller = null;
-            }
-
-            Problems.SetRetryAfter(context.Response, e);
-            await Problems.From(e, await known.GetAsync(CancellationToken.None)).ExecuteAsync(context);
-        }
-        catch (Exception e)
-        {
-            // Still recorded below, as a failure.
-            errorCode ??= (e as KeywayException)?.Code
-                ?? (e is OperationCanceledException ? "canceled" : StoreFailure.IsUnavailable(e) ? "store_unavailable" : "internal_error");
-            throw;
-        }
-        finally
-        {
-            if (caller is not null)
-            {
-                // Every proxied request is a run: an access line, and in the audit log one event or a count in the
-                // open rollup interval (TrafficAudit); the actor carries the API key's id (key use).
-                await traffic.RecordRunAsync(mode, "proxy", caller, resource, environment!, context.Request.Method,
-                    "/" + path + context.Request.QueryString.Value, context.Response.StatusCode,
-                    (long)time.GetElapsedTime(started).TotalMilliseconds, refreshed, errorCode,
-                    bytesOut: context.Response.ContentLength, bytesIn: context.Request.ContentLength);
+                // What the exception-handler middleware does for the rest of Keyway, here rather than in an
+                // async layer of its own around every request.
+                await HandleAsync(context, e, errors);
             }
         }
     }
 
     private static readonly KeyValuePair<string, string?>[] NoQuery = [];
+
+    /// <summary>Clears an answer that has not started, keeping the isolation rules every answer of the proxy carries.</summary>
+    private static void ClearKeepingIsolation(HttpResponse response)
+    {
+        response.Clear();
+        ProxyIsolation.Apply(response.Headers);
+    }
 
     /// <summary>The relative path as the caller encoded it (see <see cref="ProxyIsolation.RawRelativePath"/>).</summary>
     private static string? RawPath(HttpContext context, string resource, string? routed)
@@ -404,7 +407,7 @@ internal static partial class ProxyEndpoints
             return "canceled";
         }
 
-        context.Response.Clear();
+        ClearKeepingIsolation(context.Response);
         await problem.ExecuteAsync(context);
         return problem.ProblemDetails.Extensions.TryGetValue("code", out var code) ? code as string ?? "upstream_error" : "upstream_error";
     }
@@ -427,14 +430,14 @@ internal static partial class ProxyEndpoints
     /// Authorization, Cookie, X-Keyway-* and hop-by-hop headers), then attaches the resource's.
     /// </summary>
     /// <summary>Waits for a credential no longer than the resource's timeout: another replica's refresh never holds a request past it.</summary>
-    private static async Task<(CredentialKey Key, Credential Credential)> CredentialWithinAsync(
-        TimeSpan timeout, ResolvedResource resolved, Func<CancellationToken, Task<(CredentialKey, Credential)>> get, CancellationToken aborted)
+    private static async Task<(CredentialKey Key, Credential Credential)> CredentialWithinAsync<TState>(
+        TimeSpan timeout, ResolvedResource resolved, TState state, Func<TState, CancellationToken, Task<(CredentialKey, Credential)>> get, CancellationToken aborted)
     {
         using var bounded = CancellationTokenSource.CreateLinkedTokenSource(aborted);
         bounded.CancelAfter(timeout);
         try
         {
-            return await get(bounded.Token);
+            return await get(state, bounded.Token);
         }
         catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
         {
@@ -458,13 +461,22 @@ internal static partial class ProxyEndpoints
             var headers = proxyRequest.Headers;
             headers.Authorization = null;
             headers.Remove("Cookie");
-            headers.Remove(ApiKeyAuthenticationHandler.TokenHeader);
-            headers.Remove(EnvironmentHeader);
-            // The caller's headers name every X-Keyway-* the copy could hold; enumerating them is
-            // cheaper than enumerating the outbound headers, which materializes every value.
-            foreach (var (name, _) in httpContext.Request.Headers)
+            // Every X-Keyway-* (the API key's X-Keyway-Token, X-Keyway-Environment, any other) is Keyway's
+            // and goes no further. The non-validated view names the copied headers without parsing a value
+            // or boxing an enumerator; the names are collected first, as a collection is not changed while
+            // it is enumerated.
+            List<string>? keyway = null;
+            foreach (var header in headers.NonValidated)
             {
-                if (name.StartsWith(HeaderRules.KeywayPrefix, StringComparison.OrdinalIgnoreCase))
+                if (header.Key.StartsWith(HeaderRules.KeywayPrefix, StringComparison.OrdinalIgnoreCase))
+                {
+                    (keyway ??= []).Add(header.Key);
+                }
+            }
+
+            if (keyway is not null)
+            {
+                foreach (var name in keyway)
                 {
                     headers.Remove(name);
                 }
@@ -505,6 +517,8 @@ internal static partial class ProxyEndpoints
             }
 
             var proceed = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
+            // The upstream's headers are copied now, with any CSP, Set-Cookie or Clear-Site-Data of its own.
+            ProxyIsolation.Apply(httpContext.Response.Headers);
             if (redactor.IsEmpty)
             {
                 return proceed;
@@ -514,6 +528,13 @@ internal static partial class ProxyEndpoints
             // sent with its exact length (RedactedResponseBody); any other goes out chunked.
             var headers = httpContext.Response.Headers;
             headers.ContentLength = null;
+            if (proxyResponse is not null)
+            {
+                // Before a compressed content is replaced by its decoded stream, which has none of its headers.
+                RedactHeaders(headers, proxyResponse.Headers);
+                RedactHeaders(headers, proxyResponse.Content.Headers);
+            }
+
             var decoded = false;
             if (proxyResponse is not null && ResponseDecoding.IsEncoded(proxyResponse.Content.Headers.ContentEncoding))
             {
@@ -547,38 +568,52 @@ internal static partial class ProxyEndpoints
                 feature.ReasonPhrase = null;
             }
 
-            List<KeyValuePair<string, string?[]>>? changes = null;
-            List<string>? dropped = null;
-            foreach (var (name, values) in headers)
+            return proceed;
+        }
+
+        /// <summary>
+        /// Drops or redacts, in the answer, each header of the upstream's that carries a known secret: its name
+        /// (dropped: it cannot be renamed into something meaningful) or a value (redacted). The upstream's
+        /// collection is read through its non-validated view, which parses no value and boxes no enumerator;
+        /// the answer's copy is changed only where it has the header.
+        /// </summary>
+        private void RedactHeaders(IHeaderDictionary answer, System.Net.Http.Headers.HttpHeaders upstream)
+        {
+            List<string>? found = null;
+            foreach (var (name, values) in upstream.NonValidated)
             {
                 if (redactor.Contains(name))
                 {
-                    // A header whose name carries a secret cannot be renamed into something meaningful: it is dropped.
-                    (dropped ??= []).Add(name);
+                    (found ??= []).Add(name);
                     continue;
                 }
 
                 foreach (var value in values)
                 {
-                    if (value is not null && redactor.Contains(value))
+                    if (redactor.Contains(value))
                     {
-                        (changes ??= []).Add(new(name, values.Select(v => v is null ? null : redactor.Redact(v)).ToArray()));
+                        (found ??= []).Add(name);
                         break;
                     }
                 }
             }
 
-            foreach (var (name, values) in changes ?? [])
+            if (found is null)
             {
-                headers[name] = values;
+                return;
             }
 
-            foreach (var name in dropped ?? [])
+            foreach (var name in found)
             {
-                headers.Remove(name);
+                if (redactor.Contains(name))
+                {
+                    answer.Remove(name);
+                }
+                else if (answer.TryGetValue(name, out var copied))
+                {
+                    answer[name] = copied.Select(v => v is null ? null : redactor.Redact(v)).ToArray();
+                }
             }
-
-            return proceed;
         }
     }
 }

@@ -29,18 +29,12 @@ internal static class ProxyIsolation
     /// <summary>Upstream answer headers that would act on Keyway's origin; never passed to the caller.</summary>
     public static readonly string[] DroppedResponseHeaders = ["Set-Cookie", "Clear-Site-Data", "Service-Worker-Allowed"];
 
-    private static readonly Func<object, Task> OnStarting = static state =>
-    {
-        Apply(((HttpContext)state).Response.Headers);
-        return Task.CompletedTask;
-    };
-
     /// <summary>
-    /// Applies the rules just before the answer's headers go out, whatever wrote them: the forwarder,
-    /// a problem written by the proxy, or the exception handler.
+    /// Sets the rules on an answer's headers. The proxy applies them when a request arrives (so that an
+    /// answer Keyway writes itself carries them), again once the upstream's headers are copied (which may
+    /// bring their own), and after anything that clears the answer; so every answer of <c>/proxy</c> goes
+    /// out with them, without a callback on each response start.
     /// </summary>
-    public static void ApplyOnStarting(HttpContext context) => context.Response.OnStarting(OnStarting, context);
-
     public static void Apply(IHeaderDictionary headers)
     {
         headers.ContentSecurityPolicy = ContentSecurityPolicy;

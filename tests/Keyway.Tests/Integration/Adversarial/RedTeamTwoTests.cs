@@ -33,6 +33,26 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
             context.Response.Headers["X-" + _echo] = "1";
             return context.Response.WriteAsync("ok");
         });
+        // The secret as a response header's value and a content header's, plain or gzipped.
+        app.MapGet("/header-value", async (HttpContext context) =>
+        {
+            context.Response.Headers["X-Session"] = "s=" + _echo;
+            context.Response.Headers.ContentDisposition = $"attachment; filename=\"{_echo}.txt\"";
+            var body = Encoding.UTF8.GetBytes("ok");
+            if (context.Request.Query["as"] == "gzip")
+            {
+                using var buffer = new MemoryStream();
+                using (var gzip = new GZipStream(buffer, CompressionLevel.Fastest))
+                {
+                    gzip.Write(body);
+                }
+
+                body = buffer.ToArray();
+                context.Response.Headers.ContentEncoding = "gzip";
+            }
+
+            await context.Response.Body.WriteAsync(body);
+        });
         // A WebSocket that greets with the header it was opened with (as many streaming APIs echo a session).
         app.UseWebSockets();
         app.Map("/ws", async (HttpContext context) =>
@@ -113,6 +133,28 @@ public sealed class RedTeamTwoTests(SqliteKeyway fixture) : IClassFixture<Sqlite
         Assert.Equal(value, _hostile.Requests.First(r => r.Path == "/header-name").Headers["X-A"]);
         Assert.DoesNotContain(run["headers"]!.AsObject(), h => h.Key.Contains(value, StringComparison.OrdinalIgnoreCase));
         Assert.DoesNotContain(proxied.Headers.Concat(proxied.Content.Headers), h => h.Key.Contains(value, StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("gzip")]
+    public async Task A_secret_an_upstream_puts_in_a_header_value_reaches_a_proxy_caller_redacted(string encoding)
+    {
+        var (canary, value) = await fixture.CanaryAsync();
+        _echo = value;
+        var resource = KeywayFixture.Unique("header-value");
+        await fixture.PutResourceAsync(resource, Rest(new JsonObject { ["X-A"] = Var(canary) }));
+        var user = await UserWithUseAsync(resource);
+
+        var proxied = await user.GetAsync($"/proxy/{resource}/header-value?as={encoding}");
+
+        Assert.Equal(HttpStatusCode.OK, proxied.StatusCode);
+        Assert.Equal("ok", await proxied.Content.ReadAsStringAsync());
+        var headers = proxied.Headers.Concat(proxied.Content.Headers).ToDictionary(h => h.Key, h => string.Join(",", h.Value), StringComparer.OrdinalIgnoreCase);
+        Assert.DoesNotContain(headers, h => h.Value.Contains(value, StringComparison.OrdinalIgnoreCase));
+        // Redacted in place, not dropped: the caller still learns there was a session and an attachment.
+        Assert.StartsWith("s=", headers["X-Session"]);
+        Assert.StartsWith("attachment", headers["Content-Disposition"]);
     }
 
     [Fact]

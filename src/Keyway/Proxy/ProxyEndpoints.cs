@@ -89,26 +89,23 @@ internal static partial class ProxyEndpoints
         var headers = context.Request.Headers;
         if (SignIn.Sessions.HasApiKey(headers) && ApiKeyAuthenticationHandler.TryReadToken(headers, out var header, out var token))
         {
-            if (keys.TryCached(context, header, token) is not { } cached)
-            {
-                return AuthenticateThenServeAsync(context, resource, path, handler, keys, token.ToString(), errors);
-            }
-
-            context.User = ApiKeyAuthenticationHandler.PrincipalOf(cached);
+            // The caller goes to the handler as is: nothing on the proxy's way reads HttpContext.User, and
+            // setting it costs a feature object on every request.
+            return keys.TryCached(context, header, token) is { } cached
+                ? handler.ForwardAsync(context, resource, path, cached)
+                : AuthenticateThenServeAsync(context, resource, path, handler, keys, token.ToString(), errors);
         }
 
-        return handler.ForwardAsync(context, resource, path);
+        return handler.ForwardAsync(context, resource, path, null);
     }
 
     private static async Task AuthenticateThenServeAsync(
         HttpContext context, string resource, string? path, Handler handler, ApiKeyService keys, string token, Microsoft.AspNetCore.Diagnostics.IExceptionHandler[] errors)
     {
+        Caller? caller;
         try
         {
-            if (await keys.AuthenticateAsync(token, context.RequestAborted) is { } caller)
-            {
-                context.User = ApiKeyAuthenticationHandler.PrincipalOf(caller);
-            }
+            caller = await keys.AuthenticateAsync(token, context.RequestAborted);
         }
         catch (Exception e)
         {
@@ -116,7 +113,7 @@ internal static partial class ProxyEndpoints
             return;
         }
 
-        await handler.ForwardAsync(context, resource, path);
+        await handler.ForwardAsync(context, resource, path, caller);
     }
 
     /// <summary>What the exception-handler middleware does for the rest of Keyway: problem+json, or an aborted answer once it has started.</summary>
@@ -157,11 +154,12 @@ internal static partial class ProxyEndpoints
         public Task ForwardRoutedAsync(HttpContext context)
         {
             var values = context.Request.RouteValues;
-            return ForwardAsync(context, (string)values["resource"]!, values["path"] as string);
+            return ForwardAsync(context, (string)values["resource"]!, values["path"] as string, null);
         }
 
         // An instance method: its state machine holds the handler, not each of its ten services.
-        public async Task ForwardAsync(HttpContext context, string resource, string? path)
+        // authenticated: the API key's caller when the proxy middleware has read it; else HttpContext.User's.
+        public async Task ForwardAsync(HttpContext context, string resource, string? path, Caller? authenticated)
         {
             try
             {
@@ -174,7 +172,7 @@ internal static partial class ProxyEndpoints
                 ProxyIsolation.Apply(context.Response.Headers);
                 try
                 {
-                    caller = Caller.From(context.User) ?? throw new KeywayException(StatusCodes.Status401Unauthorized, "unauthorized",
+                    caller = authenticated ?? Caller.From(context.User) ?? throw new KeywayException(StatusCodes.Status401Unauthorized, "unauthorized",
                         "The proxy takes API keys only, never the console's session cookie: send 'Authorization: Bearer kw_…' or 'X-Keyway-Token: kw_…'.");
                     var environmentHeader = context.Request.Headers[EnvironmentHeader];
                     environment = environmentHeader.Count > 0 && environmentHeader[0] is { } named ? named : Environments.VariableService.Production;
@@ -482,9 +480,11 @@ internal static partial class ProxyEndpoints
                 }
             }
 
-            foreach (var (name, value) in resolved.Headers)
+            // Indexed: a foreach over the interface would box its enumerator on every request.
+            var resourceHeaders = resolved.Headers;
+            for (var i = 0; i < resourceHeaders.Count; i++)
             {
-                HeaderRules.Set(proxyRequest, name, value);
+                HeaderRules.Set(proxyRequest, resourceHeaders[i].Key, resourceHeaders[i].Value);
             }
 
             if (resolved.Cookie is not null)
@@ -536,7 +536,9 @@ internal static partial class ProxyEndpoints
             }
 
             var decoded = false;
-            if (proxyResponse is not null && ResponseDecoding.IsEncoded(proxyResponse.Content.Headers.ContentEncoding))
+            // The typed ContentEncoding collection is built only when the upstream sent the header.
+            if (proxyResponse is not null && proxyResponse.Content.Headers.NonValidated.Contains("Content-Encoding")
+                && ResponseDecoding.IsEncoded(proxyResponse.Content.Headers.ContentEncoding))
             {
                 var contentEncoding = proxyResponse.Content.Headers.ContentEncoding;
                 if (ResponseDecoding.FindUnsupported(contentEncoding) is { } unsupported)

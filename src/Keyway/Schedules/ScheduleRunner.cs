@@ -16,8 +16,13 @@ internal sealed partial class ScheduleRunner(
 {
     public string Replica => replica;
 
-    /// <summary>Runs <paramref name="scheduledAt"/>'s occurrence if this replica claims it; null when another replica did.</summary>
-    public async Task<ScheduleRun?> RunAsync(StoredSchedule schedule, DateTimeOffset scheduledAt, string kind, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs <paramref name="scheduledAt"/>'s occurrence if this replica claims it; null when another replica did.
+    /// Before each wait for a retry, the history entry records the attempts so far and the last error code, and
+    /// <paramref name="retrying"/> hears of it (what "run now" answers 202 on).
+    /// </summary>
+    public async Task<ScheduleRun?> RunAsync(
+        StoredSchedule schedule, DateTimeOffset scheduledAt, string kind, CancellationToken cancellationToken, Action<ScheduleRun>? retrying = null)
     {
         var started = time.GetUtcNow();
         if (!await store.TryClaimAsync(schedule.Name, scheduledAt, kind, replica, started, RunKinds.Running, cancellationToken))
@@ -59,6 +64,10 @@ internal sealed partial class ScheduleRunner(
                 break;
             }
 
+            var pending = new ScheduleRun(schedule.Name, scheduledAt, kind, replica, started, null, RunKinds.Running, attempts, code, status);
+            await store.ProgressAsync(pending, cancellationToken);
+            retrying?.Invoke(pending);
+
             try
             {
                 await Task.Delay(schedule.Compiled.BackoffBefore(attempts + 1), time, cancellationToken);
@@ -85,13 +94,13 @@ internal sealed partial class ScheduleRunner(
     }
 
     /// <summary>Runs now ("run now"): an occurrence of its own, at the time it was asked for.</summary>
-    public async Task<ScheduleRun> RunNowAsync(StoredSchedule schedule, CancellationToken cancellationToken)
+    public async Task<ScheduleRun> RunNowAsync(StoredSchedule schedule, CancellationToken cancellationToken, Action<ScheduleRun>? retrying = null)
     {
         var at = time.GetUtcNow();
         // Two requests in the same millisecond: the second takes the next one.
         for (var i = 0; i < 100; i++, at = at.AddMilliseconds(1))
         {
-            if (await RunAsync(schedule, at, RunKinds.Manual, cancellationToken) is { } run)
+            if (await RunAsync(schedule, at, RunKinds.Manual, cancellationToken, retrying) is { } run)
             {
                 return run;
             }

@@ -65,7 +65,7 @@ internal sealed partial class ScheduleRunner(
             }
 
             var pending = new ScheduleRun(schedule.Name, scheduledAt, kind, replica, started, null, RunKinds.Running, attempts, code, status);
-            await store.ProgressAsync(pending, cancellationToken);
+            await TryRecordProgressAsync(pending, cancellationToken);
             retrying?.Invoke(pending);
 
             try
@@ -91,6 +91,26 @@ internal sealed partial class ScheduleRunner(
         }
 
         return run;
+    }
+
+    /// <summary>
+    /// Best effort: progress is for whoever follows the run, and the run's end is recorded whatever happens
+    /// here. A store that cannot take it, or a stop, must not leave the occurrence <c>running</c> for good.
+    /// </summary>
+    private async Task TryRecordProgressAsync(ScheduleRun pending, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await store.ProgressAsync(pending, cancellationToken);
+        }
+        catch (Exception e)
+        {
+            // A stop is seen by the wait that follows; anything else is logged by type (a message could quote SQL).
+            if (e is not OperationCanceledException)
+            {
+                Log.ProgressNotRecorded(logger, pending.Schedule, e.GetType().Name);
+            }
+        }
     }
 
     /// <summary>Runs now ("run now"): an occurrence of its own, at the time it was asked for.</summary>
@@ -175,5 +195,8 @@ internal sealed partial class ScheduleRunner(
 
         [LoggerMessage(903, LogLevel.Warning, "Raising schedule.failed for {Schedule} failed ({Error})")]
         public static partial void AlertFailed(ILogger logger, string schedule, string error);
+
+        [LoggerMessage(904, LogLevel.Warning, "The progress of a run of schedule {Schedule} could not be recorded ({Error}); it retries and records its end")]
+        public static partial void ProgressNotRecorded(ILogger logger, string schedule, string error);
     }
 }

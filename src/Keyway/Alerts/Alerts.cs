@@ -15,6 +15,7 @@ internal static class AlertTypes
 {
     public const string SecretExpiring = "secret.expiring";
     public const string SecretExpired = "secret.expired";
+    public const string SecretRotationDue = "secret.rotation_due";
     public const string RotationSucceeded = "rotation.succeeded";
     public const string RotationFailed = "rotation.failed";
     public const string CredentialFailed = "credential.failed";
@@ -29,7 +30,7 @@ internal static class AlertTypes
     /// <summary>Every alert type, in the order the docs list them.</summary>
     public static readonly IReadOnlyList<string> All =
     [
-        SecretExpiring, SecretExpired, RotationSucceeded, RotationFailed, CredentialFailed,
+        SecretExpiring, SecretExpired, SecretRotationDue, RotationSucceeded, RotationFailed, CredentialFailed,
         CredentialReconnectRequired, CredentialRecovered, ScheduleFailed, AuditVerifyFailed,
     ];
 }

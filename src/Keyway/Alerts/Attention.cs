@@ -1,19 +1,22 @@
 using Keyway.Access;
-using Keyway.Credentials;
 using Keyway.Environments;
+using Keyway.Schedules;
 using Keyway.Storage;
 
 namespace Keyway.Alerts;
 
 /// <summary>
-/// One thing that needs an operator: a variable expired, expiring or past its rotate-by date, or a
-/// credential that failed or needs a reconnect. <c>Kind</c> is <c>variable</c> or <c>credential</c>;
-/// <c>Name</c> the variable or the resource; <c>Owner</c> a credential's (<c>shared</c> or a user id);
-/// <c>State</c> one of <see cref="AttentionStates"/>; <c>At</c> when it expires, expired, should be
-/// rotated, or last failed; <c>Detail</c> a policy or the credential's last error. Never a value.
+/// One thing that needs an operator: a variable expired, expiring or past its rotate-by date, a
+/// credential that failed, needs a reconnect, expires soon or is not connected, or a schedule whose
+/// last run failed. <c>Kind</c> is <c>variable</c>, <c>credential</c> or <c>schedule</c>; <c>Name</c>
+/// the variable, the resource or the schedule; <c>Owner</c> a credential's (<c>shared</c> or a user id,
+/// <c>OwnerName</c> the user's name); <c>State</c> one of <see cref="AttentionStates"/>; <c>At</c> when it
+/// expires, expired, should be rotated, or last failed; <c>Detail</c> a policy, the credential's last
+/// error or the schedule run's error code. Never a value.
 /// </summary>
 internal sealed record AttentionItem(
-    string Kind, string Environment, string Name, string? Owner, string State, DateTimeOffset? At, string? Detail, long? Version = null);
+    string Kind, string Environment, string Name, string? Owner, string State, DateTimeOffset? At, string? Detail, long? Version = null,
+    string? OwnerName = null);
 
 /// <summary>The states an <see cref="AttentionItem"/> can be in, most urgent first.</summary>
 internal static class AttentionStates
@@ -24,6 +27,7 @@ internal static class AttentionStates
     public const string RotateOverdue = "rotate_overdue";
     public const string Expiring = "expiring";
     public const string RotateDue = "rotate_due";
+    public const string NotConnected = "not_connected";
 
     public static int Rank(string state) => state switch
     {
@@ -32,17 +36,22 @@ internal static class AttentionStates
         Failed => 2,
         RotateOverdue => 3,
         Expiring => 4,
-        _ => 5,
+        RotateDue => 5,
+        _ => 6,
     };
 }
 
 /// <summary>
 /// What needs attention, for <c>GET /api/v1/status/attention</c> and <c>keyway status</c>: sorted by
 /// urgency (state, then the soonest date). Variables are shown to callers who may administer their
-/// environment (variables are admin-only); credentials to callers who may read the resource there,
-/// a personal credential only to its owner and admins.
+/// environment (variables are admin-only); credentials (from <see cref="CredentialHealth"/>) to callers
+/// who may read the resource there, a personal credential only to its owner and admins; one that is not
+/// connected only when it needs a person to connect it (a client-credentials grant connects on first use);
+/// schedules whose last run failed to callers who may see the schedule.
 /// </summary>
-internal sealed class Attention(Database database, TimeProvider time, VariableOptions options, AccessPolicy access)
+internal sealed class Attention(
+    Database database, TimeProvider time, VariableOptions options, AccessPolicy access, CredentialHealth credentials, ScheduleStore schedules,
+    ScheduleTargets targets)
 {
     public async Task<IReadOnlyList<AttentionItem>> ListAsync(Caller caller, CancellationToken cancellationToken)
     {
@@ -82,18 +91,27 @@ internal sealed class Attention(Database database, TimeProvider time, VariableOp
             }
         }
 
-        var credentials = await connection.QueryAsync<CredentialRow>(
-            "SELECT resource, environment, owner, state, last_error, last_refreshed_at, next_refresh_at FROM credentials WHERE state IN ('failed', 'reconnect_required')");
-        foreach (var c in credentials)
+        foreach (var c in await credentials.ListAsync(caller, cancellationToken))
         {
-            var mine = c.Owner == CredentialKey.Shared || c.Owner == caller.UserId || access.Allows(caller, Permission.Admin, null, c.Environment);
-            if (!mine || !access.Allows(caller, Permission.Read, c.Resource, c.Environment))
+            if (c.State is AttentionStates.Failed or AttentionStates.ReconnectRequired or AttentionStates.Expired or AttentionStates.Expiring
+                || (c.State == AttentionStates.NotConnected && !c.Renewable))
             {
-                continue;
+                items.Add(new AttentionItem("credential", c.Environment, c.Resource, c.Owner, c.State,
+                    c.State is AttentionStates.Expired or AttentionStates.Expiring ? c.ExpiresAt : c.FailedAt,
+                    c.LastError, OwnerName: c.OwnerName));
             }
+        }
 
-            items.Add(new AttentionItem("credential", c.Environment, c.Resource, c.Owner, c.State,
-                Time.From(c.NextRefreshAt) ?? Time.From(c.LastRefreshedAt), c.LastError));
+        // A schedule whose last run failed, until a run succeeds (or it is disabled).
+        var last = await schedules.LastRunsAsync(cancellationToken);
+        foreach (var schedule in await schedules.ListAsync(cancellationToken))
+        {
+            if (schedule.Compiled.Enabled && last.GetValueOrDefault(schedule.Name) is { Outcome: RunKinds.Failed } run &&
+                await targets.MaySeeAsync(caller, schedule.Compiled, cancellationToken))
+            {
+                items.Add(new AttentionItem("schedule", schedule.Compiled.Action == ScheduleActions.Verify ? "" : schedule.Compiled.Environment,
+                    schedule.Name, null, AttentionStates.Failed, run.FinishedAt ?? run.StartedAt, run.ErrorCode));
+            }
         }
 
         return items
@@ -115,17 +133,6 @@ internal sealed class Attention(Database database, TimeProvider time, VariableOp
         public long? ValueSetAt { get; init; }
         public long UpdatedAt { get; init; }
     }
-
-    private sealed class CredentialRow
-    {
-        public string Resource { get; init; } = "";
-        public string Environment { get; init; } = "";
-        public string Owner { get; init; } = "";
-        public string State { get; init; } = "";
-        public string? LastError { get; init; }
-        public long? LastRefreshedAt { get; init; }
-        public long? NextRefreshAt { get; init; }
-    }
 }
 
 internal static class AttentionEndpoints
@@ -138,7 +145,7 @@ internal static class AttentionEndpoints
                 TypedResults.Ok(new AttentionList(time.GetUtcNow(), await attention.ListAsync(Caller.From(http.User)!, ct))))
             .Requires(Permission.Read)
             .WithTags("Status")
-            .WithSummary("What needs attention, most urgent first: variables expired, expiring or due for rotation, credentials failed or needing a reconnect. Only what the caller may see.");
+            .WithSummary("What needs attention, most urgent first: variables expired, expiring or due for rotation; credentials failed, needing a reconnect, expiring or not connected; schedules whose last run failed. Only what the caller may see.");
         return api;
     }
 }

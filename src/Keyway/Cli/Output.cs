@@ -70,6 +70,9 @@ internal sealed class Output(bool json, IAnsiConsole console, TextWriter error)
         Console.MarkupLine($"[green]✓[/] {Markup.Escape(message)}");
     }
 
+    /// <summary>A line about work under way, on standard error: standard output keeps only the result (and stays JSON with <c>--json</c>).</summary>
+    public void Progress(string message) => error.WriteLine(message);
+
     public void Error(CliException e)
     {
         error.WriteLine($"error: {e.Message}" + (e.Code is null ? "" : $" ({e.Code})"));

@@ -89,11 +89,27 @@ internal static class ScheduleCommands
         }));
 
         var runName = new Argument<string>("name") { Description = "The schedule to run now." };
-        var run = new Command("run", "Run a schedule now (as its owner, with its retries) and show how it went.") { runName };
+        var noWait = new Option<bool>("--no-wait") { Description = "Do not wait for a run that goes to retry: print its id and where to follow it, and return." };
+        var run = new Command("run", "Run a schedule now (as its owner, with its retries) and show how it went; waits through its retries unless --no-wait.") { runName, noWait };
         run.SetAction(io.Client(async (client, output, parse, ct) =>
         {
-            var result = await client.PostAsync($"api/v1/schedules/{Uri.EscapeDataString(parse.GetValue(runName)!)}/run", null, ct);
-            output.Details(result, ("outcome", Output.Str(result?["outcome"])), ("attempts", Output.Str(result?["attempts"])),
+            var name = Uri.EscapeDataString(parse.GetValue(runName)!);
+            var result = await client.PostAsync($"api/v1/schedules/{name}/run", null, ct);
+            // 202: the first attempt failed and the run waits to retry, on the server. Follow its history entry.
+            var attempts = -1;
+            while (Output.Str(result?["outcome"]) == "running" && !parse.GetValue(noWait))
+            {
+                if (result?["attempts"]?.GetValue<int>() is { } n && n != attempts)
+                {
+                    attempts = n;
+                    output.Progress($"attempt {n} failed ({Output.Str(result?["errorCode"])}); retrying (keyway schedule history {parse.GetValue(runName)})…");
+                }
+
+                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                result = await client.GetAsync($"api/v1/schedules/{name}/runs/{Output.Str(result?["id"])}", ct);
+            }
+
+            output.Details(result, ("outcome", Output.Str(result?["outcome"])), ("run", Output.Str(result?["id"])), ("attempts", Output.Str(result?["attempts"])),
                 ("duration", $"{Output.Str(result?["durationMs"])} ms"), ("error", Output.Str(result?["errorCode"])), ("status", Output.Str(result?["status"])));
             if (Output.Str(result?["outcome"]) == "failed")
             {

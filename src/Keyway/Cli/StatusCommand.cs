@@ -9,7 +9,7 @@ internal static class StatusCommand
     public static Command Create(CliIo io)
     {
         var command = new Command("status",
-            "What needs attention, most urgent first: secrets expired, expiring or due for rotation; credentials that failed or need a reconnect. Shows only what you may see.");
+            "What needs attention, most urgent first: secrets expired, expiring or due for rotation; credentials that failed, need a reconnect, expire or are not connected; schedules whose last run failed. Shows only what you may see.");
         command.SetAction(io.Client(async (client, output, _, ct) =>
         {
             var doc = await client.GetAsync("api/v1/status/attention", ct);

@@ -11,7 +11,9 @@ namespace Keyway.Environments;
 /// when the insert added the row), so a restart or a second replica never raises it again; the
 /// price is at most once: a replica killed between its claim and the raise loses that alert.
 /// When a sweep first sees a version past several lead times at once (set with 5 days left), it
-/// claims them all and raises one alert, for the nearest.
+/// claims them all and raises one alert, for the nearest. A variable with <c>rotateEvery</c> whose
+/// rotate-by date (when its current value was first set, plus the period) has passed raises
+/// <c>secret.rotation_due</c> once per version, claimed the same way: a new value starts the period over.
 /// </summary>
 internal sealed partial class SecretExpirySweep(
     Database database, IAlertSink alerts, TimeProvider time, VariableOptions options, ILogger<SecretExpirySweep> logger) : BackgroundService
@@ -106,7 +108,53 @@ internal sealed partial class SecretExpirySweep(
             }
         }
 
+        foreach (var alert in await RotationDueAsync(now, cancellationToken))
+        {
+            Log.Raised(logger, alert.Type, alert.Subject);
+            await alerts.RaiseAsync(alert, cancellationToken);
+            raised.Add(alert);
+        }
+
         return raised;
+    }
+
+    /// <summary>Claims and returns a <c>secret.rotation_due</c> for each variable past its rotate-by date, once per version.</summary>
+    private async Task<List<Alert>> RotationDueAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        List<RotateRow> rows;
+        await using (var connection = await database.OpenAsync(cancellationToken))
+        {
+            rows = (await connection.QueryAsync<RotateRow>(
+                """
+                SELECT v.environment, v.name, v.version, v.secret, v.rotate_every, vv.value_set_at, v.updated_at
+                FROM variables v JOIN variable_versions vv ON vv.environment = v.environment AND vv.name = v.name AND vv.version = v.version
+                WHERE v.rotate_every IS NOT NULL
+                """)).ToList();
+        }
+
+        var due = new List<Alert>();
+        foreach (var row in rows)
+        {
+            var every = TimeSpan.FromSeconds(row.RotateEvery);
+            var rotateBy = Time.From(row.ValueSetAt ?? row.UpdatedAt) + every;
+            if (rotateBy > now ||
+                !await ClaimAsync($"{AlertTypes.SecretRotationDue}:{row.Environment}/{row.Name}#{row.Version}", now, cancellationToken))
+            {
+                continue;
+            }
+
+            due.Add(new Alert(AlertTypes.SecretRotationDue, $"variable:{row.Environment}/{row.Name}", new Dictionary<string, string?>
+            {
+                ["environment"] = row.Environment,
+                ["name"] = row.Name,
+                ["version"] = row.Version.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["secret"] = row.Secret != 0 ? "true" : "false",
+                ["rotateEvery"] = SecretPolicy.Format(every),
+                ["rotateBy"] = rotateBy.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
+            }));
+        }
+
+        return due;
     }
 
     /// <summary>Claims one alert for this cluster: true only for the one caller whose insert added the row.</summary>
@@ -126,6 +174,17 @@ internal sealed partial class SecretExpirySweep(
         public long Secret { get; init; }
         public long ExpiresAt { get; init; }
         public string? ExpiredPolicy { get; init; }
+    }
+
+    private sealed class RotateRow
+    {
+        public string Environment { get; init; } = "";
+        public string Name { get; init; } = "";
+        public long Version { get; init; }
+        public long Secret { get; init; }
+        public long RotateEvery { get; init; }
+        public long? ValueSetAt { get; init; }
+        public long UpdatedAt { get; init; }
     }
 
     private static partial class Log

@@ -280,6 +280,10 @@ internal sealed partial class VariableService(Database database, KeyRing keys, T
             await connection.ExecuteAsync(
                 "UPDATE variables SET origins = @originsJson, updated_at = @now WHERE environment = @environment AND name = @name",
                 new { environment, name, originsJson, now = time.GetUtcNow().ToStore() }, transaction);
+            // The current version's record of its binding follows, so a later rollback to it restores this one.
+            await connection.ExecuteAsync(
+                "UPDATE variable_versions SET origins = @originsJson WHERE environment = @environment AND name = @name AND state = 'current'",
+                new { environment, name, originsJson }, transaction);
             info = (await QueryAsync(connection, transaction, environment, name)) is [var written, ..] ? written : null;
             if (info is not null && audit is not null)
             {

@@ -110,8 +110,10 @@ internal sealed partial class VariableService
             new { v.Environment, v.Name, retired = StateRetired, current = StateCurrent }, transaction);
         await connection.ExecuteAsync(
             """
-            INSERT INTO variable_versions (environment, name, version, value, ciphertext, created_at, state, set_by, set_by_key, expires_at, expires_from, restored_from, value_set_at)
-            VALUES (@environment, @name, @version, @plain, @ciphertext, @now, @state, @setBy, @setByKey, @expiresAt, @expiresFrom, @restoredFrom, @valueSetAt)
+            INSERT INTO variable_versions (environment, name, version, value, ciphertext, created_at, state, set_by, set_by_key, expires_at, expires_from, restored_from,
+                value_set_at, origins)
+            VALUES (@environment, @name, @version, @plain, @ciphertext, @now, @state, @setBy, @setByKey, @expiresAt, @expiresFrom, @restoredFrom, @valueSetAt,
+                (SELECT origins FROM variables WHERE environment = @environment AND name = @name))
             """,
             new
             {
@@ -184,7 +186,10 @@ internal sealed partial class VariableService
 
     /// <summary>
     /// Makes <paramref name="version"/>'s value current again, as a new version (<c>restoredFrom</c> says
-    /// which), with that value's expiry and first-set time. Null when the variable does not exist.
+    /// which), with that value's expiry and first-set time, and, for a value that was secret, its origin
+    /// binding: each version records the origins in force while it was current, so a secret comes back
+    /// bound where it was, whatever was set in between (a plain value drops the binding). Null when the
+    /// variable does not exist.
     /// <paramref name="audit"/> runs in the same transaction, given the variable as written.
     /// </summary>
     public async Task<VariableInfo?> RollbackAsync(
@@ -206,7 +211,7 @@ internal sealed partial class VariableService
                 "SELECT version, secret FROM variables WHERE environment = @environment AND name = @name", new { environment, name }, transaction);
             var target = await connection.QuerySingleOrDefaultAsync<TargetRow>(
                 """
-                SELECT version, state, value, ciphertext, expires_at, expires_from, value_set_at, created_at
+                SELECT version, state, value, ciphertext, expires_at, expires_from, value_set_at, created_at, origins
                 FROM variable_versions WHERE environment = @environment AND name = @name AND version = @version
                 """,
                 new { environment, name, version }, transaction);
@@ -230,10 +235,22 @@ internal sealed partial class VariableService
             var next = await NextVersionAsync(connection, transaction, environment, name);
             await connection.ExecuteAsync(
                 """
-                UPDATE variables SET version = @next, secret = @secret, expires_at = @expiresAt, updated_at = @now
+                UPDATE variables SET version = @next, secret = @secret, expires_at = @expiresAt, updated_at = @now,
+                    origins = CASE WHEN @restoreOrigins = 1 THEN @origins ELSE origins END
                 WHERE environment = @environment AND name = @name
                 """,
-                new { environment, name, next, secret = secret ? 1 : 0, expiresAt = target.ExpiresAt, now }, transaction);
+                new
+                {
+                    environment,
+                    name,
+                    next,
+                    secret = secret ? 1 : 0,
+                    expiresAt = target.ExpiresAt,
+                    now,
+                    // A secret comes back with its own binding; a value that was plain then keeps what the variable has now.
+                    restoreOrigins = target.Ciphertext is not null ? 1 : 0,
+                    origins = target.Origins,
+                }, transaction);
             await InsertVersionAsync(connection, transaction, new NewVersion(
                 environment, name, next, secret, value, Time.From(target.ExpiresAt), target.ExpiresFrom, target.ValueSetAt ?? target.CreatedAt, version, author), now);
             info = (await QueryAsync(connection, transaction, environment, name))[0];
@@ -277,5 +294,6 @@ internal sealed partial class VariableService
         public string? ExpiresFrom { get; init; }
         public long? ValueSetAt { get; init; }
         public long CreatedAt { get; init; }
+        public string? Origins { get; init; }
     }
 }

@@ -110,6 +110,7 @@ internal static partial class KeywayServer
         services.AddSingleton<VariableService>();
         services.AddHostedService<SecretExpirySweep>();
         services.AddSingleton<Attention>();
+        services.AddSingleton<CredentialHealth>();
         services.AddSingleton<ResourceService>();
         services.AddSingleton<ResourceAuthoring>();
         services.AddSingleton<ResourceResolver>();
@@ -253,6 +254,7 @@ internal static partial class KeywayServer
         api.MapWebhooks();
         api.MapRouteList();
         api.MapStatus();
+        api.MapCredentialHealth();
         api.MapSignIn();
         app.MapProxy();
         app.MapOAuthCallback();

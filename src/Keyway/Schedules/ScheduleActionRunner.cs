@@ -19,6 +19,12 @@ internal static class ScheduleErrors
     /// <summary>The schedule's owner is deleted or disabled: it runs as nobody, so it does not run.</summary>
     public const string OwnerUnavailable = "schedule_owner_unavailable";
 
+    /// <summary>
+    /// The API key the schedule was saved with is revoked, expired or deleted: a schedule does not
+    /// outlive the key that saved it (a key is revoked to take away what it could do).
+    /// </summary>
+    public const string KeyUnavailable = "schedule_key_unavailable";
+
     /// <summary>The schedule's owner (or the key scope it was saved with) no longer allows its action.</summary>
     public const string OwnerForbidden = "schedule_owner_forbidden";
 
@@ -41,7 +47,7 @@ internal static class ScheduleErrors
     public const string Internal = "internal_error";
 
     /// <summary>Codes that another attempt cannot change: not retried.</summary>
-    public static bool IsPermanent(string code) => code is OwnerUnavailable or OwnerForbidden or QueryChanged or "forbidden" or "not_found" or "invalid_config"
+    public static bool IsPermanent(string code) => code is OwnerUnavailable or KeyUnavailable or OwnerForbidden or QueryChanged or "forbidden" or "not_found" or "invalid_config"
         or "template_error" or "bad_request" or AuditChainBroken;
 }
 
@@ -51,16 +57,23 @@ internal static class ScheduleErrors
 /// <c>run</c> through <see cref="QueryRunner"/>, <c>verify</c> through <see cref="AuditVerifier"/>.
 /// </summary>
 internal sealed class ScheduleActionRunner(
-    UserStore users, AccessPolicy access, CredentialService credentials, CredentialEngine engine, QueryRunner queries,
-    QueryService savedQueries, AuditVerifier verifier) : IScheduleActions
+    UserStore users, ApiKeyService keys, AccessPolicy access, CredentialService credentials, CredentialEngine engine, QueryRunner queries,
+    QueryService savedQueries, AuditVerifier verifier, TimeProvider time) : IScheduleActions
 {
     public async Task<int?> ExecuteAsync(StoredSchedule schedule, CancellationToken cancellationToken)
     {
         var compiled = schedule.Compiled;
         var definition = compiled.Definition;
-        var owner = await users.LoadCallerAsync(schedule.OwnerId, null, schedule.OwnerScope, cancellationToken)
+        var owner = await users.LoadCallerAsync(schedule.OwnerId, schedule.OwnerKeyId, schedule.OwnerScope, cancellationToken)
             ?? throw new KeywayException(StatusCodes.Status403Forbidden, ScheduleErrors.OwnerUnavailable,
                 $"Schedule '{schedule.Name}' runs as a user who is deleted or disabled. Save it again as someone who may run it.");
+        if (schedule.OwnerKeyId is { } keyId && KeyProblem(await keys.GetAsync(keyId, cancellationToken), time.GetUtcNow()) is { } problem)
+        {
+            throw new KeywayException(StatusCodes.Status403Forbidden, ScheduleErrors.KeyUnavailable,
+                $"Schedule '{schedule.Name}' was saved with API key {keyId}, which {problem}; it does not run without it. " +
+                "Save the schedule again with a key in force, or signed in to the console.");
+        }
+
         switch (compiled.Action)
         {
             case ScheduleActions.Refresh:
@@ -100,7 +113,7 @@ internal sealed class ScheduleActionRunner(
                     var (_, resource) = await savedQueries.GetCompiledAsync(definition.Query!, cancellationToken);
                     DemandOwner(access, owner, schedule, Permission.Use, resource.Name, compiled.Environment);
                     // The owner agreed to run the query as it was when they saved the schedule, not as someone rewrote it since.
-                    if (await savedQueries.GetAsync(definition.Query!, cancellationToken) is { } saved && saved.UpdatedAt > schedule.UpdatedAt)
+                    if (await savedQueries.GetAsync(definition.Query!, cancellationToken) is { } saved && QueryChanged(schedule, saved))
                     {
                         throw new KeywayException(StatusCodes.Status409Conflict, ScheduleErrors.QueryChanged,
                             $"The query '{definition.Query}' changed after schedule '{schedule.Name}' was saved, and the schedule runs as '{owner.UserName}'. " +
@@ -132,6 +145,27 @@ internal sealed class ScheduleActionRunner(
                 throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config", $"Schedule '{schedule.Name}' has an unknown action.");
         }
     }
+
+    /// <summary>
+    /// Whether the saved query differs from the one the schedule was saved against: a hash of its
+    /// definition, recorded with the schedule, not a timestamp (two writes in one millisecond compare
+    /// equal, and a query deleted and made again starts its version over). A schedule saved before hashes
+    /// were recorded compares its query's time of change, as it always did.
+    /// </summary>
+    internal static bool QueryChanged(StoredSchedule schedule, QueryRecord query) =>
+        schedule.QueryHash is { } saved ? saved != QueryHash(query) : query.UpdatedAt > schedule.UpdatedAt;
+
+    /// <summary>SHA-256 of a saved query's definition (resource, method, path, inputs, body…) as stored: what a <c>run</c> schedule sends.</summary>
+    internal static string QueryHash(QueryRecord query) =>
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
+            System.Text.Encoding.UTF8.GetBytes(System.Text.Json.JsonSerializer.Serialize(query.Definition, Resources.ConfigJson.Options))));
+
+    /// <summary>Why the key a schedule was saved with no longer stands for its owner, or null when it does.</summary>
+    internal static string? KeyProblem(ApiKeyInfo? key, DateTimeOffset now) =>
+        key is null ? "is deleted"
+        : key.RevokedAt is not null ? "is revoked"
+        : key.ExpiresAt is { } expires && expires <= now ? "has expired"
+        : null;
 
     /// <summary>
     /// What saving the schedule needs, asked again as its owner when it runs: a schedule keeps no

@@ -59,8 +59,8 @@ internal static class ScheduleEndpoints
             .WithSummary("Get a schedule.");
 
         group.MapPut("/{name}", async Task<Results<Ok<ScheduleView>, Created<ScheduleView>>> (
-                string name, HttpRequest request, HttpContext http, ScheduleStore store, ScheduleTargets targets, IAuditLog audit, TimeProvider time,
-                CancellationToken ct) =>
+                string name, HttpRequest request, HttpContext http, ScheduleStore store, ScheduleTargets targets, QueryService queries, IAuditLog audit,
+                TimeProvider time, CancellationToken ct) =>
             {
                 var definition = await ReadAsync(request, ct);
                 var compiled = CompiledSchedule.Compile(name, definition);
@@ -73,6 +73,10 @@ internal static class ScheduleEndpoints
 
                 await targets.DemandAsync(caller, compiled, null, ct);
                 await targets.CheckExistsAsync(caller, compiled, ct);
+                // Read before the write: a query rewritten in between is hashed as it was, and the first run refuses it.
+                var queryHash = compiled.Action == ScheduleActions.Run && await queries.GetAsync(definition.Query!, ct) is { } query
+                    ? ScheduleActionRunner.QueryHash(query)
+                    : null;
                 var (schedule, created) = await store.PutAsync(compiled, caller.UserId, caller.Scope, time.GetUtcNow(), ct,
                     (transaction, isNew) => audit.StageAsync(transaction, new AuditEntry("schedule.put")
                     {
@@ -88,8 +92,9 @@ internal static class ScheduleEndpoints
                             ["cron"] = definition.Cron,
                             ["timeZone"] = compiled.Zone.Id,
                             ["enabled"] = compiled.Enabled,
+                            ["ownerKey"] = caller.ApiKeyId,
                         },
-                    }, ct));
+                    }, ct), caller.ApiKeyId, queryHash);
                 audit.NotifyStaged();
                 var view = await targets.ViewAsync(schedule, null, time.GetUtcNow(), ct);
                 return created ? TypedResults.Created($"/api/v1/schedules/{name}", view) : TypedResults.Ok(view);
@@ -112,17 +117,44 @@ internal static class ScheduleEndpoints
             .Requires(Permission.Read)
             .WithSummary("Delete a schedule and its history.");
 
-        group.MapPost("/{name}/run", async Task<Ok<ScheduleRun>> (
+        group.MapPost("/{name}/run", async Task<Results<Ok<ScheduleRun>, Accepted<ScheduleRun>>> (
                 string name, HttpContext http, ScheduleTargets targets, ScheduleRunner runner, IHostApplicationLifetime lifetime, CancellationToken ct) =>
             {
                 var caller = Caller.From(http.User)!;
                 var schedule = await targets.VisibleAsync(caller, name, ct);
                 await targets.DemandAsync(caller, schedule.Compiled, schedule.OwnerId, ct);
+                await targets.DemandRunNowAsync(caller, schedule, ct);
                 // The run is the schedule's (as its owner, recorded in its history): it finishes even if the caller hangs up.
-                return TypedResults.Ok(await runner.RunNowAsync(schedule, lifetime.ApplicationStopping));
+                // A run whose first attempt succeeds or fails for good is answered in this request; one that goes to retry
+                // is answered 202 with where to follow it, so no request waits through the backoff.
+                var retrying = new TaskCompletionSource<ScheduleRun>(TaskCreationOptions.RunContinuationsAsynchronously);
+                var run = runner.RunNowAsync(schedule, lifetime.ApplicationStopping, pending => retrying.TrySetResult(pending));
+                if (await Task.WhenAny(run, retrying.Task) == run)
+                {
+                    return TypedResults.Ok(await run);
+                }
+
+                // The run goes on without this request; a failure to record it is the runner's to log.
+                _ = run.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                var pending = await retrying.Task;
+                return TypedResults.Accepted($"/api/v1/schedules/{Uri.EscapeDataString(name)}/runs/{pending.Id}", pending);
             })
             .Requires(Permission.Read)
-            .WithSummary("Run a schedule now, as its owner, with its retries; answers with the run as history records it.");
+            .WithSummary("Run a schedule now, as its owner, with its retries: 200 with the run when its first attempt decides it, else 202 with the run so far and a Location to follow it.");
+
+        group.MapGet("/{name}/runs/{id}", async Task<Ok<ScheduleRun>> (
+                string name, string id, HttpContext http, ScheduleStore store, ScheduleTargets targets, CancellationToken ct) =>
+            {
+                // Visibility first: someone who may not see the schedule learns nothing from how an id is written.
+                await targets.VisibleAsync(Caller.From(http.User)!, name, ct);
+                return TypedResults.Ok((long.TryParse(id, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var runId)
+                        ? await store.GetRunAsync(name, runId, ct)
+                        : null)
+                    ?? throw new KeywayException(StatusCodes.Status404NotFound, "not_found",
+                        $"Schedule '{name}' has no run {id} (the last 100 are kept). See them: keyway schedule history {name}"));
+            })
+            .Requires(Permission.Read)
+            .WithSummary("One run of a schedule, by the id 'run now' answers: its outcome (running while it retries), attempts and error code.");
 
         group.MapGet("/{name}/history", async Task<Ok<ScheduleHistory>> (
                 string name, int? limit, HttpContext http, ScheduleStore store, ScheduleTargets targets, CancellationToken ct) =>
@@ -196,6 +228,26 @@ internal sealed class ScheduleTargets(
 
         var (permission, resource, environment) = ScheduleActionRunner.Requirement(schedule, queryResource);
         access.Demand(caller, permission, resource, environment);
+    }
+
+    /// <summary>
+    /// "Run now" of a <c>refresh</c> or <c>rotate</c> schedule on a per-person credential acts on its owner's own
+    /// credential: only that owner or an admin of the environment may trigger it (as for <c>GET …/credential?user=</c>).
+    /// </summary>
+    public async Task DemandRunNowAsync(Caller caller, StoredSchedule schedule, CancellationToken ct)
+    {
+        var compiled = schedule.Compiled;
+        if (compiled.Action is not (ScheduleActions.Refresh or ScheduleActions.Rotate) || caller.UserId == schedule.OwnerId ||
+            await resources.GetAsync(compiled.Definition.Resource!, ct) is not { Definition.ShareCredentials: false })
+        {
+            return;
+        }
+
+        if (!access.Allows(caller, Permission.Admin, compiled.Definition.Resource, compiled.Environment))
+        {
+            throw new KeywayException(StatusCodes.Status403Forbidden, "forbidden",
+                $"Schedule '{schedule.Name}' acts on the personal credential of its owner in '{compiled.Environment}'; only its owner or an admin may run it now.");
+        }
     }
 
     /// <summary>Per-field errors for a target that does not exist or cannot be acted on.</summary>

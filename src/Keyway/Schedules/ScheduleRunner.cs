@@ -16,8 +16,13 @@ internal sealed partial class ScheduleRunner(
 {
     public string Replica => replica;
 
-    /// <summary>Runs <paramref name="scheduledAt"/>'s occurrence if this replica claims it; null when another replica did.</summary>
-    public async Task<ScheduleRun?> RunAsync(StoredSchedule schedule, DateTimeOffset scheduledAt, string kind, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs <paramref name="scheduledAt"/>'s occurrence if this replica claims it; null when another replica did.
+    /// Before each wait for a retry, the history entry records the attempts so far and the last error code, and
+    /// <paramref name="retrying"/> hears of it (what "run now" answers 202 on).
+    /// </summary>
+    public async Task<ScheduleRun?> RunAsync(
+        StoredSchedule schedule, DateTimeOffset scheduledAt, string kind, CancellationToken cancellationToken, Action<ScheduleRun>? retrying = null)
     {
         var started = time.GetUtcNow();
         if (!await store.TryClaimAsync(schedule.Name, scheduledAt, kind, replica, started, RunKinds.Running, cancellationToken))
@@ -59,6 +64,10 @@ internal sealed partial class ScheduleRunner(
                 break;
             }
 
+            var pending = new ScheduleRun(schedule.Name, scheduledAt, kind, replica, started, null, RunKinds.Running, attempts, code, status);
+            await TryRecordProgressAsync(pending, cancellationToken);
+            retrying?.Invoke(pending);
+
             try
             {
                 await Task.Delay(schedule.Compiled.BackoffBefore(attempts + 1), time, cancellationToken);
@@ -84,14 +93,34 @@ internal sealed partial class ScheduleRunner(
         return run;
     }
 
+    /// <summary>
+    /// Best effort: progress is for whoever follows the run, and the run's end is recorded whatever happens
+    /// here. A store that cannot take it, or a stop, must not leave the occurrence <c>running</c> for good.
+    /// </summary>
+    private async Task TryRecordProgressAsync(ScheduleRun pending, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await store.ProgressAsync(pending, cancellationToken);
+        }
+        catch (Exception e)
+        {
+            // A stop is seen by the wait that follows; anything else is logged by type (a message could quote SQL).
+            if (e is not OperationCanceledException)
+            {
+                Log.ProgressNotRecorded(logger, pending.Schedule, e.GetType().Name);
+            }
+        }
+    }
+
     /// <summary>Runs now ("run now"): an occurrence of its own, at the time it was asked for.</summary>
-    public async Task<ScheduleRun> RunNowAsync(StoredSchedule schedule, CancellationToken cancellationToken)
+    public async Task<ScheduleRun> RunNowAsync(StoredSchedule schedule, CancellationToken cancellationToken, Action<ScheduleRun>? retrying = null)
     {
         var at = time.GetUtcNow();
         // Two requests in the same millisecond: the second takes the next one.
         for (var i = 0; i < 100; i++, at = at.AddMilliseconds(1))
         {
-            if (await RunAsync(schedule, at, RunKinds.Manual, cancellationToken) is { } run)
+            if (await RunAsync(schedule, at, RunKinds.Manual, cancellationToken, retrying) is { } run)
             {
                 return run;
             }
@@ -166,5 +195,8 @@ internal sealed partial class ScheduleRunner(
 
         [LoggerMessage(903, LogLevel.Warning, "Raising schedule.failed for {Schedule} failed ({Error})")]
         public static partial void AlertFailed(ILogger logger, string schedule, string error);
+
+        [LoggerMessage(904, LogLevel.Warning, "The progress of a run of schedule {Schedule} could not be recorded ({Error}); it retries and records its end")]
+        public static partial void ProgressNotRecorded(ILogger logger, string schedule, string error);
     }
 }

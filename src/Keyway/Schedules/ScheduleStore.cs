@@ -8,9 +8,15 @@ using Keyway.Storage;
 
 namespace Keyway.Schedules;
 
-/// <summary>A stored schedule: its definition, who it runs as (narrowed by the scope of the key that saved it), its version.</summary>
+/// <summary>
+/// A stored schedule: its definition, who it runs as (narrowed by the scope of the key that saved it),
+/// its version. <see cref="OwnerKeyId"/> is the API key it was saved with (null when a signed-in person
+/// saved it): a run needs that key still in force. <see cref="QueryHash"/> is a <c>run</c>
+/// schedule's saved query's definition hash when the schedule was saved.
+/// </summary>
 internal sealed record StoredSchedule(
-    CompiledSchedule Compiled, string OwnerId, KeyScope? OwnerScope, long Version, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt)
+    CompiledSchedule Compiled, string OwnerId, KeyScope? OwnerScope, long Version, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt,
+    string? OwnerKeyId = null, string? QueryHash = null)
 {
     public string Name => Compiled.Name;
 }
@@ -21,6 +27,9 @@ internal sealed record ScheduleRun(
     string Outcome, int Attempts, string? ErrorCode, int? Status)
 {
     public long? DurationMs => FinishedAt is { } finished ? (long)(finished - StartedAt).TotalMilliseconds : null;
+
+    /// <summary>The run's id: its occurrence's time in Unix milliseconds (with the schedule's name, its key).</summary>
+    public long Id => ScheduledAt.ToUnixTimeMilliseconds();
 }
 
 /// <summary>Run kinds and outcomes, as stored and shown.</summary>
@@ -49,10 +58,14 @@ internal sealed class ScheduleStore(Database database, ChangeFeed changes)
 
     private const string RunColumns = "schedule, scheduled_at, kind, replica, started_at, finished_at, outcome, attempts, error_code, status";
 
-    /// <summary>Creates or replaces a schedule, owned by <paramref name="ownerId"/>; <paramref name="audit"/> runs in the same transaction.</summary>
+    /// <summary>
+    /// Creates or replaces a schedule, owned by <paramref name="ownerId"/> through <paramref name="ownerKeyId"/> (null: a
+    /// session); a <c>run</c> schedule records <paramref name="queryHash"/>, its query as the owner saw it.
+    /// <paramref name="audit"/> runs in the same transaction.
+    /// </summary>
     public async Task<(StoredSchedule Schedule, bool Created)> PutAsync(
         CompiledSchedule schedule, string ownerId, KeyScope? scope, DateTimeOffset now, CancellationToken cancellationToken,
-        Func<DbTransaction, bool, Task>? audit = null)
+        Func<DbTransaction, bool, Task>? audit = null, string? ownerKeyId = null, string? queryHash = null)
     {
         long version;
         await using (var connection = await database.OpenAsync(cancellationToken))
@@ -60,9 +73,10 @@ internal sealed class ScheduleStore(Database database, ChangeFeed changes)
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             version = await connection.ExecuteScalarAsync<long>(
                 """
-                INSERT INTO schedules (name, config, owner_id, owner_scope, version, created_at, updated_at)
-                VALUES (@name, @config, @ownerId, @ownerScope, 1, @now, @now)
+                INSERT INTO schedules (name, config, owner_id, owner_scope, owner_key_id, query_hash, version, created_at, updated_at)
+                VALUES (@name, @config, @ownerId, @ownerScope, @ownerKeyId, @queryHash, 1, @now, @now)
                 ON CONFLICT (name) DO UPDATE SET config = excluded.config, owner_id = excluded.owner_id, owner_scope = excluded.owner_scope,
+                    owner_key_id = excluded.owner_key_id, query_hash = excluded.query_hash,
                     version = schedules.version + 1, updated_at = excluded.updated_at
                 RETURNING version
                 """,
@@ -72,6 +86,8 @@ internal sealed class ScheduleStore(Database database, ChangeFeed changes)
                     config = JsonSerializer.Serialize(schedule.Definition, ConfigJson.Options),
                     ownerId,
                     ownerScope = scope is null ? null : JsonSerializer.Serialize(scope, ConfigJson.Options),
+                    ownerKeyId,
+                    queryHash,
                     now = now.ToStore(),
                 }, transaction);
             if (audit is not null)
@@ -148,6 +164,24 @@ internal sealed class ScheduleStore(Database database, ChangeFeed changes)
             }) == 1;
     }
 
+    /// <summary>Records a run's attempts so far and its last error code while it waits to retry (it is still running).</summary>
+    public async Task ProgressAsync(ScheduleRun run, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(
+            "UPDATE schedule_runs SET attempts = @Attempts, error_code = @ErrorCode, status = @status WHERE schedule = @Schedule AND scheduled_at = @scheduledAt",
+            new { run.Attempts, run.ErrorCode, status = (long?)run.Status, run.Schedule, scheduledAt = run.ScheduledAt.ToStore() });
+    }
+
+    /// <summary>One run, by its id (its occurrence's time in Unix milliseconds).</summary>
+    public async Task<ScheduleRun?> GetRunAsync(string schedule, long id, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<RunRow>(
+            $"SELECT {RunColumns} FROM schedule_runs WHERE schedule = @schedule AND scheduled_at = @id", new { schedule, id });
+        return rows.Select(r => r.ToRun()).FirstOrDefault();
+    }
+
     /// <summary>Records how a run ended, with <paramref name="audit"/> in the same transaction, and trims the history.</summary>
     public async Task FinishAsync(ScheduleRun run, CancellationToken cancellationToken, Func<DbTransaction, Task>? audit = null)
     {
@@ -221,12 +255,12 @@ internal sealed class ScheduleStore(Database database, ChangeFeed changes)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<Row>(
-            $"SELECT name, config, owner_id, owner_scope, version, created_at, updated_at FROM schedules {where}", parameters);
+            $"SELECT name, config, owner_id, owner_scope, owner_key_id, query_hash, version, created_at, updated_at FROM schedules {where}", parameters);
         return rows.Select(r => new StoredSchedule(
             CompiledSchedule.Compile(r.Name, JsonSerializer.Deserialize<ScheduleDefinition>(r.Config, ConfigJson.Options)!),
             r.OwnerId,
             r.OwnerScope is null ? null : JsonSerializer.Deserialize<KeyScope>(r.OwnerScope, ConfigJson.Options),
-            r.Version, Time.From(r.CreatedAt), Time.From(r.UpdatedAt))).ToList();
+            r.Version, Time.From(r.CreatedAt), Time.From(r.UpdatedAt), r.OwnerKeyId, r.QueryHash)).ToList();
     }
 
     private sealed class Row
@@ -235,6 +269,8 @@ internal sealed class ScheduleStore(Database database, ChangeFeed changes)
         public string Config { get; init; } = "";
         public string OwnerId { get; init; } = "";
         public string? OwnerScope { get; init; }
+        public string? OwnerKeyId { get; init; }
+        public string? QueryHash { get; init; }
         public long Version { get; init; }
         public long CreatedAt { get; init; }
         public long UpdatedAt { get; init; }

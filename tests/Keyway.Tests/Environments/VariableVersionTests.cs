@@ -193,4 +193,61 @@ public sealed class VariableVersionTests
         await h.SetAsync("LATE", "late-value-2", expiresAt: Start.AddDays(5));
         Assert.Single(await h.Sweep().SweepAsync(CancellationToken.None));
     }
+
+    [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
+    public async Task A_passed_rotate_by_date_raises_rotation_due_once_per_version_across_replicas_and_restarts(StoreKind kind)
+    {
+        await using var h = await Harness.CreateAsync(kind);
+        await h.SetAsync("ROTATED", "rotated-value-1", policy: new VariablePolicy(RotateEvery: "30d"));
+        var replicaA = h.Sweep();
+        var replicaB = h.Sweep();
+
+        h.Time.Advance(TimeSpan.FromDays(30) - TimeSpan.FromMinutes(1));
+        Assert.Empty(await replicaA.SweepAsync(CancellationToken.None));
+        h.Time.Advance(TimeSpan.FromMinutes(1));
+        var both = await Task.WhenAll(replicaA.SweepAsync(CancellationToken.None), replicaB.SweepAsync(CancellationToken.None));
+        var due = Assert.Single(both.SelectMany(r => r));
+        Assert.Equal((AlertTypes.SecretRotationDue, "variable:production/ROTATED", "30d", "1"), (due.Type, due.Subject, due.Data["rotateEvery"], due.Data["version"]));
+        Assert.Equal(Start.AddDays(30), DateTimeOffset.Parse(due.Data["rotateBy"]!, System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Empty(await h.Sweep().SweepAsync(CancellationToken.None));
+
+        // A new value starts the period over: due again 30 days after it, once.
+        await h.SetAsync("ROTATED", "rotated-value-2");
+        h.Time.Advance(TimeSpan.FromDays(29));
+        Assert.Empty(await replicaB.SweepAsync(CancellationToken.None));
+        h.Time.Advance(TimeSpan.FromDays(1));
+        Assert.Equal(["2"], (await replicaB.SweepAsync(CancellationToken.None)).Select(a => a.Data["version"]));
+        Assert.Empty(await replicaA.SweepAsync(CancellationToken.None));
+        Assert.All(h.Alerts.Raised, a => Assert.DoesNotContain("rotated-value", string.Join(' ', a.Data.Values)));
+    }
+
+    [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
+    public async Task A_rollback_after_a_plain_set_restores_the_secret_with_the_binding_it_had(StoreKind kind)
+    {
+        await using var h = await Harness.CreateAsync(kind);
+        await h.Variables.SetAsync("production", "BOUND", "bound-secret-1", secret: true, null, CancellationToken.None, origins: ["https://api.example.com"]);
+        var plain = await h.Variables.SetAsync("production", "BOUND", "a plain value", secret: false, null, CancellationToken.None);
+        Assert.Null(plain.Origins);
+
+        var back = (await h.Variables.RollbackAsync("production", "BOUND", 1, default, CancellationToken.None))!;
+
+        Assert.True(back.Secret);
+        Assert.Equal(["https://api.example.com"], back.Origins);
+        var values = await h.Variables.GetValuesAsync("production", CancellationToken.None);
+        Assert.True(values.Origins.ContainsKey("BOUND"));
+    }
+
+    [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
+    public async Task A_rollback_restores_the_binding_a_version_last_had_not_the_one_set_for_a_later_value(StoreKind kind)
+    {
+        await using var h = await Harness.CreateAsync(kind);
+        await h.Variables.SetAsync("production", "REBOUND", "rebound-1", secret: true, null, CancellationToken.None, origins: ["https://one.example.com"]);
+        await h.Variables.SetOriginsAsync("production", "REBOUND", ["https://two.example.com"], CancellationToken.None);
+        await h.Variables.SetAsync("production", "REBOUND", "rebound-2", secret: true, null, CancellationToken.None, origins: ["https://three.example.com"]);
+
+        var back = (await h.Variables.RollbackAsync("production", "REBOUND", 1, default, CancellationToken.None))!;
+
+        Assert.Equal(["https://two.example.com"], back.Origins);
+        Assert.Equal("rebound-1", await h.CurrentValueAsync("REBOUND"));
+    }
 }

@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Keyway.Tests.Infrastructure;
 
@@ -259,5 +260,28 @@ public sealed class CliTests(SqliteKeyway fixture) : IClassFixture<SqliteKeyway>
         Assert.DoesNotContain(token, list.StandardOutput);
         Assert.Equal(0, revoke.ExitCode);
         Assert.Equal(4, refused.ExitCode);
+    }
+
+    [Fact]
+    public async Task Schedule_run_waits_through_the_retries_showing_each_and_no_wait_returns_while_it_retries()
+    {
+        var resource = KeywayFixture.Unique("cli-retry");
+        await fixture.PutResourceAsync(resource, new { baseUrl = fixture.Upstream.BaseUrl });
+        var query = KeywayFixture.Unique("q");
+        await Expect.SuccessAsync(await fixture.Admin.PutAsJsonAsync($"/api/v1/queries/{query}", new { resource, method = "GET", path = "/status/503" }));
+        var name = KeywayFixture.Unique("cli-retry");
+        await Expect.StatusAsync(await fixture.Admin.PutAsJsonAsync($"/api/v1/schedules/{name}",
+            new { cron = "0 3 * * *", action = "run", query, maxAttempts = 3, retryBackoffSeconds = 0.5 }), 201);
+
+        var waited = await Cli(null, "schedule", "run", name);
+        var started = await Cli(null, "schedule", "run", name, "--no-wait", "--json");
+
+        Assert.Equal(1, waited.ExitCode);
+        Assert.Contains("attempt 1 failed (upstream_error_status); retrying", waited.StandardError);
+        Assert.Contains("failed", waited.StandardOutput);
+        Assert.Contains("3", waited.StandardOutput);
+        var pending = JsonNode.Parse(started.StandardOutput)!;
+        Assert.Equal(("running", 1), ((string)pending["outcome"]!, (int)pending["attempts"]!));
+        Assert.Equal(0, started.ExitCode);
     }
 }

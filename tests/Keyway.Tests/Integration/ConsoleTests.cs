@@ -25,7 +25,7 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
         await page.GotoAsync("/");
         Assert.Equal("/console", new Uri(page.Url).AbsolutePath);
         await SignInAsync(page, "admin", fixture.Keyway.AdminPassword!);
-        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Resources", Exact = true })).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Attention", Exact = true })).ToBeVisibleAsync();
 
         // Store the secret through the console's form: the table then says it is there, never what it is.
         await Nav(page, "Variables").ClickAsync();
@@ -181,9 +181,9 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
         await Assertions.Expect(nav).Not.ToContainTextAsync("Variables");
         await Assertions.Expect(nav).Not.ToContainTextAsync("Users");
 
-        // Typing an admin page's address shows no admin page: the console falls back to resources.
+        // Typing an admin page's address shows no admin page: the console falls back to its home page.
         await page.EvaluateAsync("() => { location.hash = '#/audit'; }");
-        await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("#/resources$"));
+        await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("#/attention$"));
 
         await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { user = member, permission = "use" }), 201);
         await page.GotoAsync($"/console#/resources/{resource}");

@@ -59,6 +59,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["GET /api/v1/environments/{env}/variables/{name}/versions"] = AdminOnly,
         ["POST /api/v1/environments/{env}/variables/{name}/rollback"] = AdminOnly,
         ["GET /api/v1/status/attention"] = AnyCaller, // each caller sees only what it may see
+        ["GET /api/v1/status/credentials"] = AnyCaller, // each caller sees only the credentials it may see
         ["GET /api/v1/rights/"] = AdminOnly,
         ["POST /api/v1/rights/"] = AdminOnly,
         ["DELETE /api/v1/rights/{id}"] = AdminOnly,
@@ -101,6 +102,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["DELETE /api/v1/schedules/{name}"] = ResourceUse,
         ["POST /api/v1/schedules/{name}/run"] = ResourceUse,
         ["GET /api/v1/schedules/{name}/history"] = ResourceRead,
+        ["GET /api/v1/schedules/{name}/runs/{id}"] = ResourceRead,
 
         ["GET /api/v1/keys/"] = AnyCaller,
         ["POST /api/v1/keys/"] = "UooooFo", // a scoped key creates no keys
@@ -324,6 +326,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["GET /api/v1/environments/{env}/variables/{name}/versions"] = Need.Admin,
         ["POST /api/v1/environments/{env}/variables/{name}/rollback"] = Need.Admin,
         ["GET /api/v1/status/attention"] = Need.AnyKey,
+        ["GET /api/v1/status/credentials"] = Need.AnyKey,
         ["GET /api/v1/rights/"] = Need.Admin,
         ["POST /api/v1/rights/"] = Need.Admin,
         ["DELETE /api/v1/rights/{id}"] = Need.Admin,
@@ -366,6 +369,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["DELETE /api/v1/schedules/{name}"] = Need.ResourceUseHere,
         ["POST /api/v1/schedules/{name}/run"] = Need.ResourceUseHere,
         ["GET /api/v1/schedules/{name}/history"] = Need.ResourceReadHere,
+        ["GET /api/v1/schedules/{name}/runs/{id}"] = Need.ResourceReadHere,
 
         ["GET /api/v1/keys/"] = Need.AnyKey, // its owner's keys; everyone's only for admin over everything (ScopeTests)
         ["POST /api/v1/keys/"] = Need.Account,

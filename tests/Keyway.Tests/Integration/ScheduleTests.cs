@@ -47,9 +47,18 @@ public sealed class ScheduleTests(SqliteKeyway fixture) : IClassFixture<SqliteKe
         await Expect.StatusAsync(await Admin.PutAsJsonAsync($"/api/v1/schedules/{name}",
             new { cron = "0 3 * * *", action = "run", query, maxAttempts = 2, retryBackoffSeconds = 0.1 }), 201);
 
-        var run = await Expect.StatusAsync(await Admin.PostAsync($"/api/v1/schedules/{name}/run", null), 200);
+        // The first attempt fails and the run goes to retry: the request does not wait through the backoff.
+        var started = await Admin.PostAsync($"/api/v1/schedules/{name}/run", null);
+        var pending = await Expect.StatusAsync(started, 202);
+        Assert.Equal(("running", 1, "upstream_error_status"), ((string)pending["outcome"]!, (int)pending["attempts"]!, (string)pending["errorCode"]!));
+        var location = started.Headers.Location!.OriginalString;
+        Assert.Equal($"/api/v1/schedules/{name}/runs/{(long)pending["id"]!}", location);
+        JsonNode run = pending;
+        await Poll.UntilAsync(async () => (string)(run = await Expect.StatusAsync(await Admin.GetAsync(location), 200))["outcome"]! != "running",
+            TimeSpan.FromSeconds(15), "the retried run's end");
 
         Assert.Equal(("failed", 2, "upstream_error_status", 503), ((string)run["outcome"]!, (int)run["attempts"]!, (string)run["errorCode"]!, (int)run["status"]!));
+        await Expect.ProblemAsync(await Admin.GetAsync($"/api/v1/schedules/{name}/runs/12"), 404, "not_found");
         var recorded = Assert.Single((await Expect.StatusAsync(await Admin.GetAsync($"/api/v1/schedules/{name}/history"), 200))["runs"]!.AsArray())!;
         Assert.Equal(("failed", 2, "upstream_error_status"), ((string)recorded["outcome"]!, (int)recorded["attempts"]!, (string)recorded["errorCode"]!));
         await Poll.UntilAsync(async () => (await Expect.StatusAsync(await Admin.GetAsync("/api/v1/audit?action=schedule.run&limit=1000"), 200))["events"]!.AsArray()
@@ -154,6 +163,94 @@ public sealed class ScheduleTests(SqliteKeyway fixture) : IClassFixture<SqliteKe
         Assert.Equal("succeeded", (string)run["outcome"]!);
         await Expect.StatusAsync(await Admin.DeleteAsync($"/api/v1/schedules/{name}"), 204);
         await Expect.ProblemAsync(await Admin.GetAsync($"/api/v1/schedules/{name}"), 404, "not_found");
+    }
+
+    [Fact]
+    public async Task A_schedule_saved_with_an_api_key_stops_running_when_that_key_is_revoked()
+    {
+        var (resource, query, member, key, client) = await MemberWithKeyAsync("keyed");
+        var name = KeywayFixture.Unique("keyed");
+        await Expect.StatusAsync(await client.PutAsJsonAsync($"/api/v1/schedules/{name}", new { cron = "0 3 * * *", action = "run", query }), 201);
+        Assert.Equal("succeeded", (string)(await Expect.StatusAsync(await Admin.PostAsync($"/api/v1/schedules/{name}/run", null), 200))["outcome"]!);
+
+        await Expect.StatusAsync(await Admin.DeleteAsync($"/api/v1/keys/{(string)key["key"]!["id"]!}"), 204);
+        var run = await Expect.StatusAsync(await Admin.PostAsync($"/api/v1/schedules/{name}/run", null), 200);
+
+        Assert.Equal(("failed", 1, "schedule_key_unavailable"), ((string)run["outcome"]!, (int)run["attempts"]!, (string)run["errorCode"]!));
+        Assert.Equal(1, fixture.Upstream.Requests.Count(r => r.Path == "/base/" + resource));
+        // The owner is still active: saved again with a key in force, it runs again.
+        var second = await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/keys", new { name = "second", owner = member }), 201);
+        using var again = fixture.Keyway.CreateClient((string)second["token"]!);
+        await Expect.StatusAsync(await again.PutAsJsonAsync($"/api/v1/schedules/{name}", new { cron = "0 3 * * *", action = "run", query }), 200);
+        Assert.Equal("succeeded", (string)(await Expect.StatusAsync(await Admin.PostAsync($"/api/v1/schedules/{name}/run", null), 200))["outcome"]!);
+
+        // A disabled owner runs nothing, whatever key saved the schedule.
+        await Expect.SuccessAsync(await Admin.PatchAsJsonAsync($"/api/v1/users/{member}", new { disabled = true }));
+        var disabled = await Expect.StatusAsync(await Admin.PostAsync($"/api/v1/schedules/{name}/run", null), 200);
+        Assert.Equal(("failed", "schedule_owner_unavailable"), ((string)disabled["outcome"]!, (string)disabled["errorCode"]!));
+    }
+
+    [Fact]
+    public async Task Only_its_owner_or_an_admin_may_run_now_a_refresh_of_a_personal_credential()
+    {
+        var resource = KeywayFixture.Unique("personal");
+        await fixture.SetVariableAsync("PERSONAL_SECRET", "personal-secret-" + Guid.NewGuid().ToString("N"), secret: true);
+        await fixture.PutResourceAsync(resource, new
+        {
+            baseUrl = fixture.Upstream.BaseUrl,
+            shareCredentials = false,
+            auth = new
+            {
+                type = "oauth2",
+                grant = "authorization_code",
+                authorizeUrl = fixture.Upstream.BaseUrl + "/authorize",
+                tokenUrl = fixture.Upstream.BaseUrl + "/token",
+                clientId = "p",
+                clientSecret = "{{ environment.variables.PERSONAL_SECRET }}",
+            },
+        });
+        var owner = await MemberClientAsync(resource);
+        var other = await MemberClientAsync(resource);
+        var name = KeywayFixture.Unique("mine");
+        await Expect.StatusAsync(await owner.PutAsJsonAsync($"/api/v1/schedules/{name}", new { cron = "0 3 * * *", action = "refresh", resource, maxAttempts = 1 }), 201);
+
+        // Another person who may use the resource may see the schedule, but not refresh its owner's own credential.
+        await Expect.StatusAsync(await other.GetAsync($"/api/v1/schedules/{name}"), 200);
+        var refused = await Expect.ProblemAsync(await other.PostAsync($"/api/v1/schedules/{name}/run", null), 403, "forbidden");
+        Assert.Contains("only its owner or an admin", (string?)refused["detail"]);
+        Assert.Empty((await Expect.StatusAsync(await Admin.GetAsync($"/api/v1/schedules/{name}/history"), 200))["runs"]!.AsArray());
+
+        // Its owner and an admin may (the refresh itself fails: nobody connected an account).
+        foreach (var client in new[] { owner, Admin })
+        {
+            var run = await Expect.StatusAsync(await client.PostAsync($"/api/v1/schedules/{name}/run", null), 200);
+            Assert.Equal("failed", (string)run["outcome"]!);
+        }
+
+        owner.Dispose();
+        other.Dispose();
+    }
+
+    private async Task<HttpClient> MemberClientAsync(string resource)
+    {
+        var member = KeywayFixture.Unique("m");
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/users", new { name = member }), 201);
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { user = member, permission = "use" }), 201);
+        var key = await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/keys", new { name = "test", owner = member }), 201);
+        return fixture.Keyway.CreateClient((string)key["token"]!);
+    }
+
+    private async Task<(string Resource, string Query, string Member, JsonNode Key, HttpClient Client)> MemberWithKeyAsync(string prefix)
+    {
+        var resource = KeywayFixture.Unique(prefix);
+        await fixture.PutResourceAsync(resource, new { baseUrl = fixture.Upstream.BaseUrl + "/base" });
+        var query = KeywayFixture.Unique("q");
+        await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/queries/{query}", new { resource, method = "GET", path = "/" + resource }));
+        var member = KeywayFixture.Unique("m");
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/users", new { name = member }), 201);
+        await Expect.StatusAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/permissions", new { user = member, permission = "use" }), 201);
+        var key = await Expect.StatusAsync(await Admin.PostAsJsonAsync("/api/v1/keys", new { name = "test", owner = member }), 201);
+        return (resource, query, member, key, fixture.Keyway.CreateClient((string)key["token"]!));
     }
 }
 

@@ -234,6 +234,8 @@ async function signOut() {
 
 // ---- Shell --------------------------------------------------------------------------------
 const sections = [
+  // renderAttention is in attention.js, loaded after this file: the home page.
+  { path: 'attention', title: 'Attention', render: (...args) => renderAttention(...args) },
   { path: 'resources', title: 'Resources', render: renderResources },
   { path: 'queries', title: 'Queries', render: renderQueries },
   // renderSchedules is in schedules.js, loaded after this file.
@@ -258,7 +260,7 @@ async function route() {
   const [path, ...rest] = location.hash.replace(/^#\/?/, '').split('?')[0].split('/').map(decodeURIComponent);
   const section = sections.find((s) => s.path === path && (!s.admin || isAdmin()));
   if (!section) {
-    location.replace('#/resources');
+    location.replace('#/attention');
     return;
   }
   renderBar(section.path);
@@ -282,7 +284,7 @@ async function start() {
     return;
   }
   await loadEnvironments();
-  if (!location.hash) location.replace('#/resources');
+  if (!location.hash) location.replace('#/attention');
   await route();
 }
 
@@ -299,14 +301,16 @@ const dynamicAuth = new Set(['oauth2', 'custom']);
 
 async function renderResources(name) {
   if (name) return renderResource(name);
-  const { resources } = await api('GET', '/resources/');
+  const [{ resources }, credentialState] = await Promise.all([api('GET', '/resources/'), credentialBadges()]);
   const filter = h('input', { type: 'search', class: 'filter', placeholder: 'Filter by name, URL or description', 'aria-label': 'Filter resources' });
   const rows = () => resources
     .filter((r) => !filter.value || [r.name, r.definition.baseUrl, r.definition.description].join(' ').toLowerCase().includes(filter.value.toLowerCase()))
     .map((r) => [h('a', { href: '#/resources/' + encodeURIComponent(r.name) }, r.name), r.definition.kind || 'rest',
-      badge((r.definition.auth && r.definition.auth.type) || 'none'), h('span', { class: 'mono' }, r.definition.baseUrl), r.definition.description || '', when(r.updatedAt)]);
-  const holder = h('div', {});
-  const draw = () => holder.replaceChildren(table(['Name', 'Kind', 'Auth', 'Base URL', 'Description', 'Updated'], rows(),
+      badge((r.definition.auth && r.definition.auth.type) || 'none'),
+      dynamicAuth.has(r.definition.auth && r.definition.auth.type) ? credentialState(r.name) : h('span', { class: 'muted' }, 'static'),
+      h('span', { class: 'mono' }, r.definition.baseUrl), r.definition.description || '', when(r.updatedAt)]);
+  const holder = h('div', { id: 'resources' });
+  const draw = () => holder.replaceChildren(table(['Name', 'Kind', 'Auth', 'Credential', 'Base URL', 'Description', 'Updated'], rows(),
     resources.length ? 'No resource matches the filter.' : 'No resources yet. Create the first one below, or with `keyway resource put`.'));
   filter.addEventListener('input', draw);
   draw();

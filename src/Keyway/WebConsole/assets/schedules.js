@@ -59,7 +59,13 @@ async function renderSchedules(name) {
       h('td', { class: 'actions' }, h('div', { class: 'row' },
         h('button', {
           type: 'button', class: 'run-now', onclick: (e) => act(e.currentTarget, async () => {
-            const run = await api('POST', '/schedules/' + encodeURIComponent(s.name) + '/run');
+            let run = await api('POST', '/schedules/' + encodeURIComponent(s.name) + '/run');
+            // A run that goes to retry is answered at once (202) and followed here until it ends.
+            while (run.outcome === 'running') {
+              notice(`Schedule ${s.name}: attempt ${run.attempts} failed (${run.errorCode}); retrying…`);
+              await new Promise((resolve) => setTimeout(resolve, 1000));
+              run = await api('GET', `/schedules/${encodeURIComponent(s.name)}/runs/${run.id}`);
+            }
             notice(`Schedule ${s.name}: ${run.outcome}${run.errorCode ? ' (' + run.errorCode + ')' : ''} after ${run.attempts} attempt(s).`, run.outcome === 'succeeded' ? 'ok' : 'bad');
             await renderSchedules();
           }),

@@ -180,7 +180,7 @@ public sealed class ProxyIsolationTests(SqliteKeyway fixture, Chromium chromium)
         var page = await chromium.NewPageAsync(fixture.Keyway.BaseUrl);
         await page.GotoAsync("/console");
         await ConsoleTests.SignInAsync(page, "admin", fixture.Keyway.AdminPassword!);
-        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Resources", Exact = true })).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Attention", Exact = true })).ToBeVisibleAsync();
         var csrfBefore = (await page.Context.CookiesAsync()).Single(c => c.Name == "keyway-csrf").Value;
         // From here on, the console is closed: any call to the users API or to the leak comes from the upstream's page.
         var apiCalls = new ConcurrentQueue<string>();

@@ -37,8 +37,7 @@ internal static class QueryEndpoints
                 }
                 catch (JsonException e)
                 {
-                    throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config",
-                        $"The query is not valid JSON{(e.Path is { Length: > 1 } p ? " at " + p.TrimStart('$', '.') : "")}.");
+                    throw ConfigJsonErrors.Invalid(e, "query");
                 }
 
                 // Writing a query against a resource needs the right to use it: a query can do nothing an ad-hoc run could not.

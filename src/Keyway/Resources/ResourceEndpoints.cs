@@ -172,15 +172,8 @@ internal static class ResourceEndpoints
         }
         catch (JsonException e)
         {
-            var where = e.Path is { Length: > 1 } path ? $" at {path.TrimStart('$', '.')}" : "";
-            throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config", $"The resource is not valid JSON{where}: {FirstSentence(e.Message)}");
+            throw ConfigJsonErrors.Invalid(e, "resource");
         }
-    }
-
-    private static string FirstSentence(string message)
-    {
-        var cut = message.IndexOf(". Path:", StringComparison.Ordinal);
-        return cut > 0 ? message[..cut] + "." : message;
     }
 }
 

@@ -307,7 +307,7 @@ async function renderResources(name) {
       badge((r.definition.auth && r.definition.auth.type) || 'none'), h('span', { class: 'mono' }, r.definition.baseUrl), r.definition.description || '', when(r.updatedAt)]);
   const holder = h('div', {});
   const draw = () => holder.replaceChildren(table(['Name', 'Kind', 'Auth', 'Base URL', 'Description', 'Updated'], rows(),
-    resources.length ? 'No resource matches the filter.' : 'No resources yet. Create the first one below, or with `keyway resource put`.'));
+    resources.length ? 'No resource matches the filter.' : 'No resources yet. Create the first one below, or from a file with `keyway resource apply FILE`.'));
   filter.addEventListener('input', draw);
   draw();
   const definition = h('textarea', { name: 'definition', rows: 10, spellcheck: 'false' }, pretty(exampleResource));
@@ -606,7 +606,7 @@ async function renderQueries() {
               await renderQueries();
             }),
           }, 'Delete')))];
-    }), 'No saved queries yet. Save one below, with `keyway query put`, or PUT /api/v1/queries/{name}.')),
+    }), 'No saved queries yet. Save one below, with `keyway query apply FILE`, or PUT /api/v1/queries/{name}.')),
     queries.length ? h('div', { class: 'card' }, h('h2', {}, 'Run a query'),
       h('form', {
         class: 'grid', id: 'run-query', onsubmit: onSubmit(async (form) => {

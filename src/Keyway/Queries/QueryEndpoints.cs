@@ -74,7 +74,7 @@ internal static class QueryEndpoints
             {
                 if (await queries.GetAsync(name, ct) is not { } record)
                 {
-                    return Problems.NotFound($"There is no query named '{name}'.");
+                    return Problems.NotFound($"There is no query named '{name}'. List them with 'keyway query list'.");
                 }
 
                 access.Demand(Caller.From(http.User)!, Permission.Read, record.Definition.Resource ?? "", null);
@@ -88,7 +88,7 @@ internal static class QueryEndpoints
             {
                 if (await queries.GetAsync(name, ct) is not { } record)
                 {
-                    return Problems.NotFound($"There is no query named '{name}'.");
+                    return Problems.NotFound($"There is no query named '{name}'. List them with 'keyway query list'.");
                 }
 
                 access.Demand(Caller.From(http.User)!, Permission.Use, record.Definition.Resource ?? "", GrantStore.Any);

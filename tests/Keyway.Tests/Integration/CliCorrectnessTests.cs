@@ -82,7 +82,8 @@ public sealed class CliCorrectnessTests(SqliteKeyway fixture) : IClassFixture<Sq
     [Fact]
     public async Task Every_row_of_the_exit_code_table_is_what_the_cli_exits_with()
     {
-        var (resource, _) = await fixture.BearerResourceAsync();
+        var resource = KeywayFixture.Unique("exit");
+        await fixture.PutResourceAsync(resource, new { kind = "rest", baseUrl = fixture.Upstream.BaseUrl });
         var user = KeywayFixture.Unique("exit");
         Assert.Equal(0, (await Cli(null, "user", "create", user)).ExitCode);
         var memberKey = (string)JsonNode.Parse((await Cli(null, "key", "create", "--name", "exit", "--owner", user, "--json")).StandardOutput)!["token"]!;

@@ -54,6 +54,7 @@ public sealed partial class CliSuggestionTests(SqliteKeyway fixture) : IClassFix
         // 6. Not found: the listing the message names.
         await FixedByAsync(() => Cli(Admin, null, "resource", "get", "no-such-" + resource), Admin, ran, "keyway resource list", expectFixed: false);
         await FixedByAsync(() => Cli(Admin, null, "query", "get", "no-such-query"), Admin, ran, "keyway query list", expectFixed: false);
+        await FixedByAsync(() => Cli(Admin, null, "user", "get", "no-such-user"), Admin, ran, "keyway user list", expectFixed: false);
         // 7. A rollback to a version that is not there: the versions listing.
         await FixedByAsync(() => Cli(Admin, null, "var", "rollback", secret, "--version", "9"), Admin, ran, "keyway var versions", expectFixed: false);
         // 8. A key for an owner that does not exist: the service identity the message creates.
@@ -63,7 +64,7 @@ public sealed partial class CliSuggestionTests(SqliteKeyway fixture) : IClassFix
         var group = KeywayFixture.Unique("grp");
         await FixedByAsync(() => Cli(Admin, null, "group", "add", group, member), Admin, ran, "keyway group create");
 
-        Assert.Equal(10, ran.Count);
+        Assert.Equal(11, ran.Count);
     }
 
     [Fact]

@@ -14,6 +14,12 @@ internal static class KeywayCli
     /// <summary><c>--json</c>: print the API's JSON instead of tables, for scripts.</summary>
     public static readonly Option<bool> JsonOption = new("--json") { Description = "Print JSON instead of tables (for scripts).", Recursive = true };
 
+    /// <summary>
+    /// Response files are off: '@body.json' and '@-' are Keyway's own forms (a body or inputs from a
+    /// file or stdin), which the library would otherwise expand into arguments before Keyway sees them.
+    /// </summary>
+    internal static readonly ParserConfiguration ParserConfiguration = new() { ResponseFileTokenReplacer = null };
+
     public static async Task<int> RunAsync(string[] args, TextWriter? stdout = null, TextWriter? stderr = null, TextReader? stdin = null)
     {
         var root = new RootCommand("Keyway: credentials for internal tools, attached server-side.\n" +
@@ -53,12 +59,6 @@ internal static class KeywayCli
 
         return await parse.InvokeAsync(new InvocationConfiguration { Output = io.Out, Error = io.Error });
     }
-
-    /// <summary>
-    /// Response files are off: '@body.json' and '@-' are Keyway's own forms (a body or inputs from a
-    /// file or stdin), which the library would otherwise expand into arguments before Keyway sees them.
-    /// </summary>
-    internal static readonly ParserConfiguration ParserConfiguration = new() { ResponseFileTokenReplacer = null };
 
     private static string CommandPath(ParseResult parse)
     {

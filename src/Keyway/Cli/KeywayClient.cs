@@ -166,8 +166,8 @@ internal sealed class KeywayClient : IDisposable
         if (!IsKeyway(response))
         {
             throw new CliException(ExitCodes.Unreachable,
-                $"The server at {Address} is not Keyway (its answer, {(int)response.StatusCode}, has no {Api.ApiIdentity.Header} header). " +
-                $"Set KEYWAY_ADDR to Keyway's address (e.g. {DefaultAddress}).", "not_keyway");
+                $"The server at {Address} answered {(int)response.StatusCode} without the {Api.ApiIdentity.Header} header: it is not Keyway " +
+                $"(or a proxy in front of Keyway answered for it). Set KEYWAY_ADDR to Keyway's address (e.g. {DefaultAddress}).", "not_keyway");
         }
     }
 }
@@ -216,9 +216,9 @@ internal static class CliJson
     };
 
     /// <summary>
-    /// What <c>--json</c> prints. The relaxed encoder writes '+', '"' inside strings as \" and
-    /// non-ASCII as it is, where the default escapes them (\u002B): the output is read by people and
-    /// jq, never embedded in HTML.
+    /// What <c>--json</c> prints. The relaxed encoder writes '+', '&lt;' and non-ASCII as they are and a
+    /// quote in a string as \", where the default escapes them (\u002B, \u0022): the output is read by
+    /// people and jq, never embedded in HTML.
     /// </summary>
     public static readonly JsonSerializerOptions Indented = new(JsonSerializerDefaults.Web) { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 

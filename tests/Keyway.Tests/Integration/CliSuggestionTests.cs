@@ -97,6 +97,38 @@ public sealed partial class CliSuggestionTests(SqliteKeyway fixture) : IClassFix
         Assert.Equal(["second: --bind-secrets"], bash.StandardOutput.Split('\n').Where(l => l.StartsWith("second:", StringComparison.Ordinal)));
     }
 
+    [Fact]
+    public async Task Every_command_the_docs_and_the_console_name_exists()
+    {
+        var root = RepositoryRoot();
+        var texts = Directory.GetFiles(Path.Combine(root, "docs"), "*.md", SearchOption.AllDirectories)
+            .Concat([Path.Combine(root, "README.md"), Path.Combine(root, "ARCHITECTURE.md")])
+            .Concat(Directory.GetFiles(Path.Combine(root, "src", "Keyway", "WebConsole", "assets"), "*.js"));
+        var commands = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var file in texts)
+        {
+            foreach (Match m in NamedCommand().Matches(await File.ReadAllTextAsync(file)))
+            {
+                commands.Add(m.Groups[1].Value + (m.Groups[2].Success ? " " + m.Groups[2].Value : ""));
+            }
+        }
+
+        // Nothing reachable at KEYWAY_ADDR: a command that parses fails to connect (or prints), one that does not is a usage error naming the word.
+        var nowhere = new Dictionary<string, string> { ["KEYWAY_ADDR"] = $"http://127.0.0.1:{FreePort.Next()}", ["KEYWAY_TOKEN"] = "x" };
+        var unknown = new List<string>();
+        foreach (var command in commands.Where(c => !c.StartsWith("serve", StringComparison.Ordinal)))
+        {
+            var result = await Cli(nowhere, "", command.Split(' '));
+            if (result.StandardError.Contains("Unrecognized command or argument", StringComparison.Ordinal))
+            {
+                unknown.Add($"keyway {command}: {result.StandardError.Trim()}");
+            }
+        }
+
+        Assert.True(commands.Count > 40, string.Join('\n', commands));
+        Assert.Empty(unknown);
+    }
+
     /// <summary>
     /// Runs <paramref name="failing"/>, takes the one suggested command containing <paramref name="expected"/>
     /// out of its error, runs it in bash as <paramref name="fixer"/>, and (unless it only shows something)
@@ -150,6 +182,23 @@ public sealed partial class CliSuggestionTests(SqliteKeyway fixture) : IClassFix
 
         return found;
     }
+
+    private static string RepositoryRoot()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "Keyway.slnx")))
+            {
+                return directory.FullName;
+            }
+        }
+
+        throw new DirectoryNotFoundException("No Keyway.slnx above " + AppContext.BaseDirectory);
+    }
+
+    /// <summary>`keyway a b` in code: after a backtick, at a line's start, after a pipe or in $( ).</summary>
+    [GeneratedRegex(@"(?<=`|^|\| |\$\()keyway ([a-z][a-z-]+)(?: ([a-z][a-z-]+))?", RegexOptions.Multiline)]
+    private static partial Regex NamedCommand();
 
     [GeneratedRegex(@"'(keyway [^']+)'")]
     private static partial Regex QuotedCommand();

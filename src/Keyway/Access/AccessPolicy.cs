@@ -319,7 +319,7 @@ internal sealed partial class AccessPolicy : IDisposable
 
     /// <summary>A CLI flag for a suggested command, left out when the value is every one ('*') or none.</summary>
     private static string Flag(string flag, string? value) =>
-        value is null or GrantStore.Any ? "" : $" {flag} {(value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.') ? value : "'" + value + "'")}";
+        value is null or GrantStore.Any ? "" : $" {flag} {(value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.') ? value : "\"" + value + "\"")}";
 
     /// <summary>Who owns a resource (user names and group names), for messages.</summary>
     public IReadOnlyList<string> OwnersOf(string resource) =>

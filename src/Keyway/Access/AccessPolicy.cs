@@ -298,7 +298,7 @@ internal sealed partial class AccessPolicy : IDisposable
         if (!ScopeAllows(caller.Scope, permission, resource, environment))
         {
             message = $"The API key '{caller.ApiKeyId}' of '{caller.UserName}' is scoped ({Describe(caller.Scope!)}); it may not {name}{on}{inEnv}. " +
-                      "Use a key whose scope covers it ('keyway key create --resource … --environment … --action …').";
+                      $"Use a key whose scope covers it ('keyway key create --name {resource ?? "all"}-{name}{Flag("--resource", resource)}{Flag("--environment", environment)} --action {name}').";
         }
         else if (permission == Permission.Admin)
         {
@@ -308,11 +308,18 @@ internal sealed partial class AccessPolicy : IDisposable
         {
             var owners = resource is null ? [] : OwnersOf(resource);
             var ask = owners.Count == 0 ? "an admin" : $"an owner of the resource ({string.Join(", ", owners)}) or an admin";
-            message = $"'{caller.UserName}' lacks the '{name}' permission{on}{inEnv}. Ask {ask} to grant it ('keyway permission grant {resource ?? "RESOURCE"} --user {caller.UserName} --permission {name}').";
+            // 'read' is not a permission one grants: any grant gives it, 'use' being the least.
+            var grantable = permission == Permission.Read ? "use" : name;
+            message = $"'{caller.UserName}' lacks the '{name}' permission{on}{inEnv}. Ask {ask} to grant it " +
+                      $"('keyway permission grant {resource ?? "RESOURCE"} --user {caller.UserName} --permission {grantable}{Flag("--environment", environment)}').";
         }
 
         throw new AccessDeniedException(message, resource, environment);
     }
+
+    /// <summary>A CLI flag for a suggested command, left out when the value is every one ('*') or none.</summary>
+    private static string Flag(string flag, string? value) =>
+        value is null or GrantStore.Any ? "" : $" {flag} {(value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.') ? value : "\"" + value + "\"")}";
 
     /// <summary>Who owns a resource (user names and group names), for messages.</summary>
     public IReadOnlyList<string> OwnersOf(string resource) =>

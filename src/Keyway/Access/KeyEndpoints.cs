@@ -119,7 +119,7 @@ internal static class KeyEndpoints
                 if (key is null || key.RevokedAt is not null || (!mine && !access.Allows(caller with { Scope = null }, Permission.Admin, null, null)))
                 {
                     // Another member's key is reported as absent: its existence is not theirs to learn.
-                    return Problems.NotFound($"There is no active API key '{id}' of yours.");
+                    return Problems.NotFound($"There is no active API key '{id}' of yours. List them with 'keyway key list'.");
                 }
 
                 if (!mine)

@@ -98,7 +98,7 @@ internal static class UserEndpoints
         users.MapGet("/{name}", async Task<Results<Ok<UserView>, ProblemHttpResult>> (string name, UserStore store, CancellationToken ct) =>
                 await store.FindByNameAsync(name, ct) is { } user
                     ? TypedResults.Ok(UserView.From(user, await store.GroupsOfAsync(user.Id, ct)))
-                    : Problems.NotFound($"There is no user named '{name}'."))
+                    : Problems.NotFound($"There is no user named '{name}'. List them with 'keyway user list'."))
             .Requires(Permission.Admin)
             .WithSummary("Get a user.");
 
@@ -108,7 +108,7 @@ internal static class UserEndpoints
                 var caller = Caller.From(http.User)!;
                 if (await store.FindByNameAsync(name, ct) is not { } user)
                 {
-                    return Problems.NotFound($"There is no user named '{name}'.");
+                    return Problems.NotFound($"There is no user named '{name}'. List them with 'keyway user list'.");
                 }
 
                 if (body is null)
@@ -164,7 +164,7 @@ internal static class UserEndpoints
                 if (await store.FindByNameAsync(name, ct) is not { } user ||
                     !await store.DeleteAsync(user, ct, transaction => audit.StageAsync(transaction, new AuditEntry("user.delete") { Actor = Caller.From(http.User), Target = name }, ct)))
                 {
-                    return Problems.NotFound($"There is no user named '{name}'.");
+                    return Problems.NotFound($"There is no user named '{name}'. List them with 'keyway user list'.");
                 }
 
                 audit.NotifyStaged();
@@ -198,7 +198,7 @@ internal static class UserEndpoints
             .WithSummary("Create a group (or change its description).");
 
         groups.MapGet("/{name}", async Task<Results<Ok<UserStore.GroupInfo>, ProblemHttpResult>> (string name, UserStore store, CancellationToken ct) =>
-                await store.GetGroupAsync(name, ct) is { } group ? TypedResults.Ok(group) : Problems.NotFound($"There is no group named '{name}'."))
+                await store.GetGroupAsync(name, ct) is { } group ? TypedResults.Ok(group) : Problems.NotFound($"There is no group named '{name}'. List them with 'keyway group list'."))
             .Requires(Permission.Admin)
             .WithSummary("Get a group and its members.");
 
@@ -208,7 +208,7 @@ internal static class UserEndpoints
                 if (!await store.DeleteGroupAsync(name, ct, transaction => audit.StageAsync(transaction,
                         new AuditEntry("group.delete") { Actor = Caller.From(http.User), Target = name }, ct)))
                 {
-                    return Problems.NotFound($"There is no group named '{name}'.");
+                    return Problems.NotFound($"There is no group named '{name}'. List them with 'keyway group list'.");
                 }
 
                 audit.NotifyStaged();
@@ -228,7 +228,7 @@ internal static class UserEndpoints
 
                 if (await store.FindByNameAsync(user, ct) is not { } member)
                 {
-                    return Problems.NotFound($"There is no user named '{user}'.");
+                    return Problems.NotFound($"There is no user named '{user}'. List them with 'keyway user list'.");
                 }
 
                 await store.AddMemberAsync(name, member.Id, ct, transaction => audit.StageAsync(transaction, new AuditEntry("group.member.add")

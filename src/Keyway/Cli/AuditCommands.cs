@@ -104,7 +104,7 @@ internal static class AuditCommands
                 var events = doc?["events"] as JsonArray ?? [];
                 foreach (var e in events.Take(remaining))
                 {
-                    io.Out.WriteLine(output.Json ? e!.ToJsonString() : Line(e!));
+                    io.Out.WriteLine(output.Json ? e!.ToJsonString(CliJson.Compact) : Line(e!));
                 }
 
                 remaining -= events.Count;

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
 using Keyway.Hosting;
 using Spectre.Console;
 
@@ -12,6 +13,12 @@ internal static class KeywayCli
 {
     /// <summary><c>--json</c>: print the API's JSON instead of tables, for scripts.</summary>
     public static readonly Option<bool> JsonOption = new("--json") { Description = "Print JSON instead of tables (for scripts).", Recursive = true };
+
+    /// <summary>
+    /// Response files are off: '@body.json' and '@-' are Keyway's own forms (a body or inputs from a
+    /// file or stdin), which the library would otherwise expand into arguments before Keyway sees them.
+    /// </summary>
+    internal static readonly ParserConfiguration ParserConfiguration = new() { ResponseFileTokenReplacer = null };
 
     public static async Task<int> RunAsync(string[] args, TextWriter? stdout = null, TextWriter? stderr = null, TextReader? stdin = null)
     {
@@ -36,8 +43,33 @@ internal static class KeywayCli
         root.Subcommands.Add(AuditCommands.Create(io));
         root.Subcommands.Add(StatusCommand.Create(io));
         root.Subcommands.Add(WebhookCommands.Create(io));
-        var parse = root.Parse(args);
+        root.Subcommands.Add(CompletionCommand.Create(io));
+        var parse = root.Parse(args, ParserConfiguration);
+        if (parse.Action is ParseErrorAction)
+        {
+            // System.CommandLine exits 1 on a parse error; docs/cli.md promises 2 for usage errors.
+            foreach (var error in parse.Errors)
+            {
+                await io.Error.WriteLineAsync($"error: {error.Message}");
+            }
+
+            await io.Error.WriteLineAsync($"Run '{CommandPath(parse)} --help' for usage.");
+            return ExitCodes.Usage;
+        }
+
         return await parse.InvokeAsync(new InvocationConfiguration { Output = io.Out, Error = io.Error });
+    }
+
+    private static string CommandPath(ParseResult parse)
+    {
+        var names = new List<string>();
+        for (var result = parse.CommandResult; result is not null; result = result.Parent as System.CommandLine.Parsing.CommandResult)
+        {
+            names.Add(result.Command is RootCommand ? "keyway" : result.Command.Name);
+        }
+
+        names.Reverse();
+        return string.Join(' ', names);
     }
 
     private static Command ServeCommand()

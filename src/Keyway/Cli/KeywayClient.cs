@@ -1,5 +1,6 @@
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -60,7 +61,7 @@ internal sealed class KeywayClient : IDisposable
                 $"Cannot reach Keyway at {Address}: {e.Message} Is 'keyway serve' running? Set KEYWAY_ADDR to its address.");
         }
 
-        if (response.IsSuccessStatusCode)
+        if (response.IsSuccessStatusCode && IsKeyway(response))
         {
             return response;
         }
@@ -76,6 +77,7 @@ internal sealed class KeywayClient : IDisposable
             {
             }
 
+            EnsureKeyway(response);
             var detail = json?["detail"]?.GetValue<string>() ?? response.ReasonPhrase ?? "";
             if ((int)response.StatusCode == 401 && !HasToken)
             {
@@ -118,6 +120,7 @@ internal sealed class KeywayClient : IDisposable
 
         using (response)
         {
+            EnsureKeyway(response);
             var text = await response.Content.ReadAsStringAsync(ct);
             JsonNode? json = null;
             if (text.Length > 0)
@@ -150,6 +153,23 @@ internal sealed class KeywayClient : IDisposable
     }
 
     public void Dispose() => _http.Dispose();
+
+    private static bool IsKeyway(HttpResponseMessage response) =>
+        response.Headers.TryGetValues(Api.ApiIdentity.Header, out var values) && values.Contains(Api.ApiIdentity.Version);
+
+    /// <summary>
+    /// Another server at KEYWAY_ADDR may answer 200 with something that reads as an empty list: every
+    /// Keyway answer under /api/v1 carries <c>Keyway-Api: v1</c>, so one without it is refused.
+    /// </summary>
+    private void EnsureKeyway(HttpResponseMessage response)
+    {
+        if (!IsKeyway(response))
+        {
+            throw new CliException(ExitCodes.Unreachable,
+                $"The server at {Address} answered {(int)response.StatusCode} without the {Api.ApiIdentity.Header} header: it is not Keyway " +
+                $"(or a proxy in front of Keyway answered for it). Set KEYWAY_ADDR to Keyway's address (e.g. {DefaultAddress}).", "not_keyway");
+        }
+    }
 }
 
 /// <summary>Exit codes scripts can rely on (docs/cli.md lists them).</summary>
@@ -192,7 +212,16 @@ internal static class CliJson
     public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web)
     {
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
-    public static readonly JsonSerializerOptions Indented = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+    /// <summary>
+    /// What <c>--json</c> prints. The relaxed encoder writes '+', '&lt;' and non-ASCII as they are and a
+    /// quote in a string as \", where the default escapes them (\u002B, \u0022): the output is read by
+    /// people and jq, never embedded in HTML.
+    /// </summary>
+    public static readonly JsonSerializerOptions Indented = new(JsonSerializerDefaults.Web) { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>One line, relaxed as <see cref="Indented"/> (JSON lines, table cells).</summary>
+    public static readonly JsonSerializerOptions Compact = new(JsonSerializerDefaults.Web) { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 }

@@ -86,7 +86,7 @@ internal sealed class Output(bool json, IAnsiConsole console, TextWriter error)
     {
         null => "-",
         JsonValue v when v.TryGetValue<string>(out var s) => s,
-        _ => node.ToJsonString(),
+        _ => node.ToJsonString(CliJson.Compact),
     };
 
     public static string When(JsonNode? node) =>

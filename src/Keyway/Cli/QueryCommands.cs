@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Spectre.Console;
 
 namespace Keyway.Cli;
 
@@ -28,11 +29,18 @@ internal static class QueryCommands
         }));
 
         var getName = new Argument<string>("name") { Description = "The query's name." };
-        var get = new Command("get", "Show a saved query.") { getName };
+        var get = new Command("get", "Show a saved query. With --json, the definition as 'query apply' takes it.") { getName };
         get.SetAction(io.Client(async (client, output, parse, ct) =>
         {
             var doc = await client.GetAsync($"api/v1/queries/{Uri.EscapeDataString(parse.GetValue(getName)!)}", ct);
-            output.WriteJson(doc);
+            if (output.Json)
+            {
+                output.WriteJson(ConfigFiles.Applicable(doc));
+                return;
+            }
+
+            output.Details(doc, ("name", Output.Str(doc?["name"])), ("version", Output.Str(doc?["version"])), ("updated", Output.When(doc?["updatedAt"])));
+            output.Console.WriteLine(ConfigFiles.WithoutNulls(doc?["definition"])?.ToJsonString(CliJson.Indented) ?? "");
         }));
 
         var delName = new Argument<string>("name") { Description = "The query's name." };
@@ -45,12 +53,12 @@ internal static class QueryCommands
 
         var runName = new Argument<string>("name") { Description = "The query to run." };
         var input = new Option<string[]>("--input", "-i") { Description = "An input name=value (repeatable). A value that is JSON (a number, true, an object) keeps its type." };
-        var inputs = new Option<string?>("--inputs") { Description = "All inputs as one JSON object, or @file." };
+        var inputs = new Option<string?>("--inputs") { Description = "All inputs as one JSON object, @FILE to read it from a file or @- from stdin; --input values are added to it." };
         var env = new Option<string>("--env", "-e") { Description = "The environment.", DefaultValueFactory = _ => "production" };
         var run = new Command("run", "Run a saved query and print the upstream's answer.\nExample: keyway query run list-issues -i owner=acme -i per_page=5") { runName, input, inputs, env };
         run.SetAction(io.Client(async (client, output, parse, ct) =>
         {
-            var values = parse.GetValue(inputs) is { } all ? ParseObject(all.StartsWith('@') ? await File.ReadAllTextAsync(all[1..], ct) : all) : new JsonObject();
+            var values = parse.GetValue(inputs) is { } all ? ParseObject(await ArgumentFiles.ReadAsync(io, all, "--inputs", ct)) : new JsonObject();
             foreach (var item in parse.GetValue(input) ?? [])
             {
                 var cut = item.IndexOf('=', StringComparison.Ordinal);

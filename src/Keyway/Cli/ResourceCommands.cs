@@ -1,8 +1,6 @@
 using System.CommandLine;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Spectre.Console;
-using YamlDotNet.RepresentationModel;
 
 namespace Keyway.Cli;
 
@@ -34,18 +32,19 @@ internal static class ResourceCommands
         }));
 
         var getName = new Argument<string>("name") { Description = "The resource's name." };
-        var get = new Command("get", "Show a resource's configuration (templates as written, never a secret value).") { getName };
+        var get = new Command("get", "Show a resource's configuration (templates as written, never a secret value). " +
+            "With --json, the definition as 'resource apply' takes it: its output applies back unchanged.") { getName };
         get.SetAction(io.Client(async (client, output, parse, ct) =>
         {
             var doc = await client.GetAsync($"api/v1/resources/{Uri.EscapeDataString(parse.GetValue(getName)!)}", ct);
             if (output.Json)
             {
-                output.WriteJson(doc);
+                output.WriteJson(ConfigFiles.Applicable(doc));
                 return;
             }
 
             output.Details(doc, ("name", Output.Str(doc?["name"])), ("version", Output.Str(doc?["version"])), ("updated", Output.When(doc?["updatedAt"])));
-            output.Console.WriteLine(doc?["definition"]?.ToJsonString(CliJson.Indented) ?? "");
+            output.Console.WriteLine(ConfigFiles.WithoutNulls(doc?["definition"])?.ToJsonString(CliJson.Indented) ?? "");
         }));
 
         var delName = new Argument<string>("name") { Description = "The resource's name." };
@@ -72,13 +71,33 @@ internal static class ResourceCommands
     internal static async Task ApplyAsync(
         CliIo io, KeywayClient client, Output output, string path, string kind, string collection, CancellationToken ct, bool bindSecrets = false)
     {
-        var text = path == "-" ? await io.In.ReadToEndAsync(ct) : await ReadFileAsync(path, ct);
+        var text = path == "-" ? await io.In.ReadToEndAsync(ct) : await ConfigFiles.ReadAsync(path, ct);
+        var source = path == "-" ? "stdin" : path;
         var results = new JsonArray();
-        foreach (var doc in ParseDocuments(text, path))
+        foreach (var document in ConfigFiles.Parse(text, source, collection))
         {
-            var name = doc["name"]?.GetValue<string>() ?? throw new CliException(ExitCodes.Invalid, $"A {kind.ToLowerInvariant()} in {path} has no 'name'.");
+            var doc = document.Body;
+            var name = doc["name"]?.GetValue<string>() ?? throw new CliException(ExitCodes.Invalid, $"A {kind.ToLowerInvariant()} in {source}{document.Where("")} has no 'name'.");
             doc.Remove("name");
-            var result = await client.PutAsync($"api/v1/{collection}/{Uri.EscapeDataString(name)}", doc, ct);
+            JsonNode? result;
+            try
+            {
+                result = await client.PutAsync($"api/v1/{collection}/{Uri.EscapeDataString(name)}", doc, ct);
+            }
+            catch (CliException e) when (e.ExitCode == ExitCodes.Invalid)
+            {
+                // The server names fields by path; the file says where they are.
+                foreach (var item in e.Errors ?? [])
+                {
+                    if (item is JsonObject error && error["field"]?.GetValue<string>() is { } field)
+                    {
+                        error["field"] = field + document.Where(field);
+                    }
+                }
+
+                throw new CliException(e.ExitCode, $"{source}, {kind.ToLowerInvariant()} '{name}': {e.Message}", e.Code, e.Errors);
+            }
+
             results.Add(result);
             if (!output.Json)
             {
@@ -132,81 +151,5 @@ internal static class ResourceCommands
                 output.Success($"Secret '{variable}' ({env}) bound to {origin}.");
             }
         }
-    }
-
-    private static async Task<string> ReadFileAsync(string path, CancellationToken ct)
-    {
-        try
-        {
-            return await File.ReadAllTextAsync(path, ct);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new CliException(ExitCodes.Usage, $"Cannot read {path}: {e.Message}");
-        }
-    }
-
-    /// <summary>JSON (an object or an array of them) or YAML (one or more documents), as JSON objects.</summary>
-    internal static List<JsonObject> ParseDocuments(string text, string source)
-    {
-        var trimmed = text.TrimStart();
-        if (trimmed.StartsWith('{') || trimmed.StartsWith('['))
-        {
-            try
-            {
-                var node = JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
-                return node switch
-                {
-                    JsonObject obj => [obj],
-                    JsonArray array => array.Select(n => n as JsonObject ?? throw new CliException(ExitCodes.Invalid, $"{source}: every item of the array must be an object.")).ToList(),
-                    _ => throw new CliException(ExitCodes.Invalid, $"{source}: expected a JSON object or array."),
-                };
-            }
-            catch (JsonException e)
-            {
-                throw new CliException(ExitCodes.Invalid, $"{source} is not valid JSON: {e.Message}");
-            }
-        }
-
-        try
-        {
-            var yaml = new YamlStream();
-            yaml.Load(new StringReader(text));
-            return yaml.Documents
-                .Where(d => d.RootNode is not YamlScalarNode { Value: null or "" })
-                .Select(d => ToJson(d.RootNode) as JsonObject ?? throw new CliException(ExitCodes.Invalid, $"{source}: each YAML document must be a mapping."))
-                .ToList();
-        }
-        catch (YamlDotNet.Core.YamlException e)
-        {
-            throw new CliException(ExitCodes.Invalid, $"{source} is not valid YAML (line {e.Start.Line}, column {e.Start.Column}): {e.Message}");
-        }
-    }
-
-    private static JsonNode? ToJson(YamlNode node) => node switch
-    {
-        YamlMappingNode map => new JsonObject(map.Children.Select(kv => new KeyValuePair<string, JsonNode?>(((YamlScalarNode)kv.Key).Value ?? "", ToJson(kv.Value)))),
-        YamlSequenceNode seq => new JsonArray(seq.Children.Select(ToJson).ToArray()),
-        YamlScalarNode scalar => Scalar(scalar),
-        _ => null,
-    };
-
-    private static JsonValue? Scalar(YamlScalarNode scalar)
-    {
-        var value = scalar.Value;
-        if (scalar.Style is YamlDotNet.Core.ScalarStyle.SingleQuoted or YamlDotNet.Core.ScalarStyle.DoubleQuoted or YamlDotNet.Core.ScalarStyle.Literal or YamlDotNet.Core.ScalarStyle.Folded)
-        {
-            return JsonValue.Create(value);
-        }
-
-        return value switch
-        {
-            null or "~" or "null" => null,
-            "true" => JsonValue.Create(true),
-            "false" => JsonValue.Create(false),
-            _ when long.TryParse(value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var l) => JsonValue.Create(l),
-            _ when double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var d) => JsonValue.Create(d),
-            _ => JsonValue.Create(value),
-        };
     }
 }

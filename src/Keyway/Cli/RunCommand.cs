@@ -14,7 +14,7 @@ internal static class RunCommand
         var method = new Option<string>("--method", "-X") { Description = "The HTTP method.", DefaultValueFactory = _ => "GET" };
         var headers = new Option<string[]>("--header", "-H") { Description = "A header 'Name: value' (repeatable).", AllowMultipleArgumentsPerToken = false };
         var query = new Option<string[]>("--query", "-q") { Description = "A query parameter name=value (repeatable)." };
-        var data = new Option<string?>("--data", "-d") { Description = "The body: JSON, text, or @file to read it from a file ('@-' for stdin)." };
+        var data = new Option<string?>("--data", "-d") { Description = "The body, sent as it is: text, JSON (sent as application/json), @FILE for a file's contents or @- for stdin." };
         var env = new Option<string>("--env", "-e") { Description = "The environment.", DefaultValueFactory = _ => "production" };
         var command = new Command("run", "Send a request through a resource and print the upstream's answer.\nExample: keyway run github /user -H 'Accept: application/json'")
         {
@@ -32,10 +32,15 @@ internal static class RunCommand
             };
             if (parse.GetValue(data) is { } body)
             {
-                var text = body.StartsWith('@')
-                    ? body == "@-" ? await io.In.ReadToEndAsync(ct) : await File.ReadAllTextAsync(body[1..], ct)
-                    : body;
-                request["body"] = TryJson(text) ?? JsonValue.Create(text);
+                // Sent as text, byte for byte; a JSON object or array goes as application/json
+                // unless a Content-Type header says otherwise (the API sends any other text as text/plain).
+                var text = await ArgumentFiles.ReadAsync(io, body, "--data", ct);
+                request["body"] = text;
+                var sent = (JsonObject)request["headers"]!;
+                if (IsJson(text) && !sent.Any(h => h.Key.Equals("Content-Type", StringComparison.OrdinalIgnoreCase)))
+                {
+                    sent["Content-Type"] = "application/json";
+                }
             }
 
             var result = await client.PostAsync($"api/v1/resources/{Uri.EscapeDataString(parse.GetValue(resource)!)}/run", request, ct);
@@ -47,16 +52,19 @@ internal static class RunCommand
     /// <summary>Prints a run's result: the body on stdout, the status on stderr; 4xx/5xx exit 1.</summary>
     internal static void Print(CliIo io, Output output, JsonNode? result)
     {
+        var status = result?["status"]?.GetValue<int>() ?? 0;
         if (output.Json)
         {
             output.WriteJson(result);
-            return;
+        }
+        else
+        {
+            io.Error.WriteLine($"{status} in {Output.Str(result?["durationMs"])} ms");
+            var responseBody = result?["body"];
+            io.Out.WriteLine(responseBody is JsonValue v && v.TryGetValue<string>(out var s) ? s : responseBody?.ToJsonString(CliJson.Indented) ?? "");
         }
 
-        var status = result?["status"]?.GetValue<int>() ?? 0;
-        io.Error.WriteLine($"{status} in {Output.Str(result?["durationMs"])} ms");
-        var responseBody = result?["body"];
-        io.Out.WriteLine(responseBody is JsonValue v && v.TryGetValue<string>(out var s) ? s : responseBody?.ToJsonString(CliJson.Indented) ?? "");
+        // With --json too: a script checks the exit code whichever form it reads.
         if (status >= 400)
         {
             throw new CliException(ExitCodes.Failure, $"The upstream answered {status}.", "upstream_status");
@@ -80,21 +88,22 @@ internal static class RunCommand
         return result;
     }
 
-    private static JsonNode? TryJson(string text)
+    private static bool IsJson(string text)
     {
         var t = text.TrimStart();
         if (!(t.StartsWith('{') || t.StartsWith('[')))
         {
-            return null;
+            return false;
         }
 
         try
         {
-            return JsonNode.Parse(text);
+            using var document = JsonDocument.Parse(text);
+            return true;
         }
         catch (JsonException)
         {
-            return null;
+            return false;
         }
     }
 }

@@ -38,7 +38,7 @@ internal static class ScheduleCommands
         var resource = new Option<string?>("--resource") { Description = "The resource whose credential refresh or rotate acts on." };
         var query = new Option<string?>("--query") { Description = "The saved query run runs." };
         var env = new Option<string?>("--env", "-e") { Description = "The environment (default production)." };
-        var inputs = new Option<string?>("--inputs") { Description = "A run's inputs as one JSON object." };
+        var inputs = new Option<string?>("--inputs") { Description = "A run's inputs as one JSON object, @FILE to read it from a file or @- from stdin." };
         var attempts = new Option<int?>("--max-attempts") { Description = "Attempts per run (default 3)." };
         var misfire = new Option<string?>("--misfire") { Description = "After downtime: fireOnce (default) or skip." };
         var disabled = new Option<bool>("--disabled") { Description = "Create it disabled." };
@@ -68,7 +68,7 @@ internal static class ScheduleCommands
             {
                 try
                 {
-                    body["inputs"] = JsonNode.Parse(text);
+                    body["inputs"] = JsonNode.Parse(await ArgumentFiles.ReadAsync(io, text, "--inputs", ct));
                 }
                 catch (JsonException e)
                 {

@@ -35,6 +35,13 @@ internal static class VarCommands
             var env = parse.GetValue(setEnv)!;
             var isSecret = parse.GetValue(secret);
             var text = parse.GetValue(value) ?? await ReadValueAsync(io, name, isSecret, ct);
+            if (isSecret && text.Length == 0)
+            {
+                throw new CliException(ExitCodes.Usage,
+                    $"The secret '{name}' would be empty: stdin gave nothing. Pipe the value (printf %s \"$VALUE\" | keyway var set {name} --secret), or run it at a terminal to be asked.",
+                    "empty_secret");
+            }
+
             var doc = await client.PutAsync(
                 $"api/v1/environments/{Uri.EscapeDataString(env)}/variables/{Uri.EscapeDataString(name)}",
                 new

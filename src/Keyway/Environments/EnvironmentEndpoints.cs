@@ -93,6 +93,12 @@ internal static class EnvironmentEndpoints
                     return Problems.BadRequest("Send the value as JSON: {\"value\": \"...\", \"secret\": true}.");
                 }
 
+                if (body.Secret && body.Value.Length == 0)
+                {
+                    // An empty secret is always a mistake (an empty pipe, a variable that was not set) and would fail later, at a run.
+                    return Problems.Create(StatusCodes.Status400BadRequest, "empty_secret", "A secret cannot be empty: send its value.");
+                }
+
                 // The name, the secret flag and the version: never the value.
                 var caller = Caller.From(http.User)!;
                 var info = await service.SetAsync(env, name, body.Value, body.Secret, body.ExpiresAt, ct, body.Origins, (transaction, written) => audit.StageAsync(transaction,

@@ -32,6 +32,12 @@ internal static partial class KeywayServer
     public static async Task<int> RunAsync(ServeOptions options, CancellationToken cancellationToken)
     {
         var time = TimeProvider.System;
+        ListenUrls.Check(options.Urls, "--urls");
+        if (options.ProxyUrls is not null)
+        {
+            ListenUrls.Check(options.ProxyUrls, "--proxy-urls");
+        }
+
         Directory.CreateDirectory(options.DataDirectory);
         if (!OperatingSystem.IsWindows())
         {
@@ -220,6 +226,7 @@ internal static partial class KeywayServer
         var app = builder.Build();
         // The proxy first, then routing (called here, or WebApplication would put it ahead of everything).
         app.UseProxy(proxyPorts);
+        app.UseApiIdentity();
         app.UseRouting();
         app.UseExceptionHandler();
         app.UseEmptyErrorProblems();

@@ -37,8 +37,7 @@ internal static class QueryEndpoints
                 }
                 catch (JsonException e)
                 {
-                    throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config",
-                        $"The query is not valid JSON{(e.Path is { Length: > 1 } p ? " at " + p.TrimStart('$', '.') : "")}.");
+                    throw ConfigJsonErrors.Invalid(e, "query");
                 }
 
                 // Writing a query against a resource needs the right to use it: a query can do nothing an ad-hoc run could not.
@@ -75,7 +74,7 @@ internal static class QueryEndpoints
             {
                 if (await queries.GetAsync(name, ct) is not { } record)
                 {
-                    return Problems.NotFound($"There is no query named '{name}'.");
+                    return Problems.NotFound($"There is no query named '{name}'. List them with 'keyway query list'.");
                 }
 
                 access.Demand(Caller.From(http.User)!, Permission.Read, record.Definition.Resource ?? "", null);
@@ -89,7 +88,7 @@ internal static class QueryEndpoints
             {
                 if (await queries.GetAsync(name, ct) is not { } record)
                 {
-                    return Problems.NotFound($"There is no query named '{name}'.");
+                    return Problems.NotFound($"There is no query named '{name}'. List them with 'keyway query list'.");
                 }
 
                 access.Demand(Caller.From(http.User)!, Permission.Use, record.Definition.Resource ?? "", GrantStore.Any);

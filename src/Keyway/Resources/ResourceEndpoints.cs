@@ -102,7 +102,7 @@ internal static class ResourceEndpoints
             .WithSummary("Create or replace a resource. Every error is reported with its field.");
 
         group.MapGet("/{name}", async Task<Results<Ok<ResourceView>, ProblemHttpResult>> (string name, ResourceService service, CancellationToken ct) =>
-                await service.GetAsync(name, ct) is { } record ? TypedResults.Ok(ResourceView.From(record)) : Problems.NotFound($"There is no resource named '{name}'."))
+                await service.GetAsync(name, ct) is { } record ? TypedResults.Ok(ResourceView.From(record)) : Problems.NotFound($"There is no resource named '{name}'. List them with 'keyway resource list'."))
             .Requires(Permission.Read, "name")
             .WithSummary("Get a resource's configuration (templates as written; never a secret value).");
 
@@ -172,15 +172,8 @@ internal static class ResourceEndpoints
         }
         catch (JsonException e)
         {
-            var where = e.Path is { Length: > 1 } path ? $" at {path.TrimStart('$', '.')}" : "";
-            throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config", $"The resource is not valid JSON{where}: {FirstSentence(e.Message)}");
+            throw ConfigJsonErrors.Invalid(e, "resource");
         }
-    }
-
-    private static string FirstSentence(string message)
-    {
-        var cut = message.IndexOf(". Path:", StringComparison.Ordinal);
-        return cut > 0 ? message[..cut] + "." : message;
     }
 }
 

@@ -177,8 +177,7 @@ internal static class ScheduleEndpoints
         }
         catch (JsonException e)
         {
-            throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config",
-                $"The schedule is not valid JSON{(e.Path is { Length: > 1 } p ? " at " + p.TrimStart('$', '.') : "")}.");
+            throw ConfigJsonErrors.Invalid(e, "schedule");
         }
     }
 }

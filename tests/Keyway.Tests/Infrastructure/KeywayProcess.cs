@@ -129,6 +129,35 @@ public sealed class KeywayProcess : IAsyncDisposable
             TestDirectories.Root,
             cancellationToken);
 
+    /// <summary>
+    /// Writes an executable <c>keyway</c> into <paramref name="directory"/> that runs the built CLI
+    /// (<c>dotnet keyway.dll "$@"</c>), so that a shell with that directory on PATH runs commands as a
+    /// user types them; returns the directory.
+    /// </summary>
+    public static string WriteCliShim(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        var path = Path.Combine(directory, "keyway");
+        File.WriteAllText(path, $"#!/bin/sh\nexec '{DotnetHost}' '{KeywayDll}' \"$@\"\n");
+        if (!OperatingSystem.IsWindows())
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return directory;
+    }
+
+    /// <summary>
+    /// Runs a bash script with a <c>keyway</c> on PATH that is the built CLI (<see cref="WriteCliShim"/>),
+    /// in <paramref name="workingDirectory"/>, with only the given <c>KEYWAY_*</c> variables.
+    /// </summary>
+    public static Task<CommandResult> RunShellAsync(string script, string workingDirectory, IReadOnlyDictionary<string, string>? environment = null, string? standardInput = null)
+    {
+        var bin = WriteCliShim(Path.Combine(workingDirectory, ".keyway-bin"));
+        var variables = new Dictionary<string, string>(environment ?? new Dictionary<string, string>())
+        {
+            ["PATH"] = bin + ":" + System.Environment.GetEnvironmentVariable("PATH"),
+        };
+        return ProcessRunner.RunAsync("/bin/bash", ["-c", script], ChildEnvironment(variables), standardInput, TimeSpan.FromMinutes(3), workingDirectory);
+    }
+
     /// <summary>The environment that points the CLI at this server: <c>KEYWAY_ADDR</c> and, if given, <c>KEYWAY_TOKEN</c>.</summary>
     public Dictionary<string, string> CliEnvironment(string? token = null)
     {
@@ -361,7 +390,7 @@ public sealed class KeywayProcess : IAsyncDisposable
     /// loopback allowed (<see cref="KeywayProcessOptions.LoopbackAllow"/>: the tests' upstreams listen
     /// there), then the test's variables, which may replace it.
     /// </summary>
-    private static List<KeyValuePair<string, string?>> ChildEnvironment(IReadOnlyDictionary<string, string> environment)
+    internal static List<KeyValuePair<string, string?>> ChildEnvironment(IReadOnlyDictionary<string, string> environment)
     {
         var result = new List<KeyValuePair<string, string?>>();
         foreach (var name in System.Environment.GetEnvironmentVariables().Keys.Cast<string>())

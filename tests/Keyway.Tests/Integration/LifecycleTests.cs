@@ -220,8 +220,10 @@ public sealed partial class LifecycleTests
                 new Dictionary<string, string> { ["KEYWAY_ADMIN_TOKEN"] = "kw_port_" + Guid.NewGuid().ToString("N") });
 
             Assert.NotEqual(0, refused.ExitCode);
-            Assert.Contains($"keyway: cannot listen: Failed to bind to address http://127.0.0.1:{port}", refused.StandardError);
+            Assert.Contains($"keyway: cannot start: http://127.0.0.1:{port} is already in use", refused.StandardError);
             Assert.Contains("Choose another address with --urls.", refused.StandardError);
+            Assert.DoesNotContain("   at ", refused.Output);
+            Assert.DoesNotContain("fail:", refused.Output);
             Assert.DoesNotContain("BackgroundService failed", refused.Output);
             Assert.DoesNotContain("crit:", refused.Output);
         }

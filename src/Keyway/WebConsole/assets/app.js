@@ -311,7 +311,7 @@ async function renderResources(name) {
       h('span', { class: 'mono' }, r.definition.baseUrl), r.definition.description || '', when(r.updatedAt)]);
   const holder = h('div', { id: 'resources' });
   const draw = () => holder.replaceChildren(table(['Name', 'Kind', 'Auth', 'Credential', 'Base URL', 'Description', 'Updated'], rows(),
-    resources.length ? 'No resource matches the filter.' : 'No resources yet. Create the first one below, or with `keyway resource put`.'));
+    resources.length ? 'No resource matches the filter.' : 'No resources yet. Create the first one below, or from a file with `keyway resource apply FILE`.'));
   filter.addEventListener('input', draw);
   draw();
   const definition = h('textarea', { name: 'definition', rows: 10, spellcheck: 'false' }, pretty(exampleResource));
@@ -610,7 +610,7 @@ async function renderQueries() {
               await renderQueries();
             }),
           }, 'Delete')))];
-    }), 'No saved queries yet. Save one below, with `keyway query put`, or PUT /api/v1/queries/{name}.')),
+    }), 'No saved queries yet. Save one below, with `keyway query apply FILE`, or PUT /api/v1/queries/{name}.')),
     queries.length ? h('div', { class: 'card' }, h('h2', {}, 'Run a query'),
       h('form', {
         class: 'grid', id: 'run-query', onsubmit: onSubmit(async (form) => {

@@ -167,15 +167,11 @@ internal static partial class KeywayServer
             sp.GetRequiredService<IAuditLog>(), sp.GetRequiredService<IAlertSink>(), sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ReplicaHeartbeat>().InstanceId, sp.GetRequiredService<ILogger<ScheduleRunner>>()));
         services.AddHostedService<ScheduleService>();
-        services.AddSingleton<RotationStore>();
+        services.AddSingleton(sp => new RotationStore(sp.GetRequiredService<Database>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ReplicaHeartbeat>().InstanceId));
         services.AddSingleton<IRotationSteps, ResourceRotationSteps>();
         services.AddSingleton(RotationOptions.FromEnvironment());
-        services.AddSingleton(sp => new RotationEngine(sp.GetRequiredService<RotationStore>(), sp.GetRequiredService<VariableService>(),
-            sp.GetRequiredService<IRotationSteps>(), sp.GetRequiredService<IAuditLog>(), sp.GetRequiredService<IAlertSink>(), sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ReplicaHeartbeat>().InstanceId, sp.GetRequiredService<ILogger<RotationEngine>>()));
-        services.AddHostedService(sp => new RotationService(sp.GetRequiredService<RotationEngine>(), sp.GetRequiredService<RotationStore>(),
-            sp.GetRequiredService<RotationOptions>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ReplicaHeartbeat>().InstanceId,
-            sp.GetRequiredService<ILogger<RotationService>>()));
+        services.AddSingleton<RotationEngine>();
+        services.AddHostedService<RotationService>();
         services.AddSingleton<Bootstrap>();
         services.AddSingleton<RekeyJob>();
         services.AddHostedService(sp => sp.GetRequiredService<RekeyJob>());

@@ -33,7 +33,7 @@ internal sealed record RotationTrigger(string Name, Caller? Actor);
 /// </remarks>
 internal sealed partial class RotationEngine(
     RotationStore store, VariableService variables, IRotationSteps steps, IAuditLog audit, IAlertSink alerts, TimeProvider time,
-    string instanceId, ILogger<RotationEngine> logger)
+    ILogger<RotationEngine> logger)
 {
     /// <summary>Revoke attempts before a rotation is left <c>revoke_failed</c>.</summary>
     public const int MaxRevokeAttempts = 6;
@@ -57,7 +57,7 @@ internal sealed partial class RotationEngine(
         var now = time.GetUtcNow();
         var rotation = new RotationInfo(Guid.NewGuid().ToString("N"), environment, name, RotationStates.Minting, trigger.Name, trigger.Actor?.UserName,
             variable.Version, null, null, previousId, null, null, now, now, null, null, 0);
-        var started = await store.TryStartAsync(rotation, trigger.Actor?.ApiKeyId, instanceId,
+        var started = await store.TryStartAsync(rotation, trigger.Actor?.ApiKeyId,
             transaction => audit.StageAsync(transaction, Event("rotation.start", rotation, trigger.Actor), cancellationToken), cancellationToken);
         if (!started)
         {
@@ -73,7 +73,7 @@ internal sealed partial class RotationEngine(
     /// <summary>Takes over a rotation nobody works on (see the remarks on the class). Returns it as it ends up.</summary>
     public async Task<RotationInfo?> RecoverAsync(RotationInfo rotation, CancellationToken cancellationToken)
     {
-        if (!await store.ClaimAsync(rotation, instanceId, cancellationToken))
+        if (!await store.ClaimAsync(rotation, cancellationToken))
         {
             return null;
         }

@@ -22,7 +22,7 @@ internal sealed record RotationOptions
 /// and swap on its owner and lease), so two replicas never work on one.
 /// </summary>
 internal sealed partial class RotationService(
-    RotationEngine engine, RotationStore store, RotationOptions options, TimeProvider time, string instanceId, ILogger<RotationService> logger) : BackgroundService
+    RotationEngine engine, RotationStore store, RotationOptions options, TimeProvider time, ILogger<RotationService> logger) : BackgroundService
 {
     private readonly SemaphoreSlim _wake = new(0, 1);
 
@@ -90,7 +90,7 @@ internal sealed partial class RotationService(
     /// <summary>One pass: every rotation this replica should take over now, oldest first.</summary>
     public async Task SweepAsync(bool atStart, CancellationToken cancellationToken)
     {
-        foreach (var rotation in await store.ListRecoverableAsync(instanceId, atStart, cancellationToken))
+        foreach (var rotation in await store.ListRecoverableAsync(atStart, cancellationToken))
         {
             try
             {

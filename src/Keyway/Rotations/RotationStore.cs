@@ -63,7 +63,7 @@ internal sealed record RotationUpdate(string State)
 /// to; <c>owner</c> and <c>lease_until</c> say which replica works on it, so recovery (at start, and
 /// for a lease that ran out) takes over only what nobody works on.
 /// </summary>
-internal sealed class RotationStore(Database database, TimeProvider time)
+internal sealed class RotationStore(Database database, TimeProvider time, string owner)
 {
     /// <summary>How long a replica may work on a rotation before another may take it over: far above any step's timeout.</summary>
     public static readonly TimeSpan Lease = TimeSpan.FromMinutes(10);
@@ -75,7 +75,7 @@ internal sealed class RotationStore(Database database, TimeProvider time)
     /// Inserts a new rotation in state <c>minting</c>, with <paramref name="also"/> in the same transaction; false
     /// (nothing written) when another rotation of the variable is under way.
     /// </summary>
-    public async Task<bool> TryStartAsync(RotationInfo rotation, string? actorKey, string owner, Func<DbTransaction, Task> also, CancellationToken cancellationToken)
+    public async Task<bool> TryStartAsync(RotationInfo rotation, string? actorKey, Func<DbTransaction, Task> also, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         await using var connection = await database.OpenAsync(cancellationToken);
@@ -109,11 +109,15 @@ internal sealed class RotationStore(Database database, TimeProvider time)
         return true;
     }
 
-    /// <summary>Writes a state (and what comes with it) inside <paramref name="transaction"/>, renewing this replica's lease unless released.</summary>
-    public Task UpdateAsync(DbConnection connection, DbTransaction? transaction, string id, RotationUpdate update)
+    /// <summary>
+    /// Writes a state (and what comes with it) inside <paramref name="transaction"/>, renewing this replica's lease
+    /// unless released. Only while this replica holds the rotation: one that another replica took over (its lease ran
+    /// out) is refused with <c>rotation_lease_lost</c>, and the transaction (a pending value, a commit) with it.
+    /// </summary>
+    public async Task UpdateAsync(DbConnection connection, DbTransaction? transaction, string id, RotationUpdate update)
     {
         var now = time.GetUtcNow();
-        return connection.ExecuteAsync(
+        var updated = await connection.ExecuteAsync(
             """
             UPDATE rotations SET state = @State, updated_at = @now,
                 pending_version = COALESCE(@PendingVersion, pending_version), new_id = COALESCE(@NewId, new_id),
@@ -122,15 +126,20 @@ internal sealed class RotationStore(Database database, TimeProvider time)
                 finished_at = CASE WHEN @finished = 1 THEN @now ELSE finished_at END,
                 lease_until = CASE WHEN @release = 1 OR @finished = 1 THEN NULL ELSE @leaseUntil END,
                 owner = CASE WHEN @release = 1 OR @finished = 1 THEN NULL ELSE owner END
-            WHERE id = @id
+            WHERE id = @id AND (owner IS NULL OR owner = @owner)
             """,
             new
             {
-                id, update.State, now = now.ToStore(), update.PendingVersion, update.NewId, update.ErrorCode, update.Error,
+                id, owner, update.State, now = now.ToStore(), update.PendingVersion, update.NewId, update.ErrorCode, update.Error,
                 revokeDueAt = update.RevokeDueAt.ToStore(), update.RevokeAttempts, finished = update.Finished ? 1 : 0,
                 release = update.Release ? 1 : 0, leaseUntil = (now + Lease).ToStore(),
             },
             transaction);
+        if (updated == 0)
+        {
+            throw new Api.KeywayException(StatusCodes.Status409Conflict, "rotation_lease_lost",
+                $"Rotation {id} was taken over by another replica (this one held it longer than {Lease.TotalMinutes:0} minutes); it goes on there.");
+        }
     }
 
     /// <summary><see cref="UpdateAsync(DbConnection, DbTransaction?, string, RotationUpdate)"/> in a transaction of its own, with <paramref name="also"/>.</summary>
@@ -167,7 +176,7 @@ internal sealed class RotationStore(Database database, TimeProvider time)
     /// Rotations this replica should take over now: one under way (or a due revoke) that no replica holds —
     /// its lease ran out, or (<paramref name="atStart"/>) this replica held it before it restarted.
     /// </summary>
-    public async Task<IReadOnlyList<RotationInfo>> ListRecoverableAsync(string owner, bool atStart, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<RotationInfo>> ListRecoverableAsync(bool atStart, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow().ToStore();
         await using var connection = await database.OpenAsync(cancellationToken);
@@ -185,7 +194,7 @@ internal sealed class RotationStore(Database database, TimeProvider time)
     /// Takes <paramref name="rotation"/> for this replica if no one else took it since it was read (compare and swap
     /// on its owner, lease and state); false when another replica was first.
     /// </summary>
-    public async Task<bool> ClaimAsync(RotationInfo rotation, string owner, CancellationToken cancellationToken)
+    public async Task<bool> ClaimAsync(RotationInfo rotation, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         await using var connection = await database.OpenAsync(cancellationToken);

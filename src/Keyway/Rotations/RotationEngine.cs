@@ -143,7 +143,11 @@ internal sealed partial class RotationEngine(
         var next = time.GetUtcNow() + TimeSpan.FromMinutes(1 << (attempts - 1));
         await store.UpdateAsync(rotation.Id, new RotationUpdate(RotationStates.RevokePending)
         {
-            ErrorCode = code, Error = error, RevokeAttempts = attempts, RevokeDueAt = next, Release = true,
+            ErrorCode = code,
+            Error = error,
+            RevokeAttempts = attempts,
+            RevokeDueAt = next,
+            Release = true,
         }, null, cancellationToken);
         Log.RevokeRetry(logger, rotation.Environment, rotation.Name, rotation.Id, code, attempts);
         return (await store.GetAsync(rotation.Id, cancellationToken))!;

@@ -88,8 +88,18 @@ internal sealed class RotationStore(Database database, TimeProvider time, string
             """,
             new
             {
-                rotation.Id, rotation.Environment, rotation.Name, rotation.State, rotation.Trigger, rotation.Actor, actorKey,
-                rotation.FromVersion, rotation.PreviousId, owner, leaseUntil = (now + Lease).ToStore(), now = now.ToStore(),
+                rotation.Id,
+                rotation.Environment,
+                rotation.Name,
+                rotation.State,
+                rotation.Trigger,
+                rotation.Actor,
+                actorKey,
+                rotation.FromVersion,
+                rotation.PreviousId,
+                owner,
+                leaseUntil = (now + Lease).ToStore(),
+                now = now.ToStore(),
             },
             transaction) > 0;
         if (!inserted)
@@ -130,9 +140,19 @@ internal sealed class RotationStore(Database database, TimeProvider time, string
             """,
             new
             {
-                id, owner, update.State, now = now.ToStore(), update.PendingVersion, update.NewId, update.ErrorCode, update.Error,
-                revokeDueAt = update.RevokeDueAt.ToStore(), update.RevokeAttempts, finished = update.Finished ? 1 : 0,
-                release = update.Release ? 1 : 0, leaseUntil = (now + Lease).ToStore(),
+                id,
+                owner,
+                update.State,
+                now = now.ToStore(),
+                update.PendingVersion,
+                update.NewId,
+                update.ErrorCode,
+                update.Error,
+                revokeDueAt = update.RevokeDueAt.ToStore(),
+                update.RevokeAttempts,
+                finished = update.Finished ? 1 : 0,
+                release = update.Release ? 1 : 0,
+                leaseUntil = (now + Lease).ToStore(),
             },
             transaction);
         if (updated == 0)

@@ -79,7 +79,11 @@ internal sealed class RotationProvider
         {
             ["mint"] = new JsonArray(new JsonObject
             {
-                ["name"] = "create", ["resource"] = $"admin-{suffix}", ["method"] = "POST", ["path"] = "/keys", ["body"] = "{\"label\": \"{{ rotation.variable }}\"}",
+                ["name"] = "create",
+                ["resource"] = $"admin-{suffix}",
+                ["method"] = "POST",
+                ["path"] = "/keys",
+                ["body"] = "{\"label\": \"{{ rotation.variable }}\"}",
             }),
             ["value"] = "{{ create.body.key }}",
             ["id"] = "{{ create.body.id }}",

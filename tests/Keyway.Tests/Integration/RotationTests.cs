@@ -91,6 +91,24 @@ public abstract class RotationTests<TFixture>(TFixture fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task A_rotation_of_a_variable_bound_to_other_origins_sends_no_request_and_fails_with_origin_not_allowed()
+    {
+        var variable = NewVariable("BOUNDROT");
+        var original = "bound-" + Guid.NewGuid().ToString("N");
+        await RotationProvider.DefineAsync(Admin, fixture.Upstream, variable, original);
+        // The minted secret may go only where the variable may: not to the provider on loopback.
+        await Expect.StatusAsync(await Admin.PutAsJsonAsync(Path(variable) + "/origins", new { origins = new[] { "https://api.example.com" } }), 200);
+        var minted = Provider.Minted;
+
+        var problem = await Expect.ProblemAsync(await Admin.PostAsync(Path(variable) + "/rotate", null), 502, "origin_not_allowed");
+
+        Assert.Equal("failed", (string?)problem["state"]);
+        Assert.Equal(minted, Provider.Minted);
+        var versions = (await Expect.StatusAsync(await Admin.GetAsync(Path(variable) + "/versions"), 200))["versions"]!.AsArray();
+        Assert.Equal([("current", 1)], versions.Select(v => ((string)v!["state"]!, (int)v["version"]!)));
+    }
+
+    [Fact]
     public async Task Rotation_under_load_through_run_and_the_proxy_fails_no_request_and_sends_exactly_one_version_each()
     {
         var variable = NewVariable("LOADROT");

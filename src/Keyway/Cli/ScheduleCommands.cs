@@ -36,6 +36,7 @@ internal static class ScheduleCommands
         var zone = new Option<string?>("--time-zone", "--tz") { Description = "An IANA time zone (default UTC), e.g. Europe/Madrid." };
         var action = new Option<string>("--action") { Description = "refresh, rotate, run or verify.", Required = true };
         var resource = new Option<string?>("--resource") { Description = "The resource whose credential refresh or rotate acts on." };
+        var variable = new Option<string?>("--variable") { Description = "The secret variable rotate runs the rotation flow of (instead of --resource)." };
         var query = new Option<string?>("--query") { Description = "The saved query run runs." };
         var env = new Option<string?>("--env", "-e") { Description = "The environment (default production)." };
         var inputs = new Option<string?>("--inputs") { Description = "A run's inputs as one JSON object, @FILE to read it from a file or @- from stdin." };
@@ -44,13 +45,14 @@ internal static class ScheduleCommands
         var disabled = new Option<bool>("--disabled") { Description = "Create it disabled." };
         var create = new Command("create", "Create or replace one schedule from options.\nExample: keyway schedule create nightly-refresh --cron '0 3 * * *' --tz Europe/Madrid --action refresh --resource billing")
         {
-            name, cron, zone, action, resource, query, env, inputs, attempts, misfire, disabled,
+            name, cron, zone, action, resource, variable, query, env, inputs, attempts, misfire, disabled,
         };
         create.SetAction(io.Client(async (client, output, parse, ct) =>
         {
             var body = new JsonObject { ["cron"] = parse.GetValue(cron), ["action"] = parse.GetValue(action) };
             Set(body, "timeZone", parse.GetValue(zone));
             Set(body, "resource", parse.GetValue(resource));
+            Set(body, "variable", parse.GetValue(variable));
             Set(body, "query", parse.GetValue(query));
             Set(body, "environment", parse.GetValue(env));
             Set(body, "misfire", parse.GetValue(misfire));
@@ -148,6 +150,7 @@ internal static class ScheduleCommands
         {
             "verify" => "audit chain",
             "run" => $"query {Output.Str(s?["query"])} ({env})",
+            "rotate" when s?["variable"] is not null => $"variable {Output.Str(s?["variable"])} ({env})",
             _ => $"{Output.Str(s?["resource"])} ({env})",
         };
     }

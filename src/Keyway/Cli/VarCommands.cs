@@ -4,7 +4,7 @@ using Spectre.Console;
 
 namespace Keyway.Cli;
 
-/// <summary><c>keyway var set|get|list|delete|bind|unbind|versions|rollback</c>: configuration variables, secret or plain.</summary>
+/// <summary><c>keyway var set|get|list|delete|bind|unbind|versions|rollback</c> (and <see cref="RotationCommands"/>): configuration variables, secret or plain.</summary>
 internal static class VarCommands
 {
     public static Command Create(CliIo io)
@@ -152,6 +152,7 @@ internal static class VarCommands
         command.Subcommands.Add(unbind);
         command.Subcommands.Add(versions);
         command.Subcommands.Add(rollback);
+        RotationCommands.AddTo(command, io);
         return command;
     }
 

@@ -76,6 +76,18 @@ internal sealed class EnvironmentValues(
     public IReadOnlyDictionary<string, IReadOnlyList<OriginPattern>> Origins { get; } =
         origins ?? new Dictionary<string, IReadOnlyList<OriginPattern>>(StringComparer.Ordinal);
 
+    /// <summary>
+    /// These values with <paramref name="name"/> (a secret) holding <paramref name="value"/> as <paramref name="version"/>:
+    /// a rotation's pending value, for its verify request alone. Its expired policy does not apply (it has not expired).
+    /// </summary>
+    public EnvironmentValues With(string name, Secret value, long version)
+    {
+        var all = new Dictionary<string, object?>(All, StringComparer.Ordinal) { [name] = value };
+        var versions = new Dictionary<string, long>(Versions, StringComparer.Ordinal) { [name] = version };
+        var blocked = BlockedAfter.Where(b => b.Key != name).ToDictionary(b => b.Key, b => b.Value, StringComparer.Ordinal);
+        return new EnvironmentValues(Environment, all, Origins, versions, blocked);
+    }
+
     /// <summary>The bindings of those of <paramref name="names"/> that are bound secrets here.</summary>
     public SecretBindings BindingsOf(IEnumerable<string> names)
     {

@@ -132,16 +132,22 @@ internal sealed partial class VariableService
                 valueSetAt = v.ValueSetAt,
             },
             transaction);
+        await PruneAsync(connection, transaction, v.Environment, v.Name);
+    }
+
+    /// <summary>Deletes the retired versions past the variable's keep count.</summary>
+    private async Task PruneAsync(DbConnection connection, DbTransaction transaction, string environment, string name)
+    {
         var keep = await connection.ExecuteScalarAsync<long?>(
-            "SELECT keep_versions FROM variables WHERE environment = @Environment AND name = @Name", new { v.Environment, v.Name }, transaction) ?? _options.KeepVersions;
+            "SELECT keep_versions FROM variables WHERE environment = @environment AND name = @name", new { environment, name }, transaction) ?? _options.KeepVersions;
         // The current version counts toward the keep count; pending ones are never pruned (a rotation owns them).
         await connection.ExecuteAsync(
             """
-            DELETE FROM variable_versions WHERE environment = @Environment AND name = @Name AND state = @retired AND version <= (
-                SELECT version FROM variable_versions WHERE environment = @Environment AND name = @Name AND state = @retired
+            DELETE FROM variable_versions WHERE environment = @environment AND name = @name AND state = @retired AND version <= (
+                SELECT version FROM variable_versions WHERE environment = @environment AND name = @name AND state = @retired
                 ORDER BY version DESC LIMIT 1 OFFSET @offset)
             """,
-            new { v.Environment, v.Name, retired = StateRetired, offset = Math.Max(0, keep - 1) }, transaction);
+            new { environment, name, retired = StateRetired, offset = Math.Max(0, keep - 1) }, transaction);
     }
 
     private static (int? Keep, long? RotateEvery, string? ExpiredPolicy) CheckPolicy(VariablePolicy? policy)

@@ -8,6 +8,7 @@ using Keyway.Outbound;
 using Keyway.Proxy;
 using Keyway.Queries;
 using Keyway.Resources;
+using Keyway.Rotations;
 using Keyway.Runs;
 using Keyway.Schedules;
 using Keyway.Secrets;
@@ -173,6 +174,11 @@ internal static partial class KeywayServer
             sp.GetRequiredService<IAuditLog>(), sp.GetRequiredService<IAlertSink>(), sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ReplicaHeartbeat>().InstanceId, sp.GetRequiredService<ILogger<ScheduleRunner>>()));
         services.AddHostedService<ScheduleService>();
+        services.AddSingleton(sp => new RotationStore(sp.GetRequiredService<Database>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ReplicaHeartbeat>().InstanceId));
+        services.AddSingleton<IRotationSteps, ResourceRotationSteps>();
+        services.AddSingleton(RotationOptions.FromEnvironment());
+        services.AddSingleton<RotationEngine>();
+        services.AddHostedService<RotationService>();
         services.AddSingleton<Bootstrap>();
         services.AddSingleton<RekeyJob>();
         services.AddHostedService(sp => sp.GetRequiredService<RekeyJob>());
@@ -248,6 +254,7 @@ internal static partial class KeywayServer
         // by compiling an expression, and loading System.Linq.Expressions for that cost 3.7 MB of RSS.
         var api = app.MapGroup("/api/v1").AddEndpointFilter(new AccessFilter(app.Services.GetRequiredService<AccessPolicy>()));
         api.MapEnvironments();
+        api.MapRotations();
         api.MapResources();
         api.MapQueries();
         api.MapSchedules();

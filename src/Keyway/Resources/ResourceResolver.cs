@@ -90,6 +90,19 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
     }
 
     /// <summary>
+    /// Resolves <paramref name="resource"/> as if <paramref name="variable"/> held <paramref name="value"/> (version
+    /// <paramref name="version"/>): how a rotation verifies a pending value before it is committed. Never cached or
+    /// shared; the variable's origin bindings apply as they do to its current value.
+    /// </summary>
+    public async ValueTask<ResolvedResource> ResolveWithAsync(
+        CompiledResource resource, string environment, string variable, Secret value, long version, CancellationToken cancellationToken)
+    {
+        var values = (await variables.GetValuesAsync(environment, cancellationToken)).With(variable, value, version);
+        var known = await variables.Known.GetAsync(cancellationToken);
+        return Resolve(resource, values, null, known);
+    }
+
+    /// <summary>
     /// Refuses (<c>409 secret_expired</c>) a request whose resolution reads a secret past its expiry whose
     /// policy is <c>block</c>. A <c>warn</c> secret is used; the expiry sweep alerts about it.
     /// </summary>

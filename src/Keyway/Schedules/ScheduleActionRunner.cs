@@ -3,6 +3,7 @@ using Keyway.Api;
 using Keyway.Audit;
 using Keyway.Credentials;
 using Keyway.Queries;
+using Keyway.Rotations;
 
 namespace Keyway.Schedules;
 
@@ -48,7 +49,9 @@ internal static class ScheduleErrors
 
     /// <summary>Codes that another attempt cannot change: not retried.</summary>
     public static bool IsPermanent(string code) => code is OwnerUnavailable or KeyUnavailable or OwnerForbidden or QueryChanged or "forbidden" or "not_found" or "invalid_config"
-        or "template_error" or "bad_request" or AuditChainBroken;
+        or "template_error" or "bad_request" or AuditChainBroken
+        // A rotation that failed or rolled back is not minted again and again; one that found another under way may run later.
+        or "rotation_not_defined" or "not_secret" || (code.StartsWith("rotation_", StringComparison.Ordinal) && code != "rotation_in_progress");
 }
 
 /// <summary>
@@ -58,7 +61,7 @@ internal static class ScheduleErrors
 /// </summary>
 internal sealed class ScheduleActionRunner(
     UserStore users, ApiKeyService keys, AccessPolicy access, CredentialService credentials, CredentialEngine engine, QueryRunner queries,
-    QueryService savedQueries, AuditVerifier verifier, TimeProvider time) : IScheduleActions
+    QueryService savedQueries, AuditVerifier verifier, RotationEngine rotations, TimeProvider time) : IScheduleActions
 {
     public async Task<int?> ExecuteAsync(StoredSchedule schedule, CancellationToken cancellationToken)
     {
@@ -82,6 +85,17 @@ internal sealed class ScheduleActionRunner(
                     var (_, binding) = await credentials.BindingAsync(definition.Resource!, compiled.Environment, owner, cancellationToken);
                     await engine.RefreshAsync(CredentialService.KeyFor(binding, definition.Resource!, compiled.Environment, owner, null), binding.Provider, cancellationToken);
                     return null;
+                }
+
+            case ScheduleActions.Rotate when definition.Variable is { } variable:
+                {
+                    // Variables are admin's: so is rotating one, as the owner, checked again at every run.
+                    DemandOwner(access, owner, schedule, Permission.Admin, null, compiled.Environment);
+                    var rotation = await rotations.RotateAsync(compiled.Environment, variable, new RotationTrigger("schedule:" + schedule.Name, owner), cancellationToken);
+                    return rotation.State is RotationStates.Failed or RotationStates.RolledBack
+                        ? throw new KeywayException(StatusCodes.Status502BadGateway, rotation.ErrorCode ?? "rotation_failed",
+                            $"The rotation of '{variable}' ended {rotation.State}: {rotation.Error}", new Dictionary<string, object?> { ["rotation"] = rotation.Id })
+                        : null;
                 }
 
             case ScheduleActions.Rotate:
@@ -182,11 +196,12 @@ internal sealed class ScheduleActionRunner(
         }
     }
 
-    /// <summary>The permission saving (and running) a schedule with this action needs, and on what.</summary>
+    /// <summary>The permission saving (and running) a schedule with this action needs, and on what (rotating a variable: admin, as variables are).</summary>
     public static (Permission Permission, string? Resource, string? Environment) Requirement(CompiledSchedule schedule, string? queryResource) =>
         schedule.Action switch
         {
             ScheduleActions.Refresh => (Permission.Use, schedule.Definition.Resource, schedule.Environment),
+            ScheduleActions.Rotate when schedule.Definition.Variable is not null => (Permission.Admin, null, schedule.Environment),
             ScheduleActions.Rotate => (Permission.Edit, schedule.Definition.Resource, schedule.Environment),
             ScheduleActions.Run => (Permission.Use, queryResource, schedule.Environment),
             _ => (Permission.Admin, null, null),

@@ -26,7 +26,7 @@ internal sealed record ScheduleDefinition
     /// <summary>The saved query <c>run</c> runs.</summary>
     public string? Query { get; init; }
 
-    /// <summary>A variable to <c>rotate</c>: refused until rotation flows exist.</summary>
+    /// <summary>A secret variable to <c>rotate</c> with its rotation flow (instead of a resource's credential).</summary>
     public string? Variable { get; init; }
 
     /// <summary>Where <c>refresh</c>, <c>rotate</c> and <c>run</c> act; production when absent.</summary>
@@ -83,6 +83,7 @@ internal sealed record CompiledSchedule(
     {
         ScheduleActions.Run => $"query:{Definition.Query}/{Environment}",
         ScheduleActions.Verify => "audit",
+        ScheduleActions.Rotate when Definition.Variable is not null => $"variable:{Definition.Variable}/{Environment}",
         _ => $"resource:{Definition.Resource}/{Environment}",
     };
 
@@ -178,12 +179,15 @@ internal sealed record CompiledSchedule(
             case ScheduleActions.Rotate:
                 if (definition.Variable is not null)
                 {
-                    errors.Add(new FieldError("variable",
-                        "Rotating a variable needs a rotation flow, and rotation flows are not available yet. Schedule 'rotate' of a resource's credential (a new token), or rotate the variable by hand ('keyway var set')."));
+                    Forbid(definition.Resource, "resource", "rotate of a variable (set resource or variable, not both)", errors);
+                    if (Names.CheckVariable(definition.Variable) is { } variableError)
+                    {
+                        errors.Add(new FieldError("variable", variableError));
+                    }
                 }
                 else
                 {
-                    Require(definition.Resource, "resource", "rotate acts on a resource's credential: set resource (and environment, production by default).", errors);
+                    Require(definition.Resource, "resource", "rotate acts on a resource's credential or, with a rotation flow, on a secret variable: set resource or variable (and environment, production by default).", errors);
                 }
 
                 Forbid(definition.Query, "query", "rotate", errors);

@@ -264,6 +264,20 @@ internal sealed class ScheduleTargets(
             errors.Add(new FieldError("query", $"There is no saved query '{definition.Query}'. List them with 'keyway query list'."));
         }
 
+        if (schedule.Action == ScheduleActions.Rotate && definition.Variable is { } variable && errors.Count == 0)
+        {
+            var rotation = await variables.GetRotationAsync(schedule.Environment, variable, ct);
+            if (rotation is null)
+            {
+                errors.Add(new FieldError("variable", $"There is no variable '{variable}' in '{schedule.Environment}'."));
+            }
+            else if (rotation.Value.Rotation is null)
+            {
+                errors.Add(new FieldError("variable",
+                    $"'{variable}' in '{schedule.Environment}' has no rotation flow to run. Define one first: keyway var rotation set {variable} --env {schedule.Environment} -f rotation.json"));
+            }
+        }
+
         if (definition.Resource is { } resource)
         {
             if (await resources.GetAsync(resource, ct) is null)
@@ -279,7 +293,7 @@ internal sealed class ScheduleTargets(
                     {
                         errors.Add(new FieldError("resource",
                             $"Resource '{resource}' gets its credential when a person connects (authorization code): a schedule cannot obtain a new one. " +
-                            "Schedule 'refresh' instead; rotation flows are not available yet."));
+                            "Schedule 'refresh' instead."));
                     }
                 }
                 catch (KeywayException e)

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Json;
+using System.Text.Json.Nodes;
 using Keyway.Tests.Infrastructure;
 using Microsoft.Playwright;
 
@@ -528,6 +529,49 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
         var responses = await received();
         Assert.All(values, v => Assert.DoesNotContain(v, html, StringComparison.Ordinal));
         Assert.All(responses, r => Assert.All(values, v => Assert.DoesNotContain(v, r.Body, StringComparison.Ordinal)));
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task An_admin_rotates_a_secret_from_its_versions_and_sees_the_rotation_in_its_history()
+    {
+        var variable = "CONSOLE_ROT_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        var original = "CANARY-rot-" + Guid.NewGuid().ToString("N");
+        await fixture.SetVariableAsync(variable, original, secret: true);
+        var admin = KeywayFixture.Unique("rotadmin");
+        var api = KeywayFixture.Unique("rotapi");
+        await fixture.PutResourceAsync(admin, new { kind = "rest", baseUrl = fixture.Upstream.BaseUrl + "/provider" });
+        await fixture.PutResourceAsync(api, new JsonObject
+        {
+            ["kind"] = "rest",
+            ["baseUrl"] = fixture.Upstream.BaseUrl + "/base",
+            ["auth"] = new JsonObject { ["type"] = "bearer", ["token"] = $"{{{{ environment.variables.{variable} }}}}" },
+        });
+        // The upstream echoes what it is sent: the "minted" value is the echoed body of the mint request.
+        var minted = "CANARY-minted-" + Guid.NewGuid().ToString("N");
+        await Expect.StatusAsync(await fixture.Admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{variable}/rotation", new JsonObject
+        {
+            ["mint"] = new JsonArray(new JsonObject { ["name"] = "create", ["resource"] = admin, ["method"] = "POST", ["path"] = "/keys", ["body"] = minted }),
+            ["value"] = "{{ create.body.body }}",
+            ["verify"] = new JsonObject { ["resource"] = api, ["path"] = "/verify" },
+        }), 200);
+
+        var page = await AdminPageAsync("/console#/variables");
+        var received = Record(page);
+        await page.Locator($"button[data-versions={variable}]").ClickAsync();
+        var versions = page.Locator("#variable-versions");
+        await Assertions.Expect(versions.Locator("#variable-rotations")).ToContainTextAsync("No rotations yet.");
+        await versions.Locator($"button[data-rotate={variable}]").ClickAsync();
+        await Assertions.Expect(versions.Locator("#variable-rotations")).ToContainTextAsync("committed");
+        var currentNumber = versions.Locator("tr", new() { HasText = "current" }).Locator("td").First;
+        await Assertions.Expect(currentNumber).ToHaveTextAsync("2");
+
+        await Expect.StatusAsync(await fixture.Admin.GetAsync($"/proxy/{api}/after-console-rotation"), 200);
+        Assert.Equal("Bearer " + minted, fixture.Upstream.Requests.Last(r => r.Path == "/base/after-console-rotation").Headers["Authorization"]);
+        var html = await page.ContentAsync();
+        var responses = await received();
+        Assert.All((string[])[original, minted], v => Assert.DoesNotContain(v, html, StringComparison.Ordinal));
+        Assert.All(responses, r => Assert.DoesNotContain(original, r.Body, StringComparison.Ordinal));
         await page.Context.CloseAsync();
     }
 

@@ -58,6 +58,11 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["PUT /api/v1/environments/{env}/variables/{name}/origins"] = AdminOnly,
         ["GET /api/v1/environments/{env}/variables/{name}/versions"] = AdminOnly,
         ["POST /api/v1/environments/{env}/variables/{name}/rollback"] = AdminOnly,
+        ["GET /api/v1/environments/{env}/variables/{name}/rotation"] = AdminOnly,
+        ["PUT /api/v1/environments/{env}/variables/{name}/rotation"] = AdminOnly,
+        ["DELETE /api/v1/environments/{env}/variables/{name}/rotation"] = AdminOnly,
+        ["POST /api/v1/environments/{env}/variables/{name}/rotate"] = AdminOnly,
+        ["GET /api/v1/environments/{env}/variables/{name}/rotations"] = AdminOnly,
         ["GET /api/v1/status/attention"] = AnyCaller, // each caller sees only what it may see
         ["GET /api/v1/status/credentials"] = AnyCaller, // each caller sees only the credentials it may see
         ["GET /api/v1/rights/"] = AdminOnly,
@@ -325,6 +330,11 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["PUT /api/v1/environments/{env}/variables/{name}/origins"] = Need.Admin,
         ["GET /api/v1/environments/{env}/variables/{name}/versions"] = Need.Admin,
         ["POST /api/v1/environments/{env}/variables/{name}/rollback"] = Need.Admin,
+        ["GET /api/v1/environments/{env}/variables/{name}/rotation"] = Need.Admin,
+        ["PUT /api/v1/environments/{env}/variables/{name}/rotation"] = Need.Admin,
+        ["DELETE /api/v1/environments/{env}/variables/{name}/rotation"] = Need.Admin,
+        ["POST /api/v1/environments/{env}/variables/{name}/rotate"] = Need.Admin,
+        ["GET /api/v1/environments/{env}/variables/{name}/rotations"] = Need.Admin,
         ["GET /api/v1/status/attention"] = Need.AnyKey,
         ["GET /api/v1/status/credentials"] = Need.AnyKey,
         ["GET /api/v1/rights/"] = Need.Admin,

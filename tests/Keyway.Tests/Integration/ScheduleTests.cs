@@ -66,7 +66,7 @@ public sealed class ScheduleTests(SqliteKeyway fixture) : IClassFixture<SqliteKe
     }
 
     [Fact]
-    public async Task A_bad_cron_an_unknown_zone_an_unknown_query_and_a_variable_rotation_are_refused_per_field()
+    public async Task A_bad_cron_an_unknown_zone_an_unknown_query_and_a_variable_without_a_rotation_flow_are_refused_per_field()
     {
         var bad = await Expect.ProblemAsync(await Admin.PutAsJsonAsync($"/api/v1/schedules/{KeywayFixture.Unique("bad")}",
             new { cron = "0 25 * * *", timeZone = "Nowhere/Special", action = "verify" }), 400, "invalid_config");
@@ -76,9 +76,11 @@ public sealed class ScheduleTests(SqliteKeyway fixture) : IClassFixture<SqliteKe
             new { cron = "0 3 * * *", action = "run", query = "no-such-query" }), 400, "invalid_config");
         Assert.Equal("query", (string)unknown["errors"]![0]!["field"]!);
 
+        var variable = "NOFLOW_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        await fixture.SetVariableAsync(variable, "no-flow-" + Guid.NewGuid(), secret: true);
         var rotate = await Expect.ProblemAsync(await Admin.PutAsJsonAsync($"/api/v1/schedules/{KeywayFixture.Unique("bad")}",
-            new { cron = "0 3 * * *", action = "rotate", variable = "STRIPE_KEY" }), 400, "invalid_config");
-        Assert.Contains("rotation flows are not available yet", (string)rotate["errors"]![0]!["message"]!);
+            new { cron = "0 3 * * *", action = "rotate", variable }), 400, "invalid_config");
+        Assert.Contains("has no rotation flow", (string)rotate["errors"]![0]!["message"]!);
 
         var staticAuth = KeywayFixture.Unique("static");
         await fixture.PutResourceAsync(staticAuth, new { baseUrl = fixture.Upstream.BaseUrl });

@@ -42,7 +42,7 @@ public sealed class ScheduleClockTests
     }
 
     [Fact]
-    public void A_bad_cron_an_unknown_zone_and_a_variable_rotation_are_field_errors()
+    public void A_bad_cron_an_unknown_zone_and_a_variable_rotation_that_also_names_a_resource_are_field_errors()
     {
         var e = Assert.Throws<KeywayException>(() => CompiledSchedule.Compile("s", new ScheduleDefinition
         {
@@ -50,13 +50,14 @@ public sealed class ScheduleClockTests
             TimeZone = "Mars/Olympus",
             Action = "rotate",
             Variable = "STRIPE_KEY",
+            Resource = "stripe",
             MaxAttempts = 0,
         }));
 
         Assert.Equal("invalid_config", e.Code);
         var errors = Assert.IsAssignableFrom<IReadOnlyList<FieldError>>(e.Extensions!["errors"]);
-        Assert.Equal(["cron", "timeZone", "variable", "maxAttempts"], errors.Select(f => f.Field));
-        Assert.Contains("rotation flows are not available yet", errors.Single(f => f.Field == "variable").Message);
+        Assert.Equal(["cron", "timeZone", "resource", "maxAttempts"], errors.Select(f => f.Field));
+        Assert.Contains("not both", errors.Single(f => f.Field == "resource").Message);
         Assert.Contains("fields", Assert.Throws<KeywayException>(() => Compile("* * *")).Message);
     }
 

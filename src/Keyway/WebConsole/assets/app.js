@@ -643,6 +643,7 @@ async function renderVariables(environment, openVersions) {
   // A variable's versions, never a value: each earlier one can be made current again (as a new version).
   async function drawVersions(name) {
     const { versions } = await api('GET', vpath(name) + '/versions');
+    const rotation = await drawRotations(name);
     versionsCard.hidden = false;
     versionsCard.replaceChildren(h('h2', {}, `Versions of ${name} in ${environment}`),
       h('p', { class: 'muted' }, 'A rollback makes an earlier value current again as a new version; requests already under way finish with the value they started with.'),
@@ -662,7 +663,41 @@ async function renderVariables(environment, openVersions) {
             await renderVariables(environment, name);
           }),
         }, 'Roll back')),
-      ]), 'No versions.'));
+      ]), 'No versions.'), rotation);
+  }
+  // A secret's rotation flow, if it has one: the latest rotations (states, versions, provider ids, error codes;
+  // never a value) and a button that runs one now. Defining a flow is done with the API or the CLI.
+  async function drawRotations(name) {
+    let defined = true;
+    try {
+      await api('GET', vpath(name) + '/rotation');
+    } catch (e) {
+      if (!(e instanceof ApiError) || e.status !== 404) throw e;
+      defined = false;
+    }
+    const { rotations } = await api('GET', vpath(name) + '/rotations?limit=10');
+    if (!defined && rotations.length === 0) return null;
+    const tone = (s) => (s === 'committed' || s === 'revoked' ? 'ok' : s === 'failed' || s === 'rolled_back' || s === 'revoke_failed' ? 'bad' : 'warn');
+    return h('div', { id: 'variable-rotations' },
+      h('h3', {}, 'Rotation'),
+      h('p', { class: 'muted' }, defined
+        ? 'Rotate mints a new secret at the provider, stores it as pending, verifies it, then makes it current; the old one is revoked after the grace period.'
+        : `No rotation flow: define one with keyway var rotation set ${name} --env ${environment} -f rotation.json.`),
+      defined ? h('button', {
+        type: 'button', id: 'rotate-variable', 'data-rotate': name, onclick: (e) => act(e.currentTarget, async () => {
+          if (!confirm(`Rotate ${name} in ${environment} now?`)) return;
+          try {
+            const done = await api('POST', vpath(name) + '/rotate');
+            notice(`${name} rotated: version ${done.version} is current.`, 'ok');
+          } finally {
+            await renderVariables(environment, name);
+          }
+        }),
+      }, 'Rotate now') : null,
+      table(['Started', 'State', 'Trigger', 'From', 'Version', 'Provider id', 'Revoke', 'Error'], rotations.map((r) => [
+        when(r.startedAt), badge(r.state, tone(r.state)), r.trigger, r.fromVersion ? String(r.fromVersion) : '—', r.version ? String(r.version) : '—',
+        r.newId ? h('span', { class: 'mono' }, r.newId) : '—', r.revokeDueAt ? when(r.revokeDueAt) : '—', r.errorCode ? h('span', { class: 'mono', title: r.error || '' }, r.errorCode) : '—',
+      ]), 'No rotations yet.'));
   }
   show(
     h('div', { class: 'head' },

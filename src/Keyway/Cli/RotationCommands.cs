@@ -63,13 +63,13 @@ internal static class RotationCommands
                 throw new CliException(ExitCodes.Usage, $"Cannot read {path}: {e.Message}");
             }
 
-            var documents = ResourceCommands.ParseDocuments(text, path == "-" ? "stdin" : path);
+            var documents = ConfigFiles.Parse(text, path == "-" ? "stdin" : path, "rotation flow");
             if (documents.Count != 1)
             {
                 throw new CliException(ExitCodes.Invalid, $"{path}: expected one rotation flow, found {documents.Count}.");
             }
 
-            var doc = await client.PutAsync(VarCommands.VariablePath(env, name) + "/rotation", documents[0], ct);
+            var doc = await client.PutAsync(VarCommands.VariablePath(env, name) + "/rotation", documents[0].Body, ct);
             output.Success($"Rotation flow of '{name}' in '{env}' saved. Run it: keyway var rotate {name} --env {env}", doc);
         }));
 

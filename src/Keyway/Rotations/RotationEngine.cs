@@ -38,6 +38,9 @@ internal sealed partial class RotationEngine(
     /// <summary>Revoke attempts before a rotation is left <c>revoke_failed</c>.</summary>
     public const int MaxRevokeAttempts = 6;
 
+    /// <summary>The longest provider id kept: ids are shown in history and audit, and sent in revoke paths.</summary>
+    public const int MaxProviderIdLength = 256;
+
     /// <summary>Set by the background service: woken when a revoke becomes due at once (a grace period of 0).</summary>
     public Action? RevokeDue { get; set; }
 
@@ -241,11 +244,19 @@ internal sealed partial class RotationEngine(
                 $"value gave an empty or too short secret (fewer than {Redactor.MinimumLength} characters). Check the provider's answer and the value template.", providerId, "mint", cancellationToken);
         }
 
-        if (providerId is not null && (providerId.Contains(plain, StringComparison.Ordinal) || plain.Contains(providerId, StringComparison.Ordinal) && providerId.Length >= 16))
+        if (providerId is not null && (providerId.Length > MaxProviderIdLength || providerId.Any(char.IsControl)))
         {
-            // An id is shown in history and sent in revoke paths; the secret must not be.
+            return await FailAsync(rotation, RotationStates.Failed, "rotation_extract_failed",
+                $"id gave more than {MaxProviderIdLength} characters or control characters: id names the secret at the provider (a key id). Check the provider's answer and the id template. The minted value was not stored; revoke it at the provider.",
+                null, "mint", cancellationToken);
+        }
+
+        if (providerId is not null && (plain.Contains(providerId, StringComparison.Ordinal) && providerId.Length >= 16
+            || (await variables.Known.GetAsync(cancellationToken)).Combine(Redactor.For([value])).Contains(providerId)))
+        {
+            // An id is shown in history and sent in revoke paths: no secret (known, or the one being minted, in any form the redactor knows) may be.
             return await FailAsync(rotation, RotationStates.Failed, "rotation_id_is_secret",
-                "id gave the secret itself (or part of it): id names the secret at the provider (a key id), it is shown in history. The minted value was not stored; revoke it at the provider.",
+                "id gave a secret (the minted one or another known secret, or part of one): id names the secret at the provider (a key id), it is shown in history. The minted value was not stored; revoke it at the provider.",
                 null, "mint", cancellationToken);
         }
 

@@ -51,6 +51,9 @@ public sealed class RotationEngineTests
 
         public string KeyOf(int n) => $"{Canary}-{n}";
 
+        /// <summary>What the mint answer gives as id for a key (default <c>key_N</c>).</summary>
+        public Func<string, string>? IdOf { get; set; }
+
         public Task<RotationAnswer> SendAsync(RotationRequest request, CancellationToken cancellationToken)
         {
             var path = request.Step.Path.Render(request.Scope);
@@ -58,7 +61,7 @@ public sealed class RotationEngineTests
                 Sent.Add((request.Step.Name, path, request.Pending?.Value.Reveal()));
             return Task.FromResult(request.Step.Name switch
             {
-                "create" => Answer(200, new { key = KeyOf(Interlocked.Increment(ref _minted)), id = $"key_{_minted}" }),
+                "create" => Answer(200, new { key = KeyOf(Interlocked.Increment(ref _minted)), id = IdOf?.Invoke(KeyOf(_minted)) ?? $"key_{_minted}" }),
                 "verify" => Answer(VerifyStatus, new { error = request.Pending?.Value.Reveal() }), // an upstream that echoes what it got
                 _ => Answer(RevokeStatus, new { }),
             });
@@ -287,6 +290,53 @@ public sealed class RotationEngineTests
         Assert.Equal("invalid_config", errors.Code);
         var fields = ((IReadOnlyList<FieldError>)errors.Extensions!["errors"]!).Select(e => e.Field).ToList();
         Assert.Equal(["mint[0].body", "value", "verify.path"], fields);
+    }
+
+    [Fact]
+    public void Value_and_id_are_plain_member_paths_so_a_script_cannot_store_a_transformed_secret_as_id()
+    {
+        var errors = Assert.Throws<KeywayException>(() => CompiledRotation.Compile(new RotationDefinition
+        {
+            Mint = [new RotationStep { Name = "create", Resource = "admin" }],
+            Value = "{{ create.body.key.trim() }}",
+            Id = "{{ create.body.key.split('').reverse().join('') }}",
+            Verify = new RotationStep { Resource = "api" },
+        }));
+
+        var fields = ((IReadOnlyList<FieldError>)errors.Extensions!["errors"]!).Select(e => e.Field).ToList();
+        Assert.Equal(["value", "id"], fields);
+        Assert.Throws<KeywayException>(() => CompiledRotation.Compile(CompiledRotation.Parse(Flow).Definition with { Id = "id-{{ create.body.id }}" }));
+        Assert.NotNull(CompiledRotation.Compile(CompiledRotation.Parse(Flow).Definition with { Id = "{{ create.body['id'] }}" }));
+    }
+
+    public static TheoryData<StoreKind, string> SecretIds => new()
+    {
+        { StoreKind.Sqlite, "minted" },
+        { StoreKind.Sqlite, "other" },
+        { StoreKind.Sqlite, "base64" },
+    };
+
+    [Theory, MemberData(nameof(SecretIds))]
+    public async Task An_id_that_holds_a_secret_is_refused_before_anything_is_stored(StoreKind kind, string what)
+    {
+        await using var h = await Harness.CreateAsync(kind);
+        await h.DefineAsync("API_KEY", "set-by-hand");
+        var other = "other-secret-" + Guid.NewGuid().ToString("N");
+        await h.Variables.SetAsync("production", "OTHER_KEY", other, secret: true, null, CancellationToken.None);
+        h.Provider.IdOf = key => what switch
+        {
+            "minted" => key,
+            "other" => other,
+            _ => Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(key)),
+        };
+
+        var rotation = await h.RotateAsync("API_KEY");
+
+        Assert.Equal((RotationStates.Failed, "rotation_id_is_secret"), (rotation.State, rotation.ErrorCode));
+        Assert.Null(rotation.NewId);
+        Assert.Equal("set-by-hand", await h.CurrentAsync("API_KEY"));
+        Assert.Single(await h.VersionsAsync("API_KEY"));
+        Assert.DoesNotContain(h.Provider.Sent, s => s.Step == "verify");
     }
 
     private static async Task InsertAsync(Harness h, string id, string state, string owner, long? pendingVersion, string name = "API_KEY")

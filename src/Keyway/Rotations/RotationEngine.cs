@@ -60,9 +60,9 @@ internal sealed partial class RotationEngine(
         var now = time.GetUtcNow();
         var rotation = new RotationInfo(Guid.NewGuid().ToString("N"), environment, name, RotationStates.Minting, trigger.Name, trigger.Actor?.UserName,
             variable.Version, null, null, previousId, null, null, now, now, null, null, 0);
-        var started = await store.TryStartAsync(rotation, trigger.Actor?.ApiKeyId,
+        var claim = await store.TryStartAsync(rotation, trigger.Actor?.ApiKeyId,
             transaction => audit.StageAsync(transaction, Event("rotation.start", rotation, trigger.Actor), cancellationToken), cancellationToken);
-        if (!started)
+        if (claim is null)
         {
             throw new KeywayException(StatusCodes.Status409Conflict, "rotation_in_progress",
                 $"A rotation of '{name}' in '{environment}' is under way. Follow it: keyway var rotations {name} --env {environment}");
@@ -70,16 +70,18 @@ internal sealed partial class RotationEngine(
 
         audit.NotifyStaged();
         Log.Started(logger, environment, name, rotation.Id, trigger.Name);
-        return await ContinueAsync(rotation, compiled, trigger.Actor, cancellationToken);
+        return await ContinueAsync(rotation with { Claim = claim }, compiled, trigger.Actor, cancellationToken);
     }
 
     /// <summary>Takes over a rotation nobody works on (see the remarks on the class). Returns it as it ends up.</summary>
     public async Task<RotationInfo?> RecoverAsync(RotationInfo rotation, CancellationToken cancellationToken)
     {
-        if (!await store.ClaimAsync(rotation, cancellationToken))
+        if (await store.ClaimAsync(rotation, cancellationToken) is not { } claim)
         {
             return null;
         }
+
+        rotation = rotation with { Claim = claim };
 
         Log.Recovering(logger, rotation.Environment, rotation.Name, rotation.Id, rotation.State);
         if (rotation.State == RotationStates.Minting)
@@ -101,7 +103,7 @@ internal sealed partial class RotationEngine(
         }
 
         // pending or verifying: verify again, then commit or roll back.
-        return await ContinueAsync(rotation with { State = RotationStates.Pending }, compiled, null, cancellationToken);
+        return await ContinueAsync(rotation, compiled, null, cancellationToken);
     }
 
     /// <summary>Runs a due revoke of a rotation this replica has claimed (or <see cref="RecoverAsync"/> has).</summary>
@@ -144,7 +146,7 @@ internal sealed partial class RotationEngine(
 
         // Tried again later: 1, 2, 4, 8, 16 minutes.
         var next = time.GetUtcNow() + TimeSpan.FromMinutes(1 << (attempts - 1));
-        await store.UpdateAsync(rotation.Id, new RotationUpdate(RotationStates.RevokePending)
+        await store.UpdateAsync(rotation, new RotationUpdate(RotationStates.RevokePending)
         {
             ErrorCode = code,
             Error = error,
@@ -174,7 +176,8 @@ internal sealed partial class RotationEngine(
         }
 
         // pending: verify with the stored value, then commit or roll back.
-        await store.UpdateAsync(rotation.Id, new RotationUpdate(RotationStates.Verifying), null, cancellationToken);
+        await store.UpdateAsync(rotation, new RotationUpdate(RotationStates.Verifying), null, cancellationToken);
+        rotation = rotation with { State = RotationStates.Verifying };
         var pending = await variables.ReadPendingAsync(rotation.Environment, rotation.Name, rotation.Version!.Value, cancellationToken);
         if (pending is null)
         {
@@ -266,7 +269,7 @@ internal sealed partial class RotationEngine(
         {
             version = await variables.WritePendingAsync(rotation.Environment, rotation.Name, value, providerId, author, async (connection, transaction, written) =>
                 {
-                    await store.UpdateAsync(connection, transaction, rotation.Id, new RotationUpdate(RotationStates.Pending) { PendingVersion = written, NewId = providerId });
+                    await store.UpdateAsync(connection, transaction, rotation, new RotationUpdate(RotationStates.Pending) { PendingVersion = written, NewId = providerId });
                     await audit.StageAsync(transaction, Event("rotation.mint", rotation with { State = RotationStates.Pending, Version = written, NewId = providerId }, actor), cancellationToken);
                 },
                 cancellationToken);
@@ -300,7 +303,7 @@ internal sealed partial class RotationEngine(
             {
                 if (result == VariableService.CommitOutcome.Committed)
                 {
-                    await store.UpdateAsync(connection, transaction, rotation.Id, new RotationUpdate(committedState)
+                    await store.UpdateAsync(connection, transaction, rotation, new RotationUpdate(committedState)
                     {
                         RevokeDueAt = revoke ? now + compiled.RevokeAfter : null,
                         Finished = !revoke,
@@ -336,7 +339,7 @@ internal sealed partial class RotationEngine(
     {
         await variables.RetirePendingAsync(rotation.Environment, rotation.Name, rotation.Version!.Value, async (connection, transaction) =>
             {
-                await store.UpdateAsync(connection, transaction, rotation.Id, new RotationUpdate(RotationStates.RolledBack) { ErrorCode = code, Error = error, Finished = true });
+                await store.UpdateAsync(connection, transaction, rotation, new RotationUpdate(RotationStates.RolledBack) { ErrorCode = code, Error = error, Finished = true });
                 await audit.StageAsync(transaction, Event("rotation.rollback", rotation with { State = RotationStates.RolledBack, ErrorCode = code }, null, AuditOutcome.Failure), cancellationToken);
             },
             cancellationToken);
@@ -350,13 +353,13 @@ internal sealed partial class RotationEngine(
         if (state == RotationStates.RolledBack && rotation.Version is { } version)
         {
             // Superseded: the pending version was retired by the commit's transaction already.
-            await store.UpdateAsync(rotation.Id, new RotationUpdate(state) { ErrorCode = code, Error = error, Finished = true },
+            await store.UpdateAsync(rotation, new RotationUpdate(state) { ErrorCode = code, Error = error, Finished = true },
                 transaction => audit.StageAsync(transaction, Event("rotation.rollback", rotation with { State = state, ErrorCode = code, Version = version }, null, AuditOutcome.Failure), cancellationToken),
                 cancellationToken);
         }
         else
         {
-            await store.UpdateAsync(rotation.Id, new RotationUpdate(state) { ErrorCode = code, Error = error, NewId = providerId, Finished = true },
+            await store.UpdateAsync(rotation, new RotationUpdate(state) { ErrorCode = code, Error = error, NewId = providerId, Finished = true },
                 transaction => audit.StageAsync(transaction, Event("rotation.fail", rotation with { State = state, ErrorCode = code, NewId = providerId ?? rotation.NewId }, null, AuditOutcome.Failure), cancellationToken),
                 cancellationToken);
         }
@@ -375,7 +378,7 @@ internal sealed partial class RotationEngine(
 
     private async Task<RotationInfo> FinishRevokeAsync(RotationInfo rotation, string state, string? code, string? error, CancellationToken cancellationToken)
     {
-        await store.UpdateAsync(rotation.Id, new RotationUpdate(state) { ErrorCode = code, Error = error, RevokeAttempts = rotation.RevokeAttempts, Finished = true },
+        await store.UpdateAsync(rotation, new RotationUpdate(state) { ErrorCode = code, Error = error, RevokeAttempts = rotation.RevokeAttempts, Finished = true },
             transaction => audit.StageAsync(transaction,
                 Event(state == RotationStates.Revoked ? "rotation.revoke" : "rotation.fail", rotation with { State = state, ErrorCode = code }, null,
                     state == RotationStates.Revoked ? AuditOutcome.Success : AuditOutcome.Failure), cancellationToken),

@@ -54,17 +54,30 @@ public sealed class RotationEngineTests
         /// <summary>What the mint answer gives as id for a key (default <c>key_N</c>).</summary>
         public Func<string, string>? IdOf { get; set; }
 
-        public Task<RotationAnswer> SendAsync(RotationRequest request, CancellationToken cancellationToken)
+        /// <summary>When set, the next verify waits for it (once): a worker that stalls past its lease.</summary>
+        public TaskCompletionSource? HoldNextVerify { get => _hold; set => _hold = value; }
+
+        private TaskCompletionSource? _hold;
+
+        public TaskCompletionSource VerifyHeld { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async Task<RotationAnswer> SendAsync(RotationRequest request, CancellationToken cancellationToken)
         {
             var path = request.Step.Path.Render(request.Scope);
             lock (Sent)
                 Sent.Add((request.Step.Name, path, request.Pending?.Value.Reveal()));
-            return Task.FromResult(request.Step.Name switch
+            if (request.Step.Name == "verify" && Interlocked.Exchange(ref _hold, null) is { } hold)
+            {
+                VerifyHeld.TrySetResult();
+                await hold.Task.WaitAsync(cancellationToken);
+            }
+
+            return request.Step.Name switch
             {
                 "create" => Answer(200, new { key = KeyOf(Interlocked.Increment(ref _minted)), id = IdOf?.Invoke(KeyOf(_minted)) ?? $"key_{_minted}" }),
                 "verify" => Answer(VerifyStatus, new { error = request.Pending?.Value.Reveal() }), // an upstream that echoes what it got
                 _ => Answer(RevokeStatus, new { }),
-            });
+            };
         }
 
         private static RotationAnswer Answer(int status, object body) => new(status, new Dictionary<string, object?>
@@ -290,6 +303,34 @@ public sealed class RotationEngineTests
         Assert.Equal("invalid_config", errors.Code);
         var fields = ((IReadOnlyList<FieldError>)errors.Extensions!["errors"]!).Select(e => e.Field).ToList();
         Assert.Equal(["mint[0].body", "value", "verify.path"], fields);
+    }
+
+    [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
+    public async Task A_worker_whose_lease_ran_out_cannot_overwrite_the_rotation_another_worker_finished(StoreKind kind)
+    {
+        await using var h = await Harness.CreateAsync(kind);
+        await h.DefineAsync("API_KEY", "set-by-hand");
+        var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        h.Provider.HoldNextVerify = hold;
+        var workerA = h.RotateAsync("API_KEY");
+        await h.Provider.VerifyHeld.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        // A stalls past its lease; B (another replica) takes the rotation over, verifies and commits it.
+        h.Time.Advance(RotationStore.Lease + TimeSpan.FromMinutes(1));
+        var storeB = new RotationStore(h.Database, h.Time, "replica-b");
+        var engineB = new RotationEngine(storeB, h.Variables, h.Provider, h.Audit, h.Alerts, h.Time, NullLogger<RotationEngine>.Instance);
+        var recoverable = Assert.Single(await storeB.ListRecoverableAsync(atStart: false, CancellationToken.None));
+        var byB = (await engineB.RecoverAsync(recoverable, CancellationToken.None))!;
+        Assert.Equal(RotationStates.Committed, byB.State);
+
+        // A wakes up: its verify succeeds, its commit finds nothing pending, and its write of "failed" is refused.
+        hold.SetResult();
+        var refused = await Assert.ThrowsAsync<KeywayException>(() => workerA);
+
+        Assert.Equal("rotation_lease_lost", refused.Code);
+        var row = (await h.Store.GetAsync(byB.Id, CancellationToken.None))!;
+        Assert.Equal((RotationStates.Committed, null, byB.FinishedAt), (row.State, row.ErrorCode, row.FinishedAt));
+        Assert.Equal(h.Provider.KeyOf(1), await h.CurrentAsync("API_KEY"));
     }
 
     [Fact]

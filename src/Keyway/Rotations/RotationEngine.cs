@@ -295,8 +295,10 @@ internal sealed partial class RotationEngine(
     private async Task<RotationInfo> CommitAsync(RotationInfo rotation, CompiledRotation compiled, Caller? actor, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        // Nothing to revoke by: a first rotation from a value set by hand has no provider id when revoke names it.
-        var revoke = compiled.Revoke is { } step && (rotation.PreviousId is not null || !ReadsPreviousId(step));
+        // Nothing to revoke by: the replaced secret has no provider id (set by hand, or its mint gave none). A revoke
+        // then would name no key (DELETE /keys/), so it is skipped and the record says so.
+        var revoke = compiled.Revoke is not null && !string.IsNullOrEmpty(rotation.PreviousId);
+        var skipped = compiled.Revoke is not null && !revoke;
         var committedState = revoke ? RotationStates.RevokePending : RotationStates.Committed;
         var outcome = await variables.CommitPendingAsync(rotation.Environment, rotation.Name, rotation.Version!.Value, rotation.FromVersion ?? 0,
             async (connection, transaction, result) =>
@@ -305,6 +307,10 @@ internal sealed partial class RotationEngine(
                 {
                     await store.UpdateAsync(connection, transaction, rotation, new RotationUpdate(committedState)
                     {
+                        ErrorCode = skipped ? "revoke_skipped" : null,
+                        Error = skipped
+                            ? "The replaced secret has no provider id (it was set by hand, or its mint gave no id), so the revoke step was not sent: revoke it at the provider by hand if it must stop working."
+                            : null,
                         RevokeDueAt = revoke ? now + compiled.RevokeAfter : null,
                         Finished = !revoke,
                         Release = revoke,
@@ -414,10 +420,6 @@ internal sealed partial class RotationEngine(
 
         return new TemplateScope().With("rotation", root);
     }
-
-    private static bool ReadsPreviousId(CompiledRotationStep step) =>
-        new[] { step.Path }.Concat(step.Query.Select(q => q.Value)).Concat(step.Headers.Select(h => h.Value)).Concat(step.Body is null ? [] : [step.Body])
-            .Any(t => t.Source.Contains("rotation.previous", StringComparison.Ordinal));
 
     /// <summary>
     /// An error is redacted of every known secret, the value being minted or verified, and every string of 8

@@ -52,6 +52,13 @@ internal sealed class ResourceRotationSteps(ResourceService resources, ResourceR
         }
 
         var compiled = await resources.GetCompiledAsync(step.Resource, cancellationToken);
+        if (request.Pending is not null && !compiled.ReadsAllVariables && !compiled.Variables.Contains(request.Variable))
+        {
+            // Checked on save too, but the resource may have changed since: a verify that does not send the new value proves nothing.
+            throw new KeywayException(StatusCodes.Status409Conflict, "rotation_verify_not_reading_variable",
+                $"Resource '{step.Resource}' no longer reads {request.Variable}, so verify would not test the new value; nothing was committed. Verify through a resource whose templates use {{{{ environment.variables.{request.Variable} }}}}.");
+        }
+
         var resolved = request.Pending is { } pending
             ? await resolver.ResolveWithAsync(compiled, request.Environment, request.Variable, pending.Value, pending.Version, cancellationToken)
             : await resolver.ResolveAsync(compiled, request.Environment, null, cancellationToken);

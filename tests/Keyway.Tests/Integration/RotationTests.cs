@@ -136,6 +136,27 @@ public abstract class RotationTests<TFixture>(TFixture fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task A_verify_resource_changed_to_no_longer_read_the_variable_rolls_the_rotation_back()
+    {
+        var variable = NewVariable("NOREAD");
+        await RotationProvider.DefineAsync(Admin, fixture.Upstream, variable, "noread-" + Guid.NewGuid().ToString("N"));
+        var resource = RotationProvider.ApiResource(variable);
+        await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/resources/{resource}", new JsonObject
+        {
+            ["kind"] = "rest",
+            ["baseUrl"] = fixture.Upstream.BaseUrl + "/base",
+        }));
+        var verifies = fixture.Upstream.Requests.Count(r => r.Path == "/base/verify");
+
+        var problem = await Expect.ProblemAsync(await Admin.PostAsync(Path(variable) + "/rotate", null), 502, "rotation_verify_not_reading_variable");
+
+        Assert.Equal("rolled_back", (string?)problem["state"]);
+        Assert.Equal(verifies, fixture.Upstream.Requests.Count(r => r.Path == "/base/verify"));
+        var versions = (await Expect.StatusAsync(await Admin.GetAsync(Path(variable) + "/versions"), 200))["versions"]!.AsArray();
+        Assert.Equal([("retired", 2), ("current", 1)], versions.Select(v => ((string)v!["state"]!, (int)v["version"]!)));
+    }
+
+    [Fact]
     public async Task Rotation_under_load_through_run_and_the_proxy_fails_no_request_and_sends_exactly_one_version_each()
     {
         var variable = NewVariable("LOADROT");

@@ -124,11 +124,11 @@ public sealed class RotationEngineTests
             return h;
         }
 
-        public async Task DefineAsync(string name, string value)
+        public async Task DefineAsync(string name, string value, string flow = Flow)
         {
             await Variables.SetAsync("production", name, value, secret: true, null, CancellationToken.None);
-            CompiledRotation.Parse(Flow);
-            Assert.True(await Variables.SetRotationAsync("production", name, Flow, CancellationToken.None));
+            CompiledRotation.Parse(flow);
+            Assert.True(await Variables.SetRotationAsync("production", name, flow, CancellationToken.None));
         }
 
         public Task<RotationInfo> RotateAsync(string name) =>
@@ -329,7 +329,23 @@ public sealed class RotationEngineTests
 
         Assert.Equal("rotation_lease_lost", refused.Code);
         var row = (await h.Store.GetAsync(byB.Id, CancellationToken.None))!;
-        Assert.Equal((RotationStates.Committed, null, byB.FinishedAt), (row.State, row.ErrorCode, row.FinishedAt));
+        Assert.Equal((RotationStates.Committed, byB.ErrorCode, byB.FinishedAt), (row.State, row.ErrorCode, row.FinishedAt));
+        Assert.Equal(h.Provider.KeyOf(1), await h.CurrentAsync("API_KEY"));
+    }
+
+    [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
+    public async Task A_revoke_is_skipped_and_recorded_when_the_replaced_secret_has_no_provider_id(StoreKind kind)
+    {
+        await using var h = await Harness.CreateAsync(kind);
+        // The revoke names the previous id without the text "rotation.previous": still skipped when there is none.
+        await h.DefineAsync("API_KEY", "set-by-hand", Flow.Replace("{{ rotation.previous.id }}", "{{ rotation['previous']['id'] }}", StringComparison.Ordinal));
+
+        var rotation = await h.RotateAsync("API_KEY");
+        h.Time.Advance(TimeSpan.FromHours(2));
+        await h.Service().SweepAsync(atStart: false, CancellationToken.None);
+
+        Assert.Equal((RotationStates.Committed, "revoke_skipped"), (rotation.State, rotation.ErrorCode));
+        Assert.DoesNotContain(h.Provider.Sent, s => s.Step == "revoke");
         Assert.Equal(h.Provider.KeyOf(1), await h.CurrentAsync("API_KEY"));
     }
 

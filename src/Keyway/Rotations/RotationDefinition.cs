@@ -140,6 +140,8 @@ internal sealed record CompiledRotation(
         }
 
         var id = ParseTemplate("id", definition.Id, required: false, errors, names, allowNew: false);
+        RequireMemberPath("value", value, errors);
+        RequireMemberPath("id", id, errors);
         CompiledRotationStep? verify = null;
         if (definition.Verify is null)
         {
@@ -293,6 +295,24 @@ internal sealed record CompiledRotation(
         }
 
         return template;
+    }
+
+    /// <summary>
+    /// value and id copy one field of a mint answer (<c>{{ create.body.id }}</c>): a script could compute anything
+    /// from the answer (the secret reversed, sliced, encoded) and store it where history and audit show it.
+    /// </summary>
+    private static void RequireMemberPath(string field, Template? template, List<FieldError> errors)
+    {
+        if (template is null || template.IsConstant)
+        {
+            return;
+        }
+
+        if (!template.IsSingleExpression || !template.Expressions.Single().IsMemberPath)
+        {
+            errors.Add(new FieldError(field,
+                $"{field} is one plain member path of a mint answer, like {{{{ create.body.{(field == "id" ? "id" : "key")} }}}}: no text around it, no calls or operators."));
+        }
     }
 
     private static bool IsStepName(string name) =>

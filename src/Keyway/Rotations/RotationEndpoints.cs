@@ -56,6 +56,12 @@ internal static class RotationEndpoints
                         $"'{name}' in '{env}' is a plain variable; only a secret is rotated. Set it as one first: keyway var set {name} --env {env} --secret");
                 }
 
+                if ((await variables.GetAsync(env, name, ct))?.Origins is not { Count: > 0 })
+                {
+                    // Step resources are named, not owned: only a binding keeps a minted secret off a resource someone else points elsewhere.
+                    throw NeedsBinding(env, name);
+                }
+
                 await CheckResourcesAsync(compiled, name, resources, ct);
                 var json = JsonSerializer.Serialize(definition, ConfigJson.Options);
                 await variables.SetRotationAsync(env, name, json, ct, transaction => audit.StageAsync(transaction, new AuditEntry("variable.rotation.put")
@@ -148,6 +154,13 @@ internal static class RotationEndpoints
             throw CompiledRotation.Invalid(errors);
         }
     }
+
+    /// <summary>A rotation flow is saved only on a variable bound to origins: every rotation request must go to one of them.</summary>
+    internal static KeywayException NeedsBinding(string env, string name) =>
+        new(StatusCodes.Status400BadRequest, "rotation_needs_binding",
+            $"'{name}' in '{env}' is not bound to origins: a rotation sends its requests (and the minted secret) only to origins the variable is bound to. " +
+            $"Bind it first: keyway var bind {name} https://api.example.com --env {env} (the provider's and the API's origins), then set the rotation.",
+            new Dictionary<string, object?> { ["errors"] = new[] { new FieldError("origins", $"Bind '{name}' to the provider's origins before defining its rotation.") } });
 
     private static async Task<RotationDefinition> ReadAsync(HttpRequest request, CancellationToken ct)
     {

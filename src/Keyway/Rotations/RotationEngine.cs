@@ -38,6 +38,9 @@ internal sealed partial class RotationEngine(
     /// <summary>Revoke attempts before a rotation is left <c>revoke_failed</c>.</summary>
     public const int MaxRevokeAttempts = 6;
 
+    /// <summary>The longest provider id kept: ids are shown in history and audit, and sent in revoke paths.</summary>
+    public const int MaxProviderIdLength = 256;
+
     /// <summary>Set by the background service: woken when a revoke becomes due at once (a grace period of 0).</summary>
     public Action? RevokeDue { get; set; }
 
@@ -57,9 +60,9 @@ internal sealed partial class RotationEngine(
         var now = time.GetUtcNow();
         var rotation = new RotationInfo(Guid.NewGuid().ToString("N"), environment, name, RotationStates.Minting, trigger.Name, trigger.Actor?.UserName,
             variable.Version, null, null, previousId, null, null, now, now, null, null, 0);
-        var started = await store.TryStartAsync(rotation, trigger.Actor?.ApiKeyId,
+        var claim = await store.TryStartAsync(rotation, trigger.Actor?.ApiKeyId,
             transaction => audit.StageAsync(transaction, Event("rotation.start", rotation, trigger.Actor), cancellationToken), cancellationToken);
-        if (!started)
+        if (claim is null)
         {
             throw new KeywayException(StatusCodes.Status409Conflict, "rotation_in_progress",
                 $"A rotation of '{name}' in '{environment}' is under way. Follow it: keyway var rotations {name} --env {environment}");
@@ -67,16 +70,18 @@ internal sealed partial class RotationEngine(
 
         audit.NotifyStaged();
         Log.Started(logger, environment, name, rotation.Id, trigger.Name);
-        return await ContinueAsync(rotation, compiled, trigger.Actor, cancellationToken);
+        return await ContinueAsync(rotation with { Claim = claim }, compiled, trigger.Actor, cancellationToken);
     }
 
     /// <summary>Takes over a rotation nobody works on (see the remarks on the class). Returns it as it ends up.</summary>
     public async Task<RotationInfo?> RecoverAsync(RotationInfo rotation, CancellationToken cancellationToken)
     {
-        if (!await store.ClaimAsync(rotation, cancellationToken))
+        if (await store.ClaimAsync(rotation, cancellationToken) is not { } claim)
         {
             return null;
         }
+
+        rotation = rotation with { Claim = claim };
 
         Log.Recovering(logger, rotation.Environment, rotation.Name, rotation.Id, rotation.State);
         if (rotation.State == RotationStates.Minting)
@@ -98,7 +103,7 @@ internal sealed partial class RotationEngine(
         }
 
         // pending or verifying: verify again, then commit or roll back.
-        return await ContinueAsync(rotation with { State = RotationStates.Pending }, compiled, null, cancellationToken);
+        return await ContinueAsync(rotation, compiled, null, cancellationToken);
     }
 
     /// <summary>Runs a due revoke of a rotation this replica has claimed (or <see cref="RecoverAsync"/> has).</summary>
@@ -141,7 +146,7 @@ internal sealed partial class RotationEngine(
 
         // Tried again later: 1, 2, 4, 8, 16 minutes.
         var next = time.GetUtcNow() + TimeSpan.FromMinutes(1 << (attempts - 1));
-        await store.UpdateAsync(rotation.Id, new RotationUpdate(RotationStates.RevokePending)
+        await store.UpdateAsync(rotation, new RotationUpdate(RotationStates.RevokePending)
         {
             ErrorCode = code,
             Error = error,
@@ -171,7 +176,8 @@ internal sealed partial class RotationEngine(
         }
 
         // pending: verify with the stored value, then commit or roll back.
-        await store.UpdateAsync(rotation.Id, new RotationUpdate(RotationStates.Verifying), null, cancellationToken);
+        await store.UpdateAsync(rotation, new RotationUpdate(RotationStates.Verifying), null, cancellationToken);
+        rotation = rotation with { State = RotationStates.Verifying };
         var pending = await variables.ReadPendingAsync(rotation.Environment, rotation.Name, rotation.Version!.Value, cancellationToken);
         if (pending is null)
         {
@@ -241,11 +247,19 @@ internal sealed partial class RotationEngine(
                 $"value gave an empty or too short secret (fewer than {Redactor.MinimumLength} characters). Check the provider's answer and the value template.", providerId, "mint", cancellationToken);
         }
 
-        if (providerId is not null && (providerId.Contains(plain, StringComparison.Ordinal) || plain.Contains(providerId, StringComparison.Ordinal) && providerId.Length >= 16))
+        if (providerId is not null && (providerId.Length > MaxProviderIdLength || providerId.Any(char.IsControl)))
         {
-            // An id is shown in history and sent in revoke paths; the secret must not be.
+            return await FailAsync(rotation, RotationStates.Failed, "rotation_extract_failed",
+                $"id gave more than {MaxProviderIdLength} characters or control characters: id names the secret at the provider (a key id). Check the provider's answer and the id template. The minted value was not stored; revoke it at the provider.",
+                null, "mint", cancellationToken);
+        }
+
+        if (providerId is not null && (plain.Contains(providerId, StringComparison.Ordinal) && providerId.Length >= 16
+            || (await variables.Known.GetAsync(cancellationToken)).Combine(Redactor.For([value])).Contains(providerId)))
+        {
+            // An id is shown in history and sent in revoke paths: no secret (known, or the one being minted, in any form the redactor knows) may be.
             return await FailAsync(rotation, RotationStates.Failed, "rotation_id_is_secret",
-                "id gave the secret itself (or part of it): id names the secret at the provider (a key id), it is shown in history. The minted value was not stored; revoke it at the provider.",
+                "id gave a secret (the minted one or another known secret, or part of one): id names the secret at the provider (a key id), it is shown in history. The minted value was not stored; revoke it at the provider.",
                 null, "mint", cancellationToken);
         }
 
@@ -255,7 +269,7 @@ internal sealed partial class RotationEngine(
         {
             version = await variables.WritePendingAsync(rotation.Environment, rotation.Name, value, providerId, author, async (connection, transaction, written) =>
                 {
-                    await store.UpdateAsync(connection, transaction, rotation.Id, new RotationUpdate(RotationStates.Pending) { PendingVersion = written, NewId = providerId });
+                    await store.UpdateAsync(connection, transaction, rotation, new RotationUpdate(RotationStates.Pending) { PendingVersion = written, NewId = providerId });
                     await audit.StageAsync(transaction, Event("rotation.mint", rotation with { State = RotationStates.Pending, Version = written, NewId = providerId }, actor), cancellationToken);
                 },
                 cancellationToken);
@@ -281,16 +295,22 @@ internal sealed partial class RotationEngine(
     private async Task<RotationInfo> CommitAsync(RotationInfo rotation, CompiledRotation compiled, Caller? actor, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        // Nothing to revoke by: a first rotation from a value set by hand has no provider id when revoke names it.
-        var revoke = compiled.Revoke is { } step && (rotation.PreviousId is not null || !ReadsPreviousId(step));
+        // Nothing to revoke by: the replaced secret has no provider id (set by hand, or its mint gave none). A revoke
+        // then would name no key (DELETE /keys/), so it is skipped and the record says so.
+        var revoke = compiled.Revoke is not null && !string.IsNullOrEmpty(rotation.PreviousId);
+        var skipped = compiled.Revoke is not null && !revoke;
         var committedState = revoke ? RotationStates.RevokePending : RotationStates.Committed;
         var outcome = await variables.CommitPendingAsync(rotation.Environment, rotation.Name, rotation.Version!.Value, rotation.FromVersion ?? 0,
             async (connection, transaction, result) =>
             {
                 if (result == VariableService.CommitOutcome.Committed)
                 {
-                    await store.UpdateAsync(connection, transaction, rotation.Id, new RotationUpdate(committedState)
+                    await store.UpdateAsync(connection, transaction, rotation, new RotationUpdate(committedState)
                     {
+                        ErrorCode = skipped ? "revoke_skipped" : null,
+                        Error = skipped
+                            ? "The replaced secret has no provider id (it was set by hand, or its mint gave no id), so the revoke step was not sent: revoke it at the provider by hand if it must stop working."
+                            : null,
                         RevokeDueAt = revoke ? now + compiled.RevokeAfter : null,
                         Finished = !revoke,
                         Release = revoke,
@@ -325,7 +345,7 @@ internal sealed partial class RotationEngine(
     {
         await variables.RetirePendingAsync(rotation.Environment, rotation.Name, rotation.Version!.Value, async (connection, transaction) =>
             {
-                await store.UpdateAsync(connection, transaction, rotation.Id, new RotationUpdate(RotationStates.RolledBack) { ErrorCode = code, Error = error, Finished = true });
+                await store.UpdateAsync(connection, transaction, rotation, new RotationUpdate(RotationStates.RolledBack) { ErrorCode = code, Error = error, Finished = true });
                 await audit.StageAsync(transaction, Event("rotation.rollback", rotation with { State = RotationStates.RolledBack, ErrorCode = code }, null, AuditOutcome.Failure), cancellationToken);
             },
             cancellationToken);
@@ -339,13 +359,13 @@ internal sealed partial class RotationEngine(
         if (state == RotationStates.RolledBack && rotation.Version is { } version)
         {
             // Superseded: the pending version was retired by the commit's transaction already.
-            await store.UpdateAsync(rotation.Id, new RotationUpdate(state) { ErrorCode = code, Error = error, Finished = true },
+            await store.UpdateAsync(rotation, new RotationUpdate(state) { ErrorCode = code, Error = error, Finished = true },
                 transaction => audit.StageAsync(transaction, Event("rotation.rollback", rotation with { State = state, ErrorCode = code, Version = version }, null, AuditOutcome.Failure), cancellationToken),
                 cancellationToken);
         }
         else
         {
-            await store.UpdateAsync(rotation.Id, new RotationUpdate(state) { ErrorCode = code, Error = error, NewId = providerId, Finished = true },
+            await store.UpdateAsync(rotation, new RotationUpdate(state) { ErrorCode = code, Error = error, NewId = providerId, Finished = true },
                 transaction => audit.StageAsync(transaction, Event("rotation.fail", rotation with { State = state, ErrorCode = code, NewId = providerId ?? rotation.NewId }, null, AuditOutcome.Failure), cancellationToken),
                 cancellationToken);
         }
@@ -364,7 +384,7 @@ internal sealed partial class RotationEngine(
 
     private async Task<RotationInfo> FinishRevokeAsync(RotationInfo rotation, string state, string? code, string? error, CancellationToken cancellationToken)
     {
-        await store.UpdateAsync(rotation.Id, new RotationUpdate(state) { ErrorCode = code, Error = error, RevokeAttempts = rotation.RevokeAttempts, Finished = true },
+        await store.UpdateAsync(rotation, new RotationUpdate(state) { ErrorCode = code, Error = error, RevokeAttempts = rotation.RevokeAttempts, Finished = true },
             transaction => audit.StageAsync(transaction,
                 Event(state == RotationStates.Revoked ? "rotation.revoke" : "rotation.fail", rotation with { State = state, ErrorCode = code }, null,
                     state == RotationStates.Revoked ? AuditOutcome.Success : AuditOutcome.Failure), cancellationToken),
@@ -400,10 +420,6 @@ internal sealed partial class RotationEngine(
 
         return new TemplateScope().With("rotation", root);
     }
-
-    private static bool ReadsPreviousId(CompiledRotationStep step) =>
-        new[] { step.Path }.Concat(step.Query.Select(q => q.Value)).Concat(step.Headers.Select(h => h.Value)).Concat(step.Body is null ? [] : [step.Body])
-            .Any(t => t.Source.Contains("rotation.previous", StringComparison.Ordinal));
 
     /// <summary>
     /// An error is redacted of every known secret, the value being minted or verified, and every string of 8

@@ -33,7 +33,8 @@ internal interface IRotationSteps
 /// environment (for verify, with the pending value in place of the variable's current one, never
 /// cached), and the request goes through <see cref="RunExecutor"/>, so the resource's base URL,
 /// headers, credential, timeouts, destination policy and origin bindings all apply. On top of them,
-/// when the rotated variable is bound to origins, every rotation request must go to one of them: a
+/// the rotated variable must be bound to origins (<c>rotation_needs_binding</c> otherwise, nothing
+/// sent), and every rotation request must go to one of them: a
 /// mint step's answer (the new secret) could be carried by a later step's template, and a minted
 /// value may reach only where the variable may be sent.
 /// </summary>
@@ -42,7 +43,22 @@ internal sealed class ResourceRotationSteps(ResourceService resources, ResourceR
     public async Task<RotationAnswer> SendAsync(RotationRequest request, CancellationToken cancellationToken)
     {
         var step = request.Step;
+        var values = await variables.GetValuesAsync(request.Environment, cancellationToken);
+        if (!values.Origins.TryGetValue(request.Variable, out var origins) || origins.Count == 0)
+        {
+            // Checked before anything is resolved or sent: the binding may have been removed after the flow was saved.
+            throw new KeywayException(StatusCodes.Status409Conflict, "rotation_needs_binding",
+                $"'{request.Variable}' in '{request.Environment}' is no longer bound to origins, so no rotation request is sent. Bind it again: keyway var bind {request.Variable} ORIGIN --env {request.Environment}");
+        }
+
         var compiled = await resources.GetCompiledAsync(step.Resource, cancellationToken);
+        if (request.Pending is not null && !compiled.ReadsAllVariables && !compiled.Variables.Contains(request.Variable))
+        {
+            // Checked on save too, but the resource may have changed since: a verify that does not send the new value proves nothing.
+            throw new KeywayException(StatusCodes.Status409Conflict, "rotation_verify_not_reading_variable",
+                $"Resource '{step.Resource}' no longer reads {request.Variable}, so verify would not test the new value; nothing was committed. Verify through a resource whose templates use {{{{ environment.variables.{request.Variable} }}}}.");
+        }
+
         var resolved = request.Pending is { } pending
             ? await resolver.ResolveWithAsync(compiled, request.Environment, request.Variable, pending.Value, pending.Version, cancellationToken)
             : await resolver.ResolveAsync(compiled, request.Environment, null, cancellationToken);
@@ -69,12 +85,8 @@ internal sealed class ResourceRotationSteps(ResourceService resources, ResourceR
         }
 
         var path = Render(step.Path);
-        var values = await variables.GetValuesAsync(request.Environment, cancellationToken);
-        if (values.Origins.TryGetValue(request.Variable, out var origins))
-        {
-            var url = RunExecutor.BuildUrl(resolved, path, query);
-            new SecretBindings([new SecretBinding(request.Variable, request.Environment, origins)]).Demand(url, $"rotation step '{step.Name}' (resource '{step.Resource}')");
-        }
+        var url = RunExecutor.BuildUrl(resolved, path, query);
+        new SecretBindings([new SecretBinding(request.Variable, request.Environment, origins)]).Demand(url, $"rotation step '{step.Name}' (resource '{step.Resource}')");
 
         var content = RunExecutor.ContentFor(body, headers, out var replayable);
         var call = new OutboundCall(step.Method, path, query,

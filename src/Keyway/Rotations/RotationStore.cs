@@ -40,7 +40,12 @@ internal static class RotationStates
 internal sealed record RotationInfo(
     string Id, string Environment, string Name, string State, string Trigger, string? Actor, long? FromVersion, long? Version,
     string? NewId, string? PreviousId, string? ErrorCode, string? Error, DateTimeOffset StartedAt, DateTimeOffset UpdatedAt,
-    DateTimeOffset? FinishedAt, DateTimeOffset? RevokeDueAt, int RevokeAttempts);
+    DateTimeOffset? FinishedAt, DateTimeOffset? RevokeDueAt, int RevokeAttempts)
+{
+    /// <summary>The token of the claim this worker holds (set by start and claim); never shown.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string? Claim { get; init; }
+}
 
 /// <summary>What changes with a state: null members keep what the row has.</summary>
 internal sealed record RotationUpdate(string State)
@@ -72,18 +77,19 @@ internal sealed class RotationStore(Database database, TimeProvider time, string
     public const int KeepHistory = 100;
 
     /// <summary>
-    /// Inserts a new rotation in state <c>minting</c>, with <paramref name="also"/> in the same transaction; false
-    /// (nothing written) when another rotation of the variable is under way.
+    /// Inserts a new rotation in state <c>minting</c>, with <paramref name="also"/> in the same transaction, and returns
+    /// its claim token; null (nothing written) when another rotation of the variable is under way.
     /// </summary>
-    public async Task<bool> TryStartAsync(RotationInfo rotation, string? actorKey, Func<DbTransaction, Task> also, CancellationToken cancellationToken)
+    public async Task<string?> TryStartAsync(RotationInfo rotation, string? actorKey, Func<DbTransaction, Task> also, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
+        var claim = NewClaim();
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var inserted = await connection.ExecuteAsync(
             """
-            INSERT INTO rotations (id, environment, name, state, trigger, actor, actor_key, from_version, previous_id, owner, lease_until, started_at, updated_at)
-            VALUES (@Id, @Environment, @Name, @State, @Trigger, @Actor, @actorKey, @FromVersion, @PreviousId, @owner, @leaseUntil, @now, @now)
+            INSERT INTO rotations (id, environment, name, state, trigger, actor, actor_key, from_version, previous_id, owner, claim, lease_until, started_at, updated_at)
+            VALUES (@Id, @Environment, @Name, @State, @Trigger, @Actor, @actorKey, @FromVersion, @PreviousId, @owner, @claim, @leaseUntil, @now, @now)
             ON CONFLICT DO NOTHING
             """,
             new
@@ -98,13 +104,14 @@ internal sealed class RotationStore(Database database, TimeProvider time, string
                 rotation.FromVersion,
                 rotation.PreviousId,
                 owner,
+                claim,
                 leaseUntil = (now + Lease).ToStore(),
                 now = now.ToStore(),
             },
             transaction) > 0;
         if (!inserted)
         {
-            return false;
+            return null;
         }
 
         await also(transaction);
@@ -116,18 +123,20 @@ internal sealed class RotationStore(Database database, TimeProvider time, string
             """,
             new { rotation.Environment, rotation.Name, keep = KeepHistory }, transaction);
         await transaction.CommitAsync(cancellationToken);
-        return true;
+        return claim;
     }
 
     /// <summary>
-    /// Writes a state (and what comes with it) inside <paramref name="transaction"/>, renewing this replica's lease
-    /// unless released. Only while this replica holds the rotation: one that another replica took over (its lease ran
-    /// out) is refused with <c>rotation_lease_lost</c>, and the transaction (a pending value, a commit) with it.
+    /// Moves <paramref name="rotation"/> from the state it has (<see cref="RotationInfo.State"/>) to
+    /// <paramref name="update"/>'s inside <paramref name="transaction"/>, renewing the lease unless released or finished.
+    /// Only with the claim this worker holds, on an unfinished row still in that state: a worker whose lease ran out and
+    /// whose rotation another took over (and perhaps finished) matches nothing and is refused with
+    /// <c>rotation_lease_lost</c>, with the transaction (a pending value, a commit); the row stays as the other left it.
     /// </summary>
-    public async Task UpdateAsync(DbConnection connection, DbTransaction? transaction, string id, RotationUpdate update)
+    public async Task UpdateAsync(DbConnection connection, DbTransaction? transaction, RotationInfo rotation, RotationUpdate update)
     {
         var now = time.GetUtcNow();
-        var updated = await connection.ExecuteAsync(
+        var updated = rotation.Claim is { } claim && await connection.ExecuteAsync(
             """
             UPDATE rotations SET state = @State, updated_at = @now,
                 pending_version = COALESCE(@PendingVersion, pending_version), new_id = COALESCE(@NewId, new_id),
@@ -135,13 +144,15 @@ internal sealed class RotationStore(Database database, TimeProvider time, string
                 revoke_due_at = COALESCE(@revokeDueAt, revoke_due_at), revoke_attempts = COALESCE(@RevokeAttempts, revoke_attempts),
                 finished_at = CASE WHEN @finished = 1 THEN @now ELSE finished_at END,
                 lease_until = CASE WHEN @release = 1 OR @finished = 1 THEN NULL ELSE @leaseUntil END,
-                owner = CASE WHEN @release = 1 OR @finished = 1 THEN NULL ELSE owner END
-            WHERE id = @id AND (owner IS NULL OR owner = @owner)
+                owner = CASE WHEN @release = 1 OR @finished = 1 THEN NULL ELSE owner END,
+                claim = CASE WHEN @release = 1 OR @finished = 1 THEN NULL ELSE claim END
+            WHERE id = @id AND claim = @claim AND finished_at IS NULL AND state = @expected
             """,
             new
             {
-                id,
-                owner,
+                id = rotation.Id,
+                claim,
+                expected = rotation.State,
                 update.State,
                 now = now.ToStore(),
                 update.PendingVersion,
@@ -154,20 +165,20 @@ internal sealed class RotationStore(Database database, TimeProvider time, string
                 release = update.Release ? 1 : 0,
                 leaseUntil = (now + Lease).ToStore(),
             },
-            transaction);
-        if (updated == 0)
+            transaction) > 0;
+        if (!updated)
         {
             throw new Api.KeywayException(StatusCodes.Status409Conflict, "rotation_lease_lost",
-                $"Rotation {id} was taken over by another replica (this one held it longer than {Lease.TotalMinutes:0} minutes); it goes on there.");
+                $"Rotation {rotation.Id} was taken over by another worker (this one held it longer than {Lease.TotalMinutes:0} minutes); it goes on there, and this one changed nothing.");
         }
     }
 
-    /// <summary><see cref="UpdateAsync(DbConnection, DbTransaction?, string, RotationUpdate)"/> in a transaction of its own, with <paramref name="also"/>.</summary>
-    public async Task UpdateAsync(string id, RotationUpdate update, Func<DbTransaction, Task>? also, CancellationToken cancellationToken)
+    /// <summary><see cref="UpdateAsync(DbConnection, DbTransaction?, RotationInfo, RotationUpdate)"/> in a transaction of its own, with <paramref name="also"/>.</summary>
+    public async Task UpdateAsync(RotationInfo rotation, RotationUpdate update, Func<DbTransaction, Task>? also, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await UpdateAsync(connection, transaction, id, update);
+        await UpdateAsync(connection, transaction, rotation, update);
         if (also is not null)
         {
             await also(transaction);
@@ -212,9 +223,10 @@ internal sealed class RotationStore(Database database, TimeProvider time, string
 
     /// <summary>
     /// Takes <paramref name="rotation"/> for this replica if no one else took it since it was read (compare and swap
-    /// on its owner, lease and state); false when another replica was first.
+    /// on its owner, lease and state) with a new claim token, which every later write must give; null when another
+    /// worker was first. The token of any earlier claim no longer matches: its worker's writes are refused.
     /// </summary>
-    public async Task<bool> ClaimAsync(RotationInfo rotation, CancellationToken cancellationToken)
+    public async Task<string?> ClaimAsync(RotationInfo rotation, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         await using var connection = await database.OpenAsync(cancellationToken);
@@ -222,16 +234,21 @@ internal sealed class RotationStore(Database database, TimeProvider time, string
             "SELECT owner, lease_until FROM rotations WHERE id = @Id AND state = @State", new { rotation.Id, rotation.State });
         if (seen is null)
         {
-            return false;
+            return null;
         }
 
+        var claim = NewClaim();
         return await connection.ExecuteAsync(
             """
-            UPDATE rotations SET owner = @owner, lease_until = @leaseUntil
-            WHERE id = @Id AND state = @State AND COALESCE(owner, '') = @seenOwner AND COALESCE(lease_until, 0) = @seenLease
+            UPDATE rotations SET owner = @owner, claim = @claim, lease_until = @leaseUntil
+            WHERE id = @Id AND state = @State AND finished_at IS NULL AND COALESCE(owner, '') = @seenOwner AND COALESCE(lease_until, 0) = @seenLease
             """,
-            new { rotation.Id, rotation.State, owner, leaseUntil = (now + Lease).ToStore(), seenOwner = seen.Owner ?? "", seenLease = seen.LeaseUntil ?? 0 }) > 0;
+            new { rotation.Id, rotation.State, owner, claim, leaseUntil = (now + Lease).ToStore(), seenOwner = seen.Owner ?? "", seenLease = seen.LeaseUntil ?? 0 }) > 0
+            ? claim
+            : null;
     }
+
+    private static string NewClaim() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
 
     private const string Select =
         """

@@ -547,6 +547,8 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
             ["baseUrl"] = fixture.Upstream.BaseUrl + "/base",
             ["auth"] = new JsonObject { ["type"] = "bearer", ["token"] = $"{{{{ environment.variables.{variable} }}}}" },
         });
+        await Expect.StatusAsync(await fixture.Admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{variable}/origins",
+            new { origins = new[] { fixture.Upstream.BaseUrl } }), 200);
         // The upstream echoes what it is sent: the "minted" value is the echoed body of the mint request.
         var minted = "CANARY-minted-" + Guid.NewGuid().ToString("N");
         await Expect.StatusAsync(await fixture.Admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{variable}/rotation", new JsonObject

@@ -67,7 +67,7 @@ internal sealed class RotationProvider
     public static async Task DefineAsync(HttpClient admin, UpstreamServer upstream, string variable, string initial, string revokeAfter = "0s")
     {
         var suffix = variable.ToLowerInvariant().Replace('_', '-');
-        await Expect.StatusAsync(await admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{variable}", new { value = initial, secret = true }), 200);
+        await Expect.StatusAsync(await admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{variable}", new { value = initial, secret = true, origins = new[] { upstream.BaseUrl } }), 200);
         await Expect.SuccessAsync(await admin.PutAsJsonAsync($"/api/v1/resources/admin-{suffix}", new { kind = "rest", baseUrl = upstream.BaseUrl + "/provider" }));
         await Expect.SuccessAsync(await admin.PutAsJsonAsync($"/api/v1/resources/api-{suffix}", new JsonObject
         {

@@ -109,6 +109,54 @@ public abstract class RotationTests<TFixture>(TFixture fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task A_rotation_is_saved_only_on_a_bound_variable_and_one_unbound_after_saving_sends_nothing()
+    {
+        var variable = NewVariable("UNBOUND");
+        await RotationProvider.DefineAsync(Admin, fixture.Upstream, variable, "unbound-" + Guid.NewGuid().ToString("N"));
+        var definition = (await Expect.StatusAsync(await Admin.GetAsync(Path(variable) + "/rotation"), 200))["rotation"]!;
+        var other = NewVariable("NEVERBOUND");
+        await Expect.StatusAsync(await Admin.PutAsJsonAsync(Path(other), new { value = "never-bound-" + Guid.NewGuid().ToString("N"), secret = true }), 200);
+
+        var refused = await Expect.ProblemAsync(await Admin.PutAsJsonAsync(Path(other) + "/rotation", definition), 400, "rotation_needs_binding");
+        Assert.Equal("origins", (string?)refused["errors"]![0]!["field"]);
+        Assert.Contains("keyway var bind", (string?)refused["detail"]);
+
+        // The binding removed after the flow was saved: the rotation fails before any request.
+        await Expect.StatusAsync(await Admin.PutAsJsonAsync(Path(variable) + "/origins", new { origins = Array.Empty<string>() }), 200);
+        var minted = Provider.Minted;
+        var before = fixture.Upstream.Requests.Count(r => r.Path.StartsWith("/provider", StringComparison.Ordinal) || r.Path.StartsWith("/base", StringComparison.Ordinal));
+
+        var problem = await Expect.ProblemAsync(await Admin.PostAsync(Path(variable) + "/rotate", null), 502, "rotation_needs_binding");
+
+        Assert.Equal("failed", (string?)problem["state"]);
+        Assert.Equal(minted, Provider.Minted);
+        Assert.Equal(before, fixture.Upstream.Requests.Count(r => r.Path.StartsWith("/provider", StringComparison.Ordinal) || r.Path.StartsWith("/base", StringComparison.Ordinal)));
+        var versions = (await Expect.StatusAsync(await Admin.GetAsync(Path(variable) + "/versions"), 200))["versions"]!.AsArray();
+        Assert.Equal([("current", 1)], versions.Select(v => ((string)v!["state"]!, (int)v["version"]!)));
+    }
+
+    [Fact]
+    public async Task A_verify_resource_changed_to_no_longer_read_the_variable_rolls_the_rotation_back()
+    {
+        var variable = NewVariable("NOREAD");
+        await RotationProvider.DefineAsync(Admin, fixture.Upstream, variable, "noread-" + Guid.NewGuid().ToString("N"));
+        var resource = RotationProvider.ApiResource(variable);
+        await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/resources/{resource}", new JsonObject
+        {
+            ["kind"] = "rest",
+            ["baseUrl"] = fixture.Upstream.BaseUrl + "/base",
+        }));
+        var verifies = fixture.Upstream.Requests.Count(r => r.Path == "/base/verify");
+
+        var problem = await Expect.ProblemAsync(await Admin.PostAsync(Path(variable) + "/rotate", null), 502, "rotation_verify_not_reading_variable");
+
+        Assert.Equal("rolled_back", (string?)problem["state"]);
+        Assert.Equal(verifies, fixture.Upstream.Requests.Count(r => r.Path == "/base/verify"));
+        var versions = (await Expect.StatusAsync(await Admin.GetAsync(Path(variable) + "/versions"), 200))["versions"]!.AsArray();
+        Assert.Equal([("retired", 2), ("current", 1)], versions.Select(v => ((string)v!["state"]!, (int)v["version"]!)));
+    }
+
+    [Fact]
     public async Task Rotation_under_load_through_run_and_the_proxy_fails_no_request_and_sends_exactly_one_version_each()
     {
         var variable = NewVariable("LOADROT");

@@ -51,17 +51,33 @@ public sealed class RotationEngineTests
 
         public string KeyOf(int n) => $"{Canary}-{n}";
 
-        public Task<RotationAnswer> SendAsync(RotationRequest request, CancellationToken cancellationToken)
+        /// <summary>What the mint answer gives as id for a key (default <c>key_N</c>).</summary>
+        public Func<string, string>? IdOf { get; set; }
+
+        /// <summary>When set, the next verify waits for it (once): a worker that stalls past its lease.</summary>
+        public TaskCompletionSource? HoldNextVerify { get => _hold; set => _hold = value; }
+
+        private TaskCompletionSource? _hold;
+
+        public TaskCompletionSource VerifyHeld { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async Task<RotationAnswer> SendAsync(RotationRequest request, CancellationToken cancellationToken)
         {
             var path = request.Step.Path.Render(request.Scope);
             lock (Sent)
                 Sent.Add((request.Step.Name, path, request.Pending?.Value.Reveal()));
-            return Task.FromResult(request.Step.Name switch
+            if (request.Step.Name == "verify" && Interlocked.Exchange(ref _hold, null) is { } hold)
             {
-                "create" => Answer(200, new { key = KeyOf(Interlocked.Increment(ref _minted)), id = $"key_{_minted}" }),
+                VerifyHeld.TrySetResult();
+                await hold.Task.WaitAsync(cancellationToken);
+            }
+
+            return request.Step.Name switch
+            {
+                "create" => Answer(200, new { key = KeyOf(Interlocked.Increment(ref _minted)), id = IdOf?.Invoke(KeyOf(_minted)) ?? $"key_{_minted}" }),
                 "verify" => Answer(VerifyStatus, new { error = request.Pending?.Value.Reveal() }), // an upstream that echoes what it got
                 _ => Answer(RevokeStatus, new { }),
-            });
+            };
         }
 
         private static RotationAnswer Answer(int status, object body) => new(status, new Dictionary<string, object?>
@@ -108,11 +124,11 @@ public sealed class RotationEngineTests
             return h;
         }
 
-        public async Task DefineAsync(string name, string value)
+        public async Task DefineAsync(string name, string value, string flow = Flow)
         {
             await Variables.SetAsync("production", name, value, secret: true, null, CancellationToken.None);
-            CompiledRotation.Parse(Flow);
-            Assert.True(await Variables.SetRotationAsync("production", name, Flow, CancellationToken.None));
+            CompiledRotation.Parse(flow);
+            Assert.True(await Variables.SetRotationAsync("production", name, flow, CancellationToken.None));
         }
 
         public Task<RotationInfo> RotateAsync(string name) =>
@@ -287,6 +303,97 @@ public sealed class RotationEngineTests
         Assert.Equal("invalid_config", errors.Code);
         var fields = ((IReadOnlyList<FieldError>)errors.Extensions!["errors"]!).Select(e => e.Field).ToList();
         Assert.Equal(["mint[0].body", "value", "verify.path"], fields);
+    }
+
+    [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
+    public async Task A_worker_whose_lease_ran_out_cannot_overwrite_the_rotation_another_worker_finished(StoreKind kind)
+    {
+        await using var h = await Harness.CreateAsync(kind);
+        await h.DefineAsync("API_KEY", "set-by-hand");
+        var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        h.Provider.HoldNextVerify = hold;
+        var workerA = h.RotateAsync("API_KEY");
+        await h.Provider.VerifyHeld.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        // A stalls past its lease; B (another replica) takes the rotation over, verifies and commits it.
+        h.Time.Advance(RotationStore.Lease + TimeSpan.FromMinutes(1));
+        var storeB = new RotationStore(h.Database, h.Time, "replica-b");
+        var engineB = new RotationEngine(storeB, h.Variables, h.Provider, h.Audit, h.Alerts, h.Time, NullLogger<RotationEngine>.Instance);
+        var recoverable = Assert.Single(await storeB.ListRecoverableAsync(atStart: false, CancellationToken.None));
+        var byB = (await engineB.RecoverAsync(recoverable, CancellationToken.None))!;
+        Assert.Equal(RotationStates.Committed, byB.State);
+
+        // A wakes up: its verify succeeds, its commit finds nothing pending, and its write of "failed" is refused.
+        hold.SetResult();
+        var refused = await Assert.ThrowsAsync<KeywayException>(() => workerA);
+
+        Assert.Equal("rotation_lease_lost", refused.Code);
+        var row = (await h.Store.GetAsync(byB.Id, CancellationToken.None))!;
+        Assert.Equal((RotationStates.Committed, byB.ErrorCode, byB.FinishedAt), (row.State, row.ErrorCode, row.FinishedAt));
+        Assert.Equal(h.Provider.KeyOf(1), await h.CurrentAsync("API_KEY"));
+    }
+
+    [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
+    public async Task A_revoke_is_skipped_and_recorded_when_the_replaced_secret_has_no_provider_id(StoreKind kind)
+    {
+        await using var h = await Harness.CreateAsync(kind);
+        // The revoke names the previous id without the text "rotation.previous": still skipped when there is none.
+        await h.DefineAsync("API_KEY", "set-by-hand", Flow.Replace("{{ rotation.previous.id }}", "{{ rotation['previous']['id'] }}", StringComparison.Ordinal));
+
+        var rotation = await h.RotateAsync("API_KEY");
+        h.Time.Advance(TimeSpan.FromHours(2));
+        await h.Service().SweepAsync(atStart: false, CancellationToken.None);
+
+        Assert.Equal((RotationStates.Committed, "revoke_skipped"), (rotation.State, rotation.ErrorCode));
+        Assert.DoesNotContain(h.Provider.Sent, s => s.Step == "revoke");
+        Assert.Equal(h.Provider.KeyOf(1), await h.CurrentAsync("API_KEY"));
+    }
+
+    [Fact]
+    public void Value_and_id_are_plain_member_paths_so_a_script_cannot_store_a_transformed_secret_as_id()
+    {
+        var errors = Assert.Throws<KeywayException>(() => CompiledRotation.Compile(new RotationDefinition
+        {
+            Mint = [new RotationStep { Name = "create", Resource = "admin" }],
+            Value = "{{ create.body.key.trim() }}",
+            Id = "{{ create.body.key.split('').reverse().join('') }}",
+            Verify = new RotationStep { Resource = "api" },
+        }));
+
+        var fields = ((IReadOnlyList<FieldError>)errors.Extensions!["errors"]!).Select(e => e.Field).ToList();
+        Assert.Equal(["value", "id"], fields);
+        Assert.Throws<KeywayException>(() => CompiledRotation.Compile(CompiledRotation.Parse(Flow).Definition with { Id = "id-{{ create.body.id }}" }));
+        Assert.NotNull(CompiledRotation.Compile(CompiledRotation.Parse(Flow).Definition with { Id = "{{ create.body['id'] }}" }));
+    }
+
+    public static TheoryData<StoreKind, string> SecretIds => new()
+    {
+        { StoreKind.Sqlite, "minted" },
+        { StoreKind.Sqlite, "other" },
+        { StoreKind.Sqlite, "base64" },
+    };
+
+    [Theory, MemberData(nameof(SecretIds))]
+    public async Task An_id_that_holds_a_secret_is_refused_before_anything_is_stored(StoreKind kind, string what)
+    {
+        await using var h = await Harness.CreateAsync(kind);
+        await h.DefineAsync("API_KEY", "set-by-hand");
+        var other = "other-secret-" + Guid.NewGuid().ToString("N");
+        await h.Variables.SetAsync("production", "OTHER_KEY", other, secret: true, null, CancellationToken.None);
+        h.Provider.IdOf = key => what switch
+        {
+            "minted" => key,
+            "other" => other,
+            _ => Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(key)),
+        };
+
+        var rotation = await h.RotateAsync("API_KEY");
+
+        Assert.Equal((RotationStates.Failed, "rotation_id_is_secret"), (rotation.State, rotation.ErrorCode));
+        Assert.Null(rotation.NewId);
+        Assert.Equal("set-by-hand", await h.CurrentAsync("API_KEY"));
+        Assert.Single(await h.VersionsAsync("API_KEY"));
+        Assert.DoesNotContain(h.Provider.Sent, s => s.Step == "verify");
     }
 
     private static async Task InsertAsync(Harness h, string id, string state, string owner, long? pendingVersion, string name = "API_KEY")

@@ -25,6 +25,7 @@ CREATE TABLE rotations (
     error_code      TEXT NULL,
     error           TEXT NULL,
     owner           TEXT NULL,
+    claim           TEXT NULL,
     lease_until     BIGINT NULL,
     revoke_due_at   BIGINT NULL,
     revoke_attempts BIGINT NOT NULL DEFAULT 0,

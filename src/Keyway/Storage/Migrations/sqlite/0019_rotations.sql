@@ -25,6 +25,7 @@ CREATE TABLE rotations (
     error_code      TEXT NULL,
     error           TEXT NULL,
     owner           TEXT NULL,
+    claim           TEXT NULL,
     lease_until     INTEGER NULL,
     revoke_due_at   INTEGER NULL,
     revoke_attempts INTEGER NOT NULL DEFAULT 0,

@@ -49,10 +49,9 @@ internal static partial class ProxyEndpoints
         var services = app.ApplicationServices;
         var handler = ActivatorUtilities.CreateInstance<Handler>(services);
         var keys = services.GetRequiredService<ApiKeyService>();
-        var errors = services.GetServices<Microsoft.AspNetCore.Diagnostics.IExceptionHandler>().ToArray();
         return app.Use(next => context =>
             (proxyPorts is null || proxyPorts.Contains(context.Connection.LocalPort)) && TryMatch(context.Request.Path, out var resource, out var path)
-                ? ServeAsync(context, resource, path, handler, keys, errors)
+                ? ServeAsync(context, resource, path, handler, keys)
                 : next(context));
     }
 
@@ -83,8 +82,7 @@ internal static partial class ProxyEndpoints
         return path is null || path[0] != '/';
     }
 
-    private static Task ServeAsync(
-        HttpContext context, string resource, string? path, Handler handler, ApiKeyService keys, Microsoft.AspNetCore.Diagnostics.IExceptionHandler[] errors)
+    private static Task ServeAsync(HttpContext context, string resource, string? path, Handler handler, ApiKeyService keys)
     {
         var headers = context.Request.Headers;
         if (SignIn.Sessions.HasApiKey(headers) && ApiKeyAuthenticationHandler.TryReadToken(headers, out var header, out var token))
@@ -93,14 +91,13 @@ internal static partial class ProxyEndpoints
             // setting it costs a feature object on every request.
             return keys.TryCached(context, header, token) is { } cached
                 ? handler.ForwardAsync(context, resource, path, cached)
-                : AuthenticateThenServeAsync(context, resource, path, handler, keys, token.ToString(), errors);
+                : AuthenticateThenServeAsync(context, resource, path, handler, keys, token.ToString());
         }
 
         return handler.ForwardAsync(context, resource, path, null);
     }
 
-    private static async Task AuthenticateThenServeAsync(
-        HttpContext context, string resource, string? path, Handler handler, ApiKeyService keys, string token, Microsoft.AspNetCore.Diagnostics.IExceptionHandler[] errors)
+    private static async Task AuthenticateThenServeAsync(HttpContext context, string resource, string? path, Handler handler, ApiKeyService keys, string token)
     {
         Caller? caller;
         try
@@ -109,7 +106,7 @@ internal static partial class ProxyEndpoints
         }
         catch (Exception e)
         {
-            await HandleAsync(context, e, errors);
+            await HandleAsync(context, e, handler.Errors);
             return;
         }
 
@@ -149,7 +146,8 @@ internal static partial class ProxyEndpoints
         AccessPolicy access, CredentialEngine engine, IAuditLog audit, TrafficAudit traffic, TimeProvider time, KnownSecrets known,
         IEnumerable<Microsoft.AspNetCore.Diagnostics.IExceptionHandler> exceptionHandlers)
     {
-        private readonly Microsoft.AspNetCore.Diagnostics.IExceptionHandler[] errors = exceptionHandlers.ToArray();
+        /// <summary>The exception handlers the rest of Keyway answers errors with.</summary>
+        public Microsoft.AspNetCore.Diagnostics.IExceptionHandler[] Errors { get; } = exceptionHandlers.ToArray();
 
         public Task ForwardRoutedAsync(HttpContext context)
         {
@@ -329,7 +327,7 @@ internal static partial class ProxyEndpoints
             {
                 // What the exception-handler middleware does for the rest of Keyway, here rather than in an
                 // async layer of its own around every request.
-                await HandleAsync(context, e, errors);
+                await HandleAsync(context, e, Errors);
             }
         }
     }

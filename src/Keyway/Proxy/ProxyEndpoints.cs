@@ -217,12 +217,7 @@ internal static partial class ProxyEndpoints
                             attempt == 0 && credential is not null ? compiled.AuthFailureStatuses : null);
                         // Known secret values are redacted from the answer, even when the upstream echoes one. Inline rather than a
                         // method of its own: one async layer fewer around the forwarder on every request.
-                        var redacted = redactor.IsEmpty ? null : new RedactedResponseBody(context.Response, redactor);
-                        var original = context.Response.Body;
-                        if (redacted is not null)
-                        {
-                            context.Response.Body = redacted;
-                        }
+                        var redacted = redactor.IsEmpty ? null : RedactedResponseBody.Install(context.Response, redactor);
 
                         ForwarderError error;
                         try
@@ -230,12 +225,11 @@ internal static partial class ProxyEndpoints
                             error = await forwarder.SendAsync(context, resolved.BaseUrl.OriginalString, outbound.Invoker, config, transformer);
                             if (redacted is not null && error == ForwarderError.None && !transformer.Rejected && transformer.UnsupportedEncoding is null)
                             {
-                                await redacted.CompleteAsync(context.RequestAborted);
+                                await redacted.FinishAsync(context.RequestAborted);
                             }
                         }
                         finally
                         {
-                            context.Response.Body = original;
                             redacted?.Release();
                         }
 

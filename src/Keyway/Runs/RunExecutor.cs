@@ -234,7 +234,9 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
     {
         try
         {
-            return OutboundUrl.Build(resolved.BaseUrl, path, resolved.Query.Count == 0 ? query : resolved.Query.Concat(query));
+            return resolved.Query.Count == 0 && query.Count == 0
+                ? BuiltUrls.Get(resolved.BaseUrl, path)
+                : OutboundUrl.Build(resolved.BaseUrl, path, resolved.Query.Count == 0 ? query : resolved.Query.Concat(query));
         }
         catch (OutboundRequestException e)
         {

@@ -38,6 +38,9 @@ internal sealed class ResolvedResource
     /// <summary>The dynamic credential to attach per request (oauth2, custom), or null.</summary>
     public CredentialBinding? Credential { get; init; }
 
+    /// <summary>Signs each request as it is sent (<c>awsSigV4</c>), or null.</summary>
+    public AwsSigV4Signer? Signer { get; init; }
+
     /// <summary>
     /// How its traffic is audited (null: the server's mode). A resource saved with <c>off</c> whose templates
     /// read a variable that is secret here (made secret after it was saved) is audited in the server's mode.
@@ -202,6 +205,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
                 }
             }
 
+            var signer = resource.SigV4?.Render(scope, derived);
             foreach (var (name, value) in headers)
             {
                 if (!Outbound.HeaderRules.IsValidValue(value))
@@ -222,9 +226,10 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
                 Redactor = redactor.Combine(new Redactor(derived)),
                 Known = known,
                 Credential = Bind(resource, values, visible, scope, redactor),
+                Signer = signer,
                 Bindings = values.BindingsOf(resource.ReadsAllVariables ? visible.Keys : resource.RequestVariables),
                 TrafficMode = resource.Traffic == Audit.TrafficMode.Off &&
-                              (resource.ReadsAllVariables || resource.Auth.Count > 0 || resource.OAuth2 is not null || resource.Custom is not null ||
+                              (resource.ReadsAllVariables || resource.Auth.Count > 0 || resource.OAuth2 is not null || resource.Custom is not null || resource.SigV4 is not null ||
                                resource.Variables.Any(values.IsSecret))
                     ? null
                     : resource.Traffic,

@@ -188,6 +188,12 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
                 resolved.Credential!.Apply(request, credential);
             }
 
+            if (resolved.Signer is { } signer)
+            {
+                // Last: the signature covers the request as it is sent, on every hop.
+                signer.Sign(request, SigV4Payload.Of(call.ReplayableBody, request.Content is not null, resource.SigV4!, resource.Name), time.GetUtcNow());
+            }
+
             var response = await outbound.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
             if (!resource.FollowSameOriginRedirects || hop == MaxRedirects || !IsRedirect(response.StatusCode) ||
                 response.Headers.Location is not { } location)

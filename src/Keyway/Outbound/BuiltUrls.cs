@@ -11,12 +11,16 @@ namespace Keyway.Outbound;
 /// </summary>
 /// <remarks>
 /// Keyed by the base URL's identity (a resource resolved again, after any change, has a new one) and the
-/// path's characters. At most <see cref="Capacity"/> URLs in all, whatever the number of resources and paths:
-/// when full it is emptied and fills again with the paths asked for since.
+/// path's characters. At most <see cref="Capacity"/> URLs in all, of paths up to <see cref="MaxPathLength"/>
+/// characters, whatever the number of resources and paths: when full it is emptied and fills again with the
+/// paths asked for since.
 /// </remarks>
 internal static class BuiltUrls
 {
     public const int Capacity = 4096;
+
+    /// <summary>The longest path kept, in characters: with <see cref="Capacity"/>, at most a few megabytes in all.</summary>
+    public const int MaxPathLength = 256;
 
     private static readonly ConcurrentDictionary<Key, Uri> Urls = new(new KeyComparer());
     private static int _added;
@@ -25,6 +29,12 @@ internal static class BuiltUrls
     /// <exception cref="OutboundRequestException">The path is not allowed (see <see cref="OutboundUrl"/>).</exception>
     public static Uri Get(Uri baseUrl, string? relativePath)
     {
+        if (relativePath is { Length: > MaxPathLength })
+        {
+            // A long path is built each time: kept, 4,096 of them could hold hundreds of megabytes.
+            return OutboundUrl.Build(baseUrl, relativePath);
+        }
+
         var key = new Key(baseUrl, relativePath ?? "");
         if (Urls.TryGetValue(key, out var url))
         {

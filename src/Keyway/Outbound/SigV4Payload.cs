@@ -35,11 +35,31 @@ internal static class SigV4Payload
             throw TooLarge(resource);
         }
 
-        var body = new byte[length];
-        await request.Body.ReadExactlyAsync(body, cancellationToken);
-        request.Body = new MemoryStream(body, writable: false);
-        return Hash(body);
+        // Held as it arrives rather than allocated at the declared length: a body that trickles in costs
+        // only what has come.
+        var body = new MemoryStream((int)Math.Min(length, ReadSize));
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[(int)Math.Min(length, ReadSize)];
+        for (var read = 0L; read < length;)
+        {
+            var count = await request.Body.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, length - read)), cancellationToken);
+            if (count == 0)
+            {
+                throw new KeywayException(StatusCodes.Status400BadRequest, "body_incomplete",
+                    $"The request body ended after {read} of the {length} bytes its Content-Length declares.");
+            }
+
+            hash.AppendData(buffer, 0, count);
+            body.Write(buffer, 0, count);
+            read += count;
+        }
+
+        body.Position = 0;
+        request.Body = body;
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
+
+    private const int ReadSize = 16 * 1024;
 
     /// <summary>For <c>/run</c> and saved queries: the hash of the body about to be sent (held whole), or of none.</summary>
     public static string Of(byte[]? body, bool hasBody, CompiledSigV4 sigV4, string resource)

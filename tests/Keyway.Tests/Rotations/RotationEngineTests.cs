@@ -225,7 +225,7 @@ public sealed class RotationEngineTests
         await h.DefineAsync("MINTING", "minting-old");
         await h.DefineAsync("VERIFYING", "verifying-old");
         await InsertAsync(h, "was-minting", RotationStates.Minting, "replica-a", pendingVersion: null, name: "MINTING");
-        var pending = await h.Variables.WritePendingAsync("production", "VERIFYING", new Secret("minted-before-the-stop"), "key_9", default,
+        var pending = await h.Variables.WritePendingAsync("production", "VERIFYING", new Secret("minted-before-the-stop"), "key_9", default, true,
             (_, _, _) => Task.CompletedTask, CancellationToken.None);
         await InsertAsync(h, "was-verifying", RotationStates.Verifying, "replica-a", pending, name: "VERIFYING");
         // Another replica's rotation, still within its lease, is not taken over.
@@ -254,7 +254,7 @@ public sealed class RotationEngineTests
     {
         await using var h = await Harness.CreateAsync(StoreKind.Sqlite);
         await h.DefineAsync("API_KEY", "the-old-value");
-        var pending = await h.Variables.WritePendingAsync("production", "API_KEY", new Secret("minted-then-stopped"), "key_5", default,
+        var pending = await h.Variables.WritePendingAsync("production", "API_KEY", new Secret("minted-then-stopped"), "key_5", default, true,
             (_, _, _) => Task.CompletedTask, CancellationToken.None);
         await InsertAsync(h, "was-pending", RotationStates.Pending, "replica-a", pending);
         h.Provider.VerifyStatus = 403;

@@ -181,13 +181,14 @@ internal sealed partial class RotationEngine
     /// <summary>Ends an abandoned key's revoke: the row finished, the version's key recorded, the event audited (and a failure alerted).</summary>
     private async Task<RotationInfo> FinishAbandonedAsync(RotationInfo rotation, string outcome, string? error, CancellationToken cancellationToken)
     {
-        await store.UpdateAsync(rotation, new RotationUpdate(RotationStates.RolledBack)
-            {
-                AbandonedRevoke = outcome,
-                AbandonedRevokeError = error,
-                RevokeAttempts = rotation.RevokeAttempts,
-                Finished = true,
-            },
+        var update = new RotationUpdate(RotationStates.RolledBack)
+        {
+            AbandonedRevoke = outcome,
+            AbandonedRevokeError = error,
+            RevokeAttempts = rotation.RevokeAttempts,
+            Finished = true,
+        };
+        await store.UpdateAsync(rotation, update,
             async transaction =>
             {
                 if (outcome != AbandonedRevokes.Failed && rotation.Version is { } version)

@@ -135,7 +135,11 @@ public abstract class RotationAftermathTests<TFixture>(TFixture fixture) : IClas
         var past = DateTimeOffset.UtcNow.AddHours(-1);
         await Expect.StatusAsync(await Admin.PutAsJsonAsync(Path(variable), new
         {
-            value = "expired-again-" + Guid.NewGuid().ToString("N"), secret = true, origins = new[] { fixture.Upstream.BaseUrl }, expiresAt = past, expiredPolicy = "block",
+            value = "expired-again-" + Guid.NewGuid().ToString("N"),
+            secret = true,
+            origins = new[] { fixture.Upstream.BaseUrl },
+            expiresAt = past,
+            expiredPolicy = "block",
         }), 200);
         var api = RotationProvider.ApiResource(variable);
         await Expect.ProblemAsync(await Admin.GetAsync($"/proxy/{api}/blocked"), 409, "secret_expired");
@@ -149,7 +153,10 @@ public abstract class RotationAftermathTests<TFixture>(TFixture fixture) : IClas
         var other = NewVariable("OTHER");
         await Expect.StatusAsync(await Admin.PutAsJsonAsync(Path(other), new
         {
-            value = "other-" + Guid.NewGuid().ToString("N"), secret = true, expiresAt = past, expiredPolicy = "block",
+            value = "other-" + Guid.NewGuid().ToString("N"),
+            secret = true,
+            expiresAt = past,
+            expiredPolicy = "block",
         }), 200);
         await Expect.SuccessAsync(await Admin.PutAsJsonAsync($"/api/v1/resources/{api}", new JsonObject
         {

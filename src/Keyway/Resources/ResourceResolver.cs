@@ -95,12 +95,21 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
     /// <summary>
     /// Resolves <paramref name="resource"/> as if <paramref name="variable"/> held <paramref name="value"/> (version
     /// <paramref name="version"/>): how a rotation verifies a pending value before it is committed. Never cached or
-    /// shared; the variable's origin bindings apply as they do to its current value.
+    /// shared; the variable's origin bindings apply as they do to its current value. The expired <c>block</c> policy
+    /// applies as on every other path to every other secret the resource reads; only the rotated variable is exempt,
+    /// because the pending value replaces its current one in this resolution (rotating is how an expired secret is
+    /// replaced), and the pending value's own expiry is not its policy's concern until it is committed.
     /// </summary>
     public async ValueTask<ResolvedResource> ResolveWithAsync(
         CompiledResource resource, string environment, string variable, Secret value, long version, CancellationToken cancellationToken)
     {
         var values = (await variables.GetValuesAsync(environment, cancellationToken)).With(variable, value, version);
+        if (values.BlockedAfter.Count > 0)
+        {
+            // With() dropped the rotated variable's own entry: what is left are the other secrets the resource may read.
+            DemandNotExpired(resource, values);
+        }
+
         var known = await variables.Known.GetAsync(cancellationToken);
         return Resolve(resource, values, null, known);
     }

@@ -234,9 +234,14 @@ function resourceForm({ name, definition, onSaved, onCancel }) {
       errors.map.size ? h('ul', {}, [...errors.map].map(([f, m]) => h('li', {}, h('button', {
         type: 'button', class: 'link', onclick: () => { select(tabOf(f)); focusField(f); },
       }, f), `: ${m}`))) : null);
-    if (errors.map.size && tab !== 'source') tab = tabOf(errors.map.keys().next().value);
+    // The tab in view if it has an error, else the first tab that has one.
+    const fields = [...errors.map.keys()];
+    if (fields.length && tab !== 'source' && !fields.some((f) => tabOf(f) === tab)) {
+      tab = resourceTabs.map(([key]) => key).find((key) => fields.some((f) => tabOf(f) === key));
+    }
     draw();
-    if (errors.map.size && tab !== 'source') focusField(errors.map.keys().next().value);
+    const first = fields.find((f) => tabOf(f) === tab);
+    if (first && tab !== 'source') focusField(first);
   }
 
   function focusField(field) {

@@ -29,7 +29,7 @@ public sealed class ResourceFormConsoleTests(SqliteKeyway fixture, Chromium chro
         await GeneralAsync(page, bearer, fixture.Upstream.BaseUrl + "/v1");
         await AuthMethodAsync(page, "bearer");
         var token = Form(page).Locator("[data-field='auth.token']");
-        await token.Locator("select").SelectOptionAsync("new");
+        await token.Locator("select[name='auth.token']").SelectOptionAsync("new");
         await token.GetByLabel(new Regex("new secret's name")).FillAsync(secret);
         await token.GetByLabel(new Regex("new secret's value")).FillAsync(canary);
         await Assertions.Expect(token.GetByLabel(new Regex("origins the new secret"))).ToHaveValueAsync(fixture.Upstream.BaseUrl);
@@ -67,7 +67,7 @@ public sealed class ResourceFormConsoleTests(SqliteKeyway fixture, Chromium chro
         await GeneralAsync(page, basic, fixture.Upstream.BaseUrl);
         await AuthMethodAsync(page, "basic");
         await Form(page).GetByLabel("User name").FillAsync("svc-user");
-        await Form(page).Locator("[data-field='auth.password'] select").SelectOptionAsync("var:" + secret);
+        await Form(page).Locator("select[name='auth.password']").SelectOptionAsync("var:" + secret);
         await CreateAsync(page, basic);
         stored = await DefinitionAsync(basic);
         Assert.Equal("svc-user", (string?)stored["auth"]!["username"]);
@@ -84,7 +84,7 @@ public sealed class ResourceFormConsoleTests(SqliteKeyway fixture, Chromium chro
         await AuthMethodAsync(page, "apiKey");
         await Form(page).GetByLabel("Sent in").SelectOptionAsync("query");
         await Form(page).GetByLabel("Header, parameter or cookie name").FillAsync("api_key");
-        await Form(page).Locator("[data-field='auth.value'] select").SelectOptionAsync("var:" + secret);
+        await Form(page).Locator("select[name='auth.value']").SelectOptionAsync("var:" + secret);
         var headers = Form(page).Locator("fieldset[data-field='headers']");
         await Form(page).GetByRole(AriaRole.Button, new() { Name = "Add header" }).ClickAsync();
         await headers.GetByLabel("Headers: name 1").FillAsync("X-Team");
@@ -127,7 +127,7 @@ public sealed class ResourceFormConsoleTests(SqliteKeyway fixture, Chromium chro
         await form.GetByLabel("Token URL").FillAsync(server.TokenEndpoint);
         await form.GetByLabel("Client ID").FillAsync(AuthServerClient.Default.ClientId);
         var clientSecret = form.Locator("[data-field='auth.clientSecret']");
-        await clientSecret.Locator("select").SelectOptionAsync("new");
+        await clientSecret.Locator("select[name='auth.clientSecret']").SelectOptionAsync("new");
         await clientSecret.GetByLabel(new Regex("new secret's name")).FillAsync(secret);
         await clientSecret.GetByLabel(new Regex("new secret's value")).FillAsync(AuthServerClient.Default.ClientSecret);
         // The secret goes to the token endpoint, so that is the origin offered.
@@ -202,10 +202,10 @@ public sealed class ResourceFormConsoleTests(SqliteKeyway fixture, Chromium chro
         await script.GetByLabel("Name", new() { Exact = true }).FillAsync("derived");
         await script.GetByLabel("Code").FillAsync("return { CSRF: login.headers['x-csrf'] };");
         var apply = form.Locator("fieldset[data-field='auth.apply.headers']");
-        await apply.GetByRole(AriaRole.Button, new() { Name = "Add apply: header" }).ClickAsync();
+        await apply.GetByRole(AriaRole.Button, new() { Name = "Add header" }).ClickAsync();
         await apply.GetByLabel("Apply: headers: name 1").FillAsync("Authorization");
         await apply.GetByLabel("Apply: headers: value 1").FillAsync("Bearer {{ TOKEN }}");
-        await apply.GetByRole(AriaRole.Button, new() { Name = "Add apply: header" }).ClickAsync();
+        await apply.GetByRole(AriaRole.Button, new() { Name = "Add header" }).ClickAsync();
         await apply.GetByLabel("Apply: headers: name 2").FillAsync("X-CSRF");
         await apply.GetByLabel("Apply: headers: value 2").FillAsync("{{ CSRF }}");
         await form.GetByLabel("Lifetime in seconds (a template)").FillAsync("{{ login.body.session.expiresIn }}");
@@ -301,7 +301,7 @@ public sealed class ResourceFormConsoleTests(SqliteKeyway fixture, Chromium chro
         await AuthMethodAsync(page, "apiKey");
         // No parameter name, and a key written as a template that names nothing secret.
         var value = Form(page).Locator("[data-field='auth.value']");
-        await value.Locator("select").SelectOptionAsync("template");
+        await value.Locator("select[name='auth.value']").SelectOptionAsync("template");
         await value.GetByLabel(new Regex("template$")).FillAsync("typed-in-plain-text");
         await Form(page).GetByRole(AriaRole.Button, new() { Name = "Create resource" }).ClickAsync();
 

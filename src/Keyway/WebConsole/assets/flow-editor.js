@@ -15,9 +15,9 @@ function customFlowEditor(model, errors, catalog) {
       model.auth.refreshSteps
         ? stepList(model, 'auth.refreshSteps', 'Renewal steps', errors, draw, catalog)
         : h('button', { type: 'button', class: 'secondary small', onclick: () => { model.auth.refreshSteps = []; draw(); } }, 'Add a shorter flow to renew the session'),
-      pairRows(model, 'auth.apply.headers', 'Apply: headers', { errors, keyPlaceholder: 'Authorization', valuePlaceholder: 'Bearer {{ TOKEN }}', hint: 'Where the flow\'s variables go on every request.' }),
-      pairRows(model, 'auth.apply.query', 'Apply: query parameters', { errors }),
-      pairRows(model, 'auth.apply.cookies', 'Apply: cookies', { errors, keyPlaceholder: 'session', valuePlaceholder: '{{ SESSION }}' }),
+      pairRows(model, 'auth.apply.headers', 'Apply: headers', { errors, addLabel: 'Add header', keyPlaceholder: 'Authorization', valuePlaceholder: 'Bearer {{ TOKEN }}', hint: 'Where the flow\'s variables go on every request.' }),
+      pairRows(model, 'auth.apply.query', 'Apply: query parameters', { errors, addLabel: 'Add query parameter' }),
+      pairRows(model, 'auth.apply.cookies', 'Apply: cookies', { errors, addLabel: 'Add cookie', keyPlaceholder: 'session', valuePlaceholder: '{{ SESSION }}' }),
       h('fieldset', { class: 'group' }, h('legend', {}, 'When the session ends'),
         bound(model, 'auth.expiresIn', 'Lifetime in seconds (a template)', { errors, mono: true, placeholder: '{{ login.body.expires_in }}' }),
         bound(model, 'auth.jwt', 'Or a JWT whose exp says (a template)', { errors, mono: true, placeholder: '{{ TOKEN }}' }),

@@ -115,7 +115,7 @@ function wrapField(id, path, label, control, { hint, errors, check, shown } = {}
 }
 
 /** Rows of name/value pairs bound to the object at `path` (headers, query parameters, cookies, extra parameters). */
-function pairRows(model, path, label, { keyLabel = 'Name', valueLabel = 'Value', errors, hint, keyPlaceholder, valuePlaceholder } = {}) {
+function pairRows(model, path, label, { keyLabel = 'Name', valueLabel = 'Value', errors, hint, keyPlaceholder, valuePlaceholder, addLabel } = {}) {
   const rows = Object.entries(getAt(model, path) || {});
   const holder = h('div', { class: 'pairs' });
   const write = () => {
@@ -134,7 +134,7 @@ function pairRows(model, path, label, { keyLabel = 'Name', valueLabel = 'Value',
         h('div', { class: 'row' }, key, value,
           h('button', { type: 'button', class: 'secondary small', 'aria-label': `Remove ${label.toLowerCase()} row ${i + 1}`, onclick: () => { rows.splice(i, 1); write(); draw(); } }, 'Remove')),
         messages.length ? h('span', { class: 'field-error' }, messages.join(' ')) : null);
-    }), h('button', { type: 'button', class: 'secondary small', onclick: () => { rows.push(['', '']); draw(true); } }, `Add ${label.toLowerCase().replace(/s$/, '')}`));
+    }), h('button', { type: 'button', class: 'secondary small', onclick: () => { rows.push(['', '']); draw(true); } }, addLabel || `Add ${label.toLowerCase().replace(/s$/, '')}`));
     if (focusLast) holder.querySelectorAll('.pair input')[rows.length * 2 - 2].focus();
   };
   draw();
@@ -242,8 +242,9 @@ function secretPicker(model, path, label, { catalog, errors, origin, hint } = {}
   });
   if (!catalog && mode === 'pick') select.value = 'name';
   sync();
-  wrapper.append(h('label', { for: id }, label), h('div', { class: 'row' }, select, nameInput, templateInput), newPanel, created,
-    hint || !catalog ? h('span', { class: 'hint' }, hint || '', !catalog ? ' Only admins list and create secrets; ask one to set it (keyway var set NAME --secret).' : '') : null, errorEl);
+  const note = hint || !catalog ? h('span', { class: 'hint' }, hint || '', !catalog ? ' Only admins list and create secrets; ask one to set it (keyway var set NAME --secret).' : '') : null;
+  // append() would draw a null as the text "null".
+  wrapper.append(...[h('label', { for: id }, label), h('div', { class: 'row' }, select, nameInput, templateInput), newPanel, created, note, errorEl].filter(Boolean));
   return wrapper;
 }
 

@@ -105,7 +105,7 @@ function resourceForm({ name, definition, onSaved, onCancel }) {
       button.tabIndex = key === tab ? 0 : -1;
       button.setAttribute('aria-controls', panel.id || (panel.id = nextId('panel')));
       const count = [...errors.map.keys()].filter((f) => tabOf(f) === key).length;
-      button.replaceChildren(resourceTabs.find(([k]) => k === key)[1], count ? h('span', { class: 'badge bad' }, String(count)) : null);
+      button.replaceChildren(...[resourceTabs.find(([k]) => k === key)[1], count ? h('span', { class: 'badge bad', 'aria-label': `${count} error${count === 1 ? '' : 's'}` }, String(count)) : ''].filter(Boolean));
     }
     panel.setAttribute('aria-labelledby', tabButtons.get(tab).id);
     const build = { general: generalTab, auth: authTab, advanced: advancedTab, source: sourceTab }[tab];

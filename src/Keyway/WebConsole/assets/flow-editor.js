@@ -81,13 +81,14 @@ function stepItem(model, at, step, i, count, errors, redraw, catalog, actions) {
     variable: () => [bound(model, `${at}.value`, 'Value (what to extract)', { errors, mono: true, placeholder: '{{ login.body.access_token }}', hint: 'A template over earlier steps\' answers; the step\'s name becomes a variable, e.g. {{ TOKEN }}.' })],
     javascript: () => [bound(model, `${at}.code`, 'Code', { kind: 'textarea', errors, rows: 5, placeholder: "return { CSRF: login.headers['x-csrf'] };", hint: 'A function body that returns an object; its properties become variables.' })],
   }[step.type || 'request'];
+  const title = h('strong', {}, `${label}: ${step.name || '(unnamed)'}`);
   return h('li', { class: 'step', 'data-step': at, 'data-field': at },
-    h('div', { class: 'head' }, h('strong', {}, `${label}: ${step.name || '(unnamed)'}`),
+    h('div', { class: 'head' }, title,
       h('div', { class: 'row' },
         h('button', { type: 'button', class: 'secondary small step-move-up', disabled: i === 0, 'aria-label': `Move ${label.toLowerCase()} up`, onclick: actions.up }, '↑ Up'),
         h('button', { type: 'button', class: 'secondary small step-move-down', disabled: i === count - 1, 'aria-label': `Move ${label.toLowerCase()} down`, onclick: actions.down }, '↓ Down'),
         h('button', { type: 'button', class: 'danger small', 'aria-label': `Remove ${label.toLowerCase()}`, onclick: actions.remove }, 'Remove'))),
-    h('div', { class: 'split' }, type, bound(model, `${at}.name`, 'Name', { errors, mono: true, hint: 'Later steps read it by this name.' })),
+    h('div', { class: 'split' }, type, bound(model, `${at}.name`, 'Name', { errors, mono: true, hint: 'Later steps read it by this name.', onchange: (v) => { title.textContent = `${label}: ${v || '(unnamed)'}`; } })),
     fields ? fields() : h('p', { class: 'field-error' }, `'${step.type}' is not a step type this form knows; edit it in Source.`));
 }
 

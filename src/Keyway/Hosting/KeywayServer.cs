@@ -199,7 +199,7 @@ internal static partial class KeywayServer
             document.Info.Title = "Keyway API";
             document.Info.Description = "Resources, environments, variables and runs. Errors are RFC 9457 problem+json with a stable 'code'.";
             return Task.CompletedTask;
-        }));
+        }).AddKeywaySecurity());
         services.AddAuthentication(Sessions.DefaultScheme)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null)
             .AddKeywaySignIn(signIn, options);
@@ -248,7 +248,10 @@ internal static partial class KeywayServer
         app.MapGet("/readyz", (Readiness readiness, HttpContext context) => readiness.AnswerAsync(context)).ExcludeFromDescription();
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapOpenApi("/openapi/{documentName}.json");
-        app.MapScalarApiReference("/api/reference", o => o.WithTitle("Keyway API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
+        // The reference page for this product only: no AI chat, MCP, SDK or deployment offers, no telemetry to the vendor.
+        app.MapScalarApiReference("/api/reference", o => o.WithTitle("Keyway API").WithOpenApiRoutePattern("/openapi/{documentName}.json")
+            .DisableAgent().DisableMcp().HideDeveloperTools().DisableTelemetry().WithDotNetFlag(false)
+            .AddPreferredSecuritySchemes(OpenApiSecurity.ApiKey));
 
         // One filter instance over the singleton policy: AddEndpointFilter<T> would build its factory
         // by compiling an expression, and loading System.Linq.Expressions for that cost 3.7 MB of RSS.

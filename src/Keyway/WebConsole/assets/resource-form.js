@@ -7,7 +7,7 @@
 
 const authMethodChoices = [
   ['none', 'None'], ['bearer', 'Bearer token'], ['basic', 'Basic auth'], ['apiKey', 'API key'],
-  ['oauth2', 'OAuth 2.0'], ['custom', 'Custom login flow'],
+  ['awsSigV4', 'AWS Signature Version 4'], ['oauth2', 'OAuth 2.0'], ['custom', 'Custom login flow'],
 ];
 const grantChoices = [
   ['client_credentials', 'Client credentials'], ['authorization_code', 'Authorization code (a person connects an account)'],
@@ -131,7 +131,7 @@ function resourceForm({ name, definition, onSaved, onCancel }) {
         draw();
       },
     });
-    const fields = { none: () => h('p', { class: 'hint' }, 'Keyway sends no credential; headers and query parameters below still apply.'), bearer: bearerFields, basic: basicFields, apiKey: apiKeyFields, oauth2: oauthFields, custom: () => customFlowEditor(model, errors, () => catalog) }[type];
+    const fields = { none: () => h('p', { class: 'hint' }, 'Keyway sends no credential; headers and query parameters below still apply.'), bearer: bearerFields, basic: basicFields, apiKey: apiKeyFields, awsSigV4: awsSigV4Fields, oauth2: oauthFields, custom: () => customFlowEditor(model, errors, () => catalog) }[type];
     return [
       method,
       h('div', { class: 'auth-fields', id: 'auth-fields' }, fields ? fields() : h('p', { class: 'field-error' }, `'${type}' is not an auth method this form knows; edit it in Source.`)),
@@ -156,6 +156,17 @@ function resourceForm({ name, definition, onSaved, onCancel }) {
       bound(model, 'auth.name', 'Header, parameter or cookie name', { placeholder: 'X-API-Key', errors, mono: true }),
       secret('auth.value', 'Key'),
       bound(model, 'auth.prefix', 'Prefix', { errors, hint: 'Text put before the key, if the API wants one.' }),
+    ];
+  }
+
+  function awsSigV4Fields() {
+    return [
+      bound(model, 'auth.accessKeyId', 'Access key ID', { errors, mono: true, placeholder: '{{ environment.variables.AWS_ACCESS_KEY_ID }}', hint: 'Plain text, or a variable.' }),
+      secret('auth.secretAccessKey', 'Secret access key'),
+      secret('auth.sessionToken', 'Session token (temporary credentials only)'),
+      bound(model, 'auth.region', 'Region', { errors, mono: true, placeholder: 'us-east-1' }),
+      bound(model, 'auth.service', 'Service', { errors, mono: true, placeholder: 'execute-api', hint: 's3, execute-api, sqs, dynamodb, lambda, …' }),
+      bound(model, 'auth.unsignedPayload', 'Sign bodies as UNSIGNED-PAYLOAD (S3: large uploads stream)', { kind: 'check', errors }),
     ];
   }
 

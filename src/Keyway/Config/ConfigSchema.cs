@@ -14,7 +14,7 @@ namespace Keyway.Config;
 /// </summary>
 internal static class ConfigSchema
 {
-    private static readonly Lazy<string> s_text = new(() => Build().ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+    private static readonly Lazy<string> s_text = new(() => Build().ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) + "\n");
 
     public static string Text => s_text.Value;
 
@@ -40,7 +40,7 @@ internal static class ConfigSchema
         var branches = new JsonArray();
         foreach (var (kind, type) in specs)
         {
-            definitions[kind] = SpecOf(type);
+            definitions[kind] = Rebase(SpecOf(type), $"#/$defs/{kind}");
             branches.Add(new JsonObject
             {
                 ["if"] = new JsonObject { ["properties"] = new JsonObject { ["kind"] = new JsonObject { ["const"] = kind } } },
@@ -67,5 +67,40 @@ internal static class ConfigSchema
             ["allOf"] = branches,
             ["$defs"] = definitions,
         };
+    }
+
+    /// <summary>The exporter points a repeated type at its first place from the type's own root ("#/properties/…"): under $defs, from there.</summary>
+    private static JsonNode Rebase(JsonNode node, string root)
+    {
+        switch (node)
+        {
+            case JsonObject obj:
+                if (obj["$ref"] is JsonValue reference && reference.GetValue<string>() is { } target && target.StartsWith('#'))
+                {
+                    obj["$ref"] = root + target[1..];
+                }
+
+                foreach (var (_, child) in obj.ToList())
+                {
+                    if (child is not null)
+                    {
+                        Rebase(child, root);
+                    }
+                }
+
+                break;
+            case JsonArray array:
+                foreach (var child in array)
+                {
+                    if (child is not null)
+                    {
+                        Rebase(child, root);
+                    }
+                }
+
+                break;
+        }
+
+        return node;
     }
 }

@@ -144,6 +144,7 @@ public sealed partial class ConfigAsCodeTests(SqliteKeyway fixture) : IClassFixt
 
         var plan = await Cli("plan", "-f", directory, "--prune", "--json");
         var refused = await Cli("apply", "-f", directory, "--prune");
+        var stillThere = (int)(await fixture.Admin.GetAsync($"/api/v1/resources/{unmanaged}")).StatusCode;
         var pruned = await Cli("apply", "-f", directory, "--prune", "--yes");
         var after = await Cli("export");
 
@@ -154,7 +155,7 @@ public sealed partial class ConfigAsCodeTests(SqliteKeyway fixture) : IClassFixt
         Assert.Equal([$"delete Grants {unmanaged}", $"delete Query {unmanaged}-q", $"delete Resource {unmanaged}"], changes);
         Assert.Equal(2, refused.ExitCode);
         Assert.Contains("--yes", refused.StandardError);
-        Assert.Equal(200, (int)(await fixture.Admin.GetAsync($"/api/v1/resources/{unmanaged}")).StatusCode);
+        Assert.Equal(200, stillThere);
         Assert.True(pruned.ExitCode == 0, pruned.Output);
         Assert.Equal(404, (int)(await fixture.Admin.GetAsync($"/api/v1/resources/{unmanaged}")).StatusCode);
         Assert.Equal(404, (int)(await fixture.Admin.GetAsync($"/api/v1/queries/{unmanaged}-q")).StatusCode);
@@ -245,6 +246,43 @@ public sealed partial class ConfigAsCodeTests(SqliteKeyway fixture) : IClassFixt
         Assert.False(schema.Evaluate(typo).IsValid);
     }
 
+    [Fact]
+    public Task A_secret_the_server_holds_takes_the_files_origins_and_policies_without_a_new_version() => SecretMetadataAsync(fixture);
+
+    internal static async Task SecretMetadataAsync(KeywayFixture fixture)
+    {
+        var name = "META_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        const string value = "meta-canary-value";
+        await Expect.SuccessAsync(await fixture.Admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{name}",
+            new { value, secret = true, origins = new[] { "https://old.example.com" } }));
+        var file = Path.Combine(TestDirectories.Create("cfg-meta"), "secret.yaml");
+        await File.WriteAllTextAsync(file, $"""
+            kind: Variable
+            name: {name}
+            environment: production
+            spec:
+              secret: true
+              origins: [https://b.example.com, https://a.example.com]
+              rotateEvery: 30d
+              expiredPolicy: block
+              keepVersions: 3
+            """);
+        var cli = fixture.Keyway.CliEnvironment(fixture.Keyway.AdminToken);
+
+        var apply = await KeywayProcess.RunCliAsync(["apply", "-f", file], cli);
+        var plan = await KeywayProcess.RunCliAsync(["plan", "-f", file, "--detailed-exitcode"], cli);
+        var variable = await fixture.Admin.GetFromJsonAsync<JsonNode>($"/api/v1/environments/production/variables/{name}");
+
+        Assert.True(apply.ExitCode == 0, apply.Output);
+        Assert.DoesNotContain(value, apply.Output);
+        Assert.True(plan.ExitCode == 0, plan.Output);
+        Assert.Equal(1L, (long)variable!["version"]!);
+        Assert.Equal(["https://a.example.com", "https://b.example.com"], variable["origins"]!.AsArray().Select(o => (string)o!).Order());
+        Assert.Equal("30d", (string)variable["rotateEvery"]!);
+        Assert.Equal("block", (string)variable["expiredPolicy"]!);
+        Assert.Equal(3, (int)variable["keepVersions"]!);
+    }
+
     private async Task<(long Resource, long Query)> VersionsAsync(string name) => (
         (long)(await fixture.Admin.GetFromJsonAsync<JsonNode>($"/api/v1/resources/{name}"))!["version"]!,
         (long)(await fixture.Admin.GetFromJsonAsync<JsonNode>($"/api/v1/queries/{name}-q"))!["version"]!);
@@ -263,4 +301,13 @@ public sealed partial class ConfigAsCodeTests(SqliteKeyway fixture) : IClassFixt
 
     [GeneratedRegex(@"value missing — set it with: (keyway var set [^\n]+)")]
     private static partial Regex SetCommand();
+}
+
+/// <summary>What apply writes that is SQL of its own (a secret's metadata without a new version, a re-PUT that writes nothing), on PostgreSQL too.</summary>
+[Trait("Category", "Integration")]
+public sealed class ConfigAsCodePostgresTests(PostgresKeyway fixture) : IClassFixture<PostgresKeyway>
+{
+    [Fact]
+    public Task A_secret_the_server_holds_takes_the_files_origins_and_policies_without_a_new_version() =>
+        ConfigAsCodeTests.SecretMetadataAsync(fixture);
 }

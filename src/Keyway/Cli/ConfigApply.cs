@@ -26,7 +26,8 @@ internal sealed class ConfigApply(KeywayClient client)
                 await client.DeleteAsync(DeletePath(o), ct);
                 return null;
             case (ConfigKinds.Environment, _):
-                await client.PutAsync($"api/v1/environments/{name}", new JsonObject { ["description"] = o.Spec["description"]?.DeepClone() }, ct);
+                // "" and not null: the server keeps a description it is not sent, and the files say there is none.
+                await client.PutAsync($"api/v1/environments/{name}", new JsonObject { ["description"] = o.Spec["description"]?.DeepClone() ?? "" }, ct);
                 return null;
             case (ConfigKinds.Variable, _):
                 return await VariableAsync(change, ct);
@@ -131,7 +132,7 @@ internal sealed class ConfigApply(KeywayClient client)
     {
         var o = change.Object;
         var name = Uri.EscapeDataString(o.Name);
-        await client.PutAsync($"api/v1/groups/{name}", new JsonObject { ["description"] = o.Spec["description"]?.DeepClone() }, ct);
+        await client.PutAsync($"api/v1/groups/{name}", new JsonObject { ["description"] = o.Spec["description"]?.DeepClone() ?? "" }, ct);
         var wanted = Names(o.Spec["members"]);
         var held = Names(change.Current?.Spec["members"]);
         foreach (var user in wanted.Except(held))

@@ -91,7 +91,7 @@ internal static class ConfigSpecs
     /// <summary>The spec of <paramref name="kind"/> in canonical form; a spec Keyway cannot read is a 400 <c>invalid_config</c> naming the field.</summary>
     public static JsonObject Canonical(string kind, JsonObject spec) => kind switch
     {
-        ConfigKinds.Environment => Spec(Read<EnvironmentSpec>(spec, "environment"), new EnvironmentSpec()),
+        ConfigKinds.Environment => Spec(Read<EnvironmentSpec>(spec, "environment") is { Description: "" } empty ? empty with { Description = null } : Read<EnvironmentSpec>(spec, "environment"), new EnvironmentSpec()),
         ConfigKinds.Variable => Variable(Read<VariableSpec>(spec, "variable")),
         ConfigKinds.Resource => Resource(Read<ResourceDefinition>(spec, "resource")),
         ConfigKinds.Query => Query(Read<Queries.QueryDefinition>(spec, "query")),

@@ -44,7 +44,10 @@ public sealed partial class ConfigAsCodeTests(SqliteKeyway fixture) : IClassFixt
         }));
         await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/queries/list-items", new
         {
-            resource = "api", method = "POST", path = "/items/{{ inputs.id }}", body = new { type = "json", json = new { qty = "{{ inputs.qty }}", tags = new[] { "a", "b" } } },
+            resource = "api",
+            method = "POST",
+            path = "/items/{{ inputs.id }}",
+            body = new { type = "json", json = new { qty = "{{ inputs.qty }}", tags = new[] { "a", "b" } } },
         }));
         await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/groups/ops", new { description = "on call" }));
         await Expect.SuccessAsync(await admin.PostAsJsonAsync("/api/v1/resources/api/permissions", new { group = "ops", permission = "use", environment = "staging" }));

@@ -91,7 +91,7 @@ internal static class ConfigSpecs
     /// <summary>The spec of <paramref name="kind"/> in canonical form; a spec Keyway cannot read is a 400 <c>invalid_config</c> naming the field.</summary>
     public static JsonObject Canonical(string kind, JsonObject spec) => kind switch
     {
-        ConfigKinds.Environment => Spec(Read<EnvironmentSpec>(spec, "environment") is { Description: "" } empty ? empty with { Description = null } : Read<EnvironmentSpec>(spec, "environment"), new EnvironmentSpec()),
+        ConfigKinds.Environment => Environment(Read<EnvironmentSpec>(spec, "environment")),
         ConfigKinds.Variable => Variable(Read<VariableSpec>(spec, "variable")),
         ConfigKinds.Resource => Resource(Read<ResourceDefinition>(spec, "resource")),
         ConfigKinds.Query => Query(Read<Queries.QueryDefinition>(spec, "query")),
@@ -114,6 +114,9 @@ internal static class ConfigSpecs
             throw ConfigJsonErrors.Invalid(e, what);
         }
     }
+
+    private static JsonObject Environment(EnvironmentSpec spec) =>
+        Spec(spec with { Description = spec.Description is { Length: > 0 } d ? d : null }, new EnvironmentSpec());
 
     private static JsonObject Variable(VariableSpec spec) => Spec(spec with
     {

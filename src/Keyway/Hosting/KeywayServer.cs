@@ -2,6 +2,7 @@ using Keyway.Access;
 using Keyway.Alerts;
 using Keyway.Api;
 using Keyway.Audit;
+using Keyway.Config;
 using Keyway.Credentials;
 using Keyway.Environments;
 using Keyway.Outbound;
@@ -168,6 +169,7 @@ internal static partial class KeywayServer
         services.AddHostedService<CredentialRefresher>();
         services.AddSingleton<QueryRunner>();
         services.AddSingleton<ScheduleStore>();
+        services.AddSingleton<Config.ConfigExport>();
         services.AddSingleton<ScheduleTargets>();
         services.AddSingleton<IScheduleActions, ScheduleActionRunner>();
         services.AddSingleton(sp => new ScheduleRunner(sp.GetRequiredService<ScheduleStore>(), sp.GetRequiredService<IScheduleActions>(),
@@ -248,6 +250,7 @@ internal static partial class KeywayServer
         app.MapGet("/readyz", (Readiness readiness, HttpContext context) => readiness.AnswerAsync(context)).ExcludeFromDescription();
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapOpenApi("/openapi/{documentName}.json");
+        app.MapConfigSchema();
         // The reference page for this product only: no AI chat, MCP, SDK or deployment offers, no telemetry to the vendor.
         app.MapScalarApiReference("/api/reference", o => o.WithTitle("Keyway API").WithOpenApiRoutePattern("/openapi/{documentName}.json")
             .DisableAgent().DisableMcp().HideDeveloperTools().DisableTelemetry().WithDotNetFlag(false)
@@ -269,6 +272,7 @@ internal static partial class KeywayServer
         api.MapPermissions();
         api.MapRights();
         api.MapWebhooks();
+        api.MapConfig();
         api.MapRouteList();
         api.MapStatus();
         api.MapCredentialHealth();

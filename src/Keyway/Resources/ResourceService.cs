@@ -57,6 +57,14 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
         await using (var connection = await database.OpenAsync(cancellationToken))
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            if (!createOnly && await connection.QuerySingleOrDefaultAsync<ResourceRow>(
+                    "SELECT name, config, version, created_at, updated_at, attached FROM resources WHERE name = @name", new { name }, transaction) is { } stored
+                && stored.Config == config && (expectedVersion is null || stored.Version == expectedVersion))
+            {
+                // The same definition again (an apply of unchanged files): nothing is written, the version stays.
+                return (stored.ToRecord(), false);
+            }
+
             var onConflict = createOnly
                 ? "ON CONFLICT (name) DO NOTHING"
                 : $"""

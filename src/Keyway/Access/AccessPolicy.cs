@@ -259,7 +259,18 @@ internal sealed partial class AccessPolicy : IDisposable
         return false;
     }
 
-    /// <summary>A scope action name: read, use, edit, own or admin.</summary>
+    /// <summary>
+    /// The scope action of a key that reads the whole configuration (<c>GET /api/v1/config/export</c>,
+    /// all <c>keyway plan</c> reads) and nothing else: a CI job's plan key. Its owner must be an admin;
+    /// it allows no permission of the ladder, so every other route refuses it.
+    /// </summary>
+    public const string ConfigRead = "config:read";
+
+    /// <summary>Whether a key's scope names <paramref name="action"/> (a scope action outside the permission ladder) with no resource or environment limit.</summary>
+    internal static bool ScopeNames(KeyScope? scope, string action) =>
+        scope is { Resources: null, Environments: null, Actions: { } actions } && Contains(actions, action);
+
+    /// <summary>A scope action name: read, use, edit, own or admin (<see cref="ConfigRead"/> is not on the ladder).</summary>
     public static Permission? ParseAction(string action) => action switch
     {
         "read" => Permission.Read,
@@ -429,6 +440,9 @@ internal sealed record AccessRequirement(Permission Permission, string? Resource
     public EnvironmentSource Environment { get; init; } = EnvironmentSource.Query;
 
     public bool CreatesResource { get; init; }
+
+    /// <summary>A scope action outside the permission ladder that also lets a key through (<see cref="AccessPolicy.ConfigRead"/>).</summary>
+    public string? ScopeAction { get; init; }
 }
 
 /// <summary>Endpoint metadata: open to callers who are not signed in (sign-in itself, and nothing else).</summary>
@@ -468,7 +482,9 @@ internal sealed class AccessFilter(AccessPolicy policy) : IEndpointFilter
             }
         }
 
-        policy.Demand(caller, requirement.Permission, resource, environment);
+        // A key whose scope names the endpoint's own scope action passes the scope check; its owner still needs the permission.
+        policy.Demand(requirement.ScopeAction is { } action && AccessPolicy.ScopeNames(caller.Scope, action) ? caller with { Scope = null } : caller,
+            requirement.Permission, resource, environment);
         return await next(context);
     }
 }
@@ -478,9 +494,9 @@ internal static class AccessEndpointExtensions
     /// <summary>Declares the permission an endpoint needs. An endpoint without one fails closed.</summary>
     public static TBuilder Requires<TBuilder>(
         this TBuilder builder, Permission permission, string? resourceRouteValue = null,
-        EnvironmentSource environment = EnvironmentSource.Query, bool createsResource = false)
+        EnvironmentSource environment = EnvironmentSource.Query, bool createsResource = false, string? scopeAction = null)
         where TBuilder : IEndpointConventionBuilder =>
-        builder.WithMetadata(new AccessRequirement(permission, resourceRouteValue) { Environment = environment, CreatesResource = createsResource });
+        builder.WithMetadata(new AccessRequirement(permission, resourceRouteValue) { Environment = environment, CreatesResource = createsResource, ScopeAction = scopeAction });
 
     /// <summary>Declares an endpoint open to anonymous callers. Only sign-in uses it.</summary>
     public static TBuilder Anonymous<TBuilder>(this TBuilder builder)

@@ -196,9 +196,17 @@ internal static class KeyEndpoints
         }
 
         var actions = Clean(request.Actions?.Select(a => a.Trim().ToLowerInvariant()).ToArray(), "actions");
-        if (actions?.FirstOrDefault(a => AccessPolicy.ParseAction(a) is null) is { } bad)
+        if (actions?.FirstOrDefault(a => AccessPolicy.ParseAction(a) is null && a != AccessPolicy.ConfigRead) is { } bad)
         {
-            throw new KeywayException(StatusCodes.Status400BadRequest, "bad_request", $"'{bad}' is not an action: choose read, use, edit, own or admin.");
+            throw new KeywayException(StatusCodes.Status400BadRequest, "bad_request",
+                $"'{bad}' is not an action: choose read, use, edit, own, admin or {AccessPolicy.ConfigRead}.");
+        }
+
+        if (actions?.Contains(AccessPolicy.ConfigRead) == true && (request.Resources is not null || request.Environments is not null))
+        {
+            // The export is the whole configuration: a key limited to some resources or environments could not read it.
+            throw new KeywayException(StatusCodes.Status400BadRequest, "bad_request",
+                $"'{AccessPolicy.ConfigRead}' reads the whole configuration: leave out resources and environments for such a key.");
         }
 
         return new KeyScope(Clean(request.Resources, "resources"), Clean(request.Environments, "environments"), actions);

@@ -26,7 +26,7 @@ internal static class ConfigCommands
         };
         var envs = new Option<string[]>("--env") { Description = "Only these environments (and their variables); every other kind in full.", AllowMultipleArgumentsPerToken = true };
         var command = new Command("export", "Write the whole configuration as YAML: environments, variables (secrets as metadata, never a value), " +
-            "resources, queries, groups, grants, schedules, webhooks. Sorted, defaults left out: a diff shows only real changes. Needs an admin.") { output, envs };
+            "resources, queries, groups, grants, schedules, webhooks. Sorted, defaults left out: a diff shows only real changes. Needs an admin, or an admin's key scoped to config:read.") { output, envs };
         command.SetAction(io.Client(async (client, o, parse, ct) =>
         {
             var documents = await ExportAsync(client, parse.GetValue(envs), ct);
@@ -151,7 +151,8 @@ internal static class ConfigCommands
 
     /// <summary>
     /// One object: a resource, query or schedule read from its own endpoint (anyone who may read it may
-    /// get it), in canonical form; the other kinds from the export (they are an admin's to read).
+    /// get it), in canonical form, or from the export when that endpoint refuses the key (a
+    /// <c>config:read</c> key); the other kinds from the export (they are an admin's to read).
     /// </summary>
     private static async Task<ConfigObject> GetAsync(KeywayClient client, string kind, string name, string? environment, CancellationToken ct)
     {
@@ -165,15 +166,32 @@ internal static class ConfigCommands
         };
         if (path is not null)
         {
-            var answer = await client.GetAsync(path, ct);
-            var spec = ConfigTree.WithoutNulls(answer?[field!]) as JsonObject ?? [];
-            return new ConfigObject(kind, name, null, ConfigSpecs.Canonical(kind, spec));
+            try
+            {
+                var answer = await client.GetAsync(path, ct);
+                var spec = ConfigTree.WithoutNulls(answer?[field!]) as JsonObject ?? [];
+                return new ConfigObject(kind, name, null, ConfigSpecs.Canonical(kind, spec));
+            }
+            catch (CliException e) when (e.ExitCode == ExitCodes.Denied)
+            {
+                // A config:read key reads the export and nothing else: the object is there too. Another refusal stands.
+                try
+                {
+                    return Find(await ExportAsync(client, null, ct), kind, name, null);
+                }
+                catch (CliException)
+                {
+                    throw e;
+                }
+            }
         }
 
-        var documents = await ExportAsync(client, environment is null ? null : [environment], ct);
-        return documents.FirstOrDefault(d => d.Kind == kind && d.Name == name && d.Environment == environment)
-            ?? throw new CliException(ExitCodes.NotFound, $"There is no {kind.ToLowerInvariant()} '{name}'{(environment is null ? "" : $" in environment '{environment}'")}.", "not_found");
+        return Find(await ExportAsync(client, environment is null ? null : [environment], ct), kind, name, environment);
     }
+
+    private static ConfigObject Find(IEnumerable<ConfigObject> documents, string kind, string name, string? environment) =>
+        documents.FirstOrDefault(d => d.Kind == kind && d.Name == name && d.Environment == environment)
+            ?? throw new CliException(ExitCodes.NotFound, $"There is no {kind.ToLowerInvariant()} '{name}'{(environment is null ? "" : $" in environment '{environment}'")}.", "not_found");
 
     /// <summary>The schema's file name in an exported directory (<c>plan</c> and <c>apply</c> skip it).</summary>
     public const string SchemaFile = "keyway.schema.json";

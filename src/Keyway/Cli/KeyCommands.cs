@@ -15,7 +15,7 @@ internal static class KeyCommands
         var owner = new Option<string?>("--owner") { Description = "Whose key it is: a user or a service identity (admins only; default: you)." };
         var resources = new Option<string[]>("--resource", "-r") { Description = "Limit the key to this resource (repeatable).", AllowMultipleArgumentsPerToken = false };
         var environments = new Option<string[]>("--environment", "-e") { Description = "Limit the key to this environment (repeatable)." };
-        var actions = new Option<string[]>("--action", "-a") { Description = "Limit the key to these actions: read, use, edit, own, admin (repeatable; each includes those below it, admin everything)." };
+        var actions = new Option<string[]>("--action", "-a") { Description = "Limit the key to these actions: read, use, edit, own, admin (repeatable; each includes those below it, admin everything), or config:read (an admin's key that reads the whole configuration for keyway plan, and nothing else)." };
         var expires = new Option<string?>("--expires") { Description = "How long the key lives: 90m, 12h, 30d, 2w." };
         var expiresAt = new Option<DateTimeOffset?>("--expires-at") { Description = "When the key stops working (ISO 8601)." };
         var create = new Command("create", "Create an API key and print its token (once).") { nameArgument, name, owner, resources, environments, actions, expires, expiresAt };

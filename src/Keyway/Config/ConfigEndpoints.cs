@@ -19,9 +19,10 @@ internal static class ConfigEndpoints
     public static RouteGroupBuilder MapConfig(this RouteGroupBuilder api)
     {
         // Admins only: the export holds every environment's variables, groups and webhooks, which only admins read.
+        // An admin's key scoped to config:read reads it and nothing else (a CI plan job's key); it never holds a secret value.
         api.MapGet("/config/export", async (string[]? env, ConfigExport export, CancellationToken ct) =>
                 TypedResults.Ok(new ConfigExportView(SchemaPath, (await export.ExportAsync(env, ct)).Select(d => d.ToJson()).ToList())))
-            .Requires(Permission.Admin)
+            .Requires(Permission.Admin, scopeAction: AccessPolicy.ConfigRead)
             .WithTags("Configuration")
             .WithSummary("The whole configuration as canonical documents (kind, name, environment, spec), in apply order. Never a secret value. ?env= limits environments and variables.");
         return api;

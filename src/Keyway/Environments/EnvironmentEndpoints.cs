@@ -203,20 +203,38 @@ internal static class EnvironmentEndpoints
                     return Problems.BadRequest("Send what changes: {\"origins\": [\"https://api.example.com\"]}, {\"rotateEvery\": \"90d\"}, {\"expiredPolicy\": \"block\"} or {\"keepVersions\": 5}.");
                 }
 
+                var caller = Caller.From(http.User);
                 var changed = await service.SetMetadataAsync(env, name, body.Origins, new VariablePolicy(body.KeepVersions, body.RotateEvery, body.ExpiredPolicy), ct,
-                    (transaction, written) => audit.StageAsync(transaction, new AuditEntry("variable.metadata")
+                    async (transaction, write) =>
                     {
-                        Actor = Caller.From(http.User),
-                        Environment = env,
-                        Target = name,
-                        Detail = new Dictionary<string, object?>
+                        // A changed binding is audited as the binding endpoint audits it, so one search finds every bind and unbind.
+                        if (write.OriginsChanged)
                         {
-                            ["origins"] = written.Origins,
-                            ["keepVersions"] = written.KeepVersions,
-                            ["rotateEvery"] = written.RotateEvery,
-                            ["expiredPolicy"] = written.ExpiredPolicy,
-                        },
-                    }, ct));
+                            await audit.StageAsync(transaction, new AuditEntry("variable.bind")
+                            {
+                                Actor = caller,
+                                Environment = env,
+                                Target = name,
+                                Detail = new Dictionary<string, object?> { ["origins"] = write.After.Origins, ["previous"] = write.Before.Origins },
+                            }, ct);
+                        }
+
+                        if (write.PolicyChanged || !write.OriginsChanged)
+                        {
+                            await audit.StageAsync(transaction, new AuditEntry("variable.metadata")
+                            {
+                                Actor = caller,
+                                Environment = env,
+                                Target = name,
+                                Detail = new Dictionary<string, object?>
+                                {
+                                    ["keepVersions"] = write.After.KeepVersions,
+                                    ["rotateEvery"] = write.After.RotateEvery,
+                                    ["expiredPolicy"] = write.After.ExpiredPolicy,
+                                },
+                            }, ct);
+                        }
+                    });
                 if (changed is not { } info)
                 {
                     return Problems.NotFound($"There is no variable '{name}' in environment '{env}'.");

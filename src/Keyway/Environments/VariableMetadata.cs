@@ -4,6 +4,18 @@ using Keyway.Storage;
 namespace Keyway.Environments;
 
 /// <summary>
+/// A variable's metadata as one write changed it: what it was, what it is now. The binding endpoint
+/// and the metadata PATCH audit from it (a changed binding is <c>variable.bind</c> whichever wrote it).
+/// </summary>
+internal sealed record MetadataWrite(VariableInfo Before, VariableInfo After)
+{
+    public bool OriginsChanged => !(Before.Origins ?? []).SequenceEqual(After.Origins ?? [], StringComparer.Ordinal);
+
+    public bool PolicyChanged =>
+        Before.KeepVersions != After.KeepVersions || Before.RotateEvery != After.RotateEvery || Before.ExpiredPolicy != After.ExpiredPolicy;
+}
+
+/// <summary>
 /// A variable's metadata changed without its value: its origin binding and its policies (keep count,
 /// rotate-every, expired policy). No new version is written, so <c>keyway apply</c> can bring a
 /// secret's configuration to what the files say without ever holding its value.
@@ -11,12 +23,22 @@ namespace Keyway.Environments;
 internal sealed partial class VariableService
 {
     /// <summary>
+    /// Binds a secret to the origins its value may be sent to (an empty list unbinds it); null when
+    /// there is no such variable. <paramref name="audit"/> runs in the same transaction.
+    /// </summary>
+    public Task<VariableInfo?> SetOriginsAsync(
+        string environment, string name, IReadOnlyList<string> origins, CancellationToken cancellationToken, Func<DbTransaction, VariableInfo, Task>? audit = null) =>
+        SetMetadataAsync(environment, name, origins, new VariablePolicy(), cancellationToken,
+            audit is null ? null : (transaction, write) => audit(transaction, write.After));
+
+    /// <summary>
     /// Sets what <paramref name="origins"/> and <paramref name="policy"/> name (null members keep what the
-    /// variable had); null when there is no such variable. <paramref name="audit"/> runs in the same transaction.
+    /// variable had); null when there is no such variable. <paramref name="audit"/> runs in the same
+    /// transaction, told what the variable was and what it is.
     /// </summary>
     public async Task<VariableInfo?> SetMetadataAsync(
         string environment, string name, IReadOnlyList<string>? origins, VariablePolicy policy, CancellationToken cancellationToken,
-        Func<DbTransaction, VariableInfo, Task>? audit = null)
+        Func<DbTransaction, MetadataWrite, Task>? audit = null)
     {
         if (await GetAsync(environment, name, cancellationToken) is not { } current)
         {
@@ -30,6 +52,8 @@ internal sealed partial class VariableService
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             await LockVariableAsync(connection, transaction, environment, name);
+            // Read again under the lock: the audit's "before" is what this write replaced.
+            var before = (await QueryAsync(connection, transaction, environment, name)) is [var held, ..] ? held : current;
             await connection.ExecuteAsync(
                 """
                 UPDATE variables SET updated_at = @now,
@@ -65,7 +89,7 @@ internal sealed partial class VariableService
             info = (await QueryAsync(connection, transaction, environment, name)) is [var written, ..] ? written : null;
             if (info is not null && audit is not null)
             {
-                await audit(transaction, info);
+                await audit(transaction, new MetadataWrite(before, info));
             }
 
             await transaction.CommitAsync(cancellationToken);

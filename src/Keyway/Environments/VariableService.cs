@@ -275,43 +275,6 @@ internal sealed partial class VariableService(Database database, KeyRing keys, T
         return info;
     }
 
-    /// <summary>
-    /// Binds a secret to the origins its value may be sent to (an empty list unbinds it), without a new version.
-    /// <paramref name="audit"/> runs in the same transaction, given the variable as written.
-    /// </summary>
-    public async Task<VariableInfo?> SetOriginsAsync(
-        string environment, string name, IReadOnlyList<string> origins, CancellationToken cancellationToken, Func<DbTransaction, VariableInfo, Task>? audit = null)
-    {
-        if (await GetAsync(environment, name, cancellationToken) is not { } current)
-        {
-            return null;
-        }
-
-        var originsJson = OriginsJson(origins, current.Secret);
-        VariableInfo? info;
-        await using (var connection = await database.OpenAsync(cancellationToken))
-        {
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            await connection.ExecuteAsync(
-                "UPDATE variables SET origins = @originsJson, updated_at = @now WHERE environment = @environment AND name = @name",
-                new { environment, name, originsJson, now = time.GetUtcNow().ToStore() }, transaction);
-            // The current version's record of its binding follows, so a later rollback to it restores this one.
-            await connection.ExecuteAsync(
-                "UPDATE variable_versions SET origins = @originsJson WHERE environment = @environment AND name = @name AND state = 'current'",
-                new { environment, name, originsJson }, transaction);
-            info = (await QueryAsync(connection, transaction, environment, name)) is [var written, ..] ? written : null;
-            if (info is not null && audit is not null)
-            {
-                await audit(transaction, info);
-            }
-
-            await transaction.CommitAsync(cancellationToken);
-        }
-
-        changes.Publish(new Change("variables", environment));
-        return info;
-    }
-
     /// <summary>The names of the variables that are secret in some environment.</summary>
     public async Task<IReadOnlySet<string>> SecretNamesAsync(CancellationToken cancellationToken)
     {

@@ -68,9 +68,22 @@ internal sealed class ScheduleStore(Database database, ChangeFeed changes)
         Func<DbTransaction, bool, Task>? audit = null, string? ownerKeyId = null, string? queryHash = null)
     {
         long version;
+        var config = JsonSerializer.Serialize(schedule.Definition, ConfigJson.Options);
+        var ownerScope = scope is null ? null : JsonSerializer.Serialize(scope, ConfigJson.Options);
         await using (var connection = await database.OpenAsync(cancellationToken))
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            if (await connection.QuerySingleOrDefaultAsync<Row>(
+                    "SELECT name, config, owner_id, owner_scope, owner_key_id, query_hash, version, created_at, updated_at FROM schedules WHERE name = @name",
+                    new { name = schedule.Name }, transaction) is { } stored
+                && stored.Config == config && stored.OwnerId == ownerId && stored.OwnerScope == ownerScope
+                && stored.OwnerKeyId == ownerKeyId && stored.QueryHash == queryHash)
+            {
+                // The same schedule saved again by the same owner through the same key (an apply of unchanged files):
+                // nothing is written or audited, the version stays. Another owner, key or query is a takeover, and written.
+                return (ToSchedule(stored), false);
+            }
+
             version = await connection.ExecuteScalarAsync<long>(
                 """
                 INSERT INTO schedules (name, config, owner_id, owner_scope, owner_key_id, query_hash, version, created_at, updated_at)
@@ -83,9 +96,9 @@ internal sealed class ScheduleStore(Database database, ChangeFeed changes)
                 new
                 {
                     name = schedule.Name,
-                    config = JsonSerializer.Serialize(schedule.Definition, ConfigJson.Options),
+                    config,
                     ownerId,
-                    ownerScope = scope is null ? null : JsonSerializer.Serialize(scope, ConfigJson.Options),
+                    ownerScope,
                     ownerKeyId,
                     queryHash,
                     now = now.ToStore(),
@@ -256,12 +269,14 @@ internal sealed class ScheduleStore(Database database, ChangeFeed changes)
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<Row>(
             $"SELECT name, config, owner_id, owner_scope, owner_key_id, query_hash, version, created_at, updated_at FROM schedules {where}", parameters);
-        return rows.Select(r => new StoredSchedule(
-            CompiledSchedule.Compile(r.Name, JsonSerializer.Deserialize<ScheduleDefinition>(r.Config, ConfigJson.Options)!),
-            r.OwnerId,
-            r.OwnerScope is null ? null : JsonSerializer.Deserialize<KeyScope>(r.OwnerScope, ConfigJson.Options),
-            r.Version, Time.From(r.CreatedAt), Time.From(r.UpdatedAt), r.OwnerKeyId, r.QueryHash)).ToList();
+        return rows.Select(ToSchedule).ToList();
     }
+
+    private static StoredSchedule ToSchedule(Row r) => new(
+        CompiledSchedule.Compile(r.Name, JsonSerializer.Deserialize<ScheduleDefinition>(r.Config, ConfigJson.Options)!),
+        r.OwnerId,
+        r.OwnerScope is null ? null : JsonSerializer.Deserialize<KeyScope>(r.OwnerScope, ConfigJson.Options),
+        r.Version, Time.From(r.CreatedAt), Time.From(r.UpdatedAt), r.OwnerKeyId, r.QueryHash);
 
     private sealed class Row
     {

@@ -32,7 +32,7 @@ internal static class ConfigApplyCommand
     {
         var files = FilesOption();
         var prune = PruneOption();
-        var yes = new Option<bool>("--yes", "-y") { Description = "Apply without asking (needed to delete when no one is at a terminal)." };
+        var yes = new Option<bool>("--yes", "-y") { Description = "Apply without asking (needed to delete, or to unbind a secret, when no one is at a terminal)." };
         var command = new Command("apply", "Make the server's configuration what the files say: create and update objects in dependency order, " +
             "each on its own; unchanged objects are not sent. Asks first at a terminal.") { files, prune, yes };
         command.SetAction(io.Client(async (client, output, parse, ct) =>
@@ -48,17 +48,25 @@ internal static class ConfigApplyCommand
             if (toSend.Count > 0 && !parse.GetValue(yes))
             {
                 var deletes = plan.Count(ChangeAction.Delete);
+                var unbinding = plan.Unbinding;
+                var destructive = string.Join(" and ", new[]
+                {
+                    deletes > 0 ? $"delete {deletes} object(s)" : null,
+                    unbinding > 0 ? $"unbind secrets in {unbinding} update(s)" : null,
+                }.OfType<string>());
                 if (terminal)
                 {
-                    if (!await AnsiConsole.ConfirmAsync($"Apply {toSend.Count} change(s)?", false, ct))
+                    if (!await AnsiConsole.ConfirmAsync($"Apply {toSend.Count} change(s){(destructive.Length > 0 ? $" (they {destructive})" : "")}?", false, ct))
                     {
                         throw new CliException(ExitCodes.Failure, "Nothing applied.");
                     }
                 }
-                else if (deletes > 0)
+                else if (destructive.Length > 0)
                 {
+                    // Unbinding a secret is treated as a delete is: it can break what works, so a person says yes.
                     throw new CliException(ExitCodes.Usage,
-                        $"This would delete {deletes} object(s) and no one is at a terminal to confirm: pass --yes to apply it (review it first with keyway plan).");
+                        $"This would {destructive} and no one is at a terminal to confirm: nothing was applied. " +
+                        "Pass --yes to apply it (review it first with keyway plan).");
                 }
             }
 

@@ -18,6 +18,12 @@ internal sealed record ConfigChange(ChangeAction Action, ConfigObject Object, Co
 {
     /// <summary>A secret variable the files describe and the server does not hold: it cannot be created without its value.</summary>
     public bool ValueMissing => Action == ChangeAction.Create && Object.Kind == ConfigKinds.Variable && Object.Spec["secret"] is not null;
+
+    /// <summary>What an update unbinds (<see cref="ConfigUnbinds"/>), in words: destructive, as a delete is.</summary>
+    public IReadOnlyList<string> Unbinds { get; init; } = [];
+
+    /// <summary>A delete, or an update that unbinds a secret: <c>apply</c> makes it only with <c>--yes</c> when no one is at a terminal.</summary>
+    public bool Destructive => Action == ChangeAction.Delete || Unbinds.Count > 0;
 }
 
 /// <summary>
@@ -37,9 +43,13 @@ internal sealed class ConfigPlan(IReadOnlyList<ConfigChange> changes, int unchan
 
     public int Count(ChangeAction action) => Changes.Count(c => c.Action == action);
 
+    /// <summary>The updates that unbind a secret (deletes are counted apart).</summary>
+    public int Unbinding => Changes.Count(c => c.Unbinds.Count > 0);
+
     public static ConfigPlan Make(IReadOnlyList<ConfigEntry> files, IReadOnlyList<ConfigObject> server, bool prune)
     {
         var current = server.ToDictionary(o => o.Key, StringComparer.Ordinal);
+        var secrets = ConfigUnbinds.Secrets(server.Concat(files.Select(e => e.Object)));
         var changes = new List<ConfigChange>();
         var unchanged = 0;
         foreach (var entry in files.OrderBy(e => ConfigKinds.Rank(e.Object.Kind)).ThenBy(e => e.Object.Environment ?? "", StringComparer.Ordinal).ThenBy(e => e.Object.Name, StringComparer.Ordinal))
@@ -50,7 +60,10 @@ internal sealed class ConfigPlan(IReadOnlyList<ConfigChange> changes, int unchan
             }
             else if (!ConfigTree.Same(existing.Spec, entry.Object.Spec))
             {
-                changes.Add(new ConfigChange(ChangeAction.Update, entry.Object, existing, entry, Diff("", existing.Spec, entry.Object.Spec)));
+                changes.Add(new ConfigChange(ChangeAction.Update, entry.Object, existing, entry, Diff("", existing.Spec, entry.Object.Spec))
+                {
+                    Unbinds = ConfigUnbinds.Of(existing, entry.Object, secrets),
+                });
             }
             else
             {
@@ -140,7 +153,13 @@ internal sealed class ConfigPlan(IReadOnlyList<ConfigChange> changes, int unchan
                 ChangeAction.Update => ("~", "update"),
                 _ => ("-", "delete"),
             };
-            output.WriteLine($"{sign} {verb} {change.Object.Title}" + (change.Entry is { } e ? $" — {e.Where()}" : ""));
+            output.WriteLine($"{sign} {verb} {change.Object.Title}" + (change.Unbinds.Count > 0 ? " (destructive)" : "") + (change.Entry is { } e ? $" — {e.Where()}" : ""));
+            foreach (var unbind in change.Unbinds)
+            {
+                // Marked as a delete's fields are: what is taken away.
+                output.WriteLine($"    - {unbind}");
+            }
+
             if (change.ValueMissing)
             {
                 output.WriteLine($"    ! value missing — set it with: {SetCommand(change.Object)}");
@@ -165,7 +184,9 @@ internal sealed class ConfigPlan(IReadOnlyList<ConfigChange> changes, int unchan
 
         output.WriteLine(Changes.Count == 0
             ? $"No changes: the server matches the files ({Unchanged} objects)."
-            : $"Plan: {Count(ChangeAction.Create)} to create, {Count(ChangeAction.Update)} to update, {Count(ChangeAction.Delete)} to delete; {Unchanged} unchanged.");
+            : $"Plan: {Count(ChangeAction.Create)} to create, {Count(ChangeAction.Update)} to update" +
+              (Unbinding > 0 ? $" ({Unbinding} unbinding a secret, destructive)" : "") +
+              $", {Count(ChangeAction.Delete)} to delete; {Unchanged} unchanged.");
     }
 
     public JsonObject ToJson() => new()
@@ -178,6 +199,8 @@ internal sealed class ConfigPlan(IReadOnlyList<ConfigChange> changes, int unchan
             ["environment"] = c.Object.Environment,
             ["file"] = c.Entry?.Where(),
             ["valueMissing"] = c.ValueMissing ? SetCommand(c.Object) : null,
+            ["destructive"] = c.Destructive,
+            ["unbinds"] = new JsonArray(c.Unbinds.Select(u => (JsonNode?)u).ToArray()),
             ["fields"] = new JsonArray(c.Fields.Select(f => (JsonNode?)new JsonObject
             {
                 ["path"] = f.Path,
@@ -188,6 +211,7 @@ internal sealed class ConfigPlan(IReadOnlyList<ConfigChange> changes, int unchan
         ["create"] = Count(ChangeAction.Create),
         ["update"] = Count(ChangeAction.Update),
         ["delete"] = Count(ChangeAction.Delete),
+        ["unbinding"] = Unbinding,
         ["unchanged"] = Unchanged,
         ["notes"] = new JsonArray(Notes.Select(n => (JsonNode?)n).ToArray()),
     };

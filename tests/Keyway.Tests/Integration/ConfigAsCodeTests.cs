@@ -49,11 +49,54 @@ public sealed partial class ConfigAsCodeTests(SqliteKeyway fixture) : IClassFixt
             path = "/items/{{ inputs.id }}",
             body = new { type = "json", json = new { qty = "{{ inputs.qty }}", tags = new[] { "a", "b" } } },
         }));
+        await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/resources/provider", new { baseUrl = upstream.BaseUrl + "/provider" }));
+        await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/resources/cc", new JsonObject
+        {
+            ["baseUrl"] = upstream.BaseUrl + "/cc",
+            ["auth"] = new JsonObject
+            {
+                ["type"] = "oauth2",
+                ["grant"] = "client_credentials",
+                ["tokenUrl"] = upstream.BaseUrl + "/token",
+                ["clientId"] = "keyway",
+                ["clientSecret"] = "{{ environment.variables.API_TOKEN }}",
+            },
+        }));
+        await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/environments/production/variables/API_TOKEN/rotation", new JsonObject
+        {
+            ["mint"] = new JsonArray(new JsonObject { ["name"] = "create", ["resource"] = "provider", ["method"] = "POST", ["path"] = "/keys" }),
+            ["value"] = "{{ create.body.key }}",
+            ["id"] = "{{ create.body.id }}",
+            ["verify"] = new JsonObject { ["resource"] = "api", ["path"] = "/verify" },
+            ["revoke"] = new JsonObject { ["resource"] = "provider", ["method"] = "DELETE", ["path"] = "/keys/{{ rotation.revoke.id }}" },
+            ["revokeAfter"] = "1h",
+        }));
+        // Users are not configuration: the empty instance gets the group's members by hand, as a directory would give them.
+        foreach (var user in (string[])["alice", "bob"])
+        {
+            await Expect.StatusAsync(await admin.PostAsJsonAsync("/api/v1/users", new { name = user }), 201);
+        }
+
         await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/groups/ops", new { description = "on call" }));
+        await Expect.SuccessAsync(await admin.PutAsync("/api/v1/groups/ops/members/alice", null));
+        await Expect.SuccessAsync(await admin.PutAsync("/api/v1/groups/ops/members/bob", null));
+        await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/groups/empty", new { }));
         await Expect.SuccessAsync(await admin.PostAsJsonAsync("/api/v1/resources/api/permissions", new { group = "ops", permission = "use", environment = "staging" }));
         await Expect.SuccessAsync(await admin.PostAsJsonAsync("/api/v1/resources/api/permissions", new { everyone = true, permission = "use" }));
         await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/schedules/nightly", new { cron = "0 3 * * *", timeZone = "Europe/Madrid", action = "run", query = "list-items", inputs = new { id = 1 } }));
+        await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/schedules/rotate-token", new { cron = "0 4 * * 0", action = "rotate", variable = "API_TOKEN" }));
+        await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/schedules/rotate-cc", new { cron = "30 4 * * *", action = "rotate", resource = "cc", enabled = false }));
+        await Expect.SuccessAsync(await admin.PutAsJsonAsync("/api/v1/schedules/verify-all", new { cron = "*/15 * * * *", action = "verify", description = "every credential" }));
         await Expect.SuccessAsync(await admin.PostAsJsonAsync("/api/v1/webhooks", new { name = "ops-hook", url = "https://hooks.example.com/keyway", events = new[] { "credential.failed" } }));
+        await Expect.SuccessAsync(await admin.PostAsJsonAsync("/api/v1/webhooks", new { name = "all-hook", url = "https://hooks.example.com/all", enabled = false, description = "paused" }));
+        using (var targetAdmin = target.CreateAdminClient())
+        {
+            foreach (var user in (string[])["alice", "bob"])
+            {
+                await Expect.StatusAsync(await targetAdmin.PostAsJsonAsync("/api/v1/users", new { name = user }), 201);
+            }
+        }
+
         var first = TestDirectories.Create("cfg-export-1");
         var second = TestDirectories.Create("cfg-export-2");
 
@@ -62,13 +105,16 @@ public sealed partial class ConfigAsCodeTests(SqliteKeyway fixture) : IClassFixt
         var apply = await KeywayProcess.RunCliAsync(["apply", "-f", first], to);
         var setCommand = SetCommand().Match(apply.StandardError);
         var set = await KeywayProcess.RunShellAsync(setCommand.Groups[1].Value, TestDirectories.Create("cfg-set"), to, standardInput: "another-value");
+        // What needs the secret to exist (its rotation flow, the schedule that rotates it) comes with the second apply.
+        var applyAgain = await KeywayProcess.RunCliAsync(["apply", "-f", first], to);
         var exportAgain = await KeywayProcess.RunCliAsync(["export", "-o", second], to);
         var planAgain = await KeywayProcess.RunCliAsync(["plan", "-f", first, "--detailed-exitcode"], to);
 
         Assert.True(export.ExitCode == 0, export.Output);
         Assert.True(plan.ExitCode == ConfigCommands.Changes, plan.Output);
-        Assert.True(apply.ExitCode == 0, apply.Output);
+        Assert.True(apply.ExitCode is 0 or ExitCodes.Invalid, apply.Output);
         Assert.True(setCommand.Success, apply.Output);
+        Assert.True(applyAgain.ExitCode == 0, applyAgain.Output);
         Assert.Contains("value missing — set it with: keyway var set API_TOKEN --env production --secret", apply.StandardError);
         Assert.True(set.ExitCode == 0, set.Output);
         Assert.True(exportAgain.ExitCode == 0, exportAgain.Output);
@@ -81,7 +127,14 @@ public sealed partial class ConfigAsCodeTests(SqliteKeyway fixture) : IClassFixt
         Assert.Contains("keepVersions: 4", files["variables/production/API_TOKEN.yaml"]);
         Assert.DoesNotContain("value", files["variables/production/API_TOKEN.yaml"]);
         Assert.DoesNotContain("whsec_", string.Concat(files.Values));
-        foreach (var output in new[] { export, plan, apply, exportAgain, planAgain })
+        Assert.Contains("rotation:", files["variables/production/API_TOKEN.yaml"]);
+        Assert.Contains("members:\n  - alice\n  - bob", files["groups/ops.yaml"]);
+        Assert.Contains("groups/empty.yaml", files.Keys);
+        Assert.Contains("resource: cc", files["schedules/rotate-cc.yaml"]);
+        Assert.Contains("variable: API_TOKEN", files["schedules/rotate-token.yaml"]);
+        Assert.Contains("enabled: false", files["webhooks/all-hook.yaml"]);
+        Assert.Contains("environments/staging.yaml", files.Keys);
+        foreach (var output in new[] { export, plan, apply, applyAgain, exportAgain, planAgain })
         {
             Assert.DoesNotContain(canary, output.Output);
         }
@@ -272,10 +325,14 @@ public sealed partial class ConfigAsCodeTests(SqliteKeyway fixture) : IClassFixt
             """);
         var cli = fixture.Keyway.CliEnvironment(fixture.Keyway.AdminToken);
 
-        var apply = await KeywayProcess.RunCliAsync(["apply", "-f", file], cli);
+        // The file drops an origin the secret is bound to: destructive, so applied only with --yes.
+        var refused = await KeywayProcess.RunCliAsync(["apply", "-f", file], cli);
+        var apply = await KeywayProcess.RunCliAsync(["apply", "-f", file, "--yes"], cli);
         var plan = await KeywayProcess.RunCliAsync(["plan", "-f", file, "--detailed-exitcode"], cli);
         var variable = await fixture.Admin.GetFromJsonAsync<JsonNode>($"/api/v1/environments/production/variables/{name}");
 
+        Assert.Equal(ExitCodes.Usage, refused.ExitCode);
+        Assert.Contains("no longer be sent to https://old.example.com", refused.StandardOutput);
         Assert.True(apply.ExitCode == 0, apply.Output);
         Assert.DoesNotContain(value, apply.Output);
         Assert.True(plan.ExitCode == 0, plan.Output);

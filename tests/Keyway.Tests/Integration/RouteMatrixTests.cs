@@ -277,28 +277,29 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
     // ---- Every route × every scope shape, for a key of an admin and of a member who owns the resource ----
 
     /// <summary>What a key's scope names, in the order of the expectation strings below.</summary>
-    private enum Shape { Unscoped, ThisResource, OtherResource, Production, OtherEnvironment, Read, Use, Edit, Own, AdminAction, UseThisResource }
+    private enum Shape { Unscoped, ThisResource, OtherResource, Production, OtherEnvironment, Read, Use, Edit, Own, AdminAction, UseThisResource, ConfigRead }
 
     /// <summary>What a route needs, as far as a key's scope is concerned.</summary>
-    private enum Need { Open, AnyKey, Account, KeyRevoke, EnvironmentRead, Admin, ResourceRead, ResourceReadHere, ResourceUse, ResourceUseEverywhere, ResourceUseHere, ResourceEdit, ResourceOwn }
+    private enum Need { Open, AnyKey, Account, KeyRevoke, EnvironmentRead, Admin, ConfigRead, ResourceRead, ResourceReadHere, ResourceUse, ResourceUseEverywhere, ResourceUseHere, ResourceEdit, ResourceOwn }
 
     // One letter per Shape: F = refused (403, or 404 where the route hides what exists), o = got past authorization.
     // "Here" is production, the environment the matrix calls in: a key scoped to another environment is refused there.
     private static readonly Dictionary<Need, (string AdminKey, string MemberKey)> ScopeOutcomes = new()
     {
-        [Need.Open] = ("ooooooooooo", "ooooooooooo"),
-        [Need.AnyKey] = ("ooooooooooo", "ooooooooooo"), // lists filter what a scope does not cover
-        [Need.Account] = ("oFFFFFFFFoF", "oFFFFFFFFoF"), // only a key whose scope is admin over everything creates keys or changes the password
-        [Need.KeyRevoke] = ("oFFFFFFFFoF", "FFFFFFFFFFF"), // another user's key: admin over everything, nothing less
-        [Need.EnvironmentRead] = ("ooooFoooooo", "ooooFoooooo"),
-        [Need.Admin] = ("oFFFFFFFFoF", "FFFFFFFFFFF"),
-        [Need.ResourceRead] = ("ooFoooooooo", "ooFoooooooo"),
-        [Need.ResourceReadHere] = ("ooFoFoooooo", "ooFoFoooooo"),
-        [Need.ResourceUse] = ("ooFooFooooo", "ooFooFooooo"), // saved queries belong to no environment
-        [Need.ResourceUseEverywhere] = ("ooFFFFooooo", "ooFFFFooooo"), // a saved query runs in every environment: an environment-scoped key writes none
-        [Need.ResourceUseHere] = ("ooFoFFooooo", "ooFoFFooooo"),
-        [Need.ResourceEdit] = ("ooFFFFFoooF", "ooFFFFFoooF"), // a configuration is every environment's: an environment-scoped key edits none
-        [Need.ResourceOwn] = ("ooFFFFFFooF", "ooFFFFFFooF"),
+        [Need.Open] = ("oooooooooooo", "oooooooooooo"),
+        [Need.AnyKey] = ("oooooooooooo", "oooooooooooo"), // lists filter what a scope does not cover
+        [Need.Account] = ("oFFFFFFFFoFF", "oFFFFFFFFoFF"), // only a key whose scope is admin over everything creates keys or changes the password
+        [Need.KeyRevoke] = ("oFFFFFFFFoFF", "FFFFFFFFFFFF"), // another user's key: admin over everything, nothing less
+        [Need.EnvironmentRead] = ("ooooFooooooF", "ooooFooooooF"),
+        [Need.Admin] = ("oFFFFFFFFoFF", "FFFFFFFFFFFF"),
+        [Need.ConfigRead] = ("oFFFFFFFFoFo", "FFFFFFFFFFFF"), // the export: an admin's key scoped to config:read reads it, and nothing else (the column's other F's)
+        [Need.ResourceRead] = ("ooFooooooooF", "ooFooooooooF"),
+        [Need.ResourceReadHere] = ("ooFoFooooooF", "ooFoFooooooF"),
+        [Need.ResourceUse] = ("ooFooFoooooF", "ooFooFoooooF"), // saved queries belong to no environment
+        [Need.ResourceUseEverywhere] = ("ooFFFFoooooF", "ooFFFFoooooF"), // a saved query runs in every environment: an environment-scoped key writes none
+        [Need.ResourceUseHere] = ("ooFoFFoooooF", "ooFoFFoooooF"),
+        [Need.ResourceEdit] = ("ooFFFFFoooFF", "ooFFFFFoooFF"), // a configuration is every environment's: an environment-scoped key edits none
+        [Need.ResourceOwn] = ("ooFFFFFFooFF", "ooFFFFFFooFF"),
     };
 
     private static readonly Dictionary<string, Need> ScopeNeeds = new(StringComparer.Ordinal)
@@ -410,7 +411,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["GET /api/v1/operator/rekey"] = Need.Admin,
         ["POST /api/v1/operator/rekey"] = Need.Admin,
         ["GET /api/v1/operator/routes"] = Need.Admin,
-        ["GET /api/v1/config/export"] = Need.Admin,
+        ["GET /api/v1/config/export"] = Need.ConfigRead,
     };
 
     [Fact]
@@ -471,6 +472,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
             Shape.Production => new { environments = new[] { "production" } },
             Shape.OtherEnvironment => new { environments = new[] { "matrix-elsewhere" } },
             Shape.UseThisResource => new { resources = new[] { resource }, actions = new[] { "use" } },
+            Shape.ConfigRead => new { actions = new[] { "config:read" } },
             _ => new { actions = new[] { shape == Shape.AdminAction ? "admin" : shape.ToString().ToLowerInvariant() } },
         };
         var key = await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync("/api/v1/keys", new { name = "scope-matrix", owner, scopes }), 201);

@@ -57,7 +57,8 @@ public sealed class ConfigAsCodeSafetyTests(SqliteKeyway fixture) : IClassFixtur
         Assert.Equal(403, (int)(await client.PutAsJsonAsync($"/api/v1/resources/{name}", new { baseUrl = fixture.Upstream.BaseUrl })).StatusCode);
         Assert.Equal(403, (int)(await client.PostAsJsonAsync("/api/v1/keys", new { name = "wider" })).StatusCode);
         Assert.Equal(403, (int)(await client.PostAsJsonAsync($"/api/v1/resources/{name}/run", new { path = "/x" })).StatusCode);
-        Assert.Empty((await client.GetFromJsonAsync<JsonNode>("/api/v1/resources"))!["resources"]!.AsArray());
+        Assert.Equal(403, (int)(await client.GetAsync("/api/v1/resources")).StatusCode);
+        Assert.Equal(403, (int)(await client.GetAsync("/api/v1/me")).StatusCode);
         await Expect.ProblemAsync(narrowed, 400, "bad_request");
     }
 
@@ -118,6 +119,7 @@ public sealed class ConfigAsCodeSafetyTests(SqliteKeyway fixture) : IClassFixtur
         var json = await Cli("plan", "-f", directory, "--json");
         var refused = await Cli("apply", "-f", directory);
         var untouched = await fixture.Admin.GetFromJsonAsync<JsonNode>($"/api/v1/environments/production/variables/{secret}");
+        var versionBefore = (long)(await fixture.Admin.GetFromJsonAsync<JsonNode>($"/api/v1/resources/{name}"))!["version"]!;
         var applied = await Cli("apply", "-f", directory, "--yes");
         var after = await Cli("plan", "-f", directory, "--detailed-exitcode");
 
@@ -136,7 +138,7 @@ public sealed class ConfigAsCodeSafetyTests(SqliteKeyway fixture) : IClassFixtur
         Assert.Contains("unbind secrets in 3 update(s)", refused.StandardError);
         Assert.Contains("--yes", refused.StandardError);
         Assert.Equal(2, untouched!["origins"]!.AsArray().Count);
-        Assert.Equal(1L, (long)(await fixture.Admin.GetFromJsonAsync<JsonNode>($"/api/v1/resources/{name}"))!["version"]!);
+        Assert.Equal(1L, versionBefore);
         Assert.True(applied.ExitCode == 0, applied.Output);
         Assert.True(after.ExitCode == 0, after.Output);
         Assert.Equal([origin], (await fixture.Admin.GetFromJsonAsync<JsonNode>($"/api/v1/environments/production/variables/{secret}"))!["origins"]!

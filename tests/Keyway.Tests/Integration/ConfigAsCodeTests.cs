@@ -125,7 +125,7 @@ public sealed partial class ConfigAsCodeTests(SqliteKeyway fixture) : IClassFixt
         Assert.Contains("resources/api.yaml", files.Keys);
         Assert.Contains("variables/production/API_TOKEN.yaml", files.Keys);
         Assert.Contains("keepVersions: 4", files["variables/production/API_TOKEN.yaml"]);
-        Assert.DoesNotContain("value", files["variables/production/API_TOKEN.yaml"]);
+        Assert.DoesNotContain("\n  value:", files["variables/production/API_TOKEN.yaml"]);
         Assert.DoesNotContain("whsec_", string.Concat(files.Values));
         Assert.Contains("rotation:", files["variables/production/API_TOKEN.yaml"]);
         Assert.Contains("members:\n  - alice\n  - bob", files["groups/ops.yaml"]);

@@ -128,7 +128,7 @@ public sealed partial class ConfigAsCodeTests(SqliteKeyway fixture) : IClassFixt
         Assert.DoesNotContain("\n  value:", files["variables/production/API_TOKEN.yaml"]);
         Assert.DoesNotContain("whsec_", string.Concat(files.Values));
         Assert.Contains("rotation:", files["variables/production/API_TOKEN.yaml"]);
-        Assert.Contains("members:\n  - alice\n  - bob", files["groups/ops.yaml"]);
+        Assert.Matches(@"members:\n\s*- alice\n\s*- bob\n", files["groups/ops.yaml"]);
         Assert.Contains("groups/empty.yaml", files.Keys);
         Assert.Contains("resource: cc", files["schedules/rotate-cc.yaml"]);
         Assert.Contains("variable: API_TOKEN", files["schedules/rotate-token.yaml"]);

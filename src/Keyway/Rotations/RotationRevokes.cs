@@ -156,7 +156,12 @@ internal sealed partial class RotationEngine
             return "The mint gave no provider id, so nothing names the minted key: if the provider created one, revoke it there by hand.";
         }
 
-        if (compiled?.Revoke is not { } step)
+        if (compiled is null)
+        {
+            return $"The rotation flow is gone (the variable was deleted, or its flow removed): revoke the minted key (id {rotation.NewId}) at the provider by hand.";
+        }
+
+        if (compiled.Revoke is not { } step)
         {
             return $"The rotation flow has no revoke step: revoke the minted key (id {rotation.NewId}) at the provider by hand.";
         }

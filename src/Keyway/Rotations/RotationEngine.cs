@@ -343,16 +343,17 @@ internal sealed partial class RotationEngine(
         rotation = rotation with { NewId = providerId ?? rotation.NewId };
         var refusal = AbandonedRevokeRefusal(rotation, compiled);
         var outcome = refusal is null ? AbandonedRevokes.Pending : AbandonedRevokes.Skipped;
-        await store.UpdateAsync(rotation, new RotationUpdate(RotationStates.Failed)
-            {
-                ErrorCode = code,
-                Error = error,
-                NewId = providerId,
-                AbandonedRevoke = outcome,
-                AbandonedRevokeError = refusal,
-                RevokeDueAt = refusal is null ? time.GetUtcNow() : null,
-                Finished = refusal is not null,
-            },
+        var update = new RotationUpdate(RotationStates.Failed)
+        {
+            ErrorCode = code,
+            Error = error,
+            NewId = providerId,
+            AbandonedRevoke = outcome,
+            AbandonedRevokeError = refusal,
+            RevokeDueAt = refusal is null ? time.GetUtcNow() : null,
+            Finished = refusal is not null,
+        };
+        await store.UpdateAsync(rotation, update,
             async transaction =>
             {
                 if (refusal is not null && rotation.Version is { } version)

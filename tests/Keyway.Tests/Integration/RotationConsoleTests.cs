@@ -37,15 +37,22 @@ public sealed class RotationConsoleTests(SqliteKeyway fixture, Chromium chromium
         {
             ["mint"] = new JsonArray(new JsonObject
             {
-                ["name"] = "create", ["resource"] = admin, ["method"] = "POST", ["path"] = "/provider/keys",
-                ["query"] = new JsonObject { ["id"] = keyId }, ["body"] = minted,
+                ["name"] = "create",
+                ["resource"] = admin,
+                ["method"] = "POST",
+                ["path"] = "/provider/keys",
+                ["query"] = new JsonObject { ["id"] = keyId },
+                ["body"] = minted,
             }),
             ["value"] = "{{ create.body.body }}",
             ["id"] = "{{ create.body.query.id }}",
             ["verify"] = new JsonObject { ["resource"] = api, ["path"] = "/status/401" },
             ["revoke"] = new JsonObject
             {
-                ["resource"] = admin, ["method"] = "DELETE", ["path"] = "/status/500", ["query"] = new JsonObject { ["id"] = "{{ rotation.revoke.id }}" },
+                ["resource"] = admin,
+                ["method"] = "DELETE",
+                ["path"] = "/status/500",
+                ["query"] = new JsonObject { ["id"] = "{{ rotation.revoke.id }}" },
             },
         }), 200);
         await Expect.ProblemAsync(await fixture.Admin.PostAsync($"/api/v1/environments/production/variables/{variable}/rotate", null), 502, "rotation_verify_failed");

@@ -130,7 +130,7 @@ internal static class VarCommands
                 ("VERSION", v => Output.Str(v["version"])), ("STATE", v => Output.Str(v["state"])),
                 ("SET BY", v => Output.Str(v["setBy"]) + (v["setByKey"] is { } key ? $" (key {Output.Str(key)})" : "")),
                 ("SET AT", v => Output.When(v["setAt"])), ("EXPIRES", Expiry),
-                ("RESTORED FROM", v => Output.Str(v["restoredFrom"])), ("KEY REVOKE", v => Output.Str(v["revoke"])));
+                ("RESTORED FROM", v => Output.Str(v["restoredFrom"])), ("KEY ID", v => Output.Str(v["providerId"])), ("KEY REVOKE", KeyRevoke));
         }));
 
         var rollbackName = new Argument<string>("name") { Description = "The variable's name." };
@@ -177,6 +177,17 @@ internal static class VarCommands
     private static string Expiry(JsonNode v) =>
         v["expiresAt"] is null ? "-"
         : Output.When(v["expiresAt"]) + (v["expiresFrom"]?.GetValue<string>() == "jwt" ? " (jwt)" : "") + (v["expired"]?.GetValue<bool>() == true || v["attention"]?.GetValue<string>() == "expired" ? " EXPIRED" : "");
+
+    /// <summary>What became of a version's key at the provider: the revoke a rotation owes or did (pending, revoked, failed, skipped), else the bare state.</summary>
+    private static string KeyRevoke(JsonNode v) =>
+        Output.Str(v["revokeBy"]?["status"]) switch
+        {
+            "pending" => "pending, due " + Output.When(v["revokeBy"]!["dueAt"]),
+            "failed" => "failed: revoke by hand",
+            "skipped" => "not revoked",
+            "-" => Output.Str(v["revoke"]),
+            var status => status,
+        };
 
     private static string SecretAware(JsonNode v) => v["secret"]?.GetValue<bool>() == true ? "(secret)" : Output.Str(v["value"]);
 

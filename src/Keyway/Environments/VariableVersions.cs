@@ -60,11 +60,26 @@ internal readonly record struct VersionAuthor(string? Name, string? KeyId);
 /// One stored version as the API lists it: never the value. <c>State</c> is <c>current</c>, <c>retired</c>
 /// or <c>pending</c> (written ahead of a rotation, not in use yet). <c>RestoredFrom</c>: the version a
 /// rollback copied the value of. <c>Revoke</c>: what became of a rotation-minted key at the provider
-/// (<c>owed</c>, <c>revoked</c>, <c>skipped</c>; null when there is nothing to revoke).
+/// (<c>owed</c>, <c>revoked</c>, <c>skipped</c>; null when there is nothing to revoke). <c>ProviderId</c>: the key id
+/// a rotation's mint gave (checked at mint never to be a secret; shown in rotation history and audit too).
+/// <c>RevokeBy</c>: the rotation whose revoke is about this version's key, and what it says.
 /// </summary>
 internal sealed record VariableVersionInfo(
     long Version, string State, bool Current, string? SetBy, string? SetByKey, DateTimeOffset SetAt,
-    DateTimeOffset? ExpiresAt, string? ExpiresFrom, long? RestoredFrom, bool Expired, string? Revoke = null);
+    DateTimeOffset? ExpiresAt, string? ExpiresFrom, long? RestoredFrom, bool Expired, string? Revoke = null)
+{
+    public string? ProviderId { get; init; }
+
+    public VersionRevoke? RevokeBy { get; init; }
+}
+
+/// <summary>
+/// The revoke a rotation owes or did for a version's key: the replaced key after a commit, or the key a rotation
+/// minted and abandoned. <c>Status</c>: <c>pending</c> (due at <c>DueAt</c>, after <c>Attempts</c> failed attempts),
+/// <c>revoked</c>, <c>failed</c> (gave up: revoke it at the provider by hand) or <c>skipped</c> (not sent; the reason
+/// says why). <c>Reason</c>: the rotation's own text, redacted like every rotation error.
+/// </summary>
+internal sealed record VersionRevoke(string Rotation, string Status, DateTimeOffset? DueAt, int Attempts, string? Reason);
 
 /// <summary>
 /// A variable's versions. Every write makes a new version number (the largest ever stored plus one),
@@ -181,7 +196,7 @@ internal sealed partial class VariableService
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<VersionRow>(
             """
-            SELECT version, state, set_by, set_by_key, created_at, expires_at, expires_from, restored_from, revoke_state
+            SELECT version, state, set_by, set_by_key, created_at, expires_at, expires_from, restored_from, revoke_state, provider_id
             FROM variable_versions WHERE environment = @environment AND name = @name ORDER BY version DESC
             """,
             new { environment, name });
@@ -190,17 +205,70 @@ internal sealed partial class VariableService
             return null;
         }
 
+        // The rotations whose revoke is about a version's key: the one that replaced it (committed with a revoke owed,
+        // done, failed or skipped) and the one that minted and abandoned it.
+        var revokes = await connection.QueryAsync<RevokeRow>(
+            """
+            SELECT id, state, from_version, pending_version, error_code, error, revoke_due_at, revoke_attempts, abandoned_revoke, abandoned_revoke_error
+            FROM rotations WHERE environment = @environment AND name = @name
+              AND (abandoned_revoke IS NOT NULL OR state IN ('revoke_pending', 'revoked', 'revoke_failed') OR error_code = 'revoke_skipped')
+            ORDER BY started_at DESC
+            """,
+            new { environment, name });
         var now = time.GetUtcNow();
         return rows.Select(r => new VariableVersionInfo(
             r.Version, r.State, r.State == StateCurrent, r.SetBy, r.SetByKey, Time.From(r.CreatedAt),
-            Time.From(r.ExpiresAt), r.ExpiresAt is null ? null : r.ExpiresFrom ?? "set", r.RestoredFrom, Time.From(r.ExpiresAt) <= now, r.RevokeState)).ToList();
+            Time.From(r.ExpiresAt), r.ExpiresAt is null ? null : r.ExpiresFrom ?? "set", r.RestoredFrom, Time.From(r.ExpiresAt) <= now, r.RevokeState)
+        {
+            ProviderId = r.ProviderId,
+            RevokeBy = r.ProviderId is null && r.RevokeState is null ? null : RevokeOf(r.Version, revokes),
+        }).ToList();
+    }
+
+    private static VersionRevoke? RevokeOf(long version, IReadOnlyList<RevokeRow> revokes)
+    {
+        if (revokes.FirstOrDefault(x => x.AbandonedRevoke is not null && x.PendingVersion == version) is { } abandoned)
+        {
+            return new VersionRevoke(abandoned.Id, abandoned.AbandonedRevoke!, abandoned.AbandonedRevoke == "pending" ? Time.From(abandoned.RevokeDueAt) : null,
+                (int)abandoned.RevokeAttempts, abandoned.AbandonedRevokeError);
+        }
+
+        if (revokes.FirstOrDefault(x => x.AbandonedRevoke is null && x.FromVersion == version) is not { } replaced)
+        {
+            return null;
+        }
+
+        var status = replaced.State switch
+        {
+            "revoke_pending" => "pending",
+            "revoked" => "revoked",
+            "revoke_failed" => "failed",
+            _ => "skipped",
+        };
+        return new VersionRevoke(replaced.Id, status, status == "pending" ? Time.From(replaced.RevokeDueAt) : null, (int)replaced.RevokeAttempts,
+            status == "revoked" ? null : replaced.Error);
+    }
+
+    private sealed class RevokeRow
+    {
+        public string Id { get; init; } = "";
+        public string State { get; init; } = "";
+        public long? FromVersion { get; init; }
+        public long? PendingVersion { get; init; }
+        public string? ErrorCode { get; init; }
+        public string? Error { get; init; }
+        public long? RevokeDueAt { get; init; }
+        public long RevokeAttempts { get; init; }
+        public string? AbandonedRevoke { get; init; }
+        public string? AbandonedRevokeError { get; init; }
     }
 
     /// <summary>
     /// Makes <paramref name="version"/>'s value current again, as a new version (<c>restoredFrom</c> says
     /// which), with that value's expiry and first-set time, and, for a value that was secret, its origin
     /// binding: each version records the origins in force while it was current, so a secret comes back
-    /// bound where it was, whatever was set in between (a plain value drops the binding). Null when the
+    /// bound where it was, whatever was set in between (a plain value drops the binding); a rotation-minted
+    /// value keeps its provider id (what a later rotation's revoke names). Null when the
     /// variable does not exist.
     /// <paramref name="audit"/> runs in the same transaction, given the variable as written.
     /// </summary>
@@ -223,7 +291,7 @@ internal sealed partial class VariableService
                 "SELECT version, secret FROM variables WHERE environment = @environment AND name = @name", new { environment, name }, transaction);
             var target = await connection.QuerySingleOrDefaultAsync<TargetRow>(
                 """
-                SELECT version, state, value, ciphertext, expires_at, expires_from, value_set_at, created_at, origins
+                SELECT version, state, value, ciphertext, expires_at, expires_from, value_set_at, created_at, origins, provider_id, revoke_state
                 FROM variable_versions WHERE environment = @environment AND name = @name AND version = @version
                 """,
                 new { environment, name, version }, transaction);
@@ -265,6 +333,23 @@ internal sealed partial class VariableService
                 }, transaction);
             await InsertVersionAsync(connection, transaction, new NewVersion(
                 environment, name, next, secret, value, Time.From(target.ExpiresAt), target.ExpiresFrom, target.ValueSetAt ?? target.CreatedAt, version, author), now);
+            if (target.ProviderId is not null)
+            {
+                // A rotation-minted value comes back with the key id that names it at the provider, so the rotation that
+                // next replaces it revokes that key; a key still owed its revoke stays owed (or revoked: it is dead there).
+                await connection.ExecuteAsync(
+                    "UPDATE variable_versions SET provider_id = @providerId, revoke_state = @revokeState WHERE environment = @environment AND name = @name AND version = @next",
+                    new
+                    {
+                        environment,
+                        name,
+                        next,
+                        providerId = target.ProviderId,
+                        revokeState = target.RevokeState is RevokeOwed or RevokeRevoked ? target.RevokeState : null,
+                    },
+                    transaction);
+            }
+
             info = (await QueryAsync(connection, transaction, environment, name))[0];
             if (audit is not null)
             {
@@ -289,6 +374,7 @@ internal sealed partial class VariableService
         public string? ExpiresFrom { get; init; }
         public long? RestoredFrom { get; init; }
         public string? RevokeState { get; init; }
+        public string? ProviderId { get; init; }
     }
 
     private sealed class CurrentRow
@@ -308,5 +394,7 @@ internal sealed partial class VariableService
         public long? ValueSetAt { get; init; }
         public long CreatedAt { get; init; }
         public string? Origins { get; init; }
+        public string? ProviderId { get; init; }
+        public string? RevokeState { get; init; }
     }
 }

@@ -30,7 +30,7 @@ internal sealed record RotationTrigger(string Name, Caller? Actor);
 /// if that succeeds, rolled back if not — verification is a test request with no effect, so sending it
 /// again is safe, and the minted secret is already live at the provider; one in <c>revoke_pending</c>
 /// whose revoke is due is revoked (again), and so is a <c>rolled_back</c> one whose abandoned key's
-/// revoke is due (see <c>RotationRevokes.cs</c>).
+/// revoke is due, or a <c>failed</c> one that abandoned a minted key after the mint (see <c>RotationRevokes.cs</c>).
 /// </remarks>
 internal sealed partial class RotationEngine(
     RotationStore store, VariableService variables, IRotationSteps steps, IAuditLog audit, IAlertSink alerts, TimeProvider time,
@@ -93,7 +93,7 @@ internal sealed partial class RotationEngine(
         }
 
         var compiled = await CompiledForAsync(rotation, cancellationToken);
-        if (rotation.State is RotationStates.RevokePending or RotationStates.RolledBack)
+        if (rotation.State is RotationStates.RevokePending or RotationStates.RolledBack or RotationStates.Failed)
         {
             return await RevokeAsync(rotation, compiled, cancellationToken);
         }
@@ -130,7 +130,7 @@ internal sealed partial class RotationEngine(
         var pending = await variables.ReadPendingAsync(rotation.Environment, rotation.Name, rotation.Version!.Value, cancellationToken);
         if (pending is null)
         {
-            return await FailAsync(rotation, RotationStates.Failed, "rotation_variable_gone",
+            return await AbandonAsync(rotation, compiled, "rotation_variable_gone",
                 "The pending version is gone (the variable was deleted): nothing was committed.", null, "verify", cancellationToken);
         }
 
@@ -192,7 +192,7 @@ internal sealed partial class RotationEngine(
         var plain = value.Reveal();
         if (plain.Length < Redactor.MinimumLength || plain.Trim().Length == 0)
         {
-            return await FailAsync(rotation, RotationStates.Failed, "rotation_extract_failed",
+            return await AbandonAsync(rotation, compiled, "rotation_extract_failed",
                 $"value gave an empty or too short secret (fewer than {Redactor.MinimumLength} characters). Check the provider's answer and the value template.", providerId, "mint", cancellationToken);
         }
 
@@ -228,15 +228,15 @@ internal sealed partial class RotationEngine(
         {
             // The store did not take it: the value is not kept anywhere. Said so, with the id to revoke it by.
             Log.PendingNotStored(logger, rotation.Environment, rotation.Name, rotation.Id, e.GetType().Name);
-            return await FailAsync(rotation, RotationStates.Failed, "rotation_not_stored",
-                "The minted value could not be stored, so it is not used. Revoke it at the provider (its id is in this rotation's record).", providerId, "mint", cancellationToken);
+            return await AbandonAsync(rotation, compiled, "rotation_not_stored",
+                "The minted value could not be stored, so it is not used; the current secret stays in force.", providerId, "mint", cancellationToken);
         }
 
         audit.NotifyStaged();
         if (version is null)
         {
-            return await FailAsync(rotation, RotationStates.Failed, "rotation_variable_gone",
-                "The variable was deleted (or is no longer secret) while the mint steps ran: the minted value was not stored. Revoke it at the provider.", providerId, "mint", cancellationToken);
+            return await AbandonAsync(rotation, compiled, "rotation_variable_gone",
+                "The variable was deleted (or is no longer secret) while the mint steps ran: the minted value was not stored.", providerId, "mint", cancellationToken);
         }
 
         return rotation with { State = RotationStates.Pending, Version = version, NewId = providerId };
@@ -293,7 +293,7 @@ internal sealed partial class RotationEngine(
                 WakeIf(abandon);
                 return await AfterFailureAsync(rotation, RotationStates.RolledBack, "rotation_superseded", "commit", cancellationToken);
             case VariableService.CommitOutcome.Gone:
-                return await FailAsync(rotation, RotationStates.Failed, "rotation_variable_gone",
+                return await AbandonAsync(rotation, compiled, "rotation_variable_gone",
                     "The variable was deleted before the commit: nothing was committed.", null, "commit", cancellationToken);
         }
 
@@ -328,6 +328,46 @@ internal sealed partial class RotationEngine(
             cancellationToken);
 
         return await AfterFailureAsync(rotation, state, code, stage, cancellationToken);
+    }
+
+    /// <summary>
+    /// Records a failure after the provider minted a key that no version will use (its value could not be stored, the
+    /// variable went away, the value was unusable): the rotation ends <c>failed</c> and the key is abandoned like a
+    /// rolled-back rotation's — revoked through the flow's revoke step by <c>rotation.revoke.id</c>, the first attempt at
+    /// once with the flow in hand (the variable, and with it the flow, may be gone), then retried with backoff by the
+    /// rotation service; or skipped, saying why, when nothing names the key.
+    /// </summary>
+    private async Task<RotationInfo> AbandonAsync(
+        RotationInfo rotation, CompiledRotation? compiled, string code, string error, string? providerId, string stage, CancellationToken cancellationToken)
+    {
+        rotation = rotation with { NewId = providerId ?? rotation.NewId };
+        var refusal = AbandonedRevokeRefusal(rotation, compiled);
+        var outcome = refusal is null ? AbandonedRevokes.Pending : AbandonedRevokes.Skipped;
+        var update = new RotationUpdate(RotationStates.Failed)
+        {
+            ErrorCode = code,
+            Error = error,
+            NewId = providerId,
+            AbandonedRevoke = outcome,
+            AbandonedRevokeError = refusal,
+            RevokeDueAt = refusal is null ? time.GetUtcNow() : null,
+            Finished = refusal is not null,
+        };
+        await store.UpdateAsync(rotation, update,
+            async transaction =>
+            {
+                if (refusal is not null && rotation.Version is { } version)
+                {
+                    await VariableService.SetRevokeStateAsync(transaction.Connection!, transaction, rotation.Environment, rotation.Name, version, VariableService.RevokeSkipped);
+                }
+
+                await audit.StageAsync(transaction, Event("rotation.fail",
+                    rotation with { State = RotationStates.Failed, ErrorCode = code, AbandonedRevoke = outcome }, null, AuditOutcome.Failure), cancellationToken);
+            },
+            cancellationToken);
+        var failed = await AfterFailureAsync(rotation, RotationStates.Failed, code, stage, cancellationToken);
+        // Still claimed (not released): the first revoke attempt is this worker's.
+        return refusal is null ? await RevokeAsync(failed with { Claim = rotation.Claim }, compiled, cancellationToken) : failed;
     }
 
     private async Task<RotationInfo> AfterFailureAsync(RotationInfo rotation, string state, string code, string stage, CancellationToken cancellationToken)

@@ -11,10 +11,11 @@ namespace Keyway.Rotations;
 /// <summary>
 /// Revokes, of two kinds, through the flow's one revoke step. After a commit, the replaced key, once
 /// <c>revokeAfter</c> has passed (<c>revoke_pending</c> → <c>revoked</c> or <c>revoke_failed</c>). After a roll-back
-/// (verification failed, or another version became current meanwhile), the key the rotation minted and abandoned,
-/// at once: it was never used for traffic, and it would otherwise stay live at the provider. The row stays
-/// <c>rolled_back</c>, unfinished, with <c>abandonedRevoke</c> <c>pending</c>, until the revoke ends <c>revoked</c>,
-/// <c>failed</c> or <c>skipped</c>.
+/// (verification failed, or another version became current meanwhile), or a failure after the mint (the value could
+/// not be stored or used, the variable went away), the key the rotation minted and abandoned, at once: it was never
+/// used for traffic, and it would otherwise stay live at the provider. The row stays <c>rolled_back</c> (or
+/// <c>failed</c>), unfinished, with <c>abandonedRevoke</c> <c>pending</c>, until the revoke ends <c>revoked</c>,
+/// <c>failed</c> or <c>skipped</c>. A key that a rollback made current again is never revoked (skipped, saying so).
 /// </summary>
 /// <remarks>
 /// The step's templates see <c>rotation.revoke.id</c>, the key being revoked: the replaced key after a commit, the
@@ -29,10 +30,23 @@ internal sealed partial class RotationEngine
     /// <summary>Runs a due revoke of a rotation this replica has claimed (or <see cref="RecoverAsync"/> has): a replaced key, or an abandoned one.</summary>
     public async Task<RotationInfo> RevokeAsync(RotationInfo rotation, CompiledRotation? compiled, CancellationToken cancellationToken)
     {
-        var abandoned = rotation.State == RotationStates.RolledBack;
+        var abandoned = rotation.State is RotationStates.RolledBack or RotationStates.Failed;
         if (abandoned && AbandonedRevokeRefusal(rotation, compiled) is { } why)
         {
             return await FinishAbandonedAsync(rotation, AbandonedRevokes.Skipped, why, cancellationToken);
+        }
+
+        // A rollback may have made the key current again (a new version with its provider id): revoking it would break
+        // the secret in use. Not sent; the rotation that next replaces that version revokes it.
+        var target = abandoned ? rotation.NewId : rotation.PreviousId;
+        if (!string.IsNullOrEmpty(target)
+            && await variables.CurrentProviderIdAsync(rotation.Environment, rotation.Name, cancellationToken) is { } inUse
+            && string.Equals(inUse, target, StringComparison.Ordinal))
+        {
+            var inUseWhy = $"The key (id {target}) is in use again: a rollback made a version with it current, so it was not revoked. The rotation that next replaces that version revokes it.";
+            return abandoned
+                ? await FinishAbandonedAsync(rotation, AbandonedRevokes.Skipped, inUseWhy, cancellationToken)
+                : await FinishRevokeAsync(rotation, RotationStates.Committed, "revoke_skipped", inUseWhy, cancellationToken);
         }
 
         if (compiled?.Revoke is not { } step)
@@ -142,7 +156,12 @@ internal sealed partial class RotationEngine
             return "The mint gave no provider id, so nothing names the minted key: if the provider created one, revoke it there by hand.";
         }
 
-        if (compiled?.Revoke is not { } step)
+        if (compiled is null)
+        {
+            return $"The rotation flow is gone (the variable was deleted, or its flow removed): revoke the minted key (id {rotation.NewId}) at the provider by hand.";
+        }
+
+        if (compiled.Revoke is not { } step)
         {
             return $"The rotation flow has no revoke step: revoke the minted key (id {rotation.NewId}) at the provider by hand.";
         }
@@ -181,7 +200,7 @@ internal sealed partial class RotationEngine
     /// <summary>Ends an abandoned key's revoke: the row finished, the version's key recorded, the event audited (and a failure alerted).</summary>
     private async Task<RotationInfo> FinishAbandonedAsync(RotationInfo rotation, string outcome, string? error, CancellationToken cancellationToken)
     {
-        var update = new RotationUpdate(RotationStates.RolledBack)
+        var update = new RotationUpdate(rotation.State)
         {
             AbandonedRevoke = outcome,
             AbandonedRevokeError = error,
@@ -221,9 +240,11 @@ internal sealed partial class RotationEngine
         await store.UpdateAsync(rotation, new RotationUpdate(state) { ErrorCode = code, Error = error, RevokeAttempts = rotation.RevokeAttempts, Finished = true },
             async transaction =>
             {
-                if (state == RotationStates.Revoked && rotation.FromVersion is { } replaced)
+                if (state != RotationStates.RevokeFailed && rotation.FromVersion is { } replaced)
                 {
-                    await VariableService.SetRevokeStateAsync(transaction.Connection!, transaction, rotation.Environment, rotation.Name, replaced, VariableService.RevokeRevoked);
+                    // Revoked, or skipped (committed: the key is in use again); a failed one stays owed, never pruned.
+                    await VariableService.SetRevokeStateAsync(transaction.Connection!, transaction, rotation.Environment, rotation.Name, replaced,
+                        state == RotationStates.Revoked ? VariableService.RevokeRevoked : VariableService.RevokeSkipped);
                 }
 
                 await audit.StageAsync(transaction,

@@ -26,7 +26,10 @@ internal static class RotationStates
     /// <summary>Committed, but the revoke kept failing: the old secret may still be valid at the provider.</summary>
     public const string RevokeFailed = "revoke_failed";
 
-    /// <summary>Nothing changed (a mint step failed, or the rotation was interrupted while minting).</summary>
+    /// <summary>
+    /// Nothing changed (a mint step failed, the rotation was interrupted while minting, or the minted value could not be
+    /// stored or used). A key minted and then abandoned is revoked like a rolled-back one's (<see cref="RotationInfo.AbandonedRevoke"/>).
+    /// </summary>
     public const string Failed = "failed";
 
     /// <summary>
@@ -247,7 +250,7 @@ internal sealed class RotationStore(Database database, TimeProvider time, string
         var rows = await connection.QueryAsync<Row>(
             Select + """
              WHERE (state IN ('minting', 'pending', 'verifying') OR (state = 'revoke_pending' AND revoke_due_at <= @now)
-                    OR (state = 'rolled_back' AND finished_at IS NULL AND abandoned_revoke = 'pending' AND revoke_due_at <= @now))
+                    OR (state IN ('rolled_back', 'failed') AND finished_at IS NULL AND abandoned_revoke = 'pending' AND revoke_due_at <= @now))
                AND (lease_until IS NULL OR lease_until < @now OR (@atStart = 1 AND owner = @owner))
              ORDER BY started_at
             """,

@@ -75,7 +75,7 @@ internal sealed class RotationHarness : IAsyncDisposable
 
             return request.Step.Name switch
             {
-                "create" => Answer(200, new { key = KeyOf(Interlocked.Increment(ref _minted)), id = IdOf?.Invoke(KeyOf(_minted)) ?? $"key_{_minted}" }),
+                "create" => Answer(200, new { key = KeyOf(Interlocked.Increment(ref _minted)), id = IdOf?.Invoke(KeyOf(_minted)) ?? $"key_{_minted}", tiny = "x" }),
                 "verify" => Answer(VerifyStatus, new { error = request.Pending?.Value.Reveal() }), // an upstream that echoes what it got
                 _ => Answer(RevokeStatus, new { }),
             };

@@ -49,6 +49,18 @@ function when(value) {
 
 function badge(text, kind) { return h('span', { class: 'badge ' + (kind || '') }, text); }
 
+// The state of a revoke at the provider, as a pill: revoked, pending, gave up (revoke by hand), not revoked.
+function revokeBadge(status) {
+  const [text, kind] = {
+    revoked: ['revoked', 'ok'],
+    pending: ['revoke pending', 'warn'],
+    failed: ['gave up — revoke by hand', 'bad'],
+    skipped: ['not revoked', 'bad'],
+    live: ['live at the provider', 'warn'],
+  }[status] || [status, ''];
+  return badge(text, kind);
+}
+
 function table(columns, rows, empty) {
   if (rows.length === 0) return h('p', { class: 'muted' }, empty);
   return h('table', {},
@@ -612,13 +624,14 @@ async function renderVariables(environment, openVersions) {
     versionsCard.hidden = false;
     versionsCard.replaceChildren(h('h2', {}, `Versions of ${name} in ${environment}`),
       h('p', { class: 'muted' }, 'A rollback makes an earlier value current again as a new version; requests already under way finish with the value they started with.'),
-      table(['Version', 'State', 'Set by', 'Set at', 'Expires', 'Restored from', ''], versions.map((v) => [
+      table(['Version', 'State', 'Set by', 'Set at', 'Expires', 'Restored from', 'Key at the provider', ''], versions.map((v) => [
         String(v.version),
         v.current ? badge('current', 'ok') : badge(v.state),
         v.setBy ? v.setBy + (v.setByKey ? ` (key ${v.setByKey})` : '') : '—',
         when(v.setAt),
         v.expiresAt ? [when(v.expiresAt), v.expiresFrom === 'jwt' ? ' (jwt)' : '', v.expired ? [' ', badge('expired', 'bad')] : ''] : '—',
         v.restoredFrom ? String(v.restoredFrom) : '—',
+        versionKey(v),
         h('td', { class: 'actions' }, v.current || v.state === 'pending' ? null : h('button', {
           type: 'button', class: 'secondary', 'data-rollback': String(v.version), onclick: (e) => act(e.currentTarget, async () => {
             if (!confirm(`Make version ${v.version} of ${name} current again in ${environment}?`)) return;
@@ -629,6 +642,19 @@ async function renderVariables(environment, openVersions) {
           }),
         }, 'Roll back')),
       ]), 'No versions.'), rotation || '');
+  }
+  // What became of a version's key at the provider (a rotation minted it): its id, and the revoke a rotation owes or
+  // did for it — revoked, pending (when), gave up (revoke it by hand) or not revoked — with the rotation's reason.
+  function versionKey(v) {
+    const by = v.revokeBy;
+    const status = by ? by.status : v.revoke === 'revoked' ? 'revoked' : v.revoke === 'skipped' ? 'skipped' : v.revoke === 'owed' && !v.current ? 'live' : null;
+    if (!v.providerId && !status) return '—';
+    return h('div', { class: 'revoke-state', 'data-version-revoke': status || 'none' },
+      v.providerId ? h('span', { class: 'mono' }, v.providerId) : null,
+      status ? [v.providerId ? ' ' : '', revokeBadge(status)] : null,
+      status === 'pending' && by && by.dueAt ? h('div', { class: 'muted' }, `due ${when(by.dueAt)}${by.attempts ? ` (after ${by.attempts} failed ${by.attempts === 1 ? 'attempt' : 'attempts'})` : ''}`) : null,
+      status === 'live' ? h('div', { class: 'muted' }, 'No revoke is scheduled: the next rotation revokes it only if it replaces this version.') : null,
+      by && by.reason ? h('div', { class: 'muted revoke-reason' }, by.reason) : null);
   }
   // A secret's rotation flow, if it has one: the latest rotations (states, versions, provider ids, error codes;
   // never a value) and a button that runs one now. Defining a flow is done with the API or the CLI.
@@ -659,9 +685,16 @@ async function renderVariables(environment, openVersions) {
           }
         }),
       }, 'Rotate now') : null,
-      table(['Started', 'State', 'Trigger', 'From', 'Version', 'Provider id', 'Revoke', 'Error'], rotations.map((r) => [
+      table(['Started', 'State', 'Trigger', 'From', 'Version', 'Provider id', 'Revoke', 'Minted key, abandoned', 'Error'], rotations.map((r) => [
         when(r.startedAt), badge(r.state, tone(r.state)), r.trigger, r.fromVersion ? String(r.fromVersion) : '—', r.version ? String(r.version) : '—',
-        r.newId ? h('span', { class: 'mono' }, r.newId) : '—', r.revokeDueAt ? when(r.revokeDueAt) : '—', r.errorCode ? h('span', { class: 'mono', title: r.error || '' }, r.errorCode) : '—',
+        r.newId ? h('span', { class: 'mono' }, r.newId) : '—',
+        r.revokeDueAt && !r.abandonedRevoke ? when(r.revokeDueAt) : '—',
+        // A key this rotation minted and did not commit is revoked at the provider (or the record says why not).
+        r.abandonedRevoke ? h('div', { class: 'revoke-state', 'data-abandoned-revoke': r.abandonedRevoke },
+          revokeBadge(r.abandonedRevoke),
+          r.abandonedRevoke === 'pending' && r.revokeDueAt ? h('div', { class: 'muted' }, `due ${when(r.revokeDueAt)}${r.revokeAttempts ? ` (after ${r.revokeAttempts} failed ${r.revokeAttempts === 1 ? 'attempt' : 'attempts'})` : ''}`) : null,
+          r.abandonedRevokeError ? h('div', { class: 'muted revoke-reason' }, r.abandonedRevokeError) : null) : '—',
+        r.errorCode ? [h('span', { class: 'mono' }, r.errorCode), r.error ? h('div', { class: 'muted revoke-reason' }, r.error) : null] : '—',
       ]), 'No rotations yet.'));
   }
   show(

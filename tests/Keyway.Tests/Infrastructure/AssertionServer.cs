@@ -79,7 +79,7 @@ public sealed class AssertionServer : IAsyncDisposable
         {
             var (claims, error) = await VerifyAsync(form["assertion"].ToString(), TokenEndpoint, maxLifetime: TimeSpan.FromHours(1));
             var scope = claims?.TryGetValue("scope", out var s) == true ? s?.ToString() : form["scope"].ToString();
-            _requests.Enqueue(new AssertionRequest(grant, claims?.GetValueOrDefault("iss")?.ToString(), error, scope, claims?.GetValueOrDefault("sub")?.ToString()));
+            _requests.Enqueue(new AssertionRequest(grant, IssuerOf(form["assertion"].ToString()), error, scope, claims?.GetValueOrDefault("sub")?.ToString()));
             return error is null
                 ? Issue(claims!.TryGetValue("sub", out var sub) ? sub.ToString()! : claims["iss"].ToString()!)
                 : Results.Json(new { error = "invalid_grant", error_description = error }, statusCode: 400);
@@ -126,7 +126,7 @@ public sealed class AssertionServer : IAsyncDisposable
             }
         }
 
-        _requests.Enqueue(new AssertionRequest("github_app", claims?.GetValueOrDefault("iss")?.ToString(), error, null, installation));
+        _requests.Enqueue(new AssertionRequest("github_app", IssuerOf(jwt), error, null, installation));
         if (error is not null)
         {
             return Results.Json(new { message = "A JSON web token could not be decoded", documentation_url = "https://docs.github.com/rest" }, statusCode: 401);
@@ -137,6 +137,10 @@ public sealed class AssertionServer : IAsyncDisposable
         return Results.Json(new { token, expires_at = DateTimeOffset.UtcNow.AddHours(1).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture) },
             statusCode: 201);
     }
+
+    /// <summary>The <c>iss</c> a JWT claims, unverified: what a refusal is recorded under.</summary>
+    private static string? IssuerOf(string jwt) =>
+        new JsonWebTokenHandler().CanReadToken(jwt) ? new JsonWebTokenHandler().ReadJsonWebToken(jwt).Issuer : null;
 
     private IResult Issue(string subject)
     {

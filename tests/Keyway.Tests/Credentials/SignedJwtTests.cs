@@ -36,7 +36,10 @@ public sealed class SignedJwtTests
 
             var result = await new JsonWebTokenHandler().ValidateTokenAsync(jwt, new TokenValidationParameters
             {
-                IssuerSigningKey = verifying, ValidIssuer = "me", ValidateAudience = false, ValidAlgorithms = [algorithm],
+                IssuerSigningKey = verifying,
+                ValidIssuer = "me",
+                ValidateAudience = false,
+                ValidAlgorithms = [algorithm],
             });
             Assert.True(result.IsValid, result.Exception?.Message);
             var token = (JsonWebToken)result.SecurityToken;
@@ -134,7 +137,10 @@ public sealed class SignedJwtTests
         using var http = new HttpClient(new FakeGitHub(time, app));
         var settings = new GitHubAppSettings
         {
-            AppId = "12345", InstallationId = "678", ApiUrl = "https://api.github.com", Key = SigningKey.FromPem(stranger.ExportPkcs8PrivateKeyPem(), null, null, "k"),
+            AppId = "12345",
+            InstallationId = "678",
+            ApiUrl = "https://api.github.com",
+            Key = SigningKey.FromPem(stranger.ExportPkcs8PrivateKeyPem(), null, null, "k"),
         };
 
         var result = await new GitHubAppClient(http, time).RequestTokenAsync(settings, default);
@@ -167,7 +173,11 @@ public sealed class SignedJwtTests
             var jwt = request.Headers.Authorization?.Parameter ?? "";
             var result = await new JsonWebTokenHandler().ValidateTokenAsync(jwt, new TokenValidationParameters
             {
-                IssuerSigningKey = _public, ValidIssuer = "12345", ValidateAudience = false, ValidateLifetime = false, ValidAlgorithms = ["RS256"],
+                IssuerSigningKey = _public,
+                ValidIssuer = "12345",
+                ValidateAudience = false,
+                ValidateLifetime = false,
+                ValidAlgorithms = ["RS256"],
             });
             var now = time.GetUtcNow();
             string? refusal = null;

@@ -197,12 +197,21 @@ public sealed class SignedJwtAuthTests
         Assert.Contains("auth.privateKey", await FieldsAsync(new { type = "oauth2", grant = "jwt_bearer", tokenUrl = "https://idp.example.com/token" }));
         Assert.Contains("auth.privateKey", await FieldsAsync(new
         {
-            type = "oauth2", grant = "jwt_bearer", tokenUrl = "https://idp.example.com/token", privateKey = "-----BEGIN PRIVATE KEY-----", assertion = new { issuer = "me" },
+            type = "oauth2",
+            grant = "jwt_bearer",
+            tokenUrl = "https://idp.example.com/token",
+            privateKey = "-----BEGIN PRIVATE KEY-----",
+            assertion = new { issuer = "me" },
         }));
         Assert.Contains("auth.clientSecret", await FieldsAsync(new
         {
-            type = "oauth2", grant = "client_credentials", tokenUrl = "https://idp.example.com/token", clientId = "c", clientAuth = "private_key_jwt",
-            privateKey = "{{ environment.variables.K }}", clientSecret = "{{ environment.variables.S }}",
+            type = "oauth2",
+            grant = "client_credentials",
+            tokenUrl = "https://idp.example.com/token",
+            clientId = "c",
+            clientAuth = "private_key_jwt",
+            privateKey = "{{ environment.variables.K }}",
+            clientSecret = "{{ environment.variables.S }}",
         }));
         var gitHub = await FieldsAsync(new { type = "githubApp", appId = "my-app", privateKey = "{{ environment.variables.K }}", apiUrl = "ftp://x" });
         Assert.Contains("auth.appId", gitHub);

@@ -6,6 +6,9 @@ using Keyway.Templates;
 
 namespace Keyway.Credentials;
 
+/// <summary>Where an access token goes on each request: a header or query parameter, after a prefix (<c>Bearer </c>).</summary>
+internal sealed record TokenPlacement(Placement In, string Name, string Prefix);
+
 /// <summary>
 /// How one resolved resource gets and attaches its dynamic credential: which provider, whose
 /// credential (shared or the caller's), and where it goes: an OAuth access token in one header or
@@ -15,16 +18,16 @@ internal sealed class CredentialBinding
 {
     private readonly string _resource;
     private readonly string _environment;
-    private readonly CompiledOAuth2? _oauth;
+    private readonly TokenPlacement? _token;
     private readonly CompiledCustomFlow? _custom;
     private readonly TemplateScope? _scope;
 
-    /// <summary>An oauth2 binding: the access token goes where <paramref name="oauth"/> says.</summary>
-    public CredentialBinding(string resource, string environment, OAuth2TokenProvider provider, CompiledOAuth2 oauth, bool shared)
+    /// <summary>A token binding (oauth2, githubApp): the access token goes where <paramref name="placement"/> says.</summary>
+    public CredentialBinding(string resource, string environment, ITokenProvider provider, TokenPlacement placement, bool shared)
     {
         _resource = resource;
         _environment = environment;
-        _oauth = oauth;
+        _token = placement;
         Provider = provider;
         Shared = shared;
     }
@@ -91,14 +94,14 @@ internal sealed class CredentialBinding
             return;
         }
 
-        var value = _oauth!.TokenPrefix + credential.Tokens.AccessToken.Reveal();
-        if (_oauth.TokenIn == Placement.Query)
+        var value = _token!.Prefix + credential.Tokens.AccessToken.Reveal();
+        if (_token.In == Placement.Query)
         {
-            AppendQuery(request, [new(_oauth.TokenName, value)]);
+            AppendQuery(request, [new(_token.Name, value)]);
             return;
         }
 
-        Outbound.HeaderRules.Set(request, _oauth.TokenName, value);
+        Outbound.HeaderRules.Set(request, _token.Name, value);
     }
 
     /// <summary>The resource's redactor plus this credential's tokens, variables and placed values, built once per credential.</summary>
@@ -119,7 +122,7 @@ internal sealed class CredentialBinding
         secrets.AddRange(tokens.Extras.Values);
         var placed = _custom is not null
             ? Rendered(credential).All.Select(p => p.Value)
-            : [_oauth!.TokenPrefix + tokens.AccessToken.Reveal()];
+            : [_token!.Prefix + tokens.AccessToken.Reveal()];
         return resourceRedactor.Combine(Redactor.For(secrets, placed));
     }
 

@@ -89,7 +89,7 @@ internal sealed partial class CredentialService(
         if (binding.OAuth2 is null)
         {
             throw new KeywayException(StatusCodes.Status400BadRequest, "bad_request",
-                $"Resource '{key.Resource}' logs in with a custom flow: there is no token set to import. Force a new login with POST …/credential/refresh.");
+                $"Resource '{key.Resource}' gets its credential by itself (a custom flow or a GitHub App): there is no token set to import. Force a new one with POST …/credential/refresh.");
         }
 
         if (string.IsNullOrEmpty(request.AccessToken) && string.IsNullOrEmpty(request.RefreshToken))

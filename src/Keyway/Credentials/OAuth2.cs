@@ -25,8 +25,26 @@ internal sealed record OAuth2Settings
 
     public Secret? ClientSecret { get; init; }
 
-    /// <summary><c>basic</c> or <c>post</c>.</summary>
+    /// <summary><c>basic</c>, <c>post</c> or <c>private_key_jwt</c>.</summary>
     public string ClientAuth { get; init; } = "basic";
+
+    /// <summary>The key that signs the <c>jwt_bearer</c> grant's assertion or the <c>private_key_jwt</c> client assertion.</summary>
+    public SigningKey? SigningKey { get; init; }
+
+    /// <summary>jwt_bearer: the assertion's <c>iss</c>.</summary>
+    public string? AssertionIssuer { get; init; }
+
+    /// <summary>jwt_bearer: the assertion's <c>sub</c> (null: none; Google: the user a service account acts for).</summary>
+    public string? AssertionSubject { get; init; }
+
+    /// <summary>The assertion's <c>aud</c> (null: the token endpoint).</summary>
+    public string? AssertionAudience { get; init; }
+
+    /// <summary>How long a signed assertion is valid.</summary>
+    public TimeSpan AssertionLifetime { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>jwt_bearer: the scope goes in the assertion's <c>scope</c> claim, as Google wants, instead of a request parameter.</summary>
+    public bool ScopeInAssertion { get; init; }
 
     public string? Scope { get; init; }
 
@@ -66,8 +84,9 @@ internal sealed record OAuth2Settings
         get
         {
             var text = string.Join('\n', Grant, Issuer, TokenUrl, ClientId, Scope, Audience, ResourceIndicator, Username,
-                string.Join('&', ExtraParameters.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => p.Key + "=" + p.Value)));
-            if (Grant is "client_credentials" or "password" && SecretVersions.Length > 0)
+                string.Join('&', ExtraParameters.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => p.Key + "=" + p.Value)),
+                AssertionIssuer, AssertionSubject, AssertionAudience);
+            if (Grant is "client_credentials" or "password" or OAuth2Client.JwtBearerGrant && SecretVersions.Length > 0)
             {
                 text += "\n" + SecretVersions;
             }
@@ -86,6 +105,12 @@ internal sealed record OAuth2Endpoints(string TokenUrl, string? AuthorizeUrl, st
 /// </summary>
 internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
 {
+    /// <summary>Keyway's name for the RFC 7523 grant.</summary>
+    public const string JwtBearerGrant = "jwt_bearer";
+
+    /// <summary>The RFC 7523 grant type sent to the provider.</summary>
+    public const string JwtBearerGrantType = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
     private static readonly TimeSpan DiscoveryLifetime = TimeSpan.FromHours(1);
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
 
@@ -167,6 +192,23 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
 
         var style = settings.ClientAuth == "post" ? ClientCredentialStyle.PostBody : ClientCredentialStyle.AuthorizationHeader;
         var secret = settings.ClientSecret?.Reveal();
+        // Signed per token request (iat, exp, jti fresh each time); a provider refuses an assertion it has seen.
+        var clientAssertion = ClientAssertionFor(settings, endpoints.TokenUrl);
+        string? grantAssertion = null;
+        if (grant == JwtBearerGrant)
+        {
+            if (settings.SigningKey is null)
+            {
+                return TokenResult.Fail(FailureKind.Misconfigured, "The jwt_bearer grant has no key to sign its assertion with: set auth.privateKey or auth.serviceAccountKey.");
+            }
+
+            grantAssertion = GrantAssertion(settings, endpoints.TokenUrl);
+            parameters.Add("assertion", grantAssertion);
+            if (settings.Scope is { Length: > 0 } scope && !settings.ScopeInAssertion)
+            {
+                parameters.Add("scope", scope);
+            }
+        }
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(RequestTimeout);
         var ct = timeout.Token;
@@ -177,7 +219,12 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
             request.Address = endpoints.TokenUrl;
             request.ClientId = settings.ClientId;
             request.ClientSecret = secret;
-            request.ClientCredentialStyle = style;
+            request.ClientCredentialStyle = clientAssertion is null ? style : ClientCredentialStyle.PostBody;
+            if (clientAssertion is not null)
+            {
+                request.ClientAssertion = clientAssertion;
+            }
+
             request.Parameters = parameters;
             return request;
         }
@@ -198,6 +245,7 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
                     Client(new PasswordTokenRequest { UserName = settings.Username!, Password = settings.Password?.Reveal(), Scope = settings.Scope }), ct),
                 "authorization_code" => await outbound.Client.RequestAuthorizationCodeTokenAsync(
                     Client(new AuthorizationCodeTokenRequest { Code = code!, CodeVerifier = codeVerifier, RedirectUri = redirectUri! }), ct),
+                JwtBearerGrant => await outbound.Client.RequestTokenAsync(Client(new TokenRequest { GrantType = JwtBearerGrantType }), ct),
                 _ => throw new ArgumentOutOfRangeException(nameof(grant)),
             };
         }
@@ -206,7 +254,45 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
             return TokenResult.Fail(FailureKind.Transient, $"The token endpoint did not answer within {RequestTimeout.TotalSeconds:0} s.");
         }
 
-        return Classify(response, settings, grant, refreshToken, sentAt);
+        return Classify(response, settings, grant, refreshToken, sentAt, [grantAssertion, clientAssertion?.Value]);
+    }
+
+    /// <summary>The <c>private_key_jwt</c> client assertion (OpenID Connect Core 9, RFC 7523 2.2): <c>iss</c> and <c>sub</c> the client id.</summary>
+    private ClientAssertion? ClientAssertionFor(OAuth2Settings settings, string tokenUrl) =>
+        settings.ClientAuth != "private_key_jwt" || settings.SigningKey is not { } key
+            ? null
+            : new ClientAssertion
+            {
+                Type = Duende.IdentityModel.OidcConstants.ClientAssertionTypes.JwtBearer,
+                Value = Sign(key, settings.ClientId, settings.ClientId, settings.AssertionAudience ?? tokenUrl, null, settings.AssertionLifetime),
+            };
+
+    /// <summary>The <c>jwt_bearer</c> grant's assertion (RFC 7523 2.1).</summary>
+    private string GrantAssertion(OAuth2Settings settings, string tokenUrl) =>
+        Sign(settings.SigningKey!, settings.AssertionIssuer ?? settings.ClientId, settings.AssertionSubject, settings.AssertionAudience ?? tokenUrl,
+            settings.ScopeInAssertion ? settings.Scope : null, settings.AssertionLifetime);
+
+    private string Sign(SigningKey key, string issuer, string? subject, string audience, string? scope, TimeSpan lifetime)
+    {
+        var now = time.GetUtcNow().ToUnixTimeSeconds();
+        return key.Sign(claims =>
+        {
+            claims.WriteString("iss", issuer);
+            if (subject is not null)
+            {
+                claims.WriteString("sub", subject);
+            }
+
+            claims.WriteString("aud", audience);
+            if (scope is not null)
+            {
+                claims.WriteString("scope", scope);
+            }
+
+            claims.WriteNumber("iat", now);
+            claims.WriteNumber("exp", now + (long)lifetime.TotalSeconds);
+            claims.WriteString("jti", Guid.NewGuid().ToString("N"));
+        });
     }
 
     /// <summary>RFC 7009 revocation, best effort: false when the provider has no endpoint or refused.</summary>
@@ -227,19 +313,22 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
             return false;
         }
 
+        var clientAssertion = ClientAssertionFor(settings, endpoints.TokenUrl);
         var response = await outbound.Client.RevokeTokenAsync(new TokenRevocationRequest
         {
             Address = endpoints.RevocationUrl,
             ClientId = settings.ClientId,
             ClientSecret = settings.ClientSecret?.Reveal(),
-            ClientCredentialStyle = settings.ClientAuth == "post" ? ClientCredentialStyle.PostBody : ClientCredentialStyle.AuthorizationHeader,
+            ClientAssertion = clientAssertion ?? new ClientAssertion(),
+            ClientCredentialStyle = settings.ClientAuth == "post" || clientAssertion is not null ? ClientCredentialStyle.PostBody : ClientCredentialStyle.AuthorizationHeader,
             Token = token.Reveal(),
             TokenTypeHint = hint,
         }, cancellationToken);
         return !response.IsError;
     }
 
-    private TokenResult Classify(TokenResponse response, OAuth2Settings settings, string grant, Secret? refreshToken, DateTimeOffset sentAt)
+    private TokenResult Classify(
+        TokenResponse response, OAuth2Settings settings, string grant, Secret? refreshToken, DateTimeOffset sentAt, string?[] assertions)
     {
         var receivedAt = time.GetUtcNow();
         if (!response.IsError && response.AccessToken is { Length: > 0 } access)
@@ -259,7 +348,7 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
         // On 4xx/5xx Duende puts the HTTP reason in Error; the OAuth error code is in the JSON body.
         var error = JsonString(response, "error") ?? response.Error ?? "no access_token in the answer";
         // Redacted before it is cut: a cut would leave the start of a quoted secret that no longer matches.
-        var sent = Sent(settings, refreshToken);
+        var sent = Sent(settings, refreshToken, assertions);
         var description = (JsonString(response, "error_description") ?? response.ErrorDescription) is { Length: > 0 } d ? $" ({Truncate(sent.Redact(d))})" : "";
         if (response.ErrorType == ResponseErrorType.Exception || status is 0 or 408 or 429 or >= 500)
         {
@@ -280,8 +369,9 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
     }
 
     /// <summary>What the token request carried: a provider that quotes it back in an error does not get it into a message.</summary>
-    private static Redactor Sent(OAuth2Settings settings, Secret? refreshToken) =>
-        Redactor.For(new[] { settings.ClientSecret, settings.Password, refreshToken }.OfType<Secret>());
+    private static Redactor Sent(OAuth2Settings settings, Secret? refreshToken, string?[] assertions) =>
+        Redactor.For(new[] { settings.ClientSecret, settings.Password, refreshToken }.OfType<Secret>()
+            .Concat(assertions.OfType<string>().Select(a => new Secret(a))));
 
     private static string? JsonString(TokenResponse response, string name) =>
         response.Json is { ValueKind: System.Text.Json.JsonValueKind.Object } json && json.TryGetProperty(name, out var value) &&
@@ -304,7 +394,7 @@ internal sealed class OAuth2TokenProvider(OAuth2Client client, OAuth2Settings se
 {
     public OAuth2Settings Settings { get; } = settings;
 
-    public bool CanAcquire => Settings.Grant is "client_credentials" or "password";
+    public bool CanAcquire => Settings.Grant is "client_credentials" or "password" or OAuth2Client.JwtBearerGrant;
 
     public string ParametersHash { get; } = settings.ParametersHash;
 

@@ -164,6 +164,7 @@ internal static partial class KeywayServer
         services.AddSingleton<CredentialEngine>();
         services.AddSingleton<OAuth2Client>();
         services.AddSingleton(sp => new CustomFlowClient(sp.GetRequiredService<OutboundClient>().Client, sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(sp => new GitHubAppClient(sp.GetRequiredService<OutboundClient>().Client, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<CredentialService>();
         services.AddSingleton<CredentialMetrics>();
         services.AddHostedService<CredentialRefresher>();

@@ -8,7 +8,7 @@ namespace Keyway.Resources;
 /// <summary>An oauth2 auth method, validated, its templates parsed once.</summary>
 internal sealed class CompiledOAuth2
 {
-    public static readonly string[] Grants = ["client_credentials", "authorization_code", "refresh_token", "password"];
+    public static readonly string[] Grants = ["client_credentials", "authorization_code", "refresh_token", "password", OAuth2Client.JwtBearerGrant];
 
     private Template? _issuer;
     private Template? _tokenUrl;
@@ -21,7 +21,20 @@ internal sealed class CompiledOAuth2
     private Template? _resource;
     private Template? _username;
     private Template? _password;
+    private Template? _privateKey;
+    private Template? _keyId;
+    private Template? _serviceAccountKey;
+    private Template? _assertionIssuer;
+    private Template? _assertionSubject;
+    private Template? _assertionAudience;
     private readonly List<KeyValuePair<string, Template>> _extra = [];
+
+    /// <summary>The private keys this definition version has read: each parsed once.</summary>
+    public SigningKeyCache Keys { get; } = new();
+
+    public string? Algorithm { get; init; }
+
+    public TimeSpan AssertionLifetime { get; init; } = TimeSpan.FromMinutes(5);
 
     public required string Grant { get; init; }
 
@@ -32,6 +45,9 @@ internal sealed class CompiledOAuth2
     public required string TokenName { get; init; }
 
     public required string TokenPrefix { get; init; }
+
+    /// <summary>Where the access token goes.</summary>
+    public TokenPlacement Destination => field ??= new TokenPlacement(TokenIn, TokenName, TokenPrefix);
 
     public TimeSpan? Lifetime { get; init; }
 
@@ -48,7 +64,8 @@ internal sealed class CompiledOAuth2
             errors.Add(new FieldError("auth.grant", $"'{grant}' is not a supported grant; use {string.Join(", ", Grants)}."));
         }
 
-        if (auth.TokenUrl is null && auth.Issuer is null)
+        var jwtBearer = grant == OAuth2Client.JwtBearerGrant;
+        if (auth.TokenUrl is null && auth.Issuer is null && !(jwtBearer && auth.ServiceAccountKey is not null))
         {
             errors.Add(new FieldError("auth.tokenUrl", "Set the token endpoint (auth.tokenUrl) or the issuer to discover it from (auth.issuer)."));
         }
@@ -61,15 +78,17 @@ internal sealed class CompiledOAuth2
             }
         }
 
-        if (string.IsNullOrEmpty(auth.ClientId))
+        if (string.IsNullOrEmpty(auth.ClientId) && (!jwtBearer || auth.ClientAuth is not null || auth.ClientSecret is not null))
         {
             errors.Add(new FieldError("auth.clientId", "Set the OAuth client id."));
         }
 
-        if (auth.ClientAuth is not (null or "basic" or "post"))
+        if (auth.ClientAuth is not (null or "basic" or "post" or "private_key_jwt"))
         {
-            errors.Add(new FieldError("auth.clientAuth", $"'{auth.ClientAuth}' is not a client authentication; use 'basic' or 'post'."));
+            errors.Add(new FieldError("auth.clientAuth", $"'{auth.ClientAuth}' is not a client authentication; use 'basic', 'post' or 'private_key_jwt'."));
         }
+
+        CheckAssertion(auth, grant, errors);
 
         if (grant == "password" && (auth.Username is null || auth.Password is null))
         {
@@ -105,6 +124,14 @@ internal sealed class CompiledOAuth2
         var inQuery = auth.In == "query";
         var compiled = new CompiledOAuth2
         {
+            Algorithm = auth.Algorithm,
+            AssertionLifetime = TimeSpan.FromSeconds(auth.Assertion?.LifetimeSeconds ?? 300),
+            _privateKey = auth.PrivateKey is null ? null : secret("auth.privateKey", auth.PrivateKey),
+            _keyId = parse("auth.keyId", auth.KeyId, false),
+            _serviceAccountKey = auth.ServiceAccountKey is null ? null : secret("auth.serviceAccountKey", auth.ServiceAccountKey),
+            _assertionIssuer = parse("auth.assertion.issuer", auth.Assertion?.Issuer, false),
+            _assertionSubject = parse("auth.assertion.subject", auth.Assertion?.Subject, false),
+            _assertionAudience = parse("auth.assertion.audience", auth.Assertion?.Audience, false),
             Grant = grant,
             ClientAuth = auth.ClientAuth ?? "basic",
             TokenIn = inQuery ? Placement.Query : Placement.Header,
@@ -136,15 +163,48 @@ internal sealed class CompiledOAuth2
         return compiled;
     }
 
-    /// <summary>The settings for one environment (and caller, if templates read one).</summary>
-    public OAuth2Settings Render(TemplateScope scope)
+    /// <summary>
+    /// The settings for one environment (and caller, if templates read one). A private key is parsed here, once per
+    /// value (<see cref="Keys"/>); the key text a service account's JSON file holds goes to <paramref name="derived"/>, to be redacted.
+    /// </summary>
+    public OAuth2Settings Render(TemplateScope scope, List<string>? derived = null)
     {
         string? R(Template? t) => t?.Render(scope) is { Length: > 0 } v ? v : null;
+        SigningKey? key = null;
+        string? issuer = R(_assertionIssuer), audience = R(_assertionAudience), tokenUrl = R(_tokenUrl);
+        var keyId = R(_keyId);
+        var scopeInAssertion = false;
+        if (R(_serviceAccountKey) is { } json)
+        {
+            var account = GoogleServiceAccount.Parse(json, "auth.serviceAccountKey");
+            derived?.Add(account.PrivateKey);
+            key = Keys.Get(account.PrivateKey, Algorithm ?? "RS256", keyId ?? account.PrivateKeyId, "The private_key of auth.serviceAccountKey");
+            issuer ??= account.ClientEmail;
+            tokenUrl ??= account.TokenUri;
+            audience ??= account.TokenUri;
+            scopeInAssertion = true;
+        }
+        else if (R(_privateKey) is { } pem)
+        {
+            key = Keys.Get(pem, Algorithm, keyId, "auth.privateKey");
+        }
+        else if (_privateKey is not null || _serviceAccountKey is not null)
+        {
+            throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config",
+                "The private key of this resource is empty in this environment: set the secret variable it reads.");
+        }
+
         return new OAuth2Settings
         {
+            SigningKey = key,
+            AssertionIssuer = issuer,
+            AssertionSubject = R(_assertionSubject),
+            AssertionAudience = audience,
+            AssertionLifetime = AssertionLifetime,
+            ScopeInAssertion = scopeInAssertion,
             Grant = Grant,
             Issuer = R(_issuer),
-            TokenUrl = R(_tokenUrl),
+            TokenUrl = tokenUrl,
             AuthorizeUrl = R(_authorizeUrl),
             RevocationUrl = R(_revocationUrl),
             ClientId = R(_clientId) ?? "",
@@ -160,5 +220,65 @@ internal sealed class CompiledOAuth2
             KeepAlive = KeepAlive,
             RefreshSchedule = RefreshSchedule,
         };
+    }
+
+    /// <summary>What the jwt_bearer grant and private_key_jwt need, and what belongs to neither.</summary>
+    private static void CheckAssertion(AuthDefinition auth, string grant, List<FieldError> errors)
+    {
+        var jwtBearer = grant == OAuth2Client.JwtBearerGrant;
+        var privateKeyJwt = auth.ClientAuth == "private_key_jwt";
+        if (jwtBearer)
+        {
+            if (auth.PrivateKey is null == (auth.ServiceAccountKey is null))
+            {
+                errors.Add(new FieldError(auth.PrivateKey is null ? "auth.privateKey" : "auth.serviceAccountKey",
+                    "The jwt_bearer grant signs with auth.privateKey (a PEM key, with auth.assertion.issuer) or auth.serviceAccountKey (a Google service account's JSON key file): give one of them."));
+            }
+            else if (auth.PrivateKey is not null && auth.Assertion?.Issuer is null && string.IsNullOrEmpty(auth.ClientId))
+            {
+                errors.Add(new FieldError("auth.assertion.issuer", "Say who the assertion is from (its iss claim), e.g. a client id or a service account."));
+            }
+
+            if (privateKeyJwt)
+            {
+                errors.Add(new FieldError("auth.clientAuth", "The jwt_bearer grant already signs with auth.privateKey; authenticate the client with 'basic' or 'post' (or not at all)."));
+            }
+        }
+        else
+        {
+            if (auth.ServiceAccountKey is not null)
+            {
+                errors.Add(new FieldError("auth.serviceAccountKey", "A service account's key file goes with grant 'jwt_bearer'."));
+            }
+
+            if (auth.Assertion is not null)
+            {
+                errors.Add(new FieldError("auth.assertion", "The assertion's claims go with grant 'jwt_bearer'; private_key_jwt's are the client id and the token endpoint."));
+            }
+
+            if (privateKeyJwt && auth.PrivateKey is null)
+            {
+                errors.Add(new FieldError("auth.privateKey", "private_key_jwt signs with a private key: give auth.privateKey, e.g. {{ environment.variables.CLIENT_KEY_PEM }}."));
+            }
+            else if (!privateKeyJwt && auth.PrivateKey is not null)
+            {
+                errors.Add(new FieldError("auth.privateKey", "A private key signs with grant 'jwt_bearer' or clientAuth 'private_key_jwt': set one of them, or remove the key."));
+            }
+        }
+
+        if (privateKeyJwt && auth.ClientSecret is not null)
+        {
+            errors.Add(new FieldError("auth.clientSecret", "private_key_jwt authenticates with the signed assertion, not a client secret: remove auth.clientSecret."));
+        }
+
+        if (auth.Algorithm is not null && !SigningKey.Algorithms.Contains(auth.Algorithm))
+        {
+            errors.Add(new FieldError("auth.algorithm", $"'{auth.Algorithm}' is not a supported signing algorithm; use RS256 or ES256."));
+        }
+
+        if (auth.Assertion?.LifetimeSeconds is < 10 or > 3600)
+        {
+            errors.Add(new FieldError("auth.assertion.lifetimeSeconds", "Must be between 10 and 3600 seconds."));
+        }
     }
 }

@@ -55,7 +55,7 @@ internal sealed class CompiledResource
     /// </summary>
     public required IReadOnlySet<string> RequestVariables { get; init; }
 
-    /// <summary>The variables of the oauth2 settings (client secret, password, parameters): they go to the token endpoint.</summary>
+    /// <summary>The variables of the oauth2 or githubApp settings (client secret, password, keys, parameters): they go to the token endpoint.</summary>
     public IReadOnlySet<string> OAuth2Variables { get; init; } = new HashSet<string>();
 
     /// <summary>The variables of a custom flow: every step may carry any of them.</summary>
@@ -76,6 +76,9 @@ internal sealed class CompiledResource
 
     /// <summary>A dynamic credential from a custom login flow, or null.</summary>
     public CompiledCustomFlow? Custom { get; init; }
+
+    /// <summary>A GitHub App's installation token, or null.</summary>
+    public CompiledGitHubApp? GitHubApp { get; init; }
 
     /// <summary>AWS Signature Version 4: every request signed, or null.</summary>
     public CompiledSigV4? SigV4 { get; init; }
@@ -192,7 +195,7 @@ internal static class ResourceCompiler
         }
 
         current = authVariables;
-        var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse, out var oauth2, out var custom, out var sigV4);
+        var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse, out var oauth2, out var custom, out var sigV4, out var gitHubApp);
         foreach (var step in custom is null ? [] : custom.Steps.Concat(custom.RefreshSteps ?? []))
         {
             if (step is JavascriptStep javascript)
@@ -210,7 +213,7 @@ internal static class ResourceCompiler
             // variable or javascript step read; what only a request step reads goes to that step's URL alone.
             requestVariables.UnionWith(FlowResultVariables(definition.Auth!));
         }
-        else if (oauth2 is null)
+        else if (oauth2 is null && gitHubApp is null)
         {
             // Static auth is placed on the request.
             requestVariables.UnionWith(authVariables);
@@ -275,13 +278,14 @@ internal static class ResourceCompiler
             UsesCurrentUser = usesCurrentUser,
             Variables = variables,
             RequestVariables = requestVariables,
-            OAuth2Variables = oauth2 is null ? new HashSet<string>() : authVariables,
+            OAuth2Variables = oauth2 is null && gitHubApp is null ? new HashSet<string>() : authVariables,
             FlowVariables = custom is null ? new HashSet<string>() : authVariables,
             ReadsAllVariables = readsAll,
             Attached = attached,
             OAuth2 = oauth2,
             Custom = custom,
             SigV4 = sigV4,
+            GitHubApp = gitHubApp,
             AuthFailureCondition = custom?.BodyCondition,
             ShareCredentials = definition.ShareCredentials ?? true,
             AuthFailureStatuses = failureStatuses,
@@ -373,12 +377,42 @@ internal static class ResourceCompiler
 
     private static List<AuthPlacement> CompileAuth(
         AuthDefinition auth, List<FieldError> errors, Func<string, string?, bool, Template?> parse,
-        out CompiledOAuth2? oauth2, out CompiledCustomFlow? custom, out CompiledSigV4? sigV4)
+        out CompiledOAuth2? oauth2, out CompiledCustomFlow? custom, out CompiledSigV4? sigV4, out CompiledGitHubApp? gitHubApp)
     {
         var placements = new List<AuthPlacement>();
         oauth2 = null;
         custom = null;
         sigV4 = null;
+        gitHubApp = null;
+        if (auth.Type != "oauth2")
+        {
+            foreach (var (field, value) in new (string, object?)[]
+                     {
+                         ("serviceAccountKey", auth.ServiceAccountKey), ("assertion", auth.Assertion), ("keyId", auth.KeyId), ("algorithm", auth.Algorithm),
+                     })
+            {
+                if (value is not null)
+                {
+                    errors.Add(new FieldError($"auth.{field}", $"'{field}' belongs to auth type 'oauth2' (grant 'jwt_bearer' or clientAuth 'private_key_jwt'), not '{auth.Type}'."));
+                }
+            }
+        }
+
+        if (auth.Type != CompiledGitHubApp.Type)
+        {
+            foreach (var (field, value) in new (string, object?)[] { ("appId", auth.AppId), ("installationId", auth.InstallationId), ("apiUrl", auth.ApiUrl) })
+            {
+                if (value is not null)
+                {
+                    errors.Add(new FieldError($"auth.{field}", $"'{field}' belongs to auth type '{CompiledGitHubApp.Type}', not '{auth.Type}'."));
+                }
+            }
+        }
+
+        if (auth.Type is not ("oauth2" or CompiledGitHubApp.Type) && auth.PrivateKey is not null)
+        {
+            errors.Add(new FieldError("auth.privateKey", $"'privateKey' belongs to auth types 'oauth2' and '{CompiledGitHubApp.Type}', not '{auth.Type}'."));
+        }
         if (auth.Type != CompiledSigV4.Type)
         {
             foreach (var (field, value) in new (string, object?)[]
@@ -518,12 +552,23 @@ internal static class ResourceCompiler
                 oauth2 = CompiledOAuth2.Compile(auth, errors, parse, Secret);
                 break;
 
+            case CompiledGitHubApp.Type:
+                Reject("token", auth.Token);
+                Reject("username", auth.Username);
+                Reject("password", auth.Password);
+                Reject("value", auth.Value);
+                Reject("clientId", auth.ClientId);
+                Reject("clientSecret", auth.ClientSecret);
+                Reject("tokenUrl", auth.TokenUrl);
+                gitHubApp = CompiledGitHubApp.Compile(auth, errors, parse, Secret);
+                break;
+
             case "custom":
                 custom = CompiledCustomFlow.Compile(auth, errors, parse);
                 break;
 
             default:
-                errors.Add(new FieldError("auth.type", $"'{auth.Type}' is not an auth method; use none, bearer, basic, apiKey, awsSigV4, oauth2 or custom."));
+                errors.Add(new FieldError("auth.type", $"'{auth.Type}' is not an auth method; use none, bearer, basic, apiKey, awsSigV4, oauth2, githubApp or custom."));
                 break;
         }
 

@@ -58,10 +58,10 @@ internal sealed record ResourceAuditDefinition
 /// <summary>How Keyway authenticates to the resource. Which fields apply depends on <see cref="Type"/>.</summary>
 internal sealed record AuthDefinition
 {
-    /// <summary><c>none</c>, <c>bearer</c>, <c>basic</c>, <c>apiKey</c>, <c>awsSigV4</c>, <c>oauth2</c> or <c>custom</c>.</summary>
+    /// <summary><c>none</c>, <c>bearer</c>, <c>basic</c>, <c>apiKey</c>, <c>awsSigV4</c>, <c>oauth2</c>, <c>githubApp</c> or <c>custom</c>.</summary>
     public string Type { get; init; } = "none";
 
-    /// <summary>oauth2: <c>client_credentials</c>, <c>authorization_code</c>, <c>refresh_token</c> (from an imported token set) or <c>password</c>.</summary>
+    /// <summary>oauth2: <c>client_credentials</c>, <c>authorization_code</c>, <c>refresh_token</c> (from an imported token set), <c>password</c> or <c>jwt_bearer</c> (RFC 7523: a signed assertion).</summary>
     public string? Grant { get; init; }
 
     /// <summary>oauth2: the issuer, for discovery of the endpoints (<c>/.well-known/openid-configuration</c>).</summary>
@@ -81,7 +81,7 @@ internal sealed record AuthDefinition
     /// <summary>oauth2: the client secret (a template over a secret variable).</summary>
     public string? ClientSecret { get; init; }
 
-    /// <summary>oauth2: how the client authenticates: <c>basic</c> (default) or <c>post</c>.</summary>
+    /// <summary>oauth2: how the client authenticates: <c>basic</c> (default), <c>post</c> or <c>private_key_jwt</c> (a signed assertion, <see cref="PrivateKey"/>).</summary>
     public string? ClientAuth { get; init; }
 
     public string? Scope { get; init; }
@@ -142,6 +142,30 @@ internal sealed record AuthDefinition
     /// <summary>awsSigV4: sign every body as <c>UNSIGNED-PAYLOAD</c> instead of hashing it (S3 accepts it; uploads then stream).</summary>
     public bool? UnsignedPayload { get; init; }
 
+    /// <summary>oauth2 jwt_bearer or private_key_jwt, githubApp: the PEM private key that signs (a template over a secret variable).</summary>
+    public string? PrivateKey { get; init; }
+
+    /// <summary>oauth2 jwt_bearer or private_key_jwt: the <c>kid</c> header of the signed JWTs (optional).</summary>
+    public string? KeyId { get; init; }
+
+    /// <summary>oauth2 jwt_bearer or private_key_jwt: <c>RS256</c> or <c>ES256</c> (default: the key's).</summary>
+    public string? Algorithm { get; init; }
+
+    /// <summary>oauth2 jwt_bearer: the claims of the assertion.</summary>
+    public AuthAssertionDefinition? Assertion { get; init; }
+
+    /// <summary>oauth2 jwt_bearer: a Google service account's JSON key file, as downloaded (a template over a secret variable).</summary>
+    public string? ServiceAccountKey { get; init; }
+
+    /// <summary>githubApp: the app's id (the app JWT's <c>iss</c>).</summary>
+    public string? AppId { get; init; }
+
+    /// <summary>githubApp: the installation whose access token is used.</summary>
+    public string? InstallationId { get; init; }
+
+    /// <summary>githubApp: the REST API's base URL (default <c>https://api.github.com</c>; GitHub Enterprise Server: <c>https://HOST/api/v3</c>).</summary>
+    public string? ApiUrl { get; init; }
+
     /// <summary>custom: the login flow, run in order (<c>request</c>, <c>variable</c> and <c>javascript</c> steps).</summary>
     public List<AuthStepDefinition>? Steps { get; init; }
 
@@ -159,6 +183,22 @@ internal sealed record AuthDefinition
 
     /// <summary>custom: what, besides expiry, makes Keyway log in again.</summary>
     public AuthRefreshDefinition? Refresh { get; init; }
+}
+
+/// <summary>The claims of an RFC 7523 assertion (the <c>jwt_bearer</c> grant). <c>iat</c>, <c>exp</c> and <c>jti</c> are Keyway's.</summary>
+internal sealed record AuthAssertionDefinition
+{
+    /// <summary><c>iss</c>: who the assertion is from (often the client id or a service account).</summary>
+    public string? Issuer { get; init; }
+
+    /// <summary><c>sub</c>: whom the token is for (default: the issuer).</summary>
+    public string? Subject { get; init; }
+
+    /// <summary><c>aud</c>: the authorization server (default: the token endpoint).</summary>
+    public string? Audience { get; init; }
+
+    /// <summary>How long an assertion is valid, in seconds (default 300).</summary>
+    public int? LifetimeSeconds { get; init; }
 }
 
 /// <summary>One step of a custom auth flow. Which fields apply depends on <see cref="Type"/>.</summary>

@@ -61,7 +61,7 @@ internal sealed class ResolvedResource
 }
 
 /// <summary>Resolves compiled resources, sharing the result per environment when no template reads the caller.</summary>
-internal sealed class ResourceResolver(VariableService variables, OAuth2Client oauth, CustomFlowClient custom, TimeProvider time)
+internal sealed class ResourceResolver(VariableService variables, OAuth2Client oauth, CustomFlowClient custom, GitHubAppClient gitHub, TimeProvider time)
 {
     private readonly ConcurrentDictionary<(string Resource, string Environment), ResolvedResource> _shared = new();
 
@@ -215,6 +215,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
             }
 
             var signer = resource.SigV4?.Render(scope, derived);
+            var credential = Bind(resource, values, visible, scope, redactor, derived);
             foreach (var (name, value) in headers)
             {
                 if (!Outbound.HeaderRules.IsValidValue(value))
@@ -234,11 +235,11 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
                 Cookie = cookie,
                 Redactor = redactor.Combine(new Redactor(derived)),
                 Known = known,
-                Credential = Bind(resource, values, visible, scope, redactor),
+                Credential = credential,
                 Signer = signer,
                 Bindings = values.BindingsOf(resource.ReadsAllVariables ? visible.Keys : resource.RequestVariables),
                 TrafficMode = resource.Traffic == Audit.TrafficMode.Off &&
-                              (resource.ReadsAllVariables || resource.Auth.Count > 0 || resource.OAuth2 is not null || resource.Custom is not null || resource.SigV4 is not null ||
+                              (resource.ReadsAllVariables || resource.Auth.Count > 0 || resource.OAuth2 is not null || resource.Custom is not null || resource.SigV4 is not null || resource.GitHubApp is not null ||
                                resource.Variables.Any(values.IsSecret))
                     ? null
                     : resource.Traffic,
@@ -252,7 +253,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
     }
 
     private CredentialBinding? Bind(
-        CompiledResource resource, EnvironmentValues values, IReadOnlyDictionary<string, object?> visible, TemplateScope scope, Redactor redactor)
+        CompiledResource resource, EnvironmentValues values, IReadOnlyDictionary<string, object?> visible, TemplateScope scope, Redactor redactor, List<string> derived)
     {
         // A script that reads the variables as a whole may carry any visible one.
         IEnumerable<string> Read(IReadOnlySet<string> named) => resource.ReadsAllVariables ? visible.Keys : named;
@@ -260,8 +261,15 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
         if (resource.OAuth2 is { } compiled)
         {
             var read = Read(resource.OAuth2Variables).ToList();
-            var settings = compiled.Render(scope) with { Bindings = values.BindingsOf(read), SecretVersions = values.VersionsOf(read) };
-            return new CredentialBinding(resource.Name, values.Environment, new OAuth2TokenProvider(oauth, settings), compiled, resource.ShareCredentials);
+            var settings = compiled.Render(scope, derived) with { Bindings = values.BindingsOf(read), SecretVersions = values.VersionsOf(read) };
+            return new CredentialBinding(resource.Name, values.Environment, new OAuth2TokenProvider(oauth, settings), compiled.Destination, resource.ShareCredentials);
+        }
+
+        if (resource.GitHubApp is { } app)
+        {
+            var read = Read(resource.OAuth2Variables).ToList();
+            var settings = app.Render(scope) with { Bindings = values.BindingsOf(read), SecretVersions = values.VersionsOf(read) };
+            return new CredentialBinding(resource.Name, values.Environment, new GitHubAppProvider(gitHub, settings), app.Destination, shared: true);
         }
 
         if (resource.Custom is { } flow)

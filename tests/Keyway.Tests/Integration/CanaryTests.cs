@@ -19,6 +19,13 @@ public sealed class CanaryTests
     public async Task A_planted_secret_never_appears_in_any_output(StoreKind store)
     {
         await using var upstream = await UpstreamServer.StartAsync();
+        await using var signing = await AssertionServer.StartAsync();
+        using var appKey = System.Security.Cryptography.RSA.Create(2048);
+        signing.Trust("4242", appKey);
+        signing.Trust("canary-client", appKey);
+        var keyPem = appKey.ExportRSAPrivateKeyPem();
+        // Any leak of the key carries its base64 body: a line from its middle stands for it.
+        var keyCanary = keyPem.Split('\n', StringSplitOptions.RemoveEmptyEntries)[3].Trim();
         var adminToken = "kw_canary_admin_" + Guid.NewGuid().ToString("N");
         await using var keyway = await KeywayProcess.StartAsync(store, new Dictionary<string, string>
         {
@@ -55,6 +62,41 @@ public sealed class CanaryTests
             baseUrl = upstream.BaseUrl,
             auth = new { type = "bearer", token = "{{ environment.variables.CANARY.foo.bar }}" },
         }));
+        // Private keys that sign: a GitHub App's, private_key_jwt's (a wrong client too, so an error is written), a service account's JSON.
+        await Capture(admin.PutAsJsonAsync("/api/v1/environments/production/variables/CANARY_KEY", new { value = keyPem, secret = true }));
+        await Capture(admin.PutAsJsonAsync("/api/v1/environments/production/variables/CANARY_SA", new
+        {
+            value = new System.Text.Json.Nodes.JsonObject { ["type"] = "service_account", ["client_email"] = "4242", ["private_key"] = keyPem, ["token_uri"] = signing.TokenEndpoint }.ToJsonString(),
+            secret = true,
+        }));
+        await Capture(admin.PutAsJsonAsync("/api/v1/resources/canary-app", new
+        {
+            baseUrl = signing.BaseUrl,
+            auth = new { type = "githubApp", appId = "4242", installationId = "1", privateKey = "{{ environment.variables.CANARY_KEY }}", apiUrl = signing.BaseUrl },
+        }));
+        foreach (var (name, client) in new[] { ("canary-pkjwt", "canary-client"), ("canary-pkjwt-wrong", "stranger") })
+        {
+            await Capture(admin.PutAsJsonAsync($"/api/v1/resources/{name}", new
+            {
+                baseUrl = signing.BaseUrl,
+                auth = new { type = "oauth2", tokenUrl = signing.TokenEndpoint, clientId = client, clientAuth = "private_key_jwt", privateKey = "{{ environment.variables.CANARY_KEY }}" },
+            }));
+        }
+
+        await Capture(admin.PutAsJsonAsync("/api/v1/resources/canary-sa", new
+        {
+            baseUrl = signing.BaseUrl,
+            auth = new { type = "oauth2", grant = "jwt_bearer", serviceAccountKey = "{{ environment.variables.CANARY_SA }}", scope = "api" },
+        }));
+        foreach (var name in new[] { "canary-app", "canary-pkjwt", "canary-pkjwt-wrong", "canary-sa" })
+        {
+            await Capture(admin.PostAsJsonAsync($"/api/v1/resources/{name}/run", new { path = "/api/me" }));
+            await Capture(admin.GetAsync($"/proxy/{name}/api/me"));
+            await Capture(admin.GetAsync($"/api/v1/resources/{name}/credential"));
+            await Capture(admin.PostAsync($"/api/v1/resources/{name}/credential/refresh", null));
+        }
+
+        await Capture(admin.GetAsync("/api/v1/audit"));
         await Capture(admin.PostAsJsonAsync("/api/v1/resources/canary/run", new { path = "/echo-header/Authorization" }));
         await Capture(admin.PostAsJsonAsync("/api/v1/resources/canary/run", new { path = "/echo-header/X-Echo" }));
         await Capture(admin.PostAsJsonAsync("/api/v1/resources/canary/run", new { path = "/anything" }));
@@ -87,7 +129,12 @@ public sealed class CanaryTests
         Assert.Contains(upstream.Requests, r => r.Headers.TryGetValue("Authorization", out var value) && value == "Bearer " + Canary);
         Assert.Contains(upstream.Requests, r => r.Query.TryGetValue("key", out var value) && value == Canary);
 
+        Assert.True(signing.Requests.Count(r => r.Error is null) >= 3, "The signed credentials were obtained.");
+        Assert.Contains(signing.Requests, r => r.Error is not null);
+
         await keyway.StopAsync();
+        Assert.All(outputs, output => Assert.DoesNotContain(keyCanary, output));
+        Assert.DoesNotContain(keyCanary, keyway.AllOutput);
         Assert.All(outputs, output => Assert.DoesNotContain(Canary, output));
         Assert.DoesNotContain(Canary, keyway.AllOutput);
         // Nor in any form it can be written in (JSON escapes, percent, base64, HTML references, UTF-16): RedactionEncodingTests
@@ -102,6 +149,7 @@ public sealed class CanaryTests
         foreach (var dump in await DumpStoreAsync(keyway))
         {
             Assert.DoesNotContain(Canary, dump);
+            Assert.DoesNotContain(keyCanary, dump);
             Assert.DoesNotContain(Convert.ToHexString(Encoding.UTF8.GetBytes(Canary)), dump, StringComparison.OrdinalIgnoreCase);
         }
     }

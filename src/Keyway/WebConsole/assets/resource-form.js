@@ -7,11 +7,12 @@
 
 const authMethodChoices = [
   ['none', 'None'], ['bearer', 'Bearer token'], ['basic', 'Basic auth'], ['apiKey', 'API key'],
-  ['awsSigV4', 'AWS Signature Version 4'], ['oauth2', 'OAuth 2.0'], ['custom', 'Custom login flow'],
+  ['awsSigV4', 'AWS Signature Version 4'], ['oauth2', 'OAuth 2.0'], ['githubApp', 'GitHub App'], ['custom', 'Custom login flow'],
 ];
 const grantChoices = [
   ['client_credentials', 'Client credentials'], ['authorization_code', 'Authorization code (a person connects an account)'],
   ['refresh_token', 'Refresh token (tokens imported once)'], ['password', 'Password'],
+  ['jwt_bearer', 'JWT bearer (a signed assertion; Google service accounts)'],
 ];
 const resourceTabs = [['general', 'General'], ['auth', 'Auth & Headers'], ['advanced', 'Advanced'], ['source', 'Source']];
 
@@ -131,7 +132,7 @@ function resourceForm({ name, definition, onSaved, onCancel }) {
         draw();
       },
     });
-    const fields = { none: () => h('p', { class: 'hint' }, 'Keyway sends no credential; headers and query parameters below still apply.'), bearer: bearerFields, basic: basicFields, apiKey: apiKeyFields, awsSigV4: awsSigV4Fields, oauth2: oauthFields, custom: () => customFlowEditor(model, errors, () => catalog) }[type];
+    const fields = { none: () => h('p', { class: 'hint' }, 'Keyway sends no credential; headers and query parameters below still apply.'), bearer: bearerFields, basic: basicFields, apiKey: apiKeyFields, awsSigV4: awsSigV4Fields, oauth2: oauthFields, githubApp: gitHubAppFields, custom: () => customFlowEditor(model, errors, () => catalog) }[type];
     return [
       method,
       h('div', { class: 'auth-fields', id: 'auth-fields' }, fields ? fields() : h('p', { class: 'field-error' }, `'${type}' is not an auth method this form knows; edit it in Source.`)),
@@ -170,8 +171,33 @@ function resourceForm({ name, definition, onSaved, onCancel }) {
     ];
   }
 
+  function gitHubAppFields() {
+    return [
+      bound(model, 'auth.appId', 'App ID', { errors, mono: true, placeholder: '123456', hint: 'App settings → About.' }),
+      bound(model, 'auth.installationId', 'Installation ID', { errors, mono: true, placeholder: '45678901', hint: 'The last part of the installation\'s settings URL.' }),
+      secretPicker(model, 'auth.privateKey', 'Private key (.pem)', { catalog, errors, origin: () => originOf(model.auth.apiUrl) || 'https://api.github.com' }),
+      bound(model, 'auth.apiUrl', 'API URL', { errors, mono: true, placeholder: 'https://api.github.com', hint: 'GitHub Enterprise Server: https://HOST/api/v3.' }),
+      h('p', { class: 'hint' }, 'Keyway signs an app JWT and exchanges it for an installation token, renewed before its hour ends.'),
+    ];
+  }
+
+  /** The key that signs (jwt_bearer, private_key_jwt) and, for the grant, the assertion's claims. */
+  function signingFields(tokenOrigin, grant) {
+    const google = grant === 'jwt_bearer' && model.auth.serviceAccountKey;
+    return [
+      grant === 'jwt_bearer' ? secretPicker(model, 'auth.serviceAccountKey', 'Google service account key file (JSON)', { catalog, errors, origin: tokenOrigin, hint: 'Or a PEM private key below.' }) : null,
+      google ? null : secretPicker(model, 'auth.privateKey', 'Private key (PEM)', { catalog, errors, origin: tokenOrigin }),
+      google ? null : bound(model, 'auth.keyId', 'Key ID (kid)', { errors, mono: true, hint: 'Optional: the id the provider knows the public key by.' }),
+      google ? null : bound(model, 'auth.algorithm', 'Algorithm', { kind: 'select', choices: [['', "the key's (RS256 or ES256)"], ['RS256', 'RS256'], ['ES256', 'ES256']], errors }),
+      grant === 'jwt_bearer' && !google ? bound(model, 'auth.assertion.issuer', 'Assertion issuer (iss)', { errors, mono: true }) : null,
+      grant === 'jwt_bearer' ? bound(model, 'auth.assertion.subject', 'Assertion subject (sub)', { errors, mono: true, hint: 'Optional: whom the token is for.' }) : null,
+      grant === 'jwt_bearer' && !google ? bound(model, 'auth.assertion.audience', 'Assertion audience (aud)', { errors, mono: true, hint: 'Default: the token URL.' }) : null,
+    ];
+  }
+
   function oauthFields() {
     const grant = model.auth.grant || 'client_credentials';
+    const privateKeyJwt = model.auth.clientAuth === 'private_key_jwt';
     const tokenOrigin = () => originOf(model.auth.tokenUrl) || originOf(model.auth.issuer);
     const callback = `${location.origin}/oauth/callback`;
     return [
@@ -182,9 +208,14 @@ function resourceForm({ name, definition, onSaved, onCancel }) {
       bound(model, 'auth.tokenUrl', 'Token URL', { placeholder: 'https://login.example.com/oauth/token', errors, mono: true }),
       grant === 'authorization_code' ? bound(model, 'auth.authorizeUrl', 'Authorization URL', { errors, mono: true }) : null,
       bound(model, 'auth.revocationUrl', 'Revocation URL', { errors, mono: true, hint: 'Used on Disconnect, when the provider offers one.' }),
-      bound(model, 'auth.clientId', 'Client ID', { errors, mono: true }),
-      secretPicker(model, 'auth.clientSecret', 'Client secret', { catalog, errors, origin: tokenOrigin }),
-      bound(model, 'auth.clientAuth', 'Client authentication', { kind: 'select', choices: [['', 'HTTP Basic (default)'], ['post', 'In the request body']], errors }),
+      grant === 'jwt_bearer' ? signingFields(tokenOrigin, grant) : null,
+      bound(model, 'auth.clientId', grant === 'jwt_bearer' ? 'Client ID (if the provider wants one)' : 'Client ID', { errors, mono: true }),
+      privateKeyJwt ? null : secretPicker(model, 'auth.clientSecret', 'Client secret', { catalog, errors, origin: tokenOrigin }),
+      bound(model, 'auth.clientAuth', 'Client authentication', {
+        kind: 'select', errors, onchange: () => draw(),
+        choices: [['', 'HTTP Basic (default)'], ['post', 'In the request body'], ...(grant === 'jwt_bearer' ? [] : [['private_key_jwt', 'A signed assertion (private_key_jwt)']])],
+      }),
+      privateKeyJwt && grant !== 'jwt_bearer' ? signingFields(tokenOrigin, grant) : null,
       grant === 'password' ? bound(model, 'auth.username', 'User name', { errors, mono: true }) : null,
       grant === 'password' ? secretPicker(model, 'auth.password', 'Password', { catalog, errors, origin: tokenOrigin }) : null,
       bound(model, 'auth.scope', 'Scope', { errors, placeholder: 'read write' }),

@@ -22,11 +22,17 @@ have_botocore() {
   /usr/bin/python3 -c 'import botocore' 2>/dev/null
 }
 
+# The packaging tests build the .deb (dpkg-deb) and check the unit (systemd-analyze).
+have_packaging_tools() {
+  command -v dpkg-deb >/dev/null && command -v systemd-analyze >/dev/null
+}
+
 missing=()
 have_postgres || missing+=(postgresql)
 have_chromium || missing+=(chromium)
 have_node || missing+=(nodejs npm)
 have_botocore || missing+=(python3-botocore)
+have_packaging_tools || missing+=(dpkg systemd)
 if ((${#missing[@]} > 0)); then
   if [[ "$(id -u)" -ne 0 ]]; then
     echo "scripts/test.sh: missing ${missing[*]}. Install with:" >&2

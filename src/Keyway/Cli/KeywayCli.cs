@@ -44,6 +44,7 @@ internal static class KeywayCli
         root.Subcommands.Add(StatusCommand.Create(io));
         root.Subcommands.Add(WebhookCommands.Create(io));
         root.Subcommands.Add(CompletionCommand.Create(io));
+        root.Subcommands.Add(VersionCommand.Create(io));
         foreach (var command in ConfigCommands.Create(io))
         {
             root.Subcommands.Add(command);
@@ -79,8 +80,16 @@ internal static class KeywayCli
 
     private static Command ServeCommand()
     {
-        var dataDir = new Option<string>("--data-dir") { Description = "Where Keyway keeps its data (SQLite store, master.key).", DefaultValueFactory = _ => ServeOptions.DefaultDataDirectory };
-        var urls = new Option<string>("--urls") { Description = "Addresses to listen on, separated by ';'.", DefaultValueFactory = _ => ServeOptions.DefaultUrls };
+        var dataDir = new Option<string>("--data-dir")
+        {
+            Description = "Where Keyway keeps its data (SQLite store, master.key) (or KEYWAY_DATA_DIR).",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("KEYWAY_DATA_DIR") is { Length: > 0 } fromEnvironment ? fromEnvironment : ServeOptions.DefaultDataDirectory,
+        };
+        var urls = new Option<string>("--urls")
+        {
+            Description = "Addresses to listen on, separated by ';' (or KEYWAY_URLS).",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("KEYWAY_URLS") is { Length: > 0 } fromEnvironment ? fromEnvironment : ServeOptions.DefaultUrls,
+        };
         var database = new Option<string?>("--database") { Description = "A postgres:// URL to use PostgreSQL instead of the embedded SQLite (or KEYWAY_DATABASE_URL)." };
         var publicUrl = new Option<string?>("--public-url") { Description = "How people and OAuth providers reach this server, for redirects (or KEYWAY_PUBLIC_URL)." };
         var proxyUrls = new Option<string?>("--proxy-urls")

@@ -5,7 +5,7 @@ using Spectre.Console;
 
 namespace Keyway.Cli;
 
-/// <summary><c>keyway operator rekey|new-master-key</c>: key maintenance for whoever runs Keyway.</summary>
+/// <summary><c>keyway operator rekey|new-master-key|backup|restore</c>: key and store maintenance for whoever runs Keyway.</summary>
 internal static class OperatorCommands
 {
     private const string RekeyPath = "api/v1/operator/rekey";
@@ -13,7 +13,7 @@ internal static class OperatorCommands
 
     public static Command Create(CliIo io)
     {
-        var command = new Command("operator", "Key maintenance: rotate the master key and the data keys.");
+        var command = new Command("operator", "Maintenance for whoever runs Keyway: rotate the master key and the data keys, back up and restore the embedded store.");
 
         var rekey = new Command("rekey",
             "Re-wrap every data key under the primary master key, rotate to a fresh data key and re-encrypt every stored secret and credential token, " +
@@ -48,6 +48,9 @@ internal static class OperatorCommands
 
         command.Subcommands.Add(rekey);
         command.Subcommands.Add(newKey);
+        command.Subcommands.Add(BackupCommands.Backup(io));
+        command.Subcommands.Add(BackupCommands.Restore(io));
+        command.Subcommands.Add(WaitReadyCommand.Create(io));
         return command;
     }
 

@@ -81,7 +81,7 @@ internal static partial class KeywayServer
         // The store and the keys are opened before the server listens: a wrong key or an unreachable
         // database is a clear error at start, never a half-working server.
         await new Migrator(database, time, startupLoggers.CreateLogger<Migrator>()).ApplyAsync(cancellationToken);
-        var master = MasterKeyRing.Load(Environment.GetEnvironmentVariable("KEYWAY_MASTER_KEY"), options.DataDirectory);
+        var master = MasterKeyRing.Load(Environment.GetEnvironmentVariable, options.DataDirectory);
         var keyRing = await KeyRing.OpenAsync(master, new DataKeyStore(database), time, cancellationToken);
         Log.StoreOpened(startupLog, database.Description, keyRing.ActiveKeyId);
         if (Environment.GetEnvironmentVariable(RuntimeTuning.Gen0SizeVariable) is { Length: > 0 } gen0)
@@ -305,7 +305,7 @@ internal static partial class KeywayServer
         await app.Services.GetRequiredService<AuditLog>().SealAtStartAsync(app.Services.GetRequiredService<AuditStore>(), cancellationToken);
         await app.Services.GetRequiredService<Bootstrap>().RunAsync(
             Environment.GetEnvironmentVariable("KEYWAY_ADMIN_PASSWORD"), Environment.GetEnvironmentVariable("KEYWAY_ADMIN_TOKEN"),
-            Console.Out, cancellationToken);
+            Console.Out, cancellationToken, Environment.GetEnvironmentVariable(Bootstrap.CredentialsFileVariable));
 
         // Keyway never connects to itself: the configured URLs from the start, the bound ones (port 0 resolved) once listening.
         var destinations = app.Services.GetRequiredService<DestinationPolicy>();

@@ -16,6 +16,12 @@ namespace Keyway.Secrets;
 internal sealed class MasterKeyRing
 {
     public const string EnvironmentVariable = "KEYWAY_MASTER_KEY";
+
+    /// <summary>A file holding the keys, one per line, primary first (a mounted secret, a file only the service reads).</summary>
+    public const string FileVariable = "KEYWAY_MASTER_KEY_FILE";
+
+    /// <summary>The systemd credential's name (<c>LoadCredential=keyway-master-key:…</c>), read from <c>$CREDENTIALS_DIRECTORY</c>.</summary>
+    public const string CredentialName = "keyway-master-key";
     public const string FileName = "master.key";
     public const int KeySize = 32;
 
@@ -54,6 +60,47 @@ internal sealed class MasterKeyRing
     public bool CreatedKeyFile { get; }
 
     /// <summary>
+    /// Reads the keys from the first of: <c>KEYWAY_MASTER_KEY</c>; the file <c>KEYWAY_MASTER_KEY_FILE</c> names
+    /// (it must exist and be readable by its owner only); the systemd credential <c>keyway-master-key</c>
+    /// (<c>LoadCredential=</c>, so the key is never in the service's environment); <c>master.key</c> in
+    /// <paramref name="dataDirectory"/>, created on first start.
+    /// </summary>
+    /// <exception cref="MasterKeyException">The keys are missing, malformed, or the file is readable by others.</exception>
+    public static MasterKeyRing Load(Func<string, string?> environment, string dataDirectory)
+    {
+        ArgumentNullException.ThrowIfNull(environment);
+        if (environment(EnvironmentVariable) is { } value)
+        {
+            return Load(value, dataDirectory);
+        }
+
+        if (environment(FileVariable) is { } named)
+        {
+            if (string.IsNullOrWhiteSpace(named))
+            {
+                throw new MasterKeyException($"{FileVariable} is set but empty. Set it to the path of the master key file, or unset it.");
+            }
+
+            var path = Path.GetFullPath(named);
+            if (!File.Exists(path))
+            {
+                throw new MasterKeyException(
+                    $"{FileVariable} names {path}, which does not exist. Write the key there (keyway operator new-master-key > '{path}'; chmod 600 '{path}'), or unset {FileVariable}.");
+            }
+
+            return new MasterKeyRing(ReadKeyFile(path, checkMode: true), path, createdKeyFile: false);
+        }
+
+        // systemd makes the credentials directory readable by the service alone; its files' modes are its business.
+        if (environment("CREDENTIALS_DIRECTORY") is { Length: > 0 } credentials && Path.Combine(credentials, CredentialName) is var credential && File.Exists(credential))
+        {
+            return new MasterKeyRing(ReadKeyFile(credential, checkMode: false), $"the systemd credential {CredentialName}", createdKeyFile: false);
+        }
+
+        return Load(environmentValue: null, dataDirectory);
+    }
+
+    /// <summary>
     /// Reads the keys from <paramref name="environmentValue"/> (the value of
     /// <c>KEYWAY_MASTER_KEY</c>, comma-separated) or, when it is null, from
     /// <c>master.key</c> in <paramref name="dataDirectory"/>, creating that file on first start.
@@ -77,7 +124,7 @@ internal sealed class MasterKeyRing
         ArgumentException.ThrowIfNullOrEmpty(dataDirectory);
         var path = Path.GetFullPath(Path.Combine(dataDirectory, FileName));
         var created = !File.Exists(path) && TryCreateKeyFile(path);
-        return new MasterKeyRing(ReadKeyFile(path), path, created);
+        return new MasterKeyRing(ReadKeyFile(path, checkMode: true), path, created);
     }
 
     /// <summary>A ring over the given keys, the first primary (for tests and tools).</summary>
@@ -238,9 +285,9 @@ internal sealed class MasterKeyRing
         }
     }
 
-    private static byte[][] ReadKeyFile(string path)
+    private static byte[][] ReadKeyFile(string path, bool checkMode)
     {
-        if (!OperatingSystem.IsWindows())
+        if (checkMode && !OperatingSystem.IsWindows())
         {
             var mode = File.GetUnixFileMode(path);
             if ((mode & GroupOrOther) != 0)

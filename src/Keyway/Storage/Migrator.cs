@@ -55,8 +55,16 @@ internal sealed partial class Migrator(Database database, TimeProvider time, ILo
             var stored = applied.Count == 0 ? 0 : applied.Max();
             if (stored > newest)
             {
-                throw new InvalidOperationException(
-                    $"The database schema is at version {stored}, newer than this Keyway knows ({newest}). Run a newer Keyway.");
+                // A newer release migrated the store. Its migrations since may only have added, which this release can run on
+                // (a rolling upgrade, or a replica of it restarted meanwhile); schema_compatibility says.
+                var oldestReader = await connection.ExecuteScalarAsync<long>("SELECT oldest_reader FROM schema_compatibility WHERE id = 1");
+                if (oldestReader > newest)
+                {
+                    throw new InvalidOperationException(
+                        $"The database schema is at version {stored}, newer than this Keyway knows ({newest}), and runs only with a Keyway that knows version {oldestReader} or later. Run that release or a newer one.");
+                }
+
+                Log.NewerCompatibleSchema(logger, stored, newest, oldestReader);
             }
 
             return count;
@@ -93,5 +101,8 @@ internal sealed partial class Migrator(Database database, TimeProvider time, ILo
     {
         [LoggerMessage(1, LogLevel.Information, "Applied schema migration {Version} ({Name})")]
         public static partial void Applied(ILogger logger, long version, string name);
+
+        [LoggerMessage(2, LogLevel.Warning, "The store's schema is at version {Stored}, newer than this Keyway knows ({Newest}); it stays readable by releases that know version {OldestReader}, so this one runs on it. Finish the upgrade: every replica should run the release that migrated it")]
+        public static partial void NewerCompatibleSchema(ILogger logger, long stored, long newest, long oldestReader);
     }
 }

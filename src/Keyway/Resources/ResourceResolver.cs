@@ -47,6 +47,22 @@ internal sealed class ResolvedResource
     /// <summary>The bound secrets the requests to the base URL carry: checked on every URL a request is sent to.</summary>
     public SecretBindings Bindings { get; init; } = SecretBindings.None;
 
+    /// <summary>This resolution with another binding of its credential (the resource test's traced one).</summary>
+    public ResolvedResource WithCredential(CredentialBinding? credential) => new()
+    {
+        Resource = Resource,
+        Values = Values,
+        BaseUrl = BaseUrl,
+        Headers = Headers,
+        Query = Query,
+        Cookie = Cookie,
+        Redactor = Redactor,
+        Known = Known,
+        Credential = credential,
+        TrafficMode = TrafficMode,
+        Bindings = Bindings,
+    };
+
     /// <summary>Refuses (<c>403 origin_not_allowed</c>) a request to <paramref name="url"/> that would carry a secret bound elsewhere.</summary>
     public void DemandOrigin(Uri url)
     {

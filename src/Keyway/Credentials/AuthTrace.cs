@@ -155,6 +155,40 @@ internal sealed class AuthTrace
         }
     }
 
+    /// <summary>
+    /// The credentials a request carries in the form it carries them: an <c>Authorization</c> value (a client's
+    /// Basic credentials are URL-encoded before base64, a form the redactor does not derive) and the secret
+    /// parameters of a form body, encoded and decoded. An answer that echoes them is redacted of them.
+    /// </summary>
+    private void ProtectSent(TracedStep step)
+    {
+        var sent = new List<Secret>();
+        foreach (var (name, value) in step.RequestHeaders)
+        {
+            if (Runs.OutboundRequest.IsCredentialHeader(name))
+            {
+                sent.Add(new Secret(value));
+                if (value.IndexOf(' ', StringComparison.Ordinal) is > 0 and var space && value.Length - space > Redactor.MinimumLength)
+                {
+                    sent.Add(new Secret(value[(space + 1)..]));
+                }
+            }
+        }
+
+        foreach (var pair in (step.RequestBody ?? "").Split('&'))
+        {
+            var equals = pair.IndexOf('=', StringComparison.Ordinal);
+            if (equals > 0 && AuthTraceSteps.IsSecretParameter(Uri.UnescapeDataString(pair[..equals].Replace('+', ' '))) && pair.Length - equals > Redactor.MinimumLength)
+            {
+                var encoded = pair[(equals + 1)..];
+                sent.Add(new Secret(encoded));
+                sent.Add(new Secret(Uri.UnescapeDataString(encoded.Replace('+', ' '))));
+            }
+        }
+
+        Protect(sent);
+    }
+
     private TracedStep? ForExchange()
     {
         lock (_gate)
@@ -194,6 +228,8 @@ internal sealed class AuthTrace
                 // Token requests and flow steps send buffered contents (form, string): reading them does not consume them.
                 step.RequestBody = await content.ReadAsStringAsync(cancellationToken);
             }
+
+            trace.ProtectSent(step);
 
             var started = trace._time.GetTimestamp();
             try

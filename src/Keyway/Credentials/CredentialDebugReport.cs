@@ -75,6 +75,8 @@ internal static class AuthTraceSteps
         "subject_token", "actor_token", "token",
     };
 
+    public static bool IsSecretParameter(string name) => SecretParameters.Contains(name);
+
     public static TestStep Render(TracedStep step, Redactor redactor, string definitionText)
     {
         var ok = !step.Failed && step.Error is null && step.Status is null or < 400;

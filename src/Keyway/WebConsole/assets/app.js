@@ -146,6 +146,7 @@ function answerView(answer) {
     h('p', { class: 'row' }, badge(String(answer.status), kind), `${answer.durationMs} ms`, answer.refreshed ? badge('credential refreshed', 'warn') : null),
     h('details', {}, h('summary', {}, 'Headers'), h('pre', {}, pretty(answer.headers || {}))),
     h('pre', { class: 'body' }, answer.body === null || answer.body === undefined ? '(no body)' : pretty(answer.body)),
+    outboundView(answer.outbound),
   ];
 }
 
@@ -418,7 +419,6 @@ async function renderResource(name) {
       field('Headers (JSON object)', h('textarea', { name: 'headers', rows: 4, spellcheck: 'false', placeholder: '{"X-Request-Id": "r-1"}' })),
       field('Body (JSON or text)', h('textarea', { name: 'body', rows: 4, spellcheck: 'false' })))));
 
-  const testResult = h('div', {});
   const configuration = h('pre', { id: 'configuration' }, pretty(withoutNulls(resource.definition)));
   const editor = h('form', {
     class: 'stack', hidden: true, onsubmit: onSubmit(async (form) => {
@@ -514,16 +514,7 @@ async function renderResource(name) {
               await drawCredential();
             }),
           }, 'Disconnect') : null,
-          h('button', {
-            type: 'button', class: 'secondary', id: 'test', onclick: (e) => act(e.currentTarget, async () => {
-              testResult.replaceChildren(h('p', { class: 'muted' }, 'Testing…'));
-              try {
-                testResult.replaceChildren(h('pre', {}, pretty(await api('POST', `${path}/test?environment=${encodeURIComponent(environment)}`))));
-              } catch (error) {
-                testResult.replaceChildren(errorBox(error));
-              }
-            }),
-          }, 'Test connection')),
+          null),
         dynamicAuth.has(auth) ? h('details', {}, h('summary', {}, 'Import tokens obtained elsewhere'),
           h('form', {
             class: 'stack', id: 'import-credential', onsubmit: onSubmit(async (form) => {
@@ -546,7 +537,7 @@ async function renderResource(name) {
           field('Refresh token', h('input', { name: 'refreshToken', type: 'password', autocomplete: 'off' })),
           field('Expires in (seconds)', h('input', { name: 'expiresIn', type: 'number', min: 1 })),
           h('div', {}, h('button', { type: 'submit' }, 'Import')))) : null,
-        testResult),
+        h('h3', {}, 'Test connection'), debuggerPanel(path, () => environment)),
       h('div', { class: 'card' }, h('h2', {}, 'Run a request'), runForm, result)),
     h('div', { class: 'card' },
       h('div', { class: 'head' }, h('h2', {}, 'Configuration'),

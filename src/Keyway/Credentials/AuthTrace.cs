@@ -200,8 +200,10 @@ internal sealed class AuthTrace
 
             if (_current is null || _current.Method is not null)
             {
-                // An exchange nobody announced (a second request of one step): a step of its own.
-                _current = new TracedStep(_current?.Name ?? "request", _current?.Kind ?? "request");
+                // An exchange nobody announced (discovery reads its document, then its keys): a step of its own, numbered.
+                var name = _current?.Name ?? "request";
+                var number = _steps.Count(s => s.Name == name || s.Name.StartsWith(name + " (", StringComparison.Ordinal)) + 1;
+                _current = new TracedStep(number == 1 ? name : $"{name} ({number})", _current?.Kind ?? "request");
                 _steps.Add(_current);
             }
 

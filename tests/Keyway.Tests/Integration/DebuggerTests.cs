@@ -160,7 +160,8 @@ public sealed class DebuggerTests(SqliteKeyway fixture) : IClassFixture<SqliteKe
         Assert.Equal("Bearer [REDACTED]", (string?)Step(report, "request")["request"]!["headers"]!["Authorization"]);
 
         Assert.True((bool)viaDiscovery["ok"]!, discoveryText);
-        Assert.Equal(["configuration", "discovery", "token request (client_credentials)", "credential", "request"], Names(viaDiscovery));
+        // Discovery reads the document, then its keys: two exchanges of one step.
+        Assert.Equal(["configuration", "discovery", "discovery (2)", "token request (client_credentials)", "credential", "request"], Names(viaDiscovery));
         Assert.StartsWith("Basic [REDACTED]", (string?)Step(viaDiscovery, "token request (client_credentials)")["request"]!["headers"]!["Authorization"]);
 
         Assert.False((bool)failed["ok"]!, failedText);
@@ -180,13 +181,13 @@ public sealed class DebuggerTests(SqliteKeyway fixture) : IClassFixture<SqliteKe
         var (resource, token) = await fixture.BearerResourceAsync();
 
         var run = await Expect.SuccessAsync(await Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/run",
-            new { method = "POST", path = "/things", query = new { color = "blue" }, headers = new { X_Note = "hello" }, body = new { name = "widget" } }));
+            new { method = "POST", path = "/things", query = new { color = "blue" }, headers = new Dictionary<string, string> { ["X-Note"] = "hello" }, body = new { name = "widget" } }));
 
         var outbound = run["outbound"]!;
         Assert.Equal("POST", (string?)outbound["method"]);
         Assert.Equal(fixture.Upstream.BaseUrl + "/base/things?color=blue", (string?)outbound["url"]);
         Assert.Equal("Bearer [REDACTED]", (string?)outbound["headers"]!["Authorization"]);
-        Assert.Equal("hello", (string?)outbound["headers"]!["X_Note"]);
+        Assert.Equal("hello", (string?)outbound["headers"]!["X-Note"]);
         Assert.Contains("widget", (string?)outbound["body"]);
         Assert.DoesNotContain(token, run.ToJsonString(), StringComparison.Ordinal);
     }

@@ -30,7 +30,10 @@ public sealed class DebuggerConsoleTests(SqliteKeyway fixture, Chromium chromium
                 ["steps"] = new JsonArray(
                     new JsonObject
                     {
-                        ["type"] = "request", ["name"] = "login", ["method"] = "POST", ["url"] = api.BaseUrl + "/login",
+                        ["type"] = "request",
+                        ["name"] = "login",
+                        ["method"] = "POST",
+                        ["url"] = api.BaseUrl + "/login",
                         ["headers"] = new JsonObject { ["Content-Type"] = "application/json" },
                         ["body"] = $"{{\"username\": \"svc-user\", \"password\": \"{{{{ environment.variables.{variable} }}}}\"}}",
                     },

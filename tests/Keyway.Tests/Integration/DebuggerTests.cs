@@ -45,7 +45,10 @@ public sealed class DebuggerTests(SqliteKeyway fixture) : IClassFixture<SqliteKe
                 ["steps"] = new JsonArray(
                     new JsonObject
                     {
-                        ["type"] = "request", ["name"] = "login", ["method"] = "POST", ["url"] = api.BaseUrl + "/login",
+                        ["type"] = "request",
+                        ["name"] = "login",
+                        ["method"] = "POST",
+                        ["url"] = api.BaseUrl + "/login",
                         ["headers"] = new JsonObject { ["Content-Type"] = "application/json" },
                         ["body"] = $"{{\"username\": \"svc-user\", \"password\": \"{{{{ environment.variables.{variable} }}}}\"}}",
                     },

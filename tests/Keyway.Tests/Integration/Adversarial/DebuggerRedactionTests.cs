@@ -48,7 +48,9 @@ public sealed class DebuggerRedactionTests(RedactionEncodingFixture fixture) : I
                     new JsonObject
                     {
                         // Each form of the secret back in the answer, and the secret in the URL, a header and the body as sent.
-                        ["type"] = "request", ["name"] = "login", ["method"] = "POST",
+                        ["type"] = "request",
+                        ["name"] = "login",
+                        ["method"] = "POST",
                         ["url"] = fixture.Upstream.BaseUrl + "/forms/all?key={{ encodeURIComponent(environment.variables.CANARY) }}",
                         ["headers"] = new JsonObject { ["X-Echo"] = Secret, ["Authorization"] = "Bearer " + Secret },
                         ["body"] = "{\"password\": \"" + Secret + "\"}",

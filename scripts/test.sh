@@ -17,11 +17,16 @@ have_chromium() {
 have_node() {
   command -v node >/dev/null && command -v npm >/dev/null
 }
+# The AWS Signature Version 4 tests check Keyway's signatures with botocore (tests/sigv4-verifier).
+have_botocore() {
+  /usr/bin/python3 -c 'import botocore' 2>/dev/null
+}
 
 missing=()
 have_postgres || missing+=(postgresql)
 have_chromium || missing+=(chromium)
 have_node || missing+=(nodejs npm)
+have_botocore || missing+=(python3-botocore)
 if ((${#missing[@]} > 0)); then
   if [[ "$(id -u)" -ne 0 ]]; then
     echo "scripts/test.sh: missing ${missing[*]}. Install with:" >&2

@@ -81,7 +81,7 @@ public class HeaderBenchmarks
     public async Task<HttpRequestMessage> Keyway_transform()
     {
         using var message = new HttpRequestMessage(HttpMethod.Get, (Uri?)null);
-        var transformer = new ProxyEndpoints.CredentialTransformer(_resolved, _target, null, _resolved.Redactor, null);
+        var transformer = new ProxyEndpoints.CredentialTransformer(_resolved, _target, null, _resolved.Redactor, null, null, TimeProvider.System);
         await transformer.TransformRequestAsync(_context, message, "https://api.example.com/v1", CancellationToken.None);
         return message;
     }

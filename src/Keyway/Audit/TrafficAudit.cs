@@ -98,6 +98,18 @@ internal sealed class TrafficAudit(IAuditLog audit, TrafficRollup rollup, Traffi
     public TrafficMode ModeFor(Caller caller, TrafficMode? resourceMode) =>
         caller.ApiKeyId is null ? TrafficMode.Each : resourceMode ?? options.Mode;
 
+    /// <summary>
+    /// Records a request a rotation sent (<paramref name="kind"/> <c>rotation.mint</c>, <c>rotation.verify</c>,
+    /// <c>rotation.revoke</c>; the target is the rotated variable). Always one by one, whatever the traffic mode: a
+    /// rotation sends a handful of requests that create and revoke credentials, each worth its own event, as a
+    /// console session's runs are. <paramref name="actor"/> is null for a schedule's or a recovery's rotation.
+    /// </summary>
+    public ValueTask RecordRotationAsync(
+        string kind, Caller? actor, string variable, string resource, string environment, string method, string path,
+        int? status, long durationMs, bool refreshed, string? errorCode) =>
+        audit.RecordAsync(AuditEntries.Run(kind, actor, resource, environment, method, path, status, durationMs, refreshed, errorCode, variable),
+            CancellationToken.None);
+
     /// <summary>Records a run (the parameters are those of <see cref="AuditEntries.Run"/>).</summary>
     public ValueTask RecordRunAsync(
         TrafficMode? resourceMode, string kind, Caller caller, string resource, string environment, string method, string path,

@@ -44,6 +44,11 @@ internal static class KeywayCli
         root.Subcommands.Add(StatusCommand.Create(io));
         root.Subcommands.Add(WebhookCommands.Create(io));
         root.Subcommands.Add(CompletionCommand.Create(io));
+        foreach (var command in ConfigCommands.Create(io))
+        {
+            root.Subcommands.Add(command);
+        }
+
         var parse = root.Parse(args, ParserConfiguration);
         if (parse.Action is ParseErrorAction)
         {

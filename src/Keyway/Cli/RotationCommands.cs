@@ -42,7 +42,7 @@ internal static class RotationCommands
             output.Table(doc, doc?["rotations"] as JsonArray,
                 ("STARTED", r => Output.When(r["startedAt"])), ("STATE", r => Output.Str(r["state"])), ("TRIGGER", r => Output.Str(r["trigger"])),
                 ("FROM", r => Output.Str(r["fromVersion"])), ("VERSION", r => Output.Str(r["version"])), ("PROVIDER ID", r => Output.Str(r["newId"])),
-                ("REVOKE", r => r["revokeDueAt"] is null ? "-" : Output.When(r["revokeDueAt"])), ("ERROR", r => Output.Str(r["errorCode"])), ("ID", r => Output.Str(r["id"])));
+                ("REVOKE", Revoke), ("ERROR", r => Output.Str(r["errorCode"])), ("ID", r => Output.Str(r["id"])));
         }));
 
         var definition = new Command("rotation", "Define, show or remove a secret variable's rotation flow.");
@@ -99,4 +99,9 @@ internal static class RotationCommands
         var.Subcommands.Add(history);
         var.Subcommands.Add(definition);
     }
+
+    /// <summary>When the replaced key is revoked, or what became of the key a rolled-back rotation minted.</summary>
+    private static string Revoke(JsonNode r) =>
+        r["abandonedRevoke"] is { } abandoned ? "minted key " + Output.Str(abandoned)
+        : r["revokeDueAt"] is null ? "-" : Output.When(r["revokeDueAt"]);
 }

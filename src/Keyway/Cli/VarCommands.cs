@@ -122,7 +122,7 @@ internal static class VarCommands
 
         var versionsName = new Argument<string>("name") { Description = "The variable's name." };
         var versionsEnv = Env();
-        var versions = new Command("versions", "List a variable's stored versions, newest first: who set each, when, its expiry. Never a value.") { versionsName, versionsEnv };
+        var versions = new Command("versions", "List a variable's stored versions, newest first: who set each, when, its expiry, whether a rotation still owes its key a revoke. Never a value.") { versionsName, versionsEnv };
         versions.SetAction(io.Client(async (client, output, parse, ct) =>
         {
             var doc = await client.GetAsync(VariablePath(parse.GetValue(versionsEnv)!, parse.GetValue(versionsName)!) + "/versions", ct);
@@ -130,7 +130,7 @@ internal static class VarCommands
                 ("VERSION", v => Output.Str(v["version"])), ("STATE", v => Output.Str(v["state"])),
                 ("SET BY", v => Output.Str(v["setBy"]) + (v["setByKey"] is { } key ? $" (key {Output.Str(key)})" : "")),
                 ("SET AT", v => Output.When(v["setAt"])), ("EXPIRES", Expiry),
-                ("RESTORED FROM", v => Output.Str(v["restoredFrom"])));
+                ("RESTORED FROM", v => Output.Str(v["restoredFrom"])), ("KEY REVOKE", v => Output.Str(v["revoke"])));
         }));
 
         var rollbackName = new Argument<string>("name") { Description = "The variable's name." };

@@ -25,6 +25,12 @@ internal static class EnvironmentEndpoints
 
     internal sealed record PutEnvironmentRequest(string? Description);
 
+    /// <summary>
+    /// The body of <c>PATCH /api/v1/environments/{env}/variables/{name}</c>: metadata alone, never a value.
+    /// Left out, a field keeps what it had; <c>origins</c> [] unbinds, <c>rotateEvery</c> "" removes the policy.
+    /// </summary>
+    internal sealed record VariableMetadataRequest(List<string>? Origins = null, int? KeepVersions = null, string? RotateEvery = null, string? ExpiredPolicy = null);
+
     public static RouteGroupBuilder MapEnvironments(this RouteGroupBuilder api)
     {
         var group = api.MapGroup("/environments").WithTags("Environments");
@@ -188,6 +194,39 @@ internal static class EnvironmentEndpoints
             })
             .Requires(Permission.Admin)
             .WithSummary("Bind a secret to the origins its value may be sent to (checked on every request Keyway sends); [] unbinds it.");
+
+        group.MapPatch("/{env}/variables/{name}", async Task<Results<Ok<VariableInfo>, ProblemHttpResult>> (
+                string env, string name, VariableMetadataRequest? body, VariableService service, HttpContext http, IAuditLog audit, CancellationToken ct) =>
+            {
+                if (body is null)
+                {
+                    return Problems.BadRequest("Send what changes: {\"origins\": [\"https://api.example.com\"]}, {\"rotateEvery\": \"90d\"}, {\"expiredPolicy\": \"block\"} or {\"keepVersions\": 5}.");
+                }
+
+                var changed = await service.SetMetadataAsync(env, name, body.Origins, new VariablePolicy(body.KeepVersions, body.RotateEvery, body.ExpiredPolicy), ct,
+                    (transaction, written) => audit.StageAsync(transaction, new AuditEntry("variable.metadata")
+                    {
+                        Actor = Caller.From(http.User),
+                        Environment = env,
+                        Target = name,
+                        Detail = new Dictionary<string, object?>
+                        {
+                            ["origins"] = written.Origins,
+                            ["keepVersions"] = written.KeepVersions,
+                            ["rotateEvery"] = written.RotateEvery,
+                            ["expiredPolicy"] = written.ExpiredPolicy,
+                        },
+                    }, ct));
+                if (changed is not { } info)
+                {
+                    return Problems.NotFound($"There is no variable '{name}' in environment '{env}'.");
+                }
+
+                audit.NotifyStaged();
+                return TypedResults.Ok(info);
+            })
+            .Requires(Permission.Admin)
+            .WithSummary("Change a variable's origin binding and policies without a new version (its value is left alone).");
 
         group.MapDelete("/{env}/variables/{name}", async Task<Results<NoContent, ProblemHttpResult>> (
                 string env, string name, VariableService service, HttpContext http, IAuditLog audit, CancellationToken ct) =>

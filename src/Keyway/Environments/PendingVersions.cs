@@ -14,6 +14,15 @@ namespace Keyway.Environments;
 /// </summary>
 internal sealed partial class VariableService
 {
+    /// <summary>A version's key is live at the provider and a rotation's revoke is owed (pending, retried or failed): never pruned.</summary>
+    public const string RevokeOwed = "owed";
+
+    /// <summary>A version's key was revoked at the provider.</summary>
+    public const string RevokeRevoked = "revoked";
+
+    /// <summary>Nothing will revoke a version's key (the flow has no revoke step any more, or its step cannot name this key).</summary>
+    public const string RevokeSkipped = "skipped";
+
     /// <summary>The outcome of <see cref="CommitPendingAsync"/>.</summary>
     public enum CommitOutcome
     {
@@ -57,9 +66,11 @@ internal sealed partial class VariableService
     /// Stores <paramref name="value"/> encrypted as a new <c>pending</c> version of a secret variable and runs
     /// <paramref name="also"/> (given the version number) in the same transaction. Null when the variable is gone.
     /// The change is published: the value is redacted everywhere from now on, before it is ever sent.
+    /// <paramref name="revokeOwed"/>: the flow has a revoke step, so a version with a provider id is recorded as
+    /// owed a revoke (<see cref="RevokeOwed"/>) and is not pruned until its key is revoked.
     /// </summary>
     public async Task<long?> WritePendingAsync(
-        string environment, string name, Secret value, string? providerId, VersionAuthor author,
+        string environment, string name, Secret value, string? providerId, VersionAuthor author, bool revokeOwed,
         Func<DbConnection, DbTransaction, long, Task> also, CancellationToken cancellationToken)
     {
         var plain = value.Reveal();
@@ -80,9 +91,9 @@ internal sealed partial class VariableService
             await connection.ExecuteAsync(
                 """
                 INSERT INTO variable_versions (environment, name, version, value, ciphertext, created_at, state, set_by, set_by_key, expires_at, expires_from, value_set_at, provider_id,
-                    origins)
+                    origins, revoke_state)
                 VALUES (@environment, @name, @version, NULL, @ciphertext, @now, @state, @setBy, @setByKey, @expiresAt, @expiresFrom, @now, @providerId,
-                    (SELECT origins FROM variables WHERE environment = @environment AND name = @name))
+                    (SELECT origins FROM variables WHERE environment = @environment AND name = @name), @revokeState)
                 """,
                 new
                 {
@@ -97,6 +108,7 @@ internal sealed partial class VariableService
                     expiresAt = expiry.ToStore(),
                     expiresFrom,
                     providerId,
+                    revokeState = revokeOwed && providerId is not null ? RevokeOwed : null,
                 },
                 transaction);
             await also(connection, transaction, version);
@@ -209,6 +221,29 @@ internal sealed partial class VariableService
 
         changes.Publish(new Change("variables", environment));
     }
+
+    /// <summary>
+    /// Records what became of a version's key at the provider (<see cref="RevokeRevoked"/>, <see cref="RevokeSkipped"/>),
+    /// inside the caller's transaction; only a version still <see cref="RevokeOwed"/> changes. From then on it may be
+    /// pruned like any retired version.
+    /// </summary>
+    public static Task<int> SetRevokeStateAsync(DbConnection connection, DbTransaction transaction, string environment, string name, long version, string state) =>
+        connection.ExecuteAsync(
+            "UPDATE variable_versions SET revoke_state = @state WHERE environment = @environment AND name = @name AND version = @version AND revoke_state = @owed",
+            new { environment, name, version, state, owed = RevokeOwed }, transaction);
+
+    /// <summary>
+    /// Records, inside the caller's transaction, that a version's key will be revoked (a commit whose revoke is now
+    /// pending): a version with a provider id not yet marked (minted before the flow had a revoke step) becomes
+    /// <see cref="RevokeOwed"/>, so it is not pruned before its revoke.
+    /// </summary>
+    public static Task<int> MarkRevokeOwedAsync(DbConnection connection, DbTransaction transaction, string environment, string name, long version) =>
+        connection.ExecuteAsync(
+            """
+            UPDATE variable_versions SET revoke_state = @owed
+            WHERE environment = @environment AND name = @name AND version = @version AND provider_id IS NOT NULL AND revoke_state IS NULL
+            """,
+            new { environment, name, version, owed = RevokeOwed }, transaction);
 
     private static Task<int> SetStateAsync(DbConnection connection, DbTransaction transaction, string environment, string name, long version, string state) =>
         connection.ExecuteAsync(

@@ -109,6 +109,9 @@ internal sealed partial class VariableService(Database database, KeyRing keys, T
 {
     private readonly VariableOptions _options = options ?? new VariableOptions();
 
+    /// <summary>How many versions a variable keeps when it says nothing (<c>KEYWAY_VARIABLE_KEEP_VERSIONS</c>).</summary>
+    public int DefaultKeepVersions => _options.KeepVersions;
+
     public const string Production = "production";
 
     private readonly ConcurrentDictionary<string, Task<EnvironmentValues>> _values = new(StringComparer.Ordinal);

@@ -59,11 +59,12 @@ internal readonly record struct VersionAuthor(string? Name, string? KeyId);
 /// <summary>
 /// One stored version as the API lists it: never the value. <c>State</c> is <c>current</c>, <c>retired</c>
 /// or <c>pending</c> (written ahead of a rotation, not in use yet). <c>RestoredFrom</c>: the version a
-/// rollback copied the value of.
+/// rollback copied the value of. <c>Revoke</c>: what became of a rotation-minted key at the provider
+/// (<c>owed</c>, <c>revoked</c>, <c>skipped</c>; null when there is nothing to revoke).
 /// </summary>
 internal sealed record VariableVersionInfo(
     long Version, string State, bool Current, string? SetBy, string? SetByKey, DateTimeOffset SetAt,
-    DateTimeOffset? ExpiresAt, string? ExpiresFrom, long? RestoredFrom, bool Expired);
+    DateTimeOffset? ExpiresAt, string? ExpiresFrom, long? RestoredFrom, bool Expired, string? Revoke = null);
 
 /// <summary>
 /// A variable's versions. Every write makes a new version number (the largest ever stored plus one),
@@ -135,7 +136,11 @@ internal sealed partial class VariableService
         await PruneAsync(connection, transaction, v.Environment, v.Name);
     }
 
-    /// <summary>Deletes the retired versions past the variable's keep count.</summary>
+    /// <summary>
+    /// Deletes the retired versions past the variable's keep count, except those whose key is still owed a revoke
+    /// (<see cref="RevokeOwed"/>): a key live at the provider keeps its value known, so answers stay redacted of it,
+    /// until its rotation's revoke succeeds or is skipped; then a later write prunes it.
+    /// </summary>
     private async Task PruneAsync(DbConnection connection, DbTransaction transaction, string environment, string name)
     {
         var keep = await connection.ExecuteScalarAsync<long?>(
@@ -143,11 +148,12 @@ internal sealed partial class VariableService
         // The current version counts toward the keep count; pending ones are never pruned (a rotation owns them).
         await connection.ExecuteAsync(
             """
-            DELETE FROM variable_versions WHERE environment = @environment AND name = @name AND state = @retired AND version <= (
+            DELETE FROM variable_versions WHERE environment = @environment AND name = @name AND state = @retired
+              AND (revoke_state IS NULL OR revoke_state <> @owed) AND version <= (
                 SELECT version FROM variable_versions WHERE environment = @environment AND name = @name AND state = @retired
                 ORDER BY version DESC LIMIT 1 OFFSET @offset)
             """,
-            new { environment, name, retired = StateRetired, offset = Math.Max(0, keep - 1) }, transaction);
+            new { environment, name, retired = StateRetired, owed = RevokeOwed, offset = Math.Max(0, keep - 1) }, transaction);
     }
 
     private static (int? Keep, long? RotateEvery, string? ExpiredPolicy) CheckPolicy(VariablePolicy? policy)
@@ -175,7 +181,7 @@ internal sealed partial class VariableService
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<VersionRow>(
             """
-            SELECT version, state, set_by, set_by_key, created_at, expires_at, expires_from, restored_from
+            SELECT version, state, set_by, set_by_key, created_at, expires_at, expires_from, restored_from, revoke_state
             FROM variable_versions WHERE environment = @environment AND name = @name ORDER BY version DESC
             """,
             new { environment, name });
@@ -187,7 +193,7 @@ internal sealed partial class VariableService
         var now = time.GetUtcNow();
         return rows.Select(r => new VariableVersionInfo(
             r.Version, r.State, r.State == StateCurrent, r.SetBy, r.SetByKey, Time.From(r.CreatedAt),
-            Time.From(r.ExpiresAt), r.ExpiresAt is null ? null : r.ExpiresFrom ?? "set", r.RestoredFrom, Time.From(r.ExpiresAt) <= now)).ToList();
+            Time.From(r.ExpiresAt), r.ExpiresAt is null ? null : r.ExpiresFrom ?? "set", r.RestoredFrom, Time.From(r.ExpiresAt) <= now, r.RevokeState)).ToList();
     }
 
     /// <summary>
@@ -282,6 +288,7 @@ internal sealed partial class VariableService
         public long? ExpiresAt { get; init; }
         public string? ExpiresFrom { get; init; }
         public long? RestoredFrom { get; init; }
+        public string? RevokeState { get; init; }
     }
 
     private sealed class CurrentRow

@@ -2,6 +2,7 @@ using Keyway.Access;
 using Keyway.Alerts;
 using Keyway.Api;
 using Keyway.Audit;
+using Keyway.Config;
 using Keyway.Credentials;
 using Keyway.Environments;
 using Keyway.Outbound;
@@ -169,6 +170,7 @@ internal static partial class KeywayServer
         services.AddHostedService<CredentialRefresher>();
         services.AddSingleton<QueryRunner>();
         services.AddSingleton<ScheduleStore>();
+        services.AddSingleton<Config.ConfigExport>();
         services.AddSingleton<ScheduleTargets>();
         services.AddSingleton<IScheduleActions, ScheduleActionRunner>();
         services.AddSingleton(sp => new ScheduleRunner(sp.GetRequiredService<ScheduleStore>(), sp.GetRequiredService<IScheduleActions>(),
@@ -200,7 +202,7 @@ internal static partial class KeywayServer
             document.Info.Title = "Keyway API";
             document.Info.Description = "Resources, environments, variables and runs. Errors are RFC 9457 problem+json with a stable 'code'.";
             return Task.CompletedTask;
-        }));
+        }).AddKeywaySecurity());
         services.AddAuthentication(Sessions.DefaultScheme)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null)
             .AddKeywaySignIn(signIn, options);
@@ -249,7 +251,11 @@ internal static partial class KeywayServer
         app.MapGet("/readyz", (Readiness readiness, HttpContext context) => readiness.AnswerAsync(context)).ExcludeFromDescription();
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapOpenApi("/openapi/{documentName}.json");
-        app.MapScalarApiReference("/api/reference", o => o.WithTitle("Keyway API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
+        app.MapConfigSchema();
+        // The reference page for this product only: no AI chat, MCP, SDK or deployment offers, no telemetry to the vendor.
+        app.MapScalarApiReference("/api/reference", o => o.WithTitle("Keyway API").WithOpenApiRoutePattern("/openapi/{documentName}.json")
+            .DisableAgent().DisableMcp().HideDeveloperTools().DisableTelemetry().WithDotNetFlag(false)
+            .AddPreferredSecuritySchemes(OpenApiSecurity.ApiKey));
 
         // One filter instance over the singleton policy: AddEndpointFilter<T> would build its factory
         // by compiling an expression, and loading System.Linq.Expressions for that cost 3.7 MB of RSS.
@@ -267,6 +273,7 @@ internal static partial class KeywayServer
         api.MapPermissions();
         api.MapRights();
         api.MapWebhooks();
+        api.MapConfig();
         api.MapRouteList();
         api.MapStatus();
         api.MapCredentialHealth();

@@ -199,6 +199,10 @@ internal static partial class ProxyEndpoints
                         key = k;
                     }
 
+                    // A signed request carries its body's hash: the body is read (and kept for the forwarder) first.
+                    var payloadHash = compiled.SigV4 is { } sigV4
+                        ? await SigV4Payload.PrepareAsync(context.Request, sigV4, resource, context.RequestAborted)
+                        : null;
                     var config = ConfigFor(compiled.Timeout);
                     // Only a request without a body can be sent twice: its body was streamed the first time.
                     var replayable = context.Request.ContentLength is null or 0 && !context.Request.Headers.ContainsKey("Transfer-Encoding");
@@ -214,15 +218,10 @@ internal static partial class ProxyEndpoints
                         }
 
                         var transformer = new CredentialTransformer(resolved, target, credential, redactor,
-                            attempt == 0 && credential is not null ? compiled.AuthFailureStatuses : null);
+                            attempt == 0 && credential is not null ? compiled.AuthFailureStatuses : null, payloadHash, time);
                         // Known secret values are redacted from the answer, even when the upstream echoes one. Inline rather than a
                         // method of its own: one async layer fewer around the forwarder on every request.
-                        var redacted = redactor.IsEmpty ? null : new RedactedResponseBody(context.Response, redactor);
-                        var original = context.Response.Body;
-                        if (redacted is not null)
-                        {
-                            context.Response.Body = redacted;
-                        }
+                        var redacted = redactor.IsEmpty ? null : RedactedResponseBody.Install(context.Response, redactor);
 
                         ForwarderError error;
                         try
@@ -230,12 +229,11 @@ internal static partial class ProxyEndpoints
                             error = await forwarder.SendAsync(context, resolved.BaseUrl.OriginalString, outbound.Invoker, config, transformer);
                             if (redacted is not null && error == ForwarderError.None && !transformer.Rejected && transformer.UnsupportedEncoding is null)
                             {
-                                await redacted.CompleteAsync(context.RequestAborted);
+                                await redacted.FinishAsync(context.RequestAborted);
                             }
                         }
                         finally
                         {
-                            context.Response.Body = original;
                             redacted?.Release();
                         }
 
@@ -442,7 +440,8 @@ internal static partial class ProxyEndpoints
     }
 
     internal sealed class CredentialTransformer(
-        ResolvedResource resolved, Uri target, Credential? credential, Redactor redactor, IReadOnlySet<int>? rejectionStatuses) : HttpTransformer
+        ResolvedResource resolved, Uri target, Credential? credential, Redactor redactor, IReadOnlySet<int>? rejectionStatuses,
+        string? payloadHash, TimeProvider time) : HttpTransformer
     {
         /// <summary>The upstream answered with a status that means the credential was rejected; nothing was sent to the caller.</summary>
         public bool Rejected { get; private set; }
@@ -503,6 +502,9 @@ internal static partial class ProxyEndpoints
             {
                 resolved.Credential!.Apply(proxyRequest, credential);
             }
+
+            // Last: the signature covers the request as it is sent.
+            resolved.Signer?.Sign(proxyRequest, payloadHash ?? AwsSigV4Signer.EmptyPayloadHash, time.GetUtcNow());
         }
 
         public override async ValueTask<bool> TransformResponseAsync(

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using Keyway.Secrets;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace Keyway.Proxy;
 
@@ -10,19 +11,46 @@ namespace Keyway.Proxy;
 /// body that declares a <c>Content-Length</c> up to <see cref="MaxBufferedLength"/> is gathered in
 /// one pooled buffer, redacted, and sent with its exact (possibly new) length in one write.
 /// </summary>
-internal sealed class RedactedResponseBody(HttpResponse response, Redactor redactor) : Stream
+/// <remarks>
+/// It is the response body feature itself while it is in place (<see cref="Install"/>): setting
+/// <c>HttpResponse.Body</c> instead would wrap it in a feature object of its own on every request.
+/// </remarks>
+internal sealed class RedactedResponseBody : Stream, IHttpResponseBodyFeature
 {
     /// <summary>The largest declared length that is buffered rather than streamed.</summary>
     public const int MaxBufferedLength = 64 * 1024;
 
-    private readonly Stream _inner = response.Body;
+    private readonly HttpResponse _response;
+    private readonly Redactor _redactor;
+    private readonly IFeatureCollection _features;
 
-    // The server's own pipe, taken before the body is replaced by this stream: a streamed write's
-    // pieces are copied into it and flushed once.
-    private readonly PipeWriter _pipe = response.BodyWriter;
+    // The server's body feature, its stream and its own pipe, taken before this one replaces it: a
+    // streamed write's pieces are copied into the pipe and flushed once.
+    private readonly IHttpResponseBodyFeature _prior;
+    private readonly Stream _inner;
+    private readonly PipeWriter _pipe;
     private RedactingStream? _streaming;
+    private PipeWriter? _writer;
     private byte[]? _buffer;
     private int _length;
+
+    private RedactedResponseBody(HttpResponse response, Redactor redactor)
+    {
+        _response = response;
+        _redactor = redactor;
+        _features = response.HttpContext.Features;
+        _prior = _features.GetRequiredFeature<IHttpResponseBodyFeature>();
+        _inner = _prior.Stream;
+        _pipe = _prior.Writer;
+    }
+
+    /// <summary>Puts a redacting body in place of <paramref name="response"/>'s until <see cref="Release"/>.</summary>
+    public static RedactedResponseBody Install(HttpResponse response, Redactor redactor)
+    {
+        var body = new RedactedResponseBody(response, redactor);
+        body._features.Set<IHttpResponseBodyFeature>(body);
+        return body;
+    }
 
     /// <summary>
     /// Called once the upstream's headers are known: buffers the body when its length is declared
@@ -66,7 +94,7 @@ internal sealed class RedactedResponseBody(HttpResponse response, Redactor redac
     }
 
     /// <summary>Sends what is buffered or held back. Call once the body is complete.</summary>
-    public async Task CompleteAsync(CancellationToken cancellationToken)
+    public async Task FinishAsync(CancellationToken cancellationToken)
     {
         if (_buffer is null)
         {
@@ -79,11 +107,11 @@ internal sealed class RedactedResponseBody(HttpResponse response, Redactor redac
         }
 
         var body = _buffer.AsMemory(0, _length);
-        var redactedLength = redactor.RedactedLength(body.Span);
+        var redactedLength = _redactor.RedactedLength(body.Span);
         if (redactedLength == _length)
         {
             // No secret in it (the common case): the upstream's bytes, with their length.
-            response.ContentLength = _length;
+            _response.ContentLength = _length;
             await _inner.WriteAsync(body, cancellationToken);
             return;
         }
@@ -91,8 +119,8 @@ internal sealed class RedactedResponseBody(HttpResponse response, Redactor redac
         var redacted = ArrayPool<byte>.Shared.Rent(redactedLength);
         try
         {
-            redactor.Redact(body.Span, redacted);
-            response.ContentLength = redactedLength;
+            _redactor.Redact(body.Span, redacted);
+            _response.ContentLength = redactedLength;
             await _inner.WriteAsync(redacted.AsMemory(0, redactedLength), cancellationToken);
         }
         finally
@@ -101,11 +129,12 @@ internal sealed class RedactedResponseBody(HttpResponse response, Redactor redac
         }
     }
 
-    private RedactingStream Streaming() => _streaming ??= new RedactingStream(_inner, redactor, _pipe);
+    private RedactingStream Streaming() => _streaming ??= new RedactingStream(_inner, _redactor, _pipe);
 
-    /// <summary>Returns the pooled buffer; the stream is not used afterwards.</summary>
+    /// <summary>Puts the server's body feature back and returns the pooled buffer; this is not used afterwards.</summary>
     public void Release()
     {
+        _features.Set(_prior);
         if (_buffer is { } buffer)
         {
             _buffer = null;
@@ -120,6 +149,22 @@ internal sealed class RedactedResponseBody(HttpResponse response, Redactor redac
             ArrayPool<byte>.Shared.Return(buffer);
         }
     }
+
+    Stream IHttpResponseBodyFeature.Stream => this;
+
+    PipeWriter IHttpResponseBodyFeature.Writer => _writer ??= PipeWriter.Create(this, new StreamPipeWriterOptions(leaveOpen: true));
+
+    void IHttpResponseBodyFeature.DisableBuffering() => _prior.DisableBuffering();
+
+    // Starting the answer sends its headers: not while a body is buffered for its exact length.
+    Task IHttpResponseBodyFeature.StartAsync(CancellationToken cancellationToken) =>
+        _buffer is null ? _prior.StartAsync(cancellationToken) : Task.CompletedTask;
+
+    Task IHttpResponseBodyFeature.SendFileAsync(string path, long offset, long? count, CancellationToken cancellationToken) =>
+        SendFileFallback.SendFileAsync(this, path, offset, count, cancellationToken);
+
+    // The answer is completed by FinishAsync, then by the server once the feature is the server's again.
+    Task IHttpResponseBodyFeature.CompleteAsync() => _writer?.FlushAsync().AsTask() ?? Task.CompletedTask;
 
     public override bool CanRead => false;
 

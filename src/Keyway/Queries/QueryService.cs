@@ -41,6 +41,15 @@ internal sealed class QueryService(Database database, TimeProvider time, ChangeF
         await using (var connection = await database.OpenAsync(cancellationToken))
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            var config = JsonSerializer.Serialize(definition, ConfigJson.Options);
+            if (await connection.QuerySingleOrDefaultAsync<Row>(
+                    "SELECT name, config, version, created_at, updated_at FROM queries WHERE name = @name", new { name }, transaction) is { } stored
+                && stored.Config == config)
+            {
+                // The same definition again (an apply of unchanged files): nothing is written, the version stays.
+                return (ToRecord(stored), false);
+            }
+
             version = await connection.ExecuteScalarAsync<long>(
                 """
                 INSERT INTO queries (name, resource, config, version, created_at, updated_at) VALUES (@name, @resource, @config, 1, @now, @now)
@@ -48,7 +57,7 @@ internal sealed class QueryService(Database database, TimeProvider time, ChangeF
                     version = queries.version + 1, updated_at = excluded.updated_at
                 RETURNING version
                 """,
-                new { name, resource = definition.Resource, config = JsonSerializer.Serialize(definition, ConfigJson.Options), now }, transaction);
+                new { name, resource = definition.Resource, config, now }, transaction);
             if (audit is not null)
             {
                 await audit(transaction, version == 1);
@@ -111,10 +120,11 @@ internal sealed class QueryService(Database database, TimeProvider time, ChangeF
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<Row>($"SELECT name, config, version, created_at, updated_at FROM queries {where}", parameters);
-        return rows.Select(r => new QueryRecord(
-            r.Name, r.Version, Time.From(r.CreatedAt), Time.From(r.UpdatedAt),
-            JsonSerializer.Deserialize<QueryDefinition>(r.Config, ConfigJson.Options)!)).ToList();
+        return rows.Select(ToRecord).ToList();
     }
+
+    private static QueryRecord ToRecord(Row r) => new(
+        r.Name, r.Version, Time.From(r.CreatedAt), Time.From(r.UpdatedAt), JsonSerializer.Deserialize<QueryDefinition>(r.Config, ConfigJson.Options)!);
 
     private sealed class Row
     {

@@ -77,6 +77,9 @@ internal sealed class CompiledResource
     /// <summary>A dynamic credential from a custom login flow, or null.</summary>
     public CompiledCustomFlow? Custom { get; init; }
 
+    /// <summary>AWS Signature Version 4: every request signed, or null.</summary>
+    public CompiledSigV4? SigV4 { get; init; }
+
     /// <summary>
     /// A template over <c>response</c> (status, headers, body) that, when true, means the upstream
     /// rejected the credential although its status did not say so. Evaluated by runs and saved
@@ -189,7 +192,7 @@ internal static class ResourceCompiler
         }
 
         current = authVariables;
-        var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse, out var oauth2, out var custom);
+        var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse, out var oauth2, out var custom, out var sigV4);
         foreach (var step in custom is null ? [] : custom.Steps.Concat(custom.RefreshSteps ?? []))
         {
             if (step is JavascriptStep javascript)
@@ -278,6 +281,7 @@ internal static class ResourceCompiler
             Attached = attached,
             OAuth2 = oauth2,
             Custom = custom,
+            SigV4 = sigV4,
             AuthFailureCondition = custom?.BodyCondition,
             ShareCredentials = definition.ShareCredentials ?? true,
             AuthFailureStatuses = failureStatuses,
@@ -368,11 +372,28 @@ internal static class ResourceCompiler
     }
 
     private static List<AuthPlacement> CompileAuth(
-        AuthDefinition auth, List<FieldError> errors, Func<string, string?, bool, Template?> parse, out CompiledOAuth2? oauth2, out CompiledCustomFlow? custom)
+        AuthDefinition auth, List<FieldError> errors, Func<string, string?, bool, Template?> parse,
+        out CompiledOAuth2? oauth2, out CompiledCustomFlow? custom, out CompiledSigV4? sigV4)
     {
         var placements = new List<AuthPlacement>();
         oauth2 = null;
         custom = null;
+        sigV4 = null;
+        if (auth.Type != CompiledSigV4.Type)
+        {
+            foreach (var (field, value) in new (string, object?)[]
+                     {
+                         ("accessKeyId", auth.AccessKeyId), ("secretAccessKey", auth.SecretAccessKey), ("sessionToken", auth.SessionToken),
+                         ("region", auth.Region), ("service", auth.Service), ("unsignedPayload", auth.UnsignedPayload),
+                     })
+            {
+                if (value is not null)
+                {
+                    errors.Add(new FieldError($"auth.{field}", $"'{field}' belongs to auth type '{CompiledSigV4.Type}', not '{auth.Type}'."));
+                }
+            }
+        }
+
         if (auth.Type != "custom")
         {
             foreach (var (field, value) in new (string, object?)[]
@@ -485,6 +506,14 @@ internal static class ResourceCompiler
                     break;
                 }
 
+            case CompiledSigV4.Type:
+                Reject("token", auth.Token);
+                Reject("username", auth.Username);
+                Reject("password", auth.Password);
+                Reject("value", auth.Value);
+                sigV4 = CompiledSigV4.Compile(auth, errors, parse, Secret);
+                break;
+
             case "oauth2":
                 oauth2 = CompiledOAuth2.Compile(auth, errors, parse, Secret);
                 break;
@@ -494,7 +523,7 @@ internal static class ResourceCompiler
                 break;
 
             default:
-                errors.Add(new FieldError("auth.type", $"'{auth.Type}' is not an auth method; use none, bearer, basic, apiKey, oauth2 or custom."));
+                errors.Add(new FieldError("auth.type", $"'{auth.Type}' is not an auth method; use none, bearer, basic, apiKey, awsSigV4, oauth2 or custom."));
                 break;
         }
 

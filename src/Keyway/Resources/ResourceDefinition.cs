@@ -58,7 +58,7 @@ internal sealed record ResourceAuditDefinition
 /// <summary>How Keyway authenticates to the resource. Which fields apply depends on <see cref="Type"/>.</summary>
 internal sealed record AuthDefinition
 {
-    /// <summary><c>none</c>, <c>bearer</c>, <c>basic</c>, <c>apiKey</c>, <c>oauth2</c> or <c>custom</c>.</summary>
+    /// <summary><c>none</c>, <c>bearer</c>, <c>basic</c>, <c>apiKey</c>, <c>awsSigV4</c>, <c>oauth2</c> or <c>custom</c>.</summary>
     public string Type { get; init; } = "none";
 
     /// <summary>oauth2: <c>client_credentials</c>, <c>authorization_code</c>, <c>refresh_token</c> (from an imported token set) or <c>password</c>.</summary>
@@ -123,6 +123,24 @@ internal sealed record AuthDefinition
 
     /// <summary>apiKey: the key (a template over a secret variable).</summary>
     public string? Value { get; init; }
+
+    /// <summary>awsSigV4: the access key id (a template; it may read a plain or a secret variable).</summary>
+    public string? AccessKeyId { get; init; }
+
+    /// <summary>awsSigV4: the secret access key (a template over a secret variable).</summary>
+    public string? SecretAccessKey { get; init; }
+
+    /// <summary>awsSigV4: the session token of temporary credentials (optional; a template over a secret variable).</summary>
+    public string? SessionToken { get; init; }
+
+    /// <summary>awsSigV4: the region requests are signed for (<c>us-east-1</c>).</summary>
+    public string? Region { get; init; }
+
+    /// <summary>awsSigV4: the service requests are signed for (<c>s3</c>, <c>execute-api</c>, <c>sqs</c>, …).</summary>
+    public string? Service { get; init; }
+
+    /// <summary>awsSigV4: sign every body as <c>UNSIGNED-PAYLOAD</c> instead of hashing it (S3 accepts it; uploads then stream).</summary>
+    public bool? UnsignedPayload { get; init; }
 
     /// <summary>custom: the login flow, run in order (<c>request</c>, <c>variable</c> and <c>javascript</c> steps).</summary>
     public List<AuthStepDefinition>? Steps { get; init; }

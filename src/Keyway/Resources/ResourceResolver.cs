@@ -38,6 +38,9 @@ internal sealed class ResolvedResource
     /// <summary>The dynamic credential to attach per request (oauth2, custom), or null.</summary>
     public CredentialBinding? Credential { get; init; }
 
+    /// <summary>Signs each request as it is sent (<c>awsSigV4</c>), or null.</summary>
+    public AwsSigV4Signer? Signer { get; init; }
+
     /// <summary>
     /// How its traffic is audited (null: the server's mode). A resource saved with <c>off</c> whose templates
     /// read a variable that is secret here (made secret after it was saved) is audited in the server's mode.
@@ -108,12 +111,21 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
     /// <summary>
     /// Resolves <paramref name="resource"/> as if <paramref name="variable"/> held <paramref name="value"/> (version
     /// <paramref name="version"/>): how a rotation verifies a pending value before it is committed. Never cached or
-    /// shared; the variable's origin bindings apply as they do to its current value.
+    /// shared; the variable's origin bindings apply as they do to its current value. The expired <c>block</c> policy
+    /// applies as on every other path to every other secret the resource reads; only the rotated variable is exempt,
+    /// because the pending value replaces its current one in this resolution (rotating is how an expired secret is
+    /// replaced), and the pending value's own expiry is not its policy's concern until it is committed.
     /// </summary>
     public async ValueTask<ResolvedResource> ResolveWithAsync(
         CompiledResource resource, string environment, string variable, Secret value, long version, CancellationToken cancellationToken)
     {
         var values = (await variables.GetValuesAsync(environment, cancellationToken)).With(variable, value, version);
+        if (values.BlockedAfter.Count > 0)
+        {
+            // With() dropped the rotated variable's own entry: what is left are the other secrets the resource may read.
+            DemandNotExpired(resource, values);
+        }
+
         var known = await variables.Known.GetAsync(cancellationToken);
         return Resolve(resource, values, null, known);
     }
@@ -218,6 +230,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
                 }
             }
 
+            var signer = resource.SigV4?.Render(scope, derived);
             foreach (var (name, value) in headers)
             {
                 if (!Outbound.HeaderRules.IsValidValue(value))
@@ -238,9 +251,10 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
                 Redactor = redactor.Combine(new Redactor(derived)),
                 Known = known,
                 Credential = Bind(resource, values, visible, scope, redactor),
+                Signer = signer,
                 Bindings = values.BindingsOf(resource.ReadsAllVariables ? visible.Keys : resource.RequestVariables),
                 TrafficMode = resource.Traffic == Audit.TrafficMode.Off &&
-                              (resource.ReadsAllVariables || resource.Auth.Count > 0 || resource.OAuth2 is not null || resource.Custom is not null ||
+                              (resource.ReadsAllVariables || resource.Auth.Count > 0 || resource.OAuth2 is not null || resource.Custom is not null || resource.SigV4 is not null ||
                                resource.Variables.Any(values.IsSecret))
                     ? null
                     : resource.Traffic,

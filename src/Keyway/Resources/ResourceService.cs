@@ -57,6 +57,16 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
         await using (var connection = await database.OpenAsync(cancellationToken))
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            if (!createOnly && await connection.QuerySingleOrDefaultAsync<ResourceRow>(
+                    "SELECT name, config, version, created_at, updated_at, attached FROM resources WHERE name = @name", new { name }, transaction) is { } stored
+                && stored.Config == config && (expectedVersion is null || stored.Version == expectedVersion)
+                && SameAttached(stored.Attached, attached))
+            {
+                // The same definition again, saved by someone who may attach the same secrets (an apply of unchanged
+                // files): nothing is written, the version stays. A save that attaches other secrets is written.
+                return (stored.ToRecord(), false);
+            }
+
             var onConflict = createOnly
                 ? "ON CONFLICT (name) DO NOTHING"
                 : $"""
@@ -184,6 +194,9 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
             ? null
             : ResourceCompiler.Compile(record.Name, record.Version, record.Definition, record.Attached?.ToHashSet(StringComparer.Ordinal));
     }
+
+    private static bool SameAttached(string? stored, IReadOnlyList<string> attached) =>
+        stored is not null && new HashSet<string>(JsonSerializer.Deserialize<string[]>(stored) ?? [], StringComparer.Ordinal).SetEquals(attached);
 
     private sealed class ResourceRow
     {

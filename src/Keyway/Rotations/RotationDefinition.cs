@@ -14,8 +14,9 @@ namespace Keyway.Rotations;
 /// <remarks>
 /// Templates see the answers of earlier mint steps by step name (<c>{{ create.body.key }}</c>, as in
 /// custom login flows) and <c>rotation</c>: <c>rotation.environment</c>, <c>rotation.variable</c>,
-/// <c>rotation.previous.id</c>/<c>.version</c> (the value being replaced) and, in verify and revoke,
-/// <c>rotation.new.id</c>/<c>.version</c>. Never <c>environment</c> or <c>current_user</c>: a rotation
+/// <c>rotation.previous.id</c>/<c>.version</c> (the value being replaced), in verify and revoke,
+/// <c>rotation.new.id</c>/<c>.version</c>, and in revoke <c>rotation.revoke.id</c>/<c>.version</c>: the key that
+/// revoke retires (the replaced one after a commit, the minted one after a roll-back). Never <c>environment</c> or <c>current_user</c>: a rotation
 /// cannot copy another secret into this one, or depend on who triggered it.
 /// </remarks>
 internal sealed record RotationDefinition
@@ -31,7 +32,10 @@ internal sealed record RotationDefinition
     /// <summary>A request through a resource that reads this variable, sent with the new value before it is committed.</summary>
     public RotationStep? Verify { get; init; }
 
-    /// <summary>A request that revokes the replaced secret at the provider (<c>{{ rotation.previous.id }}</c>).</summary>
+    /// <summary>
+    /// A request that revokes a key at the provider: <c>{{ rotation.revoke.id }}</c> names the replaced key after a commit and
+    /// the minted one after a roll-back (<c>{{ rotation.previous.id }}</c> names only the former; such a step is not sent for an abandoned key).
+    /// </summary>
     public RotationStep? Revoke { get; init; }
 
     /// <summary>The grace period between commit and revoke (<c>1h</c>, <c>PT1H</c>, <c>0s</c>; default 1h).</summary>
@@ -282,10 +286,16 @@ internal sealed record CompiledRotation(
             if (root != "rotation" && !steps.Contains(root))
             {
                 errors.Add(new FieldError(field, allowNew
-                    ? $"'{root}' is not known here: verify and revoke read rotation.previous.id, rotation.new.id and the like (copy what a mint answer says into id)."
+                    ? $"'{root}' is not known here: verify and revoke read rotation.previous.id, rotation.new.id, rotation.revoke.id and the like (copy what a mint answer says into id)."
                     : $"'{root}' is not an earlier mint step: templates read the answers of the steps before them (and rotation.*)."));
                 return null;
             }
+        }
+
+        if (!field.StartsWith("revoke", StringComparison.Ordinal) && template.ReferencedPaths.Any(p => p.StartsWith("rotation.revoke", StringComparison.Ordinal)))
+        {
+            errors.Add(new FieldError(field, "rotation.revoke is the key a revoke retires: only the revoke step reads it."));
+            return null;
         }
 
         if (!allowNew && template.ReferencedPaths.Any(p => p.StartsWith("rotation.new", StringComparison.Ordinal)))

@@ -105,7 +105,7 @@ internal static class RotationEndpoints
                 return rotation.State is RotationStates.Failed or RotationStates.RolledBack
                     ? throw new KeywayException(StatusCodes.Status502BadGateway, rotation.ErrorCode ?? "rotation_failed",
                         $"The rotation of '{name}' in '{env}' ended {rotation.State}: {rotation.Error} See: keyway var rotations {name} --env {env}",
-                        new Dictionary<string, object?> { ["rotation"] = rotation.Id, ["state"] = rotation.State })
+                        new Dictionary<string, object?> { ["rotation"] = rotation.Id, ["state"] = rotation.State, ["abandonedRevoke"] = rotation.AbandonedRevoke })
                     : TypedResults.Ok(rotation);
             })
             .Requires(Permission.Admin)

@@ -29,7 +29,8 @@ internal sealed record RotationTrigger(string Name, Caller? Actor);
 /// <c>pending</c> or <c>verifying</c> is verified again with its stored pending value and committed
 /// if that succeeds, rolled back if not — verification is a test request with no effect, so sending it
 /// again is safe, and the minted secret is already live at the provider; one in <c>revoke_pending</c>
-/// whose revoke is due is revoked (again).
+/// whose revoke is due is revoked (again), and so is a <c>rolled_back</c> one whose abandoned key's
+/// revoke is due (see <c>RotationRevokes.cs</c>).
 /// </remarks>
 internal sealed partial class RotationEngine(
     RotationStore store, VariableService variables, IRotationSteps steps, IAuditLog audit, IAlertSink alerts, TimeProvider time,
@@ -92,70 +93,18 @@ internal sealed partial class RotationEngine(
         }
 
         var compiled = await CompiledForAsync(rotation, cancellationToken);
-        if (rotation.State == RotationStates.RevokePending)
+        if (rotation.State is RotationStates.RevokePending or RotationStates.RolledBack)
         {
             return await RevokeAsync(rotation, compiled, cancellationToken);
         }
 
         if (compiled is null)
         {
-            return await RollBackAsync(rotation, "rotation_not_defined", "The rotation flow was removed before the minted value was verified; it is kept as a retired version.", cancellationToken);
+            return await RollBackAsync(rotation, null, "rotation_not_defined", "The rotation flow was removed before the minted value was verified; it is kept as a retired version.", cancellationToken);
         }
 
         // pending or verifying: verify again, then commit or roll back.
         return await ContinueAsync(rotation, compiled, null, cancellationToken);
-    }
-
-    /// <summary>Runs a due revoke of a rotation this replica has claimed (or <see cref="RecoverAsync"/> has).</summary>
-    public async Task<RotationInfo> RevokeAsync(RotationInfo rotation, CompiledRotation? compiled, CancellationToken cancellationToken)
-    {
-        if (compiled?.Revoke is not { } step)
-        {
-            return await FinishRevokeAsync(rotation, RotationStates.RevokeFailed, "rotation_not_defined",
-                "The rotation flow (or its revoke step) was removed before the old secret was revoked: revoke it at the provider by hand.", cancellationToken);
-        }
-
-        var scope = Scope(rotation, withNew: true);
-        string? error = null;
-        string? code = null;
-        try
-        {
-            var answer = await steps.SendAsync(new RotationRequest(step, rotation.Environment, rotation.Name, scope), cancellationToken);
-            if (!step.Accepts(answer.Status, goneIsDone: true))
-            {
-                (code, error) = ("rotation_revoke_failed", $"Step 'revoke' (resource '{step.Resource}') answered {answer.Status}.");
-            }
-        }
-        catch (KeywayException e)
-        {
-            (code, error) = (e.Code, $"Step 'revoke' (resource '{step.Resource}') failed: {e.Message}");
-        }
-
-        if (code is null)
-        {
-            return await FinishRevokeAsync(rotation, RotationStates.Revoked, null, null, cancellationToken);
-        }
-
-        var attempts = rotation.RevokeAttempts + 1;
-        error = await RedactAsync(error!, null, scope, cancellationToken);
-        if (attempts >= MaxRevokeAttempts)
-        {
-            return await FinishRevokeAsync(rotation with { RevokeAttempts = attempts }, RotationStates.RevokeFailed, code,
-                error + $" Gave up after {attempts} attempts: revoke the old secret at the provider by hand.", cancellationToken);
-        }
-
-        // Tried again later: 1, 2, 4, 8, 16 minutes.
-        var next = time.GetUtcNow() + TimeSpan.FromMinutes(1 << (attempts - 1));
-        await store.UpdateAsync(rotation, new RotationUpdate(RotationStates.RevokePending)
-        {
-            ErrorCode = code,
-            Error = error,
-            RevokeAttempts = attempts,
-            RevokeDueAt = next,
-            Release = true,
-        }, null, cancellationToken);
-        Log.RevokeRetry(logger, rotation.Environment, rotation.Name, rotation.Id, code, attempts);
-        return (await store.GetAsync(rotation.Id, cancellationToken))!;
     }
 
     /// <summary>The rotation flow a stored rotation runs (the variable's current definition), or null when it is gone.</summary>
@@ -189,16 +138,16 @@ internal sealed partial class RotationEngine(
         try
         {
             var answer = await steps.SendAsync(
-                new RotationRequest(compiled.Verify, rotation.Environment, rotation.Name, scope, new PendingValue(pending, rotation.Version!.Value)), cancellationToken);
+                new RotationRequest(compiled.Verify, rotation.Environment, rotation.Name, scope, new PendingValue(pending, rotation.Version!.Value), actor), cancellationToken);
             if (!compiled.Verify.Accepts(answer.Status))
             {
-                return await RollBackAsync(rotation, "rotation_verify_failed",
+                return await RollBackAsync(rotation, compiled, "rotation_verify_failed",
                     $"Verification through resource '{compiled.Verify.Resource}' answered {answer.Status} with the new value; the current secret stays in force.", cancellationToken);
             }
         }
         catch (KeywayException e)
         {
-            return await RollBackAsync(rotation, e.Code,
+            return await RollBackAsync(rotation, compiled, e.Code,
                 await RedactAsync($"Verification through resource '{compiled.Verify.Resource}' failed: {e.Message}", pending, scope, cancellationToken), cancellationToken);
         }
 
@@ -214,7 +163,7 @@ internal sealed partial class RotationEngine(
         {
             foreach (var step in compiled.Mint)
             {
-                var answer = await steps.SendAsync(new RotationRequest(step, rotation.Environment, rotation.Name, scope), cancellationToken);
+                var answer = await steps.SendAsync(new RotationRequest(step, rotation.Environment, rotation.Name, scope, Actor: actor), cancellationToken);
                 if (!step.Accepts(answer.Status))
                 {
                     // The status only: a provider's error body may quote what was sent.
@@ -267,7 +216,8 @@ internal sealed partial class RotationEngine(
         long? version;
         try
         {
-            version = await variables.WritePendingAsync(rotation.Environment, rotation.Name, value, providerId, author, async (connection, transaction, written) =>
+            version = await variables.WritePendingAsync(rotation.Environment, rotation.Name, value, providerId, author, compiled.Revoke is not null,
+                async (connection, transaction, written) =>
                 {
                     await store.UpdateAsync(connection, transaction, rotation, new RotationUpdate(RotationStates.Pending) { PendingVersion = written, NewId = providerId });
                     await audit.StageAsync(transaction, Event("rotation.mint", rotation with { State = RotationStates.Pending, Version = written, NewId = providerId }, actor), cancellationToken);
@@ -300,6 +250,7 @@ internal sealed partial class RotationEngine(
         var revoke = compiled.Revoke is not null && !string.IsNullOrEmpty(rotation.PreviousId);
         var skipped = compiled.Revoke is not null && !revoke;
         var committedState = revoke ? RotationStates.RevokePending : RotationStates.Committed;
+        var abandon = false;
         var outcome = await variables.CommitPendingAsync(rotation.Environment, rotation.Name, rotation.Version!.Value, rotation.FromVersion ?? 0,
             async (connection, transaction, result) =>
             {
@@ -315,16 +266,32 @@ internal sealed partial class RotationEngine(
                         Finished = !revoke,
                         Release = revoke,
                     });
+                    if (rotation.FromVersion is { } replaced)
+                    {
+                        // The replaced key is held back from pruning until its revoke; with no revoke coming (no revoke step,
+                        // or no id), no longer.
+                        await (revoke
+                            ? VariableService.MarkRevokeOwedAsync(connection, transaction, rotation.Environment, rotation.Name, replaced)
+                            : VariableService.SetRevokeStateAsync(connection, transaction, rotation.Environment, rotation.Name, replaced, VariableService.RevokeSkipped));
+                    }
+
                     await audit.StageAsync(transaction, Event("rotation.commit", rotation with { State = committedState }, actor), cancellationToken);
+                }
+                else if (result == VariableService.CommitOutcome.Superseded)
+                {
+                    // The pending version was retired by this transaction: the rotation says so in it too, so no stop
+                    // between the two can leave a rotation pointing at a pending version that is no longer pending.
+                    abandon = await RollBackInAsync(connection, transaction, rotation, compiled, "rotation_superseded",
+                        "Another version became current while the rotation ran (a set or a rollback): it stays; the minted value is kept as a retired version.",
+                        cancellationToken);
                 }
             },
             cancellationToken);
         switch (outcome)
         {
             case VariableService.CommitOutcome.Superseded:
-                return await FailAsync(rotation, RotationStates.RolledBack, "rotation_superseded",
-                    "Another version became current while the rotation ran (a set or a rollback): it stays; the minted value is kept as a retired version.",
-                    null, "commit", cancellationToken);
+                WakeIf(abandon);
+                return await AfterFailureAsync(rotation, RotationStates.RolledBack, "rotation_superseded", "commit", cancellationToken);
             case VariableService.CommitOutcome.Gone:
                 return await FailAsync(rotation, RotationStates.Failed, "rotation_variable_gone",
                     "The variable was deleted before the commit: nothing was committed.", null, "commit", cancellationToken);
@@ -341,34 +308,24 @@ internal sealed partial class RotationEngine(
         return (await store.GetAsync(rotation.Id, cancellationToken))!;
     }
 
-    private async Task<RotationInfo> RollBackAsync(RotationInfo rotation, string code, string error, CancellationToken cancellationToken)
+    /// <summary>Retires the pending version and records the roll-back (and what is owed about the minted key) in one transaction.</summary>
+    private async Task<RotationInfo> RollBackAsync(RotationInfo rotation, CompiledRotation? compiled, string code, string error, CancellationToken cancellationToken)
     {
-        await variables.RetirePendingAsync(rotation.Environment, rotation.Name, rotation.Version!.Value, async (connection, transaction) =>
-            {
-                await store.UpdateAsync(connection, transaction, rotation, new RotationUpdate(RotationStates.RolledBack) { ErrorCode = code, Error = error, Finished = true });
-                await audit.StageAsync(transaction, Event("rotation.rollback", rotation with { State = RotationStates.RolledBack, ErrorCode = code }, null, AuditOutcome.Failure), cancellationToken);
-            },
+        var abandon = false;
+        await variables.RetirePendingAsync(rotation.Environment, rotation.Name, rotation.Version!.Value,
+            async (connection, transaction) => abandon = await RollBackInAsync(connection, transaction, rotation, compiled, code, error, cancellationToken),
             cancellationToken);
+        WakeIf(abandon);
         return await AfterFailureAsync(rotation, RotationStates.RolledBack, code, "verify", cancellationToken);
     }
 
-    /// <summary>Records a failure that changed no version (the pending one, if any, is retired by the caller's path).</summary>
+    /// <summary>Records a failure that changed no version (before anything was stored, or once the variable is gone).</summary>
     private async Task<RotationInfo> FailAsync(
         RotationInfo rotation, string state, string code, string error, string? providerId, string stage, CancellationToken cancellationToken)
     {
-        if (state == RotationStates.RolledBack && rotation.Version is { } version)
-        {
-            // Superseded: the pending version was retired by the commit's transaction already.
-            await store.UpdateAsync(rotation, new RotationUpdate(state) { ErrorCode = code, Error = error, Finished = true },
-                transaction => audit.StageAsync(transaction, Event("rotation.rollback", rotation with { State = state, ErrorCode = code, Version = version }, null, AuditOutcome.Failure), cancellationToken),
-                cancellationToken);
-        }
-        else
-        {
-            await store.UpdateAsync(rotation, new RotationUpdate(state) { ErrorCode = code, Error = error, NewId = providerId, Finished = true },
-                transaction => audit.StageAsync(transaction, Event("rotation.fail", rotation with { State = state, ErrorCode = code, NewId = providerId ?? rotation.NewId }, null, AuditOutcome.Failure), cancellationToken),
-                cancellationToken);
-        }
+        await store.UpdateAsync(rotation, new RotationUpdate(state) { ErrorCode = code, Error = error, NewId = providerId, Finished = true },
+            transaction => audit.StageAsync(transaction, Event("rotation.fail", rotation with { State = state, ErrorCode = code, NewId = providerId ?? rotation.NewId }, null, AuditOutcome.Failure), cancellationToken),
+            cancellationToken);
 
         return await AfterFailureAsync(rotation, state, code, stage, cancellationToken);
     }
@@ -382,43 +339,34 @@ internal sealed partial class RotationEngine(
         return recorded;
     }
 
-    private async Task<RotationInfo> FinishRevokeAsync(RotationInfo rotation, string state, string? code, string? error, CancellationToken cancellationToken)
-    {
-        await store.UpdateAsync(rotation, new RotationUpdate(state) { ErrorCode = code, Error = error, RevokeAttempts = rotation.RevokeAttempts, Finished = true },
-            transaction => audit.StageAsync(transaction,
-                Event(state == RotationStates.Revoked ? "rotation.revoke" : "rotation.fail", rotation with { State = state, ErrorCode = code }, null,
-                    state == RotationStates.Revoked ? AuditOutcome.Success : AuditOutcome.Failure), cancellationToken),
-            cancellationToken);
-        audit.NotifyStaged();
-        var recorded = (await store.GetAsync(rotation.Id, cancellationToken))!;
-        if (state == RotationStates.Revoked)
-        {
-            Log.Revoked(logger, rotation.Environment, rotation.Name, rotation.Id);
-        }
-        else
-        {
-            Log.Failed(logger, rotation.Environment, rotation.Name, rotation.Id, state, code!);
-            await alerts.RaiseAsync(Alert(AlertTypes.RotationFailed, recorded, code, "revoke"), cancellationToken);
-        }
-
-        return recorded;
-    }
-
-    /// <summary>What templates see as <c>rotation</c>: names, versions and provider ids, never a value.</summary>
-    private static TemplateScope Scope(RotationInfo rotation, bool withNew)
+    /// <summary>
+    /// What templates see as <c>rotation</c>: names, versions and provider ids, never a value. <c>new</c> is the minted
+    /// key (verify and revoke); <c>revoke</c> (revoke only) is the key the revoke retires: the replaced one after a
+    /// commit, the minted one when the rotation was rolled back (<paramref name="abandoned"/>), while <c>previous</c> is
+    /// always the key in use when the rotation started.
+    /// </summary>
+    private static TemplateScope Scope(RotationInfo rotation, bool withNew, bool? abandoned = null)
     {
         var root = new Dictionary<string, object?>(StringComparer.Ordinal)
         {
             ["environment"] = rotation.Environment,
             ["variable"] = rotation.Name,
-            ["previous"] = new Dictionary<string, object?>(StringComparer.Ordinal) { ["id"] = rotation.PreviousId, ["version"] = rotation.FromVersion },
+            ["previous"] = Key(rotation.PreviousId, rotation.FromVersion),
         };
         if (withNew)
         {
-            root["new"] = new Dictionary<string, object?>(StringComparer.Ordinal) { ["id"] = rotation.NewId, ["version"] = rotation.Version };
+            root["new"] = Key(rotation.NewId, rotation.Version);
+        }
+
+        if (abandoned is { } minted)
+        {
+            root["revoke"] = minted ? Key(rotation.NewId, rotation.Version) : Key(rotation.PreviousId, rotation.FromVersion);
         }
 
         return new TemplateScope().With("rotation", root);
+
+        static Dictionary<string, object?> Key(string? id, long? version) =>
+            new(StringComparer.Ordinal) { ["id"] = id, ["version"] = version };
     }
 
     /// <summary>
@@ -453,6 +401,7 @@ internal sealed partial class RotationEngine(
                 ["providerId"] = rotation.NewId,
                 ["previousProviderId"] = rotation.PreviousId,
                 ["errorCode"] = rotation.ErrorCode,
+                ["abandonedRevoke"] = rotation.AbandonedRevoke,
             },
         };
 

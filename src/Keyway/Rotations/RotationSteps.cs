@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Keyway.Api;
+using Keyway.Audit;
 using Keyway.Environments;
 using Keyway.Outbound;
 using Keyway.Resources;
@@ -9,8 +10,12 @@ using Keyway.Templates;
 
 namespace Keyway.Rotations;
 
-/// <summary>One rotation request to send: a step, its templates' scope, and for verify the pending value to use.</summary>
-internal sealed record RotationRequest(CompiledRotationStep Step, string Environment, string Variable, TemplateScope Scope, PendingValue? Pending = null);
+/// <summary>
+/// One rotation request to send: a step, its templates' scope, for verify the pending value to use, and who started the
+/// rotation (null for a schedule's or a recovery's), whom the request's audit event names.
+/// </summary>
+internal sealed record RotationRequest(
+    CompiledRotationStep Step, string Environment, string Variable, TemplateScope Scope, PendingValue? Pending = null, Access.Caller? Actor = null);
 
 /// <summary>A minted value not yet committed, to resolve the verify resource with in place of the current one.</summary>
 internal sealed record PendingValue(Secret Value, long Version);
@@ -37,8 +42,12 @@ internal interface IRotationSteps
 /// sent), and every rotation request must go to one of them: a
 /// mint step's answer (the new secret) could be carried by a later step's template, and a minted
 /// value may reach only where the variable may be sent.
+/// Every request sent is audited like other upstream traffic (<see cref="TrafficAudit.RecordRotationAsync"/>): kind
+/// <c>rotation.mint</c>, <c>rotation.verify</c> or <c>rotation.revoke</c>, the resource, method, path and status, never a
+/// body; so is one refused after its URL was built (an origin not allowed, an unreachable provider), with its code.
 /// </summary>
-internal sealed class ResourceRotationSteps(ResourceService resources, ResourceResolver resolver, VariableService variables, RunExecutor executor) : IRotationSteps
+internal sealed class ResourceRotationSteps(
+    ResourceService resources, ResourceResolver resolver, VariableService variables, RunExecutor executor, TrafficAudit traffic, TimeProvider time) : IRotationSteps
 {
     public async Task<RotationAnswer> SendAsync(RotationRequest request, CancellationToken cancellationToken)
     {
@@ -85,13 +94,29 @@ internal sealed class ResourceRotationSteps(ResourceService resources, ResourceR
         }
 
         var path = Render(step.Path);
-        var url = RunExecutor.BuildUrl(resolved, path, query);
-        new SecretBindings([new SecretBinding(request.Variable, request.Environment, origins)]).Demand(url, $"rotation step '{step.Name}' (resource '{step.Resource}')");
+        var kind = "rotation." + (step.Field.StartsWith("mint", StringComparison.Ordinal) ? "mint" : step.Field);
+        var audited = AuditRedaction.PathWithQuery(path, query);
+        var started = time.GetTimestamp();
+        RunResult result;
+        try
+        {
+            var url = RunExecutor.BuildUrl(resolved, path, query);
+            new SecretBindings([new SecretBinding(request.Variable, request.Environment, origins)]).Demand(url, $"rotation step '{step.Name}' (resource '{step.Resource}')");
 
-        var content = RunExecutor.ContentFor(body, headers, out var replayable);
-        var call = new OutboundCall(step.Method, path, query,
-            headers.Where(h => !h.Key.Equals("Content-Type", StringComparison.OrdinalIgnoreCase) || content is null).ToList(), content, replayable);
-        var result = await executor.ExecuteAsync(resolved, call, null, cancellationToken);
+            var content = RunExecutor.ContentFor(body, headers, out var replayable);
+            var call = new OutboundCall(step.Method, path, query,
+                headers.Where(h => !h.Key.Equals("Content-Type", StringComparison.OrdinalIgnoreCase) || content is null).ToList(), content, replayable);
+            result = await executor.ExecuteAsync(resolved, call, null, cancellationToken);
+        }
+        catch (KeywayException e)
+        {
+            await traffic.RecordRotationAsync(kind, request.Actor, request.Variable, step.Resource, request.Environment, step.Method.Method, audited,
+                null, (long)time.GetElapsedTime(started).TotalMilliseconds, false, e.Code);
+            throw;
+        }
+
+        await traffic.RecordRotationAsync(kind, request.Actor, request.Variable, step.Resource, request.Environment, step.Method.Method, audited,
+            result.Status, result.DurationMs, result.Refreshed, null);
         var responseHeaders = result.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => (object?)h.Value, StringComparer.Ordinal);
         return new RotationAnswer(result.Status, new Dictionary<string, object?>(StringComparer.Ordinal)
         {

@@ -29,7 +29,10 @@ internal static class RotationStates
     /// <summary>Nothing changed (a mint step failed, or the rotation was interrupted while minting).</summary>
     public const string Failed = "failed";
 
-    /// <summary>The minted value did not verify (or was superseded): kept as a retired version, never used.</summary>
+    /// <summary>
+    /// The minted value did not verify (or was superseded): kept as a retired version, never used. Its key is then
+    /// revoked at the provider (<see cref="RotationInfo.AbandonedRevoke"/>); the row stays unfinished until that is done.
+    /// </summary>
     public const string RolledBack = "rolled_back";
 
     /// <summary>The states of a rotation still under way, at most one per variable (a unique index says so).</summary>
@@ -42,14 +45,41 @@ internal sealed record RotationInfo(
     string? NewId, string? PreviousId, string? ErrorCode, string? Error, DateTimeOffset StartedAt, DateTimeOffset UpdatedAt,
     DateTimeOffset? FinishedAt, DateTimeOffset? RevokeDueAt, int RevokeAttempts)
 {
+    /// <summary>
+    /// What became of the key a rolled-back rotation minted (<see cref="AbandonedRevokes"/>): <c>pending</c>, <c>revoked</c>,
+    /// <c>failed</c> or <c>skipped</c>; null when nothing was abandoned.
+    /// </summary>
+    public string? AbandonedRevoke { get; init; }
+
+    /// <summary>Why the abandoned key's revoke failed or was skipped (redacted like every rotation error).</summary>
+    public string? AbandonedRevokeError { get; init; }
+
     /// <summary>The token of the claim this worker holds (set by start and claim); never shown.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public string? Claim { get; init; }
 }
 
+/// <summary>The outcomes of an abandoned key's revoke (<see cref="RotationInfo.AbandonedRevoke"/>).</summary>
+internal static class AbandonedRevokes
+{
+    /// <summary>Owed: sent as soon as the rotation service gets to it (retried with backoff like any revoke).</summary>
+    public const string Pending = "pending";
+
+    public const string Revoked = "revoked";
+
+    /// <summary>Gave up after the last attempt: revoke the key at the provider by hand.</summary>
+    public const string Failed = "failed";
+
+    /// <summary>Not sent: no revoke step, no provider id, or a step that does not name the key by <c>rotation.revoke.id</c>.</summary>
+    public const string Skipped = "skipped";
+}
+
 /// <summary>What changes with a state: null members keep what the row has.</summary>
 internal sealed record RotationUpdate(string State)
 {
+    public string? AbandonedRevoke { get; init; }
+    public string? AbandonedRevokeError { get; init; }
+
     public long? PendingVersion { get; init; }
     public string? NewId { get; init; }
     public string? ErrorCode { get; init; }
@@ -142,6 +172,7 @@ internal sealed class RotationStore(Database database, TimeProvider time, string
                 pending_version = COALESCE(@PendingVersion, pending_version), new_id = COALESCE(@NewId, new_id),
                 error_code = COALESCE(@ErrorCode, error_code), error = COALESCE(@Error, error),
                 revoke_due_at = COALESCE(@revokeDueAt, revoke_due_at), revoke_attempts = COALESCE(@RevokeAttempts, revoke_attempts),
+                abandoned_revoke = COALESCE(@AbandonedRevoke, abandoned_revoke), abandoned_revoke_error = COALESCE(@AbandonedRevokeError, abandoned_revoke_error),
                 finished_at = CASE WHEN @finished = 1 THEN @now ELSE finished_at END,
                 lease_until = CASE WHEN @release = 1 OR @finished = 1 THEN NULL ELSE @leaseUntil END,
                 owner = CASE WHEN @release = 1 OR @finished = 1 THEN NULL ELSE owner END,
@@ -161,6 +192,8 @@ internal sealed class RotationStore(Database database, TimeProvider time, string
                 update.Error,
                 revokeDueAt = update.RevokeDueAt.ToStore(),
                 update.RevokeAttempts,
+                update.AbandonedRevoke,
+                update.AbandonedRevokeError,
                 finished = update.Finished ? 1 : 0,
                 release = update.Release ? 1 : 0,
                 leaseUntil = (now + Lease).ToStore(),
@@ -213,7 +246,8 @@ internal sealed class RotationStore(Database database, TimeProvider time, string
         await using var connection = await database.OpenAsync(cancellationToken);
         var rows = await connection.QueryAsync<Row>(
             Select + """
-             WHERE (state IN ('minting', 'pending', 'verifying') OR (state = 'revoke_pending' AND revoke_due_at <= @now))
+             WHERE (state IN ('minting', 'pending', 'verifying') OR (state = 'revoke_pending' AND revoke_due_at <= @now)
+                    OR (state = 'rolled_back' AND finished_at IS NULL AND abandoned_revoke = 'pending' AND revoke_due_at <= @now))
                AND (lease_until IS NULL OR lease_until < @now OR (@atStart = 1 AND owner = @owner))
              ORDER BY started_at
             """,
@@ -253,7 +287,7 @@ internal sealed class RotationStore(Database database, TimeProvider time, string
     private const string Select =
         """
         SELECT id, environment, name, state, trigger, actor, from_version, pending_version, new_id, previous_id, error_code, error,
-               started_at, updated_at, finished_at, revoke_due_at, revoke_attempts FROM rotations
+               started_at, updated_at, finished_at, revoke_due_at, revoke_attempts, abandoned_revoke, abandoned_revoke_error FROM rotations
         """;
 
     private sealed class LeaseRow
@@ -281,9 +315,15 @@ internal sealed class RotationStore(Database database, TimeProvider time, string
         public long? FinishedAt { get; init; }
         public long? RevokeDueAt { get; init; }
         public long RevokeAttempts { get; init; }
+        public string? AbandonedRevoke { get; init; }
+        public string? AbandonedRevokeError { get; init; }
 
         public RotationInfo ToInfo() => new(
             Id, Environment, Name, State, Trigger, Actor, FromVersion, PendingVersion, NewId, PreviousId, ErrorCode, Error,
-            Time.From(StartedAt), Time.From(UpdatedAt), Time.From(FinishedAt), Time.From(RevokeDueAt), (int)RevokeAttempts);
+            Time.From(StartedAt), Time.From(UpdatedAt), Time.From(FinishedAt), Time.From(RevokeDueAt), (int)RevokeAttempts)
+        {
+            AbandonedRevoke = AbandonedRevoke,
+            AbandonedRevokeError = AbandonedRevokeError,
+        };
     }
 }

@@ -191,6 +191,12 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
                 resolved.Credential!.Apply(request, credential);
             }
 
+            if (resolved.Signer is { } signer)
+            {
+                // Last: the signature covers the request as it is sent, on every hop.
+                signer.Sign(request, SigV4Payload.Of(call.ReplayableBody, request.Content is not null, resource.SigV4!, resource.Name), time.GetUtcNow());
+            }
+
             sent.Capture(request, withBody ? call.ReplayableBody : null);
             var response = await outbound.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
             if (!resource.FollowSameOriginRedirects || hop == MaxRedirects || !IsRedirect(response.StatusCode) ||
@@ -238,7 +244,9 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
     {
         try
         {
-            return OutboundUrl.Build(resolved.BaseUrl, path, resolved.Query.Count == 0 ? query : resolved.Query.Concat(query));
+            return resolved.Query.Count == 0 && query.Count == 0
+                ? BuiltUrls.Get(resolved.BaseUrl, path)
+                : OutboundUrl.Build(resolved.BaseUrl, path, resolved.Query.Count == 0 ? query : resolved.Query.Concat(query));
         }
         catch (OutboundRequestException e)
         {

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Keyway.Audit;
 
 namespace Keyway.Tests.Audit;
@@ -16,6 +17,14 @@ internal sealed class RecordingAuditLog : IAuditLog
                 return [.. _entries];
         }
     }
+
+    /// <summary>Staging an event of this action throws, failing the transaction it is staged in (a crash at that point).</summary>
+    public string? FailStagingOf { get; set; }
+
+    public Task StageAsync(DbTransaction transaction, AuditEntry entry, CancellationToken cancellationToken) =>
+        entry.Action == FailStagingOf
+            ? throw new InvalidOperationException($"staging {entry.Action} failed (test)")
+            : RecordAsync(entry, cancellationToken).AsTask();
 
     public ValueTask RecordAsync(AuditEntry entry, CancellationToken cancellationToken = default)
     {

@@ -221,6 +221,9 @@ public sealed record UpstreamRequest
     /// <summary>The body as UTF-8 text; empty when there was none.</summary>
     public required string Body { get; init; }
 
+    /// <summary>The request target as it was sent (path and query, still encoded).</summary>
+    public string RawTarget { get; init; } = "";
+
     /// <summary>The cookies of the Cookie header.</summary>
     public required IReadOnlyDictionary<string, string> Cookies { get; init; }
 
@@ -251,6 +254,7 @@ public sealed record UpstreamRequest
             Query = request.Query.ToDictionary(q => q.Key, q => q.Value.ToString(), StringComparer.Ordinal),
             Headers = request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase),
             Body = body,
+            RawTarget = request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()?.RawTarget ?? "",
             Cookies = request.Cookies.ToDictionary(c => c.Key, c => c.Value, StringComparer.Ordinal),
         };
         request.HttpContext.Items[typeof(UpstreamRequest)] = result;

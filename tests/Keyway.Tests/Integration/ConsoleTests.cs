@@ -298,17 +298,18 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
         var name = KeywayFixture.Unique("plain");
         var page = await AdminPageAsync("/console#/resources");
 
-        var form = page.Locator("#new-resource");
+        var form = page.Locator("#resource-form");
         await form.Locator("input[name=name]").FillAsync(name);
-        await form.Locator("textarea[name=definition]").FillAsync(
+        await form.GetByRole(AriaRole.Tab, new() { Name = "Source" }).ClickAsync();
+        await form.Locator("textarea[name=source]").FillAsync(
             $$$"""{"baseUrl": "{{{fixture.Upstream.BaseUrl}}}", "auth": {"type": "bearer", "token": "typed-in-plain-text"}}""");
         await form.GetByRole(AriaRole.Button, new() { Name = "Create resource" }).ClickAsync();
 
-        var notice = page.Locator("#notice");
-        await Assertions.Expect(notice).ToContainTextAsync("auth.token");
-        await Assertions.Expect(notice).ToContainTextAsync("keyway var set NAME --secret");
-        await Assertions.Expect(notice).ToContainTextAsync("(400 invalid_config)");
-        await Assertions.Expect(form.Locator("textarea[name=definition]")).ToHaveValueAsync(new System.Text.RegularExpressions.Regex("typed-in-plain-text"));
+        var errors = form.Locator(".form-errors");
+        await Assertions.Expect(errors).ToContainTextAsync("auth.token");
+        await Assertions.Expect(errors).ToContainTextAsync("keyway var set NAME --secret");
+        await Assertions.Expect(errors).ToContainTextAsync("(400 invalid_config)");
+        await Assertions.Expect(form.Locator("textarea[name=source]")).ToHaveValueAsync(new System.Text.RegularExpressions.Regex("typed-in-plain-text"));
         await Expect.ProblemAsync(await fixture.Admin.GetAsync($"/api/v1/resources/{name}"), 404, "not_found");
         await page.Context.CloseAsync();
     }
@@ -321,9 +322,10 @@ public sealed class ConsoleTests(SqliteKeyway fixture, Chromium chromium) : ICla
         await fixture.SetVariableAsync(variable, "bind-canary-" + Guid.NewGuid().ToString("N"), secret: true);
         var page = await AdminPageAsync("/console#/resources");
 
-        var form = page.Locator("#new-resource");
+        var form = page.Locator("#resource-form");
         await form.Locator("input[name=name]").FillAsync(name);
-        await form.Locator("textarea[name=definition]").FillAsync(
+        await form.GetByRole(AriaRole.Tab, new() { Name = "Source" }).ClickAsync();
+        await form.Locator("textarea[name=source]").FillAsync(
             $$$"""{"baseUrl": "{{{fixture.Upstream.BaseUrl}}}/v1", "auth": {"type": "bearer", "token": "{{ environment.variables.{{{variable}}} }}"}}""");
         await form.GetByRole(AriaRole.Button, new() { Name = "Create resource" }).ClickAsync();
 

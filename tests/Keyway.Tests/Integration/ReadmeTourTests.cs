@@ -63,7 +63,7 @@ public sealed partial class ReadmeTourTests
         Assert.Contains("verifies", result.StandardOutput);
     }
 
-    private static string RepositoryRoot()
+    internal static string RepositoryRoot()
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
         {

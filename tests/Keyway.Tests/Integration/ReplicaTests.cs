@@ -27,9 +27,12 @@ public sealed class ReplicaPair : IAsyncLifetime
 
     public HttpClient AdminB { get; private set; } = null!;
 
+    /// <summary>A key provider on <see cref="Upstream"/> (<c>/provider/keys</c>, <c>/base/verify</c>) for rotations across replicas.</summary>
+    internal RotationProvider Provider { get; } = new();
+
     public async Task InitializeAsync()
     {
-        Upstream = await UpstreamServer.StartAsync();
+        Upstream = await UpstreamServer.StartAsync(Provider.Map);
         _database = await (await PostgresCluster.GetSharedAsync()).CreateDatabaseAsync();
         var options = new KeywayProcessOptions
         {

@@ -63,11 +63,18 @@ internal sealed class RotationProvider
         });
     }
 
-    /// <summary>The admin resource (mint, revoke), the API resource that reads <paramref name="variable"/>, and the rotation flow.</summary>
-    public static async Task DefineAsync(HttpClient admin, UpstreamServer upstream, string variable, string initial, string revokeAfter = "0s")
+    /// <summary>
+    /// The admin resource (mint, revoke), the API resource that reads <paramref name="variable"/>, and the rotation flow, whose
+    /// revoke names the key by <c>rotation.revoke.id</c> (<paramref name="revokePath"/>): the replaced key after a commit, the
+    /// minted one after a roll-back.
+    /// </summary>
+    public static async Task DefineAsync(
+        HttpClient admin, UpstreamServer upstream, string variable, string initial, string revokeAfter = "0s", int? keepVersions = null,
+        string revokePath = "/keys/{{ rotation.revoke.id }}")
     {
         var suffix = variable.ToLowerInvariant().Replace('_', '-');
-        await Expect.StatusAsync(await admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{variable}", new { value = initial, secret = true, origins = new[] { upstream.BaseUrl } }), 200);
+        await Expect.StatusAsync(await admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{variable}",
+            new { value = initial, secret = true, origins = new[] { upstream.BaseUrl }, keepVersions }), 200);
         await Expect.SuccessAsync(await admin.PutAsJsonAsync($"/api/v1/resources/admin-{suffix}", new { kind = "rest", baseUrl = upstream.BaseUrl + "/provider" }));
         await Expect.SuccessAsync(await admin.PutAsJsonAsync($"/api/v1/resources/api-{suffix}", new JsonObject
         {
@@ -88,12 +95,14 @@ internal sealed class RotationProvider
             ["value"] = "{{ create.body.key }}",
             ["id"] = "{{ create.body.id }}",
             ["verify"] = new JsonObject { ["resource"] = $"api-{suffix}", ["path"] = "/verify" },
-            ["revoke"] = new JsonObject { ["resource"] = $"admin-{suffix}", ["method"] = "DELETE", ["path"] = "/keys/{{ rotation.previous.id }}" },
+            ["revoke"] = new JsonObject { ["resource"] = $"admin-{suffix}", ["method"] = "DELETE", ["path"] = revokePath },
             ["revokeAfter"] = revokeAfter,
         }), 200);
     }
 
     public static string ApiResource(string variable) => "api-" + variable.ToLowerInvariant().Replace('_', '-');
+
+    public static string AdminResource(string variable) => "admin-" + variable.ToLowerInvariant().Replace('_', '-');
 
     private static TaskCompletionSource Open()
     {

@@ -32,6 +32,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["GET /readyz"] = Open,
         ["GET /metrics"] = Open,
         ["GET /openapi/{documentName}.json"] = Open,
+        ["GET /schema/v1.json"] = Open, // the JSON Schema of configuration files: shapes, never data
         ["GET /api/reference/{documentName?}"] = Open,
         ["GET /api/reference/favicon.svg"] = Open,
         ["GET /api/reference/scalar.js"] = Open,
@@ -56,6 +57,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["PUT /api/v1/environments/{env}/variables/{name}"] = AdminOnly,
         ["DELETE /api/v1/environments/{env}/variables/{name}"] = AdminOnly,
         ["PUT /api/v1/environments/{env}/variables/{name}/origins"] = AdminOnly,
+        ["PATCH /api/v1/environments/{env}/variables/{name}"] = AdminOnly,
         ["GET /api/v1/environments/{env}/variables/{name}/versions"] = AdminOnly,
         ["POST /api/v1/environments/{env}/variables/{name}/rollback"] = AdminOnly,
         ["GET /api/v1/environments/{env}/variables/{name}/rotation"] = AdminOnly,
@@ -133,6 +135,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["GET /api/v1/operator/rekey"] = AdminOnly,
         ["POST /api/v1/operator/rekey"] = AdminOnly,
         ["GET /api/v1/operator/routes"] = AdminOnly,
+        ["GET /api/v1/config/export"] = AdminOnly, // every environment's variables, groups and webhooks: what only admins read
     };
 
     [Fact]
@@ -304,6 +307,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["GET /readyz"] = Need.Open,
         ["GET /metrics"] = Need.Open,
         ["GET /openapi/{documentName}.json"] = Need.Open,
+        ["GET /schema/v1.json"] = Need.Open,
         ["GET /api/reference/{documentName?}"] = Need.Open,
         ["GET /api/reference/favicon.svg"] = Need.Open,
         ["GET /api/reference/scalar.js"] = Need.Open,
@@ -328,6 +332,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["PUT /api/v1/environments/{env}/variables/{name}"] = Need.Admin,
         ["DELETE /api/v1/environments/{env}/variables/{name}"] = Need.Admin,
         ["PUT /api/v1/environments/{env}/variables/{name}/origins"] = Need.Admin,
+        ["PATCH /api/v1/environments/{env}/variables/{name}"] = Need.Admin,
         ["GET /api/v1/environments/{env}/variables/{name}/versions"] = Need.Admin,
         ["POST /api/v1/environments/{env}/variables/{name}/rollback"] = Need.Admin,
         ["GET /api/v1/environments/{env}/variables/{name}/rotation"] = Need.Admin,
@@ -405,6 +410,7 @@ public sealed class RouteMatrixTests(SqliteKeyway fixture) : IClassFixture<Sqlit
         ["GET /api/v1/operator/rekey"] = Need.Admin,
         ["POST /api/v1/operator/rekey"] = Need.Admin,
         ["GET /api/v1/operator/routes"] = Need.Admin,
+        ["GET /api/v1/config/export"] = Need.Admin,
     };
 
     [Fact]

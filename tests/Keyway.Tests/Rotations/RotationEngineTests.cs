@@ -23,136 +23,14 @@ namespace Keyway.Tests.Rotations;
 [Trait("Category", "Integration")]
 public sealed class RotationEngineTests
 {
-    private static readonly DateTimeOffset Start = new(2026, 6, 1, 9, 0, 0, TimeSpan.Zero);
+    private static readonly DateTimeOffset Start = RotationHarness.Start;
 
-    private const string Flow = """
-        {
-          "mint": [{ "name": "create", "resource": "admin-api", "method": "POST", "path": "/keys" }],
-          "value": "{{ create.body.key }}",
-          "id": "{{ create.body.id }}",
-          "verify": { "resource": "api", "path": "/me" },
-          "revoke": { "resource": "admin-api", "method": "DELETE", "path": "/keys/{{ rotation.previous.id }}" },
-          "revokeAfter": "1h"
-        }
-        """;
-
-    /// <summary>A provider: mints numbered keys, answers verify and revoke with set statuses, and keeps what it was sent.</summary>
-    private sealed class FakeProvider : IRotationSteps
-    {
-        private int _minted;
-
-        public int VerifyStatus { get; set; } = 200;
-
-        public int RevokeStatus { get; set; } = 204;
-
-        public List<(string Step, string Path, string? Pending)> Sent { get; } = [];
-
-        public string Canary { get; } = "canary-" + Guid.NewGuid().ToString("N");
-
-        public string KeyOf(int n) => $"{Canary}-{n}";
-
-        /// <summary>What the mint answer gives as id for a key (default <c>key_N</c>).</summary>
-        public Func<string, string>? IdOf { get; set; }
-
-        /// <summary>When set, the next verify waits for it (once): a worker that stalls past its lease.</summary>
-        public TaskCompletionSource? HoldNextVerify { get => _hold; set => _hold = value; }
-
-        private TaskCompletionSource? _hold;
-
-        public TaskCompletionSource VerifyHeld { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public async Task<RotationAnswer> SendAsync(RotationRequest request, CancellationToken cancellationToken)
-        {
-            var path = request.Step.Path.Render(request.Scope);
-            lock (Sent)
-                Sent.Add((request.Step.Name, path, request.Pending?.Value.Reveal()));
-            if (request.Step.Name == "verify" && Interlocked.Exchange(ref _hold, null) is { } hold)
-            {
-                VerifyHeld.TrySetResult();
-                await hold.Task.WaitAsync(cancellationToken);
-            }
-
-            return request.Step.Name switch
-            {
-                "create" => Answer(200, new { key = KeyOf(Interlocked.Increment(ref _minted)), id = IdOf?.Invoke(KeyOf(_minted)) ?? $"key_{_minted}" }),
-                "verify" => Answer(VerifyStatus, new { error = request.Pending?.Value.Reveal() }), // an upstream that echoes what it got
-                _ => Answer(RevokeStatus, new { }),
-            };
-        }
-
-        private static RotationAnswer Answer(int status, object body) => new(status, new Dictionary<string, object?>
-        {
-            ["status"] = (long)status,
-            ["headers"] = new Dictionary<string, object?>(),
-            ["body"] = JsonSerializer.SerializeToElement(body),
-        });
-    }
-
-    private sealed class Harness : IAsyncDisposable
-    {
-        private ScratchStore _scratch = null!;
-        private KeyRing _keys = null!;
-
-        public FakeTimeProvider Time { get; } = new(Start);
-
-        public VariableService Variables { get; private set; } = null!;
-
-        public RecordingAlerts Alerts { get; } = new();
-
-        public RecordingAuditLog Audit { get; } = new();
-
-        public FakeProvider Provider { get; } = new();
-
-        public RotationStore Store { get; private set; } = null!;
-
-        public RotationEngine Engine { get; private set; } = null!;
-
-        public Database Database => _scratch.Database;
-
-        public static async Task<Harness> CreateAsync(StoreKind kind)
-        {
-            var h = new Harness { _scratch = await ScratchStore.CreateAsync(kind) };
-            await new Migrator(h.Database, h.Time, NullLogger<Migrator>.Instance).ApplyAsync(CancellationToken.None);
-            h._keys = await KeyRing.OpenAsync(MasterKeyRing.FromKeys(RandomNumberGenerator.GetBytes(32)), new DataKeyStore(h.Database), h.Time, CancellationToken.None);
-            var changes = new ChangeFeed();
-            h.Variables = new VariableService(h.Database, h._keys, h.Time, changes, new VariableOptions());
-            h.Variables.Subscribe();
-            h.Variables.Known.Subscribe();
-            await h.Variables.EnsureProductionAsync(CancellationToken.None);
-            h.Store = new RotationStore(h.Database, h.Time, "replica-a");
-            h.Engine = new RotationEngine(h.Store, h.Variables, h.Provider, h.Audit, h.Alerts, h.Time, NullLogger<RotationEngine>.Instance);
-            return h;
-        }
-
-        public async Task DefineAsync(string name, string value, string flow = Flow)
-        {
-            await Variables.SetAsync("production", name, value, secret: true, null, CancellationToken.None);
-            CompiledRotation.Parse(flow);
-            Assert.True(await Variables.SetRotationAsync("production", name, flow, CancellationToken.None));
-        }
-
-        public Task<RotationInfo> RotateAsync(string name) =>
-            Engine.RotateAsync("production", name, new RotationTrigger("manual", null), CancellationToken.None);
-
-        public RotationService Service() => new(Engine, Store, new RotationOptions(), Time, NullLogger<RotationService>.Instance);
-
-        public async Task<string> CurrentAsync(string name) =>
-            ((Secret)(await Variables.GetValuesAsync("production", CancellationToken.None)).All[name]!).Reveal();
-
-        public async Task<IReadOnlyList<VariableVersionInfo>> VersionsAsync(string name) =>
-            (await Variables.ListVersionsAsync("production", name, CancellationToken.None))!;
-
-        public async ValueTask DisposeAsync()
-        {
-            _keys.Dispose();
-            await _scratch.DisposeAsync();
-        }
-    }
+    private const string Flow = RotationHarness.Flow;
 
     [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
     public async Task A_rotation_commits_one_current_version_and_revokes_the_old_secret_only_after_its_grace_period(StoreKind kind)
     {
-        await using var h = await Harness.CreateAsync(kind);
+        await using var h = await RotationHarness.CreateAsync(kind);
         await h.DefineAsync("API_KEY", "set-by-hand");
 
         // The first rotation replaces a value set by hand: no provider id to revoke it by.
@@ -186,7 +64,7 @@ public sealed class RotationEngineTests
     [Fact]
     public async Task A_failed_verification_keeps_the_current_secret_keeps_the_minted_one_retired_and_alerts_without_a_value()
     {
-        await using var h = await Harness.CreateAsync(StoreKind.Sqlite);
+        await using var h = await RotationHarness.CreateAsync(StoreKind.Sqlite);
         await h.DefineAsync("API_KEY", "the-old-value");
         h.Provider.VerifyStatus = 401;
 
@@ -209,7 +87,7 @@ public sealed class RotationEngineTests
     [Fact]
     public async Task A_second_rotation_of_the_same_variable_is_refused_while_one_is_under_way()
     {
-        await using var h = await Harness.CreateAsync(StoreKind.Sqlite);
+        await using var h = await RotationHarness.CreateAsync(StoreKind.Sqlite);
         await h.DefineAsync("API_KEY", "value");
         await InsertAsync(h, "left-over", RotationStates.Verifying, "replica-a", pendingVersion: null);
 
@@ -221,11 +99,11 @@ public sealed class RotationEngineTests
     [Fact]
     public async Task Recovery_fails_a_rotation_left_minting_and_commits_one_left_verifying_whose_value_verifies()
     {
-        await using var h = await Harness.CreateAsync(StoreKind.Sqlite);
+        await using var h = await RotationHarness.CreateAsync(StoreKind.Sqlite);
         await h.DefineAsync("MINTING", "minting-old");
         await h.DefineAsync("VERIFYING", "verifying-old");
         await InsertAsync(h, "was-minting", RotationStates.Minting, "replica-a", pendingVersion: null, name: "MINTING");
-        var pending = await h.Variables.WritePendingAsync("production", "VERIFYING", new Secret("minted-before-the-stop"), "key_9", default,
+        var pending = await h.Variables.WritePendingAsync("production", "VERIFYING", new Secret("minted-before-the-stop"), "key_9", default, true,
             (_, _, _) => Task.CompletedTask, CancellationToken.None);
         await InsertAsync(h, "was-verifying", RotationStates.Verifying, "replica-a", pending, name: "VERIFYING");
         // Another replica's rotation, still within its lease, is not taken over.
@@ -252,9 +130,9 @@ public sealed class RotationEngineTests
     [Fact]
     public async Task Recovery_rolls_back_a_pending_value_that_no_longer_verifies()
     {
-        await using var h = await Harness.CreateAsync(StoreKind.Sqlite);
+        await using var h = await RotationHarness.CreateAsync(StoreKind.Sqlite);
         await h.DefineAsync("API_KEY", "the-old-value");
-        var pending = await h.Variables.WritePendingAsync("production", "API_KEY", new Secret("minted-then-stopped"), "key_5", default,
+        var pending = await h.Variables.WritePendingAsync("production", "API_KEY", new Secret("minted-then-stopped"), "key_5", default, true,
             (_, _, _) => Task.CompletedTask, CancellationToken.None);
         await InsertAsync(h, "was-pending", RotationStates.Pending, "replica-a", pending);
         h.Provider.VerifyStatus = 403;
@@ -269,7 +147,7 @@ public sealed class RotationEngineTests
     [Fact]
     public async Task A_failing_revoke_is_tried_again_with_backoff_then_left_revoke_failed_and_alerted()
     {
-        await using var h = await Harness.CreateAsync(StoreKind.Sqlite);
+        await using var h = await RotationHarness.CreateAsync(StoreKind.Sqlite);
         await h.DefineAsync("API_KEY", "value");
         await h.RotateAsync("API_KEY");
         var rotation = await h.RotateAsync("API_KEY");
@@ -308,7 +186,7 @@ public sealed class RotationEngineTests
     [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
     public async Task A_worker_whose_lease_ran_out_cannot_overwrite_the_rotation_another_worker_finished(StoreKind kind)
     {
-        await using var h = await Harness.CreateAsync(kind);
+        await using var h = await RotationHarness.CreateAsync(kind);
         await h.DefineAsync("API_KEY", "set-by-hand");
         var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         h.Provider.HoldNextVerify = hold;
@@ -336,7 +214,7 @@ public sealed class RotationEngineTests
     [Theory, MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
     public async Task A_revoke_is_skipped_and_recorded_when_the_replaced_secret_has_no_provider_id(StoreKind kind)
     {
-        await using var h = await Harness.CreateAsync(kind);
+        await using var h = await RotationHarness.CreateAsync(kind);
         // The revoke names the previous id without the text "rotation.previous": still skipped when there is none.
         await h.DefineAsync("API_KEY", "set-by-hand", Flow.Replace("{{ rotation.previous.id }}", "{{ rotation['previous']['id'] }}", StringComparison.Ordinal));
 
@@ -376,7 +254,7 @@ public sealed class RotationEngineTests
     [Theory, MemberData(nameof(SecretIds))]
     public async Task An_id_that_holds_a_secret_is_refused_before_anything_is_stored(StoreKind kind, string what)
     {
-        await using var h = await Harness.CreateAsync(kind);
+        await using var h = await RotationHarness.CreateAsync(kind);
         await h.DefineAsync("API_KEY", "set-by-hand");
         var other = "other-secret-" + Guid.NewGuid().ToString("N");
         await h.Variables.SetAsync("production", "OTHER_KEY", other, secret: true, null, CancellationToken.None);
@@ -396,15 +274,6 @@ public sealed class RotationEngineTests
         Assert.DoesNotContain(h.Provider.Sent, s => s.Step == "verify");
     }
 
-    private static async Task InsertAsync(Harness h, string id, string state, string owner, long? pendingVersion, string name = "API_KEY")
-    {
-        var now = h.Time.GetUtcNow().ToStore();
-        await using var connection = await h.Database.OpenAsync(CancellationToken.None);
-        await connection.ExecuteAsync(
-            """
-            INSERT INTO rotations (id, environment, name, state, trigger, from_version, pending_version, owner, lease_until, started_at, updated_at)
-            VALUES (@id, 'production', @name, @state, 'manual', 1, @pendingVersion, @owner, @lease, @now, @now)
-            """,
-            new { id, name, state, owner, pendingVersion, lease = now + (long)RotationStore.Lease.TotalMilliseconds, now });
-    }
+    private static Task InsertAsync(RotationHarness h, string id, string state, string owner, long? pendingVersion, string name = "API_KEY") =>
+        h.InsertAsync(id, state, owner, pendingVersion, name);
 }

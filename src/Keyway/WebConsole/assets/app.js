@@ -292,10 +292,8 @@ async function start() {
 // ---- Resources ----------------------------------------------------------------------------
 const exampleResource = {
   kind: 'rest',
-  baseUrl: 'https://api.example.com/v1',
-  description: 'What this API is for',
   headers: { Accept: 'application/json' },
-  auth: { type: 'bearer', token: '{{ environment.variables.EXAMPLE_TOKEN }}' },
+  auth: { type: 'none' },
 };
 
 const dynamicAuth = new Set(['oauth2', 'custom']);
@@ -315,25 +313,19 @@ async function renderResources(name) {
     resources.length ? 'No resource matches the filter.' : 'No resources yet. Create the first one below, or from a file with `keyway resource apply FILE`.'));
   filter.addEventListener('input', draw);
   draw();
-  const definition = h('textarea', { name: 'definition', rows: 10, spellcheck: 'false' }, pretty(exampleResource));
   show(
     h('div', { class: 'head' }, h('div', {}, h('h1', {}, 'Resources'), h('p', { class: 'muted' }, 'The APIs your tools call through Keyway, with the credentials Keyway attaches.')), filter),
     h('div', { class: 'card' }, holder),
-    h('div', { class: 'card' }, h('h2', {}, 'New resource'),
-      h('p', { class: 'muted' }, 'Reference secrets as {{ environment.variables.NAME }}; their values stay on the server. You will own what you create.'),
-      h('form', {
-        class: 'stack', id: 'new-resource', onsubmit: onSubmit(async (form) => {
-          const resourceName = form.elements.name.value.trim();
-          const body = parseJson(form.elements.definition.value, 'The definition is not valid JSON');
-          const saved = await api('PUT', '/resources/' + encodeURIComponent(resourceName), body);
+    h('div', { class: 'card', id: 'new-resource' }, h('h2', {}, 'New resource'),
+      h('p', { class: 'muted' }, 'Secrets stay on the server: a secret field names a secret variable. You will own what you create.'),
+      // resourceForm is in resource-form.js, loaded after this file.
+      resourceForm({
+        name: null, definition: exampleResource, onSaved: (resourceName, saved) => {
           unbound.set(resourceName, saved.unboundSecrets || []);
           notice(`Resource ${resourceName} saved.`, 'ok');
           location.hash = '#/resources/' + encodeURIComponent(resourceName);
-        }),
-      },
-      field('Name', h('input', { name: 'name', required: true, placeholder: 'github' })),
-      field('Definition (JSON)', definition),
-      h('div', {}, h('button', { type: 'submit' }, 'Create resource')))));
+        },
+      })));
 }
 
 // Secrets a resource sends that are bound to no origin, from the answer to its last save here.
@@ -390,47 +382,20 @@ async function renderResource(name) {
     }
   }
 
-  const result = h('div', { id: 'run-result' });
-  const runForm = h('form', {
-    class: 'stack', id: 'run', onsubmit: onSubmit(async (form) => {
-      const call = { environment, method: form.elements.method.value, path: form.elements.path.value || '/' };
-      const rawBody = form.elements.body.value.trim();
-      if (rawBody) {
-        try { call.body = JSON.parse(rawBody); } catch { call.body = rawBody; }
-      }
-      const rawHeaders = form.elements.headers.value.trim();
-      if (rawHeaders) {
-        call.headers = parseJson(rawHeaders, 'Headers must be a JSON object');
-      }
-      result.replaceChildren(h('p', { class: 'muted' }, 'Running…'));
-      try {
-        result.replaceChildren(...answerView(await api('POST', path + '/run', call)));
-      } catch (error) {
-        result.replaceChildren(errorBox(error));
-      }
-    }),
-  },
-  h('div', { class: 'row' },
-    h('select', { name: 'method', 'aria-label': 'Method' }, ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'].map((m) => h('option', {}, m))),
-    h('input', { name: 'path', placeholder: '/path relative to the base URL', 'aria-label': 'Path', class: 'grow' }),
-    h('button', { type: 'submit' }, 'Run')),
-  h('details', {}, h('summary', {}, 'Headers and body'),
-    h('div', { class: 'split' },
-      field('Headers (JSON object)', h('textarea', { name: 'headers', rows: 4, spellcheck: 'false', placeholder: '{"X-Request-Id": "r-1"}' })),
-      field('Body (JSON or text)', h('textarea', { name: 'body', rows: 4, spellcheck: 'false' })))));
+  // runRequestForm is in run-request.js, loaded after this file.
+  const { form: runForm, result } = runRequestForm(path, () => environment);
 
-  const configuration = h('pre', { id: 'configuration' }, pretty(withoutNulls(resource.definition)));
-  const editor = h('form', {
-    class: 'stack', hidden: true, onsubmit: onSubmit(async (form) => {
-      const saved = await api('PUT', path, parseJson(form.elements.definition.value, 'The definition is not valid JSON'));
+  // The configuration as YAML (yamlStringify is in yaml.js); Edit opens the form in resource-form.js.
+  const configuration = h('pre', { id: 'configuration' }, yamlStringify(withoutNulls(resource.definition)));
+  const editor = h('div', { hidden: true }, resourceForm({
+    name, definition: withoutNulls(resource.definition),
+    onSaved: async (_, saved) => {
       unbound.set(name, saved.unboundSecrets || []);
       notice(`Resource ${name} saved.`, 'ok');
       await renderResource(name);
-    }),
-  },
-  h('textarea', { name: 'definition', rows: 16, spellcheck: 'false', 'aria-label': 'Definition' }, pretty(withoutNulls(resource.definition))),
-  h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Save'),
-    h('button', { type: 'button', class: 'secondary', onclick: () => { editor.hidden = true; configuration.hidden = false; } }, 'Cancel')));
+    },
+    onCancel: () => { editor.hidden = true; configuration.hidden = false; },
+  }));
 
   const permissions = h('div', {});
   async function drawPermissions() {
@@ -542,7 +507,7 @@ async function renderResource(name) {
     h('div', { class: 'card' },
       h('div', { class: 'head' }, h('h2', {}, 'Configuration'),
         h('div', { class: 'row' },
-          h('button', { type: 'button', class: 'secondary', onclick: () => { editor.hidden = false; configuration.hidden = true; } }, 'Edit'),
+          h('button', { type: 'button', class: 'secondary', id: 'edit-resource', onclick: () => { editor.hidden = false; configuration.hidden = true; } }, 'Edit'),
           h('button', {
             type: 'button', class: 'danger', onclick: (e) => act(e.currentTarget, async () => {
               if (!confirm(`Delete the resource ${name}? Its credentials and saved queries stop working.`)) return;
@@ -654,7 +619,7 @@ async function renderVariables(environment, openVersions) {
             await renderVariables(environment, name);
           }),
         }, 'Roll back')),
-      ]), 'No versions.'), rotation);
+      ]), 'No versions.'), rotation || '');
   }
   // A secret's rotation flow, if it has one: the latest rotations (states, versions, provider ids, error codes;
   // never a value) and a button that runs one now. Defining a flow is done with the API or the CLI.
@@ -732,12 +697,19 @@ async function renderVariables(environment, openVersions) {
           const n = form.elements.name.value.trim();
           try {
             const expires = form.elements.expires.value;
-            await api('PUT', vpath(n), {
+            const body = {
               value: form.elements.value.value,
               secret: form.elements.secret.checked,
               // The picker's value is local time without an offset; the API wants an instant.
               expiresAt: expires ? new Date(expires).toISOString() : null,
-            });
+            };
+            // Left empty, a policy field keeps what the variable has.
+            const origins = list(form.elements.origins.value);
+            if (origins.length) body.origins = origins;
+            if (form.elements.rotateEvery.value.trim()) body.rotateEvery = form.elements.rotateEvery.value.trim();
+            if (form.elements.expiredPolicy.value) body.expiredPolicy = form.elements.expiredPolicy.value;
+            if (form.elements.keepVersions.value) body.keepVersions = Number(form.elements.keepVersions.value);
+            await api('PUT', vpath(n), body);
           } finally {
             form.elements.value.value = '';
           }
@@ -749,6 +721,11 @@ async function renderVariables(environment, openVersions) {
       field('Value', value),
       field('Expires (optional)', h('input', { name: 'expires', type: 'datetime-local' })),
       h('label', { class: 'check' }, secretBox, 'Secret'),
+      field('Send only to (origins, optional)', h('input', { name: 'origins', class: 'mono', placeholder: 'https://api.example.com' })),
+      field('Rotate every (optional)', h('input', { name: 'rotateEvery', placeholder: '90d' })),
+      field('When expired', h('select', { name: 'expiredPolicy' }, h('option', { value: '' }, 'unchanged (default: use and flag)'),
+        h('option', { value: 'warn' }, 'use it and flag it'), h('option', { value: 'block' }, 'refuse to send it'))),
+      field('Versions kept (optional)', h('input', { name: 'keepVersions', type: 'number', min: 1 })),
       h('button', { type: 'submit' }, 'Save'))),
     environment === 'production' ? null : h('div', { class: 'card' }, h('h2', {}, `Delete ${environment}`),
       h('p', { class: 'muted' }, `Deletes the environment with all its variables and secrets. Resources stop working in ${environment}; production cannot be deleted.`),
@@ -947,7 +924,7 @@ async function renderAudit() {
       field('Resource', h('input', { name: 'resource', value: params.get('resource') || '' })),
       field('Since', h('input', { name: 'since', type: 'datetime-local', value: params.get('since') || '' })),
       h('button', { type: 'submit' }, 'Filter'))),
-    h('div', { class: 'card' }, table(['#', 'When', 'Who', 'Action', 'Outcome', 'Resource', 'Environment', 'Detail'], events.slice().reverse().map((e) => [
+    h('div', { class: 'card audit', id: 'audit' }, table(['#', 'When', 'Who', 'Action', 'Outcome', 'Resource', 'Environment', 'Detail'], events.slice().reverse().map((e) => [
       String(e.seq), h('td', { class: 'nowrap' }, when(e.at)),
       h('td', { class: 'nowrap' }, e.actor.name || e.actor.id || e.actor.kind, e.actor.keyId ? h('span', { class: 'muted' }, ' via key') : null),
       h('span', { class: 'mono' }, e.action), outcome(e.outcome), e.resource || '', e.environment || '',

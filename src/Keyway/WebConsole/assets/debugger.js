@@ -22,7 +22,7 @@ function stepResponseView(response) {
     h('pre', { class: 'received' }, `${response.status}` + (headers ? '\n' + headers : '') + (response.body ? '\n\n' + response.body : '')));
 }
 
-const stepKinds = { configuration: 'configuration', flow: 'login step', discovery: 'discovery', token: 'token request', credential: 'credential', request: 'request' };
+const timelineKinds = { configuration: 'configuration', flow: 'login step', discovery: 'discovery', token: 'token request', credential: 'credential', request: 'request' };
 
 /** The steps of a test as a timeline: each expandable to its exchange, the failing one open and marked with its fix. */
 function timelineView(report) {
@@ -39,7 +39,7 @@ function timelineView(report) {
       h('span', { class: 'step-number' }, String(index + 1)),
       badge(step.ok ? 'ok' : 'failed', step.ok ? 'ok' : 'bad'),
       h('strong', {}, step.step),
-      h('span', { class: 'muted' }, stepKinds[step.kind] || step.kind || ''),
+      h('span', { class: 'muted' }, timelineKinds[step.kind] || step.kind || ''),
       h('span', { class: 'muted' }, time));
     const body = [
       h('p', { class: 'step-detail' }, step.detail),

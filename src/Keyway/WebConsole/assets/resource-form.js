@@ -1,0 +1,295 @@
+// The resource form, for "New resource" and "Edit" (loaded after app.js, yaml.js and form-kit.js):
+// tabs General, Auth & Headers (a form per auth method), Advanced and Source (the same definition as
+// YAML or JSON, editable). One plain object is the definition; every tab reads and writes it, so a
+// change in one shows in the others. Secret fields name secret variables; the server's per-field
+// errors are shown next to their fields, and the tab that holds the first one opens.
+'use strict';
+
+const authMethodChoices = [
+  ['none', 'None'], ['bearer', 'Bearer token'], ['basic', 'Basic auth'], ['apiKey', 'API key'],
+  ['awsSigV4', 'AWS Signature Version 4'], ['oauth2', 'OAuth 2.0'], ['custom', 'Custom login flow'],
+];
+const grantChoices = [
+  ['client_credentials', 'Client credentials'], ['authorization_code', 'Authorization code (a person connects an account)'],
+  ['refresh_token', 'Refresh token (tokens imported once)'], ['password', 'Password'],
+];
+const resourceTabs = [['general', 'General'], ['auth', 'Auth & Headers'], ['advanced', 'Advanced'], ['source', 'Source']];
+
+/** Which tab shows a field the server named. */
+function tabOf(field) {
+  if (/^(auth|headers|query)\b/.test(field)) return 'auth';
+  if (/^(timeouts|maxResponseBytes|followRedirects|shareCredentials|authFailureStatuses|audit)\b/.test(field)) return 'advanced';
+  return 'general';
+}
+
+function withoutEmpty(value) {
+  if (Array.isArray(value)) return value.filter((v) => v !== undefined && v !== null).map(withoutEmpty);
+  if (value && typeof value === 'object') {
+    const out = {};
+    for (const [k, v] of Object.entries(value)) {
+      if (v === undefined || v === null || v === '') continue;
+      const clean = withoutEmpty(v);
+      if (clean && typeof clean === 'object' && !Array.isArray(clean) && Object.keys(clean).length === 0) continue;
+      out[k] = clean;
+    }
+    return out;
+  }
+  return value;
+}
+
+/**
+ * The form. name: the resource's name when editing (null for a new one); definition: what GET returned;
+ * onSaved(name, saved): after a successful PUT; onCancel: shown as a Cancel button when given.
+ */
+function resourceForm({ name, definition, onSaved, onCancel }) {
+  const model = withoutEmpty(JSON.parse(JSON.stringify(definition || { kind: 'rest', auth: { type: 'none' } })));
+  if (!model.auth) model.auth = { type: 'none' };
+  const errors = new FieldErrors();
+  let tab = 'general';
+  let format = 'yaml';
+  let catalog;
+  const catalogReady = secretCatalog().then((c) => { catalog = c; }, () => { catalog = null; });
+  const nameInput = h('input', { id: nextId('f'), name: 'name', required: true, placeholder: 'github', value: name || '', readonly: name ? true : null, class: 'mono', spellcheck: 'false' });
+  const summary = h('div', { class: 'form-errors', role: 'alert' });
+  const tabButtons = new Map();
+  const panel = h('div', { class: 'tab-panel', role: 'tabpanel', tabindex: '0' });
+  let source = null;
+  let sourceError = null;
+
+  const tablist = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Resource settings' }, resourceTabs.map(([key, label], i) => {
+    const button = h('button', {
+      type: 'button', role: 'tab', id: nextId('tab'), class: 'tab', onclick: () => select(key),
+      onkeydown: (e) => {
+        const step = { ArrowRight: 1, ArrowLeft: -1, Home: -i, End: resourceTabs.length - 1 - i }[e.key];
+        if (step === undefined) return;
+        e.preventDefault();
+        const next = resourceTabs[(i + step + resourceTabs.length) % resourceTabs.length][0];
+        select(next);
+        tabButtons.get(next).focus();
+      },
+    }, label);
+    tabButtons.set(key, button);
+    return button;
+  }));
+
+  /** Leaves the Source tab only with a document that parses: the text replaces the definition. */
+  function takeSource() {
+    if (tab !== 'source' || !source) return true;
+    try {
+      const parsed = yamlParse(source.value);
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new YamlError('the document must be a mapping of fields (kind, baseUrl, auth, …).');
+      const { name: named, ...rest } = parsed;
+      if (named && !name && !nameInput.value) nameInput.value = named;
+      for (const key of Object.keys(model)) delete model[key];
+      Object.assign(model, withoutEmpty(rest));
+      if (!model.auth) model.auth = { type: 'none' };
+      sourceError = null;
+      return true;
+    } catch (e) {
+      sourceError = `The source is not valid ${format === 'json' && source.value.trim().startsWith('{') ? 'JSON' : 'YAML or JSON'}: ${e.message}`;
+      draw();
+      return false;
+    }
+  }
+
+  function select(key) {
+    if (key === tab) return;
+    if (!takeSource()) return;
+    tab = key;
+    draw();
+  }
+
+  function draw() {
+    for (const [key, button] of tabButtons) {
+      button.setAttribute('aria-selected', String(key === tab));
+      button.tabIndex = key === tab ? 0 : -1;
+      button.setAttribute('aria-controls', panel.id || (panel.id = nextId('panel')));
+      const count = [...errors.map.keys()].filter((f) => tabOf(f) === key).length;
+      button.replaceChildren(...[resourceTabs.find(([k]) => k === key)[1], count ? h('span', { class: 'badge bad', 'aria-label': `${count} error${count === 1 ? '' : 's'}` }, String(count)) : ''].filter(Boolean));
+    }
+    panel.setAttribute('aria-labelledby', tabButtons.get(tab).id);
+    const build = { general: generalTab, auth: authTab, advanced: advancedTab, source: sourceTab }[tab];
+    panel.replaceChildren(...[build()].flat().filter(Boolean));
+  }
+
+  function generalTab() {
+    return [
+      wrapField(nameInput.id, 'name', 'Name', nameInput, { hint: name ? 'A resource keeps its name.' : 'Letters, digits, - and _; callers use it in /proxy/NAME.', errors }),
+      bound(model, 'kind', 'Kind', { kind: 'select', choices: [['rest', 'REST'], ['graphql', 'GraphQL']], errors }),
+      bound(model, 'baseUrl', 'Base URL', { placeholder: 'https://api.example.com/v1', errors, mono: true, hint: 'Every request goes under it; a template may name plain variables.' }),
+      bound(model, 'description', 'Description', { placeholder: 'What this API is for', errors }),
+    ];
+  }
+
+  function authTab() {
+    const type = model.auth.type || 'none';
+    const method = bound(model, 'auth.type', 'Auth method', {
+      kind: 'select', choices: authMethodChoices, errors,
+      onchange: (value) => {
+        // Fields of another method would be refused ("does not apply"): a new method starts clean.
+        model.auth = { type: value || 'none' };
+        draw();
+      },
+    });
+    const fields = { none: () => h('p', { class: 'hint' }, 'Keyway sends no credential; headers and query parameters below still apply.'), bearer: bearerFields, basic: basicFields, apiKey: apiKeyFields, awsSigV4: awsSigV4Fields, oauth2: oauthFields, custom: () => customFlowEditor(model, errors, () => catalog) }[type];
+    return [
+      method,
+      h('div', { class: 'auth-fields', id: 'auth-fields' }, fields ? fields() : h('p', { class: 'field-error' }, `'${type}' is not an auth method this form knows; edit it in Source.`)),
+      pairRows(model, 'headers', 'Headers', { errors, hint: 'Sent with every request, e.g. Accept: application/json. A value may be a template.', keyPlaceholder: 'Accept', valuePlaceholder: 'application/json' }),
+      pairRows(model, 'query', 'Query parameters', { errors, hint: 'Added to every request.', keyLabel: 'Name', keyPlaceholder: 'api-version', valuePlaceholder: '2024-01-01' }),
+    ];
+  }
+
+  const secret = (path, label, options = {}) => secretPicker(model, path, label, { catalog, errors, origin: () => originOf(model.baseUrl), ...options });
+
+  function bearerFields() {
+    return [secret('auth.token', 'Token'), bound(model, 'auth.prefix', 'Scheme', { placeholder: 'Bearer', errors, hint: 'The word before the token in Authorization (default Bearer).' })];
+  }
+
+  function basicFields() {
+    return [bound(model, 'auth.username', 'User name', { errors, mono: true }), secret('auth.password', 'Password')];
+  }
+
+  function apiKeyFields() {
+    return [
+      bound(model, 'auth.in', 'Sent in', { kind: 'select', choices: [['', 'a header'], ['query', 'a query parameter'], ['cookie', 'a cookie']], errors }),
+      bound(model, 'auth.name', 'Header, parameter or cookie name', { placeholder: 'X-API-Key', errors, mono: true }),
+      secret('auth.value', 'Key'),
+      bound(model, 'auth.prefix', 'Prefix', { errors, hint: 'Text put before the key, if the API wants one.' }),
+    ];
+  }
+
+  function awsSigV4Fields() {
+    return [
+      bound(model, 'auth.accessKeyId', 'Access key ID', { errors, mono: true, placeholder: '{{ environment.variables.AWS_ACCESS_KEY_ID }}', hint: 'Plain text, or a variable.' }),
+      secret('auth.secretAccessKey', 'Secret access key'),
+      secret('auth.sessionToken', 'Session token (temporary credentials only)'),
+      bound(model, 'auth.region', 'Region', { errors, mono: true, placeholder: 'us-east-1' }),
+      bound(model, 'auth.service', 'Service', { errors, mono: true, placeholder: 'execute-api', hint: 's3, execute-api, sqs, dynamodb, lambda, …' }),
+      bound(model, 'auth.unsignedPayload', 'Sign bodies as UNSIGNED-PAYLOAD (S3: large uploads stream)', { kind: 'check', errors }),
+    ];
+  }
+
+  function oauthFields() {
+    const grant = model.auth.grant || 'client_credentials';
+    const tokenOrigin = () => originOf(model.auth.tokenUrl) || originOf(model.auth.issuer);
+    const callback = `${location.origin}/oauth/callback`;
+    return [
+      bound(model, 'auth.grant', 'Grant', { kind: 'select', choices: grantChoices, errors, onchange: () => draw() }),
+      grant === 'authorization_code' ? copyable('Callback URL to register with the provider', callback, 'callback-url') : null,
+      grant === 'authorization_code' ? h('p', { class: 'hint' }, 'Keyway answers the provider at this address (or at KEYWAY_PUBLIC_URL/oauth/callback when the server sets a public URL).') : null,
+      bound(model, 'auth.issuer', 'Issuer (for discovery)', { placeholder: 'https://login.example.com', errors, mono: true, hint: 'Keyway reads /.well-known/openid-configuration; or give the endpoints below.' }),
+      bound(model, 'auth.tokenUrl', 'Token URL', { placeholder: 'https://login.example.com/oauth/token', errors, mono: true }),
+      grant === 'authorization_code' ? bound(model, 'auth.authorizeUrl', 'Authorization URL', { errors, mono: true }) : null,
+      bound(model, 'auth.revocationUrl', 'Revocation URL', { errors, mono: true, hint: 'Used on Disconnect, when the provider offers one.' }),
+      bound(model, 'auth.clientId', 'Client ID', { errors, mono: true }),
+      secretPicker(model, 'auth.clientSecret', 'Client secret', { catalog, errors, origin: tokenOrigin }),
+      bound(model, 'auth.clientAuth', 'Client authentication', { kind: 'select', choices: [['', 'HTTP Basic (default)'], ['post', 'In the request body']], errors }),
+      grant === 'password' ? bound(model, 'auth.username', 'User name', { errors, mono: true }) : null,
+      grant === 'password' ? secretPicker(model, 'auth.password', 'Password', { catalog, errors, origin: tokenOrigin }) : null,
+      bound(model, 'auth.scope', 'Scope', { errors, placeholder: 'read write' }),
+      bound(model, 'auth.audience', 'Audience', { errors }),
+      bound(model, 'auth.resourceIndicator', 'Resource indicator (RFC 8707)', { errors, mono: true }),
+      pairRows(model, 'auth.extraParameters', 'Extra token parameters', { errors }),
+      grant === 'authorization_code' ? bound(model, 'shareCredentials', 'Each person connects their own account', { kind: 'check', invert: true, errors, hint: 'Unchecked: one account, connected once, is used by everyone.' }) : null,
+      h('details', {}, h('summary', {}, 'Token placement and renewal'),
+        bound(model, 'auth.in', 'Access token sent in', { kind: 'select', choices: [['', 'a header (default)'], ['query', 'a query parameter']], errors }),
+        bound(model, 'auth.name', 'Header or parameter name', { errors, mono: true, placeholder: 'Authorization' }),
+        bound(model, 'auth.prefix', 'Scheme', { errors, placeholder: 'Bearer' }),
+        bound(model, 'auth.lifetimeSeconds', 'Token lifetime when the provider does not say (seconds)', { kind: 'number', errors }),
+        bound(model, 'auth.keepAliveSeconds', 'Refresh at least every (seconds)', { kind: 'number', errors, hint: 'For providers that expire idle refresh tokens; at least 60.' }),
+        bound(model, 'auth.refreshSchedule', 'Refresh on a schedule (cron, UTC)', { errors, mono: true, placeholder: '0 3 * * *' })),
+    ];
+  }
+
+  function advancedTab() {
+    return [
+      bound(model, 'timeouts.requestMs', 'Request timeout (ms)', { kind: 'number', errors, placeholder: '30000' }),
+      bound(model, 'maxResponseBytes', 'Largest answer a run accepts (bytes)', { kind: 'number', errors, placeholder: '10485760' }),
+      bound(model, 'followRedirects', 'Redirects', { kind: 'select', choices: [['', 'never followed (default)'], ['sameOrigin', 'followed within the same origin']], errors }),
+      bound(model, 'authFailureStatuses', 'Statuses that mean the credential was rejected', { kind: 'numbers', errors, placeholder: '401', hint: 'Keyway renews the credential once and retries. Comma-separated.' }),
+      bound(model, 'audit.traffic', 'Traffic in the audit log', {
+        kind: 'select', errors,
+        choices: [['', "the server's default"], ['rollup', 'counts per interval'], ['each', 'one event per request'], ['off', 'none (only for a resource that sends no secret)']],
+      }),
+      ['oauth2', 'custom'].includes(model.auth.type) && model.auth.grant !== 'authorization_code'
+        ? bound(model, 'shareCredentials', 'Each person has their own credential', { kind: 'check', invert: true, errors })
+        : null,
+    ];
+  }
+
+  function sourceTab() {
+    const text = format === 'json' ? JSON.stringify(withoutEmpty(model), null, 2) + '\n' : yamlStringify(withoutEmpty(model));
+    const fresh = h('textarea', { name: 'source', id: nextId('f'), rows: 20, spellcheck: 'false', 'aria-describedby': 'source-hint' }, source && sourceError ? source.value : text);
+    source = fresh;
+    const choose = (f) => h('label', { class: 'check' }, h('input', {
+      type: 'radio', name: 'source-format', value: f, checked: format === f, onchange: () => {
+        if (!takeSource()) return;
+        format = f;
+        draw();
+      },
+    }), f.toUpperCase());
+    return [
+      h('div', { class: 'row', role: 'radiogroup', 'aria-label': 'Source format' }, choose('yaml'), choose('json')),
+      h('label', { for: fresh.id }, 'Definition'),
+      fresh,
+      h('p', { class: 'hint', id: 'source-hint' }, 'Paste YAML or JSON (what keyway resource get prints, or a file for keyway resource apply FILE). The other tabs show what it says.'),
+      sourceError ? h('p', { class: 'field-error', role: 'alert' }, sourceError) : null,
+      errors.map.size ? h('ul', { class: 'field-error' }, [...errors.map].map(([f, m]) => h('li', {}, `${f}: ${m}`))) : null,
+    ];
+  }
+
+  function showErrors(problem) {
+    errors.set(Array.isArray(problem.errors) ? problem.errors : []);
+    summary.replaceChildren(h('p', {}, problem.detail || problem.title || 'The server refused the resource.'),
+      errors.map.size ? h('ul', {}, [...errors.map].map(([f, m]) => h('li', {}, h('button', {
+        type: 'button', class: 'link', onclick: () => { select(tabOf(f)); focusField(f); },
+      }, f), `: ${m}`))) : null);
+    // The tab in view if it has an error, else the first tab that has one.
+    const fields = [...errors.map.keys()];
+    if (fields.length && tab !== 'source' && !fields.some((f) => tabOf(f) === tab)) {
+      tab = resourceTabs.map(([key]) => key).find((key) => fields.some((f) => tabOf(f) === key));
+    }
+    draw();
+    const first = fields.find((f) => tabOf(f) === tab);
+    if (first && tab !== 'source') focusField(first);
+  }
+
+  function focusField(field) {
+    for (let f = field; f; f = f.replace(/(\.[^.[]*|\[\d+\])$/, '')) {
+      const el = panel.querySelector(`[data-field="${CSS.escape(f)}"]`);
+      if (el) {
+        const control = el.querySelector('input, select, textarea, button');
+        if (control) control.focus();
+        return;
+      }
+      if (!/[.[]/.test(f)) break;
+    }
+  }
+
+  const form = h('form', {
+    class: 'stack resource-form', id: 'resource-form', novalidate: true, onsubmit: onSubmit(async () => {
+      if (!takeSource()) return;
+      const target = (name || nameInput.value).trim();
+      if (!target) {
+        showErrors({ detail: 'Name the resource.', errors: [{ field: 'name', message: 'Name the resource: letters, digits, - and _.' }] });
+        return;
+      }
+      errors.clear();
+      summary.replaceChildren();
+      try {
+        const saved = await api('PUT', '/resources/' + encodeURIComponent(target), withoutEmpty(model));
+        await onSaved(target, saved);
+      } catch (error) {
+        if (!(error instanceof ApiError) || error.status === 401) throw error;
+        showErrors({ ...error.problem, detail: describe(error) });
+      }
+    }),
+  }, summary, tablist, panel,
+  h('div', { class: 'row' }, h('button', { type: 'submit' }, name ? 'Save' : 'Create resource'),
+    onCancel ? h('button', { type: 'button', class: 'secondary', onclick: onCancel }, 'Cancel') : null));
+  // The secret lists arrive after the first draw; the tab that shows secret pickers is drawn again then.
+  catalogReady.then(() => { if (tab === 'auth') draw(); });
+  draw();
+  return form;
+}

@@ -1,5 +1,6 @@
 using System.Text;
 using Keyway.Outbound;
+using Keyway.Resources;
 using Keyway.Secrets;
 
 namespace Keyway.Credentials;
@@ -26,13 +27,17 @@ internal sealed class AuthTrace
     private readonly List<TracedStep> _steps = [];
     private readonly List<Secret> _secrets = [];
     private readonly List<string> _calls = [];
+    private readonly List<string> _tainted = [];
     private readonly TimeProvider _time;
+    private readonly Func<string, bool> _isSecret;
     private TracedStep? _current;
     private bool _closed;
 
-    public AuthTrace(OutboundClient outbound, TimeProvider time)
+    // isSecret: whether a variable is secret in the environment under test; a template that reads one is withheld.
+    public AuthTrace(OutboundClient outbound, TimeProvider time, Func<string, bool> isSecret)
     {
         _time = time;
+        _isSecret = isSecret;
         // The same connection pool and destination policy as every outbound request, with this trace in front.
         // Never disposed: disposing a delegating handler would dispose the shared pool behind it.
         Http = new HttpClient(new TracingHandler(this) { InnerHandler = outbound.Handler }, disposeHandler: false) { Timeout = Timeout.InfiniteTimeSpan };
@@ -78,6 +83,33 @@ internal sealed class AuthTrace
 
             _current = new TracedStep(name, kind);
             _steps.Add(_current);
+        }
+    }
+
+    /// <summary>
+    /// A custom flow's request step is about to be sent: what its URL, headers and body are rendered from, so that a
+    /// value whose template reads a secret or the flow's own values is shown as its template, never as sent.
+    /// </summary>
+    public void Sending(RequestStep step)
+    {
+        lock (_gate)
+        {
+            if (!_closed && _current is not null)
+            {
+                _current.Templates = StepTemplates.Of(step, _isSecret);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Values rendered from templates that read a secret (an OAuth setting such as a scope built from one): any
+    /// string the trace would show that holds one is withheld, whatever its length.
+    /// </summary>
+    public void Taint(IEnumerable<string> values)
+    {
+        lock (_gate)
+        {
+            _tainted.AddRange(values.Where(v => v.Length > 0));
         }
     }
 
@@ -134,12 +166,12 @@ internal sealed class AuthTrace
     }
 
     /// <summary>Stops recording (a refresh started in the background may still run) and hands over what was recorded.</summary>
-    public (IReadOnlyList<TracedStep> Steps, IReadOnlyList<Secret> Secrets) Close()
+    public (IReadOnlyList<TracedStep> Steps, IReadOnlyList<Secret> Secrets, IReadOnlyList<string> Tainted) Close()
     {
         lock (_gate)
         {
             _closed = true;
-            return ([.. _steps], [.. _secrets]);
+            return ([.. _steps], [.. _secrets], [.. _tainted]);
         }
     }
 
@@ -324,4 +356,22 @@ internal sealed class TracedStep(string name, string kind)
     public string? Error { get; set; }
 
     public FailureKind? Failure { get; set; }
+
+    /// <summary>What a custom flow step's request was rendered from (null for discovery and token requests).</summary>
+    public StepTemplates? Templates { get; set; }
+}
+
+/// <summary>
+/// A custom flow request step's templates and, for each, why its rendered value is withheld (null: it reads
+/// nothing secret and nothing the flow obtained, so the value as sent is shown).
+/// </summary>
+internal sealed record StepTemplates(
+    string Url, string? UrlWithheld, IReadOnlyList<(string Name, string Source, string? Withheld)> Headers, string? Body, string? BodyWithheld)
+{
+    public static StepTemplates Of(RequestStep step, Func<string, bool> isSecret) => new(
+        step.Url.Source,
+        Templates.TemplateProvenance.WithheldBecause(step.Url, isSecret),
+        [.. step.Headers.Select(h => (h.Key, h.Value.Source, Templates.TemplateProvenance.WithheldBecause(h.Value, isSecret)))],
+        step.Body?.Source,
+        step.Body is { } body ? Templates.TemplateProvenance.WithheldBecause(body, isSecret) : null);
 }

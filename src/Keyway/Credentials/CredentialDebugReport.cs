@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using Keyway.Resources;
 using Keyway.Runs;
 using Keyway.Secrets;
+using Keyway.Templates;
 
 namespace Keyway.Credentials;
 
@@ -77,14 +78,30 @@ internal static class AuthTraceSteps
 
     public static bool IsSecretParameter(string name) => SecretParameters.Contains(name);
 
-    public static TestStep Render(TracedStep step, Redactor redactor, string definitionText)
+    public static TestStep Render(TracedStep step, Redactor redactor, string definitionText, IReadOnlyList<string> tainted, bool full)
+    {
+        var shown = Render(step, redactor, definitionText, tainted);
+        return full ? shown : shown with
+        {
+            Request = shown.Request is { } r ? r with { Body = r.Body is null ? null : AnswerStructure.Of(r.Body) } : null,
+            Response = shown.Response is { } a
+                ? a with
+                {
+                    Headers = a.Headers.ToDictionary(h => h.Key, h => AnswerStructure.Length(h.Value), StringComparer.OrdinalIgnoreCase),
+                    Body = a.Body is null ? null : AnswerStructure.Of(a.Body),
+                }
+                : null,
+        };
+    }
+
+    private static TestStep Render(TracedStep step, Redactor redactor, string definitionText, IReadOnlyList<string> tainted)
     {
         var ok = !step.Failed && step.Error is null && step.Status is null or < 400;
         var request = step.Method is null
             ? null
-            : OutboundRequest.From(step.Method, step.Url ?? "", step.RequestHeaders.Select(h => Withheld(h, request: true)), null, redactor) with
+            : OutboundRequest.From(step.Method, ShownUrl(step, tainted), step.RequestHeaders.Select(h => ShownHeader(step, Withheld(h, request: true), tainted)), null, redactor) with
             {
-                Body = step.RequestBody is { } sent ? RedactBody(FormWithheld(sent)!, redactor) : null,
+                Body = ShownBody(step, tainted) is { } sent ? RedactBody(FormWithheld(sent, tainted)!, redactor) : null,
             };
         var response = step.Status is { } status
             ? new TestResponse(status, OutboundRequest.RedactHeaders(step.ResponseHeaders.Select(h => Withheld(h, request: false)), redactor),
@@ -121,6 +138,63 @@ internal static class AuthTraceSteps
         return shown;
     }
 
+    /// <summary>A flow step's URL as sent when its template reads nothing secret, else its template; any URL holding a tainted value withheld.</summary>
+    private static string ShownUrl(TracedStep step, IReadOnlyList<string> tainted)
+    {
+        if (step.Templates is { UrlWithheld: { } reason } templates)
+        {
+            return TemplateProvenance.Marker(reason) + " " + templates.Url;
+        }
+
+        var url = step.Url ?? "";
+        return Holds(url, tainted) || Holds(Uri.UnescapeDataString(url), tainted)
+            ? TemplateProvenance.Marker("the URL holds a value rendered from a secret")
+            : url;
+    }
+
+    /// <summary>
+    /// A flow step's header: as sent when its template reads nothing secret or flow-obtained, else its template.
+    /// What the step's definition does not set is shown only when it says nothing of a secret (the body's type and
+    /// length, the identity encoding asked for); any value holding a tainted value is withheld.
+    /// </summary>
+    private static KeyValuePair<string, string> ShownHeader(TracedStep step, KeyValuePair<string, string> header, IReadOnlyList<string> tainted)
+    {
+        var (name, value) = header;
+        if (step.Templates is { } templates)
+        {
+            var template = templates.Headers.LastOrDefault(h => h.Name.Equals(name, StringComparison.OrdinalIgnoreCase));
+            if (template.Name is not null)
+            {
+                return template.Withheld is { } reason ? new(name, TemplateProvenance.Marker(reason) + " " + template.Source) : header;
+            }
+
+            if (!(name.Equals("Content-Type", StringComparison.OrdinalIgnoreCase) || name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase) ||
+                  (name.Equals("Accept-Encoding", StringComparison.OrdinalIgnoreCase) && value == Outbound.ResponseDecoding.Identity)))
+            {
+                return new(name, TemplateProvenance.Marker("not set by the step's definition"));
+            }
+        }
+
+        return Holds(value, tainted) ? new(name, TemplateProvenance.Marker("holds a value rendered from a secret")) : header;
+    }
+
+    /// <summary>A flow step's body as sent when its template reads nothing secret or flow-obtained, else its template.</summary>
+    private static string? ShownBody(TracedStep step, IReadOnlyList<string> tainted)
+    {
+        if (step.Templates is { BodyWithheld: { } reason } templates)
+        {
+            return TemplateProvenance.Marker(reason) + "\n" + templates.Body;
+        }
+
+        var body = step.RequestBody;
+        // A form body is judged parameter by parameter (FormWithheld); anything else as a whole.
+        return body is not null && (body.TrimStart().StartsWith('{') || body.TrimStart().StartsWith('[')) && Holds(body, tainted)
+            ? TemplateProvenance.Marker("holds a value rendered from a secret")
+            : body;
+    }
+
+    private static bool Holds(string text, IReadOnlyList<string> tainted) => tainted.Any(t => text.Contains(t, StringComparison.Ordinal));
+
     private static KeyValuePair<string, string> Withheld(KeyValuePair<string, string> header, bool request)
     {
         var (name, value) = header;
@@ -142,10 +216,10 @@ internal static class AuthTraceSteps
         return parts.Length == 2 ? pair + ";" + parts[1] : pair;
     }
 
-    /// <summary>A form body (a token request's) with the values of its secret parameters withheld.</summary>
-    private static string? FormWithheld(string? body)
+    /// <summary>A form body (a token request's) with the values of its secret parameters, and of any holding a tainted value, withheld.</summary>
+    private static string? FormWithheld(string? body, IReadOnlyList<string> tainted)
     {
-        if (body is null || body.Length == 0 || body.TrimStart().StartsWith('{') || body.TrimStart().StartsWith('['))
+        if (body is null || body.Length == 0 || body.TrimStart().StartsWith('{') || body.TrimStart().StartsWith('[') || body.StartsWith('«'))
         {
             return body;
         }
@@ -154,7 +228,14 @@ internal static class AuthTraceSteps
         {
             var equals = pair.IndexOf('=', StringComparison.Ordinal);
             var name = equals > 0 ? Uri.UnescapeDataString(pair[..equals].Replace('+', ' ')) : null;
-            return name is not null && SecretParameters.Contains(name) ? pair[..(equals + 1)] + Secret.Redacted : pair;
+            if (name is not null && SecretParameters.Contains(name))
+            {
+                return pair[..(equals + 1)] + Secret.Redacted;
+            }
+
+            return Holds(pair, tainted) || Holds(Uri.UnescapeDataString(pair.Replace('+', ' ')), tainted)
+                ? (equals > 0 ? pair[..(equals + 1)] : "") + TemplateProvenance.Marker("rendered from a secret")
+                : pair;
         }));
     }
 

@@ -23,7 +23,11 @@ namespace Keyway.Credentials;
 internal sealed class CredentialDebugger(
     ResourceService resources, ResourceResolver resolver, CredentialEngine engine, RunExecutor executor, OutboundClient outbound, TimeProvider time)
 {
-    public async Task<TestReport> RunAsync(string name, string environment, TestRequest request, Caller caller, CancellationToken ct)
+    /// <summary>
+    /// Runs the test. <paramref name="full"/>: whether the caller may see the bodies of the login and token exchanges
+    /// (owners and admins); otherwise their structure only: field names, types and lengths, with status and timing.
+    /// </summary>
+    public async Task<TestReport> RunAsync(string name, string environment, TestRequest request, Caller caller, bool full, CancellationToken ct)
     {
         // A malformed request is the caller's error (400), not a step.
         var call = RunCalls.FromRequest(new RunRequest
@@ -41,7 +45,10 @@ internal sealed class CredentialDebugger(
         {
             var compiled = await resources.GetCompiledAsync(name, ct);
             resolved = await resolver.ResolveAsync(compiled, environment, caller, ct);
-            steps.Add(new TestStep("configuration", true, $"base URL {resolved.Redactor.Redact(resolved.BaseUrl.ToString())}") { DurationMs = Ms(started) });
+            var baseUrl = resolved.Shown.BaseUrlWithheld is { } withheld
+                ? Templates.TemplateProvenance.Marker("the base URL " + withheld)
+                : resolved.Redactor.Redact(resolved.BaseUrl.ToString());
+            steps.Add(new TestStep("configuration", true, $"base URL {baseUrl}") { DurationMs = Ms(started) });
         }
         catch (KeywayException e)
         {
@@ -58,7 +65,7 @@ internal sealed class CredentialDebugger(
             return Report(steps);
         }
 
-        var trace = new AuthTrace(outbound, time);
+        var trace = new AuthTrace(outbound, time, resolved.Values.IsSecret);
         var traced = binding.WithTrace(trace);
         var key = binding.KeyFor(caller);
         Credential? credential = null;
@@ -95,19 +102,19 @@ internal sealed class CredentialDebugger(
             await RequestAsync(resolved.WithCredential(traced), call, caller, redactor, binding, credential, tail, ct);
         }
 
-        var (recorded, secrets) = trace.Close();
+        var (recorded, secrets, tainted) = trace.Close();
         // Redacted now that the whole run is known: a value a later step extracted is withheld from earlier steps too.
         var all = redactor.Combine(Redactor.For(secrets));
         foreach (var step in recorded.Take(authSteps))
         {
-            steps.Add(AuthTraceSteps.Render(step, all, definition));
+            steps.Add(AuthTraceSteps.Render(step, all, definition, tainted, full));
         }
 
         steps.Add(credentialStep with { Detail = all.Redact(credentialStep.Detail) });
         // Steps recorded during the request: the refresh after the upstream rejected the token.
         foreach (var step in recorded.Skip(authSteps))
         {
-            var shown = AuthTraceSteps.Render(step, all, definition);
+            var shown = AuthTraceSteps.Render(step, all, definition, tainted, full);
             steps.Add(shown with { Step = shown.Step + " (after the upstream rejected the token)" });
         }
 

@@ -103,7 +103,9 @@ internal static class CredentialEndpoints
                 var env = environment ?? VariableService.Production;
                 access.Demand(caller, Permission.Use, name, env);
                 var request = body ?? new TestRequest();
-                return TypedResults.Ok(await debugger.RunAsync(name, env, request with { Path = request.Path ?? path }, caller, ct));
+                // The login and token answers are the session itself: their contents only for who may own it (owners, admins).
+                var full = access.Allows(caller, Permission.Own, name, env);
+                return TypedResults.Ok(await debugger.RunAsync(name, env, request with { Path = request.Path ?? path }, caller, full, ct));
             })
             .Requires(Permission.Read, "name")
             .WithSummary("Debug the resource: run its credential path step by step (each custom-flow step, discovery, the token request), then a chosen request; " +

@@ -298,6 +298,7 @@ internal sealed class CustomFlowProvider(
             return ([], Fail(FailureKind.Misconfigured, step, SecretBindings.Refused(refusing, new Uri(url), "it").Message, variables, scope));
         }
 
+        trace?.Sending(step);
         using var request = new HttpRequestMessage(step.Method, new Uri(url)) { Version = System.Net.HttpVersion.Version11 };
         if (step.Body is { } bodyTemplate)
         {

@@ -36,6 +36,12 @@ internal sealed record OAuth2Settings
 
     public IReadOnlyDictionary<string, string> ExtraParameters { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>
+    /// The rendered values of the settings whose templates read a secret (or run a script): the resource test's
+    /// trace withholds any string holding one (<see cref="AuthTrace.Taint"/>). Never sent or stored as such.
+    /// </summary>
+    public IReadOnlyList<string> SecretDerived { get; init; } = [];
+
     public string? Username { get; init; }
 
     public Secret? Password { get; init; }
@@ -325,7 +331,11 @@ internal sealed class OAuth2TokenProvider(OAuth2Client client, OAuth2Settings se
     public DateTimeOffset? NextScheduledRefresh(DateTimeOffset after) =>
         Settings.RefreshSchedule?.GetNextOccurrence(after.UtcDateTime, TimeZoneInfo.Utc) is { } next ? new DateTimeOffset(next, TimeSpan.Zero) : null;
 
-    public ITokenProvider WithTrace(AuthTrace trace) => new OAuth2TokenProvider(client.WithTrace(trace), Settings, trace);
+    public ITokenProvider WithTrace(AuthTrace trace)
+    {
+        trace.Taint(Settings.SecretDerived);
+        return new OAuth2TokenProvider(client.WithTrace(trace), Settings, trace);
+    }
 
     public async Task<TokenResult> AcquireAsync(CredentialKey key, CancellationToken cancellationToken)
     {

@@ -50,6 +50,9 @@ internal sealed class ResolvedResource
     /// <summary>The bound secrets the requests to the base URL carry: checked on every URL a request is sent to.</summary>
     public SecretBindings Bindings { get; init; } = SecretBindings.None;
 
+    /// <summary>What the request as sent may show of the values this resolution put on it, and what it withholds.</summary>
+    public ShownValues Shown { get; init; } = ShownValues.None;
+
     /// <summary>This resolution with another binding of its credential (the resource test's traced one).</summary>
     public ResolvedResource WithCredential(CredentialBinding? credential) => new()
     {
@@ -62,8 +65,10 @@ internal sealed class ResolvedResource
         Redactor = Redactor,
         Known = Known,
         Credential = credential,
+        Signer = Signer,
         TrafficMode = TrafficMode,
         Bindings = Bindings,
+        Shown = Shown,
     };
 
     /// <summary>Refuses (<c>403 origin_not_allowed</c>) a request to <paramref name="url"/> that would carry a secret bound elsewhere.</summary>
@@ -197,16 +202,22 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
                 return value;
             }
 
+            // What the request as sent may show: by what each template reads, not by what its value looks like.
+            var shown = new ShownValues.Builder(values.IsSecret);
             var headers = new List<KeyValuePair<string, string>>(resource.Headers.Count + resource.Auth.Count);
             foreach (var (name, template) in resource.Headers)
             {
-                headers.Add(new(name, RenderTracked(template)));
+                var value = RenderTracked(template);
+                headers.Add(new(name, value));
+                shown.Header(name, template, value);
             }
 
             var query = new List<KeyValuePair<string, string?>>(resource.Query.Count);
             foreach (var (name, template) in resource.Query)
             {
-                query.Add(new(name, RenderTracked(template)));
+                var value = RenderTracked(template);
+                query.Add(new(name, value));
+                shown.Query(name, template, value);
             }
 
             string? cookie = null;
@@ -214,6 +225,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
             {
                 var value = placement.Value(scope);
                 derived.Add(value);
+                shown.Credential(placement.Location, placement.Name);
                 switch (placement.Location)
                 {
                     case Placement.Header:
@@ -252,6 +264,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
                 Known = known,
                 Credential = Bind(resource, values, visible, scope, redactor),
                 Signer = signer,
+                Shown = shown.Build(TemplateProvenance.WithheldBecause(resource.BaseUrl, values.IsSecret)),
                 Bindings = values.BindingsOf(resource.ReadsAllVariables ? visible.Keys : resource.RequestVariables),
                 TrafficMode = resource.Traffic == Audit.TrafficMode.Off &&
                               (resource.ReadsAllVariables || resource.Auth.Count > 0 || resource.OAuth2 is not null || resource.Custom is not null || resource.SigV4 is not null ||
@@ -276,7 +289,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
         if (resource.OAuth2 is { } compiled)
         {
             var read = Read(resource.OAuth2Variables).ToList();
-            var settings = compiled.Render(scope) with { Bindings = values.BindingsOf(read), SecretVersions = values.VersionsOf(read) };
+            var settings = compiled.Render(scope) with { Bindings = values.BindingsOf(read), SecretVersions = values.VersionsOf(read), SecretDerived = compiled.SecretDerived(scope, values.IsSecret) };
             return new CredentialBinding(resource.Name, values.Environment, new OAuth2TokenProvider(oauth, settings), compiled, resource.ShareCredentials);
         }
 

@@ -1,12 +1,14 @@
 using System.Text;
+using Keyway.Resources;
 using Keyway.Secrets;
+using Keyway.Templates;
 
 namespace Keyway.Runs;
 
 /// <summary>
 /// A request as Keyway sent it upstream (a run's, or a step of the resource test): method, full URL,
-/// headers and body, with every secret value redacted. What a person debugging a resource needs to see,
-/// never what it carried.
+/// headers and body, every value that came from a secret withheld (<see cref="OutboundCapture"/>) and every
+/// known secret value redacted. What a person debugging a resource needs to see, never what it carried.
 /// </summary>
 internal sealed record OutboundRequest(string Method, string Url, Dictionary<string, string> Headers, string? Body)
 {
@@ -72,18 +74,29 @@ internal sealed record OutboundRequest(string Method, string Url, Dictionary<str
     public static string Excerpt(string text) => text.Length <= MaxBodyChars ? text : text[..MaxBodyChars] + $"… ({text.Length - MaxBodyChars} more characters)";
 }
 
-/// <summary>Holds the last request a run sent (a redirect or a replay sends another), to be shown redacted.</summary>
+/// <summary>
+/// Holds the last request a run sent (a redirect or a replay sends another), to be shown: each header and query
+/// value only when its provenance is known to be free of secrets (the caller's own, or the resource's rendered from
+/// a template that reads nothing secret, see <see cref="ShownValues"/>), every other value withheld with why. The
+/// value-based redactor runs over what is shown as well, but it is not what keeps a secret out: a piece of a secret
+/// shorter than it matches, or an encoding it does not derive, is withheld because of where it came from.
+/// </summary>
 internal sealed class OutboundCapture
 {
+    private static readonly HashSet<string> BodyHeaders = new(StringComparer.OrdinalIgnoreCase) { "Content-Type", "Content-Length" };
+
+    /// <summary>What a SigV4 signature adds that says nothing of a secret: the time and the body's digest.</summary>
+    private static readonly HashSet<string> SignatureFacts = new(StringComparer.OrdinalIgnoreCase) { "X-Amz-Date", "X-Amz-Content-Sha256" };
+
     private string? _method;
-    private string? _url;
+    private Uri? _url;
     private List<KeyValuePair<string, string>>? _headers;
     private byte[]? _body;
 
     public void Capture(HttpRequestMessage request, byte[]? body)
     {
         _method = request.Method.Method;
-        _url = request.RequestUri!.AbsoluteUri;
+        _url = request.RequestUri!;
         _headers = [];
         foreach (var (name, values) in request.Content is null ? request.Headers : request.Headers.Concat(request.Content.Headers))
         {
@@ -93,6 +106,67 @@ internal sealed class OutboundCapture
         _body = body;
     }
 
-    public OutboundRequest? Render(Redactor redactor) =>
-        _method is null ? null : OutboundRequest.From(_method, _url!, _headers!, OutboundRequest.BodyText(_body), redactor);
+    /// <summary>The request as sent: <paramref name="call"/> is what the caller asked for, <paramref name="shown"/> what the resource added.</summary>
+    public OutboundRequest? Render(Redactor redactor, ShownValues shown, OutboundCall call)
+    {
+        if (_method is null)
+        {
+            return null;
+        }
+
+        var headers = _headers!.Select(h => new KeyValuePair<string, string>(h.Key, ShownHeader(h.Key, h.Value, shown, call)));
+        return OutboundRequest.From(_method, ShownUrl(_url!, shown, call), headers, OutboundRequest.BodyText(_body), redactor);
+    }
+
+    private static string ShownHeader(string name, string value, ShownValues shown, OutboundCall call)
+    {
+        if (shown.WithheldHeaders.TryGetValue(name, out var reason))
+        {
+            return TemplateProvenance.Marker(reason);
+        }
+
+        if (Is(shown.Headers, name, value) || Is(call.Headers, name, value) || BodyHeaders.Contains(name) || SignatureFacts.Contains(name) ||
+            (name.Equals("Accept-Encoding", StringComparison.OrdinalIgnoreCase) && value == Outbound.ResponseDecoding.Identity))
+        {
+            return value;
+        }
+
+        return TemplateProvenance.Marker(name.Equals("Cookie", StringComparison.OrdinalIgnoreCase)
+            ? "cookies carry the resource's credential"
+            : "set by the resource's auth method");
+    }
+
+    private static bool Is(IEnumerable<KeyValuePair<string, string>> known, string name, string value) =>
+        known.Any(k => k.Key.Equals(name, StringComparison.OrdinalIgnoreCase) && k.Value == value);
+
+    /// <summary>The URL with each query value shown only when the caller or a plain template of the resource gave it.</summary>
+    private static string ShownUrl(Uri url, ShownValues shown, OutboundCall call)
+    {
+        var query = url.Query.Length > 1 ? url.Query[1..].Split('&') : [];
+        var parts = new List<string>(query.Length);
+        foreach (var pair in query)
+        {
+            var equals = pair.IndexOf('=', StringComparison.Ordinal);
+            var name = Unescape(equals < 0 ? pair : pair[..equals]);
+            var value = equals < 0 ? null : Unescape(pair[(equals + 1)..]);
+            if (shown.WithheldQuery.TryGetValue(name, out var reason))
+            {
+                parts.Add(pair[..(equals < 0 ? pair.Length : equals)] + "=" + TemplateProvenance.Marker(reason));
+            }
+            else if (shown.Query.Any(q => q.Key == name && q.Value == (value ?? "")) || call.Query.Any(q => q.Key == name && (q.Value ?? "") == (value ?? "")))
+            {
+                parts.Add(pair);
+            }
+            else
+            {
+                // The auth method's, a signature's, or a redirect's: not known to be free of secrets.
+                parts.Add(pair[..(equals < 0 ? pair.Length : equals)] + "=" + TemplateProvenance.Marker("not from the request or a plain setting of the resource"));
+            }
+        }
+
+        var left = shown.BaseUrlWithheld is { } baseReason ? TemplateProvenance.Marker("the base URL " + baseReason) : url.GetLeftPart(UriPartial.Path);
+        return parts.Count == 0 ? left : left + "?" + string.Join('&', parts);
+    }
+
+    private static string Unescape(string text) => Uri.UnescapeDataString(text.Replace('+', ' '));
 }

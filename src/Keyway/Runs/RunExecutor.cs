@@ -81,7 +81,7 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
                 BodyEncoding = encoding,
                 DurationMs = (long)time.GetElapsedTime(started).TotalMilliseconds,
                 Refreshed = refreshed,
-                Outbound = sent.Render(credential is null ? resolved.Redactor : binding!.RedactorFor(resolved.Redactor, credential)),
+                Outbound = sent.Render(credential is null ? resolved.Redactor : binding!.RedactorFor(resolved.Redactor, credential), resolved.Shown, call),
             };
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)

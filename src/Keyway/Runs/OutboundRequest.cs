@@ -29,7 +29,9 @@ internal sealed record OutboundRequest(string Method, string Url, Dictionary<str
         var result = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var (name, value) in headers)
         {
-            var shown = IsCredentialHeader(name) ? WithheldCredential(value) : redactor.Redact(value);
+            // A value already withheld by provenance keeps its reason; the redactor has nothing to find in it.
+            var shown = value.StartsWith("«withheld:", StringComparison.Ordinal) ? value
+                : IsCredentialHeader(name) ? WithheldCredential(value) : redactor.Redact(value);
             var key = redactor.Redact(name);
             result[key] = result.TryGetValue(key, out var earlier) ? earlier + ", " + shown : shown;
         }

@@ -69,12 +69,12 @@ public sealed class DebuggerConsoleTests(SqliteKeyway fixture, Chromium chromium
         var login = timeline.Locator("li[data-step='login']");
         await login.Locator("summary").ClickAsync();
         await Assertions.Expect(login.Locator("pre.sent")).ToContainTextAsync($"POST {api.BaseUrl}/login");
-        await Assertions.Expect(login.Locator("pre.sent")).ToContainTextAsync("[REDACTED]");
+        await Assertions.Expect(login.Locator("pre.sent")).ToContainTextAsync("«withheld: reads the secret");
         await Assertions.Expect(login.Locator("pre.received")).ToContainTextAsync("200");
         await Assertions.Expect(timeline.Locator("li[data-step='TOKEN']")).ToContainTextAsync("login step");
         var request = timeline.Locator("li[data-step='request']");
         await request.Locator("summary").ClickAsync();
-        await Assertions.Expect(request.Locator("pre.sent")).ToContainTextAsync("Authorization: Bearer [REDACTED]");
+        await Assertions.Expect(request.Locator("pre.sent")).ToContainTextAsync("Authorization: «withheld: set by the resource's auth method»");
         pages.Add(await page.ContentAsync());
 
         // A run shows the request it sent beside its answer.
@@ -84,7 +84,7 @@ public sealed class DebuggerConsoleTests(SqliteKeyway fixture, Chromium chromium
         await Assertions.Expect(page.Locator("#run-result .badge").First).ToHaveTextAsync("200");
         await page.Locator("#run-result details.outbound summary").ClickAsync();
         await Assertions.Expect(page.Locator("#run-result pre.sent")).ToContainTextAsync($"GET {api.BaseUrl}/data");
-        await Assertions.Expect(page.Locator("#run-result pre.sent")).ToContainTextAsync("Bearer [REDACTED]");
+        await Assertions.Expect(page.Locator("#run-result pre.sent")).ToContainTextAsync("Authorization: «withheld:");
         pages.Add(await page.ContentAsync());
 
         // The OAuth exchange with a wrong client secret: the token request is the failing step, open, with its fix.

@@ -69,7 +69,7 @@ public sealed class DebuggerTests(SqliteKeyway fixture) : IClassFixture<SqliteKe
         Assert.Equal("flow", (string?)login["kind"]);
         Assert.Equal("POST", (string?)login["request"]!["method"]);
         Assert.Equal(api.BaseUrl + "/login", (string?)login["request"]!["url"]);
-        Assert.Contains("[REDACTED]", (string?)login["request"]!["body"]);
+        Assert.StartsWith("«withheld: reads the secret", (string?)login["request"]!["body"]);
         Assert.Equal(200, (int)login["response"]!["status"]!);
         // The session token the answer carried is extracted, so withheld; its shape is still there to read.
         Assert.Contains("\"token\": \"[REDACTED]\"", (string?)login["response"]!["body"]);
@@ -78,8 +78,8 @@ public sealed class DebuggerTests(SqliteKeyway fixture) : IClassFixture<SqliteKe
         Assert.Equal(["CSRF"], Step(first, "derived")["extracted"]!.AsArray().Select(n => (string)n!));
         var request = Step(first, "request");
         Assert.Equal(200, (int)request["response"]!["status"]!);
-        Assert.Equal("Bearer [REDACTED]", (string?)request["request"]!["headers"]!["Authorization"]);
-        Assert.Equal("[REDACTED]", (string?)request["request"]!["headers"]!["X-CSRF"]);
+        Assert.Equal("«withheld: set by the resource's auth method»", (string?)request["request"]!["headers"]!["Authorization"]);
+        Assert.Equal("«withheld: set by the resource's auth method»", (string?)request["request"]!["headers"]!["X-CSRF"]);
 
         // The second test uses the session in hand: no login step, no login.
         Assert.True((bool)second["ok"]!, secondText);
@@ -160,7 +160,7 @@ public sealed class DebuggerTests(SqliteKeyway fixture) : IClassFixture<SqliteKe
         Assert.Equal(200, (int)token["response"]!["status"]!);
         Assert.Contains("\"access_token\": \"[REDACTED]\"", (string?)token["response"]!["body"]);
         Assert.Equal(200, (int)Step(report, "request")["response"]!["status"]!);
-        Assert.Equal("Bearer [REDACTED]", (string?)Step(report, "request")["request"]!["headers"]!["Authorization"]);
+        Assert.Equal("«withheld: set by the resource's auth method»", (string?)Step(report, "request")["request"]!["headers"]!["Authorization"]);
 
         Assert.True((bool)viaDiscovery["ok"]!, discoveryText);
         // Discovery reads the document, then its keys: two exchanges of one step.
@@ -189,7 +189,7 @@ public sealed class DebuggerTests(SqliteKeyway fixture) : IClassFixture<SqliteKe
         var outbound = run["outbound"]!;
         Assert.Equal("POST", (string?)outbound["method"]);
         Assert.Equal(fixture.Upstream.BaseUrl + "/base/things?color=blue", (string?)outbound["url"]);
-        Assert.Equal("Bearer [REDACTED]", (string?)outbound["headers"]!["Authorization"]);
+        Assert.Equal("«withheld: the resource's credential»", (string?)outbound["headers"]!["Authorization"]);
         Assert.Equal("hello", (string?)outbound["headers"]!["X-Note"]);
         Assert.Contains("widget", (string?)outbound["body"]);
         Assert.DoesNotContain(token, run.ToJsonString(), StringComparison.Ordinal);

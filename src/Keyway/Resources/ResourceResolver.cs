@@ -182,10 +182,13 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
         try
         {
             var baseUrlText = resource.BaseUrl.Render(scope);
+            var baseUrlWithheld = TemplateProvenance.WithheldBecause(resource.BaseUrl, values.IsSecret);
             if (ResourceCompiler.CheckBaseUrl(baseUrlText) is { } error)
             {
+                // A base URL rendered from a secret is not quoted: a piece of the secret matches no redactor.
                 throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config",
-                    $"The resource '{resource.Name}' has an invalid base URL in '{values.Environment}': {redactor.Redact(error)}");
+                    $"The resource '{resource.Name}' has an invalid base URL in '{values.Environment}': " +
+                    (baseUrlWithheld is null ? redactor.Redact(error) : $"its template ({baseUrlWithheld}) does not give an absolute http:// or https:// URL without user info or fragment."));
             }
 
             // A value computed from a secret ({{ environment.variables.KEY.toUpperCase() }}) is redacted like the
@@ -264,7 +267,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
                 Known = known,
                 Credential = Bind(resource, values, visible, scope, redactor),
                 Signer = signer,
-                Shown = shown.Build(TemplateProvenance.WithheldBecause(resource.BaseUrl, values.IsSecret)),
+                Shown = shown.Build(baseUrlWithheld),
                 Bindings = values.BindingsOf(resource.ReadsAllVariables ? visible.Keys : resource.RequestVariables),
                 TrafficMode = resource.Traffic == Audit.TrafficMode.Off &&
                               (resource.ReadsAllVariables || resource.Auth.Count > 0 || resource.OAuth2 is not null || resource.Custom is not null || resource.SigV4 is not null ||

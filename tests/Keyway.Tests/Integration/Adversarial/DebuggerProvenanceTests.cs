@@ -213,4 +213,35 @@ public sealed class DebuggerProvenanceTests(RedactionEncodingFixture fixture) : 
         Assert.DoesNotContain("svc", (string?)memberLogin["request"]!["body"]);
         Assert.Contains("login-answer-content", (string?)Login(adminReport)["response"]!["body"]);
     }
+
+    [Fact]
+    public async Task A_base_url_rendered_from_a_secret_is_withheld_from_the_request_as_sent_and_from_its_error()
+    {
+        var good = "dbg-base-" + Guid.NewGuid().ToString("N")[..8];
+        // Reads the secret (a script), though what it gives says nothing of it: withheld all the same, by what it reads.
+        await PutAsync(good, new JsonObject { ["baseUrl"] = fixture.Upstream.BaseUrl + "/status/{{ environment.variables.CANARY.length > 0 ? 200 : 500 }}" });
+        var bad = "dbg-badbase-" + Guid.NewGuid().ToString("N")[..8];
+        await PutAsync(bad, new JsonObject { ["baseUrl"] = "{{ 'not a url ' + environment.variables.CANARY.substring(0, 4) }}" });
+
+        using var run = await fixture.Admin.PostAsJsonAsync($"/api/v1/resources/{good}/run", new { });
+        var answer = await run.Content.ReadAsByteArrayAsync();
+        using var test = await fixture.Admin.PostAsJsonAsync($"/api/v1/resources/{good}/test", new { });
+        var report = await test.Content.ReadAsByteArrayAsync();
+        using var badRun = await fixture.Admin.PostAsJsonAsync($"/api/v1/resources/{bad}/run", new { });
+        var badAnswer = await badRun.Content.ReadAsByteArrayAsync();
+        using var badTest = await fixture.Admin.PostAsJsonAsync($"/api/v1/resources/{bad}/test", new { });
+        var badReport = await badTest.Content.ReadAsByteArrayAsync();
+
+        Assert.True(run.IsSuccessStatusCode, Encoding.UTF8.GetString(answer));
+        Assert.StartsWith("«withheld: the base URL", (string?)JsonNode.Parse(answer)!["outbound"]!["url"]);
+        Assert.Contains("«withheld: the base URL", Encoding.UTF8.GetString(report));
+        Assert.Equal(400, (int)badRun.StatusCode);
+        Assert.Contains("does not give an absolute", Encoding.UTF8.GetString(badAnswer));
+        Assert.Contains("does not give an absolute", Encoding.UTF8.GetString(badReport));
+        AssertNoPiece(answer, "a run's outbound request");
+        AssertNoPiece(report, "the test report");
+        AssertNoPiece(badAnswer, "a run's error");
+        AssertNoPiece(badReport, "the test report's configuration step");
+        Assert.DoesNotContain("not a url " + Canary[..4], Encoding.UTF8.GetString(badAnswer) + Encoding.UTF8.GetString(badReport));
+    }
 }

@@ -99,28 +99,6 @@ internal static class CredentialCommands
         return command;
     }
 
-    /// <summary><c>keyway resource test</c>: the auth flow and a test request, step by step.</summary>
-    public static Command Test(CliIo io)
-    {
-        var resource = new Argument<string>("resource") { Description = "The resource to test." };
-        var env = new Option<string>("--env", "-e") { Description = "The environment.", DefaultValueFactory = _ => "production" };
-        var path = new Option<string?>("--path") { Description = "The path of the test request (default: the base URL itself)." };
-        var command = new Command("test", "Run the resource's auth flow and a test request (GET on its base URL or --path); report each step.") { resource, env, path };
-        command.SetAction(io.Client(async (client, output, parse, ct) =>
-        {
-            var query = parse.GetValue(path) is { } p ? "&path=" + Uri.EscapeDataString(p) : "";
-            var doc = await client.PostAsync(
-                $"api/v1/resources/{Uri.EscapeDataString(parse.GetValue(resource)!)}/test?environment={Uri.EscapeDataString(parse.GetValue(env)!)}{query}", null, ct);
-            output.Table(doc, doc?["steps"] as JsonArray,
-                ("STEP", s => Output.Str(s["step"])), ("OK", s => s["ok"]?.GetValue<bool>() == true ? "yes" : "NO"), ("DETAIL", s => Output.Str(s["detail"])));
-            if (doc?["ok"]?.GetValue<bool>() != true)
-            {
-                throw new CliException(ExitCodes.Failure, "The test failed; see the step that says NO.", "test_failed");
-            }
-        }));
-        return command;
-    }
-
     private static void Show(Output output, JsonNode? doc) => output.Details(doc,
         ("resource", Output.Str(doc?["resource"])), ("environment", Output.Str(doc?["environment"])), ("owner", Output.Str(doc?["owner"])),
         ("state", Output.Str(doc?["state"])), ("expires", Output.When(doc?["expiresAt"])), ("last refreshed", Output.When(doc?["lastRefreshedAt"])),

@@ -60,7 +60,7 @@ internal static class ResourceCommands
         command.Subcommands.Add(list);
         command.Subcommands.Add(get);
         command.Subcommands.Add(delete);
-        command.Subcommands.Add(CredentialCommands.Test(io));
+        command.Subcommands.Add(ResourceTestCommand.Create(io));
         return command;
     }
 

@@ -71,7 +71,7 @@ internal static class RunCommand
         }
     }
 
-    private static JsonObject Pairs(string[]? items, char separator, string what, string shape)
+    internal static JsonObject Pairs(string[]? items, char separator, string what, string shape)
     {
         var result = new JsonObject();
         foreach (var item in items ?? [])
@@ -88,7 +88,7 @@ internal static class RunCommand
         return result;
     }
 
-    private static bool IsJson(string text)
+    internal static bool IsJson(string text)
     {
         var t = text.TrimStart();
         if (!(t.StartsWith('{') || t.StartsWith('[')))

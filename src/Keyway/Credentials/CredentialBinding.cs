@@ -43,7 +43,21 @@ internal sealed class CredentialBinding
         Shared = true;
     }
 
+    private CredentialBinding(CredentialBinding binding, ITokenProvider provider)
+    {
+        _resource = binding._resource;
+        _environment = binding._environment;
+        _token = binding._token;
+        _custom = binding._custom;
+        _scope = binding._scope;
+        Provider = provider;
+        Shared = binding.Shared;
+    }
+
     public ITokenProvider Provider { get; }
+
+    /// <summary>This binding with a provider that reports to <paramref name="trace"/> (the resource test): same key, same placement.</summary>
+    public CredentialBinding WithTrace(AuthTrace trace) => new(this, Provider.WithTrace(trace));
 
     /// <summary>The OAuth provider (connect, revocation), or null for a custom flow.</summary>
     public OAuth2TokenProvider? OAuth2 => Provider as OAuth2TokenProvider;

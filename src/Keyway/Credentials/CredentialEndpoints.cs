@@ -3,18 +3,12 @@ using Keyway.Access;
 using Keyway.Api;
 using Keyway.Environments;
 using Keyway.Hosting;
-using Keyway.Runs;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Keyway.Credentials;
 
 internal static class CredentialEndpoints
 {
-    /// <summary>What <c>POST …/test</c> reports: each step, redacted.</summary>
-    internal sealed record TestStep(string Step, bool Ok, string Detail);
-
-    internal sealed record TestReport(bool Ok, IReadOnlyList<TestStep> Steps);
-
     public static RouteGroupBuilder MapCredentials(this RouteGroupBuilder api)
     {
         var group = api.MapGroup("/resources/{name}").WithTags("Credentials");
@@ -102,60 +96,20 @@ internal static class CredentialEndpoints
             .Requires(Permission.Read, "name")
             .WithSummary("Connect an account (authorization code with PKCE, state and nonce): redirects to the provider, or returns {authorizeUrl} for Accept: application/json.");
 
-        group.MapPost("/test", async (string name, string? environment, string? path, HttpContext http, Resources.ResourceService resources, Resources.ResourceResolver resolver,
-                CredentialEngine engine, RunExecutor executor, AccessPolicy access, CancellationToken ct) =>
+        group.MapPost("/test", async (string name, string? environment, string? path, TestRequest? body, HttpContext http, CredentialDebugger debugger,
+                AccessPolicy access, CancellationToken ct) =>
             {
                 var caller = Caller.From(http.User)!;
                 var env = environment ?? VariableService.Production;
                 access.Demand(caller, Permission.Use, name, env);
-                var steps = new List<TestStep>();
-                Resources.ResolvedResource resolved;
-                try
-                {
-                    var compiled = await resources.GetCompiledAsync(name, ct);
-                    resolved = await resolver.ResolveAsync(compiled, env, caller, ct);
-                    steps.Add(new TestStep("configuration", true, $"base URL {resolved.Redactor.Redact(resolved.BaseUrl.ToString())}"));
-                }
-                catch (KeywayException e)
-                {
-                    steps.Add(new TestStep("configuration", false, e.Message));
-                    return TypedResults.Ok(new TestReport(false, steps));
-                }
-
-                if (resolved.Credential is { } binding)
-                {
-                    try
-                    {
-                        var credential = await engine.GetAsync(binding.KeyFor(caller), binding.Provider, ct);
-                        steps.Add(new TestStep("credential", true,
-                            credential.Tokens.ExpiresAt is { } at ? $"token valid until {at:u}" : "token without a known expiry"));
-                    }
-                    catch (CredentialException e)
-                    {
-                        steps.Add(new TestStep("credential", false, $"{e.Code}: {resolved.Redactor.Redact(e.Message)}"));
-                        return TypedResults.Ok(new TestReport(false, steps));
-                    }
-                }
-                else
-                {
-                    steps.Add(new TestStep("credential", true, $"static auth ({resolved.Resource.Definition.Auth?.Type ?? "none"})"));
-                }
-
-                try
-                {
-                    var result = await executor.ExecuteAsync(resolved, new OutboundCall(HttpMethod.Get, path, [], [], null, null), caller, ct);
-                    var ok = result.Status < 400;
-                    steps.Add(new TestStep("request", ok, $"GET {path ?? "/"} answered {result.Status} in {result.DurationMs} ms" + (result.Refreshed ? " (after one refresh)" : "")));
-                    return TypedResults.Ok(new TestReport(ok, steps));
-                }
-                catch (KeywayException e)
-                {
-                    steps.Add(new TestStep("request", false, $"{e.Code}: {resolved.Redactor.Redact(e.Message)}"));
-                    return TypedResults.Ok(new TestReport(false, steps));
-                }
+                var request = body ?? new TestRequest();
+                // The login and token answers are the session itself: their contents only for who may own it (owners, admins).
+                var full = access.Allows(caller, Permission.Own, name, env);
+                return TypedResults.Ok(await debugger.RunAsync(name, env, request with { Path = request.Path ?? path }, caller, full, ct));
             })
             .Requires(Permission.Read, "name")
-            .WithSummary("Run the auth flow and a test request (GET on the base URL, or ?path=); report each step, redacted.");
+            .WithSummary("Debug the resource: run its credential path step by step (each custom-flow step, discovery, the token request), then a chosen request; " +
+                         "each step's request and answer redacted, timed, with what it extracted; the failing step and its fix.");
 
         return api;
     }

@@ -46,7 +46,7 @@ internal sealed class CustomFlowClient(HttpClient http, TimeProvider time)
 /// </remarks>
 internal sealed class CustomFlowProvider(
     CustomFlowClient client, CompiledCustomFlow flow, TemplateScope resourceScope, Redactor environmentRedactor, string parametersHash,
-    SecretBindings? bindings = null) : ITokenProvider
+    SecretBindings? bindings = null, AuthTrace? trace = null) : ITokenProvider
 {
     private readonly SecretBindings _bindings = bindings ?? SecretBindings.None;
 
@@ -93,8 +93,14 @@ internal sealed class CustomFlowProvider(
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..32];
     }
 
-    public Task<TokenResult> AcquireAsync(CredentialKey key, CancellationToken cancellationToken) =>
-        RunAsync(Flow.Steps, null, cancellationToken);
+    public ITokenProvider WithTrace(AuthTrace trace) =>
+        new CustomFlowProvider(new CustomFlowClient(trace.Http, client.Time), Flow, resourceScope, environmentRedactor, ParametersHash, _bindings, trace);
+
+    public async Task<TokenResult> AcquireAsync(CredentialKey key, CancellationToken cancellationToken)
+    {
+        trace?.Called("acquire");
+        return Traced(await RunAsync(Flow.Steps, null, cancellationToken));
+    }
 
     public async Task<TokenResult> RefreshAsync(CredentialKey key, TokenSet current, CancellationToken cancellationToken)
     {
@@ -103,10 +109,18 @@ internal sealed class CustomFlowProvider(
             return await AcquireAsync(key, cancellationToken);
         }
 
-        var refreshed = await RunAsync(refreshSteps, current.Extras, cancellationToken);
+        trace?.Called("refresh");
+        trace?.Protect([current.AccessToken, current.RefreshToken, .. current.Extras.Values]);
+        var refreshed = Traced(await RunAsync(refreshSteps, current.Extras, cancellationToken));
         return refreshed.Succeeded || refreshed.Failure == FailureKind.Transient
             ? refreshed
             : await AcquireAsync(key, cancellationToken);
+    }
+
+    private TokenResult Traced(TokenResult result)
+    {
+        trace?.Completed(result);
+        return result;
     }
 
     /// <summary>The digest that stands for a set of variables (see the remarks on the class).</summary>
@@ -138,6 +152,7 @@ internal sealed class CustomFlowProvider(
         var receivedAt = time.GetUtcNow();
         foreach (var step in steps)
         {
+            trace?.Begin(step.Name, "flow");
             try
             {
                 switch (step)
@@ -158,6 +173,7 @@ internal sealed class CustomFlowProvider(
                     case VariableStep variable:
                         {
                             var value = new Secret(variable.Value.Render(scope));
+                            trace?.Extracted(variable.Name, value);
                             variables[variable.Name] = value;
                             scope.With(variable.Name, value);
                             break;
@@ -187,6 +203,7 @@ internal sealed class CustomFlowProvider(
                                     JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
                                     _ => node.ToJsonString(),
                                 });
+                                trace?.Extracted(name, value);
                                 variables[name] = value;
                                 scope.With(name, value);
                             }
@@ -281,6 +298,7 @@ internal sealed class CustomFlowProvider(
             return ([], Fail(FailureKind.Misconfigured, step, SecretBindings.Refused(refusing, new Uri(url), "it").Message, variables, scope));
         }
 
+        trace?.Sending(step);
         using var request = new HttpRequestMessage(step.Method, new Uri(url)) { Version = System.Net.HttpVersion.Version11 };
         if (step.Body is { } bodyTemplate)
         {

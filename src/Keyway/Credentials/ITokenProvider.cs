@@ -23,6 +23,9 @@ internal interface ITokenProvider
     /// <summary>The next scheduled refresh after <paramref name="after"/> (a cron schedule), or null for none.</summary>
     DateTimeOffset? NextScheduledRefresh(DateTimeOffset after) => null;
 
+    /// <summary>A copy of this provider that reports each step and exchange to <paramref name="trace"/> (the resource test); this one when it has nothing to report.</summary>
+    ITokenProvider WithTrace(AuthTrace trace) => this;
+
     Task<TokenResult> AcquireAsync(CredentialKey key, CancellationToken cancellationToken);
 
     Task<TokenResult> RefreshAsync(CredentialKey key, TokenSet current, CancellationToken cancellationToken);

@@ -54,6 +54,12 @@ internal sealed record OAuth2Settings
 
     public IReadOnlyDictionary<string, string> ExtraParameters { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>
+    /// The rendered values of the settings whose templates read a secret (or run a script): the resource test's
+    /// trace withholds any string holding one (<see cref="AuthTrace.Taint"/>). Never sent or stored as such.
+    /// </summary>
+    public IReadOnlyList<string> SecretDerived { get; init; } = [];
+
     public string? Username { get; init; }
 
     public Secret? Password { get; init; }
@@ -114,7 +120,14 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
     private static readonly TimeSpan DiscoveryLifetime = TimeSpan.FromHours(1);
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
 
-    private readonly ConcurrentDictionary<string, (OAuth2Endpoints Endpoints, DateTimeOffset Until)> _discovered = new(StringComparer.Ordinal);
+    private ConcurrentDictionary<string, (OAuth2Endpoints Endpoints, DateTimeOffset Until)> _discovered = new(StringComparer.Ordinal);
+    private AuthTrace? _trace;
+    private HttpClient? _tracedHttp;
+
+    private HttpClient Http => _tracedHttp ?? outbound.Client;
+
+    /// <summary>A client that reports discovery and token requests to <paramref name="trace"/>, sharing this one's discovery cache.</summary>
+    public OAuth2Client WithTrace(AuthTrace trace) => new(outbound, time) { _discovered = _discovered, _trace = trace, _tracedHttp = trace.Http };
 
     public async Task<OAuth2Endpoints> EndpointsAsync(OAuth2Settings settings, CancellationToken cancellationToken)
     {
@@ -129,7 +142,8 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(RequestTimeout);
-            var document = await outbound.Client.GetDiscoveryDocumentAsync(new DiscoveryDocumentRequest
+            _trace?.Begin("discovery", "discovery");
+            var document = await Http.GetDiscoveryDocumentAsync(new DiscoveryDocumentRequest
             {
                 Address = issuer,
                 Policy = new DiscoveryPolicy { RequireHttps = !IsLoopback(issuer), ValidateEndpoints = false },
@@ -229,6 +243,8 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
             return request;
         }
 
+        _trace?.Begin($"token request ({grant})", "token");
+        _trace?.Protect([settings.ClientSecret, settings.Password, refreshToken]);
         TokenResponse response;
         // expires_in counts from when the provider issued the token, somewhere in the round trip: counting
         // from the moment the request left makes the expiry early by at most that trip, never late.
@@ -237,13 +253,13 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
         {
             response = grant switch
             {
-                "refresh_token" => await outbound.Client.RequestRefreshTokenAsync(
+                "refresh_token" => await Http.RequestRefreshTokenAsync(
                     Client(new RefreshTokenRequest { RefreshToken = refreshToken!.Reveal(), Scope = settings.Scope }), ct),
-                "client_credentials" => await outbound.Client.RequestClientCredentialsTokenAsync(
+                "client_credentials" => await Http.RequestClientCredentialsTokenAsync(
                     Client(new ClientCredentialsTokenRequest { Scope = settings.Scope }), ct),
-                "password" => await outbound.Client.RequestPasswordTokenAsync(
+                "password" => await Http.RequestPasswordTokenAsync(
                     Client(new PasswordTokenRequest { UserName = settings.Username!, Password = settings.Password?.Reveal(), Scope = settings.Scope }), ct),
-                "authorization_code" => await outbound.Client.RequestAuthorizationCodeTokenAsync(
+                "authorization_code" => await Http.RequestAuthorizationCodeTokenAsync(
                     Client(new AuthorizationCodeTokenRequest { Code = code!, CodeVerifier = codeVerifier, RedirectUri = redirectUri! }), ct),
                 JwtBearerGrant => await outbound.Client.RequestTokenAsync(Client(new TokenRequest { GrantType = JwtBearerGrantType }), ct),
                 _ => throw new ArgumentOutOfRangeException(nameof(grant)),
@@ -390,7 +406,7 @@ internal sealed class TokenRequestException(FailureKind kind, string message) : 
 }
 
 /// <summary>The oauth2 auth method as the engine sees it.</summary>
-internal sealed class OAuth2TokenProvider(OAuth2Client client, OAuth2Settings settings) : ITokenProvider
+internal sealed class OAuth2TokenProvider(OAuth2Client client, OAuth2Settings settings, AuthTrace? trace = null) : ITokenProvider
 {
     public OAuth2Settings Settings { get; } = settings;
 
@@ -405,13 +421,35 @@ internal sealed class OAuth2TokenProvider(OAuth2Client client, OAuth2Settings se
     public DateTimeOffset? NextScheduledRefresh(DateTimeOffset after) =>
         Settings.RefreshSchedule?.GetNextOccurrence(after.UtcDateTime, TimeZoneInfo.Utc) is { } next ? new DateTimeOffset(next, TimeSpan.Zero) : null;
 
-    public Task<TokenResult> AcquireAsync(CredentialKey key, CancellationToken cancellationToken) =>
-        client.RequestTokenAsync(Settings, Settings.Grant, null, null, null, null, cancellationToken);
+    public ITokenProvider WithTrace(AuthTrace trace)
+    {
+        trace.Taint(Settings.SecretDerived);
+        return new OAuth2TokenProvider(client.WithTrace(trace), Settings, trace);
+    }
 
-    public Task<TokenResult> RefreshAsync(CredentialKey key, TokenSet current, CancellationToken cancellationToken) =>
-        current.RefreshToken is { } refresh
-            ? client.RequestTokenAsync(Settings, "refresh_token", refresh, null, null, null, cancellationToken)
-            : AcquireAsync(key, cancellationToken);
+    public async Task<TokenResult> AcquireAsync(CredentialKey key, CancellationToken cancellationToken)
+    {
+        trace?.Called("acquire");
+        return Traced(await client.RequestTokenAsync(Settings, Settings.Grant, null, null, null, null, cancellationToken));
+    }
+
+    public async Task<TokenResult> RefreshAsync(CredentialKey key, TokenSet current, CancellationToken cancellationToken)
+    {
+        if (current.RefreshToken is not { } refresh)
+        {
+            return await AcquireAsync(key, cancellationToken);
+        }
+
+        trace?.Called("refresh");
+        trace?.Protect([current.AccessToken, refresh]);
+        return Traced(await client.RequestTokenAsync(Settings, "refresh_token", refresh, null, null, null, cancellationToken));
+    }
+
+    private TokenResult Traced(TokenResult result)
+    {
+        trace?.Completed(result);
+        return result;
+    }
 
     /// <summary>Exchanges an authorization code (the connect flow's callback).</summary>
     public Task<TokenResult> ExchangeCodeAsync(string code, string codeVerifier, string redirectUri, CancellationToken cancellationToken) =>

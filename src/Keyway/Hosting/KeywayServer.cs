@@ -154,6 +154,7 @@ internal static partial class KeywayServer
         services.AddSingleton(sp => new AccessPolicy(
             sp.GetRequiredService<GrantStore>(), sp.GetRequiredService<ChangeFeed>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<AccessPolicy>>()));
         services.AddSingleton<RunExecutor>();
+        services.AddSingleton<CredentialDebugger>();
         services.AddSingleton<CredentialStore>();
         services.AddSingleton<ClusterLock>();
         services.AddSingleton<CredentialEvents>();

@@ -163,6 +163,17 @@ internal sealed class CompiledOAuth2
         return compiled;
     }
 
+    /// <summary>The rendered values of the templates that read a secret or run a script (<see cref="OAuth2Settings.SecretDerived"/>).</summary>
+    public IReadOnlyList<string> SecretDerived(TemplateScope scope, Func<string, bool> isSecret) =>
+    [
+        .. new[] { _issuer, _tokenUrl, _authorizeUrl, _revocationUrl, _clientId, _clientSecret, _scope, _audience, _resource, _username, _password, _privateKey, _keyId, _serviceAccountKey, _assertionIssuer, _assertionSubject, _assertionAudience }
+            .Concat(_extra.Select(e => e.Value))
+            .OfType<Template>()
+            .Where(t => TemplateProvenance.WithheldBecause(t, isSecret) is not null)
+            .Select(t => t.Render(scope))
+            .Where(v => v.Length > 0),
+    ];
+
     /// <summary>
     /// The settings for one environment (and caller, if templates read one). A private key is parsed here, once per
     /// value (<see cref="Keys"/>); the key text a service account's JSON file holds goes to <paramref name="derived"/>, to be redacted.

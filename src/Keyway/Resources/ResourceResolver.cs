@@ -50,6 +50,27 @@ internal sealed class ResolvedResource
     /// <summary>The bound secrets the requests to the base URL carry: checked on every URL a request is sent to.</summary>
     public SecretBindings Bindings { get; init; } = SecretBindings.None;
 
+    /// <summary>What the request as sent may show of the values this resolution put on it, and what it withholds.</summary>
+    public ShownValues Shown { get; init; } = ShownValues.None;
+
+    /// <summary>This resolution with another binding of its credential (the resource test's traced one).</summary>
+    public ResolvedResource WithCredential(CredentialBinding? credential) => new()
+    {
+        Resource = Resource,
+        Values = Values,
+        BaseUrl = BaseUrl,
+        Headers = Headers,
+        Query = Query,
+        Cookie = Cookie,
+        Redactor = Redactor,
+        Known = Known,
+        Credential = credential,
+        Signer = Signer,
+        TrafficMode = TrafficMode,
+        Bindings = Bindings,
+        Shown = Shown,
+    };
+
     /// <summary>Refuses (<c>403 origin_not_allowed</c>) a request to <paramref name="url"/> that would carry a secret bound elsewhere.</summary>
     public void DemandOrigin(Uri url)
     {
@@ -161,10 +182,13 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
         try
         {
             var baseUrlText = resource.BaseUrl.Render(scope);
+            var baseUrlWithheld = TemplateProvenance.WithheldBecause(resource.BaseUrl, values.IsSecret);
             if (ResourceCompiler.CheckBaseUrl(baseUrlText) is { } error)
             {
+                // A base URL rendered from a secret is not quoted: a piece of the secret matches no redactor.
                 throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config",
-                    $"The resource '{resource.Name}' has an invalid base URL in '{values.Environment}': {redactor.Redact(error)}");
+                    $"The resource '{resource.Name}' has an invalid base URL in '{values.Environment}': " +
+                    (baseUrlWithheld is null ? redactor.Redact(error) : $"its template ({baseUrlWithheld}) does not give an absolute http:// or https:// URL without user info or fragment."));
             }
 
             // A value computed from a secret ({{ environment.variables.KEY.toUpperCase() }}) is redacted like the
@@ -181,16 +205,22 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
                 return value;
             }
 
+            // What the request as sent may show: by what each template reads, not by what its value looks like.
+            var shown = new ShownValues.Builder(values.IsSecret);
             var headers = new List<KeyValuePair<string, string>>(resource.Headers.Count + resource.Auth.Count);
             foreach (var (name, template) in resource.Headers)
             {
-                headers.Add(new(name, RenderTracked(template)));
+                var value = RenderTracked(template);
+                headers.Add(new(name, value));
+                shown.Header(name, template, value);
             }
 
             var query = new List<KeyValuePair<string, string?>>(resource.Query.Count);
             foreach (var (name, template) in resource.Query)
             {
-                query.Add(new(name, RenderTracked(template)));
+                var value = RenderTracked(template);
+                query.Add(new(name, value));
+                shown.Query(name, template, value);
             }
 
             string? cookie = null;
@@ -198,6 +228,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
             {
                 var value = placement.Value(scope);
                 derived.Add(value);
+                shown.Credential(placement.Location, placement.Name);
                 switch (placement.Location)
                 {
                     case Placement.Header:
@@ -237,6 +268,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
                 Known = known,
                 Credential = credential,
                 Signer = signer,
+                Shown = shown.Build(baseUrlWithheld),
                 Bindings = values.BindingsOf(resource.ReadsAllVariables ? visible.Keys : resource.RequestVariables),
                 TrafficMode = resource.Traffic == Audit.TrafficMode.Off &&
                               (resource.ReadsAllVariables || resource.Auth.Count > 0 || resource.OAuth2 is not null || resource.Custom is not null || resource.SigV4 is not null || resource.GitHubApp is not null ||
@@ -261,7 +293,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
         if (resource.OAuth2 is { } compiled)
         {
             var read = Read(resource.OAuth2Variables).ToList();
-            var settings = compiled.Render(scope, derived) with { Bindings = values.BindingsOf(read), SecretVersions = values.VersionsOf(read) };
+            var settings = compiled.Render(scope, derived) with { Bindings = values.BindingsOf(read), SecretVersions = values.VersionsOf(read), SecretDerived = compiled.SecretDerived(scope, values.IsSecret) };
             return new CredentialBinding(resource.Name, values.Environment, new OAuth2TokenProvider(oauth, settings), compiled.Destination, resource.ShareCredentials);
         }
 

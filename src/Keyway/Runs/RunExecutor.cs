@@ -45,10 +45,11 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
 
         var refreshed = false;
         var replayable = call.Content is null || call.ReplayableBody is not null;
+        var sent = new OutboundCapture();
         HttpResponseMessage? response = null;
         try
         {
-            response = await SendAsync(resolved, call, url, credential, timeout.Token);
+            response = await SendAsync(resolved, call, url, credential, sent, timeout.Token);
             if (credential is not null && resource.AuthFailureStatuses.Contains((int)response.StatusCode) && replayable)
             {
                 // The upstream rejected this very token: refresh it (once, however many callers saw it) and retry once.
@@ -56,7 +57,7 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
                 response = null;
                 credential = await RenewAsync(key!.Value, binding!, credential, resolved, timeout.Token, cancellationToken);
                 refreshed = true;
-                response = await SendAsync(resolved, call, url, credential, timeout.Token);
+                response = await SendAsync(resolved, call, url, credential, sent, timeout.Token);
             }
 
             var (body, encoding, headers) = await ReadAsync(response, resource, credential is null ? resolved.Redactor : binding!.RedactorFor(resolved.Redactor, credential), timeout.Token);
@@ -68,7 +69,7 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
                 response = null;
                 credential = await RenewAsync(key!.Value, binding!, credential, resolved, timeout.Token, cancellationToken);
                 refreshed = true;
-                response = await SendAsync(resolved, call, url, credential, timeout.Token);
+                response = await SendAsync(resolved, call, url, credential, sent, timeout.Token);
                 (body, encoding, headers) = await ReadAsync(response, resource, binding!.RedactorFor(resolved.Redactor, credential), timeout.Token);
             }
 
@@ -80,6 +81,7 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
                 BodyEncoding = encoding,
                 DurationMs = (long)time.GetElapsedTime(started).TotalMilliseconds,
                 Refreshed = refreshed,
+                Outbound = sent.Render(credential is null ? resolved.Redactor : binding!.RedactorFor(resolved.Redactor, credential), resolved.Shown, call),
             };
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
@@ -173,7 +175,8 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
     }
 
     /// <summary>Sends the call, following same-origin redirects when the resource allows them.</summary>
-    private async Task<HttpResponseMessage> SendAsync(ResolvedResource resolved, OutboundCall call, Uri url, Credential? credential, CancellationToken cancellationToken)
+    private async Task<HttpResponseMessage> SendAsync(
+        ResolvedResource resolved, OutboundCall call, Uri url, Credential? credential, OutboundCapture sent, CancellationToken cancellationToken)
     {
         var resource = resolved.Resource;
         var method = call.Method;
@@ -194,6 +197,7 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
                 signer.Sign(request, SigV4Payload.Of(call.ReplayableBody, request.Content is not null, resource.SigV4!, resource.Name), time.GetUtcNow());
             }
 
+            sent.Capture(request, withBody ? call.ReplayableBody : null);
             var response = await outbound.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
             if (!resource.FollowSameOriginRedirects || hop == MaxRedirects || !IsRedirect(response.StatusCode) ||
                 response.Headers.Location is not { } location)

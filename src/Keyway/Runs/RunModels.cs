@@ -38,6 +38,10 @@ internal sealed record RunResult
 
     /// <summary>Whether Keyway refreshed the credential during this run.</summary>
     public required bool Refreshed { get; init; }
+
+    /// <summary>The request Keyway sent (the last one, after a redirect or a replay), every secret value redacted.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public OutboundRequest? Outbound { get; init; }
 }
 
 /// <summary>An outbound request ready to send: everything a run needs, already validated.</summary>

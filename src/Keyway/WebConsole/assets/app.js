@@ -158,6 +158,7 @@ function answerView(answer) {
     h('p', { class: 'row' }, badge(String(answer.status), kind), `${answer.durationMs} ms`, answer.refreshed ? badge('credential refreshed', 'warn') : null),
     h('details', {}, h('summary', {}, 'Headers'), h('pre', {}, pretty(answer.headers || {}))),
     h('pre', { class: 'body' }, answer.body === null || answer.body === undefined ? '(no body)' : pretty(answer.body)),
+    outboundView(answer.outbound),
   ];
 }
 
@@ -396,7 +397,6 @@ async function renderResource(name) {
   // runRequestForm is in run-request.js, loaded after this file.
   const { form: runForm, result } = runRequestForm(path, () => environment);
 
-  const testResult = h('div', {});
   // The configuration as YAML (yamlStringify is in yaml.js); Edit opens the form in resource-form.js.
   const configuration = h('pre', { id: 'configuration' }, yamlStringify(withoutNulls(resource.definition)));
   const editor = h('div', { hidden: true }, resourceForm({
@@ -491,16 +491,7 @@ async function renderResource(name) {
               await drawCredential();
             }),
           }, 'Disconnect') : null,
-          h('button', {
-            type: 'button', class: 'secondary', id: 'test', onclick: (e) => act(e.currentTarget, async () => {
-              testResult.replaceChildren(h('p', { class: 'muted' }, 'Testing…'));
-              try {
-                testResult.replaceChildren(h('pre', {}, pretty(await api('POST', `${path}/test?environment=${encodeURIComponent(environment)}`))));
-              } catch (error) {
-                testResult.replaceChildren(errorBox(error));
-              }
-            }),
-          }, 'Test connection')),
+          null),
         dynamicAuth.has(auth) ? h('details', {}, h('summary', {}, 'Import tokens obtained elsewhere'),
           h('form', {
             class: 'stack', id: 'import-credential', onsubmit: onSubmit(async (form) => {
@@ -523,7 +514,7 @@ async function renderResource(name) {
           field('Refresh token', h('input', { name: 'refreshToken', type: 'password', autocomplete: 'off' })),
           field('Expires in (seconds)', h('input', { name: 'expiresIn', type: 'number', min: 1 })),
           h('div', {}, h('button', { type: 'submit' }, 'Import')))) : null,
-        testResult),
+        h('h3', {}, 'Test connection'), debuggerPanel(path, () => environment)),
       h('div', { class: 'card' }, h('h2', {}, 'Run a request'), runForm, result)),
     h('div', { class: 'card' },
       h('div', { class: 'head' }, h('h2', {}, 'Configuration'),

@@ -271,7 +271,7 @@ public sealed class RedactionEncodingTests(RedactionEncodingFixture fixture) : I
     /// No form of <paramref name="secret"/> in <paramref name="raw"/>: not in its bytes, and not in any
     /// decoding of it or of any JSON string in it (a /run answer holds the upstream's body as JSON).
     /// </summary>
-    private static void AssertNothingOf(byte[] raw, string secret, string what)
+    internal static void AssertNothingOf(byte[] raw, string secret, string what)
     {
         var latin1 = Encoding.Latin1.GetString(raw);
         foreach (var (name, form) in SecretForms.Of(secret))

@@ -9,7 +9,8 @@ namespace Keyway.Tests.Integration;
 /// <summary>
 /// Every page of the console, with data in it, in a real browser: axe finds no serious or critical
 /// accessibility violation, no script fails, no stray "null" is drawn, the audit log fits a 1400 px
-/// window, and a screenshot of each is saved with the test output (console-screenshots/). Also the
+/// window, and a screenshot of each is saved with the test output (console-screenshots/), the resource
+/// test's timeline and a run's request as sent among them. Also the
 /// API reference: no vendor offers, and the OpenAPI document's security schemes.
 /// </summary>
 [Trait("Category", "Integration")]
@@ -92,6 +93,17 @@ public sealed class ConsoleAccessibilityTests(SqliteKeyway fixture, Chromium chr
         await Assertions.Expect(page.Locator("#configuration")).ToBeVisibleAsync();
         await page.Locator("#edit-resource").ClickAsync();
         await CheckAsync(page, "resource", canary, findings);
+        // The debugger's timeline, and a run with its request as sent.
+        await page.Locator("#test-form").GetByRole(AriaRole.Button, new() { Name = "Test connection" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#test-result .timeline")).ToBeVisibleAsync();
+        await page.Locator("#test-result details summary").First.ClickAsync();
+        await CheckAsync(page, "resource-test", canary, findings);
+        await page.Locator("#run").GetByLabel("Path").FillAsync("/items/1");
+        await page.Locator("#run").GetByRole(AriaRole.Button, new() { Name = "Run" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#run-result .badge").First).ToHaveTextAsync("200");
+        await page.Locator("#run-result details.outbound summary").ClickAsync();
+        await Assertions.Expect(page.Locator("#run-result pre.sent")).ToContainTextAsync("Authorization: «withheld:");
+        await CheckAsync(page, "resource-run", canary, findings);
         await page.GotoAsync("/console#/variables");
         await page.Locator($"[data-versions='{secret}']").ClickAsync();
         await Assertions.Expect(page.Locator("#variable-versions")).ToContainTextAsync($"Versions of {secret}");

@@ -35,7 +35,7 @@ internal sealed record GoogleServiceAccount(string ClientEmail, string PrivateKe
 
             if (Text("type") is { } type && type != "service_account")
             {
-                throw Invalid($"{field} is a key file of type '{(type.Length <= 40 ? type : type[..40])}', not 'service_account'.");
+                throw Invalid($"{field} is a key file whose type is not 'service_account' (not quoted: the file is a secret). Give the service account's JSON key file as it was downloaded.");
             }
 
             var email = Text("client_email");

@@ -71,7 +71,9 @@ internal sealed class CompiledGitHubApp
 
         if (ResourceCompiler.CheckBaseUrl(apiUrl) is { } error)
         {
-            throw Invalid($"auth.apiUrl: {error}");
+            // Not quoted: a URL rendered from variables could hold a piece of one.
+            _ = error;
+            throw Invalid("auth.apiUrl does not give an absolute https:// URL in this environment: check the variables it reads.");
         }
 
         return new GitHubAppSettings

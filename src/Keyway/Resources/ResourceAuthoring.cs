@@ -25,6 +25,12 @@ internal sealed class ResourceAuthoring(RightStore rights, VariableService varia
     /// <summary>Fields whose change moves where the resource sends things, or whose credential it sends.</summary>
     private static readonly string[] DestinationFields = ["baseUrl", "auth", "followRedirects", "shareCredentials"];
 
+    /// <summary>The URLs a credential is obtained from: named in errors and traces, so never built from a secret.</summary>
+    private static readonly HashSet<string> SecretFreeFields = new(StringComparer.Ordinal)
+    {
+        "auth.tokenUrl", "auth.issuer", "auth.authorizeUrl", "auth.revocationUrl", "auth.apiUrl",
+    };
+
     /// <summary>
     /// Checks that <paramref name="caller"/> may save <paramref name="definition"/> over
     /// <paramref name="existing"/> (null: creating it) and returns the variables to record as attached.
@@ -98,6 +104,19 @@ internal sealed class ResourceAuthoring(RightStore rights, VariableService varia
             }
         }
 
+        // Where the credential is obtained is named in errors, logs and the resource test: it may not be built from a secret.
+        var urlErrors = newFields.Where(f => SecretFreeFields.Contains(f.Key) && f.Value.Contains("{{", StringComparison.Ordinal))
+            .Select(f => (f.Key, References(f.Key, f.Value)))
+            .Where(f => f.Item2.ReadsAll || f.Item2.Names.Any(secrets.Contains))
+            .Select(f => new FieldError(f.Key,
+                "This URL reads a secret variable (or the variables as a whole). Keyway names the URLs it obtains credentials from in errors, " +
+                "logs and the resource test, so they may read only plain variables; keep secrets in the fields made for them (clientSecret, privateKey, password)."))
+            .ToList();
+        if (urlErrors.Count > 0)
+        {
+            throw new ResourceValidationException(name, urlErrors);
+        }
+
         if (refused.Count > 0)
         {
             throw Forbidden($"'{caller.UserName}' may not attach the secrets this definition of '{name}' reads.", refused);
@@ -129,7 +148,10 @@ internal sealed class ResourceAuthoring(RightStore rights, VariableService varia
         var destinations = new List<(IReadOnlySet<string> Variables, string? Origin)>
         {
             (resource.RequestVariables, OriginOf(resource.Definition.BaseUrl)),
-            (resource.OAuth2Variables, OriginOf(resource.Definition.Auth?.TokenUrl)),
+            (resource.OAuth2Variables, OriginOf(resource.Definition.Auth?.TokenUrl
+                ?? resource.Definition.Auth?.ApiUrl
+                ?? (resource.GitHubApp is not null ? CompiledGitHubApp.DefaultApiUrl : null)
+                ?? (resource.Definition.Auth?.ServiceAccountKey is not null ? "https://oauth2.googleapis.com/token" : null))),
         };
         var unbound = new List<UnboundSecret>();
         foreach (var environment in await variables.ListEnvironmentsAsync(cancellationToken))

@@ -246,7 +246,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
             }
 
             var signer = resource.SigV4?.Render(scope, derived);
-            var credential = Bind(resource, values, visible, scope, redactor, derived);
+            var credential = Bind(resource, values, visible, scope, redactor, derived, baseUrlText);
             foreach (var (name, value) in headers)
             {
                 if (!Outbound.HeaderRules.IsValidValue(value))
@@ -285,7 +285,8 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
     }
 
     private CredentialBinding? Bind(
-        CompiledResource resource, EnvironmentValues values, IReadOnlyDictionary<string, object?> visible, TemplateScope scope, Redactor redactor, List<string> derived)
+        CompiledResource resource, EnvironmentValues values, IReadOnlyDictionary<string, object?> visible, TemplateScope scope, Redactor redactor, List<string> derived,
+        string baseUrl)
     {
         // A script that reads the variables as a whole may carry any visible one.
         IEnumerable<string> Read(IReadOnlySet<string> named) => resource.ReadsAllVariables ? visible.Keys : named;
@@ -301,6 +302,15 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
         {
             var read = Read(resource.OAuth2Variables).ToList();
             var settings = app.Render(scope) with { Bindings = values.BindingsOf(read), SecretVersions = values.VersionsOf(read) };
+            // The installation token opens every repository of the installation: it goes to GitHub's API and nowhere else,
+            // whatever the app key's origin binding says (the binding guards the key, not the token it buys).
+            if (!SameOrigin(settings.ApiUrl, baseUrl))
+            {
+                throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config",
+                    $"The resource '{resource.Name}' sends a GitHub App's installation token, which goes only to the GitHub API it came from: " +
+                    "its baseUrl must be on the origin of auth.apiUrl (https://api.github.com unless set).");
+            }
+
             return new CredentialBinding(resource.Name, values.Environment, new GitHubAppProvider(gitHub, settings), app.Destination, shared: true);
         }
 
@@ -313,4 +323,8 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
 
         return null;
     }
+
+    private static bool SameOrigin(string a, string b) =>
+        Uri.TryCreate(a, UriKind.Absolute, out var x) && Uri.TryCreate(b, UriKind.Absolute, out var y) &&
+        string.Equals(Outbound.OriginPattern.OriginOf(x), Outbound.OriginPattern.OriginOf(y), StringComparison.OrdinalIgnoreCase);
 }

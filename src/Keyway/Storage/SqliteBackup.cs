@@ -33,6 +33,16 @@ internal static class SqliteBackup
             throw new BackupException($"{target} already exists. Name a new file: a backup never overwrites one.");
         }
 
+        // SQLite reopens the target by name: in a directory others may write to (and rename in), the file could be swapped first.
+        if (!OperatingSystem.IsWindows() && Path.GetDirectoryName(target) is { } parent && Directory.Exists(parent))
+        {
+            var mode = File.GetUnixFileMode(parent);
+            if ((mode & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0 && (mode & UnixFileMode.StickyBit) == 0)
+            {
+                throw new BackupException($"{parent} is writable by other users, who could swap the backup file while it is written. Write it to a directory only you can write to.");
+            }
+        }
+
         // VACUUM INTO writes into an empty file; creating it first sets its mode at open(2), so the copy is never readable by others.
         CreateOwnerOnly(target);
         try

@@ -179,6 +179,13 @@ public sealed class SignedJwtAuthTests
         Assert.Contains("401", refusal);
         Assert.Contains(server.Requests, r => r.Grant == "github_app" && r.Error is not null);
 
+        // The installation token goes to the GitHub API it came from, never to another base URL, and none is minted for one.
+        var minted = server.Requests.Count(r => r.Grant == "github_app");
+        await Expect.StatusAsync(await admin.PutAsJsonAsync("/api/v1/resources/github-elsewhere", new { baseUrl = "https://collector.example", auth = GitHubApp("GITHUB_APP_KEY") }), 201);
+        var elsewhere = await Expect.ProblemAsync(await admin.PostAsJsonAsync("/api/v1/resources/github-elsewhere/run", new { path = "/api/me" }), 400, "invalid_config");
+        Assert.Contains("goes only to the GitHub API", (string?)elsewhere["detail"], StringComparison.Ordinal);
+        Assert.Equal(minted, server.Requests.Count(r => r.Grant == "github_app"));
+
         await keyway.StopAsync();
         Assert.DoesNotContain(KeyBody(appPem), keyway.AllOutput + refusal + run.ToJsonString());
     }
@@ -218,6 +225,22 @@ public sealed class SignedJwtAuthTests
         Assert.Contains("auth.installationId", gitHub);
         Assert.Contains("auth.apiUrl", gitHub);
         Assert.Contains("auth.appId", await FieldsAsync(new { type = "bearer", token = "{{ environment.variables.T }}", appId = "1" }));
+
+        // The URLs a credential comes from are named in errors and traces: none may be built from a secret, not even by an admin.
+        await SetAsync(admin, "K", "a-secret-that-must-not-shape-a-url");
+        Assert.Contains("auth.tokenUrl", await FieldsAsync(new
+        {
+            type = "oauth2",
+            grant = "client_credentials",
+            tokenUrl = "https://{{ environment.variables.K.substring(0, 4) }}.idp.example.com/token",
+            clientId = "c",
+            clientSecret = "{{ environment.variables.K }}",
+        }));
+        Assert.Contains("auth.apiUrl", await FieldsAsync(new
+        {
+            type = "githubApp", appId = "1", installationId = "2", privateKey = "{{ environment.variables.K }}",
+            apiUrl = "https://{{ environment.variables.K.split('').reverse().join('') }}.example.com",
+        }));
     }
 
     /// <summary>A line from the middle of a PEM key's base64 body: what any leak of the key would carry.</summary>

@@ -238,7 +238,10 @@ public sealed class SignedJwtAuthTests
         }));
         Assert.Contains("auth.apiUrl", await FieldsAsync(new
         {
-            type = "githubApp", appId = "1", installationId = "2", privateKey = "{{ environment.variables.K }}",
+            type = "githubApp",
+            appId = "1",
+            installationId = "2",
+            privateKey = "{{ environment.variables.K }}",
             apiUrl = "https://{{ environment.variables.K.split('').reverse().join('') }}.example.com",
         }));
     }

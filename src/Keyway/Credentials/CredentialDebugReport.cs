@@ -107,7 +107,7 @@ internal static class AuthTraceSteps
             ? new TestResponse(status, OutboundRequest.RedactHeaders(step.ResponseHeaders.Select(h => Withheld(h, request: false)), redactor),
                 step.ResponseBody is null ? null : RedactBody(step.ResponseBody, redactor))
             : null;
-        var detail = step.Error is { } error ? redactor.Redact(error)
+        var detail = step.Error is { } error ? ShownError(step, error, redactor, tainted)
             : step.Method is not null ? $"{step.Method} answered {step.Status} in {step.DurationMs} ms"
             : step.Extracted.Count > 0 ? "extracted " + string.Join(", ", Shown(step.Extracted, definitionText))
             : "done";
@@ -139,6 +139,23 @@ internal static class AuthTraceSteps
     }
 
     /// <summary>A flow step's URL as sent when its template reads nothing secret, else its template; any URL holding a tainted value withheld.</summary>
+    /// <summary>
+    /// A step's error. Connection errors name the host (<c>Name or service not known (a1b2.example.com:443)</c>) and a refused
+    /// destination names it too: when the URL is withheld, or the error holds a value rendered from a secret, only its kind is shown.
+    /// </summary>
+    private static string ShownError(TracedStep step, string error, Redactor redactor, IReadOnlyList<string> tainted)
+    {
+        var urlWithheld = step.Templates is { UrlWithheld: not null } || (step.Url is { } url && (Holds(url, tainted) || Holds(Uri.UnescapeDataString(url), tainted)));
+        if (!urlWithheld && !Holds(error, tainted))
+        {
+            return redactor.Redact(error);
+        }
+
+        return error.StartsWith("no answer in time", StringComparison.Ordinal)
+            ? error
+            : "the request failed before an answer (not shown: the error names the host, and the URL is withheld).";
+    }
+
     private static string ShownUrl(TracedStep step, IReadOnlyList<string> tainted)
     {
         if (step.Templates is { UrlWithheld: { } reason } templates)

@@ -18,6 +18,35 @@ public sealed class DebuggerProvenanceTests(RedactionEncodingFixture fixture) : 
 {
     private const string Canary = RedactionEncodingFixture.Canary;
 
+    [Fact]
+    public async Task A_failed_login_step_whose_url_is_withheld_shows_the_kind_of_failure_not_the_error_that_names_its_host()
+    {
+        var resource = "dbg-fail-" + Guid.NewGuid().ToString("N")[..8];
+        await PutAsync(resource, new JsonObject
+        {
+            ["baseUrl"] = fixture.Upstream.BaseUrl,
+            ["auth"] = new JsonObject
+            {
+                ["type"] = "custom",
+                // Nothing listens on port 1: the connection error names host and port, as one built from a secret would.
+                ["steps"] = new JsonArray(
+                    new JsonObject { ["type"] = "request", ["name"] = "login", ["method"] = "POST", ["url"] = "http://127.0.0.1:1/" + Piece },
+                    new JsonObject { ["type"] = "variable", ["name"] = "S", ["value"] = "{{ 'sess' + login.status }}" }),
+                ["apply"] = new JsonObject { ["headers"] = new JsonObject { ["X-Session"] = "{{ S }}" } },
+                ["lifetimeSeconds"] = 600,
+            },
+        });
+
+        using var test = await fixture.Admin.PostAsJsonAsync($"/api/v1/resources/{resource}/test", new { path = "/status/200", fresh = true });
+        var report = await test.Content.ReadAsByteArrayAsync();
+
+        var login = JsonNode.Parse(report)!["steps"]!.AsArray().First(s => (string?)s!["step"] == "login")!;
+        Assert.False((bool)login["ok"]!, Encoding.UTF8.GetString(report));
+        Assert.Contains("not shown: the error names the host", (string?)login["detail"], StringComparison.Ordinal);
+        Assert.DoesNotContain("127.0.0.1:1", (string?)login["detail"], StringComparison.Ordinal);
+        AssertNoPiece(report, "a failed step's report");
+    }
+
     // Pieces of the canary wrapped in markers, so that their absence is meaningful: each is shorter than the redactor's minimum.
     private const string Piece = "{{ 'q' + environment.variables.CANARY.substring(0, 4) + 'q' }}";
     private static readonly string PieceSent = "q" + Canary[..4] + "q";

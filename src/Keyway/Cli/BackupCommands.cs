@@ -95,7 +95,7 @@ internal static class BackupCommands
     private static Option<string> DataDirOption() => new("--data-dir")
     {
         Description = "The data directory Keyway serves from (or KEYWAY_DATA_DIR).",
-        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("KEYWAY_DATA_DIR") is { Length: > 0 } fromEnvironment ? fromEnvironment : ServeOptions.DefaultDataDirectory,
+        DefaultValueFactory = _ => ServeOptions.DataDirectoryFromEnvironment(),
     };
 
     private static bool PostgresStore() => Environment.GetEnvironmentVariable("KEYWAY_DATABASE_URL") is { Length: > 0 };

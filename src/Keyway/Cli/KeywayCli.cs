@@ -83,7 +83,7 @@ internal static class KeywayCli
         var dataDir = new Option<string>("--data-dir")
         {
             Description = "Where Keyway keeps its data (SQLite store, master.key) (or KEYWAY_DATA_DIR).",
-            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("KEYWAY_DATA_DIR") is { Length: > 0 } fromEnvironment ? fromEnvironment : ServeOptions.DefaultDataDirectory,
+            DefaultValueFactory = _ => ServeOptions.DataDirectoryFromEnvironment(),
         };
         var urls = new Option<string>("--urls")
         {

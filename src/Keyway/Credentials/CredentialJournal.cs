@@ -72,13 +72,7 @@ internal sealed partial class CredentialJournal
         lock (_writing)
         {
             EnsureDirectory();
-            var create = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, Share = FileShare.None };
-            if (!OperatingSystem.IsWindows())
-            {
-                create.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-            }
-
-            using (var file = new FileStream(temporary, create))
+            using (var file = Secrets.OwnerOnlyFile.Create(temporary, FileMode.Create))
             {
                 file.Write(bytes);
                 file.Flush(flushToDisk: true);

@@ -83,15 +83,9 @@ internal sealed partial class Bootstrap(Database database, ApiKeyService keys, T
     /// <summary>A new file readable by its owner only from the moment it exists; an existing one is never overwritten.</summary>
     private static StreamWriter OpenNewOwnerOnly(string path)
     {
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
         try
         {
-            return new StreamWriter(new FileStream(path, options));
+            return new StreamWriter(Secrets.OwnerOnlyFile.Create(path));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

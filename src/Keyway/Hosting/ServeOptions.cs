@@ -22,6 +22,10 @@ internal sealed record ServeOptions
 
     public const string DefaultUrls = "http://127.0.0.1:7510";
     public const string DefaultDataDirectory = "keyway-data";
+
+    /// <summary>The data directory when <c>--data-dir</c> is not given: <c>KEYWAY_DATA_DIR</c>, else <see cref="DefaultDataDirectory"/>.</summary>
+    public static string DataDirectoryFromEnvironment() =>
+        Environment.GetEnvironmentVariable("KEYWAY_DATA_DIR") is { Length: > 0 } fromEnvironment ? fromEnvironment : DefaultDataDirectory;
 }
 
 /// <summary>A configuration problem found at start: printed plainly, and the process exits non-zero.</summary>

@@ -248,21 +248,9 @@ internal sealed class MasterKeyRing
         }
 
         var temporary = Path.Combine(directory, $".{FileName}.{Guid.NewGuid():N}.tmp");
-        var options = new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.Write,
-            Share = FileShare.None,
-        };
-        if (!OperatingSystem.IsWindows())
-        {
-            // Set at open(2): the file is never readable by others, not even for an instant.
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
         try
         {
-            using (var stream = new FileStream(temporary, options))
+            using (var stream = OwnerOnlyFile.Create(temporary))
             {
                 stream.Write(Encoding.ASCII.GetBytes(Generate() + "\n"));
                 stream.Flush(flushToDisk: true);

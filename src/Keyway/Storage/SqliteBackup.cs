@@ -12,8 +12,6 @@ internal static class SqliteBackup
 {
     public const string StoreFileName = "keyway.db";
 
-    private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-
     /// <summary>What a backup file holds, read back from it after it is written or before it is restored.</summary>
     internal sealed record Summary(long SchemaVersion, long Bytes, long Resources, long Variables, long AuditEvents);
 
@@ -175,15 +173,9 @@ internal static class SqliteBackup
 
     private static void CreateOwnerOnly(string path)
     {
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = OwnerOnly;
-        }
-
         try
         {
-            using var _ = new FileStream(path, options);
+            using var _ = Secrets.OwnerOnlyFile.Create(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

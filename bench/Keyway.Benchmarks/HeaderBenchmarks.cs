@@ -37,7 +37,7 @@ public class HeaderBenchmarks
         var variables = new VariableService(_store.Database, _ring, time, changes);
         var resources = new ResourceService(_store.Database, time, changes);
         var outbound = new Keyway.Outbound.OutboundClient(Keyway.Outbound.DestinationPolicy.Default, new Keyway.Outbound.OutboundHandlerOptions());
-        var resolver = new ResourceResolver(variables, new Keyway.Credentials.OAuth2Client(outbound, time), new Keyway.Credentials.CustomFlowClient(outbound.Client, time), new Keyway.Credentials.GitHubAppClient(outbound.Client, time), time);
+        var resolver = new ResourceResolver(variables, new Keyway.Credentials.OAuth2Client(outbound, time), new Keyway.Credentials.CustomFlowClient(outbound.Client, time), new Keyway.Credentials.GitHubAppClient(outbound.Client, time), new Keyway.Credentials.AwsStsClient(outbound.Client, time), time);
         await variables.EnsureProductionAsync(ct);
         await variables.SetAsync(VariableService.Production, "API_TOKEN", "sk_live_4f9a1c2b7d8e4a6f9b0c1d2e3f4a5b6c", secret: true, null, ct);
         await resources.PutAsync("billing", new ResourceDefinition

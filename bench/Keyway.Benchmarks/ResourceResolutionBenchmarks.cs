@@ -41,7 +41,7 @@ public class ResourceResolutionBenchmarks
         _resources = new ResourceService(_store.Database, time, changes);
         _resources.Subscribe();
         var outbound = new Keyway.Outbound.OutboundClient(Keyway.Outbound.DestinationPolicy.Default, new Keyway.Outbound.OutboundHandlerOptions());
-        _resolver = new ResourceResolver(variables, new Keyway.Credentials.OAuth2Client(outbound, time), new Keyway.Credentials.CustomFlowClient(outbound.Client, time), new Keyway.Credentials.GitHubAppClient(outbound.Client, time), time);
+        _resolver = new ResourceResolver(variables, new Keyway.Credentials.OAuth2Client(outbound, time), new Keyway.Credentials.CustomFlowClient(outbound.Client, time), new Keyway.Credentials.GitHubAppClient(outbound.Client, time), new Keyway.Credentials.AwsStsClient(outbound.Client, time), time);
         _caller = new Caller("usr_1", "alice", Caller.MemberRole, "key_1", "alice@example.com");
 
         await variables.EnsureProductionAsync(ct);

@@ -19,15 +19,23 @@ internal sealed class CredentialBinding
     private readonly string _resource;
     private readonly string _environment;
     private readonly TokenPlacement? _token;
-    private readonly CompiledCustomFlow? _custom;
+    private readonly CompiledApply? _apply;
+    private readonly bool _custom;
     private readonly TemplateScope? _scope;
+    private readonly AssumeRoleSettings? _role;
 
-    /// <summary>A token binding (oauth2, githubApp): the access token goes where <paramref name="placement"/> says.</summary>
-    public CredentialBinding(string resource, string environment, ITokenProvider provider, TokenPlacement placement, bool shared)
+    /// <summary>
+    /// A token binding (oauth2, githubApp): the access token goes where <paramref name="placement"/> says, or, when the
+    /// resource has <c>auth.apply</c>, where its templates over <c>credential</c> (rendered over <paramref name="scope"/>) put it.
+    /// </summary>
+    public CredentialBinding(
+        string resource, string environment, ITokenProvider provider, TokenPlacement placement, bool shared, CompiledApply? apply = null, TemplateScope? scope = null)
     {
         _resource = resource;
         _environment = environment;
         _token = placement;
+        _apply = apply;
+        _scope = apply is null ? null : scope ?? throw new ArgumentNullException(nameof(scope));
         Provider = provider;
         Shared = shared;
     }
@@ -37,22 +45,48 @@ internal sealed class CredentialBinding
     {
         _resource = resource;
         _environment = environment;
-        _custom = flow;
+        _apply = flow.Apply;
+        _custom = true;
         _scope = scope;
+        Provider = provider;
+        Shared = true;
+    }
+
+    /// <summary>An assumed AWS role: nothing is placed; the temporary credentials sign each request (<see cref="SignerFor"/>).</summary>
+    public CredentialBinding(string resource, string environment, AssumeRoleProvider provider)
+    {
+        _resource = resource;
+        _environment = environment;
+        _role = provider.Settings;
         Provider = provider;
         Shared = true;
     }
 
     private CredentialBinding(CredentialBinding binding, ITokenProvider provider)
     {
+        _role = binding._role;
         _resource = binding._resource;
         _environment = binding._environment;
         _token = binding._token;
+        _apply = binding._apply;
         _custom = binding._custom;
         _scope = binding._scope;
         Provider = provider;
         Shared = binding.Shared;
     }
+
+    /// <summary>
+    /// For an assumed AWS role: the signer of the temporary credentials <paramref name="credential"/> holds, made once per
+    /// credential; null for every other binding.
+    /// </summary>
+    public Outbound.AwsSigV4Signer? SignerFor(Credential credential) => _role is null
+        ? null
+        : credential.DerivedBy(this, () => new Outbound.AwsSigV4Signer(
+            credential.Tokens.Extras[AwsStsClient.AccessKeyIdField].Reveal(), credential.Tokens.Extras[AwsStsClient.SecretAccessKeyField],
+            credential.Tokens.AccessToken, _role.Region, _role.Service));
+
+    /// <summary>Whether the credential goes into the request body (<c>auth.apply.body</c>): the body is read whole first.</summary>
+    public bool PlacesInBody => _apply is { Body.Count: > 0 };
 
     public ITokenProvider Provider { get; }
 
@@ -100,11 +134,27 @@ internal sealed class CredentialBinding
         }
     }
 
-    public void Apply(HttpRequestMessage request, Credential credential)
+    /// <summary>
+    /// Puts the credential on <paramref name="request"/>: its headers, query and cookies, and, with <paramref name="body"/>,
+    /// the body fields (the proxy places those before forwarding, <see cref="PlaceInBody"/>).
+    /// </summary>
+    public void Apply(HttpRequestMessage request, Credential credential, bool body = true)
     {
-        if (_custom is not null)
+        if (_role is not null)
         {
-            ApplyCustom(request, Rendered(credential));
+            // Signed last, by the signer this credential makes.
+            return;
+        }
+
+        if (_apply is not null)
+        {
+            var rendered = Rendered(credential);
+            ApplyRendered(request, rendered);
+            if (body && rendered.Body.Count > 0)
+            {
+                PlaceInContent(request, rendered.Body);
+            }
+
             return;
         }
 
@@ -134,9 +184,9 @@ internal sealed class CredentialBinding
         }
 
         secrets.AddRange(tokens.Extras.Values);
-        var placed = _custom is not null
-            ? Rendered(credential).All.Select(p => p.Value)
-            : [_token!.Prefix + tokens.AccessToken.Reveal()];
+        IEnumerable<string> placed = _apply is not null ? Rendered(credential).All.Select(p => p.Value)
+            : _token is not null ? [_token.Prefix + tokens.AccessToken.Reveal()]
+            : [];
         return resourceRedactor.Combine(Redactor.For(secrets, placed));
     }
 
@@ -144,9 +194,16 @@ internal sealed class CredentialBinding
     private RenderedApply Rendered(Credential credential) => credential.DerivedBy(this, () =>
     {
         var scope = _scope!.Clone();
-        foreach (var (name, value) in credential.Tokens.Extras)
+        if (_custom)
         {
-            scope.With(name, value);
+            foreach (var (name, value) in credential.Tokens.Extras)
+            {
+                scope.With(name, value);
+            }
+        }
+        else
+        {
+            scope.With(TokenFields.Root, TokenFields.Of(credential.Tokens));
         }
 
         List<KeyValuePair<string, string>> Render(string section, IReadOnlyList<KeyValuePair<string, Template>> templates)
@@ -167,7 +224,7 @@ internal sealed class CredentialBinding
                         $"auth.apply.{section}.{name} of resource '{_resource}' failed in '{_environment}': {redactor.Redact(e.Message)}");
                 }
 
-                if (!Outbound.HeaderRules.IsValidValue(value))
+                if (section != "body" && !Outbound.HeaderRules.IsValidValue(value))
                 {
                     throw new KeywayException(StatusCodes.Status400BadRequest, "invalid_config",
                         $"auth.apply.{section}.{name} of resource '{_resource}' evaluates to a value with line breaks or control characters.");
@@ -179,10 +236,38 @@ internal sealed class CredentialBinding
             return rendered;
         }
 
-        return new RenderedApply(Render("headers", _custom!.ApplyHeaders), Render("query", _custom.ApplyQuery), Render("cookies", _custom.ApplyCookies));
+        return new RenderedApply(Render("headers", _apply!.Headers), Render("query", _apply.Query), Render("cookies", _apply.Cookies), Render("body", _apply.Body));
     });
 
-    private static void ApplyCustom(HttpRequestMessage request, RenderedApply apply)
+    /// <summary>
+    /// The proxy's body with this credential's <c>auth.apply.body</c> fields set (<see cref="Outbound.BodyFields"/>): the caller's
+    /// body was read whole, and the result is forwarded instead.
+    /// </summary>
+    public byte[] PlaceInBody(string method, ReadOnlySpan<byte> body, string? contentType, Credential credential) =>
+        Outbound.BodyFields.Place(method, body, contentType, Rendered(credential).Body, _resource);
+
+    private void PlaceInContent(HttpRequestMessage request, IReadOnlyList<KeyValuePair<string, string>> fields)
+    {
+        var content = request.Content;
+        byte[] body;
+        if (content is null)
+        {
+            body = [];
+        }
+        else
+        {
+            using var stream = new MemoryStream();
+            content.CopyTo(stream, null, CancellationToken.None);
+            body = stream.ToArray();
+        }
+
+        var type = content?.Headers.ContentType;
+        var placed = new ByteArrayContent(Outbound.BodyFields.Place(request.Method.Method, body, type?.ToString(), fields, _resource));
+        placed.Headers.ContentType = type ?? new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        request.Content = placed;
+    }
+
+    private static void ApplyRendered(HttpRequestMessage request, RenderedApply apply)
     {
         foreach (var (name, value) in apply.Headers)
         {
@@ -223,8 +308,9 @@ internal sealed class CredentialBinding
     }
 
     private sealed record RenderedApply(
-        IReadOnlyList<KeyValuePair<string, string>> Headers, IReadOnlyList<KeyValuePair<string, string>> Query, IReadOnlyList<KeyValuePair<string, string>> Cookies)
+        IReadOnlyList<KeyValuePair<string, string>> Headers, IReadOnlyList<KeyValuePair<string, string>> Query, IReadOnlyList<KeyValuePair<string, string>> Cookies,
+        IReadOnlyList<KeyValuePair<string, string>> Body)
     {
-        public IEnumerable<KeyValuePair<string, string>> All => Headers.Concat(Query).Concat(Cookies);
+        public IEnumerable<KeyValuePair<string, string>> All => Headers.Concat(Query).Concat(Cookies).Concat(Body);
     }
 }

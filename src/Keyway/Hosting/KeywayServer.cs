@@ -166,6 +166,7 @@ internal static partial class KeywayServer
         services.AddSingleton<OAuth2Client>();
         services.AddSingleton(sp => new CustomFlowClient(sp.GetRequiredService<OutboundClient>().Client, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton(sp => new GitHubAppClient(sp.GetRequiredService<OutboundClient>().Client, sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(sp => new AwsStsClient(sp.GetRequiredService<OutboundClient>().Client, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<CredentialService>();
         services.AddSingleton<CredentialMetrics>();
         services.AddHostedService<CredentialRefresher>();

@@ -203,6 +203,19 @@ internal static partial class ProxyEndpoints
                     var payloadHash = compiled.SigV4 is { } sigV4
                         ? await SigV4Payload.PrepareAsync(context.Request, sigV4, resource, context.RequestAborted)
                         : null;
+                    if (binding is { PlacesInBody: true })
+                    {
+                        // The credential goes into the body (auth.apply.body): read whole, placed once, sent with its new length.
+                        var placed = binding.PlaceInBody(context.Request.Method, await BodyFields.ReadAsync(context.Request, resource, context.RequestAborted),
+                            context.Request.ContentType, credential!);
+                        context.Request.Headers.Remove("Transfer-Encoding");
+                        context.Request.Body = new MemoryStream(placed, writable: false);
+                        context.Request.ContentLength = placed.Length;
+                        context.Request.ContentType ??= "application/json";
+                        // Kestrel said a request sent without a body can have none; YARP asks before it forwards one.
+                        context.Features.Set<IHttpRequestBodyDetectionFeature>(PlacedBody.Instance);
+                    }
+
                     var config = ConfigFor(compiled.Timeout);
                     // Only a request without a body can be sent twice: its body was streamed the first time.
                     var replayable = context.Request.ContentLength is null or 0 && !context.Request.Headers.ContainsKey("Transfer-Encoding");
@@ -500,11 +513,12 @@ internal static partial class ProxyEndpoints
             proxyRequest.Headers.Host = null;
             if (credential is not null)
             {
-                resolved.Credential!.Apply(proxyRequest, credential);
+                resolved.Credential!.Apply(proxyRequest, credential, body: false);
             }
 
             // Last: the signature covers the request as it is sent.
-            resolved.Signer?.Sign(proxyRequest, payloadHash ?? AwsSigV4Signer.EmptyPayloadHash, time.GetUtcNow());
+            (resolved.Signer ?? (credential is null ? null : resolved.Credential!.SignerFor(credential)))?
+                .Sign(proxyRequest, payloadHash ?? AwsSigV4Signer.EmptyPayloadHash, time.GetUtcNow());
         }
 
         public override async ValueTask<bool> TransformResponseAsync(
@@ -618,4 +632,12 @@ internal static partial class ProxyEndpoints
             }
         }
     }
+}
+
+/// <summary>A request body Keyway made (a credential placed in it): present whatever the caller sent.</summary>
+internal sealed class PlacedBody : IHttpRequestBodyDetectionFeature
+{
+    public static readonly PlacedBody Instance = new();
+
+    public bool CanHaveBody => true;
 }

@@ -38,11 +38,8 @@ internal sealed partial class CompiledCustomFlow
     /// <summary>Run instead of <see cref="Steps"/> to renew a session, with the previous variables in scope; null: run the whole flow again.</summary>
     public IReadOnlyList<CustomStep>? RefreshSteps { get; init; }
 
-    public required IReadOnlyList<KeyValuePair<string, Template>> ApplyHeaders { get; init; }
-
-    public required IReadOnlyList<KeyValuePair<string, Template>> ApplyQuery { get; init; }
-
-    public required IReadOnlyList<KeyValuePair<string, Template>> ApplyCookies { get; init; }
+    /// <summary>Where the flow's variables go on every request.</summary>
+    public required CompiledApply Apply { get; init; }
 
     public Template? ExpiresIn { get; init; }
 
@@ -123,26 +120,16 @@ internal sealed partial class CompiledCustomFlow
         var responses = new HashSet<string>(allSteps.OfType<RequestStep>().Select(s => s.Name), StringComparer.Ordinal);
         var hasJavascript = allSteps.Any(s => s is JavascriptStep);
 
-        var applyHeaders = new List<KeyValuePair<string, Template>>();
-        var applyQuery = new List<KeyValuePair<string, Template>>();
-        var applyCookies = new List<KeyValuePair<string, Template>>();
         var usesVariable = false;
-        void Apply(string section, Dictionary<string, string>? entries, List<KeyValuePair<string, Template>> into, Func<string, string?> checkName)
+        CompiledApply? apply = null;
+        if (auth.Apply is null)
         {
-            foreach (var (name, text) in entries ?? [])
+            errors.Add(new FieldError("auth.apply", "Say where the flow's variables go: auth.apply.headers, auth.apply.query, auth.apply.cookies or auth.apply.body, e.g. { \"headers\": { \"Authorization\": \"Bearer {{ TOKEN }}\" } }."));
+        }
+        else
+        {
+            apply = CompiledApply.Compile(auth.Apply, errors, parse, (field, template) =>
             {
-                var field = $"auth.apply.{section}.{name}";
-                if (checkName(name) is { } nameError)
-                {
-                    errors.Add(new FieldError(field, nameError));
-                    continue;
-                }
-
-                if (parse(field, text ?? "", false) is not { } template)
-                {
-                    continue;
-                }
-
                 if (template.Roots.FirstOrDefault(responses.Contains) is { } response)
                 {
                     errors.Add(new FieldError(field,
@@ -151,29 +138,13 @@ internal sealed partial class CompiledCustomFlow
 
                 usesVariable |= template.Roots.Any(variables.Contains) ||
                                 (hasJavascript && template.Roots.Any(r => r is not ("environment" or "current_user") && !responses.Contains(r)));
-                into.Add(new(name, template));
-            }
-        }
-
-        if (auth.Apply is null)
-        {
-            errors.Add(new FieldError("auth.apply", "Say where the flow's variables go: auth.apply.headers, auth.apply.query or auth.apply.cookies, e.g. { \"headers\": { \"Authorization\": \"Bearer {{ TOKEN }}\" } }."));
-        }
-        else
-        {
-            Apply("headers", auth.Apply.Headers, applyHeaders, name =>
-                !HeaderRules.IsValidName(name) ? $"'{name}' is not a valid header name."
-                : HeaderRules.IsHopByHop(name) || name.Equals("Host", StringComparison.OrdinalIgnoreCase) || name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)
-                    ? $"Keyway sets '{name}' itself; it cannot carry a credential."
-                    : null);
-            Apply("query", auth.Apply.Query, applyQuery, name => name.Length == 0 ? "A query parameter name is empty." : null);
-            Apply("cookies", auth.Apply.Cookies, applyCookies, name => HeaderRules.IsValidName(name) ? null : $"'{name}' is not a valid cookie name.");
-            var entries = (auth.Apply.Headers?.Count ?? 0) + (auth.Apply.Query?.Count ?? 0) + (auth.Apply.Cookies?.Count ?? 0);
+            });
+            var entries = (auth.Apply.Headers?.Count ?? 0) + (auth.Apply.Query?.Count ?? 0) + (auth.Apply.Cookies?.Count ?? 0) + (auth.Apply.Body?.Count ?? 0);
             if (entries == 0)
             {
-                errors.Add(new FieldError("auth.apply", "Give at least one header, query parameter or cookie."));
+                errors.Add(new FieldError("auth.apply", "Give at least one header, query parameter, cookie or body field."));
             }
-            else if (!usesVariable && applyHeaders.Count + applyQuery.Count + applyCookies.Count == entries)
+            else if (!usesVariable && apply.Count == entries)
             {
                 errors.Add(new FieldError("auth.apply",
                     "auth.apply must use at least one of the flow's variables (a variable step's name, or a property a javascript step returns), e.g. \"Bearer {{ TOKEN }}\"."));
@@ -203,9 +174,7 @@ internal sealed partial class CompiledCustomFlow
         {
             Steps = steps,
             RefreshSteps = refreshSteps,
-            ApplyHeaders = applyHeaders,
-            ApplyQuery = applyQuery,
-            ApplyCookies = applyCookies,
+            Apply = apply ?? new CompiledApply { Headers = [], Query = [], Cookies = [], Body = [] },
             ExpiresIn = ParseFlow("auth.expiresIn", auth.ExpiresIn, false),
             Jwt = ParseFlow("auth.jwt", auth.Jwt, false),
             Lifetime = auth.LifetimeSeconds is { } seconds and > 0 ? TimeSpan.FromSeconds(seconds) : null,

@@ -26,6 +26,9 @@ internal sealed partial class CompiledSigV4
 
     public bool UnsignedPayload { get; init; }
 
+    /// <summary>The role to assume, or null to sign with the key itself.</summary>
+    public CompiledAssumeRole? AssumeRole { get; init; }
+
     public static CompiledSigV4? Compile(
         AuthDefinition auth, List<FieldError> errors, Func<string, string?, bool, Template?> parse, Func<string, string?, Template?> secret)
     {
@@ -36,10 +39,12 @@ internal sealed partial class CompiledSigV4
         var sessionToken = auth.SessionToken is null ? null : secret("auth.sessionToken", auth.SessionToken);
         var region = Name(auth.Region, "auth.region", "the region requests are signed for, e.g. us-east-1", errors);
         var service = Name(auth.Service, "auth.service", "the service requests are signed for, e.g. s3, execute-api or sqs", errors);
+        var assumeRole = auth.AssumeRole is null ? null : CompiledAssumeRole.Compile(auth.AssumeRole, errors, parse);
         return accessKeyId is null || secretAccessKey is null || region is null || service is null
             ? null
             : new CompiledSigV4
             {
+                AssumeRole = assumeRole,
                 AccessKeyId = accessKeyId,
                 SecretAccessKey = secretAccessKey,
                 SessionToken = sessionToken,
@@ -49,7 +54,10 @@ internal sealed partial class CompiledSigV4
             };
     }
 
-    /// <summary>The signer for one resolution: the key read from the environment, never kept in the definition.</summary>
+    /// <summary>
+    /// The signer for one resolution: the key read from the environment, never kept in the definition. With a role to
+    /// assume, it signs the STS request (service <c>sts</c>) and the temporary credentials sign the rest.
+    /// </summary>
     public AwsSigV4Signer Render(TemplateScope scope, List<string> derived)
     {
         var accessKeyId = AccessKeyId.Render(scope);
@@ -67,7 +75,8 @@ internal sealed partial class CompiledSigV4
                 "The AWS access key id or secret access key of this resource is empty in this environment: set the variables they read.");
         }
 
-        return new AwsSigV4Signer(accessKeyId, new Secret(secretAccessKey), string.IsNullOrEmpty(sessionToken) ? null : new Secret(sessionToken), Region, Service);
+        return new AwsSigV4Signer(accessKeyId, new Secret(secretAccessKey), string.IsNullOrEmpty(sessionToken) ? null : new Secret(sessionToken), Region,
+            AssumeRole is null ? Service : "sts");
     }
 
     private static Template? Require(Template? template, string field, string message, List<FieldError> errors)
@@ -95,4 +104,90 @@ internal sealed partial class CompiledSigV4
 
     [GeneratedRegex("^[a-z0-9][a-z0-9-]{0,62}$")]
     private static partial Regex AwsName();
+}
+
+/// <summary>An awsSigV4 resource's <c>assumeRole</c>, validated, its templates parsed once.</summary>
+internal sealed partial class CompiledAssumeRole
+{
+    public required Template RoleArn { get; init; }
+
+    public Template? SessionName { get; init; }
+
+    public Template? ExternalId { get; init; }
+
+    public Template? StsUrl { get; init; }
+
+    public required int DurationSeconds { get; init; }
+
+    public static CompiledAssumeRole? Compile(AuthAssumeRoleDefinition role, List<FieldError> errors, Func<string, string?, bool, Template?> parse)
+    {
+        var roleArn = parse("auth.assumeRole.roleArn", role.RoleArn, true);
+        if (role.RoleArn is { } arn && !arn.Contains("{{", StringComparison.Ordinal) && !RoleArnPattern().IsMatch(arn))
+        {
+            errors.Add(new FieldError("auth.assumeRole.roleArn", $"'{arn}' is not a role ARN: give arn:aws:iam::ACCOUNT:role/NAME."));
+        }
+
+        if (role.SessionName is { } name && !name.Contains("{{", StringComparison.Ordinal) && !SessionNamePattern().IsMatch(name))
+        {
+            errors.Add(new FieldError("auth.assumeRole.sessionName", "A role session name is 2 to 64 letters, digits and =,.@- characters."));
+        }
+
+        if (role.DurationSeconds is < 900 or > 43200)
+        {
+            errors.Add(new FieldError("auth.assumeRole.durationSeconds", "Must be between 900 and 43200 seconds (STS's bounds; the role's maximum session duration bounds it too)."));
+        }
+
+        if (role.StsUrl is { } url && !url.Contains("{{", StringComparison.Ordinal) && ResourceCompiler.CheckBaseUrl(url) is { } urlError)
+        {
+            errors.Add(new FieldError("auth.assumeRole.stsUrl", urlError));
+        }
+
+        return roleArn is null
+            ? null
+            : new CompiledAssumeRole
+            {
+                RoleArn = roleArn,
+                SessionName = parse("auth.assumeRole.sessionName", role.SessionName, false),
+                ExternalId = parse("auth.assumeRole.externalId", role.ExternalId, false),
+                StsUrl = parse("auth.assumeRole.stsUrl", role.StsUrl, false),
+                DurationSeconds = role.DurationSeconds ?? 3600,
+            };
+    }
+
+    /// <summary>The STS request's settings for one environment; <paramref name="stsSigner"/> signs it with the long-term key.</summary>
+    public Credentials.AssumeRoleSettings Render(TemplateScope scope, AwsSigV4Signer stsSigner, CompiledSigV4 sigV4)
+    {
+        var roleArn = RoleArn.Render(scope).Trim();
+        var sessionName = SessionName?.Render(scope).Trim() is { Length: > 0 } n ? n : "keyway";
+        var stsUrl = StsUrl?.Render(scope).Trim() is { Length: > 0 } u ? u : $"https://sts.{sigV4.Region}.amazonaws.com/";
+        if (!RoleArnPattern().IsMatch(roleArn) || !SessionNamePattern().IsMatch(sessionName))
+        {
+            throw Invalid("auth.assumeRole.roleArn or sessionName does not give a role ARN and session name in this environment: check the variables they read.");
+        }
+
+        if (ResourceCompiler.CheckBaseUrl(stsUrl) is not null)
+        {
+            throw Invalid("auth.assumeRole.stsUrl does not give an absolute https:// URL in this environment: check the variables it reads.");
+        }
+
+        return new Credentials.AssumeRoleSettings
+        {
+            StsSigner = stsSigner,
+            StsUrl = new Uri(stsUrl),
+            RoleArn = roleArn,
+            SessionName = sessionName,
+            ExternalId = ExternalId?.Render(scope) is { Length: > 0 } externalId ? externalId : null,
+            DurationSeconds = DurationSeconds,
+            Region = sigV4.Region,
+            Service = sigV4.Service,
+        };
+
+        static KeywayException Invalid(string message) => new(StatusCodes.Status400BadRequest, "invalid_config", message);
+    }
+
+    [GeneratedRegex(@"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}$")]
+    private static partial Regex RoleArnPattern();
+
+    [GeneratedRegex(@"^[A-Za-z0-9_+=,.@-]{2,64}$")]
+    private static partial Regex SessionNamePattern();
 }

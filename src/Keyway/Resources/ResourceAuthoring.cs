@@ -28,7 +28,7 @@ internal sealed class ResourceAuthoring(RightStore rights, VariableService varia
     /// <summary>The URLs a credential is obtained from: named in errors and traces, so never built from a secret.</summary>
     private static readonly HashSet<string> SecretFreeFields = new(StringComparer.Ordinal)
     {
-        "auth.tokenUrl", "auth.issuer", "auth.authorizeUrl", "auth.revocationUrl", "auth.apiUrl",
+        "auth.tokenUrl", "auth.issuer", "auth.authorizeUrl", "auth.revocationUrl", "auth.apiUrl", "auth.assumeRole.stsUrl", "auth.assumeRole.roleArn",
     };
 
     /// <summary>
@@ -109,7 +109,7 @@ internal sealed class ResourceAuthoring(RightStore rights, VariableService varia
             .Select(f => (f.Key, References(f.Key, f.Value)))
             .Where(f => f.Item2.ReadsAll || f.Item2.Names.Any(secrets.Contains))
             .Select(f => new FieldError(f.Key,
-                "This URL reads a secret variable (or the variables as a whole). Keyway names the URLs it obtains credentials from in errors, " +
+                "This field reads a secret variable (or the variables as a whole). Keyway names the URLs it obtains credentials from (and the role it assumes) in errors, " +
                 "logs and the resource test, so they may read only plain variables; keep secrets in the fields made for them (clientSecret, privateKey, password)."))
             .ToList();
         if (urlErrors.Count > 0)

@@ -80,6 +80,9 @@ internal sealed class CompiledResource
     /// <summary>A GitHub App's installation token, or null.</summary>
     public CompiledGitHubApp? GitHubApp { get; init; }
 
+    /// <summary>Where an oauth2 or githubApp token goes when <c>auth.apply</c> says (else its default header), or null.</summary>
+    public CompiledApply? TokenApply { get; init; }
+
     /// <summary>AWS Signature Version 4: every request signed, or null.</summary>
     public CompiledSigV4? SigV4 { get; init; }
 
@@ -127,6 +130,10 @@ internal static class ResourceCompiler
         var current = requestVariables;
         var usesCurrentUser = false;
         var readsAll = false;
+        // One token for everyone: a token request that read the caller would hand one person's token to the next.
+        // (A custom flow says so itself, by step.)
+        var sharedCredential = definition.Auth?.Type is CompiledGitHubApp.Type ||
+                               (definition.Auth?.Type == "oauth2" && !(definition.ShareCredentials == false && definition.Auth.Grant == "authorization_code"));
 
         Template? Parse(string field, string? text, bool required = false)
         {
@@ -147,6 +154,13 @@ internal static class ResourceCompiler
                 current.UnionWith(template.VariableNames);
                 readsAll |= template.ReferencesAllVariables;
                 usesCurrentUser |= text.Contains("current_user", StringComparison.Ordinal);
+                if (sharedCredential && current == authVariables && template.Roots.Contains("current_user"))
+                {
+                    errors.Add(new FieldError(field,
+                        "This resource's credential is shared by everyone, so its token request cannot read current_user (one person's token would go to the next). " +
+                        "Remove current_user here, or give each person their own credential: grant 'authorization_code' with shareCredentials: false."));
+                }
+
                 return template;
             }
             catch (TemplateException e)
@@ -195,7 +209,7 @@ internal static class ResourceCompiler
         }
 
         current = authVariables;
-        var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse, out var oauth2, out var custom, out var sigV4, out var gitHubApp);
+        var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse, out var oauth2, out var custom, out var sigV4, out var gitHubApp, out var tokenApply);
         foreach (var step in custom is null ? [] : custom.Steps.Concat(custom.RefreshSteps ?? []))
         {
             if (step is JavascriptStep javascript)
@@ -213,10 +227,16 @@ internal static class ResourceCompiler
             // variable or javascript step read; what only a request step reads goes to that step's URL alone.
             requestVariables.UnionWith(FlowResultVariables(definition.Auth!));
         }
-        else if (oauth2 is null && gitHubApp is null)
+        else if (oauth2 is null && gitHubApp is null && sigV4?.AssumeRole is null)
         {
-            // Static auth is placed on the request.
+            // Static auth is placed on the request. (A role's long-term key signs only the STS request.)
             requestVariables.UnionWith(authVariables);
+        }
+
+        foreach (var template in tokenApply?.Templates ?? [])
+        {
+            // A token's apply templates go to the base URL, with whatever variable they read beside the token.
+            requestVariables.UnionWith(template.VariableNames);
         }
 
         StaticValues.Check(definition, errors);
@@ -278,7 +298,7 @@ internal static class ResourceCompiler
             UsesCurrentUser = usesCurrentUser,
             Variables = variables,
             RequestVariables = requestVariables,
-            OAuth2Variables = oauth2 is null && gitHubApp is null ? new HashSet<string>() : authVariables,
+            OAuth2Variables = oauth2 is null && gitHubApp is null && sigV4?.AssumeRole is null ? new HashSet<string>() : authVariables,
             FlowVariables = custom is null ? new HashSet<string>() : authVariables,
             ReadsAllVariables = readsAll,
             Attached = attached,
@@ -286,6 +306,7 @@ internal static class ResourceCompiler
             Custom = custom,
             SigV4 = sigV4,
             GitHubApp = gitHubApp,
+            TokenApply = tokenApply,
             AuthFailureCondition = custom?.BodyCondition,
             ShareCredentials = definition.ShareCredentials ?? true,
             AuthFailureStatuses = failureStatuses,
@@ -333,7 +354,8 @@ internal static class ResourceCompiler
         var names = new HashSet<string>(StringComparer.Ordinal);
         var templates = (auth.Steps ?? []).Concat(auth.RefreshSteps ?? [])
             .Where(step => step.Type == "variable").Select(step => step.Value)
-            .Concat((auth.Apply?.Headers ?? []).Values).Concat((auth.Apply?.Query ?? []).Values).Concat((auth.Apply?.Cookies ?? []).Values);
+            .Concat((auth.Apply?.Headers ?? []).Values).Concat((auth.Apply?.Query ?? []).Values).Concat((auth.Apply?.Cookies ?? []).Values)
+            .Concat((auth.Apply?.Body ?? []).Values);
         foreach (var text in templates)
         {
             try
@@ -377,9 +399,10 @@ internal static class ResourceCompiler
 
     private static List<AuthPlacement> CompileAuth(
         AuthDefinition auth, List<FieldError> errors, Func<string, string?, bool, Template?> parse,
-        out CompiledOAuth2? oauth2, out CompiledCustomFlow? custom, out CompiledSigV4? sigV4, out CompiledGitHubApp? gitHubApp)
+        out CompiledOAuth2? oauth2, out CompiledCustomFlow? custom, out CompiledSigV4? sigV4, out CompiledGitHubApp? gitHubApp, out CompiledApply? tokenApply)
     {
         var placements = new List<AuthPlacement>();
+        tokenApply = null;
         oauth2 = null;
         custom = null;
         sigV4 = null;
@@ -418,7 +441,7 @@ internal static class ResourceCompiler
             foreach (var (field, value) in new (string, object?)[]
                      {
                          ("accessKeyId", auth.AccessKeyId), ("secretAccessKey", auth.SecretAccessKey), ("sessionToken", auth.SessionToken),
-                         ("region", auth.Region), ("service", auth.Service), ("unsignedPayload", auth.UnsignedPayload),
+                         ("region", auth.Region), ("service", auth.Service), ("unsignedPayload", auth.UnsignedPayload), ("assumeRole", auth.AssumeRole),
                      })
             {
                 if (value is not null)
@@ -432,7 +455,7 @@ internal static class ResourceCompiler
         {
             foreach (var (field, value) in new (string, object?)[]
                      {
-                         ("steps", auth.Steps), ("refreshSteps", auth.RefreshSteps), ("apply", auth.Apply), ("expiresIn", auth.ExpiresIn),
+                         ("steps", auth.Steps), ("refreshSteps", auth.RefreshSteps), ("expiresIn", auth.ExpiresIn),
                          ("jwt", auth.Jwt), ("refresh", auth.Refresh),
                      })
             {
@@ -441,6 +464,11 @@ internal static class ResourceCompiler
                     errors.Add(new FieldError($"auth.{field}", $"'{field}' belongs to auth type 'custom', not '{auth.Type}'."));
                 }
             }
+        }
+
+        if (auth.Apply is not null && auth.Type is not ("custom" or "oauth2" or CompiledGitHubApp.Type))
+        {
+            errors.Add(new FieldError("auth.apply", $"'apply' places a dynamic credential (auth types 'oauth2', '{CompiledGitHubApp.Type}' and 'custom'), not '{auth.Type}'."));
         }
 
         Template? Secret(string field, string? text)
@@ -550,6 +578,7 @@ internal static class ResourceCompiler
 
             case "oauth2":
                 oauth2 = CompiledOAuth2.Compile(auth, errors, parse, Secret);
+                tokenApply = CompileTokenApply(auth, errors, parse);
                 break;
 
             case CompiledGitHubApp.Type:
@@ -561,6 +590,7 @@ internal static class ResourceCompiler
                 Reject("clientSecret", auth.ClientSecret);
                 Reject("tokenUrl", auth.TokenUrl);
                 gitHubApp = CompiledGitHubApp.Compile(auth, errors, parse, Secret);
+                tokenApply = CompileTokenApply(auth, errors, parse);
                 break;
 
             case "custom":
@@ -573,6 +603,43 @@ internal static class ResourceCompiler
         }
 
         return placements;
+    }
+
+    /// <summary>
+    /// A token method's <c>auth.apply</c>: templates over <c>credential</c> (<c>accessToken</c>, <c>tokenType</c>,
+    /// <c>expiresAt</c>) and plain configuration, instead of the default <c>Authorization: Bearer</c> header.
+    /// </summary>
+    private static CompiledApply? CompileTokenApply(AuthDefinition auth, List<FieldError> errors, Func<string, string?, bool, Template?> parse)
+    {
+        if (auth.Apply is not { } definition)
+        {
+            return null;
+        }
+
+        foreach (var (field, value) in new[] { ("in", auth.In), ("name", auth.Name), ("prefix", auth.Prefix) })
+        {
+            if (value is not null)
+            {
+                errors.Add(new FieldError($"auth.{field}", $"auth.{field} and auth.apply both say where the token goes: keep auth.apply, and write the prefix into its template (\"Bearer {{{{ credential.accessToken }}}}\")."));
+            }
+        }
+
+        var placesToken = false;
+        var apply = CompiledApply.Compile(definition, errors, parse, (field, template) =>
+        {
+            _ = field;
+            placesToken |= template.Roots.Contains(TokenFields.Root);
+        });
+        if (apply.Count == 0)
+        {
+            errors.Add(new FieldError("auth.apply", "Give at least one header, query parameter, cookie or body field, e.g. { \"headers\": { \"X-Access-Token\": \"{{ credential.accessToken }}\" } }."));
+        }
+        else if (!placesToken)
+        {
+            errors.Add(new FieldError("auth.apply", "auth.apply must place the token somewhere: use {{ credential.accessToken }} in at least one entry."));
+        }
+
+        return apply;
     }
 }
 

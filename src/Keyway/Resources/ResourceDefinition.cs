@@ -142,6 +142,9 @@ internal sealed record AuthDefinition
     /// <summary>awsSigV4: sign every body as <c>UNSIGNED-PAYLOAD</c> instead of hashing it (S3 accepts it; uploads then stream).</summary>
     public bool? UnsignedPayload { get; init; }
 
+    /// <summary>awsSigV4: assume a role through STS and sign with its temporary credentials (the key above signs only the AssumeRole request).</summary>
+    public AuthAssumeRoleDefinition? AssumeRole { get; init; }
+
     /// <summary>oauth2 jwt_bearer or private_key_jwt, githubApp: the PEM private key that signs (a template over a secret variable).</summary>
     public string? PrivateKey { get; init; }
 
@@ -172,7 +175,7 @@ internal sealed record AuthDefinition
     /// <summary>custom: a shorter flow to renew a session, seeing the previous variables; else <see cref="Steps"/> run again.</summary>
     public List<AuthStepDefinition>? RefreshSteps { get; init; }
 
-    /// <summary>custom: where the flow's variables go on every request.</summary>
+    /// <summary>custom: where the flow's variables go on every request; oauth2, githubApp: where the token goes, if not in the default header.</summary>
     public AuthApplyDefinition? Apply { get; init; }
 
     /// <summary>custom: a template giving the session's lifetime in seconds, measured from local receipt.</summary>
@@ -183,6 +186,25 @@ internal sealed record AuthDefinition
 
     /// <summary>custom: what, besides expiry, makes Keyway log in again.</summary>
     public AuthRefreshDefinition? Refresh { get; init; }
+}
+
+/// <summary>An awsSigV4 resource's role: STS <c>AssumeRole</c>, its temporary credentials cached and renewed by the credential engine.</summary>
+internal sealed record AuthAssumeRoleDefinition
+{
+    /// <summary>The role to assume, <c>arn:aws:iam::123456789012:role/reader</c>.</summary>
+    public string? RoleArn { get; init; }
+
+    /// <summary>The role session's name, seen in CloudTrail (default <c>keyway</c>).</summary>
+    public string? SessionName { get; init; }
+
+    /// <summary>The external id the role's trust policy asks for, if any.</summary>
+    public string? ExternalId { get; init; }
+
+    /// <summary>How long the temporary credentials last, 900 to 43200 seconds (default 3600; the role's maximum bounds it).</summary>
+    public int? DurationSeconds { get; init; }
+
+    /// <summary>The STS endpoint (default <c>https://sts.REGION.amazonaws.com</c>, REGION the resource's).</summary>
+    public string? StsUrl { get; init; }
 }
 
 /// <summary>The claims of an RFC 7523 assertion (the <c>jwt_bearer</c> grant). <c>iat</c>, <c>exp</c> and <c>jti</c> are Keyway's.</summary>
@@ -229,7 +251,10 @@ internal sealed record AuthStepDefinition
     public string? Code { get; init; }
 }
 
-/// <summary>Where a custom flow's variables are put: every value is a template over them.</summary>
+/// <summary>
+/// Where a dynamic credential is put: a custom flow's variables, or an oauth2 or githubApp token
+/// (<c>{{ credential.accessToken }}</c>) in place of its default header. Every value is a template over them.
+/// </summary>
 internal sealed record AuthApplyDefinition
 {
     public Dictionary<string, string>? Headers { get; init; }
@@ -237,6 +262,9 @@ internal sealed record AuthApplyDefinition
     public Dictionary<string, string>? Query { get; init; }
 
     public Dictionary<string, string>? Cookies { get; init; }
+
+    /// <summary>Fields set in the request's body: a JSON object's top-level members, or a form's fields.</summary>
+    public Dictionary<string, string>? Body { get; init; }
 }
 
 /// <summary>What triggers a custom flow to run again before its expiry.</summary>

@@ -82,7 +82,8 @@ internal sealed class ResolvedResource
 }
 
 /// <summary>Resolves compiled resources, sharing the result per environment when no template reads the caller.</summary>
-internal sealed class ResourceResolver(VariableService variables, OAuth2Client oauth, CustomFlowClient custom, GitHubAppClient gitHub, TimeProvider time)
+internal sealed class ResourceResolver(
+    VariableService variables, OAuth2Client oauth, CustomFlowClient custom, GitHubAppClient gitHub, AwsStsClient sts, TimeProvider time)
 {
     private readonly ConcurrentDictionary<(string Resource, string Environment), ResolvedResource> _shared = new();
 
@@ -245,8 +246,9 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
                 }
             }
 
-            var signer = resource.SigV4?.Render(scope, derived);
-            var credential = Bind(resource, values, visible, scope, redactor, derived, baseUrlText);
+            // A role's temporary credentials sign through the credential binding; the key itself signs only when no role is assumed.
+            var signer = resource.SigV4 is { AssumeRole: null } sigV4 ? sigV4.Render(scope, derived) : null;
+            var credential = Bind(resource, values, visible, scope, caller, redactor, derived, baseUrlText);
             foreach (var (name, value) in headers)
             {
                 if (!Outbound.HeaderRules.IsValidValue(value))
@@ -285,23 +287,44 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
     }
 
     private CredentialBinding? Bind(
-        CompiledResource resource, EnvironmentValues values, IReadOnlyDictionary<string, object?> visible, TemplateScope scope, Redactor redactor, List<string> derived,
-        string baseUrl)
+        CompiledResource resource, EnvironmentValues values, IReadOnlyDictionary<string, object?> visible, TemplateScope scope, Caller? caller, Redactor redactor,
+        List<string> derived, string baseUrl)
     {
         // A script that reads the variables as a whole may carry any visible one.
         IEnumerable<string> Read(IReadOnlySet<string> named) => resource.ReadsAllVariables ? visible.Keys : named;
 
+        // A shared credential's token request is rendered without the caller, so however a template names current_user
+        // (the compiler refuses the names it can see), no person's details shape the token everyone gets.
+        var tokenScope = caller is null || !resource.UsesCurrentUser ? scope : Scopes.ForResource(values, visible, caller: null);
+        if (resource.SigV4 is { AssumeRole: { } role } signed)
+        {
+            var read = Read(resource.OAuth2Variables).ToList();
+            var settings = role.Render(tokenScope, signed.Render(tokenScope, derived), signed) with
+            {
+                Bindings = values.BindingsOf(read),
+                SecretVersions = values.VersionsOf(read),
+            };
+            return new CredentialBinding(resource.Name, values.Environment, new AssumeRoleProvider(sts, settings));
+        }
+
         if (resource.OAuth2 is { } compiled)
         {
             var read = Read(resource.OAuth2Variables).ToList();
-            var settings = compiled.Render(scope, derived) with { Bindings = values.BindingsOf(read), SecretVersions = values.VersionsOf(read), SecretDerived = compiled.SecretDerived(scope, values.IsSecret) };
-            return new CredentialBinding(resource.Name, values.Environment, new OAuth2TokenProvider(oauth, settings), compiled.Destination, resource.ShareCredentials);
+            var settingsScope = resource.ShareCredentials ? tokenScope : scope;
+            var settings = compiled.Render(settingsScope, derived) with
+            {
+                Bindings = values.BindingsOf(read),
+                SecretVersions = values.VersionsOf(read),
+                SecretDerived = compiled.SecretDerived(settingsScope, values.IsSecret),
+            };
+            return new CredentialBinding(
+                resource.Name, values.Environment, new OAuth2TokenProvider(oauth, settings), compiled.Destination, resource.ShareCredentials, resource.TokenApply, tokenScope);
         }
 
         if (resource.GitHubApp is { } app)
         {
             var read = Read(resource.OAuth2Variables).ToList();
-            var settings = app.Render(scope) with { Bindings = values.BindingsOf(read), SecretVersions = values.VersionsOf(read) };
+            var settings = app.Render(tokenScope) with { Bindings = values.BindingsOf(read), SecretVersions = values.VersionsOf(read) };
             // The installation token opens every repository of the installation: it goes to GitHub's API and nowhere else,
             // whatever the app key's origin binding says (the binding guards the key, not the token it buys).
             if (!SameOrigin(settings.ApiUrl, baseUrl))
@@ -311,7 +334,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
                     "its baseUrl must be on the origin of auth.apiUrl (https://api.github.com unless set).");
             }
 
-            return new CredentialBinding(resource.Name, values.Environment, new GitHubAppProvider(gitHub, settings), app.Destination, shared: true);
+            return new CredentialBinding(resource.Name, values.Environment, new GitHubAppProvider(gitHub, settings), app.Destination, shared: true, resource.TokenApply, tokenScope);
         }
 
         if (resource.Custom is { } flow)

@@ -191,7 +191,7 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
                 resolved.Credential!.Apply(request, credential);
             }
 
-            if (resolved.Signer is { } signer)
+            if ((resolved.Signer ?? (credential is null ? null : resolved.Credential!.SignerFor(credential))) is { } signer)
             {
                 // Last: the signature covers the request as it is sent, on every hop.
                 signer.Sign(request, SigV4Payload.Of(call.ReplayableBody, request.Content is not null, resource.SigV4!, resource.Name), time.GetUtcNow());

@@ -61,6 +61,7 @@ public sealed class AuthServer : IAsyncDisposable
     private const string UserInfoPath = "/connect/userinfo";
     private const string DiscoveryPath = "/.well-known/openid-configuration";
     private const string ApiPath = "/api/me";
+    private const string AnywherePath = "/api/anywhere";
 
     // One RSA key for every server of the test run: generating one takes from 0.1 s to seconds
     // on a busy machine, and OpenIddict's ephemeral keys would make one per server.
@@ -105,6 +106,13 @@ public sealed class AuthServer : IAsyncDisposable
 
     /// <summary>The protected API, <c>/api/me</c>.</summary>
     public string ApiEndpoint => BaseUrl + ApiPath;
+
+    /// <summary>
+    /// A protected API that takes its access token anywhere but the Authorization header, as some APIs do:
+    /// <c>X-Access-Token</c>, the <c>access_token</c> query parameter, or a <c>token</c> field of a JSON or form body.
+    /// It answers where it found a valid token (<see cref="AuthServerAnywhere"/>), 401 when none is valid.
+    /// </summary>
+    public string AnywhereEndpoint => BaseUrl + AnywherePath;
 
     /// <summary>The options the server started with.</summary>
     public AuthServerOptions Options => _state.Options;
@@ -364,7 +372,43 @@ public sealed class AuthServer : IAsyncDisposable
             .RequireAuthorization(policy => policy
                 .AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme)
                 .RequireAuthenticatedUser());
+        app.MapMethods(AnywherePath, [HttpMethods.Get, HttpMethods.Post], AnywhereAsync);
         return app;
+    }
+
+    private static async Task<IResult> AnywhereAsync(HttpContext context, OpenIddict.Validation.OpenIddictValidationService validation)
+    {
+        var request = context.Request;
+        var found = new List<(string Where, string Token)>();
+        if (request.Headers["X-Access-Token"].ToString() is { Length: > 0 } header)
+            found.Add(("header", header));
+        if (request.Query["access_token"].ToString() is { Length: > 0 } query)
+            found.Add(("query", query));
+        if (request.HasFormContentType && (await request.ReadFormAsync(context.RequestAborted))["token"].ToString() is { Length: > 0 } form)
+            found.Add(("form", form));
+        else if (request.HasJsonContentType() && await request.ReadFromJsonAsync<System.Text.Json.Nodes.JsonObject>(context.RequestAborted) is { } json &&
+                 json["token"]?.GetValue<string>() is { Length: > 0 } body)
+            found.Add(("json", body));
+        if (request.Headers.Authorization.Count > 0)
+            return TypedResults.BadRequest("this API takes no Authorization header");
+
+        var valid = new List<string>();
+        string? subject = null;
+        foreach (var (where, token) in found)
+        {
+            try
+            {
+                var principal = await validation.ValidateAccessTokenAsync(token, context.RequestAborted);
+                subject = principal.GetClaim(Claims.Subject);
+                valid.Add(where);
+            }
+            catch (OpenIddictExceptions.ValidationException)
+            {
+                return TypedResults.Unauthorized();
+            }
+        }
+
+        return valid.Count == 0 ? TypedResults.Unauthorized() : TypedResults.Ok(new AuthServerAnywhere(subject ?? "", valid));
     }
 
     private static async Task RecordAndFailTokenRequestsAsync(AuthServerState state, HttpContext context, RequestDelegate next)
@@ -592,3 +636,6 @@ public sealed record AuthServerApiRejection(DateTimeOffset At, DateTimeOffset? T
 /// <param name="ClientId">The client the token was issued to.</param>
 /// <param name="Scopes">The scopes granted.</param>
 public sealed record AuthServerApiIdentity(string Subject, string? ClientId, IReadOnlyList<string> Scopes);
+
+/// <summary>What <c>/api/anywhere</c> answers: whose token it was, and every place a valid one was found.</summary>
+public sealed record AuthServerAnywhere(string Subject, IReadOnlyList<string> FoundIn);

@@ -128,4 +128,59 @@ public sealed class ResourceCompilerTests
         Assert.Equal(new HashSet<string> { "HOST", "TOKEN" }, resource.Variables.ToHashSet());
         Assert.True(resource.UsesCurrentUser);
     }
+
+    [Theory]
+    [InlineData("oauth2", "client_credentials", null, "auth.scope")]
+    [InlineData("oauth2", "jwt_bearer", null, "auth.assertion.subject")]
+    [InlineData("oauth2", "authorization_code", null, "auth.scope")]
+    [InlineData("githubApp", null, null, "auth.installationId")]
+    public void A_shared_credentials_token_request_may_not_read_the_caller(string type, string? grant, bool? share, string field)
+    {
+        var auth = new AuthDefinition
+        {
+            Type = type,
+            Grant = grant,
+            TokenUrl = type == "oauth2" ? "https://id.example.com/token" : null,
+            ClientId = type == "oauth2" ? "app" : null,
+            ClientSecret = type == "oauth2" && grant != "jwt_bearer" ? "{{ environment.variables.TOKEN }}" : null,
+            PrivateKey = type == "githubApp" || grant == "jwt_bearer" ? "{{ environment.variables.TOKEN }}" : null,
+            Scope = field == "auth.scope" ? "read:{{ current_user.email }}" : null,
+            Assertion = field == "auth.assertion.subject" ? new AuthAssertionDefinition { Issuer = "svc", Subject = "{{ current_user.email }}" } : null,
+            AppId = type == "githubApp" ? "1" : null,
+            InstallationId = type == "githubApp" ? "{{ current_user.claims.installation }}" : null,
+        };
+        var error = Assert.Throws<ResourceValidationException>(() =>
+            ResourceCompiler.Compile("r", 1, new ResourceDefinition { BaseUrl = "https://api.example.com", Auth = auth, ShareCredentials = share }));
+        var found = Assert.Single(error.Errors, e => e.Field == field);
+        Assert.Contains("shared by everyone", found.Message);
+    }
+
+    [Fact]
+    public void A_per_person_credential_and_a_shared_ones_headers_may_read_the_caller()
+    {
+        var perPerson = ResourceCompiler.Compile("r", 1, new ResourceDefinition
+        {
+            BaseUrl = "https://api.example.com",
+            ShareCredentials = false,
+            Auth = new AuthDefinition
+            {
+                Type = "oauth2",
+                Grant = "authorization_code",
+                TokenUrl = "https://id.example.com/token",
+                AuthorizeUrl = "https://id.example.com/authorize",
+                ClientId = "app",
+                ClientSecret = "{{ environment.variables.TOKEN }}",
+                Scope = "read:{{ current_user.email }}",
+            },
+        });
+        Assert.True(perPerson.UsesCurrentUser);
+
+        var shared = ResourceCompiler.Compile("r", 1, new ResourceDefinition
+        {
+            BaseUrl = "https://api.example.com",
+            Headers = new() { ["X-On-Behalf-Of"] = "{{ current_user.email }}" },
+            Auth = new AuthDefinition { Type = "oauth2", TokenUrl = "https://id.example.com/token", ClientId = "app", ClientSecret = "{{ environment.variables.TOKEN }}" },
+        });
+        Assert.True(shared.UsesCurrentUser);
+    }
 }

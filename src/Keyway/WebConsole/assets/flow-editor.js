@@ -18,6 +18,7 @@ function customFlowEditor(model, errors, catalog) {
       pairRows(model, 'auth.apply.headers', 'Apply: headers', { errors, addLabel: 'Add header', keyPlaceholder: 'Authorization', valuePlaceholder: 'Bearer {{ TOKEN }}', hint: 'Where the flow\'s variables go on every request.' }),
       pairRows(model, 'auth.apply.query', 'Apply: query parameters', { errors, addLabel: 'Add query parameter' }),
       pairRows(model, 'auth.apply.cookies', 'Apply: cookies', { errors, addLabel: 'Add cookie', keyPlaceholder: 'session', valuePlaceholder: '{{ SESSION }}' }),
+      pairRows(model, 'auth.apply.body', 'Apply: body fields', { errors, addLabel: 'Add body field', keyPlaceholder: 'session_token', valuePlaceholder: '{{ TOKEN }}', hint: 'Set in a JSON object or form body.' }),
       h('fieldset', { class: 'group' }, h('legend', {}, 'When the session ends'),
         bound(model, 'auth.expiresIn', 'Lifetime in seconds (a template)', { errors, mono: true, placeholder: '{{ login.body.expires_in }}' }),
         bound(model, 'auth.jwt', 'Or a JWT whose exp says (a template)', { errors, mono: true, placeholder: '{{ TOKEN }}' }),

@@ -168,7 +168,24 @@ function resourceForm({ name, definition, onSaved, onCancel }) {
       bound(model, 'auth.region', 'Region', { errors, mono: true, placeholder: 'us-east-1' }),
       bound(model, 'auth.service', 'Service', { errors, mono: true, placeholder: 'execute-api', hint: 's3, execute-api, sqs, dynamodb, lambda, …' }),
       bound(model, 'auth.unsignedPayload', 'Sign bodies as UNSIGNED-PAYLOAD (S3: large uploads stream)', { kind: 'check', errors }),
+      h('details', { open: !!model.auth.assumeRole }, h('summary', {}, 'Assume a role (STS)'),
+        h('p', { class: 'hint' }, 'The key above then signs only the AssumeRole request; the role\'s temporary credentials sign the rest, renewed before they expire.'),
+        bound(model, 'auth.assumeRole.roleArn', 'Role ARN', { errors, mono: true, placeholder: 'arn:aws:iam::123456789012:role/keyway-reader' }),
+        bound(model, 'auth.assumeRole.sessionName', 'Session name', { errors, mono: true, placeholder: 'keyway' }),
+        bound(model, 'auth.assumeRole.externalId', 'External ID', { errors, mono: true, hint: 'If the role\'s trust policy asks for one.' }),
+        bound(model, 'auth.assumeRole.durationSeconds', 'Duration (seconds)', { kind: 'number', errors, placeholder: '3600' }),
+        bound(model, 'auth.assumeRole.stsUrl', 'STS URL', { errors, mono: true, placeholder: 'https://sts.REGION.amazonaws.com/' })),
     ];
+  }
+
+  /** Where a token goes instead of Authorization: Bearer (auth.apply, templates over credential). */
+  function tokenApplyFields() {
+    const hint = 'Templates over {{ credential.accessToken }}, {{ credential.tokenType }} and {{ credential.expiresAt }}; set any of these and the default header is not sent.';
+    return h('details', { open: !!model.auth.apply }, h('summary', {}, 'Token anywhere'),
+      h('p', { class: 'hint' }, hint),
+      pairRows(model, 'auth.apply.headers', 'Token in headers', { errors, addLabel: 'Add header', keyPlaceholder: 'X-Access-Token', valuePlaceholder: '{{ credential.accessToken }}' }),
+      pairRows(model, 'auth.apply.query', 'Token in query parameters', { errors, addLabel: 'Add query parameter', keyPlaceholder: 'access_token', valuePlaceholder: '{{ credential.accessToken }}' }),
+      pairRows(model, 'auth.apply.body', 'Token in body fields', { errors, addLabel: 'Add body field', keyPlaceholder: 'token', valuePlaceholder: '{{ credential.accessToken }}' }));
   }
 
   function gitHubAppFields() {
@@ -178,6 +195,7 @@ function resourceForm({ name, definition, onSaved, onCancel }) {
       secretPicker(model, 'auth.privateKey', 'Private key (.pem)', { catalog, errors, origin: () => originOf(model.auth.apiUrl) || 'https://api.github.com' }),
       bound(model, 'auth.apiUrl', 'API URL', { errors, mono: true, placeholder: 'https://api.github.com', hint: 'GitHub Enterprise Server: https://HOST/api/v3.' }),
       h('p', { class: 'hint' }, 'Keyway signs an app JWT and exchanges it for an installation token, renewed before its hour ends.'),
+      tokenApplyFields(),
     ];
   }
 
@@ -230,6 +248,7 @@ function resourceForm({ name, definition, onSaved, onCancel }) {
         bound(model, 'auth.lifetimeSeconds', 'Token lifetime when the provider does not say (seconds)', { kind: 'number', errors }),
         bound(model, 'auth.keepAliveSeconds', 'Refresh at least every (seconds)', { kind: 'number', errors, hint: 'For providers that expire idle refresh tokens; at least 60.' }),
         bound(model, 'auth.refreshSchedule', 'Refresh on a schedule (cron, UTC)', { errors, mono: true, placeholder: '0 3 * * *' })),
+      tokenApplyFields(),
     ];
   }
 

@@ -85,8 +85,8 @@ internal sealed class AwsStsClient(HttpClient http, TimeProvider time)
         string text;
         try
         {
-            response = await http.SendAsync(request, timeout.Token);
-            text = await response.Content.ReadAsStringAsync(timeout.Token);
+            response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            text = await ReadBoundedAsync(response, timeout.Token);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -139,11 +139,34 @@ internal sealed class AwsStsClient(HttpClient http, TimeProvider time)
         }
     }
 
+    /// <summary>STS answers in a few kilobytes; more is not an STS answer, and is not read.</summary>
+    private const int MaxAnswerBytes = 64 * 1024;
+
+    private static async Task<string> ReadBoundedAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+        var buffer = new byte[MaxAnswerBytes];
+        var read = 0;
+        while (read < buffer.Length && await stream.ReadAsync(buffer.AsMemory(read), cancellationToken) is var count and > 0)
+        {
+            read += count;
+        }
+
+        return Encoding.UTF8.GetString(buffer, 0, read);
+    }
+
+    /// <summary>Parsed without a DTD: an answer that declares one is not STS's.</summary>
+    private static XDocument Parse(string xml)
+    {
+        using var reader = System.Xml.XmlReader.Create(new StringReader(xml), new System.Xml.XmlReaderSettings { DtdProcessing = System.Xml.DtdProcessing.Prohibit, XmlResolver = null });
+        return XDocument.Load(reader);
+    }
+
     private static (string AccessKeyId, string SecretAccessKey, string SessionToken, DateTimeOffset? Expiration)? Credentials(string xml)
     {
         try
         {
-            var credentials = XDocument.Parse(xml).Descendants().FirstOrDefault(e => e.Name.LocalName == "Credentials");
+            var credentials = Parse(xml).Descendants().FirstOrDefault(e => e.Name.LocalName == "Credentials");
             string? Field(string name) => credentials?.Elements().FirstOrDefault(e => e.Name.LocalName == name)?.Value.Trim();
             if (Field("AccessKeyId") is not { Length: > 0 } id || Field("SecretAccessKey") is not { Length: > 0 } key ||
                 Field("SessionToken") is not { Length: > 0 } token)
@@ -164,7 +187,7 @@ internal sealed class AwsStsClient(HttpClient http, TimeProvider time)
     {
         try
         {
-            var error = XDocument.Parse(xml).Descendants().FirstOrDefault(e => e.Name.LocalName == "Error");
+            var error = Parse(xml).Descendants().FirstOrDefault(e => e.Name.LocalName == "Error");
             string? Field(string name) => error?.Elements().FirstOrDefault(e => e.Name.LocalName == name)?.Value.Trim();
             return (Field("Code"), Field("Message"));
         }

@@ -28,6 +28,14 @@ internal static class BodyFields
         }
 
         var mediaType = MediaType(contentType);
+        if (contentType is not null && Charset(contentType) is { } charset && !charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase) &&
+            !charset.Equals("utf8", StringComparison.OrdinalIgnoreCase))
+        {
+            // Placed as UTF-8 into text of another encoding, the token would reach the upstream in a form no redactor knows.
+            throw new KeywayException(StatusCodes.Status415UnsupportedMediaType, "body_not_placeable",
+                $"The resource '{resource}' places its credential in the request body, which Keyway does in UTF-8 bodies only; this one says charset={charset}.");
+        }
+
         if (body.IsEmpty && mediaType is null or "application/json")
         {
             return Json(new JsonObject(), fields);
@@ -58,36 +66,56 @@ internal static class BodyFields
             $"(application/x-www-form-urlencoded), not in '{mediaType}'. Send one of those.");
     }
 
-    /// <summary>For the proxy: the caller's body, read whole (it must declare its length) so the credential can be placed in it.</summary>
+    /// <summary>For the proxy: the caller's body, read whole (up to <see cref="MaxBytes"/>) so the credential can be placed in it.</summary>
     public static async ValueTask<byte[]> ReadAsync(HttpRequest request, string resource, CancellationToken cancellationToken)
     {
-        if (request.ContentLength is 0 || (request.ContentLength is null && !request.Headers.ContainsKey("Transfer-Encoding")))
+        if (request.Headers.ContentEncoding.Count > 0)
+        {
+            // A compressed body would be decompressed by the upstream after the fields were placed in its compressed bytes.
+            throw new KeywayException(StatusCodes.Status415UnsupportedMediaType, "body_not_placeable",
+                $"The resource '{resource}' places its credential in the request body, which Keyway cannot do in a body sent with Content-Encoding: send it uncompressed.");
+        }
+
+        var canHaveBody = request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestBodyDetectionFeature>()?.CanHaveBody ??
+                          request.Headers.ContainsKey("Transfer-Encoding");
+        if (request.ContentLength is 0 || (request.ContentLength is null && !canHaveBody))
         {
             return [];
         }
 
-        if (request.ContentLength is not { } length || length > MaxBytes)
+        if (request.ContentLength > MaxBytes)
         {
-            throw new KeywayException(StatusCodes.Status413PayloadTooLarge, "body_not_placeable",
-                $"The resource '{resource}' places its credential in the request body, which Keyway reads whole first: send a body of up to " +
-                $"{MaxBytes / (1024 * 1024)} MB with a Content-Length.");
+            throw TooLarge(resource);
         }
 
-        var body = new byte[length];
-        for (var read = 0; read < length;)
+        // Held as it arrives, up to the bound, whether its length was declared or it came in chunks.
+        var body = new MemoryStream((int)Math.Min(request.ContentLength ?? ReadSize, MaxBytes));
+        var buffer = new byte[ReadSize];
+        while (await request.Body.ReadAsync(buffer, cancellationToken) is var count and > 0)
         {
-            var count = await request.Body.ReadAsync(body.AsMemory(read), cancellationToken);
-            if (count == 0)
+            if (body.Length + count > MaxBytes)
             {
-                throw new KeywayException(StatusCodes.Status400BadRequest, "body_incomplete",
-                    $"The request body ended after {read} of the {length} bytes its Content-Length declares.");
+                throw TooLarge(resource);
             }
 
-            read += count;
+            body.Write(buffer, 0, count);
         }
 
-        return body;
+        if (request.ContentLength is { } declared && body.Length != declared)
+        {
+            throw new KeywayException(StatusCodes.Status400BadRequest, "body_incomplete",
+                $"The request body ended after {body.Length} of the {declared} bytes its Content-Length declares.");
+        }
+
+        return body.ToArray();
     }
+
+    private const int ReadSize = 16 * 1024;
+
+    private static KeywayException TooLarge(string resource) =>
+        new(StatusCodes.Status413PayloadTooLarge, "body_not_placeable",
+            $"The resource '{resource}' places its credential in the request body, which Keyway reads whole first: send a body of up to " +
+            $"{MaxBytes / (1024 * 1024)} MB.");
 
     private static string? MediaType(string? contentType)
     {
@@ -98,6 +126,20 @@ internal static class BodyFields
 
         var end = contentType.IndexOf(';');
         return (end < 0 ? contentType : contentType[..end]).Trim().ToLowerInvariant();
+    }
+
+    private static string? Charset(string contentType)
+    {
+        foreach (var parameter in contentType.Split(';').Skip(1))
+        {
+            var pair = parameter.Split('=', 2);
+            if (pair.Length == 2 && pair[0].Trim().Equals("charset", StringComparison.OrdinalIgnoreCase))
+            {
+                return pair[1].Trim().Trim('"');
+            }
+        }
+
+        return null;
     }
 
     private static byte[] Json(JsonObject json, IReadOnlyList<KeyValuePair<string, string>> fields)

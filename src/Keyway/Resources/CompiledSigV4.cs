@@ -14,6 +14,9 @@ internal sealed partial class CompiledSigV4
 {
     public const string Type = "awsSigV4";
 
+    /// <summary>Services whose answers mint credentials (STS, IAM access keys, SSO and Cognito role credentials): never signed for callers.</summary>
+    private static readonly HashSet<string> CredentialServices = new(StringComparer.Ordinal) { "sts", "iam", "sso", "cognito-identity" };
+
     public required Template AccessKeyId { get; init; }
 
     public required Template SecretAccessKey { get; init; }
@@ -39,6 +42,15 @@ internal sealed partial class CompiledSigV4
         var sessionToken = auth.SessionToken is null ? null : secret("auth.sessionToken", auth.SessionToken);
         var region = Name(auth.Region, "auth.region", "the region requests are signed for, e.g. us-east-1", errors);
         var service = Name(auth.Service, "auth.service", "the service requests are signed for, e.g. s3, execute-api or sqs", errors);
+        if (service is not null && CredentialServices.Contains(service))
+        {
+            // GetSessionToken needs no permission and answers with new credentials: a caller could take a key's rights out.
+            errors.Add(new FieldError("auth.service",
+                $"Keyway does not sign '{service}' requests for callers: its answers carry new AWS credentials, which Keyway has never seen and could not " +
+                "redact. To sign with a role's credentials, set auth.assumeRole and Keyway obtains them itself."));
+            service = null;
+        }
+
         var assumeRole = auth.AssumeRole is null ? null : CompiledAssumeRole.Compile(auth.AssumeRole, errors, parse);
         return accessKeyId is null || secretAccessKey is null || region is null || service is null
             ? null

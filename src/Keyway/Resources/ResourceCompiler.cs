@@ -133,6 +133,7 @@ internal static class ResourceCompiler
         // One token for everyone: a token request that read the caller would hand one person's token to the next.
         // (A custom flow says so itself, by step.)
         var sharedCredential = definition.Auth?.Type is CompiledGitHubApp.Type ||
+                               (definition.Auth?.Type == CompiledSigV4.Type && definition.Auth.AssumeRole is not null) ||
                                (definition.Auth?.Type == "oauth2" && !(definition.ShareCredentials == false && definition.Auth.Grant == "authorization_code"));
 
         Template? Parse(string field, string? text, bool required = false)
@@ -153,7 +154,8 @@ internal static class ResourceCompiler
                 variables.UnionWith(template.VariableNames);
                 current.UnionWith(template.VariableNames);
                 readsAll |= template.ReferencesAllVariables;
-                usesCurrentUser |= text.Contains("current_user", StringComparison.Ordinal);
+                // The roots too: a script may spell the name with escapes (\u0063urrent_user) that Jint decodes.
+                usesCurrentUser |= text.Contains("current_user", StringComparison.Ordinal) || template.Roots.Contains("current_user");
                 if (sharedCredential && current == authVariables && template.Roots.Contains("current_user"))
                 {
                     errors.Add(new FieldError(field,
@@ -209,7 +211,10 @@ internal static class ResourceCompiler
         }
 
         current = authVariables;
-        var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse, out var oauth2, out var custom, out var sigV4, out var gitHubApp, out var tokenApply);
+        var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse, out var oauth2, out var custom, out var sigV4, out var gitHubApp);
+        // A token's apply templates go to the base URL with the token: what they read is checked against its bindings, not the token endpoint's.
+        current = requestVariables;
+        var tokenApply = definition.Auth?.Type is "oauth2" or CompiledGitHubApp.Type ? CompileTokenApply(definition.Auth!, errors, Parse) : null;
         foreach (var step in custom is null ? [] : custom.Steps.Concat(custom.RefreshSteps ?? []))
         {
             if (step is JavascriptStep javascript)
@@ -227,16 +232,11 @@ internal static class ResourceCompiler
             // variable or javascript step read; what only a request step reads goes to that step's URL alone.
             requestVariables.UnionWith(FlowResultVariables(definition.Auth!));
         }
-        else if (oauth2 is null && gitHubApp is null && sigV4?.AssumeRole is null)
+        else if (oauth2 is null && gitHubApp is null)
         {
-            // Static auth is placed on the request. (A role's long-term key signs only the STS request.)
+            // Static auth is placed on the request. A role's long-term key counts too: the credentials it buys sign
+            // what goes to the base URL, so they go only where the key may (and to STS, checked on that request).
             requestVariables.UnionWith(authVariables);
-        }
-
-        foreach (var template in tokenApply?.Templates ?? [])
-        {
-            // A token's apply templates go to the base URL, with whatever variable they read beside the token.
-            requestVariables.UnionWith(template.VariableNames);
         }
 
         StaticValues.Check(definition, errors);
@@ -399,10 +399,9 @@ internal static class ResourceCompiler
 
     private static List<AuthPlacement> CompileAuth(
         AuthDefinition auth, List<FieldError> errors, Func<string, string?, bool, Template?> parse,
-        out CompiledOAuth2? oauth2, out CompiledCustomFlow? custom, out CompiledSigV4? sigV4, out CompiledGitHubApp? gitHubApp, out CompiledApply? tokenApply)
+        out CompiledOAuth2? oauth2, out CompiledCustomFlow? custom, out CompiledSigV4? sigV4, out CompiledGitHubApp? gitHubApp)
     {
         var placements = new List<AuthPlacement>();
-        tokenApply = null;
         oauth2 = null;
         custom = null;
         sigV4 = null;
@@ -578,7 +577,6 @@ internal static class ResourceCompiler
 
             case "oauth2":
                 oauth2 = CompiledOAuth2.Compile(auth, errors, parse, Secret);
-                tokenApply = CompileTokenApply(auth, errors, parse);
                 break;
 
             case CompiledGitHubApp.Type:
@@ -590,7 +588,6 @@ internal static class ResourceCompiler
                 Reject("clientSecret", auth.ClientSecret);
                 Reject("tokenUrl", auth.TokenUrl);
                 gitHubApp = CompiledGitHubApp.Compile(auth, errors, parse, Secret);
-                tokenApply = CompileTokenApply(auth, errors, parse);
                 break;
 
             case "custom":

@@ -62,6 +62,31 @@ public sealed class CanaryTests
             baseUrl = upstream.BaseUrl,
             auth = new { type = "bearer", token = "{{ environment.variables.CANARY.foo.bar }}" },
         }));
+        // A credential placed in the body (auth.apply.body), which the upstream echoes back; an AWS key that signs only an AssumeRole request.
+        await Capture(admin.PutAsJsonAsync("/api/v1/resources/canary-body", new
+        {
+            baseUrl = upstream.BaseUrl,
+            auth = new
+            {
+                type = "custom",
+                steps = new object[] { new { type = "variable", name = "TOKEN", value = "{{ environment.variables.CANARY }}" } },
+                apply = new { body = new Dictionary<string, string> { ["token"] = "{{ TOKEN }}" } },
+                lifetimeSeconds = 3600,
+            },
+        }));
+        await Capture(admin.PutAsJsonAsync("/api/v1/resources/canary-role", new
+        {
+            baseUrl = upstream.BaseUrl,
+            auth = new
+            {
+                type = "awsSigV4",
+                accessKeyId = "AKIACANARY0000000001",
+                secretAccessKey = "{{ environment.variables.CANARY }}",
+                region = "us-east-1",
+                service = "execute-api",
+                assumeRole = new { roleArn = "arn:aws:iam::123456789012:role/canary", stsUrl = upstream.BaseUrl + "/sts" },
+            },
+        }));
         // Private keys that sign: a GitHub App's, private_key_jwt's (a wrong client too, so an error is written), a service account's JSON.
         await Capture(admin.PutAsJsonAsync("/api/v1/environments/production/variables/CANARY_KEY", new { value = keyPem, secret = true }));
         await Capture(admin.PutAsJsonAsync("/api/v1/environments/production/variables/CANARY_SA", new
@@ -88,7 +113,11 @@ public sealed class CanaryTests
             baseUrl = signing.BaseUrl,
             auth = new { type = "oauth2", grant = "jwt_bearer", serviceAccountKey = "{{ environment.variables.CANARY_SA }}", scope = "api" },
         }));
-        foreach (var name in new[] { "canary-app", "canary-pkjwt", "canary-pkjwt-wrong", "canary-sa" })
+        await Capture(admin.PostAsJsonAsync("/api/v1/resources/canary-body/run", new { method = "POST", path = "/anything", body = new { a = 1 } }));
+        await Capture(admin.PostAsync("/proxy/canary-body/anything", JsonContent.Create(new { a = 1 })));
+        await Capture(admin.PostAsync("/proxy/canary-body/anything", new FormUrlEncodedContent([new("a", "1")])));
+        await Capture(admin.GetAsync("/proxy/canary-body/anything"));
+        foreach (var name in new[] { "canary-app", "canary-pkjwt", "canary-pkjwt-wrong", "canary-sa", "canary-role" })
         {
             await Capture(admin.PostAsJsonAsync($"/api/v1/resources/{name}/run", new { path = "/api/me" }));
             await Capture(admin.GetAsync($"/proxy/{name}/api/me"));
@@ -128,6 +157,8 @@ public sealed class CanaryTests
         // The upstream really received it: the test would prove nothing otherwise.
         Assert.Contains(upstream.Requests, r => r.Headers.TryGetValue("Authorization", out var value) && value == "Bearer " + Canary);
         Assert.Contains(upstream.Requests, r => r.Query.TryGetValue("key", out var value) && value == Canary);
+        Assert.Equal(3, upstream.Requests.Count(r => r.Path == "/anything" && r.Body.Contains(Canary, StringComparison.Ordinal)));
+        Assert.Contains(upstream.Requests, r => r.Path == "/sts" && r.Headers.TryGetValue("Authorization", out var value) && value.Contains("AKIACANARY0000000001/"));
 
         Assert.True(signing.Requests.Count(r => r.Error is null) >= 3, "The signed credentials were obtained.");
         Assert.Contains(signing.Requests, r => r.Error is not null);

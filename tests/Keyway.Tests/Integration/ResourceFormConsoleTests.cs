@@ -111,7 +111,7 @@ public sealed class ResourceFormConsoleTests(SqliteKeyway fixture, Chromium chro
     }
 
     [Fact]
-    public async Task An_oauth_client_credentials_resource_made_with_the_form_gets_a_token_from_the_real_provider()
+    public async Task An_oauth_client_credentials_resource_made_with_the_form_gets_a_token_from_the_real_provider_and_puts_it_where_the_api_wants_it()
     {
         await using var server = await AuthServer.StartAsync();
         var secret = "OAUTH_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
@@ -141,6 +141,12 @@ public sealed class ResourceFormConsoleTests(SqliteKeyway fixture, Chromium chro
         await Assertions.Expect(form.Locator("#callback-url")).ToHaveTextAsync(fixture.Keyway.BaseUrl + "/oauth/callback");
         await Assertions.Expect(form.GetByRole(AriaRole.Button, new() { Name = "Copy callback url to register with the provider" })).ToBeVisibleAsync();
         await form.GetByLabel("Grant").SelectOptionAsync("client_credentials");
+        // This API takes its token in a header of its own: "Token anywhere" puts it there instead of Authorization.
+        var anywhere = form.Locator("details", new() { HasText = "Token anywhere" });
+        await anywhere.Locator("summary").ClickAsync();
+        await anywhere.GetByRole(AriaRole.Button, new() { Name = "Add header" }).ClickAsync();
+        await anywhere.GetByLabel("Token in headers: name 1").FillAsync("X-Access-Token");
+        await anywhere.GetByLabel("Token in headers: value 1").FillAsync("{{ credential.accessToken }}");
         await CreateAsync(page, name);
 
         var stored = await DefinitionAsync(name);
@@ -152,10 +158,12 @@ public sealed class ResourceFormConsoleTests(SqliteKeyway fixture, Chromium chro
         Assert.Equal($"{{{{ environment.variables.{secret} }}}}", (string?)auth["clientSecret"]);
         Assert.Equal("post", (string?)auth["clientAuth"]);
         Assert.Equal(AuthServer.ApiScope, (string?)auth["scope"]);
+        Assert.Equal("{{ credential.accessToken }}", (string?)auth["apply"]!["headers"]!["X-Access-Token"]);
 
-        await page.Locator("#run").GetByLabel("Path").FillAsync("/api/me");
+        await page.Locator("#run").GetByLabel("Path").FillAsync("/api/anywhere");
         await page.Locator("#run").GetByRole(AriaRole.Button, new() { Name = "Run" }).ClickAsync();
         await Assertions.Expect(page.Locator("#run-result .badge").First).ToHaveTextAsync("200");
+        await Assertions.Expect(page.Locator("#run-result .body")).ToContainTextAsync("header");
         Assert.Equal(1, server.TokenRequestCount("client_credentials"));
         Assert.Equal("valid", (string?)(await Expect.StatusAsync(await fixture.Admin.GetAsync($"/api/v1/resources/{name}/credential"), 200))["state"]);
 

@@ -183,4 +183,35 @@ public sealed class ResourceCompilerTests
         });
         Assert.True(shared.UsesCurrentUser);
     }
+
+    [Theory]
+    [InlineData("sts")]
+    [InlineData("iam")]
+    public void Services_whose_answers_mint_aws_credentials_are_never_signed_for_callers(string service)
+    {
+        var error = Assert.Throws<ResourceValidationException>(() => Compile(new AuthDefinition
+        {
+            Type = "awsSigV4",
+            AccessKeyId = "AKIA0000",
+            SecretAccessKey = "{{ environment.variables.TOKEN }}",
+            Region = "us-east-1",
+            Service = service,
+        }));
+        Assert.Contains("assumeRole", Assert.Single(error.Errors, e => e.Field == "auth.service").Message);
+    }
+
+    [Fact]
+    public void An_assumed_roles_settings_may_not_read_the_caller_even_spelled_with_escapes()
+    {
+        var error = Assert.Throws<ResourceValidationException>(() => Compile(new AuthDefinition
+        {
+            Type = "awsSigV4",
+            AccessKeyId = "AKIA0000",
+            SecretAccessKey = "{{ environment.variables.TOKEN }}",
+            Region = "us-east-1",
+            Service = "execute-api",
+            AssumeRole = new AuthAssumeRoleDefinition { RoleArn = "arn:aws:iam::123456789012:role/r", SessionName = "{{ \\u0063urrent_user.name.slice(0, 10) }}" },
+        }));
+        Assert.Contains("shared by everyone", Assert.Single(error.Errors, e => e.Field == "auth.assumeRole.sessionName").Message);
+    }
 }

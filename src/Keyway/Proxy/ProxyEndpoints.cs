@@ -203,9 +203,21 @@ internal static partial class ProxyEndpoints
                     var payloadHash = compiled.SigV4 is { } sigV4
                         ? await SigV4Payload.PrepareAsync(context.Request, sigV4, resource, context.RequestAborted)
                         : null;
+                    // OAuth 1.0a signs a form-encoded body's parameters: such a body is read (and kept for the forwarder) first.
+                    var formBody = compiled.OAuth1 is not null ? await ProxySigning.FormBodyAsync(context.Request, resource, context.RequestAborted) : null;
                     var config = ConfigFor(compiled.Timeout);
                     // Only a request without a body can be sent twice: its body was streamed the first time.
                     var replayable = context.Request.ContentLength is null or 0 && !context.Request.Headers.ContainsKey("Transfer-Encoding");
+                    if (resolved.Digest is { } digest && !replayable)
+                    {
+                        // A Digest server may answer 401 with a challenge (the first request, a stale nonce): a small body is held to
+                        // be sent again; for a larger one, a challenge is obtained first with a bodiless request (see ProxySigning).
+                        replayable = await ProxySigning.MakeReplayableAsync(context.Request, context.RequestAborted);
+                        if (!replayable && digest.Slot.Current is null)
+                        {
+                            await ProxySigning.ProbeAsync(outbound, resolved, target, context.RequestAborted);
+                        }
+                    }
                     for (var attempt = 0; ; attempt++)
                     {
                         var redactor = credential is null ? resolved.Redactor : binding!.RedactorFor(resolved.Redactor, credential);
@@ -218,7 +230,16 @@ internal static partial class ProxyEndpoints
                         }
 
                         var transformer = new CredentialTransformer(resolved, target, credential, redactor,
-                            attempt == 0 && credential is not null ? compiled.AuthFailureStatuses : null, payloadHash, time);
+                            attempt == 0 && credential is not null ? compiled.AuthFailureStatuses : null, payloadHash, time)
+                        {
+                            FormBody = formBody,
+                            MayRechallenge = attempt == 0,
+                        };
+                        if (attempt > 0)
+                        {
+                            ProxySigning.Rewind(context.Request);
+                        }
+
                         // Known secret values are redacted from the answer, even when the upstream echoes one. Inline rather than a
                         // method of its own: one async layer fewer around the forwarder on every request.
                         var redacted = redactor.IsEmpty ? null : RedactedResponseBody.Install(context.Response, redactor);
@@ -254,6 +275,22 @@ internal static partial class ProxyEndpoints
                             errorCode = "upstream_unauthorized";
                             await Problems.Create(StatusCodes.Status502BadGateway, "upstream_unauthorized",
                                 $"The resource '{resource}' rejected its credential. Keyway has refreshed it; send the request again (its body could not be replayed).").ExecuteAsync(context);
+                            return;
+                        }
+
+                        if (transformer.Rechallenged)
+                        {
+                            // A Digest challenge to answer (the first request, or a stale nonce): sent again with its answer, once.
+                            ClearKeepingIsolation(context.Response);
+                            if (replayable)
+                            {
+                                continue;
+                            }
+
+                            errorCode = "upstream_unauthorized";
+                            await Problems.Create(StatusCodes.Status502BadGateway, "upstream_unauthorized",
+                                $"The resource '{resource}' asked for a new Digest challenge to be answered (its nonce had expired). Keyway has it; " +
+                                "send the request again (its body could not be replayed).").ExecuteAsync(context);
                             return;
                         }
 
@@ -449,6 +486,17 @@ internal static partial class ProxyEndpoints
         /// <summary>The upstream's answer is compressed in an encoding Keyway cannot decode; nothing was sent to the caller.</summary>
         public string? UnsupportedEncoding { get; private set; }
 
+        /// <summary>A form-encoded body whose parameters OAuth 1.0a signs, or null.</summary>
+        public byte[]? FormBody { get; init; }
+
+        /// <summary>Whether a Digest 401 that asks for a new challenge's answer may be sent again (not on the retry itself).</summary>
+        public bool MayRechallenge { get; init; }
+
+        /// <summary>The upstream asked for a Digest challenge to be answered (the first request, or a stale nonce); nothing was sent to the caller.</summary>
+        public bool Rechallenged { get; private set; }
+
+        private DigestChallenge? _answered;
+
         public override async ValueTask TransformRequestAsync(
             HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
         {
@@ -505,6 +553,11 @@ internal static partial class ProxyEndpoints
 
             // Last: the signature covers the request as it is sent.
             resolved.Signer?.Sign(proxyRequest, payloadHash ?? AwsSigV4Signer.EmptyPayloadHash, time.GetUtcNow());
+            resolved.OAuth1?.Sign(proxyRequest, FormBody, time.GetUtcNow());
+            if (resolved.Digest is { } digest)
+            {
+                _answered = digest.Authorize(proxyRequest);
+            }
         }
 
         public override async ValueTask<bool> TransformResponseAsync(
@@ -513,6 +566,13 @@ internal static partial class ProxyEndpoints
             if (proxyResponse is not null && rejectionStatuses is not null && rejectionStatuses.Contains((int)proxyResponse.StatusCode))
             {
                 Rejected = true;
+                return false;
+            }
+
+            if (proxyResponse is { StatusCode: HttpStatusCode.Unauthorized } && resolved.Digest is { } digest &&
+                digest.Challenged(proxyResponse, _answered) == DigestVerdict.Retry && MayRechallenge)
+            {
+                Rechallenged = true;
                 return false;
             }
 

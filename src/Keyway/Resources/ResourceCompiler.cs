@@ -83,6 +83,15 @@ internal sealed class CompiledResource
     /// <summary>AWS Signature Version 4: every request signed, or null.</summary>
     public CompiledSigV4? SigV4 { get; init; }
 
+    /// <summary>HTTP Digest: every request answers the server's challenge, or null.</summary>
+    public CompiledDigest? Digest { get; init; }
+
+    /// <summary>OAuth 1.0a: every request signed, or null.</summary>
+    public CompiledOAuth1? OAuth1 { get; init; }
+
+    /// <summary>Whether the auth method works on each request as it is sent (a signature or a challenge's answer) rather than placing a value.</summary>
+    public bool SignsRequests => SigV4 is not null || Digest is not null || OAuth1 is not null;
+
     /// <summary>
     /// A template over <c>response</c> (status, headers, body) that, when true, means the upstream
     /// rejected the credential although its status did not say so. Evaluated by runs and saved
@@ -195,7 +204,7 @@ internal static class ResourceCompiler
         }
 
         current = authVariables;
-        var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse, out var oauth2, out var custom, out var sigV4, out var gitHubApp);
+        var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse, out var oauth2, out var custom, out var signers, out var gitHubApp);
         foreach (var step in custom is null ? [] : custom.Steps.Concat(custom.RefreshSteps ?? []))
         {
             if (step is JavascriptStep javascript)
@@ -284,7 +293,9 @@ internal static class ResourceCompiler
             Attached = attached,
             OAuth2 = oauth2,
             Custom = custom,
-            SigV4 = sigV4,
+            SigV4 = signers.SigV4,
+            Digest = signers.Digest,
+            OAuth1 = signers.OAuth1,
             GitHubApp = gitHubApp,
             AuthFailureCondition = custom?.BodyCondition,
             ShareCredentials = definition.ShareCredentials ?? true,
@@ -377,12 +388,13 @@ internal static class ResourceCompiler
 
     private static List<AuthPlacement> CompileAuth(
         AuthDefinition auth, List<FieldError> errors, Func<string, string?, bool, Template?> parse,
-        out CompiledOAuth2? oauth2, out CompiledCustomFlow? custom, out CompiledSigV4? sigV4, out CompiledGitHubApp? gitHubApp)
+        out CompiledOAuth2? oauth2, out CompiledCustomFlow? custom, out (CompiledSigV4? SigV4, CompiledDigest? Digest, CompiledOAuth1? OAuth1) signers,
+        out CompiledGitHubApp? gitHubApp)
     {
         var placements = new List<AuthPlacement>();
         oauth2 = null;
         custom = null;
-        sigV4 = null;
+        signers = default;
         gitHubApp = null;
         if (auth.Type != "oauth2")
         {
@@ -409,9 +421,24 @@ internal static class ResourceCompiler
             }
         }
 
-        if (auth.Type is not ("oauth2" or CompiledGitHubApp.Type) && auth.PrivateKey is not null)
+        if (auth.Type is not ("oauth2" or CompiledGitHubApp.Type or CompiledOAuth1.Type) && auth.PrivateKey is not null)
         {
-            errors.Add(new FieldError("auth.privateKey", $"'privateKey' belongs to auth types 'oauth2' and '{CompiledGitHubApp.Type}', not '{auth.Type}'."));
+            errors.Add(new FieldError("auth.privateKey", $"'privateKey' belongs to auth types 'oauth2', '{CompiledGitHubApp.Type}' and '{CompiledOAuth1.Type}', not '{auth.Type}'."));
+        }
+
+        if (auth.Type != CompiledOAuth1.Type)
+        {
+            foreach (var (field, value) in new (string, object?)[]
+                     {
+                         ("consumerKey", auth.ConsumerKey), ("consumerSecret", auth.ConsumerSecret), ("tokenSecret", auth.TokenSecret),
+                         ("signatureMethod", auth.SignatureMethod), ("realm", auth.Realm),
+                     })
+            {
+                if (value is not null)
+                {
+                    errors.Add(new FieldError($"auth.{field}", $"'{field}' belongs to auth type '{CompiledOAuth1.Type}', not '{auth.Type}'."));
+                }
+            }
         }
         if (auth.Type != CompiledSigV4.Type)
         {
@@ -545,7 +572,22 @@ internal static class ResourceCompiler
                 Reject("username", auth.Username);
                 Reject("password", auth.Password);
                 Reject("value", auth.Value);
-                sigV4 = CompiledSigV4.Compile(auth, errors, parse, Secret);
+                signers.SigV4 = CompiledSigV4.Compile(auth, errors, parse, Secret);
+                break;
+
+            case CompiledDigest.Type:
+                Reject("token", auth.Token);
+                Reject("value", auth.Value);
+                Reject("prefix", auth.Prefix);
+                signers.Digest = CompiledDigest.Compile(auth, errors, parse, Secret);
+                break;
+
+            case CompiledOAuth1.Type:
+                Reject("username", auth.Username);
+                Reject("password", auth.Password);
+                Reject("value", auth.Value);
+                Reject("prefix", auth.Prefix);
+                signers.OAuth1 = CompiledOAuth1.Compile(auth, errors, parse, Secret);
                 break;
 
             case "oauth2":
@@ -568,7 +610,7 @@ internal static class ResourceCompiler
                 break;
 
             default:
-                errors.Add(new FieldError("auth.type", $"'{auth.Type}' is not an auth method; use none, bearer, basic, apiKey, awsSigV4, oauth2, githubApp or custom."));
+                errors.Add(new FieldError("auth.type", $"'{auth.Type}' is not an auth method; use none, bearer, basic, digest, apiKey, awsSigV4, oauth1, oauth2, githubApp or custom."));
                 break;
         }
 

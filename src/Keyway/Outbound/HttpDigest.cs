@@ -150,7 +150,7 @@ internal enum DigestVerdict
 internal sealed class DigestAuthenticator(string username, Secret password, DigestSlot slot)
 {
     /// <summary>H(username:realm:password), kept for the realm it was computed for: the password is read only then.</summary>
-    private (string Realm, bool Sha256, string Ha1)? _ha1;
+    private KeptHa1? _ha1;
 
     public DigestSlot Slot => slot;
 
@@ -236,15 +236,17 @@ internal sealed class DigestAuthenticator(string username, Secret password, Dige
 
     private string Ha1(DigestChallenge challenge)
     {
-        if (_ha1 is { } kept && kept.Realm == challenge.Realm && kept.Sha256 == challenge.Sha256)
+        if (Volatile.Read(ref _ha1) is { } kept && kept.Realm == challenge.Realm && kept.Sha256 == challenge.Sha256)
         {
-            return kept.Ha1;
+            return kept.Value;
         }
 
         var ha1 = Hash(challenge.Sha256, $"{username}:{challenge.Realm}:{password.Reveal()}");
-        _ha1 = (challenge.Realm, challenge.Sha256, ha1);
+        Volatile.Write(ref _ha1, new KeptHa1(challenge.Realm, challenge.Sha256, ha1));
         return ha1;
     }
+
+    private sealed record KeptHa1(string Realm, bool Sha256, string Value);
 
     /// <summary>MD5 or SHA-256 of the UTF-8 text, in lowercase hex, through a pooled buffer.</summary>
     internal static string Hash(bool sha256, string text)
@@ -254,7 +256,9 @@ internal sealed class DigestAuthenticator(string username, Secret password, Dige
         {
             var count = Encoding.UTF8.GetBytes(text, bytes);
             Span<byte> hash = stackalloc byte[32];
+#pragma warning disable CA5351 // MD5 is what RFC 7616 names, and what most Digest servers (Apache's among them) offer.
             var length = sha256 ? SHA256.HashData(bytes.AsSpan(0, count), hash) : MD5.HashData(bytes.AsSpan(0, count), hash);
+#pragma warning restore CA5351
             CryptographicOperations.ZeroMemory(bytes.AsSpan(0, count));
             return Convert.ToHexStringLower(hash[..length]);
         }

@@ -133,7 +133,9 @@ internal sealed class OAuth1Signer
             }
 
             Span<byte> mac = stackalloc byte[32];
+#pragma warning disable CA5350 // HMAC-SHA1 is RFC 5849's signature method, and what OAuth 1.0a APIs verify.
             var length = Method == HmacSha256 ? HMACSHA256.HashData(_hmacKey, data, mac) : HMACSHA1.HashData(_hmacKey, data, mac);
+#pragma warning restore CA5350
             return Convert.ToBase64String(mac[..length]);
         }
         finally
@@ -202,7 +204,7 @@ internal sealed class OAuth1Signer
 
             var equals = pair.IndexOf('=');
             var name = equals < 0 ? pair : pair[..equals];
-            var value = equals < 0 ? [] : pair[(equals + 1)..];
+            var value = equals < 0 ? ReadOnlySpan<char>.Empty : pair[(equals + 1)..];
             parameters.Add((AwsSigV4Signer.Encode(FormDecode(name)), AwsSigV4Signer.Encode(FormDecode(value))));
         }
     }

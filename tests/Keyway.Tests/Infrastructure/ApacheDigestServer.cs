@@ -16,6 +16,7 @@ public sealed record ApacheLogLine(int Status, string Method, string Target, str
 /// <c>ok.txt</c> and <c>echo.cgi</c> (a CGI script that answers with the body it was sent), for one user in realm
 /// <see cref="Realm"/>. Runs as <c>apache2 -X</c>, a single foreground process; disposing kills it.
 /// </summary>
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 public sealed partial class ApacheDigestServer : IAsyncDisposable
 {
     public const string Realm = "keyway-digest-tests";

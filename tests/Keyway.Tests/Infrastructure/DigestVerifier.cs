@@ -80,6 +80,8 @@ public sealed class DigestVerifier(string user, string password, string algorith
             return "wrong parameters";
         if (Field("uri") != request.Path.ToUriComponent() + request.QueryString.ToUriComponent())
             return "uri is not the request's";
+        if (Field("nc").Length != 8 || Field("cnonce").Length == 0)
+            return "no nc or cnonce";
         var count = Convert.ToInt64(Field("nc"), 16);
         if (count <= lastCount || !_nonces.TryUpdate(nonce, count, lastCount))
             return "nc replayed";

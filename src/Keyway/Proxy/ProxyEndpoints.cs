@@ -218,6 +218,7 @@ internal static partial class ProxyEndpoints
                             await ProxySigning.ProbeAsync(outbound, resolved, target, context.RequestAborted);
                         }
                     }
+
                     for (var attempt = 0; ; attempt++)
                     {
                         var redactor = credential is null ? resolved.Redactor : binding!.RedactorFor(resolved.Redactor, credential);
@@ -248,7 +249,7 @@ internal static partial class ProxyEndpoints
                         try
                         {
                             error = await forwarder.SendAsync(context, resolved.BaseUrl.OriginalString, outbound.Invoker, config, transformer);
-                            if (redacted is not null && error == ForwarderError.None && !transformer.Rejected && transformer.UnsupportedEncoding is null)
+                            if (redacted is not null && error == ForwarderError.None && !transformer.Rejected && !transformer.Rechallenged && transformer.UnsupportedEncoding is null)
                             {
                                 await redacted.FinishAsync(context.RequestAborted);
                             }

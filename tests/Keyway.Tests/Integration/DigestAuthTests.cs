@@ -54,7 +54,9 @@ public sealed class DigestAuthTests
             Assert.Equal("body:hello apache", await posted.Content.ReadAsStringAsync());
         }
 
-        // One 401 for the first request only; every later one answered the kept nonce with the next nc.
+        // One 401 for the first request only; every later one answered the kept nonce with the next nc. (Apache logs a
+        // request once its answer has gone.)
+        await Poll.UntilAsync(() => apache.Requests().Count >= 6, TimeSpan.FromSeconds(10), "Apache to log six requests");
         var log = apache.Requests();
         Assert.Equal([401, 200, 200, 200, 200, 200], log.Select(l => l.Status));
         Assert.Null(log[0].Nc);
@@ -108,7 +110,8 @@ public sealed class DigestAuthTests
             Assert.Equal("body:again", await posted.Content.ReadAsStringAsync());
         }, l => l.Method == "POST");
 
-        // Each stale answer was followed by the same request answering the new nonce, accepted.
+        // Each stale answer was followed by the same request answering the new nonce, accepted (logged once answered).
+        await Poll.UntilAsync(() => apache.Requests() is [.., { Status: 200 }], TimeSpan.FromSeconds(10), "Apache to log the last request");
         var log = apache.Requests();
         Assert.Contains(log, l => l.Status == 401 && l.Nc is not null);
         for (var i = 0; i < log.Count; i++)

@@ -38,8 +38,12 @@ public sealed class DigestAndOAuth1CompilerTests
     {
         var hmac = Compile(new AuthDefinition
         {
-            Type = "oauth1", ConsumerKey = "ck", ConsumerSecret = "{{ environment.variables.CS }}",
-            Token = "{{ environment.variables.T }}", TokenSecret = "{{ environment.variables.TS }}", Realm = "Photos",
+            Type = "oauth1",
+            ConsumerKey = "ck",
+            ConsumerSecret = "{{ environment.variables.CS }}",
+            Token = "{{ environment.variables.T }}",
+            TokenSecret = "{{ environment.variables.TS }}",
+            Realm = "Photos",
         });
         Assert.Equal("HMAC-SHA1", hmac.OAuth1!.SignatureMethod);
         Assert.Superset(new HashSet<string> { "CS", "T", "TS" }, new HashSet<string>(hmac.RequestVariables));

@@ -22,6 +22,12 @@ have_botocore() {
   /usr/bin/python3 -c 'import botocore' 2>/dev/null
 }
 
+# The Digest tests answer Apache httpd's mod_auth_digest (tests/…/ApacheDigestServer.cs). apache2-bin is the server
+# and its modules without the apache2 service, which would start on port 80.
+have_apache() {
+  [[ -x /usr/sbin/apache2 && -f /usr/lib/apache2/modules/mod_auth_digest.so ]]
+}
+
 # The packaging tests build the .deb (dpkg-deb) and check the unit (systemd-analyze).
 have_packaging_tools() {
   command -v dpkg-deb >/dev/null && command -v systemd-analyze >/dev/null
@@ -32,6 +38,7 @@ have_postgres || missing+=(postgresql)
 have_chromium || missing+=(chromium)
 have_node || missing+=(nodejs npm)
 have_botocore || missing+=(python3-botocore)
+have_apache || missing+=(apache2-bin)
 have_packaging_tools || missing+=(dpkg systemd)
 if ((${#missing[@]} > 0)); then
   if [[ "$(id -u)" -ne 0 ]]; then
@@ -47,11 +54,13 @@ fi
 
 # The webhook tests check Keyway's signatures with an independent implementation, the npm package
 # standardwebhooks, at the version its lock file pins (installed once; again when the lock changes).
-verifier="tests/webhook-verifier"
-if [[ ! -f "$verifier/node_modules/.package-lock.json" || "$verifier/package-lock.json" -nt "$verifier/node_modules/.package-lock.json" ]]; then
-  echo "scripts/test.sh: installing $verifier's npm packages"
-  npm ci --prefix "$verifier" --no-audit --no-fund --loglevel=error >/dev/null
-fi
+# The OAuth 1.0a tests send requests to an upstream that recomputes their signatures with the npm package oauth-1.0a.
+for verifier in tests/webhook-verifier tests/oauth1-verifier; do
+  if [[ ! -f "$verifier/node_modules/.package-lock.json" || "$verifier/package-lock.json" -nt "$verifier/node_modules/.package-lock.json" ]]; then
+    echo "scripts/test.sh: installing $verifier's npm packages"
+    npm ci --prefix "$verifier" --no-audit --no-fund --loglevel=error >/dev/null
+  fi
+done
 
 # --- 2. A scratch directory for results and for the tests' clusters and data dirs -------
 work="$(mktemp -d -t keyway-tests.XXXXXXXX)"

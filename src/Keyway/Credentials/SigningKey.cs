@@ -133,6 +133,13 @@ internal sealed class SigningKey
         return signingInput + "." + Base64Url(signature);
     }
 
+    /// <summary>
+    /// An RSASSA-PKCS1-v1_5 signature of <paramref name="data"/> with <paramref name="hash"/> (OAuth 1.0a's RSA-SHA1):
+    /// for a key read as RS256, called per request with the key parsed once.
+    /// </summary>
+    public byte[] SignRsa(ReadOnlySpan<byte> data, HashAlgorithmName hash) =>
+        _key is RSA rsa ? rsa.SignData(data, hash, RSASignaturePadding.Pkcs1) : throw new InvalidOperationException("Not an RSA key.");
+
     /// <summary>A fingerprint of the public key (SHA-256 of its SubjectPublicKeyInfo): tells keys apart in a parameters hash.</summary>
     public string PublicKeyFingerprint => Convert.ToHexStringLower(SHA256.HashData(_key.ExportSubjectPublicKeyInfo()))[..16];
 

@@ -216,9 +216,22 @@ internal static partial class ProxyEndpoints
                         context.Features.Set<IHttpRequestBodyDetectionFeature>(PlacedBody.Instance);
                     }
 
+                    // OAuth 1.0a signs a form-encoded body's parameters: such a body is read (and kept for the forwarder) first.
+                    var formBody = compiled.OAuth1 is not null ? await ProxySigning.FormBodyAsync(context.Request, resource, context.RequestAborted) : null;
                     var config = ConfigFor(compiled.Timeout);
                     // Only a request without a body can be sent twice: its body was streamed the first time.
                     var replayable = context.Request.ContentLength is null or 0 && !context.Request.Headers.ContainsKey("Transfer-Encoding");
+                    if (resolved.Digest is { } digest && !replayable)
+                    {
+                        // A Digest server may answer 401 with a challenge (the first request, a stale nonce): a small body is held to
+                        // be sent again; for a larger one, a challenge is obtained first with a bodiless request (see ProxySigning).
+                        replayable = await ProxySigning.MakeReplayableAsync(context.Request, context.RequestAborted);
+                        if (!replayable && digest.Slot.Current is null)
+                        {
+                            await ProxySigning.ProbeAsync(outbound, resolved, target, context.RequestAborted);
+                        }
+                    }
+
                     for (var attempt = 0; ; attempt++)
                     {
                         var redactor = credential is null ? resolved.Redactor : binding!.RedactorFor(resolved.Redactor, credential);
@@ -231,7 +244,16 @@ internal static partial class ProxyEndpoints
                         }
 
                         var transformer = new CredentialTransformer(resolved, target, credential, redactor,
-                            attempt == 0 && credential is not null ? compiled.AuthFailureStatuses : null, payloadHash, time);
+                            attempt == 0 && credential is not null ? compiled.AuthFailureStatuses : null, payloadHash, time)
+                        {
+                            FormBody = formBody,
+                            MayRechallenge = attempt == 0,
+                        };
+                        if (attempt > 0)
+                        {
+                            ProxySigning.Rewind(context.Request);
+                        }
+
                         // Known secret values are redacted from the answer, even when the upstream echoes one. Inline rather than a
                         // method of its own: one async layer fewer around the forwarder on every request.
                         var redacted = redactor.IsEmpty ? null : RedactedResponseBody.Install(context.Response, redactor);
@@ -240,7 +262,7 @@ internal static partial class ProxyEndpoints
                         try
                         {
                             error = await forwarder.SendAsync(context, resolved.BaseUrl.OriginalString, outbound.Invoker, config, transformer);
-                            if (redacted is not null && error == ForwarderError.None && !transformer.Rejected && transformer.UnsupportedEncoding is null)
+                            if (redacted is not null && error == ForwarderError.None && !transformer.Rejected && !transformer.Rechallenged && transformer.UnsupportedEncoding is null)
                             {
                                 await redacted.FinishAsync(context.RequestAborted);
                             }
@@ -267,6 +289,22 @@ internal static partial class ProxyEndpoints
                             errorCode = "upstream_unauthorized";
                             await Problems.Create(StatusCodes.Status502BadGateway, "upstream_unauthorized",
                                 $"The resource '{resource}' rejected its credential. Keyway has refreshed it; send the request again (its body could not be replayed).").ExecuteAsync(context);
+                            return;
+                        }
+
+                        if (transformer.Rechallenged)
+                        {
+                            // A Digest challenge to answer (the first request, or a stale nonce): sent again with its answer, once.
+                            ClearKeepingIsolation(context.Response);
+                            if (replayable)
+                            {
+                                continue;
+                            }
+
+                            errorCode = "upstream_unauthorized";
+                            await Problems.Create(StatusCodes.Status502BadGateway, "upstream_unauthorized",
+                                $"The resource '{resource}' asked for a new Digest challenge to be answered (its nonce had expired). Keyway has it; " +
+                                "send the request again (its body could not be replayed).").ExecuteAsync(context);
                             return;
                         }
 
@@ -432,10 +470,6 @@ internal static partial class ProxyEndpoints
         return null;
     }
 
-    /// <summary>
-    /// Copies the caller's request minus everything that must not reach the upstream (its
-    /// Authorization, Cookie, X-Keyway-* and hop-by-hop headers), then attaches the resource's.
-    /// </summary>
     /// <summary>Waits for a credential no longer than the resource's timeout: another replica's refresh never holds a request past it.</summary>
     private static async Task<(CredentialKey Key, Credential Credential)> CredentialWithinAsync<TState>(
         TimeSpan timeout, ResolvedResource resolved, TState state, Func<TState, CancellationToken, Task<(CredentialKey, Credential)>> get, CancellationToken aborted)
@@ -449,187 +483,6 @@ internal static partial class ProxyEndpoints
         catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
         {
             throw Runs.RunExecutor.CredentialTimedOut(resolved);
-        }
-    }
-
-    internal sealed class CredentialTransformer(
-        ResolvedResource resolved, Uri target, Credential? credential, Redactor redactor, IReadOnlySet<int>? rejectionStatuses,
-        string? payloadHash, TimeProvider time) : HttpTransformer
-    {
-        /// <summary>The upstream answered with a status that means the credential was rejected; nothing was sent to the caller.</summary>
-        public bool Rejected { get; private set; }
-
-        /// <summary>The upstream's answer is compressed in an encoding Keyway cannot decode; nothing was sent to the caller.</summary>
-        public string? UnsupportedEncoding { get; private set; }
-
-        public override async ValueTask TransformRequestAsync(
-            HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
-        {
-            await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
-            var headers = proxyRequest.Headers;
-            headers.Authorization = null;
-            headers.Remove("Cookie");
-            // Every X-Keyway-* (the API key's X-Keyway-Token, X-Keyway-Environment, any other) is Keyway's
-            // and goes no further. The non-validated view names the copied headers without parsing a value
-            // or boxing an enumerator; the names are collected first, as a collection is not changed while
-            // it is enumerated.
-            List<string>? keyway = null;
-            foreach (var header in headers.NonValidated)
-            {
-                if (header.Key.StartsWith(HeaderRules.KeywayPrefix, StringComparison.OrdinalIgnoreCase))
-                {
-                    (keyway ??= []).Add(header.Key);
-                }
-            }
-
-            if (keyway is not null)
-            {
-                foreach (var name in keyway)
-                {
-                    headers.Remove(name);
-                }
-            }
-
-            // Indexed: a foreach over the interface would box its enumerator on every request.
-            var resourceHeaders = resolved.Headers;
-            for (var i = 0; i < resourceHeaders.Count; i++)
-            {
-                HeaderRules.Set(proxyRequest, resourceHeaders[i].Key, resourceHeaders[i].Value);
-            }
-
-            if (resolved.Cookie is not null)
-            {
-                headers.TryAddWithoutValidation("Cookie", resolved.Cookie);
-            }
-
-            if (!redactor.IsEmpty)
-            {
-                // Redaction reads the body: ask for it uncompressed (an answer compressed anyway is decoded below).
-                headers.Remove("Accept-Encoding");
-                headers.TryAddWithoutValidation("Accept-Encoding", ResponseDecoding.Identity);
-            }
-
-            proxyRequest.RequestUri = target;
-            proxyRequest.Headers.Host = null;
-            if (credential is not null)
-            {
-                resolved.Credential!.Apply(proxyRequest, credential, body: false);
-            }
-
-            // Last: the signature covers the request as it is sent.
-            (resolved.Signer ?? (credential is null ? null : resolved.Credential!.SignerFor(credential)))?
-                .Sign(proxyRequest, payloadHash ?? AwsSigV4Signer.EmptyPayloadHash, time.GetUtcNow());
-        }
-
-        public override async ValueTask<bool> TransformResponseAsync(
-            HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
-        {
-            if (proxyResponse is not null && rejectionStatuses is not null && rejectionStatuses.Contains((int)proxyResponse.StatusCode))
-            {
-                Rejected = true;
-                return false;
-            }
-
-            var proceed = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
-            // The upstream's headers are copied now, with any CSP, Set-Cookie or Clear-Site-Data of its own.
-            ProxyIsolation.Apply(httpContext.Response.Headers);
-            if (redactor.IsEmpty)
-            {
-                return proceed;
-            }
-
-            // Redaction may change the body's length: a small body of known length is buffered and
-            // sent with its exact length (RedactedResponseBody); any other goes out chunked.
-            var headers = httpContext.Response.Headers;
-            headers.ContentLength = null;
-            if (proxyResponse is not null)
-            {
-                // Before a compressed content is replaced by its decoded stream, which has none of its headers.
-                RedactHeaders(headers, proxyResponse.Headers);
-                RedactHeaders(headers, proxyResponse.Content.Headers);
-            }
-
-            var decoded = false;
-            // The typed ContentEncoding collection is built only when the upstream sent the header.
-            if (proxyResponse is not null && proxyResponse.Content.Headers.NonValidated.Contains("Content-Encoding")
-                && ResponseDecoding.IsEncoded(proxyResponse.Content.Headers.ContentEncoding))
-            {
-                var contentEncoding = proxyResponse.Content.Headers.ContentEncoding;
-                if (ResponseDecoding.FindUnsupported(contentEncoding) is { } unsupported)
-                {
-                    UnsupportedEncoding = unsupported;
-                    return false;
-                }
-
-                // Compressed although identity was asked for: decoded here (the forwarder copies this content),
-                // redacted like any body, and sent uncompressed; the decoded size counts against maxResponseBytes.
-                var content = new StreamContent(ResponseDecoding.Decode(
-                    await proxyResponse.Content.ReadAsStreamAsync(cancellationToken), contentEncoding, resolved.Resource.MaxResponseBytes));
-                proxyResponse.Content = content;
-                headers.ContentEncoding = default;
-                decoded = true;
-            }
-
-            // (Not a HEAD, 204 or 304: their Content-Length describes a body that is not sent.)
-            if (!decoded && httpContext.Response.Body is RedactedResponseBody body && proxyResponse is not null
-                && proxyResponse.StatusCode is not (HttpStatusCode.NoContent or HttpStatusCode.NotModified)
-                && !HttpMethods.IsHead(httpContext.Request.Method))
-            {
-                body.Expect(proxyResponse.Content.Headers.ContentLength);
-            }
-
-            // A non-default reason phrase is the upstream's free text: it goes no further.
-            if (httpContext.Features.Get<IHttpResponseFeature>() is { } feature)
-            {
-                feature.ReasonPhrase = null;
-            }
-
-            return proceed;
-        }
-
-        /// <summary>
-        /// Drops or redacts, in the answer, each header of the upstream's that carries a known secret: its name
-        /// (dropped: it cannot be renamed into something meaningful) or a value (redacted). The upstream's
-        /// collection is read through its non-validated view, which parses no value and boxes no enumerator;
-        /// the answer's copy is changed only where it has the header.
-        /// </summary>
-        private void RedactHeaders(IHeaderDictionary answer, System.Net.Http.Headers.HttpHeaders upstream)
-        {
-            List<string>? found = null;
-            foreach (var (name, values) in upstream.NonValidated)
-            {
-                if (redactor.Contains(name))
-                {
-                    (found ??= []).Add(name);
-                    continue;
-                }
-
-                foreach (var value in values)
-                {
-                    if (redactor.Contains(value))
-                    {
-                        (found ??= []).Add(name);
-                        break;
-                    }
-                }
-            }
-
-            if (found is null)
-            {
-                return;
-            }
-
-            foreach (var name in found)
-            {
-                if (redactor.Contains(name))
-                {
-                    answer.Remove(name);
-                }
-                else if (answer.TryGetValue(name, out var copied))
-                {
-                    answer[name] = copied.Select(v => v is null ? null : redactor.Redact(v)).ToArray();
-                }
-            }
         }
     }
 }

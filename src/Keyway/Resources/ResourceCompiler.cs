@@ -86,6 +86,15 @@ internal sealed class CompiledResource
     /// <summary>AWS Signature Version 4: every request signed, or null.</summary>
     public CompiledSigV4? SigV4 { get; init; }
 
+    /// <summary>HTTP Digest: every request answers the server's challenge, or null.</summary>
+    public CompiledDigest? Digest { get; init; }
+
+    /// <summary>OAuth 1.0a: every request signed, or null.</summary>
+    public CompiledOAuth1? OAuth1 { get; init; }
+
+    /// <summary>Whether the auth method works on each request as it is sent (a signature or a challenge's answer) rather than placing a value.</summary>
+    public bool SignsRequests => SigV4 is not null || Digest is not null || OAuth1 is not null;
+
     /// <summary>
     /// A template over <c>response</c> (status, headers, body) that, when true, means the upstream
     /// rejected the credential although its status did not say so. Evaluated by runs and saved
@@ -211,7 +220,7 @@ internal static class ResourceCompiler
         }
 
         current = authVariables;
-        var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse, out var oauth2, out var custom, out var sigV4, out var gitHubApp);
+        var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse, out var oauth2, out var custom, out var signers, out var gitHubApp);
         // A token's apply templates go to the base URL with the token: what they read is checked against its bindings, not the token endpoint's.
         current = requestVariables;
         var tokenApply = definition.Auth?.Type is "oauth2" or CompiledGitHubApp.Type ? CompileTokenApply(definition.Auth!, errors, Parse) : null;
@@ -298,13 +307,15 @@ internal static class ResourceCompiler
             UsesCurrentUser = usesCurrentUser,
             Variables = variables,
             RequestVariables = requestVariables,
-            OAuth2Variables = oauth2 is null && gitHubApp is null && sigV4?.AssumeRole is null ? new HashSet<string>() : authVariables,
+            OAuth2Variables = oauth2 is null && gitHubApp is null && signers.SigV4?.AssumeRole is null ? new HashSet<string>() : authVariables,
             FlowVariables = custom is null ? new HashSet<string>() : authVariables,
             ReadsAllVariables = readsAll,
             Attached = attached,
             OAuth2 = oauth2,
             Custom = custom,
-            SigV4 = sigV4,
+            SigV4 = signers.SigV4,
+            Digest = signers.Digest,
+            OAuth1 = signers.OAuth1,
             GitHubApp = gitHubApp,
             TokenApply = tokenApply,
             AuthFailureCondition = custom?.BodyCondition,
@@ -399,71 +410,15 @@ internal static class ResourceCompiler
 
     private static List<AuthPlacement> CompileAuth(
         AuthDefinition auth, List<FieldError> errors, Func<string, string?, bool, Template?> parse,
-        out CompiledOAuth2? oauth2, out CompiledCustomFlow? custom, out CompiledSigV4? sigV4, out CompiledGitHubApp? gitHubApp)
+        out CompiledOAuth2? oauth2, out CompiledCustomFlow? custom, out (CompiledSigV4? SigV4, CompiledDigest? Digest, CompiledOAuth1? OAuth1) signers,
+        out CompiledGitHubApp? gitHubApp)
     {
         var placements = new List<AuthPlacement>();
         oauth2 = null;
         custom = null;
-        sigV4 = null;
+        signers = default;
         gitHubApp = null;
-        if (auth.Type != "oauth2")
-        {
-            foreach (var (field, value) in new (string, object?)[]
-                     {
-                         ("serviceAccountKey", auth.ServiceAccountKey), ("assertion", auth.Assertion), ("keyId", auth.KeyId), ("algorithm", auth.Algorithm),
-                     })
-            {
-                if (value is not null)
-                {
-                    errors.Add(new FieldError($"auth.{field}", $"'{field}' belongs to auth type 'oauth2' (grant 'jwt_bearer' or clientAuth 'private_key_jwt'), not '{auth.Type}'."));
-                }
-            }
-        }
-
-        if (auth.Type != CompiledGitHubApp.Type)
-        {
-            foreach (var (field, value) in new (string, object?)[] { ("appId", auth.AppId), ("installationId", auth.InstallationId), ("apiUrl", auth.ApiUrl) })
-            {
-                if (value is not null)
-                {
-                    errors.Add(new FieldError($"auth.{field}", $"'{field}' belongs to auth type '{CompiledGitHubApp.Type}', not '{auth.Type}'."));
-                }
-            }
-        }
-
-        if (auth.Type is not ("oauth2" or CompiledGitHubApp.Type) && auth.PrivateKey is not null)
-        {
-            errors.Add(new FieldError("auth.privateKey", $"'privateKey' belongs to auth types 'oauth2' and '{CompiledGitHubApp.Type}', not '{auth.Type}'."));
-        }
-        if (auth.Type != CompiledSigV4.Type)
-        {
-            foreach (var (field, value) in new (string, object?)[]
-                     {
-                         ("accessKeyId", auth.AccessKeyId), ("secretAccessKey", auth.SecretAccessKey), ("sessionToken", auth.SessionToken),
-                         ("region", auth.Region), ("service", auth.Service), ("unsignedPayload", auth.UnsignedPayload), ("assumeRole", auth.AssumeRole),
-                     })
-            {
-                if (value is not null)
-                {
-                    errors.Add(new FieldError($"auth.{field}", $"'{field}' belongs to auth type '{CompiledSigV4.Type}', not '{auth.Type}'."));
-                }
-            }
-        }
-
-        if (auth.Type != "custom")
-        {
-            foreach (var (field, value) in new (string, object?)[]
-                     {
-                         ("steps", auth.Steps), ("refreshSteps", auth.RefreshSteps), ("expiresIn", auth.ExpiresIn),
-                         ("jwt", auth.Jwt), ("refresh", auth.Refresh),
-                     })
-            {
-                if (value is not null)
-                {
-                    errors.Add(new FieldError($"auth.{field}", $"'{field}' belongs to auth type 'custom', not '{auth.Type}'."));
-                }
-            }
-        }
+        AuthFieldOwners.Check(auth, errors);
 
         if (auth.Apply is not null && auth.Type is not ("custom" or "oauth2" or CompiledGitHubApp.Type))
         {
@@ -572,7 +527,22 @@ internal static class ResourceCompiler
                 Reject("username", auth.Username);
                 Reject("password", auth.Password);
                 Reject("value", auth.Value);
-                sigV4 = CompiledSigV4.Compile(auth, errors, parse, Secret);
+                signers.SigV4 = CompiledSigV4.Compile(auth, errors, parse, Secret);
+                break;
+
+            case CompiledDigest.Type:
+                Reject("token", auth.Token);
+                Reject("value", auth.Value);
+                Reject("prefix", auth.Prefix);
+                signers.Digest = CompiledDigest.Compile(auth, errors, parse, Secret);
+                break;
+
+            case CompiledOAuth1.Type:
+                Reject("username", auth.Username);
+                Reject("password", auth.Password);
+                Reject("value", auth.Value);
+                Reject("prefix", auth.Prefix);
+                signers.OAuth1 = CompiledOAuth1.Compile(auth, errors, parse, Secret);
                 break;
 
             case "oauth2":
@@ -595,7 +565,7 @@ internal static class ResourceCompiler
                 break;
 
             default:
-                errors.Add(new FieldError("auth.type", $"'{auth.Type}' is not an auth method; use none, bearer, basic, apiKey, awsSigV4, oauth2, githubApp or custom."));
+                errors.Add(new FieldError("auth.type", $"'{auth.Type}' is not an auth method; use none, bearer, basic, digest, apiKey, awsSigV4, oauth1, oauth2, githubApp or custom."));
                 break;
         }
 

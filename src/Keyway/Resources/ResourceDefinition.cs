@@ -58,7 +58,7 @@ internal sealed record ResourceAuditDefinition
 /// <summary>How Keyway authenticates to the resource. Which fields apply depends on <see cref="Type"/>.</summary>
 internal sealed record AuthDefinition
 {
-    /// <summary><c>none</c>, <c>bearer</c>, <c>basic</c>, <c>apiKey</c>, <c>awsSigV4</c>, <c>oauth2</c>, <c>githubApp</c> or <c>custom</c>.</summary>
+    /// <summary><c>none</c>, <c>bearer</c>, <c>basic</c>, <c>digest</c>, <c>apiKey</c>, <c>awsSigV4</c>, <c>oauth1</c>, <c>oauth2</c>, <c>githubApp</c> or <c>custom</c>.</summary>
     public string Type { get; init; } = "none";
 
     /// <summary>oauth2: <c>client_credentials</c>, <c>authorization_code</c>, <c>refresh_token</c> (from an imported token set), <c>password</c> or <c>jwt_bearer</c> (RFC 7523: a signed assertion).</summary>
@@ -103,19 +103,19 @@ internal sealed record AuthDefinition
     /// <summary>Refresh on a schedule too: a cron expression (5 fields, UTC), e.g. <c>0 3 * * *</c>.</summary>
     public string? RefreshSchedule { get; init; }
 
-    /// <summary>bearer: the token (a template over a secret variable).</summary>
+    /// <summary>bearer: the token (a template over a secret variable); oauth1: the access token (a template; optional).</summary>
     public string? Token { get; init; }
 
     /// <summary>bearer: the scheme word (default <c>Bearer</c>); apiKey: text put before the value.</summary>
     public string? Prefix { get; init; }
 
-    /// <summary>basic: the user name.</summary>
+    /// <summary>basic, digest: the user name.</summary>
     public string? Username { get; init; }
 
-    /// <summary>basic: the password (a template over a secret variable).</summary>
+    /// <summary>basic, digest: the password (a template over a secret variable).</summary>
     public string? Password { get; init; }
 
-    /// <summary>apiKey: <c>header</c>, <c>query</c> or <c>cookie</c>; oauth2: <c>header</c> (default) or <c>query</c> for the access token.</summary>
+    /// <summary>apiKey: <c>header</c>, <c>query</c> or <c>cookie</c>; oauth2: <c>header</c> (default) or <c>query</c> for the access token; oauth1: <c>header</c> (default) or <c>query</c> for the protocol parameters.</summary>
     public string? In { get; init; }
 
     /// <summary>apiKey: the header, query parameter or cookie name; oauth2: the header (default Authorization) or query parameter (default access_token).</summary>
@@ -145,7 +145,22 @@ internal sealed record AuthDefinition
     /// <summary>awsSigV4: assume a role through STS and sign with its temporary credentials (the key above signs only the AssumeRole request).</summary>
     public AuthAssumeRoleDefinition? AssumeRole { get; init; }
 
-    /// <summary>oauth2 jwt_bearer or private_key_jwt, githubApp: the PEM private key that signs (a template over a secret variable).</summary>
+    /// <summary>oauth1: the consumer key (a template; it may read a plain or a secret variable).</summary>
+    public string? ConsumerKey { get; init; }
+
+    /// <summary>oauth1 HMAC-SHA1 or HMAC-SHA256: the consumer secret (a template over a secret variable).</summary>
+    public string? ConsumerSecret { get; init; }
+
+    /// <summary>oauth1 HMAC-SHA1 or HMAC-SHA256: the access token's secret (a template over a secret variable; with <see cref="Token"/>).</summary>
+    public string? TokenSecret { get; init; }
+
+    /// <summary>oauth1: <c>HMAC-SHA1</c> (default), <c>HMAC-SHA256</c> or <c>RSA-SHA1</c> (with <see cref="PrivateKey"/>).</summary>
+    public string? SignatureMethod { get; init; }
+
+    /// <summary>oauth1: the <c>realm</c> of the Authorization header (optional, plain text).</summary>
+    public string? Realm { get; init; }
+
+    /// <summary>oauth2 jwt_bearer or private_key_jwt, githubApp, oauth1 RSA-SHA1: the PEM private key that signs (a template over a secret variable).</summary>
     public string? PrivateKey { get; init; }
 
     /// <summary>oauth2 jwt_bearer or private_key_jwt: the <c>kid</c> header of the signed JWTs (optional).</summary>

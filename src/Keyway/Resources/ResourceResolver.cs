@@ -41,6 +41,12 @@ internal sealed class ResolvedResource
     /// <summary>Signs each request as it is sent (<c>awsSigV4</c>), or null.</summary>
     public AwsSigV4Signer? Signer { get; init; }
 
+    /// <summary>Answers the server's Digest challenge on each request (<c>digest</c>), or null.</summary>
+    public DigestAuthenticator? Digest { get; init; }
+
+    /// <summary>Signs each request as it is sent (<c>oauth1</c>), or null.</summary>
+    public OAuth1Signer? OAuth1 { get; init; }
+
     /// <summary>
     /// How its traffic is audited (null: the server's mode). A resource saved with <c>off</c> whose templates
     /// read a variable that is secret here (made secret after it was saved) is audited in the server's mode.
@@ -66,6 +72,8 @@ internal sealed class ResolvedResource
         Known = Known,
         Credential = credential,
         Signer = Signer,
+        Digest = Digest,
+        OAuth1 = OAuth1,
         TrafficMode = TrafficMode,
         Bindings = Bindings,
         Shown = Shown,
@@ -248,6 +256,8 @@ internal sealed class ResourceResolver(
 
             // A role's temporary credentials sign through the credential binding; the key itself signs only when no role is assumed.
             var signer = resource.SigV4 is { AssumeRole: null } sigV4 ? sigV4.Render(scope, derived) : null;
+            var digest = resource.Digest?.Render(scope, values.Environment, derived);
+            var oauth1 = resource.OAuth1?.Render(scope, derived);
             var credential = Bind(resource, values, visible, scope, caller, redactor, derived, baseUrlText);
             foreach (var (name, value) in headers)
             {
@@ -270,10 +280,12 @@ internal sealed class ResourceResolver(
                 Known = known,
                 Credential = credential,
                 Signer = signer,
+                Digest = digest,
+                OAuth1 = oauth1,
                 Shown = shown.Build(baseUrlWithheld),
                 Bindings = values.BindingsOf(resource.ReadsAllVariables ? visible.Keys : resource.RequestVariables),
                 TrafficMode = resource.Traffic == Audit.TrafficMode.Off &&
-                              (resource.ReadsAllVariables || resource.Auth.Count > 0 || resource.OAuth2 is not null || resource.Custom is not null || resource.SigV4 is not null || resource.GitHubApp is not null ||
+                              (resource.ReadsAllVariables || resource.Auth.Count > 0 || resource.OAuth2 is not null || resource.Custom is not null || resource.SignsRequests || resource.GitHubApp is not null ||
                                resource.Variables.Any(values.IsSecret))
                     ? null
                     : resource.Traffic,

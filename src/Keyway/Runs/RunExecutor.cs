@@ -181,6 +181,7 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
         var resource = resolved.Resource;
         var method = call.Method;
         var withBody = true;
+        var rechallenged = false;
         for (var hop = 0; ; hop++)
         {
             // On every hop: a bound secret goes only to its origins, whatever the resource now says.
@@ -197,8 +198,20 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
                 signer.Sign(request, SigV4Payload.Of(call.ReplayableBody, request.Content is not null, resource.SigV4!, resource.Name), time.GetUtcNow());
             }
 
+            // Signed as it is sent, each hop and retry with its own nonce and timestamp.
+            resolved.OAuth1?.Sign(request, OAuth1Signer.IsForm(request.Content) && withBody ? call.ReplayableBody : null, time.GetUtcNow());
+            var answered = resolved.Digest?.Authorize(request);
             sent.Capture(request, withBody ? call.ReplayableBody : null);
             var response = await outbound.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            if (resolved.Digest is { } digest && response.StatusCode == HttpStatusCode.Unauthorized &&
+                digest.Challenged(response, answered) == DigestVerdict.Retry && !rechallenged && (!withBody || call.Content is null || call.ReplayableBody is not null))
+            {
+                // The first request (no challenge kept yet) or a stale nonce: answer the new challenge, once.
+                rechallenged = true;
+                response.Dispose();
+                hop--;
+                continue;
+            }
             if (!resource.FollowSameOriginRedirects || hop == MaxRedirects || !IsRedirect(response.StatusCode) ||
                 response.Headers.Location is not { } location)
             {

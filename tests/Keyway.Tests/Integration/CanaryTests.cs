@@ -19,6 +19,9 @@ public sealed class CanaryTests
     public async Task A_planted_secret_never_appears_in_any_output(StoreKind store)
     {
         await using var upstream = await UpstreamServer.StartAsync();
+        // A Digest server whose password is the canary: Keyway answers its challenges with it.
+        var digest = new DigestVerifier("svc", Canary, "MD5");
+        await using var digestUpstream = await UpstreamServer.StartAsync(digest.Install);
         await using var signing = await AssertionServer.StartAsync();
         using var appKey = System.Security.Cryptography.RSA.Create(2048);
         signing.Trust("4242", appKey);
@@ -125,6 +128,32 @@ public sealed class CanaryTests
             await Capture(admin.PostAsync($"/api/v1/resources/{name}/credential/refresh", null));
         }
 
+        // Digest's password and OAuth 1.0a's consumer and token secrets and RSA key: each request answers or signs with them.
+        await Capture(admin.PutAsJsonAsync("/api/v1/resources/canary-digest", new
+        {
+            baseUrl = digestUpstream.BaseUrl,
+            auth = new { type = "digest", username = "svc", password = "{{ environment.variables.CANARY }}" },
+        }));
+        await Capture(admin.PutAsJsonAsync("/api/v1/resources/canary-oauth1", new
+        {
+            baseUrl = upstream.BaseUrl,
+            auth = new { type = "oauth1", consumerKey = "ck", consumerSecret = "{{ environment.variables.CANARY }}", token = "t", tokenSecret = "{{ environment.variables.CANARY }}" },
+        }));
+        await Capture(admin.PutAsJsonAsync("/api/v1/resources/canary-oauth1-rsa", new
+        {
+            baseUrl = upstream.BaseUrl,
+            auth = new { type = "oauth1", signatureMethod = "RSA-SHA1", consumerKey = "ck", privateKey = "{{ environment.variables.CANARY_KEY }}", @in = "query" },
+        }));
+        foreach (var name in new[] { "canary-digest", "canary-oauth1", "canary-oauth1-rsa" })
+        {
+            await Capture(admin.PostAsJsonAsync($"/api/v1/resources/{name}/run", new { path = "/echo-header/Authorization" }));
+            await Capture(admin.PostAsJsonAsync($"/api/v1/resources/{name}/run", new { method = "POST", path = "/anything", query = new { q = "1" }, body = new { a = 1 } }));
+            await Capture(admin.GetAsync($"/proxy/{name}/echo-header/Authorization"));
+            await Capture(admin.PostAsync($"/proxy/{name}/anything?q=2", new FormUrlEncodedContent(new Dictionary<string, string> { ["a"] = "1" })));
+            await Capture(admin.PostAsJsonAsync($"/api/v1/resources/{name}/test", new { path = "/anything" }));
+            await Capture(admin.GetAsync($"/api/v1/resources/{name}"));
+        }
+
         await Capture(admin.GetAsync("/api/v1/audit"));
         await Capture(admin.PostAsJsonAsync("/api/v1/resources/canary/run", new { path = "/echo-header/Authorization" }));
         await Capture(admin.PostAsJsonAsync("/api/v1/resources/canary/run", new { path = "/echo-header/X-Echo" }));
@@ -159,6 +188,9 @@ public sealed class CanaryTests
         Assert.Contains(upstream.Requests, r => r.Query.TryGetValue("key", out var value) && value == Canary);
         Assert.Equal(3, upstream.Requests.Count(r => r.Path == "/anything" && r.Body.Contains(Canary, StringComparison.Ordinal)));
         Assert.Contains(upstream.Requests, r => r.Path == "/sts" && r.Headers.TryGetValue("Authorization", out var value) && value.Contains("AKIACANARY0000000001/"));
+        Assert.True(digest.Accepted >= 5, "The Digest upstream accepted the canary password's answers.");
+        Assert.Contains(upstream.Requests, r => r.Headers.TryGetValue("Authorization", out var value) && value.StartsWith("OAuth ", StringComparison.Ordinal));
+        Assert.Contains(upstream.Requests, r => r.Query.ContainsKey("oauth_signature"));
 
         Assert.True(signing.Requests.Count(r => r.Error is null) >= 3, "The signed credentials were obtained.");
         Assert.Contains(signing.Requests, r => r.Error is not null);

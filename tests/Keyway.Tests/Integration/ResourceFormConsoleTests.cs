@@ -326,6 +326,56 @@ public sealed class ResourceFormConsoleTests(SqliteKeyway fixture, Chromium chro
         await page.Context.CloseAsync();
     }
 
+    [Fact]
+    public async Task Digest_and_oauth1_resources_made_with_the_form_are_stored_as_intended_and_an_oauth1_request_arrives_signed()
+    {
+        var secret = "SIGN_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        await Expect.StatusAsync(await fixture.Admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{secret}",
+            new { value = "form-signing-secret-" + Guid.NewGuid().ToString("N"), secret = true }), 200);
+        var page = await AdminPageAsync("/console#/resources");
+
+        var digest = KeywayFixture.Unique("digest");
+        await GeneralAsync(page, digest, fixture.Upstream.BaseUrl);
+        await AuthMethodAsync(page, "digest");
+        await Form(page).GetByLabel("User name").FillAsync("svc-digest");
+        await Form(page).Locator("select[name='auth.password']").SelectOptionAsync("var:" + secret);
+        await CreateAsync(page, digest);
+        var stored = await DefinitionAsync(digest);
+        Assert.Equal("digest", (string?)stored["auth"]!["type"]);
+        Assert.Equal("svc-digest", (string?)stored["auth"]!["username"]);
+        Assert.Equal($"{{{{ environment.variables.{secret} }}}}", (string?)stored["auth"]!["password"]);
+
+        // RSA-SHA1 asks for a private key instead of the two secrets; back to HMAC-SHA1, they are asked for again.
+        var oauth1 = KeywayFixture.Unique("oauth1");
+        await page.GotoAsync("/console#/resources");
+        await GeneralAsync(page, oauth1, fixture.Upstream.BaseUrl);
+        await AuthMethodAsync(page, "oauth1");
+        await Form(page).GetByLabel("Signature method").SelectOptionAsync("RSA-SHA1");
+        await Assertions.Expect(Form(page).Locator("select[name='auth.privateKey']")).ToBeVisibleAsync();
+        await Assertions.Expect(Form(page).Locator("select[name='auth.consumerSecret']")).ToHaveCountAsync(0);
+        await Form(page).GetByLabel("Signature method").SelectOptionAsync("");
+        await Form(page).GetByLabel("Consumer key").FillAsync("ck-form");
+        await Form(page).Locator("select[name='auth.consumerSecret']").SelectOptionAsync("var:" + secret);
+        await Form(page).GetByLabel("Access token", new() { Exact = true }).FillAsync("tok-form");
+        await Form(page).Locator("select[name='auth.tokenSecret']").SelectOptionAsync("var:" + secret);
+        await Form(page).GetByLabel("Parameters sent in").SelectOptionAsync("query");
+        await CreateAsync(page, oauth1);
+        stored = await DefinitionAsync(oauth1);
+        Assert.Equal("oauth1", (string?)stored["auth"]!["type"]);
+        Assert.Equal("ck-form", (string?)stored["auth"]!["consumerKey"]);
+        Assert.Equal("tok-form", (string?)stored["auth"]!["token"]);
+        Assert.Equal("query", (string?)stored["auth"]!["in"]);
+        Assert.Null(stored["auth"]!["privateKey"]);
+
+        var run = await Expect.StatusAsync(await fixture.Admin.PostAsJsonAsync($"/api/v1/resources/{oauth1}/run", new { path = "/signed-by-form" }), 200);
+        Assert.Equal(200, (int)run["status"]!);
+        var sent = fixture.Upstream.Requests.Last(r => r.Path == "/signed-by-form");
+        Assert.Equal("ck-form", sent.Query["oauth_consumer_key"]);
+        Assert.Equal("HMAC-SHA1", sent.Query["oauth_signature_method"]);
+        Assert.True(sent.Query.ContainsKey("oauth_signature"));
+        await page.Context.CloseAsync();
+    }
+
     internal static ILocator Form(IPage page) => page.Locator("#resource-form");
 
     private static async Task GeneralAsync(IPage page, string name, string baseUrl)

@@ -6,8 +6,8 @@
 'use strict';
 
 const authMethodChoices = [
-  ['none', 'None'], ['bearer', 'Bearer token'], ['basic', 'Basic auth'], ['apiKey', 'API key'],
-  ['awsSigV4', 'AWS Signature Version 4'], ['oauth2', 'OAuth 2.0'], ['githubApp', 'GitHub App'], ['custom', 'Custom login flow'],
+  ['none', 'None'], ['bearer', 'Bearer token'], ['basic', 'Basic auth'], ['digest', 'Digest auth'], ['apiKey', 'API key'],
+  ['awsSigV4', 'AWS Signature Version 4'], ['oauth1', 'OAuth 1.0a'], ['oauth2', 'OAuth 2.0'], ['githubApp', 'GitHub App'], ['custom', 'Custom login flow'],
 ];
 const grantChoices = [
   ['client_credentials', 'Client credentials'], ['authorization_code', 'Authorization code (a person connects an account)'],
@@ -132,7 +132,7 @@ function resourceForm({ name, definition, onSaved, onCancel }) {
         draw();
       },
     });
-    const fields = { none: () => h('p', { class: 'hint' }, 'Keyway sends no credential; headers and query parameters below still apply.'), bearer: bearerFields, basic: basicFields, apiKey: apiKeyFields, awsSigV4: awsSigV4Fields, oauth2: oauthFields, githubApp: gitHubAppFields, custom: () => customFlowEditor(model, errors, () => catalog) }[type];
+    const fields = { none: () => h('p', { class: 'hint' }, 'Keyway sends no credential; headers and query parameters below still apply.'), bearer: bearerFields, basic: basicFields, digest: digestFields, apiKey: apiKeyFields, awsSigV4: awsSigV4Fields, oauth1: oauth1Fields, oauth2: oauthFields, githubApp: gitHubAppFields, custom: () => customFlowEditor(model, errors, () => catalog) }[type];
     return [
       method,
       h('div', { class: 'auth-fields', id: 'auth-fields' }, fields ? fields() : h('p', { class: 'field-error' }, `'${type}' is not an auth method this form knows; edit it in Source.`)),
@@ -149,6 +149,32 @@ function resourceForm({ name, definition, onSaved, onCancel }) {
 
   function basicFields() {
     return [bound(model, 'auth.username', 'User name', { errors, mono: true }), secret('auth.password', 'Password')];
+  }
+
+  function digestFields() {
+    return [
+      bound(model, 'auth.username', 'User name', { errors, mono: true }),
+      secret('auth.password', 'Password'),
+      h('p', { class: 'hint' }, 'Keyway answers the server\'s Digest challenge (MD5 or SHA-256) and reuses its nonce, so only the first request costs a 401.'),
+    ];
+  }
+
+  function oauth1Fields() {
+    const rsa = model.auth.signatureMethod === 'RSA-SHA1';
+    return [
+      bound(model, 'auth.signatureMethod', 'Signature method', { kind: 'select', choices: [['', 'HMAC-SHA1'], ['HMAC-SHA256', 'HMAC-SHA256'], ['RSA-SHA1', 'RSA-SHA1 (a private key)']], errors,
+        onchange: (value) => {
+          // RSA-SHA1 signs with the key alone; HMAC with the two secrets: the other method's fields would be refused.
+          if (value === 'RSA-SHA1') { delete model.auth.consumerSecret; delete model.auth.tokenSecret; } else delete model.auth.privateKey;
+          draw();
+        } }),
+      bound(model, 'auth.consumerKey', 'Consumer key', { errors, mono: true, hint: 'Plain text, or a variable.' }),
+      rsa ? secret('auth.privateKey', 'Private key (PEM)') : secret('auth.consumerSecret', 'Consumer secret'),
+      bound(model, 'auth.token', 'Access token', { errors, mono: true, hint: 'Optional (two-legged OAuth has none). Plain text, or a variable.' }),
+      rsa ? null : secret('auth.tokenSecret', 'Access token secret'),
+      bound(model, 'auth.in', 'Parameters sent in', { kind: 'select', choices: [['', 'the Authorization header'], ['query', 'the query string']], errors }),
+      bound(model, 'auth.realm', 'Realm', { errors, hint: 'Optional: the realm of the Authorization header, if the API wants one.' }),
+    ];
   }
 
   function apiKeyFields() {

@@ -23,13 +23,14 @@ internal sealed class CredentialBinding
     private readonly TemplateScope? _scope;
 
     /// <summary>A token binding (oauth2, githubApp): the access token goes where <paramref name="placement"/> says.</summary>
-    public CredentialBinding(string resource, string environment, ITokenProvider provider, TokenPlacement placement, bool shared)
+    public CredentialBinding(string resource, string environment, ITokenProvider provider, TokenPlacement placement, bool shared, DPoPSigner? dpop = null)
     {
         _resource = resource;
         _environment = environment;
         _token = placement;
         Provider = provider;
         Shared = shared;
+        DPoP = dpop;
     }
 
     /// <summary>A custom-flow binding: <paramref name="flow"/>'s apply templates, rendered over <paramref name="scope"/> plus the credential's variables.</summary>
@@ -52,9 +53,13 @@ internal sealed class CredentialBinding
         _scope = binding._scope;
         Provider = provider;
         Shared = binding.Shared;
+        DPoP = binding.DPoP;
     }
 
     public ITokenProvider Provider { get; }
+
+    /// <summary>An oauth2 resource's DPoP (<c>auth.dpop</c>): a fresh proof on every request it sends, or null for bearer tokens.</summary>
+    public DPoPSigner? DPoP { get; }
 
     /// <summary>This binding with a provider that reports to <paramref name="trace"/> (the resource test): same key, same placement.</summary>
     public CredentialBinding WithTrace(AuthTrace trace) => new(this, Provider.WithTrace(trace));

@@ -206,6 +206,9 @@ internal static partial class ProxyEndpoints
                     var config = ConfigFor(compiled.Timeout);
                     // Only a request without a body can be sent twice: its body was streamed the first time.
                     var replayable = context.Request.ContentLength is null or 0 && !context.Request.Headers.ContainsKey("Transfer-Encoding");
+                    // A DPoP-bound credential's key (loaded once per process); a resource server's nonce challenge is answered once.
+                    var proofKey = binding?.DPoP is { } dpop && key is { } owner ? await dpop.KeyAsync(owner, context.RequestAborted) : null;
+                    var askedForNonce = false;
                     for (var attempt = 0; ; attempt++)
                     {
                         var redactor = credential is null ? resolved.Redactor : binding!.RedactorFor(resolved.Redactor, credential);
@@ -218,7 +221,11 @@ internal static partial class ProxyEndpoints
                         }
 
                         var transformer = new CredentialTransformer(resolved, target, credential, redactor,
-                            attempt == 0 && credential is not null ? compiled.AuthFailureStatuses : null, payloadHash, time);
+                            !refreshed && credential is not null ? compiled.AuthFailureStatuses : null, payloadHash, time)
+                        {
+                            ProofKey = proofKey,
+                            RetriesNonce = replayable && !askedForNonce,
+                        };
                         // Known secret values are redacted from the answer, even when the upstream echoes one. Inline rather than a
                         // method of its own: one async layer fewer around the forwarder on every request.
                         var redacted = redactor.IsEmpty ? null : RedactedResponseBody.Install(context.Response, redactor);
@@ -235,6 +242,14 @@ internal static partial class ProxyEndpoints
                         finally
                         {
                             redacted?.Release();
+                        }
+
+                        if (transformer.AskedForNonce)
+                        {
+                            // Nothing of the 401 was sent: the same request (it has no body) goes again with the nonce, once.
+                            ClearKeepingIsolation(context.Response);
+                            askedForNonce = true;
+                            continue;
                         }
 
                         if (transformer.Rejected)
@@ -449,6 +464,15 @@ internal static partial class ProxyEndpoints
         /// <summary>The upstream's answer is compressed in an encoding Keyway cannot decode; nothing was sent to the caller.</summary>
         public string? UnsupportedEncoding { get; private set; }
 
+        /// <summary>The DPoP key that signs a proof for this request, or null.</summary>
+        public DPoPKey? ProofKey { get; init; }
+
+        /// <summary>A nonce challenge may be answered by sending the request again (it has no body, and none was answered yet).</summary>
+        public bool RetriesNonce { get; init; }
+
+        /// <summary>The resource server asked for a DPoP nonce (remembered now) and the request can go again; nothing was sent to the caller.</summary>
+        public bool AskedForNonce { get; private set; }
+
         public override async ValueTask TransformRequestAsync(
             HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
         {
@@ -501,6 +525,11 @@ internal static partial class ProxyEndpoints
             if (credential is not null)
             {
                 resolved.Credential!.Apply(proxyRequest, credential);
+                if (ProofKey is not null)
+                {
+                    // Last, like a signature: the proof names the method and URL sent (the caller's own DPoP header is replaced).
+                    resolved.Credential.DPoP!.Sign(proxyRequest, ProofKey, credential);
+                }
             }
 
             // Last: the signature covers the request as it is sent.
@@ -510,7 +539,17 @@ internal static partial class ProxyEndpoints
         public override async ValueTask<bool> TransformResponseAsync(
             HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
         {
-            if (proxyResponse is not null && rejectionStatuses is not null && rejectionStatuses.Contains((int)proxyResponse.StatusCode))
+            if (proxyResponse is not null && ProofKey is not null && resolved.Credential!.DPoP!.AsksForNonce(target, proxyResponse))
+            {
+                // A nonce challenge is not a rejected token. A request with a body is not sent again (its body was streamed):
+                // the 401 goes to the caller, and the caller's next request carries the nonce remembered here.
+                if (RetriesNonce)
+                {
+                    AskedForNonce = true;
+                    return false;
+                }
+            }
+            else if (proxyResponse is not null && rejectionStatuses is not null && rejectionStatuses.Contains((int)proxyResponse.StatusCode))
             {
                 Rejected = true;
                 return false;

@@ -398,6 +398,11 @@ internal static class ResourceCompiler
             }
         }
 
+        if (auth.Type != "oauth2" && auth.Dpop is not null)
+        {
+            errors.Add(new FieldError("auth.dpop", $"'dpop' belongs to auth type 'oauth2', not '{auth.Type}'."));
+        }
+
         if (auth.Type != CompiledGitHubApp.Type)
         {
             foreach (var (field, value) in new (string, object?)[] { ("appId", auth.AppId), ("installationId", auth.InstallationId), ("apiUrl", auth.ApiUrl) })

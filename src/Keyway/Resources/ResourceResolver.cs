@@ -82,7 +82,9 @@ internal sealed class ResolvedResource
 }
 
 /// <summary>Resolves compiled resources, sharing the result per environment when no template reads the caller.</summary>
-internal sealed class ResourceResolver(VariableService variables, OAuth2Client oauth, CustomFlowClient custom, GitHubAppClient gitHub, TimeProvider time)
+internal sealed class ResourceResolver(
+    VariableService variables, OAuth2Client oauth, CustomFlowClient custom, GitHubAppClient gitHub, TimeProvider time,
+    DPoPKeyStore? dpopKeys = null, DPoPNonces? dpopNonces = null)
 {
     private readonly ConcurrentDictionary<(string Resource, string Environment), ResolvedResource> _shared = new();
 
@@ -295,7 +297,10 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
         {
             var read = Read(resource.OAuth2Variables).ToList();
             var settings = compiled.Render(scope, derived) with { Bindings = values.BindingsOf(read), SecretVersions = values.VersionsOf(read), SecretDerived = compiled.SecretDerived(scope, values.IsSecret) };
-            return new CredentialBinding(resource.Name, values.Environment, new OAuth2TokenProvider(oauth, settings), compiled.Destination, resource.ShareCredentials);
+            var dpop = settings.DPoPAlgorithm is { } algorithm && dpopKeys is not null
+                ? new DPoPSigner(dpopKeys, dpopNonces ?? new DPoPNonces(), algorithm, time)
+                : null;
+            return new CredentialBinding(resource.Name, values.Environment, new OAuth2TokenProvider(oauth, settings), compiled.Destination, resource.ShareCredentials, dpop);
         }
 
         if (resource.GitHubApp is { } app)

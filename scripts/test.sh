@@ -46,12 +46,15 @@ if ((${#missing[@]} > 0)); then
 fi
 
 # The webhook tests check Keyway's signatures with an independent implementation, the npm package
-# standardwebhooks, at the version its lock file pins (installed once; again when the lock changes).
-verifier="tests/webhook-verifier"
-if [[ ! -f "$verifier/node_modules/.package-lock.json" || "$verifier/package-lock.json" -nt "$verifier/node_modules/.package-lock.json" ]]; then
-  echo "scripts/test.sh: installing $verifier's npm packages"
-  npm ci --prefix "$verifier" --no-audit --no-fund --loglevel=error >/dev/null
-fi
+# standardwebhooks; the DPoP tests run against an authorization server and a resource server that
+# enforce DPoP (oidc-provider, jose). Each at the versions its lock file pins (installed once; again
+# when the lock changes).
+for node_app in tests/webhook-verifier tests/dpop-server; do
+  if [[ ! -f "$node_app/node_modules/.package-lock.json" || "$node_app/package-lock.json" -nt "$node_app/node_modules/.package-lock.json" ]]; then
+    echo "scripts/test.sh: installing $node_app's npm packages"
+    npm ci --prefix "$node_app" --no-audit --no-fund --loglevel=error >/dev/null
+  fi
+done
 
 # --- 2. A scratch directory for results and for the tests' clusters and data dirs -------
 work="$(mktemp -d -t keyway-tests.XXXXXXXX)"

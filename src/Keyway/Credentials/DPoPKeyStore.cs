@@ -234,12 +234,15 @@ internal static class DPoPHeaders
             return false;
         }
 
-        foreach (var challenge in response.Headers.WwwAuthenticate)
+        // Read as sent: a challenge's parameters hold commas, and the value is only looked at, never parsed into parts.
+        if (response.Headers.NonValidated.TryGetValues("WWW-Authenticate", out var challenges))
         {
-            if (challenge.Scheme.Equals(Scheme, StringComparison.OrdinalIgnoreCase) &&
-                challenge.Parameter?.Contains(UseNonce, StringComparison.Ordinal) == true)
+            foreach (var challenge in challenges)
             {
-                return true;
+                if (challenge.StartsWith(Scheme + " ", StringComparison.OrdinalIgnoreCase) && challenge.Contains(UseNonce, StringComparison.Ordinal))
+                {
+                    return true;
+                }
             }
         }
 

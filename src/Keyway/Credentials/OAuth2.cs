@@ -119,7 +119,7 @@ internal sealed record OAuth2Endpoints(string TokenUrl, string? AuthorizeUrl, st
 /// OAuth 2.0 protocol messages through Duende.IdentityModel, sent on Keyway's outbound pool (so the
 /// destination policy applies and redirects are never followed). Discovery documents are cached.
 /// </summary>
-internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time, DPoPKeyStore? dpopKeys = null, DPoPNonces? nonces = null)
+internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time, DPoPKeyStore? dpopKeys = null)
 {
     /// <summary>Keyway's name for the RFC 7523 grant.</summary>
     public const string JwtBearerGrant = "jwt_bearer";
@@ -131,7 +131,8 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time, D
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
 
     private readonly DPoPKeyStore? _dpopKeys = dpopKeys;
-    private readonly DPoPNonces _nonces = nonces ?? new DPoPNonces();
+    // The authorization servers' nonces: their own map, as a resource server on the same origin keeps nonces of its own.
+    private DPoPNonces _nonces = new();
     private ConcurrentDictionary<string, (OAuth2Endpoints Endpoints, DateTimeOffset Until)> _discovered = new(StringComparer.Ordinal);
     private AuthTrace? _trace;
     private HttpClient? _tracedHttp;
@@ -139,7 +140,7 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time, D
     private HttpClient Http => _tracedHttp ?? outbound.Client;
 
     /// <summary>A client that reports discovery and token requests to <paramref name="trace"/>, sharing this one's discovery cache.</summary>
-    public OAuth2Client WithTrace(AuthTrace trace) => new(outbound, time, _dpopKeys, _nonces) { _discovered = _discovered, _trace = trace, _tracedHttp = trace.Http };
+    public OAuth2Client WithTrace(AuthTrace trace) => new(outbound, time, _dpopKeys) { _discovered = _discovered, _nonces = _nonces, _trace = trace, _tracedHttp = trace.Http };
 
     public async Task<OAuth2Endpoints> EndpointsAsync(OAuth2Settings settings, CancellationToken cancellationToken)
     {

@@ -21,6 +21,8 @@ internal sealed class DPoPKey : IDisposable
 
     public const string DefaultAlgorithm = "ES256";
 
+    private const int MaxSignatureBytes = 256;
+
     private readonly AsymmetricAlgorithm _key;
 
     // base64url of the JOSE header, with the public key as its jwk: the same for every proof of this key.
@@ -96,8 +98,10 @@ internal sealed class DPoPKey : IDisposable
         writer.Reset(payload);
         Span<byte> jti = stackalloc byte[16];
         RandomNumberGenerator.Fill(jti);
+        Span<char> jtiText = stackalloc char[22];
+        Base64Url.EncodeToChars(jti, jtiText);
         writer.WriteStartObject();
-        writer.WriteString("jti"u8, Base64Url.EncodeToString(jti));
+        writer.WriteString("jti"u8, jtiText);
         writer.WriteString("htm"u8, htm);
         writer.WriteString("htu"u8, htu);
         writer.WriteNumber("iat"u8, issuedAt.ToUnixTimeSeconds());
@@ -116,24 +120,24 @@ internal sealed class DPoPKey : IDisposable
 
         var claims = payload.WrittenSpan;
         var inputLength = _header.Length + 1 + Base64Url.GetEncodedLength(claims.Length);
-        var input = ArrayPool<byte>.Shared.Rent(inputLength);
+        // One pooled buffer: the signing input, then the signature after it (at most 256 bytes: RSA 2048).
+        var buffer = ArrayPool<byte>.Shared.Rent(inputLength + MaxSignatureBytes);
         try
         {
-            _header.CopyTo(input, 0);
-            input[_header.Length] = (byte)'.';
-            Base64Url.EncodeToUtf8(claims, input.AsSpan(_header.Length + 1));
-            var signed = input.AsSpan(0, inputLength);
-            Span<byte> signature = stackalloc byte[256];
-            var written = Sign(signed, signature);
-            var text = new char[inputLength + 1 + Base64Url.GetEncodedLength(written)];
-            Encoding.ASCII.GetChars(signed, text);
-            text[inputLength] = '.';
-            Base64Url.EncodeToChars(signature[..written], text.AsSpan(inputLength + 1));
-            return new string(text);
+            _header.CopyTo(buffer, 0);
+            buffer[_header.Length] = (byte)'.';
+            Base64Url.EncodeToUtf8(claims, buffer.AsSpan(_header.Length + 1));
+            var signatureLength = Sign(buffer.AsSpan(0, inputLength), buffer.AsSpan(inputLength, MaxSignatureBytes));
+            return string.Create(inputLength + 1 + Base64Url.GetEncodedLength(signatureLength), (buffer, inputLength, signatureLength), static (text, state) =>
+            {
+                Encoding.ASCII.GetChars(state.buffer.AsSpan(0, state.inputLength), text);
+                text[state.inputLength] = '.';
+                Base64Url.EncodeToChars(state.buffer.AsSpan(state.inputLength, state.signatureLength), text[(state.inputLength + 1)..]);
+            });
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(input);
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
@@ -157,7 +161,9 @@ internal sealed class DPoPKey : IDisposable
     private static Utf8JsonWriter? s_writer;
 
     /// <summary>What a proof's <c>htu</c> says of a URL: scheme, authority and path, no query or fragment (RFC 9449, section 4.2).</summary>
-    public static string TargetUri(Uri url) => url.GetLeftPart(UriPartial.Path);
+    public static string TargetUri(Uri url) =>
+        // Most requests have neither: the URL's own cached text is the answer, no new string.
+        url.Query.Length == 0 && url.Fragment.Length == 0 ? url.AbsoluteUri : url.GetLeftPart(UriPartial.Path);
 
     /// <summary>A resource request's <c>ath</c>: base64url of the SHA-256 of the access token's ASCII bytes.</summary>
     public static string AccessTokenHash(string accessToken)

@@ -101,7 +101,7 @@ public sealed class DPoPProofTests
         var credential = new Credential(new CredentialKey("r", "production", "shared"),
             new TokenSet { AccessToken = new Keyway.Secrets.Secret("tok-abc"), ObtainedAt = Now }, 1, null, "h");
         using var challenge = new HttpResponseMessage(System.Net.HttpStatusCode.Unauthorized);
-        challenge.Headers.WwwAuthenticate.ParseAdd("DPoP algs=\"ES256\", error=\"use_dpop_nonce\", error_description=\"nonce\"");
+        challenge.Headers.TryAddWithoutValidation("WWW-Authenticate", "DPoP algs=\"ES256\", error=\"use_dpop_nonce\", error_description=\"nonce\"");
         challenge.Headers.Add("DPoP-Nonce", "server-nonce-7");
 
         Assert.True(signer.AsksForNonce(new Uri("https://api.example.com/other"), challenge));

@@ -29,9 +29,46 @@ internal sealed partial class DPoPKeyStore(Database database, KeyRing keys, Time
             return ValueTask.FromResult(cached);
         }
 
-        // One load per credential however many requests wait on it; it runs to its end for all of them.
-        var loading = _loading.GetOrAdd(key, k => LoadAsync(k, algorithm));
-        return new ValueTask<DPoPKey>(loading.WaitAsync(cancellationToken));
+        return new ValueTask<DPoPKey>(LoadSharedAsync(key, algorithm, cancellationToken));
+    }
+
+    /// <summary>One load per credential however many requests wait on it; it runs to its end for all of them.</summary>
+    private async Task<DPoPKey> LoadSharedAsync(CredentialKey key, string algorithm, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var created = false;
+            var loading = _loading.GetOrAdd(key, k =>
+            {
+                created = true;
+                return LoadAsync(k, algorithm);
+            });
+            if (loading.IsCompleted && !created)
+            {
+                // A finished load nobody took out (its waiters left): what it read may be stale (an eviction since). Load again.
+                _loading.TryRemove(KeyValuePair.Create(key, loading));
+                continue;
+            }
+
+            try
+            {
+                var loaded = await loading.WaitAsync(cancellationToken);
+                if (loaded.Algorithm == algorithm)
+                {
+                    return loaded;
+                }
+            }
+            finally
+            {
+                // Only this load's entry: a load started since stays.
+                if (loading.IsCompleted)
+                {
+                    _loading.TryRemove(KeyValuePair.Create(key, loading));
+                }
+            }
+
+            // The load under way was for another algorithm (the resource's changed meanwhile): one for this one.
+        }
     }
 
     /// <summary>Forgets the key held in memory (its credential changed here or on another replica).</summary>
@@ -66,73 +103,66 @@ internal sealed partial class DPoPKeyStore(Database database, KeyRing keys, Time
 
     private async Task<DPoPKey> LoadAsync(CredentialKey key, string algorithm)
     {
-        try
+        for (var attempt = 0; ; attempt++)
         {
-            for (var attempt = 0; ; attempt++)
+            var row = await ReadAsync(key);
+            if (row is not null && row.Algorithm == algorithm)
             {
-                var row = await ReadAsync(key);
-                if (row is not null && row.Algorithm == algorithm)
-                {
-                    var loaded = await ImportAsync(key, row);
-                    _cache[key] = loaded;
-                    return loaded;
-                }
-
-                if (attempt == 3)
-                {
-                    throw new InvalidOperationException("The DPoP key of this credential kept changing while it was being created.");
-                }
-
-                // None yet, or one for another algorithm (the resource's changed): a new key. Its tokens were minted
-                // under other parameters (the algorithm is in them), so none of them is used with the new key.
-                using var generated = DPoPKey.Generate(algorithm);
-                var pkcs8 = generated.ExportForStore();
-                byte[] sealedKey;
-                try
-                {
-                    sealedKey = keys.Encrypt(pkcs8, AssociatedData(key));
-                }
-                finally
-                {
-                    CryptographicOperations.ZeroMemory(pkcs8);
-                }
-
-                var values = new
-                {
-                    key.Resource,
-                    key.Environment,
-                    key.Owner,
-                    algorithm,
-                    privateKey = sealedKey,
-                    thumbprint = generated.Thumbprint,
-                    now = time.GetUtcNow().ToStore(),
-                    previous = row?.Algorithm,
-                };
-                await using var connection = await database.OpenAsync(CancellationToken.None);
-                if (row is null)
-                {
-                    await connection.ExecuteAsync(
-                        """
-                        INSERT INTO dpop_keys (resource, environment, owner, algorithm, private_key, thumbprint, created_at)
-                        VALUES (@Resource, @Environment, @Owner, @algorithm, @privateKey, @thumbprint, @now)
-                        ON CONFLICT (resource, environment, owner) DO NOTHING
-                        """, values);
-                }
-                else
-                {
-                    await connection.ExecuteAsync(
-                        """
-                        UPDATE dpop_keys SET algorithm = @algorithm, private_key = @privateKey, thumbprint = @thumbprint, created_at = @now
-                        WHERE resource = @Resource AND environment = @Environment AND owner = @Owner AND algorithm = @previous
-                        """, values);
-                }
-
-                Log.Created(logger, key.ToString(), algorithm);
+                var loaded = await ImportAsync(key, row);
+                _cache[key] = loaded;
+                return loaded;
             }
-        }
-        finally
-        {
-            _loading.TryRemove(key, out _);
+
+            if (attempt == 3)
+            {
+                throw new InvalidOperationException("The DPoP key of this credential kept changing while it was being created.");
+            }
+
+            // None yet, or one for another algorithm (the resource's changed): a new key. Its tokens were minted
+            // under other parameters (the algorithm is in them), so none of them is used with the new key.
+            using var generated = DPoPKey.Generate(algorithm);
+            var pkcs8 = generated.ExportForStore();
+            byte[] sealedKey;
+            try
+            {
+                sealedKey = keys.Encrypt(pkcs8, AssociatedData(key));
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(pkcs8);
+            }
+
+            var values = new
+            {
+                key.Resource,
+                key.Environment,
+                key.Owner,
+                algorithm,
+                privateKey = sealedKey,
+                thumbprint = generated.Thumbprint,
+                now = time.GetUtcNow().ToStore(),
+                previous = row?.Algorithm,
+            };
+            await using var connection = await database.OpenAsync(CancellationToken.None);
+            if (row is null)
+            {
+                await connection.ExecuteAsync(
+                    """
+                    INSERT INTO dpop_keys (resource, environment, owner, algorithm, private_key, thumbprint, created_at)
+                    VALUES (@Resource, @Environment, @Owner, @algorithm, @privateKey, @thumbprint, @now)
+                    ON CONFLICT (resource, environment, owner) DO NOTHING
+                    """, values);
+            }
+            else
+            {
+                await connection.ExecuteAsync(
+                    """
+                    UPDATE dpop_keys SET algorithm = @algorithm, private_key = @privateKey, thumbprint = @thumbprint, created_at = @now
+                    WHERE resource = @Resource AND environment = @Environment AND owner = @Owner AND algorithm = @previous
+                    """, values);
+            }
+
+            Log.Created(logger, key.ToString(), algorithm);
         }
     }
 

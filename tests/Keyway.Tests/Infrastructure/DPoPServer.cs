@@ -114,6 +114,13 @@ internal sealed class DPoPServer : IAsyncDisposable
         response.EnsureSuccessStatusCode();
     }
 
+    /// <summary>The resource server demands a new nonce from now on.</summary>
+    public async Task RotateResourceNonceAsync()
+    {
+        using var response = await _http.PostAsJsonAsync(ResourceUrl + "/control", new { rsNonceValue = "rs-" + Guid.NewGuid().ToString("N") });
+        response.EnsureSuccessStatusCode();
+    }
+
     /// <summary>What the servers saw: tokenRequests, tokenNonceChallenges, tokensIssued, resourceRequests, resourceNonceChallenges, accepted, refused, thumbprints.</summary>
     public async Task<JsonObject> StatsAsync() =>
         (await _http.GetFromJsonAsync<JsonObject>(ResourceUrl + "/stats"))!;

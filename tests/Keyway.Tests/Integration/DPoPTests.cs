@@ -120,6 +120,30 @@ public sealed class DPoPTests
         Assert.Equal(1, (int)stats["tokenNonceChallenges"]!);
         Assert.Equal(2, (int)stats["tokensIssued"]!);
         Assert.Equal(3, (int)stats["accepted"]!);
+
+        // A new nonce: a proxied request with a body is not sent twice (its body was streamed); the caller gets the 401,
+        // and its next request carries the new nonce. A proxied request without a body is answered once more, at once.
+        await server.RotateResourceNonceAsync();
+        using (var streamed = await admin.PostAsync("/proxy/bound/upload", JsonContent.Create(new { name = "streamed" })))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, streamed.StatusCode);
+            Assert.Contains("use_dpop_nonce", string.Join(' ', streamed.Headers.WwwAuthenticate.Select(h => h.ToString())));
+        }
+
+        using (var again = await admin.PostAsync("/proxy/bound/upload", JsonContent.Create(new { name = "streamed" })))
+        {
+            Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        }
+
+        await server.RotateResourceNonceAsync();
+        using (var bodyless = await admin.GetAsync("/proxy/bound/list"))
+        {
+            Assert.Equal(HttpStatusCode.OK, bodyless.StatusCode);
+        }
+
+        stats = await server.StatsAsync();
+        Assert.Equal(3, (int)stats["resourceNonceChallenges"]!);
+        Assert.Equal(5, (int)stats["accepted"]!);
     }
 
     [Fact]

@@ -53,12 +53,14 @@ if ((${#missing[@]} > 0)); then
 fi
 
 # The webhook tests check Keyway's signatures with an independent implementation, the npm package
-# standardwebhooks, at the version its lock file pins (installed once; again when the lock changes).
-# The OAuth 1.0a tests send requests to an upstream that recomputes their signatures with the npm package oauth-1.0a.
-for verifier in tests/webhook-verifier tests/oauth1-verifier; do
-  if [[ ! -f "$verifier/node_modules/.package-lock.json" || "$verifier/package-lock.json" -nt "$verifier/node_modules/.package-lock.json" ]]; then
-    echo "scripts/test.sh: installing $verifier's npm packages"
-    npm ci --prefix "$verifier" --no-audit --no-fund --loglevel=error >/dev/null
+# standardwebhooks; the OAuth 1.0a tests send requests to an upstream that recomputes their signatures
+# with the npm package oauth-1.0a; the DPoP tests run against an authorization server and a resource
+# server that enforce DPoP (oidc-provider, jose). Each at the versions its lock file pins (installed
+# once; again when the lock changes).
+for node_app in tests/webhook-verifier tests/oauth1-verifier tests/dpop-server; do
+  if [[ ! -f "$node_app/node_modules/.package-lock.json" || "$node_app/package-lock.json" -nt "$node_app/node_modules/.package-lock.json" ]]; then
+    echo "scripts/test.sh: installing $node_app's npm packages"
+    npm ci --prefix "$node_app" --no-audit --no-fund --loglevel=error >/dev/null
   fi
 done
 

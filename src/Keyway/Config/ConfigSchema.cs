@@ -21,7 +21,7 @@ internal static class ConfigSchema
     public static JsonObject Build()
     {
         var options = new JsonSerializerOptions(ConfigJson.Options) { TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver() };
-        var exporter = new JsonSchemaExporterOptions { TreatNullObliviousAsNonNullable = true };
+        var exporter = new JsonSchemaExporterOptions { TreatNullObliviousAsNonNullable = true, TransformSchemaNode = Written };
         JsonNode SpecOf(Type type) => JsonSchemaExporter.GetJsonSchemaAsNode(options, type, exporter);
 
         var specs = new (string Kind, Type Type)[]
@@ -68,6 +68,25 @@ internal static class ConfigSchema
             ["$defs"] = definitions,
         };
     }
+
+    /// <summary>The schema of a type read by a converter of its own, which the exporter cannot see into: as it is written.</summary>
+    private static JsonNode Written(JsonSchemaExporterContext context, JsonNode schema) =>
+        context.TypeInfo.Type == typeof(DPoPDefinition)
+            ? new JsonObject
+            {
+                ["oneOf"] = new JsonArray(
+                    new JsonObject { ["type"] = new JsonArray("boolean", "null") },
+                    new JsonObject
+                    {
+                        ["type"] = "object",
+                        ["properties"] = new JsonObject
+                        {
+                            ["algorithm"] = new JsonObject { ["enum"] = new JsonArray(Credentials.DPoPKey.Algorithms.Select(a => (JsonNode?)a).ToArray()) },
+                        },
+                        ["additionalProperties"] = false,
+                    }),
+            }
+            : schema;
 
     /// <summary>The exporter points a repeated type at its first place from the type's own root ("#/properties/…"): under $defs, from there.</summary>
     private static JsonNode Rebase(JsonNode node, string root)

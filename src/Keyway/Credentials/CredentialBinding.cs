@@ -26,10 +26,12 @@ internal sealed class CredentialBinding
 
     /// <summary>
     /// A token binding (oauth2, githubApp): the access token goes where <paramref name="placement"/> says, or, when the
-    /// resource has <c>auth.apply</c>, where its templates over <c>credential</c> (rendered over <paramref name="scope"/>) put it.
+    /// resource has <c>auth.apply</c>, where its templates over <c>credential</c> (rendered over <paramref name="scope"/>) put it;
+    /// with <paramref name="dpop"/>, as <c>Authorization: DPoP</c> with a proof on every request.
     /// </summary>
     public CredentialBinding(
-        string resource, string environment, ITokenProvider provider, TokenPlacement placement, bool shared, CompiledApply? apply = null, TemplateScope? scope = null)
+        string resource, string environment, ITokenProvider provider, TokenPlacement placement, bool shared, CompiledApply? apply = null, TemplateScope? scope = null,
+        DPoPSigner? dpop = null)
     {
         _resource = resource;
         _environment = environment;
@@ -38,6 +40,7 @@ internal sealed class CredentialBinding
         _scope = apply is null ? null : scope ?? throw new ArgumentNullException(nameof(scope));
         Provider = provider;
         Shared = shared;
+        DPoP = dpop;
     }
 
     /// <summary>A custom-flow binding: <paramref name="flow"/>'s apply templates, rendered over <paramref name="scope"/> plus the credential's variables.</summary>
@@ -73,6 +76,7 @@ internal sealed class CredentialBinding
         _scope = binding._scope;
         Provider = provider;
         Shared = binding.Shared;
+        DPoP = binding.DPoP;
     }
 
     /// <summary>
@@ -89,6 +93,9 @@ internal sealed class CredentialBinding
     public bool PlacesInBody => _apply is { Body.Count: > 0 };
 
     public ITokenProvider Provider { get; }
+
+    /// <summary>An oauth2 resource's DPoP (<c>auth.dpop</c>): a fresh proof on every request it sends, or null for bearer tokens.</summary>
+    public DPoPSigner? DPoP { get; }
 
     /// <summary>This binding with a provider that reports to <paramref name="trace"/> (the resource test): same key, same placement.</summary>
     public CredentialBinding WithTrace(AuthTrace trace) => new(this, Provider.WithTrace(trace));

@@ -253,7 +253,7 @@ internal sealed partial class CredentialService(
         var (_, binding) = await BindingAsync(key.Resource, key.Environment, null, ct);
         var verifier = (await DecryptVerifierAsync(pending.CodeVerifier, state, ct)).Reveal();
         var provider = binding.OAuth2 ?? throw new KeywayException(StatusCodes.Status400BadRequest, "bad_request", $"Resource '{key.Resource}' has no authorization-code grant to connect.");
-        var result = await provider.ExchangeCodeAsync(code, verifier, pending.RedirectUri, ct);
+        var result = await provider.ExchangeCodeAsync(key, code, verifier, pending.RedirectUri, ct);
         if (result.Tokens is not { } tokens)
         {
             throw new KeywayException(StatusCodes.Status502BadGateway, "credential_failed", $"The provider refused the authorization code: {result.Error}");

@@ -239,6 +239,8 @@ internal sealed class CredentialStore(Database database, KeyRing keys, TimeProvi
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var deleted = await connection.ExecuteAsync(
             "DELETE FROM credentials WHERE resource = @Resource AND environment = @Environment AND owner = @Owner", key, transaction) > 0;
+        // Its DPoP key goes with it: the next token is bound to a new key.
+        await DPoPKeyStore.DeleteAsync(connection, transaction, "resource = @Resource AND environment = @Environment AND owner = @Owner", key);
         if (audit is not null)
         {
             await audit(transaction);

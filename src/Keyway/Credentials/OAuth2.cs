@@ -70,6 +70,9 @@ internal sealed record OAuth2Settings
 
     public Cronos.CronExpression? RefreshSchedule { get; init; }
 
+    /// <summary>The algorithm of the DPoP proofs every token request (and resource request) carries, or null: bearer tokens.</summary>
+    public string? DPoPAlgorithm { get; init; }
+
     /// <summary>The secrets bound to origins among those the settings were rendered from: checked on every token and revocation request.</summary>
     public SecretBindings Bindings { get; init; } = SecretBindings.None;
 
@@ -92,6 +95,13 @@ internal sealed record OAuth2Settings
             var text = string.Join('\n', Grant, Issuer, TokenUrl, ClientId, Scope, Audience, ResourceIndicator, Username,
                 string.Join('&', ExtraParameters.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => p.Key + "=" + p.Value)),
                 AssertionIssuer, AssertionSubject, AssertionAudience);
+            if (DPoPAlgorithm is not null)
+            {
+                // Only when set, so the hash of every bearer credential stays what it was. Bearer tokens are not used once
+                // DPoP is on, nor tokens bound to a key of another algorithm (DPoPKeyStore replaces the key).
+                text += "\ndpop:" + DPoPAlgorithm;
+            }
+
             if (Grant is "client_credentials" or "password" or OAuth2Client.JwtBearerGrant && SecretVersions.Length > 0)
             {
                 text += "\n" + SecretVersions;
@@ -109,7 +119,7 @@ internal sealed record OAuth2Endpoints(string TokenUrl, string? AuthorizeUrl, st
 /// OAuth 2.0 protocol messages through Duende.IdentityModel, sent on Keyway's outbound pool (so the
 /// destination policy applies and redirects are never followed). Discovery documents are cached.
 /// </summary>
-internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
+internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time, DPoPKeyStore? dpopKeys = null)
 {
     /// <summary>Keyway's name for the RFC 7523 grant.</summary>
     public const string JwtBearerGrant = "jwt_bearer";
@@ -120,6 +130,9 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
     private static readonly TimeSpan DiscoveryLifetime = TimeSpan.FromHours(1);
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
 
+    private readonly DPoPKeyStore? _dpopKeys = dpopKeys;
+    // The authorization servers' nonces: their own map, as a resource server on the same origin keeps nonces of its own.
+    private DPoPNonces _nonces = new();
     private ConcurrentDictionary<string, (OAuth2Endpoints Endpoints, DateTimeOffset Until)> _discovered = new(StringComparer.Ordinal);
     private AuthTrace? _trace;
     private HttpClient? _tracedHttp;
@@ -127,7 +140,7 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
     private HttpClient Http => _tracedHttp ?? outbound.Client;
 
     /// <summary>A client that reports discovery and token requests to <paramref name="trace"/>, sharing this one's discovery cache.</summary>
-    public OAuth2Client WithTrace(AuthTrace trace) => new(outbound, time) { _discovered = _discovered, _trace = trace, _tracedHttp = trace.Http };
+    public OAuth2Client WithTrace(AuthTrace trace) => new(outbound, time, _dpopKeys) { _discovered = _discovered, _nonces = _nonces, _trace = trace, _tracedHttp = trace.Http };
 
     public async Task<OAuth2Endpoints> EndpointsAsync(OAuth2Settings settings, CancellationToken cancellationToken)
     {
@@ -168,9 +181,14 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
         };
     }
 
-    /// <summary>Runs one token request of the given grant and classifies the answer (DESIGN 4, failure classes).</summary>
+    /// <summary>
+    /// Runs one token request of the given grant and classifies the answer (DESIGN 4, failure classes). For a DPoP
+    /// resource the request carries a proof signed with <paramref name="credential"/>'s key; an authorization server
+    /// that answers <c>use_dpop_nonce</c> is asked once more, with the nonce it gave.
+    /// </summary>
     public async Task<TokenResult> RequestTokenAsync(
-        OAuth2Settings settings, string grant, Secret? refreshToken, string? code, string? codeVerifier, string? redirectUri, CancellationToken cancellationToken)
+        OAuth2Settings settings, string grant, Secret? refreshToken, string? code, string? codeVerifier, string? redirectUri,
+        CredentialKey? credential, CancellationToken cancellationToken)
     {
         OAuth2Endpoints endpoints;
         try
@@ -182,12 +200,79 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
             return TokenResult.Fail(e.Kind, e.Message);
         }
 
+        var tokenUrl = new Uri(endpoints.TokenUrl);
         // The client secret, the password and the parameters may come from secrets bound to origins.
-        if (settings.Bindings.FirstRefusing(new Uri(endpoints.TokenUrl)) is { } refusing)
+        if (settings.Bindings.FirstRefusing(tokenUrl) is { } refusing)
         {
-            return TokenResult.Fail(FailureKind.Misconfigured, SecretBindings.Refused(refusing, new Uri(endpoints.TokenUrl), "the token request").Message);
+            return TokenResult.Fail(FailureKind.Misconfigured, SecretBindings.Refused(refusing, tokenUrl, "the token request").Message);
         }
 
+        if (grant == JwtBearerGrant && settings.SigningKey is null)
+        {
+            return TokenResult.Fail(FailureKind.Misconfigured, "The jwt_bearer grant has no key to sign its assertion with: set auth.privateKey or auth.serviceAccountKey.");
+        }
+
+        DPoPKey? proofKey = null;
+        if (settings.DPoPAlgorithm is { } algorithm)
+        {
+            if (credential is not { } owner || _dpopKeys is null)
+            {
+                return TokenResult.Fail(FailureKind.Misconfigured, "This token request has no credential to bind a DPoP key to.");
+            }
+
+            proofKey = await _dpopKeys.GetAsync(owner, algorithm, cancellationToken);
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(RequestTimeout);
+        _trace?.Protect([settings.ClientSecret, settings.Password, refreshToken]);
+        // expires_in counts from when the provider issued the token, somewhere in the round trip: counting
+        // from the moment the request left makes the expiry early by at most that trip, never late.
+        var sentAt = time.GetUtcNow();
+        var assertions = new List<string?>();
+        TokenResponse response;
+        try
+        {
+            _trace?.Begin($"token request ({grant})", "token");
+            response = await SendTokenRequestAsync(settings, endpoints, grant, refreshToken, code, codeVerifier, redirectUri,
+                proofKey, proofKey is null ? null : _nonces.For(tokenUrl), assertions, timeout.Token);
+            if (proofKey is not null)
+            {
+                var nonce = response.DPoPNonce;
+                _nonces.Remember(tokenUrl, nonce);
+                if (response.IsError && JsonString(response, "error") == DPoPHeaders.UseNonce && !string.IsNullOrEmpty(nonce))
+                {
+                    // RFC 9449, section 8: the server wants a nonce of its own in the proof. Once: a second refusal is its answer.
+                    _trace?.Begin($"token request ({grant}, with the server's DPoP nonce)", "token");
+                    sentAt = time.GetUtcNow();
+                    response = await SendTokenRequestAsync(settings, endpoints, grant, refreshToken, code, codeVerifier, redirectUri,
+                        proofKey, nonce, assertions, timeout.Token);
+                    _nonces.Remember(tokenUrl, response.DPoPNonce);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return TokenResult.Fail(FailureKind.Transient, $"The token endpoint did not answer within {RequestTimeout.TotalSeconds:0} s.");
+        }
+
+        if (proofKey is not null && !response.IsError && !string.Equals(response.TokenType, DPoPHeaders.Scheme, StringComparison.OrdinalIgnoreCase))
+        {
+            // RFC 9449, section 5: a server may answer a DPoP request with a bearer token. Keyway does not use one: the resource
+            // asked for sender-constrained tokens, and a bearer token sent as 'DPoP' would be refused anyway.
+            return TokenResult.Fail(FailureKind.Misconfigured,
+                $"The token endpoint answered with a '{Truncate(response.TokenType ?? "")}' token although the request carried a DPoP proof: " +
+                "the provider does not bind tokens to keys for this client. Enable DPoP for the client at the provider, or turn off auth.dpop.");
+        }
+
+        return Classify(response, settings, grant, refreshToken, sentAt, [.. assertions]);
+    }
+
+    /// <summary>One token request, its assertions and DPoP proof fresh (a provider refuses a <c>jti</c> it has seen).</summary>
+    private async Task<TokenResponse> SendTokenRequestAsync(
+        OAuth2Settings settings, OAuth2Endpoints endpoints, string grant, Secret? refreshToken, string? code, string? codeVerifier, string? redirectUri,
+        DPoPKey? proofKey, string? nonce, List<string?> assertions, CancellationToken ct)
+    {
         var parameters = new Parameters();
         foreach (var (name, value) in settings.ExtraParameters)
         {
@@ -208,25 +293,22 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
         var secret = settings.ClientSecret?.Reveal();
         // Signed per token request (iat, exp, jti fresh each time); a provider refuses an assertion it has seen.
         var clientAssertion = ClientAssertionFor(settings, endpoints.TokenUrl);
-        string? grantAssertion = null;
+        assertions.Add(clientAssertion?.Value);
         if (grant == JwtBearerGrant)
         {
-            if (settings.SigningKey is null)
-            {
-                return TokenResult.Fail(FailureKind.Misconfigured, "The jwt_bearer grant has no key to sign its assertion with: set auth.privateKey or auth.serviceAccountKey.");
-            }
-
-            grantAssertion = GrantAssertion(settings, endpoints.TokenUrl);
+            var grantAssertion = GrantAssertion(settings, endpoints.TokenUrl);
+            assertions.Add(grantAssertion);
             parameters.Add("assertion", grantAssertion);
             if (settings.Scope is { Length: > 0 } scope && !settings.ScopeInAssertion)
             {
                 parameters.Add("scope", scope);
             }
         }
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(RequestTimeout);
-        var ct = timeout.Token;
-        // What every grant's request carries: the endpoint, the client and the extra parameters.
+
+        var proof = proofKey?.Proof("POST", DPoPKey.TargetUri(new Uri(endpoints.TokenUrl)), time.GetUtcNow(), null, nonce);
+        assertions.Add(proof);
+
+        // What every grant's request carries: the endpoint, the client, the extra parameters and the DPoP proof.
         T Client<T>(T request)
             where T : TokenRequest
         {
@@ -239,38 +321,28 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time)
                 request.ClientAssertion = clientAssertion;
             }
 
+            if (proof is not null)
+            {
+                request.DPoPProofToken = proof;
+            }
+
             request.Parameters = parameters;
             return request;
         }
 
-        _trace?.Begin($"token request ({grant})", "token");
-        _trace?.Protect([settings.ClientSecret, settings.Password, refreshToken]);
-        TokenResponse response;
-        // expires_in counts from when the provider issued the token, somewhere in the round trip: counting
-        // from the moment the request left makes the expiry early by at most that trip, never late.
-        var sentAt = time.GetUtcNow();
-        try
+        return grant switch
         {
-            response = grant switch
-            {
-                "refresh_token" => await Http.RequestRefreshTokenAsync(
-                    Client(new RefreshTokenRequest { RefreshToken = refreshToken!.Reveal(), Scope = settings.Scope }), ct),
-                "client_credentials" => await Http.RequestClientCredentialsTokenAsync(
-                    Client(new ClientCredentialsTokenRequest { Scope = settings.Scope }), ct),
-                "password" => await Http.RequestPasswordTokenAsync(
-                    Client(new PasswordTokenRequest { UserName = settings.Username!, Password = settings.Password?.Reveal(), Scope = settings.Scope }), ct),
-                "authorization_code" => await Http.RequestAuthorizationCodeTokenAsync(
-                    Client(new AuthorizationCodeTokenRequest { Code = code!, CodeVerifier = codeVerifier, RedirectUri = redirectUri! }), ct),
-                JwtBearerGrant => await outbound.Client.RequestTokenAsync(Client(new TokenRequest { GrantType = JwtBearerGrantType }), ct),
-                _ => throw new ArgumentOutOfRangeException(nameof(grant)),
-            };
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            return TokenResult.Fail(FailureKind.Transient, $"The token endpoint did not answer within {RequestTimeout.TotalSeconds:0} s.");
-        }
-
-        return Classify(response, settings, grant, refreshToken, sentAt, [grantAssertion, clientAssertion?.Value]);
+            "refresh_token" => await Http.RequestRefreshTokenAsync(
+                Client(new RefreshTokenRequest { RefreshToken = refreshToken!.Reveal(), Scope = settings.Scope }), ct),
+            "client_credentials" => await Http.RequestClientCredentialsTokenAsync(
+                Client(new ClientCredentialsTokenRequest { Scope = settings.Scope }), ct),
+            "password" => await Http.RequestPasswordTokenAsync(
+                Client(new PasswordTokenRequest { UserName = settings.Username!, Password = settings.Password?.Reveal(), Scope = settings.Scope }), ct),
+            "authorization_code" => await Http.RequestAuthorizationCodeTokenAsync(
+                Client(new AuthorizationCodeTokenRequest { Code = code!, CodeVerifier = codeVerifier, RedirectUri = redirectUri! }), ct),
+            JwtBearerGrant => await outbound.Client.RequestTokenAsync(Client(new TokenRequest { GrantType = JwtBearerGrantType }), ct),
+            _ => throw new ArgumentOutOfRangeException(nameof(grant)),
+        };
     }
 
     /// <summary>The <c>private_key_jwt</c> client assertion (OpenID Connect Core 9, RFC 7523 2.2): <c>iss</c> and <c>sub</c> the client id.</summary>
@@ -430,7 +502,7 @@ internal sealed class OAuth2TokenProvider(OAuth2Client client, OAuth2Settings se
     public async Task<TokenResult> AcquireAsync(CredentialKey key, CancellationToken cancellationToken)
     {
         trace?.Called("acquire");
-        return Traced(await client.RequestTokenAsync(Settings, Settings.Grant, null, null, null, null, cancellationToken));
+        return Traced(await client.RequestTokenAsync(Settings, Settings.Grant, null, null, null, null, key, cancellationToken));
     }
 
     public async Task<TokenResult> RefreshAsync(CredentialKey key, TokenSet current, CancellationToken cancellationToken)
@@ -442,7 +514,7 @@ internal sealed class OAuth2TokenProvider(OAuth2Client client, OAuth2Settings se
 
         trace?.Called("refresh");
         trace?.Protect([current.AccessToken, refresh]);
-        return Traced(await client.RequestTokenAsync(Settings, "refresh_token", refresh, null, null, null, cancellationToken));
+        return Traced(await client.RequestTokenAsync(Settings, "refresh_token", refresh, null, null, null, key, cancellationToken));
     }
 
     private TokenResult Traced(TokenResult result)
@@ -452,6 +524,6 @@ internal sealed class OAuth2TokenProvider(OAuth2Client client, OAuth2Settings se
     }
 
     /// <summary>Exchanges an authorization code (the connect flow's callback).</summary>
-    public Task<TokenResult> ExchangeCodeAsync(string code, string codeVerifier, string redirectUri, CancellationToken cancellationToken) =>
-        client.RequestTokenAsync(Settings, "authorization_code", null, code, codeVerifier, redirectUri, cancellationToken);
+    public Task<TokenResult> ExchangeCodeAsync(CredentialKey key, string code, string codeVerifier, string redirectUri, CancellationToken cancellationToken) =>
+        client.RequestTokenAsync(Settings, "authorization_code", null, code, codeVerifier, redirectUri, key, cancellationToken);
 }

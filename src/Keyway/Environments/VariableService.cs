@@ -197,6 +197,7 @@ internal sealed partial class VariableService(Database database, KeyRing keys, T
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await connection.ExecuteAsync("DELETE FROM credentials WHERE environment = @name", new { name }, transaction);
+        await Credentials.DPoPKeyStore.DeleteAsync(connection, transaction, "environment = @name", new { name });
         var deleted = await connection.ExecuteAsync("DELETE FROM environments WHERE name = @name", new { name }, transaction) > 0;
         if (deleted && audit is not null)
         {

@@ -163,6 +163,8 @@ internal static partial class KeywayServer
         services.AddSingleton<ReplicaHeartbeat>();
         services.AddHostedService(sp => sp.GetRequiredService<ReplicaHeartbeat>());
         services.AddSingleton<CredentialEngine>();
+        services.AddSingleton<DPoPKeyStore>();
+        services.AddSingleton<DPoPNonces>();
         services.AddSingleton<OAuth2Client>();
         services.AddSingleton(sp => new CustomFlowClient(sp.GetRequiredService<OutboundClient>().Client, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton(sp => new GitHubAppClient(sp.GetRequiredService<OutboundClient>().Client, sp.GetRequiredService<TimeProvider>()));
@@ -291,6 +293,7 @@ internal static partial class KeywayServer
         app.Services.GetRequiredService<QueryService>().Subscribe();
         var engine = app.Services.GetRequiredService<CredentialEngine>();
         engine.Subscribe();
+        app.Services.GetRequiredService<DPoPKeyStore>().Subscribe(app.Services.GetRequiredService<ChangeFeed>());
         // Token answers a previous run got and could not store go to the store before anything is served.
         await engine.ReplayJournalAsync(cancellationToken);
         app.Services.GetRequiredService<CredentialMetrics>();

@@ -33,6 +33,15 @@ internal static partial class ProxyEndpoints
         /// <summary>The upstream asked for a Digest challenge to be answered (the first request, or a stale nonce); nothing was sent to the caller.</summary>
         public bool Rechallenged { get; private set; }
 
+        /// <summary>The DPoP key that signs a proof for this request, or null.</summary>
+        public DPoPKey? ProofKey { get; init; }
+
+        /// <summary>A nonce challenge may be answered by sending the request again (it has no body, and none was answered yet).</summary>
+        public bool RetriesNonce { get; init; }
+
+        /// <summary>The resource server asked for a DPoP nonce (remembered now) and the request can go again; nothing was sent to the caller.</summary>
+        public bool AskedForNonce { get; private set; }
+
         private DigestChallenge? _answered;
 
         public override async ValueTask TransformRequestAsync(
@@ -87,6 +96,11 @@ internal static partial class ProxyEndpoints
             if (credential is not null)
             {
                 resolved.Credential!.Apply(proxyRequest, credential, body: false);
+                if (ProofKey is not null)
+                {
+                    // Last, like a signature: the proof names the method and URL sent (the caller's own DPoP header is replaced).
+                    resolved.Credential.DPoP!.Sign(proxyRequest, ProofKey, credential);
+                }
             }
 
             // Last: the signature covers the request as it is sent.
@@ -102,7 +116,17 @@ internal static partial class ProxyEndpoints
         public override async ValueTask<bool> TransformResponseAsync(
             HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
         {
-            if (proxyResponse is not null && rejectionStatuses is not null && rejectionStatuses.Contains((int)proxyResponse.StatusCode))
+            if (proxyResponse is not null && ProofKey is not null && resolved.Credential!.DPoP!.AsksForNonce(target, proxyResponse))
+            {
+                // A nonce challenge is not a rejected token. A request with a body is not sent again (its body was streamed):
+                // the 401 goes to the caller, and the caller's next request carries the nonce remembered here.
+                if (RetriesNonce)
+                {
+                    AskedForNonce = true;
+                    return false;
+                }
+            }
+            else if (proxyResponse is not null && rejectionStatuses is not null && rejectionStatuses.Contains((int)proxyResponse.StatusCode))
             {
                 Rejected = true;
                 return false;

@@ -232,6 +232,9 @@ internal static partial class ProxyEndpoints
                         }
                     }
 
+                    // A DPoP-bound credential's key (loaded once per process); a resource server's nonce challenge is answered once.
+                    var proofKey = binding?.DPoP is { } dpop && key is { } owner ? await dpop.KeyAsync(owner, context.RequestAborted) : null;
+                    var askedForNonce = false;
                     for (var attempt = 0; ; attempt++)
                     {
                         var redactor = credential is null ? resolved.Redactor : binding!.RedactorFor(resolved.Redactor, credential);
@@ -244,10 +247,12 @@ internal static partial class ProxyEndpoints
                         }
 
                         var transformer = new CredentialTransformer(resolved, target, credential, redactor,
-                            attempt == 0 && credential is not null ? compiled.AuthFailureStatuses : null, payloadHash, time)
+                            !refreshed && credential is not null ? compiled.AuthFailureStatuses : null, payloadHash, time)
                         {
                             FormBody = formBody,
                             MayRechallenge = attempt == 0,
+                            ProofKey = proofKey,
+                            RetriesNonce = replayable && !askedForNonce,
                         };
                         if (attempt > 0)
                         {
@@ -270,6 +275,14 @@ internal static partial class ProxyEndpoints
                         finally
                         {
                             redacted?.Release();
+                        }
+
+                        if (transformer.AskedForNonce)
+                        {
+                            // Nothing of the 401 was sent: the same request (it has no body) goes again with the nonce, once.
+                            ClearKeepingIsolation(context.Response);
+                            askedForNonce = true;
+                            continue;
                         }
 
                         if (transformer.Rejected)

@@ -34,6 +34,9 @@ internal sealed class CompiledOAuth2
 
     public string? Algorithm { get; init; }
 
+    /// <summary>The algorithm of the DPoP proofs (<c>auth.dpop</c>), or null: the tokens are bearer tokens.</summary>
+    public string? DPoPAlgorithm { get; init; }
+
     public TimeSpan AssertionLifetime { get; init; } = TimeSpan.FromMinutes(5);
 
     public required string Grant { get; init; }
@@ -100,6 +103,8 @@ internal sealed class CompiledOAuth2
             errors.Add(new FieldError("auth.in", $"'{auth.In}' is not a place for an access token; use 'header' or 'query'."));
         }
 
+        CheckDPoP(auth, errors);
+
         if (auth.Token is not null || auth.Value is not null)
         {
             errors.Add(new FieldError("auth.token", "An oauth2 resource gets its tokens from the provider; import an existing token set with 'keyway credential import' instead."));
@@ -136,7 +141,8 @@ internal sealed class CompiledOAuth2
             ClientAuth = auth.ClientAuth ?? "basic",
             TokenIn = inQuery ? Placement.Query : Placement.Header,
             TokenName = auth.Name ?? (inQuery ? "access_token" : "Authorization"),
-            TokenPrefix = auth.Prefix ?? (inQuery ? "" : "Bearer "),
+            TokenPrefix = auth.Prefix ?? (inQuery ? "" : auth.Dpop is not null ? DPoPHeaders.Scheme + " " : "Bearer "),
+            DPoPAlgorithm = auth.Dpop is null ? null : auth.Dpop.Algorithm ?? DPoPKey.DefaultAlgorithm,
             Lifetime = auth.LifetimeSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
             KeepAlive = auth.KeepAliveSeconds is { } keep ? TimeSpan.FromSeconds(keep) : null,
             RefreshSchedule = schedule,
@@ -230,7 +236,37 @@ internal sealed class CompiledOAuth2
             Lifetime = Lifetime,
             KeepAlive = KeepAlive,
             RefreshSchedule = RefreshSchedule,
+            DPoPAlgorithm = DPoPAlgorithm,
         };
+    }
+
+    /// <summary>DPoP (RFC 9449): an algorithm Keyway signs with, and the access token in <c>Authorization: DPoP …</c>, where the proof's <c>ath</c> binds it.</summary>
+    private static void CheckDPoP(AuthDefinition auth, List<FieldError> errors)
+    {
+        if (auth.Dpop is not { } dpop)
+        {
+            return;
+        }
+
+        if (dpop.Algorithm is { } algorithm && !DPoPKey.Algorithms.Contains(algorithm))
+        {
+            errors.Add(new FieldError("auth.dpop.algorithm", $"'{algorithm}' is not a DPoP algorithm Keyway signs with; use {string.Join(", ", DPoPKey.Algorithms)}."));
+        }
+
+        if (auth.In == "query")
+        {
+            errors.Add(new FieldError("auth.in", "A DPoP-bound token goes in the Authorization header (RFC 9449): remove auth.in, or turn auth.dpop off."));
+        }
+
+        if (auth.Name is { } name && !name.Equals("Authorization", StringComparison.OrdinalIgnoreCase))
+        {
+            errors.Add(new FieldError("auth.name", "A DPoP-bound token goes in the Authorization header (RFC 9449): remove auth.name."));
+        }
+
+        if (auth.Prefix is { } prefix && prefix != DPoPHeaders.Scheme + " ")
+        {
+            errors.Add(new FieldError("auth.prefix", "A DPoP-bound token is sent as 'Authorization: DPoP <token>': remove auth.prefix."));
+        }
     }
 
     /// <summary>What the jwt_bearer grant and private_key_jwt need, and what belongs to neither.</summary>

@@ -420,6 +420,16 @@ internal static class ResourceCompiler
         gitHubApp = null;
         AuthFieldOwners.Check(auth, errors);
 
+        if (auth.Type != "oauth2" && auth.Dpop is not null)
+        {
+            errors.Add(new FieldError("auth.dpop", $"'dpop' belongs to auth type 'oauth2', not '{auth.Type}'."));
+        }
+
+        if (auth.Type == "oauth2" && auth.Dpop is not null && auth.Apply is not null)
+        {
+            errors.Add(new FieldError("auth.apply", "A DPoP-bound token goes in Authorization: DPoP with its proof, nowhere else: remove auth.apply, or turn dpop off."));
+        }
+
         if (auth.Apply is not null && auth.Type is not ("custom" or "oauth2" or CompiledGitHubApp.Type))
         {
             errors.Add(new FieldError("auth.apply", $"'apply' places a dynamic credential (auth types 'oauth2', '{CompiledGitHubApp.Type}' and 'custom'), not '{auth.Type}'."));

@@ -172,6 +172,12 @@ internal sealed record AuthDefinition
     /// <summary>oauth2 jwt_bearer: the claims of the assertion.</summary>
     public AuthAssertionDefinition? Assertion { get; init; }
 
+    /// <summary>
+    /// oauth2: bind the tokens to a key pair Keyway holds, with DPoP (RFC 9449): <c>true</c>, or <c>{ algorithm: ES256 }</c>
+    /// (<c>ES256</c>, <c>RS256</c> or <c>PS256</c>).
+    /// </summary>
+    public DPoPDefinition? Dpop { get; init; }
+
     /// <summary>oauth2 jwt_bearer: a Google service account's JSON key file, as downloaded (a template over a secret variable).</summary>
     public string? ServiceAccountKey { get; init; }
 
@@ -220,6 +226,57 @@ internal sealed record AuthAssumeRoleDefinition
 
     /// <summary>The STS endpoint (default <c>https://sts.REGION.amazonaws.com</c>, REGION the resource's).</summary>
     public string? StsUrl { get; init; }
+}
+
+/// <summary>
+/// DPoP for an oauth2 resource: written <c>dpop: true</c> (ES256) or <c>dpop: { algorithm: RS256 }</c>; <c>false</c> is no DPoP.
+/// </summary>
+[JsonConverter(typeof(DPoPDefinitionConverter))]
+internal sealed record DPoPDefinition
+{
+    /// <summary><c>ES256</c> (the default), <c>RS256</c> or <c>PS256</c>.</summary>
+    public string? Algorithm { get; init; }
+}
+
+/// <summary>Reads <c>true</c>, <c>false</c> or an object; writes <c>true</c> when nothing but the default is set.</summary>
+internal sealed class DPoPDefinitionConverter : JsonConverter<DPoPDefinition>
+{
+    public override bool HandleNull => false;
+
+    public override DPoPDefinition? Read(ref System.Text.Json.Utf8JsonReader reader, Type typeToConvert, System.Text.Json.JsonSerializerOptions options)
+    {
+        switch (reader.TokenType)
+        {
+            case System.Text.Json.JsonTokenType.True:
+                return new DPoPDefinition();
+            case System.Text.Json.JsonTokenType.False:
+                return null;
+            case System.Text.Json.JsonTokenType.StartObject:
+                var fields = System.Text.Json.JsonSerializer.Deserialize<Fields>(ref reader, options)!;
+                return new DPoPDefinition { Algorithm = fields.Algorithm };
+            default:
+                throw new System.Text.Json.JsonException("Use true, or an object such as { \"algorithm\": \"ES256\" }.");
+        }
+    }
+
+    public override void Write(System.Text.Json.Utf8JsonWriter writer, DPoPDefinition value, System.Text.Json.JsonSerializerOptions options)
+    {
+        if (value.Algorithm is null)
+        {
+            writer.WriteBooleanValue(true);
+            return;
+        }
+
+        writer.WriteStartObject();
+        writer.WriteString("algorithm", value.Algorithm);
+        writer.WriteEndObject();
+    }
+
+    /// <summary>The object form's fields (an unknown one is refused like any other).</summary>
+    private sealed record Fields
+    {
+        public string? Algorithm { get; init; }
+    }
 }
 
 /// <summary>The claims of an RFC 7523 assertion (the <c>jwt_bearer</c> grant). <c>iat</c>, <c>exp</c> and <c>jti</c> are Keyway's.</summary>

@@ -91,7 +91,8 @@ internal sealed class ResolvedResource
 
 /// <summary>Resolves compiled resources, sharing the result per environment when no template reads the caller.</summary>
 internal sealed class ResourceResolver(
-    VariableService variables, OAuth2Client oauth, CustomFlowClient custom, GitHubAppClient gitHub, AwsStsClient sts, TimeProvider time)
+    VariableService variables, OAuth2Client oauth, CustomFlowClient custom, GitHubAppClient gitHub, AwsStsClient sts, TimeProvider time,
+    DPoPKeyStore? dpopKeys = null, DPoPNonces? dpopNonces = null)
 {
     private readonly ConcurrentDictionary<(string Resource, string Environment), ResolvedResource> _shared = new();
 
@@ -329,8 +330,12 @@ internal sealed class ResourceResolver(
                 SecretVersions = values.VersionsOf(read),
                 SecretDerived = compiled.SecretDerived(settingsScope, values.IsSecret),
             };
+            var dpop = settings.DPoPAlgorithm is { } algorithm && dpopKeys is not null
+                ? new DPoPSigner(dpopKeys, dpopNonces ?? new DPoPNonces(), algorithm, time)
+                : null;
             return new CredentialBinding(
-                resource.Name, values.Environment, new OAuth2TokenProvider(oauth, settings), compiled.Destination, resource.ShareCredentials, resource.TokenApply, tokenScope);
+                resource.Name, values.Environment, new OAuth2TokenProvider(oauth, settings), compiled.Destination, resource.ShareCredentials, resource.TokenApply, tokenScope,
+                dpop);
         }
 
         if (resource.GitHubApp is { } app)

@@ -94,6 +94,7 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
             else if (version > 1 && replacing is not null && Moves(replacing, definition))
             {
                 await connection.ExecuteAsync("DELETE FROM credentials WHERE resource = @name", new { name }, transaction);
+                await Credentials.DPoPKeyStore.DeleteAsync(connection, transaction, "resource = @name", new { name });
             }
 
             if (audit is not null)
@@ -144,6 +145,7 @@ internal sealed class ResourceService(Database database, TimeProvider time, Chan
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         // Its credentials go with it: nothing may refresh tokens for a resource that no longer exists.
         await connection.ExecuteAsync("DELETE FROM credentials WHERE resource = @name", new { name }, transaction);
+        await Credentials.DPoPKeyStore.DeleteAsync(connection, transaction, "resource = @name", new { name });
         // And its grants: a resource created later under the same name must not inherit them.
         var grants = await connection.ExecuteAsync("DELETE FROM grants WHERE resource = @name", new { name }, transaction);
         var deleted = await connection.ExecuteAsync("DELETE FROM resources WHERE name = @name", new { name }, transaction) > 0;

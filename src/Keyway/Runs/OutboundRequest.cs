@@ -20,7 +20,7 @@ internal sealed record OutboundRequest(string Method, string Url, Dictionary<str
         new(method, redactor.Redact(url), RedactHeaders(headers, redactor), body is null ? null : Excerpt(redactor.Redact(body)));
 
     /// <summary>
-    /// Every header through the redactor; the credentials of <c>Authorization</c> and <c>Proxy-Authorization</c>
+    /// Every header through the redactor; the credentials of <c>Authorization</c>, <c>Proxy-Authorization</c> and <c>DPoP</c>
     /// are withheld whatever they hold (only the scheme is shown): a value built from a secret in a form the
     /// redactor does not know (a digest, an encoding of several values) must not be shown either.
     /// </summary>
@@ -39,8 +39,10 @@ internal sealed record OutboundRequest(string Method, string Url, Dictionary<str
         return result;
     }
 
+    /// <summary>A header whose value is a credential or proves one: <c>Authorization</c>, <c>Proxy-Authorization</c>, a <c>DPoP</c> proof.</summary>
     public static bool IsCredentialHeader(string name) =>
-        name.Equals("Authorization", StringComparison.OrdinalIgnoreCase) || name.Equals("Proxy-Authorization", StringComparison.OrdinalIgnoreCase);
+        name.Equals("Authorization", StringComparison.OrdinalIgnoreCase) || name.Equals("Proxy-Authorization", StringComparison.OrdinalIgnoreCase) ||
+        name.Equals(Credentials.DPoPHeaders.Proof, StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The scheme of a credential header, its credentials withheld.</summary>
     public static string WithheldCredential(string value)

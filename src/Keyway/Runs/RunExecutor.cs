@@ -49,7 +49,9 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
         HttpResponseMessage? response = null;
         try
         {
-            response = await SendAsync(resolved, call, url, credential, sent, timeout.Token);
+            // A DPoP-bound credential's key, loaded once per process: every request carries a proof signed with it.
+            var proofKey = binding?.DPoP is { } dpop && key is { } owner ? await dpop.KeyAsync(owner, timeout.Token) : null;
+            response = await SendAsync(resolved, call, url, credential, proofKey, sent, timeout.Token);
             if (credential is not null && resource.AuthFailureStatuses.Contains((int)response.StatusCode) && replayable)
             {
                 // The upstream rejected this very token: refresh it (once, however many callers saw it) and retry once.
@@ -57,7 +59,7 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
                 response = null;
                 credential = await RenewAsync(key!.Value, binding!, credential, resolved, timeout.Token, cancellationToken);
                 refreshed = true;
-                response = await SendAsync(resolved, call, url, credential, sent, timeout.Token);
+                response = await SendAsync(resolved, call, url, credential, proofKey, sent, timeout.Token);
             }
 
             var (body, encoding, headers) = await ReadAsync(response, resource, credential is null ? resolved.Redactor : binding!.RedactorFor(resolved.Redactor, credential), timeout.Token);
@@ -69,7 +71,7 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
                 response = null;
                 credential = await RenewAsync(key!.Value, binding!, credential, resolved, timeout.Token, cancellationToken);
                 refreshed = true;
-                response = await SendAsync(resolved, call, url, credential, sent, timeout.Token);
+                response = await SendAsync(resolved, call, url, credential, proofKey, sent, timeout.Token);
                 (body, encoding, headers) = await ReadAsync(response, resource, binding!.RedactorFor(resolved.Redactor, credential), timeout.Token);
             }
 
@@ -174,14 +176,18 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
         }
     }
 
-    /// <summary>Sends the call, following same-origin redirects when the resource allows them.</summary>
+    /// <summary>
+    /// Sends the call, following same-origin redirects when the resource allows them. A resource server that answers
+    /// a DPoP proof with <c>use_dpop_nonce</c> gets the request once more, with its nonce, when the body can be sent again.
+    /// </summary>
     private async Task<HttpResponseMessage> SendAsync(
-        ResolvedResource resolved, OutboundCall call, Uri url, Credential? credential, OutboundCapture sent, CancellationToken cancellationToken)
+        ResolvedResource resolved, OutboundCall call, Uri url, Credential? credential, DPoPKey? proofKey, OutboundCapture sent, CancellationToken cancellationToken)
     {
         var resource = resolved.Resource;
         var method = call.Method;
         var withBody = true;
         var rechallenged = false;
+        var askedForNonce = false;
         for (var hop = 0; ; hop++)
         {
             // On every hop: a bound secret goes only to its origins, whatever the resource now says.
@@ -190,6 +196,11 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
             if (credential is not null)
             {
                 resolved.Credential!.Apply(request, credential);
+                if (proofKey is not null)
+                {
+                    // Last, like a signature: the proof names the method and URL of this very request, on every hop.
+                    resolved.Credential.DPoP!.Sign(request, proofKey, credential);
+                }
             }
 
             if ((resolved.Signer ?? (credential is null ? null : resolved.Credential!.SignerFor(credential))) is { } signer)
@@ -212,6 +223,17 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
                 hop--;
                 continue;
             }
+
+            if (proofKey is not null && resolved.Credential!.DPoP!.AsksForNonce(url, response) && !askedForNonce &&
+                (!withBody || call.Content is null || call.ReplayableBody is not null))
+            {
+                // RFC 9449, section 9: the nonce is remembered for this origin; the same request goes again with it, once.
+                askedForNonce = true;
+                response.Dispose();
+                hop--;
+                continue;
+            }
+
             if (!resource.FollowSameOriginRedirects || hop == MaxRedirects || !IsRedirect(response.StatusCode) ||
                 response.Headers.Location is not { } location)
             {

@@ -92,6 +92,8 @@ internal sealed partial class RekeyJob(Database database, KeyRing keys, TimeProv
         CredentialColumn("access_token"),
         CredentialColumn("refresh_token"),
         CredentialColumn("extras"),
+        new("dpop_keys", ["resource", "environment", "owner"], "private_key",
+            key => DPoPKeyStore.AssociatedData(new CredentialKey((string)key[0], (string)key[1], (string)key[2]))),
         new("oauth_pending", ["state"], "code_verifier", key => CredentialService.PendingAssociatedData((string)key[0])),
         new("dataprotection_keys", ["name"], "xml", key => SignIn.StoreXmlRepository.AssociatedData((string)key[0])),
         new("webhook_endpoints", ["name"], "secret", key => Alerts.WebhookStore.AssociatedData((string)key[0], "secret")),

@@ -217,6 +217,94 @@ public sealed class CanaryTests
         }
     }
 
+    /// <summary>
+    /// The private key of a DPoP-bound credential, which Keyway generated and stores encrypted, never comes out either: not its
+    /// <c>d</c>, not its PKCS#8 form, through an answer (runs, the proxy, the credential, the resource test, the audit log), the
+    /// CLI, a log line, or the store in plain text. The key is read back from the store with the master key once Keyway has stopped.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(KeywayStores.All), MemberType = typeof(KeywayStores))]
+    public async Task A_DPoP_private_key_never_appears_in_any_output(StoreKind store)
+    {
+        await using var server = await DPoPServer.StartAsync();
+        var masterKey = KeywayProcess.NewMasterKey();
+        var adminToken = "kw_canary_admin_" + Guid.NewGuid().ToString("N");
+        await using var keyway = await KeywayProcess.StartAsync(store, new Dictionary<string, string>
+        {
+            ["KEYWAY_ADMIN_TOKEN"] = adminToken,
+            ["KEYWAY_MASTER_KEY"] = masterKey,
+        });
+        using var admin = keyway.CreateAdminClient();
+        var outputs = new List<string>();
+
+        async Task Capture(Task<HttpResponseMessage> call)
+        {
+            using var response = await call;
+            outputs.Add(response.ToString());
+            outputs.Add(await response.Content.ReadAsStringAsync());
+        }
+
+        await Capture(admin.PutAsJsonAsync("/api/v1/environments/production/variables/DPOP_CLIENT_SECRET", new { value = server.ClientSecret, secret = true }));
+        await Capture(admin.PutAsJsonAsync("/api/v1/resources/bound", DPoPTests.Definition(server, true)));
+        await server.RequireNoncesAsync(authorizationServer: true, resourceServer: true);
+        await Capture(admin.PostAsJsonAsync("/api/v1/resources/bound/run", new { path = "/api/me" }));
+        await Capture(admin.PostAsJsonAsync("/api/v1/resources/bound/run", new { method = "POST", path = "/api/me", body = new { a = 1 } }));
+        await Capture(admin.GetAsync("/proxy/bound/api/me"));
+        await Capture(admin.PostAsync("/proxy/bound/api/me", JsonContent.Create(new { a = 1 })));
+        await Capture(admin.GetAsync("/api/v1/resources/bound/credential"));
+        await Capture(admin.PostAsync("/api/v1/resources/bound/credential/refresh", null));
+        await Capture(admin.PostAsJsonAsync("/api/v1/resources/bound/test", new { }));
+        await Capture(admin.GetAsync("/api/v1/resources/bound"));
+        await Capture(admin.GetAsync("/api/v1/status/credentials"));
+        await Capture(admin.GetAsync("/api/v1/config/export"));
+        await Capture(admin.GetAsync("/api/v1/audit"));
+        await Capture(admin.GetAsync("/metrics"));
+        foreach (var args in new[] { new[] { "run", "bound", "/api/me", "--json" }, ["resource", "get", "bound"], ["credential", "status", "bound"] })
+        {
+            var result = await KeywayProcess.RunCliAsync(args, keyway.CliEnvironment(adminToken));
+            outputs.Add(result.StandardOutput);
+            outputs.Add(result.StandardError);
+        }
+
+        var stats = await server.StatsAsync();
+        Assert.True((int)stats["accepted"]! >= 3, "The DPoP-bound credential was used: " + stats.ToJsonString());
+        await keyway.StopAsync();
+
+        var (d, pkcs8) = await StoredDPoPKeyAsync(keyway, masterKey, new Keyway.Credentials.CredentialKey("bound", "production", "shared"));
+        var raw = System.Buffers.Text.Base64Url.DecodeFromChars(d);
+        var forms = new[] { d, Convert.ToBase64String(raw), Convert.ToHexString(raw), Convert.ToHexStringLower(raw), pkcs8 };
+        foreach (var form in forms)
+        {
+            Assert.All(outputs, output => Assert.DoesNotContain(form, output));
+            Assert.DoesNotContain(form, keyway.AllOutput);
+            foreach (var dump in await DumpStoreAsync(keyway))
+            {
+                Assert.DoesNotContain(form, dump);
+            }
+        }
+    }
+
+    /// <summary>The DPoP key of <paramref name="key"/>'s credential as the store holds it, decrypted: its <c>d</c> (base64url) and its PKCS#8 (base64).</summary>
+    private static async Task<(string D, string Pkcs8)> StoredDPoPKeyAsync(KeywayProcess keyway, string masterKey, Keyway.Credentials.CredentialKey key)
+    {
+        await using var database = keyway.DatabaseUrl is { } url
+            ? Keyway.Storage.Database.Postgres(url)
+            : Keyway.Storage.Database.Sqlite(Path.Combine(keyway.DataDirectory, "keyway.db"));
+        var ring = await Keyway.Secrets.KeyRing.OpenAsync(Keyway.Secrets.MasterKeyRing.FromKeys(Convert.FromBase64String(masterKey)),
+            new Keyway.Storage.DataKeyStore(database), TimeProvider.System, CancellationToken.None);
+        var keys = new Keyway.Credentials.DPoPKeyStore(database, ring, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<Keyway.Credentials.DPoPKeyStore>.Instance);
+        await using (var connection = await database.OpenAsync(CancellationToken.None))
+        {
+            Assert.Equal(1L, await Keyway.Storage.Sql.ExecuteScalarAsync<long>(connection, "SELECT COUNT(*) FROM dpop_keys", null));
+        }
+
+        using var stored = await keys.GetAsync(key, "ES256", CancellationToken.None);
+        var pkcs8 = stored.ExportForStore();
+        using var ec = System.Security.Cryptography.ECDsa.Create();
+        ec.ImportPkcs8PrivateKey(pkcs8, out _);
+        return (System.Buffers.Text.Base64Url.EncodeToString(ec.ExportParameters(true).D), Convert.ToBase64String(pkcs8));
+    }
+
     /// <summary>Everything the store holds, as text: the SQLite files byte for byte, or every PostgreSQL row.</summary>
     private static async Task<List<string>> DumpStoreAsync(KeywayProcess keyway)
     {

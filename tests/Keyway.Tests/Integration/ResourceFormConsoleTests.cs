@@ -173,6 +173,36 @@ public sealed class ResourceFormConsoleTests(SqliteKeyway fixture, Chromium chro
     }
 
     [Fact]
+    public async Task A_DPoP_resource_made_with_the_form_gets_bound_tokens_from_a_provider_that_enforces_DPoP()
+    {
+        await using var server = await DPoPServer.StartAsync();
+        var secret = "DPOP_" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        await Expect.StatusAsync(await fixture.Admin.PutAsJsonAsync($"/api/v1/environments/production/variables/{secret}", new { value = server.ClientSecret, secret = true }), 200);
+        var name = KeywayFixture.Unique("dpop");
+        var page = await AdminPageAsync("/console#/resources");
+
+        await GeneralAsync(page, name, server.ResourceUrl);
+        await AuthMethodAsync(page, "oauth2");
+        var form = Form(page);
+        await form.GetByLabel("Token URL").FillAsync(server.TokenEndpoint);
+        await form.GetByLabel("Client ID").FillAsync(DPoPServer.ClientId);
+        await form.Locator("select[name='auth.clientSecret']").SelectOptionAsync("var:" + secret);
+        await Assertions.Expect(form.GetByLabel("DPoP proof algorithm")).ToHaveCountAsync(0);
+        await form.GetByLabel(new Regex("Bind tokens to a key Keyway holds")).CheckAsync();
+        await form.GetByLabel("DPoP proof algorithm").SelectOptionAsync("PS256");
+        await form.GetByLabel("DPoP proof algorithm").SelectOptionAsync("");
+        await CreateAsync(page, name);
+
+        var auth = (await DefinitionAsync(name))["auth"]!;
+        Assert.True((bool)auth["dpop"]!);
+        await page.Locator("#run").GetByLabel("Path").FillAsync("/api/me");
+        await page.Locator("#run").GetByRole(AriaRole.Button, new() { Name = "Run" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#run-result .badge").First).ToHaveTextAsync("200");
+        Assert.Equal(1, (int)(await server.StatsAsync())["accepted"]!);
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task A_custom_login_flow_made_with_the_step_editor_logs_in_and_its_session_is_attached()
     {
         var password = "pw-" + Guid.NewGuid().ToString("N");

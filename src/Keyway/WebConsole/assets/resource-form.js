@@ -266,6 +266,7 @@ function resourceForm({ name, definition, onSaved, onCancel }) {
       bound(model, 'auth.audience', 'Audience', { errors }),
       bound(model, 'auth.resourceIndicator', 'Resource indicator (RFC 8707)', { errors, mono: true }),
       pairRows(model, 'auth.extraParameters', 'Extra token parameters', { errors }),
+      dpopFields(),
       grant === 'authorization_code' ? bound(model, 'shareCredentials', 'Each person connects their own account', { kind: 'check', invert: true, errors, hint: 'Unchecked: one account, connected once, is used by everyone.' }) : null,
       h('details', {}, h('summary', {}, 'Token placement and renewal'),
         bound(model, 'auth.in', 'Access token sent in', { kind: 'select', choices: [['', 'a header (default)'], ['query', 'a query parameter']], errors }),
@@ -276,6 +277,28 @@ function resourceForm({ name, definition, onSaved, onCancel }) {
         bound(model, 'auth.refreshSchedule', 'Refresh on a schedule (cron, UTC)', { errors, mono: true, placeholder: '0 3 * * *' })),
       tokenApplyFields(),
     ];
+  }
+
+  /**
+   * DPoP (auth.dpop): true, or { algorithm } for another algorithm than ES256. A checkbox, and the algorithm once it is on;
+   * the definition keeps the short form (true) while the algorithm is the default.
+   */
+  function dpopFields() {
+    const current = getAt(model, 'auth.dpop');
+    const on = current === true || (current !== null && typeof current === 'object');
+    const id = nextId('f');
+    const box = h('input', { id, name: 'auth.dpop', type: 'checkbox', checked: on });
+    box.addEventListener('change', () => { setAt(model, 'auth.dpop', box.checked ? true : undefined); draw(); });
+    const check = wrapField(id, 'auth.dpop', 'Bind tokens to a key Keyway holds (DPoP, RFC 9449)', box, {
+      check: true, errors, hint: 'Each credential gets its own key pair, kept encrypted and never shown; every request carries a proof. The provider must issue DPoP tokens to this client.',
+    });
+    if (!on) return check;
+    const algorithmId = nextId('f');
+    const algorithm = (typeof current === 'object' && current.algorithm) || '';
+    const select = h('select', { id: algorithmId, name: 'auth.dpop.algorithm' },
+      [['', 'ES256 (default)'], ['RS256', 'RS256'], ['PS256', 'PS256']].map(([v, text]) => h('option', { value: v, selected: algorithm === v }, text)));
+    select.addEventListener('change', () => setAt(model, 'auth.dpop', select.value ? { algorithm: select.value } : true));
+    return [check, wrapField(algorithmId, 'auth.dpop.algorithm', 'DPoP proof algorithm', select, { errors })];
   }
 
   function advancedTab() {

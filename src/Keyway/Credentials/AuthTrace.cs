@@ -47,6 +47,24 @@ internal sealed class AuthTrace
     /// <summary>What traced providers send with.</summary>
     public HttpClient Http { get; }
 
+    private HttpClient? _tlsHttp;
+
+    /// <summary>What traced token requests that present the resource's client certificate send with: its pool, with this trace in front.</summary>
+    public HttpClient HttpOver(OutboundPool pool)
+    {
+        lock (_gate)
+        {
+            if (_tlsHttp is null)
+            {
+                // Never disposed, as Http: disposing it would dispose the pool behind it.
+                _tlsHttp = new HttpClient(new TracingHandler(this) { InnerHandler = pool.Handler }, disposeHandler: false) { Timeout = Timeout.InfiniteTimeSpan };
+                _tlsHttp.DefaultRequestHeaders.TryAddWithoutValidation("Accept-Encoding", ResponseDecoding.Identity);
+            }
+
+            return _tlsHttp;
+        }
+    }
+
     /// <summary>Which calls the engine made to the provider: <c>acquire</c> (a login, a grant) or <c>refresh</c>.</summary>
     public IReadOnlyList<string> Calls
     {

@@ -83,6 +83,9 @@ internal sealed class CompiledResource
     /// <summary>AWS Signature Version 4: every request signed, or null.</summary>
     public CompiledSigV4? SigV4 { get; init; }
 
+    /// <summary>The TLS of its connections (a client certificate, a CA of its own), or null: the shared pool.</summary>
+    public CompiledTls? Tls { get; init; }
+
     /// <summary>
     /// A template over <c>response</c> (status, headers, body) that, when true, means the upstream
     /// rejected the credential although its status did not say so. Evaluated by runs and saved
@@ -194,6 +197,12 @@ internal static class ResourceCompiler
             }
         }
 
+        // What the TLS settings read goes to the base URL's connections (and to the token endpoint's, below, when they present it).
+        var tlsVariables = new HashSet<string>(StringComparer.Ordinal);
+        current = tlsVariables;
+        var tls = CompiledTls.Compile(definition.Tls, errors, Parse);
+        requestVariables.UnionWith(tlsVariables);
+
         current = authVariables;
         var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse, out var oauth2, out var custom, out var sigV4, out var gitHubApp);
         foreach (var step in custom is null ? [] : custom.Steps.Concat(custom.RefreshSteps ?? []))
@@ -217,6 +226,12 @@ internal static class ResourceCompiler
         {
             // Static auth is placed on the request.
             requestVariables.UnionWith(authVariables);
+        }
+
+        CompiledTls.CheckCertificateUse(definition.Auth, oauth2, tls, errors);
+        if (oauth2 is { UsesClientCertificate: true })
+        {
+            authVariables.UnionWith(tlsVariables);
         }
 
         StaticValues.Check(definition, errors);
@@ -285,6 +300,7 @@ internal static class ResourceCompiler
             OAuth2 = oauth2,
             Custom = custom,
             SigV4 = sigV4,
+            Tls = tls,
             GitHubApp = gitHubApp,
             AuthFailureCondition = custom?.BodyCondition,
             ShareCredentials = definition.ShareCredentials ?? true,

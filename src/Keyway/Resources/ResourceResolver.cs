@@ -41,6 +41,9 @@ internal sealed class ResolvedResource
     /// <summary>Signs each request as it is sent (<c>awsSigV4</c>), or null.</summary>
     public AwsSigV4Signer? Signer { get; init; }
 
+    /// <summary>Its TLS settings here (the client certificate its connections present), or null: the shared pool.</summary>
+    public TlsBinding? Tls { get; init; }
+
     /// <summary>
     /// How its traffic is audited (null: the server's mode). A resource saved with <c>off</c> whose templates
     /// read a variable that is secret here (made secret after it was saved) is audited in the server's mode.
@@ -66,6 +69,7 @@ internal sealed class ResolvedResource
         Known = Known,
         Credential = credential,
         Signer = Signer,
+        Tls = Tls,
         TrafficMode = TrafficMode,
         Bindings = Bindings,
         Shown = Shown,
@@ -246,7 +250,9 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
             }
 
             var signer = resource.SigV4?.Render(scope, derived);
-            var credential = Bind(resource, values, visible, scope, redactor, derived, baseUrlText);
+            // Read once per value (CompiledTls.Read); a value that does not read is refused naming the resource and the field.
+            var tls = resource.Tls is { } compiledTls ? new TlsBinding(resource.Name, values.Environment, compiledTls.Render(scope, resource.Name)) : null;
+            var credential = Bind(resource, values, visible, scope, redactor, derived, baseUrlText, tls);
             foreach (var (name, value) in headers)
             {
                 if (!Outbound.HeaderRules.IsValidValue(value))
@@ -268,6 +274,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
                 Known = known,
                 Credential = credential,
                 Signer = signer,
+                Tls = tls,
                 Shown = shown.Build(baseUrlWithheld),
                 Bindings = values.BindingsOf(resource.ReadsAllVariables ? visible.Keys : resource.RequestVariables),
                 TrafficMode = resource.Traffic == Audit.TrafficMode.Off &&
@@ -286,7 +293,7 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
 
     private CredentialBinding? Bind(
         CompiledResource resource, EnvironmentValues values, IReadOnlyDictionary<string, object?> visible, TemplateScope scope, Redactor redactor, List<string> derived,
-        string baseUrl)
+        string baseUrl, TlsBinding? tls)
     {
         // A script that reads the variables as a whole may carry any visible one.
         IEnumerable<string> Read(IReadOnlySet<string> named) => resource.ReadsAllVariables ? visible.Keys : named;
@@ -294,7 +301,12 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
         if (resource.OAuth2 is { } compiled)
         {
             var read = Read(resource.OAuth2Variables).ToList();
-            var settings = compiled.Render(scope, derived) with { Bindings = values.BindingsOf(read), SecretVersions = values.VersionsOf(read), SecretDerived = compiled.SecretDerived(scope, values.IsSecret) };
+            var settings = compiled.Render(scope, derived) with
+            {
+                Bindings = values.BindingsOf(read), SecretVersions = values.VersionsOf(read), SecretDerived = compiled.SecretDerived(scope, values.IsSecret),
+                // The same certificate for the token requests as for the requests (RFC 8705): a bound token is presented with it.
+                Tls = compiled.UsesClientCertificate ? tls : null,
+            };
             return new CredentialBinding(resource.Name, values.Environment, new OAuth2TokenProvider(oauth, settings), compiled.Destination, resource.ShareCredentials);
         }
 

@@ -181,6 +181,8 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
         var resource = resolved.Resource;
         var method = call.Method;
         var withBody = true;
+        // The shared pool, or the resource's own when it presents a client certificate (created once per certificate version).
+        var client = outbound.For(resolved.Tls).Client;
         for (var hop = 0; ; hop++)
         {
             // On every hop: a bound secret goes only to its origins, whatever the resource now says.
@@ -198,7 +200,7 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
             }
 
             sent.Capture(request, withBody ? call.ReplayableBody : null);
-            var response = await outbound.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
             if (!resource.FollowSameOriginRedirects || hop == MaxRedirects || !IsRedirect(response.StatusCode) ||
                 response.Headers.Location is not { } location)
             {
@@ -259,6 +261,11 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
         if (e.InnerException is OutboundRequestException denied)
         {
             return new KeywayException(StatusCodes.Status403Forbidden, denied.Code, resolved.Redactor.Redact(denied.Message));
+        }
+
+        if (TlsFailures.Describe(e, resolved.Resource.Name, resolved.BaseUrl, resolved.Tls?.Tls) is { } tls)
+        {
+            return new KeywayException(StatusCodes.Status502BadGateway, TlsFailures.Code, resolved.Redactor.Redact(tls));
         }
 
         return new KeywayException(StatusCodes.Status502BadGateway, "upstream_unreachable",

@@ -20,6 +20,11 @@ internal sealed class CompiledTls
     /// <summary>The settings this definition version has read: each parsed once.</summary>
     public ClientTlsCache Read { get; } = new();
 
+    /// <summary>The variables its templates read, and whether one reads them all.</summary>
+    public IReadOnlySet<string> Variables { get; private init; } = new HashSet<string>();
+
+    private bool ReadsAllVariables { get; init; }
+
     /// <summary>Whether its connections present a client certificate.</summary>
     public bool HasClientCertificate => _certificate is not null || _pkcs12 is not null;
 
@@ -64,16 +69,25 @@ internal sealed class CompiledTls
             return template;
         }
 
+        var certificate = parse("tls.clientCertificate", tls.ClientCertificate, false);
+        var key = Secret("tls.clientKey", tls.ClientKey);
+        var pkcs12 = Secret("tls.pkcs12", tls.Pkcs12);
+        var pkcs12Password = Secret("tls.pkcs12Password", tls.Pkcs12Password);
+        var authorities = parse("tls.caCertificate", tls.CaCertificate, false);
+        var templates = new[] { certificate, key, pkcs12, pkcs12Password, authorities }.OfType<Template>().ToList();
         var compiled = new CompiledTls
         {
-            _certificate = parse("tls.clientCertificate", tls.ClientCertificate, false),
-            _key = Secret("tls.clientKey", tls.ClientKey),
-            _pkcs12 = Secret("tls.pkcs12", tls.Pkcs12),
-            _pkcs12Password = Secret("tls.pkcs12Password", tls.Pkcs12Password),
-            _authorities = parse("tls.caCertificate", tls.CaCertificate, false),
+            _certificate = certificate,
+            _key = key,
+            _pkcs12 = pkcs12,
+            _pkcs12Password = pkcs12Password,
+            _authorities = authorities,
+            Variables = templates.SelectMany(t => t.VariableNames).ToHashSet(StringComparer.Ordinal),
+            ReadsAllVariables = templates.Any(t => t.ReferencesAllVariables),
         };
 
-        // What is written into the definition is checked now, when it is saved; what a variable holds, when it is used.
+        // What is written into the definition is checked now, when it is saved; what a variable holds, when it is saved
+        // (CheckValuesAsync, in each environment that has them) and when it is used.
         if (compiled._certificate is { IsConstant: true } && tls.ClientCertificate!.Contains("PRIVATE KEY", StringComparison.Ordinal))
         {
             errors.Add(new FieldError("tls.clientCertificate",
@@ -135,6 +149,57 @@ internal sealed class CompiledTls
             : new FieldError("auth.certificateBoundTokens",
                 "Tokens bound to a client certificate are refused without it: give the resource its certificate (tls.clientCertificate with " +
                 "tls.clientKey, or tls.pkcs12), which its token requests and its requests both present."));
+    }
+
+    /// <summary>
+    /// Reads the settings in every environment where the variables they read are set, when a definition is saved: a
+    /// certificate that does not read or a key that is not its own is refused then, field by field, rather than at its
+    /// first request. Where a variable is not set yet, it is checked when it is used.
+    /// </summary>
+    public static async Task CheckValuesAsync(
+        Environments.VariableService variables, string name, ResourceDefinition definition, IReadOnlyList<string> attached, CancellationToken cancellationToken)
+    {
+        if (definition.Tls is null)
+        {
+            return;
+        }
+
+        var resource = ResourceCompiler.Compile(name, 0, definition, attached.ToHashSet(StringComparer.Ordinal));
+        if (resource.Tls is not { ReadsAllVariables: false } tls)
+        {
+            return;
+        }
+
+        var errors = new List<FieldError>();
+        foreach (var environment in await variables.ListEnvironmentsAsync(cancellationToken))
+        {
+            var values = await variables.GetValuesAsync(environment.Name, cancellationToken);
+            var visible = Scopes.Visible(resource, values);
+            if (!tls.Variables.All(visible.ContainsKey))
+            {
+                continue;
+            }
+
+            try
+            {
+                tls.Render(Scopes.ForResource(values, visible, null), name);
+            }
+            catch (KeywayException e) when (e.Code == "invalid_config")
+            {
+                // The message names the field and never the value.
+                var field = System.Text.RegularExpressions.Regex.Match(e.Message, @"tls\.[A-Za-z0-9]+") is { Success: true } match ? match.Value : "tls";
+                errors.Add(new FieldError(field, $"In '{environment.Name}': {e.Message}"));
+            }
+            catch (TemplateException)
+            {
+                // A template that fails here (one that reads the caller) fails with its own error when used.
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            throw new ResourceValidationException(name, errors);
+        }
     }
 
     private static bool HoldsCertificate(string pem)

@@ -151,6 +151,12 @@ public sealed class MtlsTests
             new { type = "oauth2", tokenUrl = "https://login.example.com/token", clientId = "c", clientAuth = "tls_client_auth" });
         Assert.Contains(mutual["errors"]!.AsArray(), e => (string?)e!["field"] == "auth.clientAuth");
 
+        // A key the variables hold that is not the certificate's: refused when saved, by field and environment.
+        await SetAsync(admin, "CERT", TestCertificates.CertificatePem(certificates.IssueClient("another")), secret: false);
+        var mismatched = await RefusedAsync(new { clientCertificate = "{{ environment.variables.CERT }}", clientKey = "{{ environment.variables.KEY }}" });
+        Assert.Equal("tls.clientKey", (string?)mismatched["errors"]![0]!["field"]);
+        Assert.Contains("In 'production': The resource 'bad': tls.clientKey does not match the certificate", (string?)mismatched["detail"]);
+
         // The same, well formed, is saved.
         using var saved = await admin.PutAsJsonAsync("/api/v1/resources/good", new
         {

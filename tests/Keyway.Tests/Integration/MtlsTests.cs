@@ -76,6 +76,13 @@ public sealed class MtlsTests
         Assert.Contains(server.Requests, r => r.Thumbprint == TestCertificates.Thumbprint(client));
         Assert.Contains(server.Requests, r => r.Thumbprint == TestCertificates.Thumbprint(ecClient));
 
+        // The resource test names the certificate presented and when it expires.
+        var test = await Expect.StatusAsync(await admin.PostAsJsonAsync("/api/v1/resources/mtls-pem/test", new { path = "/hello" }), 200);
+        outputs.Add(test.ToJsonString());
+        Assert.True((bool)test["ok"]!, test.ToJsonString());
+        var certificateStep = test["steps"]!.AsArray().Single(step => (string?)step!["step"] == "client certificate")!;
+        Assert.Equal($"CN=keyway-client, valid until {client.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm}Z", (string?)certificateStep["detail"]);
+
         // Without one, or with one from another CA: refused in the handshake, and said so.
         foreach (var resource in new[] { "mtls-none", "mtls-stranger" })
         {

@@ -91,7 +91,9 @@ public sealed class TestCertificates
     {
         var serial = RandomNumberGenerator.GetBytes(16);
         serial[0] &= 0x7f;
-        using var issued = request.Create(Authority, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30), serial);
+        // Signed with the CA's RSA key whatever the leaf's key is (an EC leaf's request names no RSA padding).
+        using var issued = request.Create(Authority.SubjectName, X509SignatureGenerator.CreateForRSA(_caKey, RSASignaturePadding.Pkcs1),
+            DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30), serial);
         var withKey = key switch
         {
             RSA rsa => issued.CopyWithPrivateKey(rsa),

@@ -80,7 +80,7 @@ public sealed class MtlsOAuthTests
         handler.SslOptions.RemoteCertificateValidationCallback = (_, presented, _, _) =>
             presented is not null && MtlsServer.ChainsTo(X509CertificateLoader.LoadCertificate(presented.GetRawCertData()), certificates.Authority);
         if (certificate is not null)
-            handler.SslOptions.ClientCertificates = [certificate];
+            handler.SslOptions.ClientCertificates = new X509CertificateCollection { certificate };
         using var client = new HttpClient(handler);
         using var request = new HttpRequestMessage(HttpMethod.Get, auth.BoundApiEndpoint);
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);

@@ -47,21 +47,22 @@ internal sealed class AuthTrace
     /// <summary>What traced providers send with.</summary>
     public HttpClient Http { get; }
 
-    private HttpClient? _tlsHttp;
+    // A property like Http: never disposed (disposing it would dispose the pool behind it).
+    private HttpClient? TlsHttp { get; set; }
 
     /// <summary>What traced token requests that present the resource's client certificate send with: its pool, with this trace in front.</summary>
     public HttpClient HttpOver(OutboundPool pool)
     {
         lock (_gate)
         {
-            if (_tlsHttp is null)
+            if (TlsHttp is null)
             {
                 // Never disposed, as Http: disposing it would dispose the pool behind it.
-                _tlsHttp = new HttpClient(new TracingHandler(this) { InnerHandler = pool.Handler }, disposeHandler: false) { Timeout = Timeout.InfiniteTimeSpan };
-                _tlsHttp.DefaultRequestHeaders.TryAddWithoutValidation("Accept-Encoding", ResponseDecoding.Identity);
+                TlsHttp = new HttpClient(new TracingHandler(this) { InnerHandler = pool.Handler }, disposeHandler: false) { Timeout = Timeout.InfiniteTimeSpan };
+                TlsHttp.DefaultRequestHeaders.TryAddWithoutValidation("Accept-Encoding", ResponseDecoding.Identity);
             }
 
-            return _tlsHttp;
+            return TlsHttp;
         }
     }
 

@@ -55,7 +55,7 @@ public sealed class MtlsOAuthTests
         Assert.Contains(auth.TokenRequests, r => r.ClientId == "mtls-client" && r.StatusCode == 200);
 
         // The token is bound to the certificate, and good only on a connection that presents it.
-        var token = auth.BoundApiTokens.Last();
+        var token = auth.BoundApiTokens[^1];
         Assert.Equal(TestCertificates.Thumbprint(clientCertificate), AuthServer.Confirmation(token));
         Assert.Equal(HttpStatusCode.Unauthorized, await CallAsync(auth, certificates, token, certificate: null));
         Assert.Equal(HttpStatusCode.Unauthorized, await CallAsync(auth, certificates, token, other));

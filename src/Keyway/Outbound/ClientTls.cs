@@ -62,6 +62,10 @@ internal sealed class ClientTls
     /// <exception cref="KeywayException"><c>invalid_config</c>, naming the field and never quoting its value.</exception>
     public static ClientTls Read(string? certificatePem, string? keyPem, string? pkcs12, string? pkcs12Password, string? authoritiesPem, string where)
     {
+        // PEM blocks joined without a line break (two variables in one template) read as they would with one.
+        certificatePem = Separated(certificatePem);
+        keyPem = Separated(keyPem);
+        authoritiesPem = Separated(authoritiesPem);
         X509Certificate2? certificate = null;
         var chain = new X509Certificate2Collection();
         if (!string.IsNullOrWhiteSpace(pkcs12))
@@ -250,6 +254,9 @@ internal sealed class ClientTls
 
         return collection;
     }
+
+    private static string? Separated(string? pem) =>
+        pem?.Contains("----------", StringComparison.Ordinal) == true ? pem.Replace("----------", "-----\n-----", StringComparison.Ordinal) : pem;
 
     private static string Base64Url(ReadOnlySpan<byte> bytes) =>
         Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');

@@ -62,10 +62,11 @@ public sealed class MtlsOAuthTests
         Assert.Equal(HttpStatusCode.OK, await CallAsync(auth, certificates, token, clientCertificate));
 
         // A certificate the provider does not know for the client: no token, and nothing sent to the API.
+        var presented = auth.BoundApiTokens.Count;
         using var refused = await admin.PostAsJsonAsync("/api/v1/resources/impostor/run", new { path = "/api/bound" });
         Assert.False(refused.IsSuccessStatusCode, await refused.Content.ReadAsStringAsync());
         Assert.Contains(auth.TokenRequests, r => r.ClientId == "mtls-client" && r.StatusCode is 400 or 401);
-        Assert.Equal(2, auth.BoundApiTokens.Count);
+        Assert.Equal(presented, auth.BoundApiTokens.Count);
 
         await keyway.StopAsync();
         var keyLine = TestCertificates.KeyPem(clientCertificate).Split('\n', StringSplitOptions.RemoveEmptyEntries)[3].Trim();

@@ -24,7 +24,13 @@ public sealed class MtlsOAuthTests
         await using var auth = await AuthServer.StartAsync(new AuthServerOptions
         {
             ServerCertificate = certificates.IssueServer(),
-            Clients = [AuthServerClient.Default, new AuthServerClient { ClientId = "mtls-client", Certificate = clientCertificate }],
+            Clients =
+            [
+                AuthServerClient.Default,
+                new AuthServerClient { ClientId = "mtls-client", Certificate = clientCertificate },
+                // A client with a secret whose certificate is registered too: OpenIddict binds its tokens to the certificate it checked.
+                new AuthServerClient { ClientId = "secret-client", ClientSecret = "secret-client-secret", Certificate = clientCertificate },
+            ],
         });
         await using var keyway = await KeywayProcess.StartAsync(StoreKind.Sqlite, new Dictionary<string, string>
         {
@@ -60,6 +66,18 @@ public sealed class MtlsOAuthTests
         Assert.Equal(HttpStatusCode.Unauthorized, await CallAsync(auth, certificates, token, certificate: null));
         Assert.Equal(HttpStatusCode.Unauthorized, await CallAsync(auth, certificates, token, other));
         Assert.Equal(HttpStatusCode.OK, await CallAsync(auth, certificates, token, clientCertificate));
+
+        // A client that authenticates with its secret and has its tokens bound (certificateBoundTokens): the same certificate goes with both.
+        await SetAsync(admin, "CLIENT_SECRET", "secret-client-secret");
+        await Expect.StatusAsync(await admin.PutAsJsonAsync("/api/v1/resources/bound-secret", new
+        {
+            baseUrl = auth.BaseUrl,
+            tls = Tls("MTLS"),
+            auth = new { type = "oauth2", tokenUrl = auth.TokenEndpoint, clientId = "secret-client", clientSecret = "{{ environment.variables.CLIENT_SECRET }}", certificateBoundTokens = true, scope = "api" },
+        }), 201);
+        var withSecret = await Expect.StatusAsync(await admin.PostAsJsonAsync("/api/v1/resources/bound-secret/run", new { path = "/api/bound" }), 200);
+        Assert.True(200 == (int)withSecret["status"]!, withSecret.ToJsonString());
+        Assert.Equal(TestCertificates.Thumbprint(clientCertificate), AuthServer.Confirmation(auth.BoundApiTokens[^1]));
 
         // A certificate the provider does not know for the client: no token, and nothing sent to the API.
         var presented = auth.BoundApiTokens.Count;

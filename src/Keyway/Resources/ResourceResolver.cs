@@ -303,7 +303,9 @@ internal sealed class ResourceResolver(VariableService variables, OAuth2Client o
             var read = Read(resource.OAuth2Variables).ToList();
             var settings = compiled.Render(scope, derived) with
             {
-                Bindings = values.BindingsOf(read), SecretVersions = values.VersionsOf(read), SecretDerived = compiled.SecretDerived(scope, values.IsSecret),
+                Bindings = values.BindingsOf(read),
+                SecretVersions = values.VersionsOf(read),
+                SecretDerived = compiled.SecretDerived(scope, values.IsSecret),
                 // The same certificate for the token requests as for the requests (RFC 8705): a bound token is presented with it.
                 Tls = compiled.UsesClientCertificate ? tls : null,
             };

@@ -107,7 +107,9 @@ public sealed class ClientTlsTests
         static IReadOnlyList<FieldError> Errors(ResourceTlsDefinition tls, AuthDefinition? auth = null) =>
             Assert.Throws<ResourceValidationException>(() => ResourceCompiler.Compile("api", 1, new ResourceDefinition
             {
-                BaseUrl = "https://api.example.com", Tls = tls, Auth = auth,
+                BaseUrl = "https://api.example.com",
+                Tls = tls,
+                Auth = auth,
             })).Errors;
 
         Assert.Contains(Errors(new ResourceTlsDefinition { ClientCertificate = "{{ environment.variables.C }}", ClientKey = TestCertificates.KeyPem(Client) }),
@@ -137,7 +139,11 @@ public sealed class ClientTlsTests
             Tls = new ResourceTlsDefinition { ClientCertificate = "{{ environment.variables.CERT }}", ClientKey = "{{ environment.variables.KEY }}" },
             Auth = new AuthDefinition
             {
-                Type = "oauth2", TokenUrl = "https://login.example.com/token", ClientId = "c", ClientAuth = clientAuth, CertificateBoundTokens = bound,
+                Type = "oauth2",
+                TokenUrl = "https://login.example.com/token",
+                ClientId = "c",
+                ClientAuth = clientAuth,
+                CertificateBoundTokens = bound,
                 ClientSecret = clientAuth is null ? "{{ environment.variables.SECRET }}" : null,
             },
         });

@@ -47,6 +47,25 @@ internal sealed class AuthTrace
     /// <summary>What traced providers send with.</summary>
     public HttpClient Http { get; }
 
+    // A property like Http: never disposed (disposing it would dispose the pool behind it).
+    private HttpClient? TlsHttp { get; set; }
+
+    /// <summary>What traced token requests that present the resource's client certificate send with: its pool, with this trace in front.</summary>
+    public HttpClient HttpOver(OutboundPool pool)
+    {
+        lock (_gate)
+        {
+            if (TlsHttp is null)
+            {
+                // Never disposed, as Http: disposing it would dispose the pool behind it.
+                TlsHttp = new HttpClient(new TracingHandler(this) { InnerHandler = pool.Handler }, disposeHandler: false) { Timeout = Timeout.InfiniteTimeSpan };
+                TlsHttp.DefaultRequestHeaders.TryAddWithoutValidation("Accept-Encoding", ResponseDecoding.Identity);
+            }
+
+            return TlsHttp;
+        }
+    }
+
     /// <summary>Which calls the engine made to the provider: <c>acquire</c> (a login, a grant) or <c>refresh</c>.</summary>
     public IReadOnlyList<string> Calls
     {

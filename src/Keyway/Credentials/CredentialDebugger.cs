@@ -49,6 +49,16 @@ internal sealed class CredentialDebugger(
                 ? Templates.TemplateProvenance.Marker("the base URL " + withheld)
                 : resolved.Redactor.Redact(resolved.BaseUrl.ToString());
             steps.Add(new TestStep("configuration", true, $"base URL {baseUrl}") { DurationMs = Ms(started) });
+            if (resolved.Tls?.Tls is { Certificate: { } certificate, NotAfter: { } notAfter })
+            {
+                // The certificate's subject and expiry: public, and the first thing to check when a handshake is refused.
+                var expired = notAfter <= time.GetUtcNow();
+                steps.Add(new TestStep("client certificate", !expired,
+                    $"{certificate.Subject}, valid until {notAfter:yyyy-MM-dd HH:mm}Z{(expired ? " (expired)" : "")}")
+                {
+                    Fix = expired ? "Renew the client certificate and set the variables tls reads to the new one." : null,
+                });
+            }
         }
         catch (KeywayException e)
         {

@@ -25,8 +25,17 @@ internal sealed record OAuth2Settings
 
     public Secret? ClientSecret { get; init; }
 
-    /// <summary><c>basic</c>, <c>post</c> or <c>private_key_jwt</c>.</summary>
+    /// <summary><c>basic</c>, <c>post</c>, <c>private_key_jwt</c>, <c>tls_client_auth</c> or <c>self_signed_tls_client_auth</c>.</summary>
     public string ClientAuth { get; init; } = "basic";
+
+    /// <summary>
+    /// The resource's client certificate, when token requests present it (mutual TLS client authentication or
+    /// certificate-bound tokens, RFC 8705): they go through the resource's own connection pool. Null: the shared pool.
+    /// </summary>
+    public TlsBinding? Tls { get; init; }
+
+    /// <summary>Whether the client authenticates with its TLS client certificate alone (client_id sent, no secret).</summary>
+    public bool MutualTlsClientAuth => ClientAuth is "tls_client_auth" or "self_signed_tls_client_auth";
 
     /// <summary>The key that signs the <c>jwt_bearer</c> grant's assertion or the <c>private_key_jwt</c> client assertion.</summary>
     public SigningKey? SigningKey { get; init; }
@@ -102,9 +111,10 @@ internal sealed record OAuth2Settings
                 text += "\ndpop:" + DPoPAlgorithm;
             }
 
-            if (Grant is "client_credentials" or "password" or OAuth2Client.JwtBearerGrant && SecretVersions.Length > 0)
+            if (Grant is "client_credentials" or "password" or OAuth2Client.JwtBearerGrant && (SecretVersions.Length > 0 || Tls is not null))
             {
-                text += "\n" + SecretVersions;
+                // A token bound to a certificate is of no use with another: a new certificate obtains a new token.
+                text += "\n" + SecretVersions + "\n" + Tls?.Tls.Thumbprint;
             }
 
             return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..32];
@@ -113,7 +123,8 @@ internal sealed record OAuth2Settings
 }
 
 /// <summary>The endpoints of a provider, configured or discovered.</summary>
-internal sealed record OAuth2Endpoints(string TokenUrl, string? AuthorizeUrl, string? RevocationUrl);
+/// <remarks><paramref name="MtlsTokenUrl"/>: the RFC 8705 <c>mtls_endpoint_aliases</c> token endpoint, for clients that present a certificate.</remarks>
+internal sealed record OAuth2Endpoints(string TokenUrl, string? AuthorizeUrl, string? RevocationUrl, string? MtlsTokenUrl = null);
 
 /// <summary>
 /// OAuth 2.0 protocol messages through Duende.IdentityModel, sent on Keyway's outbound pool (so the
@@ -169,13 +180,14 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time, D
                 throw new TokenRequestException(kind, $"Discovery at {issuer} failed: {document.Error}");
             }
 
-            cached = (new OAuth2Endpoints(document.TokenEndpoint!, document.AuthorizeEndpoint, document.RevocationEndpoint), now + DiscoveryLifetime);
+            cached = (new OAuth2Endpoints(document.TokenEndpoint!, document.AuthorizeEndpoint, document.RevocationEndpoint, MtlsTokenEndpoint(document)), now + DiscoveryLifetime);
             _discovered[issuer] = cached;
         }
 
         return cached.Endpoints with
         {
-            TokenUrl = settings.TokenUrl ?? cached.Endpoints.TokenUrl,
+            // A client that presents its certificate uses the provider's mutual TLS alias of the token endpoint, if it has one (RFC 8705 5).
+            TokenUrl = settings.TokenUrl ?? (settings.Tls is not null ? cached.Endpoints.MtlsTokenUrl : null) ?? cached.Endpoints.TokenUrl,
             AuthorizeUrl = settings.AuthorizeUrl ?? cached.Endpoints.AuthorizeUrl,
             RevocationUrl = settings.RevocationUrl ?? cached.Endpoints.RevocationUrl,
         };
@@ -289,8 +301,10 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time, D
             parameters.Add("resource", resource);
         }
 
-        var style = settings.ClientAuth == "post" ? ClientCredentialStyle.PostBody : ClientCredentialStyle.AuthorizationHeader;
-        var secret = settings.ClientSecret?.Reveal();
+        // Mutual TLS client authentication sends the client_id in the body and no secret: the certificate authenticates (RFC 8705 2).
+        var style = settings.ClientAuth == "post" || settings.MutualTlsClientAuth ? ClientCredentialStyle.PostBody : ClientCredentialStyle.AuthorizationHeader;
+        var secret = settings.MutualTlsClientAuth ? null : settings.ClientSecret?.Reveal();
+        var http = HttpFor(settings);
         // Signed per token request (iat, exp, jti fresh each time); a provider refuses an assertion it has seen.
         var clientAssertion = ClientAssertionFor(settings, endpoints.TokenUrl);
         assertions.Add(clientAssertion?.Value);
@@ -332,18 +346,37 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time, D
 
         return grant switch
         {
-            "refresh_token" => await Http.RequestRefreshTokenAsync(
+            "refresh_token" => await http.RequestRefreshTokenAsync(
                 Client(new RefreshTokenRequest { RefreshToken = refreshToken!.Reveal(), Scope = settings.Scope }), ct),
-            "client_credentials" => await Http.RequestClientCredentialsTokenAsync(
+            "client_credentials" => await http.RequestClientCredentialsTokenAsync(
                 Client(new ClientCredentialsTokenRequest { Scope = settings.Scope }), ct),
-            "password" => await Http.RequestPasswordTokenAsync(
+            "password" => await http.RequestPasswordTokenAsync(
                 Client(new PasswordTokenRequest { UserName = settings.Username!, Password = settings.Password?.Reveal(), Scope = settings.Scope }), ct),
-            "authorization_code" => await Http.RequestAuthorizationCodeTokenAsync(
+            "authorization_code" => await http.RequestAuthorizationCodeTokenAsync(
                 Client(new AuthorizationCodeTokenRequest { Code = code!, CodeVerifier = codeVerifier, RedirectUri = redirectUri! }), ct),
-            JwtBearerGrant => await outbound.Client.RequestTokenAsync(Client(new TokenRequest { GrantType = JwtBearerGrantType }), ct),
+            JwtBearerGrant => await (settings.Tls is null ? outbound.Client : http).RequestTokenAsync(Client(new TokenRequest { GrantType = JwtBearerGrantType }), ct),
             _ => throw new ArgumentOutOfRangeException(nameof(grant)),
         };
     }
+
+    /// <summary>What a token request goes through: the resource's own pool when it presents the client certificate (traced in the resource test).</summary>
+    private HttpClient HttpFor(OAuth2Settings settings)
+    {
+        if (settings.Tls is not { } tls)
+        {
+            return Http;
+        }
+
+        var pool = outbound.For(tls);
+        return _trace?.HttpOver(pool) ?? pool.Client;
+    }
+
+    private static string? MtlsTokenEndpoint(DiscoveryDocumentResponse document) =>
+        document.Json is { ValueKind: System.Text.Json.JsonValueKind.Object } json &&
+        json.TryGetProperty("mtls_endpoint_aliases", out var aliases) && aliases.ValueKind == System.Text.Json.JsonValueKind.Object &&
+        aliases.TryGetProperty("token_endpoint", out var token) && token.ValueKind == System.Text.Json.JsonValueKind.String
+            ? token.GetString()
+            : null;
 
     /// <summary>The <c>private_key_jwt</c> client assertion (OpenID Connect Core 9, RFC 7523 2.2): <c>iss</c> and <c>sub</c> the client id.</summary>
     private ClientAssertion? ClientAssertionFor(OAuth2Settings settings, string tokenUrl) =>
@@ -402,13 +435,15 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time, D
         }
 
         var clientAssertion = ClientAssertionFor(settings, endpoints.TokenUrl);
-        var response = await outbound.Client.RevokeTokenAsync(new TokenRevocationRequest
+        var response = await (settings.Tls is { } tls ? outbound.For(tls).Client : outbound.Client).RevokeTokenAsync(new TokenRevocationRequest
         {
             Address = endpoints.RevocationUrl,
             ClientId = settings.ClientId,
-            ClientSecret = settings.ClientSecret?.Reveal(),
+            ClientSecret = settings.MutualTlsClientAuth ? null : settings.ClientSecret?.Reveal(),
             ClientAssertion = clientAssertion ?? new ClientAssertion(),
-            ClientCredentialStyle = settings.ClientAuth == "post" || clientAssertion is not null ? ClientCredentialStyle.PostBody : ClientCredentialStyle.AuthorizationHeader,
+            ClientCredentialStyle = settings.ClientAuth == "post" || settings.MutualTlsClientAuth || clientAssertion is not null
+                ? ClientCredentialStyle.PostBody
+                : ClientCredentialStyle.AuthorizationHeader,
             Token = token.Reveal(),
             TokenTypeHint = hint,
         }, cancellationToken);
@@ -421,6 +456,12 @@ internal sealed class OAuth2Client(OutboundClient outbound, TimeProvider time, D
         var receivedAt = time.GetUtcNow();
         if (!response.IsError && response.AccessToken is { Length: > 0 } access)
         {
+            if (CertificateBinding.Refusal(access, settings.Tls?.Tls) is { } refusal)
+            {
+                // Sent on, the token would be refused by the resource (or would work for whoever holds that other certificate).
+                return TokenResult.Fail(FailureKind.Misconfigured, refusal);
+            }
+
             var accessToken = new Secret(access);
             return TokenResult.Success(new TokenSet
             {

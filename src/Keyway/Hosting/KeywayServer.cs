@@ -194,7 +194,7 @@ internal static partial class KeywayServer
             Deny = SplitList(Environment.GetEnvironmentVariable(DestinationPolicyOptions.DenySetting)),
             Allow = SplitList(Environment.GetEnvironmentVariable(DestinationPolicyOptions.AllowSetting)),
         }));
-        services.AddSingleton(sp => new OutboundClient(sp.GetRequiredService<DestinationPolicy>(), new OutboundHandlerOptions()));
+        services.AddSingleton(sp => new OutboundClient(sp.GetRequiredService<DestinationPolicy>(), new OutboundHandlerOptions(), sp.GetRequiredService<TimeProvider>()));
         services.AddHttpForwarder();
         services.AddProblemDetails();
         // A body that cannot be bound (malformed JSON, invalid UTF-8, too deep, a wrong content type)
@@ -290,6 +290,7 @@ internal static partial class KeywayServer
         var variables = app.Services.GetRequiredService<VariableService>();
         variables.Subscribe();
         app.Services.GetRequiredService<ResourceService>().Subscribe();
+        app.Services.GetRequiredService<OutboundClient>().Subscribe(app.Services.GetRequiredService<ChangeFeed>());
         app.Services.GetRequiredService<QueryService>().Subscribe();
         var engine = app.Services.GetRequiredService<CredentialEngine>();
         engine.Subscribe();

@@ -1,5 +1,7 @@
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
 
 namespace Keyway.Outbound;
 
@@ -23,12 +25,16 @@ internal sealed record OutboundHandlerOptions
 /// </summary>
 internal static class OutboundHandler
 {
-    public static SocketsHttpHandler Create(DestinationPolicy policy, OutboundHandlerOptions options)
+    /// <summary>
+    /// A handler; with <paramref name="tls"/>, one that presents its client certificate and trusts only its
+    /// certificate authorities (when set), under the same destination policy as every other.
+    /// </summary>
+    public static SocketsHttpHandler Create(DestinationPolicy policy, OutboundHandlerOptions options, ClientTls? tls = null)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(options);
 
-        return new SocketsHttpHandler
+        var handler = new SocketsHttpHandler
         {
             // A redirect is returned to the caller as it is: following it could carry the
             // credentials Keyway attached to another origin.
@@ -42,6 +48,32 @@ internal static class OutboundHandler
             EnableMultipleHttp2Connections = true,
             ConnectCallback = (context, cancellationToken) => ConnectAsync(policy, context.DnsEndPoint, cancellationToken),
         };
+        if (tls is not null)
+        {
+            handler.SslOptions = SslOptionsFor(tls);
+        }
+
+        return handler;
+    }
+
+    /// <summary>The client certificate to present, and the roots the server's certificate must chain to when the resource names them.</summary>
+    internal static SslClientAuthenticationOptions SslOptionsFor(ClientTls tls)
+    {
+        var options = new SslClientAuthenticationOptions { ClientCertificateContext = tls.Context };
+        if (tls.Authorities is { } authorities)
+        {
+            var policy = new X509ChainPolicy
+            {
+                TrustMode = X509ChainTrustMode.CustomRootTrust,
+                // As for the system's roots (SslStream checks no revocation by default): a private CA seldom publishes a CRL.
+                RevocationMode = X509RevocationMode.NoCheck,
+            };
+            policy.CustomTrustStore.AddRange(authorities);
+            policy.ExtraStore.AddRange(authorities);
+            options.CertificateChainPolicy = policy;
+        }
+
+        return options;
     }
 
     /// <summary>

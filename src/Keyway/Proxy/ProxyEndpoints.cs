@@ -266,8 +266,9 @@ internal static partial class ProxyEndpoints
                         ForwarderError error;
                         try
                         {
-                            error = await forwarder.SendAsync(context, resolved.BaseUrl.OriginalString, outbound.Invoker, config, transformer);
-                            if (redacted is not null && error == ForwarderError.None && !transformer.Rejected && !transformer.Rechallenged && transformer.UnsupportedEncoding is null)
+                            error = await forwarder.SendAsync(context, resolved.BaseUrl.OriginalString, outbound.For(resolved.Tls).Invoker, config, transformer);
+                            if (redacted is not null && error == ForwarderError.None && !transformer.Rejected && !transformer.Rechallenged && !transformer.AskedForNonce &&
+                                transformer.UnsupportedEncoding is null)
                             {
                                 await redacted.FinishAsync(context.RequestAborted);
                             }
@@ -333,7 +334,7 @@ internal static partial class ProxyEndpoints
 
                         if (error != ForwarderError.None && !context.Response.HasStarted)
                         {
-                            errorCode = await ReportAsync(context, error, resource, compiled.Timeout, redactor);
+                            errorCode = await ReportAsync(context, error, resource, compiled.Timeout, redactor, resolved);
                         }
                         else if (error != ForwarderError.None)
                         {
@@ -445,7 +446,7 @@ internal static partial class ProxyEndpoints
         new() { ActivityTimeout = timeout, Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionOrLower };
 
     /// <summary>Reports a forwarding failure as problem+json; returns its code (or "canceled" when the caller left).</summary>
-    private static async Task<string> ReportAsync(HttpContext context, ForwarderError error, string resource, TimeSpan timeout, Redactor redactor)
+    private static async Task<string> ReportAsync(HttpContext context, ForwarderError error, string resource, TimeSpan timeout, Redactor redactor, ResolvedResource resolved)
     {
         var exception = context.GetForwarderErrorFeature()?.Exception;
         var problem = error switch
@@ -457,6 +458,8 @@ internal static partial class ProxyEndpoints
                 $"The decoded answer of resource '{resource}' is larger than its limit (maxResponseBytes)."),
             _ when Find<OutboundRequestException>(exception) is { } denied =>
                 Problems.Create(StatusCodes.Status403Forbidden, denied.Code, redactor.Redact(denied.Message)),
+            _ when TlsFailures.Describe(exception, resource, resolved.BaseUrl, resolved.Tls?.Tls) is { } failed =>
+                Problems.Create(StatusCodes.Status502BadGateway, TlsFailures.Code, redactor.Redact(failed)),
             _ => Problems.Create(StatusCodes.Status502BadGateway, "upstream_unreachable",
                 $"The resource '{resource}' could not be reached ({error})."),
         };

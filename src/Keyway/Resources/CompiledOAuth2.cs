@@ -10,6 +10,14 @@ internal sealed class CompiledOAuth2
 {
     public static readonly string[] Grants = ["client_credentials", "authorization_code", "refresh_token", "password", OAuth2Client.JwtBearerGrant];
 
+    /// <summary>RFC 8705 client authentication by a certificate from a CA the provider trusts.</summary>
+    public const string TlsClientAuth = "tls_client_auth";
+
+    /// <summary>RFC 8705 client authentication by a certificate the provider holds for the client.</summary>
+    public const string SelfSignedTlsClientAuth = "self_signed_tls_client_auth";
+
+    public static readonly string[] ClientAuths = ["basic", "post", "private_key_jwt", TlsClientAuth, SelfSignedTlsClientAuth];
+
     private Template? _issuer;
     private Template? _tokenUrl;
     private Template? _authorizeUrl;
@@ -42,6 +50,12 @@ internal sealed class CompiledOAuth2
     public required string Grant { get; init; }
 
     public required string ClientAuth { get; init; }
+
+    /// <summary>Whether the token endpoint is sent the resource's client certificate: mutual TLS client authentication or bound tokens (RFC 8705).</summary>
+    public bool UsesClientCertificate => ClientAuth is TlsClientAuth or SelfSignedTlsClientAuth || CertificateBound;
+
+    /// <summary>The provider binds the access tokens to the client certificate (<c>auth.certificateBoundTokens</c>).</summary>
+    public bool CertificateBound { get; init; }
 
     public required Placement TokenIn { get; init; }
 
@@ -86,9 +100,13 @@ internal sealed class CompiledOAuth2
             errors.Add(new FieldError("auth.clientId", "Set the OAuth client id."));
         }
 
-        if (auth.ClientAuth is not (null or "basic" or "post" or "private_key_jwt"))
+        if (auth.ClientAuth is not null && !ClientAuths.Contains(auth.ClientAuth))
         {
-            errors.Add(new FieldError("auth.clientAuth", $"'{auth.ClientAuth}' is not a client authentication; use 'basic', 'post' or 'private_key_jwt'."));
+            errors.Add(new FieldError("auth.clientAuth", $"'{auth.ClientAuth}' is not a client authentication; use {string.Join(", ", ClientAuths.Select(a => "'" + a + "'"))}."));
+        }
+        else if (auth.ClientAuth is TlsClientAuth or SelfSignedTlsClientAuth && auth.ClientSecret is not null)
+        {
+            errors.Add(new FieldError("auth.clientSecret", $"'{auth.ClientAuth}' authenticates the client with its TLS client certificate, not a client secret: remove auth.clientSecret."));
         }
 
         CheckAssertion(auth, grant, errors);
@@ -139,6 +157,7 @@ internal sealed class CompiledOAuth2
             _assertionAudience = parse("auth.assertion.audience", auth.Assertion?.Audience, false),
             Grant = grant,
             ClientAuth = auth.ClientAuth ?? "basic",
+            CertificateBound = auth.CertificateBoundTokens == true,
             TokenIn = inQuery ? Placement.Query : Placement.Header,
             TokenName = auth.Name ?? (inQuery ? "access_token" : "Authorization"),
             TokenPrefix = auth.Prefix ?? (inQuery ? "" : auth.Dpop is not null ? DPoPHeaders.Scheme + " " : "Bearer "),

@@ -22,8 +22,8 @@ namespace Keyway.Resources;
 /// </summary>
 internal sealed class ResourceAuthoring(RightStore rights, VariableService variables, AccessPolicy access)
 {
-    /// <summary>Fields whose change moves where the resource sends things, or whose credential it sends.</summary>
-    private static readonly string[] DestinationFields = ["baseUrl", "auth", "followRedirects", "shareCredentials"];
+    /// <summary>Fields whose change moves where the resource sends things, or whose credential it sends (tls: which server it trusts, which certificate it presents).</summary>
+    private static readonly string[] DestinationFields = ["baseUrl", "auth", "followRedirects", "shareCredentials", "tls"];
 
     /// <summary>The URLs a credential is obtained from: named in errors and traces, so never built from a secret.</summary>
     private static readonly HashSet<string> SecretFreeFields = new(StringComparer.Ordinal)

@@ -95,6 +95,9 @@ internal sealed class CompiledResource
     /// <summary>Whether the auth method works on each request as it is sent (a signature or a challenge's answer) rather than placing a value.</summary>
     public bool SignsRequests => SigV4 is not null || Digest is not null || OAuth1 is not null;
 
+    /// <summary>The TLS of its connections (a client certificate, a CA of its own), or null: the shared pool.</summary>
+    public CompiledTls? Tls { get; init; }
+
     /// <summary>
     /// A template over <c>response</c> (status, headers, body) that, when true, means the upstream
     /// rejected the credential although its status did not say so. Evaluated by runs and saved
@@ -219,6 +222,12 @@ internal static class ResourceCompiler
             }
         }
 
+        // What the TLS settings read goes to the base URL's connections (and to the token endpoint's, below, when they present it).
+        var tlsVariables = new HashSet<string>(StringComparer.Ordinal);
+        current = tlsVariables;
+        var tls = CompiledTls.Compile(definition.Tls, errors, Parse);
+        requestVariables.UnionWith(tlsVariables);
+
         current = authVariables;
         var auth = CompileAuth(definition.Auth ?? new AuthDefinition(), errors, Parse, out var oauth2, out var custom, out var signers, out var gitHubApp);
         // A token's apply templates go to the base URL with the token: what they read is checked against its bindings, not the token endpoint's.
@@ -246,6 +255,12 @@ internal static class ResourceCompiler
             // Static auth is placed on the request. A role's long-term key counts too: the credentials it buys sign
             // what goes to the base URL, so they go only where the key may (and to STS, checked on that request).
             requestVariables.UnionWith(authVariables);
+        }
+
+        CompiledTls.CheckCertificateUse(definition.Auth, oauth2, tls, errors);
+        if (oauth2 is { UsesClientCertificate: true })
+        {
+            authVariables.UnionWith(tlsVariables);
         }
 
         StaticValues.Check(definition, errors);
@@ -316,6 +331,7 @@ internal static class ResourceCompiler
             SigV4 = signers.SigV4,
             Digest = signers.Digest,
             OAuth1 = signers.OAuth1,
+            Tls = tls,
             GitHubApp = gitHubApp,
             TokenApply = tokenApply,
             AuthFailureCondition = custom?.BodyCondition,

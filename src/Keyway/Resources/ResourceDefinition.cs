@@ -43,6 +43,32 @@ internal sealed record ResourceDefinition
 
     /// <summary>How the resource's traffic is audited (else the server's <c>KEYWAY_AUDIT_TRAFFIC</c>).</summary>
     public ResourceAuditDefinition? Audit { get; init; }
+
+    /// <summary>The TLS of its connections: a client certificate to present (mutual TLS) and the CA its server's certificate chains to.</summary>
+    public ResourceTlsDefinition? Tls { get; init; }
+}
+
+/// <summary>
+/// A resource's TLS settings. The client certificate is PEM (<see cref="ClientCertificate"/>, with <see cref="ClientKey"/> or
+/// the key in the same PEM) or PKCS#12 (<see cref="Pkcs12"/>, with <see cref="Pkcs12Password"/>); keys and passwords are
+/// templates over secret variables.
+/// </summary>
+internal sealed record ResourceTlsDefinition
+{
+    /// <summary>The client certificate as PEM, then its intermediates (a template; the key may follow in the same PEM).</summary>
+    public string? ClientCertificate { get; init; }
+
+    /// <summary>The certificate's private key as unencrypted PEM (a template over a secret variable).</summary>
+    public string? ClientKey { get; init; }
+
+    /// <summary>Instead of the PEM fields: a PKCS#12 (.p12/.pfx) file, base64 (a template over a secret variable).</summary>
+    public string? Pkcs12 { get; init; }
+
+    /// <summary>The PKCS#12 file's password (a template over a secret variable).</summary>
+    public string? Pkcs12Password { get; init; }
+
+    /// <summary>The CA certificates (PEM) the server's certificate must chain to, instead of the system's: for a private CA.</summary>
+    public string? CaCertificate { get; init; }
 }
 
 /// <summary>A resource's audit settings.</summary>
@@ -81,8 +107,17 @@ internal sealed record AuthDefinition
     /// <summary>oauth2: the client secret (a template over a secret variable).</summary>
     public string? ClientSecret { get; init; }
 
-    /// <summary>oauth2: how the client authenticates: <c>basic</c> (default), <c>post</c> or <c>private_key_jwt</c> (a signed assertion, <see cref="PrivateKey"/>).</summary>
+    /// <summary>
+    /// oauth2: how the client authenticates: <c>basic</c> (default), <c>post</c>, <c>private_key_jwt</c> (a signed assertion, <see cref="PrivateKey"/>),
+    /// or RFC 8705 mutual TLS: <c>tls_client_auth</c> or <c>self_signed_tls_client_auth</c> (the resource's <c>tls</c> client certificate).
+    /// </summary>
     public string? ClientAuth { get; init; }
+
+    /// <summary>
+    /// oauth2: the provider binds access tokens to the client certificate (RFC 8705): token requests present the resource's
+    /// <c>tls</c> client certificate, as its requests do. Implied by the mutual TLS client authentications.
+    /// </summary>
+    public bool? CertificateBoundTokens { get; init; }
 
     public string? Scope { get; init; }
 

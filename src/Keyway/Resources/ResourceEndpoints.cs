@@ -40,7 +40,7 @@ internal static class ResourceEndpoints
 
         group.MapPut("/{name}", async Task<Results<Ok<ResourceView>, Created<ResourceView>, ProblemHttpResult>> (
                 string name, HttpRequest request, HttpContext http, ResourceService service, ResourceAuthoring authoring, AccessPolicy access,
-                GrantStore grants, IAuditLog audit, CancellationToken ct) =>
+                GrantStore grants, IAuditLog audit, VariableService variables, CancellationToken ct) =>
             {
                 var caller = Caller.From(http.User)!;
                 var definition = await ReadDefinitionAsync(request, ct);
@@ -54,6 +54,8 @@ internal static class ResourceEndpoints
                 // An invalid definition is reported field by field before anything is judged about who may save it.
                 ResourceCompiler.Compile(name, 0, definition);
                 var attached = await authoring.CheckAsync(caller, name, existing, definition, ct);
+                // A client certificate or key the variables already hold is read now: one that does not read is refused with its field.
+                await CompiledTls.CheckValuesAsync(variables, name, definition, attached, ct);
                 // Whoever creates a resource owns it: the grant is written in the transaction that creates it.
                 GrantInfo? creatorGrant = null;
                 var put = await service.PutAsync(name, definition, existing?.Version ?? 0, attached, createdBy: caller.UserId,

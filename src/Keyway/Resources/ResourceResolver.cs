@@ -47,6 +47,9 @@ internal sealed class ResolvedResource
     /// <summary>Signs each request as it is sent (<c>oauth1</c>), or null.</summary>
     public OAuth1Signer? OAuth1 { get; init; }
 
+    /// <summary>Its TLS settings here (the client certificate its connections present), or null: the shared pool.</summary>
+    public TlsBinding? Tls { get; init; }
+
     /// <summary>
     /// How its traffic is audited (null: the server's mode). A resource saved with <c>off</c> whose templates
     /// read a variable that is secret here (made secret after it was saved) is audited in the server's mode.
@@ -74,6 +77,7 @@ internal sealed class ResolvedResource
         Signer = Signer,
         Digest = Digest,
         OAuth1 = OAuth1,
+        Tls = Tls,
         TrafficMode = TrafficMode,
         Bindings = Bindings,
         Shown = Shown,
@@ -259,7 +263,9 @@ internal sealed class ResourceResolver(
             var signer = resource.SigV4 is { AssumeRole: null } sigV4 ? sigV4.Render(scope, derived) : null;
             var digest = resource.Digest?.Render(scope, values.Environment, derived);
             var oauth1 = resource.OAuth1?.Render(scope, derived);
-            var credential = Bind(resource, values, visible, scope, caller, redactor, derived, baseUrlText);
+            // Read once per value (CompiledTls.Read); a value that does not read is refused naming the resource and the field.
+            var tls = resource.Tls is { } compiledTls ? new TlsBinding(resource.Name, values.Environment, compiledTls.Render(scope, resource.Name)) : null;
+            var credential = Bind(resource, values, visible, scope, caller, redactor, derived, baseUrlText, tls);
             foreach (var (name, value) in headers)
             {
                 if (!Outbound.HeaderRules.IsValidValue(value))
@@ -283,6 +289,7 @@ internal sealed class ResourceResolver(
                 Signer = signer,
                 Digest = digest,
                 OAuth1 = oauth1,
+                Tls = tls,
                 Shown = shown.Build(baseUrlWithheld),
                 Bindings = values.BindingsOf(resource.ReadsAllVariables ? visible.Keys : resource.RequestVariables),
                 TrafficMode = resource.Traffic == Audit.TrafficMode.Off &&
@@ -301,7 +308,7 @@ internal sealed class ResourceResolver(
 
     private CredentialBinding? Bind(
         CompiledResource resource, EnvironmentValues values, IReadOnlyDictionary<string, object?> visible, TemplateScope scope, Caller? caller, Redactor redactor,
-        List<string> derived, string baseUrl)
+        List<string> derived, string baseUrl, TlsBinding? tls)
     {
         // A script that reads the variables as a whole may carry any visible one.
         IEnumerable<string> Read(IReadOnlySet<string> named) => resource.ReadsAllVariables ? visible.Keys : named;
@@ -329,6 +336,8 @@ internal sealed class ResourceResolver(
                 Bindings = values.BindingsOf(read),
                 SecretVersions = values.VersionsOf(read),
                 SecretDerived = compiled.SecretDerived(settingsScope, values.IsSecret),
+                // The same certificate for the token requests as for the requests (RFC 8705): a bound token is presented with it.
+                Tls = compiled.UsesClientCertificate ? tls : null,
             };
             var dpop = settings.DPoPAlgorithm is { } algorithm && dpopKeys is not null
                 ? new DPoPSigner(dpopKeys, dpopNonces ?? new DPoPNonces(), algorithm, time)

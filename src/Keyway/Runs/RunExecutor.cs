@@ -188,6 +188,8 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
         var withBody = true;
         var rechallenged = false;
         var askedForNonce = false;
+        // The shared pool, or the resource's own when it presents a client certificate (created once per certificate version).
+        var client = outbound.For(resolved.Tls).Client;
         for (var hop = 0; ; hop++)
         {
             // On every hop: a bound secret goes only to its origins, whatever the resource now says.
@@ -213,7 +215,7 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
             resolved.OAuth1?.Sign(request, OAuth1Signer.IsForm(request.Content) && withBody ? call.ReplayableBody : null, time.GetUtcNow());
             var answered = resolved.Digest?.Authorize(request);
             sent.Capture(request, withBody ? call.ReplayableBody : null);
-            var response = await outbound.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
             if (resolved.Digest is { } digest && response.StatusCode == HttpStatusCode.Unauthorized &&
                 digest.Challenged(response, answered) == DigestVerdict.Retry && !rechallenged && (!withBody || call.Content is null || call.ReplayableBody is not null))
             {
@@ -294,6 +296,11 @@ internal sealed partial class RunExecutor(OutboundClient outbound, CredentialEng
         if (e.InnerException is OutboundRequestException denied)
         {
             return new KeywayException(StatusCodes.Status403Forbidden, denied.Code, resolved.Redactor.Redact(denied.Message));
+        }
+
+        if (TlsFailures.Describe(e, resolved.Resource.Name, resolved.BaseUrl, resolved.Tls?.Tls) is { } tls)
+        {
+            return new KeywayException(StatusCodes.Status502BadGateway, TlsFailures.Code, resolved.Redactor.Redact(tls));
         }
 
         return new KeywayException(StatusCodes.Status502BadGateway, "upstream_unreachable",

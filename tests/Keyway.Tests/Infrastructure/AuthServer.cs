@@ -44,7 +44,7 @@ namespace Keyway.Tests.Infrastructure;
 /// Ask for <c>offline_access</c> to get a refresh token. Scopes: <c>openid</c>, <c>profile</c>,
 /// <c>email</c>, <c>offline_access</c>, <c>api</c>.
 /// </summary>
-public sealed class AuthServer : IAsyncDisposable
+public sealed partial class AuthServer : IAsyncDisposable
 {
     /// <summary>The user signed in at the authorization endpoint when the request has no <c>login_hint</c>.</summary>
     public const string DefaultLoginHint = "alice";
@@ -303,7 +303,7 @@ public sealed class AuthServer : IAsyncDisposable
         var options = state.Options;
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0));
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0, listen => ListenTls(listen, options)));
         builder.Services.AddSingleton(state);
         builder.Services.AddDbContext<AuthServerDbContext>(db => db.UseSqlite(connectionString).UseOpenIddict());
         builder.Services.AddOpenIddict()
@@ -342,6 +342,7 @@ public sealed class AuthServer : IAsyncDisposable
                     .AddEventHandler(RejectClients.Descriptor)
                     .AddEventHandler(ShapeTokenResponse.Descriptor)
                     .AddEventHandler(RecordRevocations.Descriptor);
+                EnableMutualTls(server, options);
                 server.UseAspNetCore()
                     .DisableTransportSecurityRequirement()
                     .EnableAuthorizationEndpointPassthrough()
@@ -373,6 +374,7 @@ public sealed class AuthServer : IAsyncDisposable
                 .AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme)
                 .RequireAuthenticatedUser());
         app.MapMethods(AnywherePath, [HttpMethods.Get, HttpMethods.Post], AnywhereAsync);
+        MapBoundApi(app);
         return app;
     }
 
@@ -593,9 +595,10 @@ public sealed class AuthServer : IAsyncDisposable
         var descriptor = new OpenIddictApplicationDescriptor
         {
             ClientId = client.ClientId,
-            ClientSecret = client.ClientSecret,
+            ClientSecret = client.ClientSecret.Length == 0 ? null : client.ClientSecret,
             ClientType = ClientTypes.Confidential,
             DisplayName = client.ClientId,
+            JsonWebKeySet = SelfSignedKeySet(client),
         };
         descriptor.Permissions.UnionWith(
         [

@@ -39,6 +39,9 @@ internal sealed class AuthServerState(AuthServerOptions options)
 
     public AuthServerOptions Options { get; } = options;
 
+    /// <summary>Every access token <c>/api/bound</c> was presented, oldest first.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> BoundApiTokens { get; } = new();
+
     /// <summary>The user the authorization endpoint signs in when the request has no <c>login_hint</c>.</summary>
     public volatile string? SignInUser;
 

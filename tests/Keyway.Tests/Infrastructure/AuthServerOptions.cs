@@ -43,6 +43,14 @@ public sealed record AuthServerOptions
 
     /// <summary>The users: for the password grant, and for <c>login_hint</c> at the authorization endpoint.</summary>
     public IReadOnlyList<AuthServerUser> Users { get; init; } = [AuthServerUser.Alice, AuthServerUser.Bob];
+
+    /// <summary>
+    /// Serves HTTPS with this certificate (with its key) instead of HTTP, asking every client for a certificate (optional at
+    /// the TLS layer), and enables RFC 8705: <c>self_signed_tls_client_auth</c> for clients registered with a
+    /// <see cref="AuthServerClient.Certificate"/>, and access tokens bound to the certificate a token request presented
+    /// (<c>cnf.x5t#S256</c>), which <c>/api/bound</c> checks against the certificate its own requests present.
+    /// </summary>
+    public System.Security.Cryptography.X509Certificates.X509Certificate2? ServerCertificate { get; init; }
 }
 
 /// <summary>
@@ -57,8 +65,11 @@ public sealed record AuthServerClient
     /// <summary>The <c>client_id</c>.</summary>
     public required string ClientId { get; init; }
 
-    /// <summary>The <c>client_secret</c>.</summary>
-    public required string ClientSecret { get; init; }
+    /// <summary>The <c>client_secret</c>; empty for a client that authenticates with its <see cref="Certificate"/>.</summary>
+    public string ClientSecret { get; init; } = "";
+
+    /// <summary>A self-signed certificate (public part) the client authenticates with (<c>self_signed_tls_client_auth</c>), registered in its key set.</summary>
+    public System.Security.Cryptography.X509Certificates.X509Certificate2? Certificate { get; init; }
 
     /// <summary>The redirect URIs the authorization endpoint accepts for this client (exact match).</summary>
     public IReadOnlyList<Uri> RedirectUris { get; init; } = [];

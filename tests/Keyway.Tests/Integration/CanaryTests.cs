@@ -29,6 +29,12 @@ public sealed class CanaryTests
         var keyPem = appKey.ExportRSAPrivateKeyPem();
         // Any leak of the key carries its base64 body: a line from its middle stands for it.
         var keyCanary = keyPem.Split('\n', StringSplitOptions.RemoveEmptyEntries)[3].Trim();
+        // A client certificate's key and a PKCS#12 file's password (mutual TLS), against an API that requires the certificate.
+        await using var mtls = await MtlsServer.StartAsync();
+        var tlsClient = mtls.Certificates.IssueClient("canary-client");
+        var tlsKeyCanary = TestCertificates.KeyPem(tlsClient).Split('\n', StringSplitOptions.RemoveEmptyEntries)[3].Trim();
+        const string P12Password = "CANARY-p12-password-4b2e9a";
+        var p12 = TestCertificates.Pkcs12Base64(tlsClient, P12Password);
         var adminToken = "kw_canary_admin_" + Guid.NewGuid().ToString("N");
         await using var keyway = await KeywayProcess.StartAsync(store, new Dictionary<string, string>
         {
@@ -154,6 +160,27 @@ public sealed class CanaryTests
             await Capture(admin.GetAsync($"/api/v1/resources/{name}"));
         }
 
+        await Capture(admin.PutAsJsonAsync("/api/v1/environments/production/variables/CANARY_TLS_CERT", new { value = TestCertificates.CertificatePem(tlsClient), secret = false }));
+        await Capture(admin.PutAsJsonAsync("/api/v1/environments/production/variables/CANARY_TLS_KEY", new { value = TestCertificates.KeyPem(tlsClient), secret = true }));
+        await Capture(admin.PutAsJsonAsync("/api/v1/environments/production/variables/CANARY_P12", new { value = p12, secret = true }));
+        await Capture(admin.PutAsJsonAsync("/api/v1/environments/production/variables/CANARY_P12_PASSWORD", new { value = P12Password, secret = true }));
+        foreach (var (name, tls) in new (string, object)[]
+        {
+            ("canary-mtls", new { clientCertificate = "{{ environment.variables.CANARY_TLS_CERT }}", clientKey = "{{ environment.variables.CANARY_TLS_KEY }}", caCertificate = mtls.Certificates.AuthorityPem }),
+            ("canary-mtls-p12", new { pkcs12 = "{{ environment.variables.CANARY_P12 }}", pkcs12Password = "{{ environment.variables.CANARY_P12_PASSWORD }}", caCertificate = mtls.Certificates.AuthorityPem }),
+            // A wrong password (another secret) and a key that is not the certificate's: errors are written.
+            ("canary-mtls-wrong", new { pkcs12 = "{{ environment.variables.CANARY_P12 }}", pkcs12Password = "{{ environment.variables.CANARY }}", caCertificate = mtls.Certificates.AuthorityPem }),
+            ("canary-mtls-mismatch", new { clientCertificate = "{{ environment.variables.CANARY_TLS_CERT }}", clientKey = "{{ environment.variables.CANARY_KEY }}", caCertificate = mtls.Certificates.AuthorityPem }),
+            ("canary-mtls-untrusted", new { pkcs12 = "{{ environment.variables.CANARY_P12 }}", pkcs12Password = "{{ environment.variables.CANARY_P12_PASSWORD }}" }),
+        })
+        {
+            await Capture(admin.PutAsJsonAsync($"/api/v1/resources/{name}", new { baseUrl = mtls.BaseUrl, tls }));
+            await Capture(admin.PostAsJsonAsync($"/api/v1/resources/{name}/run", new { path = "/whoami" }));
+            await Capture(admin.GetAsync($"/proxy/{name}/whoami"));
+            await Capture(admin.GetAsync($"/api/v1/resources/{name}"));
+            await Capture(admin.PostAsJsonAsync($"/api/v1/resources/{name}/test", new { path = "/whoami" }));
+        }
+
         await Capture(admin.GetAsync("/api/v1/audit"));
         await Capture(admin.PostAsJsonAsync("/api/v1/resources/canary/run", new { path = "/echo-header/Authorization" }));
         await Capture(admin.PostAsJsonAsync("/api/v1/resources/canary/run", new { path = "/echo-header/X-Echo" }));
@@ -195,7 +222,16 @@ public sealed class CanaryTests
         Assert.True(signing.Requests.Count(r => r.Error is null) >= 3, "The signed credentials were obtained.");
         Assert.Contains(signing.Requests, r => r.Error is not null);
 
+        // The certificate was presented: the API saw it (from the PEM and from the PKCS#12 file).
+        Assert.True(mtls.Requests.Count(r => r.Thumbprint == TestCertificates.Thumbprint(tlsClient)) >= 4, "The client certificate was presented.");
+
         await keyway.StopAsync();
+        foreach (var tlsSecret in new[] { tlsKeyCanary, P12Password, p12[..48], p12[^48..] })
+        {
+            Assert.All(outputs, output => Assert.DoesNotContain(tlsSecret, output));
+            Assert.DoesNotContain(tlsSecret, keyway.AllOutput);
+        }
+
         Assert.All(outputs, output => Assert.DoesNotContain(keyCanary, output));
         Assert.DoesNotContain(keyCanary, keyway.AllOutput);
         Assert.All(outputs, output => Assert.DoesNotContain(Canary, output));
@@ -213,6 +249,8 @@ public sealed class CanaryTests
         {
             Assert.DoesNotContain(Canary, dump);
             Assert.DoesNotContain(keyCanary, dump);
+            Assert.DoesNotContain(tlsKeyCanary, dump);
+            Assert.DoesNotContain(P12Password, dump);
             Assert.DoesNotContain(Convert.ToHexString(Encoding.UTF8.GetBytes(Canary)), dump, StringComparison.OrdinalIgnoreCase);
         }
     }

@@ -19,7 +19,7 @@ const resourceTabs = [['general', 'General'], ['auth', 'Auth & Headers'], ['adva
 /** Which tab shows a field the server named. */
 function tabOf(field) {
   if (/^(auth|headers|query)\b/.test(field)) return 'auth';
-  if (/^(timeouts|maxResponseBytes|followRedirects|shareCredentials|authFailureStatuses|audit)\b/.test(field)) return 'advanced';
+  if (/^(timeouts|maxResponseBytes|followRedirects|shareCredentials|authFailureStatuses|audit|tls)\b/.test(field)) return 'advanced';
   return 'general';
 }
 
@@ -242,6 +242,7 @@ function resourceForm({ name, definition, onSaved, onCancel }) {
   function oauthFields() {
     const grant = model.auth.grant || 'client_credentials';
     const privateKeyJwt = model.auth.clientAuth === 'private_key_jwt';
+    const mutualTls = ['tls_client_auth', 'self_signed_tls_client_auth'].includes(model.auth.clientAuth);
     const tokenOrigin = () => originOf(model.auth.tokenUrl) || originOf(model.auth.issuer);
     const callback = `${location.origin}/oauth/callback`;
     return [
@@ -254,10 +255,15 @@ function resourceForm({ name, definition, onSaved, onCancel }) {
       bound(model, 'auth.revocationUrl', 'Revocation URL', { errors, mono: true, hint: 'Used on Disconnect, when the provider offers one.' }),
       grant === 'jwt_bearer' ? signingFields(tokenOrigin, grant) : null,
       bound(model, 'auth.clientId', grant === 'jwt_bearer' ? 'Client ID (if the provider wants one)' : 'Client ID', { errors, mono: true }),
-      privateKeyJwt ? null : secretPicker(model, 'auth.clientSecret', 'Client secret', { catalog, errors, origin: tokenOrigin }),
+      privateKeyJwt || mutualTls ? null : secretPicker(model, 'auth.clientSecret', 'Client secret', { catalog, errors, origin: tokenOrigin }),
       bound(model, 'auth.clientAuth', 'Client authentication', {
         kind: 'select', errors, onchange: () => draw(),
-        choices: [['', 'HTTP Basic (default)'], ['post', 'In the request body'], ...(grant === 'jwt_bearer' ? [] : [['private_key_jwt', 'A signed assertion (private_key_jwt)']])],
+        choices: [['', 'HTTP Basic (default)'], ['post', 'In the request body'], ...(grant === 'jwt_bearer' ? [] : [['private_key_jwt', 'A signed assertion (private_key_jwt)']]),
+          ['tls_client_auth', 'The client certificate, from a CA (tls_client_auth)'], ['self_signed_tls_client_auth', 'The client certificate, self-signed (self_signed_tls_client_auth)']],
+      }),
+      mutualTls ? h('p', { class: 'hint' }, 'The token requests present the client certificate set in Advanced → Client certificate.') : null,
+      bound(model, 'auth.certificateBoundTokens', 'The provider binds tokens to the client certificate (RFC 8705)', {
+        kind: 'check', errors, hint: 'Token requests present the certificate set in Advanced, as every request does.',
       }),
       privateKeyJwt && grant !== 'jwt_bearer' ? signingFields(tokenOrigin, grant) : null,
       grant === 'password' ? bound(model, 'auth.username', 'User name', { errors, mono: true }) : null,
@@ -314,7 +320,23 @@ function resourceForm({ name, definition, onSaved, onCancel }) {
       ['oauth2', 'custom'].includes(model.auth.type) && model.auth.grant !== 'authorization_code'
         ? bound(model, 'shareCredentials', 'Each person has their own credential', { kind: 'check', invert: true, errors })
         : null,
+      tlsFields(),
     ];
+  }
+
+  /** The client certificate the connections present (mutual TLS), and a private CA. */
+  function tlsFields() {
+    const tls = model.tls || {};
+    const pkcs12 = !!tls.pkcs12;
+    return h('details', { open: !!model.tls }, h('summary', {}, 'Client certificate (mutual TLS)'),
+      h('p', { class: 'hint' }, 'For an API that asks for a client certificate: PEM (certificate, then its key) or a PKCS#12 file, each in a variable. The key and password must be secret.'),
+      pkcs12 ? null : secret('tls.clientCertificate', 'Client certificate (PEM; its chain may follow)', { hint: 'A plain or secret variable; the key may follow it in the same PEM.' }),
+      pkcs12 ? null : secret('tls.clientKey', 'Private key (PEM)', { hint: 'Unencrypted. Leave empty when the certificate\'s PEM holds it.' }),
+      tls.clientCertificate ? null : secret('tls.pkcs12', 'Or a PKCS#12 file (.p12/.pfx, base64)', { hint: 'base64 -w0 client.p12' }),
+      tls.clientCertificate ? null : secret('tls.pkcs12Password', 'PKCS#12 password'),
+      bound(model, 'tls.caCertificate', 'CA certificate of the server (PEM)', {
+        errors, mono: true, placeholder: '{{ environment.variables.INTERNAL_CA }}', hint: 'Only for a server whose certificate a private CA issued: then only this CA is trusted.',
+      }));
   }
 
   function sourceTab() {
@@ -388,7 +410,7 @@ function resourceForm({ name, definition, onSaved, onCancel }) {
   h('div', { class: 'row' }, h('button', { type: 'submit' }, name ? 'Save' : 'Create resource'),
     onCancel ? h('button', { type: 'button', class: 'secondary', onclick: onCancel }, 'Cancel') : null));
   // The secret lists arrive after the first draw; the tab that shows secret pickers is drawn again then.
-  catalogReady.then(() => { if (tab === 'auth') draw(); });
+  catalogReady.then(() => { if (tab === 'auth' || tab === 'advanced') draw(); });
   draw();
   return form;
 }

@@ -87,7 +87,8 @@ internal static class ProxySigning
 
         try
         {
-            using var response = await outbound.Client.SendAsync(probe, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            // Through the resource's own pool when it has TLS settings: the same CA and client certificate as the request itself.
+            using var response = await outbound.For(resolved.Tls).Client.SendAsync(probe, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
             if (response.StatusCode == System.Net.HttpStatusCode.Unauthorized)
             {
                 resolved.Digest!.Challenged(response, null);

@@ -141,6 +141,7 @@ internal static class ResourceCompiler
         var authVariables = new HashSet<string>(StringComparer.Ordinal);
         var current = requestVariables;
         var usesCurrentUser = false;
+        var parsingTls = false;
         var readsAll = false;
         // One token for everyone: a token request that read the caller would hand one person's token to the next.
         // (A custom flow says so itself, by step.)
@@ -168,6 +169,12 @@ internal static class ResourceCompiler
                 readsAll |= template.ReferencesAllVariables;
                 // The roots too: a script may spell the name with escapes (\u0063urrent_user) that Jint decodes.
                 usesCurrentUser |= text.Contains("current_user", StringComparison.Ordinal) || template.Roots.Contains("current_user");
+                if (parsingTls && template.Roots.Contains("current_user"))
+                {
+                    errors.Add(new FieldError(field,
+                        "A resource's TLS settings (its client certificate, its CA) are one connection pool per environment for every caller: they cannot read current_user."));
+                }
+
                 if (sharedCredential && current == authVariables && template.Roots.Contains("current_user"))
                 {
                     errors.Add(new FieldError(field,
@@ -225,7 +232,9 @@ internal static class ResourceCompiler
         // What the TLS settings read goes to the base URL's connections (and to the token endpoint's, below, when they present it).
         var tlsVariables = new HashSet<string>(StringComparer.Ordinal);
         current = tlsVariables;
+        parsingTls = true;
         var tls = CompiledTls.Compile(definition.Tls, errors, Parse);
+        parsingTls = false;
         requestVariables.UnionWith(tlsVariables);
 
         current = authVariables;

@@ -214,4 +214,15 @@ public sealed class ResourceCompilerTests
         }));
         Assert.Contains("shared by everyone", Assert.Single(error.Errors, e => e.Field == "auth.assumeRole.sessionName").Message);
     }
+
+    [Fact]
+    public void Tls_settings_may_not_read_the_caller()
+    {
+        var error = Assert.Throws<ResourceValidationException>(() => ResourceCompiler.Compile("r", 1, new ResourceDefinition
+        {
+            BaseUrl = "https://api.example.com",
+            Tls = new ResourceTlsDefinition { ClientCertificate = "{{ current_user.claims.cert }}", ClientKey = "{{ environment.variables.TOKEN }}" },
+        }));
+        Assert.Contains("current_user", Assert.Single(error.Errors, e => e.Field == "tls.clientCertificate").Message);
+    }
 }
